@@ -1,0 +1,49 @@
+"""Composition root and command line: `kitedesk [--demo] | kitedesk sim ... | kitedesk export ...`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _sim(argv: Sequence[str]) -> int:
+    from desktop.broker.sim.cli import main
+
+    return main(argv)
+
+
+def _export(argv: Sequence[str]) -> int:
+    from desktop.store.export_cli import main
+
+    return main(argv)
+
+
+SUBCOMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "sim": (_sim, "run the Kite-compatible market and broker simulator"),
+    "export": (_export, "export an account's trades to CSV"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: kitedesk COMMAND [options]", "", "commands:"]
+    lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+    lines += ["", "Run `kitedesk COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `kitedesk` console script."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        func, _ = SUBCOMMANDS[args[0]]
+        return func(args[1:])
+    if args and args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    print(_usage(), file=sys.stderr)
+    print("\nThe desktop window is not built yet: start the simulator with `kitedesk sim`.", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Everything that talks to Kite: login, REST wrapper, market stream, instruments, order gateways."""

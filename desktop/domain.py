@@ -1,0 +1,273 @@
+"""Value types shared by every layer: small, immutable, no I/O.
+
+Money is exact: prices are `Decimal` rupees quantised to the paisa; floats exist only for drawing.
+Times are IST wall-clock naive datetimes, as Kite sends them (DESIGN.md: the engine's time is market
+time, never `datetime.now()`).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+PAISA = Decimal("0.01")
+TICK_SIZE = Decimal("0.05")
+MARKET_OPEN = time(9, 15)
+MARKET_CLOSE = time(15, 30)
+
+
+def rupees(value: Any) -> Decimal:
+    """An exact rupee amount rounded to the paisa, from an int, str, float or Decimal."""
+    if isinstance(value, Decimal):
+        d = value
+    elif isinstance(value, float):
+        d = Decimal(repr(value))
+    else:
+        d = Decimal(str(value))
+    return d.quantize(PAISA, rounding=ROUND_HALF_UP)
+
+
+def to_tick(value: Any, tick: Decimal = TICK_SIZE) -> Decimal:
+    """A price rounded to the nearest tick (0.05 for index options)."""
+    d = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
+    return ((d / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick).quantize(PAISA)
+
+
+class Mode(enum.StrEnum):
+    """PAPER fills are simulated at live prices; LIVE sends real orders to the broker."""
+
+    PAPER = "PAPER"
+    LIVE = "LIVE"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSpec:
+    """What KiteDesk knows about one tradable index: where its options trade and how they step."""
+
+    name: str  # option name in the instruments dump: NIFTY, BANKNIFTY, SENSEX
+    index_symbol: str  # the index's tradingsymbol: "NIFTY 50", "NIFTY BANK", "SENSEX"
+    index_exchange: str  # NSE or BSE (the index itself, segment "INDICES")
+    index_token: int  # instrument_token of the index
+    option_exchange: str  # NFO or BFO
+    strike_step: int  # points between listed strikes
+    expiry_weekday: int  # Monday = 0: NSE index options expire Tuesday, BSE Thursday
+
+
+class Segment(enum.StrEnum):
+    """A market segment a session can trade: one index and its options."""
+
+    NIFTY = "NIFTY"
+    BANKNIFTY = "BANKNIFTY"
+    SENSEX = "SENSEX"
+
+    @property
+    def spec(self) -> SegmentSpec:
+        return _SEGMENT_SPECS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Segment:
+        """The segment named by `text` (case-insensitive), or ValueError naming the choices."""
+        key = str(text).strip().upper()
+        try:
+            return cls(key)
+        except ValueError:
+            choices = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown segment {text!r}: choose from {choices}") from None
+
+
+_SEGMENT_SPECS: dict[Segment, SegmentSpec] = {
+    Segment.NIFTY: SegmentSpec("NIFTY", "NIFTY 50", "NSE", 256265, "NFO", 50, 1),
+    Segment.BANKNIFTY: SegmentSpec("BANKNIFTY", "NIFTY BANK", "NSE", 260105, "NFO", 100, 1),
+    Segment.SENSEX: SegmentSpec("SENSEX", "SENSEX", "BSE", 265, "BFO", 100, 3),
+}
+
+
+class OptionRight(enum.StrEnum):
+    """CE is a call, PE a put."""
+
+    CE = "CE"
+    PE = "PE"
+
+
+class Side(enum.StrEnum):
+    """Kite's transaction_type."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(enum.StrEnum):
+    """Kite's order_type."""
+
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    SL = "SL"
+    SL_M = "SL-M"
+
+
+class OrderStatus(enum.StrEnum):
+    """Kite's order statuses that KiteDesk acts on; anything else is transient."""
+
+    OPEN = "OPEN"
+    COMPLETE = "COMPLETE"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    TRIGGER_PENDING = "TRIGGER PENDING"
+    PENDING = "PENDING"  # any transient state (PUT ORDER REQ RECEIVED, VALIDATION PENDING, ...)
+
+    @property
+    def is_final(self) -> bool:
+        return self in (OrderStatus.COMPLETE, OrderStatus.CANCELLED, OrderStatus.REJECTED)
+
+    @classmethod
+    def from_kite(cls, status: str) -> OrderStatus:
+        """Maps Kite's status text; unknown transient states become PENDING."""
+        try:
+            return cls(status)
+        except ValueError:
+            return cls.PENDING
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """One tab: one login of one account. Two tabs of one account are two keys."""
+
+    broker_id: str
+    session_id: str
+
+    @classmethod
+    def new(cls, broker_id: str) -> SessionKey:
+        return cls(broker_id, uuid.uuid4().hex)
+
+    @property
+    def order_tag(self) -> str:
+        """The Kite order tag that names this session (alphanumeric, 20 characters at most)."""
+        return "KD" + self.session_id.replace("-", "")[:18]
+
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One row of Kite's instruments dump."""
+
+    instrument_token: int
+    exchange_token: int
+    tradingsymbol: str
+    name: str
+    exchange: str
+    segment: str
+    instrument_type: str  # EQ, FUT, CE, PE
+    expiry: date | None = None
+    strike: Decimal = Decimal(0)
+    lot_size: int = 1
+    tick_size: Decimal = TICK_SIZE
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One market-data update for one instrument, in exchange time."""
+
+    instrument_token: int
+    last_price: Decimal
+    exchange_timestamp: datetime | None = None
+    volume: int = 0
+    oi: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One OHLC candle starting at `start` (exchange time)."""
+
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What a session decided to send, journaled before anything is sent."""
+
+    key: SessionKey
+    segment: Segment
+    mode: Mode
+    exchange: str
+    tradingsymbol: str
+    side: Side
+    quantity: int
+    order_type: OrderType = OrderType.MARKET
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    product: str = "MIS"
+    reason: str = ""  # entry, stop_loss, target, trailing_stop, signal_exit, square_off, kill
+    intent_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def tag(self) -> str:
+        return self.key.order_tag
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """An order as the broker (or the paper gateway) reports it."""
+
+    order_id: str
+    key: SessionKey
+    mode: Mode
+    exchange: str
+    tradingsymbol: str
+    side: Side
+    quantity: int
+    order_type: OrderType
+    status: OrderStatus
+    filled_quantity: int = 0
+    average_price: Decimal = Decimal(0)
+    price: Decimal | None = None
+    trigger_price: Decimal | None = None
+    tag: str = ""
+    status_message: str = ""
+    timestamp: datetime | None = None
+    intent_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution (a Kite trade)."""
+
+    fill_id: str
+    order_id: str
+    key: SessionKey
+    mode: Mode
+    exchange: str
+    tradingsymbol: str
+    side: Side
+    quantity: int
+    price: Decimal
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A session's net position in one contract."""
+
+    key: SessionKey
+    mode: Mode
+    exchange: str
+    tradingsymbol: str
+    quantity: int  # signed: > 0 long
+    average_price: Decimal
+    last_price: Decimal = Decimal(0)
+    realised_pnl: Decimal = Decimal(0)
+
+    @property
+    def unrealised_pnl(self) -> Decimal:
+        return rupees((self.last_price - self.average_price) * self.quantity)

@@ -1,0 +1,1 @@
+"""The strategy engine: registry, session engines, segment agents, strategies, risk, logs."""

@@ -1,0 +1,1 @@
+"""The local store: broker-scoped SQLite repositories, journal, migrations and CSV export."""

@@ -1,0 +1,1 @@
+"""Optional sync of each account's records to a central PostgreSQL."""

@@ -1,0 +1,1 @@
+"""PySide6 widgets and pyqtgraph charts: the only package that draws."""
