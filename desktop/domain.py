@@ -271,3 +271,38 @@ class Position:
     @property
     def unrealised_pnl(self) -> Decimal:
         return rupees((self.last_price - self.average_price) * self.quantity)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyParams:
+    """A session's validated parameters (build with desktop.engine.params.parse_params).
+
+    Percentages are plain percent numbers (5 means 5 %); times are market (IST) times of day.
+    """
+
+    segments: tuple[Segment, ...]
+    lots: int
+    stop_loss: Decimal  # percent of the entry premium, 0 < x < 100
+    itm_offset: int  # points in the money, a multiple of every chosen segment's strike step
+    mode: Mode = Mode.PAPER
+    strategy: str = "itm_momentum"
+    fast_ema: int = 9
+    slow_ema: int = 21
+    target: Decimal | None = None  # percent above the entry premium
+    trailing_stop: Decimal | None = None  # percent below the highest premium since entry
+    entry_start: time = time(9, 20)
+    entry_end: time = time(14, 45)
+    square_off: time = time(15, 15)
+    max_trades_per_day: int = 5
+    max_daily_loss: Decimal = Decimal(5000)  # rupees, realised + unrealised
+    max_orders_per_minute: int = 20
+    max_open_positions: int = 1
+    # Settings a plug-in strategy understands and KiteDesk does not: sorted (name, value) pairs.
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """A plug-in strategy's own setting, or `default` when the session did not set it."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
