@@ -1,0 +1,262 @@
+"""Per-session risk limits and kill switches. Exits are NEVER refused: risk only ever stops new risk.
+
+A `RiskManager` belongs to one session and is shared by that session's segment agents (one thread
+each), so it locks. Time is market time passed in by the caller. The rules:
+- max daily loss: realised + unrealised P&L of the market day at or below −max_daily_loss refuses
+  entries for the rest of that day (a later recovery of unrealised P&L does not re-open it);
+- max orders per minute: every order sent (entries, exits, SL orders) counts in a sliding 60-second
+  window of market time; an entry that would exceed it is refused, an exit is still allowed;
+- max open positions: open positions plus entries on their way;
+- kill switch (the session's own, or a `GlobalKillSwitch` it subscribed to): halted, exits only,
+  until `resume()`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from desktop.domain import OrderIntent, Segment, StrategyParams, rupees
+
+ENTRY_REASON = "entry"
+# Reasons that reduce risk: always allowed. Anything that is not one of these is treated as an entry.
+EXIT_REASONS = frozenset(
+    {"stop_loss", "target", "trailing_stop", "signal_exit", "square_off", "kill", "exit", "protective_stop"}
+)
+_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """The answer to one order request: allowed, or refused with a reason a trader understands."""
+
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def is_exit(intent: OrderIntent) -> bool:
+    """True when the intent closes or protects a position (never refused)."""
+    return intent.reason in EXIT_REASONS
+
+
+class GlobalKillSwitch:
+    """One switch that halts every subscribed session; created by the app, never a module global."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: dict[int, Callable[[str], None]] = {}
+        self._next_id = 0
+        self.reason: str | None = None
+
+    @property
+    def triggered(self) -> bool:
+        """True after `trigger` until `reset`."""
+        return self.reason is not None
+
+    def subscribe(self, on_kill: Callable[[str], None]) -> Callable[[], None]:
+        """Calls `on_kill(reason)` on trigger (at once if already triggered); returns an unsubscribe."""
+        with self._lock:
+            sub_id = self._next_id
+            self._next_id += 1
+            self._subscribers[sub_id] = on_kill
+            reason = self.reason
+        if reason is not None:
+            on_kill(reason)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers.pop(sub_id, None)
+
+        return unsubscribe
+
+    def trigger(self, reason: str = "global kill switch") -> list[BaseException]:
+        """Halts every subscriber; one failing subscriber does not spare the others (errors returned)."""
+        with self._lock:
+            self.reason = reason
+            callbacks = list(self._subscribers.values())
+        errors: list[BaseException] = []
+        for callback in callbacks:
+            try:
+                callback(reason)
+            except Exception as e:  # keep halting the remaining sessions
+                errors.append(e)
+        return errors
+
+    def reset(self) -> None:
+        """Re-arms the switch; halted sessions stay halted until each resumes."""
+        with self._lock:
+            self.reason = None
+
+
+class RiskManager:
+    """One session's risk state: daily loss, order rate, open positions, kill switch."""
+
+    def __init__(self, params: StrategyParams) -> None:
+        self.max_daily_loss = params.max_daily_loss
+        self.max_orders_per_minute = params.max_orders_per_minute
+        self.max_open_positions = params.max_open_positions
+        self._lock = threading.Lock()
+        self._orders: deque[datetime] = deque()
+        self._open: set[Segment] = set()
+        self._pending: set[Segment] = set()
+        self._realised: dict[Segment, Decimal] = {}
+        self._unrealised: dict[Segment, Decimal] = {}
+        self._day: date | None = None
+        self._loss_breached = False
+        self._halt_reason: str | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    # -- kill switch -------------------------------------------------------------------------------
+
+    @property
+    def halted(self) -> bool:
+        """True when the kill switch is on: exits only."""
+        return self._halt_reason is not None
+
+    @property
+    def halt_reason(self) -> str | None:
+        """Why the session is halted, or None."""
+        return self._halt_reason
+
+    def kill(self, reason: str = "kill switch") -> None:
+        """Halts the session: every entry is refused from now on, exits still pass."""
+        with self._lock:
+            self._halt_reason = reason
+
+    def resume(self) -> None:
+        """Lifts the halt (the trader's explicit choice)."""
+        with self._lock:
+            self._halt_reason = None
+
+    def attach(self, switch: GlobalKillSwitch) -> None:
+        """Subscribes to a global kill switch (halts at once if it is already triggered)."""
+        self.detach()
+        self._unsubscribe = switch.subscribe(self.kill)
+
+    def detach(self) -> None:
+        """Stops listening to the global kill switch (on session close)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    # -- checks ------------------------------------------------------------------------------------
+
+    def check(self, intent: OrderIntent, now: datetime) -> RiskDecision:
+        """Checks (and on success records) one order at market time `now`."""
+        if is_exit(intent):
+            return self.check_exit(now)
+        return self.check_entry(intent.segment, now)
+
+    def check_exit(self, now: datetime) -> RiskDecision:
+        """Always allowed; the order still counts toward the order rate."""
+        with self._lock:
+            self._roll_day(now)
+            self._record(now)
+        return RiskDecision(True)
+
+    def check_entry(self, segment: Segment, now: datetime) -> RiskDecision:
+        """Allowed only if no limit is hit; an allowed entry counts as pending for `segment`."""
+        with self._lock:
+            self._roll_day(now)
+            refusal = self._entry_refusal(segment, now)
+            if refusal:
+                return RiskDecision(False, refusal)
+            self._record(now)
+            self._pending.add(segment)
+            return RiskDecision(True)
+
+    def record_order(self, now: datetime) -> None:
+        """Counts an order the risk check did not see (an SL order modification, a cancel)."""
+        with self._lock:
+            self._record(now)
+
+    def _entry_refusal(self, segment: Segment, now: datetime) -> str:
+        if self._halt_reason is not None:
+            return f"session halted ({self._halt_reason}): only exits are allowed"
+        pnl = self._pnl()
+        if self._loss_breached or pnl <= -self.max_daily_loss:
+            self._loss_breached = True
+            return f"max daily loss ₹{self.max_daily_loss} reached (P&L ₹{rupees(pnl)}): no new entries today"
+        if segment in self._open or segment in self._pending:
+            return f"{segment.value} already has a position or an entry on its way"
+        busy = len(self._open | self._pending)
+        if busy >= self.max_open_positions:
+            return f"max open positions ({self.max_open_positions}) reached"
+        self._prune(now)
+        if len(self._orders) >= self.max_orders_per_minute:
+            return f"max orders per minute ({self.max_orders_per_minute}) reached"
+        return ""
+
+    # -- position and P&L feedback -----------------------------------------------------------------
+
+    def on_entry_filled(self, segment: Segment) -> None:
+        """The pending entry of `segment` became an open position."""
+        with self._lock:
+            self._pending.discard(segment)
+            self._open.add(segment)
+
+    def on_entry_failed(self, segment: Segment) -> None:
+        """The pending entry of `segment` was rejected or cancelled."""
+        with self._lock:
+            self._pending.discard(segment)
+
+    def on_position_closed(self, segment: Segment) -> None:
+        """The position of `segment` is flat again."""
+        with self._lock:
+            self._open.discard(segment)
+            self._unrealised.pop(segment, None)
+
+    def update_pnl(self, segment: Segment, realised: Decimal, unrealised: Decimal, now: datetime) -> None:
+        """The segment's P&L of the day so far (realised total, and unrealised of the open position)."""
+        with self._lock:
+            self._roll_day(now)
+            self._realised[segment] = realised
+            self._unrealised[segment] = unrealised
+            if self._pnl() <= -self.max_daily_loss:
+                self._loss_breached = True
+
+    @property
+    def daily_pnl(self) -> Decimal:
+        """Realised + unrealised P&L of the market day, in rupees."""
+        with self._lock:
+            return rupees(self._pnl())
+
+    @property
+    def loss_limit_breached(self) -> bool:
+        """True once the daily loss limit was reached today."""
+        return self._loss_breached
+
+    @property
+    def open_positions(self) -> int:
+        """Open positions plus entries on their way."""
+        with self._lock:
+            return len(self._open | self._pending)
+
+    # -- internals (lock held) ---------------------------------------------------------------------
+
+    def _pnl(self) -> Decimal:
+        return sum(self._realised.values(), Decimal(0)) + sum(self._unrealised.values(), Decimal(0))
+
+    def _record(self, now: datetime) -> None:
+        self._prune(now)
+        self._orders.append(now)
+
+    def _prune(self, now: datetime) -> None:
+        while self._orders and self._orders[0] <= now - _WINDOW:
+            self._orders.popleft()
+
+    def _roll_day(self, now: datetime) -> None:
+        day = now.date()
+        if self._day is None:
+            self._day = day
+        elif day > self._day:
+            self._day = day
+            self._realised.clear()
+            self._loss_breached = False
