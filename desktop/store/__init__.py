@@ -1,1 +1,34 @@
-"""The local store: broker-scoped SQLite repositories, journal, migrations and CSV export."""
+"""The local store: broker-scoped SQLite repositories, journal, migrations and CSV export.
+
+Open it with `Store.open(resolve_home(cli_home))`. Every read of trading data names its account
+(`broker_id=`, keyword-only, no default); session reads name the session too. See database.py for
+how threads, durability and write failures are handled.
+"""
+
+from desktop.store.errors import (
+    AccountRequiredError,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreWriteError,
+)
+from desktop.store.home import DB_FILENAME, logs_dir, resolve_home
+from desktop.store.records import JournalEntry, OutboxEntry, Profile, SessionRecord, TradeRow
+from desktop.store.store import Store
+
+__all__ = [
+    "DB_FILENAME",
+    "AccountRequiredError",
+    "JournalEntry",
+    "OutboxEntry",
+    "Profile",
+    "SessionRecord",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "StoreWriteError",
+    "TradeRow",
+    "logs_dir",
+    "resolve_home",
+]

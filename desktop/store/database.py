@@ -1,0 +1,238 @@
+"""The one door to the SQLite file: connections, transactions, retries and write-failure handling.
+
+Threads. SQLite allows one writer at a time. Rather than let 30 segment agents race for that lock
+(and meet "database is locked"), every write in this process goes through `Database.write`, which
+holds one `threading.Lock` for the whole transaction: writers queue in Python, in order, and never
+see SQLITE_BUSY from each other. Each write is one `BEGIN IMMEDIATE ... COMMIT` on a pooled
+connection, so a logical record (the row plus its outbox entry) is all written or not at all.
+Reads use their own pooled connections without the lock: in WAL mode readers never block the writer
+and see a consistent snapshot. Another process on the same file (a second app, the export command)
+is met with SQLite's busy timeout, then a few retries, then `StoreLockedError`.
+
+Durability. Intents, fills and journal entries are committed with `synchronous=FULL` (on disk before
+the call returns, even across a power cut); order updates and positions, which a restart rebuilds
+from the broker, use `NORMAL` (safe across a crash of the app). A disk-full or I/O failure during a
+write raises `StoreWriteError` and latches: every later write is refused with the same error until
+the store is reopened, so the journal never gets a silent hole after an entry that failed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.pool import QueuePool
+
+from desktop.store.errors import (
+    BUSY_CODES,
+    CORRUPT_CODES,
+    SQLITE_FULL,
+    SQLITE_IOERR,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+    StoreWriteError,
+    sqlite_code,
+    sqlite_reason,
+)
+from desktop.store.schema import outbox
+
+PragmaValue = int | str
+
+
+def utc_now() -> datetime:
+    """Wall-clock time for bookkeeping columns (`*_utc`), as a naive UTC datetime."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Database:
+    """A SQLite file behind one write lock; repositories do all their SQL through `read` and `write`."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        lock_retries: int = 3,
+        extra_pragmas: Mapping[str, PragmaValue] | None = None,
+    ) -> None:
+        self.path = path
+        self.device_id = ""  # set by the store once the schema exists
+        self._busy_timeout_s = busy_timeout_s
+        self._lock_retries = lock_retries
+        self._write_lock = threading.Lock()
+        self._failure: StoreWriteError | None = None
+        self._closed = False
+        self.engine: Engine = _make_engine(path, busy_timeout_s, dict(extra_pragmas or {}))
+
+    @property
+    def write_failure(self) -> StoreWriteError | None:
+        """The failure that stopped all writes, or None while writes are accepted."""
+        return self._failure
+
+    @contextmanager
+    def write(self, *, durable: bool, what: str) -> Iterator[Connection]:
+        """One write transaction saving `what` ("fill", "journal entry", ...): all of it or nothing."""
+        self._refuse_if_stopped(what)
+        with self._write_lock:
+            self._refuse_if_stopped(what)
+            try:
+                conn = self.engine.connect()
+            except DBAPIError as exc:
+                raise self._write_failed(exc, what) from exc
+            try:
+                conn.exec_driver_sql("PRAGMA synchronous=FULL" if durable else "PRAGMA synchronous=NORMAL")
+                conn.commit()
+                self.begin_immediate(conn)
+                try:
+                    yield conn
+                    conn.exec_driver_sql("COMMIT")
+                except BaseException:
+                    _rollback_quietly(conn)
+                    raise
+                conn.commit()
+            except StoreError:
+                raise
+            except IntegrityError as exc:
+                raise StoreError(_integrity_message(exc, what)) from exc
+            except DBAPIError as exc:
+                raise self._write_failed(exc, what) from exc
+            finally:
+                conn.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only snapshot: every query inside sees the same committed state."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        try:
+            conn = self.engine.connect()
+        except DBAPIError as exc:
+            raise _read_failed(exc) from exc
+        try:
+            conn.exec_driver_sql("BEGIN")
+            yield conn
+        except DBAPIError as exc:
+            raise _read_failed(exc) from exc
+        finally:
+            _rollback_quietly(conn)
+            conn.close()
+
+    def begin_immediate(self, conn: Connection) -> None:
+        """Takes SQLite's write lock now, retrying while another process holds it."""
+        for attempt in range(self._lock_retries + 1):
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+                return
+            except DBAPIError as exc:
+                if sqlite_code(exc) not in BUSY_CODES:
+                    raise
+                conn.rollback()
+                if attempt == self._lock_retries:
+                    waited = (self._lock_retries + 1) * self._busy_timeout_s
+                    raise StoreLockedError(
+                        f"the database {self.path} stayed locked by another program for about "
+                        f"{waited:.1f} s; nothing was written. Close the other program and try again."
+                    ) from exc
+                time.sleep(min(0.05 * 2**attempt, 0.5))
+
+    def add_to_outbox(self, conn: Connection, *, broker_id: str, table_name: str, record_id: str) -> None:
+        """Queues one changed record for the sync, in the caller's transaction."""
+        conn.execute(
+            insert(outbox).values(
+                broker_id=broker_id, table_name=table_name, record_id=record_id, changed_at_utc=utc_now()
+            )
+        )
+
+    def close(self) -> None:
+        """Waits for a write in progress, then closes every connection."""
+        with self._write_lock:
+            self._closed = True
+            self.engine.dispose()
+
+    def _refuse_if_stopped(self, what: str) -> None:
+        if self._closed:
+            raise StoreWriteError(f"the {what} was not saved: the store is closed")
+        if self._failure is not None:
+            raise StoreWriteError(f"the {what} was not saved: {self._failure}")
+
+    def _write_failed(self, exc: DBAPIError, what: str) -> StoreWriteError:
+        code = sqlite_code(exc)
+        if code in BUSY_CODES:
+            return StoreLockedError(f"the {what} was not saved: the database {self.path} is locked")
+        if code == SQLITE_FULL:
+            reason = "the disk is full (or the database reached its size limit)"
+        elif code == SQLITE_IOERR:
+            reason = "the disk reported an I/O error"
+        elif code in CORRUPT_CODES:
+            reason = "the database file is damaged"
+        else:
+            reason = f"SQLite said: {sqlite_reason(exc)}"
+        failure = StoreWriteError(
+            f"{reason}; the {what} was not saved and KiteDesk stopped recording to {self.path}. "
+            "Fix the cause and restart."
+        )
+        self._failure = failure
+        return failure
+
+
+def _make_engine(path: Path, busy_timeout_s: float, extra_pragmas: dict[str, PragmaValue]) -> Engine:
+    engine = create_engine(
+        f"sqlite+pysqlite:///{path}",
+        poolclass=QueuePool,
+        pool_size=5,
+        max_overflow=40,  # readers beyond the pool wait for a connection rather than fail
+        connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Driver-level autocommit: we issue BEGIN [IMMEDIATE] / COMMIT ourselves (SQLAlchemy's
+        # documented recipe), because pysqlite's implicit transactions start too late for a writer.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            for name, value in extra_pragmas.items():
+                # Names and values go into the SQL text (PRAGMA takes no parameters): allow plain words only.
+                if not name.replace("_", "").isalnum() or not str(value).replace("_", "").isalnum():
+                    raise ValueError(f"not a pragma: {name}={value!r}")
+                cursor.execute(f"PRAGMA {name}={value}")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+def _rollback_quietly(conn: Connection) -> None:
+    # After SQLITE_FULL or an I/O error SQLite may already have rolled back on its own.
+    with suppress(Exception):
+        conn.exec_driver_sql("ROLLBACK")
+    with suppress(Exception):
+        conn.rollback()
+
+
+def _read_failed(exc: DBAPIError) -> StoreError:
+    code = sqlite_code(exc)
+    if code in CORRUPT_CODES:
+        return StoreCorruptError(f"the database file is damaged ({sqlite_reason(exc)})")
+    if code in BUSY_CODES:
+        return StoreLockedError("the database is locked by another program; try again")
+    return StoreError(f"could not read the database: {sqlite_reason(exc)}")
+
+
+def _integrity_message(exc: IntegrityError, what: str) -> str:
+    reason = sqlite_reason(exc)
+    if "FOREIGN KEY" in reason:
+        return f"the {what} was not saved: its session is not recorded for this account (record the session first)"
+    return f"the {what} was not saved: it conflicts with a saved record ({reason})"

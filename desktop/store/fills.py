@@ -1,0 +1,142 @@
+"""Fills (executions), saved durably, and each session's net positions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Row, select
+from sqlalchemy.dialects.sqlite import insert
+
+from desktop.domain import Fill, Mode, Position, SessionKey, Side
+from desktop.store.database import Database, utc_now
+from desktop.store.ids import derived_id
+from desktop.store.records import require_broker_id, require_key, require_session_id
+from desktop.store.schema import fills, positions
+from desktop.store.sessions import check_mode
+
+
+class FillRepository:
+    """Executions: written once (a repeated fill is ignored), read per session."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, fill: Fill) -> bool:
+        """Commits the fill durably (synchronous=FULL) before the engine acts on it; False if already saved."""
+        key = require_key(fill.key)
+        record_id = derived_id("fill", key.broker_id, key.session_id, fill.fill_id)
+        stmt = insert(fills).values(
+            id=record_id,
+            broker_id=key.broker_id,
+            device_id=self._db.device_id,
+            session_id=key.session_id,
+            fill_id=fill.fill_id,
+            order_id=fill.order_id,
+            mode=Mode(fill.mode).value,
+            exchange=fill.exchange,
+            tradingsymbol=fill.tradingsymbol,
+            side=Side(fill.side).value,
+            quantity=fill.quantity,
+            price=fill.price,
+            timestamp=fill.timestamp,
+            trade_date=fill.timestamp.date(),
+            tag=key.order_tag,
+        )
+        with self._db.write(durable=True, what="fill") as conn:
+            check_mode(conn, key, fill.mode, "fill")
+            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
+            if added:
+                self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="fills", record_id=record_id)
+        return bool(added)
+
+    def for_session(self, *, broker_id: str, session_id: str) -> list[Fill]:
+        """Every fill of one session, oldest first."""
+        require_broker_id(broker_id)
+        require_session_id(session_id)
+        query = select(fills).where(fills.c.broker_id == broker_id, fills.c.session_id == session_id)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(fills.c.timestamp, fills.c.fill_id)).all()
+        return [fill_from_row(r) for r in rows]
+
+
+def fill_from_row(row: Row[Any]) -> Fill:
+    """The domain Fill of a `fills` row."""
+    return Fill(
+        fill_id=row.fill_id,
+        order_id=row.order_id,
+        key=SessionKey(row.broker_id, row.session_id),
+        mode=Mode(row.mode),
+        exchange=row.exchange,
+        tradingsymbol=row.tradingsymbol,
+        side=Side(row.side),
+        quantity=row.quantity,
+        price=row.price,
+        timestamp=row.timestamp,
+    )
+
+
+class PositionRepository:
+    """A session's net position per contract, as the engine last computed it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, position: Position) -> None:
+        """Saves a session's position in one contract (replacing the previous one)."""
+        key = require_key(position.key)
+        record_id = derived_id(
+            "position", key.broker_id, key.session_id, position.exchange, position.tradingsymbol
+        )
+        values = {
+            "mode": Mode(position.mode).value,
+            "quantity": position.quantity,
+            "average_price": position.average_price,
+            "last_price": position.last_price,
+            "realised_pnl": position.realised_pnl,
+            "updated_at_utc": utc_now(),
+        }
+        stmt = insert(positions).values(
+            id=record_id,
+            broker_id=key.broker_id,
+            device_id=self._db.device_id,
+            session_id=key.session_id,
+            exchange=position.exchange,
+            tradingsymbol=position.tradingsymbol,
+            **values,
+        )
+        with self._db.write(durable=False, what="position") as conn:
+            check_mode(conn, key, position.mode, "position")
+            conn.execute(stmt.on_conflict_do_update(index_elements=[positions.c.id], set_=values))
+            self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="positions", record_id=record_id)
+
+    def for_session(self, *, broker_id: str, session_id: str) -> list[Position]:
+        """Every position of one session, flat ones included."""
+        return self._query(broker_id, session_id, open_only=False)
+
+    def open_positions(self, *, broker_id: str, session_id: str) -> list[Position]:
+        """A session's positions with a non-zero quantity (what a restart must manage or square off)."""
+        return self._query(broker_id, session_id, open_only=True)
+
+    def _query(self, broker_id: str, session_id: str, *, open_only: bool) -> list[Position]:
+        require_broker_id(broker_id)
+        require_session_id(session_id)
+        query = select(positions).where(
+            positions.c.broker_id == broker_id, positions.c.session_id == session_id
+        )
+        if open_only:
+            query = query.where(positions.c.quantity != 0)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(positions.c.exchange, positions.c.tradingsymbol)).all()
+        return [
+            Position(
+                key=SessionKey(r.broker_id, r.session_id),
+                mode=Mode(r.mode),
+                exchange=r.exchange,
+                tradingsymbol=r.tradingsymbol,
+                quantity=r.quantity,
+                average_price=r.average_price,
+                last_price=r.last_price,
+                realised_pnl=r.realised_pnl,
+            )
+            for r in rows
+        ]

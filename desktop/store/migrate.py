@@ -1,0 +1,103 @@
+"""Opening safely: refuse a damaged or foreign file untouched, then bring the schema to the newest revision."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, inspect
+
+from desktop.store.errors import BUSY_CODES, CORRUPT_CODES, StoreCorruptError, StoreError, StoreLockedError
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_LEAVE_IT = "It was left exactly as it is: restore it from a backup, or move it away to start a new database."
+
+
+def check_existing_file(path: Path, *, create: bool, verify: bool) -> None:
+    """Raises unless `path` is absent (and `create`), empty, or a readable, undamaged SQLite file."""
+    if not path.exists():
+        if not create:
+            raise StoreError(f"there is no KiteDesk database at {path}")
+        return
+    if not path.is_file():
+        raise StoreError(f"{path} is not a file")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    if not head:
+        return  # a zero-byte file is an empty SQLite database: initialising it loses nothing
+    if head != SQLITE_MAGIC:
+        raise StoreCorruptError(
+            f"{path} is not a SQLite database (damaged, or another kind of file). {_LEAVE_IT}"
+        )
+    if verify:
+        _quick_check(path)
+
+
+def _quick_check(path: Path) -> None:
+    # A plain stdlib connection that only reads: SQLite writes nothing to a file it cannot parse.
+    try:
+        conn = sqlite3.connect(str(path), timeout=5.0)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code in CORRUPT_CODES:
+            raise StoreCorruptError(f"the database {path} is damaged ({exc}). {_LEAVE_IT}") from exc
+        if code in BUSY_CODES:
+            raise StoreLockedError(f"the database {path} is locked by another program; try again") from exc
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    finally:
+        conn.close()
+    if rows != [("ok",)]:
+        first = rows[0][0] if rows else "no answer"
+        raise StoreCorruptError(f"the database {path} is damaged ({first}). {_LEAVE_IT}")
+
+
+def alembic_config(conn: Connection | None = None) -> Config:
+    """An in-memory Alembic configuration (no alembic.ini) bound to `conn`."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of KiteDesk knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no revision"
+    return head
+
+
+def upgrade_schema(conn: Connection, path: Path) -> None:
+    """Upgrades the schema to head inside the caller's open write transaction (atomic: SQLite DDL is)."""
+    cfg = alembic_config(conn)
+    script = ScriptDirectory.from_config(cfg)
+    current = MigrationContext.configure(conn).get_current_revision()
+    if current is None:
+        tables = [t for t in inspect(conn).get_table_names() if not t.startswith("sqlite_")]
+        if tables:
+            raise StoreCorruptError(
+                f"{path} holds tables of another program ({', '.join(sorted(tables)[:3])}...), "
+                f"not a KiteDesk database. {_LEAVE_IT}"
+            )
+    else:
+        try:
+            script.get_revision(current)
+        except CommandError:
+            raise StoreError(
+                f"{path} was written by a newer KiteDesk (schema {current}); update KiteDesk to open it"
+            ) from None
+    if current != script.get_current_head():
+        command.upgrade(cfg, "head")

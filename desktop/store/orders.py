@@ -1,0 +1,196 @@
+"""Order intents (journaled before sending) and order updates from the broker or the paper gateway."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Row, and_, exists, select
+from sqlalchemy.dialects.sqlite import insert
+
+from desktop.domain import Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
+from desktop.store.database import Database, utc_now
+from desktop.store.ids import derived_id
+from desktop.store.records import require_broker_id, require_key, require_session_id
+from desktop.store.schema import order_intents, orders
+from desktop.store.sessions import check_mode
+
+FINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_final)
+
+
+class IntentRepository:
+    """Write-ahead record of what a session decided to send."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, intent: OrderIntent, *, at: datetime) -> bool:
+        """Commits the intent durably (synchronous=FULL) before it may be sent; False if already saved."""
+        key = require_key(intent.key)
+        record_id = derived_id("intent", key.broker_id, key.session_id, intent.intent_id)
+        stmt = insert(order_intents).values(
+            id=record_id,
+            broker_id=key.broker_id,
+            device_id=self._db.device_id,
+            session_id=key.session_id,
+            intent_id=intent.intent_id,
+            segment=Segment(intent.segment).value,
+            mode=Mode(intent.mode).value,
+            exchange=intent.exchange,
+            tradingsymbol=intent.tradingsymbol,
+            side=Side(intent.side).value,
+            quantity=intent.quantity,
+            order_type=OrderType(intent.order_type).value,
+            price=intent.price,
+            trigger_price=intent.trigger_price,
+            product=intent.product,
+            reason=intent.reason,
+            tag=intent.tag,
+            created_at=at,
+        )
+        with self._db.write(durable=True, what="order intent") as conn:
+            check_mode(conn, key, intent.mode, "order intent")
+            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
+            if added:
+                self._db.add_to_outbox(
+                    conn, broker_id=key.broker_id, table_name="order_intents", record_id=record_id
+                )
+        return bool(added)
+
+    def for_session(self, *, broker_id: str, session_id: str) -> list[OrderIntent]:
+        """Every intent of one session, in the order they were made."""
+        require_broker_id(broker_id)
+        require_session_id(session_id)
+        query = select(order_intents).where(
+            order_intents.c.broker_id == broker_id, order_intents.c.session_id == session_id
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(order_intents.c.created_at, order_intents.c.intent_id)).all()
+        return [_intent(r) for r in rows]
+
+    def unfilled(self, *, broker_id: str, session_id: str) -> list[OrderIntent]:
+        """Intents with no order in a final state (never sent, fate unknown, or still open): to reconcile."""
+        require_broker_id(broker_id)
+        require_session_id(session_id)
+        i, o = order_intents.c, orders.c
+        settled = exists().where(
+            and_(
+                o.broker_id == i.broker_id,
+                o.session_id == i.session_id,
+                o.intent_id == i.intent_id,
+                o.status.in_(FINAL_STATUSES),
+            )
+        )
+        query = select(order_intents).where(i.broker_id == broker_id, i.session_id == session_id, ~settled)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(i.created_at, i.intent_id)).all()
+        return [_intent(r) for r in rows]
+
+
+def _intent(row: Row[Any]) -> OrderIntent:
+    return OrderIntent(
+        key=SessionKey(row.broker_id, row.session_id),
+        segment=Segment(row.segment),
+        mode=Mode(row.mode),
+        exchange=row.exchange,
+        tradingsymbol=row.tradingsymbol,
+        side=Side(row.side),
+        quantity=row.quantity,
+        order_type=OrderType(row.order_type),
+        price=row.price,
+        trigger_price=row.trigger_price,
+        product=row.product,
+        reason=row.reason,
+        intent_id=row.intent_id,
+    )
+
+
+class OrderRepository:
+    """Orders as last reported; a final status, once seen, is never replaced by a late transient one."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def record(self, order: Order) -> None:
+        """Saves an order update (Kite sends updates out of order: a stale one cannot undo a final state)."""
+        key = require_key(order.key)
+        record_id = derived_id("order", key.broker_id, key.session_id, order.order_id)
+        values = {
+            "id": record_id,
+            "broker_id": key.broker_id,
+            "device_id": self._db.device_id,
+            "session_id": key.session_id,
+            "order_id": order.order_id,
+            "intent_id": order.intent_id,
+            "mode": Mode(order.mode).value,
+            "exchange": order.exchange,
+            "tradingsymbol": order.tradingsymbol,
+            "side": Side(order.side).value,
+            "quantity": order.quantity,
+            "order_type": OrderType(order.order_type).value,
+            "status": OrderStatus(order.status).value,
+            "filled_quantity": order.filled_quantity,
+            "average_price": order.average_price,
+            "price": order.price,
+            "trigger_price": order.trigger_price,
+            "tag": order.tag,
+            "status_message": order.status_message,
+            "timestamp": order.timestamp,
+            "updated_at_utc": utc_now(),
+        }
+        with self._db.write(durable=False, what="order update") as conn:
+            check_mode(conn, key, order.mode, "order")
+            old = conn.execute(select(orders).where(orders.c.id == record_id)).one_or_none()
+            if old is not None:
+                if OrderStatus(old.status).is_final and not OrderStatus(order.status).is_final:
+                    return  # a late transient update: the final state stands
+                values["filled_quantity"] = max(old.filled_quantity, order.filled_quantity)
+                values["intent_id"] = order.intent_id or old.intent_id
+            stmt = insert(orders).values(**values)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[orders.c.id], set_={k: v for k, v in values.items() if k != "id"}
+                )
+            )
+            self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="orders", record_id=record_id)
+
+    def for_session(self, *, broker_id: str, session_id: str) -> list[Order]:
+        """Every order of one session."""
+        return self._query(broker_id, session_id, open_only=False)
+
+    def open_orders(self, *, broker_id: str, session_id: str) -> list[Order]:
+        """A session's orders not yet in a final state (to reconcile with the broker after a restart)."""
+        return self._query(broker_id, session_id, open_only=True)
+
+    def _query(self, broker_id: str, session_id: str, *, open_only: bool) -> list[Order]:
+        require_broker_id(broker_id)
+        require_session_id(session_id)
+        query = select(orders).where(orders.c.broker_id == broker_id, orders.c.session_id == session_id)
+        if open_only:
+            query = query.where(orders.c.status.not_in(FINAL_STATUSES))
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(orders.c.timestamp, orders.c.order_id)).all()
+        return [_order(r) for r in rows]
+
+
+def _order(row: Row[Any]) -> Order:
+    return Order(
+        order_id=row.order_id,
+        key=SessionKey(row.broker_id, row.session_id),
+        mode=Mode(row.mode),
+        exchange=row.exchange,
+        tradingsymbol=row.tradingsymbol,
+        side=Side(row.side),
+        quantity=row.quantity,
+        order_type=OrderType(row.order_type),
+        status=OrderStatus(row.status),
+        filled_quantity=row.filled_quantity,
+        average_price=row.average_price if row.average_price is not None else Decimal(0),
+        price=row.price,
+        trigger_price=row.trigger_price,
+        tag=row.tag,
+        status_message=row.status_message,
+        timestamp=row.timestamp,
+        intent_id=row.intent_id,
+    )

@@ -1,0 +1,110 @@
+"""`Store`: opens the database file safely and hands out the broker-scoped repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import select
+from sqlalchemy.dialects.sqlite import insert
+
+from desktop.store.database import Database, PragmaValue
+from desktop.store.errors import StoreError, StoreWriteError
+from desktop.store.fills import FillRepository, PositionRepository
+from desktop.store.home import DB_FILENAME
+from desktop.store.ids import random_id
+from desktop.store.instruments import InstrumentCache
+from desktop.store.journal import JournalRepository, OutboxRepository
+from desktop.store.migrate import check_existing_file, upgrade_schema
+from desktop.store.orders import IntentRepository, OrderRepository
+from desktop.store.schema import store_meta
+from desktop.store.sessions import ProfileRepository, SessionRepository
+from desktop.store.trades import TradeRepository
+
+
+class Store:
+    """The local database of one KiteDesk home. Thread-safe; every trading read names its account."""
+
+    def __init__(self, db: Database, home: Path) -> None:
+        self._db = db
+        self.home = home
+        self.profiles = ProfileRepository(db)
+        self.sessions = SessionRepository(db)
+        self.intents = IntentRepository(db)
+        self.orders = OrderRepository(db)
+        self.fills = FillRepository(db)
+        self.positions = PositionRepository(db)
+        self.journal = JournalRepository(db)
+        self.trades = TradeRepository(db)
+        self.instruments = InstrumentCache(db)
+        self.outbox = OutboxRepository(db)
+
+    @classmethod
+    def open(
+        cls,
+        home: Path,
+        *,
+        create: bool = True,
+        verify: bool = True,
+        busy_timeout_s: float = 5.0,
+        lock_retries: int = 3,
+        extra_pragmas: Mapping[str, PragmaValue] | None = None,
+    ) -> Store:
+        """Opens (creating or upgrading) `home/kitedesk.db`; a damaged file raises and is never replaced.
+
+        `verify` runs SQLite's quick_check first; `extra_pragmas` are applied to every connection
+        (tuning and tests, e.g. `max_page_count`).
+        """
+        home = Path(home)
+        try:
+            if create:
+                home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the KiteDesk folder {home}: {exc.strerror}") from exc
+        path = home / DB_FILENAME
+        check_existing_file(path, create=create, verify=verify)
+        db = Database(
+            path, busy_timeout_s=busy_timeout_s, lock_retries=lock_retries, extra_pragmas=extra_pragmas
+        )
+        try:
+            with db.write(durable=True, what="database schema") as conn:
+                upgrade_schema(conn, path)
+                conn.execute(
+                    insert(store_meta).values(key="device_id", value=random_id()).on_conflict_do_nothing()
+                )
+            with db.read() as conn:
+                db.device_id = conn.execute(
+                    select(store_meta.c.value).where(store_meta.c.key == "device_id")
+                ).scalar_one()
+        except BaseException:
+            db.close()
+            raise
+        return cls(db, home)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._db.path
+
+    @property
+    def device_id(self) -> str:
+        """This computer's id, written on every record it creates (for the sync)."""
+        return self._db.device_id
+
+    @property
+    def write_failure(self) -> StoreWriteError | None:
+        """Why writes stopped (disk full, I/O error), or None while they are accepted."""
+        return self._db.write_failure
+
+    def close(self) -> None:
+        """Finishes a write in progress and closes the file."""
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
