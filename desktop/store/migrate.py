@@ -39,18 +39,18 @@ def check_existing_file(path: Path, *, create: bool, verify: bool) -> None:
         raise StoreCorruptError(
             f"{path} is not a SQLite database (damaged, or another kind of file). {_LEAVE_IT}"
         )
-    if verify:
-        _quick_check(path)
+    _inspect_existing(path, verify=verify)
 
 
-def _quick_check(path: Path) -> None:
-    # A plain stdlib connection that only reads: SQLite writes nothing to a file it cannot parse.
+def _inspect_existing(path: Path, *, verify: bool) -> None:
+    # A plain stdlib connection that only reads, before anything (even WAL mode) is changed in the file.
     try:
         conn = sqlite3.connect(str(path), timeout=5.0)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
     try:
-        rows = conn.execute("PRAGMA quick_check").fetchall()
+        rows = conn.execute("PRAGMA quick_check").fetchall() if verify else [("ok",)]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.Error as exc:
         code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
         if code in CORRUPT_CODES:
@@ -63,6 +63,17 @@ def _quick_check(path: Path) -> None:
     if rows != [("ok",)]:
         first = rows[0][0] if rows else "no answer"
         raise StoreCorruptError(f"the database {path} is damaged ({first}). {_LEAVE_IT}")
+    _refuse_foreign(path, tables)
+
+
+def _refuse_foreign(path: Path, tables: set[str]) -> None:
+    """A SQLite file with tables but no schema revision belongs to another program."""
+    tables = {t for t in tables if not t.startswith("sqlite_")}
+    if tables and "alembic_version" not in tables:
+        raise StoreCorruptError(
+            f"{path} holds tables of another program ({', '.join(sorted(tables)[:3])}), "
+            f"not a KiteDesk database. {_LEAVE_IT}"
+        )
 
 
 def alembic_config(conn: Connection | None = None) -> Config:
@@ -86,12 +97,7 @@ def upgrade_schema(conn: Connection, path: Path) -> None:
     script = ScriptDirectory.from_config(cfg)
     current = MigrationContext.configure(conn).get_current_revision()
     if current is None:
-        tables = [t for t in inspect(conn).get_table_names() if not t.startswith("sqlite_")]
-        if tables:
-            raise StoreCorruptError(
-                f"{path} holds tables of another program ({', '.join(sorted(tables)[:3])}...), "
-                f"not a KiteDesk database. {_LEAVE_IT}"
-            )
+        _refuse_foreign(path, set(inspect(conn).get_table_names()))
     else:
         try:
             script.get_revision(current)
