@@ -1,0 +1,121 @@
+"""Risk refuses new risk (daily loss, order rate, open positions, halt) and never refuses an exit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from desktop.domain import Mode, OrderIntent, Segment, SessionKey, Side
+from desktop.engine.risk import GlobalKillSwitch, RiskManager
+
+from .builders import at, make_params
+
+KEY = SessionKey("UK9394", "s1")
+
+
+def intent(reason: str, segment: Segment = Segment.NIFTY) -> OrderIntent:
+    side = Side.BUY if reason == "entry" else Side.SELL
+    return OrderIntent(KEY, segment, Mode.PAPER, "NFO", "NIFTY2611325000CE", side, 65, reason=reason)
+
+
+def risk(**params) -> RiskManager:
+    return RiskManager(make_params(segments=["NIFTY", "BANKNIFTY"], **params))
+
+
+def test_halted_session_refuses_entries_but_allows_every_exit():
+    r = risk()
+    r.kill("trader pressed kill")
+    refused = r.check(intent("entry"), at(10, 0))
+    assert not refused and refused.reason == "session halted (trader pressed kill): only exits are allowed"
+    for reason in ("stop_loss", "target", "trailing_stop", "signal_exit", "square_off", "kill"):
+        assert r.check(intent(reason), at(10, 0)).allowed
+    r.resume()
+    assert r.check(intent("entry"), at(10, 1)).allowed
+
+
+def test_order_rate_refuses_entries_past_the_limit_within_a_market_minute_but_never_exits():
+    r = risk(max_orders_per_minute=3, max_open_positions=2)
+    assert r.check(intent("entry", Segment.NIFTY), at(10, 0, 0)).allowed
+    assert r.check(intent("stop_loss"), at(10, 0, 10)).allowed
+    r.record_order(at(10, 0, 20))  # an SL modification counts too
+    refused = r.check(intent("entry", Segment.BANKNIFTY), at(10, 0, 30))
+    assert refused.reason == "max orders per minute (3) reached"
+    assert r.check(intent("square_off"), at(10, 0, 40)).allowed  # over the limit, still allowed
+    # Orders at 10:00:00, :10, :20 and :40 fill the window; each leaves it 60 s of market time later.
+    assert not r.check(intent("entry", Segment.BANKNIFTY), at(10, 1, 0))  # :10, :20, :40 still inside
+    assert not r.check(intent("entry", Segment.BANKNIFTY), at(10, 1, 9))
+    assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 1, 10)).allowed  # :10 left: room for one
+
+
+def test_max_open_positions_counts_open_and_pending_entries():
+    r = risk(max_open_positions=1)
+    assert r.check(intent("entry", Segment.NIFTY), at(10, 0)).allowed
+    assert (
+        r.check(intent("entry", Segment.BANKNIFTY), at(10, 0, 1)).reason == "max open positions (1) reached"
+    )
+    r.on_entry_filled(Segment.NIFTY)
+    assert not r.check(intent("entry", Segment.BANKNIFTY), at(10, 1))
+    r.on_position_closed(Segment.NIFTY)
+    assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 2)).allowed
+    assert r.open_positions == 1
+
+
+def test_a_segment_cannot_enter_twice():
+    r = risk(max_open_positions=2)
+    assert r.check(intent("entry", Segment.NIFTY), at(10, 0)).allowed
+    refused = r.check(intent("entry", Segment.NIFTY), at(10, 0, 5))
+    assert refused.reason == "NIFTY already has a position or an entry on its way"
+
+
+def test_daily_loss_from_realised_plus_unrealised_stops_entries_for_the_day():
+    r = risk(max_daily_loss=5000)
+    r.update_pnl(Segment.NIFTY, Decimal("-3000"), Decimal(0), at(10, 0))
+    r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("-1999.99"), at(10, 0))
+    assert r.check(intent("entry"), at(10, 1)).allowed
+    r.on_entry_failed(Segment.NIFTY)
+    r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("-2000"), at(10, 2))
+    assert r.daily_pnl == Decimal("-5000.00") and r.loss_limit_breached
+    refused = r.check(intent("entry"), at(10, 3))
+    assert refused.reason == "max daily loss ₹5000 reached (P&L ₹-5000.00): no new entries today"
+    assert r.check(intent("stop_loss", Segment.BANKNIFTY), at(10, 3)).allowed
+    # Unrealised recovering does not re-open the day; the next market day does.
+    r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("500"), at(10, 4))
+    assert not r.check(intent("entry"), at(10, 5))
+    assert r.check(intent("entry"), at(10, 5) + timedelta(days=1)).allowed
+
+
+def test_unknown_reason_is_treated_as_an_entry():
+    r = risk()
+    r.kill()
+    assert not r.check(intent("whatever"), at(10, 0))
+
+
+def test_global_kill_switch_halts_every_subscribed_session_even_if_one_callback_fails():
+    switch = GlobalKillSwitch()
+    a, b = risk(), risk()
+    a.attach(switch)
+
+    def broken(reason: str) -> None:
+        raise RuntimeError("boom")
+
+    switch.subscribe(broken)
+    b.attach(switch)
+    errors = switch.trigger("market crash")
+    assert len(errors) == 1
+    assert a.halted and b.halted and a.halt_reason == "market crash"
+    assert a.check(intent("square_off"), at(10, 0)).allowed
+
+
+def test_session_attaching_after_the_global_kill_starts_halted_and_detached_ones_are_spared():
+    switch = GlobalKillSwitch()
+    left = risk()
+    left.attach(switch)
+    left.detach()
+    switch.trigger("stop all")
+    late = risk()
+    late.attach(switch)
+    assert late.halted and not left.halted
+    switch.reset()
+    fresh = risk()
+    fresh.attach(switch)
+    assert not fresh.halted and late.halted  # re-arming does not resume anyone by itself
