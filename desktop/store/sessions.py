@@ -156,7 +156,7 @@ class ProfileRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def save(self, broker_id: str, *, user_name: str = "", api_key: str = "") -> None:
+    def save(self, *, broker_id: str, user_name: str = "", api_key: str = "") -> None:
         """Saves or updates an account's public details (api_key is Kite's public app id)."""
         require_broker_id(broker_id)
         record_id = derived_id("profile", broker_id)
