@@ -119,7 +119,7 @@ class LoopbackListener:
                 "paste the redirect address instead"
             ) from None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="kite-login-listener"
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="kitedesk-login-listener"
         )
         self._thread.start()
         return self

@@ -1,0 +1,408 @@
+"""Order gateways: one interface, `LiveGateway` (Kite) and `PaperGateway` (desktop/broker/paper.py).
+
+Both report `desktop.domain.Order` and `Fill` events with exact Decimal prices to their listeners.
+`LiveGateway` tags every order with its session's tag, always sends `market_protection=-1` on MARKET
+and SL-M (mandatory since April 2026), backs off and retries on a 429 (Kite did nothing), and after
+an ambiguous failure (timeout, dropped reply, 5xx) looks its tag up in the order book BEFORE anything
+else: it adopts the order it finds and never places an order twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, InputRejected, RateLimited
+from desktop.broker.session import EVENT_STREAM_CONNECTED, BrokerEvent, KiteSession
+from desktop.broker.stream import MarketStream
+from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, SessionKey, Side, rupees
+
+log = logging.getLogger(__name__)
+
+OrderListener = Callable[[Order], None]
+FillListener = Callable[[Fill], None]
+
+
+def check_intent(intent: OrderIntent) -> None:
+    """InputRejected with a trader's message when the intent cannot be a valid order."""
+    if isinstance(intent.quantity, bool) or not isinstance(intent.quantity, int) or intent.quantity < 1:
+        raise InputRejected("quantity must be a whole number ≥ 1")
+    needs_price = intent.order_type in (OrderType.LIMIT, OrderType.SL)
+    needs_trigger = intent.order_type in (OrderType.SL, OrderType.SL_M)
+    if needs_price and (intent.price is None or intent.price <= 0):
+        raise InputRejected(f"a {intent.order_type.value} order needs a price above zero")
+    if needs_trigger and (intent.trigger_price is None or intent.trigger_price <= 0):
+        raise InputRejected(f"a {intent.order_type.value} order needs a trigger price above zero")
+
+
+class OrderGateway(ABC):
+    """Places, modifies and cancels one session's orders and reports their fate as events."""
+
+    def __init__(self, key: SessionKey, mode: Mode) -> None:
+        self.key = key
+        self.mode = mode
+        self._listeners_lock = threading.Lock()
+        self._order_listeners: list[OrderListener] = []
+        self._fill_listeners: list[FillListener] = []
+
+    def add_listener(
+        self, on_order: OrderListener | None = None, on_fill: FillListener | None = None
+    ) -> None:
+        """Registers callbacks; they run on the caller's or the stream's delivery thread, never the GUI's."""
+        with self._listeners_lock:
+            if on_order:
+                self._order_listeners.append(on_order)
+            if on_fill:
+                self._fill_listeners.append(on_fill)
+
+    def _emit_order(self, order: Order) -> None:
+        with self._listeners_lock:
+            listeners = list(self._order_listeners)
+        for fn in listeners:
+            try:
+                fn(order)
+            except Exception:
+                log.exception("order listener failed")
+
+    def _emit_fill(self, fill: Fill) -> None:
+        with self._listeners_lock:
+            listeners = list(self._fill_listeners)
+        for fn in listeners:
+            try:
+                fn(fill)
+            except Exception:
+                log.exception("fill listener failed")
+
+    @abstractmethod
+    def place(self, intent: OrderIntent) -> Order:
+        """Sends the order; returns it as accepted (its fate follows as events)."""
+
+    @abstractmethod
+    def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        order_type: OrderType | None = None,
+    ) -> Order:
+        """Changes an open order."""
+
+    @abstractmethod
+    def cancel(self, order_id: str) -> Order:
+        """Cancels an open order."""
+
+    @abstractmethod
+    def orders(self) -> list[Order]:
+        """This session's orders as last known."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most gateways have nothing to stop
+        """Stops listening to the stream."""
+
+
+def _ts(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and len(value) >= 19:
+        try:
+            return datetime.strptime(value[:19], "%Y-%m-%d %H:%M:%S")
+        except ValueError:
+            return None
+    return None
+
+
+def _price(value: Any) -> Decimal | None:
+    return None if value in (None, "", 0, 0.0) else rupees(value)
+
+
+def order_from_kite(row: dict[str, Any], key: SessionKey, mode: Mode, intent_id: str = "") -> Order:
+    """A Kite order-book row or order-update payload as our Order (exact prices)."""
+    return Order(
+        order_id=str(row["order_id"]),
+        key=key,
+        mode=mode,
+        exchange=str(row.get("exchange", "")),
+        tradingsymbol=str(row.get("tradingsymbol", "")),
+        side=Side(row.get("transaction_type", "BUY")),
+        quantity=int(row.get("quantity") or 0),
+        order_type=OrderType(row.get("order_type", "MARKET")),
+        status=OrderStatus.from_kite(str(row.get("status", ""))),
+        filled_quantity=int(row.get("filled_quantity") or 0),
+        average_price=rupees(row.get("average_price") or 0),
+        price=_price(row.get("price")),
+        trigger_price=_price(row.get("trigger_price")),
+        tag=str(row.get("tag") or ""),
+        status_message=str(row.get("status_message") or ""),
+        timestamp=_ts(row.get("exchange_update_timestamp") or row.get("order_timestamp")),
+        intent_id=intent_id,
+    )
+
+
+class LiveGateway(OrderGateway):
+    """Real orders through the session's KiteSession; updates from its MarketStream, routed by tag."""
+
+    def __init__(
+        self,
+        session: KiteSession,
+        stream: MarketStream | None = None,
+        rate_limit_retries: int = 6,
+        backoff_initial: float = 0.5,
+        lookup_attempts: int = 3,
+        lookup_pause: float = 0.5,
+        variety: str = "regular",
+    ) -> None:
+        super().__init__(session.key, Mode.LIVE)
+        self._session = session
+        self._stream = stream
+        self._tag = session.key.order_tag
+        self._retries = rate_limit_retries
+        self._backoff = backoff_initial
+        self._lookup_attempts = lookup_attempts
+        self._lookup_pause = lookup_pause
+        self._variety = variety
+        self._place_lock = threading.Lock()  # one placement at a time: lookups must not adopt twice
+        self._state_lock = threading.Lock()
+        self._orders: dict[str, Order] = {}
+        self._intents: dict[str, str] = {}  # order_id -> intent_id
+        self._fill_ids: set[str] = set()
+        # Orders of this tag that existed before: an ambiguous placement must not adopt one of them.
+        self._known_ids: set[str] | None = None
+        if stream is not None:
+            stream.add_order_listener(self._on_update)
+            stream.add_event_listener(self._on_stream_event)
+
+    def _tagged_orders(self) -> list[dict[str, Any]]:
+        return [
+            o
+            for o in self._session.orders()
+            if o.get("tag") == self._tag or self._tag in (o.get("tags") or [])
+        ]
+
+    def _ensure_known(self) -> None:
+        if self._known_ids is None:
+            self._known_ids = {str(o["order_id"]) for o in self._tagged_orders()}
+
+    def place(self, intent: OrderIntent) -> Order:
+        """Places `intent` exactly once, or raises; an ambiguous failure is resolved by tag lookup."""
+        if intent.key != self.key:
+            raise InputRejected("this order belongs to another session")
+        check_intent(intent)
+        params: dict[str, Any] = dict(
+            variety=self._variety,
+            exchange=intent.exchange,
+            tradingsymbol=intent.tradingsymbol,
+            transaction_type=intent.side.value,
+            quantity=intent.quantity,
+            product=intent.product,
+            order_type=intent.order_type.value,
+            validity="DAY",
+            tag=self._tag,
+        )
+        if intent.order_type in (OrderType.LIMIT, OrderType.SL):
+            params["price"] = str(intent.price)
+        if intent.order_type in (OrderType.SL, OrderType.SL_M):
+            params["trigger_price"] = str(intent.trigger_price)
+        if intent.order_type in (OrderType.MARKET, OrderType.SL_M):
+            params["market_protection"] = -1  # automatic protection; Kite rejects these orders without it
+        with self._place_lock:
+            self._ensure_known()
+            order_id = self._place_once(intent, params)
+            assert self._known_ids is not None
+            self._known_ids.add(order_id)
+        with self._state_lock:
+            self._intents[order_id] = intent.intent_id
+        order = Order(
+            order_id=order_id,
+            key=self.key,
+            mode=Mode.LIVE,
+            exchange=intent.exchange,
+            tradingsymbol=intent.tradingsymbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            order_type=intent.order_type,
+            status=OrderStatus.PENDING,
+            price=intent.price,
+            trigger_price=intent.trigger_price,
+            tag=self._tag,
+            intent_id=intent.intent_id,
+        )
+        with self._state_lock:
+            self._orders.setdefault(order_id, order)
+        return order
+
+    def _place_once(self, intent: OrderIntent, params: dict[str, Any]) -> str:
+        delay = self._backoff
+        for attempt in range(self._retries + 1):
+            try:
+                return self._session.place_order(**params)
+            except RateLimited:
+                # Kite's 429 (or our own limiter) means nothing was placed: wait and try again.
+                if attempt >= self._retries:
+                    raise
+                log.info("%s: rate limited, retrying the order in %.1f s", self.key.broker_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except AmbiguousOrderFailure as exc:
+                found = self._find_placed(intent)
+                if found is not None:
+                    log.warning("%s: order reply lost; found order %s by tag", self.key.broker_id, found)
+                    return found
+                if attempt >= self._retries:
+                    raise
+                # The book was read after the failure and holds no such order: it was never placed.
+                log.warning("%s: order not placed (%s); sending it again", self.key.broker_id, exc.detail)
+        raise AssertionError("unreachable")
+
+    def _find_placed(self, intent: OrderIntent) -> str | None:
+        """The id of an order of our tag matching `intent` that we did not know before, or None."""
+        assert self._known_ids is not None
+        for lookup in range(self._lookup_attempts):
+            try:
+                rows = self._tagged_orders()
+            except BrokerError as exc:
+                raise AmbiguousOrderFailure(
+                    "Kite did not confirm the order and the order book cannot be read: check Kite before "
+                    "placing it again.",
+                    exc.detail,
+                ) from None
+            matches = [
+                r
+                for r in rows
+                if str(r["order_id"]) not in self._known_ids
+                and r.get("tradingsymbol") == intent.tradingsymbol
+                and r.get("transaction_type") == intent.side.value
+                and int(r.get("quantity") or 0) == intent.quantity
+                and r.get("order_type") == intent.order_type.value
+            ]
+            if matches:
+                return str(matches[-1]["order_id"])
+            if lookup + 1 < self._lookup_attempts:
+                time.sleep(self._lookup_pause)  # Kite's book may lag the order by a moment
+        return None
+
+    def modify(
+        self,
+        order_id: str,
+        *,
+        quantity: int | None = None,
+        price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+        order_type: OrderType | None = None,
+    ) -> Order:
+        """Modifies one of this session's open orders."""
+        current = self._own(order_id)
+        params: dict[str, Any] = {"variety": self._variety, "order_id": order_id}
+        if quantity is not None:
+            params["quantity"] = quantity
+        if price is not None:
+            params["price"] = str(price)
+        if trigger_price is not None:
+            params["trigger_price"] = str(trigger_price)
+        if order_type is not None:
+            params["order_type"] = order_type.value
+        self._session.modify_order(**params)
+        return current
+
+    def cancel(self, order_id: str) -> Order:
+        """Cancels one of this session's open orders."""
+        current = self._own(order_id)
+        self._session.cancel_order(variety=self._variety, order_id=order_id)
+        return current
+
+    def _own(self, order_id: str) -> Order:
+        with self._state_lock:
+            order = self._orders.get(order_id)
+        if order is None:
+            raise InputRejected(f"order {order_id} was not placed by this session")
+        return order
+
+    def orders(self) -> list[Order]:
+        """This session's orders as last reported."""
+        with self._state_lock:
+            return list(self._orders.values())
+
+    # Tracking -----------------------------------------------------------------------------------
+    def _on_update(self, row: dict[str, Any]) -> None:
+        order_id = str(row.get("order_id", ""))
+        with self._state_lock:
+            intent_id = self._intents.get(order_id, "")
+        self._apply(row, intent_id)
+
+    def _apply(self, row: dict[str, Any], intent_id: str) -> None:
+        order = order_from_kite(row, self.key, Mode.LIVE, intent_id)
+        with self._state_lock:
+            previous = self._orders.get(order.order_id)
+            changed = previous is None or (
+                previous.status,
+                previous.filled_quantity,
+                previous.average_price,
+            ) != (
+                order.status,
+                order.filled_quantity,
+                order.average_price,
+            )
+            if changed:
+                self._orders[order.order_id] = order
+        if not changed:
+            return
+        self._emit_order(order)
+        if order.filled_quantity and (previous is None or order.filled_quantity > previous.filled_quantity):
+            self._report_fills(order)
+
+    def _report_fills(self, order: Order) -> None:
+        try:
+            trades = self._session.order_trades(order.order_id)
+        except BrokerError as exc:
+            log.warning(
+                "%s: fills of %s not read yet: %s", self.key.broker_id, order.order_id, exc.trader_message
+            )
+            return
+        for t in trades:
+            fill_id = str(t.get("trade_id"))
+            with self._state_lock:
+                if fill_id in self._fill_ids:
+                    continue
+                self._fill_ids.add(fill_id)
+            self._emit_fill(
+                Fill(
+                    fill_id=fill_id,
+                    order_id=order.order_id,
+                    key=self.key,
+                    mode=Mode.LIVE,
+                    exchange=str(t.get("exchange", order.exchange)),
+                    tradingsymbol=str(t.get("tradingsymbol", order.tradingsymbol)),
+                    side=Side(t.get("transaction_type", order.side.value)),
+                    quantity=int(t.get("quantity") or 0),
+                    price=rupees(t.get("average_price") or 0),
+                    timestamp=_ts(t.get("fill_timestamp") or t.get("exchange_timestamp")) or datetime.now(),
+                )
+            )
+
+    def _on_stream_event(self, event: BrokerEvent) -> None:
+        # Kite does not replay order updates missed while disconnected: read the book instead.
+        if event.kind == EVENT_STREAM_CONNECTED:
+            try:
+                self.reconcile()
+            except BrokerError as exc:
+                log.warning(
+                    "%s: reconcile after reconnect failed: %s", self.key.broker_id, exc.trader_message
+                )
+
+    def reconcile(self) -> list[Order]:
+        """Reads this session's orders from Kite's book and reports any change missed on the stream."""
+        for row in self._tagged_orders():
+            order_id = str(row["order_id"])
+            with self._state_lock:
+                intent_id = self._intents.get(order_id, "")
+            self._apply(row, intent_id)
+        return self.orders()
+
+    def close(self) -> None:
+        """Nothing to stop: the stream is owned (and closed) by the session's owner."""

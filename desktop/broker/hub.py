@@ -1,0 +1,111 @@
+"""`BrokerHub`: what the composition root owns for the broker layer, and the only place where
+sessions of one account meet (its `AccountLink`, rate limiter, market feed and instruments).
+
+Nothing here is a module global: two hubs in one process (two test cases, say) share nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from kiteconnect import KiteConnect
+
+from desktop.broker.instruments import InstrumentBook, InstrumentCache
+from desktop.broker.login import complete_login
+from desktop.broker.profiles import AccessGrant, Profile, SecretStore
+from desktop.broker.ratelimit import AccountLimiters
+from desktop.broker.session import AccountLink, EventSink, KiteSession
+from desktop.broker.stream import AccountFeed, MarketStream
+from desktop.domain import SessionKey
+
+
+class BrokerHub:
+    """Per-account shared pieces, keyed by broker id; thread-safe."""
+
+    def __init__(
+        self,
+        secrets: SecretStore,
+        limiters: AccountLimiters | None = None,
+        instruments: InstrumentCache | None = None,
+        feed_options: dict[str, float] | None = None,
+        kite_factory: Callable[..., Any] = KiteConnect,
+    ) -> None:
+        self.secrets = secrets
+        self.limiters = limiters or AccountLimiters()
+        self.instruments = instruments or InstrumentCache()
+        self._feed_options = feed_options or {}
+        self._kite_factory = kite_factory
+        self._lock = threading.Lock()
+        self._accounts: dict[str, AccountLink] = {}
+        self._feeds: dict[str, AccountFeed] = {}
+
+    def account(self, profile: Profile) -> AccountLink:
+        """The link shared by every session of `profile`'s account."""
+        with self._lock:
+            link = self._accounts.get(profile.user_id)
+            if link is None or link.profile != profile:
+                link = AccountLink(profile, self.secrets)
+                self._accounts[profile.user_id] = link
+            return link
+
+    def login(self, profile: Profile, request_token: str) -> AccessGrant:
+        """Completes a login and hands the new token to every session and the feed of that account."""
+        grant = complete_login(profile, request_token, self.secrets, kite_factory=self._kite_factory)
+        self.account(profile).logged_in(grant)
+        return grant
+
+    def open_session(
+        self,
+        profile: Profile,
+        key: SessionKey | None = None,
+        on_event: EventSink | None = None,
+        timeout: float = 7.0,
+    ) -> KiteSession:
+        """A new session (own KiteConnect) of `profile`'s account."""
+        key = key or SessionKey.new(profile.user_id)
+        return KiteSession(
+            key,
+            self.account(profile),
+            self.limiters.for_account(profile.user_id),
+            on_event=on_event,
+            timeout=timeout,
+            kite_factory=self._kite_factory,
+        )
+
+    def open_stream(self, session: KiteSession, on_event: EventSink | None = None) -> MarketStream:
+        """A new market stream for `session`, over its account's (possibly new) feed."""
+        with self._lock:
+            for _ in range(3):
+                feed = self._feeds.get(session.broker_id)
+                if feed is None or feed.closing:
+                    feed = AccountFeed(session.account, on_closed=self._feed_closed, **self._feed_options)
+                    self._feeds[session.broker_id] = feed
+                try:
+                    return feed.open_stream(session.key, on_event)
+                except RuntimeError:  # it closed between the check and the open: make a new one
+                    self._feeds.pop(session.broker_id, None)
+        raise RuntimeError("could not open a market stream")
+
+    def _feed_closed(self, feed: AccountFeed) -> None:
+        with self._lock:
+            if self._feeds.get(feed.broker_id) is feed:
+                del self._feeds[feed.broker_id]
+
+    def feed(self, broker_id: str) -> AccountFeed | None:
+        """The account's live feed, if any stream is open (diagnostics and tests)."""
+        with self._lock:
+            return self._feeds.get(broker_id)
+
+    def instrument_book(self, session: KiteSession, day: date) -> InstrumentBook:
+        """The day's instruments of the session's account, fetched once per account per day."""
+        return self.instruments.book(session.broker_id, day, session.instruments)
+
+    def close(self) -> None:
+        """Closes every feed (sessions and streams are closed by their owners first)."""
+        with self._lock:
+            feeds = list(self._feeds.values())
+        for feed in feeds:
+            feed.close()

@@ -1,0 +1,464 @@
+"""Market data: one `AccountFeed` (WebSocket) per account, one `MarketStream` per session over it.
+
+Why our own asyncio client and not `KiteTicker`: see `desktop/broker/ticks.py`'s docstring. Each feed
+runs its own event loop on its own thread ("kitedesk-feed-<account>"), so closing one account's feed
+touches nothing else. The feed subscribes the union of its streams' instruments (the richest mode any
+stream asked for), reconnects with exponential backoff and resubscribes, reconnects a connection that
+has been silent for `silence_timeout` seconds (Kite sends a heartbeat every second), reports a 403 at
+the upgrade as "login needed" to its `AccountLink`, and rebuilds the connection with the new token after
+a login. Ticks go to every stream subscribed to the instrument; order updates go only to the stream
+whose session tag the order carries. Each stream delivers on its own thread
+("kitedesk-stream-<session>"), order updates before queued ticks, so a slow consumer never slows the
+feed or another session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+
+from desktop.broker.errors import LoginNeeded, scrub, translate
+from desktop.broker.session import (
+    EVENT_STREAM_CONNECTED,
+    EVENT_STREAM_DISCONNECTED,
+    AccountLink,
+    BrokerEvent,
+    EventSink,
+)
+from desktop.broker.ticks import MODE_FULL, MODE_LTP, MODE_QUOTE, MODES, QuoteTick, parse_frame, parse_text
+from desktop.domain import SessionKey
+
+log = logging.getLogger(__name__)
+
+_MODE_RANK = {MODE_LTP: 0, MODE_QUOTE: 1, MODE_FULL: 2}
+_END_OF_SOCKET = (
+    aiohttp.WSMsgType.CLOSE,
+    aiohttp.WSMsgType.CLOSING,
+    aiohttp.WSMsgType.CLOSED,
+    aiohttp.WSMsgType.ERROR,
+)
+MAX_TICKS_QUEUED = 20_000  # per stream; beyond it the oldest ticks are dropped (orders never are)
+
+TickListener = Callable[[list[QuoteTick]], None]
+OrderListener = Callable[[dict[str, Any]], None]
+
+
+class MarketStream:
+    """One session's view of its account's feed: its own subscriptions, ticks and order updates."""
+
+    def __init__(self, feed: AccountFeed, key: SessionKey, on_event: EventSink | None = None) -> None:
+        self.key = key
+        self._feed = feed
+        self._lock = threading.Condition()
+        self.wanted: dict[int, str] = {}  # token -> mode; read by the feed under its own lock
+        self._last: dict[int, QuoteTick] = {}
+        self._ticks: collections.deque[list[QuoteTick]] = collections.deque()
+        self._orders: collections.deque[dict[str, Any]] = collections.deque()
+        self._events: collections.deque[BrokerEvent] = collections.deque()
+        self._tick_listeners: list[TickListener] = []
+        self._order_listeners: list[OrderListener] = []
+        self._event_listeners: list[EventSink] = [on_event] if on_event is not None else []
+        self.dropped_ticks = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._dispatch, name=f"kitedesk-stream-{key.session_id[:8]}")
+        self._thread.start()
+
+    # Consumer side -------------------------------------------------------------------------
+    def add_tick_listener(self, listener: TickListener) -> None:
+        """`listener(ticks)` runs on this stream's delivery thread for each batch of subscribed ticks."""
+        with self._lock:
+            self._tick_listeners.append(listener)
+
+    def add_order_listener(self, listener: OrderListener) -> None:
+        """`listener(update)` runs on the delivery thread for each order update carrying this session's tag."""
+        with self._lock:
+            self._order_listeners.append(listener)
+
+    def add_event_listener(self, listener: EventSink) -> None:
+        """`listener(event)` runs on the delivery thread when the feed connects or drops."""
+        with self._lock:
+            self._event_listeners.append(listener)
+
+    def remove_tick_listener(self, listener: TickListener) -> None:
+        """Stops delivering ticks to `listener`."""
+        with self._lock:
+            if listener in self._tick_listeners:
+                self._tick_listeners.remove(listener)
+
+    def subscribe(self, tokens: Iterable[int], mode: str = MODE_QUOTE) -> None:
+        """Adds instruments to this stream (in `mode`); other streams are unaffected."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        with self._lock:
+            for token in tokens:
+                self.wanted[int(token)] = mode
+        self._feed.resync()
+
+    def set_mode(self, mode: str, tokens: Iterable[int]) -> None:
+        """Changes the mode of already subscribed instruments."""
+        with self._lock:
+            self.wanted.update({int(t): mode for t in tokens if int(t) in self.wanted})
+        self._feed.resync()
+
+    def unsubscribe(self, tokens: Iterable[int]) -> None:
+        """Removes instruments from this stream only."""
+        with self._lock:
+            for token in tokens:
+                self.wanted.pop(int(token), None)
+                self._last.pop(int(token), None)
+        self._feed.resync()
+
+    def subscriptions(self) -> dict[int, str]:
+        """This stream's instruments and modes."""
+        with self._lock:
+            return dict(self.wanted)
+
+    def last_tick(self, token: int) -> QuoteTick | None:
+        """The latest tick of `token` this stream received, or None."""
+        with self._lock:
+            return self._last.get(token)
+
+    def last_price(self, token: int) -> Decimal | None:
+        """The latest traded price of `token`, or None before its first tick."""
+        tick = self.last_tick(token)
+        return tick.last_price if tick else None
+
+    @property
+    def connected(self) -> bool:
+        """True while the account's feed is connected."""
+        return self._feed.connected
+
+    def close(self) -> None:
+        """Detaches from the feed and stops this stream's thread; other streams keep streaming."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._lock.notify_all()
+        self._feed.detach(self)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    # Feed side (called on the feed's thread) --------------------------------------------------
+    def _offer_ticks(self, ticks: list[QuoteTick]) -> None:
+        with self._lock:
+            mine = [t for t in ticks if t.instrument_token in self.wanted]
+            if not mine or self._closed:
+                return
+            for t in mine:
+                self._last[t.instrument_token] = t
+            self._ticks.append(mine)
+            while len(self._ticks) > MAX_TICKS_QUEUED:
+                self._ticks.popleft()
+                self.dropped_ticks += 1
+            self._lock.notify()
+
+    def _offer_order(self, update: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._closed:
+                self._orders.append(update)
+                self._lock.notify()
+
+    def _offer_event(self, kind: str, message: str = "") -> None:
+        with self._lock:
+            if not self._closed and self._event_listeners:
+                self._events.append(BrokerEvent(kind, self.key, message))
+                self._lock.notify()
+
+    # Delivery thread ---------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._closed or self._orders or self._events or self._ticks):
+                    self._lock.wait()
+                if self._closed:
+                    return
+                # Order updates and events first: they must not queue behind market data.
+                if self._orders:
+                    item: Any = ("order", self._orders.popleft(), list(self._order_listeners))
+                elif self._events:
+                    item = ("event", self._events.popleft(), list(self._event_listeners))
+                else:
+                    item = ("ticks", self._ticks.popleft(), list(self._tick_listeners))
+            _kind, payload, listeners = item
+            for listener in listeners:
+                try:
+                    listener(payload)
+                except Exception:  # a consumer's bug must not end delivery (vn.py's lesson)
+                    log.exception("stream %s: listener failed", self.key.session_id[:8])
+
+
+class AccountFeed:
+    """One account's WebSocket connection shared by its sessions' streams; runs its own loop thread."""
+
+    def __init__(
+        self,
+        account: AccountLink,
+        silence_timeout: float = 10.0,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        connect_timeout: float = 10.0,
+        on_closed: Callable[[AccountFeed], None] | None = None,
+    ) -> None:
+        self.account = account
+        self.broker_id = account.broker_id
+        self.silence_timeout = silence_timeout
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._connect_timeout = connect_timeout
+        self._on_closed = on_closed
+        self._lock = threading.Lock()
+        self._streams: list[MarketStream] = []
+        self._server_modes: dict[int, str] = {}
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._connected = False
+        self._closing = False
+        self.connections = 0  # how many times a connection opened (tests and diagnostics)
+        self._loop = asyncio.new_event_loop()
+        self._wake: asyncio.Event | None = None
+        self._sync_lock = asyncio.Lock()
+        self._main_task: asyncio.Task[None] | None = None
+        self._conn_task: asyncio.Task[bool] | None = None
+        self._thread = threading.Thread(target=self._run_loop, name=f"kitedesk-feed-{self.broker_id}")
+        account.add_listener(self._account_changed)
+        self._thread.start()
+
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        return self._connected
+
+    def open_stream(self, key: SessionKey, on_event: EventSink | None = None) -> MarketStream:
+        """A new stream for session `key` (which must belong to this feed's account)."""
+        if key.broker_id != self.broker_id:
+            raise ValueError("a stream's session must belong to the feed's account")
+        with self._lock:
+            if self._closing:
+                raise RuntimeError("feed is closing")
+            stream = MarketStream(self, key, on_event)
+            self._streams.append(stream)
+            # Under the lock that _serve also takes: the stream hears "connected" exactly once.
+            if self._connected:
+                stream._offer_event(EVENT_STREAM_CONNECTED)
+        return stream
+
+    def detach(self, stream: MarketStream) -> None:
+        """Removes a stream; the feed closes itself once its last stream has gone."""
+        with self._lock:
+            if stream in self._streams:
+                self._streams.remove(stream)
+            last = not self._streams and not self._closing
+        if last:
+            self.close()
+        else:
+            self.resync()
+
+    def resync(self) -> None:
+        """Brings the server's subscriptions in line with the streams' (thread-safe)."""
+        if not self._closing:
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._sync()))
+
+    def close(self) -> None:
+        """Closes the connection and joins the feed's thread."""
+        with self._lock:
+            already, self._closing = self._closing, True
+        if not already:
+            self.account.remove_listener(self._account_changed)
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop)
+            if self._on_closed is not None:
+                self._on_closed(self)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=10)
+
+    @property
+    def closing(self) -> bool:
+        """True once the feed is shutting down: open a new one instead."""
+        return self._closing
+
+    # Account events (any thread) -----------------------------------------------------------------
+    def _account_changed(self, token: str | None) -> None:
+        # A new login (or a lost one): drop the connection built on the old token and start over.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._restart_connection)
+
+    def _restart_connection(self) -> None:
+        if self._conn_task is not None:
+            self._conn_task.cancel()
+        self._poke()
+
+    def _stop(self) -> None:
+        if self._main_task is not None:
+            self._main_task.cancel()
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # The loop thread -------------------------------------------------------------------------------
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._main_task = self._loop.create_task(self._run())
+            with contextlib.suppress(asyncio.CancelledError):
+                self._loop.run_until_complete(self._main_task)
+        finally:
+            self._loop.close()
+
+    async def _run(self) -> None:
+        self._wake = asyncio.Event()
+        backoff = self._backoff_initial
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self._connect_timeout, sock_connect=self._connect_timeout
+        )
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            while not self._closing:
+                token = self.account.access_token
+                if token is None:
+                    await self._sleep(1.0)  # until a login (or close) pokes us
+                    continue
+                self._conn_task = asyncio.get_running_loop().create_task(self._connect_once(http, token))
+                try:
+                    opened = await self._conn_task
+                except asyncio.CancelledError:
+                    if self._closing or self._main_task is None or self._main_task.cancelling():
+                        raise
+                    opened = True  # restarted on purpose (new login): reconnect at once
+                    backoff = self._backoff_initial
+                    continue
+                finally:
+                    self._conn_task = None
+                    self._disconnected()
+                if opened:
+                    backoff = self._backoff_initial
+                if self._closing:
+                    break
+                await self._sleep(backoff)
+                backoff = min(self._backoff_max, backoff * 2)
+
+    async def _connect_once(self, http: aiohttp.ClientSession, token: str) -> bool:
+        """One connection's life; True if it opened. Never raises except on cancellation."""
+        url = f"{self.account.profile.ws_root}?api_key={self.account.profile.api_key}&access_token={token}"
+        try:
+            async with http.ws_connect(url, autoping=True, heartbeat=None, max_msg_size=0) as ws:
+                await self._serve(ws)
+                return True
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - classified here, never crashes the feed
+            err = translate(exc, secrets=(token,))
+            if isinstance(err, LoginNeeded):
+                self.account.mark_login_needed(token)
+            else:
+                log.info("feed %s: connection failed: %s", self.broker_id, scrub(err.detail, (token,)))
+            return False
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        if not self._closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), seconds)
+        # Cleared after waking, not before sleeping, so a poke that came early is never lost.
+        self._wake.clear()
+
+    async def _serve(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self._ws = ws
+        self._server_modes = {}
+        self.connections += 1
+        await self._sync()
+        with self._lock:
+            self._connected = True
+            for stream in self._streams:
+                stream._offer_event(EVENT_STREAM_CONNECTED)
+        while not self._closing:
+            try:
+                # The watchdog: Kite sends at least a heartbeat a second; silence means a dead link.
+                msg = await asyncio.wait_for(ws.receive(), self.silence_timeout)
+            except TimeoutError:
+                log.info("feed %s: silent for %.0f s, reconnecting", self.broker_id, self.silence_timeout)
+                return
+            if msg.type == aiohttp.WSMsgType.BINARY:
+                ticks = parse_frame(msg.data)
+                if ticks:
+                    for stream in self._stream_list():
+                        stream._offer_ticks(ticks)
+            elif msg.type == aiohttp.WSMsgType.TEXT:
+                self._on_text(msg.data)
+            elif msg.type in _END_OF_SOCKET:
+                return
+
+    def _disconnected(self) -> None:
+        was, self._connected = self._connected, False
+        self._ws = None  # `async with ws_connect` has closed it
+        self._server_modes = {}
+        if was and not self._closing:
+            for stream in self._stream_list():
+                stream._offer_event(EVENT_STREAM_DISCONNECTED, "market data connection lost: reconnecting")
+
+    def _stream_list(self) -> list[MarketStream]:
+        with self._lock:
+            return list(self._streams)
+
+    def _on_text(self, payload: str) -> None:
+        msg = parse_text(payload)
+        if msg is None:
+            return
+        if msg.kind == "order" and isinstance(msg.data, dict):
+            tag = msg.data.get("tag")
+            tags = msg.data.get("tags") or []
+            routed = False
+            for stream in self._stream_list():
+                if stream.key.order_tag == tag or stream.key.order_tag in tags:
+                    stream._offer_order(msg.data)
+                    routed = True
+            if not routed:
+                log.debug("feed %s: order update for another client or session ignored", self.broker_id)
+        elif msg.kind == "error":
+            log.warning("feed %s: Kite says: %s", self.broker_id, scrub(str(msg.data)))
+
+    def _desired_modes(self) -> dict[int, str]:
+        desired: dict[int, str] = {}
+        for stream in self._stream_list():
+            with stream._lock:
+                wanted = dict(stream.wanted)
+            for token, mode in wanted.items():
+                if token not in desired or _MODE_RANK[mode] > _MODE_RANK[desired[token]]:
+                    desired[token] = mode
+        return desired
+
+    async def _sync(self) -> None:
+        async with self._sync_lock:  # one diff at a time: sends interleave at every await
+            await self._sync_locked()
+
+    async def _sync_locked(self) -> None:
+        ws = self._ws
+        if ws is None or ws.closed:
+            return
+        desired = self._desired_modes()
+        current = self._server_modes
+        gone = [t for t in current if t not in desired]
+        new = [t for t in desired if t not in current]
+        by_mode: dict[str, list[int]] = {}
+        for token, mode in desired.items():
+            if current.get(token) != mode:
+                by_mode.setdefault(mode, []).append(token)
+        try:
+            if gone:
+                await ws.send_str(json.dumps({"a": "unsubscribe", "v": gone}))
+            if new:
+                await ws.send_str(json.dumps({"a": "subscribe", "v": new}))
+            for mode, tokens in by_mode.items():
+                await ws.send_str(json.dumps({"a": "mode", "v": [mode, tokens]}))
+        except (ConnectionError, RuntimeError, aiohttp.ClientError):
+            return  # the reader notices the broken socket and reconnects; the next connect resyncs
+        self._server_modes = desired
