@@ -130,7 +130,7 @@ class Strategy(ABC):
     def on_fill(
         self, right: OptionRight, tradingsymbol: str, quantity: int, price: Decimal, t: datetime
     ) -> None:
-        """The entry filled at average `price`: the strategy now holds a position with a stop."""
+        """The entry filled completely at average `price` (or a recovered position is adopted): now held."""
 
     @abstractmethod
     def on_entry_rejected(self, reason: str) -> None:
