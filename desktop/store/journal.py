@@ -46,7 +46,7 @@ class JournalRepository:
             raise StoreError("a journal entry needs a kind")
         record_id = random_id()
         with self._db.write(durable=True, what="journal entry") as conn:
-            seq = conn.execute(
+            result = conn.execute(
                 insert(journal).values(
                     id=record_id,
                     broker_id=key.broker_id,
@@ -58,7 +58,10 @@ class JournalRepository:
                     market_time=market_time,
                     recorded_at_utc=utc_now(),
                 )
-            ).inserted_primary_key[0]
+            )
+            seq = result.inserted_primary_key[0] if result.inserted_primary_key else None
+            if seq is None:
+                raise StoreError("the journal entry got no sequence number")
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="journal", record_id=record_id)
         return int(seq)
 

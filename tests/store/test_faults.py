@@ -1,0 +1,130 @@
+"""Many writers at once, a database locked by another program, and a full disk."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from desktop.domain import Mode, Segment
+from desktop.store import DB_FILENAME, Store, StoreLockedError, StoreWriteError
+from tests.store.conftest import DAY, make_fill, make_intent, new_session
+
+WRITERS = 30
+RECORDS_EACH = 12
+
+
+def test_thirty_segment_agents_writing_at_once_lose_nothing(store):
+    keys = [new_session(store, f"AC{n % 5:04d}", label=f"agent {n}") for n in range(WRITERS)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(WRITERS)
+
+    def agent(n: int) -> None:
+        key = keys[n]
+        try:
+            start.wait()
+            for i in range(RECORDS_EACH):
+                at = DAY + timedelta(seconds=i)
+                store.journal.append(
+                    key, segment=Segment.NIFTY, kind="tick", payload={"i": i}, market_time=at
+                )
+                if i % 3 == 0:
+                    store.intents.record(make_intent(key), at=at)
+                    store.fills.record(make_fill(key, at=at))
+                store.trades.for_session(broker_id=key.broker_id, session_id=key.session_id)  # readers too
+        except BaseException as exc:  # collected: the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent, args=(n,), name=f"agent-{n}") for n in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    for key in keys:
+        entries = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        assert [e.payload["i"] for e in entries] == list(range(RECORDS_EACH))
+        assert len(store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)) == 4
+        assert len(store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)) == 4
+
+
+@pytest.fixture
+def other_program(tmp_path: Path) -> Iterator[sqlite3.Connection]:
+    """A second program's connection to the same database file, not holding any lock yet."""
+    with Store.open(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None, check_same_thread=False)
+    yield conn
+    conn.close()
+
+
+def test_locked_database_is_retried_then_reported_plainly(tmp_path, other_program):
+    with Store.open(tmp_path, busy_timeout_s=0.05, lock_retries=2) as store:
+        key = new_session(store, "AB1234")
+        other_program.execute("BEGIN IMMEDIATE")  # the other program holds the write lock
+        try:
+            with pytest.raises(StoreLockedError, match="locked by another program"):
+                store.fills.record(make_fill(key))
+        finally:
+            other_program.execute("ROLLBACK")
+        assert store.write_failure is None  # a lock is not a damaged disk: writes go on
+        assert store.fills.record(make_fill(key))
+
+
+def test_lock_released_during_the_retries_lets_the_write_through(tmp_path, other_program):
+    with Store.open(tmp_path, busy_timeout_s=0.1, lock_retries=5) as store:
+        key = new_session(store, "AB1234")
+        other_program.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.25, lambda: other_program.execute("ROLLBACK"))
+        release.start()
+        try:
+            fill = make_fill(key)
+            assert store.fills.record(fill)
+        finally:
+            release.join()
+        assert store.fills.for_session(broker_id="AB1234", session_id=key.session_id) == [fill]
+
+
+def _pages(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("PRAGMA page_count").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_full_disk_stops_writes_and_leaves_nothing_half_written(tmp_path):
+    with Store.open(tmp_path) as store:
+        key = new_session(store, "AB1234", mode=Mode.LIVE)
+    limit = _pages(tmp_path / DB_FILENAME) + 8
+    # max_page_count makes SQLite answer SQLITE_FULL for real once the file would grow past it.
+    with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
+        saved = []
+        with pytest.raises(StoreWriteError, match="disk is full") as failure:
+            for n in range(1000):
+                fill = make_fill(key, mode=Mode.LIVE, fill_id=f"F{n}" + "x" * 40)
+                store.journal.append(
+                    key, segment=None, kind="fill", payload={"pad": "p" * 1500}, market_time=DAY
+                )
+                store.fills.record(fill)
+                saved.append(fill.fill_id)
+        assert saved and "restart" in str(failure.value)
+        assert store.write_failure is not None
+        # New entries stop, even small ones that would fit.
+        with pytest.raises(StoreWriteError, match="not saved"):
+            store.sessions.set_state(key, "stopped")
+        # Reads still work, and every saved fill is whole: its row and its outbox entry, nothing else.
+        fills = store.fills.for_session(broker_id="AB1234", session_id=key.session_id)
+        assert [f.fill_id for f in fills] == saved and all(f.price == Decimal("100.05") for f in fills)
+        outbox = store.outbox.pending(broker_id="AB1234", limit=100_000)
+        assert sum(e.table_name == "fills" for e in outbox) == len(saved)
+        journal = store.journal.for_session(broker_id="AB1234", session_id=key.session_id)
+        assert sum(e.table_name == "journal" for e in outbox) == len(journal)
+        assert len(journal) in (len(saved), len(saved) + 1)
+    with Store.open(tmp_path) as store:  # with room again, a restart records again
+        assert store.fills.record(make_fill(key, mode=Mode.LIVE))
