@@ -80,15 +80,17 @@ class TradeRepository:
             rows = conn.execute(query).all()
             session_ids = sorted({r.session_id for r in rows})
             # A round trip may have opened before `date_from`: replay each session's whole history.
-            history = (
-                conn.execute(
+            # Sessions are disjoint, so chunks (SQLite caps bound parameters) can simply be joined.
+            history: list[Any] = []
+            for start in range(0, len(session_ids), 500):
+                history += conn.execute(
                     select(fills)
-                    .where(fills.c.broker_id == broker_id, fills.c.session_id.in_(session_ids))
+                    .where(
+                        fills.c.broker_id == broker_id,
+                        fills.c.session_id.in_(session_ids[start : start + 500]),
+                    )
                     .order_by(fills.c.timestamp, text("fills.rowid"))
                 ).all()
-                if rows
-                else []
-            )
         return _trade_rows(rows, [fill_from_row(r) for r in history])
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[TradeRow]:

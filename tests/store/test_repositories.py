@@ -170,3 +170,21 @@ def test_a_flipping_fill_closes_one_round_trip_and_opens_the_next():
     cover = make_fill(key, side=Side.BUY, quantity=50, price="11")
     pnl = round_trip_pnl([buy, flip, cover])
     assert pnl == {("s1", flip.fill_id): Decimal("100.00"), ("s1", cover.fill_id): Decimal("50.00")}
+
+
+def test_round_trip_opened_before_the_range_still_gets_its_pnl(store):
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    store.fills.record(make_fill(key, mode=Mode.LIVE, side=Side.BUY, price="100", at=DAY))
+    sell = make_fill(key, mode=Mode.LIVE, side=Side.SELL, price="101.50", at=DAY + timedelta(days=1))
+    store.fills.record(sell)
+    day2 = (DAY + timedelta(days=1)).date()
+    [row] = store.trades.for_account(broker_id="AB1234", mode=Mode.LIVE, date_from=day2, date_to=day2)
+    assert row.fill == sell and row.round_trip_pnl == Decimal("97.50")
+    assert store.trades.for_account(broker_id="AB1234", mode=Mode.PAPER) == []
+
+
+def test_account_trades_refuse_a_backwards_day_range(store):
+    with pytest.raises(StoreError, match="after the end day"):
+        store.trades.for_account(
+            broker_id="AB1234", mode=Mode.LIVE, date_from=date(2026, 1, 6), date_to=date(2026, 1, 5)
+        )
