@@ -1,0 +1,176 @@
+"""Live and paper gateways with the real kiteconnect client against the simulator, under its faults."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from decimal import Decimal
+
+from desktop.broker.gateway import LiveGateway
+from desktop.broker.instruments import OptionContract
+from desktop.broker.paper import PaperGateway
+from desktop.domain import Fill, Mode, OptionRight, Order, OrderIntent, OrderStatus, OrderType, Segment, Side
+from tests.broker.conftest import login, wait_until
+
+TODAY = date(2026, 1, 8)
+
+
+class Events:
+    """Order and fill events a gateway reported."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+
+    def on_order(self, order: Order) -> None:
+        with self.lock:
+            self.orders.append(order)
+
+    def on_fill(self, fill: Fill) -> None:
+        with self.lock:
+            self.fills.append(fill)
+
+    def final(self, order_id: str) -> Order | None:
+        with self.lock:
+            done = [o for o in self.orders if o.order_id == order_id and o.status.is_final]
+        return done[-1] if done else None
+
+
+def option(hub, session) -> OptionContract:
+    book = hub.instrument_book(session, TODAY)
+    spot = Decimal(str(session.ltp("NSE:NIFTY 50")["NSE:NIFTY 50"]["last_price"]))
+    return book.resolve_itm_option(Segment.NIFTY, spot, OptionRight.CE, 100, TODAY)
+
+
+def intent(session, contract: OptionContract, side: Side = Side.BUY, mode: Mode = Mode.LIVE) -> OrderIntent:
+    return OrderIntent(session.key, Segment.NIFTY, mode, contract.exchange, contract.tradingsymbol, side,
+                       contract.lot_size, reason="entry")  # fmt: skip
+
+
+def sim_orders(sim, api_key: str) -> list:
+    return list(sim.state.accounts[api_key].book.orders.values())
+
+
+def test_live_order_is_placed_tagged_tracked_filled_and_exited(hub, sim) -> None:
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    stream = hub.open_stream(session)
+    gateway = LiveGateway(session, stream)
+    seen = Events()
+    gateway.add_listener(seen.on_order, seen.on_fill)
+    contract = option(hub, session)
+
+    entry = gateway.place(intent(session, contract))
+    assert wait_until(lambda: seen.final(entry.order_id) is not None)
+    done = seen.final(entry.order_id)
+    assert done.status is OrderStatus.COMPLETE and done.filled_quantity == contract.lot_size
+    assert isinstance(done.average_price, Decimal) and done.average_price > 0
+    assert wait_until(lambda: len(seen.fills) >= 1)
+    assert sum(f.quantity for f in seen.fills) == contract.lot_size
+    assert seen.fills[0].price == done.average_price  # one fill: same exact price
+
+    exit_order = gateway.place(intent(session, contract, Side.SELL))
+    assert wait_until(lambda: seen.final(exit_order.order_id) is not None)
+    at_broker = sim_orders(sim, "UK9394")
+    assert len(at_broker) == 2
+    assert all(o.tag == session.key.order_tag and o.market_protection == -1 for o in at_broker)
+    stream.close()
+    session.close()
+
+
+def test_order_updates_reach_only_the_session_that_placed_the_order(hub, sim) -> None:
+    profile = login(hub, sim, "UK9394")
+    s1, s2 = hub.open_session(profile), hub.open_session(profile)
+    st1, st2 = hub.open_stream(s1), hub.open_stream(s2)
+    g1, g2 = LiveGateway(s1, st1), LiveGateway(s2, st2)
+    seen1, seen2 = Events(), Events()
+    g1.add_listener(seen1.on_order, seen1.on_fill)
+    g2.add_listener(seen2.on_order, seen2.on_fill)
+    placed = g1.place(intent(s1, option(hub, s1)))
+    assert wait_until(lambda: seen1.final(placed.order_id) is not None)
+    assert seen2.orders == [] and seen2.fills == [] and g2.orders() == []
+    for s in (st1, st2):
+        s.close()
+    for s in (s1, s2):
+        s.close()
+
+
+def test_rate_limit_429_backs_off_and_places_exactly_one_order(hub, sim) -> None:
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    gateway = LiveGateway(session, None, backoff_initial=0.2)
+    contract = option(hub, session)
+    sim.inject_fault({"kind": "rate_limit", "api_key": "UK9394", "seconds": 1.0})
+    started = time.monotonic()
+    order = gateway.place(intent(session, contract))
+    assert time.monotonic() - started >= 0.9  # it really waited out the 429s
+    at_broker = sim_orders(sim, "UK9394")
+    assert [o.order_id for o in at_broker] == [order.order_id]
+    session.close()
+
+
+def test_lost_order_reply_leaves_exactly_one_order_at_the_broker(hub, sim) -> None:
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    gateway = LiveGateway(session, None, lookup_pause=0.1)
+    contract = option(hub, session)
+    earlier = gateway.place(intent(session, contract))  # an older order with the same tag and shape
+    for how in ("drop", "503"):
+        sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": how})
+        adopted = gateway.place(intent(session, contract))
+        assert sim.state.accounts["UK9394"].lose_next_order_reply is None  # the reply really was lost
+        assert adopted.order_id != earlier.order_id
+    ids = [o.order_id for o in sim_orders(sim, "UK9394")]
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert {o.order_id for o in gateway.orders()} == set(ids)
+    session.close()
+
+
+def test_paper_gateway_fills_at_live_prices_while_the_broker_order_book_stays_empty(hub, sim) -> None:
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    stream = hub.open_stream(session)
+    book = hub.instrument_book(session, TODAY)
+    contract = option(hub, session)
+    calls: list[str] = []
+    original = session.call
+    session.call = lambda kind, method, *a, **k: (calls.append(method), original(kind, method, *a, **k))[1]
+
+    def token_of(exchange: str, symbol: str) -> int | None:
+        found = book.by_symbol(exchange, symbol)
+        return found.instrument_token if found else None
+
+    paper = PaperGateway(session.key, stream, token_of, slippage=Decimal("0.50"))
+    seen = Events()
+    paper.add_listener(seen.on_order, seen.on_fill)
+    stream.subscribe([contract.instrument_token], "full")
+    assert wait_until(lambda: stream.last_price(contract.instrument_token) is not None)
+    entry = paper.place(intent(session, contract, mode=Mode.PAPER))
+    assert wait_until(lambda: seen.final(entry.order_id) is not None)
+    fill = seen.fills[0]
+    assert fill.mode is Mode.PAPER and fill.quantity == contract.lot_size
+    assert fill.price % Decimal("0.05") == 0
+
+    # a sell stop above the market is already through its trigger: it fills on the next tick
+    ltp = stream.last_price(contract.instrument_token)
+    stop = paper.place(
+        OrderIntent(
+            session.key,
+            Segment.NIFTY,
+            Mode.PAPER,
+            contract.exchange,
+            contract.tradingsymbol,
+            Side.SELL,
+            contract.lot_size,
+            order_type=OrderType.SL_M,
+            trigger_price=ltp * 2,
+            reason="stop_loss",
+        )  # fmt: skip
+    )
+    assert wait_until(lambda: seen.final(stop.order_id) is not None)
+    assert sim_orders(sim, "UK9394") == []
+    assert not {"place_order", "modify_order", "cancel_order"} & set(calls)
+    stream.close()
+    session.close()
