@@ -1,0 +1,94 @@
+"""Faults the simulator injects on request, so that recovery paths are tested against a real socket.
+
+Kinds (JSON body of POST /_sim/faults, or `Simulator.inject_fault` from Python):
+- expire_token {api_key}: the access token dies (REST 403 TokenException); the account's sockets close.
+- drop_ws {api_key}: the account's sockets are dropped without a close frame.
+- stall_ws {api_key, seconds}: the sockets stay open but send nothing, not even heartbeats.
+- rate_limit {api_key, seconds}: every REST call of the account answers 429 NetworkException.
+- reject_next_order {api_key}: the next order is accepted, then REJECTED by "RMS".
+- lose_next_order_reply {api_key, how: "drop" | "503"}: the next order is placed, but its HTTP reply is
+  lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
+- fail_next_request {api_key, error_type, message?, status?}: the account's next REST call fails with that
+  Kite error (status defaults to the one Kite uses for the type), to test every exception class.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from desktop.broker.sim.book import SimKiteError, input_error
+
+if TYPE_CHECKING:
+    from desktop.broker.sim.state import SimState
+    from desktop.broker.sim.stream import TickStreamer
+
+FAULT_KINDS = (
+    "expire_token",
+    "drop_ws",
+    "stall_ws",
+    "rate_limit",
+    "reject_next_order",
+    "lose_next_order_reply",
+    "fail_next_request",
+)
+# What Kite answers for each error type it names (KITE.md, "Exceptions").
+ERROR_STATUS = {
+    "TokenException": 403,
+    "PermissionException": 403,
+    "InputException": 400,
+    "OrderException": 500,
+    "DataException": 502,
+    "NetworkException": 503,
+    "GeneralException": 500,
+    "MarginException": 400,
+    "HoldingException": 400,
+    "UserException": 400,
+}
+
+
+def _seconds(body: dict[str, Any]) -> float:
+    try:
+        seconds = float(body["seconds"])
+    except (KeyError, TypeError, ValueError):
+        raise input_error(f'{body.get("kind")} needs "seconds": a number > 0.') from None
+    if seconds <= 0:
+        raise input_error(f'{body.get("kind")} needs "seconds": a number > 0.')
+    return seconds
+
+
+async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dict[str, Any]:
+    """Applies one fault; returns what it touched. Bad requests raise InputException."""
+    if not isinstance(body, dict):
+        raise input_error('A fault is a JSON object with "kind" and "api_key".')
+    kind = body.get("kind")
+    if kind not in FAULT_KINDS:
+        raise input_error(f"Unknown fault kind {kind!r}: choose from {', '.join(FAULT_KINDS)}.")
+    acc = state.account(str(body.get("api_key", "")))
+    result: dict[str, Any] = {"kind": kind, "api_key": acc.account.api_key}
+    if kind == "expire_token":
+        acc.access_token = None
+        result["sockets_closed"] = await streamer.close_account(acc, clean=True)
+    elif kind == "drop_ws":
+        result["sockets_dropped"] = await streamer.close_account(acc, clean=False)
+    elif kind == "stall_ws":
+        result["sockets_stalled"] = streamer.stall_account(acc, _seconds(body))
+    elif kind == "rate_limit":
+        acc.rate_limited_until = time.monotonic() + _seconds(body)
+    elif kind == "reject_next_order":
+        acc.book.reject_next = True
+    elif kind == "lose_next_order_reply":
+        how = str(body.get("how", "drop"))
+        if how not in ("drop", "503"):
+            raise input_error('lose_next_order_reply: "how" is "drop" or "503".')
+        acc.lose_next_order_reply = how
+        result["how"] = how
+    elif kind == "fail_next_request":
+        error_type = str(body.get("error_type", ""))
+        if error_type not in ERROR_STATUS:
+            raise input_error(f"fail_next_request: error_type is one of {', '.join(ERROR_STATUS)}.")
+        status = int(body.get("status") or ERROR_STATUS[error_type])
+        message = str(body.get("message") or f"Simulated {error_type}")
+        acc.fail_next_request = SimKiteError(status, error_type, message)
+        result["error_type"] = error_type
+    return result
