@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.pool import QueuePool
 
 from desktop.store.errors import (
@@ -104,6 +104,8 @@ class Database:
                 raise StoreError(_integrity_message(exc, what)) from exc
             except DBAPIError as exc:
                 raise self._write_failed(exc, what) from exc
+            except StatementError as exc:  # a value refused before SQLite saw it (e.g. a float as money)
+                raise StoreError(f"the {what} was not saved: {exc.orig}") from exc
             finally:
                 conn.close()
 

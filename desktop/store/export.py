@@ -120,6 +120,7 @@ class _ExpiryLookup:
         self._by_day: dict[date, dict[tuple[str, str], date]] = {}
 
     def expiry(self, exchange: str, tradingsymbol: str, day: date) -> date | None:
+        """The contract's expiry, or None when neither the cache nor the symbol tells it."""
         if day not in self._by_day:
             dump = self._store.instruments.load(broker_id=self._broker_id, day=day) or []
             self._by_day[day] = {

@@ -37,6 +37,7 @@ class DecimalText(TypeDecorator[Decimal]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """Decimal to text; anything else is refused (a float here would be a money bug)."""
         if value is None:
             return None
         if not isinstance(value, Decimal):
@@ -44,6 +45,7 @@ class DecimalText(TypeDecorator[Decimal]):
         return str(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        """Text back to an exact Decimal."""
         return None if value is None else Decimal(value)
 
 

@@ -188,3 +188,10 @@ def test_account_trades_refuse_a_backwards_day_range(store):
         store.trades.for_account(
             broker_id="AB1234", mode=Mode.LIVE, date_from=date(2026, 1, 6), date_to=date(2026, 1, 5)
         )
+
+
+def test_money_as_a_float_is_refused(store):
+    key = new_session(store, "AB1234")
+    with pytest.raises(StoreError, match="money must be a Decimal"):
+        store.positions.upsert(Position(key, Mode.PAPER, "NFO", SYMBOL, 65, 100.05))  # type: ignore[arg-type]
+    assert store.positions.for_session(broker_id="AB1234", session_id=key.session_id) == []

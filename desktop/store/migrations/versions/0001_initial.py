@@ -35,6 +35,7 @@ def _session_fk(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    """Creates every table of the first schema."""
     op.create_table(
         "store_meta",
         sa.Column("key", sa.String(64), primary_key=True),
@@ -190,6 +191,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    """Drops every table (children first)."""
     for table in (
         "sync_cursors",
         "outbox",
