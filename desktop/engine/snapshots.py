@@ -1,0 +1,127 @@
+"""What the engine shows the outside world: immutable snapshots a GUI or a headless run reads at its own pace.
+
+Agents publish a new snapshot object whenever something changes; readers take the latest one (a plain
+attribute read, no lock, no signal per tick). Bars are shared between snapshots: the closed-bar tuple is
+replaced only when a bar closes, so `bars_version` tells a chart whether anything but the forming bar moved.
+Prices are Decimal: convert to float only to draw.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from desktop.domain import Bar, Fill, Mode, Order, Position, Segment, SessionKey
+
+
+class AgentState(enum.StrEnum):
+    """Life of one segment agent."""
+
+    STARTING = "starting"  # thread up, instruments and history loading
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"  # its strategy raised: only this agent stops, the reason is in `failure`
+
+
+class SessionState(enum.StrEnum):
+    """Life of one session (one tab)."""
+
+    IDLE = "idle"  # opened, never started
+    STARTING = "starting"
+    RUNNING = "running"
+    HALTED = "halted"  # kill switch or daily loss: exits only
+    LOGIN_NEEDED = "login_needed"  # the account's token expired; resumes after a new login
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class TradeMarker:
+    """An entry or exit drawn on the index chart at the index price of that moment."""
+
+    time: datetime
+    index_price: Decimal
+    kind: str  # "entry" or "exit"
+    label: str  # e.g. "BUY NIFTY2611325900CE @ 182.35" or "SL 172.10"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSnapshot:
+    """One segment agent as the GUI draws it."""
+
+    segment: Segment
+    state: AgentState
+    failure: str | None = None
+    last_tick_time: datetime | None = None
+    bars: tuple[Bar, ...] = ()  # closed 1-minute bars of the index, oldest first (history included)
+    bars_version: int = 0  # bumps when `bars` changes (a bar closed or history loaded)
+    forming_bar: Bar | None = None  # the current, still-changing bar
+    fast_ema: tuple[Decimal | None, ...] = ()  # one value per closed bar, aligned with `bars`
+    slow_ema: tuple[Decimal | None, ...] = ()
+    signal: str | None = None  # last signal, e.g. "UP 10:31"
+    markers: tuple[TradeMarker, ...] = ()
+    option_symbol: str | None = None  # the held option
+    quantity: int = 0
+    entry_price: Decimal | None = None
+    stop_price: Decimal | None = None
+    target_price: Decimal | None = None
+    option_price: Decimal | None = None
+    realised_pnl: Decimal = Decimal(0)
+    unrealised_pnl: Decimal = Decimal(0)
+    trades_today: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """One session (tab) at one moment."""
+
+    key: SessionKey
+    label: str
+    mode: Mode | None
+    state: SessionState
+    market_time: datetime | None = None
+    segments: tuple[SegmentSnapshot, ...] = ()
+    orders: tuple[Order, ...] = ()
+    fills: tuple[Fill, ...] = ()
+    positions: tuple[Position, ...] = ()
+    realised_pnl: Decimal = Decimal(0)
+    unrealised_pnl: Decimal = Decimal(0)
+    message: str = ""  # why halted / failed / login needed, in a trader's words
+    version: int = 0  # bumps on every new snapshot of this session
+
+    @property
+    def day_pnl(self) -> Decimal:
+        return self.realised_pnl + self.unrealised_pnl
+
+    def segment(self, segment: Segment) -> SegmentSnapshot | None:
+        return next((s for s in self.segments if s.segment is segment), None)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One line of a session's log, for the GUI's log panel (already redacted)."""
+
+    segment: str  # a segment name, or "" for the session itself
+    level: str  # DEBUG, INFO, WARNING, ERROR
+    text: str  # the formatted line as written to the file
+    market_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileInfo:
+    """A broker account as the login dialog shows it (no secrets)."""
+
+    user_id: str
+    api_key: str
+    display_name: str = ""
+    redirect_url: str = "http://127.0.0.1:5000/kite/callback"
+    api_root: str = "https://api.kite.trade"
+    login_url_root: str = "https://kite.zerodha.com"
+    logged_in: bool = False
+    has_secret: bool = False
+    tags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("demo",)
