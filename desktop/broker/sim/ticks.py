@@ -21,10 +21,8 @@ FULL_PACKET_LEN = 184
 DEPTH_LEVELS = 10  # 5 bids then 5 offers
 
 _LTP = struct.Struct(">II")
-# The index `change` field is the only one that can be negative; the client ignores it, so it is packed
-# signed rather than clamped (every other field is unsigned, as Kite's).
-_INDEX_QUOTE = struct.Struct(">IIIIIIi")
-_INDEX_FULL = struct.Struct(">IIIIIIiI")
+_INDEX_QUOTE = struct.Struct(">IIIIIII")
+_INDEX_FULL = struct.Struct(">IIIIIIII")
 _QUOTE = struct.Struct(">IIIIIIIIIII")
 _FULL_HEAD = struct.Struct(">IIIIIIIIIIIIIIII")
 _DEPTH_LEVEL = struct.Struct(">IIHxx")
@@ -63,7 +61,12 @@ def encode_index_packet(
     change: int,
     ts_epoch: int | None,
 ) -> bytes:
-    """An index packet: 28 bytes (quote mode) or 32 with the exchange timestamp (full mode)."""
+    """An index packet: 28 bytes (quote mode) or 32 with the exchange timestamp (full mode).
+
+    `change` (ltp - close, paise) is the only field that can be negative: the client ignores it, so it is
+    written as 32-bit two's complement rather than refused.
+    """
+    change &= 0xFFFFFFFF
     if ts_epoch is None:
         return _INDEX_QUOTE.pack(token, ltp_paise, high, low, open_, close, change)
     return _INDEX_FULL.pack(token, ltp_paise, high, low, open_, close, change, ts_epoch)
