@@ -59,6 +59,24 @@ def order_quantity(lots: int, lot_size: int) -> int:
     return lots * lot_size
 
 
+def effective_itm_offset(offset: int, segment: Segment) -> int:
+    """The ITM offset used for `segment`: `offset` rounded UP to its strike step ("at least this deep").
+
+    E.g. 150 points on BANKNIFTY (strikes 100 apart) → 200; on NIFTY (50 apart) → 150.
+    """
+    step = segment.spec.strike_step
+    return -(-int(offset) // step) * step
+
+
+def itm_offset_note(offset: int, segment: Segment) -> str:
+    """A line for the log and the snapshot when the offset had to be rounded up, else ''."""
+    used = effective_itm_offset(offset, segment)
+    if used == offset:
+        return ""
+    step = segment.spec.strike_step
+    return f"{segment.value}: ITM offset {offset} → {used} points (strikes {step} apart)"
+
+
 def _decimal(value: Any) -> Decimal | None:
     """A Decimal from an int, float, str or Decimal; None for anything else (bools included)."""
     if isinstance(value, bool):
@@ -203,13 +221,14 @@ def parse_params(
         problems.append("stop_loss is missing (percent of the entry premium, e.g. 5)")
 
     itm_offset = c.whole("itm_offset", None, 0, "a whole number of points")
-    if itm_offset is not None:
-        for seg in segments:
-            step = seg.spec.strike_step
-            if itm_offset % step:
-                problems.append(
-                    f"itm_offset {itm_offset} is not a multiple of {seg.value}'s strike step {step}"
-                )
+    if itm_offset is not None and segments:
+        # The finest grid decides; coarser segments round the offset up (see effective_itm_offset).
+        finest = min(segments, key=lambda s: s.spec.strike_step)
+        step = finest.spec.strike_step
+        if itm_offset % step:
+            problems.append(
+                f"itm_offset {itm_offset} is not a multiple of {finest.value}'s strike step {step}"
+            )
 
     live_ok = confirm_live is True or raw.get("confirm_live") is True
     mode = _mode(raw.get("mode"), live_ok, problems)

@@ -8,7 +8,14 @@ from decimal import Decimal
 import pytest
 
 from desktop.domain import Mode, Segment
-from desktop.engine.params import ParamsError, order_quantity, params_to_dict, parse_params
+from desktop.engine.params import (
+    ParamsError,
+    effective_itm_offset,
+    itm_offset_note,
+    order_quantity,
+    params_to_dict,
+    parse_params,
+)
 
 GOOD = {"segments": ["NIFTY", "BANKNIFTY"], "lots": 1, "stop_loss": 5, "itm_offset": 100}
 
@@ -57,12 +64,27 @@ def test_fractional_stop_loss_from_toml_float_is_exact():
     assert parse_params({**GOOD, "stop_loss": 5.1}).stop_loss == Decimal("5.1")
 
 
-def test_itm_offset_must_fit_every_chosen_segments_strike_step():
+def test_itm_offset_must_fit_the_finest_strike_step_of_the_session():
     problems = problems_of(segments=["NIFTY", "BANKNIFTY"], itm_offset=75)
-    assert "itm_offset 75 is not a multiple of NIFTY's strike step 50" in problems
-    assert "itm_offset 75 is not a multiple of BANKNIFTY's strike step 100" in problems
+    assert problems == ["itm_offset 75 is not a multiple of NIFTY's strike step 50"]
     assert parse_params({**GOOD, "segments": ["NIFTY"], "itm_offset": 50}).itm_offset == 50
-    assert "itm_offset 50 is not a multiple of BANKNIFTY's strike step 100" in problems_of(itm_offset=50)
+    # NIFTY sets the grid: 150 is fine with BANKNIFTY too (BANKNIFTY rounds it up to 200).
+    assert parse_params({**GOOD, "itm_offset": 150}).itm_offset == 150
+    assert "itm_offset 50 is not a multiple of BANKNIFTY's strike step 100" in problems_of(
+        segments=["BANKNIFTY"], itm_offset=50
+    )
+
+
+def test_effective_itm_offset_rounds_up_to_each_segments_strike_step():
+    assert effective_itm_offset(150, Segment.BANKNIFTY) == 200
+    assert effective_itm_offset(50, Segment.SENSEX) == 100
+    assert effective_itm_offset(150, Segment.NIFTY) == 150
+    assert effective_itm_offset(0, Segment.BANKNIFTY) == 0
+    assert (
+        itm_offset_note(150, Segment.BANKNIFTY)
+        == "BANKNIFTY: ITM offset 150 → 200 points (strikes 100 apart)"
+    )
+    assert itm_offset_note(150, Segment.NIFTY) == ""
 
 
 def test_negative_itm_offset_is_refused():
@@ -129,7 +151,7 @@ def test_a_misspelt_setting_is_reported_not_ignored():
 
 def test_every_problem_is_reported_at_once():
     problems = problems_of(lots=0, stop_loss=0, itm_offset=75, mode="LIVE")
-    assert len(problems) >= 5  # lots, stop_loss, two strike steps, LIVE confirmation
+    assert len(problems) >= 4  # lots, stop_loss, the strike step, LIVE confirmation
 
 
 def test_unknown_strategy_names_the_installed_choices():

@@ -80,7 +80,6 @@ def test_problems_name_the_session_and_field_and_are_all_reported(tmp_path):
         "session 2 (UK1234 'Computer 2'): on_stop must be \"square_off\" or \"keep\", not 'sell'",
         "session 2 (UK1234 'Computer 2'): lots must be a whole number ≥ 1",
         "session 3 (UK9394 'Computer 3'): itm_offset 75 is not a multiple of NIFTY's strike step 50",
-        "session 3 (UK9394 'Computer 3'): itm_offset 75 is not a multiple of BANKNIFTY's strike step 100",
     ]
 
 
