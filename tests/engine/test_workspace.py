@@ -121,11 +121,16 @@ def test_missing_file_is_a_plain_message(tmp_path):
         load_workspace(tmp_path / "nope.toml")
 
 
-def test_issue_offsets_off_a_segments_strike_grid_are_refused_by_name(tmp_path):
-    # Issue 5 §8 pairs offset 50 with SENSEX and 150 with BANKNIFTY (100-point strikes): no such ITM strike.
+def test_issue_offsets_on_the_finest_strike_grid_are_accepted(tmp_path):
+    # Issue 5 §8 pairs offset 50 with SENSEX and 150 with BANKNIFTY: NIFTY's 50-point grid decides,
+    # the coarser segments round up when trading (params.effective_itm_offset).
     text = SEED.replace("itm_offset = 100              # the issue's", "itm_offset = 50 #")
+    text = text.replace("itm_offset = 200              # the issue's", "itm_offset = 150 #")
+    ws = load_workspace(write(tmp_path, text))
+    assert [s.params.itm_offset for s in ws.sessions] == [100, 50, 150]
+    only_sensex = text.replace('segments = ["NIFTY", "SENSEX"]', 'segments = ["SENSEX"]')
     with pytest.raises(WorkspaceError) as info:
-        load_workspace(write(tmp_path, text))
+        load_workspace(write(tmp_path, only_sensex))
     assert info.value.problems == [
         "session 2 (UK1234 'Computer 2'): itm_offset 50 is not a multiple of SENSEX's strike step 100"
     ]
