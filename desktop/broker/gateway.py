@@ -405,4 +405,7 @@ class LiveGateway(OrderGateway):
         return self.orders()
 
     def close(self) -> None:
-        """Nothing to stop: the stream is owned (and closed) by the session's owner."""
+        """Stops tracking: the stream itself is owned (and closed) by the session's owner."""
+        if self._stream is not None:
+            self._stream.remove_order_listener(self._on_update)
+            self._stream.remove_event_listener(self._on_stream_event)

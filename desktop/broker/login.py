@@ -181,6 +181,7 @@ def complete_login(
     secrets: SecretStore,
     kite_factory: Callable[..., Any] = KiteConnect,
     timeout: float = 10.0,
+    now: Callable[[], datetime] = now_ist,
 ) -> AccessGrant:
     """Exchanges the request token for the day's access token and stores it; checks the account matches."""
     api_secret = secrets.api_secret(profile.user_id)
@@ -207,10 +208,9 @@ def complete_login(
         raise LoginFailed(
             f"you logged in to Kite as {user_id or 'an unknown user'}, but this profile is {profile.user_id}"
         )
-    login_time = session.get("login_time")
-    if not isinstance(login_time, datetime):
-        login_time = now_ist()
-    grant = AccessGrant(profile.user_id, str(session["access_token"]), token_expiry(login_time))
+    # Expiry from our own wall clock at the exchange, not the reply's login_time: the same for real Kite,
+    # and right for the simulator, whose login_time is market-clock time.
+    grant = AccessGrant(profile.user_id, str(session["access_token"]), token_expiry(now()))
     secrets.set_access(grant)
     log.info(
         "logged in %s until %s", profile.user_id, grant.expires_at.astimezone(IST).strftime("%d %b %H:%M")

@@ -94,6 +94,18 @@ class MarketStream:
             if listener in self._tick_listeners:
                 self._tick_listeners.remove(listener)
 
+    def remove_order_listener(self, listener: OrderListener) -> None:
+        """Stops delivering order updates to `listener`."""
+        with self._lock:
+            if listener in self._order_listeners:
+                self._order_listeners.remove(listener)
+
+    def remove_event_listener(self, listener: EventSink) -> None:
+        """Stops delivering feed events to `listener`."""
+        with self._lock:
+            if listener in self._event_listeners:
+                self._event_listeners.remove(listener)
+
     def subscribe(self, tokens: Iterable[int], mode: str = MODE_QUOTE) -> None:
         """Adds instruments to this stream (in `mode`); other streams are unaffected."""
         if mode not in MODES:
@@ -358,6 +370,7 @@ class AccountFeed:
         except Exception as exc:  # noqa: BLE001 - classified here, never crashes the feed
             err = translate(exc, secrets=(token,))
             if isinstance(err, LoginNeeded):
+                log.info("feed %s: Kite refused the token: %s", self.broker_id, scrub(err.detail, (token,)))
                 self.account.mark_login_needed(token)
             else:
                 log.info("feed %s: connection failed: %s", self.broker_id, scrub(err.detail, (token,)))

@@ -91,7 +91,8 @@ class FakeKite:
 def test_complete_login_stores_the_token_until_six_am(memory_keyring: object) -> None:
     store = SecretStore()
     store.set_api_secret("UK9394", "rightSECRET")
-    grant = complete_login(PROFILE, "reqTok1", store, kite_factory=FakeKite)
+    at = datetime(2026, 1, 8, 9, 5, tzinfo=IST)
+    grant = complete_login(PROFILE, "reqTok1", store, kite_factory=FakeKite, now=lambda: at)
     assert grant.expires_at == datetime(2026, 1, 9, 6, 0, tzinfo=IST)
     assert store.access("UK9394", now=datetime(2026, 1, 8, 12, 0, tzinfo=IST)) == grant
 
