@@ -1,0 +1,175 @@
+"""PaperGateway unit tests: fills, slippage, limit and stop triggers on ticks, cancels, plain errors."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from desktop.broker.errors import InputRejected
+from desktop.broker.paper import PaperGateway
+from desktop.broker.stream import MarketStream
+from desktop.broker.ticks import MODE_LTP, QuoteTick
+from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
+from tests.broker.conftest import wait_until
+
+TOKEN = 1317282306
+KEY = SessionKey("UK9394", "a" * 32)
+
+
+class NoFeed:
+    """The transport side a MarketStream needs, with no socket behind it (unit level only)."""
+
+    connected = True
+
+    def resync(self) -> None:
+        pass
+
+    def detach(self, stream: MarketStream) -> None:
+        pass
+
+
+@pytest.fixture
+def stream() -> Iterator[MarketStream]:
+    s = MarketStream(NoFeed(), KEY)  # type: ignore[arg-type]
+    yield s
+    s.close()
+
+
+def tick(price: str, second: int = 0) -> QuoteTick:
+    return QuoteTick(
+        TOKEN, MODE_LTP, True, Decimal(price), exchange_timestamp=datetime(2026, 1, 8, 10, 0, second)
+    )
+
+
+def push(stream: MarketStream, *prices: str) -> None:
+    for i, p in enumerate(prices):
+        stream._offer_ticks([tick(p, i)])
+
+
+class Seen:
+    def __init__(self, gw: PaperGateway) -> None:
+        self.orders: list[Order] = []
+        self.fills: list[Fill] = []
+        self.lock = threading.Lock()
+        gw.add_listener(self.orders.append, self.fills.append)
+
+    def status(self, order_id: str) -> OrderStatus | None:
+        mine = [o for o in list(self.orders) if o.order_id == order_id]
+        return mine[-1].status if mine else None
+
+
+def intent(side: Side = Side.BUY, order_type: OrderType = OrderType.MARKET, **kw: object) -> OrderIntent:
+    return OrderIntent(KEY, Segment.NIFTY, Mode.PAPER, "NFO", "NIFTY2611326450CE", side, 65, order_type, **kw)  # type: ignore[arg-type]
+
+
+def gateway(stream: MarketStream, slippage: str = "0") -> PaperGateway:
+    return PaperGateway(
+        KEY, stream, lambda ex, sym: TOKEN if sym == "NIFTY2611326450CE" else None, Decimal(slippage)
+    )
+
+
+def test_market_buy_fills_at_last_price_plus_slippage_rounded_to_tick(stream: MarketStream) -> None:
+    stream.subscribe([TOKEN])
+    push(stream, "101.02")
+    assert wait_until(lambda: stream.last_price(TOKEN) is not None)
+    gw = gateway(stream, "0.50")
+    seen = Seen(gw)
+    order = gw.place(intent())
+    assert seen.status(order.order_id) is OrderStatus.COMPLETE
+    assert seen.fills[0].price == Decimal("101.50")  # 101.52 rounded to the 0.05 tick
+    assert seen.fills[0].timestamp == datetime(2026, 1, 8, 10, 0, 0)  # market time, not the PC's
+
+
+def test_market_sell_slips_down(stream: MarketStream) -> None:
+    stream.subscribe([TOKEN])
+    push(stream, "100.00")
+    assert wait_until(lambda: stream.last_price(TOKEN) is not None)
+    gw = gateway(stream, "0.25")
+    seen = Seen(gw)
+    gw.place(intent(Side.SELL))
+    assert seen.fills[0].price == Decimal("99.75")
+
+
+def test_market_order_without_a_price_yet_fills_on_the_first_tick(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    order = gw.place(intent())
+    assert TOKEN in stream.subscriptions()  # it subscribed the contract itself
+    assert seen.status(order.order_id) is OrderStatus.OPEN
+    push(stream, "88.40")
+    assert wait_until(lambda: seen.status(order.order_id) is OrderStatus.COMPLETE)
+    assert seen.fills[0].price == Decimal("88.40")
+
+
+def test_sell_stop_triggers_only_when_the_price_falls_to_it(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("95")))
+    push(stream, "99", "97.5", "96")
+    assert wait_until(lambda: stream.last_price(TOKEN) == Decimal("96"))
+    assert seen.status(stop.order_id) is OrderStatus.TRIGGER_PENDING and seen.fills == []
+    push(stream, "94.85")
+    assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
+    assert seen.fills[0].price == Decimal("94.85")
+
+
+def test_sell_limit_target_fills_at_its_price_or_better(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    target = gw.place(intent(Side.SELL, OrderType.LIMIT, price=Decimal("120")))
+    push(stream, "110", "119.95")
+    assert wait_until(lambda: stream.last_price(TOKEN) == Decimal("119.95"))
+    assert seen.fills == []
+    push(stream, "121.30")
+    assert wait_until(lambda: seen.status(target.order_id) is OrderStatus.COMPLETE)
+    assert seen.fills[0].price == Decimal("121.30")
+
+
+def test_cancelled_stop_never_fills(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("95")))
+    assert gw.cancel(stop.order_id).status is OrderStatus.CANCELLED
+    push(stream, "90")
+    assert wait_until(lambda: stream.last_price(TOKEN) == Decimal("90"))
+    assert seen.fills == []
+    with pytest.raises(InputRejected, match="already cancelled"):
+        gw.cancel(stop.order_id)
+
+
+def test_trailing_a_stop_by_modify_moves_its_trigger(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("90")))
+    gw.modify(stop.order_id, trigger_price=Decimal("98"))
+    push(stream, "97.90")
+    assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (dict(quantity=0), "whole number ≥ 1"),
+        (dict(order_type=OrderType.LIMIT), "needs a price"),
+        (dict(order_type=OrderType.SL_M), "needs a trigger price"),
+    ],
+)
+def test_invalid_orders_get_a_plain_message(stream: MarketStream, bad: dict, message: str) -> None:
+    fields = {"side": Side.BUY, "order_type": OrderType.MARKET} | bad
+    qty = fields.pop("quantity", 65)
+    wrong = OrderIntent(KEY, Segment.NIFTY, Mode.PAPER, "NFO", "NIFTY2611326450CE", quantity=qty, **fields)
+    with pytest.raises(InputRejected, match=message):
+        gateway(stream).place(wrong)
+
+
+def test_unknown_contract_and_foreign_session_are_refused(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    with pytest.raises(InputRejected, match="not in today's instruments"):
+        gw.place(OrderIntent(KEY, Segment.NIFTY, Mode.PAPER, "NFO", "NOPE", Side.BUY, 65))
+    other = SessionKey("UK9394", "b" * 32)
+    with pytest.raises(InputRejected, match="another session"):
+        gw.place(OrderIntent(other, Segment.NIFTY, Mode.PAPER, "NFO", "NIFTY2611326450CE", Side.BUY, 65))
