@@ -66,10 +66,13 @@ def parse_request_token(text: str) -> str:
 
 def request_token_by_redirect(profile: Profile, timeout: float = 5.0) -> str:
     """Follows the login page's 302 without a browser (the simulator's auto-login; no real Kite)."""
+    failure: BrokerError | None = None
     try:
         resp = requests.get(login_url(profile), allow_redirects=False, timeout=timeout)
     except requests.RequestException as exc:
-        raise translate(exc) from None
+        failure = translate(exc)
+    if failure is not None:
+        raise failure  # outside the except block: no raw exception chained as __context__
     location = resp.headers.get("Location", "")
     if resp.status_code not in (301, 302, 303, 307) or not location:
         raise LoginFailed(f"the login page did not redirect (HTTP {resp.status_code})")
@@ -188,20 +191,23 @@ def complete_login(
     if not api_secret:
         raise LoginFailed(f"enter the API secret of {profile.user_id} first")
     kite = kite_factory(profile.api_key, root=profile.api_root, timeout=timeout)
+    failure: BrokerError | None = None
+    session: dict[str, Any] = {}
     try:
         session = kite.generate_session(request_token, api_secret=api_secret)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one of our errors
-        err = translate(exc, secrets=(api_secret, request_token))
-        if err.http_status in (400, 403):
+        failure = translate(exc, secrets=(api_secret, request_token))
+        if failure.http_status in (400, 403):
             # A used/expired request token or a wrong secret: the trader must log in again.
-            err = LoginFailed(
-                "Kite did not accept this login (expired token or wrong API secret).", err.detail
+            failure = LoginFailed(
+                "Kite did not accept this login (expired token or wrong API secret).", failure.detail
             )
-        raise err from None
     finally:
         session_http = getattr(kite, "reqsession", None)
         if session_http is not None:
             session_http.close()
+    if failure is not None:
+        raise failure  # outside the except block: no raw exception chained as __context__
     user_id = str(session.get("user_id", ""))
     if user_id != profile.user_id:
         # Logging into the wrong account in the browser must never hand one profile another's token.

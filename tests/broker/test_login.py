@@ -103,7 +103,7 @@ def test_wrong_secret_fails_login_without_echoing_the_secret(memory_keyring: obj
     with pytest.raises(LoginFailed) as info:
         complete_login(PROFILE, "reqTok1", store, kite_factory=FakeKite)
     assert "wrongSECRET" not in f"{info.value} {info.value.detail!r} {info.value!r}"
-    assert info.value.__cause__ is None and info.value.__suppress_context__
+    assert info.value.__cause__ is None and info.value.__context__ is None
 
 
 def test_login_as_another_account_is_refused(memory_keyring: object) -> None:
