@@ -222,7 +222,7 @@ class Market:
             if series is None:
                 market_day = self._paths.day(day)
                 index_day = market_day.indices[inst.underlying_token or inst.instrument_token]
-                series = InstrumentDay(inst, day, index_day, market_day.activity, self.seed)
+                series = InstrumentDay(inst, day, index_day, market_day, self.seed)
                 self._days[key] = series
                 if len(self._days) > _DAY_CACHE:
                     self._days.pop(next(iter(self._days)))

@@ -62,6 +62,7 @@ class MarketDay:
     day: date
     indices: dict[int, IndexDay]
     activity: np.ndarray  # float64 cumulative share of the day's volume traded by each second (last = 1)
+    noise: np.ndarray  # int64 (64, 375) small steps in [-3, 3]: options draw their open-interest drift here
 
 
 def weekday_number(day: date) -> int:
@@ -176,7 +177,8 @@ class IndexPaths:
         activity[1:] = self._weights * (0.5 + np.abs(z[0]))
         activity[0] = activity[1:].mean() * 150.0  # the opening trades
         cumulative = np.cumsum(activity)
-        return MarketDay(day=day, indices=indices, activity=cumulative / cumulative[-1])
+        noise = rng.integers(-3, 4, (64, SESSION_SECONDS // 60))
+        return MarketDay(day=day, indices=indices, activity=cumulative / cumulative[-1], noise=noise)
 
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -215,7 +217,13 @@ def _elementwise(fn):  # type: ignore[no-untyped-def]
     return apply
 
 
-_ARRAY_LOG, _ARRAY_EXP, _ARRAY_ERF = _elementwise(math.log), _elementwise(math.exp), _elementwise(math.erf)
+def _exp_of_repeats(values: np.ndarray) -> np.ndarray:
+    # exp(-r * years) sees one value per minute many times over: call math.exp once per distinct value.
+    distinct, where = np.unique(values, return_inverse=True)
+    return np.fromiter(map(math.exp, distinct.tolist()), dtype=np.float64, count=distinct.size)[where]
+
+
+_ARRAY_LOG, _ARRAY_ERF = _elementwise(math.log), _elementwise(math.erf)
 
 
 def black_scholes_array(
@@ -223,7 +231,7 @@ def black_scholes_array(
 ) -> np.ndarray:
     """black_scholes over arrays of spot levels and times to expiry; equal to it bit for bit."""
     return _black_scholes(
-        spot, strike, years, vol, rate, is_call, np.sqrt, _ARRAY_LOG, _ARRAY_EXP, _ARRAY_ERF
+        spot, strike, years, vol, rate, is_call, np.sqrt, _ARRAY_LOG, _exp_of_repeats, _ARRAY_ERF
     )
 
 

@@ -23,11 +23,13 @@ from desktop.broker.sim.pricing import (
     SECONDS_PER_YEAR,
     SESSION_SECONDS,
     IndexDay,
+    MarketDay,
     premium_paise,
     premium_paise_array,
     smile_vol,
     years_to_expiry,
 )
+from desktop.broker.sim.snapshot import mix
 from desktop.domain import MARKET_OPEN
 
 MINUTES = SESSION_SECONDS // 60  # 375 minute bars, 09:15 .. 15:29; the last one also holds 15:30:00
@@ -60,13 +62,14 @@ class InstrumentDay:
     """One instrument on one weekday; option inputs (volatility, activity, open interest) fixed per day."""
 
     def __init__(
-        self, inst: SimInstrument, day: date, index_day: IndexDay, activity: np.ndarray, seed: int
+        self, inst: SimInstrument, day: date, index_day: IndexDay, market_day: MarketDay, seed: int
     ) -> None:
         self.inst = inst
         self.day = day
         self.levels = index_day.levels
         self.is_option = inst.is_option
-        self._activity = activity
+        self._activity = market_day.activity
+        noise = market_day.noise
         self._bars: Bars | None = None
         self._memo: dict[tuple[int, int], int] = {}
         if not inst.is_option:
@@ -85,15 +88,17 @@ class InstrumentDay:
         self.vol = smile_vol(_ATM_IV[inst.underlying_token] * index_day.iv_multiplier, self.strike, day_open)
         expiry_close = datetime.combine(inst.expiry, time(15, 30))
         self.seconds_to_expiry = (expiry_close - datetime.combine(day, MARKET_OPEN)).total_seconds()
-        rng = np.random.default_rng([seed % (1 << 64), inst.instrument_token, day.toordinal()])
         near_money = 0.03 + math.exp(-0.5 * (math.log(self.strike / day_open) / 0.015) ** 2)
         days_left = max((inst.expiry - day).days, 0)
         lots = _DAILY_LOTS[inst.underlying_token] * near_money * (0.2 + 0.8 * math.exp(-days_left / 7.0))
-        self.daily_lots = max(1, int(lots * rng.uniform(0.8, 1.2)))
+        # Per-option randomness from a hash and the day's shared noise: a numpy generator per option
+        # would cost more than pricing it.
+        h = mix(seed, inst.instrument_token, day.toordinal())
+        self.daily_lots = max(1, int(lots * (0.8 + 0.4 * (h & 0xFFFF) / 0xFFFF)))
         # Open interest: a stable level that drifts a little, minute by minute.
         base = self.daily_lots // 3 + 500
-        drift = np.cumsum(rng.integers(-3, 4, MINUTES)) * max(1, base // 3000)
-        self.oi = np.maximum(base + drift, 1) * self.lot
+        steps = np.roll(noise[(h >> 16) % noise.shape[0]], (h >> 24) % MINUTES)
+        self.oi = np.maximum(base + np.cumsum(steps) * max(1, base // 3000), 1) * self.lot
         self.oi_high = np.maximum.accumulate(self.oi)
         self.oi_low = np.minimum.accumulate(self.oi)
 

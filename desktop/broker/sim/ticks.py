@@ -25,7 +25,7 @@ _INDEX_QUOTE = struct.Struct(">IIIIIII")
 _INDEX_FULL = struct.Struct(">IIIIIIII")
 _QUOTE = struct.Struct(">IIIIIIIIIII")
 _FULL_HEAD = struct.Struct(">IIIIIIIIIIIIIIII")
-_DEPTH_LEVEL = struct.Struct(">IIHxx")
+_DEPTH = struct.Struct(">" + "IIHxx" * 10)  # 10 x (quantity, price, orders, 2 pad bytes)
 _COUNT = struct.Struct(">H")
 
 _IST_OFFSET = timedelta(hours=5, minutes=30)
@@ -144,7 +144,7 @@ def encode_full_packet(
         oi_day_low,
         exchange_ts,
     )
-    return head + b"".join(_DEPTH_LEVEL.pack(q, p, o) for q, p, o in depth)
+    return head + _DEPTH.pack(*[value for level in depth for value in level])
 
 
 def ist_epoch(t: datetime) -> int:
