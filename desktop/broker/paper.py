@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -43,12 +44,14 @@ class PaperGateway(OrderGateway):
         self._clock = clock
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
+        # A resumed session (same key, new run) must not reuse the ids of its earlier run's paper orders.
+        self._run = uuid.uuid4().hex[:6]
         self._orders: dict[str, Order] = {}
         self._tokens: dict[str, int] = {}  # order_id -> instrument token, for open orders
         stream.add_tick_listener(self._on_ticks)
 
     def _next_id(self, prefix: str) -> str:
-        return f"{prefix}{self.key.session_id[:6]}{next(self._ids):06d}"
+        return f"{prefix}{self.key.session_id[:6]}{self._run}{next(self._ids):06d}"
 
     def place(self, intent: OrderIntent) -> Order:
         """Accepts the order at once; fills now (MARKET with a price) or on a later tick."""
