@@ -254,10 +254,18 @@ class LiveGateway(OrderGateway):
                 if found is not None:
                     log.warning("%s: order reply lost; found order %s by tag", self.key.broker_id, found)
                     return found
-                if attempt >= self._retries:
-                    raise
-                # The book was read after the failure and holds no such order: it was never placed.
-                log.warning("%s: order not placed (%s); sending it again", self.key.broker_id, exc.detail)
+                # Not in the book (yet): Kite's book can lag an order still in flight, so sending it again
+                # could buy twice. Never re-send; the caller keeps watching updates of our tag.
+                log.error(
+                    "%s: order reply lost and no such order in the book (%s); not sending it again",
+                    self.key.broker_id,
+                    exc.detail,
+                )
+                raise AmbiguousOrderFailure(
+                    "Kite did not confirm the order and it is not in the order book yet. KiteDesk will not "
+                    "send it again: check the order book in Kite before doing anything.",
+                    exc.detail,
+                ) from None
         raise AssertionError("unreachable")
 
     def _find_placed(self, intent: OrderIntent) -> str | None:
