@@ -35,7 +35,7 @@ INTERVAL_MINUTES: dict[str, int | None] = {
     "day": None,
 }
 _MAX_CANDLE_DAYS = 2000
-_DAY_CACHE = 6000  # instrument-days kept (~40 kB each once their bars are built)
+_DAY_CACHE = 3000  # instrument-days kept (~25 kB each once their bars are built)
 
 
 @dataclass(frozen=True, slots=True)

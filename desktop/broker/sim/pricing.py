@@ -211,10 +211,10 @@ def black_scholes(spot: float, strike: float, years: float, vol: float, rate: fl
 
 
 def _elementwise(fn):  # type: ignore[no-untyped-def]
-    def apply(values: np.ndarray) -> np.ndarray:
+    def _apply(values: np.ndarray) -> np.ndarray:
         return np.fromiter(map(fn, values.tolist()), dtype=np.float64, count=values.size)
 
-    return apply
+    return _apply
 
 
 def _exp_of_repeats(values: np.ndarray) -> np.ndarray:

@@ -37,7 +37,6 @@ MINUTE_STARTS = np.arange(0, SESSION_SECONDS, 60)
 MINUTE_ENDS = np.append(MINUTE_STARTS[1:] - 1, SESSION_SECONDS)
 _ATM_IV = {m.token: m.atm_iv for m in INDEX_MODELS}
 _DAILY_LOTS = {256265: 1_200_000, 260105: 300_000, 265: 800_000}  # lots an ATM near-expiry option trades
-_MEMO_LIMIT = 4096
 
 
 def minute_of(second: int) -> int:
@@ -71,7 +70,7 @@ class InstrumentDay:
         self._activity = market_day.activity
         noise = market_day.noise
         self._bars: Bars | None = None
-        self._memo: dict[tuple[int, int], int] = {}
+        self._memo: tuple[int, dict[int, int]] = (-1, {})  # (minute, index level -> premium)
         if not inst.is_option:
             self.strike = self.vol = self.seconds_to_expiry = 0.0
             self.is_call = False
@@ -104,14 +103,16 @@ class InstrumentDay:
 
     # ------------------------------------------------------------------ prices
     def premium(self, minute: int, level: int) -> int:
-        """The option's premium (paise) in a minute at an index level (paise); memoised."""
-        key = (minute, level)
-        paise = self._memo.get(key)
+        """The option's premium (paise) in a minute at an index level (paise); memoised for one minute."""
+        memo_minute, memo = self._memo  # one read: another thread may swap in another minute's memo
+        if memo_minute != minute:
+            # Only the current minute's levels repeat (its high, low and last): keep memory flat.
+            memo = {}
+            self._memo = (minute, memo)
+        paise = memo.get(level)
         if paise is None:
-            if len(self._memo) > _MEMO_LIMIT:
-                self._memo.clear()
             years = years_to_expiry(self.seconds_to_expiry - 60.0 * minute)
-            paise = self._memo[key] = premium_paise(level, self.strike, years, self.vol, self.is_call)
+            paise = memo[level] = premium_paise(level, self.strike, years, self.vol, self.is_call)
         return paise
 
     def price(self, second: int) -> int:
