@@ -1,0 +1,194 @@
+"""`SegmentAgent`: the worker thread of one segment of one session.
+
+A `QThread` running its own loop (CONVENTIONS.md: "a QThread with a loop that checks
+isInterruptionRequested()") over an inbox of two queues: commands, order updates and fills first,
+market data after, so an exit never waits behind ticks. Its start (instruments, warm-up, recovery) is
+network work done on this thread, never the GUI's. An exception in the strategy (or anywhere in the
+segment's logic) marks only this agent FAILED, with the traceback in its log file. Snapshots are
+published at most 20 times a second as one immutable object the GUI reads without a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QThread
+
+from desktop.domain import Fill, Order, Segment, Tick
+from desktop.engine.snapshots import AgentState, SegmentSnapshot
+from desktop.engine.trader import SegmentTrader
+
+PUBLISH_EVERY = 0.05  # seconds: at most 20 snapshots a second
+SQUARE_OFF_WAIT = 2.5  # seconds a stopping agent waits for its exit to fill
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """What an agent last published: its snapshot and its orders and fills (immutable)."""
+
+    snapshot: SegmentSnapshot
+    orders: tuple[Order, ...] = ()
+    fills: tuple[Fill, ...] = ()
+
+
+class SegmentAgent(QThread):
+    """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed."""
+
+    def __init__(
+        self,
+        trader: SegmentTrader,
+        startup: Callable[[SegmentTrader], None],
+        on_state: Callable[[SegmentAgent], None],
+    ) -> None:
+        super().__init__()
+        self.trader = trader
+        self.segment: Segment = trader.segment
+        self.setObjectName(f"kitedesk-agent-{trader.ctx.key.session_id[:8]}-{trader.segment.value}")
+        self._startup = startup
+        self._on_state = on_state
+        self._cond = threading.Condition()
+        self._urgent: deque[tuple[str, Any]] = deque()
+        self._ticks: deque[list[Tick]] = deque()
+        self.state = AgentState.STARTING
+        self.failure: str | None = None
+        self.view = AgentView(trader.snapshot(AgentState.STARTING))
+        self._stop_mode: str | None = None
+        self._stop_deadline = 0.0
+        self.ticks_processed = 0
+        # Latency probe for the bench: (tick's arrival perf_counter) of the batch being processed.
+        self.batch_arrived = 0.0
+
+    # -- inbox (any thread) --------------------------------------------------------------------
+
+    def post_ticks(self, ticks: list[Tick]) -> None:
+        """Market data: handled after every queued command and order update."""
+        with self._cond:
+            self._ticks.append(ticks)
+            self._cond.notify()
+
+    def post_order(self, order: Order) -> None:
+        """An order update of this segment's orders."""
+        self._post("order", order)
+
+    def post_fill(self, fill: Fill) -> None:
+        """A fill of this segment's orders."""
+        self._post("fill", fill)
+
+    def post_command(self, name: str, arg: Any = None) -> None:
+        """ "kill" (reason) or "stop" ("square_off" | "keep")."""
+        self._post(name, arg)
+
+    def _post(self, kind: str, payload: Any) -> None:
+        with self._cond:
+            self._urgent.append((kind, payload))
+            self._cond.notify()
+
+    @property
+    def backlog(self) -> int:
+        """Tick batches waiting (the bench watches this)."""
+        return len(self._ticks)
+
+    # -- the thread ------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Startup, then the loop; never raises."""
+        try:
+            self._startup(self.trader)
+        except Exception as e:
+            self._fail(e, "start failed")
+            return
+        if self._stop_mode is None and not self.isInterruptionRequested():
+            self._set_state(AgentState.RUNNING)
+        last_publish = 0.0
+        while True:
+            try:
+                if not self._step():
+                    break
+            except Exception as e:
+                self._fail(e, "segment failed")
+                return
+            now = time.monotonic()
+            if self.trader.changed and now - last_publish >= PUBLISH_EVERY:
+                self._publish()
+                last_publish = now
+        self._publish()
+        self._set_state(AgentState.STOPPED)
+
+    def _step(self) -> bool:
+        """Handles everything urgent, then one batch of ticks; False when the agent should end."""
+        with self._cond:
+            if not self._urgent and not self._ticks:
+                self._cond.wait(PUBLISH_EVERY)
+            urgent = list(self._urgent)
+            self._urgent.clear()
+            batch = self._ticks.popleft() if self._ticks and not urgent else None
+        for kind, payload in urgent:
+            self._handle(kind, payload)
+        if batch is not None:
+            self.trader.on_ticks(batch)
+            self.ticks_processed += len(batch)
+        if self.isInterruptionRequested():
+            return False
+        if self._stop_mode is not None:
+            if self._stop_mode == "keep" or self.trader.flat():
+                return False
+            if time.monotonic() >= self._stop_deadline:
+                self.trader.log.warning("stopping before the exit filled: check the position")
+                return False
+        return True
+
+    def _handle(self, kind: str, payload: Any) -> None:
+        t = self.trader
+        if kind == "order":
+            t.on_order(payload)
+        elif kind == "fill":
+            t.on_fill(payload)
+        elif kind == "kill":
+            t.log.warning("kill switch: %s", payload)
+            t.cancel_open_entries()
+            if t.holding is not None:
+                t.exit("kill")
+        elif kind == "stop":
+            self._stop_mode = payload
+            self._stop_deadline = time.monotonic() + SQUARE_OFF_WAIT
+            self._set_state(AgentState.STOPPING)
+            t.cancel_open_entries()
+            if payload == "square_off" and t.holding is not None:
+                t.exit("square_off")
+            elif t.holding is not None:
+                t.log.info("stopping with %s kept open under its stop loss", t.holding.tradingsymbol)
+        elif kind == "call":
+            payload(t)  # a function to run on this thread (tests, recovery helpers)
+
+    def _publish(self) -> None:
+        t = self.trader
+        t.changed = False
+        self.view = AgentView(
+            t.snapshot(self.state, self.failure), tuple(t.order_rows.values()), tuple(t.fill_rows)
+        )
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        self.failure = f"{what}: {type(exc).__name__}: {exc}"
+        with contextlib.suppress(Exception):  # the log itself may be closed: the state still says why
+            self.trader.log.error("%s\n%s", self.failure, traceback.format_exc())
+        self.state = AgentState.FAILED
+        try:
+            self._publish()
+        except Exception:
+            self.view = AgentView(SegmentSnapshot(self.segment, AgentState.FAILED, self.failure))
+        self._on_state(self)
+
+    def _set_state(self, state: AgentState) -> None:
+        if self.state is AgentState.FAILED:
+            return
+        self.state = state
+        self.trader.changed = True
+        self._publish()
+        self._on_state(self)

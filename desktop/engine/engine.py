@@ -1,0 +1,244 @@
+"""`Engine`: one per process, built by desktop/app.py. Opens the store, profiles, secrets and the broker hub,
+and hands out `SessionEngine`s through its `EngineRegistry`. `start_demo()` embeds the simulator with its
+demo accounts, logged in by themselves. Blocking calls (logins) are documented as such: run them off the
+GUI thread.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+from desktop.broker.errors import InputRejected, LoginFailed
+from desktop.broker.hub import BrokerHub
+from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
+from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
+from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator
+from desktop.domain import Mode, SessionKey
+from desktop.engine.registry import EngineRegistry
+from desktop.engine.risk import GlobalKillSwitch
+from desktop.engine.session import SessionEngine, SessionServices
+from desktop.engine.snapshots import ProfileInfo
+from desktop.store import Store, logs_dir
+from desktop.store.export import export_trades
+
+PROFILES_FILE = "profiles.toml"
+# States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
+_RESUMABLE = ("running", "stopped_keep")
+
+
+class MemorySecretStore(SecretStore):
+    """Secrets in this object's memory only: the demo's accounts must never reach the OS keyring."""
+
+    def __init__(self) -> None:
+        super().__init__(service="KiteDesk-demo")
+        self._secure = False
+
+
+class Engine:
+    """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions."""
+
+    def __init__(
+        self,
+        home: Path,
+        secrets: SecretStore | None = None,
+        feed_options: dict[str, float] | None = None,
+    ) -> None:
+        self._home = Path(home)
+        self.store = Store.open(self._home)
+        self.profile_book = ProfileBook(self._home / PROFILES_FILE)
+        self.secrets = secrets or SecretStore()
+        self.hub = BrokerHub(self.secrets, feed_options=feed_options)
+        self.kill_switch = GlobalKillSwitch()
+        self.registry = EngineRegistry()
+        self._sim: Simulator | None = None
+        self._demo_profiles: dict[str, Profile] = {}
+        self._services = SessionServices(
+            self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time
+        )
+
+    # -- demo -----------------------------------------------------------------------------------------
+
+    def start_demo(self, speed: float = 30.0, seed: int = 1, start: datetime | None = None) -> None:
+        """Starts the embedded simulator and logs its demo accounts (UK9394, UK1234) in by themselves."""
+        if self._sim is not None:
+            return
+        self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
+        for account in DEMO_ACCOUNTS:
+            profile = Profile(
+                account.user_id,
+                account.api_key,
+                account.user_name,
+                api_root=self._sim.url,
+                login_url_root=self._sim.url,
+                ws_root=self._sim.ws_url,
+            )
+            self._demo_profiles[profile.user_id] = profile
+            self.secrets.set_api_secret(profile.user_id, account.api_secret)
+            self.hub.login(profile, request_token_by_redirect(profile))
+
+    @property
+    def demo(self) -> bool:
+        """True when running on the embedded simulator."""
+        return self._sim is not None
+
+    @property
+    def sim_url(self) -> str | None:
+        """The embedded simulator's REST root, or None."""
+        return self._sim.url if self._sim else None
+
+    @property
+    def simulator(self) -> Simulator | None:
+        """The embedded simulator (tests, faults), or None."""
+        return self._sim
+
+    def market_time(self) -> datetime:
+        """The engine's clock: the simulator's market time in a demo, else IST wall-clock time."""
+        if self._sim is not None:
+            return self._sim.state.clock.now()
+        return now_ist().replace(tzinfo=None)
+
+    # -- profiles and login -----------------------------------------------------------------------------
+
+    def _profile(self, user_id: str) -> Profile:
+        profile = self._demo_profiles.get(user_id)
+        return profile if profile is not None else self.profile_book.get(user_id)
+
+    def profiles(self) -> list[ProfileInfo]:
+        """Every known account (demo ones tagged "demo"), without secrets."""
+        out = []
+        demo = list(self._demo_profiles.values())
+        for p in demo + [p for p in self.profile_book.all() if p.user_id not in self._demo_profiles]:
+            out.append(
+                ProfileInfo(
+                    user_id=p.user_id,
+                    api_key=p.api_key,
+                    display_name=p.display_name,
+                    redirect_url=p.redirect_url,
+                    api_root=p.api_root,
+                    login_url_root=p.login_url_root,
+                    logged_in=self.is_logged_in(p.user_id),
+                    has_secret=self.secrets.api_secret(p.user_id) is not None,
+                    tags=("demo",) if p.user_id in self._demo_profiles else (),
+                )
+            )
+        return out
+
+    def save_profile(self, info: ProfileInfo, api_secret: str | None) -> None:
+        """Adds or updates a profile; the API secret goes to the keyring (never to a file)."""
+        profile = Profile(
+            info.user_id.strip(),
+            info.api_key.strip(),
+            info.display_name,
+            api_root=info.api_root,
+            login_url_root=info.login_url_root,
+            redirect_url=info.redirect_url,
+        )
+        self.profile_book.save(profile)
+        if api_secret:
+            self.secrets.set_api_secret(profile.user_id, api_secret)
+        self.store.profiles.save(
+            broker_id=profile.user_id, user_name=info.display_name, api_key=profile.api_key
+        )
+
+    def login_url(self, user_id: str) -> str:
+        """The Kite login page of the account."""
+        return login_url(self._profile(user_id))
+
+    def wait_for_redirect(self, user_id: str, timeout: float = 180.0) -> str:
+        """Blocking: listens on the profile's loopback redirect URL and returns the request token."""
+        listener = LoopbackListener(self._profile(user_id).redirect_url).start()
+        return listener.wait(timeout)
+
+    def complete_login(self, user_id: str, request_token_or_url: str) -> str:
+        """Blocking: exchanges the request token (or pasted redirect URL); returns the account's name."""
+        try:
+            profile = self._profile(user_id)
+        except InputRejected as e:
+            raise LoginFailed(e.trader_message) from None
+        self.hub.login(profile, parse_request_token(request_token_or_url))
+        for session in self.registry.sessions(user_id):
+            session.resume_after_login()
+        return profile.display_name or profile.user_id
+
+    def is_logged_in(self, user_id: str) -> bool:
+        """True when the account has a valid access token for today."""
+        try:
+            return not self.hub.account(self._profile(user_id)).login_needed
+        except InputRejected:
+            return False
+
+    def secure_secrets(self) -> bool:
+        """False when secrets live in memory only (no OS keyring): they must be entered each run."""
+        return self.secrets.secure
+
+    # -- sessions ---------------------------------------------------------------------------------------
+
+    def open_session(self, user_id: str, label: str) -> SessionEngine:
+        """A new tab of `user_id`; it takes over the last session of the same label if that one did not
+        stop cleanly (crash) or kept a position, so its open position and orders are recovered on start."""
+        profile = self._profile(user_id)
+        key = self._resumable_key(user_id, label) or SessionKey.new(user_id)
+        session = SessionEngine(self._services, profile, key, label)
+        self.registry.add(session)
+        return session
+
+    def _resumable_key(self, user_id: str, label: str) -> SessionKey | None:
+        records = self.store.sessions.list_sessions(broker_id=user_id, label=label)
+        for record in reversed(records):
+            if record.key in self.registry:
+                continue
+            return record.key if record.state in _RESUMABLE else None
+        return None
+
+    def close_session(self, key: SessionKey, positions: str = "square_off") -> None:
+        """Stops the session (positions squared off or kept) and forgets it."""
+        session = self.registry.get(key)
+        if session is None:
+            return
+        session.stop(positions)
+        self.registry.remove(key)
+        session.deleteLater()
+
+    def sessions(self) -> list[SessionEngine]:
+        """Open sessions in the order they were opened."""
+        return self.registry.sessions()
+
+    def kill_all(self, reason: str) -> None:
+        """The global kill switch: every session cancels, squares off and halts."""
+        self.kill_switch.trigger(reason)
+
+    def export_trades(
+        self,
+        *,
+        broker_id: str,
+        out: Path,
+        session_label: str | None = None,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        mode: Mode | None = None,
+    ) -> int:
+        """Writes one account's trades to CSV; returns the number of rows."""
+        return export_trades(
+            self.store, broker_id=broker_id, out=out, session_label=session_label,
+            date_from=date_from, date_to=date_to, mode=mode,
+        )  # fmt: skip
+
+    def home(self) -> Path:
+        """The KiteDesk home folder."""
+        return self._home
+
+    def logs_dir(self) -> Path:
+        """Where the sessions' log folders are."""
+        return logs_dir(self._home)
+
+    def close(self, positions: str = "keep") -> None:
+        """Stops every session in order (positions kept under their stops unless told otherwise), then
+        the broker hub, the store and the demo simulator."""
+        for session in self.registry.sessions():
+            self.close_session(session.key, positions)
+        self.hub.close()
+        self.store.close()
+        if self._sim is not None:
+            self._sim.stop()
+            self._sim = None

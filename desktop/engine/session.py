@@ -1,0 +1,352 @@
+"""`SessionEngine`: one tab. Owns its KiteSession, MarketStream, order gateway, risk, logs and one
+`SegmentAgent` per segment; nothing it does (start, stop, error, token expiry, kill) touches another session.
+
+Threads: the engine object lives in the GUI thread and only starts and signals things; the stream's
+delivery thread routes ticks (by instrument token) and order updates and fills (by the option's
+underlying) into the agents' inboxes; agents do the network work. `snapshot()` merges the agents'
+last published views: immutable objects, read without locks.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from desktop.broker.gateway import LiveGateway, OrderGateway
+from desktop.broker.hub import BrokerHub
+from desktop.broker.paper import PaperGateway
+from desktop.broker.profiles import Profile, SecretStore
+from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent, KiteSession
+from desktop.broker.stream import MarketStream
+from desktop.broker.ticks import MODE_FULL, QuoteTick
+from desktop.domain import Fill, Mode, Order, Segment, SessionKey, StrategyParams
+from desktop.engine.agent import SegmentAgent
+from desktop.engine.logs import SessionLogs
+from desktop.engine.params import params_to_dict
+from desktop.engine.recovery import broker_net_positions, recover_live, recover_paper
+from desktop.engine.risk import GlobalKillSwitch, RiskManager
+from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
+from desktop.engine.startup import LogLineHandler, load_segment
+from desktop.engine.strategy.registry import create_strategy
+from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.store import Store
+
+_UNDERLYING = re.compile(r"^([A-Z]+?)\d")
+STOP_WAIT_MS = 4000
+
+
+class SessionError(RuntimeError):
+    """A session request a trader can fix (already running, mode change); the message says how."""
+
+
+@dataclass(slots=True)
+class SessionServices:
+    """What the Engine lends each session: shared per process, per-account inside the hub."""
+
+    store: Store
+    hub: BrokerHub
+    secrets: SecretStore
+    kill_switch: GlobalKillSwitch
+    home: Path
+    market_time: Callable[[], datetime]
+
+
+class SessionEngine(QObject):
+    """One tab: one login of one account with its own parameters, agents, orders, logs and risk."""
+
+    sig_state_changed = Signal(str)
+    """The session's state changed (a SessionState value)."""
+    sig_login_needed = Signal()
+    """This session's account must log in again."""
+    sig_log_line = Signal(object)
+    """A log line was written (a LogLine)."""
+
+    def __init__(self, services: SessionServices, profile: Profile, key: SessionKey, label: str) -> None:
+        super().__init__()
+        self.services = services
+        self.profile = profile
+        self.key = key
+        self.label = label
+        self.user_id = key.broker_id
+        self.params: StrategyParams | None = None
+        self._lock = threading.RLock()
+        self._agents: dict[Segment, SegmentAgent] = {}
+        self._routes: dict[int, SegmentAgent] = {}  # instrument token -> agent (copy-on-write)
+        self._kite: KiteSession | None = None
+        self._stream: MarketStream | None = None
+        self._gateway: OrderGateway | None = None
+        self._risk: RiskManager | None = None
+        self._logs: SessionLogs | None = None
+        self._unsubscribe_kill: Callable[[], None] | None = None
+        self._state = SessionState.IDLE
+        self._login_needed = False
+        self._message = ""
+        self._version = 0
+        self._final_views: list[Any] = []  # the agents' last views, kept after a stop
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def start(self, params: StrategyParams) -> None:
+        """Starts one agent per segment with validated `params`; returns at once (agents load in their threads)."""
+        with self._lock:
+            if self._state in (
+                SessionState.STARTING,
+                SessionState.RUNNING,
+                SessionState.HALTED,
+                SessionState.LOGIN_NEEDED,
+            ):
+                raise SessionError("the session is running: stop it before starting it with new parameters")
+            s = self.services
+            record = s.store.sessions.get(broker_id=self.key.broker_id, session_id=self.key.session_id)
+            if record is not None and record.mode is not params.mode:
+                raise SessionError(
+                    f"this tab traded {record.mode.value}: open a new tab to trade {params.mode.value}"
+                )
+            self.params = params
+            self._message = ""
+            s.store.sessions.record_session(
+                self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
+                started_at=s.market_time(),
+            )  # fmt: skip
+            self._logs = SessionLogs(s.home, self.key, self.label, params.mode)
+            self._logs.add_secret(s.secrets.api_secret(self.user_id))
+            self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
+            self._logs.add_secret(self._kite.account.access_token)
+            self._login_needed = self._kite.login_needed
+            self._stream = s.hub.open_stream(self._kite)
+            self._risk = RiskManager(params)
+            if params.mode is Mode.LIVE:
+                self._gateway = LiveGateway(self._kite, self._stream)
+            else:
+                self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
+            self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
+            self._stream.add_tick_listener(self._route_ticks)
+            ctx = TraderContext(self.key, self.label, params, s.store, self._gateway, self._risk, self._watch)
+            self._agents = {}
+            self._routes = {}
+            for segment in params.segments:
+                log = self._logs.for_segment(segment)
+                log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
+                trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
+                agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
+                self._agents[segment] = agent
+                self._routes[segment.spec.index_token] = agent
+            self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
+            self._unsubscribe_kill = s.kill_switch.subscribe(self.kill)
+            self._set_state(SessionState.STARTING)
+            for agent in self._agents.values():
+                agent.start()
+
+    def stop(self, positions: str = "square_off") -> None:
+        """Stops this session's agents ("square_off" sells open positions first; "keep" leaves them
+        under their stop loss, LIVE with its SL order at the broker) and closes its connections."""
+        if positions not in ("square_off", "keep"):
+            raise SessionError('positions must be "square_off" or "keep"')
+        with self._lock:
+            agents = list(self._agents.values())
+            if not agents and self._state in (SessionState.IDLE, SessionState.STOPPED):
+                return
+            self._set_state(SessionState.STOPPING)
+            for agent in agents:
+                agent.post_command("stop", positions)
+            for agent in agents:
+                if not agent.wait(STOP_WAIT_MS):
+                    agent.requestInterruption()
+                    agent.wait()
+            kept = any(a.trader.holding is not None for a in agents)
+            self._teardown()
+            state = "stopped_keep" if kept else "stopped"
+            self.services.store.sessions.set_state(self.key, state, stopped_at=self.services.market_time())
+            self._set_state(SessionState.STOPPED)
+
+    def kill(self, reason: str = "kill switch") -> None:
+        """Kill switch: cancel pending entries, square off, halt (exits only) until restarted."""
+        with self._lock:
+            if self._risk is None:
+                return
+            self._risk.kill(reason)
+            self._message = f"halted: {reason}"
+            for agent in self._agents.values():
+                agent.post_command("kill", reason)
+            self._set_state(SessionState.HALTED)
+
+    def has_open_position(self) -> bool:
+        """True while any segment holds an option (ask square-off or keep before a restart)."""
+        return any(a.trader.holding is not None for a in list(self._agents.values()))
+
+    def resume_after_login(self) -> None:
+        """The account logged in again: the session runs on (its feed reconnects by itself)."""
+        with self._lock:
+            if self._kite is not None and not self._kite.login_needed:
+                self._login_needed = False
+                self._message = ""
+                self._set_state(self._computed_state())
+
+    def snapshot(self) -> SessionSnapshot:
+        """The latest state of the session (cheap, any thread)."""
+        views = [a.view for a in list(self._agents.values())] or self._final_views
+        segments = tuple(v.snapshot for v in views)
+        orders = tuple(o for v in views for o in v.orders)
+        fills = tuple(f for v in views for f in v.fills)
+        times = [s.last_tick_time for s in segments if s.last_tick_time is not None]
+        return SessionSnapshot(
+            key=self.key,
+            label=self.label,
+            mode=self.params.mode if self.params else None,
+            state=self._state,
+            market_time=max(times) if times else None,
+            segments=segments,
+            orders=orders,
+            fills=fills,
+            realised_pnl=sum((s.realised_pnl for s in segments), Decimal(0)),
+            unrealised_pnl=sum((s.unrealised_pnl for s in segments), Decimal(0)),
+            message=self._message,
+            version=self._version,
+        )
+
+    @property
+    def state(self) -> SessionState:
+        """The session's state now."""
+        return self._state
+
+    @property
+    def logs_folder(self) -> Path | None:
+        """This session's log folder (after start)."""
+        return self._logs.folder if self._logs else None
+
+    def agent(self, segment: Segment) -> SegmentAgent | None:
+        """The agent of one segment (tests and diagnostics)."""
+        return self._agents.get(segment)
+
+    def close(self) -> None:
+        """Stops (keeping positions) if still running; used when the tab closes."""
+        if self._agents:
+            self.stop("keep")
+
+    # -- agent startup (agent's thread) -------------------------------------------------------------------
+
+    def _startup(self, trader: SegmentTrader) -> None:
+        kite, gateway = self._kite, self._gateway
+        assert kite is not None and gateway is not None
+        now = self.services.market_time()
+        load_segment(trader, self.services.hub, kite, now)
+        trader.market_time = now
+        if trader.mode is Mode.LIVE:
+            assert isinstance(gateway, LiveGateway)
+            recover_live(trader, gateway, broker_net_positions(kite.positions()), now)
+        else:
+            recover_paper(trader, now)
+
+    # -- routing (stream / caller threads) ----------------------------------------------------------
+
+    def _route_ticks(self, ticks: list[QuoteTick]) -> None:
+        routes = self._routes
+        batches: dict[int, list[Any]] = {}
+        for q in ticks:
+            agent = routes.get(q.instrument_token)
+            if agent is not None:
+                batches.setdefault(id(agent), [agent]).append(q.to_tick())
+        for batch in batches.values():
+            batch[0].post_ticks(batch[1:])
+
+    def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
+        m = _UNDERLYING.match(symbol)
+        if m is None:
+            return None
+        try:
+            return self._agents.get(Segment(m.group(1)))
+        except ValueError:
+            return None
+
+    def _route_order(self, order: Order) -> None:
+        agent = self._agent_for_symbol(order.tradingsymbol)
+        if agent is not None:
+            agent.post_order(order)
+
+    def _route_fill(self, fill: Fill) -> None:
+        agent = self._agent_for_symbol(fill.tradingsymbol)
+        if agent is not None:
+            agent.post_fill(fill)
+
+    def _watch(self, token: int, segment: Segment) -> None:
+        agent = self._agents[segment]
+        routes = dict(self._routes)
+        routes[token] = agent
+        self._routes = routes  # replaced whole: the stream thread reads it without a lock
+        if self._stream is not None:
+            self._stream.subscribe([token], MODE_FULL)
+
+    def _token_of(self, exchange: str, symbol: str) -> int | None:
+        agent = self._agent_for_symbol(symbol)
+        book = agent.trader.book if agent else None
+        ins = book.by_symbol(exchange, symbol) if book else None
+        return ins.instrument_token if ins else None
+
+    # -- events ---------------------------------------------------------------------------------------
+
+    def _on_broker_event(self, event: BrokerEvent) -> None:
+        if event.kind == EVENT_LOGIN_NEEDED:
+            self._login_needed = True
+            self._message = event.message or "Kite login expired: log in again"
+            self._set_state(self._computed_state())
+            self.sig_login_needed.emit()
+        elif event.kind == EVENT_LOGGED_IN:
+            if self._logs is not None and self._kite is not None:
+                self._logs.add_secret(self._kite.account.access_token)
+            self.resume_after_login()
+
+    def _agent_state_changed(self, agent: SegmentAgent) -> None:
+        if agent.state is AgentState.FAILED and agent.failure:
+            self._message = f"{agent.segment.value} failed: {agent.failure}"
+        if self._state not in (SessionState.STOPPING, SessionState.STOPPED):
+            self._set_state(self._computed_state())
+
+    def _emit_log_line(self, line: LogLine) -> None:
+        self.sig_log_line.emit(line)
+
+    def _computed_state(self) -> SessionState:
+        agents = list(self._agents.values())
+        if self._login_needed:
+            return SessionState.LOGIN_NEEDED
+        if self._risk is not None and self._risk.halted:
+            return SessionState.HALTED
+        if agents and all(a.state is AgentState.FAILED for a in agents):
+            return SessionState.FAILED
+        if any(a.state is AgentState.STARTING for a in agents):
+            return SessionState.STARTING
+        return SessionState.RUNNING
+
+    def _set_state(self, state: SessionState) -> None:
+        changed = state is not self._state
+        self._state = state
+        self._version += 1
+        if changed:
+            self.sig_state_changed.emit(state.value)
+
+    def _teardown(self) -> None:
+        if self._unsubscribe_kill is not None:
+            self._unsubscribe_kill()
+            self._unsubscribe_kill = None
+        if self._gateway is not None:
+            self._gateway.close()
+        if self._stream is not None:
+            self._stream.close()
+        if self._kite is not None:
+            self._kite.close()
+        if self._logs is not None:
+            self._logs.close()
+        self._final_views = [a.view for a in self._agents.values()]
+        for agent in self._agents.values():
+            agent.deleteLater()
+        self._agents = {}
+        self._routes = {}
+        self._gateway = self._stream = self._kite = None
+        self._risk = None

@@ -1,0 +1,557 @@
+"""`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by its agent's thread only.
+
+Flow: index ticks → 1-minute bars (exchange time) → strategy → risk → journal → order gateway; order
+updates and fills come back through `on_order` / `on_fill` and are written to the store BEFORE the
+strategy hears of them (write-ahead: a crash never loses a fill the engine acted on).
+LIVE: after the entry fills, a protective SL-M order rests at the broker (so a dead KiteDesk still has
+its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
+Everything here runs on one thread, so it needs no locks; `snapshot()` returns immutable objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from desktop.broker.errors import BrokerError
+from desktop.broker.gateway import OrderGateway
+from desktop.broker.instruments import InstrumentBook, OptionContract
+from desktop.domain import (
+    Fill,
+    Mode,
+    OptionRight,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Segment,
+    SessionKey,
+    Side,
+    StrategyParams,
+    Tick,
+    rupees,
+)
+from desktop.engine.bars import BarBuilder
+from desktop.engine.indicators import EMA
+from desktop.engine.logs import AgentLog
+from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
+from desktop.engine.risk import RiskManager
+from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
+from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
+from desktop.store import Store
+
+ENTRY, EXIT, STOP = "entry", "exit", "stop"
+MAX_BARS_SHOWN = 400  # closed bars kept for drawing
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """An order this segment sent (or adopted), with what it is for and what filled so far."""
+
+    intent: OrderIntent
+    role: str  # entry, exit or stop
+    order_id: str = ""
+    status: OrderStatus = OrderStatus.PENDING
+    filled: int = 0
+    value: Decimal = Decimal(0)
+    done: bool = False  # its fill was acted on (or it ended unfilled)
+
+
+@dataclass(slots=True)
+class Holding:
+    """The option this segment holds."""
+
+    exchange: str
+    tradingsymbol: str
+    token: int
+    right: OptionRight
+    quantity: int
+    entry_price: Decimal
+    last_price: Decimal
+    stop_order: TrackedOrder | None = None
+    exit_reason: str = ""
+
+
+@dataclass(slots=True)
+class TraderContext:
+    """What a segment needs from its session: identity, parameters and the session's shared services."""
+
+    key: SessionKey
+    label: str
+    params: StrategyParams
+    store: Store
+    gateway: OrderGateway
+    risk: RiskManager
+    watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class SegmentTrader:
+    """The trading logic of one segment; every method is called from the agent's thread only."""
+
+    def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
+        self.ctx = ctx
+        self.segment = segment
+        self.strategy = strategy
+        self.log = log
+        self.mode: Mode = ctx.params.mode
+        self.book: InstrumentBook | None = None
+        self.bars = BarBuilder(segment.spec.index_token, history=MAX_BARS_SHOWN)
+        self._fast, self._slow = EMA(ctx.params.fast_ema), EMA(ctx.params.slow_ema)
+        self._fast_values: list[Decimal | None] = []
+        self._slow_values: list[Decimal | None] = []
+        self._bars_tuple: tuple[Any, ...] = ()
+        self._ema_tuples: tuple[tuple[Decimal | None, ...], tuple[Decimal | None, ...]] = ((), ())
+        self.bars_version = 0
+        self.offset = effective_itm_offset(ctx.params.itm_offset, segment)
+        self.note = itm_offset_note(ctx.params.itm_offset, segment)
+        self.market_time: datetime | None = None
+        self.index_price: Decimal | None = None
+        self.holding: Holding | None = None
+        self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
+        self.seen_fills: set[str] = set()
+        self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
+        self.fill_rows: list[Fill] = []
+        self.markers: list[TradeMarker] = []
+        self.realised = Decimal(0)
+        self.halted_entries = False  # stop/kill: no new entries from this segment
+        self.changed = True
+
+    # -- start ------------------------------------------------------------------------------------
+
+    def load(self, book: InstrumentBook, candles: Iterable[Any], now: datetime | None) -> None:
+        """Instruments of the day, then warm-up from historical 1-minute candles (no trading)."""
+        self.book = book
+        bars = self.bars.warm_up(candles, now=now)
+        self.strategy.warm_up(bars)
+        for bar in bars:
+            self._track_ema(bar.close)
+        self._bars_changed()
+        if bars:
+            self.index_price = bars[-1].close
+        self.log.info(
+            "%s %s started: lots %d, stop loss %s%%, ITM offset %d points, %d warm-up bars",
+            self.segment.value,
+            self.mode.value,
+            self.ctx.params.lots,
+            self.ctx.params.stop_loss,
+            self.offset,
+            len(bars),
+            at=now,
+        )
+        if self.note:
+            self.log.info(self.note, at=now)
+
+    def adopt(self, contract_symbol: str, exchange: str, quantity: int, price: Decimal, t: datetime) -> None:
+        """Takes over a position left by a previous run of this session (recovery)."""
+        assert self.book is not None
+        ins = self.book.by_symbol(exchange, contract_symbol)
+        if ins is None or ins.instrument_type not in ("CE", "PE"):
+            self.log.error("cannot adopt %s:%s: not in today's instruments", exchange, contract_symbol)
+            return
+        right = OptionRight(ins.instrument_type)
+        self.holding = Holding(exchange, contract_symbol, ins.instrument_token, right, quantity, price, price)
+        self.ctx.watch_option(ins.instrument_token, self.segment)
+        self.strategy.on_fill(right, contract_symbol, quantity, price, t)
+        self.ctx.risk.on_entry_filled(self.segment)
+        self.log.warning(
+            "recovered an open position from the previous run: %d %s bought at %s",
+            quantity,
+            contract_symbol,
+            price,
+        )
+        self.changed = True
+
+    def adopt_stop_order(self, order: Order) -> None:
+        """The broker's resting SL order of an adopted LIVE position: ours to modify and cancel."""
+        assert self.holding is not None
+        intent = self._intent(
+            self.holding.exchange, self.holding.tradingsymbol, Side.SELL, order.quantity, "protective_stop"
+        )
+        tracked = TrackedOrder(intent, STOP, order.order_id, order.status)
+        self.orders[order.order_id] = tracked
+        self.holding.stop_order = tracked
+        self.log.info(
+            "kept the stop-loss order %s at the broker (trigger %s)", order.order_id, order.trigger_price
+        )
+
+    # -- market data ------------------------------------------------------------------------------
+
+    def on_ticks(self, ticks: Sequence[Tick]) -> None:
+        """A batch of this segment's ticks (index and held option)."""
+        index_token = self.segment.spec.index_token
+        for tick in ticks:
+            t = tick.exchange_timestamp
+            if t is not None and (self.market_time is None or t > self.market_time):
+                self.market_time = t
+                self.log.set_market_time(t)
+            if tick.instrument_token == index_token:
+                self.index_price = tick.last_price
+                closed = self.bars.add_tick(tick)
+                if closed is not None:
+                    self._track_ema(closed.close)
+                    self._bars_changed()
+                    self._act(self.strategy.on_bar(closed))
+                if t is not None and self.holding is not None:
+                    self._act(self.strategy.on_clock(t))
+            elif self.holding is not None and tick.instrument_token == self.holding.token:
+                self.holding.last_price = tick.last_price
+                when = t or self.market_time
+                if when is not None:
+                    self._act(self.strategy.on_option_price(tick.last_price, when))
+                    self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
+        self.changed = True
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def _act(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, EnterPosition):
+                self._enter(action)
+            elif isinstance(action, ExitPosition):
+                self.exit(action.reason)
+            elif isinstance(action, MoveStop):
+                self._move_stop(action.new_stop)
+
+    def _intent(
+        self, exchange: str, symbol: str, side: Side, qty: int, reason: str, **kw: Any
+    ) -> OrderIntent:
+        return OrderIntent(
+            self.ctx.key, self.segment, self.mode, exchange, symbol, side, qty, reason=reason, **kw
+        )
+
+    def _enter(self, action: EnterPosition) -> None:
+        now = self.market_time
+        assert now is not None and self.book is not None
+        if self.halted_entries or self.holding is not None or self._open_entry() is not None:
+            self.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if self.index_price is None:
+            self.strategy.on_entry_rejected("no index price yet")
+            return
+        try:
+            contract = self.book.resolve_itm_option(
+                self.segment, self.index_price, action.right, self.offset, now.date()
+            )
+            qty = order_quantity(self.ctx.params.lots, contract.lot_size)
+        except (BrokerError, ValueError) as e:
+            self.log.warning("entry skipped: %s", e)
+            self.strategy.on_entry_rejected(str(e))
+            return
+        intent = self._intent(contract.exchange, contract.tradingsymbol, Side.BUY, qty, ENTRY)
+        decision = self.ctx.risk.check(intent, now)
+        if not decision:
+            self.log.warning("entry refused by risk: %s", decision.reason)
+            self.strategy.on_entry_rejected(decision.reason)
+            return
+        self.log.info(
+            "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d)",
+            action.reason,
+            qty,
+            contract.tradingsymbol,
+            self.index_price,
+            contract.strike,
+            self.offset,
+        )
+        self._pending_contract = contract
+        self.ctx.watch_option(contract.instrument_token, self.segment)
+        if not self._send(intent, ENTRY):
+            self.ctx.risk.on_entry_failed(self.segment)
+            self.strategy.on_entry_rejected("the entry order failed")
+            return
+        self.markers.append(TradeMarker(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}"))
+
+    def exit(self, reason: str) -> bool:
+        """Sells the held option now (LIVE: the resting SL order is cancelled first); False if not sent."""
+        h = self.holding
+        now = self.market_time
+        if h is None or now is None:
+            return False
+        if self._open_exit() is not None:
+            return False
+        if h.stop_order is not None and not h.stop_order.done and not self._cancel_stop(h):
+            self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
+            return False
+        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, h.quantity, reason)
+        self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
+        h.exit_reason = reason
+        self.log.info("Exit (%s): SELL %d %s at about %s", reason, h.quantity, h.tradingsymbol, h.last_price)
+        if not self._send(intent, EXIT):
+            self.strategy.on_exit_rejected("the exit order failed")
+            if self.mode is Mode.LIVE:
+                self._place_stop(self.strategy.position.stop if self.strategy.position else None)
+            return False
+        return True
+
+    def _cancel_stop(self, h: Holding) -> bool:
+        stop = h.stop_order
+        assert stop is not None
+        try:
+            self.ctx.gateway.cancel(stop.order_id)
+        except BrokerError as e:
+            # Already triggered or filled: its fill closes the position; never sell twice.
+            self.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
+            return False
+        stop.done = True
+        if self.market_time is not None:
+            self.ctx.risk.record_order(self.market_time)
+        return True
+
+    def _move_stop(self, new_stop: Decimal) -> None:
+        h = self.holding
+        if h is None:
+            return
+        self.log.info("stop raised to %s", new_stop)
+        if self.mode is Mode.LIVE and h.stop_order is not None and not h.stop_order.done:
+            try:
+                self.ctx.gateway.modify(h.stop_order.order_id, trigger_price=new_stop)
+                if self.market_time is not None:
+                    self.ctx.risk.record_order(self.market_time)
+                self._journal("stop_moved", {"order_id": h.stop_order.order_id, "trigger": str(new_stop)})
+            except BrokerError as e:
+                self.log.warning("stop-loss order not modified: %s", e)
+
+    def _place_stop(self, level: Decimal | None) -> None:
+        h = self.holding
+        if h is None or level is None or self.market_time is None:
+            return
+        intent = self._intent(
+            h.exchange, h.tradingsymbol, Side.SELL, h.quantity, "protective_stop",
+            order_type=OrderType.SL_M, trigger_price=level,
+        )  # fmt: skip
+        self.ctx.risk.check(intent, self.market_time)
+        tracked = self._send(intent, STOP)
+        if tracked is not None:
+            h.stop_order = tracked
+            self.log.info("stop-loss order %s rests at the broker: trigger %s", tracked.order_id, level)
+
+    def _send(self, intent: OrderIntent, role: str) -> TrackedOrder | None:
+        """Journal first (durable), then send; None when the gateway refused it."""
+        assert self.market_time is not None
+        self.ctx.store.intents.record(intent, at=self.market_time)
+        tracked = TrackedOrder(intent, role)
+        try:
+            order = self.ctx.gateway.place(intent)
+        except BrokerError as e:
+            self.log.error("%s order not placed: %s", role, e)
+            self._journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
+            return None
+        tracked.order_id = order.order_id
+        self.orders[order.order_id] = tracked
+        return tracked
+
+    # -- order outcomes --------------------------------------------------------------------------
+
+    def on_order(self, order: Order) -> None:
+        """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
+        tracked = self.orders.get(order.order_id)
+        if tracked is not None and not order.intent_id:
+            order = replace(order, intent_id=tracked.intent.intent_id)
+        self.ctx.store.orders.record(order)
+        self.order_rows[order.order_id] = order
+        self.changed = True
+        if tracked is None:
+            return
+        tracked.status = order.status
+        if order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED) and not tracked.done:
+            if tracked.filled:
+                self._complete(tracked, order.timestamp or self.market_time)
+                return
+            tracked.done = True
+            why = order.status_message or order.status.value.lower()
+            if tracked.role == ENTRY:
+                self.log.warning("entry order %s %s: %s", order.order_id, order.status.value, why)
+                self.ctx.risk.on_entry_failed(self.segment)
+                self.strategy.on_entry_rejected(why)
+            elif tracked.role == EXIT:
+                self.log.error("exit order %s %s: %s", order.order_id, order.status.value, why)
+                self.strategy.on_exit_rejected(why)
+                if self.mode is Mode.LIVE and self.strategy.position is not None:
+                    self._place_stop(self.strategy.position.stop)
+            elif tracked.role == STOP:
+                self.log.warning("stop-loss order %s %s: %s", order.order_id, order.status.value, why)
+
+    def on_fill(self, fill: Fill) -> None:
+        """A fill: durable in the store first, then the position and the strategy learn of it."""
+        if fill.fill_id in self.seen_fills:
+            return
+        self.seen_fills.add(fill.fill_id)
+        self.ctx.store.fills.record(fill)
+        self.fill_rows.append(fill)
+        self.changed = True
+        tracked = self.orders.get(fill.order_id)
+        if tracked is None:
+            self.log.warning("fill %s of an order this run did not place (%s)", fill.fill_id, fill.order_id)
+            return
+        tracked.filled += fill.quantity
+        tracked.value += fill.price * fill.quantity
+        if tracked.filled >= tracked.intent.quantity and not tracked.done:
+            self._complete(tracked, fill.timestamp)
+
+    def _complete(self, tracked: TrackedOrder, t: datetime | None) -> None:
+        tracked.done = True
+        t = t or self.market_time or datetime.now()
+        price = rupees(tracked.value / tracked.filled)
+        if tracked.role == ENTRY:
+            self._entry_filled(tracked, price, t)
+        else:
+            self._exit_filled(tracked, price, t)
+
+    def _entry_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
+        i = tracked.intent
+        contract: OptionContract | None = getattr(self, "_pending_contract", None)
+        assert self.book is not None
+        ins = self.book.by_symbol(i.exchange, i.tradingsymbol)
+        token = ins.instrument_token if ins else (contract.instrument_token if contract else 0)
+        right = OptionRight(ins.instrument_type) if ins else OptionRight.CE
+        self.holding = Holding(i.exchange, i.tradingsymbol, token, right, tracked.filled, price, price)
+        self.strategy.on_fill(right, i.tradingsymbol, tracked.filled, price, t)
+        self.ctx.risk.on_entry_filled(self.segment)
+        self._save_position(t)
+        stop = self.strategy.position.stop if self.strategy.position else None
+        self.log.info("Entry filled: %d %s at %s, stop %s", tracked.filled, i.tradingsymbol, price, stop)
+        self._journal("entry_filled", {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price)})
+        if self.mode is Mode.LIVE:
+            self._place_stop(stop)
+
+    def _exit_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
+        h = self.holding
+        if h is None:
+            self.log.warning("an exit filled with no position held (%s)", tracked.order_id)
+            return
+        reason = "stop_loss" if tracked.role == STOP else (h.exit_reason or tracked.intent.reason)
+        pnl = rupees((price - h.entry_price) * tracked.filled)
+        self.realised += pnl
+        h.quantity -= tracked.filled
+        if h.quantity > 0:
+            self._save_position(t)
+            return
+        if tracked.role == EXIT and h.stop_order is not None and not h.stop_order.done:
+            self._cancel_stop(h)
+        self.holding = None
+        self.strategy.on_exit(price, t, reason)
+        self.ctx.risk.on_position_closed(self.segment)
+        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
+        self._save_flat(tracked.intent, t)
+        self.log.info("Exit filled (%s): %s at %s, P&L %s", reason, tracked.intent.tradingsymbol, price, pnl)
+        self._journal(
+            "exit_filled", {"symbol": tracked.intent.tradingsymbol, "price": str(price), "pnl": str(pnl)}
+        )
+        if self.index_price is not None:
+            self.markers.append(TradeMarker(t, self.index_price, "exit", f"{reason} {price}"))
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    def cancel_open_entries(self) -> None:
+        """Cancels an entry still on its way (kill switch, stop)."""
+        self.halted_entries = True
+        tracked = self._open_entry()
+        if tracked is not None and tracked.order_id:
+            try:
+                self.ctx.gateway.cancel(tracked.order_id)
+            except BrokerError as e:
+                self.log.warning("entry order %s not cancelled: %s", tracked.order_id, e)
+
+    def flat(self) -> bool:
+        """True when no position is held and no order of ours is still working."""
+        return self.holding is None and self._open_entry() is None
+
+    def _open_entry(self) -> TrackedOrder | None:
+        return next((o for o in self.orders.values() if o.role == ENTRY and not o.done), None)
+
+    def _open_exit(self) -> TrackedOrder | None:
+        return next((o for o in self.orders.values() if o.role == EXIT and not o.done), None)
+
+    # -- store and snapshot ---------------------------------------------------------------------------
+
+    def _journal(self, kind: str, payload: dict[str, Any]) -> None:
+        self.ctx.store.journal.append(
+            self.ctx.key,
+            segment=self.segment,
+            kind=kind,
+            payload=payload,
+            market_time=self.market_time or datetime.now(),
+        )
+
+    def _save_position(self, t: datetime) -> None:
+        h = self.holding
+        assert h is not None
+        self.ctx.store.positions.upsert(
+            Position(
+                self.ctx.key,
+                self.mode,
+                h.exchange,
+                h.tradingsymbol,
+                h.quantity,
+                h.entry_price,
+                h.last_price,
+                self.realised,
+            )
+        )
+
+    def _save_flat(self, intent: OrderIntent, t: datetime) -> None:
+        self.ctx.store.positions.upsert(
+            Position(
+                self.ctx.key,
+                self.mode,
+                intent.exchange,
+                intent.tradingsymbol,
+                0,
+                Decimal(0),
+                Decimal(0),
+                self.realised,
+            )
+        )
+
+    @property
+    def unrealised(self) -> Decimal:
+        """Open P&L of the held option at its last price."""
+        h = self.holding
+        return Decimal(0) if h is None else rupees((h.last_price - h.entry_price) * h.quantity)
+
+    def _track_ema(self, close: Decimal) -> None:
+        self._fast_values.append(self._fast.update(close))
+        self._slow_values.append(self._slow.update(close))
+        del self._fast_values[:-MAX_BARS_SHOWN], self._slow_values[:-MAX_BARS_SHOWN]
+
+    def _bars_changed(self) -> None:
+        self._bars_tuple = tuple(self.bars.bars)
+        n = len(self._bars_tuple)
+        self._ema_tuples = (
+            tuple(self._fast_values[-n:]) if n else (),
+            tuple(self._slow_values[-n:]) if n else (),
+        )
+        self.bars_version += 1
+
+    def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
+        """The segment as the GUI draws it (immutable; bars shared until one closes)."""
+        s = self.strategy.snapshot()
+        pos = s.position
+        h = self.holding
+        return SegmentSnapshot(
+            segment=self.segment,
+            state=state,
+            failure=failure,
+            last_tick_time=self.market_time,
+            bars=self._bars_tuple,
+            bars_version=self.bars_version,
+            forming_bar=self.bars.current,
+            fast_ema=self._ema_tuples[0],
+            slow_ema=self._ema_tuples[1],
+            signal=s.signal,
+            markers=tuple(self.markers),
+            option_symbol=h.tradingsymbol if h else None,
+            quantity=h.quantity if h else 0,
+            entry_price=h.entry_price if h else None,
+            stop_price=pos.stop if pos else None,
+            target_price=pos.target if pos else None,
+            option_price=h.last_price if h else None,
+            realised_pnl=self.realised,
+            unrealised_pnl=self.unrealised,
+            trades_today=s.trades_today,
+            note=self.note,
+        )
