@@ -204,8 +204,12 @@ class TickStreamer:
         return max(0.05, min(1.0, 1.0 / self._state.clock.speed))
 
     async def _pace(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time()
         while True:
-            await asyncio.sleep(self._interval())
+            # A fixed rate, not a fixed pause: the time a step takes is not added to every cycle.
+            deadline = max(deadline + self._interval(), loop.time())
+            await asyncio.sleep(deadline - loop.time())
             try:
                 self.step()
             except Exception:  # never let one bad step kill the market for everyone
