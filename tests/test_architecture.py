@@ -19,7 +19,9 @@ def test_import_linter_contracts_hold():
 
 def test_ruff_lint_is_clean():
     exe = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    result = subprocess.run([exe, "check", "desktop", "tests", "bench"], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [exe, "check", "desktop", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -50,3 +52,11 @@ def test_widget_import_check_sees_a_widget_import(tmp_path):
     sample = tmp_path / "m.py"
     sample.write_text("from PySide6 import QtCore\nfrom PySide6.QtWidgets import QLabel\n")
     assert _qt_widget_imports(sample) == ["PySide6.QtWidgets", "PySide6.QtWidgets.QLabel"]
+
+
+def test_mypy_is_clean_on_the_typed_layers():
+    exe = shutil.which("mypy") or str(Path(sys.executable).with_name("mypy"))
+    result = subprocess.run(
+        [exe], cwd=ROOT, capture_output=True, text=True
+    )  # files from pyproject [tool.mypy]
+    assert result.returncode == 0, result.stdout + result.stderr

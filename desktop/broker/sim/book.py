@@ -446,7 +446,7 @@ class AccountBook:
         premium = bought - sold
         debits = max(premium, ZERO) + blocked
         live_balance = self.opening_balance - premium - blocked
-        equity = {
+        equity: dict[str, Any] = {
             "enabled": True,
             "net": float(live_balance),
             "available": {

@@ -101,7 +101,7 @@ async def _serve(config: SimConfig) -> None:
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1] if site._server and site._server.sockets else config.port
+    port = int(runner.addresses[0][1])
     print(
         f"KiteDesk simulator: market time {state.clock.now():%Y-%m-%d %H:%M:%S} IST, speed x{config.speed:g}, seed {config.seed}"
     )

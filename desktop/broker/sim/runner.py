@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -88,9 +88,7 @@ class Simulator:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets
-        self._port = server.sockets[0].getsockname()[1]
+        self._port = int(self._runner.addresses[0][1])
 
     async def _close(self) -> None:
         if self._runner is not None:
@@ -118,7 +116,7 @@ class Simulator:
         return f"{self.url}/connect/login?api_key={api_key}&v=3"
 
     # ------------------------------------------------------------------ control from Python
-    def call(self, func: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
+    def call(self, func: Callable[[], Coroutine[Any, Any, T]], timeout: float = 10.0) -> T:
         """Runs a coroutine on the simulator's loop and returns its result."""
         if self._loop is None or self._thread is None:
             raise RuntimeError("simulator not started")

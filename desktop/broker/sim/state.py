@@ -6,6 +6,7 @@ All mutation happens on the simulator's event-loop thread.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from collections import deque
@@ -148,7 +149,7 @@ class SimState:
             self.market,
             self._order_ids,
             self._trade_ids,
-            lambda order, key=acc.api_key: self._order_updated(key, order),
+            functools.partial(self._order_updated, acc.api_key),
         )
         state = AccountState(acc, book, acc.redirect_url or self.config.redirect_url)
         self.accounts[acc.api_key] = state
