@@ -18,9 +18,30 @@ def _export(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _run(argv: Sequence[str]) -> int:
+    from desktop.engine.headless import run
+
+    return run(argv)
+
+
+def _login(argv: Sequence[str]) -> int:
+    from desktop.engine.accounts_cli import login
+
+    return login(argv)
+
+
+def _profiles(argv: Sequence[str]) -> int:
+    from desktop.engine.accounts_cli import profiles
+
+    return profiles(argv)
+
+
 SUBCOMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "sim": (_sim, "run the Kite-compatible market and broker simulator"),
     "export": (_export, "export an account's trades to CSV"),
+    "run": (_run, "run a workspace's sessions without a window"),
+    "login": (_login, "log a profile in to Kite from a terminal"),
+    "profiles": (_profiles, "list or add broker profiles"),
 }
 
 

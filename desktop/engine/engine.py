@@ -6,15 +6,18 @@ GUI thread.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
+
+import requests
 
 from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator
-from desktop.domain import Mode, SessionKey
+from desktop.domain import MARKET_CLOSE, Mode, SessionKey
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
@@ -25,6 +28,21 @@ from desktop.store.export import export_trades
 PROFILES_FILE = "profiles.toml"
 # States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
 _RESUMABLE = ("running", "stopped_keep")
+
+
+class _ExternalClock:
+    """A simulator's market clock read once over HTTP, then run forward locally at its speed."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        state = requests.get(f"{url}/_sim/state", timeout=5).json()["data"]
+        self._base = datetime.strptime(state["clock"], "%Y-%m-%d %H:%M:%S")
+        self._speed = float(state["speed"])
+        self._mono = time.monotonic()
+
+    def now(self) -> datetime:
+        t = self._base + timedelta(seconds=(time.monotonic() - self._mono) * self._speed)
+        return min(t, datetime.combine(self._base.date(), MARKET_CLOSE))
 
 
 class MemorySecretStore(SecretStore):
@@ -52,6 +70,7 @@ class Engine:
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()
         self._sim: Simulator | None = None
+        self._external_clock: _ExternalClock | None = None
         self._demo_profiles: dict[str, Profile] = {}
         self._services = SessionServices(
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time
@@ -59,33 +78,40 @@ class Engine:
 
     # -- demo -----------------------------------------------------------------------------------------
 
-    def start_demo(self, speed: float = 30.0, seed: int = 1, start: datetime | None = None) -> None:
-        """Starts the embedded simulator and logs its demo accounts (UK9394, UK1234) in by themselves."""
-        if self._sim is not None:
+    def start_demo(
+        self, speed: float = 30.0, seed: int = 1, start: datetime | None = None, sim_url: str | None = None
+    ) -> None:
+        """Starts the embedded simulator (or uses the one running at `sim_url`) and logs its demo accounts
+        (UK9394, UK1234) in by themselves. `start` is the simulator's first market time."""
+        if self._demo_profiles:
             return
-        self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
+        if sim_url is None:
+            self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
+            url, ws_url = self._sim.url, self._sim.ws_url
+        else:
+            url = sim_url.rstrip("/")
+            ws_url = "ws" + url[len("http") :] + "/ws"
+            self._external_clock = _ExternalClock(url)
         for account in DEMO_ACCOUNTS:
             profile = Profile(
-                account.user_id,
-                account.api_key,
-                account.user_name,
-                api_root=self._sim.url,
-                login_url_root=self._sim.url,
-                ws_root=self._sim.ws_url,
-            )
+                account.user_id, account.api_key, account.user_name,
+                api_root=url, login_url_root=url, ws_root=ws_url,
+            )  # fmt: skip
             self._demo_profiles[profile.user_id] = profile
             self.secrets.set_api_secret(profile.user_id, account.api_secret)
             self.hub.login(profile, request_token_by_redirect(profile))
 
     @property
     def demo(self) -> bool:
-        """True when running on the embedded simulator."""
-        return self._sim is not None
+        """True when running on a simulator with its demo accounts."""
+        return bool(self._demo_profiles)
 
     @property
     def sim_url(self) -> str | None:
-        """The embedded simulator's REST root, or None."""
-        return self._sim.url if self._sim else None
+        """The demo simulator's REST root, or None."""
+        if self._sim is not None:
+            return self._sim.url
+        return self._external_clock.url if self._external_clock else None
 
     @property
     def simulator(self) -> Simulator | None:
@@ -96,6 +122,8 @@ class Engine:
         """The engine's clock: the simulator's market time in a demo, else IST wall-clock time."""
         if self._sim is not None:
             return self._sim.state.clock.now()
+        if self._external_clock is not None:
+            return self._external_clock.now()
         return now_ist().replace(tzinfo=None)
 
     # -- profiles and login -----------------------------------------------------------------------------

@@ -1,0 +1,139 @@
+"""`kitedesk login PROFILE` and `kitedesk profiles [add ...]`: accounts from a terminal (a server without a screen).
+
+`login` prints the Kite login URL, then takes whichever comes first: the redirect captured on the
+profile's loopback redirect URL, or the redirect address (or the request token) pasted on stdin.
+`profiles add` asks for the API secret without echo (or reads it from stdin when piped); it goes to the
+OS keyring, never to a file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import queue
+import sys
+import threading
+from collections.abc import Sequence
+from typing import TextIO
+
+from desktop.broker.errors import BrokerError
+from desktop.engine.engine import Engine
+from desktop.engine.snapshots import ProfileInfo
+
+
+def _engine(home: str | None) -> Engine:
+    from desktop.store import resolve_home
+
+    return Engine(resolve_home(home))
+
+
+def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """The `kitedesk login` command."""
+    p = argparse.ArgumentParser(
+        prog="kitedesk login", description="Log a profile in to Kite from a terminal."
+    )
+    p.add_argument("profile", help="the profile's Kite user id, e.g. AB1234")
+    p.add_argument("--home", help="KiteDesk data folder")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
+    p.add_argument("--no-listen", action="store_true", help="do not listen for the redirect: paste it only")
+    args = p.parse_args(list(argv))
+    engine = _engine(args.home)
+    try:
+        print(
+            f"Open this address, log in to Kite as {args.profile}:\n  {engine.login_url(args.profile)}",
+            file=out,
+        )
+        print(
+            "Then wait here, or paste the address Kite redirected to (or the request token):",
+            file=out,
+            flush=True,
+        )
+        answers: queue.Queue[tuple[str, str]] = queue.Queue()
+
+        def read_stdin() -> None:
+            line = sys.stdin.readline()
+            if line.strip():
+                answers.put(("pasted", line.strip()))
+
+        # Daemon: a blocked stdin read must never keep the process alive after the login.
+        threading.Thread(target=read_stdin, name="kitedesk-login-stdin", daemon=True).start()
+        if not args.no_listen:
+
+            def listen() -> None:
+                try:
+                    answers.put(("token", engine.wait_for_redirect(args.profile, args.timeout)))
+                except BrokerError as e:
+                    answers.put(("error", e.trader_message))
+
+            threading.Thread(target=listen, name="kitedesk-login-wait", daemon=True).start()
+        try:
+            kind, value = answers.get(timeout=args.timeout)
+        except queue.Empty:
+            print("No login arrived in time: try again.", file=sys.stderr)
+            return 1
+        if kind == "error":
+            print(value + " Paste the redirect address instead.", file=sys.stderr)
+            kind, value = answers.get(timeout=args.timeout)
+        name = engine.complete_login(args.profile, value)
+        print(f"Logged in: {name} ({args.profile}).", file=out)
+        return 0
+    except BrokerError as e:
+        print(e.trader_message, file=sys.stderr)
+        return 1
+    except queue.Empty:
+        print("No login arrived in time: try again.", file=sys.stderr)
+        return 1
+    finally:
+        engine.close()
+
+
+def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """The `kitedesk profiles [add USER_ID --api-key KEY ...]` command."""
+    p = argparse.ArgumentParser(prog="kitedesk profiles", description="List or add broker profiles.")
+    p.add_argument("--home", help="KiteDesk data folder")
+    sub = p.add_subparsers(dest="action")
+    add = sub.add_parser("add", help="add or update a profile (the API secret is asked for)")
+    add.add_argument("user_id", help="Kite user id, e.g. AB1234")
+    add.add_argument("--api-key", required=True, help="the app's API key from the Kite developer console")
+    add.add_argument("--name", default="", help="a display name")
+    add.add_argument("--redirect-url", default="http://127.0.0.1:5678/kitedesk/login")
+    add.add_argument("--api-root", default="https://api.kite.trade")
+    add.add_argument("--login-root", default="https://kite.zerodha.com")
+    add.add_argument("--home", dest="home_add", help="KiteDesk data folder")
+    args = p.parse_args(list(argv))
+    engine = _engine(getattr(args, "home_add", None) or args.home)
+    try:
+        if args.action == "add":
+            if sys.stdin.isatty():
+                secret = getpass.getpass(f"API secret of {args.user_id} (not shown): ")
+            else:
+                secret = sys.stdin.readline().strip()
+            info = ProfileInfo(
+                user_id=args.user_id,
+                api_key=args.api_key,
+                display_name=args.name,
+                redirect_url=args.redirect_url,
+                api_root=args.api_root,
+                login_url_root=args.login_root,
+            )
+            engine.save_profile(info, secret or None)
+            where = (
+                "the OS keyring"
+                if engine.secure_secrets()
+                else "memory only (no keyring: enter it again next run)"
+            )
+            print(f"Saved profile {args.user_id}; its API secret is in {where}.", file=out)
+            return 0
+        rows = engine.profiles()
+        if not rows:
+            print("No profiles yet: add one with `kitedesk profiles add USER_ID --api-key KEY`.", file=out)
+        for info in rows:
+            login_state = "logged in" if info.logged_in else "login needed"
+            secret = "secret stored" if info.has_secret else "no secret"
+            print(f"{info.user_id:<10} {info.display_name or '-':<20} {login_state:<13} {secret}", file=out)
+        return 0
+    except BrokerError as e:
+        print(e.trader_message, file=sys.stderr)
+        return 1
+    finally:
+        engine.close()
