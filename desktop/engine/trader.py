@@ -259,6 +259,12 @@ class SegmentTrader:
         )
         self._pending_contract = contract
         self.ctx.watch_option(contract.instrument_token, self.segment)
+        self._journal(
+            "entry_sent",
+            {"intent_id": intent.intent_id, "symbol": contract.tradingsymbol, "qty": qty, "lot_size": contract.lot_size,
+             "spot": str(self.index_price), "strike": str(contract.strike), "right": action.right.value,
+             "itm_offset": self.offset, "reason": action.reason},
+        )  # fmt: skip
         if not self._send(intent, ENTRY):
             self.ctx.risk.on_entry_failed(self.segment)
             self.strategy.on_entry_rejected("the entry order failed")
@@ -414,7 +420,10 @@ class SegmentTrader:
         self._save_position(t)
         stop = self.strategy.position.stop if self.strategy.position else None
         self.log.info("Entry filled: %d %s at %s, stop %s", tracked.filled, i.tradingsymbol, price, stop)
-        self._journal("entry_filled", {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price)})
+        self._journal(
+            "entry_filled",
+            {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price), "stop": str(stop)},
+        )
         if self.mode is Mode.LIVE:
             self._place_stop(stop)
 

@@ -1,0 +1,54 @@
+"""End-to-end fixtures: a real Engine on the embedded simulator (real kiteconnect, real sockets), fast."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from desktop.engine import Engine, SessionEngine, parse_params
+from desktop.engine.engine import MemorySecretStore
+
+# A Thursday: NIFTY's weekly expiry (Tuesday) is ahead, SENSEX's (Thursday) is today.
+START = datetime(2026, 1, 8, 9, 20)
+FAST = {"fast_ema": 2, "slow_ema": 5}  # crosses every few minutes: trades within seconds at high speed
+FEED = {"silence_timeout": 3.0, "backoff_initial": 0.1, "backoff_max": 0.5}
+
+
+def wait_until(app: Any, predicate: Callable[[], object], timeout: float, what: str) -> None:
+    """Polls `predicate` (processing Qt events) until true; fails the test saying `what` did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if predicate():
+            return
+        time.sleep(0.05)
+    if not predicate():
+        pytest.fail(f"timed out after {timeout:.0f} s waiting for: {what}")
+
+
+def params(**raw: Any):
+    """Validated parameters with the fast EMAs, LIVE confirmed when asked for."""
+    return parse_params({**FAST, **raw}, confirm_live=True)
+
+
+def start_session(engine: Engine, user: str, label: str, **raw: Any) -> SessionEngine:
+    """Opens and starts a session."""
+    session = engine.open_session(user, label)
+    session.start(params(**raw))
+    return session
+
+
+@pytest.fixture
+def demo_engine(tmp_path, qapp) -> Iterator[Engine]:
+    """An Engine on the embedded simulator at 120x from 09:20, demo accounts logged in."""
+    engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), feed_options=FEED)
+    try:
+        engine.start_demo(speed=120.0, seed=3, start=START)
+        yield engine
+    finally:
+        engine.close("square_off")
+        qapp.processEvents()
