@@ -45,8 +45,16 @@ SUBCOMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
 }
 
 
+def _gui(argv: Sequence[str]) -> int:
+    """The desktop window: `kitedesk [--demo] [--speed X] [--home DIR] [--theme dark|light]`."""
+    from desktop.ui.launch import run_gui
+
+    return run_gui(argv)
+
+
 def _usage() -> str:
-    lines = ["usage: kitedesk COMMAND [options]", "", "commands:"]
+    lines = ["usage: kitedesk [--demo] [--speed X] [--home DIR]   (the desktop window)"]
+    lines += ["       kitedesk COMMAND [options]", "", "commands:"]
     lines += [f"  {name:<10} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
     lines += ["", "Run `kitedesk COMMAND --help` for a command's options."]
     return "\n".join(lines)
@@ -61,9 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    print(_usage(), file=sys.stderr)
-    print("\nThe desktop window is not built yet: start the simulator with `kitedesk sim`.", file=sys.stderr)
-    return 2
+    return _gui(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,376 @@
+"""The live index chart: candles drawn incrementally, both EMAs, trade markers, the held option's stop.
+
+Bars are drawn once each into a cached QPicture at x = 0 and painted translated to their index, so a
+new closed bar costs one picture, the forming bar is re-recorded on each refresh, and dropping old bars
+from the front (a sliding window) needs no redraw. Only the bars inside the exposed rectangle are painted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QPainter, QPicture
+from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
+
+from desktop.domain import Bar, Segment
+from desktop.engine.snapshots import SegmentSnapshot
+from desktop.ui.theme import Theme
+
+BODY_HALF_WIDTH = 0.35
+VISIBLE_BARS = 90
+_MINUTE = timedelta(minutes=1)
+MAX_PREMIUM_SAMPLES = 20_000
+
+
+class CandlestickItem(pg.GraphicsObject):
+    """Candles with a per-bar picture cache; `bars_drawn` counts pictures recorded (for tests and the bench)."""
+
+    def __init__(self, theme: Theme) -> None:
+        super().__init__()
+        self._theme = theme
+        self._bars: list[Bar] = []
+        self._pictures: list[QPicture] = []
+        self._lows = np.empty(0)
+        self._highs = np.empty(0)
+        self._forming: Bar | None = None
+        self._forming_picture: QPicture | None = None
+        self._version: int | None = None
+        self.bars_drawn = 0
+
+    # ------------------------------------------------------------------ data
+    @property
+    def bars(self) -> Sequence[Bar]:
+        """The closed bars shown, oldest first."""
+        return self._bars
+
+    def set_theme(self, theme: Theme) -> None:
+        """Re-records every bar in the new theme's colours."""
+        self._theme = theme
+        self._pictures = [self._record(b) for b in self._bars]
+        self._forming_picture = self._record(self._forming) if self._forming else None
+        self.update()
+
+    def set_bars(self, bars: Sequence[Bar], version: int, forming: Bar | None) -> bool:
+        """Shows `bars` (closed) and `forming`; records pictures only for bars not drawn before.
+
+        Returns True when the closed bars changed (a chart then updates what depends on them).
+        """
+        closed_changed = version != self._version
+        if closed_changed:
+            self._version = version
+            self._merge_closed(bars)
+        if forming != self._forming:
+            self._forming = forming
+            self._forming_picture = self._record(forming) if forming is not None else None
+        self.prepareGeometryChange()
+        self.update()
+        return closed_changed
+
+    def _merge_closed(self, bars: Sequence[Bar]) -> None:
+        old = self._bars
+        keep = 0
+        if old and bars:
+            # Where does our last drawn bar sit in the new list? Everything before it is already drawn.
+            starts = [b.start for b in bars]
+            j = bisect.bisect_left(starts, old[-1].start)
+            if j < len(bars) and bars[j] == old[-1]:
+                dropped = len(old) - 1 - j  # bars trimmed from the front (sliding window)
+                if dropped >= 0 and (dropped == 0 or old[dropped] == bars[0]):
+                    self._pictures = self._pictures[dropped:]
+                    keep = j + 1
+        if keep == 0:
+            self._pictures = []
+        for bar in bars[keep:]:
+            self._pictures.append(self._record(bar))
+        self._bars = list(bars)
+        self._lows = np.fromiter((float(b.low) for b in bars), float, len(bars))
+        self._highs = np.fromiter((float(b.high) for b in bars), float, len(bars))
+
+    def _record(self, bar: Bar) -> QPicture:
+        self.bars_drawn += 1
+        up = bar.close >= bar.open
+        colour = self._theme.candle_up if up else self._theme.candle_down
+        pic = QPicture()
+        p = QPainter(pic)
+        p.setPen(pg.mkPen(colour, width=1))
+        p.setBrush(pg.mkBrush(colour))
+        low, high, o, c = float(bar.low), float(bar.high), float(bar.open), float(bar.close)
+        p.drawLine(QPointF(0, low), QPointF(0, high))
+        top, bottom = max(o, c), min(o, c)
+        p.drawRect(QRectF(-BODY_HALF_WIDTH, bottom, 2 * BODY_HALF_WIDTH, max(top - bottom, 1e-9)))
+        p.end()
+        return pic
+
+    # ------------------------------------------------------------------ geometry
+    def _y_bounds(self, i0: int, i1: int) -> tuple[float, float] | None:
+        lows, highs = self._lows[i0:i1], self._highs[i0:i1]
+        values: list[float] = []
+        if lows.size:
+            values += [float(lows.min()), float(highs.max())]
+        if self._forming is not None and i1 > len(self._bars):
+            values += [float(self._forming.low), float(self._forming.high)]
+        return (min(values), max(values)) if values else None
+
+    def dataBounds(  # noqa: N802 - pyqtgraph API
+        self,
+        ax: int,
+        frac: float = 1.0,
+        orthoRange: tuple[float, float] | None = None,  # noqa: N803
+    ) -> tuple[float, float] | None:
+        """Bounds for auto-range; along y only the bars inside `orthoRange` (x) count."""
+        n = len(self._bars) + (1 if self._forming is not None else 0)
+        if n == 0:
+            return None
+        if ax == 0:
+            return (-0.5, n - 0.5)
+        i0, i1 = 0, n
+        if orthoRange is not None:
+            i0 = max(0, math.floor(orthoRange[0] + 0.5))
+            i1 = min(n, math.ceil(orthoRange[1] + 0.5))
+            if i0 >= i1:
+                return None
+        return self._y_bounds(i0, i1)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        n = len(self._bars) + (1 if self._forming is not None else 0)
+        bounds = self._y_bounds(0, n) if n else None
+        if bounds is None:
+            return QRectF()
+        lo, hi = bounds
+        return QRectF(-0.5, lo, n, max(hi - lo, 1e-6))
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        """Paints only the cached pictures inside the exposed rectangle."""
+        rect = option.exposedRect
+        n = len(self._pictures)
+        i0 = max(0, math.floor(rect.left()))
+        i1 = min(n, math.ceil(rect.right()) + 1)
+        for i in range(i0, i1):
+            p.drawPicture(QPointF(i, 0), self._pictures[i])
+        if self._forming_picture is not None:
+            p.drawPicture(QPointF(n, 0), self._forming_picture)
+
+
+class TimeAxis(pg.AxisItem):
+    """Bottom axis labelling bar indices with the bar's market time."""
+
+    def __init__(self, candles: CandlestickItem) -> None:
+        super().__init__(orientation="bottom")
+        self._candles = candles
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        bars = self._candles.bars
+        out = []
+        for v in values:
+            i = round(v)
+            out.append(bars[i].start.strftime("%H:%M") if 0 <= i < len(bars) else "")
+        return out
+
+
+def _floats(values: Sequence[object]) -> np.ndarray:
+    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
+
+
+class IndexChart(pg.GraphicsLayoutWidget):
+    """One segment's index chart (candles, EMAs, markers, crosshair) above the held option's premium."""
+
+    def __init__(self, segment: Segment, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.segment = segment
+        self._theme = theme
+        self.candles = CandlestickItem(theme)
+        self.readout = pg.LabelItem(justify="left")
+        self.addItem(self.readout, row=0, col=0)
+        self.price_plot = self.addPlot(row=1, col=0, axisItems={"bottom": TimeAxis(self.candles)})
+        self.premium_plot = self.addPlot(row=2, col=0)
+        self.ci.layout.setRowStretchFactor(1, 4)
+        self.ci.layout.setRowStretchFactor(2, 1)
+        self.premium_plot.setXLink(self.price_plot)
+        self.premium_plot.hideAxis("bottom")
+        self.premium_plot.setLabel("left", "premium")
+        for plot in (self.price_plot, self.premium_plot):
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.setMouseEnabled(x=True, y=False)  # wheel zooms time; price follows the visible bars
+            plot.enableAutoRange(y=True)
+            plot.setAutoVisible(y=True)
+            plot.setClipToView(True)
+        self.price_plot.addItem(self.candles)
+        self.fast_curve = self.price_plot.plot(connect="finite")
+        self.slow_curve = self.price_plot.plot(connect="finite")
+        self.entries = pg.ScatterPlotItem(symbol="t1", size=13, hoverable=True, tip=self._marker_tip)
+        self.exits = pg.ScatterPlotItem(symbol="t", size=13, hoverable=True, tip=self._marker_tip)
+        self.price_plot.addItem(self.entries)
+        self.price_plot.addItem(self.exits)
+        self.premium_curve = self.premium_plot.plot()
+        self.entry_line = pg.InfiniteLine(angle=0, movable=False)
+        self.stop_line = pg.InfiniteLine(angle=0, movable=False)
+        self.target_line = pg.InfiniteLine(angle=0, movable=False)
+        for line in (self.entry_line, self.stop_line, self.target_line):
+            line.setVisible(False)
+            self.premium_plot.addItem(line, ignoreBounds=False)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False)
+        self.h_line = pg.InfiniteLine(angle=0, movable=False)
+        self.v_line2 = pg.InfiniteLine(angle=90, movable=False)
+        self.price_plot.addItem(self.v_line, ignoreBounds=True)
+        self.price_plot.addItem(self.h_line, ignoreBounds=True)
+        self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
+        self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self._starts: list[datetime] = []
+        self._fast = np.empty(0)
+        self._slow = np.empty(0)
+        self._markers: object = None
+        self._premium_symbol: str | None = None
+        self._premium_x: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
+        self._premium_y: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
+        self._last_sample: tuple[datetime | None, object] = (None, None)
+        self._framed = False
+        self.update_ms: deque[float] = deque(maxlen=2000)
+        self.set_theme(theme)
+
+    # ------------------------------------------------------------------ theme
+    def set_theme(self, theme: Theme) -> None:
+        """Recolours everything (candles are re-recorded)."""
+        self._theme = theme
+        self.setBackground(theme.chart_bg)
+        for plot in (self.price_plot, self.premium_plot):
+            for name in ("left", "bottom"):
+                ax = plot.getAxis(name)
+                ax.setPen(pg.mkPen(theme.chart_fg))
+                ax.setTextPen(pg.mkPen(theme.chart_fg))
+        self.candles.set_theme(theme)
+        self.fast_curve.setPen(pg.mkPen(theme.fast_ema, width=1))
+        self.slow_curve.setPen(pg.mkPen(theme.slow_ema, width=1))
+        self.entries.setBrush(pg.mkBrush(theme.entry_marker))
+        self.entries.setPen(pg.mkPen(theme.chart_fg))
+        self.exits.setBrush(pg.mkBrush(theme.exit_marker))
+        self.exits.setPen(pg.mkPen(theme.chart_fg))
+        self.premium_curve.setPen(pg.mkPen(theme.chart_fg, width=1))
+        self.entry_line.setPen(pg.mkPen(theme.chart_fg, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.stop_line.setPen(pg.mkPen(theme.stop_line, width=1))
+        self.target_line.setPen(pg.mkPen(theme.profit, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        cross = pg.mkPen(theme.muted, width=1, style=pg.QtCore.Qt.PenStyle.DotLine)
+        for line in (self.v_line, self.h_line, self.v_line2):
+            line.setPen(cross)
+
+    # ------------------------------------------------------------------ updates
+    def update_from(self, seg: SegmentSnapshot) -> None:
+        """Brings the chart up to `seg`: work proportional to what changed, not to the history."""
+        t0 = time.perf_counter()
+        n_before = len(self.candles.bars)
+        if self.candles.set_bars(seg.bars, seg.bars_version, seg.forming_bar):
+            self._starts = [b.start for b in seg.bars]
+            self._fast = _floats(seg.fast_ema)
+            self._slow = _floats(seg.slow_ema)
+            x = np.arange(len(self._fast), dtype=float)
+            self.fast_curve.setData(x, self._fast, connect="finite")
+            self.slow_curve.setData(np.arange(len(self._slow), dtype=float), self._slow, connect="finite")
+            self._follow_latest(n_before, len(seg.bars))
+            self._markers = None  # marker x positions depend on the bars
+        if seg.markers is not self._markers:
+            self._markers = seg.markers
+            self._draw_markers(seg)
+        self._update_premium(seg)
+        self.update_ms.append((time.perf_counter() - t0) * 1000)
+
+    def _x_of(self, t: datetime) -> float:
+        """The x (bar index) of a market time: its bar, or the forming bar past the last closed one."""
+        i = bisect.bisect_right(self._starts, t) - 1
+        if i < 0:
+            return 0.0
+        if i == len(self._starts) - 1 and t - self._starts[i] >= _MINUTE:
+            return float(i + 1)  # after the last closed bar: the forming bar
+        return float(i)
+
+    def _follow_latest(self, n_before: int, n_now: int) -> None:
+        vb = self.price_plot.getViewBox()
+        if not self._framed:
+            if n_now:
+                self._framed = True
+                vb.setXRange(max(-0.5, n_now - VISIBLE_BARS), n_now + 3, padding=0)
+            return
+        x0, x1 = vb.viewRange()[0]
+        if x1 >= n_before - 1:  # the trader was watching the latest bar: keep it in view
+            shift = n_now - n_before
+            if shift:
+                vb.setXRange(x0 + shift, x1 + shift, padding=0)
+
+    def _draw_markers(self, seg: SegmentSnapshot) -> None:
+        for kind, item in (("entry", self.entries), ("exit", self.exits)):
+            ms = [m for m in seg.markers if m.kind == kind]
+            item.setData(
+                x=[self._x_of(m.time) for m in ms],
+                y=[float(m.index_price) for m in ms],
+                data=[m.label for m in ms],
+            )
+
+    @staticmethod
+    def _marker_tip(x: float, y: float, data: object) -> str:
+        return str(data)
+
+    def _update_premium(self, seg: SegmentSnapshot) -> None:
+        if seg.option_symbol != self._premium_symbol and seg.option_symbol is not None:
+            self._premium_symbol = seg.option_symbol
+            self._premium_x.clear()
+            self._premium_y.clear()
+            self.premium_plot.setLabel("left", seg.option_symbol)
+        sample = (seg.last_tick_time, seg.option_price)
+        if (
+            seg.option_symbol
+            and seg.option_price is not None
+            and seg.last_tick_time
+            and sample != self._last_sample
+        ):
+            self._last_sample = sample
+            x = self._x_of(seg.last_tick_time) + seg.last_tick_time.second / 60
+            self._premium_x.append(x)
+            self._premium_y.append(float(seg.option_price))
+            self.premium_curve.setData(
+                np.fromiter(self._premium_x, float), np.fromiter(self._premium_y, float)
+            )
+        for line, value in (
+            (self.entry_line, seg.entry_price),
+            (self.stop_line, seg.stop_price),
+            (self.target_line, seg.target_price),
+        ):
+            line.setVisible(value is not None and seg.quantity != 0)
+            if value is not None:
+                line.setValue(float(value))
+
+    # ------------------------------------------------------------------ crosshair
+    def _mouse_moved(self, event: tuple[QPointF]) -> None:
+        pos = event[0]
+        vb = self.price_plot.getViewBox()
+        if not self.price_plot.sceneBoundingRect().contains(pos):
+            return
+        point = vb.mapSceneToView(pos)
+        self.v_line.setPos(point.x())
+        self.v_line2.setPos(point.x())
+        self.h_line.setPos(point.y())
+        self.readout.setText(self.readout_text(round(point.x()), point.y()))
+
+    def readout_text(self, i: int, y: float) -> str:
+        """The crosshair's values: the bar under the cursor (O/H/L/C, both EMAs) and the cursor's price."""
+        bars = self.candles.bars
+        colour = self._theme.chart_fg
+        if 0 <= i < len(bars):
+            b = bars[i]
+            fast = self._fast[i] if i < len(self._fast) else math.nan
+            slow = self._slow[i] if i < len(self._slow) else math.nan
+            ema = "  ".join(
+                f"<span style='color:{c}'>{name} {v:,.2f}</span>"
+                for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
+                if not math.isnan(v)
+            )
+            return (
+                f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  O {b.open:,.2f}  "
+                f"H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}  · {y:,.2f}</span>  {ema}"
+            )
+        return f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"

@@ -1,0 +1,160 @@
+"""`kitedesk` and `kitedesk --demo [--speed X] [--home DIR]`: builds the engine and the window, runs Qt."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+
+import platformdirs
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from desktop.ui.main_window import MainWindow
+from desktop.ui.theme import apply_theme
+
+DEFAULT_DEMO_SPEED = 30.0
+HOME_ENV = "KITEDESK_HOME"
+
+# The seed's scenario (the engine issue's test), used when the engine's packaged demo workspace is absent.
+FALLBACK_DEMO_WORKSPACE = """\
+version = 1
+
+[[session]]
+profile = "UK9394"
+label = "Computer 1"
+segments = ["NIFTY", "BANKNIFTY"]
+lots = 1
+stop_loss = 5
+itm_offset = 100
+mode = "PAPER"
+
+[[session]]
+profile = "UK1234"
+label = "Computer 2"
+segments = ["NIFTY", "SENSEX"]
+lots = 2
+stop_loss = 3
+itm_offset = 50
+mode = "PAPER"
+
+[[session]]
+profile = "UK9394"
+label = "Computer 3"
+segments = ["NIFTY", "BANKNIFTY"]
+lots = 3
+stop_loss = 7
+itm_offset = 150
+mode = "LIVE"
+confirm_live = true
+"""
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The GUI's command line."""
+    p = argparse.ArgumentParser(prog="kitedesk", description="KiteDesk: the desktop window.")
+    p.add_argument("--demo", action="store_true", help="run three sessions on the built-in simulator")
+    p.add_argument("--speed", type=float, default=DEFAULT_DEMO_SPEED, help="demo market speed (× real time)")
+    p.add_argument("--home", help="data folder (default: $KITEDESK_HOME or your user data folder)")
+    p.add_argument("--seed", type=int, default=1, help="demo market seed")
+    p.add_argument("--theme", choices=("dark", "light"), help="colour theme")
+    return p.parse_args(list(argv))
+
+
+def demo_workspace_path(scratch: Path) -> Path:
+    """The engine's packaged demo workspace, or the seed's scenario written to `scratch`."""
+    for package, name in (
+        ("desktop.resources", "demo_workspace.toml"),
+        ("desktop.engine", "demo_workspace.toml"),
+    ):
+        with contextlib.suppress(ModuleNotFoundError, FileNotFoundError):
+            candidate = resources.files(package) / name
+            if candidate.is_file():
+                return Path(str(candidate))
+    path = scratch / "demo_workspace.toml"
+    path.write_text(FALLBACK_DEMO_WORKSPACE, encoding="utf-8")
+    return path
+
+
+def demo_start_time(today: date | None = None) -> datetime:
+    """09:19 of today (or the last weekday): one minute before the entry window opens."""
+    day = today or date.today()
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return datetime(day.year, day.month, day.day, 9, 19)
+
+
+def resolve_home(cli_home: str | None, demo: bool) -> tuple[Path, bool]:
+    """(home, is_temporary). The demo gets a fresh folder of its own unless --home is given."""
+    import os
+
+    if cli_home:
+        return Path(cli_home).expanduser().resolve(), False
+    if demo:
+        return Path(tempfile.mkdtemp(prefix="kitedesk-demo-")), True
+    env = os.environ.get(HOME_ENV, "").strip()
+    if env:
+        return Path(env).expanduser().resolve(), False
+    return Path(platformdirs.user_data_dir("KiteDesk", appauthor=False)), False
+
+
+def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
+    """Starts the simulator and logs the demo accounts in on a worker, then opens and starts the sessions."""
+    engine = window.engine
+    window.statusBar().showMessage(f"Starting the simulator at {speed:g}× and logging in the demo accounts…")
+    start = demo_start_time()
+
+    def run() -> None:
+        try:
+            engine.start_demo(speed=speed, seed=seed, start=start)
+        except TypeError:  # an engine without the start argument
+            engine.start_demo(speed=speed, seed=seed)
+
+    def opened(_: object) -> None:
+        window.statusBar().showMessage("Demo running", 5000)
+        try:
+            window.open_workspace(demo_workspace_path(engine.home()), start=True)
+        except Exception as e:
+            QMessageBox.warning(window, "Demo", f"The demo sessions could not start: {e}")
+
+    def failed(exc: BaseException) -> None:
+        QMessageBox.warning(window, "Demo", f"The simulator could not start: {exc}")
+
+    window.jobs.submit(run, opened, failed)
+
+
+def run_gui(argv: Sequence[str]) -> int:
+    """Runs the window until it is closed; returns the exit code."""
+    args = parse_args(argv)
+    from desktop.engine import Engine
+
+    home, temporary = resolve_home(args.home, args.demo)
+    home.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("KiteDesk")
+    try:
+        engine = Engine(home)
+    except Exception as e:
+        print(f"kitedesk: cannot open the data folder {home}: {e}", file=sys.stderr)
+        return 1
+    window = MainWindow(engine, demo=args.demo)
+    if args.theme:
+        window.set_theme(args.theme)
+    else:
+        apply_theme(app, window.theme)
+    window.show()
+    if args.demo:
+        start_demo(window, args.speed, args.seed)
+    else:
+        window.restore_tabs()
+    code = app.exec()
+    window.jobs.wait(10_000)
+    if temporary:
+        shutil.rmtree(home, ignore_errors=True)
+    return int(code)

@@ -1,0 +1,504 @@
+"""The main window: a tab per session, menus, status bar, the 15 Hz refresh, and state kept between runs."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.engine import (
+    OnStop,
+    SessionEntry,
+    SessionState,
+    StrategyParams,
+    Workspace,
+    WorkspaceError,
+    available_strategies,
+    load_workspace,
+    save_workspace,
+)
+from desktop.ui.dialogs import ExportDialog, NewSessionDialog
+from desktop.ui.login_dialog import LoginDialog
+from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
+from desktop.ui.tables import fmt_money
+from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
+from desktop.ui.workers import JobRunner
+
+REFRESH_HZ = 15
+STATUS_EVERY = 4  # status-bar totals at REFRESH_HZ / 4
+SETTINGS_FILE = "kitedesk-ui.ini"
+TABS_FILE = "open-tabs.toml"
+
+
+class MainWindow(QMainWindow):
+    """KiteDesk's window. It shows sessions and forwards commands; the engine owns all trading state."""
+
+    def __init__(self, engine: Any, demo: bool = False, settings_dir: Path | None = None) -> None:
+        super().__init__()
+        self.engine = engine
+        self.demo = demo
+        self.jobs = JobRunner(self)
+        self._settings_dir = Path(settings_dir or engine.home())
+        self._settings_dir.mkdir(parents=True, exist_ok=True)
+        self.settings = QSettings(str(self._settings_dir / SETTINGS_FILE), QSettings.Format.IniFormat)
+        self.theme: Theme = THEMES.get(str(self.settings.value("theme", "dark")), THEMES["dark"])
+        self._strategies = self._known_strategies()
+        self._closing = False
+        self._closed = False
+        self._tick = 0
+        self._login_dialog: LoginDialog | None = None
+        self.setWindowTitle("KiteDesk — simulation" if demo else "KiteDesk")
+
+        central = QWidget()
+        lay = QVBoxLayout(central)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        self.banner = QLabel("SIMULATION — demo accounts on the built-in Kite simulator; no real orders")
+        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.banner.setStyleSheet(SIMULATION_BANNER_STYLE)
+        self.banner.setVisible(demo)
+        lay.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.tabs.setTabsClosable(True)
+        self.tabs.setMovable(True)
+        self.tabs.setDocumentMode(True)
+        self.tabs.tabCloseRequested.connect(self.close_tab)
+        self.tabs.tabBarDoubleClicked.connect(self.rename_tab)
+        self.tabs.currentChanged.connect(lambda _i: self.refresh())
+        plus = QToolButton()
+        plus.setText("+")
+        plus.setToolTip("New session (Ctrl+T)")
+        plus.clicked.connect(self.new_session)
+        self.tabs.setCornerWidget(plus, Qt.Corner.TopRightCorner)
+        self.empty_hint = QLabel("No session open. File → New session (Ctrl+T) to trade an account.")
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        lay.addWidget(self.empty_hint)
+        lay.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self._build_menus()
+        self._build_status_bar()
+        self.jobs.sig_busy_changed.connect(self._show_busy)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(1000 // REFRESH_HZ)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)  # type: ignore[arg-type]
+        else:
+            self.resize(1500, 920)
+        self._update_empty_hint()
+
+    def _known_strategies(self) -> list[str]:
+        try:
+            return list(available_strategies())
+        except Exception:
+            return ["itm_momentum"]
+
+    # ------------------------------------------------------------------ menus and status bar
+    def _action(self, menu: Any, text: str, slot: Callable[[], Any], shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&New session…", self.new_session, "Ctrl+T")
+        self._action(file, "&Log in / profiles…", lambda: self.show_login(), "Ctrl+L")
+        file.addSeparator()
+        self._action(file, "&Open workspace…", self.open_workspace_dialog, "Ctrl+O")
+        self._action(file, "&Save workspace…", self.save_workspace_dialog, "Ctrl+S")
+        self._action(file, "&Export trades…", self.export_trades, "Ctrl+E")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
+        trading = bar.addMenu("&Trading")
+        self._action(
+            trading, "&Start this session", lambda: self._on_tab(SessionTab.request_start), "Ctrl+Return"
+        )
+        self._action(trading, "S&top this session", lambda: self._on_tab(SessionTab.request_stop), "Ctrl+.")
+        self._action(trading, "&Kill this session", lambda: self._on_tab(SessionTab.request_kill), "Ctrl+K")
+        trading.addSeparator()
+        self._action(trading, "Kill &all sessions", self.kill_all, "Ctrl+Shift+K")
+        view = bar.addMenu("&View")
+        self._action(view, "&Dark theme", lambda: self.set_theme("dark"))
+        self._action(view, "&Light theme", lambda: self.set_theme("light"))
+        self._action(view, "&Toggle theme", self.toggle_theme, "Ctrl+Shift+L")
+        view.addSeparator()
+        self._action(view, "&Rename this tab…", lambda: self.rename_tab(self.tabs.currentIndex()), "F2")
+        self._action(view, "Ne&xt tab", lambda: self._step_tab(1), "Ctrl+Tab")
+        self._action(view, "&Previous tab", lambda: self._step_tab(-1), "Ctrl+Shift+Tab")
+        self._action(view, "Close this &tab", lambda: self.close_tab(self.tabs.currentIndex()), "Ctrl+W")
+        help_ = bar.addMenu("&Help")
+        self._action(help_, "&Where are my logs and data?", self.show_where)
+        self._action(help_, "&About KiteDesk", self.show_about)
+
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.market_label = QLabel("market —")
+        self.running_label = QLabel("0 running")
+        self.pnl_label = QLabel("Day P&L —")
+        self.sync_label = QLabel("sync: off")
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)
+        self.busy.setMaximumWidth(120)
+        self.busy.setVisible(False)
+        for w in (self.market_label, self.running_label, self.pnl_label, self.sync_label):
+            sb.addPermanentWidget(w)
+        sb.addWidget(self.busy)
+
+    def _show_busy(self, n: int) -> None:
+        self.busy.setVisible(n > 0)
+        self.busy.setToolTip(f"{n} background task(s) running")
+
+    # ------------------------------------------------------------------ tabs
+    def session_tabs(self) -> list[SessionTab]:
+        """The open session tabs, left to right."""
+        return [w for i in range(self.tabs.count()) if isinstance(w := self.tabs.widget(i), SessionTab)]
+
+    def current_tab(self) -> SessionTab | None:
+        """The visible session tab."""
+        w = self.tabs.currentWidget()
+        return w if isinstance(w, SessionTab) else None
+
+    def _on_tab(self, method: Callable[[SessionTab], Any]) -> None:
+        tab = self.current_tab()
+        if tab is not None:
+            method(tab)
+
+    def _step_tab(self, step: int) -> None:
+        if self.tabs.count():
+            self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
+
+    def _update_empty_hint(self) -> None:
+        self.empty_hint.setVisible(self.tabs.count() == 0)
+        self.tabs.setVisible(self.tabs.count() > 0)
+
+    def open_session(self, user_id: str, label: str, params: StrategyParams | None = None) -> SessionTab:
+        """Opens a tab for a new session of `user_id` (parameters pre-filled, not started)."""
+        session = self.engine.open_session(user_id, label)
+        tab = SessionTab(session, self.theme, self.jobs, self._strategies)
+        if params is not None:
+            tab.form.set_params(params)
+        tab.sig_login_requested.connect(self.show_login)
+        tab.sig_label_changed.connect(lambda text, t=tab: self._retitle(t, text))
+        index = self.tabs.addTab(tab, f"{user_id} · {label}")
+        self.tabs.setCurrentIndex(index)
+        if not self._logged_in(user_id):
+            tab.login_banner_text.setText(f"{user_id} is not logged in: log in before starting.")
+            tab.login_banner.setVisible(True)
+        self._update_empty_hint()
+        return tab
+
+    def _logged_in(self, user_id: str) -> bool:
+        try:
+            return bool(self.engine.is_logged_in(user_id))
+        except Exception:
+            return False
+
+    def _retitle(self, tab: SessionTab, label: str) -> None:
+        index = self.tabs.indexOf(tab)
+        if index >= 0:
+            self.tabs.setTabText(index, f"{tab.session.user_id} · {label}")
+
+    def new_session(self) -> SessionTab | None:
+        """Asks for the account and label, then opens the tab (logging in first when needed)."""
+        profiles = self.engine.profiles()
+        if not profiles:
+            self.show_login()
+            return None
+        dialog = NewSessionDialog(profiles, f"Session {self.tabs.count() + 1}", self)
+        dialog.manage.clicked.connect(lambda: (dialog.reject(), self.show_login()))
+        if dialog.exec() != NewSessionDialog.DialogCode.Accepted:
+            return None
+        user_id, label = dialog.choice()
+        if not user_id:
+            return None
+        try:
+            return self.open_session(user_id, label)
+        except Exception as e:
+            QMessageBox.warning(self, "New session", f"Could not open a session of {user_id}: {e}")
+            return None
+
+    def close_tab(self, index: int) -> bool:
+        """Closes a tab: asks first if it holds a position, then stops its session on a worker."""
+        tab = self.tabs.widget(index)
+        if not isinstance(tab, SessionTab):
+            return False
+        positions = SQUARE_OFF
+        if tab.session.has_open_position():
+            choice = ask_open_position(self, f"{tab.session.user_id} · {tab.label}")
+            if choice is None:
+                return False
+            positions = choice
+        self.tabs.removeTab(index)
+        tab.hide()
+        self._update_empty_hint()
+        key = tab.session.key
+        engine = self.engine
+
+        def closed(_: object = None) -> None:
+            tab.deleteLater()
+
+        def failed(exc: BaseException) -> None:
+            tab.deleteLater()
+            self.statusBar().showMessage(f"closing {key.broker_id} · {tab.label}: {exc}", 10_000)
+
+        self.jobs.submit(lambda: engine.close_session(key, positions), closed, failed)
+        return True
+
+    def rename_tab(self, index: int) -> None:
+        """Renames a tab's label."""
+        tab = self.tabs.widget(index)
+        if not isinstance(tab, SessionTab):
+            return
+        text, ok = QInputDialog.getText(self, "Rename session", "Label:", text=tab.label)
+        if ok and text.strip():
+            tab.set_label(text.strip())
+
+    # ------------------------------------------------------------------ login, export, workspace
+    def show_login(self, user_id: str | None = None) -> LoginDialog:
+        """Opens the login and profiles dialog (not modal: the window keeps refreshing)."""
+        if self._login_dialog is None:
+            self._login_dialog = LoginDialog(self.engine, self.jobs, user_id, self)
+            self._login_dialog.sig_logged_in.connect(self._account_logged_in)
+        else:
+            self._login_dialog.reload(user_id)
+        self._login_dialog.show()
+        self._login_dialog.raise_()
+        return self._login_dialog
+
+    def _account_logged_in(self, user_id: str, name: str) -> None:
+        for tab in self.session_tabs():
+            if tab.session.user_id == user_id:
+                tab.login_completed()
+        self.statusBar().showMessage(f"{user_id} logged in ({name})", 8000)
+
+    def export_trades(self) -> ExportDialog:
+        """Opens the CSV export dialog for the visible session's account."""
+        tab = self.current_tab()
+        accounts = [p.user_id for p in self.engine.profiles()]
+        today = self.engine.market_time().date()
+        dialog = ExportDialog(
+            self.engine,
+            self.jobs,
+            accounts,
+            tab.session.user_id if tab else None,
+            tab.label if tab else None,
+            today,
+            self,
+        )
+        dialog.path.setText(str(Path.home() / f"kitedesk-trades-{today:%Y%m%d}.csv"))
+        dialog.show()
+        return dialog
+
+    def workspace(self) -> Workspace:
+        """The open tabs as a workspace (tabs whose form is not valid are left out)."""
+        entries = []
+        for tab in self.session_tabs():
+            params = tab.form.params() or tab.session.params
+            if params is not None:
+                entries.append(SessionEntry(tab.session.user_id, tab.label, params, OnStop.SQUARE_OFF))
+        return Workspace(tuple(entries))
+
+    def open_workspace(self, path: Path, start: bool = False) -> list[SessionTab]:
+        """Opens a tab per session of a workspace file; `start` also starts them (LIVE confirmed in the file)."""
+        ws = load_workspace(path, known_strategies=self._strategies or None)
+        tabs = []
+        for entry in ws.sessions:
+            tab = self.open_session(entry.profile, entry.label, entry.params)
+            if start:
+                tab.start_with(entry.params)
+            tabs.append(tab)
+        if tabs:
+            self.tabs.setCurrentIndex(self.tabs.indexOf(tabs[0]))
+        return tabs
+
+    def open_workspace_dialog(self) -> None:
+        """File → Open workspace."""
+        name, _ = QFileDialog.getOpenFileName(self, "Open workspace", str(self.engine.home()), "*.toml")
+        if not name:
+            return
+        try:
+            self.open_workspace(Path(name))
+        except WorkspaceError as e:
+            QMessageBox.warning(
+                self, "Open workspace", "This workspace cannot be used:\n\n" + "\n".join(e.problems)
+            )
+        except Exception as e:
+            QMessageBox.warning(self, "Open workspace", f"Could not open the workspace: {e}")
+
+    def save_workspace_dialog(self) -> None:
+        """File → Save workspace."""
+        name, _ = QFileDialog.getSaveFileName(self, "Save workspace", str(self.engine.home()), "*.toml")
+        if name:
+            try:
+                save_workspace(Path(name), self.workspace())
+            except (OSError, WorkspaceError) as e:
+                QMessageBox.warning(self, "Save workspace", f"Could not save: {e}")
+
+    def restore_tabs(self) -> list[SessionTab]:
+        """Reopens the tabs (not started) of the last run; unknown accounts are skipped."""
+        path = self._settings_dir / TABS_FILE
+        if not path.exists():
+            return []
+        known = {p.user_id for p in self.engine.profiles()}
+        try:
+            ws = load_workspace(path, known_strategies=self._strategies or None)
+        except WorkspaceError as e:
+            self.statusBar().showMessage(f"last session's tabs not restored: {e.problems[0]}", 10_000)
+            return []
+        return [self.open_session(e.profile, e.label, e.params) for e in ws.sessions if e.profile in known]
+
+    # ------------------------------------------------------------------ view
+    def set_theme(self, name: str) -> None:
+        """Switches between the dark and the light theme."""
+        self.theme = THEMES[name]
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            apply_theme(app, self.theme)
+        for tab in self.session_tabs():
+            tab.set_theme(self.theme)
+        self.settings.setValue("theme", name)
+
+    def toggle_theme(self) -> None:
+        """Dark ↔ light."""
+        self.set_theme("light" if self.theme.name == "dark" else "dark")
+
+    def kill_all(self) -> None:
+        """The global kill switch (every session cancels, squares off and halts)."""
+        engine = self.engine
+        self.jobs.submit(lambda: engine.kill_all("global kill switch (menu)"))
+
+    def show_where(self) -> None:
+        """Help → where the logs and the data are."""
+        home, logs = self.engine.home(), self.engine.logs_dir()
+        box = QMessageBox(self)
+        box.setWindowTitle("Logs and data")
+        box.setText(
+            f"Data (database, profiles, window state):\n{home}\n\nLogs (one folder per session):\n{logs}\n\n"
+            "API secrets are kept in your system keyring, never in these folders."
+        )
+        open_button = box.addButton("Open data folder", QMessageBox.ButtonRole.ActionRole)
+        box.addButton(QMessageBox.StandardButton.Close)
+        box.exec()
+        if box.clickedButton() is open_button:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(home)))
+
+    def show_about(self) -> None:
+        """Help → About."""
+        QMessageBox.about(
+            self,
+            "About KiteDesk",
+            "KiteDesk — several isolated strategy sessions for Zerodha Kite Connect in one window.\n"
+            "PAPER or LIVE per session; the demo runs on a built-in Kite-compatible simulator.",
+        )
+
+    # ------------------------------------------------------------------ refresh
+    def refresh(self) -> None:
+        """The 15 Hz pull: the visible tab shows its session's latest snapshot; totals a few times a second."""
+        if self._closing:
+            return
+        tab = self.current_tab()
+        if tab is not None:
+            tab.refresh()
+        self._tick += 1
+        if self._tick % STATUS_EVERY == 0 or tab is None:
+            for other in self.session_tabs():
+                if other is not tab:
+                    other.flush_logs()  # hidden tabs: their log lines in fewer, larger batches
+            self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        running, total, pnl = 0, 0, Decimal(0)
+        for tab in self.session_tabs():
+            snap = tab.session.snapshot()
+            total += 1
+            running += snap.state in (SessionState.RUNNING, SessionState.STARTING, SessionState.HALTED)
+            pnl += snap.day_pnl
+        try:
+            now: datetime | None = self.engine.market_time()
+        except Exception:
+            now = None
+        self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
+        self.running_label.setText(f"{running} running / {total}")
+        self.pnl_label.setText(
+            f"Day P&L <span style='color:{pnl_color(self.theme, pnl)}'><b>₹{fmt_money(pnl)}</b></span>"
+        )
+
+    # ------------------------------------------------------------------ shutdown
+    def save_state(self) -> None:
+        """Remembers geometry, theme, and the open tabs with their parameters."""
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("theme", self.theme.name)
+        self.settings.sync()
+        if not self.demo:
+            # The tabs are a convenience; never block quitting on them.
+            with contextlib.suppress(OSError, WorkspaceError):
+                save_workspace(self._settings_dir / TABS_FILE, self.workspace())
+
+    def shutdown(self, positions: str = KEEP) -> None:
+        """Stops the refresh, saves state, and closes the engine on a worker; the window closes when done."""
+        if self._closing:
+            return
+        self._closing = True
+        self.timer.stop()
+        self.save_state()
+        self.setEnabled(False)
+        self.statusBar().showMessage("Stopping sessions…")
+        self.busy.setVisible(True)
+        engine = self.engine
+
+        def finished(_: object = None) -> None:
+            self._closed = True
+            self.close()
+
+        def failed(exc: BaseException) -> None:
+            self.statusBar().showMessage(f"stopping: {exc}")
+            finished()
+
+        self.jobs.submit(lambda: engine.close(positions), finished, failed)
+
+    @property
+    def closed(self) -> bool:
+        """The engine has been closed and the window may go."""
+        return self._closed
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API
+        if self._closed:
+            self.jobs.wait(5000)
+            event.accept()
+            return
+        event.ignore()
+        if self._closing:
+            return
+        positions = KEEP
+        if any(t.session.has_open_position() for t in self.session_tabs()):
+            choice = ask_open_position(self, "At least one session")
+            if choice is None:
+                return
+            positions = choice
+        self.shutdown(positions)

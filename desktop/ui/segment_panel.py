@@ -1,0 +1,91 @@
+"""One segment of a session: agent state, last tick, signal, position, and its live index chart."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from desktop.domain import Segment
+from desktop.engine.snapshots import AgentState, SegmentSnapshot
+from desktop.ui.chart import IndexChart
+from desktop.ui.tables import fmt_money, fmt_time
+from desktop.ui.theme import Theme, pnl_color
+
+_STATE_COLOURS = {
+    AgentState.RUNNING: "profit",
+    AgentState.FAILED: "loss",
+}
+
+
+class SegmentPanel(QWidget):
+    """Labels above an IndexChart; `show_snapshot` is called by the session tab's refresh."""
+
+    def __init__(self, segment: Segment, theme: Theme, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.segment = segment
+        self._theme = theme
+        self._last: SegmentSnapshot | None = None
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(14)
+        self.title = QLabel(f"<b>{segment.value}</b>")
+        self.state = QLabel("—")
+        self.tick = QLabel("last tick —")
+        self.signal = QLabel("signal —")
+        self.position = QLabel("flat")
+        self.pnl = QLabel("")
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        grid.addWidget(self.title, 0, 0)
+        grid.addWidget(self.state, 0, 1)
+        grid.addWidget(self.tick, 0, 2)
+        grid.addWidget(self.signal, 0, 3)
+        grid.addWidget(self.position, 1, 0, 1, 3)
+        grid.addWidget(self.pnl, 1, 3)
+        grid.setColumnStretch(4, 1)
+        lay.addLayout(grid)
+        lay.addWidget(self.note)
+        self.chart = IndexChart(segment, theme)
+        self.chart.setMinimumHeight(220)
+        lay.addWidget(self.chart, 1)
+        self.note.setVisible(False)
+
+    def set_theme(self, theme: Theme) -> None:
+        """Recolours the labels and the chart."""
+        self._theme = theme
+        self.chart.set_theme(theme)
+        if self._last is not None:
+            last, self._last = self._last, None
+            self.show_snapshot(last)
+
+    def show_snapshot(self, seg: SegmentSnapshot) -> None:
+        """Shows `seg`; the chart redraws only what changed."""
+        if seg is self._last:
+            return
+        self._last = seg
+        colour = getattr(self._theme, _STATE_COLOURS.get(seg.state, "text"))
+        state = seg.state.value + (f": {seg.failure}" if seg.failure else "")
+        self.state.setText(f"<span style='color:{colour}'>● {state}</span>")
+        self.state.setToolTip(seg.failure or "")
+        self.tick.setText(f"last tick {fmt_time(seg.last_tick_time) or '—'}")
+        self.signal.setText(f"signal {seg.signal or '—'}")
+        if seg.quantity and seg.option_symbol:
+            parts = [f"<b>{seg.option_symbol}</b> × {seg.quantity}", f"entry {fmt_money(seg.entry_price)}"]
+            if seg.option_price is not None:
+                parts.append(f"LTP {fmt_money(seg.option_price)}")
+            if seg.stop_price is not None:
+                parts.append(
+                    f"<span style='color:{self._theme.stop_line}'>SL {fmt_money(seg.stop_price)}</span>"
+                )
+            if seg.target_price is not None:
+                parts.append(f"target {fmt_money(seg.target_price)}")
+            self.position.setText("  ·  ".join(parts))
+        else:
+            self.position.setText(f"flat · trades today {seg.trades_today}")
+        total = seg.realised_pnl + seg.unrealised_pnl
+        self.pnl.setText(
+            f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L ₹{fmt_money(total)}</span>"
+        )
+        self.note.setText(seg.note)
+        self.note.setVisible(bool(seg.note))
+        self.chart.update_from(seg)

@@ -1,0 +1,398 @@
+"""One session's tab: header with the PAPER/LIVE badge, parameters, Start/Stop/Kill, segments, tables, log."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.domain import Mode, StrategyParams
+from desktop.engine.params import ParamsError, parse_params
+from desktop.engine.snapshots import LogLine, SessionSnapshot, SessionState
+from desktop.ui.log_panel import LogPanel
+from desktop.ui.params_form import ParamsForm
+from desktop.ui.segment_panel import SegmentPanel
+from desktop.ui.tables import (
+    ORDER_COLUMNS,
+    POSITION_COLUMNS,
+    TRADE_COLUMNS,
+    SpecTableModel,
+    SpecTableView,
+    fill_key,
+    fmt_money,
+    order_key,
+    position_key,
+)
+from desktop.ui.theme import BADGE_STYLE, LOGIN_BANNER_STYLE, Theme, pnl_color
+from desktop.ui.workers import JobRunner
+
+ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
+SQUARE_OFF, KEEP = "square_off", "keep"
+
+
+class SessionLike(Protocol):
+    """What a tab needs of a SessionEngine (desktop.engine's public API)."""
+
+    key: Any
+    label: str
+    user_id: str
+    sig_state_changed: Any
+    sig_login_needed: Any
+    sig_log_line: Any
+
+    def start(self, params: StrategyParams) -> None: ...
+    def stop(self, positions: str = SQUARE_OFF) -> None: ...
+    def kill(self, reason: str = "kill switch") -> None: ...
+    def has_open_position(self) -> bool: ...
+    def snapshot(self) -> SessionSnapshot: ...
+    def resume_after_login(self) -> None: ...
+
+
+def live_confirmation_text(user_id: str, label: str, params: StrategyParams) -> str:
+    """What the trader confirms before LIVE: the account, the tab and every segment, in words."""
+    segments = ", ".join(s.value for s in params.segments)
+    return (
+        f"Start LIVE trading on account {user_id} ({label})?\n\n"
+        f"Segments: {segments}\nLots: {params.lots} · stop loss {params.stop_loss}% · "
+        f"ITM offset {params.itm_offset} points\n\nReal orders will be sent to the exchange."
+    )
+
+
+def ask_open_position(parent: QWidget, what: str) -> str | None:
+    """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle("Open position")
+    box.setText(f"{what} has an open position.\n\nSquare it off now, or keep it under its stop loss?")
+    square = box.addButton("Square off", QMessageBox.ButtonRole.AcceptRole)
+    keep = box.addButton("Keep under stop loss", QMessageBox.ButtonRole.ActionRole)
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(cancel)
+    box.exec()
+    clicked = box.clickedButton()
+    return SQUARE_OFF if clicked is square else KEEP if clicked is keep else None
+
+
+class SessionTab(QWidget):
+    """The view of one SessionEngine; it owns no trading state, it only shows snapshots and sends commands."""
+
+    sig_login_requested = Signal(str)
+    """The trader clicked "Log in again" for this account (user id)."""
+    sig_label_changed = Signal(str)
+    """The session's label changed (tab title)."""
+
+    def __init__(
+        self,
+        session: SessionLike,
+        theme: Theme,
+        jobs: JobRunner,
+        strategies: list[str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.label = session.label
+        self._theme = theme
+        self._jobs = jobs
+        self._version: int | None = None
+        self._pending_logs: list[LogLine] = []
+        self._snapshot: SessionSnapshot | None = None
+        self._segment_panels: dict[str, SegmentPanel] = {}
+        self._busy = False
+        self.last_error = ""
+
+        root = QVBoxLayout(self)
+        root.setContentsMargins(4, 4, 4, 4)
+        root.addLayout(self._build_header())
+        self.login_banner = QWidget()
+        banner = QHBoxLayout(self.login_banner)
+        banner.setContentsMargins(0, 0, 0, 0)
+        self.login_banner_text = QLabel(f"{session.user_id}: the login expired. Trading is paused.")
+        self.login_banner_text.setStyleSheet(LOGIN_BANNER_STYLE)
+        self.login_button = QPushButton("Log in again")
+        self.login_button.clicked.connect(lambda: self.sig_login_requested.emit(self.session.user_id))
+        banner.addWidget(self.login_banner_text, 1)
+        banner.addWidget(self.login_button)
+        self.login_banner.setVisible(False)
+        root.addWidget(self.login_banner)
+
+        body = QSplitter(Qt.Orientation.Horizontal)
+        root.addWidget(body, 1)
+        body.addWidget(self._build_controls(strategies))
+        right = QSplitter(Qt.Orientation.Vertical)
+        self.segments_area = QSplitter(Qt.Orientation.Horizontal)
+        right.addWidget(self.segments_area)
+        right.addWidget(self._build_tables())
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        body.addWidget(right)
+        body.setStretchFactor(1, 1)
+        body.setSizes([300, 1200])
+
+        session.sig_log_line.connect(self._on_log_line)
+        session.sig_state_changed.connect(self._on_state_changed)
+        session.sig_login_needed.connect(self._on_login_needed)
+        self.refresh()
+
+    # ------------------------------------------------------------------ layout
+    def _build_header(self) -> QHBoxLayout:
+        head = QHBoxLayout()
+        self.account = QLabel(f"<b>{self.session.user_id}</b> · {self.label}")
+        self.account.setStyleSheet("font-size:15px;")
+        self.badge = QLabel(Mode.PAPER.value)
+        self.badge.setObjectName("mode_badge")
+        self.state_label = QLabel("idle")
+        self.pnl_label = QLabel("")
+        self.pnl_label.setStyleSheet("font-size:15px;")
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        for w in (self.account, self.badge, self.state_label):
+            head.addWidget(w)
+        head.addWidget(self.message, 1)
+        head.addWidget(self.pnl_label)
+        return head
+
+    def _build_controls(self, strategies: list[str]) -> QWidget:
+        box = QWidget()
+        lay = QVBoxLayout(box)
+        lay.setContentsMargins(0, 0, 4, 0)
+        self.form = ParamsForm(strategies)
+        self.form.sig_validity_changed.connect(lambda _ok: self._update_buttons())
+        self.form.mode_box.currentTextChanged.connect(lambda _t: self._show_badge())
+        lay.addWidget(self.form)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Start trading with these parameters (Ctrl+Return)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop this session (Ctrl+.)")
+        self.kill_button = QPushButton("KILL")
+        self.kill_button.setToolTip("Kill switch: cancel pending orders, square off, halt (Ctrl+Shift+K)")
+        self.kill_button.setStyleSheet("QPushButton{background:#b71c1c;color:white;font-weight:bold;}")
+        self.start_button.clicked.connect(self.request_start)
+        self.stop_button.clicked.connect(self.request_stop)
+        self.kill_button.clicked.connect(self.request_kill)
+        for b in (self.start_button, self.stop_button, self.kill_button):
+            buttons.addWidget(b)
+        lay.addLayout(buttons)
+        lay.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(box)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(290)
+        return scroll
+
+    def _build_tables(self) -> QTabWidget:
+        self.positions_model = SpecTableModel(POSITION_COLUMNS, position_key, self._theme)
+        self.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, self._theme)
+        self.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, self._theme)
+        tabs = QTabWidget()
+        tabs.addTab(SpecTableView(self.positions_model), "Positions")
+        tabs.addTab(SpecTableView(self.orders_model), "Orders")
+        tabs.addTab(SpecTableView(self.trades_model), "Trades")
+        self.log_panel = LogPanel()
+        tabs.addTab(self.log_panel, "Log")
+        self.bottom_tabs = tabs
+        return tabs
+
+    # ------------------------------------------------------------------ engine signals
+    @Slot(object)
+    def _on_log_line(self, line: object) -> None:
+        # Batched: the refresh timer appends them, so a burst of lines costs one repaint.
+        if isinstance(line, list | tuple):
+            self._pending_logs.extend(line)
+        else:
+            self._pending_logs.append(line)  # type: ignore[arg-type]
+        if len(self._pending_logs) > 5000:
+            del self._pending_logs[:-5000]
+
+    @Slot(str)
+    def _on_state_changed(self, _state: str) -> None:
+        self.refresh(force=True)
+
+    @Slot()
+    def _on_login_needed(self) -> None:
+        self.login_banner.setVisible(True)
+
+    def login_completed(self) -> None:
+        """The account logged in again: hide the banner and let the session resume where it was."""
+        self.login_banner.setVisible(False)
+        try:
+            self.session.resume_after_login()
+        except Exception as e:  # a trader-readable reason, never a traceback
+            self._show_error(f"could not resume: {e}")
+
+    # ------------------------------------------------------------------ commands
+    def is_active(self) -> bool:
+        """The session is trading (or starting, halted, waiting for a login)."""
+        snap = self._snapshot
+        return snap is not None and snap.state in ACTIVE_STATES
+
+    def request_start(self) -> bool:
+        """Start with the form's parameters; LIVE asks for confirmation first. True when started."""
+        raw = self.form.raw()
+        live = str(raw.get("mode", "")).upper() == Mode.LIVE.value
+        try:
+            params = parse_params(raw, confirm_live=False) if not live else self.form.params()
+        except ParamsError as e:
+            self._show_error("; ".join(e.problems))
+            return False
+        if params is None:
+            self._show_error("; ".join(self.form.problems()) or "the parameters are not valid")
+            return False
+        if live:
+            if not self.confirm_live(params):
+                self._show_error("LIVE start cancelled")
+                return False
+            params = parse_params(raw, confirm_live=True)
+        try:
+            self.session.start(params)
+        except Exception as e:
+            self._show_error(f"could not start: {e}")
+            return False
+        self.message.setText("")
+        self.form.set_editable(False)
+        self.refresh(force=True)
+        return True
+
+    def start_with(self, params: StrategyParams) -> None:
+        """Starts with parameters confirmed elsewhere (a workspace file with confirm_live, the demo)."""
+        self.form.set_params(params)
+        self.session.start(params)
+        self.form.set_editable(False)
+        self.refresh(force=True)
+
+    def confirm_live(self, params: StrategyParams) -> bool:
+        """The LIVE confirmation dialog, naming the account and the segments; default is Cancel."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Start LIVE trading?")
+        box.setText(live_confirmation_text(self.session.user_id, self.label, params))
+        start = box.addButton("Start LIVE", QMessageBox.ButtonRole.AcceptRole)
+        cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(cancel)
+        box.exec()
+        return box.clickedButton() is start
+
+    def request_stop(self) -> None:
+        """Stop; with an open position the trader chooses square off or keep."""
+        positions = SQUARE_OFF
+        if self.session.has_open_position():
+            choice = ask_open_position(self, f"{self.session.user_id} · {self.label}")
+            if choice is None:
+                return
+            positions = choice
+        self._run(lambda: self.session.stop(positions), "stopping…")
+
+    def request_kill(self) -> None:
+        """Kill switch: immediate, no question (it exists for emergencies)."""
+        self._run(lambda: self.session.kill("kill switch (button)"), "kill switch…")
+
+    def _run(self, fn: Any, busy_text: str) -> None:
+        self._busy = True
+        self.message.setText(busy_text)
+        self._update_buttons()
+
+        def done(_: object) -> None:
+            self._busy = False
+            self.message.setText("")
+            self.refresh(force=True)
+
+        def failed(exc: BaseException) -> None:
+            self._busy = False
+            self._show_error(str(exc) or type(exc).__name__)
+            self.refresh(force=True)
+
+        self._jobs.submit(fn, done, failed)
+
+    def _show_error(self, text: str) -> None:
+        self.last_error = text
+        self.message.setText(f"<span style='color:{self._theme.loss}'>{text}</span>")
+
+    # ------------------------------------------------------------------ drawing
+    def set_theme(self, theme: Theme) -> None:
+        """Recolours the tab."""
+        self._theme = theme
+        for model in (self.positions_model, self.orders_model, self.trades_model):
+            model.theme = theme
+        for panel in self._segment_panels.values():
+            panel.set_theme(theme)
+        self.refresh(force=True)
+
+    def set_label(self, label: str) -> None:
+        """Renames the tab's session label (shown in the header and saved with the workspace)."""
+        self.label = label
+        self.account.setText(f"<b>{self.session.user_id}</b> · {label}")
+        self.sig_label_changed.emit(label)
+
+    def flush_logs(self) -> None:
+        """Appends the log lines that arrived since the last refresh."""
+        if self._pending_logs:
+            lines, self._pending_logs = self._pending_logs, []
+            self.log_panel.add_lines(lines)
+
+    def snapshot(self) -> SessionSnapshot | None:
+        """The last snapshot shown."""
+        return self._snapshot
+
+    def refresh(self, force: bool = False) -> None:
+        """Pulls the session's latest snapshot and shows it (skipped when nothing changed)."""
+        self.flush_logs()
+        snap = self.session.snapshot()
+        if not force and snap.version == self._version and snap is self._snapshot:
+            return
+        self._version = snap.version
+        self._snapshot = snap
+        self._show_badge()
+        self.state_label.setText(f"state: <b>{snap.state.value}</b>")
+        day = snap.day_pnl
+        self.pnl_label.setText(
+            f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>₹{fmt_money(day)}</span></b>"
+        )
+        if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
+            self.message.setText(snap.message)
+        self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
+        for seg in snap.segments:
+            panel = self._segment_panels.get(seg.segment.value)
+            if panel is None:
+                panel = SegmentPanel(seg.segment, self._theme)
+                self._segment_panels[seg.segment.value] = panel
+                self.segments_area.addWidget(panel)
+                self.log_panel.set_segments([seg.segment.value])
+            panel.show_snapshot(seg)
+        self.positions_model.set_rows(snap.positions)
+        self.orders_model.set_rows(snap.orders)
+        self.trades_model.set_rows(snap.fills)
+        if not self.is_active() and not self._busy:
+            self.form.set_editable(True)
+        self._update_buttons()
+
+    def _show_badge(self) -> None:
+        snap = self._snapshot
+        mode = (
+            snap.mode
+            if snap is not None and snap.mode is not None
+            else Mode(self.form.mode_box.currentText())
+        )
+        self.badge.setText(mode.value)
+        self.badge.setStyleSheet(BADGE_STYLE[mode.value])
+
+    def _update_buttons(self) -> None:
+        active = self.is_active()
+        self.start_button.setEnabled(not active and not self._busy and self.form.params() is not None)
+        self.stop_button.setEnabled(active and not self._busy)
+        self.kill_button.setEnabled(active)
+
+    def segment_panel(self, name: str) -> SegmentPanel | None:
+        """The panel of one segment (once the session has shown it)."""
+        return self._segment_panels.get(name)

@@ -1,0 +1,202 @@
+"""Positions, orders and trades as sortable table models driven by a column spec (vn.py's BaseMonitor idea)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
+
+from desktop.domain import Fill, Order, Position
+from desktop.ui.theme import Theme, pnl_color
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+_Index = QModelIndex | QPersistentModelIndex
+
+
+def fmt_money(value: Decimal | None) -> str:
+    """Rupees with thousands separators and paise: 12,345.60 (blank when unknown)."""
+    return "" if value is None else f"{value:,.2f}"
+
+
+def fmt_time(value: datetime | None) -> str:
+    """HH:MM:SS of a market time (blank when unknown)."""
+    return "" if value is None else value.strftime("%H:%M:%S")
+
+
+def _sort_key(value: Any) -> Any:
+    """A value Qt can compare: numbers as float (sorting only, never for money), the rest as text."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal | int | float):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return "" if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column: its title, how to read the value from a row, how to show it, and optional P&L colouring."""
+
+    title: str
+    value: Callable[[Any], Any]
+    fmt: Callable[[Any], str] = lambda v: "" if v is None else str(getattr(v, "value", v))
+    numeric: bool = False
+    pnl: bool = False  # colour the cell green/red by sign
+
+
+class SpecTableModel(QAbstractTableModel):
+    """Rows of frozen objects shown through a column spec; updates touch only what changed."""
+
+    def __init__(
+        self,
+        columns: Sequence[Column],
+        row_key: Callable[[Any], Hashable],
+        theme: Theme,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._columns = tuple(columns)
+        self._row_key = row_key
+        self._rows: list[Any] = []
+        self._keys: list[Hashable] = []
+        self._source: object = None
+        self.theme = theme
+
+    # ------------------------------------------------------------------ updates
+    def set_rows(self, rows: Sequence[Any]) -> None:
+        """Shows `rows`: same tuple object → nothing to do; appended rows → inserted; changed rows → repainted."""
+        if rows is self._source:
+            return
+        self._source = rows
+        new_keys = [self._row_key(r) for r in rows]
+        n_old = len(self._keys)
+        if new_keys[:n_old] == self._keys:
+            changed = [i for i in range(n_old) if rows[i] != self._rows[i]]
+            self._rows[:n_old] = list(rows[:n_old])
+            for i in changed:
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self._columns) - 1))
+            if len(rows) > n_old:
+                self.beginInsertRows(QModelIndex(), n_old, len(rows) - 1)
+                self._rows.extend(rows[n_old:])
+                self._keys = new_keys
+                self.endInsertRows()
+            return
+        self.beginResetModel()
+        self._rows, self._keys = list(rows), new_keys
+        self.endResetModel()
+
+    def row(self, i: int) -> Any:
+        """The object shown in row `i` (model order)."""
+        return self._rows[i]
+
+    # ------------------------------------------------------------------ Qt model API
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
+        return 0 if parent.isValid() else len(self._columns)
+
+    def headerData(  # noqa: N802 - Qt API
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self._columns[section].title
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        col = self._columns[index.column()]
+        value = col.value(self._rows[index.row()])
+        if role == Qt.ItemDataRole.DisplayRole:
+            return col.fmt(value)
+        if role == SORT_ROLE:
+            return _sort_key(value)
+        if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ForegroundRole and col.pnl and value is not None:
+            return QBrush(QColor(pnl_color(self.theme, value)))
+        return None
+
+
+def _side_text(v: Any) -> str:
+    return str(getattr(v, "value", v))
+
+
+POSITION_COLUMNS = (
+    Column("Symbol", lambda p: p.tradingsymbol),
+    Column("Mode", lambda p: p.mode),
+    Column("Qty", lambda p: p.quantity, numeric=True),
+    Column("Avg", lambda p: p.average_price, fmt_money, numeric=True),
+    Column("LTP", lambda p: p.last_price, fmt_money, numeric=True),
+    Column("MTM P&L", lambda p: p.unrealised_pnl, fmt_money, numeric=True, pnl=True),
+    Column("Realised", lambda p: p.realised_pnl, fmt_money, numeric=True, pnl=True),
+)
+ORDER_COLUMNS = (
+    Column("Time", lambda o: o.timestamp, fmt_time),
+    Column("Order id", lambda o: o.order_id),
+    Column("Symbol", lambda o: o.tradingsymbol),
+    Column("Side", lambda o: o.side, _side_text),
+    Column("Type", lambda o: o.order_type, _side_text),
+    Column("Qty", lambda o: o.quantity, numeric=True),
+    Column("Filled", lambda o: o.filled_quantity, numeric=True),
+    Column("Avg", lambda o: o.average_price, fmt_money, numeric=True),
+    Column("Trigger", lambda o: o.trigger_price, fmt_money, numeric=True),
+    Column("Status", lambda o: o.status, _side_text),
+    Column("Message", lambda o: o.status_message),
+)
+TRADE_COLUMNS = (
+    Column("Time", lambda f: f.timestamp, fmt_time),
+    Column("Trade id", lambda f: f.fill_id),
+    Column("Order id", lambda f: f.order_id),
+    Column("Symbol", lambda f: f.tradingsymbol),
+    Column("Side", lambda f: f.side, _side_text),
+    Column("Qty", lambda f: f.quantity, numeric=True),
+    Column("Price", lambda f: f.price, fmt_money, numeric=True),
+)
+
+
+def position_key(p: Position) -> Hashable:
+    """Positions are one per contract within a session."""
+    return (p.exchange, p.tradingsymbol)
+
+
+def order_key(o: Order) -> Hashable:
+    """Orders are keyed by the broker's order id."""
+    return o.order_id
+
+
+def fill_key(f: Fill) -> Hashable:
+    """Trades are keyed by the broker's trade id."""
+    return f.fill_id
+
+
+class SpecTableView(QTableView):
+    """A read-only, sortable view of a SpecTableModel (sorting through a proxy on the raw values)."""
+
+    def __init__(self, model: SpecTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source_model = model
+        proxy = QSortFilterProxyModel(self)
+        proxy.setSourceModel(model)
+        proxy.setSortRole(SORT_ROLE)
+        proxy.setDynamicSortFilter(True)
+        self.setModel(proxy)
+        self.setSortingEnabled(True)
+        self.setAlternatingRowColors(True)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(22)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.horizontalHeader().setStretchLastSection(True)
