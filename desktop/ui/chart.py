@@ -168,10 +168,18 @@ class TimeAxis(pg.AxisItem):
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         bars = self._candles.bars
+        if not bars:
+            return ["" for _ in values]
+        today = bars[-1].start.date()
         out = []
         for v in values:
             i = round(v)
-            out.append(bars[i].start.strftime("%H:%M") if 0 <= i < len(bars) else "")
+            if not 0 <= i < len(bars):
+                out.append("")
+                continue
+            start = bars[i].start
+            # Warm-up history from an earlier day is marked with its date.
+            out.append(start.strftime("%H:%M" if start.date() == today else "%d %b %H:%M"))
         return out
 
 
@@ -195,7 +203,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(2, 1)
         self.premium_plot.setXLink(self.price_plot)
         self.premium_plot.hideAxis("bottom")
-        self.premium_plot.setLabel("left", "premium")
+        for plot in (self.price_plot, self.premium_plot):
+            plot.getAxis("left").setWidth(64)  # equal widths keep the two plots' time axes aligned
         for plot in (self.price_plot, self.premium_plot):
             plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMouseEnabled(x=True, y=False)  # wheel zooms time; price follows the visible bars
@@ -320,7 +329,6 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self._premium_symbol = seg.option_symbol
             self._premium_x.clear()
             self._premium_y.clear()
-            self.premium_plot.setLabel("left", seg.option_symbol)
         sample = (seg.last_tick_time, seg.option_price)
         if (
             seg.option_symbol

@@ -39,7 +39,7 @@ from desktop.engine import (
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
-from desktop.ui.tables import fmt_money
+from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
 from desktop.ui.workers import JobRunner
 
@@ -446,7 +446,7 @@ class MainWindow(QMainWindow):
         self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
         self.running_label.setText(f"{running} running / {total}")
         self.pnl_label.setText(
-            f"Day P&L <span style='color:{pnl_color(self.theme, pnl)}'><b>₹{fmt_money(pnl)}</b></span>"
+            f"Day P&L <span style='color:{pnl_color(self.theme, pnl)}'><b>{fmt_rupees(pnl)}</b></span>"
         )
 
     # ------------------------------------------------------------------ shutdown

@@ -7,7 +7,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.ui.chart import IndexChart
-from desktop.ui.tables import fmt_money, fmt_time
+from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
 from desktop.ui.theme import Theme, pnl_color
 
 _STATE_COLOURS = {
@@ -84,7 +84,7 @@ class SegmentPanel(QWidget):
             self.position.setText(f"flat · trades today {seg.trades_today}")
         total = seg.realised_pnl + seg.unrealised_pnl
         self.pnl.setText(
-            f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L ₹{fmt_money(total)}</span>"
+            f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L {fmt_rupees(total)}</span>"
         )
         self.note.setText(seg.note)
         self.note.setVisible(bool(seg.note))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -17,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.domain import Mode, StrategyParams
+from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine.params import ParamsError, parse_params
 from desktop.engine.snapshots import LogLine, SessionSnapshot, SessionState
 from desktop.ui.log_panel import LogPanel
@@ -30,7 +31,7 @@ from desktop.ui.tables import (
     SpecTableModel,
     SpecTableView,
     fill_key,
-    fmt_money,
+    fmt_rupees,
     order_key,
     position_key,
 )
@@ -57,6 +58,26 @@ class SessionLike(Protocol):
     def has_open_position(self) -> bool: ...
     def snapshot(self) -> SessionSnapshot: ...
     def resume_after_login(self) -> None: ...
+
+
+def held_positions(snap: SessionSnapshot) -> tuple[Position, ...]:
+    """The session's positions: the engine's list, or one row per segment holding an option."""
+    if snap.positions:
+        return snap.positions
+    return tuple(
+        Position(
+            key=snap.key,
+            mode=snap.mode or Mode.PAPER,
+            exchange=seg.segment.spec.option_exchange,
+            tradingsymbol=seg.option_symbol,
+            quantity=seg.quantity,
+            average_price=seg.entry_price or Decimal(0),
+            last_price=seg.option_price or seg.entry_price or Decimal(0),
+            realised_pnl=seg.realised_pnl,
+        )
+        for seg in snap.segments
+        if seg.quantity and seg.option_symbol
+    )
 
 
 def live_confirmation_text(user_id: str, label: str, params: StrategyParams) -> str:
@@ -136,9 +157,10 @@ class SessionTab(QWidget):
         right.addWidget(self._build_tables())
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
+        right.setSizes([640, 240])
         body.addWidget(right)
         body.setStretchFactor(1, 1)
-        body.setSizes([300, 1200])
+        body.setSizes([360, 1140])
 
         session.sig_log_line.connect(self._on_log_line)
         session.sig_state_changed.connect(self._on_state_changed)
@@ -189,7 +211,7 @@ class SessionTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(box)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(290)
+        scroll.setMinimumWidth(360)
         return scroll
 
     def _build_tables(self) -> QTabWidget:
@@ -357,7 +379,7 @@ class SessionTab(QWidget):
         self.state_label.setText(f"state: <b>{snap.state.value}</b>")
         day = snap.day_pnl
         self.pnl_label.setText(
-            f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>₹{fmt_money(day)}</span></b>"
+            f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>{fmt_rupees(day)}</span></b>"
         )
         if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
             self.message.setText(snap.message)
@@ -370,7 +392,7 @@ class SessionTab(QWidget):
                 self.segments_area.addWidget(panel)
                 self.log_panel.set_segments([seg.segment.value])
             panel.show_snapshot(seg)
-        self.positions_model.set_rows(snap.positions)
+        self.positions_model.set_rows(held_positions(snap))
         self.orders_model.set_rows(snap.orders)
         self.trades_model.set_rows(snap.fills)
         if not self.is_active() and not self._busy:

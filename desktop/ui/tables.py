@@ -25,6 +25,14 @@ def fmt_money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
+def fmt_rupees(value: Decimal | None) -> str:
+    """A signed rupee amount for P&L: +₹1,234.50 / −₹643.50 / ₹0.00."""
+    if value is None:
+        return ""
+    sign = "+" if value > 0 else "−" if value < 0 else ""
+    return f"{sign}₹{abs(value):,.2f}"
+
+
 def fmt_time(value: datetime | None) -> str:
     """HH:MM:SS of a market time (blank when unknown)."""
     return "" if value is None else value.strftime("%H:%M:%S")

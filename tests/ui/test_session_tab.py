@@ -1,0 +1,163 @@
+"""A session tab: start/stop/kill, the LIVE confirmation, the badge, the open-position question, re-login."""
+
+from __future__ import annotations
+
+import threading
+
+from desktop.domain import Mode
+from desktop.engine.snapshots import LogLine, SessionState
+from desktop.ui.session_tab import SessionTab, live_confirmation_text
+from desktop.ui.theme import DARK
+from desktop.ui.workers import JobRunner
+from tests.ui.fakes import FakeSession, paper_params
+from tests.ui.qtkit import answer_next_message_box
+
+
+def _tab(qtbot, session: FakeSession | None = None) -> tuple[SessionTab, FakeSession, JobRunner]:
+    session = session or FakeSession("UK9394", "Computer 3")
+    jobs = JobRunner()
+    tab = SessionTab(session, DARK, jobs, ["itm_momentum"])
+    qtbot.addWidget(tab)
+    tab.form.set_params(paper_params())
+    return tab, session, jobs
+
+
+def test_paper_start_sends_the_forms_parameters(qtbot):
+    tab, session, _ = _tab(qtbot)
+    assert tab.request_start()
+    assert session.calls == [("start", paper_params())]
+    assert tab.badge.text() == "PAPER"
+    assert not tab.start_button.isEnabled() and tab.stop_button.isEnabled()
+    assert not tab.form.edit("lots").isEnabled()  # locked while running
+
+
+def test_live_start_asks_naming_account_and_segments_and_cancel_starts_nothing(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.form.mode_box.setCurrentText("LIVE")
+    assert tab.badge.text() == "LIVE"
+    seen: list[str] = []
+    answer_next_message_box("Cancel", seen)
+    assert not tab.request_start()
+    assert session.calls == []
+    assert "UK9394" in seen[0] and "Computer 3" in seen[0] and "NIFTY, BANKNIFTY" in seen[0]
+    assert tab.last_error == "LIVE start cancelled"
+
+
+def test_live_start_confirmed_starts_in_live_mode(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.form.mode_box.setCurrentText("LIVE")
+    seen: list[str] = []
+    answer_next_message_box("Start LIVE", seen)
+    assert tab.request_start()
+    ((name, params),) = session.calls
+    assert name == "start" and params.mode is Mode.LIVE
+    assert "LIVE" in tab.badge.styleSheet() or tab.badge.text() == "LIVE"
+    assert "#d50000" in tab.badge.styleSheet()  # solid red: cannot be mistaken for PAPER
+
+
+def test_confirmation_text_names_every_segment():
+    text = live_confirmation_text("UK1234", "Computer 2", paper_params())
+    assert "UK1234 (Computer 2)" in text and "NIFTY, BANKNIFTY" in text and "Real orders" in text
+
+
+def test_invalid_form_cannot_start(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.form.edit("lots").setText("0")
+    assert not tab.start_button.isEnabled()
+    assert not tab.request_start()
+    assert "lots must be a whole number ≥ 1" in tab.last_error
+    assert session.calls == []
+
+
+def test_stop_runs_on_a_worker_thread_and_unlocks_the_form(qtbot):
+    tab, session, jobs = _tab(qtbot)
+    tab.request_start()
+    tab.request_stop()
+    qtbot.waitUntil(lambda: session.state is SessionState.STOPPED and jobs.busy == 0, timeout=3000)
+    assert session.calls[-1] == ("stop", "square_off")
+    assert session.call_threads[-1] != threading.current_thread().name
+    tab.refresh()
+    assert tab.form.edit("lots").isEnabled() and tab.start_button.isEnabled()
+    jobs.wait()
+
+
+def test_stop_with_open_position_asks_and_can_keep_it(qtbot):
+    tab, session, jobs = _tab(qtbot)
+    tab.request_start()
+    session.hold()
+    seen: list[str] = []
+    answer_next_message_box("Keep under stop loss", seen)
+    tab.request_stop()
+    qtbot.waitUntil(lambda: jobs.busy == 0, timeout=3000)
+    assert "open position" in seen[0]
+    assert session.calls[-1] == ("stop", "keep")
+    jobs.wait()
+
+
+def test_stop_with_open_position_cancelled_keeps_running(qtbot):
+    tab, session, jobs = _tab(qtbot)
+    tab.request_start()
+    session.hold()
+    answer_next_message_box("Cancel", [])
+    tab.request_stop()
+    assert [c[0] for c in session.calls] == ["start"]
+    assert jobs.busy == 0
+
+
+def test_kill_switch_halts_without_asking(qtbot):
+    tab, session, jobs = _tab(qtbot)
+    tab.request_start()
+    tab.request_kill()
+    qtbot.waitUntil(lambda: session.state is SessionState.HALTED and jobs.busy == 0, timeout=3000)
+    assert session.calls[-1][0] == "kill"
+    jobs.wait()
+
+
+def test_expired_login_shows_banner_and_resumes_after_login(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.show()
+    tab.request_start()
+    session.sig_login_needed.emit()
+    assert tab.login_banner.isVisible()
+    requested: list[str] = []
+    tab.sig_login_requested.connect(requested.append)
+    tab.login_button.click()
+    assert requested == ["UK9394"]
+    tab.login_completed()
+    assert not tab.login_banner.isVisible()
+    assert session.calls[-1][0] == "resume_after_login"
+    assert session.calls[0][0] == "start" and len(session.calls) == 2  # state kept: no restart
+
+
+def test_segments_show_held_position_and_positions_table(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    session.hold()
+    tab.refresh()
+    panel = tab.segment_panel("NIFTY")
+    assert (
+        panel is not None
+        and "NIFTY2611325900CE" in panel.position.text()
+        and "SL 173.25" in panel.position.text()
+    )
+    assert tab.positions_model.rowCount() == 1
+    assert tab.positions_model.row(0).tradingsymbol == "NIFTY2611325900CE"
+    assert "+₹125.50" in tab.pnl_label.text()
+
+
+def test_log_lines_are_batched_and_filtered_by_segment_and_level(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    session.sig_log_line.emit(LogLine("NIFTY", "INFO", "nifty entry"))
+    session.sig_log_line.emit(LogLine("BANKNIFTY", "WARNING", "banknifty slow feed"))
+    session.sig_log_line.emit(LogLine("NIFTY", "DEBUG", "nifty detail"))
+    assert tab.log_panel.visible_text() == ""  # nothing drawn until the refresh
+    tab.refresh()
+    assert tab.log_panel.visible_text().splitlines() == ["nifty entry", "banknifty slow feed"]
+    tab.log_panel.segment_box.setCurrentText("BANKNIFTY")
+    assert tab.log_panel.visible_text() == "banknifty slow feed"
+    tab.log_panel.segment_box.setCurrentText("all")
+    tab.log_panel.level_box.setCurrentText("WARNING")
+    assert tab.log_panel.visible_text() == "banknifty slow feed"
+    tab.log_panel.level_box.setCurrentText("DEBUG")
+    assert "nifty detail" in tab.log_panel.visible_text()

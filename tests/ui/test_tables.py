@@ -1,0 +1,86 @@
+"""Positions, orders and trades tables: sorted by value, P&L coloured, updated without resets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from desktop.domain import Mode, Position, SessionKey
+from desktop.ui.tables import POSITION_COLUMNS, SpecTableModel, SpecTableView, fmt_rupees, position_key
+from desktop.ui.theme import DARK
+
+KEY = SessionKey("UK9394", "s1")
+
+
+def _pos(symbol: str, avg: str, ltp: str, qty: int = 65) -> Position:
+    return Position(KEY, Mode.PAPER, "NFO", symbol, qty, Decimal(avg), Decimal(ltp))
+
+
+def _column(title: str) -> int:
+    return [c.title for c in POSITION_COLUMNS].index(title)
+
+
+def test_positions_sort_by_pnl_value_not_text(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    view = SpecTableView(model)
+    qtbot.addWidget(view)
+    model.set_rows(
+        (_pos("A", "100", "101"), _pos("B", "100", "99.9"), _pos("C", "100", "120"))
+    )  # +65, -6.5, +1300
+    col = _column("MTM P&L")
+    view.sortByColumn(col, Qt.SortOrder.AscendingOrder)
+    proxy = view.model()
+    shown = [proxy.index(r, 0).data() for r in range(3)]
+    assert shown == ["B", "A", "C"]
+
+
+def test_pnl_cells_are_green_for_profit_and_red_for_loss(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    model.set_rows((_pos("A", "100", "101"), _pos("B", "100", "99")))
+    col = _column("MTM P&L")
+    up = model.index(0, col).data(Qt.ItemDataRole.ForegroundRole).color()
+    down = model.index(1, col).data(Qt.ItemDataRole.ForegroundRole).color()
+    assert up == QColor(DARK.profit) and down == QColor(DARK.loss)
+    assert model.index(0, col).data() == "65.00"
+
+
+def test_new_rows_are_inserted_and_changed_rows_repainted_without_reset(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    events: list[str] = []
+    model.modelReset.connect(lambda: events.append("reset"))
+    model.rowsInserted.connect(lambda *_: events.append("insert"))
+    model.dataChanged.connect(lambda *_: events.append("changed"))
+    a = _pos("A", "100", "101")
+    model.set_rows((a,))
+    model.set_rows((replace(a, last_price=Decimal("102")), _pos("B", "50", "51")))
+    assert events == ["insert", "changed", "insert"]
+    assert model.rowCount() == 2
+
+
+def test_same_rows_object_costs_nothing(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    rows = (_pos("A", "100", "101"),)
+    model.set_rows(rows)
+    events: list[str] = []
+    model.dataChanged.connect(lambda *_: events.append("changed"))
+    model.modelReset.connect(lambda: events.append("reset"))
+    model.set_rows(rows)
+    assert events == []
+
+
+def test_rupees_are_signed_for_pnl():
+    assert fmt_rupees(Decimal("-643.5")) == "−₹643.50"
+    assert fmt_rupees(Decimal("1234.5")) == "+₹1,234.50"
+    assert fmt_rupees(Decimal(0)) == "₹0.00"
+
+
+def test_a_different_set_of_rows_resets_the_model(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    model.set_rows((_pos("A", "100", "101"), _pos("B", "1", "1")))
+    events: list[str] = []
+    model.modelReset.connect(lambda: events.append("reset"))
+    model.set_rows((_pos("B", "1", "1"),))
+    assert events == ["reset"] and model.row(0).tradingsymbol == "B"
