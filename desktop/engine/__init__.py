@@ -1,14 +1,15 @@
 """The engine's public API (what the UI and the app use): sessions, registry, snapshots, parameters.
 
 Import from here, not from the modules: `from desktop.engine import Engine, SessionEngine, parse_params`.
+The Qt-hosting classes (Engine, EngineRegistry, SessionEngine) load on first use, so that importing the
+plain-Python parts (strategy, risk, bars, params) for a replay or backtest never loads Qt.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import LoginFailed
 from desktop.domain import StrategyParams
-from desktop.engine.engine import Engine
 from desktop.engine.params import ParamsError, effective_itm_offset, parse_params
-from desktop.engine.registry import EngineRegistry
-from desktop.engine.session import SessionEngine, SessionError
 from desktop.engine.snapshots import (
     AgentState,
     LogLine,
@@ -27,6 +28,28 @@ from desktop.engine.workspace import (
     load_workspace,
     save_workspace,
 )
+
+if TYPE_CHECKING:
+    from desktop.engine.engine import Engine
+    from desktop.engine.registry import EngineRegistry
+    from desktop.engine.session import SessionEngine, SessionError
+
+_QT_HOSTED = {
+    "Engine": "desktop.engine.engine",
+    "EngineRegistry": "desktop.engine.registry",
+    "SessionEngine": "desktop.engine.session",
+    "SessionError": "desktop.engine.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _QT_HOSTED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'desktop.engine' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AgentState",
