@@ -311,33 +311,49 @@ class AccountBook:
         return order
 
     def modify(self, order_id: str, form: dict[str, str], now: datetime) -> SimOrder:
-        """Changes price, trigger, quantity or type of an open order, as Kite allows."""
+        """Changes price, trigger, quantity or type of an open order, as Kite allows.
+
+        Every field is checked before any is applied: a refused modification leaves the order untouched.
+        """
         order = self.get(order_id)
         if order.is_final:
             raise input_error(
                 f"Order cannot be modified as it is being processed or is {order.status.lower()}."
             )
-        if "quantity" in form and form["quantity"]:
-            order.quantity = self._quantity(form["quantity"], order.instrument)
+        quantity = order.quantity
+        if form.get("quantity"):
+            quantity = self._quantity(form["quantity"], order.instrument)
+        order_type = order.order_type
         if form.get("order_type"):
-            new_type = form["order_type"].upper()
-            if new_type not in ORDER_TYPES:
+            order_type = form["order_type"].upper()
+            if order_type not in ORDER_TYPES:
                 raise input_error("Invalid `order_type`.")
-            order.order_type = new_type
-        if form.get("price"):
-            order.price = self._price(form["price"], "price", required=True)
+        price = self._price(form["price"], "price", required=True) if form.get("price") else order.price
+        trigger = order.trigger_price
         if form.get("trigger_price"):
-            order.trigger_price = self._price(form["trigger_price"], "trigger_price", required=True)
-        if order.order_type in ("MARKET", "SL-M") and form.get("market_protection"):
-            order.market_protection = self._market_protection(form["market_protection"], order.order_type)
+            trigger = self._price(form["trigger_price"], "trigger_price", required=True)
+        if order_type in ("LIMIT", "SL") and not price:
+            raise input_error("Missing `price`.")
+        if order_type in ("SL", "SL-M") and not trigger:
+            raise input_error("Missing `trigger_price`.")
+        protection = order.market_protection
+        if order_type in ("MARKET", "SL-M") and form.get("market_protection"):
+            protection = self._market_protection(form["market_protection"], order_type)
+        side = order.transaction_type
+        if order_type == "SL" and self._trigger_wrong_side(side, price, trigger):
+            raise input_error(
+                "Trigger price for stoploss buy orders should be less than price."
+                if side == "BUY"
+                else "Trigger price for stoploss sell orders should be higher than price."
+            )
+        # A stop that has already triggered stays OPEN; one that has not (or a LIMIT made a stop) waits.
+        triggered = order.order_type in ("SL", "SL-M") and order.status == "OPEN"
+        status = "TRIGGER PENDING" if order_type in ("SL", "SL-M") and not triggered else "OPEN"
+        order.quantity, order.order_type, order.price = quantity, order_type, price
+        order.trigger_price, order.market_protection = trigger, protection
         order.modified = True
-        status = (
-            "TRIGGER PENDING"
-            if order.order_type in ("SL", "SL-M") and order.status == "TRIGGER PENDING"
-            else "OPEN"
-        )
         self._transition(order, "MODIFY PENDING", now, notify=False)
-        self._transition(order, status if order.order_type in ("SL", "SL-M") else "OPEN", now)
+        self._transition(order, status, now)
         self.work(order, now)
         return order
 
@@ -518,7 +534,7 @@ class AccountBook:
             value = Decimal(str(raw))
         except ArithmeticError:
             raise input_error(f"Invalid `{name}`.") from None
-        if value < 0 or (required and value == 0):
+        if not value.is_finite() or value < 0 or (required and value == 0):
             raise input_error(f"Invalid `{name}`.")
         if (value * 20) % 1:
             raise input_error(f"`{name}` {value} is not a multiple of the tick size 0.05.")

@@ -194,3 +194,50 @@ def test_index_is_not_tradable_and_unknown_symbol_is_input_error(kite):
             order_type="MARKET",
             market_protection=-1,
         )
+
+
+def test_refused_modification_leaves_the_order_untouched(kite):
+    inst = atm_option(kite)
+    order_id = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    before = kite.order_history(order_id)
+    with pytest.raises(kex.InputException, match="tick size"):
+        kite.modify_order(variety="regular", order_id=order_id, quantity=3 * inst["lot_size"], price=0.07)
+    with pytest.raises(kex.InputException, match="order_type"):
+        kite.modify_order(variety="regular", order_id=order_id, quantity=2 * inst["lot_size"], order_type="X")
+    assert kite.order_history(order_id) == before
+    (now,) = [o for o in kite.orders() if o["order_id"] == order_id]
+    assert (now["quantity"], now["price"], now["order_type"]) == (inst["lot_size"], 0.05, "LIMIT")
+
+
+def test_limit_order_made_a_stop_waits_in_trigger_pending(kite):
+    inst = atm_option(kite)
+    key = f"NFO:{inst['tradingsymbol']}"
+    ltp = Decimal(str(kite.ltp(key)[key]["last_price"]))
+    order_id = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    trigger = (ltp * 2).quantize(Decimal("0.05"))  # a buy stop far above the market: it cannot trigger
+    kite.modify_order(
+        variety="regular", order_id=order_id, order_type="SL", trigger_price=float(trigger),
+        price=float(trigger + 1),
+    )  # fmt: skip
+    last = kite.order_history(order_id)[-1]
+    assert (last["status"], last["order_type"], last["trigger_price"]) == (
+        "TRIGGER PENDING",
+        "SL",
+        float(trigger),
+    )
+    with pytest.raises(kex.InputException, match="Trigger price"):  # a buy stop's trigger above its price
+        kite.modify_order(variety="regular", order_id=order_id, price=float(trigger - 1))
+    assert kite.order_history(order_id)[-1]["price"] == float(trigger + 1)
+
+
+def test_orders_after_the_close_are_refused_and_resting_ones_stay_unfilled(sim, kite):
+    inst = atm_option(kite)
+    resting = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    advance(sim, 10 * 3600)  # past 15:30: the clock stops at the close
+    sim.step()
+    assert sim.describe()["market_open"] is False
+    with pytest.raises(kex.InputException, match="Markets are closed") as err:
+        place(kite, inst)
+    assert err.value.code == 400
+    assert [o["order_id"] for o in kite.orders()] == [resting]
+    assert kite.order_history(resting)[-1]["status"] == "OPEN"
