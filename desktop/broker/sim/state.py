@@ -81,13 +81,15 @@ class SlidingWindow:
         self.period = period
         self._events: deque[float] = deque()
 
-    def allow(self, now: float) -> bool:
+    def has_room(self, now: float) -> bool:
+        """True when one more event at `now` stays within the limit (nothing is counted)."""
         while self._events and now - self._events[0] >= self.period:
             self._events.popleft()
-        if len(self._events) >= self.limit:
-            return False
+        return len(self._events) < self.limit
+
+    def add(self, now: float) -> None:
+        """Counts one event at `now`."""
         self._events.append(now)
-        return True
 
 
 def _kite_limits() -> dict[str, list[SlidingWindow]]:
@@ -220,8 +222,12 @@ class SimState:
             raise SimKiteError(429, "NetworkException", "Too many requests")
         if not self.config.rate_limits:
             return
-        if not all(w.allow(now) for w in acc.limits[bucket]):
+        windows = acc.limits[bucket]
+        # A refused request counts against no window: only requests Kite answers use up the limits.
+        if not all(w.has_room(now) for w in windows):
             raise SimKiteError(429, "NetworkException", "Too many requests")
+        for w in windows:
+            w.add(now)
 
     # ------------------------------------------------------------------ reports
     def describe(self) -> dict[str, Any]:

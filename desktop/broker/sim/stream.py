@@ -112,10 +112,16 @@ class TickStreamer:
     def _on_client_message(self, conn: Connection, text: str) -> None:
         try:
             msg = json.loads(text)
-            action, value = msg["a"], msg["v"]
-        except (ValueError, KeyError, TypeError):
-            self._send_error(conn, 'Invalid message: expected {"a": action, "v": value}')
-            return
+            self._apply(conn, msg["a"], msg["v"])
+        except (ValueError, KeyError, TypeError, IndexError):
+            # A malformed message is answered, never allowed to kill the connection's reader.
+            self._send_error(
+                conn,
+                'Invalid message: expected {"a": "subscribe"|"unsubscribe", "v": [tokens]} '
+                'or {"a": "mode", "v": [mode, [tokens]]}',
+            )
+
+    def _apply(self, conn: Connection, action: Any, value: Any) -> None:
         if action == "subscribe":
             tokens = [int(t) for t in value]
             known = {i.instrument_token for i in self._state.market.instruments}
@@ -130,16 +136,16 @@ class TickStreamer:
                 conn.modes.setdefault(token, "quote")
             conn.last_second = None  # new tokens get a tick at once
         elif action == "unsubscribe":
-            for token in value:
-                conn.modes.pop(int(token), None)
+            for token in [int(t) for t in value]:
+                conn.modes.pop(token, None)
         elif action == "mode":
-            mode, tokens = value[0], value[1]
+            mode, tokens = value[0], [int(t) for t in value[1]]
             if mode not in MODES:
                 self._send_error(conn, f"Invalid mode {mode!r}")
                 return
             for token in tokens:
-                if int(token) in conn.modes:
-                    conn.modes[int(token)] = mode
+                if token in conn.modes:
+                    conn.modes[token] = mode
             conn.last_second = None
         else:
             self._send_error(conn, f"Unknown action {action!r}")

@@ -181,6 +181,7 @@ def test_subscription_beyond_the_per_connection_limit_is_an_error_frame(sim, mon
 
     import desktop.broker.sim.stream as stream
 
+    assert stream.MAX_TOKENS_PER_CONNECTION == 3000  # Kite's limit; lowered below to reach it cheaply
     monkeypatch.setattr(stream, "MAX_TOKENS_PER_CONNECTION", 2)
     kite = login(sim, "UK9394")
 
@@ -194,3 +195,64 @@ def test_subscription_beyond_the_per_connection_limit_is_an_error_frame(sim, mon
 
     reply = asyncio.run(_ws_session(_ws_url(sim, kite), go))
     assert reply["type"] == "error" and "limit" in reply["data"]
+
+
+def test_malformed_messages_get_an_error_frame_and_the_connection_keeps_working(sim):
+    import json
+
+    kite = login(sim, "UK9394")
+    bad = [
+        {"a": "subscribe", "v": ["abc"]},
+        {"a": "mode", "v": ["full"]},
+        {"a": "mode", "v": ["full", ["x"]]},
+        {"a": "unsubscribe", "v": 5},
+        ["subscribe", [NIFTY]],
+        "not json",
+    ]
+
+    async def go(session, url):
+        errors, ticks = 0, 0
+        async with session.ws_connect(url) as ws:
+            for msg in bad:
+                await ws.send_str(msg if isinstance(msg, str) else json.dumps(msg))
+            await ws.send_str(json.dumps({"a": "subscribe", "v": [NIFTY]}))
+            while ticks == 0:
+                msg = await ws.receive(timeout=5)
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    assert json.loads(msg.data)["type"] == "error"
+                    errors += 1
+                elif msg.type == aiohttp.WSMsgType.BINARY and len(msg.data) > 2:
+                    ticks += 1
+                else:
+                    assert msg.type in (aiohttp.WSMsgType.BINARY,), msg
+        return errors, ticks
+
+    assert asyncio.run(_ws_session(_ws_url(sim, kite), go)) == (len(bad), 1)
+
+
+def test_after_the_close_a_subscribed_connection_gets_heartbeats_not_ticks():
+    import json
+
+    close = datetime(2026, 1, 8, 15, 30)
+    closing = start_sim(speed=5.0, start=close - timedelta(seconds=2))
+    try:
+        kite = login(closing, "UK9394")
+
+        async def go(session, url):
+            frames = []  # (real time, market time when received, frame)
+            async with session.ws_connect(url) as ws:
+                await ws.send_str(json.dumps({"a": "subscribe", "v": [NIFTY]}))
+                deadline = time.monotonic() + 4
+                while time.monotonic() < deadline:
+                    msg = await ws.receive(timeout=3)
+                    frames.append((time.monotonic(), closing.state.clock.now(), msg.data))
+            return frames
+
+        frames = asyncio.run(_ws_session(_ws_url(closing, kite), go))
+        assert closing.describe()["clock"] == "2026-01-08 15:30:00"  # the clock stops at the close
+    finally:
+        closing.stop()
+    closed_at = min(real for real, market, _ in frames if market >= close)
+    assert any(len(d) > 2 for real, market, d in frames if market < close)  # ticks while open
+    after = [d for real, _, d in frames if real > closed_at + 0.5]  # a frame in flight may still land
+    assert after and all(d == b"\x00" for d in after)  # then only heartbeats
