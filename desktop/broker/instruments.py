@@ -125,9 +125,12 @@ class InstrumentBook:
             raise InputRejected("ITM offset must be a whole number of points ≥ 0")
         if itm_offset % step:
             raise InputRejected(f"ITM offset must be a multiple of {spec.name}'s strike step {step} points")
-        spot = Decimal(spot)
-        if spot <= 0:
-            raise InputRejected(f"{spec.name} spot price must be positive, got {spot}")
+        try:
+            spot = Decimal(spot)
+        except (InvalidOperation, TypeError, ValueError):
+            raise InputRejected(f"{spec.name} spot price must be a number, got {spot!r}") from None
+        if not spot.is_finite() or spot <= 0:
+            raise InputRejected(f"{spec.name} spot price must be a positive number, got {spot}")
         atm = (spot / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
         strike = atm - itm_offset if right is OptionRight.CE else atm + itm_offset
         chain = self._options.get((spec.name, spec.option_exchange, right.value), {})

@@ -145,3 +145,21 @@ def test_cache_fetches_once_per_account_per_day_even_when_asked_concurrently() -
     assert other is not results[0]
     cache.book("UK9394", date(2026, 1, 8), fetch)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize(
+    "spot", [Decimal("NaN"), float("nan"), float("inf"), Decimal("-Infinity"), "abc", 0, -5]
+)
+def test_spot_that_is_not_a_positive_number_is_a_plain_input_error(
+    book: InstrumentBook, spot: object
+) -> None:
+    with pytest.raises(InputRejected, match="spot price must be a"):
+        book.resolve_itm_option(Segment.NIFTY, spot, OptionRight.CE, 100, date(2026, 1, 7))  # type: ignore[arg-type]
+
+
+def test_zero_offset_is_the_at_the_money_strike_for_both_rights(book: InstrumentBook) -> None:
+    call = book.resolve_itm_option(Segment.NIFTY, Decimal("25912.5"), OptionRight.CE, 0, date(2026, 1, 7))
+    put = book.resolve_itm_option(Segment.NIFTY, Decimal("25912.5"), OptionRight.PE, 0, date(2026, 1, 7))
+    assert call.strike == put.strike == Decimal(25900)
+    assert (call.right, put.right) == (OptionRight.CE, OptionRight.PE)
+    assert call.tradingsymbol != put.tradingsymbol and call.expiry == put.expiry == date(2026, 1, 13)

@@ -64,7 +64,10 @@ def test_a_full_session_at_debug_leaks_no_secret_or_token(hub, sim, tmp_path: Pa
     stream.close()
     session.close()
 
-    texts = [r.getMessage() for r in caplog.records] + [str(r.args) for r in caplog.records]
+    # Each record as a log file would hold it: message, arguments, and any traceback logged with it.
+    formatter = logging.Formatter("%(name)s %(levelname)s %(message)s %(pathname)s")
+    texts = [formatter.format(r) for r in caplog.records] + [str(r.args) for r in caplog.records]
+    texts += [str(r.exc_info[1]) for r in caplog.records if r.exc_info and r.exc_info[1] is not None]
     texts += [t for exc in raised for t in exception_texts(exc)]
     texts += [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
     secrets = [token, SIM_SECRETS["UK9394"]]
