@@ -1,0 +1,54 @@
+"""Order intents, fills and journal entries are committed with synchronous=FULL; routine rows are not."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import event
+
+from desktop.domain import Mode, Position, Segment
+from tests.store.conftest import DAY, make_fill, make_intent, new_session
+
+_INSERT = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+\"?(\w+)", re.IGNORECASE)
+_SYNC = re.compile(r"PRAGMA\s+synchronous\s*=\s*(\w+)", re.IGNORECASE)
+
+
+def _sync_level_of_each_insert(store: Any, write: Any) -> dict[str, set[str]]:
+    """Runs `write()` and returns, per table inserted into, the synchronous level its connection had."""
+    level: dict[int, str] = {}
+    seen: dict[str, set[str]] = {}
+
+    def spy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        pragma = _SYNC.search(statement)
+        if pragma:
+            level[id(conn.connection.dbapi_connection)] = pragma.group(1).upper()
+        insert = _INSERT.match(statement)
+        if insert:
+            current = level.get(id(conn.connection.dbapi_connection), "NORMAL (connection default)")
+            seen.setdefault(insert.group(1), set()).add(current)
+
+    engine = store._db.engine
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        write()
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    return seen
+
+
+def test_intents_fills_and_journal_are_committed_with_full_sync(store):
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+
+    def write() -> None:
+        store.intents.record(make_intent(key, mode=Mode.LIVE), at=DAY)
+        store.fills.record(make_fill(key, mode=Mode.LIVE, at=DAY))
+        store.journal.append(key, segment=Segment.NIFTY, kind="fill", payload={"n": 1}, market_time=DAY)
+        store.positions.upsert(Position(key, Mode.LIVE, "NFO", "X", 65, Decimal(1)))
+
+    seen = _sync_level_of_each_insert(store, write)
+    assert seen["order_intents"] == {"FULL"}
+    assert seen["fills"] == {"FULL"}
+    assert seen["journal"] == {"FULL"}
+    assert seen["positions"] == {"NORMAL"}  # a position is rebuilt from fills: no fsync needed
