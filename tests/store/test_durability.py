@@ -1,4 +1,4 @@
-"""Order intents, fills and journal entries are committed with synchronous=FULL; routine rows are not."""
+"""Durable commits for intents, fills and journal entries; indexes of trading tables lead with broker_id."""
 
 from __future__ import annotations
 
@@ -52,3 +52,29 @@ def test_intents_fills_and_journal_are_committed_with_full_sync(store):
     assert seen["fills"] == {"FULL"}
     assert seen["journal"] == {"FULL"}
     assert seen["positions"] == {"NORMAL"}  # a position is rebuilt from fills: no fsync needed
+
+
+def test_every_index_of_a_table_with_broker_id_leads_with_it(tmp_path):
+    import sqlite3
+
+    from desktop.store import DB_FILENAME, Store
+
+    with Store.open(tmp_path):
+        pass
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        checked = 0
+        for table in tables:
+            columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+            if "broker_id" not in columns:
+                continue
+            for _, index, *_ in conn.execute(f'PRAGMA index_list("{table}")'):
+                cols = [r[2] for r in conn.execute(f'PRAGMA index_info("{index}")')]
+                if cols == ["id"]:
+                    continue  # the record's uuid primary key (for the sync), never a query by account
+                assert cols[0] == "broker_id", f"{table}.{index} leads with {cols[0]}"
+                checked += 1
+    finally:
+        conn.close()
+    assert checked >= 7
