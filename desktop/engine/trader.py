@@ -339,6 +339,7 @@ class SegmentTrader:
         """Journal first (durable), then send; None when the gateway refused it."""
         assert self.market_time is not None
         self.ctx.store.intents.record(intent, at=self.market_time)
+        self._journal("order_sent", {"intent_id": intent.intent_id, "reason": intent.reason, "role": role})
         tracked = TrackedOrder(intent, role)
         try:
             order = self.ctx.gateway.place(intent)
@@ -442,14 +443,15 @@ class SegmentTrader:
         if tracked.role == EXIT and h.stop_order is not None and not h.stop_order.done:
             self._cancel_stop(h)
         self.holding = None
-        self.strategy.on_exit(price, t, reason)
-        self.ctx.risk.on_position_closed(self.segment)
-        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
+        # Durable first: the store knows the position is flat before risk lets a new entry in.
         self._save_flat(tracked.intent, t)
-        self.log.info("Exit filled (%s): %s at %s, P&L %s", reason, tracked.intent.tradingsymbol, price, pnl)
         self._journal(
             "exit_filled", {"symbol": tracked.intent.tradingsymbol, "price": str(price), "pnl": str(pnl)}
         )
+        self.log.info("Exit filled (%s): %s at %s, P&L %s", reason, tracked.intent.tradingsymbol, price, pnl)
+        self.strategy.on_exit(price, t, reason)
+        self.ctx.risk.on_position_closed(self.segment)
+        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
         if self.index_price is not None:
             self.markers.append(TradeMarker(t, self.index_price, "exit", f"{reason} {price}"))
 
