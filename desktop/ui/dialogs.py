@@ -74,6 +74,7 @@ class ExportDialog(QDialog):
         user_id: str | None,
         session_label: str | None,
         today: date,
+        mode: Mode = Mode.LIVE,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -107,8 +108,10 @@ class ExportDialog(QDialog):
             d.setDisplayFormat("yyyy-MM-dd")
         form.addRow("From", self.date_from)
         form.addRow("To", self.date_to)
+        # One mode per file: a tax file must never mix paper trades with real ones.
         self.mode = QComboBox()
-        self.mode.addItems(["PAPER and LIVE", Mode.PAPER.value, Mode.LIVE.value])
+        self.mode.addItems([Mode.LIVE.value, Mode.PAPER.value])
+        self.mode.setCurrentText(mode.value)
         form.addRow("Mode", self.mode)
         file_row = QHBoxLayout()
         self.path = QLineEdit()
@@ -153,14 +156,13 @@ class ExportDialog(QDialog):
         if problem:
             self._set_status(problem, error=True)
             return
-        mode_text = self.mode.currentText()
         kwargs: dict[str, Any] = {
             "broker_id": self.account.currentText(),
             "out": Path(self.path.text().strip()).expanduser(),
             "session_label": self._session_label if self.this_session.isChecked() else None,
             "date_from": _to_date(self.date_from.date()),
             "date_to": _to_date(self.date_to.date()),
-            "mode": Mode(mode_text) if mode_text in (Mode.PAPER.value, Mode.LIVE.value) else None,
+            "mode": Mode(self.mode.currentText()),
         }
         self.export_button.setEnabled(False)
         self.progress.setVisible(True)

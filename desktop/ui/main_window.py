@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.domain import Mode
 from desktop.engine import (
     OnStop,
     SessionEntry,
@@ -302,6 +303,10 @@ class MainWindow(QMainWindow):
         tab = self.current_tab()
         accounts = [p.user_id for p in self.engine.profiles()]
         today = self.engine.market_time().date()
+        mode = Mode.LIVE
+        if tab is not None:
+            snap = tab.snapshot()
+            mode = snap.mode if snap is not None and snap.mode else Mode(tab.form.mode_box.currentText())
         dialog = ExportDialog(
             self.engine,
             self.jobs,
@@ -309,6 +314,7 @@ class MainWindow(QMainWindow):
             tab.session.user_id if tab else None,
             tab.label if tab else None,
             today,
+            mode,
             self,
         )
         dialog.path.setText(str(Path.home() / f"kitedesk-trades-{today:%Y%m%d}.csv"))

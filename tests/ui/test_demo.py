@@ -1,0 +1,80 @@
+"""`kitedesk --demo` end to end: the real Engine and its embedded simulator, three sessions in one window."""
+
+from __future__ import annotations
+
+import pytest
+
+from desktop.domain import Mode
+from desktop.engine import Engine, SessionState
+from desktop.ui.launch import parse_args, start_demo
+from desktop.ui.main_window import MainWindow
+from tests.ui.qtkit import answer_next_message_box
+
+SPEED = 120.0
+
+
+@pytest.mark.slow
+def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, tmp_path):
+    engine = Engine(tmp_path)
+    window = MainWindow(engine, demo=True)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        start_demo(window, SPEED)
+        qtbot.waitUntil(lambda: len(window.session_tabs()) == 3, timeout=20_000)
+        tabs = window.session_tabs()
+        assert [(t.session.user_id, t.label) for t in tabs] == [
+            ("UK9394", "Computer 1"),
+            ("UK1234", "Computer 2"),
+            ("UK9394", "Computer 3"),
+        ]
+        assert [t.badge.text() for t in tabs] == ["PAPER", "PAPER", "LIVE"]
+        assert len({t.session.key for t in tabs}) == 3
+        assert window.banner.isVisible()
+
+        qtbot.waitUntil(
+            lambda: all(t.session.snapshot().state is SessionState.RUNNING for t in tabs), timeout=20_000
+        )
+        for i, tab in enumerate(tabs):  # only the visible tab refreshes: visit each one
+            window.tabs.setCurrentIndex(i)
+            qtbot.waitUntil(
+                lambda tab=tab: (
+                    all(p.chart.candles.bars for p in tab._segment_panels.values())
+                    and len(tab._segment_panels) == 2
+                ),
+                timeout=10_000,
+            )
+        qtbot.waitUntil(lambda: any(t.session.snapshot().fills for t in tabs), timeout=40_000)
+
+        window._refresh_status()
+        assert window.running_label.text() == "3 running / 3"
+        for tab in tabs:
+            snap = tab.session.snapshot()
+            assert all(o.key == tab.session.key for o in snap.orders)  # each tab sees only its own orders
+            assert all(f.key == tab.session.key for f in snap.fills)
+            assert snap.mode is (Mode.LIVE if tab.label == "Computer 3" else Mode.PAPER)
+
+        traded = next(t for t in tabs if t.session.snapshot().fills)
+        window.tabs.setCurrentWidget(traded)
+        qtbot.waitUntil(lambda: traded.trades_model.rowCount() > 0, timeout=5000)
+        dialog = window.export_trades()
+        out = tmp_path / "demo.csv"
+        dialog.path.setText(str(out))
+        dialog.whole_account.setChecked(True)
+        dialog.export()
+        qtbot.waitUntil(lambda: dialog.exported is not None, timeout=10_000)
+        assert dialog.exported >= 1 and out.read_text(encoding="utf-8").count("\n") >= 2
+        dialog.close()
+
+    finally:
+        answer_next_message_box("Keep under stop loss", [])  # only asked if a position is still open
+        window.close()
+        qtbot.waitUntil(lambda: window.closed, timeout=30_000)
+    assert engine.simulator is None and engine.sessions() == []
+
+
+def test_command_line_defaults_to_an_accelerated_demo():
+    args = parse_args(["--demo"])
+    assert args.demo and args.speed > 1
+    args = parse_args(["--demo", "--speed", "10", "--home", "/tmp/x"])
+    assert args.speed == 10 and args.home == "/tmp/x"

@@ -1,0 +1,173 @@
+"""The main window: tabs (open, close with a position, rename), state restored on the next start, export."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from desktop.domain import Mode
+from desktop.ui.main_window import MainWindow
+from tests.ui.fakes import FakeEngine, paper_params
+from tests.ui.qtkit import answer_next_message_box
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> FakeEngine:
+    return FakeEngine(tmp_path)
+
+
+def _window(qtbot, engine: FakeEngine, demo: bool = False) -> MainWindow:
+    window = MainWindow(engine, demo=demo)
+    qtbot.addWidget(window)
+    return window
+
+
+def _shutdown(qtbot, window: MainWindow, answer: str | None = None) -> None:
+    if answer is not None:  # a session still holds a position: quitting asks what to do with it
+        answer_next_message_box(answer, [])
+    window.close()
+    qtbot.waitUntil(lambda: window.closed, timeout=5000)
+
+
+def test_same_account_opens_in_two_independent_tabs(qtbot, engine):
+    window = _window(qtbot, engine)
+    a = window.open_session("UK9394", "Computer 1", paper_params())
+    b = window.open_session("UK9394", "Computer 3", paper_params(lots=3))
+    assert window.tabs.count() == 2
+    assert a.session.key != b.session.key
+    a.request_start()
+    assert b.session.calls == []  # starting one tab never touches the other
+    assert window.tabs.tabText(1) == "UK9394 · Computer 3"
+    _shutdown(qtbot, window)
+
+
+def test_closing_a_tab_with_an_open_position_asks_and_cancel_keeps_it(qtbot, engine):
+    window = _window(qtbot, engine)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    tab.session.hold()
+    seen: list[str] = []
+    answer_next_message_box("Cancel", seen)
+    assert not window.close_tab(0)
+    assert window.tabs.count() == 1
+    assert "open position" in seen[0]
+    assert not [c for c in engine.calls if c[0] == "close_session"]
+    _shutdown(qtbot, window, answer="Keep under stop loss")
+    assert engine.calls[-1] == ("close", "keep")
+
+
+def test_closing_a_tab_with_an_open_position_squares_off_on_a_worker(qtbot, engine):
+    window = _window(qtbot, engine)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    tab.session.hold()
+    answer_next_message_box("Square off", [])
+    assert window.close_tab(0)
+    assert window.tabs.count() == 0
+    qtbot.waitUntil(lambda: window.jobs.busy == 0, timeout=3000)
+    assert ("close_session", (tab.session.key, "square_off")) in engine.calls
+    assert engine.call_threads["close_session"] != threading.current_thread().name
+    _shutdown(qtbot, window)
+
+
+def test_closing_a_flat_tab_does_not_ask(qtbot, engine):
+    window = _window(qtbot, engine)
+    tab = window.open_session("UK1234", "Computer 2", paper_params())
+    assert window.close_tab(0)  # no dialog: a modal here would hang the test
+    qtbot.waitUntil(lambda: window.jobs.busy == 0, timeout=3000)
+    assert ("close_session", (tab.session.key, "square_off")) in engine.calls
+    _shutdown(qtbot, window)
+
+
+def test_rename_changes_tab_title_and_saved_label(qtbot, engine, monkeypatch):
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params())
+    tab = window.session_tabs()[0]
+    tab.set_label("Morning run")
+    assert window.tabs.tabText(0) == "UK9394 · Morning run"
+    assert window.workspace().sessions[0].label == "Morning run"
+    _shutdown(qtbot, window)
+
+
+def test_tabs_params_theme_and_geometry_come_back_on_next_start(qtbot, engine):
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params(lots=2))
+    window.open_session("UK1234", "Computer 2", paper_params(mode=Mode.PAPER, stop_loss=3))
+    window.set_theme("light")
+    window.show()
+    window.resize(701, 503)  # within the offscreen screen: restoreGeometry clamps to the screen
+    _shutdown(qtbot, window)
+    assert engine.closed and engine.calls[-1] == ("close", "keep")
+
+    again = _window(qtbot, FakeEngine(engine.home()))
+    tabs = again.restore_tabs()
+    assert [(t.session.user_id, t.label) for t in tabs] == [
+        ("UK9394", "Computer 1"),
+        ("UK1234", "Computer 2"),
+    ]
+    assert tabs[0].form.params().lots == 2 and tabs[1].form.params().stop_loss == 3
+    assert tabs[0].session.calls == []  # restored, never started by itself
+    assert again.theme.name == "light"
+    assert (again.size().width(), again.size().height()) == (701, 503)
+    _shutdown(qtbot, again)
+
+
+def test_demo_window_shows_the_simulation_banner(qtbot, engine):
+    window = _window(qtbot, engine, demo=True)
+    window.show()
+    assert window.banner.isVisible() and "SIMULATION" in window.banner.text()
+    normal = _window(qtbot, FakeEngine(engine.home()))
+    normal.show()
+    assert not normal.banner.isVisible()
+    _shutdown(qtbot, window)
+    _shutdown(qtbot, normal)
+
+
+def test_status_bar_counts_running_sessions_and_sums_pnl(qtbot, engine):
+    window = _window(qtbot, engine)
+    a = window.open_session("UK9394", "Computer 1", paper_params())
+    window.open_session("UK1234", "Computer 2", paper_params())
+    a.request_start()
+    a.session.hold()
+    window._refresh_status()
+    assert window.running_label.text() == "1 running / 2"
+    assert "+₹125.50" in window.pnl_label.text()
+    assert window.sync_label.text() == "sync: off"
+    _shutdown(qtbot, window, answer="Square off")
+    assert engine.calls[-1] == ("close", "square_off")
+
+
+def test_export_writes_this_sessions_trades_for_the_date_range(qtbot, engine, tmp_path):
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params())
+    dialog = window.export_trades()
+    out = tmp_path / "t.csv"
+    dialog.path.setText(str(out))
+    dialog.export()
+    qtbot.waitUntil(lambda: dialog.exported is not None, timeout=3000)
+    ((_, kwargs),) = [c for c in engine.calls if c[0] == "export_trades"]
+    assert kwargs["broker_id"] == "UK9394" and kwargs["session_label"] == "Computer 1"
+    assert kwargs["date_from"] == kwargs["date_to"] == date(2026, 1, 8)
+    assert kwargs["out"] == out and kwargs["mode"] is Mode.PAPER  # the session's mode
+    assert engine.call_threads["export_trades"] != threading.current_thread().name
+    assert dialog.status.text() == f"exported 7 trades to {out}"
+    dialog.whole_account.setChecked(True)
+    dialog.export()
+    qtbot.waitUntil(lambda: len([c for c in engine.calls if c[0] == "export_trades"]) == 2, timeout=3000)
+    assert engine.calls[-1][1]["session_label"] is None
+    dialog.close()
+    _shutdown(qtbot, window)
+
+
+def test_export_refuses_a_backwards_date_range_in_words(qtbot, engine, tmp_path):
+    window = _window(qtbot, engine)
+    dialog = window.export_trades()
+    dialog.date_from.setDate(dialog.date_to.date().addDays(1))
+    dialog.export()
+    assert dialog.status.text() == "the start date is after the end date"
+    assert not [c for c in engine.calls if c[0] == "export_trades"]
+    dialog.close()
+    _shutdown(qtbot, window)
