@@ -98,28 +98,25 @@ class SegmentAgent(QThread):
     # -- the thread ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Startup, then the loop; never raises."""
+        """Startup, then the loop; never raises (a failure marks this agent FAILED, nothing else)."""
         try:
             self._startup(self.trader)
         except Exception as e:
             self._fail(e, "start failed")
             return
-        if self._stop_mode is None and not self.isInterruptionRequested():
-            self._set_state(AgentState.RUNNING)
-        last_publish = 0.0
-        while True:
-            try:
-                if not self._step():
-                    break
-            except Exception as e:
-                self._fail(e, "segment failed")
-                return
-            now = time.monotonic()
-            if self.trader.changed and now - last_publish >= PUBLISH_EVERY:
-                self._publish()
-                last_publish = now
-        self._publish()
-        self._set_state(AgentState.STOPPED)
+        try:
+            if self._stop_mode is None and not self.isInterruptionRequested():
+                self._set_state(AgentState.RUNNING)
+            last_publish = 0.0
+            while self._step():
+                now = time.monotonic()
+                if self.trader.changed and now - last_publish >= PUBLISH_EVERY:
+                    self._publish()
+                    last_publish = now
+            self._publish()
+            self._set_state(AgentState.STOPPED)
+        except Exception as e:
+            self._fail(e, "segment failed")
 
     def _step(self) -> bool:
         """Handles everything urgent, then one batch of ticks; False when the agent should end."""

@@ -195,20 +195,21 @@ class SegmentTrader:
                 if closed is not None:
                     self._track_ema(closed.close)
                     self._bars_changed()
-                    self._act(self.strategy.on_bar(closed))
+                    self.act(self.strategy.on_bar(closed))
                 if t is not None and self.holding is not None:
-                    self._act(self.strategy.on_clock(t))
+                    self.act(self.strategy.on_clock(t))
             elif self.holding is not None and tick.instrument_token == self.holding.token:
                 self.holding.last_price = tick.last_price
                 when = t or self.market_time
                 if when is not None:
-                    self._act(self.strategy.on_option_price(tick.last_price, when))
+                    self.act(self.strategy.on_option_price(tick.last_price, when))
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         self.changed = True
 
     # -- actions ------------------------------------------------------------------------------------
 
-    def _act(self, actions: list[Action]) -> None:
+    def act(self, actions: list[Action]) -> None:
+        """Runs strategy actions: entries through risk, exits always, stop moves to the broker."""
         for action in actions:
             if isinstance(action, EnterPosition):
                 self._enter(action)

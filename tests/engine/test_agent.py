@@ -1,0 +1,143 @@
+"""SegmentAgent's thread: order updates and commands before queued ticks; a failure stays in its agent."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from desktop.domain import Mode, Order, OrderStatus, OrderType, Segment, SessionKey, Side, Tick
+from desktop.engine.agent import SegmentAgent
+from desktop.engine.logs import SessionLogs
+from desktop.engine.snapshots import AgentState, SegmentSnapshot
+
+KEY = SessionKey.new("UK9394")
+
+
+@dataclass
+class _Ctx:
+    key: SessionKey = KEY
+
+
+@dataclass
+class RecordingTrader:
+    """The few things an agent calls on its trader, recording the order of calls (unit level)."""
+
+    segment: Segment
+    log: object
+    ctx: _Ctx = field(default_factory=_Ctx)
+    calls: list[str] = field(default_factory=list)
+    fail_on_ticks: bool = False
+    changed: bool = True
+    holding: object = None
+    order_rows: dict = field(default_factory=dict)
+    fill_rows: list = field(default_factory=list)
+
+    def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
+        return SegmentSnapshot(self.segment, state, failure)
+
+    def on_ticks(self, ticks: list[Tick]) -> None:
+        if self.fail_on_ticks:
+            raise ZeroDivisionError("strategy bug")
+        self.calls.append("ticks")
+
+    def on_order(self, order: Order) -> None:
+        self.calls.append("order")
+
+    def on_fill(self, fill: object) -> None:
+        self.calls.append("fill")
+
+    def cancel_open_entries(self) -> None:
+        self.calls.append("cancel_entries")
+
+    def flat(self) -> bool:
+        return True
+
+
+def _order() -> Order:
+    return Order(
+        "1",
+        KEY,
+        Mode.PAPER,
+        "NFO",
+        "NIFTY2611325000CE",
+        Side.SELL,
+        65,
+        OrderType.MARKET,
+        OrderStatus.COMPLETE,
+    )
+
+
+def _ticks() -> list[Tick]:
+    return [Tick(256265, Decimal("25000"), datetime(2026, 1, 8, 10, 0))]
+
+
+def _wait(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.01)
+    return bool(predicate())
+
+
+def test_order_update_is_handled_before_ticks_queued_ahead_of_it(tmp_path: Path, qapp) -> None:
+    logs = SessionLogs(tmp_path, KEY, "t", Mode.PAPER)
+    trader = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY))
+    release = threading.Event()
+    agent = SegmentAgent(trader, lambda t: release.wait(5), lambda a: None)  # type: ignore[arg-type]
+    agent.start()
+    try:
+        for _ in range(50):
+            agent.post_ticks(_ticks())
+        agent.post_order(_order())
+        release.set()
+        assert _wait(lambda: len(trader.calls) == 51)
+        assert trader.calls[0] == "order" and trader.calls.count("ticks") == 50
+    finally:
+        agent.post_command("stop", "keep")
+        assert agent.wait(5000)
+        logs.close()
+    assert agent.state is AgentState.STOPPED
+
+
+def test_exception_fails_only_its_agent_with_the_traceback_in_its_log(tmp_path: Path, qapp) -> None:
+    logs = SessionLogs(tmp_path, KEY, "t", Mode.PAPER)
+    bad = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY), fail_on_ticks=True)
+    good = RecordingTrader(Segment.BANKNIFTY, logs.for_segment(Segment.BANKNIFTY))
+    states: list[tuple[Segment, AgentState]] = []
+    agents = [
+        SegmentAgent(t, lambda t: None, lambda a: states.append((a.segment, a.state))) for t in (bad, good)
+    ]  # type: ignore[arg-type]
+    for agent in agents:
+        agent.start()
+    try:
+        for agent in agents:
+            agent.post_ticks(_ticks())
+        assert _wait(lambda: agents[0].state is AgentState.FAILED and "ticks" in good.calls)
+        assert agents[1].state is AgentState.RUNNING
+        agents[1].post_ticks(_ticks())
+        assert _wait(lambda: good.calls.count("ticks") == 2), "the other agent keeps working"
+        assert "ZeroDivisionError: strategy bug" in (agents[0].failure or "")
+        assert agents[0].view.snapshot.state is AgentState.FAILED
+    finally:
+        agents[1].post_command("stop", "keep")
+        for agent in agents:
+            assert agent.wait(5000)
+        logs.close()
+    text = logs.path_for(Segment.NIFTY).read_text(encoding="utf-8")
+    assert "Traceback" in text and "ZeroDivisionError: strategy bug" in text
+    assert "Traceback" not in logs.path_for(Segment.BANKNIFTY).read_text(encoding="utf-8")
+    assert (Segment.NIFTY, AgentState.FAILED) in states
+
+
+def test_stop_cancels_pending_entries_and_ends_the_thread(tmp_path: Path, qapp) -> None:
+    logs = SessionLogs(tmp_path, KEY, "t", Mode.PAPER)
+    trader = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY))
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # type: ignore[arg-type]
+    agent.start()
+    agent.post_command("stop", "square_off")
+    assert agent.wait(5000)
+    logs.close()
+    assert trader.calls == ["cancel_entries"] and agent.state is AgentState.STOPPED
