@@ -1,0 +1,96 @@
+"""Headless runs (issue 5 §7): `kitedesk run` on the shipped demo workspace, and `kitedesk profiles` /
+`kitedesk login` from a terminal against the simulator."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keyring
+import pytest
+import requests
+
+from desktop.engine.accounts_cli import login, profiles
+from desktop.resources import resource_path
+from tests.broker.conftest import MemoryKeyring
+from tests.simkit import start_sim
+
+
+@pytest.fixture
+def keyring_in_memory():
+    """A secure-looking in-memory keyring for this test only (never the developer's real one)."""
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        yield
+    finally:
+        keyring.set_keyring(previous)
+
+
+def _env() -> dict[str, str]:
+    return dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring"
+    )
+
+
+def test_run_demo_workspace_prints_status_per_session_and_stops_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    cmd = [sys.executable, "-m", "desktop.app", "run", str(resource_path("demo_workspace.toml")), "--demo"]
+    cmd += ["--speed", "120", "--start", "09:20", "--for", "6", "--every", "1", "--home", str(home)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=_env())
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    for label, mode in (("Computer 1", "PAPER"), ("Computer 2", "PAPER"), ("Computer 3", "LIVE")):
+        status = [line for line in lines if f"'{label}' {mode}" in line and line.startswith("[")]
+        assert any(" running |" in line for line in status), (label, status[-3:])
+        assert " stopped |" in status[-1]
+    assert "stopping..." in lines
+    folders = sorted(p.name for p in (home / "logs").iterdir())
+    assert len(folders) == 3 and sum(name.startswith("UK9394_") for name in folders) == 2
+
+
+def test_run_refuses_a_bad_workspace_with_every_problem(tmp_path: Path) -> None:
+    ws = tmp_path / "bad.toml"
+    ws.write_text(
+        '[[session]]\nprofile = "UK9394"\nsegments = ["NIFTY"]\nlots = 0\nstop_loss = 5\nitm_offset = 75\n'
+    )
+    cmd = [sys.executable, "-m", "desktop.app", "run", str(ws), "--home", str(tmp_path / "home")]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env())
+    assert done.returncode == 2
+    assert "lots must be a whole number ≥ 1" in done.stderr
+    assert "itm_offset 75 is not a multiple of NIFTY's strike step 50" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_profiles_add_then_login_with_a_pasted_redirect(
+    tmp_path: Path, monkeypatch, keyring_in_memory: None
+) -> None:
+    sim = start_sim()
+    home = str(tmp_path / "home")
+    try:
+        monkeypatch.setattr("sys.stdin", io.StringIO("secret_A\n"))
+        out = io.StringIO()
+        add = ["--home", home, "add", "UK9394", "--api-key", "UK9394", "--name", "Trader A"]
+        assert profiles([*add, "--api-root", sim.url, "--login-root", sim.url], out) == 0
+        assert "secret_A" not in out.getvalue() and "OS keyring" in out.getvalue()
+        assert "secret_A" not in (tmp_path / "home" / "profiles.toml").read_text()
+
+        redirect = requests.get(
+            f"{sim.url}/connect/login?api_key=UK9394&v=3", allow_redirects=False, timeout=5
+        )
+        monkeypatch.setattr("sys.stdin", io.StringIO(redirect.headers["Location"] + "\n"))
+        out = io.StringIO()
+        assert login(["UK9394", "--home", home, "--no-listen", "--timeout", "10"], out) == 0
+        assert "Logged in: Trader A (UK9394)" in out.getvalue()
+        assert f"{sim.url}/connect/login?api_key=UK9394" in out.getvalue()
+
+        out = io.StringIO()
+        assert profiles(["--home", home], out) == 0
+        assert (
+            "UK9394" in out.getvalue() and "logged in" in out.getvalue() and "secret stored" in out.getvalue()
+        )
+    finally:
+        sim.stop()
