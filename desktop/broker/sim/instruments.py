@@ -23,7 +23,7 @@ INSTRUMENTS_CSV_HEADER = (
 )
 SEGMENT_IDS = {"NSE": 1, "NFO": 2, "BSE": 4, "BFO": 5, "INDICES": 9}
 OPTION_TICK = Decimal("0.05")
-STRIKES_EACH_SIDE = 30
+STRIKES_EACH_SIDE = 32  # 1,043 instruments a day: the 1000-instrument benches fit
 LOT_SIZES = {Segment.NIFTY: 65, Segment.BANKNIFTY: 30, Segment.SENSEX: 20}
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _WEEKLY_MONTH_CODES = "123456789OND"
@@ -143,7 +143,7 @@ def index_instrument(segment: Segment) -> SimInstrument:
 
 
 def option_chain(segment: Segment, trading_day: date, open_level: Decimal) -> list[SimInstrument]:
-    """CE and PE contracts of every listed expiry, strikes within ±30 steps of the day's open."""
+    """CE and PE contracts of every listed expiry, strikes within ±STRIKES_EACH_SIDE steps of the day's open."""
     spec = segment.spec
     step = spec.strike_step
     atm = int((open_level / step).to_integral_value()) * step

@@ -11,6 +11,7 @@ from kiteconnect import KiteConnect
 
 from desktop.broker.sim.instruments import (
     INSTRUMENTS_CSV_HEADER,
+    STRIKES_EACH_SIDE,
     listed_expiries,
     option_tradingsymbol,
 )
@@ -101,16 +102,16 @@ def test_symbols_are_weekly_or_monthly_by_expiry(rows: list[dict]) -> None:
         assert match.group(match.lastindex) == row["instrument_type"]
 
 
-def test_each_expiry_lists_61_strikes_around_the_open_both_rights(rows: list[dict], market: Market) -> None:
+def test_each_expiry_lists_the_strikes_around_the_open_both_rights(rows: list[dict], market: Market) -> None:
     t = market.trading_day
     for name, step, token in (("NIFTY", 50, 256265), ("BANKNIFTY", 100, 260105), ("SENSEX", 100, 265)):
         day_open = float(market.last_price(token, datetime.combine(t, time(9, 15))))
         chain = [r for r in rows if r["name"] == name and r["segment"] != "INDICES"]
         for (expiry, right), count in Counter((r["expiry"], r["instrument_type"]) for r in chain).items():
-            assert count == 61, (name, expiry, right)
+            assert count == 2 * STRIKES_EACH_SIDE + 1, (name, expiry, right)
         strikes = sorted({r["strike"] for r in chain})
         assert all(b - a == step for a, b in zip(strikes, strikes[1:], strict=False))
-        assert strikes[30] == round(day_open / step) * step
+        assert strikes[STRIKES_EACH_SIDE] == round(day_open / step) * step
 
 
 def test_expiries_on_a_thursday_in_early_january() -> None:

@@ -34,7 +34,13 @@ class TickerProbe:
         self.ticks: list[dict] = []
         self.orders: list[dict] = []
         self.connected = threading.Event()
+        self.closed = threading.Event()
+        self.close_codes: list[object] = []
         self.ticker = KiteTicker(kite.api_key, kite.access_token, root=sim.ws_url, reconnect=False)
+
+        def on_close(ws, code, reason):
+            self.close_codes.append(code)
+            self.closed.set()
 
         def on_connect(ws, response):
             ws.subscribe(tokens)
@@ -44,6 +50,7 @@ class TickerProbe:
         self.ticker.on_connect = on_connect
         self.ticker.on_ticks = lambda ws, ticks: self.ticks.extend(ticks)
         self.ticker.on_order_update = lambda ws, data: self.orders.append(data)
+        self.ticker.on_close = on_close
         if reactor.running:
             reactor.callFromThread(self.ticker.connect, threaded=True)
         else:
@@ -256,3 +263,34 @@ def test_after_the_close_a_subscribed_connection_gets_heartbeats_not_ticks():
     assert any(len(d) > 2 for real, market, d in frames if market < close)  # ticks while open
     after = [d for real, _, d in frames if real > closed_at + 0.5]  # a frame in flight may still land
     assert after and all(d == b"\x00" for d in after)  # then only heartbeats
+
+
+@pytest.mark.parametrize("kind", ["drop_ws", "expire_token"])
+def test_kiteticker_sees_its_socket_close_on_drop_and_on_token_expiry(sim, kind):
+    kite = login(sim, "UK1234")
+    probe = TickerProbe(sim, kite, [SENSEX], "ltp")
+    try:
+        probe.wait_for(lambda: bool(probe.ticks))
+        sim.inject_fault({"kind": kind, "api_key": "UK1234"})
+        assert probe.closed.wait(10), f"KiteTicker did not see the socket close after {kind}"
+    finally:
+        probe.close()
+    if kind == "expire_token":
+        assert probe.close_codes[0] == 1000  # a clean close: the session is over
+    else:
+        assert probe.close_codes[0] != 1000  # an unclean drop
+
+
+def test_kiteticker_gets_no_ticks_while_the_socket_is_stalled(sim):
+    kite = login(sim, "UK9394")
+    probe = TickerProbe(sim, kite, [NIFTY], "ltp")
+    try:
+        probe.wait_for(lambda: len(probe.ticks) >= 2)
+        sim.inject_fault({"kind": "stall_ws", "api_key": "UK9394", "seconds": 2.5})
+        time.sleep(0.3)  # frames already on the wire may still land
+        during = len(probe.ticks)
+        time.sleep(1.5)
+        assert len(probe.ticks) == during and not probe.closed.is_set()
+        probe.wait_for(lambda: len(probe.ticks) > during, timeout=10)  # and it speaks again afterwards
+    finally:
+        probe.close()
