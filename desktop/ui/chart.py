@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
-from PySide6.QtGui import QPainter, QPicture
+from PySide6.QtGui import QBrush, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
 from desktop.domain import Bar, Segment
@@ -37,12 +37,17 @@ class CandlestickItem(pg.GraphicsObject):
         super().__init__()
         self._theme = theme
         self._bars: list[Bar] = []
-        self._pictures: list[QPicture] = []
+        # One picture per closed bar, recorded the first time the bar is painted (None until then), so
+        # a day of warm-up history costs nothing until the trader scrolls to it.
+        self._pictures: list[QPicture | None] = []
+        self._pens: dict[bool, tuple[QPen, QBrush]] = {}
         self._lows = np.empty(0)
         self._highs = np.empty(0)
         self._forming: Bar | None = None
         self._forming_picture: QPicture | None = None
         self._version: int | None = None
+        self._closed_range: tuple[float, float] | None = None  # low/high of all closed bars
+        self._bounds = QRectF()
         self.bars_drawn = 0
 
     # ------------------------------------------------------------------ data
@@ -52,26 +57,38 @@ class CandlestickItem(pg.GraphicsObject):
         return self._bars
 
     def set_theme(self, theme: Theme) -> None:
-        """Re-records every bar in the new theme's colours."""
+        """Drops every cached picture: bars are re-recorded in the new theme's colours as they are painted."""
         self._theme = theme
-        self._pictures = [self._record(b) for b in self._bars]
+        self._pens = {}
+        self._pictures = [None] * len(self._bars)
         self._forming_picture = self._record(self._forming) if self._forming else None
         self.update()
 
     def set_bars(self, bars: Sequence[Bar], version: int, forming: Bar | None) -> bool:
-        """Shows `bars` (closed) and `forming`; records pictures only for bars not drawn before.
+        """Shows `bars` (closed) and `forming`; bars drawn before keep their pictures.
 
         Returns True when the closed bars changed (a chart then updates what depends on them).
         """
         closed_changed = version != self._version
+        before = self._bounds
         if closed_changed:
             self._version = version
             self._merge_closed(bars)
-        if forming != self._forming:
+        forming_changed = forming != self._forming
+        if forming_changed:
+            old_forming = self._forming
             self._forming = forming
             self._forming_picture = self._record(forming) if forming is not None else None
-        self.prepareGeometryChange()
-        self.update()
+        self._bounds = self._full_bounds()
+        if closed_changed or self._bounds != before:
+            self.prepareGeometryChange()
+            self.update()
+        elif forming_changed and forming is not None:
+            # Only the forming bar moved: repaint its column, not the chart (nor the axes beside it).
+            lows = [float(forming.low)] + ([float(old_forming.low)] if old_forming else [])
+            highs = [float(forming.high)] + ([float(old_forming.high)] if old_forming else [])
+            x = len(self._bars) - 0.5
+            self.update(QRectF(x, min(lows), 1.0, max(max(highs) - min(lows), 1e-6)))
         return closed_changed
 
     def _merge_closed(self, bars: Sequence[Bar]) -> None:
@@ -88,20 +105,42 @@ class CandlestickItem(pg.GraphicsObject):
                     keep = j + 1
         if keep == 0:
             self._pictures = []
-        for bar in bars[keep:]:
-            self._pictures.append(self._record(bar))
+        self._pictures.extend([None] * (len(bars) - keep))
         self._bars = list(bars)
         self._lows = np.fromiter((float(b.low) for b in bars), float, len(bars))
         self._highs = np.fromiter((float(b.high) for b in bars), float, len(bars))
+        self._closed_range = (float(self._lows.min()), float(self._highs.max())) if len(bars) else None
+
+    def _full_bounds(self) -> QRectF:
+        values = list(self._closed_range or ())
+        if self._forming is not None:
+            values += [float(self._forming.low), float(self._forming.high)]
+        if not values:
+            return QRectF()
+        n = len(self._bars) + (1 if self._forming is not None else 0)
+        lo, hi = min(values), max(values)
+        return QRectF(-0.5, lo, n, max(hi - lo, 1e-6))
+
+    def ensure_drawn(self, i0: int, i1: int) -> None:
+        """Records the pictures of closed bars i0..i1-1 that have none yet."""
+        pictures, bars = self._pictures, self._bars
+        for i in range(max(0, i0), min(len(pictures), i1)):
+            if pictures[i] is None:
+                pictures[i] = self._record(bars[i])
+
+    def _pen(self, up: bool) -> tuple[QPen, QBrush]:
+        if up not in self._pens:
+            colour = self._theme.candle_up if up else self._theme.candle_down
+            self._pens[up] = (pg.mkPen(colour, width=1), pg.mkBrush(colour))
+        return self._pens[up]
 
     def _record(self, bar: Bar) -> QPicture:
         self.bars_drawn += 1
-        up = bar.close >= bar.open
-        colour = self._theme.candle_up if up else self._theme.candle_down
+        pen, brush = self._pen(bar.close >= bar.open)
         pic = QPicture()
         p = QPainter(pic)
-        p.setPen(pg.mkPen(colour, width=1))
-        p.setBrush(pg.mkBrush(colour))
+        p.setPen(pen)
+        p.setBrush(brush)
         low, high, o, c = float(bar.low), float(bar.high), float(bar.open), float(bar.close)
         p.drawLine(QPointF(0, low), QPointF(0, high))
         top, bottom = max(o, c), min(o, c)
@@ -140,21 +179,23 @@ class CandlestickItem(pg.GraphicsObject):
         return self._y_bounds(i0, i1)
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
-        n = len(self._bars) + (1 if self._forming is not None else 0)
-        bounds = self._y_bounds(0, n) if n else None
-        if bounds is None:
-            return QRectF()
-        lo, hi = bounds
-        return QRectF(-0.5, lo, n, max(hi - lo, 1e-6))
+        return QRectF(self._bounds)
 
     def paint(self, p: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
-        """Paints only the cached pictures inside the exposed rectangle."""
+        """Paints the cached pictures of the bars in view (recording any not drawn yet)."""
         rect = option.exposedRect
+        left, right = rect.left(), rect.right()
+        vb = self.getViewBox()
+        if vb is not None:  # pyqtgraph exposes the whole item: clip to the visible time range ourselves
+            x0, x1 = vb.viewRange()[0]
+            left, right = max(left, x0), min(right, x1)
         n = len(self._pictures)
-        i0 = max(0, math.floor(rect.left()))
-        i1 = min(n, math.ceil(rect.right()) + 1)
+        i0 = max(0, math.floor(left))
+        i1 = min(n, math.ceil(right) + 1)
+        self.ensure_drawn(i0, i1)
+        pictures = self._pictures
         for i in range(i0, i1):
-            p.drawPicture(QPointF(i, 0), self._pictures[i])
+            p.drawPicture(QPointF(i, 0), pictures[i])  # type: ignore[arg-type]
         if self._forming_picture is not None:
             p.drawPicture(QPointF(n, 0), self._forming_picture)
 
@@ -197,8 +238,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.candles = CandlestickItem(theme)
         self.readout = pg.LabelItem(justify="left")
         self.addItem(self.readout, row=0, col=0)
-        self.price_plot = self.addPlot(row=1, col=0, axisItems={"bottom": TimeAxis(self.candles)})
-        self.premium_plot = self.addPlot(row=2, col=0)
+        # No pyqtgraph context menus: they cost most of a chart's construction and a trader never uses them.
+        self.price_plot = self.addPlot(
+            row=1, col=0, axisItems={"bottom": TimeAxis(self.candles)}, enableMenu=False
+        )
+        self.premium_plot = self.addPlot(row=2, col=0, enableMenu=False)
         self.ci.layout.setRowStretchFactor(1, 4)
         self.ci.layout.setRowStretchFactor(2, 1)
         self.premium_plot.setXLink(self.price_plot)
@@ -270,6 +314,10 @@ class IndexChart(pg.GraphicsLayoutWidget):
             line.setPen(cross)
 
     # ------------------------------------------------------------------ updates
+    def needs_full_update(self, seg: SegmentSnapshot) -> bool:
+        """True when `seg` closed a bar (or loaded history): the costly kind of update, axes included."""
+        return seg.bars_version != self.candles._version
+
     def update_from(self, seg: SegmentSnapshot) -> None:
         """Brings the chart up to `seg`: work proportional to what changed, not to the history."""
         t0 = time.perf_counter()
@@ -343,6 +391,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.premium_curve.setData(
                 np.fromiter(self._premium_x, float), np.fromiter(self._premium_y, float)
             )
+        # The premium strip shows only while there is a premium to show.
+        self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_x))
         for line, value in (
             (self.entry_line, seg.entry_price),
             (self.stop_line, seg.stop_price),

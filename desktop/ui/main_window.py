@@ -84,7 +84,7 @@ class MainWindow(QMainWindow):
         self.tabs.setDocumentMode(True)
         self.tabs.tabCloseRequested.connect(self.close_tab)
         self.tabs.tabBarDoubleClicked.connect(self.rename_tab)
-        self.tabs.currentChanged.connect(lambda _i: self.refresh())
+        self.tabs.currentChanged.connect(self._front_tab_changed)
         plus = QToolButton()
         plus.setText("+")
         plus.setToolTip("New session (Ctrl+T)")
@@ -190,6 +190,13 @@ class MainWindow(QMainWindow):
         if tab is not None:
             method(tab)
 
+    def _front_tab_changed(self, _index: int = -1) -> None:
+        # Only the tab in front draws charts and tables; the others keep their headers current.
+        front = self.current_tab()
+        for tab in self.session_tabs():
+            tab.drawing = tab is front
+        self.refresh()
+
     def _step_tab(self, step: int) -> None:
         if self.tabs.count():
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
@@ -208,6 +215,7 @@ class MainWindow(QMainWindow):
         tab.sig_label_changed.connect(lambda text, t=tab: self._retitle(t, text))
         index = self.tabs.addTab(tab, f"{user_id} · {label}")
         self.tabs.setCurrentIndex(index)
+        self._front_tab_changed()
         if not self._logged_in(user_id):
             tab.login_banner_text.setText(f"{user_id} is not logged in: log in before starting.")
             tab.login_banner.setVisible(True)

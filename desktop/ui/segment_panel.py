@@ -58,6 +58,10 @@ class SegmentPanel(QWidget):
             last, self._last = self._last, None
             self.show_snapshot(last)
 
+    def needs_full_update(self, seg: SegmentSnapshot) -> bool:
+        """Showing `seg` would redraw the chart's axes and curves (a bar closed)."""
+        return seg is not self._last and self.chart.needs_full_update(seg)
+
     def show_snapshot(self, seg: SegmentSnapshot) -> None:
         """Shows `seg`; the chart redraws only what changed."""
         if seg is self._last:

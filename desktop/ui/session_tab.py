@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine.params import ParamsError, parse_params
-from desktop.engine.snapshots import LogLine, SessionSnapshot, SessionState
+from desktop.engine.snapshots import LogLine, SegmentSnapshot, SessionSnapshot, SessionState
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.segment_panel import SegmentPanel
@@ -132,6 +132,7 @@ class SessionTab(QWidget):
         self._segment_panels: dict[str, SegmentPanel] = {}
         self._busy = False
         self.last_error = ""
+        self.drawing = True  # False while another tab is in front (the main window sets it)
 
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
@@ -171,12 +172,15 @@ class SessionTab(QWidget):
     def _build_header(self) -> QHBoxLayout:
         head = QHBoxLayout()
         self.account = QLabel(f"<b>{self.session.user_id}</b> · {self.label}")
-        self.account.setStyleSheet("font-size:15px;")
-        self.badge = QLabel(Mode.PAPER.value)
+        # A bigger font, not a style sheet: a style sheet would freeze the label's colours at this theme.
+        big = self.account.font()
+        big.setPointSizeF(big.pointSizeF() * 1.25)
+        self.account.setFont(big)
+        self.badge = QLabel("")
         self.badge.setObjectName("mode_badge")
         self.state_label = QLabel("idle")
         self.pnl_label = QLabel("")
-        self.pnl_label.setStyleSheet("font-size:15px;")
+        self.pnl_label.setFont(big)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         for w in (self.account, self.badge, self.state_label):
@@ -367,11 +371,11 @@ class SessionTab(QWidget):
         """The last snapshot shown."""
         return self._snapshot
 
-    def refresh(self, force: bool = False) -> None:
-        """Pulls the session's latest snapshot and shows it (skipped when nothing changed)."""
+    def refresh(self, force: bool = False, force_all: bool = False) -> None:
+        """Pulls the session's latest snapshot and shows it; a hidden tab updates only its header."""
         self.flush_logs()
         snap = self.session.snapshot()
-        if not force and snap.version == self._version and snap is self._snapshot:
+        if not force and snap is self._snapshot:
             return
         self._version = snap.version
         self._snapshot = snap
@@ -384,13 +388,20 @@ class SessionTab(QWidget):
         if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
             self.message.setText(snap.message)
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
+        self._update_buttons()
+        for seg in snap.segments:  # built early (they take a while), drawn only when in front
+            self._segment_panel_for(seg)
+        if not self.drawing and not force_all:
+            return  # a tab in the background draws its charts and tables when it is brought forward
+        full_update_done = False
         for seg in snap.segments:
-            panel = self._segment_panels.get(seg.segment.value)
-            if panel is None:
-                panel = SegmentPanel(seg.segment, self._theme)
-                self._segment_panels[seg.segment.value] = panel
-                self.segments_area.addWidget(panel)
-                self.log_panel.set_segments([seg.segment.value])
+            panel = self._segment_panel_for(seg)
+            if panel.needs_full_update(seg):
+                # Segments close their bars in the same minute: one chart's full redraw per refresh
+                # spreads that work over consecutive frames instead of one long stall.
+                if full_update_done and not force_all:
+                    continue
+                full_update_done = True
             panel.show_snapshot(seg)
         self.positions_model.set_rows(held_positions(snap))
         self.orders_model.set_rows(snap.orders)
@@ -398,6 +409,15 @@ class SessionTab(QWidget):
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
         self._update_buttons()
+
+    def _segment_panel_for(self, seg: SegmentSnapshot) -> SegmentPanel:
+        panel = self._segment_panels.get(seg.segment.value)
+        if panel is None:
+            panel = SegmentPanel(seg.segment, self._theme)
+            self._segment_panels[seg.segment.value] = panel
+            self.segments_area.addWidget(panel)
+            self.log_panel.set_segments([seg.segment.value])
+        return panel
 
     def _show_badge(self) -> None:
         snap = self._snapshot

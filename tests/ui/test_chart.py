@@ -26,16 +26,33 @@ def test_a_closed_bar_records_one_picture_not_the_history(qtbot):
     item = CandlestickItem(DARK)
     bars = make_bars(301)
     item.set_bars(bars[:300], 1, bars[300])
-    assert item.bars_drawn == 301  # 300 closed + the forming one
+    assert item.bars_drawn == 1  # only the forming bar: closed bars wait until they are painted
+    item.ensure_drawn(0, 300)
+    assert item.bars_drawn == 301
     item.set_bars(bars[:301], 2, None)
+    item.ensure_drawn(0, 301)
     assert item.bars_drawn == 302  # only the newly closed bar
     assert len(item.bars) == 301
+
+
+def test_painting_records_only_the_bars_in_view(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.update_from(_seg(make_bars(600), 1))
+    chart.grab()  # paints
+    drawn = chart.candles.bars_drawn
+    assert 0 < drawn <= 100  # the last ~90 bars in view, not the 600 of history
+    chart.price_plot.getViewBox().setXRange(0, 50, padding=0)
+    chart.grab()
+    assert chart.candles.bars_drawn - drawn >= 45
 
 
 def test_forming_bar_updates_redraw_only_that_bar(qtbot):
     item = CandlestickItem(DARK)
     bars = make_bars(100)
     item.set_bars(bars, 1, None)
+    item.ensure_drawn(0, 100)
     drawn = item.bars_drawn
     forming = make_bars(101)[100]
     for k in range(5):
@@ -47,7 +64,9 @@ def test_sliding_window_keeps_cached_bars(qtbot):
     item = CandlestickItem(DARK)
     bars = make_bars(120)
     item.set_bars(bars[:100], 1, None)
+    item.ensure_drawn(0, 100)
     item.set_bars(bars[10:110], 2, None)  # ten dropped at the front, ten new at the end
+    item.ensure_drawn(0, 100)
     assert item.bars_drawn == 110
     assert item.bars[0] == bars[10]
 
@@ -55,7 +74,9 @@ def test_sliding_window_keeps_cached_bars(qtbot):
 def test_replaced_history_is_redrawn(qtbot):
     item = CandlestickItem(DARK)
     item.set_bars(make_bars(50), 1, None)
+    item.ensure_drawn(0, 50)
     item.set_bars(make_bars(50, base=30000), 2, None)
+    item.ensure_drawn(0, 50)
     assert item.bars_drawn == 100
 
 
@@ -119,6 +140,8 @@ def test_theme_switch_recolours_every_cached_bar(qtbot):
     chart = IndexChart(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.update_from(_seg(make_bars(20), 1))
+    chart.candles.ensure_drawn(0, 20)
     before = chart.candles.bars_drawn
     chart.set_theme(LIGHT)
+    chart.candles.ensure_drawn(0, 20)
     assert chart.candles.bars_drawn == before + 20

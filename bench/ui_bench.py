@@ -1,0 +1,175 @@
+"""GUI responsiveness during the demo: event-loop stalls, refresh and chart redraw times, memory.
+
+Runs `kitedesk --demo` (real Engine, embedded simulator, the seed's three sessions) for --seconds
+(default 60), offscreen unless a display is set, cycling the visible tab so every chart draws.
+A 5 ms precise QTimer measures its own lateness: that lateness is how long the GUI thread was busy.
+
+    python bench/ui_bench.py [--seconds 60] [--speed 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from desktop.engine import Engine  # noqa: E402
+from desktop.ui.launch import start_demo  # noqa: E402
+from desktop.ui.main_window import MainWindow  # noqa: E402
+from desktop.ui.theme import apply_theme  # noqa: E402
+
+PROBE_MS = 5
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _line(name: str, values: list[float]) -> str:
+    if not values:
+        return f"{name:<32} no samples"
+    return (
+        f"{name:<32} n={len(values):>6}  p50={_pct(values, 0.5):7.2f} ms  p99={_pct(values, 0.99):7.2f} ms  "
+        f"max={max(values):7.2f} ms  mean={statistics.fmean(values):6.2f} ms"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the bench and prints its figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--speed", type=float, default=30.0)
+    args = ap.parse_args(argv)
+
+    app = QApplication([sys.argv[0]])
+    rss_start = _rss_mb()
+    home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
+    engine = Engine(home)
+    window = MainWindow(engine, demo=True)
+    apply_theme(app, window.theme)
+    window.resize(1500, 920)
+    window.show()
+
+    stalls: list[float] = []
+    big_stalls: list[tuple[float, float]] = []  # (seconds into the run, stall ms)
+    refresh_ms: list[float] = []
+    last = [time.perf_counter()]
+    measuring = [False]
+
+    def probe() -> None:
+        now = time.perf_counter()
+        if measuring[0]:
+            stall = max(0.0, (now - last[0]) * 1000 - PROBE_MS)
+            stalls.append(stall)
+            if stall > 50:
+                big_stalls.append((now - started[0], stall))
+        last[0] = now
+
+    probe_timer = QTimer()
+    probe_timer.setTimerType(Qt.TimerType.PreciseTimer)
+    probe_timer.setInterval(PROBE_MS)
+    probe_timer.timeout.connect(probe)
+    probe_timer.start()
+
+    original_refresh = window.refresh
+
+    def timed_refresh() -> None:
+        t0 = time.perf_counter()
+        original_refresh()
+        refresh_ms.append((time.perf_counter() - t0) * 1000)
+
+    window.timer.timeout.disconnect()
+    window.timer.timeout.connect(timed_refresh)
+
+    started = [0.0]
+
+    def begin() -> None:
+        started[0] = time.perf_counter()
+        measuring[0] = True
+
+    def cycle_tabs() -> None:
+        if window.tabs.count():
+            window.tabs.setCurrentIndex((window.tabs.currentIndex() + 1) % window.tabs.count())
+
+    def finish() -> None:
+        measuring[0] = False
+        probe_timer.stop()
+        window.shutdown("keep")  # keep positions: no question asked
+
+    t_launch = time.perf_counter()
+    start_demo(window, args.speed)
+    first_trade: list[float] = []
+
+    def watch_trades() -> None:
+        if not first_trade and any(t.session.snapshot().fills for t in window.session_tabs()):
+            first_trade.append(time.perf_counter() - t_launch)
+
+    # Measure once the three sessions are open (the simulator start and logins are not GUI work).
+    def wait_sessions() -> None:
+        if len(window.session_tabs()) == 3:
+            begin()
+            QTimer.singleShot(int(args.seconds * 1000), finish)
+        else:
+            QTimer.singleShot(100, wait_sessions)
+
+    QTimer.singleShot(100, wait_sessions)
+    tab_timer = QTimer()
+    tab_timer.timeout.connect(cycle_tabs)
+    tab_timer.start(5000)  # the first visit of each tab creates its charts
+    trade_timer = QTimer()
+    trade_timer.timeout.connect(watch_trades)
+    trade_timer.start(200)
+    app.exec()
+    tab_timer.stop()
+    trade_timer.stop()
+    window.jobs.wait(10_000)
+    rss_end = _rss_mb()
+
+    chart_ms: list[float] = []
+    bars_drawn = 0
+    for tab in window.session_tabs() or []:
+        for panel in tab._segment_panels.values():
+            chart_ms += list(panel.chart.update_ms)
+            bars_drawn += panel.chart.candles.bars_drawn
+    # Tabs are gone after shutdown; the charts were collected by the window's children above when present.
+    measured = time.perf_counter() - started[0] if started[0] else 0.0
+    print(
+        f"KiteDesk UI bench: demo at {args.speed:g}x, 3 sessions, {measured:.0f} s measured, Qt {os.environ['QT_QPA_PLATFORM']}"
+    )
+    print(_line(f"event-loop stall ({PROBE_MS} ms probe)", stalls))
+    over = sum(1 for s in stalls if s > 50)
+    where = ", ".join(f"{ms:.0f} ms at {t:.1f} s" for t, ms in big_stalls[:10])
+    print(f"{'stalls over 50 ms':<32} {over}" + (f" ({where})" if where else ""))
+    print(_line("refresh (15 Hz pull + draw)", refresh_ms))
+    print(_line("chart update_from", chart_ms))
+    print(f"{'bar pictures recorded':<32} {bars_drawn}")
+    print(f"{'first trade after launch':<32} {first_trade[0]:.1f} s" if first_trade else "no trade seen")
+    print(f"{'memory (RSS)':<32} start {rss_start:.0f} MB, end {rss_end:.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
