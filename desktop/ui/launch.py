@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -13,12 +14,13 @@ from importlib import resources
 from pathlib import Path
 
 import platformdirs
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
 
-DEFAULT_DEMO_SPEED = 30.0
+DEFAULT_DEMO_SPEED = 60.0  # a 1-minute bar every second: charts move and trades come within seconds
 HOME_ENV = "KITEDESK_HOME"
 
 # The seed's scenario (the engine issue's test), used when the engine's packaged demo workspace is absent.
@@ -149,6 +151,9 @@ def run_gui(argv: Sequence[str]) -> int:
     else:
         apply_theme(app, window.theme)
     window.show()
+    # Ctrl-C in the terminal quits without a question, positions kept under their stops (as on a crash,
+    # the next start adopts them). Deferred to the event loop: the handler may run inside a paint.
+    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
     if args.demo:
         start_demo(window, args.speed, args.seed)
     else:
