@@ -14,7 +14,7 @@ SPEED = 120.0
 
 
 @pytest.mark.slow
-def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, tmp_path):
+def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, qtlog, tmp_path):
     engine = Engine(tmp_path)
     window = MainWindow(engine, demo=True)
     qtbot.addWidget(window)
@@ -66,11 +66,29 @@ def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, tm
         assert dialog.exported >= 1 and out.read_text(encoding="utf-8").count("\n") >= 2
         dialog.close()
 
+        # Closing one tab stops only that session; the other two keep trading.
+        second = tabs[1]
+        answer_next_message_box("Square off", [])  # only asked if it holds a position
+        assert window.close_tab(window.tabs.indexOf(second))
+        qtbot.waitUntil(lambda: len(engine.sessions()) == 2, timeout=20_000)
+        assert second.session.key not in {s.key for s in engine.sessions()}
+        before = [t.session.snapshot().market_time for t in (tabs[0], tabs[2])]
+        qtbot.waitUntil(
+            lambda: all(
+                t.session.snapshot().market_time != b for t, b in zip((tabs[0], tabs[2]), before, strict=True)
+            ),
+            timeout=10_000,
+        )
+        assert all(t.session.snapshot().state is SessionState.RUNNING for t in (tabs[0], tabs[2]))
+
     finally:
         answer_next_message_box("Keep under stop loss", [])  # only asked if a position is still open
         window.close()
         qtbot.waitUntil(lambda: window.closed, timeout=30_000)
     assert engine.simulator is None and engine.sessions() == []
+    # Threads were stopped in order: Qt said nothing about threads or objects destroyed while running.
+    noisy = [r.message for r in qtlog.records if "propagateSizeHints" not in r.message]
+    assert not [m for m in noisy if "QThread" in m or "Destroyed" in m or "thread" in m.lower()], noisy
 
 
 def test_command_line_defaults_to_an_accelerated_demo():
