@@ -55,22 +55,21 @@ class SegmentAgent(QThread):
         self._on_state = on_state
         self._cond = threading.Condition()
         self._urgent: deque[tuple[str, Any]] = deque()
-        self._ticks: deque[list[Tick]] = deque()
+        self._ticks: deque[tuple[list[Tick], float]] = deque()  # with the time each batch was posted
         self.state = AgentState.STARTING
         self.failure: str | None = None
         self.view = AgentView(trader.snapshot(AgentState.STARTING))
         self._stop_mode: str | None = None
         self._stop_deadline = 0.0
         self.ticks_processed = 0
-        # Latency probe for the bench: (tick's arrival perf_counter) of the batch being processed.
-        self.batch_arrived = 0.0
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
     def post_ticks(self, ticks: list[Tick]) -> None:
         """Market data: handled after every queued command and order update."""
+        posted = time.perf_counter()
         with self._cond:
-            self._ticks.append(ticks)
+            self._ticks.append((ticks, posted))
             self._cond.notify()
 
     def post_order(self, order: Order) -> None:
@@ -129,8 +128,9 @@ class SegmentAgent(QThread):
         for kind, payload in urgent:
             self._handle(kind, payload)
         if batch is not None:
-            self.trader.on_ticks(batch)
-            self.ticks_processed += len(batch)
+            ticks, self.trader.batch_posted = batch
+            self.trader.on_ticks(ticks)
+            self.ticks_processed += len(ticks)
         if self.isInterruptionRequested():
             return False
         if self._stop_mode is not None:

@@ -22,6 +22,7 @@ from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
 from desktop.engine.snapshots import ProfileInfo
+from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
 
@@ -72,8 +73,9 @@ class Engine:
         self._sim: Simulator | None = None
         self._external_clock: _ExternalClock | None = None
         self._demo_profiles: dict[str, Profile] = {}
+        self.writer = StoreWriter()
         self._services = SessionServices(
-            self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time
+            self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer
         )
 
     # -- demo -----------------------------------------------------------------------------------------
@@ -266,6 +268,7 @@ class Engine:
         for session in self.registry.sessions():
             self.close_session(session.key, positions)
         self.hub.close()
+        self.writer.close()
         self.store.close()
         if self._sim is not None:
             self._sim.stop()

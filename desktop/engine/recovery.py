@@ -1,6 +1,6 @@
 """Recovery on start: a session that had an open position is reconciled before any new entry.
 
-- PAPER: the store is the truth (fills were journaled before acting): open positions are adopted.
+- PAPER: the durable fills are the truth (written before acting): open positions are rebuilt from them.
 - LIVE: the broker is the truth, matched by the session's order tag: the session's net quantity per
   option from its own tagged orders (capped by the account's net position at the broker), adopted with
   its resting SL order when there is one, or protected by a new SL order when there is none. Entry orders
@@ -28,16 +28,28 @@ def _mine(trader: SegmentTrader, exchange: str, symbol: str) -> bool:
 
 
 def recover_paper(trader: SegmentTrader, now: datetime) -> None:
-    """Adopts the segment's open paper positions from the store."""
+    """Adopts the segment's open paper positions, rebuilt from the session's durable fills."""
     key = trader.ctx.key
-    store = trader.ctx.store
-    trader.seen_fills |= {
-        f.fill_id for f in store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    }
-    for pos in store.positions.open_positions(broker_id=key.broker_id, session_id=key.session_id):
-        if pos.mode is Mode.PAPER and pos.quantity > 0 and _mine(trader, pos.exchange, pos.tradingsymbol):
-            trader.adopt(pos.tradingsymbol, pos.exchange, pos.quantity, pos.average_price, now)
-            trader.realised = pos.realised_pnl
+    fills = trader.ctx.store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    trader.seen_fills |= {f.fill_id for f in fills}
+    held: dict[tuple[str, str], tuple[int, Decimal]] = {}  # (exchange, symbol) -> (quantity, cost since flat)
+    realised = Decimal(0)
+    for f in fills:
+        if f.mode is not Mode.PAPER or not _mine(trader, f.exchange, f.tradingsymbol):
+            continue
+        qty, cost = held.get((f.exchange, f.tradingsymbol), (0, Decimal(0)))
+        if f.side is Side.BUY:
+            qty, cost = qty + f.quantity, cost + f.price * f.quantity
+        elif qty > 0:
+            average = cost / qty
+            sold = min(f.quantity, qty)
+            realised += (f.price - average) * sold
+            qty, cost = qty - sold, cost - average * sold
+        held[(f.exchange, f.tradingsymbol)] = (qty, cost if qty else Decimal(0))
+    trader.realised = rupees(realised)
+    for (exchange, symbol), (qty, cost) in held.items():
+        if qty > 0:
+            trader.adopt(symbol, exchange, qty, rupees(cost / qty), now)
 
 
 def recover_live(

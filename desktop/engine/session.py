@@ -37,6 +37,7 @@ from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, Sessi
 from desktop.engine.startup import LogLineHandler, load_segment
 from desktop.engine.strategy.registry import create_strategy
 from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
 _UNDERLYING = re.compile(r"^([A-Z]+?)\d")
@@ -57,6 +58,7 @@ class SessionServices:
     kill_switch: GlobalKillSwitch
     home: Path
     market_time: Callable[[], datetime]
+    writer: StoreWriter
 
 
 class SessionEngine(QObject):
@@ -91,6 +93,7 @@ class SessionEngine(QObject):
         self._message = ""
         self._version = 0
         self._final_views: list[Any] = []  # the agents' last views, kept after a stop
+        self.ticks_routed = 0  # every tick this session's stream delivered (diagnostics, bench)
 
     # -- public API ---------------------------------------------------------------------------------
 
@@ -129,7 +132,9 @@ class SessionEngine(QObject):
                 self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
             self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
             self._stream.add_tick_listener(self._route_ticks)
-            ctx = TraderContext(self.key, self.label, params, s.store, self._gateway, self._risk, self._watch)
+            ctx = TraderContext(
+                self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit
+            )
             self._agents = {}
             self._routes = {}
             for segment in params.segments:
@@ -163,6 +168,7 @@ class SessionEngine(QObject):
                     agent.wait()
             kept = any(a.trader.holding is not None for a in agents)
             self._teardown()
+            self.services.writer.flush()
             state = "stopped_keep" if kept else "stopped"
             self.services.store.sessions.set_state(self.key, state, stopped_at=self.services.market_time())
             self._set_state(SessionState.STOPPED)
@@ -222,6 +228,17 @@ class SessionEngine(QObject):
         """This session's log folder (after start)."""
         return self._logs.folder if self._logs else None
 
+    def watch_instruments(self, tokens: list[int], mode: str = MODE_FULL) -> None:
+        """Streams instruments this session shows but does not trade (a watch list; the bench's load)."""
+        if self._stream is None:
+            raise SessionError("start the session before watching instruments")
+        self._stream.subscribe(tokens, mode)
+
+    def stream_stats(self) -> tuple[int, int]:
+        """(tick batches queued in the agents, ticks the stream dropped for a slow consumer)."""
+        queued = sum(a.backlog for a in list(self._agents.values()))
+        return queued, self._stream.dropped_ticks if self._stream else 0
+
     def agent(self, segment: Segment) -> SegmentAgent | None:
         """The agent of one segment (tests and diagnostics)."""
         return self._agents.get(segment)
@@ -248,6 +265,7 @@ class SessionEngine(QObject):
     # -- routing (stream / caller threads) ----------------------------------------------------------
 
     def _route_ticks(self, ticks: list[QuoteTick]) -> None:
+        self.ticks_routed += len(ticks)
         routes = self._routes
         batches: dict[int, list[Any]] = {}
         for q in ticks:

@@ -6,21 +6,58 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from desktop.broker.hub import BrokerHub
+from desktop.broker.ratelimit import CallKind
 from desktop.broker.session import KiteSession
+from desktop.domain import MARKET_CLOSE, MARKET_OPEN
 from desktop.engine.snapshots import LogLine
 from desktop.engine.trader import SegmentTrader
 
-# Enough 1-minute candles for a 21-bar EMA even right after the open: today's and the previous sessions'.
-WARM_UP_DAYS = 4
+# Bars fetched for warm-up: enough for the slow EMA three times over, and two hours for the chart.
+MIN_WARM_UP_BARS = 120
+_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def warm_up_start(now: datetime, bars: int) -> datetime:
+    """When to fetch candles from so that about `bars` closed 1-minute bars precede `now`, reaching back
+    into the previous weekday's session when today's has not lasted that long (holidays not known)."""
+    today_open = datetime.combine(now.date(), MARKET_OPEN)
+    start = now - timedelta(minutes=bars)
+    if start >= today_open:
+        return start
+    day = now.date() - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    missing = bars - max(0, int((now - today_open).total_seconds() // 60))
+    return datetime.combine(day, MARKET_CLOSE) - timedelta(minutes=missing)
+
+
+def fetch_candles(kite: KiteSession, token: int, start: datetime, end: datetime) -> list[Any]:
+    """Raw 1-minute candles [ts, o, h, l, c, v].
+
+    kiteconnect's `historical_data` parses every timestamp with dateutil (about a millisecond each, holding
+    the GIL): thirty agents warming up at once starved every other thread for seconds. The raw payload of the
+    same request (`_get`, in the pinned kiteconnect 5.2.2) is parsed by `bars.candle_to_bar` instead."""
+    if not hasattr(kite.kite, "_get"):
+        return kite.historical_data(token, start, end, "minute")
+    data = kite.call(
+        CallKind.HISTORICAL,
+        "_get",
+        "market.historical",
+        url_args={"instrument_token": token, "interval": "minute"},
+        params={"from": start.strftime(_FORMAT), "to": end.strftime(_FORMAT), "interval": "minute",
+                "continuous": 0, "oi": 0},
+    )  # fmt: skip
+    return list(data.get("candles", [])) if isinstance(data, dict) else []
 
 
 def load_segment(trader: SegmentTrader, hub: BrokerHub, kite: KiteSession, now: datetime) -> None:
     """Loads the account's instruments of the day (shared per account) and warms the indicators up."""
     book = hub.instrument_book(kite, now.date())
-    token = trader.segment.spec.index_token
-    candles = kite.historical_data(token, now - timedelta(days=WARM_UP_DAYS), now, "minute")
+    bars = max(MIN_WARM_UP_BARS, 3 * trader.ctx.params.slow_ema)
+    candles = fetch_candles(kite, trader.segment.spec.index_token, warm_up_start(now, bars), now)
     trader.load(book, candles, now)
 
 

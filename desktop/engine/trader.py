@@ -10,10 +10,12 @@ Everything here runs on one thread, so it needs no locks; `snapshot()` returns i
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from desktop.broker.errors import BrokerError
@@ -87,7 +89,8 @@ class TraderContext:
     gateway: OrderGateway
     risk: RiskManager
     watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Writes that need not block trading (orders, positions, journal notes): by default done at once.
+    write_later: Callable[[Callable[[], object]], None] = field(default=lambda job: job())
 
 
 class SegmentTrader:
@@ -119,6 +122,9 @@ class SegmentTrader:
         self.markers: list[TradeMarker] = []
         self.realised = Decimal(0)
         self.halted_entries = False  # stop/kill: no new entries from this segment
+        # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
+        self.batch_posted = 0.0
+        self.latency_probe: list[float] | None = None
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -249,6 +255,8 @@ class SegmentTrader:
             self.log.warning("entry refused by risk: %s", decision.reason)
             self.strategy.on_entry_rejected(decision.reason)
             return
+        if self.latency_probe is not None:
+            self.latency_probe.append(time.perf_counter() - self.batch_posted)
         self.log.info(
             "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d)",
             action.reason,
@@ -359,7 +367,7 @@ class SegmentTrader:
         tracked = self.orders.get(order.order_id)
         if tracked is not None and not order.intent_id:
             order = replace(order, intent_id=tracked.intent.intent_id)
-        self.ctx.store.orders.record(order)
+        self.ctx.write_later(partial(self.ctx.store.orders.record, order))
         self.order_rows[order.order_id] = order
         self.changed = True
         if tracked is None:
@@ -481,43 +489,23 @@ class SegmentTrader:
     # -- store and snapshot ---------------------------------------------------------------------------
 
     def _journal(self, kind: str, payload: dict[str, Any]) -> None:
-        self.ctx.store.journal.append(
-            self.ctx.key,
-            segment=self.segment,
-            kind=kind,
-            payload=payload,
-            market_time=self.market_time or datetime.now(),
+        append = self.ctx.store.journal.append
+        when = self.market_time or datetime.now()
+        self.ctx.write_later(
+            partial(append, self.ctx.key, segment=self.segment, kind=kind, payload=payload, market_time=when)
         )
 
     def _save_position(self, t: datetime) -> None:
         h = self.holding
         assert h is not None
-        self.ctx.store.positions.upsert(
-            Position(
-                self.ctx.key,
-                self.mode,
-                h.exchange,
-                h.tradingsymbol,
-                h.quantity,
-                h.entry_price,
-                h.last_price,
-                self.realised,
-            )
-        )
+        row = Position(self.ctx.key, self.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price,
+                       h.last_price, self.realised)  # fmt: skip
+        self.ctx.write_later(partial(self.ctx.store.positions.upsert, row))
 
     def _save_flat(self, intent: OrderIntent, t: datetime) -> None:
-        self.ctx.store.positions.upsert(
-            Position(
-                self.ctx.key,
-                self.mode,
-                intent.exchange,
-                intent.tradingsymbol,
-                0,
-                Decimal(0),
-                Decimal(0),
-                self.realised,
-            )
-        )
+        row = Position(self.ctx.key, self.mode, intent.exchange, intent.tradingsymbol, 0, Decimal(0), Decimal(0),
+                       self.realised)  # fmt: skip
+        self.ctx.write_later(partial(self.ctx.store.positions.upsert, row))
 
     @property
     def unrealised(self) -> Decimal:

@@ -1,0 +1,158 @@
+"""Engine figures (issue 5 §9): N sessions × 3 segments on the simulator, each session also streaming
+1000 instruments in full mode; prints ticks/s processed, tick-to-intent latency and memory per session.
+
+    /work/venv/bin/python bench/engine_bench.py [--sessions 10] [--instruments 1000] [--seconds 30] [--speed 60]
+
+The simulator runs in its own process (as Kite is another machine). Sessions alternate between the two demo
+accounts, so each account's feed carries the union of its sessions' instruments and fans ticks out to each
+session's stream. Strategy: EMAs 1/2 (a signal on almost every bar) so entries, and so latency samples,
+are plentiful. Latency is measured from the moment a session's stream handed the tick batch to the
+engine (router → agent inbox) to the moment the entry intent passed the risk check (before the journal's
+fsync): it includes the agent's queue, bars, strategy and risk, not the socket or the frame parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+
+import requests  # noqa: E402
+from kiteconnect import KiteConnect  # noqa: E402
+from PySide6.QtCore import QCoreApplication  # noqa: E402
+
+from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
+from desktop.engine.engine import MemorySecretStore  # noqa: E402
+
+PARAMS = {
+    "segments": ["NIFTY", "BANKNIFTY", "SENSEX"],
+    "lots": 1,
+    "stop_loss": 2,
+    "itm_offset": 100,
+    "fast_ema": 1,
+    "slow_ema": 2,
+    "max_trades_per_day": 1000,
+    "max_daily_loss": 100_000_000,
+    "max_orders_per_minute": 400,
+    "max_open_positions": 3,
+}
+
+
+def start_sim(speed: float) -> tuple[subprocess.Popen[str], str]:
+    args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--speed", str(speed)]
+    args += ["--start", "2026-01-08T09:20", "--no-rate-limits"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        m = re.search(r"REST\s+(http://\S+)/", line)
+        if m:
+            return proc, m.group(1)
+    raise RuntimeError("simulator did not start")
+
+
+def option_tokens(url: str, count: int) -> list[int]:
+    kite = KiteConnect("UK9394", root=url, timeout=10)
+    resp = requests.get(f"{url}/connect/login", params={"api_key": "UK9394", "v": "3"}, allow_redirects=False)
+    token = resp.headers["Location"].split("request_token=")[1].split("&")[0]
+    kite.set_access_token(kite.generate_session(token, api_secret="secret_A")["access_token"])
+    rows = kite.instruments("NFO") + kite.instruments("BFO")
+    return [int(r["instrument_token"]) for r in rows if r["instrument_type"] in ("CE", "PE")][:count]
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--instruments", type=int, default=1000)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--speed", type=float, default=60.0)
+    args = ap.parse_args()
+    app = QCoreApplication([])
+    sim, url = start_sim(args.speed)
+    home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
+    engine = Engine(home, secrets=MemorySecretStore())
+    sessions: list[SessionEngine] = []
+    try:
+        extra = option_tokens(url, args.instruments)
+        engine.start_demo(sim_url=url)
+        rss0 = rss_mb()
+        for i in range(args.sessions):
+            session = engine.open_session("UK9394" if i % 2 == 0 else "UK1234", f"Bench {i}")
+            session.start(parse_params(PARAMS))
+            session.watch_instruments(extra)
+            sessions.append(session)
+        started = time.monotonic()
+        deadline = started + 120
+        while time.monotonic() < deadline and not all(s.state is SessionState.RUNNING for s in sessions):
+            app.processEvents()
+            time.sleep(0.1)
+        print(f"all sessions running after {time.monotonic() - started:.1f} s: "
+              f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
+        agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
+        for a in agents:
+            a.trader.latency_probe = []
+        time.sleep(3)  # subscriptions settle
+        rss1 = rss_mb()
+        routed0 = sum(s.ticks_routed for s in sessions)
+        agent0 = sum(a.ticks_processed for a in agents)
+        cpu0 = time.process_time()
+        t0 = time.monotonic()
+        samples = []
+        while time.monotonic() - t0 < args.seconds:
+            app.processEvents()
+            time.sleep(1.0)
+            stats = [s.stream_stats() for s in sessions]
+            samples.append((sum(q for q, _ in stats), sum(d for _, d in stats)))
+        elapsed = time.monotonic() - t0
+        cpu = time.process_time() - cpu0
+        routed = sum(s.ticks_routed for s in sessions) - routed0
+        processed = sum(a.ticks_processed for a in agents) - agent0
+        latencies = [x * 1000 for a in agents for x in (a.trader.latency_probe or [])]
+        failed = [f"{s.label}/{a.segment.value}" for s in sessions for a in agents if a.failure]
+        print(f"sessions {args.sessions} × 3 segments, {len(extra)} extra instruments each (full mode), "
+              f"sim speed {args.speed}, {elapsed:.0f} s measured")  # fmt: skip
+        print(f"ticks delivered to sessions: {routed / elapsed:,.0f}/s (all subscribed instruments)")
+        print(f"ticks processed by segment agents (index + held options): {processed / elapsed:,.0f}/s")
+        print(f"process CPU: {cpu / elapsed * 100:.0f}% of one core")
+        print(f"agent backlog (tick batches queued) per second: first {samples[0][0]}, last {samples[-1][0]}, "
+              f"max {max(q for q, _ in samples)}")  # fmt: skip
+        print(f"ticks dropped by streams for slow consumers: {samples[-1][1] - samples[0][1]} during the run")
+        if latencies:
+            print(
+                f"tick-to-intent latency over {len(latencies)} entries: p50 {statistics.median(latencies):.3f} ms, "
+                f"p99 {pct(latencies, 0.99):.3f} ms, max {max(latencies):.3f} ms"
+            )
+        else:
+            print("tick-to-intent latency: no entries in the window")
+        print(f"memory: {rss0:.0f} MB before sessions, {rss1:.0f} MB with them: "
+              f"{(rss1 - rss0) / args.sessions:.1f} MB per session")  # fmt: skip
+        if failed:
+            print("FAILED agents:", ", ".join(failed))
+        return 0
+    finally:
+        engine.close("square_off")
+        sim.terminate()
+        sim.wait(10)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
