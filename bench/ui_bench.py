@@ -4,7 +4,7 @@ Runs `kitedesk --demo` (real Engine, embedded simulator, the seed's three sessio
 (default 60), offscreen unless a display is set, cycling the visible tab so every chart draws.
 A 5 ms precise QTimer measures its own lateness: that lateness is how long the GUI thread was busy.
 
-    python bench/ui_bench.py [--seconds 60] [--speed 30]
+    python bench/ui_bench.py [--seconds 60] [--speed 60]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from PySide6.QtCore import Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from desktop.engine import Engine  # noqa: E402
-from desktop.ui.launch import start_demo  # noqa: E402
+from desktop.ui.launch import DEFAULT_DEMO_SPEED, start_demo  # noqa: E402
 from desktop.ui.main_window import MainWindow  # noqa: E402
 from desktop.ui.theme import apply_theme  # noqa: E402
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the bench and prints its figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--speed", type=float, default=30.0)
+    ap.add_argument("--speed", type=float, default=DEFAULT_DEMO_SPEED)
     args = ap.parse_args(argv)
 
     app = QApplication([sys.argv[0]])

@@ -18,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF
 from PySide6.QtGui import QBrush, QPainter, QPen, QPicture
-from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from desktop.domain import Bar, Segment
 from desktop.engine.snapshots import SegmentSnapshot
@@ -28,6 +28,7 @@ BODY_HALF_WIDTH = 0.35
 VISIBLE_BARS = 90
 _MINUTE = timedelta(minutes=1)
 MAX_PREMIUM_SAMPLES = 20_000
+PREMIUM_REDRAW_S = 0.5
 
 
 class CandlestickItem(pg.GraphicsObject):
@@ -36,6 +37,8 @@ class CandlestickItem(pg.GraphicsObject):
     def __init__(self, theme: Theme) -> None:
         super().__init__()
         self._theme = theme
+        # So paint() gets the exposed rectangle (the forming bar's column), not the whole item.
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self._bars: list[Bar] = []
         # One picture per closed bar, recorded the first time the bar is painted (None until then), so
         # a day of warm-up history costs nothing until the trader scrolls to it.
@@ -247,14 +250,19 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(2, 1)
         self.premium_plot.setXLink(self.price_plot)
         self.premium_plot.hideAxis("bottom")
+        # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
+        # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
         for plot in (self.price_plot, self.premium_plot):
             plot.getAxis("left").setWidth(64)  # equal widths keep the two plots' time axes aligned
         for plot in (self.price_plot, self.premium_plot):
-            plot.showGrid(x=True, y=True, alpha=0.15)
             plot.setMouseEnabled(x=True, y=False)  # wheel zooms time; price follows the visible bars
             plot.enableAutoRange(y=True)
             plot.setAutoVisible(y=True)
             plot.setClipToView(True)
+        # The price axis is fitted by _fit_price_range with some slack: pyqtgraph's auto-range would
+        # rescale (and repaint both axes) on nearly every tick of the forming bar.
+        self.price_plot.enableAutoRange(y=False)
+        self.price_plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._fit_price_range(refit=True))
         self.price_plot.addItem(self.candles)
         self.fast_curve = self.price_plot.plot(connect="finite")
         self.slow_curve = self.price_plot.plot(connect="finite")
@@ -284,6 +292,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._premium_x: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
         self._premium_y: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
         self._last_sample: tuple[datetime | None, object] = (None, None)
+        self._premium_drawn_at = 0.0
         self._framed = False
         self.update_ms: deque[float] = deque(maxlen=2000)
         self.set_theme(theme)
@@ -334,6 +343,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         if seg.markers is not self._markers:
             self._markers = seg.markers
             self._draw_markers(seg)
+        self._fit_price_range()
         self._update_premium(seg)
         self.update_ms.append((time.perf_counter() - t0) * 1000)
 
@@ -345,6 +355,19 @@ class IndexChart(pg.GraphicsLayoutWidget):
         if i == len(self._starts) - 1 and t - self._starts[i] >= _MINUTE:
             return float(i + 1)  # after the last closed bar: the forming bar
         return float(i)
+
+    def _fit_price_range(self, refit: bool = False) -> None:
+        """Keeps the visible bars in view: grows at once, shrinks only when they fill under 60 % of it."""
+        vb = self.price_plot.getViewBox()
+        bounds = self.candles.dataBounds(1, orthoRange=tuple(vb.viewRange()[0]))
+        if bounds is None:
+            return
+        lo, hi = bounds
+        y0, y1 = vb.viewRange()[1]
+        span = max(hi - lo, 1e-6)
+        if refit or lo < y0 or hi > y1 or span < 0.6 * (y1 - y0):
+            pad = span * 0.08
+            vb.setYRange(lo - pad, hi + pad, padding=0)
 
     def _follow_latest(self, n_before: int, n_now: int) -> None:
         vb = self.price_plot.getViewBox()
@@ -388,9 +411,14 @@ class IndexChart(pg.GraphicsLayoutWidget):
             x = self._x_of(seg.last_tick_time) + seg.last_tick_time.second / 60
             self._premium_x.append(x)
             self._premium_y.append(float(seg.option_price))
-            self.premium_curve.setData(
-                np.fromiter(self._premium_x, float), np.fromiter(self._premium_y, float)
-            )
+            now = time.monotonic()
+            if now - self._premium_drawn_at >= PREMIUM_REDRAW_S:
+                # Samples are kept at every refresh, drawn twice a second: each redraw rescales the
+                # strip and repaints its axis, the costly part of a chart frame.
+                self._premium_drawn_at = now
+                self.premium_curve.setData(
+                    np.fromiter(self._premium_x, float), np.fromiter(self._premium_y, float)
+                )
         # The premium strip shows only while there is a premium to show.
         self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_x))
         for line, value in (
@@ -399,7 +427,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
             (self.target_line, seg.target_price),
         ):
             line.setVisible(value is not None and seg.quantity != 0)
-            if value is not None:
+            if value is not None and line.value() != float(value):
                 line.setValue(float(value))
 
     # ------------------------------------------------------------------ crosshair
