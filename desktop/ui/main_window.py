@@ -472,7 +472,11 @@ class MainWindow(QMainWindow):
         if not self.demo:
             # The tabs are a convenience; never block quitting on them.
             with contextlib.suppress(OSError, WorkspaceError):
-                save_workspace(self._settings_dir / TABS_FILE, self.workspace())
+                ws = self.workspace()
+                if ws.sessions:
+                    save_workspace(self._settings_dir / TABS_FILE, ws)
+                else:  # nothing open: start empty next time (an empty workspace file is not valid)
+                    (self._settings_dir / TABS_FILE).unlink(missing_ok=True)
 
     def shutdown(self, positions: str = KEEP) -> None:
         """Stops the refresh, saves state, and closes the engine on a worker; the window closes when done."""

@@ -171,3 +171,18 @@ def test_export_refuses_a_backwards_date_range_in_words(qtbot, engine, tmp_path)
     assert not [c for c in engine.calls if c[0] == "export_trades"]
     dialog.close()
     _shutdown(qtbot, window)
+
+
+def test_closing_with_no_tabs_starts_empty_next_time_without_complaint(qtbot, engine):
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params())
+    _shutdown(qtbot, window)
+    emptied = _window(qtbot, FakeEngine(engine.home()))
+    assert len(emptied.restore_tabs()) == 1
+    assert emptied.close_tab(0)
+    qtbot.waitUntil(lambda: emptied.jobs.busy == 0, timeout=3000)
+    _shutdown(qtbot, emptied)
+    again = _window(qtbot, FakeEngine(engine.home()))
+    assert again.restore_tabs() == []
+    assert again.statusBar().currentMessage() == ""
+    _shutdown(qtbot, again)
