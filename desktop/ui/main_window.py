@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
@@ -39,6 +39,7 @@ from desktop.engine import (
 )
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
+from desktop.ui.menus import build_menus, show_about, show_where
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
@@ -95,7 +96,7 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.empty_hint)
         lay.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
-        self._build_menus()
+        build_menus(self)
         self._build_status_bar()
         self.jobs.sig_busy_changed.connect(self._show_busy)
 
@@ -117,46 +118,6 @@ class MainWindow(QMainWindow):
             return ["itm_momentum"]
 
     # ------------------------------------------------------------------ menus and status bar
-    def _action(self, menu: Any, text: str, slot: Callable[[], Any], shortcut: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(lambda _checked=False: slot())
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file = bar.addMenu("&File")
-        self._action(file, "&New session…", self.new_session, "Ctrl+T")
-        self._action(file, "&Log in / profiles…", lambda: self.show_login(), "Ctrl+L")
-        file.addSeparator()
-        self._action(file, "&Open workspace…", self.open_workspace_dialog, "Ctrl+O")
-        self._action(file, "&Save workspace…", self.save_workspace_dialog, "Ctrl+S")
-        self._action(file, "&Export trades…", self.export_trades, "Ctrl+E")
-        file.addSeparator()
-        self._action(file, "&Quit", self.close, "Ctrl+Q")
-        trading = bar.addMenu("&Trading")
-        self._action(
-            trading, "&Start this session", lambda: self._on_tab(SessionTab.request_start), "Ctrl+Return"
-        )
-        self._action(trading, "S&top this session", lambda: self._on_tab(SessionTab.request_stop), "Ctrl+.")
-        self._action(trading, "&Kill this session", lambda: self._on_tab(SessionTab.request_kill), "Ctrl+K")
-        trading.addSeparator()
-        self._action(trading, "Kill &all sessions", self.kill_all, "Ctrl+Shift+K")
-        view = bar.addMenu("&View")
-        self._action(view, "&Dark theme", lambda: self.set_theme("dark"))
-        self._action(view, "&Light theme", lambda: self.set_theme("light"))
-        self._action(view, "&Toggle theme", self.toggle_theme, "Ctrl+Shift+L")
-        view.addSeparator()
-        self._action(view, "&Rename this tab…", lambda: self.rename_tab(self.tabs.currentIndex()), "F2")
-        self._action(view, "Ne&xt tab", lambda: self._step_tab(1), "Ctrl+Tab")
-        self._action(view, "&Previous tab", lambda: self._step_tab(-1), "Ctrl+Shift+Tab")
-        self._action(view, "Close this &tab", lambda: self.close_tab(self.tabs.currentIndex()), "Ctrl+W")
-        help_ = bar.addMenu("&Help")
-        self._action(help_, "&Where are my logs and data?", self.show_where)
-        self._action(help_, "&About KiteDesk", self.show_about)
-
     def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.market_label = QLabel("market —")
@@ -185,7 +146,8 @@ class MainWindow(QMainWindow):
         w = self.tabs.currentWidget()
         return w if isinstance(w, SessionTab) else None
 
-    def _on_tab(self, method: Callable[[SessionTab], Any]) -> None:
+    def on_current_tab(self, method: Callable[[SessionTab], Any]) -> None:
+        """Calls `method(tab)` on the visible session tab, if any (menu actions and shortcuts)."""
         tab = self.current_tab()
         if tab is not None:
             method(tab)
@@ -197,7 +159,8 @@ class MainWindow(QMainWindow):
             tab.drawing = tab is front
         self.refresh()
 
-    def _step_tab(self, step: int) -> None:
+    def step_tab(self, step: int) -> None:
+        """Brings the next (+1) or previous (-1) tab to the front."""
         if self.tabs.count():
             self.tabs.setCurrentIndex((self.tabs.currentIndex() + step) % self.tabs.count())
 
@@ -409,27 +372,11 @@ class MainWindow(QMainWindow):
 
     def show_where(self) -> None:
         """Help → where the logs and the data are."""
-        home, logs = self.engine.home(), self.engine.logs_dir()
-        box = QMessageBox(self)
-        box.setWindowTitle("Logs and data")
-        box.setText(
-            f"Data (database, profiles, window state):\n{home}\n\nLogs (one folder per session):\n{logs}\n\n"
-            "API secrets are kept in your system keyring, never in these folders."
-        )
-        open_button = box.addButton("Open data folder", QMessageBox.ButtonRole.ActionRole)
-        box.addButton(QMessageBox.StandardButton.Close)
-        box.exec()
-        if box.clickedButton() is open_button:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(home)))
+        show_where(self, self.engine.home(), self.engine.logs_dir())
 
     def show_about(self) -> None:
         """Help → About."""
-        QMessageBox.about(
-            self,
-            "About KiteDesk",
-            "KiteDesk — several isolated strategy sessions for Zerodha Kite Connect in one window.\n"
-            "PAPER or LIVE per session; the demo runs on a built-in Kite-compatible simulator.",
-        )
+        show_about(self)
 
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> None:

@@ -8,7 +8,8 @@ from decimal import Decimal
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
-from desktop.ui.chart import CandlestickItem, IndexChart
+from desktop.ui.candles import CandlestickItem
+from desktop.ui.chart import IndexChart
 from desktop.ui.theme import DARK, LIGHT
 from tests.ui.fakes import make_bars
 

@@ -186,3 +186,32 @@ def test_closing_with_no_tabs_starts_empty_next_time_without_complaint(qtbot, en
     assert again.restore_tabs() == []
     assert again.statusBar().currentMessage() == ""
     _shutdown(qtbot, again)
+
+
+def _shortcut(window: MainWindow, keys: str):
+    from PySide6.QtGui import QAction, QKeySequence
+
+    found = [a for a in window.findChildren(QAction) if a.shortcut() == QKeySequence(keys)]
+    assert len(found) == 1, f"{keys} should be bound once"
+    return found[0]
+
+
+def test_shortcuts_drive_the_common_actions(qtbot, engine):
+    window = _window(qtbot, engine)
+    a = window.open_session("UK9394", "Computer 1", paper_params())
+    b = window.open_session("UK1234", "Computer 2", paper_params())
+    assert window.current_tab() is b
+    _shortcut(window, "Ctrl+Tab").trigger()
+    assert window.current_tab() is a
+    _shortcut(window, "Ctrl+Return").trigger()
+    assert a.session.calls[0][0] == "start" and b.session.calls == []
+    _shortcut(window, "Ctrl+K").trigger()
+    qtbot.waitUntil(lambda: a.session.calls[-1][0] == "kill", timeout=3000)
+    _shortcut(window, "Ctrl+Shift+K").trigger()
+    qtbot.waitUntil(lambda: any(c[0] == "kill_all" for c in engine.calls), timeout=3000)
+    _shortcut(window, "Ctrl+Shift+L").trigger()
+    assert window.theme.name == "light"
+    for keys in ("Ctrl+T", "Ctrl+W", "Ctrl+E", "Ctrl+L", "Ctrl+O", "Ctrl+S", "Ctrl+Q", "Ctrl+."):
+        _shortcut(window, keys)
+    qtbot.waitUntil(lambda: window.jobs.busy == 0, timeout=3000)
+    _shutdown(qtbot, window)

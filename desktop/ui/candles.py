@@ -1,0 +1,219 @@
+"""Candles drawn incrementally: one cached QPicture per bar, recorded when first painted, at x = 0.
+
+Pictures are painted translated to their bar's index, so a new closed bar costs one picture, the forming
+bar is re-recorded on each refresh, dropping old bars from the front (a sliding window) needs no redraw,
+and only bars inside the exposed rectangle and the visible time range are painted.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF
+from PySide6.QtGui import QBrush, QPainter, QPen, QPicture
+from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from desktop.domain import Bar
+from desktop.ui.theme import Theme
+
+BODY_HALF_WIDTH = 0.35
+
+
+class CandlestickItem(pg.GraphicsObject):
+    """Candles with a per-bar picture cache; `bars_drawn` counts pictures recorded (for tests and the bench)."""
+
+    def __init__(self, theme: Theme) -> None:
+        super().__init__()
+        self._theme = theme
+        # So paint() gets the exposed rectangle (the forming bar's column), not the whole item.
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
+        self._bars: list[Bar] = []
+        # One picture per closed bar, recorded the first time the bar is painted (None until then), so
+        # a day of warm-up history costs nothing until the trader scrolls to it.
+        self._pictures: list[QPicture | None] = []
+        self._pens: dict[bool, tuple[QPen, QBrush]] = {}
+        self._lows = np.empty(0)
+        self._highs = np.empty(0)
+        self._forming: Bar | None = None
+        self._forming_picture: QPicture | None = None
+        self._version: int | None = None
+        self._closed_range: tuple[float, float] | None = None  # low/high of all closed bars
+        self._bounds = QRectF()
+        self.bars_drawn = 0
+
+    # ------------------------------------------------------------------ data
+    @property
+    def bars(self) -> Sequence[Bar]:
+        """The closed bars shown, oldest first."""
+        return self._bars
+
+    def set_theme(self, theme: Theme) -> None:
+        """Drops every cached picture: bars are re-recorded in the new theme's colours as they are painted."""
+        self._theme = theme
+        self._pens = {}
+        self._pictures = [None] * len(self._bars)
+        self._forming_picture = self._record(self._forming) if self._forming else None
+        self.update()
+
+    def set_bars(self, bars: Sequence[Bar], version: int, forming: Bar | None) -> bool:
+        """Shows `bars` (closed) and `forming`; bars drawn before keep their pictures.
+
+        Returns True when the closed bars changed (a chart then updates what depends on them).
+        """
+        closed_changed = version != self._version
+        before = self._bounds
+        if closed_changed:
+            self._version = version
+            self._merge_closed(bars)
+        forming_changed = forming != self._forming
+        if forming_changed:
+            old_forming = self._forming
+            self._forming = forming
+            self._forming_picture = self._record(forming) if forming is not None else None
+        self._bounds = self._full_bounds()
+        if closed_changed or self._bounds != before:
+            self.prepareGeometryChange()
+            self.update()
+        elif forming_changed and forming is not None:
+            # Only the forming bar moved: repaint its column, not the chart (nor the axes beside it).
+            lows = [float(forming.low)] + ([float(old_forming.low)] if old_forming else [])
+            highs = [float(forming.high)] + ([float(old_forming.high)] if old_forming else [])
+            x = len(self._bars) - 0.5
+            self.update(QRectF(x, min(lows), 1.0, max(max(highs) - min(lows), 1e-6)))
+        return closed_changed
+
+    def _merge_closed(self, bars: Sequence[Bar]) -> None:
+        old = self._bars
+        keep = 0
+        if old and bars:
+            # Where does our last drawn bar sit in the new list? Everything before it is already drawn.
+            starts = [b.start for b in bars]
+            j = bisect.bisect_left(starts, old[-1].start)
+            if j < len(bars) and bars[j] == old[-1]:
+                dropped = len(old) - 1 - j  # bars trimmed from the front (sliding window)
+                if dropped >= 0 and (dropped == 0 or old[dropped] == bars[0]):
+                    self._pictures = self._pictures[dropped:]
+                    keep = j + 1
+        if keep == 0:
+            self._pictures = []
+        self._pictures.extend([None] * (len(bars) - keep))
+        self._bars = list(bars)
+        self._lows = np.fromiter((float(b.low) for b in bars), float, len(bars))
+        self._highs = np.fromiter((float(b.high) for b in bars), float, len(bars))
+        self._closed_range = (float(self._lows.min()), float(self._highs.max())) if len(bars) else None
+
+    def _full_bounds(self) -> QRectF:
+        values = list(self._closed_range or ())
+        if self._forming is not None:
+            values += [float(self._forming.low), float(self._forming.high)]
+        if not values:
+            return QRectF()
+        n = len(self._bars) + (1 if self._forming is not None else 0)
+        lo, hi = min(values), max(values)
+        return QRectF(-0.5, lo, n, max(hi - lo, 1e-6))
+
+    def ensure_drawn(self, i0: int, i1: int) -> None:
+        """Records the pictures of closed bars i0..i1-1 that have none yet."""
+        pictures, bars = self._pictures, self._bars
+        for i in range(max(0, i0), min(len(pictures), i1)):
+            if pictures[i] is None:
+                pictures[i] = self._record(bars[i])
+
+    def _pen(self, up: bool) -> tuple[QPen, QBrush]:
+        if up not in self._pens:
+            colour = self._theme.candle_up if up else self._theme.candle_down
+            self._pens[up] = (pg.mkPen(colour, width=1), pg.mkBrush(colour))
+        return self._pens[up]
+
+    def _record(self, bar: Bar) -> QPicture:
+        self.bars_drawn += 1
+        pen, brush = self._pen(bar.close >= bar.open)
+        pic = QPicture()
+        p = QPainter(pic)
+        p.setPen(pen)
+        p.setBrush(brush)
+        low, high, o, c = float(bar.low), float(bar.high), float(bar.open), float(bar.close)
+        p.drawLine(QPointF(0, low), QPointF(0, high))
+        top, bottom = max(o, c), min(o, c)
+        p.drawRect(QRectF(-BODY_HALF_WIDTH, bottom, 2 * BODY_HALF_WIDTH, max(top - bottom, 1e-9)))
+        p.end()
+        return pic
+
+    # ------------------------------------------------------------------ geometry
+    def _y_bounds(self, i0: int, i1: int) -> tuple[float, float] | None:
+        lows, highs = self._lows[i0:i1], self._highs[i0:i1]
+        values: list[float] = []
+        if lows.size:
+            values += [float(lows.min()), float(highs.max())]
+        if self._forming is not None and i1 > len(self._bars):
+            values += [float(self._forming.low), float(self._forming.high)]
+        return (min(values), max(values)) if values else None
+
+    def dataBounds(  # noqa: N802 - pyqtgraph API
+        self,
+        ax: int,
+        frac: float = 1.0,
+        orthoRange: tuple[float, float] | None = None,  # noqa: N803
+    ) -> tuple[float, float] | None:
+        """Bounds for auto-range; along y only the bars inside `orthoRange` (x) count."""
+        n = len(self._bars) + (1 if self._forming is not None else 0)
+        if n == 0:
+            return None
+        if ax == 0:
+            return (-0.5, n - 0.5)
+        i0, i1 = 0, n
+        if orthoRange is not None:
+            i0 = max(0, math.floor(orthoRange[0] + 0.5))
+            i1 = min(n, math.ceil(orthoRange[1] + 0.5))
+            if i0 >= i1:
+                return None
+        return self._y_bounds(i0, i1)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
+        return QRectF(self._bounds)
+
+    def paint(self, p: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        """Paints the cached pictures of the bars in view (recording any not drawn yet)."""
+        rect = option.exposedRect
+        left, right = rect.left(), rect.right()
+        vb = self.getViewBox()
+        if vb is not None:  # pyqtgraph exposes the whole item: clip to the visible time range ourselves
+            x0, x1 = vb.viewRange()[0]
+            left, right = max(left, x0), min(right, x1)
+        n = len(self._pictures)
+        i0 = max(0, math.floor(left))
+        i1 = min(n, math.ceil(right) + 1)
+        self.ensure_drawn(i0, i1)
+        pictures = self._pictures
+        for i in range(i0, i1):
+            p.drawPicture(QPointF(i, 0), pictures[i])  # type: ignore[arg-type]
+        if self._forming_picture is not None:
+            p.drawPicture(QPointF(n, 0), self._forming_picture)
+
+
+class TimeAxis(pg.AxisItem):
+    """Bottom axis labelling bar indices with the bar's market time."""
+
+    def __init__(self, candles: CandlestickItem) -> None:
+        super().__init__(orientation="bottom")
+        self._candles = candles
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        bars = self._candles.bars
+        if not bars:
+            return ["" for _ in values]
+        today = bars[-1].start.date()
+        out = []
+        for v in values:
+            i = round(v)
+            if not 0 <= i < len(bars):
+                out.append("")
+                continue
+            start = bars[i].start
+            # Warm-up history from an earlier day is marked with its date.
+            out.append(start.strftime("%H:%M" if start.date() == today else "%d %b %H:%M"))
+        return out

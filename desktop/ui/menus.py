@@ -1,0 +1,86 @@
+"""The main window's menus and shortcuts, and the Help dialogs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from desktop.ui.session_tab import SessionTab
+
+if TYPE_CHECKING:
+    from desktop.ui.main_window import MainWindow
+
+
+def _action(
+    window: MainWindow, menu: Any, text: str, slot: Callable[[], Any], shortcut: str | None = None
+) -> QAction:
+    action = QAction(text, window)
+    if shortcut:
+        action.setShortcut(QKeySequence(shortcut))
+    action.triggered.connect(lambda _checked=False: slot())
+    menu.addAction(action)
+    return action
+
+
+def build_menus(w: MainWindow) -> None:
+    """File, Trading, View and Help, with the keyboard shortcuts of the common actions."""
+    bar = w.menuBar()
+    file = bar.addMenu("&File")
+    _action(w, file, "&New session…", w.new_session, "Ctrl+T")
+    _action(w, file, "&Log in / profiles…", lambda: w.show_login(), "Ctrl+L")
+    file.addSeparator()
+    _action(w, file, "&Open workspace…", w.open_workspace_dialog, "Ctrl+O")
+    _action(w, file, "&Save workspace…", w.save_workspace_dialog, "Ctrl+S")
+    _action(w, file, "&Export trades…", w.export_trades, "Ctrl+E")
+    file.addSeparator()
+    _action(w, file, "&Quit", w.close, "Ctrl+Q")
+    trading = bar.addMenu("&Trading")
+    _action(
+        w, trading, "&Start this session", lambda: w.on_current_tab(SessionTab.request_start), "Ctrl+Return"
+    )
+    _action(w, trading, "S&top this session", lambda: w.on_current_tab(SessionTab.request_stop), "Ctrl+.")
+    _action(w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), "Ctrl+K")
+    trading.addSeparator()
+    _action(w, trading, "Kill &all sessions", w.kill_all, "Ctrl+Shift+K")
+    view = bar.addMenu("&View")
+    _action(w, view, "&Dark theme", lambda: w.set_theme("dark"))
+    _action(w, view, "&Light theme", lambda: w.set_theme("light"))
+    _action(w, view, "&Toggle theme", w.toggle_theme, "Ctrl+Shift+L")
+    view.addSeparator()
+    _action(w, view, "&Rename this tab…", lambda: w.rename_tab(w.tabs.currentIndex()), "F2")
+    _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), "Ctrl+Tab")
+    _action(w, view, "&Previous tab", lambda: w.step_tab(-1), "Ctrl+Shift+Tab")
+    _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), "Ctrl+W")
+    help_ = bar.addMenu("&Help")
+    _action(w, help_, "&Where are my logs and data?", w.show_where)
+    _action(w, help_, "&About KiteDesk", w.show_about)
+
+
+def show_where(parent: QWidget, home: Path, logs: Path) -> None:
+    """Help → where the logs and the data live (and that secrets are not there)."""
+    box = QMessageBox(parent)
+    box.setWindowTitle("Logs and data")
+    box.setText(
+        f"Data (database, profiles, window state):\n{home}\n\nLogs (one folder per session):\n{logs}\n\n"
+        "API secrets are kept in your system keyring, never in these folders."
+    )
+    open_button = box.addButton("Open data folder", QMessageBox.ButtonRole.ActionRole)
+    box.addButton(QMessageBox.StandardButton.Close)
+    box.exec()
+    if box.clickedButton() is open_button:
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(home)))
+
+
+def show_about(parent: QWidget) -> None:
+    """Help → About."""
+    QMessageBox.about(
+        parent,
+        "About KiteDesk",
+        "KiteDesk — several isolated strategy sessions for Zerodha Kite Connect in one window.\n"
+        "PAPER or LIVE per session; the demo runs on a built-in Kite-compatible simulator.",
+    )
