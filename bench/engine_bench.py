@@ -85,7 +85,16 @@ def main() -> int:
     ap.add_argument("--instruments", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=60.0)
+    ap.add_argument(
+        "--mode", default="full", choices=["full", "quote", "ltp"], help="mode of the extra instruments"
+    )
+    ap.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval (seconds) to try, default Python's"
+    )
+    ap.add_argument("--ema", default="1,2", help="fast,slow EMA periods (1,2: a signal on almost every bar)")
     args = ap.parse_args()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
     sim, url = start_sim(args.speed)
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
@@ -97,8 +106,10 @@ def main() -> int:
         rss0 = rss_mb()
         for i in range(args.sessions):
             session = engine.open_session("UK9394" if i % 2 == 0 else "UK1234", f"Bench {i}")
-            session.start(parse_params(PARAMS))
-            session.watch_instruments(extra)
+            fast, slow = (int(x) for x in args.ema.split(","))
+            session.start(parse_params({**PARAMS, "fast_ema": fast, "slow_ema": slow}))
+            if extra:
+                session.watch_instruments(extra, args.mode)
             sessions.append(session)
         started = time.monotonic()
         deadline = started + 120
@@ -128,8 +139,8 @@ def main() -> int:
         processed = sum(a.ticks_processed for a in agents) - agent0
         latencies = [x * 1000 for a in agents for x in (a.trader.latency_probe or [])]
         failed = [f"{s.label}/{a.segment.value}" for s in sessions for a in agents if a.failure]
-        print(f"sessions {args.sessions} × 3 segments, {len(extra)} extra instruments each (full mode), "
-              f"sim speed {args.speed}, {elapsed:.0f} s measured")  # fmt: skip
+        print(f"sessions {args.sessions} × 3 segments, {len(extra)} extra instruments each ({args.mode} mode), "
+              f"EMAs {args.ema}, sim speed {args.speed}, {elapsed:.0f} s measured")  # fmt: skip
         print(f"ticks delivered to sessions: {routed / elapsed:,.0f}/s (all subscribed instruments)")
         print(f"ticks processed by segment agents (index + held options): {processed / elapsed:,.0f}/s")
         print(f"process CPU: {cpu / elapsed * 100:.0f}% of one core")
