@@ -96,3 +96,45 @@ def test_command_line_defaults_to_an_accelerated_demo():
     assert args.demo and args.speed > 1
     args = parse_args(["--demo", "--speed", "10", "--home", "/tmp/x"])
     assert args.speed == 10 and args.home == "/tmp/x"
+
+
+@pytest.mark.slow
+def test_expired_login_shows_the_banner_and_the_dialog_resumes_only_that_account(qtbot, tmp_path):
+    import requests
+
+    engine = Engine(tmp_path)
+    window = MainWindow(engine, demo=True)
+    qtbot.addWidget(window)
+    window.show()
+    start_demo(window, SPEED)
+    try:
+        qtbot.waitUntil(lambda: len(window.session_tabs()) == 3, timeout=20_000)
+        tabs = window.session_tabs()
+        qtbot.waitUntil(
+            lambda: all(t.session.snapshot().state is SessionState.RUNNING for t in tabs), timeout=20_000
+        )
+        engine.simulator.inject_fault({"kind": "expire_token", "api_key": "UK1234"})
+        second = tabs[1]
+        qtbot.waitUntil(lambda: second.login_banner.isVisibleTo(second), timeout=15_000)
+        assert [t.login_banner.isVisibleTo(t) for t in tabs] == [False, True, False]  # only UK1234's tab
+
+        window.tabs.setCurrentWidget(second)
+        second.login_button.click()  # opens the login dialog on UK1234
+        dialog = window._login_dialog
+        assert dialog is not None and dialog.user_id.text() == "UK1234"
+        # The simulated Kite login page redirects at once; paste the address it redirects to.
+        redirect = requests.get(engine.login_url("UK1234"), allow_redirects=False, timeout=5).headers[
+            "Location"
+        ]
+        dialog.pasted.setText(redirect)
+        dialog.use_pasted()
+        qtbot.waitUntil(lambda: not dialog.working, timeout=15_000)
+        assert dialog.status.text().startswith("Logged in:"), dialog.status.text()
+        qtbot.waitUntil(lambda: second.session.snapshot().state is SessionState.RUNNING, timeout=15_000)
+        window.refresh()
+        assert not second.login_banner.isVisibleTo(second)
+        dialog.close()
+    finally:
+        answer_next_message_box("Keep under stop loss", [])
+        window.close()
+        qtbot.waitUntil(lambda: window.closed, timeout=30_000)
