@@ -26,7 +26,7 @@ from desktop.ui.theme import Theme
 
 VISIBLE_BARS = 90
 _MINUTE = timedelta(minutes=1)
-MAX_PREMIUM_SAMPLES = 20_000
+MAX_PREMIUM_SAMPLES = 5_000
 PREMIUM_REDRAW_S = 0.5
 
 
@@ -92,7 +92,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._slow = np.empty(0)
         self._markers: object = None
         self._premium_symbol: str | None = None
-        self._premium_x: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
+        self._premium_t: deque[datetime] = deque(maxlen=MAX_PREMIUM_SAMPLES)
+        self._premium_pending = False
         self._premium_y: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
         self._last_sample: tuple[datetime | None, object] = (None, None)
         self._premium_drawn_at = 0.0
@@ -198,11 +199,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
     def _marker_tip(x: float, y: float, data: object) -> str:
         return str(data)
 
-    def _update_premium(self, seg: SegmentSnapshot) -> None:
+    def record_premium(self, seg: SegmentSnapshot) -> None:
+        """Keeps the held option's premium sample (also while the tab is in the background), no drawing."""
         if seg.option_symbol != self._premium_symbol and seg.option_symbol is not None:
             self._premium_symbol = seg.option_symbol
-            self._premium_x.clear()
+            self._premium_t.clear()
             self._premium_y.clear()
+            self._premium_pending = True
         sample = (seg.last_tick_time, seg.option_price)
         if (
             seg.option_symbol
@@ -211,19 +214,24 @@ class IndexChart(pg.GraphicsLayoutWidget):
             and sample != self._last_sample
         ):
             self._last_sample = sample
-            x = self._x_of(seg.last_tick_time) + seg.last_tick_time.second / 60
-            self._premium_x.append(x)
+            self._premium_t.append(seg.last_tick_time)
             self._premium_y.append(float(seg.option_price))
-            now = time.monotonic()
-            if now - self._premium_drawn_at >= PREMIUM_REDRAW_S:
-                # Samples are kept at every refresh, drawn twice a second: each redraw rescales the
-                # strip and repaints its axis, the costly part of a chart frame.
-                self._premium_drawn_at = now
-                self.premium_curve.setData(
-                    np.fromiter(self._premium_x, float), np.fromiter(self._premium_y, float)
-                )
+            self._premium_pending = True
+
+    def _update_premium(self, seg: SegmentSnapshot) -> None:
+        self.record_premium(seg)
+        now = time.monotonic()
+        if self._premium_pending and now - self._premium_drawn_at >= PREMIUM_REDRAW_S:
+            # Drawn twice a second: each redraw rescales the strip and repaints its axis. x is placed
+            # by time at draw time, so samples kept in the background land on the right bars.
+            self._premium_drawn_at = now
+            self._premium_pending = False
+            xs = np.fromiter(
+                (self._x_of(t) + t.second / 60 for t in self._premium_t), float, len(self._premium_t)
+            )
+            self.premium_curve.setData(xs, np.fromiter(self._premium_y, float, len(self._premium_y)))
         # The premium strip shows only while there is a premium to show.
-        self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_x))
+        self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_t))
         for line, value in (
             (self.entry_line, seg.entry_price),
             (self.stop_line, seg.stop_price),

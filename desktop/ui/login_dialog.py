@@ -212,7 +212,11 @@ class LoginDialog(QDialog):
             f"Log in to Kite in your browser; waiting for the redirect to {self.redirect_url.text()}…"
         )
         engine = self._engine
-        self._begin(lambda: engine.complete_login(uid, engine.wait_for_redirect(uid, REDIRECT_WAIT_S)), uid)
+        self._begin(
+            lambda: engine.complete_login(uid, engine.wait_for_redirect(uid, REDIRECT_WAIT_S)),
+            uid,
+            detached=True,
+        )
 
     def use_pasted(self) -> None:
         """Completes the login with a pasted redirect URL or request token."""
@@ -229,12 +233,13 @@ class LoginDialog(QDialog):
         self._set_status("logging in…")
         self._begin(lambda: engine.complete_login(uid, text), uid)
 
-    def _begin(self, fn: Any, uid: str) -> None:
+    def _begin(self, fn: Any, uid: str, detached: bool = False) -> None:
         self._working = True
         self.progress.setVisible(True)
         for b in (self.login_button, self.use_pasted_button, self.save_button):
             b.setEnabled(False)
-        self._jobs.submit(fn, lambda name: self._logged_in(uid, str(name)), self._failed)
+        submit = self._jobs.submit_detached if detached else self._jobs.submit
+        submit(fn, lambda name: self._logged_in(uid, str(name)), self._failed)
 
     def _end(self) -> None:
         self._working = False

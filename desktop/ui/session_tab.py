@@ -390,7 +390,7 @@ class SessionTab(QWidget):
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
         self._update_buttons()
         for seg in snap.segments:  # built early (they take a while), drawn only when in front
-            self._segment_panel_for(seg)
+            self._segment_panel_for(seg).chart.record_premium(seg)
         if not self.drawing and not force_all:
             return  # a tab in the background draws its charts and tables when it is brought forward
         full_update_done = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -85,6 +86,22 @@ class JobRunner(QObject):
         self._relays.add(relay)
         self.sig_busy_changed.emit(len(self._relays))
         self._pool.start(_Job(fn, relay))
+
+    def submit_detached(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Like `submit`, on a daemon thread the app may abandon at exit (waiting for a browser login).
+
+        A pool thread blocked for minutes would hold up quitting: Qt waits for its pool's threads.
+        """
+        relay = _Relay(self, on_done, on_error)
+        self._relays.add(relay)
+        self.sig_busy_changed.emit(len(self._relays))
+        job = _Job(fn, relay)
+        threading.Thread(target=job.run, name="kitedesk-ui-wait", daemon=True).start()
 
     @property
     def busy(self) -> int:

@@ -146,3 +146,19 @@ def test_theme_switch_recolours_every_cached_bar(qtbot):
     chart.set_theme(LIGHT)
     chart.candles.ensure_drawn(0, 20)
     assert chart.candles.bars_drawn == before + 20
+
+
+def test_premium_kept_in_the_background_is_drawn_at_its_own_bars(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    bars = make_bars(40)
+    held = dict(option_symbol="NIFTY2611325900CE", quantity=65, entry_price=Decimal("182.35"))
+    chart.update_from(_seg(bars[:10], 1))
+    # In the background (no drawing): samples during bars 20 and 30, which the chart has not seen yet.
+    for i, price in ((20, "181"), (30, "190")):
+        t = bars[i].start + timedelta(seconds=30)
+        chart.record_premium(_seg(bars[:10], 1, last_tick_time=t, option_price=Decimal(price), **held))
+    chart.update_from(_seg(bars, 2, **held))  # brought to front: bars caught up, samples drawn
+    xs, ys = chart.premium_curve.getData()
+    assert list(xs) == [20.5, 30.5] and list(ys) == [181.0, 190.0]
+    assert chart.premium_plot.isVisible()
