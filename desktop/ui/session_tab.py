@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
+    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -179,11 +180,18 @@ class SessionTab(QWidget):
         self.badge = QLabel("")
         self.badge.setObjectName("mode_badge")
         self.state_label = QLabel("idle")
+        # Loading instruments and warm-up history, or stopping: an indeterminate bar while it lasts.
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(110)
+        self.progress.setMaximumHeight(12)
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(False)
         self.pnl_label = QLabel("")
         self.pnl_label.setFont(big)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        for w in (self.account, self.badge, self.state_label):
+        for w in (self.account, self.badge, self.state_label, self.progress):
             head.addWidget(w)
         head.addWidget(self.message, 1)
         head.addWidget(self.pnl_label)
@@ -381,6 +389,7 @@ class SessionTab(QWidget):
         self._snapshot = snap
         self._show_badge()
         self.state_label.setText(f"state: <b>{snap.state.value}</b>")
+        self.progress.setVisible(self._busy or snap.state in (SessionState.STARTING, SessionState.STOPPING))
         day = snap.day_pnl
         self.pnl_label.setText(
             f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>{fmt_rupees(day)}</span></b>"

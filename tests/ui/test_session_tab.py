@@ -72,12 +72,14 @@ def test_invalid_form_cannot_start(qtbot):
 def test_stop_runs_on_a_worker_thread_and_unlocks_the_form(qtbot):
     tab, session, jobs = _tab(qtbot)
     tab.request_start()
+    assert not tab.progress.isVisibleTo(tab)
     tab.request_stop()
     qtbot.waitUntil(lambda: session.state is SessionState.STOPPED and jobs.busy == 0, timeout=3000)
     assert session.calls[-1] == ("stop", "square_off")
     assert session.call_threads[-1] != threading.current_thread().name
     tab.refresh()
     assert tab.form.edit("lots").isEnabled() and tab.start_button.isEnabled()
+    assert not tab.progress.isVisibleTo(tab)
     jobs.wait()
 
 
@@ -161,3 +163,14 @@ def test_log_lines_are_batched_and_filtered_by_segment_and_level(qtbot):
     assert tab.log_panel.visible_text() == "banknifty slow feed"
     tab.log_panel.level_box.setCurrentText("DEBUG")
     assert "nifty detail" in tab.log_panel.visible_text()
+
+
+def test_loading_shows_progress_until_running(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    session.state = SessionState.STARTING  # instruments and warm-up history loading in the agents
+    tab.refresh()
+    assert tab.progress.isVisibleTo(tab) and "starting" in tab.state_label.text()
+    session.state = SessionState.RUNNING
+    tab.refresh()
+    assert not tab.progress.isVisibleTo(tab)
