@@ -53,8 +53,9 @@ def status_line(snap: SessionSnapshot) -> str:
     t = snap.market_time.strftime("%H:%M:%S") if snap.market_time else "--:--:--"
     parts = []
     for seg in snap.segments:
+        what: str
         if seg.state.value in ("failed", "starting", "stopped"):
-            what = seg.state.value
+            what = str(seg.state.value)
         elif seg.option_symbol:
             what = f"{seg.quantity} {seg.option_symbol} @ {seg.entry_price} stop {seg.stop_price}"
         else:

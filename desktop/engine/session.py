@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +19,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
+from desktop.broker.errors import LoginNeeded
 from desktop.broker.gateway import LiveGateway, OrderGateway
 from desktop.broker.hub import BrokerHub
 from desktop.broker.paper import PaperGateway
@@ -93,6 +95,7 @@ class SessionEngine(QObject):
         self._message = ""
         self._version = 0
         self._final_views: list[Any] = []  # the agents' last views, kept after a stop
+        self._state_lock = threading.RLock()
         self.ticks_routed = 0  # every tick this session's stream delivered (diagnostics, bench)
 
     # -- public API ---------------------------------------------------------------------------------
@@ -113,42 +116,55 @@ class SessionEngine(QObject):
                 raise SessionError(
                     f"this tab traded {record.mode.value}: open a new tab to trade {params.mode.value}"
                 )
+            if s.hub.account(self.profile).login_needed:
+                raise SessionError(f"log in to {self.user_id} first: its Kite login is missing or expired")
             self.params = params
             self._message = ""
-            s.store.sessions.record_session(
-                self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
-                started_at=s.market_time(),
-            )  # fmt: skip
-            self._logs = SessionLogs(s.home, self.key, self.label, params.mode)
-            self._logs.add_secret(s.secrets.api_secret(self.user_id))
-            self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
-            self._logs.add_secret(self._kite.account.access_token)
-            self._login_needed = self._kite.login_needed
-            self._stream = s.hub.open_stream(self._kite)
-            self._risk = RiskManager(params)
-            if params.mode is Mode.LIVE:
-                self._gateway = LiveGateway(self._kite, self._stream)
-            else:
-                self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
-            self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
-            self._stream.add_tick_listener(self._route_ticks)
-            ctx = TraderContext(
-                self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit
-            )
-            self._agents = {}
-            self._routes = {}
-            for segment in params.segments:
-                log = self._logs.for_segment(segment)
-                log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
-                trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
-                agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
-                self._agents[segment] = agent
-                self._routes[segment.spec.index_token] = agent
-            self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
-            self._unsubscribe_kill = s.kill_switch.subscribe(self.kill)
+            try:
+                self._open(params)
+            except Exception:
+                # Nothing half-started may stay behind: no stream thread, no agent, no kill-switch hook.
+                self._teardown()
+                self._set_state(SessionState.FAILED)
+                raise
             self._set_state(SessionState.STARTING)
+            self._refresh_state()  # LOGIN_NEEDED if the feed was refused meanwhile
             for agent in self._agents.values():
                 agent.start()
+
+    def _open(self, params: StrategyParams) -> None:
+        s = self.services
+        s.store.sessions.record_session(
+            self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
+            started_at=s.market_time(),
+        )  # fmt: skip
+        self._logs = SessionLogs(s.home, self.key, self.label, params.mode)
+        self._logs.add_secret(s.secrets.api_secret(self.user_id))
+        self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
+        self._logs.add_secret(self._kite.account.access_token)
+        self._login_needed = False
+        self._stream = s.hub.open_stream(self._kite)
+        self._risk = RiskManager(params)
+        if params.mode is Mode.LIVE:
+            self._gateway = LiveGateway(self._kite, self._stream)
+        else:
+            self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
+        self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
+        self._stream.add_tick_listener(self._route_ticks)
+        ctx = TraderContext(
+            self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit
+        )
+        self._agents = {}
+        self._routes = {}
+        for segment in params.segments:
+            log = self._logs.for_segment(segment)
+            log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
+            trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
+            agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
+            self._agents[segment] = agent
+            self._routes[segment.spec.index_token] = agent
+        self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
+        self._unsubscribe_kill = s.kill_switch.subscribe(self.kill)
 
     def stop(self, positions: str = "square_off") -> None:
         """Stops this session's agents ("square_off" sells open positions first; "keep" leaves them
@@ -182,7 +198,7 @@ class SessionEngine(QObject):
             self._message = f"halted: {reason}"
             for agent in self._agents.values():
                 agent.post_command("kill", reason)
-            self._set_state(SessionState.HALTED)
+            self._refresh_state()
 
     def has_open_position(self) -> bool:
         """True while any segment holds an option (ask square-off or keep before a restart)."""
@@ -194,7 +210,7 @@ class SessionEngine(QObject):
             if self._kite is not None and not self._kite.login_needed:
                 self._login_needed = False
                 self._message = ""
-                self._set_state(self._computed_state())
+                self._refresh_state()
 
     def snapshot(self) -> SessionSnapshot:
         """The latest state of the session (cheap, any thread)."""
@@ -253,8 +269,18 @@ class SessionEngine(QObject):
     def _startup(self, trader: SegmentTrader) -> None:
         kite, gateway = self._kite, self._gateway
         assert kite is not None and gateway is not None
-        now = self.services.market_time()
-        load_segment(trader, self.services.hub, kite, now)
+        while True:
+            now = self.services.market_time()
+            try:
+                load_segment(trader, self.services.hub, kite, now)
+                break
+            except LoginNeeded:
+                # The account logged out under us: wait for the new login (or a stop), then load again.
+                trader.log.warning("Kite login needed before %s can start", trader.segment.value)
+                while kite.login_needed and not QThread.currentThread().isInterruptionRequested():
+                    time.sleep(0.2)
+                if QThread.currentThread().isInterruptionRequested():
+                    raise
         trader.market_time = now
         if trader.mode is Mode.LIVE:
             assert isinstance(gateway, LiveGateway)
@@ -314,7 +340,7 @@ class SessionEngine(QObject):
         if event.kind == EVENT_LOGIN_NEEDED:
             self._login_needed = True
             self._message = event.message or "Kite login expired: log in again"
-            self._set_state(self._computed_state())
+            self._refresh_state()
             self.sig_login_needed.emit()
         elif event.kind == EVENT_LOGGED_IN:
             if self._logs is not None and self._kite is not None:
@@ -324,8 +350,7 @@ class SessionEngine(QObject):
     def _agent_state_changed(self, agent: SegmentAgent) -> None:
         if agent.state is AgentState.FAILED and agent.failure:
             self._message = f"{agent.segment.value} failed: {agent.failure}"
-        if self._state not in (SessionState.STOPPING, SessionState.STOPPED):
-            self._set_state(self._computed_state())
+        self._refresh_state()
 
     def _emit_log_line(self, line: LogLine) -> None:
         self.sig_log_line.emit(line)
@@ -341,6 +366,12 @@ class SessionEngine(QObject):
         if any(a.state is AgentState.STARTING for a in agents):
             return SessionState.STARTING
         return SessionState.RUNNING
+
+    def _refresh_state(self) -> None:
+        """Recomputes the state from its causes (any thread); a stopping or stopped session stays so."""
+        with self._state_lock:
+            if self._state not in (SessionState.STOPPING, SessionState.STOPPED, SessionState.IDLE):
+                self._set_state(self._computed_state())
 
     def _set_state(self, state: SessionState) -> None:
         changed = state is not self._state

@@ -1,0 +1,85 @@
+"""Session control on the simulator: restart with new parameters, the global kill switch, and a start while
+the account is logged out."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from desktop.domain import Segment
+from desktop.engine import Engine, SessionError, SessionState
+from tests.e2e.conftest import params, start_session, wait_until
+
+
+def _running(*sessions) -> bool:
+    return all(s.state is SessionState.RUNNING for s in sessions)
+
+
+def test_restart_with_new_parameters_stops_only_its_own_agents(demo_engine: Engine, qapp) -> None:
+    first = start_session(
+        demo_engine, "UK9394", "Computer 1", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100
+    )
+    other = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY", "BANKNIFTY"], lots=3, stop_loss=7,
+                          itm_offset=150)  # fmt: skip
+    wait_until(qapp, lambda: _running(first, other), 20, "both tabs of UK9394 running")
+    other_agents = [other.agent(Segment.NIFTY), other.agent(Segment.BANKNIFTY)]
+    with pytest.raises(SessionError, match="stop it before starting"):
+        first.start(params(segments=["NIFTY"], lots=2, stop_loss=5, itm_offset=100))
+
+    first.stop("square_off")
+    assert first.state is SessionState.STOPPED and not first.has_open_position()
+    first.start(params(segments=["NIFTY"], lots=2, stop_loss=5, itm_offset=100))
+    wait_until(qapp, lambda: first.state is SessionState.RUNNING, 20, "the restarted session running")
+    assert other.state is SessionState.RUNNING
+    assert [other.agent(Segment.NIFTY), other.agent(Segment.BANKNIFTY)] == other_agents, (
+        "the other tab's agents"
+    )
+    assert all(a.isRunning() for a in other_agents)
+    wait_until(
+        qapp, lambda: any(o.quantity == 130 for o in first.snapshot().orders), 30, "an order of 2 lots"
+    )
+    lots3 = {"NIFTY": 195, "BANKNIFTY": 90}
+    orders = other.snapshot().orders
+    assert all(
+        o.quantity == lots3["BANKNIFTY" if o.tradingsymbol.startswith("BANK") else "NIFTY"] for o in orders
+    )
+
+
+def test_global_kill_switch_halts_every_session_and_sessions_started_after_it(
+    demo_engine: Engine, qapp
+) -> None:
+    a = start_session(demo_engine, "UK9394", "A", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100)
+    b = start_session(demo_engine, "UK1234", "B", segments=["SENSEX"], lots=1, stop_loss=5, itm_offset=100)
+    wait_until(qapp, lambda: _running(a, b), 20, "both sessions running")
+    demo_engine.kill_all("panic button")
+    wait_until(
+        qapp, lambda: a.state is SessionState.HALTED and b.state is SessionState.HALTED, 10, "both halted"
+    )
+    wait_until(qapp, lambda: not a.has_open_position() and not b.has_open_position(), 15, "both flat")
+    assert "panic button" in a.snapshot().message
+    late = start_session(
+        demo_engine, "UK9394", "C", segments=["BANKNIFTY"], lots=1, stop_loss=5, itm_offset=100
+    )
+    wait_until(
+        qapp, lambda: late.state is SessionState.HALTED, 20, "a session started after the kill halted too"
+    )
+
+
+def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Engine, qapp) -> None:
+    sim = demo_engine.simulator
+    assert sim is not None
+    sim.inject_fault({"kind": "expire_token", "api_key": "UK1234"})
+    session = start_session(
+        demo_engine, "UK1234", "Computer 2", segments=["NIFTY"], lots=2, stop_loss=3, itm_offset=50
+    )
+    wait_until(qapp, lambda: session.state is SessionState.LOGIN_NEEDED, 20, "login needed")
+    with pytest.raises(SessionError, match="log in to UK1234 first"):
+        demo_engine.open_session("UK1234", "Another").start(
+            params(segments=["NIFTY"], lots=1, stop_loss=3, itm_offset=50)
+        )
+    redirect = requests.get(demo_engine.login_url("UK1234"), allow_redirects=False, timeout=5).headers[
+        "Location"
+    ]
+    assert demo_engine.complete_login("UK1234", redirect) == "Demo Trader B"
+    wait_until(qapp, lambda: session.state is SessionState.RUNNING, 20, "running after the login")
+    wait_until(qapp, lambda: session.snapshot().market_time is not None, 10, "ticks after the login")
