@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QThread
 
-from desktop.domain import Fill, Order, Segment, Tick
+from desktop.domain import Fill, Order, Position, Segment, Tick
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
 
@@ -36,6 +36,7 @@ class AgentView:
     snapshot: SegmentSnapshot
     orders: tuple[Order, ...] = ()
     fills: tuple[Fill, ...] = ()
+    positions: tuple[Position, ...] = ()
 
 
 class SegmentAgent(QThread):
@@ -167,8 +168,14 @@ class SegmentAgent(QThread):
     def _publish(self) -> None:
         t = self.trader
         t.changed = False
+        h = getattr(t, "holding", None)
+        held = (
+            (Position(t.ctx.key, t.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price, h.last_price, t.realised),)
+            if h is not None
+            else ()
+        )  # fmt: skip
         self.view = AgentView(
-            t.snapshot(self.state, self.failure), tuple(t.order_rows.values()), tuple(t.fill_rows)
+            t.snapshot(self.state, self.failure), tuple(t.order_rows.values()), tuple(t.fill_rows), held
         )
 
     def _fail(self, exc: BaseException, what: str) -> None:

@@ -218,6 +218,7 @@ class SessionEngine(QObject):
         segments = tuple(v.snapshot for v in views)
         orders = tuple(o for v in views for o in v.orders)
         fills = tuple(f for v in views for f in v.fills)
+        positions = tuple(p for v in views for p in v.positions)
         times = [s.last_tick_time for s in segments if s.last_tick_time is not None]
         return SessionSnapshot(
             key=self.key,
@@ -228,6 +229,7 @@ class SessionEngine(QObject):
             segments=segments,
             orders=orders,
             fills=fills,
+            positions=positions,
             realised_pnl=sum((s.realised_pnl for s in segments), Decimal(0)),
             unrealised_pnl=sum((s.unrealised_pnl for s in segments), Decimal(0)),
             message=self._message,

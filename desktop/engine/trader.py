@@ -11,15 +11,14 @@ Everything here runs on one thread, so it needs no locks; `snapshot()` returns i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from desktop.broker.errors import BrokerError
-from desktop.broker.gateway import OrderGateway
 from desktop.broker.instruments import InstrumentBook, OptionContract
 from desktop.domain import (
     Fill,
@@ -31,66 +30,16 @@ from desktop.domain import (
     OrderType,
     Position,
     Segment,
-    SessionKey,
     Side,
-    StrategyParams,
     Tick,
     rupees,
 )
-from desktop.engine.bars import BarBuilder
-from desktop.engine.indicators import EMA
+from desktop.engine.chart import IndexChart
+from desktop.engine.context import ENTRY, EXIT, STOP, Holding, TrackedOrder, TraderContext
 from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
-from desktop.engine.risk import RiskManager
-from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
+from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
-from desktop.store import Store
-
-ENTRY, EXIT, STOP = "entry", "exit", "stop"
-MAX_BARS_SHOWN = 400  # closed bars kept for drawing
-
-
-@dataclass(slots=True)
-class TrackedOrder:
-    """An order this segment sent (or adopted), with what it is for and what filled so far."""
-
-    intent: OrderIntent
-    role: str  # entry, exit or stop
-    order_id: str = ""
-    status: OrderStatus = OrderStatus.PENDING
-    filled: int = 0
-    value: Decimal = Decimal(0)
-    done: bool = False  # its fill was acted on (or it ended unfilled)
-
-
-@dataclass(slots=True)
-class Holding:
-    """The option this segment holds."""
-
-    exchange: str
-    tradingsymbol: str
-    token: int
-    right: OptionRight
-    quantity: int
-    entry_price: Decimal
-    last_price: Decimal
-    stop_order: TrackedOrder | None = None
-    exit_reason: str = ""
-
-
-@dataclass(slots=True)
-class TraderContext:
-    """What a segment needs from its session: identity, parameters and the session's shared services."""
-
-    key: SessionKey
-    label: str
-    params: StrategyParams
-    store: Store
-    gateway: OrderGateway
-    risk: RiskManager
-    watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
-    # Writes that need not block trading (orders, positions, journal notes): by default done at once.
-    write_later: Callable[[Callable[[], object]], None] = field(default=lambda job: job())
 
 
 class SegmentTrader:
@@ -103,13 +52,7 @@ class SegmentTrader:
         self.log = log
         self.mode: Mode = ctx.params.mode
         self.book: InstrumentBook | None = None
-        self.bars = BarBuilder(segment.spec.index_token, history=MAX_BARS_SHOWN)
-        self._fast, self._slow = EMA(ctx.params.fast_ema), EMA(ctx.params.slow_ema)
-        self._fast_values: list[Decimal | None] = []
-        self._slow_values: list[Decimal | None] = []
-        self._bars_tuple: tuple[Any, ...] = ()
-        self._ema_tuples: tuple[tuple[Decimal | None, ...], tuple[Decimal | None, ...]] = ((), ())
-        self.bars_version = 0
+        self.chart = IndexChart(segment.spec.index_token, ctx.params.fast_ema, ctx.params.slow_ema)
         self.offset = effective_itm_offset(ctx.params.itm_offset, segment)
         self.note = itm_offset_note(ctx.params.itm_offset, segment)
         self.market_time: datetime | None = None
@@ -119,7 +62,6 @@ class SegmentTrader:
         self.seen_fills: set[str] = set()
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
-        self.markers: list[TradeMarker] = []
         self.realised = Decimal(0)
         self.halted_entries = False  # stop/kill: no new entries from this segment
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
@@ -132,11 +74,8 @@ class SegmentTrader:
     def load(self, book: InstrumentBook, candles: Iterable[Any], now: datetime | None) -> None:
         """Instruments of the day, then warm-up from historical 1-minute candles (no trading)."""
         self.book = book
-        bars = self.bars.warm_up(candles, now=now)
+        bars = self.chart.warm_up(candles, now)
         self.strategy.warm_up(bars)
-        for bar in bars:
-            self._track_ema(bar.close)
-        self._bars_changed()
         if bars:
             self.index_price = bars[-1].close
         self.log.info(
@@ -197,10 +136,8 @@ class SegmentTrader:
                 self.log.set_market_time(t)
             if tick.instrument_token == index_token:
                 self.index_price = tick.last_price
-                closed = self.bars.add_tick(tick)
+                closed = self.chart.add_tick(tick)
                 if closed is not None:
-                    self._track_ema(closed.close)
-                    self._bars_changed()
                     self.act(self.strategy.on_bar(closed))
                 if t is not None and self.holding is not None:
                     self.act(self.strategy.on_clock(t))
@@ -278,7 +215,7 @@ class SegmentTrader:
             self.ctx.risk.on_entry_failed(self.segment)
             self.strategy.on_entry_rejected("the entry order failed")
             return
-        self.markers.append(TradeMarker(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}"))
+        self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
     def exit(self, reason: str) -> bool:
         """Sells the held option now (LIVE: the resting SL order is cancelled first); False if not sent."""
@@ -462,7 +399,7 @@ class SegmentTrader:
         self.ctx.risk.on_position_closed(self.segment)
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
         if self.index_price is not None:
-            self.markers.append(TradeMarker(t, self.index_price, "exit", f"{reason} {price}"))
+            self.chart.mark(t, self.index_price, "exit", f"{reason} {price}")
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -513,20 +450,6 @@ class SegmentTrader:
         h = self.holding
         return Decimal(0) if h is None else rupees((h.last_price - h.entry_price) * h.quantity)
 
-    def _track_ema(self, close: Decimal) -> None:
-        self._fast_values.append(self._fast.update(close))
-        self._slow_values.append(self._slow.update(close))
-        del self._fast_values[:-MAX_BARS_SHOWN], self._slow_values[:-MAX_BARS_SHOWN]
-
-    def _bars_changed(self) -> None:
-        self._bars_tuple = tuple(self.bars.bars)
-        n = len(self._bars_tuple)
-        self._ema_tuples = (
-            tuple(self._fast_values[-n:]) if n else (),
-            tuple(self._slow_values[-n:]) if n else (),
-        )
-        self.bars_version += 1
-
     def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
         """The segment as the GUI draws it (immutable; bars shared until one closes)."""
         s = self.strategy.snapshot()
@@ -537,13 +460,13 @@ class SegmentTrader:
             state=state,
             failure=failure,
             last_tick_time=self.market_time,
-            bars=self._bars_tuple,
-            bars_version=self.bars_version,
-            forming_bar=self.bars.current,
-            fast_ema=self._ema_tuples[0],
-            slow_ema=self._ema_tuples[1],
+            bars=self.chart.bars,
+            bars_version=self.chart.version,
+            forming_bar=self.chart.forming,
+            fast_ema=self.chart.fast_ema,
+            slow_ema=self.chart.slow_ema,
             signal=s.signal,
-            markers=tuple(self.markers),
+            markers=tuple(self.chart.markers),
             option_symbol=h.tradingsymbol if h else None,
             quantity=h.quantity if h else 0,
             entry_price=h.entry_price if h else None,

@@ -142,6 +142,9 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(demo_engine: E
         qapp, lambda: again.snapshot().segments[0].option_symbol is not None, 20, "the kept position adopted"
     )
     adopted = again.snapshot().segments[0]
+    assert [(p.tradingsymbol, p.quantity) for p in again.snapshot().positions] == [
+        (held.option_symbol, held.quantity)
+    ]
     assert (adopted.option_symbol, adopted.quantity, adopted.entry_price) == (
         held.option_symbol,
         held.quantity,

@@ -1,0 +1,58 @@
+"""What a segment trader works with: its session's services (`TraderContext`), the orders it tracks and the
+option it holds. Plain data, no logic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from desktop.broker.gateway import OrderGateway
+from desktop.domain import OptionRight, OrderIntent, OrderStatus, Segment, SessionKey, StrategyParams
+from desktop.engine.risk import RiskManager
+from desktop.store import Store
+
+ENTRY, EXIT, STOP = "entry", "exit", "stop"  # what an order is for
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """An order this segment sent (or adopted), with what it is for and what filled so far."""
+
+    intent: OrderIntent
+    role: str  # entry, exit or stop
+    order_id: str = ""
+    status: OrderStatus = OrderStatus.PENDING
+    filled: int = 0
+    value: Decimal = Decimal(0)
+    done: bool = False  # its fill was acted on (or it ended unfilled)
+
+
+@dataclass(slots=True)
+class Holding:
+    """The option this segment holds."""
+
+    exchange: str
+    tradingsymbol: str
+    token: int
+    right: OptionRight
+    quantity: int
+    entry_price: Decimal
+    last_price: Decimal
+    stop_order: TrackedOrder | None = None
+    exit_reason: str = ""
+
+
+@dataclass(slots=True)
+class TraderContext:
+    """What a segment needs from its session: identity, parameters and the session's shared services."""
+
+    key: SessionKey
+    label: str
+    params: StrategyParams
+    store: Store
+    gateway: OrderGateway
+    risk: RiskManager
+    watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
+    # Writes that need not block trading (orders, positions, journal notes): by default done at once.
+    write_later: Callable[[Callable[[], object]], None] = field(default=lambda job: job())
