@@ -187,6 +187,8 @@ def test_seed_sessions_run_isolated_and_survive_each_fault(demo_engine: Engine, 
             assert lines and pattern.match(lines[0]), lines[:1]
             text = "\n".join(lines)
             assert "secret_A" not in text and "secret_B" not in text
+            for account in sim.state.accounts.values():
+                assert not account.access_token or account.access_token not in text
 
 
 def _moved(engine: Engine, session: SessionEngine) -> set[Decimal]:

@@ -16,9 +16,10 @@ def _running(*sessions) -> bool:
 
 
 def test_restart_with_new_parameters_stops_only_its_own_agents(demo_engine: Engine, qapp) -> None:
-    first = start_session(
-        demo_engine, "UK9394", "Computer 1", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100
-    )
+    first = demo_engine.open_session("UK9394", "Computer 1")
+    lines = []
+    first.sig_log_line.connect(lines.append)
+    first.start(params(segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100))
     other = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY", "BANKNIFTY"], lots=3, stop_loss=7,
                           itm_offset=150)  # fmt: skip
     wait_until(qapp, lambda: _running(first, other), 20, "both tabs of UK9394 running")
@@ -26,6 +27,13 @@ def test_restart_with_new_parameters_stops_only_its_own_agents(demo_engine: Engi
     with pytest.raises(SessionError, match="stop it before starting"):
         first.start(params(segments=["NIFTY"], lots=2, stop_loss=5, itm_offset=100))
 
+    wait_until(
+        qapp,
+        lambda: any("LiveAgent-NIFTY-PAPER-UK9394 - INFO - " in line.text for line in lines),
+        10,
+        "log lines",
+    )
+    assert all(line.segment == "NIFTY" for line in lines)
     first.stop("square_off")
     assert first.state is SessionState.STOPPED and not first.has_open_position()
     first.start(params(segments=["NIFTY"], lots=2, stop_loss=5, itm_offset=100))
