@@ -87,6 +87,9 @@ class Engine:
         (UK9394, UK1234) in by themselves. `start` is the simulator's first market time."""
         if self._demo_profiles:
             return
+        if self.secrets.secure and not self.registry.sessions():
+            # The demo's accounts and tokens must never reach the OS keyring.
+            self.secrets = self.hub.secrets = self._services.secrets = MemorySecretStore()
         if sim_url is None:
             self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
             url, ws_url = self._sim.url, self._sim.ws_url

@@ -94,3 +94,22 @@ def test_profiles_add_then_login_with_a_pasted_redirect(
         )
     finally:
         sim.stop()
+
+
+def test_demo_never_writes_its_accounts_into_the_os_keyring(
+    tmp_path: Path, keyring_in_memory: None, qapp
+) -> None:
+    from datetime import datetime
+
+    from desktop.engine import Engine
+
+    backend = keyring.get_keyring()
+    engine = Engine(tmp_path / "home")
+    try:
+        assert engine.secure_secrets()
+        engine.start_demo(speed=30, start=datetime(2026, 1, 8, 9, 20))
+        assert engine.is_logged_in("UK9394") and engine.is_logged_in("UK1234")
+        assert not engine.secure_secrets()
+    finally:
+        engine.close()
+    assert backend.passwords == {}
