@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
@@ -16,6 +16,12 @@ _STATE_COLOURS = {
 }
 
 
+def _set_text(label: QLabel, text: str) -> None:
+    """Sets a label's text only when it changed (each new text repaints the label)."""
+    if label.text() != text:
+        label.setText(text)
+
+
 class SegmentPanel(QWidget):
     """Labels above an IndexChart; `show_snapshot` is called by the session tab's refresh."""
 
@@ -26,8 +32,14 @@ class SegmentPanel(QWidget):
         self._last: SegmentSnapshot | None = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
-        grid = QGridLayout()
+        # The labels change 15 times a second. Their box has a fixed height and they claim no width, so a
+        # new text never changes the layout: the chart below keeps its size (a resized chart re-lays out
+        # and repaints everything, axes included), and only the label itself repaints.
+        head = QWidget()
+        grid = QGridLayout(head)
+        grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(14)
+        grid.setVerticalSpacing(2)
         self.title = QLabel(f"<b>{segment.value}</b>")
         self.state = QLabel("—")
         self.tick = QLabel("last tick —")
@@ -35,20 +47,24 @@ class SegmentPanel(QWidget):
         self.position = QLabel("flat")
         self.pnl = QLabel("")
         self.note = QLabel("")
-        self.note.setWordWrap(True)
+        for label in (self.state, self.tick, self.signal, self.position, self.pnl, self.note):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         grid.addWidget(self.title, 0, 0)
         grid.addWidget(self.state, 0, 1)
         grid.addWidget(self.tick, 0, 2)
         grid.addWidget(self.signal, 0, 3)
         grid.addWidget(self.position, 1, 0, 1, 3)
         grid.addWidget(self.pnl, 1, 3)
-        grid.setColumnStretch(4, 1)
-        lay.addLayout(grid)
-        lay.addWidget(self.note)
+        grid.addWidget(self.note, 2, 0, 1, 4)
+        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(2, 2)
+        grid.setColumnStretch(3, 3)
+        line = self.fontMetrics().height()
+        head.setFixedHeight(3 * line + 2 * grid.verticalSpacing() + 2)
+        lay.addWidget(head)
         self.chart = IndexChart(segment, theme)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
-        self.note.setVisible(False)
 
     def set_theme(self, theme: Theme) -> None:
         """Recolours the labels and the chart."""
@@ -69,10 +85,10 @@ class SegmentPanel(QWidget):
         self._last = seg
         colour = getattr(self._theme, _STATE_COLOURS.get(seg.state, "text"))
         state = seg.state.value + (f": {seg.failure}" if seg.failure else "")
-        self.state.setText(f"<span style='color:{colour}'>● {state}</span>")
+        _set_text(self.state, f"<span style='color:{colour}'>● {state}</span>")
         self.state.setToolTip(seg.failure or "")
-        self.tick.setText(f"last tick {fmt_time(seg.last_tick_time) or '—'}")
-        self.signal.setText(f"signal {seg.signal or '—'}")
+        _set_text(self.tick, f"last tick {fmt_time(seg.last_tick_time) or '—'}")
+        _set_text(self.signal, f"signal {seg.signal or '—'}")
         if seg.quantity and seg.option_symbol:
             parts = [f"<b>{seg.option_symbol}</b> × {seg.quantity}", f"entry {fmt_money(seg.entry_price)}"]
             if seg.option_price is not None:
@@ -83,13 +99,15 @@ class SegmentPanel(QWidget):
                 )
             if seg.target_price is not None:
                 parts.append(f"target {fmt_money(seg.target_price)}")
-            self.position.setText("  ·  ".join(parts))
+            _set_text(self.position, "  ·  ".join(parts))
         else:
-            self.position.setText(f"flat · trades today {seg.trades_today}")
+            _set_text(self.position, f"flat · trades today {seg.trades_today}")
         total = seg.realised_pnl + seg.unrealised_pnl
-        self.pnl.setText(
-            f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L {fmt_rupees(total)}</span>"
+        _set_text(
+            self.pnl,
+            f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L {fmt_rupees(total)}</span>",
         )
-        self.note.setText(seg.note)
-        self.note.setVisible(bool(seg.note))
+        if self.note.text() != seg.note:  # its line is kept even when empty: no relayout when a note comes
+            self.note.setText(seg.note)
+            self.note.setToolTip(seg.note)  # a long note is cut at the panel's edge; the tip shows it all
         self.chart.update_from(seg)

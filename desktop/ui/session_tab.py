@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -41,6 +42,12 @@ from desktop.ui.workers import JobRunner
 
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    """Sets a label's text only when it changed (a new text costs a relayout of the label's row)."""
+    if label.text() != text:
+        label.setText(text)
 
 
 class SessionLike(Protocol):
@@ -137,7 +144,15 @@ class SessionTab(QWidget):
 
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
-        root.addLayout(self._build_header())
+        # The header's texts change while trading: a fixed height keeps those changes from resizing the
+        # charts below (a resized chart re-lays out and repaints all of its axes and items).
+        header = QWidget()
+        header.setLayout(self._build_header())
+        header.layout().setContentsMargins(0, 0, 0, 0)
+        header.setFixedHeight(
+            max(self.account.sizeHint().height(), 2 * self.message.fontMetrics().height()) + 4
+        )
+        root.addWidget(header)
         self.login_banner = QWidget()
         banner = QHBoxLayout(self.login_banner)
         banner.setContentsMargins(0, 0, 0, 0)
@@ -191,6 +206,7 @@ class SessionTab(QWidget):
         self.pnl_label.setFont(big)
         self.message = QLabel("")
         self.message.setWordWrap(True)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         for w in (self.account, self.badge, self.state_label, self.progress):
             head.addWidget(w)
         head.addWidget(self.message, 1)
@@ -387,21 +403,24 @@ class SessionTab(QWidget):
             return
         self._version = snap.version
         self._snapshot = snap
-        self._show_badge()
-        self.state_label.setText(f"state: <b>{snap.state.value}</b>")
-        self.progress.setVisible(self._busy or snap.state in (SessionState.STARTING, SessionState.STOPPING))
-        day = snap.day_pnl
-        self.pnl_label.setText(
-            f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>{fmt_rupees(day)}</span></b>"
-        )
-        if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
-            self.message.setText(snap.message)
-        self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
-        self._update_buttons()
+        self._show_header(snap)
         for seg in snap.segments:  # built early (they take a while), drawn only when in front
             self._segment_panel_for(seg).chart.record_premium(seg)
         if not self.drawing and not force_all:
-            return  # a tab in the background draws its charts and tables when it is brought forward
+            return  # a background tab catches up in small steps (catch_up), called at a low rate
+        self._show_body(snap, force_all)
+
+    def catch_up(self) -> None:
+        """Background work at a low rate: charts (one bar-close redraw per call) and tables follow the session.
+
+        Nothing is painted while the tab is hidden, so bringing it forward only paints, with no backlog of
+        curves, axes and table rows to rebuild in that one frame.
+        """
+        snap = self._snapshot
+        if snap is not None:
+            self._show_body(snap, False)
+
+    def _show_body(self, snap: SessionSnapshot, force_all: bool) -> None:
         full_update_done = False
         for seg in snap.segments:
             panel = self._segment_panel_for(seg)
@@ -417,6 +436,21 @@ class SessionTab(QWidget):
         self.trades_model.set_rows(snap.fills)
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
+        self._update_buttons()
+
+    def _show_header(self, snap: SessionSnapshot) -> None:
+        # Texts are compared before they are set: a label given a new text re-lays out its row.
+        self._show_badge()
+        _set_text(self.state_label, f"state: <b>{snap.state.value}</b>")
+        self.progress.setVisible(self._busy or snap.state in (SessionState.STARTING, SessionState.STOPPING))
+        day = snap.day_pnl
+        _set_text(
+            self.pnl_label,
+            f"Day P&amp;L <b><span style='color:{pnl_color(self._theme, day)}'>{fmt_rupees(day)}</span></b>",
+        )
+        if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
+            _set_text(self.message, snap.message)
+        self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
         self._update_buttons()
 
     def _segment_panel_for(self, seg: SegmentSnapshot) -> SegmentPanel:
@@ -435,8 +469,10 @@ class SessionTab(QWidget):
             if snap is not None and snap.mode is not None
             else Mode(self.form.mode_box.currentText())
         )
-        self.badge.setText(mode.value)
-        self.badge.setStyleSheet(BADGE_STYLE[mode.value])
+        if self.badge.text() != mode.value:
+            # A style sheet re-polishes the widget and its layout: set only when the mode changes.
+            self.badge.setText(mode.value)
+            self.badge.setStyleSheet(BADGE_STYLE[mode.value])
 
     def _update_buttons(self) -> None:
         active = self.is_active()

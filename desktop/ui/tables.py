@@ -89,7 +89,10 @@ class SpecTableModel(QAbstractTableModel):
         new_keys = [self._row_key(r) for r in rows]
         n_old = len(self._keys)
         if new_keys[:n_old] == self._keys:
-            changed = [i for i in range(n_old) if rows[i] != self._rows[i]]
+            old_rows = self._rows
+            # Identity first: the engine shares unchanged rows between snapshots, so most are skipped
+            # without comparing their fields.
+            changed = [i for i in range(n_old) if rows[i] is not old_rows[i] and rows[i] != old_rows[i]]
             self._rows[:n_old] = list(rows[:n_old])
             for i in changed:
                 self.dataChanged.emit(self.index(i, 0), self.index(i, len(self._columns) - 1))
@@ -206,6 +209,16 @@ class SpecTableView(QTableView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(22)
-        # Few rows (a session's day): fitting columns to their contents stays cheap.
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # Columns are fitted to their contents when the first rows arrive, not on every change: in
+        # ResizeToContents mode each new price (15 times a second) would re-measure every cell of the
+        # table and re-lay it out. The trader can still widen a column by hand.
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
+        self._fitted = False
+        model.rowsInserted.connect(self._fit_once)
+        model.modelReset.connect(self._fit_once)
+
+    def _fit_once(self, *_: object) -> None:
+        if not self._fitted and self.source_model.rowCount() > 0:
+            self._fitted = True
+            self.resizeColumnsToContents()
