@@ -17,6 +17,7 @@ So this module parses frames itself. `tests/broker/test_ticks.py` checks it fiel
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -83,8 +84,19 @@ class QuoteTick:
     oi_day_high: int = 0
     oi_day_low: int = 0
     exchange_timestamp: datetime | None = None
-    buy_depth: tuple[DepthLevel, ...] = field(default=())
-    sell_depth: tuple[DepthLevel, ...] = field(default=())
+    # The 120 depth bytes of a full packet, decoded only when asked for: most consumers never look at
+    # depth, and decoding it up front was most of the parsing cost (issue 5's 30,000 ticks/s).
+    depth_bytes: bytes = field(default=b"", repr=False)
+
+    @property
+    def buy_depth(self) -> tuple[DepthLevel, ...]:
+        """Five bid levels, best first (empty below full mode)."""
+        return _decode_depth(self.depth_bytes, self.instrument_token)[:5]
+
+    @property
+    def sell_depth(self) -> tuple[DepthLevel, ...]:
+        """Five offer levels, best first (empty below full mode)."""
+        return _decode_depth(self.depth_bytes, self.instrument_token)[5:]
 
     def to_tick(self) -> Tick:
         """The engine's small tick type."""
@@ -115,65 +127,71 @@ def split_packets(frame: bytes) -> list[bytes]:
     return packets
 
 
+_DEPTH = struct.Struct(">" + "IIHxx" * 10)
+_HEAD = {n: struct.Struct(f">{n // 4}I") for n in (8, 28, 32, 44)}
+_HEAD[184] = struct.Struct(">16I")
+
+
+def _decode_depth(raw: bytes, token: int) -> tuple[DepthLevel, ...]:
+    if not raw:
+        return ()
+    div = price_divisor(token)
+    v = _DEPTH.unpack(raw)
+    return tuple(DepthLevel(v[i], Decimal(v[i + 1]) / div, v[i + 2]) for i in range(0, 30, 3))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ist_cached(seconds: int) -> datetime:
+    # Every packet of a frame carries the same second: convert it once (a pure function, safe to share).
+    return ist_from_epoch(seconds)
+
+
 def parse_packet(packet: bytes) -> QuoteTick | None:
     """One packet as a QuoteTick, or None for a length the protocol does not define."""
     n = len(packet)
-    if n not in (8, 28, 32, 44, 184):
+    head = _HEAD.get(n)
+    if head is None:
         return None
-    u = [_U32.unpack_from(packet, i)[0] for i in range(0, min(n, 64), 4)]
+    u = head.unpack_from(packet, 0)
     token = u[0]
     div = price_divisor(token)
     tradable = (token & 0xFF) != SEG_INDICES
-
-    def px(i: int) -> Decimal:
-        return Decimal(u[i]) / div
-
     if n == 8:
-        return QuoteTick(token, MODE_LTP, tradable, px(1))
+        return QuoteTick(token, MODE_LTP, tradable, Decimal(u[1]) / div)
     if n in (28, 32):
         # Index packets: high, low, open, close (in that order), then the change we recompute anyway.
         return QuoteTick(
             token,
             MODE_QUOTE if n == 28 else MODE_FULL,
             tradable,
-            px(1),
-            high=px(2),
-            low=px(3),
-            open=px(4),
-            close=px(5),
-            exchange_timestamp=ist_from_epoch(u[7]) if n == 32 else None,
+            Decimal(u[1]) / div,
+            high=Decimal(u[2]) / div,
+            low=Decimal(u[3]) / div,
+            open=Decimal(u[4]) / div,
+            close=Decimal(u[5]) / div,
+            exchange_timestamp=_ist_cached(u[7]) if n == 32 else None,
         )
-    common: dict[str, Any] = dict(
-        last_traded_quantity=u[2],
-        average_traded_price=px(3),
-        volume_traded=u[4],
-        total_buy_quantity=u[5],
-        total_sell_quantity=u[6],
-        open=px(7),
-        high=px(8),
-        low=px(9),
-        close=px(10),
-    )
-    if n == 44:
-        return QuoteTick(token, MODE_QUOTE, tradable, px(1), **common)
-    levels = []
-    for p in range(64, 184, 12):
-        qty, price = struct.unpack_from(">II", packet, p)
-        (orders,) = _U16.unpack_from(packet, p + 8)
-        levels.append(DepthLevel(qty, Decimal(price) / div, orders))
+    full = n == 184
     return QuoteTick(
         token,
-        MODE_FULL,
+        MODE_FULL if full else MODE_QUOTE,
         tradable,
-        px(1),
-        **common,
-        last_trade_time=ist_from_epoch(u[11]),
-        oi=u[12],
-        oi_day_high=u[13],
-        oi_day_low=u[14],
-        exchange_timestamp=ist_from_epoch(u[15]),
-        buy_depth=tuple(levels[:5]),
-        sell_depth=tuple(levels[5:]),
+        Decimal(u[1]) / div,
+        u[2],
+        Decimal(u[3]) / div,
+        u[4],
+        u[5],
+        u[6],
+        Decimal(u[7]) / div,
+        Decimal(u[8]) / div,
+        Decimal(u[9]) / div,
+        Decimal(u[10]) / div,
+        _ist_cached(u[11]) if full else None,
+        u[12] if full else 0,
+        u[13] if full else 0,
+        u[14] if full else 0,
+        _ist_cached(u[15]) if full else None,
+        packet[64:184] if full else b"",
     )
 
 
