@@ -76,17 +76,22 @@ def main(argv: list[str] | None = None) -> int:
     stalls: list[float] = []
     big_stalls: list[tuple[float, float]] = []  # (seconds into the run, stall ms)
     refresh_ms: list[float] = []
+    # The GUI thread's own CPU time during each stall: a stall much longer than it was spent waiting (for
+    # the GIL held by engine threads, or for a CPU taken by other processes), not drawing.
+    stall_cpu: list[float] = []
     last = [time.perf_counter()]
+    last_cpu = [time.thread_time()]
     measuring = [False]
 
     def probe() -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if measuring[0]:
             stall = max(0.0, (now - last[0]) * 1000 - PROBE_MS)
             stalls.append(stall)
             if stall > 50:
                 big_stalls.append((now - started[0], stall))
-        last[0] = now
+                stall_cpu.append((cpu - last_cpu[0]) * 1000)
+        last[0], last_cpu[0] = now, cpu
 
     probe_timer = QTimer()
     probe_timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -166,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     over = sum(1 for s in stalls if s > 50)
     where = ", ".join(f"{ms:.0f} ms at {t:.1f} s" for t, ms in big_stalls[:10])
     print(f"{'stalls over 50 ms':<32} {over}" + (f" ({where})" if where else ""))
+    if stall_cpu:
+        busy = sum(1 for c in stall_cpu if c > 50)
+        print(
+            f"{'  GUI-thread CPU in them':<32} max {max(stall_cpu):.0f} ms, median "
+            f"{statistics.median(stall_cpu):.0f} ms; {busy} with over 50 ms of CPU (the rest waited)"
+        )
     # A tab switch is a click: its first frame draws a whole tab. Separate it from the steady state.
     steady = [ms for t, ms in big_stalls if not any(0 <= t - sw <= 1.0 for sw in switches)]
     print(

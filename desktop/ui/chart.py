@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, QTimer
+from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
@@ -99,7 +100,32 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._premium_drawn_at = 0.0
         self._framed = False
         self.update_ms: deque[float] = deque(maxlen=2000)
+        self._paint_deferred = False
         self.set_theme(theme)
+
+    # ------------------------------------------------------------------ deferred first paint
+    def defer_paint(self, delay_ms: int) -> None:
+        """Paints only the background until `delay_ms` from now, then the chart.
+
+        A tab brought forward paints everything at once; charts are most of that work, so the tab staggers
+        them (each in its own event-loop pass) to keep every pass short. Until then the chart shows its
+        empty background, never stale pixels.
+        """
+        self._paint_deferred = True
+        QTimer.singleShot(delay_ms, self, self._paint_now)  # dropped with the chart if its tab closes
+
+    def _paint_now(self) -> None:
+        if self._paint_deferred:
+            self._paint_deferred = False
+            self.viewport().update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
+        if self._paint_deferred:
+            painter = QPainter(self.viewport())
+            painter.fillRect(event.rect(), QColor(self._theme.chart_bg))
+            painter.end()
+            return
+        super().paintEvent(event)
 
     # ------------------------------------------------------------------ theme
     def set_theme(self, theme: Theme) -> None:
@@ -144,6 +170,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.slow_curve.setData(np.arange(len(self._slow), dtype=float), self._slow, connect="finite")
             self._follow_latest(n_before, len(seg.bars))
             self._markers = None  # marker x positions depend on the bars
+            # Record the new bars in view now, a bar or two per close (in the background too), so the
+            # frame that shows this chart only replays pictures: a tab brought forward after a while
+            # would otherwise record every bar that closed meanwhile inside that one paint.
+            x0, x1 = self.price_plot.getViewBox().viewRange()[0]
+            self.candles.ensure_drawn(math.floor(x0), math.ceil(x1) + 1)
         if seg.markers is not self._markers:
             self._markers = seg.markers
             self._draw_markers(seg)

@@ -161,6 +161,8 @@ class MainWindow(QMainWindow):
         # Only the tab in front draws charts and tables; the others keep their headers current.
         front = self.current_tab()
         for tab in self.session_tabs():
+            if tab is front and not tab.drawing:
+                tab.stagger_chart_paints()
             tab.drawing = tab is front
         # No refresh here: the tab kept up in the background, so this frame only paints it; the next
         # tick (within 1/15 s) brings it fully current.

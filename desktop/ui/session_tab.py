@@ -480,6 +480,11 @@ class SessionTab(QWidget):
         self.stop_button.setEnabled(active and not self._busy)
         self.kill_button.setEnabled(active)
 
+    def stagger_chart_paints(self, first_ms: int = 20, step_ms: int = 25) -> None:
+        """Coming forward: each chart paints in its own later event-loop pass, not all in the first frame."""
+        for i, panel in enumerate(self._segment_panels.values()):
+            panel.chart.defer_paint(first_ms + i * step_ms)
+
     def segment_panel(self, name: str) -> SegmentPanel | None:
         """The panel of one segment (once the session has shown it)."""
         return self._segment_panels.get(name)

@@ -162,3 +162,30 @@ def test_premium_kept_in_the_background_is_drawn_at_its_own_bars(qtbot):
     xs, ys = chart.premium_curve.getData()
     assert list(xs) == [20.5, 30.5] and list(ys) == [181.0, 190.0]
     assert chart.premium_plot.isVisible()
+
+
+def test_a_closed_bar_is_recorded_when_it_arrives_so_showing_the_chart_records_nothing(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    bars = make_bars(120)
+    chart.update_from(_seg(bars[:100], 1))
+    chart.update_from(_seg(bars[:110], 2))  # ten bars closed while the tab was in the background
+    drawn = chart.candles.bars_drawn
+    chart.grab()  # the frame that brings the chart forward
+    assert chart.candles.bars_drawn == drawn
+
+
+def test_a_deferred_chart_paints_its_background_first_and_the_chart_later(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.update_from(_seg(make_bars(100), 1))
+    chart.defer_paint(30)
+    first = chart.grab().toImage()  # the first frame: the background only
+    background = first.pixelColor(2, 2)
+    grid = [(x, y) for x in range(0, 800, 7) for y in range(0, 400, 7)]
+    assert chart._paint_deferred and all(first.pixelColor(x, y) == background for x, y in grid)
+    qtbot.waitUntil(lambda: not chart._paint_deferred, timeout=2000)
+    later = chart.grab().toImage()
+    assert any(later.pixelColor(x, y) != background for x, y in grid)  # then the chart itself
