@@ -3,58 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from importlib import resources
 from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.resources import resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
 
 DEFAULT_DEMO_SPEED = 60.0  # a 1-minute bar every second: charts move and trades come within seconds
 HOME_ENV = "KITEDESK_HOME"
-
-# The seed's scenario (the engine issue's test), used when the engine's packaged demo workspace is absent.
-FALLBACK_DEMO_WORKSPACE = """\
-version = 1
-
-[[session]]
-profile = "UK9394"
-label = "Computer 1"
-segments = ["NIFTY", "BANKNIFTY"]
-lots = 1
-stop_loss = 5
-itm_offset = 100
-mode = "PAPER"
-
-[[session]]
-profile = "UK1234"
-label = "Computer 2"
-segments = ["NIFTY", "SENSEX"]
-lots = 2
-stop_loss = 3
-itm_offset = 50
-mode = "PAPER"
-
-[[session]]
-profile = "UK9394"
-label = "Computer 3"
-segments = ["NIFTY", "BANKNIFTY"]
-lots = 3
-stop_loss = 7
-itm_offset = 150
-mode = "LIVE"
-confirm_live = true
-"""
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -68,19 +34,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return p.parse_args(list(argv))
 
 
-def demo_workspace_path(scratch: Path) -> Path:
-    """The engine's packaged demo workspace, or the seed's scenario written to `scratch`."""
-    for package, name in (
-        ("desktop.resources", "demo_workspace.toml"),
-        ("desktop.engine", "demo_workspace.toml"),
-    ):
-        with contextlib.suppress(ModuleNotFoundError, FileNotFoundError):
-            candidate = resources.files(package) / name
-            if candidate.is_file():
-                return Path(str(candidate))
-    path = scratch / "demo_workspace.toml"
-    path.write_text(FALLBACK_DEMO_WORKSPACE, encoding="utf-8")
-    return path
+def demo_workspace_path() -> Path:
+    """The seed's three-session scenario, shipped as package data with the engine's demo."""
+    return resource_path("demo_workspace.toml")
 
 
 def demo_start_time(today: date | None = None) -> datetime:
@@ -120,7 +76,7 @@ def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
     def opened(_: object) -> None:
         window.statusBar().showMessage("Demo running", 5000)
         try:
-            window.open_workspace(demo_workspace_path(engine.home()), start=True)
+            window.open_workspace(demo_workspace_path(), start=True)
         except Exception as e:
             QMessageBox.warning(window, "Demo", f"The demo sessions could not start: {e}")
 
