@@ -110,6 +110,7 @@ class RiskManager:
         self._unrealised: dict[Segment, Decimal] = {}
         self._day: date | None = None
         self._loss_breached = False
+        self._breach_note = ""  # when the daily loss limit was reached, and the P&L then
         self._halt_reason: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
@@ -181,9 +182,14 @@ class RiskManager:
         if self._halt_reason is not None:
             return f"session halted ({self._halt_reason}): only exits are allowed"
         pnl = self._pnl()
-        if self._loss_breached or pnl <= -self.max_daily_loss:
-            self._loss_breached = True
-            return f"max daily loss ₹{self.max_daily_loss} reached (P&L ₹{rupees(pnl)}): no new entries today"
+        if not self._loss_breached and pnl <= -self.max_daily_loss:
+            self._mark_loss_breached(pnl, now)
+        if self._loss_breached:
+            now_note = "" if self._breach_note.endswith(f"₹{rupees(pnl)}") else f"; ₹{rupees(pnl)} now"
+            return (
+                f"max daily loss ₹{self.max_daily_loss} reached ({self._breach_note}{now_note}): "
+                "no new entries today"
+            )
         if segment in self._open or segment in self._pending:
             return f"{segment.value} already has a position or an entry on its way"
         busy = len(self._open | self._pending)
@@ -219,8 +225,9 @@ class RiskManager:
             self._roll_day(now)
             self._realised[segment] = realised
             self._unrealised[segment] = unrealised
-            if self._pnl() <= -self.max_daily_loss:
-                self._loss_breached = True
+            pnl = self._pnl()
+            if not self._loss_breached and pnl <= -self.max_daily_loss:
+                self._mark_loss_breached(pnl, now)
 
     @property
     def daily_pnl(self) -> Decimal:
@@ -252,6 +259,11 @@ class RiskManager:
         while self._orders and self._orders[0] <= now - _WINDOW:
             self._orders.popleft()
 
+    def _mark_loss_breached(self, pnl: Decimal, now: datetime) -> None:
+        # Latched for the day: a later recovery of unrealised P&L does not reopen entries.
+        self._loss_breached = True
+        self._breach_note = f"at {now:%H:%M}, P&L ₹{rupees(pnl)}"
+
     def _roll_day(self, now: datetime) -> None:
         day = now.date()
         if self._day is None:
@@ -260,3 +272,4 @@ class RiskManager:
             self._day = day
             self._realised.clear()
             self._loss_breached = False
+            self._breach_note = ""
