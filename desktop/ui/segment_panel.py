@@ -53,9 +53,10 @@ class SegmentPanel(QWidget):
         grid.addWidget(self.state, 0, 1)
         grid.addWidget(self.tick, 0, 2)
         grid.addWidget(self.signal, 0, 3)
-        grid.addWidget(self.position, 1, 0, 1, 3)
-        grid.addWidget(self.pnl, 1, 3)
-        grid.addWidget(self.note, 2, 0, 1, 4)
+        # The held option's line is the longest (symbol, entry, LTP, SL, target): it gets the full width.
+        grid.addWidget(self.position, 1, 0, 1, 4)
+        grid.addWidget(self.pnl, 2, 0, 1, 2)
+        grid.addWidget(self.note, 2, 2, 1, 2)
         grid.setColumnStretch(1, 2)
         grid.setColumnStretch(2, 2)
         grid.setColumnStretch(3, 3)
@@ -99,7 +100,7 @@ class SegmentPanel(QWidget):
                 )
             if seg.target_price is not None:
                 parts.append(f"target {fmt_money(seg.target_price)}")
-            _set_text(self.position, "  ·  ".join(parts))
+            _set_text(self.position, " · ".join(parts))
         else:
             _set_text(self.position, f"flat · trades today {seg.trades_today}")
         total = seg.realised_pnl + seg.unrealised_pnl
