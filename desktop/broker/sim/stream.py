@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,8 @@ from aiohttp import WSMsgType, web
 from desktop.broker.sim.book import SimOrder
 from desktop.broker.sim.state import AccountState, SimState
 from desktop.broker.sim.ticks import HEARTBEAT, encode_frame
+
+log = logging.getLogger(__name__)
 
 MAX_TOKENS_PER_CONNECTION = 3000
 MAX_CONNECTIONS_PER_KEY = 3
@@ -219,9 +222,7 @@ class TickStreamer:
             try:
                 self.step()
             except Exception:  # never let one bad step kill the market for everyone
-                import logging
-
-                logging.getLogger(__name__).exception("simulator step failed")
+                log.exception("simulator step failed")
 
     def step(self) -> None:
         """Advances the exchange to the clock's time and queues ticks and heartbeats."""
