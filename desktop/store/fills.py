@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Row, select
+from sqlalchemy import Connection, Row, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Fill, Mode, Position, SessionKey, Side
@@ -42,12 +42,15 @@ class FillRepository:
             trade_date=fill.timestamp.date(),
             tag=key.order_tag,
         )
-        with self._db.write(durable=True, what="fill") as conn:
+
+        def work(conn: Connection) -> bool:
             check_mode(conn, key, fill.mode, "fill")
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
             if added:
                 self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="fills", record_id=record_id)
-        return bool(added)
+            return bool(added)
+
+        return self._db.run(work, durable=True, what="fill")
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[Fill]:
         """Every fill of one session, oldest first."""
@@ -104,10 +107,13 @@ class PositionRepository:
             tradingsymbol=position.tradingsymbol,
             **values,
         )
-        with self._db.write(durable=False, what="position") as conn:
+
+        def work(conn: Connection) -> None:
             check_mode(conn, key, position.mode, "position")
             conn.execute(stmt.on_conflict_do_update(index_elements=[positions.c.id], set_=values))
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="positions", record_id=record_id)
+
+        self._db.run(work, durable=False, what="position")
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[Position]:
         """Every position of one session, flat ones included."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from desktop.domain import Segment, SessionKey
@@ -45,7 +45,8 @@ class JournalRepository:
         if not kind:
             raise StoreError("a journal entry needs a kind")
         record_id = random_id()
-        with self._db.write(durable=True, what="journal entry") as conn:
+
+        def work(conn: Connection) -> int:
             result = conn.execute(
                 insert(journal).values(
                     id=record_id,
@@ -63,7 +64,9 @@ class JournalRepository:
             if seq is None:
                 raise StoreError("the journal entry got no sequence number")
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="journal", record_id=record_id)
-        return int(seq)
+            return int(seq)
+
+        return self._db.run(work, durable=True, what="journal entry")
 
     def for_session(
         self, *, broker_id: str, session_id: str, after_seq: int = 0, limit: int | None = None

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, and_, exists, select
+from sqlalchemy import Connection, Row, and_, exists, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
@@ -49,14 +49,17 @@ class IntentRepository:
             tag=intent.tag,
             created_at=at,
         )
-        with self._db.write(durable=True, what="order intent") as conn:
+
+        def work(conn: Connection) -> bool:
             check_mode(conn, key, intent.mode, "order intent")
             added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
             if added:
                 self._db.add_to_outbox(
                     conn, broker_id=key.broker_id, table_name="order_intents", record_id=record_id
                 )
-        return bool(added)
+            return bool(added)
+
+        return self._db.run(work, durable=True, what="order intent")
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[OrderIntent]:
         """Every intent of one session, in the order they were made."""
@@ -139,7 +142,8 @@ class OrderRepository:
             "timestamp": order.timestamp,
             "updated_at_utc": utc_now(),
         }
-        with self._db.write(durable=False, what="order update") as conn:
+
+        def work(conn: Connection) -> None:
             check_mode(conn, key, order.mode, "order")
             old = conn.execute(select(orders).where(orders.c.id == record_id)).one_or_none()
             if old is not None:
@@ -154,6 +158,8 @@ class OrderRepository:
                 )
             )
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="orders", record_id=record_id)
+
+        self._db.run(work, durable=False, what="order update")
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[Order]:
         """Every order of one session."""

@@ -1,0 +1,108 @@
+"""Group commit: writes queued behind a commit share the next transaction, each in its own savepoint."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from desktop.domain import Mode
+from desktop.store import StoreError
+from tests.store.conftest import DAY, make_intent, new_session
+
+
+def _hold_the_writer(store):  # type: ignore[no-untyped-def]
+    """Starts a durable write that waits inside its transaction until the returned event is set."""
+    gate = threading.Event()
+    inside = threading.Event()
+
+    def held(_conn: object) -> None:
+        inside.set()
+        assert gate.wait(10)
+
+    t = threading.Thread(target=store._db.run, args=(held,), kwargs={"durable": True, "what": "held"})
+    t.start()
+    assert inside.wait(5)
+    return gate, t
+
+
+def _queue_until(store, n: int) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + 5
+    while len(store._db._pending) < n:
+        assert time.monotonic() < deadline, "writers never queued"
+        time.sleep(0.005)
+
+
+def test_twenty_intents_queued_behind_a_commit_are_saved_in_one_transaction(store) -> None:
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    intents = [make_intent(key, mode=Mode.LIVE) for _ in range(20)]
+    gate, holder = _hold_the_writer(store)
+    before = store._db.batches
+    results: list[bool] = []
+    writers = [
+        threading.Thread(target=lambda i=i: results.append(store.intents.record(i, at=DAY))) for i in intents
+    ]
+    for w in writers:
+        w.start()
+    _queue_until(store, 20)
+    gate.set()
+    for w in writers + [holder]:
+        w.join(10)
+    assert results == [True] * 20
+    saved = store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
+    assert {i.intent_id for i in saved} == {i.intent_id for i in intents}
+    assert store._db.batches - before == 2  # the held one, then all twenty together
+
+
+def test_a_write_refused_inside_a_shared_transaction_fails_alone(store) -> None:
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    good = [make_intent(key, mode=Mode.LIVE) for _ in range(3)]
+    bad = make_intent(key, mode=Mode.PAPER)  # paper into a live session: refused by the store
+    gate, holder = _hold_the_writer(store)
+    errors: list[BaseException] = []
+
+    def write(intent) -> None:  # type: ignore[no-untyped-def]
+        try:
+            store.intents.record(intent, at=DAY)
+        except StoreError as e:
+            errors.append(e)
+
+    writers = [threading.Thread(target=write, args=(i,)) for i in (good[0], bad, good[1], good[2])]
+    for w in writers:
+        w.start()
+        _queue_until(store, writers.index(w) + 1)  # in this order inside the batch
+    gate.set()
+    for w in writers + [holder]:
+        w.join(10)
+    assert len(errors) == 1 and "cannot belong to a LIVE session" in str(errors[0])
+    saved = store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
+    assert {i.intent_id for i in saved} == {i.intent_id for i in good}
+
+
+def test_a_failed_commit_fails_every_write_of_its_batch(store, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    intents = [make_intent(key, mode=Mode.LIVE) for _ in range(3)]
+    gate, holder = _hold_the_writer(store)
+    errors: list[BaseException] = []
+
+    def write(intent) -> None:  # type: ignore[no-untyped-def]
+        try:
+            store.intents.record(intent, at=DAY)
+        except StoreError as e:
+            errors.append(e)
+
+    writers = [threading.Thread(target=write, args=(i,)) for i in intents]
+    for w in writers:
+        w.start()
+    _queue_until(store, 3)
+    # The next transaction cannot begin (the file is locked by another program, say): none is saved.
+    monkeypatch.setattr(
+        store._db, "begin_immediate", lambda conn: (_ for _ in ()).throw(StoreError("the database is locked"))
+    )
+    gate.set()
+    for w in writers + [holder]:
+        w.join(10)
+    monkeypatch.undo()
+    assert len(errors) == 3 and all("locked" in str(e) for e in errors)
+    assert store.intents.for_session(broker_id="AB1234", session_id=key.session_id) == []
