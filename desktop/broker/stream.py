@@ -17,9 +17,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
@@ -34,7 +36,17 @@ from desktop.broker.session import (
     BrokerEvent,
     EventSink,
 )
-from desktop.broker.ticks import MODE_FULL, MODE_LTP, MODE_QUOTE, MODES, QuoteTick, parse_frame, parse_text
+from desktop.broker.ticks import (
+    MODE_FULL,
+    MODE_LTP,
+    MODE_QUOTE,
+    MODES,
+    QuoteTick,
+    TickBatch,
+    packets_by_token,
+    parse_packet,
+    parse_text,
+)
 from desktop.domain import SessionKey
 
 log = logging.getLogger(__name__)
@@ -60,11 +72,14 @@ class MarketStream:
         self._feed = feed
         self._lock = threading.Condition()
         self.wanted: dict[int, str] = {}  # token -> mode; read by the feed under its own lock
-        self._last: dict[int, QuoteTick] = {}
+        self.delivered: set[int] = set()  # the wanted tokens whose every tick goes to the listeners
+        self._last: dict[int, QuoteTick] = {}  # the latest delivered tick of each delivered token
+        self._decoded: dict[int, tuple[bytes, QuoteTick | None]] = {}  # watched tokens: packet -> its tick
         self._ticks: collections.deque[list[QuoteTick]] = collections.deque()
         self._orders: collections.deque[dict[str, Any]] = collections.deque()
         self._events: collections.deque[BrokerEvent] = collections.deque()
         self._tick_listeners: list[TickListener] = []
+        self._direct_listeners: tuple[TickListener, ...] = ()  # run on the feed's thread
         self._order_listeners: list[OrderListener] = []
         self._event_listeners: list[EventSink] = [on_event] if on_event is not None else []
         self.dropped_ticks = 0
@@ -73,10 +88,15 @@ class MarketStream:
         self._thread.start()
 
     # Consumer side -------------------------------------------------------------------------
-    def add_tick_listener(self, listener: TickListener) -> None:
-        """`listener(ticks)` runs on this stream's delivery thread for each batch of subscribed ticks."""
+    def add_tick_listener(self, listener: TickListener, on_feed_thread: bool = False) -> None:
+        """`listener(ticks)` runs for each batch of delivered ticks: on this stream's delivery thread, or
+        with `on_feed_thread` on the account feed's thread as the frame arrives (one thread switch less
+        between the wire and a strategy), for a listener that only hands ticks on and never blocks."""
         with self._lock:
-            self._tick_listeners.append(listener)
+            if on_feed_thread:
+                self._direct_listeners = (*self._direct_listeners, listener)
+            else:
+                self._tick_listeners.append(listener)
 
     def add_order_listener(self, listener: OrderListener) -> None:
         """`listener(update)` runs on the delivery thread for each order update carrying this session's tag."""
@@ -93,6 +113,7 @@ class MarketStream:
         with self._lock:
             if listener in self._tick_listeners:
                 self._tick_listeners.remove(listener)
+            self._direct_listeners = tuple(x for x in self._direct_listeners if x != listener)
 
     def remove_order_listener(self, listener: OrderListener) -> None:
         """Stops delivering order updates to `listener`."""
@@ -106,14 +127,26 @@ class MarketStream:
             if listener in self._event_listeners:
                 self._event_listeners.remove(listener)
 
-    def subscribe(self, tokens: Iterable[int], mode: str = MODE_QUOTE) -> None:
-        """Adds instruments to this stream (in `mode`); other streams are unaffected."""
+    def subscribe(self, tokens: Iterable[int], mode: str = MODE_QUOTE, deliver: bool = True) -> None:
+        """Adds instruments to this stream (in `mode`); other streams are unaffected.
+
+        With `deliver` every tick of them goes to the tick listeners. Without it (`watch`) the stream only
+        keeps their latest value for `last_tick`, decoded when asked: a watch list of a thousand
+        instruments costs the feed almost nothing (never the reverse: watching a delivered token keeps
+        its delivery).
+        """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         with self._lock:
             for token in tokens:
                 self.wanted[int(token)] = mode
+                if deliver:
+                    self.delivered.add(int(token))
         self._feed.resync()
+
+    def watch(self, tokens: Iterable[int], mode: str = MODE_QUOTE) -> None:
+        """Subscribes instruments whose latest value is read on demand (`last_tick`), not delivered."""
+        self.subscribe(tokens, mode, deliver=False)
 
     def set_mode(self, mode: str, tokens: Iterable[int]) -> None:
         """Changes the mode of already subscribed instruments."""
@@ -126,7 +159,9 @@ class MarketStream:
         with self._lock:
             for token in tokens:
                 self.wanted.pop(int(token), None)
+                self.delivered.discard(int(token))
                 self._last.pop(int(token), None)
+                self._decoded.pop(int(token), None)
         self._feed.resync()
 
     def subscriptions(self) -> dict[int, str]:
@@ -135,9 +170,21 @@ class MarketStream:
             return dict(self.wanted)
 
     def last_tick(self, token: int) -> QuoteTick | None:
-        """The latest tick of `token` this stream received, or None."""
+        """The latest tick of a subscribed or watched `token`, or None (not subscribed, none yet)."""
         with self._lock:
-            return self._last.get(token)
+            if token not in self.wanted:
+                return None
+            if token in self.delivered:
+                return self._last.get(token)
+            packet = self._feed.latest_packet(token)
+            if packet is None:
+                return None
+            cached = self._decoded.get(token)
+            if cached is not None and cached[0] is packet:
+                return cached[1]
+            tick = parse_packet(packet)
+            self._decoded[token] = (packet, tick)
+            return tick
 
     def last_price(self, token: int) -> Decimal | None:
         """The latest traded price of `token`, or None before its first tick."""
@@ -162,17 +209,25 @@ class MarketStream:
 
     # Feed side (called on the feed's thread) --------------------------------------------------
     def _offer_ticks(self, ticks: list[QuoteTick]) -> None:
+        received = getattr(ticks, "received", None) or time.perf_counter()
         with self._lock:
-            mine = [t for t in ticks if t.instrument_token in self.wanted]
+            mine = TickBatch(received, (t for t in ticks if t.instrument_token in self.delivered))
             if not mine or self._closed:
                 return
             for t in mine:
                 self._last[t.instrument_token] = t
-            self._ticks.append(mine)
-            while len(self._ticks) > MAX_TICKS_QUEUED:
-                self._ticks.popleft()
-                self.dropped_ticks += 1
-            self._lock.notify()
+            direct = self._direct_listeners
+            if self._tick_listeners:
+                self._ticks.append(mine)
+                while len(self._ticks) > MAX_TICKS_QUEUED:
+                    self._ticks.popleft()
+                    self.dropped_ticks += 1
+                self._lock.notify()
+        for listener in direct:
+            try:
+                listener(mine)
+            except Exception:  # a consumer's bug must not end the feed
+                log.exception("stream %s: listener failed", self.key.session_id[:8])
 
     def _offer_order(self, update: dict[str, Any]) -> None:
         with self._lock:
@@ -231,6 +286,13 @@ class AccountFeed:
         self._lock = threading.Lock()
         self._streams: list[MarketStream] = []
         self._server_modes: dict[int, str] = {}
+        # The latest packet of every subscribed token (raw: decoded by whoever reads it), the tokens some
+        # stream wants delivered tick by tick, and how many streams want each token.
+        self._latest: dict[int, bytes] = {}
+        self._eager: frozenset[int] = frozenset()
+        self._fanout: dict[int, int] = {}
+        self.packets_received = 0  # tick packets off the wire (bench and diagnostics)
+        self.ticks_to_streams = 0  # the same counted once per stream subscribed to them
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = False
         self._closing = False
@@ -274,8 +336,13 @@ class AccountFeed:
         else:
             self.resync()
 
+    def latest_packet(self, token: int) -> bytes | None:
+        """The raw latest packet of `token` (any thread; `parse_packet` decodes it)."""
+        return self._latest.get(token)
+
     def resync(self) -> None:
         """Brings the server's subscriptions in line with the streams' (thread-safe)."""
+        self._refresh_routing()
         if not self._closing:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self._sync()))
@@ -401,10 +468,7 @@ class AccountFeed:
                 log.info("feed %s: silent for %.0f s, reconnecting", self.broker_id, self.silence_timeout)
                 return
             if msg.type == aiohttp.WSMsgType.BINARY:
-                ticks = parse_frame(msg.data)
-                if ticks:
-                    for stream in self._stream_list():
-                        stream._offer_ticks(ticks)
+                self._on_frame(msg.data, time.perf_counter())
             elif msg.type == aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
             elif msg.type in _END_OF_SOCKET:
@@ -417,6 +481,32 @@ class AccountFeed:
         if was and not self._closing:
             for stream in self._stream_list():
                 stream._offer_event(EVENT_STREAM_DISCONNECTED, "market data connection lost: reconnecting")
+
+    def _on_frame(self, frame: bytes, received: float) -> None:
+        # Split without decoding; keep every packet as the latest; decode only the delivered tokens.
+        packets = packets_by_token(frame)
+        if not packets:
+            return
+        self.packets_received += len(packets)
+        self.ticks_to_streams += sum(map(self._fanout.get, packets, itertools.repeat(0)))
+        self._latest.update(packets)
+        eager = packets.keys() & self._eager
+        if not eager:
+            return
+        batch = TickBatch(received)
+        for token in eager:
+            tick = parse_packet(packets[token])
+            if tick is not None:
+                batch.append(tick)
+        for stream in self._stream_list():
+            stream._offer_ticks(batch)
+
+    def _refresh_routing(self) -> None:
+        eager: set[int] = set()
+        for stream in self._stream_list():
+            with stream._lock:
+                eager |= stream.delivered
+        self._eager = frozenset(eager)  # replaced whole: the feed reads it without a lock
 
     def _stream_list(self) -> list[MarketStream]:
         with self._lock:
@@ -441,12 +531,15 @@ class AccountFeed:
 
     def _desired_modes(self) -> dict[int, str]:
         desired: dict[int, str] = {}
+        fanout: dict[int, int] = {}
         for stream in self._stream_list():
             with stream._lock:
                 wanted = dict(stream.wanted)
             for token, mode in wanted.items():
+                fanout[token] = fanout.get(token, 0) + 1
                 if token not in desired or _MODE_RANK[mode] > _MODE_RANK[desired[token]]:
                     desired[token] = mode
+        self._fanout = fanout  # only counts ticks_to_streams
         return desired
 
     async def _sync(self) -> None:
@@ -475,3 +568,5 @@ class AccountFeed:
         except (ConnectionError, RuntimeError, aiohttp.ClientError):
             return  # the reader notices the broken socket and reconnects; the next connect resyncs
         self._server_modes = desired
+        for token in gone:  # nobody wants it any more: a later subscriber must not get a stale price
+            self._latest.pop(token, None)

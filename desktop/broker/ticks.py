@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -193,6 +194,42 @@ def parse_packet(packet: bytes) -> QuoteTick | None:
         _ist_cached(u[15]) if full else None,
         packet[64:184] if full else b"",
     )
+
+
+def packets_by_token(frame: bytes) -> dict[int, bytes]:
+    """A frame's tick packets by instrument token, in frame order, without decoding them.
+
+    About 0.4 µs a packet against ~15 µs for a full decode: the feed keeps every packet raw and decodes
+    only the instruments someone consumes tick by tick (issue 5: 30,000 ticks/s with a GIL to share).
+    A token seen twice in one frame keeps its later packet (Kite sends one per token per frame).
+    """
+    n = len(frame)
+    if n < 2:
+        return {}
+    u16, u32, heads = _U16.unpack_from, _U32.unpack_from, _HEAD
+    (count,) = u16(frame, 0)
+    out: dict[int, bytes] = {}
+    pos = 2
+    for _ in range(count):
+        if pos + 2 > n:
+            break
+        (length,) = u16(frame, pos)
+        start, pos = pos + 2, pos + 2 + length
+        if pos > n:
+            break
+        if length in heads:
+            out[u32(frame, start)[0]] = frame[start:pos]
+    return out
+
+
+class TickBatch(list[QuoteTick]):
+    """Ticks of one frame, with the moment (`time.perf_counter()`) the frame arrived (latency probes)."""
+
+    __slots__ = ("received",)
+
+    def __init__(self, received: float, ticks: Iterable[QuoteTick] = ()) -> None:
+        super().__init__(ticks)
+        self.received = received
 
 
 def parse_frame(frame: bytes) -> list[QuoteTick]:

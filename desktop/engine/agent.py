@@ -66,9 +66,12 @@ class SegmentAgent(QThread):
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
-    def post_ticks(self, ticks: list[Tick]) -> None:
-        """Market data: handled after every queued command and order update."""
-        posted = time.perf_counter()
+    def post_ticks(self, ticks: list[Tick], received: float | None = None) -> None:
+        """Market data: handled after every queued command and order update.
+
+        `received` is when the frame carrying them arrived (`time.perf_counter()`), for latency probes.
+        """
+        posted = time.perf_counter() if received is None else received
         with self._cond:
             self._ticks.append((ticks, posted))
             self._cond.notify()

@@ -150,7 +150,7 @@ class SessionEngine(QObject):
         else:
             self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
-        self._stream.add_tick_listener(self._route_ticks)
+        self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
             self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit
         )
@@ -247,10 +247,17 @@ class SessionEngine(QObject):
         return self._logs.folder if self._logs else None
 
     def watch_instruments(self, tokens: list[int], mode: str = MODE_FULL) -> None:
-        """Streams instruments this session shows but does not trade (a watch list; the bench's load)."""
+        """Streams instruments this session shows but does not trade (a watch list; the bench's load).
+
+        Their latest values are kept, not delivered tick by tick: `quote(token)` reads one.
+        """
         if self._stream is None:
             raise SessionError("start the session before watching instruments")
-        self._stream.subscribe(tokens, mode)
+        self._stream.watch(tokens, mode)
+
+    def quote(self, token: int) -> QuoteTick | None:
+        """The latest tick of a watched or traded instrument, or None."""
+        return self._stream.last_tick(token) if self._stream is not None else None
 
     def stream_stats(self) -> tuple[int, int]:
         """(tick batches queued in the agents, ticks the stream dropped for a slow consumer)."""
@@ -300,8 +307,9 @@ class SessionEngine(QObject):
             agent = routes.get(q.instrument_token)
             if agent is not None:
                 batches.setdefault(id(agent), [agent]).append(q.to_tick())
+        received = getattr(ticks, "received", None)  # when the frame arrived: the latency clock starts
         for batch in batches.values():
-            batch[0].post_ticks(batch[1:])
+            batch[0].post_ticks(batch[1:], received)
 
     def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
         m = _UNDERLYING.match(symbol)

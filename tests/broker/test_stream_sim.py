@@ -145,3 +145,56 @@ def test_expired_token_asks_only_that_accounts_sessions_to_log_in_and_relogin_re
         s.close()
     for sess in (a1, a2, b1):
         sess.close()
+
+
+def test_a_watched_instrument_is_kept_as_its_latest_value_not_delivered_and_is_decoded_on_read(
+    hub, sim
+) -> None:
+    a = login(hub, sim, "UK9394")
+    sess = hub.open_session(a)
+    stream = hub.open_stream(sess)
+    seen = Seen(stream)
+    stream.subscribe([NIFTY], "full")
+    stream.watch([BANKNIFTY], "full")
+    feed = hub.feed("UK9394")
+    assert wait_until(lambda: seen.count(NIFTY) >= 3 and stream.last_tick(BANKNIFTY) is not None)
+    assert seen.count(BANKNIFTY) == 0  # watched: never handed to the listeners
+    first = stream.last_tick(BANKNIFTY)
+    assert first is not None and first.instrument_token == BANKNIFTY and first.last_price > 0
+    assert first.mode == "full" and first.exchange_timestamp is not None
+    assert stream.last_tick(BANKNIFTY) is first  # the same packet is decoded once
+    assert wait_until(lambda: stream.last_tick(BANKNIFTY).exchange_timestamp > first.exchange_timestamp)
+    state = sim.describe()
+    assert state["accounts"][0]["websockets"] == 1
+    assert feed is not None and feed.packets_received > seen.count(NIFTY)
+    assert stream.last_tick(SENSEX) is None  # not subscribed: nothing, even if the feed had it
+    stream.unsubscribe([BANKNIFTY])
+    assert stream.last_tick(BANKNIFTY) is None
+    stream.close()
+    sess.close()
+
+
+def test_a_feed_thread_listener_gets_ticks_on_the_feeds_thread_with_the_frames_arrival_time(hub, sim) -> None:
+    import time
+
+    a = login(hub, sim, "UK1234")
+    sess = hub.open_session(a)
+    stream = hub.open_stream(sess)
+    got: list[tuple[str, float, float]] = []
+
+    def direct(ticks: list[QuoteTick]) -> None:
+        got.append((threading.current_thread().name, getattr(ticks, "received", -1.0), time.perf_counter()))
+
+    stream.add_tick_listener(direct, on_feed_thread=True)
+    stream.subscribe([SENSEX], "quote")
+    assert wait_until(lambda: len(got) >= 3)
+    assert {name for name, _, _ in got} == {"kitedesk-feed-UK1234"}
+    assert all(0 <= now - received < 1.0 for _, received, now in got)
+    stream.remove_tick_listener(direct)
+    count = len(got)
+    assert wait_until(lambda: stream.last_tick(SENSEX) is not None)
+    before = stream.last_tick(SENSEX)
+    assert wait_until(lambda: stream.last_tick(SENSEX) is not before)
+    assert len(got) == count  # removed: no more calls
+    stream.close()
+    sess.close()

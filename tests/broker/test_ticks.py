@@ -14,7 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kiteconnect import KiteTicker
 
-from desktop.broker.ticks import IST, QuoteTick, pack_frame, parse_frame, parse_text, split_packets
+from desktop.broker.ticks import (
+    IST,
+    QuoteTick,
+    pack_frame,
+    packets_by_token,
+    parse_frame,
+    parse_packet,
+    parse_text,
+    split_packets,
+)
 
 MOCKS = Path("/work/shared/kite-mocks")
 
@@ -141,3 +150,23 @@ def test_generated_frames_parse_exactly_like_kiteticker(packets: list[bytes]) ->
 @given(st.binary(max_size=80))
 def test_arbitrary_bytes_never_crash_the_parser(frame: bytes) -> None:
     assert all(isinstance(t, QuoteTick) for t in parse_frame(frame))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.one_of(packet_strategy, odd_packet), min_size=0, max_size=6, unique_by=lambda p: p[:4]))
+def test_split_packets_by_token_decode_to_exactly_what_the_full_parse_gives(packets: list[bytes]) -> None:
+    frame = pack_frame(packets)
+    split = packets_by_token(frame)
+    decoded = [parse_packet(p) for p in split.values()]
+    assert [t for t in decoded if t is not None] == parse_frame(frame)
+    assert all(token == t.instrument_token for token, t in zip(split, decoded, strict=True) if t is not None)
+
+
+def test_a_token_twice_in_one_frame_keeps_its_later_packet_and_truncation_keeps_what_is_whole() -> None:
+    first = struct.pack(">II", 1317282306, 100_00)
+    later = struct.pack(">II", 1317282306, 101_00)
+    other = struct.pack(">II", 256265, 250_000_00)
+    frame = pack_frame([first, other, later])
+    assert packets_by_token(frame) == {1317282306: later, 256265: other}
+    assert packets_by_token(frame[:-3]) == {1317282306: first, 256265: other}
+    assert packets_by_token(b"\x00") == {}
