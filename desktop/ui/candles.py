@@ -1,8 +1,11 @@
-"""Candles drawn incrementally: one cached QPicture per bar, recorded when first painted, at x = 0.
+"""Candles drawn incrementally: one cached QPicture per bar, recorded when first painted, at x = 0, and one
+per block of BLOCK_BARS closed bars once the block is complete.
 
 Pictures are painted translated to their bar's index, so a new closed bar costs one picture, the forming
 bar is re-recorded on each refresh, dropping old bars from the front (a sliding window) needs no redraw,
-and only bars inside the exposed rectangle and the visible time range are painted.
+and only bars inside the exposed rectangle and the visible time range are painted. A full repaint of the
+~90 bars in view replays a handful of block pictures plus the bars of the unfinished last block, not 90
+pictures: each replay is a call from Python into Qt (measured: 90 calls cost 2-3 ms of a 10 ms frame).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from desktop.domain import Bar
 from desktop.ui.theme import Theme
 
 BODY_HALF_WIDTH = 0.35
+BLOCK_BARS = 16  # closed bars per block picture
 
 
 class CandlestickItem(pg.GraphicsObject):
@@ -35,6 +39,10 @@ class CandlestickItem(pg.GraphicsObject):
         # One picture per closed bar, recorded the first time the bar is painted (None until then), so
         # a day of warm-up history costs nothing until the trader scrolls to it.
         self._pictures: list[QPicture | None] = []
+        # Blocks are numbered by absolute bar number (position + bars dropped from the front since the
+        # history was last replaced), so a sliding window keeps them. Complete blocks only.
+        self._blocks: dict[int, QPicture] = {}
+        self._dropped = 0
         self._pens: dict[bool, tuple[QPen, QBrush]] = {}
         self._lows = np.empty(0)
         self._highs = np.empty(0)
@@ -56,6 +64,7 @@ class CandlestickItem(pg.GraphicsObject):
         self._theme = theme
         self._pens = {}
         self._pictures = [None] * len(self._bars)
+        self._blocks = {}
         self._forming_picture = self._record(self._forming) if self._forming else None
         self.update()
 
@@ -97,9 +106,16 @@ class CandlestickItem(pg.GraphicsObject):
                 dropped = len(old) - 1 - j  # bars trimmed from the front (sliding window)
                 if dropped >= 0 and (dropped == 0 or old[dropped] == bars[0]):
                     self._pictures = self._pictures[dropped:]
+                    self._dropped += dropped
                     keep = j + 1
         if keep == 0:
             self._pictures = []
+            self._dropped = 0
+            self._blocks = {}
+        else:  # blocks that lost bars at the front are drawn bar by bar from now on
+            first_whole = -(-self._dropped // BLOCK_BARS)
+            for b in [b for b in self._blocks if b < first_whole]:
+                del self._blocks[b]
         self._pictures.extend([None] * (len(bars) - keep))
         self._bars = list(bars)
         self._lows = np.fromiter((float(b.low) for b in bars), float, len(bars))
@@ -117,11 +133,36 @@ class CandlestickItem(pg.GraphicsObject):
         return QRectF(-0.5, lo, n, max(hi - lo, 1e-6))
 
     def ensure_drawn(self, i0: int, i1: int) -> None:
-        """Records the pictures of closed bars i0..i1-1 that have none yet."""
+        """Records the pictures of closed bars i0..i1-1 that have none yet, and of their complete blocks."""
         pictures, bars = self._pictures, self._bars
-        for i in range(max(0, i0), min(len(pictures), i1)):
+        i0, i1 = max(0, i0), min(len(pictures), i1)
+        for i in range(i0, i1):
             if pictures[i] is None:
                 pictures[i] = self._record(bars[i])
+        if i0 >= i1:
+            return
+        for b in range((i0 + self._dropped) // BLOCK_BARS, (i1 - 1 + self._dropped) // BLOCK_BARS + 1):
+            if b not in self._blocks and self._block_span(b) is not None:
+                self._blocks[b] = self._record_block(b)
+
+    def _block_span(self, b: int) -> tuple[int, int] | None:
+        """Positions [start, end) of block `b` when all of its bars are present and closed, else None."""
+        start = b * BLOCK_BARS - self._dropped
+        end = start + BLOCK_BARS
+        return (start, end) if start >= 0 and end <= len(self._bars) else None
+
+    def _record_block(self, b: int) -> QPicture:
+        # Replays the bars' own pictures into one (no bar is drawn from its data again).
+        start = b * BLOCK_BARS - self._dropped
+        pic = QPicture()
+        p = QPainter(pic)
+        for k in range(BLOCK_BARS):
+            bar_pic = self._pictures[start + k]
+            if bar_pic is None:
+                bar_pic = self._pictures[start + k] = self._record(self._bars[start + k])
+            p.drawPicture(QPointF(k, 0), bar_pic)
+        p.end()
+        return pic
 
     def _pen(self, up: bool) -> tuple[QPen, QBrush]:
         if up not in self._pens:
@@ -188,9 +229,18 @@ class CandlestickItem(pg.GraphicsObject):
         i0 = max(0, math.floor(left))
         i1 = min(n, math.ceil(right) + 1)
         self.ensure_drawn(i0, i1)
-        pictures = self._pictures
-        for i in range(i0, i1):
-            p.drawPicture(QPointF(i, 0), pictures[i])  # type: ignore[arg-type]
+        pictures, blocks, dropped = self._pictures, self._blocks, self._dropped
+        i = i0
+        while i < i1:
+            b = (i + dropped) // BLOCK_BARS
+            block = blocks.get(b)
+            if block is not None:  # the whole block, even where it sticks out of the exposed range
+                start = b * BLOCK_BARS - dropped
+                p.drawPicture(QPointF(start, 0), block)
+                i = start + BLOCK_BARS
+            else:
+                p.drawPicture(QPointF(i, 0), pictures[i])  # type: ignore[arg-type]
+                i += 1
         if self._forming_picture is not None:
             p.drawPicture(QPointF(n, 0), self._forming_picture)
 

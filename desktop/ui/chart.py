@@ -26,6 +26,10 @@ from desktop.ui.candles import CandlestickItem, TimeAxis
 from desktop.ui.theme import Theme
 
 VISIBLE_BARS = 90
+# Room kept right of the forming bar. The view jumps ahead only when the forming bar reaches the right
+# edge, not on every closed bar: each move of the time range regenerates both plots' axes (tick labels
+# and all) and repaints the whole chart, which was most of a bar close's cost.
+FOLLOW_MARGIN_BARS = 10
 _MINUTE = timedelta(minutes=1)
 MAX_PREMIUM_SAMPLES = 5_000
 PREMIUM_REDRAW_S = 0.5
@@ -209,13 +213,14 @@ class IndexChart(pg.GraphicsLayoutWidget):
         if not self._framed:
             if n_now:
                 self._framed = True
-                vb.setXRange(max(-0.5, n_now - VISIBLE_BARS), n_now + 3, padding=0)
+                vb.setXRange(max(-0.5, n_now - VISIBLE_BARS), n_now + FOLLOW_MARGIN_BARS, padding=0)
             return
         x0, x1 = vb.viewRange()[0]
-        if x1 >= n_before - 1:  # the trader was watching the latest bar: keep it in view
-            shift = n_now - n_before
-            if shift:
-                vb.setXRange(x0 + shift, x1 + shift, padding=0)
+        # The trader was watching the latest bar, and the forming bar (at n_now) is about to leave the view:
+        # jump ahead so that it has FOLLOW_MARGIN_BARS of room again.
+        if x1 >= n_before - 1 and n_now + 1 > x1:
+            shift = n_now + FOLLOW_MARGIN_BARS - x1
+            vb.setXRange(x0 + shift, x1 + shift, padding=0)
 
     def _draw_markers(self, seg: SegmentSnapshot) -> None:
         for kind, item in (("entry", self.entries), ("exit", self.exits)):

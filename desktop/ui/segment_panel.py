@@ -7,6 +7,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.ui.chart import IndexChart
+from desktop.ui.fence import GeometryFence
 from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
 from desktop.ui.theme import Theme, pnl_color
 
@@ -34,7 +35,7 @@ class SegmentPanel(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         # The labels change 15 times a second. Their box has a fixed height and they claim no width, so a
         # new text never changes the layout: the chart below keeps its size (a resized chart re-lays out
-        # and repaints everything, axes included), and only the label itself repaints.
+        # and repaints everything, axes included), and, fenced, only the label itself repaints.
         head = QWidget()
         grid = QGridLayout(head)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -61,8 +62,7 @@ class SegmentPanel(QWidget):
         grid.setColumnStretch(2, 2)
         grid.setColumnStretch(3, 3)
         line = self.fontMetrics().height()
-        head.setFixedHeight(3 * line + 2 * grid.verticalSpacing() + 2)
-        lay.addWidget(head)
+        lay.addWidget(GeometryFence(head, 3 * line + 2 * grid.verticalSpacing() + 2))
         self.chart = IndexChart(segment, theme)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)

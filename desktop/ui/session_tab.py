@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine.params import ParamsError, parse_params
 from desktop.engine.snapshots import LogLine, SegmentSnapshot, SessionSnapshot, SessionState
+from desktop.ui.fence import GeometryFence
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.segment_panel import SegmentPanel
@@ -145,14 +146,12 @@ class SessionTab(QWidget):
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
         # The header's texts change while trading: a fixed height keeps those changes from resizing the
-        # charts below (a resized chart re-lays out and repaints all of its axes and items).
+        # charts below, and the fence keeps them from re-laying out (and repainting) the window (fence.py).
         header = QWidget()
         header.setLayout(self._build_header())
         header.layout().setContentsMargins(0, 0, 0, 0)
-        header.setFixedHeight(
-            max(self.account.sizeHint().height(), 2 * self.message.fontMetrics().height()) + 4
-        )
-        root.addWidget(header)
+        height = max(self.account.sizeHint().height(), 2 * self.message.fontMetrics().height()) + 4
+        root.addWidget(GeometryFence(header, height))
         self.login_banner = QWidget()
         banner = QHBoxLayout(self.login_banner)
         banner.setContentsMargins(0, 0, 0, 0)

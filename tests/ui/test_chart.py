@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
-from desktop.ui.candles import CandlestickItem
-from desktop.ui.chart import IndexChart
+from desktop.ui.candles import BLOCK_BARS, CandlestickItem
+from desktop.ui.chart import FOLLOW_MARGIN_BARS, IndexChart
 from desktop.ui.theme import DARK, LIGHT
 from tests.ui.fakes import make_bars
 
@@ -43,7 +43,8 @@ def test_painting_records_only_the_bars_in_view(qtbot):
     chart.update_from(_seg(make_bars(600), 1))
     chart.grab()  # paints
     drawn = chart.candles.bars_drawn
-    assert 0 < drawn <= 100  # the last ~90 bars in view, not the 600 of history
+    # The ~90 bars in view (and the rest of the block at the view's left edge), not the 600 of history.
+    assert 0 < drawn <= 100 + BLOCK_BARS
     chart.price_plot.getViewBox().setXRange(0, 50, padding=0)
     chart.grab()
     assert chart.candles.bars_drawn - drawn >= 45
@@ -70,6 +71,38 @@ def test_sliding_window_keeps_cached_bars(qtbot):
     item.ensure_drawn(0, 100)
     assert item.bars_drawn == 110
     assert item.bars[0] == bars[10]
+
+
+def test_complete_blocks_become_one_picture_and_survive_the_sliding_window(qtbot):
+    item = CandlestickItem(DARK)
+    bars = make_bars(120)
+    item.set_bars(bars[:100], 1, None)
+    item.ensure_drawn(0, 100)
+    assert sorted(item._blocks) == list(range(100 // BLOCK_BARS))  # the last 100 % 16 bars stay single
+    kept = item._blocks[2]
+    item.set_bars(bars[10:110], 2, None)  # ten dropped at the front: block 0 is no longer whole
+    item.ensure_drawn(0, 100)
+    assert 0 not in item._blocks and item._blocks[2] is kept
+    assert 110 // BLOCK_BARS - 1 in item._blocks
+
+
+def test_block_pictures_paint_exactly_what_single_bars_paint(qtbot, monkeypatch):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    bars = make_bars(200)
+    chart.update_from(_seg(bars[:150], 1))
+    chart.update_from(_seg(bars[5:155], 2))  # a sliding window: blocks no longer start at position 0
+    with_blocks = chart.grab().toImage()
+    assert chart.candles._blocks
+    monkeypatch.setattr(chart.candles, "_blocks", {})
+    monkeypatch.setattr(chart.candles, "_block_span", lambda b: None)
+    single = chart.grab().toImage()
+    w, h = single.width(), single.height()
+    differ = sum(single.pixel(x, y) != with_blocks.pixel(x, y) for x in range(0, w, 2) for y in range(h))
+    # Sub-pixel rounding moves an edge here and there (~40 of these 160,000 pixels); a block drawn one bar
+    # off changes ~10,000.
+    assert differ < 400
 
 
 def test_replaced_history_is_redrawn(qtbot):
@@ -125,16 +158,33 @@ def test_markers_sit_on_their_bars_and_stop_line_shows_while_holding(qtbot):
     assert not chart.stop_line.isVisible()
 
 
-def test_new_bar_scrolls_the_view_when_watching_the_latest(qtbot):
+def test_view_jumps_ahead_only_when_the_forming_bar_reaches_its_right_edge(qtbot):
     chart = IndexChart(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
+    vb = chart.price_plot.getViewBox()
     bars = make_bars(200)
     chart.update_from(_seg(bars[:150], 1))
-    x0, x1 = chart.price_plot.getViewBox().viewRange()[0]
-    assert x1 >= 149
-    chart.update_from(_seg(bars[:151], 2))
-    y0, y1 = chart.price_plot.getViewBox().viewRange()[0]
-    assert round(y1 - x1) == 1 and round(y0 - x0) == 1
+    x0, x1 = vb.viewRange()[0]
+    assert x1 == 150 + FOLLOW_MARGIN_BARS  # room for the forming bar and the next ones
+    for n in range(151, 150 + FOLLOW_MARGIN_BARS):
+        chart.update_from(_seg(bars[:n], n))
+        assert vb.viewRange()[0] == [x0, x1]  # closed bars inside the room: no move, no axis redraw
+    n = 150 + FOLLOW_MARGIN_BARS
+    chart.update_from(_seg(bars[:n], n))
+    y0, y1 = vb.viewRange()[0]
+    assert y1 == n + FOLLOW_MARGIN_BARS and y1 - y0 == x1 - x0  # jumped, same width
+
+
+def test_view_stays_put_while_the_trader_looks_at_older_bars(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    vb = chart.price_plot.getViewBox()
+    bars = make_bars(200)
+    chart.update_from(_seg(bars[:150], 1))
+    vb.setXRange(20, 80, padding=0)
+    for n in range(151, 180):
+        chart.update_from(_seg(bars[:n], n))
+    assert [round(v) for v in vb.viewRange()[0]] == [20, 80]
 
 
 def test_theme_switch_recolours_every_cached_bar(qtbot):
