@@ -19,6 +19,7 @@ only when read. The figures count ticks off the wire and the same counted once p
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import statistics
@@ -52,10 +53,11 @@ PARAMS = {
 }
 
 
-def start_sim(speed: float) -> tuple[subprocess.Popen[str], str]:
+def start_sim(speed: float, cpus: set[int] | None) -> tuple[subprocess.Popen[str], str]:
     args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--speed", str(speed)]
     args += ["--start", "2026-01-08T09:20", "--no-rate-limits"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
     assert proc.stdout is not None
     for line in proc.stdout:
         m = re.search(r"REST\s+(http://\S+)/", line)
@@ -79,6 +81,15 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
+def runqueue_wait_s() -> float:
+    """Seconds our threads have spent runnable but waiting for a CPU (Linux schedstat), summed."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -97,11 +108,23 @@ def main() -> int:
         "--switch-interval", type=float, help="sys.setswitchinterval (seconds) to try, default Python's"
     )
     ap.add_argument("--ema", default="1,2", help="fast,slow EMA periods (1,2: a signal on almost every bar)")
+    ap.add_argument(
+        "--no-pin",
+        action="store_true",
+        help="share every core between the simulator and KiteDesk (default: each on a core of its own, "
+        "as if the exchange were another machine)",
+    )
     args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    sim_cpus: set[int] | None = None
+    if not args.no_pin and len(cores) >= 2:
+        sim_cpus = set(cores[1:])
+        os.sched_setaffinity(0, {cores[0]})
+        print(f"KiteDesk pinned to CPU {cores[0]}, the simulator to CPU {', '.join(map(str, sim_cpus))}")
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
-    sim, url = start_sim(args.speed)
+    sim, url = start_sim(args.speed, sim_cpus)
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
     sessions: list[SessionEngine] = []
@@ -134,6 +157,8 @@ def main() -> int:
         routed0 = sum(s.ticks_routed for s in sessions)
         agent0 = sum(a.ticks_processed for a in agents)
         cpu0 = time.process_time()
+        wait0 = runqueue_wait_s()
+        load0 = os.getloadavg()[0]
         t0 = time.monotonic()
         samples = []
         while time.monotonic() - t0 < args.seconds:
@@ -143,6 +168,8 @@ def main() -> int:
             samples.append((sum(q for q, _ in stats), sum(d for _, d in stats)))
         elapsed = time.monotonic() - t0
         cpu = time.process_time() - cpu0
+        waited = runqueue_wait_s() - wait0
+        load1 = os.getloadavg()[0]
         routed = sum(s.ticks_routed for s in sessions) - routed0
         wire = sum(f.packets_received for f in feeds) - wire0
         fanned = sum(f.ticks_to_streams for f in feeds) - fan0
@@ -161,7 +188,8 @@ def main() -> int:
               f"processed by them: {processed / elapsed:,.0f}/s")  # fmt: skip
         print(f"a watched instrument's latest value, read on demand: {quote.instrument_token if quote else None} "
               f"at {quote.last_price if quote else None}, {quote.exchange_timestamp if quote else None}")  # fmt: skip
-        print(f"process CPU: {cpu / elapsed * 100:.0f}% of one core")
+        print(f"process CPU: {cpu / elapsed * 100:.0f}% of one core; its threads waited for a CPU "
+              f"{waited / elapsed * 1000:.0f} ms per second in all (machine load {load0:.1f} → {load1:.1f})")  # fmt: skip
         print(f"agent backlog (tick batches queued) per second: first {samples[0][0]}, last {samples[-1][0]}, "
               f"max {max(q for q, _ in samples)}")  # fmt: skip
         print(f"ticks dropped by streams for slow consumers: {samples[-1][1] - samples[0][1]} during the run")

@@ -6,6 +6,7 @@ GUI thread.
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -54,6 +55,13 @@ class MemorySecretStore(SecretStore):
         self._secure = False
 
 
+# Thirty agents, the feeds and the store share one GIL. A thread woken by a tick waits for whichever
+# thread holds it for up to the switch interval (5 ms by default) before CPython makes it let go; with
+# 0.5 ms a woken agent starts within about that, at the price of more switches between busy threads
+# (measured: 15 threads woken at once beside one busy thread, p50 5.7 ms at 5 ms, 1.2 ms at 0.5 ms).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
 class Engine:
     """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions."""
 
@@ -64,6 +72,8 @@ class Engine:
         feed_options: dict[str, float] | None = None,
     ) -> None:
         self._home = Path(home)
+        # Process-wide, and only ever lowered: the engine's threads are what this process is for.
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         self.store = Store.open(self._home)
         self.profile_book = ProfileBook(self._home / PROFILES_FILE)
         self.secrets = secrets or SecretStore()

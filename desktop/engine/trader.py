@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -40,6 +40,8 @@ from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
+
+_ONE_MINUTE = timedelta(minutes=1)
 
 
 class SegmentTrader:
@@ -443,6 +445,12 @@ class SegmentTrader:
         row = Position(self.ctx.key, self.mode, intent.exchange, intent.tradingsymbol, 0, Decimal(0), Decimal(0),
                        self.realised)  # fmt: skip
         self.ctx.write_later(partial(self.ctx.store.positions.upsert, row))
+
+    @property
+    def bar_ends(self) -> datetime | None:
+        """When the forming index bar closes (exchange time), or None before the first tick."""
+        forming = self.chart.forming
+        return forming.start + _ONE_MINUTE if forming is not None else None
 
     @property
     def unrealised(self) -> Decimal:

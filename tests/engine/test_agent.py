@@ -35,6 +35,7 @@ class RecordingTrader:
     holding: object = None
     order_rows: dict = field(default_factory=dict)
     fill_rows: list = field(default_factory=list)
+    bar_ends: datetime | None = None
 
     def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
         return SegmentSnapshot(self.segment, state, failure)
@@ -141,3 +142,50 @@ def test_stop_cancels_pending_entries_and_ends_the_thread(tmp_path: Path, qapp) 
     assert agent.wait(5000)
     logs.close()
     assert trader.calls == ["cancel_entries"] and agent.state is AgentState.STOPPED
+
+
+def test_only_a_tick_that_may_lead_to_an_order_wakes_the_agent(tmp_path: Path, qapp) -> None:
+    logs = SessionLogs(tmp_path, KEY, "t", Mode.PAPER)
+    trader = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY))
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # type: ignore[arg-type]
+    index = Segment.NIFTY.spec.index_token
+
+    def tick(token: int, t: datetime | None) -> Tick:
+        return Tick(token, Decimal("25000"), t, 0, 0)
+
+    inside = datetime(2026, 1, 8, 10, 0, 30)
+    assert agent._decides([tick(index, inside)])  # no bar yet: nothing known, wake
+    agent._bar_ends = datetime(2026, 1, 8, 10, 1)
+    assert not agent._decides([tick(index, inside)])  # inside the forming minute: bar and clock only
+    assert agent._decides([tick(index, datetime(2026, 1, 8, 10, 1))])  # closes the bar: the strategy decides
+    assert agent._decides([tick(index, None)])
+    assert agent._decides([tick(index, inside), tick(12345, inside)])  # the held option: stops and targets
+    logs.close()
+
+
+def test_a_tick_that_does_not_wake_the_agent_is_still_handled_within_a_publish_period(
+    tmp_path: Path, qapp
+) -> None:
+    logs = SessionLogs(tmp_path, KEY, "t", Mode.PAPER)
+    trader = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY))
+    trader.bar_ends = datetime(2026, 1, 8, 10, 1)
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # type: ignore[arg-type]
+    agent.start()
+    try:
+        deadline = time.monotonic() + 5
+        while agent.state is not AgentState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.01)
+        agent.post_ticks(
+            [Tick(Segment.NIFTY.spec.index_token, Decimal("25000"), datetime(2026, 1, 8, 10, 0, 5), 0, 0)]
+        )
+        agent.post_ticks(
+            [Tick(Segment.NIFTY.spec.index_token, Decimal("25001"), datetime(2026, 1, 8, 10, 0, 6), 0, 0)]
+        )
+        deadline = time.monotonic() + 2
+        while agent.ticks_processed < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert agent.ticks_processed == 2 and trader.calls.count("ticks") == 2
+    finally:
+        agent.requestInterruption()
+        agent.wait(5000)
+        logs.close()
