@@ -11,13 +11,13 @@ import bisect
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtGui import QColor, QPainter, QPaintEvent
+from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPicture
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
@@ -33,6 +33,23 @@ FOLLOW_MARGIN_BARS = 10
 _MINUTE = timedelta(minutes=1)
 MAX_PREMIUM_SAMPLES = 5_000
 PREMIUM_REDRAW_S = 0.5
+STAGGER_STEP_MS = 15  # from one chart's first paint to the next chart's release
+DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain before it never ran
+
+
+def _render_axis(axis: pg.AxisItem) -> None:
+    """What `pg.AxisItem.paint` does when its cached picture is stale, done ahead of the paint."""
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        if axis.style["tickFont"]:
+            painter.setFont(axis.style["tickFont"])
+        specs = axis.generateDrawSpecs(painter)
+        if specs is not None:
+            axis.drawPicture(painter, *specs)
+    finally:
+        painter.end()
+    axis.picture = picture
 
 
 def _floats(values: Sequence[object]) -> np.ndarray:
@@ -105,20 +122,27 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._framed = False
         self.update_ms: deque[float] = deque(maxlen=2000)
         self._paint_deferred = False
+        self._after_paint: Callable[[], None] | None = None
         self.set_theme(theme)
 
     # ------------------------------------------------------------------ deferred first paint
-    def defer_paint(self, delay_ms: int) -> None:
-        """Paints only the background until `delay_ms` from now, then the chart.
+    def defer_paint(
+        self, then: Callable[[], None] | None = None, fallback_ms: int = DEFER_FALLBACK_MS
+    ) -> None:
+        """Paints only the background until `release_paint()` (or `fallback_ms` at the latest), then the chart.
 
-        A tab brought forward paints everything at once; charts are most of that work, so the tab staggers
-        them (each in its own event-loop pass) to keep every pass short. Until then the chart shows its
-        empty background, never stale pixels.
+        A tab brought forward paints everything at once; charts are most of that work, so the tab releases
+        them one at a time. `then` runs STAGGER_STEP_MS after this chart has painted for real, so the next
+        chart paints in a later event-loop pass even when this one was slow (fixed delays collapsed: two
+        charts whose timers had both expired painted in the same frame). Until released the chart shows
+        its empty background, never stale pixels.
         """
         self._paint_deferred = True
-        QTimer.singleShot(delay_ms, self, self._paint_now)  # dropped with the chart if its tab closes
+        self._after_paint = then
+        QTimer.singleShot(fallback_ms, self, self.release_paint)  # dropped with the chart if its tab closes
 
-    def _paint_now(self) -> None:
+    def release_paint(self) -> None:
+        """Ends `defer_paint`: the chart paints in the next frame."""
         if self._paint_deferred:
             self._paint_deferred = False
             self.viewport().update()
@@ -130,6 +154,26 @@ class IndexChart(pg.GraphicsLayoutWidget):
             painter.end()
             return
         super().paintEvent(event)
+        if self._after_paint is not None:
+            then, self._after_paint = self._after_paint, None
+            QTimer.singleShot(STAGGER_STEP_MS, self, then)
+
+    def prerender_axes(self, budget: int = 1) -> int:
+        """Regenerates up to `budget` axes whose tick labels are stale (a background tab, at a low rate).
+
+        Regenerating an axis (tick values, label texts and their sizes) costs 1.5-3 ms; a chart brought
+        forward with all its axes stale spent 5-10 ms of its first frame on them. Returns how many were done.
+        """
+        done = 0
+        for plot in (self.price_plot, self.premium_plot):
+            if not plot.isVisible():
+                continue
+            for name in ("left", "bottom"):
+                axis = plot.getAxis(name)
+                if done < budget and axis.isVisible() and axis.picture is None:
+                    _render_axis(axis)
+                    done += 1
+        return done
 
     # ------------------------------------------------------------------ theme
     def set_theme(self, theme: Theme) -> None:

@@ -14,17 +14,19 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 
 class GeometryFence(QWidget):
-    """Holds `child` at a fixed height and the width it is given; the child's relayouts stay inside it."""
+    """Holds `child` at the size it is given (a fixed `height`, or any); the child's relayouts stay inside."""
 
-    def __init__(self, child: QWidget, height: int, parent: QWidget | None = None) -> None:
+    def __init__(self, child: QWidget, height: int | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.child = child
         child.setParent(self)
-        self.setFixedHeight(height)
-        # Any width: the labels inside claim none, so a text never changes what the parent lays out.
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        self.setMinimumWidth(0)
-        child.setGeometry(0, 0, self.width(), height)
+        if height is not None:
+            self.setFixedHeight(height)
+        # Any width (and height, unless fixed): what is inside never changes what the parent lays out.
+        vertical = QSizePolicy.Policy.Fixed if height is not None else QSizePolicy.Policy.Ignored
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, vertical)
+        self.setMinimumSize(0, height or 0)
+        child.setGeometry(0, 0, self.width(), self.height())
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
         self.child.setGeometry(0, 0, event.size().width(), event.size().height())

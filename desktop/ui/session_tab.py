@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -246,11 +246,19 @@ class SessionTab(QWidget):
         self.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, self._theme)
         self.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, self._theme)
         tabs = QTabWidget()
-        tabs.addTab(SpecTableView(self.positions_model), "Positions")
-        tabs.addTab(SpecTableView(self.orders_model), "Orders")
-        tabs.addTab(SpecTableView(self.trades_model), "Trades")
+        # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
+        # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch).
+        tabs.setDocumentMode(True)
         self.log_panel = LogPanel()
-        tabs.addTab(self.log_panel, "Log")
+        # Fenced pages: a new row or log line (a scroll bar appearing, a column fitted) re-lays out the
+        # page, not the QTabWidget, whose relayout repaints its whole frame (4 ms each time; fence.py).
+        for page, title in (
+            (SpecTableView(self.positions_model), "Positions"),
+            (SpecTableView(self.orders_model), "Orders"),
+            (SpecTableView(self.trades_model), "Trades"),
+            (self.log_panel, "Log"),
+        ):
+            tabs.addTab(GeometryFence(page), title)
         self.bottom_tabs = tabs
         return tabs
 
@@ -418,6 +426,10 @@ class SessionTab(QWidget):
         snap = self._snapshot
         if snap is not None:
             self._show_body(snap, False)
+        # Axes made stale meanwhile are regenerated here, one per call, not in the frame that shows the tab.
+        for panel in self._segment_panels.values():
+            if panel.chart.prerender_axes(budget=1):
+                break
 
     def _show_body(self, snap: SessionSnapshot, force_all: bool) -> None:
         full_update_done = False
@@ -479,10 +491,18 @@ class SessionTab(QWidget):
         self.stop_button.setEnabled(active and not self._busy)
         self.kill_button.setEnabled(active)
 
-    def stagger_chart_paints(self, first_ms: int = 20, step_ms: int = 25) -> None:
-        """Coming forward: each chart paints in its own later event-loop pass, not all in the first frame."""
-        for i, panel in enumerate(self._segment_panels.values()):
-            panel.chart.defer_paint(first_ms + i * step_ms)
+    def stagger_chart_paints(self, first_ms: int = 20) -> None:
+        """Coming forward: the charts paint one per event-loop pass, after the rest of the tab.
+
+        The first chart is released `first_ms` after the tab's first frame was asked for; each next one
+        once the one before it has painted (IndexChart.defer_paint).
+        """
+        charts = [panel.chart for panel in self._segment_panels.values()]
+        for i, chart in enumerate(charts):
+            following = charts[i + 1] if i + 1 < len(charts) else None
+            chart.defer_paint(then=following.release_paint if following is not None else None)
+        if charts:
+            QTimer.singleShot(first_ms, charts[0], charts[0].release_paint)
 
     def segment_panel(self, name: str) -> SegmentPanel | None:
         """The panel of one segment (once the session has shown it)."""

@@ -231,11 +231,53 @@ def test_a_deferred_chart_paints_its_background_first_and_the_chart_later(qtbot)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     chart.update_from(_seg(make_bars(100), 1))
-    chart.defer_paint(30)
+    chart.defer_paint()
     first = chart.grab().toImage()  # the first frame: the background only
     background = first.pixelColor(2, 2)
     grid = [(x, y) for x in range(0, 800, 7) for y in range(0, 400, 7)]
     assert chart._paint_deferred and all(first.pixelColor(x, y) == background for x, y in grid)
-    qtbot.waitUntil(lambda: not chart._paint_deferred, timeout=2000)
+    chart.release_paint()
     later = chart.grab().toImage()
     assert any(later.pixelColor(x, y) != background for x, y in grid)  # then the chart itself
+
+
+def test_a_deferred_chart_paints_by_itself_when_nobody_releases_it(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.update_from(_seg(make_bars(100), 1))
+    chart.defer_paint(fallback_ms=30)
+    qtbot.waitUntil(lambda: not chart._paint_deferred, timeout=2000)
+
+
+def test_the_next_chart_is_released_only_after_this_one_painted(qtbot):
+    first, second = IndexChart(Segment.NIFTY, DARK), IndexChart(Segment.BANKNIFTY, DARK)
+    for chart in (first, second):
+        qtbot.addWidget(chart)
+        chart.resize(400, 300)
+        chart.update_from(_seg(make_bars(100), 1))
+    first.defer_paint(then=second.release_paint)
+    second.defer_paint()
+    first.release_paint()
+    qtbot.wait(100)
+    assert second._paint_deferred  # the first one has not painted yet (never shown): the chain waits
+    first.grab()  # its first real paint
+    qtbot.waitUntil(lambda: not second._paint_deferred, timeout=2000)
+
+
+def test_axes_made_stale_in_the_background_are_regenerated_ahead_of_the_paint(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.update_from(_seg(make_bars(100), 1))
+    chart.grab()
+    left = chart.price_plot.getAxis("left")
+    chart.price_plot.getViewBox().setYRange(25000, 26000, padding=0)
+    assert left.picture is None  # stale: the next paint would regenerate it
+    while chart.prerender_axes(budget=1):
+        pass
+    assert left.picture is not None
+    specs = []
+    original = left.generateDrawSpecs
+    left.generateDrawSpecs = lambda p: specs.append(1) or original(p)
+    chart.grab()
+    assert specs == []  # the paint only replayed the picture
