@@ -79,10 +79,10 @@ class SegmentPanel(QWidget):
         """Showing `seg` would redraw the chart's axes and curves (a bar closed)."""
         return seg is not self._last and self.chart.needs_full_update(seg)
 
-    def show_snapshot(self, seg: SegmentSnapshot) -> None:
-        """Shows `seg`; the chart redraws only what changed."""
+    def show_snapshot(self, seg: SegmentSnapshot) -> bool:
+        """Shows `seg`; the chart redraws only what changed. False when `seg` was already shown."""
         if seg is self._last:
-            return
+            return False
         self._last = seg
         colour = getattr(self._theme, _STATE_COLOURS.get(seg.state, "text"))
         state = seg.state.value + (f": {seg.failure}" if seg.failure else "")
@@ -112,3 +112,4 @@ class SegmentPanel(QWidget):
             self.note.setText(seg.note)
             self.note.setToolTip(seg.note)  # a long note is cut at the panel's edge; the tip shows it all
         self.chart.update_from(seg)
+        return True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import partial
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -139,6 +140,7 @@ class SessionTab(QWidget):
         self._pending_logs: list[LogLine] = []
         self._snapshot: SessionSnapshot | None = None
         self._segment_panels: dict[str, SegmentPanel] = {}
+        self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
         self.last_error = ""
         self.drawing = True  # False while another tab is in front (the main window sets it)
@@ -432,22 +434,43 @@ class SessionTab(QWidget):
                 break
 
     def _show_body(self, snap: SessionSnapshot, force_all: bool) -> None:
-        full_update_done = False
-        for seg in snap.segments:
-            panel = self._segment_panel_for(seg)
-            if panel.needs_full_update(seg):
-                # Segments close their bars in the same minute: one chart's full redraw per refresh
-                # spreads that work over consecutive frames instead of one long stall.
-                if full_update_done and not force_all:
-                    continue
-                full_update_done = True
-            panel.show_snapshot(seg)
+        self._body_turn += 1
+        # In front, each chart that changed is shown in its own event-loop pass (one after the other, a
+        # millisecond apart): Qt paints a chart while processing its scene's changes, and two charts that
+        # changed in one pass painted back to back (a bar close and a trade: 40-60 ms in one go).
+        self._show_segments(list(snap.segments), force_all, self.drawing and not force_all, self._body_turn)
         self.positions_model.set_rows(held_positions(snap))
         self.orders_model.set_rows(snap.orders)
         self.trades_model.set_rows(snap.fills)
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
         self._update_buttons()
+
+    def _show_segments(
+        self,
+        segments: list[SegmentSnapshot],
+        force_all: bool,
+        one_per_pass: bool,
+        turn: int,
+        full_done: bool = False,
+    ) -> None:
+        while segments:
+            seg = segments.pop(0)
+            panel = self._segment_panel_for(seg)
+            if panel.needs_full_update(seg):
+                # Segments close their bars in the same minute: one chart's full redraw per refresh
+                # spreads that work over consecutive frames instead of one long stall.
+                if full_done and not force_all:
+                    continue
+                full_done = True
+            changed = panel.show_snapshot(seg)
+            if changed and one_per_pass and segments:
+                QTimer.singleShot(1, self, partial(self._next_segments, segments, turn, full_done))
+                return
+
+    def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> None:
+        if turn == self._body_turn and self.drawing:  # else a newer refresh shows newer snapshots
+            self._show_segments(segments, False, True, turn, full_done)
 
     def _show_header(self, snap: SessionSnapshot) -> None:
         # Texts are compared before they are set: a label given a new text re-lays out its row.

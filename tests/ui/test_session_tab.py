@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
+from datetime import datetime
 
 from desktop.domain import Mode
 from desktop.engine.snapshots import LogLine, SessionState
@@ -174,3 +176,31 @@ def test_loading_shows_progress_until_running(qtbot):
     session.state = SessionState.RUNNING
     tab.refresh()
     assert not tab.progress.isVisibleTo(tab)
+
+
+def test_charts_that_changed_are_shown_one_per_event_loop_pass(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()  # NIFTY and BANKNIFTY, both shown
+    qtbot.waitUntil(lambda: all(p.chart.candles.bars for p in tab._segment_panels.values()), timeout=2000)
+    nifty, banknifty = tab.segment_panel("NIFTY"), tab.segment_panel("BANKNIFTY")
+    session.segments = tuple(
+        replace(s, last_tick_time=datetime(2026, 1, 8, 9, 30, 5)) for s in session.segments
+    )
+    session.version += 1
+    tab.refresh()
+    assert "09:30:05" in nifty.tick.text()
+    assert "09:30:05" not in banknifty.tick.text()  # its turn comes in a later pass
+    qtbot.waitUntil(lambda: "09:30:05" in banknifty.tick.text(), timeout=2000)
+
+
+def test_a_hidden_tab_catches_up_every_chart_at_once(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    tab.drawing = False  # another tab is in front
+    session.segments = tuple(
+        replace(s, last_tick_time=datetime(2026, 1, 8, 9, 31, 0)) for s in session.segments
+    )
+    session.version += 1
+    tab.refresh()
+    tab.catch_up()
+    assert all("09:31:00" in p.tick.text() for p in tab._segment_panels.values())
