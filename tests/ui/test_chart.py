@@ -6,8 +6,11 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+from PySide6.QtCore import QPointF
+
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
+from desktop.ui import candles
 from desktop.ui.candles import BLOCK_BARS, CandlestickItem
 from desktop.ui.chart import FOLLOW_MARGIN_BARS, IndexChart
 from desktop.ui.theme import DARK, LIGHT
@@ -75,15 +78,42 @@ def test_sliding_window_keeps_cached_bars(qtbot):
 
 def test_complete_blocks_become_one_picture_and_survive_the_sliding_window(qtbot):
     item = CandlestickItem(DARK)
-    bars = make_bars(120)
+    bars = make_bars(140)
     item.set_bars(bars[:100], 1, None)
     item.ensure_drawn(0, 100)
     assert sorted(item._blocks) == list(range(100 // BLOCK_BARS))  # the last 100 % 16 bars stay single
+    assert item.bars_drawn == 100  # each bar recorded once, in its block or alone
     kept = item._blocks[2]
-    item.set_bars(bars[10:110], 2, None)  # ten dropped at the front: block 0 is no longer whole
+    item.set_bars(bars[20:120], 2, None)  # twenty dropped at the front: block 0 gone, block 1 lost four
     item.ensure_drawn(0, 100)
-    assert 0 not in item._blocks and item._blocks[2] is kept
-    assert 110 // BLOCK_BARS - 1 in item._blocks
+    assert 0 not in item._blocks and item._blocks[2] is kept and 1 in item._blocks
+    assert 112 // BLOCK_BARS - 1 in item._blocks
+    # Block 6 (bars 96-111) recorded once complete (96-99 had been single so far), 112-119 single.
+    assert item.bars_drawn == 100 + 16 + 8
+
+
+def test_bars_dropped_by_the_sliding_window_never_show_left_of_the_first_bar(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    bars = make_bars(200)
+    chart.update_from(_seg(bars[:100], 1))
+    chart.candles.ensure_drawn(0, 100)  # block 0 recorded with bars 0-15
+    chart.update_from(_seg(bars[10:110], 2))  # bars 0-9 dropped: block 0 keeps them in its picture
+    vb = chart.price_plot.getViewBox()
+    vb.setXRange(-12, 20, padding=0)
+    chart.v_line.setPos(30)  # the crosshair out of the way
+    image = chart.grab().toImage()
+    y0, y1 = vb.viewRange()[1]
+    top_left = vb.mapViewToScene(QPointF(-11, y1)).toPoint()
+    bottom_right = vb.mapViewToScene(QPointF(-1, y0)).toPoint()
+    background = image.pixelColor(top_left.x(), top_left.y() + 1)
+    assert all(
+        image.pixelColor(x, y) == background
+        for x in range(top_left.x(), bottom_right.x())
+        for y in range(top_left.y() + 1, bottom_right.y() - 8, 3)  # above the time axis ticks
+    )
+    assert chart.candles._blocks.get(0) is not None  # still drawn from its block, clipped
 
 
 def test_block_pictures_paint_exactly_what_single_bars_paint(qtbot, monkeypatch):
@@ -96,7 +126,7 @@ def test_block_pictures_paint_exactly_what_single_bars_paint(qtbot, monkeypatch)
     with_blocks = chart.grab().toImage()
     assert chart.candles._blocks
     monkeypatch.setattr(chart.candles, "_blocks", {})
-    monkeypatch.setattr(chart.candles, "_block_span", lambda b: None)
+    monkeypatch.setattr(candles, "BLOCK_BARS", 10**9)  # every bar on its own
     single = chart.grab().toImage()
     w, h = single.width(), single.height()
     differ = sum(single.pixel(x, y) != with_blocks.pixel(x, y) for x in range(0, w, 2) for y in range(h))
