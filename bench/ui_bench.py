@@ -3,24 +3,31 @@
 Runs `kitedesk --demo` (real Engine, embedded simulator, the seed's three sessions) for --seconds
 (default 60), offscreen unless a display is set, cycling the visible tab so every chart draws.
 A 5 ms precise QTimer measures its own lateness: that lateness is how long the GUI thread was busy.
+Each stall over 50 ms is split into the GUI thread's own CPU, its wait for a CPU (other processes or
+threads had both cores: Linux schedstat) and the rest, where it was blocked (the GIL held by an engine
+thread, or a lock). `--events` also times every GUI-thread event (Python-level, ~10 % overhead) and prints
+the slowest kinds, to find what to fix.
 
-    python bench/ui_bench.py [--seconds 60] [--speed 60]
+    python bench/ui_bench.py [--seconds 60] [--speed 60] [--events]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 
-from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from desktop.engine import Engine  # noqa: E402
@@ -39,6 +46,53 @@ def _rss_mb() -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def _runqueue_wait_s() -> float:
+    """Seconds this thread has waited for a CPU while runnable (Linux schedstat; 0 elsewhere)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class _EventTimes:
+    """CPU time of each top-level GUI-thread event, by kind (event type -> receiver class and parent)."""
+
+    def __init__(self) -> None:
+        self.cpu_ms: dict[str, list[float]] = collections.defaultdict(list)
+        self.measuring = False
+        self._depth = 0
+        self._main = threading.get_ident()
+
+    def timed(self, notify: Any, receiver: QObject, event: QEvent) -> bool:
+        if not self.measuring or threading.get_ident() != self._main:
+            return bool(notify(receiver, event))
+        self._depth += 1
+        c0 = time.thread_time()
+        try:
+            return bool(notify(receiver, event))
+        finally:
+            self._depth -= 1
+            if self._depth == 0:
+                cpu = (time.thread_time() - c0) * 1000
+                if cpu > 1.0:
+                    self.cpu_ms[self._kind(receiver, event)].append(cpu)
+
+    @staticmethod
+    def _kind(receiver: QObject, event: QEvent) -> str:
+        names = []
+        obj: Any = receiver
+        for _ in range(2):
+            try:
+                names.append(type(obj).__name__)
+                obj = obj.parent()
+            except (RuntimeError, AttributeError):
+                break
+            if obj is None:
+                break
+        return f"{event.type().name} -> {' < '.join(names)}"
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -62,9 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--speed", type=float, default=DEFAULT_DEMO_SPEED)
+    ap.add_argument("--events", action="store_true", help="also time every GUI-thread event (slower)")
     args = ap.parse_args(argv)
 
-    app = QApplication([sys.argv[0]])
+    event_times = _EventTimes()
+    if args.events:
+
+        class TimedApplication(QApplication):
+            def notify(self, receiver: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+                return event_times.timed(super().notify, receiver, event)
+
+        app: QApplication = TimedApplication([sys.argv[0]])
+    else:
+        app = QApplication([sys.argv[0]])
+    load_start = os.getloadavg()[0]
     rss_start = _rss_mb()
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home)
@@ -79,19 +144,22 @@ def main(argv: list[str] | None = None) -> int:
     # The GUI thread's own CPU time during each stall: a stall much longer than it was spent waiting (for
     # the GIL held by engine threads, or for a CPU taken by other processes), not drawing.
     stall_cpu: list[float] = []
+    stall_runqueue: list[float] = []  # ... and its wait for a CPU (other processes or threads ran)
     last = [time.perf_counter()]
     last_cpu = [time.thread_time()]
+    last_wait = [_runqueue_wait_s()]
     measuring = [False]
 
     def probe() -> None:
-        now, cpu = time.perf_counter(), time.thread_time()
+        now, cpu, wait = time.perf_counter(), time.thread_time(), _runqueue_wait_s()
         if measuring[0]:
             stall = max(0.0, (now - last[0]) * 1000 - PROBE_MS)
             stalls.append(stall)
             if stall > 50:
                 big_stalls.append((now - started[0], stall))
                 stall_cpu.append((cpu - last_cpu[0]) * 1000)
-        last[0], last_cpu[0] = now, cpu
+                stall_runqueue.append((wait - last_wait[0]) * 1000)
+        last[0], last_cpu[0], last_wait[0] = now, cpu, wait
 
     probe_timer = QTimer()
     probe_timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -110,10 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     window.timer.timeout.connect(timed_refresh)
 
     started = [0.0]
+    load_end = [float("nan")]
 
     def begin() -> None:
         started[0] = time.perf_counter()
         measuring[0] = True
+        event_times.measuring = True
 
     switches: list[float] = []
 
@@ -124,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def finish() -> None:
         measuring[0] = False
+        event_times.measuring = False
+        load_end[0] = os.getloadavg()[0]
         probe_timer.stop()
         window.shutdown("keep")  # keep positions: no question asked
 
@@ -167,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"KiteDesk UI bench: demo at {args.speed:g}x, 3 sessions, {measured:.0f} s measured, Qt {os.environ['QT_QPA_PLATFORM']}"
     )
+    print(
+        f"{'load average (1 min)':<32} {load_start:.2f} at start, {load_end[0]:.2f} at the end ({os.cpu_count()} CPUs)"
+    )
     print(_line(f"event-loop stall ({PROBE_MS} ms probe)", stalls))
     over = sum(1 for s in stalls if s > 50)
     where = ", ".join(f"{ms:.0f} ms at {t:.1f} s" for t, ms in big_stalls[:10])
@@ -176,6 +251,14 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{'  GUI-thread CPU in them':<32} max {max(stall_cpu):.0f} ms, median "
             f"{statistics.median(stall_cpu):.0f} ms; {busy} with over 50 ms of CPU (the rest waited)"
+        )
+        blocked = [
+            max(0.0, st + PROBE_MS - c - w)
+            for (_, st), c, w in zip(big_stalls, stall_cpu, stall_runqueue, strict=True)
+        ]
+        print(
+            f"{'  waiting for a CPU / blocked':<32} max {max(stall_runqueue):.0f} / {max(blocked):.0f} ms, median "
+            f"{statistics.median(stall_runqueue):.0f} / {statistics.median(blocked):.0f} ms (blocked: GIL or a lock)"
         )
     # A tab switch is a click: its first frame draws a whole tab. Separate it from the steady state.
     steady = [ms for t, ms in big_stalls if not any(0 <= t - sw <= 1.0 for sw in switches)]
@@ -189,6 +272,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'bar pictures recorded':<32} {bars_drawn}")
     print(f"{'first trade after launch':<32} {first_trade[0]:.1f} s" if first_trade else "no trade seen")
     print(f"{'memory (RSS)':<32} start {rss_start:.0f} MB, end {rss_end:.0f} MB")
+    if args.events:
+        print("slowest GUI-thread events (CPU, with the timing's own overhead), by worst case:")
+        worst = sorted(event_times.cpu_ms.items(), key=lambda kv: -max(kv[1]))[:12]
+        for kind, values in worst:
+            print(
+                f"  {kind[:58]:<58} n={len(values):>5}  p99={_pct(values, 0.99):6.1f}  max={max(values):6.1f} ms"
+            )
     return 0
 
 
