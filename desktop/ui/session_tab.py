@@ -249,18 +249,15 @@ class SessionTab(QWidget):
         self.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, self._theme)
         tabs = QTabWidget()
         # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
-        # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch).
+        # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch,
+        # and on each relayout: a new row, a scroll bar appearing). The pages are not fenced (fence.py):
+        # a hidden page must get its size, or the log scrolls sideways and columns fit a 30-pixel view.
         tabs.setDocumentMode(True)
+        tabs.addTab(SpecTableView(self.positions_model), "Positions")
+        tabs.addTab(SpecTableView(self.orders_model), "Orders")
+        tabs.addTab(SpecTableView(self.trades_model), "Trades")
         self.log_panel = LogPanel()
-        # Fenced pages: a new row or log line (a scroll bar appearing, a column fitted) re-lays out the
-        # page, not the QTabWidget, whose relayout repaints its whole frame (4 ms each time; fence.py).
-        for page, title in (
-            (SpecTableView(self.positions_model), "Positions"),
-            (SpecTableView(self.orders_model), "Orders"),
-            (SpecTableView(self.trades_model), "Trades"),
-            (self.log_panel, "Log"),
-        ):
-            tabs.addTab(GeometryFence(page), title)
+        tabs.addTab(self.log_panel, "Log")
         self.bottom_tabs = tabs
         return tabs
 

@@ -209,16 +209,26 @@ class SpecTableView(QTableView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.verticalHeader().setVisible(False)
         self.verticalHeader().setDefaultSectionSize(22)
-        # Columns are fitted to their contents when the first rows arrive, not on every change: in
-        # ResizeToContents mode each new price (15 times a second) would re-measure every cell of the
-        # table and re-lay it out. The trader can still widen a column by hand.
+        # Columns are widened to fit new rows when they arrive, not on every change: in ResizeToContents
+        # mode each new price (15 times a second) would re-measure every cell of the table and re-lay it
+        # out. Only the new rows are measured (resizeColumnsToContents measures the rows in view, which
+        # in a hidden page is one row of a 30-pixel view). The trader can still widen a column by hand.
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.horizontalHeader().setStretchLastSection(True)
         self._fitted = False
-        model.rowsInserted.connect(self._fit_once)
-        model.modelReset.connect(self._fit_once)
+        model.rowsInserted.connect(lambda _parent, first, last: self._fit_rows(first, last))
+        model.modelReset.connect(lambda: self._fit_rows(0, model.rowCount() - 1))
 
-    def _fit_once(self, *_: object) -> None:
-        if not self._fitted and self.source_model.rowCount() > 0:
-            self._fitted = True
-            self.resizeColumnsToContents()
+    def _fit_rows(self, first: int, last: int) -> None:
+        """Widens (never narrows) each column to the texts of source rows first..last."""
+        if last < first:
+            return
+        header, proxy = self.horizontalHeader(), self.model()
+        for c in range(self.source_model.columnCount()):
+            width = header.sectionSize(c) if self._fitted else header.sectionSizeHint(c)
+            for r in range(first, last + 1):
+                index = proxy.mapFromSource(self.source_model.index(r, c))  # type: ignore[attr-defined]
+                width = max(width, self.sizeHintForIndex(index).width())
+            if width != header.sectionSize(c):
+                header.resizeSection(c, width)
+        self._fitted = True

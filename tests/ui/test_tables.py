@@ -84,3 +84,17 @@ def test_a_different_set_of_rows_resets_the_model(qtbot):
     model.modelReset.connect(lambda: events.append("reset"))
     model.set_rows((_pos("B", "1", "1"),))
     assert events == ["reset"] and model.row(0).tradingsymbol == "B"
+
+
+def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    view = SpecTableView(model)
+    qtbot.addWidget(view)  # never shown: a page behind another tab
+    short, long = _pos("NIFTY26JAN25900CE", "100", "101"), _pos("BANKNIFTY26JAN62200CE_WEEKLY", "200", "201")
+    model.set_rows((short,))
+    narrow = view.columnWidth(0)
+    model.set_rows((short, long))
+    wide = view.columnWidth(0)
+    assert wide > narrow and wide >= view.fontMetrics().horizontalAdvance(long.tradingsymbol)
+    model.set_rows((long,))  # a different first row: the model resets, columns never narrow
+    assert view.columnWidth(0) == wide
