@@ -224,11 +224,12 @@ class SpecTableView(QTableView):
         if last < first:
             return
         header, proxy = self.horizontalHeader(), self.model()
+        grid = 1 if self.showGrid() else 0  # as QTableView.sizeHintForColumn: a pixel short elides the text
         for c in range(self.source_model.columnCount()):
             width = header.sectionSize(c) if self._fitted else header.sectionSizeHint(c)
             for r in range(first, last + 1):
                 index = proxy.mapFromSource(self.source_model.index(r, c))  # type: ignore[attr-defined]
-                width = max(width, self.sizeHintForIndex(index).width())
+                width = max(width, self.sizeHintForIndex(index).width() + grid)
             if width != header.sectionSize(c):
                 header.resizeSection(c, width)
         self._fitted = True

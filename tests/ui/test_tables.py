@@ -98,3 +98,5 @@ def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
     assert wide > narrow and wide >= view.fontMetrics().horizontalAdvance(long.tradingsymbol)
     model.set_rows((long,))  # a different first row: the model resets, columns never narrow
     assert view.columnWidth(0) == wide
+    fitted = [view.sizeHintForColumn(c) for c in range(model.columnCount())]
+    assert all(view.columnWidth(c) >= fitted[c] for c in range(model.columnCount()))  # nothing elided
