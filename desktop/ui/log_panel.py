@@ -42,9 +42,23 @@ class LogPanel(QWidget):
         self.view.setFont(QFont("monospace", 9))
         self.view.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         lay.addWidget(self.view)
+        # Lines are seen from their start: QPlainTextEdit's cursor follows the end of the appended text,
+        # and showing the panel (or an append) scrolls that cursor into view, so a long last line pushed
+        # every line's start out of sight. Sideways moves are the trader's own, not the cursor's.
+        self._sideways_by_hand = False
+        sideways = self.view.horizontalScrollBar()
+        sideways.actionTriggered.connect(self._sideways_moved_by_hand)
+        sideways.valueChanged.connect(self._keep_line_starts)
         self.set_segments(segments)
         self.segment_box.currentTextChanged.connect(self._rerender)
         self.level_box.currentTextChanged.connect(self._rerender)
+
+    def _sideways_moved_by_hand(self, _action: int) -> None:
+        self._sideways_by_hand = True
+
+    def _keep_line_starts(self, value: int) -> None:
+        if value and not self._sideways_by_hand:
+            self.view.horizontalScrollBar().setValue(0)
 
     def set_segments(self, segments: Iterable[str]) -> None:
         """The segment choices of the filter (the session's segments)."""

@@ -250,8 +250,7 @@ class SessionTab(QWidget):
         tabs = QTabWidget()
         # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
         # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch,
-        # and on each relayout: a new row, a scroll bar appearing). The pages are not fenced (fence.py):
-        # a hidden page must get its size, or the log scrolls sideways and columns fit a 30-pixel view.
+        # and on each relayout: a new row, a scroll bar appearing), which made fencing the pages unneeded.
         tabs.setDocumentMode(True)
         tabs.addTab(SpecTableView(self.positions_model), "Positions")
         tabs.addTab(SpecTableView(self.orders_model), "Orders")
