@@ -54,6 +54,7 @@ from desktop.store.schema import outbox
 
 PragmaValue = int | str
 T = TypeVar("T")
+MAX_BATCH = 16  # writes per group-commit transaction
 
 
 @dataclass(eq=False)
@@ -141,12 +142,17 @@ class Database:
         job: _Job[T] = _Job(work, durable, what)
         with self._batch_cv:
             self._pending.append(job)
-            while not job.done and self._leading:
-                self._batch_cv.wait()
-            if not job.done:
+        while True:
+            with self._batch_cv:
+                while not job.done and self._leading:
+                    self._batch_cv.wait()
+                if job.done:
+                    break
                 self._leading = True
-                batch, self._pending = self._pending, []
-        if not job.done:
+                # Capped: a leader runs its batch's Python (SQLAlchemy) under the GIL, and a long run
+                # would hold up the GUI and the agents. The writes left over form the next batch at once
+                # (the oldest first: this leader's own write may be among them, then it leads again).
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 self._commit_batch(batch)
             finally:
