@@ -309,18 +309,32 @@ class MainWindow(QMainWindow):
                 entries.append(SessionEntry(tab.session.user_id, tab.label, params, OnStop.SQUARE_OFF))
         return Workspace(tuple(entries))
 
-    def open_workspace(self, path: Path, start: bool = False) -> list[SessionTab]:
-        """Opens a tab per session of a workspace file; `start` also starts them (LIVE confirmed in the file)."""
+    def open_workspace(self, path: Path, start: bool = False) -> int:
+        """Opens a tab per session of a workspace file; `start` also starts them (LIVE confirmed in the file).
+
+        The file is read and checked at once (a bad file changes nothing); the tabs then open one per
+        event-loop pass, the first one in front: building a tab with its charts takes a few hundred ms,
+        and three in one pass froze the window for over a second. Returns how many tabs will open.
+        """
         ws = load_workspace(path, known_strategies=self._strategies or None)
-        tabs = []
-        for entry in ws.sessions:
+        entries = list(ws.sessions)
+        first: list[SessionTab] = []
+
+        def open_next() -> None:
+            if not entries:
+                return
+            entry = entries.pop(0)
             tab = self.open_session(entry.profile, entry.label, entry.params)
             if start:
                 tab.start_with(entry.params)
-            tabs.append(tab)
-        if tabs:
-            self.tabs.setCurrentIndex(self.tabs.indexOf(tabs[0]))
-        return tabs
+            if not first:
+                first.append(tab)
+            self.tabs.setCurrentIndex(self.tabs.indexOf(first[0]))
+            if entries:
+                QTimer.singleShot(0, open_next)
+
+        open_next()
+        return len(ws.sessions)
 
     def open_workspace_dialog(self) -> None:
         """File → Open workspace."""

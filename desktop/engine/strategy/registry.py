@@ -8,7 +8,9 @@ Entry points are read on every call (cheap) rather than cached in module state.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
+from collections.abc import Callable
 
 from desktop.domain import Segment, StrategyParams
 from desktop.engine.strategy.base import Strategy
@@ -25,9 +27,19 @@ class StrategyLoadError(RuntimeError):
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return dict(_discover(importlib.metadata.entry_points))
+
+
+@functools.lru_cache(maxsize=4)
+def _discover(
+    entry_points: Callable[..., importlib.metadata.EntryPoints],
+) -> dict[str, importlib.metadata.EntryPoint]:
+    # Scanning every installed distribution's metadata took ~36 ms a call, on the GUI thread at each
+    # session start: done once per process (installing a plug-in needs a restart, as for any import).
+    # Keyed by the lookup function, so a test that swaps it in sees its own entry points.
     found: dict[str, importlib.metadata.EntryPoint] = {}
     clashes: dict[str, set[str]] = {}
-    for ep in importlib.metadata.entry_points(group=GROUP):
+    for ep in entry_points(group=GROUP):
         seen = found.get(ep.name)
         if seen is not None and seen.value != ep.value:
             clashes.setdefault(ep.name, {seen.value}).add(ep.value)
