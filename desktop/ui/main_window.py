@@ -51,6 +51,7 @@ STATUS_EVERY = 4  # status-bar totals at REFRESH_HZ / 4
 BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables every 3rd tick (5 Hz in all)
 FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
+OPEN_TAB_GAP_MS = 30  # between the tabs of a workspace being opened: the window repaints in between
 TABS_FILE = "open-tabs.toml"
 
 
@@ -331,7 +332,7 @@ class MainWindow(QMainWindow):
                 first.append(tab)
             self.tabs.setCurrentIndex(self.tabs.indexOf(first[0]))
             if entries:
-                QTimer.singleShot(0, open_next)
+                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)  # a real gap: 0 ms ran them in one sweep
 
         open_next()
         return len(ws.sessions)

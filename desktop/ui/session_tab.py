@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
@@ -42,6 +43,7 @@ from desktop.ui.tables import (
 from desktop.ui.theme import BADGE_STYLE, LOGIN_BANNER_STYLE, Theme, pnl_color
 from desktop.ui.workers import JobRunner
 
+PANEL_GAP_S = 0.03  # a segment panel (its chart) takes ~80 ms to build: one per pass, 30 ms apart
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
 
@@ -140,6 +142,7 @@ class SessionTab(QWidget):
         self._pending_logs: list[LogLine] = []
         self._snapshot: SessionSnapshot | None = None
         self._segment_panels: dict[str, SegmentPanel] = {}
+        self._panel_built_at = 0.0  # perf_counter of the last panel built (one per PANEL_GAP_S)
         self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
         self.last_error = ""
@@ -404,13 +407,21 @@ class SessionTab(QWidget):
         """Pulls the session's latest snapshot and shows it; a hidden tab updates only its header."""
         self.flush_logs()
         snap = self.session.snapshot()
-        if not force and snap is self._snapshot:
+        missing = [seg for seg in snap.segments if seg.segment.value not in self._segment_panels]
+        if not force and snap is self._snapshot and not missing:
             return
         self._version = snap.version
         self._snapshot = snap
         self._show_header(snap)
-        for seg in snap.segments:  # built early (they take a while), drawn only when in front
-            self._segment_panel_for(seg).chart.record_premium(seg)
+        # Panels are built early (drawn only when in front), but one per refresh: a panel with its chart
+        # takes ~80 ms to build, and a session's panels built in one pass froze the window as it started.
+        if missing and time.perf_counter() - self._panel_built_at > PANEL_GAP_S:
+            self._segment_panel_for(missing[0])
+            self._panel_built_at = time.perf_counter()
+        for seg in snap.segments:
+            panel = self._segment_panels.get(seg.segment.value)
+            if panel is not None:
+                panel.chart.record_premium(seg)
         if not self.drawing and not force_all:
             return  # a background tab catches up in small steps (catch_up), called at a low rate
         self._show_body(snap, force_all)
@@ -452,7 +463,9 @@ class SessionTab(QWidget):
     ) -> None:
         while segments:
             seg = segments.pop(0)
-            panel = self._segment_panel_for(seg)
+            panel = self._segment_panels.get(seg.segment.value)
+            if panel is None:
+                continue  # built by a later refresh (one per refresh)
             if panel.needs_full_update(seg):
                 # Segments close their bars in the same minute: one chart's full redraw per refresh
                 # spreads that work over consecutive frames instead of one long stall.

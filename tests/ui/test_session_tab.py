@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 
@@ -181,7 +182,14 @@ def test_loading_shows_progress_until_running(qtbot):
 def test_charts_that_changed_are_shown_one_per_event_loop_pass(qtbot):
     tab, session, _ = _tab(qtbot)
     tab.request_start()  # NIFTY and BANKNIFTY, both shown
-    qtbot.waitUntil(lambda: all(p.chart.candles.bars for p in tab._segment_panels.values()), timeout=2000)
+
+    def both_drawn() -> bool:
+        tab.refresh()  # the window's 15 Hz timer does this: one panel is built per refresh
+        return len(tab._segment_panels) == 2 and all(
+            p.chart.candles.bars for p in tab._segment_panels.values()
+        )
+
+    qtbot.waitUntil(both_drawn, timeout=2000)
     nifty, banknifty = tab.segment_panel("NIFTY"), tab.segment_panel("BANKNIFTY")
     session.segments = tuple(
         replace(s, last_tick_time=datetime(2026, 1, 8, 9, 30, 5)) for s in session.segments
@@ -204,3 +212,15 @@ def test_a_hidden_tab_catches_up_every_chart_at_once(qtbot):
     tab.refresh()
     tab.catch_up()
     assert all("09:31:00" in p.tick.text() for p in tab._segment_panels.values())
+
+
+def test_a_starting_session_builds_its_segment_panels_one_per_refresh(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()  # NIFTY and BANKNIFTY
+    qtbot.waitUntil(lambda: len(tab._segment_panels) == 1, timeout=2000)
+    tab._panel_built_at = time.perf_counter()  # as if it had just been built
+    tab.refresh(force=True)
+    assert len(tab._segment_panels) == 1  # not two in one pass
+    tab._panel_built_at -= 1.0  # the next pass, later
+    tab.refresh()
+    assert set(tab._segment_panels) == {"NIFTY", "BANKNIFTY"}
