@@ -60,7 +60,7 @@ _END_OF_SOCKET = (
 )
 MAX_TICKS_QUEUED = 20_000  # per stream; beyond it the oldest ticks are dropped (orders never are)
 
-TickListener = Callable[[list[QuoteTick]], None]
+TickListener = Callable[[TickBatch], None]
 OrderListener = Callable[[dict[str, Any]], None]
 
 
@@ -75,7 +75,7 @@ class MarketStream:
         self.delivered: set[int] = set()  # the wanted tokens whose every tick goes to the listeners
         self._last: dict[int, QuoteTick] = {}  # the latest delivered tick of each delivered token
         self._decoded: dict[int, tuple[bytes, QuoteTick | None]] = {}  # watched tokens: packet -> its tick
-        self._ticks: collections.deque[list[QuoteTick]] = collections.deque()
+        self._ticks: collections.deque[TickBatch] = collections.deque()
         self._orders: collections.deque[dict[str, Any]] = collections.deque()
         self._events: collections.deque[BrokerEvent] = collections.deque()
         self._tick_listeners: list[TickListener] = []
@@ -208,10 +208,9 @@ class MarketStream:
             self._thread.join(timeout=5)
 
     # Feed side (called on the feed's thread) --------------------------------------------------
-    def _offer_ticks(self, ticks: list[QuoteTick]) -> None:
-        received = getattr(ticks, "received", None) or time.perf_counter()
+    def _offer_ticks(self, ticks: TickBatch) -> None:
         with self._lock:
-            mine = TickBatch(received, (t for t in ticks if t.instrument_token in self.delivered))
+            mine = TickBatch(ticks.received, (t for t in ticks if t.instrument_token in self.delivered))
             if not mine or self._closed:
                 return
             for t in mine:

@@ -28,7 +28,7 @@ from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import Profile, SecretStore
 from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent, KiteSession
 from desktop.broker.stream import MarketStream
-from desktop.broker.ticks import MODE_FULL, QuoteTick
+from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import SegmentAgent
 from desktop.engine.logs import SessionLogs
@@ -299,7 +299,7 @@ class SessionEngine(QObject):
 
     # -- routing (stream / caller threads) ----------------------------------------------------------
 
-    def _route_ticks(self, ticks: list[QuoteTick]) -> None:
+    def _route_ticks(self, ticks: TickBatch) -> None:
         self.ticks_routed += len(ticks)
         routes = self._routes
         batches: dict[int, list[Any]] = {}
@@ -307,9 +307,8 @@ class SessionEngine(QObject):
             agent = routes.get(q.instrument_token)
             if agent is not None:
                 batches.setdefault(id(agent), [agent]).append(q.to_tick())
-        received = getattr(ticks, "received", None)  # when the frame arrived: the latency clock starts
-        for batch in batches.values():
-            batch[0].post_ticks(batch[1:], received)
+        for batch in batches.values():  # with when the frame arrived: the latency clock starts there
+            batch[0].post_ticks(batch[1:], ticks.received)
 
     def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
         m = _UNDERLYING.match(symbol)

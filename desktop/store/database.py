@@ -126,12 +126,8 @@ class Database:
                 conn.commit()
             except StoreError:
                 raise
-            except IntegrityError as exc:
-                raise StoreError(_integrity_message(exc, what)) from exc
-            except DBAPIError as exc:
-                raise self._write_failed(exc, what) from exc
-            except StatementError as exc:  # a value refused before SQLite saw it (e.g. a float as money)
-                raise StoreError(f"the {what} was not saved: {exc.orig}") from exc
+            except StatementError as exc:  # IntegrityError and DBAPIError are StatementErrors too
+                raise self._translate(exc, what) from exc
             finally:
                 conn.close()
 
@@ -190,13 +186,14 @@ class Database:
                 job.done = True
 
     def _translate(self, exc: BaseException, what: str) -> BaseException:
+        """The store's error for a write that raised `exc` (latching the store off on a disk failure)."""
         if isinstance(exc, StoreError):
             return exc
         if isinstance(exc, IntegrityError):
             return StoreError(_integrity_message(exc, what))
         if isinstance(exc, DBAPIError):
             return self._write_failed(exc, what)
-        if isinstance(exc, StatementError):
+        if isinstance(exc, StatementError):  # a value refused before SQLite saw it (e.g. a float as money)
             return StoreError(f"the {what} was not saved: {exc.orig}")
         return exc
 

@@ -319,18 +319,18 @@ class MainWindow(QMainWindow):
         """
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
-        first: list[SessionTab] = []
+        first: SessionTab | None = None
 
         def open_next() -> None:
+            nonlocal first
             if not entries:
                 return
             entry = entries.pop(0)
             tab = self.open_session(entry.profile, entry.label, entry.params)
             if start:
                 tab.start_with(entry.params)
-            if not first:
-                first.append(tab)
-            self.tabs.setCurrentIndex(self.tabs.indexOf(first[0]))
+            first = first or tab
+            self.tabs.setCurrentIndex(self.tabs.indexOf(first))  # opening a tab brings it forward
             if entries:
                 QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)  # a real gap: 0 ms ran them in one sweep
 

@@ -12,7 +12,7 @@ import pytest
 from desktop.broker.errors import InputRejected
 from desktop.broker.paper import PaperGateway
 from desktop.broker.stream import MarketStream
-from desktop.broker.ticks import MODE_LTP, QuoteTick
+from desktop.broker.ticks import MODE_LTP, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
 from tests.broker.conftest import wait_until
 
@@ -47,7 +47,7 @@ def tick(price: str, second: int = 0) -> QuoteTick:
 
 def push(stream: MarketStream, *prices: str) -> None:
     for i, p in enumerate(prices):
-        stream._offer_ticks([tick(p, i)])
+        stream._offer_ticks(TickBatch(0.0, [tick(p, i)]))
 
 
 class Seen:

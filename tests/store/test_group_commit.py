@@ -34,6 +34,18 @@ def _queue_until(store, n: int) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.005)
 
 
+def _recorder(store, errors: list[BaseException]):  # type: ignore[no-untyped-def]
+    """A writer of one intent that collects the StoreError it meets."""
+
+    def write(intent) -> None:  # type: ignore[no-untyped-def]
+        try:
+            store.intents.record(intent, at=DAY)
+        except StoreError as e:
+            errors.append(e)
+
+    return write
+
+
 def test_twenty_intents_queued_behind_a_commit_are_saved_in_two_capped_transactions(store) -> None:
     key = new_session(store, "AB1234", mode=Mode.LIVE)
     intents = [make_intent(key, mode=Mode.LIVE) for _ in range(20)]
@@ -61,12 +73,7 @@ def test_a_write_refused_inside_a_shared_transaction_fails_alone(store) -> None:
     bad = make_intent(key, mode=Mode.PAPER)  # paper into a live session: refused by the store
     gate, holder = _hold_the_writer(store)
     errors: list[BaseException] = []
-
-    def write(intent) -> None:  # type: ignore[no-untyped-def]
-        try:
-            store.intents.record(intent, at=DAY)
-        except StoreError as e:
-            errors.append(e)
+    write = _recorder(store, errors)
 
     writers = [threading.Thread(target=write, args=(i,)) for i in (good[0], bad, good[1], good[2])]
     for w in writers:
@@ -85,12 +92,7 @@ def test_a_failed_commit_fails_every_write_of_its_batch(store, monkeypatch: pyte
     intents = [make_intent(key, mode=Mode.LIVE) for _ in range(3)]
     gate, holder = _hold_the_writer(store)
     errors: list[BaseException] = []
-
-    def write(intent) -> None:  # type: ignore[no-untyped-def]
-        try:
-            store.intents.record(intent, at=DAY)
-        except StoreError as e:
-            errors.append(e)
+    write = _recorder(store, errors)
 
     writers = [threading.Thread(target=write, args=(i,)) for i in intents]
     for w in writers:
