@@ -323,7 +323,7 @@ class MainWindow(QMainWindow):
 
         def open_next() -> None:
             nonlocal first
-            if not entries:
+            if not entries or self._closing:  # the window began to close between two tabs
                 return
             entry = entries.pop(0)
             tab = self.open_session(entry.profile, entry.label, entry.params)

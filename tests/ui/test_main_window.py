@@ -215,3 +215,15 @@ def test_shortcuts_drive_the_common_actions(qtbot, engine):
         _shortcut(window, keys)
     qtbot.waitUntil(lambda: window.jobs.busy == 0, timeout=3000)
     _shutdown(qtbot, window)
+
+
+def test_a_workspace_still_opening_stops_opening_tabs_once_the_window_closes(qtbot, engine, tmp_path):
+    from desktop.resources import resource_path
+
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    expected = window.open_workspace(resource_path("demo_workspace.toml"))
+    assert expected == 3 and len(window.session_tabs()) == 1  # the others open in later passes
+    window._closing = True  # as shutdown() sets it
+    qtbot.wait(200)
+    assert len(window.session_tabs()) == 1
