@@ -156,6 +156,7 @@ class SegmentAgent(QThread):
             self._handle(kind, payload)
         if batch is not None:
             ticks, self.trader.batch_posted = batch
+            self.trader.batch_picked = time.perf_counter()
             self.trader.on_ticks(ticks)
             self.ticks_processed += len(ticks)
             self._bar_ends = self.trader.bar_ends

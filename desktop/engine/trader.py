@@ -68,7 +68,10 @@ class SegmentTrader:
         self.halted_entries = False  # stop/kill: no new entries from this segment
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
-        self.latency_probe: list[float] | None = None
+        self.batch_picked = 0.0  # when this thread took the batch from its inbox (latency probes)
+        self.latency_probe: list[tuple[float, float]] | None = (
+            None  # (tick-to-intent, of it waiting in the inbox)
+        )
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -195,7 +198,9 @@ class SegmentTrader:
             self.strategy.on_entry_rejected(decision.reason)
             return
         if self.latency_probe is not None:
-            self.latency_probe.append(time.perf_counter() - self.batch_posted)
+            self.latency_probe.append(
+                (time.perf_counter() - self.batch_posted, self.batch_picked - self.batch_posted)
+            )
         self.log.info(
             "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d)",
             action.reason,
