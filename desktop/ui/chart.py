@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QWidget
 from desktop.domain import Segment
 from desktop.engine.snapshots import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
+from desktop.ui.plot import LightPlot
 from desktop.ui.theme import Theme
 
 VISIBLE_BARS = 90
@@ -59,56 +60,12 @@ def _floats(values: Sequence[object]) -> np.ndarray:
 class IndexChart(pg.GraphicsLayoutWidget):
     """One segment's index chart (candles, EMAs, markers, crosshair) above the held option's premium."""
 
-    def __init__(self, segment: Segment, theme: Theme, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, segment: Segment, theme: Theme, parent: QWidget | None = None, staged: bool = False
+    ) -> None:
         super().__init__(parent)
         self.segment = segment
         self._theme = theme
-        self.candles = CandlestickItem(theme)
-        self.readout = pg.LabelItem(justify="left")
-        self.addItem(self.readout, row=0, col=0)
-        # No pyqtgraph context menus: they cost most of a chart's construction and a trader never uses them.
-        self.price_plot = self.addPlot(
-            row=1, col=0, axisItems={"bottom": TimeAxis(self.candles)}, enableMenu=False
-        )
-        self.premium_plot = self.addPlot(row=2, col=0, enableMenu=False)
-        self.ci.layout.setRowStretchFactor(1, 4)
-        self.ci.layout.setRowStretchFactor(2, 1)
-        self.premium_plot.setXLink(self.price_plot)
-        self.premium_plot.hideAxis("bottom")
-        # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
-        # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
-        for plot in (self.price_plot, self.premium_plot):
-            plot.getAxis("left").setWidth(64)  # equal widths keep the two plots' time axes aligned
-        for plot in (self.price_plot, self.premium_plot):
-            plot.setMouseEnabled(x=True, y=False)  # wheel zooms time; price follows the visible bars
-            plot.enableAutoRange(y=True)
-            plot.setAutoVisible(y=True)
-            plot.setClipToView(True)
-        # The price axis is fitted by _fit_price_range with some slack: pyqtgraph's auto-range would
-        # rescale (and repaint both axes) on nearly every tick of the forming bar.
-        self.price_plot.enableAutoRange(y=False)
-        self.price_plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._fit_price_range(refit=True))
-        self.price_plot.addItem(self.candles)
-        self.fast_curve = self.price_plot.plot(connect="finite")
-        self.slow_curve = self.price_plot.plot(connect="finite")
-        self.entries = pg.ScatterPlotItem(symbol="t1", size=13, hoverable=True, tip=self._marker_tip)
-        self.exits = pg.ScatterPlotItem(symbol="t", size=13, hoverable=True, tip=self._marker_tip)
-        self.price_plot.addItem(self.entries)
-        self.price_plot.addItem(self.exits)
-        self.premium_curve = self.premium_plot.plot()
-        self.entry_line = pg.InfiniteLine(angle=0, movable=False)
-        self.stop_line = pg.InfiniteLine(angle=0, movable=False)
-        self.target_line = pg.InfiniteLine(angle=0, movable=False)
-        for line in (self.entry_line, self.stop_line, self.target_line):
-            line.setVisible(False)
-            self.premium_plot.addItem(line, ignoreBounds=False)
-        self.v_line = pg.InfiniteLine(angle=90, movable=False)
-        self.h_line = pg.InfiniteLine(angle=0, movable=False)
-        self.v_line2 = pg.InfiniteLine(angle=90, movable=False)
-        self.price_plot.addItem(self.v_line, ignoreBounds=True)
-        self.price_plot.addItem(self.h_line, ignoreBounds=True)
-        self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
-        self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._starts: list[datetime] = []
         self._fast = np.empty(0)
         self._slow = np.empty(0)
@@ -123,7 +80,79 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.update_ms: deque[float] = deque(maxlen=2000)
         self._paint_deferred = False
         self._after_paint: Callable[[], None] | None = None
-        self.set_theme(theme)
+        # Built in steps of 5-15 ms each: a whole chart is ~40 ms of GUI-thread work (pyqtgraph's PlotItems,
+        # axes, items), and a staged chart lets its panel spread that over event-loop passes.
+        self._steps: deque[Callable[[], None]] = deque(
+            [self._build_price_plot, self._build_overlays, self._build_premium_plot, self._finish_build]
+        )
+        if not staged:
+            while self.build_step():
+                pass
+
+    @property
+    def ready(self) -> bool:
+        """Every construction step has run: the chart can show snapshots."""
+        return not self._steps
+
+    def build_step(self) -> bool:
+        """Runs the next construction step; True while more remain."""
+        if self._steps:
+            self._steps.popleft()()
+        return bool(self._steps)
+
+    def _build_price_plot(self) -> None:
+        self.candles = CandlestickItem(self._theme)
+        self.readout = pg.LabelItem(justify="left")
+        self.addItem(self.readout, row=0, col=0)
+        # Light plots, not pyqtgraph's PlotItems (plot.py): no context menus or settings forms to build.
+        self.price_plot = LightPlot(bottom=TimeAxis(self.candles))
+        self.addItem(self.price_plot, row=1, col=0)
+        self.price_plot.setMouseEnabled(x=True, y=False)  # wheel zooms time; price follows the visible bars
+        self.price_plot.setAutoVisible(y=True)
+        self.price_plot.setClipToView(True)
+        # The price axis is fitted by _fit_price_range with some slack: pyqtgraph's auto-range would
+        # rescale (and repaint both axes) on nearly every tick of the forming bar.
+        self.price_plot.enableAutoRange(y=False)
+        self.price_plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._fit_price_range(refit=True))
+        self.price_plot.addItem(self.candles)
+
+    def _build_overlays(self) -> None:
+        self.fast_curve = self.price_plot.plot(connect="finite")
+        self.slow_curve = self.price_plot.plot(connect="finite")
+        self.entries = pg.ScatterPlotItem(symbol="t1", size=13, hoverable=True, tip=self._marker_tip)
+        self.exits = pg.ScatterPlotItem(symbol="t", size=13, hoverable=True, tip=self._marker_tip)
+        self.price_plot.addItem(self.entries)
+        self.price_plot.addItem(self.exits)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False)
+        self.h_line = pg.InfiniteLine(angle=0, movable=False)
+        self.price_plot.addItem(self.v_line, ignoreBounds=True)
+        self.price_plot.addItem(self.h_line, ignoreBounds=True)
+
+    def _build_premium_plot(self) -> None:
+        self.premium_plot = LightPlot()  # no time axis: it shares the price plot's
+        self.addItem(self.premium_plot, row=2, col=0)
+        self.ci.layout.setRowStretchFactor(1, 4)
+        self.ci.layout.setRowStretchFactor(2, 1)
+        self.premium_plot.setXLink(self.price_plot)
+        # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
+        # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
+        self.premium_plot.setMouseEnabled(x=True, y=False)
+        self.premium_plot.enableAutoRange(y=True)
+        self.premium_plot.setAutoVisible(y=True)
+        self.premium_plot.setClipToView(True)
+        self.premium_curve = self.premium_plot.plot()
+        self.entry_line = pg.InfiniteLine(angle=0, movable=False)
+        self.stop_line = pg.InfiniteLine(angle=0, movable=False)
+        self.target_line = pg.InfiniteLine(angle=0, movable=False)
+        for line in (self.entry_line, self.stop_line, self.target_line):
+            line.setVisible(False)
+            self.premium_plot.addItem(line, ignoreBounds=False)
+        self.v_line2 = pg.InfiniteLine(angle=90, movable=False)
+        self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
+
+    def _finish_build(self) -> None:
+        self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self.set_theme(self._theme)
 
     # ------------------------------------------------------------------ deferred first paint
     def defer_paint(
@@ -165,11 +194,12 @@ class IndexChart(pg.GraphicsLayoutWidget):
         forward with all its axes stale spent 5-10 ms of its first frame on them. Returns how many were done.
         """
         done = 0
+        if not self.ready:
+            return 0
         for plot in (self.price_plot, self.premium_plot):
             if not plot.isVisible():
                 continue
-            for name in ("left", "bottom"):
-                axis = plot.getAxis(name)
+            for axis in plot.axes():
                 if done < budget and axis.isVisible() and axis.picture is None:
                     _render_axis(axis)
                     done += 1
@@ -179,10 +209,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
     def set_theme(self, theme: Theme) -> None:
         """Recolours everything (candles are re-recorded)."""
         self._theme = theme
+        if not self.ready:
+            return  # the last construction step applies it (the step is taken off the list as it runs)
         self.setBackground(theme.chart_bg)
         for plot in (self.price_plot, self.premium_plot):
-            for name in ("left", "bottom"):
-                ax = plot.getAxis(name)
+            for ax in plot.axes():
                 ax.setPen(pg.mkPen(theme.chart_fg))
                 ax.setTextPen(pg.mkPen(theme.chart_fg))
         self.candles.set_theme(theme)

@@ -327,12 +327,22 @@ class MainWindow(QMainWindow):
                 return
             entry = entries.pop(0)
             tab = self.open_session(entry.profile, entry.label, entry.params)
-            if start:
-                tab.start_with(entry.params)
             first = first or tab
             self.tabs.setCurrentIndex(self.tabs.indexOf(first))  # opening a tab brings it forward
+            # Starting is a pass of its own (validation, the session's rows, its threads), and so is the
+            # next tab: a real gap each, since timers that are due together run in one sweep.
+            if start:
+                QTimer.singleShot(OPEN_TAB_GAP_MS, self, lambda: start_then_next(tab, entry.params))
+            elif entries:
+                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)
+
+        def start_then_next(tab: SessionTab, params: StrategyParams) -> None:
+            if self._closing:
+                return
+            if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
+                tab.start_with(params)
             if entries:
-                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)  # a real gap: 0 ms ran them in one sweep
+                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)
 
         open_next()
         return len(ws.sessions)

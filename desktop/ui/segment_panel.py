@@ -26,11 +26,15 @@ def _set_text(label: QLabel, text: str) -> None:
 class SegmentPanel(QWidget):
     """Labels above an IndexChart; `show_snapshot` is called by the session tab's refresh."""
 
-    def __init__(self, segment: Segment, theme: Theme, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, segment: Segment, theme: Theme, parent: QWidget | None = None, staged: bool = False
+    ) -> None:
+        """`staged`: the chart is only a shell until `build_step()` has been called until it returns False."""
         super().__init__(parent)
         self.segment = segment
         self._theme = theme
         self._last: SegmentSnapshot | None = None
+        self._charted: SegmentSnapshot | None = None  # the snapshot the chart shows
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         # The labels change 15 times a second. Their box has a fixed height and they claim no width, so a
@@ -63,9 +67,24 @@ class SegmentPanel(QWidget):
         grid.setColumnStretch(3, 3)
         line = self.fontMetrics().height()
         lay.addWidget(GeometryFence(head, 3 * line + 2 * grid.verticalSpacing() + 2))
-        self.chart = IndexChart(segment, theme)
+        self.chart = IndexChart(segment, theme, staged=staged)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
+
+    @property
+    def ready(self) -> bool:
+        """The chart is built and shows the last snapshot given."""
+        return self.chart.ready and self._charted is self._last
+
+    def build_step(self) -> bool:
+        """One step of a staged panel (5-15 ms: a part of the chart, or its first drawing); True while more remain."""
+        if not self.chart.ready:
+            self.chart.build_step()
+            return True
+        if self._charted is not self._last and self._last is not None:
+            self._charted = self._last
+            self.chart.update_from(self._last)
+        return False
 
     def set_theme(self, theme: Theme) -> None:
         """Recolours the labels and the chart."""
@@ -77,7 +96,7 @@ class SegmentPanel(QWidget):
 
     def needs_full_update(self, seg: SegmentSnapshot) -> bool:
         """Showing `seg` would redraw the chart's axes and curves (a bar closed)."""
-        return seg is not self._last and self.chart.needs_full_update(seg)
+        return seg is not self._last and self.chart.ready and self.chart.needs_full_update(seg)
 
     def show_snapshot(self, seg: SegmentSnapshot) -> bool:
         """Shows `seg`; the chart redraws only what changed. False when `seg` was already shown."""
@@ -111,5 +130,7 @@ class SegmentPanel(QWidget):
         if self.note.text() != seg.note:  # its line is kept even when empty: no relayout when a note comes
             self.note.setText(seg.note)
             self.note.setToolTip(seg.note)  # a long note is cut at the panel's edge; the tip shows it all
-        self.chart.update_from(seg)
+        if self.chart.ready:  # else its last build step draws the latest snapshot
+            self._charted = seg
+            self.chart.update_from(seg)
         return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 from functools import partial
 from typing import Any, Protocol
@@ -43,7 +42,9 @@ from desktop.ui.tables import (
 from desktop.ui.theme import BADGE_STYLE, LOGIN_BANNER_STYLE, Theme, pnl_color
 from desktop.ui.workers import JobRunner
 
-PANEL_GAP_S = 0.03  # a segment panel (its chart) takes ~80 ms to build: one per pass, 30 ms apart
+# A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing), one
+# step per event-loop pass, this far apart: a whole panel in one pass froze the window as a session started.
+BUILD_GAP_MS = 10
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
 
@@ -142,7 +143,7 @@ class SessionTab(QWidget):
         self._pending_logs: list[LogLine] = []
         self._snapshot: SessionSnapshot | None = None
         self._segment_panels: dict[str, SegmentPanel] = {}
-        self._panel_built_at = 0.0  # perf_counter of the last panel built (one per PANEL_GAP_S)
+        self._build_scheduled = False  # a step of building the segment panels is due
         self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
         self.last_error = ""
@@ -407,17 +408,13 @@ class SessionTab(QWidget):
         """Pulls the session's latest snapshot and shows it; a hidden tab updates only its header."""
         self.flush_logs()
         snap = self.session.snapshot()
-        missing = [seg for seg in snap.segments if seg.segment.value not in self._segment_panels]
-        if not force and snap is self._snapshot and not missing:
+        if not force and snap is self._snapshot:
             return
         self._version = snap.version
         self._snapshot = snap
         self._show_header(snap)
-        # Panels are built early (drawn only when in front), but one per refresh: a panel with its chart
-        # takes ~80 ms to build, and a session's panels built in one pass froze the window as it started.
-        if missing and time.perf_counter() - self._panel_built_at > PANEL_GAP_S:
-            self._segment_panel_for(missing[0])
-            self._panel_built_at = time.perf_counter()
+        # Panels are built early (drawn only when in front), in small steps of their own (_build_next).
+        self._schedule_build()
         for seg in snap.segments:
             panel = self._segment_panels.get(seg.segment.value)
             if panel is not None:
@@ -496,14 +493,31 @@ class SessionTab(QWidget):
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
         self._update_buttons()
 
-    def _segment_panel_for(self, seg: SegmentSnapshot) -> SegmentPanel:
-        panel = self._segment_panels.get(seg.segment.value)
-        if panel is None:
-            panel = SegmentPanel(seg.segment, self._theme)
-            self._segment_panels[seg.segment.value] = panel
-            self.segments_area.addWidget(panel)
-            self.log_panel.set_segments([seg.segment.value])
-        return panel
+    def _schedule_build(self) -> None:
+        if self._build_scheduled:
+            return
+        snap = self._snapshot
+        missing = snap is not None and any(s.segment.value not in self._segment_panels for s in snap.segments)
+        if missing or any(not p.ready for p in self._segment_panels.values()):
+            self._build_scheduled = True
+            QTimer.singleShot(BUILD_GAP_MS, self, self._build_next)
+
+    def _build_next(self) -> None:
+        """One step of building the segment panels: the panel under way first, then the next one missing."""
+        self._build_scheduled = False
+        snap = self._snapshot
+        under_way = next((p for p in self._segment_panels.values() if not p.ready), None)
+        if under_way is not None:
+            under_way.build_step()
+        elif snap is not None:
+            seg = next((s for s in snap.segments if s.segment.value not in self._segment_panels), None)
+            if seg is not None:
+                panel = SegmentPanel(seg.segment, self._theme, staged=True)
+                self._segment_panels[seg.segment.value] = panel
+                self.segments_area.addWidget(panel)
+                self.log_panel.set_segments([seg.segment.value])
+                panel.show_snapshot(seg)  # its labels now; the chart draws it when built
+        self._schedule_build()
 
     def _show_badge(self) -> None:
         snap = self._snapshot

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import replace
 from datetime import datetime
 
@@ -139,6 +138,7 @@ def test_segments_show_held_position_and_positions_table(qtbot):
     tab.request_start()
     session.hold()
     tab.refresh()
+    qtbot.waitUntil(lambda: tab.segment_panel("NIFTY") is not None, timeout=2000)
     panel = tab.segment_panel("NIFTY")
     assert (
         panel is not None
@@ -184,9 +184,9 @@ def test_charts_that_changed_are_shown_one_per_event_loop_pass(qtbot):
     tab.request_start()  # NIFTY and BANKNIFTY, both shown
 
     def both_drawn() -> bool:
-        tab.refresh()  # the window's 15 Hz timer does this: one panel is built per refresh
+        tab.refresh()  # the window's 15 Hz timer does this
         return len(tab._segment_panels) == 2 and all(
-            p.chart.candles.bars for p in tab._segment_panels.values()
+            p.ready and p.chart.candles.bars for p in tab._segment_panels.values()
         )
 
     qtbot.waitUntil(both_drawn, timeout=2000)
@@ -214,13 +214,23 @@ def test_a_hidden_tab_catches_up_every_chart_at_once(qtbot):
     assert all("09:31:00" in p.tick.text() for p in tab._segment_panels.values())
 
 
-def test_a_starting_session_builds_its_segment_panels_one_per_refresh(qtbot):
+def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_that_starts_it(qtbot):
     tab, session, _ = _tab(qtbot)
+    steps: list[tuple[int, bool]] = []  # (panels, the newest one is ready) after each step
+    original = tab._build_next
+
+    def counted() -> None:
+        original()
+        panels = list(tab._segment_panels.values())
+        steps.append((len(panels), bool(panels) and panels[-1].ready))
+
+    tab._build_next = counted  # type: ignore[method-assign]
     tab.request_start()  # NIFTY and BANKNIFTY
-    qtbot.waitUntil(lambda: len(tab._segment_panels) == 1, timeout=2000)
-    tab._panel_built_at = time.perf_counter()  # as if it had just been built
     tab.refresh(force=True)
-    assert len(tab._segment_panels) == 1  # not two in one pass
-    tab._panel_built_at -= 1.0  # the next pass, later
-    tab.refresh()
+    assert tab._segment_panels == {}  # starting (and its state change) built nothing
+    qtbot.waitUntil(lambda: bool(steps) and steps[-1] == (2, True) and not tab._build_scheduled, timeout=3000)
     assert set(tab._segment_panels) == {"NIFTY", "BANKNIFTY"}
+    # A panel: created, four chart steps, its first drawing; the second is begun once the first is done.
+    assert [n for n, _ in steps] == [1] * 6 + [2] * 6
+    assert [ready for _, ready in steps] == [False] * 5 + [True] + [False] * 5 + [True]
+    assert all(p.chart.candles.bars for p in tab._segment_panels.values())
