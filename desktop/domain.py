@@ -33,7 +33,11 @@ def rupees(value: Any) -> Decimal:
 
 def to_tick(value: Any, tick: Decimal = TICK_SIZE) -> Decimal:
     """A price rounded to the nearest tick (0.05 for index options)."""
-    d = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else str(value))
+    d = (
+        value
+        if isinstance(value, Decimal)
+        else Decimal(repr(value) if isinstance(value, float) else str(value))
+    )
     return ((d / tick).quantize(Decimal(1), rounding=ROUND_HALF_UP) * tick).quantize(PAISA)
 
 

@@ -6,6 +6,8 @@ Rows come from `KiteConnect.instruments()` (dicts with floats and dates) or stra
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -53,6 +55,35 @@ def _expiry(value: Any) -> date | None:
         return value
     text = str(value or "").strip()
     return date.fromisoformat(text[:10]) if len(text) >= 10 else None
+
+
+def parse_instruments_csv(data: bytes | str) -> list[dict[str, Any]]:
+    """The rows of an instruments dump as kiteconnect 5.2.2's `_parse_instruments` returns them (numbers
+    converted, a 10-character expiry as a date), about twenty times faster.
+
+    kiteconnect parses each expiry with dateutil (~0.1 ms a row, holding the GIL): a thousand rows held
+    it for 130 ms while the window opened its sessions, and a real account's dump has tens of thousands.
+    Kite writes expiries as YYYY-MM-DD, which `date.fromisoformat` reads; anything else goes to dateutil.
+    """
+    text = data.decode("utf-8").strip() if isinstance(data, bytes) else data
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        row_: dict[str, Any] = row
+        row_["instrument_token"] = int(row["instrument_token"])
+        row_["last_price"] = float(row["last_price"])
+        row_["strike"] = float(row["strike"])
+        row_["tick_size"] = float(row["tick_size"])
+        row_["lot_size"] = int(row["lot_size"])
+        expiry = row["expiry"]
+        if len(expiry) == 10:
+            try:
+                row_["expiry"] = date.fromisoformat(expiry)
+            except ValueError:
+                import dateutil.parser  # kiteconnect's own dependency; only for an unusual date
+
+                row_["expiry"] = dateutil.parser.parse(expiry).date()
+        rows.append(row_)
+    return rows
 
 
 def instrument_from_row(row: Mapping[str, Any]) -> Instrument:

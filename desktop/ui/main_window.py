@@ -52,6 +52,7 @@ BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables ever
 FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
 OPEN_TAB_GAP_MS = 30  # between the tabs of a workspace being opened: the window repaints in between
+START_GAP_MS = 250  # between the starts of a workspace's sessions: each begins loading before the next
 TABS_FILE = "open-tabs.toml"
 
 
@@ -314,35 +315,40 @@ class MainWindow(QMainWindow):
         """Opens a tab per session of a workspace file; `start` also starts them (LIVE confirmed in the file).
 
         The file is read and checked at once (a bad file changes nothing); the tabs then open one per
-        event-loop pass, the first one in front: building a tab with its charts takes a few hundred ms,
-        and three in one pass froze the window for over a second. Returns how many tabs will open.
+        event-loop pass, the first one in front, and then the sessions start one per pass: three tabs
+        built and started in one pass froze the window for over a second. Returns how many tabs will open.
         """
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
         first: SessionTab | None = None
+        opened: list[tuple[SessionTab, StrategyParams]] = []
 
         def open_next() -> None:
             nonlocal first
-            if not entries or self._closing:  # the window began to close between two tabs
+            if self._closing:  # the window began to close between two tabs
+                return
+            if not entries:
+                if start and opened:
+                    QTimer.singleShot(OPEN_TAB_GAP_MS, start_next)
                 return
             entry = entries.pop(0)
             tab = self.open_session(entry.profile, entry.label, entry.params)
+            opened.append((tab, entry.params))
             first = first or tab
             self.tabs.setCurrentIndex(self.tabs.indexOf(first))  # opening a tab brings it forward
-            # Starting is a pass of its own (validation, the session's rows, its threads), and so is the
-            # next tab: a real gap each, since timers that are due together run in one sweep.
-            if start:
-                QTimer.singleShot(OPEN_TAB_GAP_MS, self, lambda: start_then_next(tab, entry.params))
-            elif entries:
-                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)
+            QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)  # a real gap: timers due together run in one sweep
 
-        def start_then_next(tab: SessionTab, params: StrategyParams) -> None:
-            if self._closing:
+        # Every tab is built before any session starts: a session starting (its threads loading instruments
+        # and history) makes the GUI thread wait for the GIL between its Qt calls, and building a tab
+        # meanwhile took two to three times as long. Each start is a pass of its own.
+        def start_next() -> None:
+            if self._closing or not opened:
                 return
+            tab, params = opened.pop(0)
             if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
                 tab.start_with(params)
-            if entries:
-                QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)
+            if opened:
+                QTimer.singleShot(START_GAP_MS, start_next)
 
         open_next()
         return len(ws.sessions)

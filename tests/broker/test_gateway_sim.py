@@ -174,3 +174,12 @@ def test_paper_gateway_fills_at_live_prices_while_the_broker_order_book_stays_em
     assert not {"place_order", "modify_order", "cancel_order"} & set(calls)
     stream.close()
     session.close()
+
+
+def test_the_sessions_instruments_are_kiteconnects_rows_for_the_whole_dump_and_one_exchange(hub, sim) -> None:
+    session = hub.open_session(login(hub, sim, "UK9394"))
+    for exchange in (None, "NFO"):
+        ours = session.instruments(exchange)
+        theirs = session.kite.instruments(exchange)  # kiteconnect's own parser, same dump
+        assert ours == theirs and len(ours) > 100
+    assert {r["exchange"] for r in session.instruments("NFO")} == {"NFO"}

@@ -12,7 +12,13 @@ import pytest
 from kiteconnect import KiteConnect
 
 from desktop.broker.errors import InputRejected
-from desktop.broker.instruments import ContractNotFound, InstrumentBook, InstrumentCache, instrument_from_row
+from desktop.broker.instruments import (
+    ContractNotFound,
+    InstrumentBook,
+    InstrumentCache,
+    instrument_from_row,
+    parse_instruments_csv,
+)
 from desktop.domain import OptionRight, Segment
 
 MOCKS = Path("/work/shared/kite-mocks")
@@ -163,3 +169,22 @@ def test_zero_offset_is_the_at_the_money_strike_for_both_rights(book: Instrument
     assert call.strike == put.strike == Decimal(25900)
     assert (call.right, put.right) == (OptionRight.CE, OptionRight.PE)
     assert call.tradingsymbol != put.tradingsymbol and call.expiry == put.expiry == date(2026, 1, 13)
+
+
+@pytest.mark.parametrize("name", ["instruments_all.csv", "instruments_nse.csv"])
+def test_our_dump_parser_gives_exactly_kiteconnects_rows(name: str) -> None:
+    raw = (MOCKS / name).read_bytes()
+    ours = parse_instruments_csv(raw)
+    theirs = KiteConnect("k")._parse_instruments(raw)
+    assert ours == theirs and len(ours) > 50
+    dated = [r for r in ours if r["expiry"]]
+    assert all(isinstance(r["expiry"], date) for r in dated)  # converted, not left as text
+
+
+def test_an_unusual_ten_character_expiry_still_parses_like_kiteconnect() -> None:
+    raw = (MOCKS / "instruments_all.csv").read_text().splitlines()
+    header, row = raw[0], raw[1].split(",")
+    row[5] = "13/01/2026"  # not ISO: dateutil reads it, as kiteconnect would
+    text = "\n".join([header, ",".join(row)])
+    assert parse_instruments_csv(text) == KiteConnect("k")._parse_instruments(text.encode())
+    assert parse_instruments_csv(text)[0]["expiry"] == date(2026, 1, 13)

@@ -227,3 +227,28 @@ def test_a_workspace_still_opening_stops_opening_tabs_once_the_window_closes(qtb
     window._closing = True  # as shutdown() sets it
     qtbot.wait(200)
     assert len(window.session_tabs()) == 1
+
+
+def test_a_started_workspace_opens_every_tab_before_starting_its_sessions_one_per_pass(qtbot, engine):
+    from desktop.resources import resource_path
+
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    events: list[str] = []
+    original_open = engine.open_session
+
+    def open_session(user_id: str, label: str):  # type: ignore[no-untyped-def]
+        session = original_open(user_id, label)
+        original_start = session.start
+        session.start = lambda params: (events.append(f"start {label}"), original_start(params))  # type: ignore[method-assign]
+        events.append(f"open {label}")
+        return session
+
+    engine.open_session = open_session  # type: ignore[method-assign]
+    assert window.open_workspace(resource_path("demo_workspace.toml"), start=True) == 3
+    assert events == ["open Computer 1"]  # the rest come in later passes
+    qtbot.waitUntil(lambda: len(events) == 6, timeout=3000)
+    labels = ["Computer 1", "Computer 2", "Computer 3"]
+    assert events == [f"open {x}" for x in labels] + [f"start {x}" for x in labels]
+    assert all(s.calls[0][0] == "start" for s in engine.opened)
+    _shutdown(qtbot, window)
