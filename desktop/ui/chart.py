@@ -36,6 +36,7 @@ MAX_PREMIUM_SAMPLES = 5_000
 PREMIUM_REDRAW_S = 0.5
 STAGGER_STEP_MS = 15  # from one chart's first paint to the next chart's release
 DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain before it never ran
+FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints empty (axes and all)
 
 
 def _render_axis(axis: pg.AxisItem) -> None:
@@ -85,7 +86,14 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._steps: deque[Callable[[], None]] = deque(
             [self._build_price_plot, self._build_overlays, self._build_premium_plot, self._finish_build]
         )
-        if not staged:
+        if staged:
+            # Until its first bars arrive the chart paints only its background: an empty chart's first paint
+            # (axes, tick labels) cost 15-30 ms, repeated moments later with the bars, while the session's
+            # threads were starting and every call back into Python waited for the GIL.
+            self._awaiting_data = True
+            self.defer_paint(fallback_ms=FIRST_DATA_FALLBACK_MS)
+        else:
+            self._awaiting_data = False
             while self.build_step():
                 pass
 
@@ -254,6 +262,9 @@ class IndexChart(pg.GraphicsLayoutWidget):
             # would otherwise record every bar that closed meanwhile inside that one paint.
             x0, x1 = self.price_plot.getViewBox().viewRange()[0]
             self.candles.ensure_drawn(math.floor(x0), math.ceil(x1) + 1)
+        if self._awaiting_data and seg.bars:
+            self._awaiting_data = False
+            self.release_paint()
         if seg.markers is not self._markers:
             self._markers = seg.markers
             self._draw_markers(seg)

@@ -311,3 +311,29 @@ def test_axes_made_stale_in_the_background_are_regenerated_ahead_of_the_paint(qt
     left.generateDrawSpecs = lambda p: specs.append(1) or original(p)
     chart.grab()
     assert specs == []  # the paint only replayed the picture
+
+
+def _colours(chart: IndexChart) -> set[int]:
+    image = chart.grab().toImage()
+    return {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+
+
+def test_a_staged_chart_is_built_in_steps_and_paints_only_its_background_until_its_first_bars(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK, staged=True)
+    qtbot.addWidget(chart)
+    chart.resize(600, 400)
+    steps = 0
+    while chart.build_step():
+        steps += 1
+    assert chart.ready and steps == 3  # four steps in all
+    chart.update_from(_seg((), 1))  # a snapshot before the warm-up: no bars yet
+    assert len(_colours(chart)) == 1  # the background only: no axes, no labels
+    chart.update_from(_seg(make_bars(120), 2))
+    assert len(_colours(chart)) > 3  # candles, axes and their labels
+
+
+def test_a_chart_built_at_once_paints_its_axes_without_waiting_for_bars(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    chart.resize(600, 400)
+    assert chart.ready and len(_colours(chart)) > 1
