@@ -18,6 +18,7 @@ from desktop.broker.hub import BrokerHub
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator
+from desktop.broker.sim.process import SimProcess
 from desktop.domain import MARKET_CLOSE, Mode, SessionKey
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
@@ -81,6 +82,7 @@ class Engine:
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()
         self._sim: Simulator | None = None
+        self._sim_process: SimProcess | None = None
         self._external_clock: _ExternalClock | None = None
         self._demo_profiles: dict[str, Profile] = {}
         self.writer = StoreWriter()
@@ -91,16 +93,29 @@ class Engine:
     # -- demo -----------------------------------------------------------------------------------------
 
     def start_demo(
-        self, speed: float = 30.0, seed: int = 1, start: datetime | None = None, sim_url: str | None = None
+        self,
+        speed: float = 30.0,
+        seed: int = 1,
+        start: datetime | None = None,
+        sim_url: str | None = None,
+        separate_process: bool = False,
     ) -> None:
         """Starts the embedded simulator (or uses the one running at `sim_url`) and logs its demo accounts
-        (UK9394, UK1234) in by themselves. `start` is the simulator's first market time."""
+        (UK9394, UK1234) in by themselves. `start` is the simulator's first market time.
+
+        `separate_process`: the simulator runs in a child process (sim/process.py), so its Python never
+        competes with this process's threads for the GIL; the window's demo runs it so. Stopped by `close`.
+        """
         if self._demo_profiles:
             return
         if self.secrets.secure and not self.registry.sessions():
             # The demo's accounts and tokens must never reach the OS keyring.
             self.secrets = self.hub.secrets = self._services.secrets = MemorySecretStore()
-        if sim_url is None:
+        if sim_url is None and separate_process:
+            self._sim_process = SimProcess.start(speed=speed, seed=seed, start=start)
+            url, ws_url = self._sim_process.url, self._sim_process.ws_url
+            self._external_clock = _ExternalClock(url)
+        elif sim_url is None:
             self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
             url, ws_url = self._sim.url, self._sim.ws_url
         else:
@@ -129,9 +144,9 @@ class Engine:
         return self._external_clock.url if self._external_clock else None
 
     @property
-    def simulator(self) -> Simulator | None:
-        """The embedded simulator (tests, faults), or None."""
-        return self._sim
+    def simulator(self) -> Simulator | SimProcess | None:
+        """The demo's simulator, embedded or in its own process (tests, faults), or None."""
+        return self._sim if self._sim is not None else self._sim_process
 
     def market_time(self) -> datetime:
         """The engine's clock: the simulator's market time in a demo, else IST wall-clock time."""
@@ -286,3 +301,6 @@ class Engine:
         if self._sim is not None:
             self._sim.stop()
             self._sim = None
+        if self._sim_process is not None:
+            self._sim_process.stop()
+            self._sim_process = None

@@ -68,10 +68,8 @@ def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
     start = demo_start_time()
 
     def run() -> None:
-        try:
-            engine.start_demo(speed=speed, seed=seed, start=start)
-        except TypeError:  # an engine without the start argument
-            engine.start_demo(speed=speed, seed=seed)
+        # The simulator in a process of its own: in this one, its Python held the GIL the window needs.
+        engine.start_demo(speed=speed, seed=seed, start=start, separate_process=True)
 
     def opened(_: object) -> None:
         window.statusBar().showMessage("Demo running", 5000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -92,10 +93,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-rate-limits", action="store_true", help="do not enforce Kite's per-account rate limits"
     )
+    p.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the process that started this one ends (the window's demo uses it)",
+    )
     return p
 
 
-async def _serve(config: SimConfig) -> None:
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Sets `stop` once this process's parent has ended (it is then adopted by another process)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+        if os.getppid() != parent:
+            stop.set()
+
+
+async def _serve(config: SimConfig, exit_with_parent: bool = False) -> None:
     state = SimState(config)
     runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -118,9 +133,12 @@ async def _serve(config: SimConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_watch_parent(stop)) if exit_with_parent else None
     try:
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         print("Stopping the simulator...", flush=True)
         await runner.cleanup()
 
@@ -140,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
     )
     try:
-        asyncio.run(_serve(config))
+        asyncio.run(_serve(config, exit_with_parent=args.exit_with_parent))
     except ValueError as exc:  # e.g. a --start on a weekend
         print(f"kitedesk sim: {exc}", file=sys.stderr)
         return 2
