@@ -45,6 +45,7 @@ from desktop.ui.workers import JobRunner
 # A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing), one
 # step per event-loop pass, this far apart: a whole panel in one pass froze the window as a session started.
 BUILD_GAP_MS = 10
+TABLES_DELAY_MS = 3  # the tables update this long after the refresh that drew the charts
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
 
@@ -144,6 +145,7 @@ class SessionTab(QWidget):
         self._snapshot: SessionSnapshot | None = None
         self._segment_panels: dict[str, SegmentPanel] = {}
         self._build_scheduled = False  # a step of building the segment panels is due
+        self._tables_due = False  # the tables' update is scheduled (its own pass)
         self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
         self.last_error = ""
@@ -443,12 +445,26 @@ class SessionTab(QWidget):
         # millisecond apart): Qt paints a chart while processing its scene's changes, and two charts that
         # changed in one pass painted back to back (a bar close and a trade: 40-60 ms in one go).
         self._show_segments(list(snap.segments), force_all, self.drawing and not force_all, self._body_turn)
-        self.positions_model.set_rows(held_positions(snap))
-        self.orders_model.set_rows(snap.orders)
-        self.trades_model.set_rows(snap.fills)
+        if self.drawing and not force_all:
+            # The tables in a pass of their own, after the charts': a first trade gave the three tables their
+            # first rows (columns measured and widened) in the pass that also drew it on the chart.
+            if not self._tables_due:
+                self._tables_due = True
+                QTimer.singleShot(TABLES_DELAY_MS, self, self._show_tables)
+        else:
+            self._show_tables()
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
         self._update_buttons()
+
+    def _show_tables(self) -> None:
+        self._tables_due = False
+        snap = self._snapshot
+        if snap is None:
+            return
+        self.positions_model.set_rows(held_positions(snap))
+        self.orders_model.set_rows(snap.orders)
+        self.trades_model.set_rows(snap.fills)
 
     def _show_segments(
         self,

@@ -145,7 +145,7 @@ def test_segments_show_held_position_and_positions_table(qtbot):
         and "NIFTY2611325900CE" in panel.position.text()
         and "SL 173.25" in panel.position.text()
     )
-    assert tab.positions_model.rowCount() == 1
+    qtbot.waitUntil(lambda: tab.positions_model.rowCount() == 1, timeout=2000)
     assert tab.positions_model.row(0).tradingsymbol == "NIFTY2611325900CE"
     assert "+₹125.50" in tab.pnl_label.text()
 
@@ -234,3 +234,17 @@ def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_t
     assert [n for n, _ in steps] == [1] * 6 + [2] * 6
     assert [ready for _, ready in steps] == [False] * 5 + [True] + [False] * 5 + [True]
     assert all(p.chart.candles.bars for p in tab._segment_panels.values())
+
+
+def test_the_tables_update_in_an_event_loop_pass_after_the_charts(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    qtbot.waitUntil(
+        lambda: tab.segment_panel("NIFTY") is not None and tab.segment_panel("NIFTY").ready, timeout=3000
+    )
+    assert tab.positions_model.rowCount() == 0
+    session.hold()
+    tab.refresh()
+    assert "NIFTY2611325900CE" in tab.segment_panel("NIFTY").position.text()  # the chart's panel: now
+    assert tab.positions_model.rowCount() == 0  # the tables: not in this pass
+    qtbot.waitUntil(lambda: tab.positions_model.rowCount() == 1, timeout=2000)
