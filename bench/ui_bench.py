@@ -117,7 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--speed", type=float, default=DEFAULT_DEMO_SPEED)
     ap.add_argument("--events", action="store_true", help="also time every GUI-thread event (slower)")
+    ap.add_argument(
+        "--switch-interval", type=float, help="sys.setswitchinterval (seconds) to try instead of the Engine's"
+    )
     args = ap.parse_args(argv)
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)  # the Engine only ever lowers it
 
     event_times = _EventTimes()
     if args.events:

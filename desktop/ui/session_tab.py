@@ -425,8 +425,14 @@ class SessionTab(QWidget):
             return  # a background tab catches up in small steps (catch_up), called at a low rate
         self._show_body(snap, force_all)
 
+    def catch_up_now(self) -> None:
+        """Pulls the latest snapshot (header, premium samples) and catches the body up: a background tab's turn."""
+        self.refresh()
+        self.catch_up()
+
     def catch_up(self) -> None:
-        """Background work at a low rate: charts (one bar-close redraw per call) and tables follow the session.
+        """Background work at a low rate: charts (one bar-close redraw per call, one chart per event-loop
+        pass) and tables (a pass of their own) follow the session.
 
         Nothing is painted while the tab is hidden, so bringing it forward only paints, with no backlog of
         curves, axes and table rows to rebuild in that one frame.
@@ -444,8 +450,10 @@ class SessionTab(QWidget):
         # In front, each chart that changed is shown in its own event-loop pass (one after the other, a
         # millisecond apart): Qt paints a chart while processing its scene's changes, and two charts that
         # changed in one pass painted back to back (a bar close and a trade: 40-60 ms in one go).
-        self._show_segments(list(snap.segments), force_all, self.drawing and not force_all, self._body_turn)
-        if self.drawing and not force_all:
+        # Hidden, the same: a background tab catching up is not painted, but its charts' updates (a bar
+        # close, a trade's marks and premium strip) and its tables cost as much and ran in one pass.
+        self._show_segments(list(snap.segments), force_all, not force_all, self._body_turn)
+        if not force_all:
             # The tables in a pass of their own, after the charts': a first trade gave the three tables their
             # first rows (columns measured and widened) in the pass that also drew it on the chart.
             if not self._tables_due:
@@ -491,7 +499,7 @@ class SessionTab(QWidget):
                 return
 
     def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> None:
-        if turn == self._body_turn and self.drawing:  # else a newer refresh shows newer snapshots
+        if turn == self._body_turn:  # else a newer refresh shows newer snapshots
             self._show_segments(segments, False, True, turn, full_done)
 
     def _show_header(self, snap: SessionSnapshot) -> None:

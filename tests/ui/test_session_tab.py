@@ -201,9 +201,12 @@ def test_charts_that_changed_are_shown_one_per_event_loop_pass(qtbot):
     qtbot.waitUntil(lambda: "09:30:05" in banknifty.tick.text(), timeout=2000)
 
 
-def test_a_hidden_tab_catches_up_every_chart_at_once(qtbot):
+def test_a_hidden_tab_catches_up_every_chart_one_per_event_loop_pass(qtbot):
     tab, session, _ = _tab(qtbot)
     tab.request_start()
+    qtbot.waitUntil(
+        lambda: len(tab._segment_panels) == 2 and all(p.ready for p in tab._segment_panels.values())
+    )
     tab.drawing = False  # another tab is in front
     session.segments = tuple(
         replace(s, last_tick_time=datetime(2026, 1, 8, 9, 31, 0)) for s in session.segments
@@ -211,7 +214,11 @@ def test_a_hidden_tab_catches_up_every_chart_at_once(qtbot):
     session.version += 1
     tab.refresh()
     tab.catch_up()
-    assert all("09:31:00" in p.tick.text() for p in tab._segment_panels.values())
+    shown = ["09:31:00" in p.tick.text() for p in tab._segment_panels.values()]
+    assert shown == [True, False]  # the second chart's turn is the next pass
+    qtbot.waitUntil(
+        lambda: all("09:31:00" in p.tick.text() for p in tab._segment_panels.values()), timeout=2000
+    )
 
 
 def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_that_starts_it(qtbot):
