@@ -252,3 +252,21 @@ def test_a_started_workspace_opens_every_tab_before_starting_its_sessions_one_pe
     assert events == [f"open {x}" for x in labels] + [f"start {x}" for x in labels]
     assert all(s.calls[0][0] == "start" for s in engine.opened)
     _shutdown(qtbot, window)
+
+
+def test_a_background_tab_catches_up_in_a_pass_of_its_own_after_the_front_tabs_refresh(qtbot, engine):
+    from desktop.ui.main_window import BACKGROUND_EVERY
+
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    window.timer.stop()  # the test drives the refresh itself
+    window.open_session("UK9394", "Computer 1", paper_params())
+    back = window.open_session("UK1234", "Computer 2", paper_params())
+    window.tabs.setCurrentIndex(0)  # Computer 2 is now in the background
+    turns: list[str] = []
+    back.catch_up_now = lambda: turns.append("caught up")  # type: ignore[method-assign]
+    for _ in range(BACKGROUND_EVERY):
+        window.refresh()
+    assert turns == []  # not inside the front tab's refresh
+    qtbot.waitUntil(lambda: turns == ["caught up"], timeout=2000)
+    _shutdown(qtbot, window)
