@@ -42,6 +42,7 @@ from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
+from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
 from desktop.ui.workers import JobRunner
@@ -52,8 +53,6 @@ BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables ever
 BACKGROUND_GAP_MS = 4  # a background tab's catch-up runs this long after the front tab's refresh
 FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
-OPEN_TAB_GAP_MS = 30  # between the tabs of a workspace being opened: the window repaints in between
-START_GAP_MS = 250  # between the starts of a workspace's sessions: each begins loading before the next
 TABS_FILE = "open-tabs.toml"
 
 
@@ -65,6 +64,7 @@ class MainWindow(QMainWindow):
         self.engine = engine
         self.demo = demo
         self.jobs = JobRunner(self)
+        self.steps = StepQueue(parent=self)  # construction work (tabs, panels, starts): one step per pass
         self._settings_dir = Path(settings_dir or engine.home())
         self._settings_dir.mkdir(parents=True, exist_ok=True)
         self.settings = QSettings(str(self._settings_dir / SETTINGS_FILE), QSettings.Format.IniFormat)
@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
     def open_session(self, user_id: str, label: str, params: StrategyParams | None = None) -> SessionTab:
         """Opens a tab for a new session of `user_id` (parameters pre-filled, not started)."""
         session = self.engine.open_session(user_id, label)
-        tab = SessionTab(session, self.theme, self.jobs, self._strategies)
+        tab = SessionTab(session, self.theme, self.jobs, self._strategies, steps=self.steps)
         if params is not None:
             tab.form.set_params(params)
         tab.sig_login_requested.connect(self.show_login)
@@ -321,37 +321,27 @@ class MainWindow(QMainWindow):
         """
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
-        first: SessionTab | None = None
         opened: list[tuple[SessionTab, StrategyParams]] = []
 
-        def open_next() -> None:
-            nonlocal first
-            if self._closing:  # the window began to close between two tabs
-                return
-            if not entries:
-                if start and opened:
-                    QTimer.singleShot(OPEN_TAB_GAP_MS, start_next)
-                return
-            entry = entries.pop(0)
-            tab = self.open_session(entry.profile, entry.label, entry.params)
-            opened.append((tab, entry.params))
-            first = first or tab
-            self.tabs.setCurrentIndex(self.tabs.indexOf(first))  # opening a tab brings it forward
-            QTimer.singleShot(OPEN_TAB_GAP_MS, open_next)  # a real gap: timers due together run in one sweep
-
         # Every tab is built before any session starts: a session starting (its threads loading instruments
-        # and history) makes the GUI thread wait for the GIL between its Qt calls, and building a tab
-        # meanwhile took two to three times as long. Each start is a pass of its own.
-        def start_next() -> None:
-            if self._closing or not opened:
-                return
-            tab, params = opened.pop(0)
-            if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
-                tab.start_with(params)
-            if opened:
-                QTimer.singleShot(START_GAP_MS, start_next)
+        # and history) makes the GUI thread wait for the GIL, and building a tab meanwhile took two to three
+        # times as long. Each tab and each start is a step of the window's StepQueue: one per pass.
+        def step() -> bool:
+            if self._closing:  # the window began to close meanwhile
+                return False
+            if entries:
+                entry = entries.pop(0)
+                tab = self.open_session(entry.profile, entry.label, entry.params)
+                opened.append((tab, entry.params))
+                self.tabs.setCurrentIndex(self.tabs.indexOf(opened[0][0]))  # the first one in front
+            elif start and opened:
+                tab, params = opened.pop(0)
+                if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
+                    tab.start_with(params)
+            return bool(entries) or (start and bool(opened))
 
-        open_next()
+        if step():
+            self.steps.add(self, step)
         return len(ws.sessions)
 
     def open_workspace_dialog(self) -> None:

@@ -28,6 +28,7 @@ from desktop.ui.fence import GeometryFence
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.segment_panel import SegmentPanel
+from desktop.ui.steps import StepQueue
 from desktop.ui.tables import (
     ORDER_COLUMNS,
     POSITION_COLUMNS,
@@ -43,8 +44,8 @@ from desktop.ui.theme import BADGE_STYLE, LOGIN_BANNER_STYLE, Theme, pnl_color
 from desktop.ui.workers import JobRunner
 
 # A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing), one
-# step per event-loop pass, this far apart: a whole panel in one pass froze the window as a session started.
-BUILD_GAP_MS = 10
+# step per event-loop pass through the window's StepQueue: a whole panel in one pass froze the window as a
+# session started.
 TABLES_DELAY_MS = 3  # the tables update this long after the refresh that drew the charts
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
@@ -134,8 +135,11 @@ class SessionTab(QWidget):
         jobs: JobRunner,
         strategies: list[str],
         parent: QWidget | None = None,
+        steps: StepQueue | None = None,
     ) -> None:
+        """`steps`: the window's queue of construction steps (one per event-loop pass); a tab alone has its own."""
         super().__init__(parent)
+        self._steps = steps if steps is not None else StepQueue(parent=self)
         self.session = session
         self.label = session.label
         self._theme = theme
@@ -517,18 +521,19 @@ class SessionTab(QWidget):
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
         self._update_buttons()
 
-    def _schedule_build(self) -> None:
-        if self._build_scheduled:
-            return
+    def _panels_to_build(self) -> bool:
         snap = self._snapshot
         missing = snap is not None and any(s.segment.value not in self._segment_panels for s in snap.segments)
-        if missing or any(not p.ready for p in self._segment_panels.values()):
-            self._build_scheduled = True
-            QTimer.singleShot(BUILD_GAP_MS, self, self._build_next)
+        return missing or any(not p.ready for p in self._segment_panels.values())
 
-    def _build_next(self) -> None:
-        """One step of building the segment panels: the panel under way first, then the next one missing."""
-        self._build_scheduled = False
+    def _schedule_build(self) -> None:
+        if not self._build_scheduled and self._panels_to_build():
+            self._build_scheduled = True
+            self._steps.add(self, self._build_next)
+
+    def _build_next(self) -> bool:
+        """One step of building the segment panels (the panel under way first, then the next one missing);
+        True while more remain."""
         snap = self._snapshot
         under_way = next((p for p in self._segment_panels.values() if not p.ready), None)
         if under_way is not None:
@@ -541,7 +546,8 @@ class SessionTab(QWidget):
                 self.segments_area.addWidget(panel)
                 self.log_panel.set_segments([seg.segment.value])
                 panel.show_snapshot(seg)  # its labels now; the chart draws it when built
-        self._schedule_build()
+        self._build_scheduled = self._panels_to_build()
+        return self._build_scheduled
 
     def _show_badge(self) -> None:
         snap = self._snapshot

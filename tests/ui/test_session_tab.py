@@ -226,10 +226,11 @@ def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_t
     steps: list[tuple[int, bool]] = []  # (panels, the newest one is ready) after each step
     original = tab._build_next
 
-    def counted() -> None:
-        original()
+    def counted() -> bool:
+        more = original()
         panels = list(tab._segment_panels.values())
         steps.append((len(panels), bool(panels) and panels[-1].ready))
+        return more
 
     tab._build_next = counted  # type: ignore[method-assign]
     tab.request_start()  # NIFTY and BANKNIFTY
