@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import sys
 from collections.abc import Callable, Sequence
 
@@ -62,6 +64,12 @@ def _usage() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `kitedesk` console script."""
+    # A crash in native code (Qt, a driver) would otherwise end the process without a word: the Python
+    # stacks of every thread go to stderr. Trading state is in the journal either way.
+    if sys.stderr is not None and not faulthandler.is_enabled():
+        # A stderr without a file (a windowed launcher) cannot take it.
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            faulthandler.enable(all_threads=True)
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
         func, _ = SUBCOMMANDS[args[0]]
