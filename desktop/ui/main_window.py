@@ -50,7 +50,6 @@ from desktop.ui.workers import JobRunner
 REFRESH_HZ = 15
 STATUS_EVERY = 4  # status-bar totals at REFRESH_HZ / 4
 BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables every 3rd tick (5 Hz in all)
-BACKGROUND_GAP_MS = 4  # a background tab's catch-up runs this long after the front tab's refresh
 FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
 TABS_FILE = "open-tabs.toml"
@@ -440,9 +439,14 @@ class MainWindow(QMainWindow):
             return
         self._background_turn = (self._background_turn + 1) % len(others)
         other = others[self._background_turn]
-        # In a pass of its own: the front tab's refresh may have been cheap while the charts' updates it
+
+        # A step of its own: the front tab's refresh may have been cheap while the charts' updates it
         # queued (one per pass) were not, and a background tab's catch-up ran in the same pass as them.
-        QTimer.singleShot(BACKGROUND_GAP_MS, other, other.catch_up_now)
+        def one_turn() -> bool:
+            other.catch_up_now()
+            return False
+
+        self.steps.add(other, one_turn)
 
     def _refresh_status(self) -> None:
         running, total, pnl = 0, 0, Decimal(0)

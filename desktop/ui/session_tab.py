@@ -46,7 +46,6 @@ from desktop.ui.workers import JobRunner
 # A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing), one
 # step per event-loop pass through the window's StepQueue: a whole panel in one pass froze the window as a
 # session started.
-TABLES_DELAY_MS = 3  # the tables update this long after the refresh that drew the charts
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 SQUARE_OFF, KEEP = "square_off", "keep"
 
@@ -462,12 +461,16 @@ class SessionTab(QWidget):
             # first rows (columns measured and widened) in the pass that also drew it on the chart.
             if not self._tables_due:
                 self._tables_due = True
-                QTimer.singleShot(TABLES_DELAY_MS, self, self._show_tables)
+                self._steps.add(self, self._tables_step)
         else:
             self._show_tables()
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
         self._update_buttons()
+
+    def _tables_step(self) -> bool:
+        self._show_tables()
+        return False
 
     def _show_tables(self) -> None:
         self._tables_due = False
@@ -499,12 +502,15 @@ class SessionTab(QWidget):
                 full_done = True
             changed = panel.show_snapshot(seg)
             if changed and one_per_pass and segments:
-                QTimer.singleShot(1, self, partial(self._next_segments, segments, turn, full_done))
+                # The rest in later passes, through the window's StepQueue: the timers of a chart chain, the
+                # tables and a background tab, when due together, ran in one sweep (a first trade: 60 ms).
+                self._steps.add(self, partial(self._next_segments, segments, turn, full_done))
                 return
 
-    def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> None:
+    def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> bool:
         if turn == self._body_turn:  # else a newer refresh shows newer snapshots
             self._show_segments(segments, False, True, turn, full_done)
+        return False  # what is left, if anything, was queued again as a step of its own
 
     def _show_header(self, snap: SessionSnapshot) -> None:
         # Texts are compared before they are set: a label given a new text re-lays out its row.
