@@ -261,13 +261,20 @@ class SessionTab(QWidget):
         # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch,
         # and on each relayout: a new row, a scroll bar appearing), which made fencing the pages unneeded.
         tabs.setDocumentMode(True)
+        self.log_panel = LogPanel()
+        self.bottom_tabs = tabs
+        # The pages come in a step of their own (a third of building a tab): a tab opened in one pass of
+        # 50-60 ms, and three tabs of a workspace open one after another.
+        self._steps.add(self, self._add_table_pages)
+        return tabs
+
+    def _add_table_pages(self) -> bool:
+        tabs = self.bottom_tabs
         tabs.addTab(SpecTableView(self.positions_model), "Positions")
         tabs.addTab(SpecTableView(self.orders_model), "Orders")
         tabs.addTab(SpecTableView(self.trades_model), "Trades")
-        self.log_panel = LogPanel()
         tabs.addTab(self.log_panel, "Log")
-        self.bottom_tabs = tabs
-        return tabs
+        return False
 
     # ------------------------------------------------------------------ engine signals
     @Slot(object)

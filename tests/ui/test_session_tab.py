@@ -256,3 +256,10 @@ def test_the_tables_update_in_an_event_loop_pass_after_the_charts(qtbot):
     assert "NIFTY2611325900CE" in tab.segment_panel("NIFTY").position.text()  # the chart's panel: now
     assert tab.positions_model.rowCount() == 0  # the tables: not in this pass
     qtbot.waitUntil(lambda: tab.positions_model.rowCount() == 1, timeout=2000)
+
+
+def test_a_new_tabs_table_pages_are_added_in_a_later_pass(qtbot):
+    tab, _, _ = _tab(qtbot)
+    assert tab.bottom_tabs.count() == 0  # not in the pass that built the tab
+    qtbot.waitUntil(lambda: tab.bottom_tabs.count() == 4, timeout=2000)
+    assert [tab.bottom_tabs.tabText(i) for i in range(4)] == ["Positions", "Orders", "Trades", "Log"]
