@@ -53,6 +53,7 @@ BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables ever
 FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
 TABS_FILE = "open-tabs.toml"
+START_WAIT_S = 2.0  # a workspace's next session starts once the one before has loaded, or after this
 
 
 class MainWindow(QMainWindow):
@@ -321,10 +322,13 @@ class MainWindow(QMainWindow):
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
         opened: list[tuple[SessionTab, StrategyParams]] = []
+        loading: list[Any] = []  # the session started last and when, while it may still be loading
 
         # Every tab is built before any session starts: a session starting (its threads loading instruments
         # and history) makes the GUI thread wait for the GIL, and building a tab meanwhile took two to three
-        # times as long. Each tab and each start is a step of the window's StepQueue: one per pass.
+        # times as long. Each tab and each start is a step of the window's StepQueue: one per pass. A session
+        # starts once the one before it has loaded (or START_WAIT_S): six agents warming up at once left
+        # the GUI thread a sixth of the GIL.
         def step() -> bool:
             if self._closing:  # the window began to close meanwhile
                 return False
@@ -334,9 +338,13 @@ class MainWindow(QMainWindow):
                 opened.append((tab, entry.params))
                 self.tabs.setCurrentIndex(self.tabs.indexOf(opened[0][0]))  # the first one in front
             elif start and opened:
+                still_loading = loading and loading[0].session.snapshot().state is SessionState.STARTING
+                if still_loading and time.monotonic() - loading[1] < START_WAIT_S:
+                    return True  # the previous session is still loading: asked again next pass
                 tab, params = opened.pop(0)
                 if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
                     tab.start_with(params)
+                    loading[:] = [tab, time.monotonic()]
             return bool(entries) or (start and bool(opened))
 
         if step():

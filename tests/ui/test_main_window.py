@@ -270,3 +270,36 @@ def test_a_background_tab_catches_up_in_a_pass_of_its_own_after_the_front_tabs_r
     assert turns == []  # not inside the front tab's refresh
     qtbot.waitUntil(lambda: turns == ["caught up"], timeout=2000)
     _shutdown(qtbot, window)
+
+
+def test_a_workspaces_next_session_starts_once_the_one_before_has_loaded(qtbot, engine):
+    from desktop.engine.snapshots import SessionState
+    from desktop.resources import resource_path
+
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    original_open = engine.open_session
+    starts: list[str] = []
+
+    def open_session(user_id: str, label: str):  # type: ignore[no-untyped-def]
+        session = original_open(user_id, label)
+        original_start = session.start
+
+        def start(params):  # type: ignore[no-untyped-def]
+            original_start(params)
+            session.state = SessionState.STARTING  # loading its instruments and history
+            starts.append(label)
+
+        session.start = start  # type: ignore[method-assign]
+        return session
+
+    engine.open_session = open_session  # type: ignore[method-assign]
+    window.open_workspace(resource_path("demo_workspace.toml"), start=True)
+    qtbot.waitUntil(lambda: starts == ["Computer 1"], timeout=3000)
+    qtbot.wait(300)
+    assert starts == ["Computer 1"]  # the second waits while the first loads
+    engine.opened[0].state = SessionState.RUNNING
+    qtbot.waitUntil(lambda: starts == ["Computer 1", "Computer 2"], timeout=3000)
+    engine.opened[1].state = SessionState.RUNNING
+    qtbot.waitUntil(lambda: len(starts) == 3, timeout=3000)
+    _shutdown(qtbot, window)
