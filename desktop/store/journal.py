@@ -24,6 +24,8 @@ from desktop.store.records import (
 )
 from desktop.store.schema import journal, outbox, sync_cursors
 
+_JOURNAL_INSERT = insert(journal)  # built once, run with parameters (see database.py)
+
 
 class JournalRepository:
     """Engine events, appended durably and read back per session in the order they happened."""
@@ -48,17 +50,18 @@ class JournalRepository:
 
         def work(conn: Connection) -> int:
             result = conn.execute(
-                insert(journal).values(
-                    id=record_id,
-                    broker_id=key.broker_id,
-                    device_id=self._db.device_id,
-                    session_id=key.session_id,
-                    segment=None if segment is None else Segment(segment).value,
-                    kind=kind,
-                    payload_json=to_json(payload),
-                    market_time=market_time,
-                    recorded_at_utc=utc_now(),
-                )
+                _JOURNAL_INSERT,
+                {
+                    "id": record_id,
+                    "broker_id": key.broker_id,
+                    "device_id": self._db.device_id,
+                    "session_id": key.session_id,
+                    "segment": None if segment is None else Segment(segment).value,
+                    "kind": kind,
+                    "payload_json": to_json(payload),
+                    "market_time": market_time,
+                    "recorded_at_utc": utc_now(),
+                },
             )
             seq = result.inserted_primary_key[0] if result.inserted_primary_key else None
             if seq is None:

@@ -17,6 +17,8 @@ from desktop.store.schema import order_intents, orders
 from desktop.store.sessions import check_mode
 
 FINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_final)
+# Built once, run with parameters (see database.py): an intent is saved before every order.
+_INTENT_INSERT = insert(order_intents).on_conflict_do_nothing()
 
 
 class IntentRepository:
@@ -29,7 +31,7 @@ class IntentRepository:
         """Commits the intent durably (synchronous=FULL) before it may be sent; False if already saved."""
         key = require_key(intent.key)
         record_id = derived_id("intent", key.broker_id, key.session_id, intent.intent_id)
-        stmt = insert(order_intents).values(
+        values = dict(
             id=record_id,
             broker_id=key.broker_id,
             device_id=self._db.device_id,
@@ -52,7 +54,7 @@ class IntentRepository:
 
         def work(conn: Connection) -> bool:
             check_mode(conn, key, intent.mode, "order intent")
-            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
+            added = conn.execute(_INTENT_INSERT, values).rowcount
             if added:
                 self._db.add_to_outbox(
                     conn, broker_id=key.broker_id, table_name="order_intents", record_id=record_id
