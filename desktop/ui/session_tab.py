@@ -149,6 +149,7 @@ class SessionTab(QWidget):
         self._segment_panels: dict[str, SegmentPanel] = {}
         self._build_scheduled = False  # a step of building the segment panels is due
         self._tables_due = False  # the tables' update is scheduled (its own pass)
+        self._state_refresh_due = False  # a refresh for a state change is queued
         self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
         self.last_error = ""
@@ -289,7 +290,17 @@ class SessionTab(QWidget):
 
     @Slot(str)
     def _on_state_changed(self, _state: str) -> None:
+        # A step of the window's queue, not at once: the signal comes from an engine thread at any moment,
+        # and its refresh (the first bars of a starting session: 10-15 ms) ran in the same sweep as a
+        # session starting and a chart painting.
+        if not self._state_refresh_due:
+            self._state_refresh_due = True
+            self._steps.add(self, self._state_refresh_step)
+
+    def _state_refresh_step(self) -> bool:
+        self._state_refresh_due = False
         self.refresh(force=True)
+        return False
 
     @Slot()
     def _on_login_needed(self) -> None:

@@ -263,3 +263,12 @@ def test_a_new_tabs_table_pages_are_added_in_a_later_pass(qtbot):
     assert tab.bottom_tabs.count() == 0  # not in the pass that built the tab
     qtbot.waitUntil(lambda: tab.bottom_tabs.count() == 4, timeout=2000)
     assert [tab.bottom_tabs.tabText(i) for i in range(4)] == ["Positions", "Orders", "Trades", "Log"]
+
+
+def test_a_state_change_is_shown_in_a_later_pass_not_inside_the_signal(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    session.state = SessionState.HALTED
+    session.sig_state_changed.emit(SessionState.HALTED.value)  # as an engine thread's signal arrives
+    assert "halted" not in tab.state_label.text()
+    qtbot.waitUntil(lambda: "halted" in tab.state_label.text(), timeout=2000)
