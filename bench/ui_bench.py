@@ -245,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     for tab in window.session_tabs() or []:
         for panel in tab._segment_panels.values():
             chart_ms += list(panel.chart.update_ms)
-            bars_drawn += panel.chart.candles.bars_drawn
+            if panel.chart.ready:  # a chart still being built has no candles yet
+                bars_drawn += panel.chart.candles.bars_drawn
     # Tabs are gone after shutdown; the charts were collected by the window's children above when present.
     measured = time.perf_counter() - started[0] if started[0] else 0.0
     print(

@@ -322,7 +322,8 @@ class MainWindow(QMainWindow):
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
         opened: list[tuple[SessionTab, StrategyParams]] = []
-        loading: list[Any] = []  # the session started last and when, while it may still be loading
+        loading: list[SessionTab] = []  # the session started last, while it may still be loading
+        waiting_since: list[float] = []  # when the next start began waiting for it
 
         # Every tab is built before any session starts: a session starting (its threads loading instruments
         # and history) makes the GUI thread wait for the GIL, and building a tab meanwhile took two to three
@@ -339,12 +340,18 @@ class MainWindow(QMainWindow):
                 self.tabs.setCurrentIndex(self.tabs.indexOf(opened[0][0]))  # the first one in front
             elif start and opened:
                 still_loading = loading and loading[0].session.snapshot().state is SessionState.STARTING
-                if still_loading and time.monotonic() - loading[1] < START_WAIT_S:
-                    return True  # the previous session is still loading: asked again next pass
+                # Also after the window's other queued work (the previous session's panels, its first
+                # drawing): a start is 10-20 ms of the GUI thread's own.
+                if still_loading or len(self.steps) > 0:
+                    if not waiting_since:
+                        waiting_since.append(time.monotonic())
+                    if time.monotonic() - waiting_since[0] < START_WAIT_S:
+                        return True  # asked again next pass
+                waiting_since.clear()
                 tab, params = opened.pop(0)
                 if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
                     tab.start_with(params)
-                    loading[:] = [tab, time.monotonic()]
+                    loading[:] = [tab]
             return bool(entries) or (start and bool(opened))
 
         if step():

@@ -39,7 +39,7 @@ def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, qt
             window.tabs.setCurrentIndex(i)
             qtbot.waitUntil(
                 lambda tab=tab: (
-                    all(p.chart.candles.bars for p in tab._segment_panels.values())
+                    all(p.ready and p.chart.candles.bars for p in tab._segment_panels.values())
                     and len(tab._segment_panels) == 2
                 ),
                 timeout=10_000,
