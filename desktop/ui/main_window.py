@@ -164,9 +164,18 @@ class MainWindow(QMainWindow):
         # Only the tab in front draws charts and tables; the others keep their headers current.
         front = self.current_tab()
         for tab in self.session_tabs():
-            if tab is front and not tab.drawing:
-                tab.stagger_chart_paints()
-            tab.drawing = tab is front
+            if tab is not front:
+                tab.drawing = False
+        if front is not None and not front.drawing:
+            front.stagger_chart_paints()
+
+            # It starts drawing in a step of the window's queue, not in the sweep that lays out and paints
+            # the page it comes forward with (a refresh due in that sweep added its charts and tables).
+            def start_drawing() -> bool:
+                front.drawing = True
+                return False
+
+            self.steps.add(front, start_drawing)
         # No refresh here: the tab kept up in the background, so this frame only paints it; the next
         # tick (within 1/15 s) brings it fully current.
 

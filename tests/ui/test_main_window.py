@@ -303,3 +303,16 @@ def test_a_workspaces_next_session_starts_once_the_one_before_has_loaded(qtbot, 
     engine.opened[1].state = SessionState.RUNNING
     qtbot.waitUntil(lambda: len(starts) == 3, timeout=3000)
     _shutdown(qtbot, window)
+
+
+def test_a_tab_brought_forward_starts_drawing_a_pass_after_the_switch(qtbot, engine):
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    first = window.open_session("UK9394", "Computer 1", paper_params())
+    second = window.open_session("UK1234", "Computer 2", paper_params())
+    assert second.drawing and not first.drawing
+    window.tabs.setCurrentWidget(first)
+    assert not first.drawing and not second.drawing  # the switch's own sweep only lays out and paints
+    qtbot.waitUntil(lambda: first.drawing, timeout=2000)
+    assert not second.drawing
+    _shutdown(qtbot, window)
