@@ -69,9 +69,8 @@ class SegmentTrader:
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
         self.batch_picked = 0.0  # when this thread took the batch from its inbox (latency probes)
-        self.latency_probe: list[tuple[float, float]] | None = (
-            None  # (tick-to-intent, of it waiting in the inbox)
-        )
+        # Each entry's (tick-to-intent, of it waiting in the inbox), seconds.
+        self.latency_probe: list[tuple[float, float]] | None = None
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------

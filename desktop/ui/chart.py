@@ -81,8 +81,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.update_ms: deque[float] = deque(maxlen=2000)
         self._paint_deferred = False
         self._after_paint: Callable[[], None] | None = None
-        # Built in steps of 5-15 ms each: a whole chart is ~40 ms of GUI-thread work (pyqtgraph's PlotItems,
-        # axes, items), and a staged chart lets its panel spread that over event-loop passes.
+        # Built in steps of 2-7 ms each: a whole chart is ~20 ms of GUI-thread work (plots, axes, items), and
+        # a staged chart lets its panel spread that over event-loop passes.
         self._steps: deque[Callable[[], None]] = deque(
             [self._build_price_plot, self._build_overlays, self._build_premium_plot, self._finish_build]
         )

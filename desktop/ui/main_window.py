@@ -171,11 +171,7 @@ class MainWindow(QMainWindow):
 
             # It starts drawing in a step of the window's queue, not in the sweep that lays out and paints
             # the page it comes forward with (a refresh due in that sweep added its charts and tables).
-            def start_drawing() -> bool:
-                front.drawing = True
-                return False
-
-            self.steps.add(front, start_drawing)
+            self.steps.add(front, front.start_drawing)
         # No refresh here: the tab kept up in the background, so this frame only paints it; the next
         # tick (within 1/15 s) brings it fully current.
 
@@ -331,8 +327,8 @@ class MainWindow(QMainWindow):
         ws = load_workspace(path, known_strategies=self._strategies or None)
         entries = list(ws.sessions)
         opened: list[tuple[SessionTab, StrategyParams]] = []
-        loading: list[SessionTab] = []  # the session started last, while it may still be loading
-        waiting_since: list[float] = []  # when the next start began waiting for it
+        loading: SessionTab | None = None  # the session started last, while it may still be loading
+        waiting_since: float | None = None  # when the next start began waiting for it
 
         # Every tab is built before any session starts: a session starting (its threads loading instruments
         # and history) makes the GUI thread wait for the GIL, and building a tab meanwhile took two to three
@@ -340,6 +336,7 @@ class MainWindow(QMainWindow):
         # starts once the one before it has loaded (or START_WAIT_S): six agents warming up at once left
         # the GUI thread a sixth of the GIL.
         def step() -> bool:
+            nonlocal loading, waiting_since
             if self._closing:  # the window began to close meanwhile
                 return False
             if entries:
@@ -348,19 +345,20 @@ class MainWindow(QMainWindow):
                 opened.append((tab, entry.params))
                 self.tabs.setCurrentIndex(self.tabs.indexOf(opened[0][0]))  # the first one in front
             elif start and opened:
-                still_loading = loading and loading[0].session.snapshot().state is SessionState.STARTING
+                still_loading = (
+                    loading is not None and loading.session.snapshot().state is SessionState.STARTING
+                )
                 # Also after the window's other queued work (the previous session's panels, its first
                 # drawing): a start is 10-20 ms of the GUI thread's own.
                 if still_loading or len(self.steps) > 0:
-                    if not waiting_since:
-                        waiting_since.append(time.monotonic())
-                    if time.monotonic() - waiting_since[0] < START_WAIT_S:
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since < START_WAIT_S:
                         return True  # asked again next pass
-                waiting_since.clear()
+                waiting_since = None
                 tab, params = opened.pop(0)
                 if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
                     tab.start_with(params)
-                    loading[:] = [tab]
+                    loading = tab
             return bool(entries) or (start and bool(opened))
 
         if step():
@@ -463,14 +461,9 @@ class MainWindow(QMainWindow):
             return
         self._background_turn = (self._background_turn + 1) % len(others)
         other = others[self._background_turn]
-
         # A step of its own: the front tab's refresh may have been cheap while the charts' updates it
         # queued (one per pass) were not, and a background tab's catch-up ran in the same pass as them.
-        def one_turn() -> bool:
-            other.catch_up_now()
-            return False
-
-        self.steps.add(other, one_turn)
+        self.steps.add(other, other.catch_up_now)
 
     def _refresh_status(self) -> None:
         running, total, pnl = 0, 0, Decimal(0)

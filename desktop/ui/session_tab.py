@@ -269,13 +269,12 @@ class SessionTab(QWidget):
         self._steps.add(self, self._add_table_pages)
         return tabs
 
-    def _add_table_pages(self) -> bool:
+    def _add_table_pages(self) -> None:
         tabs = self.bottom_tabs
         tabs.addTab(SpecTableView(self.positions_model), "Positions")
         tabs.addTab(SpecTableView(self.orders_model), "Orders")
         tabs.addTab(SpecTableView(self.trades_model), "Trades")
         tabs.addTab(self.log_panel, "Log")
-        return False
 
     # ------------------------------------------------------------------ engine signals
     @Slot(object)
@@ -297,10 +296,9 @@ class SessionTab(QWidget):
             self._state_refresh_due = True
             self._steps.add(self, self._state_refresh_step)
 
-    def _state_refresh_step(self) -> bool:
+    def _state_refresh_step(self) -> None:
         self._state_refresh_due = False
         self.refresh(force=True)
-        return False
 
     @Slot()
     def _on_login_needed(self) -> None:
@@ -446,6 +444,10 @@ class SessionTab(QWidget):
             return  # a background tab catches up in small steps (catch_up), called at a low rate
         self._show_body(snap, force_all)
 
+    def start_drawing(self) -> None:
+        """This tab is in front again: its refreshes draw charts and tables (the main window calls it)."""
+        self.drawing = True
+
     def catch_up_now(self) -> None:
         """Pulls the latest snapshot (header, premium samples) and catches the body up: a background tab's turn."""
         self.refresh()
@@ -474,21 +476,16 @@ class SessionTab(QWidget):
         # Hidden, the same: a background tab catching up is not painted, but its charts' updates (a bar
         # close, a trade's marks and premium strip) and its tables cost as much and ran in one pass.
         self._show_segments(list(snap.segments), force_all, not force_all, self._body_turn)
-        if not force_all:
+        if force_all:
+            self._show_tables()
+        elif not self._tables_due:
             # The tables in a pass of their own, after the charts': a first trade gave the three tables their
             # first rows (columns measured and widened) in the pass that also drew it on the chart.
-            if not self._tables_due:
-                self._tables_due = True
-                self._steps.add(self, self._tables_step)
-        else:
-            self._show_tables()
+            self._tables_due = True
+            self._steps.add(self, self._show_tables)
         if not self.is_active() and not self._busy:
             self.form.set_editable(True)
         self._update_buttons()
-
-    def _tables_step(self) -> bool:
-        self._show_tables()
-        return False
 
     def _show_tables(self) -> None:
         self._tables_due = False
@@ -525,10 +522,10 @@ class SessionTab(QWidget):
                 self._steps.add(self, partial(self._next_segments, segments, turn, full_done))
                 return
 
-    def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> bool:
+    def _next_segments(self, segments: list[SegmentSnapshot], turn: int, full_done: bool) -> None:
+        # What is left after this chart, if anything, is queued again as a step of its own.
         if turn == self._body_turn:  # else a newer refresh shows newer snapshots
             self._show_segments(segments, False, True, turn, full_done)
-        return False  # what is left, if anything, was queued again as a step of its own
 
     def _show_header(self, snap: SessionSnapshot) -> None:
         # Texts are compared before they are set: a label given a new text re-lays out its row.

@@ -18,17 +18,18 @@ STEP_GAP_MS = 8
 
 
 class StepQueue(QObject):
-    """Runs queued steps one per event-loop pass, in turn; a step returning True is queued again."""
+    """Runs queued steps one per event-loop pass, in turn; a step returning True is queued again (one that
+    returns None or False has done its work)."""
 
     def __init__(self, gap_ms: int = STEP_GAP_MS, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._jobs: deque[tuple[QObject, Callable[[], bool]]] = deque()
+        self._jobs: deque[tuple[QObject, Callable[[], bool | None]]] = deque()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(gap_ms)
         self._timer.timeout.connect(self._run_one)
 
-    def add(self, owner: QObject, step: Callable[[], bool]) -> None:
+    def add(self, owner: QObject, step: Callable[[], bool | None]) -> None:
         """Queues `step` (dropped if `owner` is deleted first); it runs again while it returns True."""
         self._jobs.append((owner, step))
         if not self._timer.isActive():

@@ -68,17 +68,17 @@ class SimProcess:
         said: list[str] = []
         try:
             while True:
-                line = lines.get(timeout=timeout)
+                try:
+                    line = lines.get(timeout=timeout)
+                except queue.Empty:
+                    raise SimStartError(f"the simulator did not start within {timeout:g} s") from None
                 if line is None:
                     raise SimStartError(f"the simulator stopped at start: {''.join(said).strip()[-500:]}")
                 said.append(line)
                 m = _REST.search(line)
                 if m:
                     return cls(proc, m.group(1), reader)
-        except queue.Empty:
-            proc.kill()
-            raise SimStartError(f"the simulator did not start within {timeout:g} s") from None
-        except BaseException:
+        except BaseException:  # not started (or interrupted): no child left behind
             proc.kill()
             proc.wait(5)
             raise
