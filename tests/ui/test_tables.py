@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
+from PySide6.QtTest import QAbstractItemModelTester
 
 from desktop.domain import Mode, Position, SessionKey
 from desktop.ui.tables import POSITION_COLUMNS, SpecTableModel, SpecTableView, fmt_rupees, position_key
@@ -77,13 +80,65 @@ def test_rupees_are_signed_for_pnl():
     assert fmt_rupees(Decimal(0)) == "₹0.00"
 
 
-def test_a_different_set_of_rows_resets_the_model(qtbot):
+def test_a_row_gone_is_removed_not_reset(qtbot):
     model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
     model.set_rows((_pos("A", "100", "101"), _pos("B", "1", "1")))
-    events: list[str] = []
-    model.modelReset.connect(lambda: events.append("reset"))
+    events: list[tuple[str, int, int]] = []
+    model.modelReset.connect(lambda: events.append(("reset", 0, 0)))
+    model.rowsRemoved.connect(lambda _p, first, last: events.append(("remove", first, last)))
     model.set_rows((_pos("B", "1", "1"),))
-    assert events == ["reset"] and model.row(0).tradingsymbol == "B"
+    assert events == [("remove", 0, 0)] and model.rowCount() == 1 and model.row(0).tradingsymbol == "B"
+
+
+def test_a_row_new_in_the_middle_is_inserted_there_and_only_it_is_measured(qtbot, monkeypatch):
+    # A session's orders are its segments' lists one after another: a new NIFTY order comes before the
+    # BANKNIFTY ones.
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    view = SpecTableView(model)
+    qtbot.addWidget(view)
+    model.set_rows((_pos("NIFTY-A", "100", "101"), _pos("BANKNIFTY-A", "1", "1")))
+    events: list[tuple[str, int, int]] = []
+    model.modelReset.connect(lambda: events.append(("reset", 0, 0)))
+    model.rowsInserted.connect(lambda _p, first, last: events.append(("insert", first, last)))
+    measured: list[int] = []
+    size_hint = view.sizeHintForIndex
+    monkeypatch.setattr(view, "sizeHintForIndex", lambda i: measured.append(i.row()) or size_hint(i))
+    model.set_rows((_pos("NIFTY-A", "100", "101"), _pos("NIFTY-B", "5", "6"), _pos("BANKNIFTY-A", "1", "1")))
+    assert events == [("insert", 1, 1)]
+    assert [model.row(r).tradingsymbol for r in range(3)] == ["NIFTY-A", "NIFTY-B", "BANKNIFTY-A"]
+    proxy = view.model()
+    assert {proxy.index(r, 0).data() for r in set(measured)} == {"NIFTY-B"}  # the new row, no other
+
+
+_SYMBOLS = st.lists(st.sampled_from("ABCDEFGHIJ"), unique=True, max_size=10)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(before=_SYMBOLS, after=_SYMBOLS, sort_column=st.sampled_from([-1, 0, 5]))
+def test_any_change_of_rows_keeps_the_model_and_a_sorted_view_consistent(
+    qtbot, qtlog, before, after, sort_column
+):
+    model = SpecTableModel(POSITION_COLUMNS, position_key, DARK)
+    view = SpecTableView(model)
+    qtbot.addWidget(view)
+    if sort_column >= 0:
+        view.sortByColumn(sort_column, Qt.SortOrder.DescendingOrder)
+    # Qt's own checker of the model's signals against its contents: every problem is a warning.
+    tester = QAbstractItemModelTester(model, QAbstractItemModelTester.FailureReportingMode.Warning)
+    price = {s: str(100 + i) for i, s in enumerate("ABCDEFGHIJ")}
+    model.set_rows(tuple(_pos(s, "100", price[s]) for s in before))
+    resets: list[int] = []
+    model.modelReset.connect(lambda: resets.append(1))
+    model.set_rows(tuple(_pos(s, "100", str(int(price[s]) + 1)) for s in after))  # every price moved too
+    assert [model.row(r).tradingsymbol for r in range(model.rowCount())] == after
+    assert [model.index(r, _column("LTP")).data() for r in range(len(after))] == [
+        f"{int(price[s]) + 1:.2f}" for s in after
+    ]
+    proxy = view.model()
+    assert sorted(proxy.index(r, 0).data() for r in range(proxy.rowCount())) == sorted(after)
+    assert resets == []
+    assert [m.message for m in qtlog.records if m.context.category == "qt.modeltest"] == []  # "FAIL! ..."
+    del tester
 
 
 def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
@@ -96,7 +151,7 @@ def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
     model.set_rows((short, long))
     wide = view.columnWidth(0)
     assert wide > narrow and wide >= view.fontMetrics().horizontalAdvance(long.tradingsymbol)
-    model.set_rows((long,))  # a different first row: the model resets, columns never narrow
+    model.set_rows((long,))  # the first row gone: columns never narrow
     assert view.columnWidth(0) == wide
     fitted = [view.sizeHintForColumn(c) for c in range(model.columnCount())]
     assert all(view.columnWidth(c) >= fitted[c] for c in range(model.columnCount()))  # nothing elided
