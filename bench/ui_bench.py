@@ -62,6 +62,8 @@ class _EventTimes:
 
     def __init__(self) -> None:
         self.cpu_ms: dict[str, list[float]] = collections.defaultdict(list)
+        # The latest events over 1 ms of wall time: (ended at perf_counter, CPU ms, wall ms, kind).
+        self.recent: collections.deque[tuple[float, float, float, str]] = collections.deque(maxlen=200)
         self.measuring = False
         self._depth = 0
         self._main = threading.get_ident()
@@ -70,15 +72,23 @@ class _EventTimes:
         if not self.measuring or threading.get_ident() != self._main:
             return bool(notify(receiver, event))
         self._depth += 1
-        c0 = time.thread_time()
+        kind = self._kind(receiver, event) if self._depth == 1 else ""  # before: a step leaves the queue
+        c0, w0 = time.thread_time(), time.perf_counter()
         try:
             return bool(notify(receiver, event))
         finally:
             self._depth -= 1
             if self._depth == 0:
                 cpu = (time.thread_time() - c0) * 1000
+                w1 = time.perf_counter()
                 if cpu > 1.0:
-                    self.cpu_ms[self._kind(receiver, event)].append(cpu)
+                    self.cpu_ms[kind].append(cpu)
+                if (w1 - w0) * 1000 > 1.0:
+                    self.recent.append((w1, cpu, (w1 - w0) * 1000, kind))
+
+    def between(self, t0: float, t1: float) -> list[tuple[float, float, str]]:
+        """(CPU ms, wall ms, kind) of the events over 1 ms that ended after t0 and by t1."""
+        return [(cpu, wall, kind) for end, cpu, wall, kind in self.recent if t0 < end <= t1]
 
     @staticmethod
     def _kind(receiver: QObject, event: QEvent) -> str:
@@ -92,6 +102,10 @@ class _EventTimes:
                 break
             if obj is None:
                 break
+        jobs = getattr(receiver.parent(), "_jobs", None) if isinstance(receiver, QTimer) else None
+        if jobs:  # the window's StepQueue: name the step that runs
+            step = jobs[0][1]
+            names[0] += f"[{getattr(step, '__qualname__', None) or getattr(step, 'func', step).__qualname__}]"
         return f"{event.type().name} -> {' < '.join(names)}"
 
 
@@ -156,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     measuring = [False]
 
     opening_ms: list[tuple[float, float]] = []
+    stall_events: list[list[tuple[float, float, str]]] = []  # with --events: what ran in each stall
 
     def probe() -> None:
         now, cpu, wait = time.perf_counter(), time.thread_time(), _runqueue_wait_s()
@@ -167,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             stalls.append(stall)
             if stall > 50:
                 big_stalls.append((now - started[0], stall))
+                stall_events.append(event_times.between(last[0], now))
                 stall_cpu.append((cpu - last_cpu[0]) * 1000)
                 stall_runqueue.append((wait - last_wait[0]) * 1000)
         last[0], last_cpu[0], last_wait[0] = now, cpu, wait
@@ -291,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'bar pictures recorded':<32} {bars_drawn}")
     print(f"{'first trade after launch':<32} {first_trade[0]:.1f} s" if first_trade else "no trade seen")
     print(f"{'memory (RSS)':<32} start {rss_start:.0f} MB, end {rss_end:.0f} MB")
+    for (t, ms), events in zip(big_stalls, stall_events, strict=True):
+        if events:
+            print(f"  events over 1 ms in the {ms:.0f} ms stall at {t:.1f} s (CPU / wall ms):")
+            for cpu, wall, kind in events:
+                print(f"    {cpu:5.1f} / {wall:5.1f}  {kind}")
     if args.events:
         print("slowest GUI-thread events (CPU, with the timing's own overhead), by worst case:")
         worst = sorted(event_times.cpu_ms.items(), key=lambda kv: -max(kv[1]))[:12]
