@@ -54,6 +54,16 @@ def _render_axis(axis: pg.AxisItem) -> None:
     axis.picture = picture
 
 
+def _fit_y(vb: pg.ViewBox, lo: float, hi: float, refit: bool) -> None:
+    """Shows lo..hi: the range grows at once but shrinks only when they fill under 60 % of it, so that
+    most updates leave the axis (and its tick labels) as they were."""
+    y0, y1 = vb.viewRange()[1]
+    span = max(hi - lo, 1e-6)
+    if refit or lo < y0 or hi > y1 or span < 0.6 * (y1 - y0):
+        pad = span * 0.08
+        vb.setYRange(lo - pad, hi + pad, padding=0)
+
+
 def _floats(values: Sequence[object]) -> np.ndarray:
     return np.array([math.nan if v is None else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
 
@@ -77,6 +87,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._premium_y: deque[float] = deque(maxlen=MAX_PREMIUM_SAMPLES)
         self._last_sample: tuple[datetime | None, object] = (None, None)
         self._premium_drawn_at = 0.0
+        self._premium_levels: list[float] = []  # the entry, stop and target lines shown on the strip
         self._framed = False
         self.update_ms: deque[float] = deque(maxlen=2000)
         self._paint_deferred = False
@@ -145,8 +156,12 @@ class IndexChart(pg.GraphicsLayoutWidget):
         # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
         # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
         self.premium_plot.setMouseEnabled(x=True, y=False)
-        self.premium_plot.enableAutoRange(y=True)
-        self.premium_plot.setAutoVisible(y=True)
+        # Fitted like the price axis (_fit_premium_range): auto-range rescaled it, and regenerated its axis,
+        # at each redraw of the strip (8 ms of a 10 ms redraw).
+        self.premium_plot.enableAutoRange(y=False)
+        self.premium_plot.getViewBox().sigXRangeChanged.connect(
+            lambda *_: self._fit_premium_range(refit=True)
+        )
         self.premium_plot.setClipToView(True)
         self.premium_curve = self.premium_plot.plot()
         self.entry_line = pg.InfiniteLine(angle=0, movable=False)
@@ -287,12 +302,20 @@ class IndexChart(pg.GraphicsLayoutWidget):
         bounds = self.candles.dataBounds(1, orthoRange=tuple(vb.viewRange()[0]))
         if bounds is None:
             return
-        lo, hi = bounds
-        y0, y1 = vb.viewRange()[1]
-        span = max(hi - lo, 1e-6)
-        if refit or lo < y0 or hi > y1 or span < 0.6 * (y1 - y0):
-            pad = span * 0.08
-            vb.setYRange(lo - pad, hi + pad, padding=0)
+        _fit_y(vb, *bounds, refit)
+
+    def _fit_premium_range(self, refit: bool = False) -> None:
+        """The same for the premium strip: its samples in view and the entry, stop and target lines shown."""
+        vb = self.premium_plot.getViewBox()
+        xs, ys = self.premium_curve.getData()
+        values = list(self._premium_levels)
+        if xs is not None and len(xs):
+            x0, x1 = vb.viewRange()[0]
+            in_view = ys[(xs >= x0) & (xs <= x1)]
+            if len(in_view):
+                values += [float(in_view.min()), float(in_view.max())]
+        if values:
+            _fit_y(vb, min(values), max(values), refit)
 
     def _follow_latest(self, n_before: int, n_now: int) -> None:
         vb = self.price_plot.getViewBox()
@@ -343,25 +366,33 @@ class IndexChart(pg.GraphicsLayoutWidget):
     def _update_premium(self, seg: SegmentSnapshot) -> None:
         self.record_premium(seg)
         now = time.monotonic()
+        refit = False
         if self._premium_pending and now - self._premium_drawn_at >= PREMIUM_REDRAW_S:
-            # Drawn twice a second: each redraw rescales the strip and repaints its axis. x is placed
-            # by time at draw time, so samples kept in the background land on the right bars.
+            # Drawn twice a second. x is placed by time at draw time, so samples kept in the background
+            # land on the right bars.
             self._premium_drawn_at = now
             self._premium_pending = False
             xs = np.fromiter(
                 (self._x_of(t) + t.second / 60 for t in self._premium_t), float, len(self._premium_t)
             )
             self.premium_curve.setData(xs, np.fromiter(self._premium_y, float, len(self._premium_y)))
+            refit = True
         # The premium strip shows only while there is a premium to show.
         self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_t))
+        levels: list[float] = []
         for line, value in (
             (self.entry_line, seg.entry_price),
             (self.stop_line, seg.stop_price),
             (self.target_line, seg.target_price),
         ):
             line.setVisible(value is not None and seg.quantity != 0)
+            if value is not None and seg.quantity != 0:
+                levels.append(float(value))
             if value is not None and line.value() != float(value):
                 line.setValue(float(value))
+        if refit or levels != self._premium_levels:
+            self._premium_levels = levels
+            self._fit_premium_range()
 
     # ------------------------------------------------------------------ crosshair
     def _mouse_moved(self, event: tuple[QPointF]) -> None:

@@ -337,3 +337,30 @@ def test_a_chart_built_at_once_paints_its_axes_without_waiting_for_bars(qtbot):
     qtbot.addWidget(chart)
     chart.resize(600, 400)
     assert chart.ready and len(_colours(chart)) > 1
+
+
+def test_premium_strip_keeps_its_range_while_the_premium_stays_inside_and_grows_at_once(qtbot, monkeypatch):
+    monkeypatch.setattr("desktop.ui.chart.PREMIUM_REDRAW_S", 0)  # every update redraws the strip
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    bars = make_bars(40)
+    held = dict(
+        option_symbol="NIFTY2611325900CE",
+        quantity=65,
+        entry_price=Decimal("182.35"),
+        stop_price=Decimal("173.25"),
+    )
+
+    def premium(price: str, second: int) -> None:
+        t = bars[30].start + timedelta(seconds=second)
+        chart.update_from(_seg(bars, 1, last_tick_time=t, option_price=Decimal(price), **held))
+
+    vb = chart.premium_plot.getViewBox()
+    premium("182.35", 1)
+    y0, y1 = vb.viewRange()[1]
+    assert y0 < 173.25 and y1 > 182.35  # the stop line is in view with the entry
+    premium("178.10", 2)
+    premium("180.00", 3)
+    assert vb.viewRange()[1] == [y0, y1]  # inside: the axis is left as it was
+    premium("195.00", 4)
+    assert vb.viewRange()[1][1] > 195  # beyond: grown in the same update
