@@ -25,6 +25,7 @@ from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine.params import ParamsError, parse_params
 from desktop.engine.snapshots import LogLine, SegmentSnapshot, SessionSnapshot, SessionState
 from desktop.ui.fence import GeometryFence
+from desktop.ui.layout import settle_hidden
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.segment_panel import SegmentPanel
@@ -181,7 +182,14 @@ class SessionTab(QWidget):
         body.addWidget(self._build_controls(strategies))
         right = QSplitter(Qt.Orientation.Vertical)
         self.segments_area = QSplitter(Qt.Orientation.Horizontal)
-        right.addWidget(self.segments_area)
+        # Not a splitter's direct child: an empty splitter nested in another is given a maximum size of 0
+        # when shown (Qt's QSplitter), and one whose panels were then added behind another tab stayed
+        # squeezed until the click that showed it, which laid every chart out three times over.
+        holder = QWidget()
+        holder_layout = QVBoxLayout(holder)
+        holder_layout.setContentsMargins(0, 0, 0, 0)
+        holder_layout.addWidget(self.segments_area)
+        right.addWidget(holder)
         right.addWidget(self._build_tables())
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
@@ -568,7 +576,20 @@ class SessionTab(QWidget):
                 self.log_panel.set_segments([seg.segment.value])
                 panel.show_snapshot(seg)  # its labels now; the chart draws it when built
         self._build_scheduled = self._panels_to_build()
+        if not self._build_scheduled and not self.isVisible():
+            # Built behind another tab: laid out in a step of its own, not in the click that shows it.
+            self._steps.add(self, self.settle_layout)
         return self._build_scheduled
+
+    def settle_layout(self) -> None:
+        """Lays out this tab while it is hidden (desktop.ui.layout.settle_hidden): its charts get their size
+        now, not in the frame that brings the tab forward."""
+        if self.isVisible():
+            return
+        stack = self.parentWidget()  # the tab widget's page stack, which sizes only the page in front
+        if stack is not None:
+            self.setGeometry(stack.contentsRect())
+        settle_hidden(self)
 
     def _show_badge(self) -> None:
         snap = self._snapshot

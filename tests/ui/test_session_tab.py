@@ -6,6 +6,9 @@ import threading
 from dataclasses import replace
 from datetime import datetime
 
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtWidgets import QLabel, QTabWidget
+
 from desktop.domain import Mode
 from desktop.engine.snapshots import LogLine, SessionState
 from desktop.ui.session_tab import SessionTab, live_confirmation_text
@@ -13,6 +16,19 @@ from desktop.ui.theme import DARK
 from desktop.ui.workers import JobRunner
 from tests.ui.fakes import FakeSession, paper_params
 from tests.ui.qtkit import answer_next_message_box
+
+
+class _ResizeSpy(QObject):
+    """Records the resize events of the widgets it watches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resized: list[QObject] = []
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt API
+        if event.type() == QEvent.Type.Resize:
+            self.resized.append(obj)
+        return False
 
 
 def _tab(qtbot, session: FakeSession | None = None) -> tuple[SessionTab, FakeSession, JobRunner]:
@@ -272,3 +288,29 @@ def test_a_state_change_is_shown_in_a_later_pass_not_inside_the_signal(qtbot):
     session.sig_state_changed.emit(SessionState.HALTED.value)  # as an engine thread's signal arrives
     assert "halted" not in tab.state_label.text()
     qtbot.waitUntil(lambda: "halted" in tab.state_label.text(), timeout=2000)
+
+
+def test_a_tab_built_behind_another_is_laid_out_before_the_click_that_shows_it(qtbot):
+    tabs = QTabWidget()
+    qtbot.addWidget(tabs)
+    tabs.resize(1500, 900)
+    tab = SessionTab(FakeSession("UK9394", "Computer 3"), DARK, JobRunner(), ["itm_momentum"])
+    tab.form.set_params(paper_params())
+    tabs.addTab(QLabel("another session"), "front")
+    tabs.addTab(tab, "behind")
+    tabs.setCurrentIndex(1)  # a new tab is shown once, before its session starts
+    tabs.show()
+    qtbot.waitExposed(tabs)
+    tabs.setCurrentIndex(0)
+    tab.request_start()
+    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab._build_scheduled, timeout=3000)
+    charts = [p.chart for p in tab._segment_panels.values()]
+    pending = Qt.WidgetAttribute.WA_PendingResizeEvent
+    qtbot.waitUntil(lambda: not any(c.testAttribute(pending) for c in charts), timeout=2000)
+    spy = _ResizeSpy()
+    for chart in charts:
+        chart.installEventFilter(spy)
+    tabs.setCurrentIndex(1)
+    qtbot.wait(50)
+    assert spy.resized == []  # laid out already: the click only paints
+    assert all(c.isVisible() for c in charts)
