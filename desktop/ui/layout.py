@@ -54,8 +54,18 @@ def _settle(widget: QWidget) -> int:
             horizontal = widget.orientation() == Qt.Orientation.Horizontal
             weights = []
             for i in range(widget.count()):
-                policy = widget.widget(i).sizePolicy()  # setStretchFactor sets the stretch here
-                weights.append((policy.horizontalStretch() if horizontal else policy.verticalStretch()) or 1)
+                child = widget.widget(i)
+                policy = (
+                    child.sizePolicy() if child is not None else None
+                )  # setStretchFactor sets the stretch
+                stretch = (
+                    0
+                    if policy is None
+                    else policy.horizontalStretch()
+                    if horizontal
+                    else policy.verticalStretch()
+                )
+                weights.append(stretch or 1)
             room = max(
                 0,
                 (widget.width() if horizontal else widget.height())
