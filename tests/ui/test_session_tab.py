@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime
 
@@ -12,6 +14,7 @@ from PySide6.QtWidgets import QLabel, QTabWidget
 from desktop.domain import Mode
 from desktop.engine.snapshots import LogLine, SessionState
 from desktop.ui.session_tab import SessionTab, live_confirmation_text
+from desktop.ui.steps import STEP_GAP_MS
 from desktop.ui.theme import DARK
 from desktop.ui.workers import JobRunner
 from tests.ui.fakes import FakeSession, paper_params
@@ -272,6 +275,27 @@ def test_the_tables_update_in_an_event_loop_pass_after_the_charts(qtbot):
     assert "NIFTY2611325900CE" in tab.segment_panel("NIFTY").position.text()  # the chart's panel: now
     assert tab.positions_model.rowCount() == 0  # the tables: not in this pass
     qtbot.waitUntil(lambda: tab.positions_model.rowCount() == 1, timeout=2000)
+
+
+def test_the_tables_update_one_per_event_loop_pass(qtbot, monkeypatch):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab._build_scheduled, timeout=3000)
+    qtbot.waitUntil(lambda: not tab._tables_due, timeout=2000)
+    shown: list[tuple[str, float]] = []
+    for name in ("positions", "orders", "trades"):
+        model = getattr(tab, f"{name}_model")
+        original = model.set_rows
+        monkeypatch.setattr(
+            model, "set_rows", lambda rows, n=name, o=original: (shown.append((n, time.monotonic())), o(rows))
+        )
+    session.hold()
+    tab.refresh()
+    qtbot.waitUntil(lambda: len(shown) == 3, timeout=2000)
+    assert [n for n, _ in shown] == ["positions", "orders", "trades"]
+    gaps = [b - a for (_, a), (_, b) in itertools.pairwise(shown)]
+    assert all(gap >= STEP_GAP_MS / 1000 * 0.9 for gap in gaps)  # each in a later pass of the window's queue
+    assert tab.positions_model.rowCount() == 1
 
 
 def test_a_new_tabs_table_pages_are_added_in_a_later_pass(qtbot):
