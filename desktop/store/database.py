@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy.dialects.sqlite import Insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.pool import QueuePool
 
@@ -72,6 +74,15 @@ class _Job(Generic[T]):
 # Statements built once and run with parameters: SQLAlchemy then skips building and hashing a new statement
 # per write (half of a journal append's CPU, all of it holding the GIL the agents and the window share).
 _OUTBOX_INSERT = insert(outbox)
+
+
+def upsert_statement(table: Table, updated: Sequence[str]) -> Insert:
+    """An insert of one row of `table` (run with its values as parameters) that, when a row with the same id
+    exists, replaces that row's `updated` columns with the new values and leaves its other columns alone."""
+    stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.id], set_={name: stmt.excluded[name] for name in updated}
+    )
 
 
 def utc_now() -> datetime:

@@ -8,11 +8,16 @@ from sqlalchemy import Connection, Row, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Fill, Mode, Position, SessionKey, Side
-from desktop.store.database import Database, utc_now
+from desktop.store.database import Database, upsert_statement, utc_now
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import fills, positions
 from desktop.store.sessions import check_mode
+
+# Built once, run with parameters (see database.py): a position is saved after every fill and price change.
+_POSITION_UPSERT = upsert_statement(
+    positions, ("mode", "quantity", "average_price", "last_price", "realised_pnl", "updated_at_utc")
+)
 
 
 class FillRepository:
@@ -91,6 +96,12 @@ class PositionRepository:
             "position", key.broker_id, key.session_id, position.exchange, position.tradingsymbol
         )
         values = {
+            "id": record_id,
+            "broker_id": key.broker_id,
+            "device_id": self._db.device_id,
+            "session_id": key.session_id,
+            "exchange": position.exchange,
+            "tradingsymbol": position.tradingsymbol,
             "mode": Mode(position.mode).value,
             "quantity": position.quantity,
             "average_price": position.average_price,
@@ -98,19 +109,10 @@ class PositionRepository:
             "realised_pnl": position.realised_pnl,
             "updated_at_utc": utc_now(),
         }
-        stmt = insert(positions).values(
-            id=record_id,
-            broker_id=key.broker_id,
-            device_id=self._db.device_id,
-            session_id=key.session_id,
-            exchange=position.exchange,
-            tradingsymbol=position.tradingsymbol,
-            **values,
-        )
 
         def work(conn: Connection) -> None:
             check_mode(conn, key, position.mode, "position")
-            conn.execute(stmt.on_conflict_do_update(index_elements=[positions.c.id], set_=values))
+            conn.execute(_POSITION_UPSERT, values)
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="positions", record_id=record_id)
 
         self._db.run(work, durable=False, what="position")

@@ -6,19 +6,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, select
+from sqlalchemy import Connection, Row, and_, bindparam, exists, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
-from desktop.store.database import Database, utc_now
+from desktop.store.database import Database, upsert_statement, utc_now
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import order_intents, orders
 from desktop.store.sessions import check_mode
 
 FINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_final)
-# Built once, run with parameters (see database.py): an intent is saved before every order.
+# Built once, run with parameters (see database.py): an intent is saved before every order, and every order
+# update (several per order) reads the saved row and writes it again.
 _INTENT_INSERT = insert(order_intents).on_conflict_do_nothing()
+_ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("record_id"))
+_ORDER_UPDATED = (  # what an order update replaces: every column it writes but the id
+    "broker_id", "device_id", "session_id", "order_id", "intent_id", "mode", "exchange", "tradingsymbol", "side",
+    "quantity", "order_type", "status", "filled_quantity", "average_price", "price", "trigger_price", "tag",
+    "status_message", "timestamp", "updated_at_utc",
+)  # fmt: skip
+_ORDER_UPSERT = upsert_statement(orders, _ORDER_UPDATED)
 
 
 class IntentRepository:
@@ -121,7 +129,7 @@ class OrderRepository:
         """Saves an order update (Kite sends updates out of order: a stale one cannot undo a final state)."""
         key = require_key(order.key)
         record_id = derived_id("order", key.broker_id, key.session_id, order.order_id)
-        values = {
+        values: dict[str, Any] = {
             "id": record_id,
             "broker_id": key.broker_id,
             "device_id": self._db.device_id,
@@ -147,18 +155,13 @@ class OrderRepository:
 
         def work(conn: Connection) -> None:
             check_mode(conn, key, order.mode, "order")
-            old = conn.execute(select(orders).where(orders.c.id == record_id)).one_or_none()
+            old = conn.execute(_ORDER_BY_ID, {"record_id": record_id}).one_or_none()
             if old is not None:
                 if OrderStatus(old.status).is_final and not OrderStatus(order.status).is_final:
                     return  # a late transient update: the final state stands
                 values["filled_quantity"] = max(old.filled_quantity, order.filled_quantity)
                 values["intent_id"] = order.intent_id or old.intent_id
-            stmt = insert(orders).values(**values)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=[orders.c.id], set_={k: v for k, v in values.items() if k != "id"}
-                )
-            )
+            conn.execute(_ORDER_UPSERT, values)
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="orders", record_id=record_id)
 
         self._db.run(work, durable=False, what="order update")

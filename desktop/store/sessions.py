@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Mode, SessionKey
@@ -30,12 +30,16 @@ def session_record_id(key: SessionKey) -> str:
     return derived_id("session", key.broker_id, key.session_id)
 
 
+# Built once, run with parameters (see database.py): every order, fill and position write checks its mode.
+_MODE_SELECT = select(sessions.c.mode).where(
+    sessions.c.broker_id == bindparam("broker_id"), sessions.c.session_id == bindparam("session_id")
+)
+
+
 def session_mode(conn: Connection, key: SessionKey) -> Mode:
     """The mode a session was recorded with, or StoreError if the session is not recorded."""
     mode = conn.execute(
-        select(sessions.c.mode).where(
-            sessions.c.broker_id == key.broker_id, sessions.c.session_id == key.session_id
-        )
+        _MODE_SELECT, {"broker_id": key.broker_id, "session_id": key.session_id}
     ).scalar_one_or_none()
     if mode is None:
         raise StoreError(

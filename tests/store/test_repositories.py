@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -78,6 +79,32 @@ def test_late_transient_update_does_not_undo_a_final_order(store):
     assert order.status is OrderStatus.COMPLETE and order.filled_quantity == 65
     assert order.average_price == Decimal("100.05")
     assert store.orders.open_orders(broker_id="AB1234", session_id=key.session_id) == []
+
+
+def test_an_order_update_replaces_the_saved_order_in_one_row(store):
+    key = new_session(store, "AB1234")
+    intent = make_intent(key)
+    store.intents.record(intent, at=DAY)
+    store.orders.record(make_order(key, intent, status=OrderStatus.OPEN))
+    modified = replace(
+        make_order(key, intent, status=OrderStatus.TRIGGER_PENDING),
+        trigger_price=Decimal("95.10"),
+        status_message="stop moved",
+    )
+    store.orders.record(modified)
+    assert store.orders.for_session(broker_id="AB1234", session_id=key.session_id) == [modified]
+
+
+def test_a_position_upsert_replaces_its_quantity_and_prices(store):
+    key = new_session(store, "AB1234")
+    store.positions.upsert(
+        Position(key, Mode.PAPER, "NFO", SYMBOL, 65, Decimal("100.05"), Decimal("101"), Decimal("0"))
+    )
+    later = Position(
+        key, Mode.PAPER, "NFO", SYMBOL, 130, Decimal("102.50"), Decimal("104.25"), Decimal("12.00")
+    )
+    store.positions.upsert(later)
+    assert store.positions.for_session(broker_id="AB1234", session_id=key.session_id) == [later]
 
 
 def test_open_positions_leave_out_flat_ones(store):
