@@ -46,34 +46,39 @@ def _settle(widget: QWidget) -> int:
     if layout is not None:
         layout.activate()  # places the children (their own resize events are pending: delivered below)
     if isinstance(widget, QSplitter) and widget.count():
-        # A splitter places its children only while it is shown, and in the frame that shows it again
-        # squeezes them to a few pixels before giving them their sizes (two resizes each). Sizes set here
-        # place them now; children never placed yet (a size of 0) share the room by their stretch factors.
-        sizes = widget.sizes()
-        if 0 in sizes:
-            horizontal = widget.orientation() == Qt.Orientation.Horizontal
-            weights = []
-            for i in range(widget.count()):
-                child = widget.widget(i)
-                policy = (
-                    child.sizePolicy() if child is not None else None
-                )  # setStretchFactor sets the stretch
-                stretch = (
-                    0
-                    if policy is None
-                    else policy.horizontalStretch()
-                    if horizontal
-                    else policy.verticalStretch()
-                )
-                weights.append(stretch or 1)
-            room = max(
-                0,
-                (widget.width() if horizontal else widget.height())
-                - widget.handleWidth() * (widget.count() - 1),
-            )
-            sizes = [room * w // sum(weights) for w in weights]
-        widget.setSizes(sizes)
+        _place_splitter(widget)
     for child in widget.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly):
         if not child.isWindow() and not child.isHidden():
             delivered += _settle(child)
     return delivered
+
+
+def _place_splitter(splitter: QSplitter) -> None:
+    """A splitter places its children only while it is shown, and in the frame that shows it again squeezes
+    them to a few pixels before giving them their sizes (two resizes each). Sizes set here place them now.
+
+    A pane the splitter never placed (a size of 0, and never given a geometry: no `WA_Resized`) gets room:
+    the panes share the splitter by their stretch factors. A pane the trader collapsed (placed, size 0)
+    stays collapsed.
+    """
+    sizes = splitter.sizes()
+    panes = [splitter.widget(i) for i in range(splitter.count())]
+    unplaced = [
+        size == 0 and pane is not None and not pane.testAttribute(Qt.WidgetAttribute.WA_Resized)
+        for size, pane in zip(sizes, panes, strict=True)
+    ]
+    if any(unplaced):
+        horizontal = splitter.orientation() == Qt.Orientation.Horizontal
+        weights = [
+            _stretch(pane, horizontal) if pane is not None and (new or size > 0) else 0
+            for size, pane, new in zip(sizes, panes, unplaced, strict=True)
+        ]
+        extent = splitter.width() if horizontal else splitter.height()
+        room = max(0, extent - splitter.handleWidth() * (splitter.count() - 1))
+        sizes = [room * w // sum(weights) for w in weights]
+    splitter.setSizes(sizes)
+
+
+def _stretch(pane: QWidget, horizontal: bool) -> int:
+    policy = pane.sizePolicy()  # QSplitter.setStretchFactor sets the stretch here
+    return (policy.horizontalStretch() if horizontal else policy.verticalStretch()) or 1

@@ -84,6 +84,14 @@ def test_without_settling_the_click_that_shows_the_page_resizes_each_panel_again
     assert all(len(p.resizes) >= 1 for p in probes)
 
 
-def test_a_visible_widget_is_left_to_qt(qtbot):
+def test_a_pane_the_trader_collapsed_stays_collapsed(qtbot):
     tabs, page, inner = _window(qtbot)
-    assert settle_hidden(tabs) == 0
+    outer = inner.parentWidget().parentWidget()  # holder, then the splitter over the tables
+    tabs.setCurrentIndex(1)
+    outer.setSizes([outer.height(), 0])  # the trader drags the tables away
+    tabs.setCurrentIndex(0)
+    probes = _add_panels(inner)  # new panels, built behind the front tab
+    qtbot.wait(10)
+    settle_hidden(page)
+    assert outer.sizes()[1] == 0  # still collapsed
+    assert all(p.width() > 400 for p in probes)  # the new panels were given room
