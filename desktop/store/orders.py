@@ -21,11 +21,8 @@ FINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_final)
 # update (several per order) reads the saved row and writes it again.
 _INTENT_INSERT = insert(order_intents).on_conflict_do_nothing()
 _ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("record_id"))
-_ORDER_UPDATED = (  # what an order update replaces: every column it writes but the id
-    "broker_id", "device_id", "session_id", "order_id", "intent_id", "mode", "exchange", "tradingsymbol", "side",
-    "quantity", "order_type", "status", "filled_quantity", "average_price", "price", "trigger_price", "tag",
-    "status_message", "timestamp", "updated_at_utc",
-)  # fmt: skip
+# An order update writes every column (see `record`): on a conflict all but the id are replaced.
+_ORDER_UPDATED = tuple(c.name for c in orders.c if c.name != "id")
 _ORDER_UPSERT = upsert_statement(orders, _ORDER_UPDATED)
 
 

@@ -385,10 +385,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
             (self.stop_line, seg.stop_price),
             (self.target_line, seg.target_price),
         ):
-            line.setVisible(value is not None and seg.quantity != 0)
-            if value is not None and seg.quantity != 0:
+            shown = value is not None and seg.quantity != 0
+            line.setVisible(shown)
+            if value is None:
+                continue
+            if shown:
                 levels.append(float(value))
-            if value is not None and line.value() != float(value):
+            if line.value() != float(value):
                 line.setValue(float(value))
         if refit or levels != self._premium_levels:
             self._premium_levels = levels

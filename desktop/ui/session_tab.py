@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import partial
+from operator import attrgetter
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
@@ -266,6 +268,12 @@ class SessionTab(QWidget):
         self.positions_model = SpecTableModel(POSITION_COLUMNS, position_key, self._theme)
         self.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, self._theme)
         self.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, self._theme)
+        # Each table with the part of a snapshot it shows, in the order they update.
+        self._tables: tuple[tuple[SpecTableModel, Callable[[SessionSnapshot], Sequence[Any]]], ...] = (
+            (self.positions_model, held_positions),
+            (self.orders_model, attrgetter("orders")),
+            (self.trades_model, attrgetter("fills")),
+        )
         tabs = QTabWidget()
         # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
         # four border strips, 3-4 ms each time the tab widget repaints (several times after a tab switch,
@@ -486,7 +494,7 @@ class SessionTab(QWidget):
         # close, a trade's marks and premium strip) and its tables cost as much and ran in one pass.
         self._show_segments(list(snap.segments), force_all, not force_all, self._body_turn)
         if force_all:
-            for table in range(len(self._table_models())):
+            for table in range(len(self._tables)):
                 self._show_table(table)
         elif not self._tables_due:
             # The tables in passes of their own, one table each, after the charts': a first trade gave the
@@ -498,21 +506,18 @@ class SessionTab(QWidget):
             self.form.set_editable(True)
         self._update_buttons()
 
-    def _table_models(self) -> tuple[SpecTableModel, ...]:
-        return (self.positions_model, self.orders_model, self.trades_model)
-
     def _show_table(self, table: int) -> None:
         """Positions (0), orders (1) or trades (2) of the latest snapshot."""
         snap = self._snapshot
         if snap is not None:
-            rows = (held_positions(snap), snap.orders, snap.fills)[table]
-            self._table_models()[table].set_rows(rows)
+            model, rows = self._tables[table]
+            model.set_rows(rows(snap))
 
     def _tables_step(self) -> bool:
         """One table per step (True while more remain), each from the snapshot of its own pass."""
         self._show_table(self._tables_turn)
         self._tables_turn += 1
-        if self._tables_turn < len(self._table_models()):
+        if self._tables_turn < len(self._tables):
             return True
         self._tables_turn = 0
         self._tables_due = False
