@@ -8,6 +8,7 @@ time, never `datetime.now()`).
 from __future__ import annotations
 
 import enum
+import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -18,6 +19,18 @@ PAISA = Decimal("0.01")
 TICK_SIZE = Decimal("0.05")
 MARKET_OPEN = time(9, 15)
 MARKET_CLOSE = time(15, 30)
+
+# Intent ids are drawn at the moment a strategy decides, on the agent's thread, while 30 agents may want the
+# GIL. `uuid.uuid4()` reads os.urandom, a system call that lets go of the GIL, and under that contention the
+# agent waited to get it back (issue 5's tick-to-intent). A generator seeded once from os.urandom gives ids
+# just as unique (122 random bits, a different seed per process) without a system call. They name
+# records; they are no secret.
+_IDS = random.Random()
+
+
+def new_id() -> str:
+    """A random version-4 UUID as 32 hex digits, drawn without a system call."""
+    return uuid.UUID(int=_IDS.getrandbits(128), version=4).hex
 
 
 def rupees(value: Any) -> Decimal:
@@ -213,7 +226,7 @@ class OrderIntent:
     trigger_price: Decimal | None = None
     product: str = "MIS"
     reason: str = ""  # entry, stop_loss, target, trailing_stop, signal_exit, square_off, kill
-    intent_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    intent_id: str = field(default_factory=new_id)
 
     @property
     def tag(self) -> str:
