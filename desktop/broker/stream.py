@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import itertools
 import json
 import logging
 import threading
@@ -27,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import numpy as np
 
 from desktop.broker.errors import LoginNeeded, scrub, translate
 from desktop.broker.session import (
@@ -41,9 +41,10 @@ from desktop.broker.ticks import (
     MODE_LTP,
     MODE_QUOTE,
     MODES,
+    LatestPackets,
     QuoteTick,
     TickBatch,
-    packets_by_token,
+    index_frame,
     parse_packet,
     parse_text,
 )
@@ -180,7 +181,7 @@ class MarketStream:
             if packet is None:
                 return None
             cached = self._decoded.get(token)
-            if cached is not None and cached[0] is packet:
+            if cached is not None and cached[0] == packet:
                 return cached[1]
             tick = parse_packet(packet)
             self._decoded[token] = (packet, tick)
@@ -210,23 +211,31 @@ class MarketStream:
     # Feed side (called on the feed's thread) --------------------------------------------------
     def _offer_ticks(self, ticks: TickBatch) -> None:
         with self._lock:
-            mine = TickBatch(ticks.received, (t for t in ticks if t.instrument_token in self.delivered))
+            mine = TickBatch(
+                ticks.received, (t for t in ticks if t.instrument_token in self.delivered), ticks.wakes
+            )
             if not mine or self._closed:
                 return
             for t in mine:
                 self._last[t.instrument_token] = t
             direct = self._direct_listeners
-            if self._tick_listeners:
+            queued = bool(self._tick_listeners)
+            if queued:
                 self._ticks.append(mine)
                 while len(self._ticks) > MAX_TICKS_QUEUED:
                     self._ticks.popleft()
                     self.dropped_ticks += 1
-                self._lock.notify()
         for listener in direct:
             try:
                 listener(mine)
             except Exception:  # a consumer's bug must not end the feed
                 log.exception("stream %s: listener failed", self.key.session_id[:8])
+        if queued:
+            mine.wake_after(self._wake_delivery)
+
+    def _wake_delivery(self) -> None:
+        with self._lock:
+            self._lock.notify()
 
     def _offer_order(self, update: dict[str, Any]) -> None:
         with self._lock:
@@ -286,10 +295,12 @@ class AccountFeed:
         self._streams: list[MarketStream] = []
         self._server_modes: dict[int, str] = {}
         # The latest packet of every subscribed token (raw: decoded by whoever reads it), the tokens some
-        # stream wants delivered tick by tick, and how many streams want each token.
-        self._latest: dict[int, bytes] = {}
-        self._eager: frozenset[int] = frozenset()
-        self._fanout: dict[int, int] = {}
+        # stream wants delivered tick by tick, and how many streams want each token (sorted numpy arrays,
+        # each replaced whole: the feed reads them without a lock).
+        self._latest = LatestPackets()
+        self._frames = 0
+        self._eager = np.empty(0, np.uint32)
+        self._fanout: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint32), np.empty(0, np.int64))
         self.packets_received = 0  # tick packets off the wire (bench and diagnostics)
         self.ticks_to_streams = 0  # the same counted once per stream subscribed to them
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -482,30 +493,37 @@ class AccountFeed:
                 stream._offer_event(EVENT_STREAM_DISCONNECTED, "market data connection lost: reconnecting")
 
     def _on_frame(self, frame: bytes, received: float) -> None:
-        # Split without decoding; keep every packet as the latest; decode only the delivered tokens.
-        packets = packets_by_token(frame)
-        if not packets:
+        # Find the packets without decoding; decode and hand on the delivered tokens first; then keep
+        # every packet as its token's latest.
+        self._frames += 1
+        index = index_frame(frame, self._frames)
+        if not len(index):
             return
-        self.packets_received += len(packets)
-        self.ticks_to_streams += sum(map(self._fanout.get, packets, itertools.repeat(0)))
-        self._latest.update(packets)
-        eager = packets.keys() & self._eager
-        if not eager:
-            return
-        batch = TickBatch(received)
-        for token in eager:
-            tick = parse_packet(packets[token])
-            if tick is not None:
-                batch.append(tick)
-        for stream in self._stream_list():
-            stream._offer_ticks(batch)
+        eager = index.positions_of(self._eager)
+        if len(eager):
+            wakes: list[Callable[[], None]] = []
+            batch = TickBatch(received, wakes=wakes)
+            for i in eager:
+                tick = parse_packet(index.packet(int(i)))
+                if tick is not None:
+                    batch.append(tick)
+            for stream in self._stream_list():
+                stream._offer_ticks(batch)
+            for wake in wakes:  # every stream has its part: now wake whoever asked
+                wake()
+        self._latest.add(index)
+        self.packets_received += len(index)
+        fan, counts = self._fanout
+        if len(fan):
+            at = np.minimum(np.searchsorted(fan, index.tokens), len(fan) - 1)
+            self.ticks_to_streams += int(counts[at][fan[at] == index.tokens].sum())
 
     def _refresh_routing(self) -> None:
         eager: set[int] = set()
         for stream in self._stream_list():
             with stream._lock:
                 eager |= stream.delivered
-        self._eager = frozenset(eager)  # replaced whole: the feed reads it without a lock
+        self._eager = np.array(sorted(eager), np.uint32)  # replaced whole: the feed reads it without a lock
 
     def _stream_list(self) -> list[MarketStream]:
         with self._lock:
@@ -538,7 +556,8 @@ class AccountFeed:
                 fanout[token] = fanout.get(token, 0) + 1
                 if token not in desired or _MODE_RANK[mode] > _MODE_RANK[desired[token]]:
                     desired[token] = mode
-        self._fanout = fanout  # only counts ticks_to_streams
+        tokens = sorted(fanout)  # only counts ticks_to_streams
+        self._fanout = (np.array(tokens, np.uint32), np.array([fanout[t] for t in tokens], np.int64))
         return desired
 
     async def _sync(self) -> None:
@@ -568,4 +587,4 @@ class AccountFeed:
             return  # the reader notices the broken socket and reconnects; the next connect resyncs
         self._server_modes = desired
         for token in gone:  # nobody wants it any more: a later subscriber must not get a stale price
-            self._latest.pop(token, None)
+            self._latest.forget(token)

@@ -78,17 +78,29 @@ class SegmentAgent(QThread):
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
-    def post_ticks(self, ticks: list[Tick], received: float | None = None) -> None:
+    def post_ticks(
+        self,
+        ticks: list[Tick],
+        received: float | None = None,
+        wake_after: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         """Market data: handled after every queued command and order update.
 
         `received` is when the frame carrying them arrived (`time.perf_counter()`), for latency probes.
+        `wake_after`, from the frame's `TickBatch`, defers the wake-up until the whole frame is handed out.
         """
         posted = time.perf_counter() if received is None else received
         wake = self._decides(ticks)
         with self._cond:
             self._ticks.append((ticks, posted))
-            if wake:
+            if wake and wake_after is None:
                 self._cond.notify()
+        if wake and wake_after is not None:
+            wake_after(self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
 
     def _decides(self, ticks: list[Tick]) -> bool:
         """True when a tick may lead to an order (see the module docstring)."""

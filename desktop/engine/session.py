@@ -308,7 +308,7 @@ class SessionEngine(QObject):
             if agent is not None:
                 batches.setdefault(id(agent), [agent]).append(q.to_tick())
         for batch in batches.values():  # with when the frame arrived: the latency clock starts there
-            batch[0].post_ticks(batch[1:], ticks.received)
+            batch[0].post_ticks(batch[1:], ticks.received, ticks.wake_after)
 
     def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
         m = _UNDERLYING.match(symbol)

@@ -198,3 +198,38 @@ def test_a_feed_thread_listener_gets_ticks_on_the_feeds_thread_with_the_frames_a
     assert len(got) == count  # removed: no more calls
     stream.close()
     sess.close()
+
+
+def test_wake_ups_asked_for_while_a_frame_is_handed_out_run_once_every_stream_has_it(hub, sim) -> None:
+    """Agents are woken after the whole frame is handed out, so none competes with the feed for the GIL while
+    another session still waits for its part."""
+    a = login(hub, sim, "UK1234")
+    sessions = [hub.open_session(a) for _ in range(2)]
+    streams = [hub.open_stream(s) for s in sessions]
+    lock = threading.Lock()
+    events: list[tuple[str, int, float]] = []
+
+    def listener(n: int):
+        def on_ticks(ticks) -> None:
+            with lock:
+                events.append(("got", n, ticks.received))
+            ticks.wake_after(lambda: events.append(("wake", n, ticks.received)))
+
+        return on_ticks
+
+    for n, stream in enumerate(streams):
+        stream.add_tick_listener(listener(n), on_feed_thread=True)
+        stream.subscribe([SENSEX], "quote")
+    assert wait_until(lambda: sum(kind == "wake" for kind, _, _ in events) >= 8)
+    for stream in streams:
+        stream.close()
+    for s in sessions:
+        s.close()
+    frames: dict[float, list[tuple[str, int]]] = {}
+    for kind, n, received in events:
+        frames.setdefault(received, []).append((kind, n))
+    both = [seq for seq in frames.values() if len(seq) == 4]
+    assert len(both) >= 3
+    for seq in both:
+        assert [kind for kind, _ in seq] == ["got", "got", "wake", "wake"], seq
+        assert sorted(n for _, n in seq[2:]) == [0, 1]

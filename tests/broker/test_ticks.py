@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,9 +17,12 @@ from kiteconnect import KiteTicker
 
 from desktop.broker.ticks import (
     IST,
+    FrameIndex,
+    LatestPackets,
     QuoteTick,
+    TickBatch,
+    index_frame,
     pack_frame,
-    packets_by_token,
     parse_frame,
     parse_packet,
     parse_text,
@@ -156,7 +160,7 @@ def test_arbitrary_bytes_never_crash_the_parser(frame: bytes) -> None:
 @given(st.lists(st.one_of(packet_strategy, odd_packet), min_size=0, max_size=6, unique_by=lambda p: p[:4]))
 def test_split_packets_by_token_decode_to_exactly_what_the_full_parse_gives(packets: list[bytes]) -> None:
     frame = pack_frame(packets)
-    split = packets_by_token(frame)
+    split = index_frame(frame).packets()
     decoded = [parse_packet(p) for p in split.values()]
     assert [t for t in decoded if t is not None] == parse_frame(frame)
     assert all(token == t.instrument_token for token, t in zip(split, decoded, strict=True) if t is not None)
@@ -167,6 +171,90 @@ def test_a_token_twice_in_one_frame_keeps_its_later_packet_and_truncation_keeps_
     later = struct.pack(">II", 1317282306, 101_00)
     other = struct.pack(">II", 256265, 250_000_00)
     frame = pack_frame([first, other, later])
-    assert packets_by_token(frame) == {1317282306: later, 256265: other}
-    assert packets_by_token(frame[:-3]) == {1317282306: first, 256265: other}
-    assert packets_by_token(b"\x00") == {}
+    assert index_frame(frame).packets() == {1317282306: later, 256265: other}
+    assert index_frame(frame[:-3]).packets() == {1317282306: first, 256265: other}
+    assert index_frame(b"\x00").packets() == {}
+
+
+def reference_index(frame: bytes) -> list[tuple[int, bytes]]:
+    """What `index_frame` must find, by the packet-by-packet walk of `split_packets`."""
+    return [(int.from_bytes(p[:4], "big"), p) for p in split_packets(frame) if len(p) in (8, 28, 32, 44, 184)]
+
+
+def indexed(frame: bytes) -> list[tuple[int, bytes]]:
+    index = index_frame(frame)
+    return [(int(t), index.packet(i)) for i, t in enumerate(index.tokens)]
+
+
+# Runs of equal-length packets (as a feed sends them), lengths the protocol defines and some it does not.
+runs = st.lists(
+    st.tuples(st.sampled_from([8, 28, 32, 44, 184, 6, 40, 200]), st.integers(min_value=1, max_value=70)),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(runs, st.randoms(use_true_random=False), st.integers(min_value=0, max_value=400), st.booleans())
+def test_index_frame_finds_exactly_the_packets_the_walk_finds(plan, rnd, cut, short_count) -> None:
+    packets = [rnd.randbytes(length) for length, count in plan for _ in range(count)]
+    frame = pack_frame(packets)
+    if short_count and packets:  # a count smaller than the packets present: only that many are read
+        frame = struct.pack(">H", len(packets) // 2) + frame[2:]
+    if cut:  # a truncated frame keeps what is whole
+        frame = frame[: max(0, len(frame) - cut)]
+    assert indexed(frame) == reference_index(frame)
+
+
+def test_a_frame_of_many_short_runs_is_walked_to_the_end() -> None:
+    packets = [struct.pack(">I", i) + bytes(4 if i % 2 else 24) for i in range(200)]  # 8, 28, 8, 28, ...
+    frame = pack_frame(packets)
+    assert len(index_frame(frame)) == 200
+    assert indexed(frame) == reference_index(frame)
+
+
+def test_positions_of_finds_the_wanted_tokens_in_frame_order() -> None:
+    packets = [struct.pack(">II", token, 1) for token in (5, 9, 7, 9, 11)]
+    index = index_frame(pack_frame(packets))
+    assert index.positions_of(np.array([7, 9], np.uint32)).tolist() == [1, 2, 3]
+    assert index.positions_of(np.array([], np.uint32)).tolist() == []
+    assert index.last_position(9) == 3 and index.last_position(4) is None
+
+
+def frame_of(seq: int, prices: dict[int, int]) -> FrameIndex:
+    return index_frame(pack_frame([struct.pack(">II", t, p) for t, p in prices.items()]), seq)
+
+
+def test_latest_packets_keep_each_tokens_newest_packet_across_frames_and_after_they_leave() -> None:
+    latest = LatestPackets(depth=2)
+    latest.add(frame_of(1, {1: 100, 2: 200}))
+    latest.add(frame_of(2, {1: 101}))
+    latest.add(frame_of(3, {1: 102, 3: 300}))  # frame 1 leaves: token 2 is in no newer frame, so it is kept
+    latest.add(frame_of(4, {1: 103}))
+    assert latest.get(1) == struct.pack(">II", 1, 103)
+    assert latest.get(2) == struct.pack(">II", 2, 200)
+    assert latest.get(3) == struct.pack(">II", 3, 300)
+    assert latest.get(4) is None
+
+
+def test_a_forgotten_token_has_no_latest_packet_until_a_newer_frame_brings_one() -> None:
+    latest = LatestPackets(depth=2)
+    latest.add(frame_of(1, {1: 100, 2: 200}))
+    latest.add(frame_of(2, {2: 201}))
+    latest.forget(1)
+    assert latest.get(1) is None  # frame 1 is still kept, but not as token 1's latest
+    latest.add(frame_of(3, {2: 202}))  # frame 1 leaves: its packet of the forgotten token is not kept
+    latest.add(frame_of(4, {2: 203}))
+    assert latest.get(1) is None
+    latest.add(frame_of(5, {1: 105}))
+    assert latest.get(1) == struct.pack(">II", 1, 105)
+
+
+def test_wake_after_runs_at_once_without_a_collector_and_later_with_one() -> None:
+    woken: list[str] = []
+    TickBatch(0.0).wake_after(lambda: woken.append("now"))
+    assert woken == ["now"]
+    wakes: list = []
+    TickBatch(0.0, wakes=wakes).wake_after(lambda: woken.append("later"))
+    assert woken == ["now"] and len(wakes) == 1
+    wakes[0]()
+    assert woken == ["now", "later"]
