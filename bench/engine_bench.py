@@ -10,6 +10,8 @@ are plentiful. Latency is measured from the moment the WebSocket frame carrying 
 account's feed (before it is split) to the moment the entry intent passed the risk check (before the
 journal's fsync): it includes the frame split, the decode, the session's stream thread, the agent's
 queue, bars, strategy and risk; not the kernel's socket buffer.
+It is printed in three parts: the feed's thread until the batch is in the agent's inbox, the wait until
+the agent's thread takes it (its wake-up and the GIL shared with every other thread), and the agent's own work.
 
 The 1000 extra instruments are a watch list (`SessionEngine.watch_instruments`): every packet is split
 off the frame and kept as the instrument's latest value (readable with `SessionEngine.quote`), decoded
@@ -177,8 +179,9 @@ def main() -> int:
         quote = sessions[0].quote(probe) if probe is not None else None
         processed = sum(a.ticks_processed for a in agents) - agent0
         probes = [x for a in agents for x in (a.trader.latency_probe or [])]
-        latencies = [total * 1000 for total, _ in probes]
-        inbox = [waited * 1000 for _, waited in probes]
+        latencies = [total * 1000 for total, _, _ in probes]
+        inbox = [picked * 1000 for _, picked, _ in probes]
+        handed = [h * 1000 for _, _, h in probes]
         failed = [f"{s.label}/{a.segment.value}" for s in sessions for a in agents if a.failure]
         print(f"sessions {args.sessions} × 3 segments, {len(extra)} extra instruments each ({args.mode} mode), "
               f"EMAs {args.ema}, sim speed {args.speed}, {elapsed:.0f} s measured")  # fmt: skip
@@ -200,11 +203,14 @@ def main() -> int:
                 f"tick-to-intent latency over {len(latencies)} entries: p50 {statistics.median(latencies):.3f} ms, "
                 f"p99 {pct(latencies, 0.99):.3f} ms, max {max(latencies):.3f} ms"
             )
-            print(
-                f"  of it, from the frame's arrival to the agent taking the batch: p50 {statistics.median(inbox):.3f} "
-                f"ms, p99 {pct(inbox, 0.99):.3f} ms; the agent's own part: p50 "
-                f"{statistics.median([t - w for t, w in zip(latencies, inbox, strict=True)]):.3f} ms"
-            )
+            waits = [p - h for p, h in zip(inbox, handed, strict=True)]
+            own = [t - p for t, p in zip(latencies, inbox, strict=True)]
+            for what, xs in (
+                ("from the frame's arrival to the batch in the agent's inbox (feed thread)", handed),
+                ("then until the agent took it (wake-up, GIL, other threads)", waits),
+                ("then the agent's own part (bars, strategy, risk)", own),
+            ):
+                print(f"  {what}: p50 {statistics.median(xs):.3f} ms, p99 {pct(xs, 0.99):.3f} ms")
         else:
             print("tick-to-intent latency: no entries in the window")
         print(f"memory: {rss0:.0f} MB before sessions, {rss1:.0f} MB with them: "

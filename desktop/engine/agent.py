@@ -64,7 +64,8 @@ class SegmentAgent(QThread):
         self._on_state = on_state
         self._cond = threading.Condition()
         self._urgent: deque[tuple[str, Any]] = deque()
-        self._ticks: deque[tuple[list[Tick], float]] = deque()  # with the time each batch was posted
+        # Each batch with when its frame arrived and when it was handed to this agent (latency probes).
+        self._ticks: deque[tuple[list[Tick], float, float]] = deque()
         self.state = AgentState.STARTING
         self.failure: str | None = None
         self.view = AgentView(trader.snapshot(AgentState.STARTING))
@@ -89,10 +90,11 @@ class SegmentAgent(QThread):
         `received` is when the frame carrying them arrived (`time.perf_counter()`), for latency probes.
         `wake_after`, from the frame's `TickBatch`, defers the wake-up until the whole frame is handed out.
         """
-        posted = time.perf_counter() if received is None else received
+        handed = time.perf_counter()
+        posted = handed if received is None else received
         wake = self._decides(ticks)
         with self._cond:
-            self._ticks.append((ticks, posted))
+            self._ticks.append((ticks, posted, handed))
             if wake and wake_after is None:
                 self._cond.notify()
         if wake and wake_after is not None:
@@ -167,7 +169,7 @@ class SegmentAgent(QThread):
         for kind, payload in urgent:
             self._handle(kind, payload)
         if batch is not None:
-            ticks, self.trader.batch_posted = batch
+            ticks, self.trader.batch_posted, self.trader.batch_handed = batch
             self.trader.batch_picked = time.perf_counter()
             self.trader.on_ticks(ticks)
             self.ticks_processed += len(ticks)

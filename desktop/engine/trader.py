@@ -68,9 +68,11 @@ class SegmentTrader:
         self.halted_entries = False  # stop/kill: no new entries from this segment
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
+        self.batch_handed = 0.0  # when the batch was put in this agent's inbox
         self.batch_picked = 0.0  # when this thread took the batch from its inbox (latency probes)
-        # Each entry's (tick-to-intent, of it waiting in the inbox), seconds.
-        self.latency_probe: list[tuple[float, float]] | None = None
+        # Each entry's (tick-to-intent, of it until the agent took the batch, of it until the batch was
+        # handed to the agent), seconds from the frame's arrival.
+        self.latency_probe: list[tuple[float, float, float]] | None = None
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -198,7 +200,11 @@ class SegmentTrader:
             return
         if self.latency_probe is not None:
             self.latency_probe.append(
-                (time.perf_counter() - self.batch_posted, self.batch_picked - self.batch_posted)
+                (
+                    time.perf_counter() - self.batch_posted,
+                    self.batch_picked - self.batch_posted,
+                    self.batch_handed - self.batch_posted,
+                )
             )
         self.log.info(
             "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d)",
