@@ -3,9 +3,11 @@
 
     /work/venv/bin/python bench/engine_bench.py [--sessions 10] [--instruments 1000] [--seconds 30] [--speed 60]
 
-The simulator runs in its own process (as Kite is another machine). Sessions alternate between the two demo
-accounts, so each account's feed carries the union of its sessions' instruments and fans ticks out to each
-session's stream. Strategy: EMAs 1/2 (a signal on almost every bar) so entries, and so latency samples,
+The simulator runs in its own process (as Kite is another machine). Sessions take turns on `--accounts`
+accounts (the two demo ones, then made-up ones), so each account's feed carries the union of its sessions'
+instruments and fans ticks out to each session's stream. The simulator builds each second's packets once and
+sends them on every account's connection: its own CPU (about 125 µs a full-mode packet) limits one account
+to about 8 frames of 1000 instruments a second, and more accounts bring more ticks to the process. Strategy: EMAs 1/2 (a signal on almost every bar) so entries, and so latency samples,
 are plentiful. Latency is measured from the moment the WebSocket frame carrying the tick arrived at the
 account's feed (before it is split) to the moment the entry intent passed the risk check (before the
 journal's fsync): it includes the frame split, the decode, the session's stream thread, the agent's
@@ -38,6 +40,9 @@ import requests  # noqa: E402
 from kiteconnect import KiteConnect  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
+from desktop.broker.login import request_token_by_redirect  # noqa: E402
+from desktop.broker.profiles import Profile  # noqa: E402
+from desktop.broker.sim import DEMO_ACCOUNTS  # noqa: E402
 from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
 from desktop.engine.engine import MemorySecretStore  # noqa: E402
 
@@ -55,9 +60,19 @@ PARAMS = {
 }
 
 
-def start_sim(speed: float, cpus: set[int] | None) -> tuple[subprocess.Popen[str], str]:
+def accounts(count: int) -> list[tuple[str, str]]:
+    """(user id, API secret) of the simulator's accounts: the two demo ones, then made-up ones."""
+    made_up = [(f"UK{9000 + i}", f"secret_{i}") for i in range(max(0, count - len(DEMO_ACCOUNTS)))]
+    return [(a.user_id, a.api_secret) for a in DEMO_ACCOUNTS][:count] + made_up
+
+
+def start_sim(
+    speed: float, cpus: set[int] | None, users: list[tuple[str, str]]
+) -> tuple[subprocess.Popen[str], str]:
     args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--speed", str(speed)]
     args += ["--start", "2026-01-08T09:20", "--no-rate-limits"]
+    for user, secret in users:
+        args += ["--account", f"{user}:{secret}:{user}"]
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
     assert proc.stdout is not None
@@ -104,6 +119,13 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=60.0)
     ap.add_argument(
+        "--accounts",
+        type=int,
+        default=4,
+        help="broker accounts the sessions take turns on (each has its own feed, so the simulator's frames "
+        "reach the process once per account: 4 give about 30,000 ticks/s from one simulator core)",
+    )
+    ap.add_argument(
         "--mode", default="full", choices=["full", "quote", "ltp"], help="mode of the extra instruments"
     )
     ap.add_argument(
@@ -126,16 +148,24 @@ def main() -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
-    sim, url = start_sim(args.speed, sim_cpus)
+    users = accounts(args.accounts)
+    sim, url = start_sim(args.speed, sim_cpus, users)
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
     sessions: list[SessionEngine] = []
     try:
         extra = option_tokens(url, args.instruments)
         engine.start_demo(sim_url=url)
+        for user, secret in users[len(DEMO_ACCOUNTS) :]:
+            profile = Profile(
+                user, user, user, api_root=url, login_url_root=url, ws_root="ws" + url[4:] + "/ws"
+            )
+            engine.profile_book.save(profile)
+            engine.secrets.set_api_secret(user, secret)
+            engine.hub.login(profile, request_token_by_redirect(profile))
         rss0 = rss_mb()
         for i in range(args.sessions):
-            session = engine.open_session("UK9394" if i % 2 == 0 else "UK1234", f"Bench {i}")
+            session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
             fast, slow = (int(x) for x in args.ema.split(","))
             session.start(parse_params({**PARAMS, "fast_ema": fast, "slow_ema": slow}))
             if extra:
@@ -153,7 +183,7 @@ def main() -> int:
             a.trader.latency_probe = []
         time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
-        feeds = [f for f in (engine.hub.feed(b) for b in ("UK9394", "UK1234")) if f is not None]
+        feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
         fan0 = sum(f.ticks_to_streams for f in feeds)
         routed0 = sum(s.ticks_routed for s in sessions)
