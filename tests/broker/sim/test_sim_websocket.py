@@ -241,7 +241,9 @@ def test_after_the_close_a_subscribed_connection_gets_heartbeats_not_ticks():
     import json
 
     close = datetime(2026, 1, 8, 15, 30)
-    closing = start_sim(speed=5.0, start=close - timedelta(seconds=2))
+    # 2 s of real time before the close: the login and the connection must not eat all of it on a busy
+    # machine (with 0.4 s, the first frame sometimes came after the close and the test saw no ticks at all).
+    closing = start_sim(speed=5.0, start=close - timedelta(seconds=10))
     try:
         kite = login(closing, "UK9394")
 
@@ -249,7 +251,7 @@ def test_after_the_close_a_subscribed_connection_gets_heartbeats_not_ticks():
             frames = []  # (real time, market time when received, frame)
             async with session.ws_connect(url) as ws:
                 await ws.send_str(json.dumps({"a": "subscribe", "v": [NIFTY]}))
-                deadline = time.monotonic() + 4
+                deadline = time.monotonic() + 5
                 while time.monotonic() < deadline:
                     msg = await ws.receive(timeout=3)
                     frames.append((time.monotonic(), closing.state.clock.now(), msg.data))
