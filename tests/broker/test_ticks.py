@@ -188,7 +188,7 @@ def indexed(frame: bytes) -> list[tuple[int, bytes]]:
 
 # Runs of equal-length packets (as a feed sends them), lengths the protocol defines and some it does not.
 runs = st.lists(
-    st.tuples(st.sampled_from([8, 28, 32, 44, 184, 6, 40, 200]), st.integers(min_value=1, max_value=70)),
+    st.tuples(st.sampled_from([8, 28, 32, 44, 184, 0, 3, 6, 40, 200]), st.integers(min_value=1, max_value=70)),
     max_size=12,
 )
 
