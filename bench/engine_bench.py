@@ -181,6 +181,7 @@ def main() -> int:
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         for a in agents:
             a.trader.latency_probe = []
+            a.trader.sent_probe = []
         time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
@@ -241,6 +242,12 @@ def main() -> int:
                 ("then the agent's own part (bars, strategy, risk)", own),
             ):
                 print(f"  {what}: p50 {statistics.median(xs):.3f} ms, p99 {pct(xs, 0.99):.3f} ms")
+            sent = [x * 1000 for a in agents for x in (a.trader.sent_probe or [])]
+            if sent:
+                print(
+                    f"tick-to-order-sent (intent committed to disk, then accepted by the paper gateway) over "
+                    f"{len(sent)} entries: p50 {statistics.median(sent):.3f} ms, p99 {pct(sent, 0.99):.3f} ms"
+                )
         else:
             print("tick-to-intent latency: no entries in the window")
         print(f"memory: {rss0:.0f} MB before sessions, {rss1:.0f} MB with them: "

@@ -73,6 +73,8 @@ class SegmentTrader:
         # Each entry's (tick-to-intent, of it until the agent took the batch, of it until the batch was
         # handed to the agent), seconds from the frame's arrival.
         self.latency_probe: list[tuple[float, float, float]] | None = None
+        # Each entry's tick-to-order-sent (the intent journaled durably, then accepted by the gateway), seconds.
+        self.sent_probe: list[float] | None = None
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -227,6 +229,8 @@ class SegmentTrader:
             self.ctx.risk.on_entry_failed(self.segment)
             self.strategy.on_entry_rejected("the entry order failed")
             return
+        if self.sent_probe is not None:
+            self.sent_probe.append(time.perf_counter() - self.batch_posted)
         self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
     def exit(self, reason: str) -> bool:
