@@ -7,17 +7,20 @@ The simulator runs in its own process (as Kite is another machine). Sessions tak
 accounts (the two demo ones, then made-up ones), so each account's feed carries the union of its sessions'
 instruments and fans ticks out to each session's stream. The simulator builds each second's packets once and
 sends them on every account's connection: its own CPU (about 125 µs a full-mode packet) limits one account
-to about 8 frames of 1000 instruments a second, and more accounts bring more ticks to the process. Strategy: EMAs 1/2 (a signal on almost every bar) so entries, and so latency samples,
-are plentiful. Latency is measured from the moment the WebSocket frame carrying the tick arrived at the
-account's feed (before it is split) to the moment the entry intent passed the risk check (before the
-journal's fsync): it includes the frame split, the decode, the session's stream thread, the agent's
-queue, bars, strategy and risk; not the kernel's socket buffer.
-It is printed in three parts: the feed's thread until the batch is in the agent's inbox, the wait until
-the agent's thread takes it (its wake-up and the GIL shared with every other thread), and the agent's own work.
+to about 8 frames of 1000 instruments a second, and more accounts bring more ticks to the process.
 
-The 1000 extra instruments are a watch list (`SessionEngine.watch_instruments`): every packet is split
-off the frame and kept as the instrument's latest value (readable with `SessionEngine.quote`), decoded
-only when read. The figures count ticks off the wire and the same counted once per session subscribed.
+Strategy: EMAs 1/2 (a signal on almost every bar) so entries, and so latency samples, are plentiful.
+Latency is measured from the moment the WebSocket frame carrying the tick arrived at the account's feed
+(before its packets are found) to the moment the entry intent passed the risk check (before the journal's
+fsync): it includes finding the packets, the decode, the session's routing, the agent's queue, bars,
+strategy and risk; not the kernel's socket buffer. It is printed in three parts: the feed's thread until the
+batch is in the agent's inbox, the wait until the agent's thread takes it (its wake-up and the GIL shared
+with every other thread), and the agent's own work. Tick-to-order-sent adds the intent's durable write and
+the paper gateway's acceptance.
+
+The 1000 extra instruments are a watch list (`SessionEngine.watch_instruments`): every packet is found in
+the frame and kept as the instrument's latest value (readable with `SessionEngine.quote`), decoded only
+when read. The figures count ticks off the wire and the same counted once per session subscribed.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import functools
 import json
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -44,7 +44,6 @@ SEG_CDS, SEG_BCD, SEG_NCO, SEG_INDICES = 3, 6, 12, 9
 _HUNDRED = Decimal(100)
 _DIVISORS = {SEG_CDS: Decimal(10_000_000), SEG_BCD: Decimal(10_000), SEG_NCO: Decimal(10_000)}
 
-_U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
 
 
@@ -119,17 +118,20 @@ def split_packets(frame: bytes) -> list[bytes]:
     if len(frame) < 2:
         return []
     (count,) = _U16.unpack_from(frame, 0)
-    packets: list[bytes] = []
-    pos = 2
+    return [frame[start : start + length] for start, length in _walk(frame, 2, count)]
+
+
+def _walk(frame: bytes, pos: int, count: int) -> Iterator[tuple[int, int]]:
+    """(start, length) of up to `count` whole packets from `pos` on, packet by packet."""
+    n = len(frame)
     for _ in range(count):
-        if pos + 2 > len(frame):
-            break
+        if pos + 2 > n:
+            return
         (length,) = _U16.unpack_from(frame, pos)
         start, pos = pos + 2, pos + 2 + length
-        if pos > len(frame):
-            break
-        packets.append(frame[start:pos])
-    return packets
+        if pos > n:
+            return
+        yield start, length
 
 
 _DEPTH = struct.Struct(">" + "IIHxx" * 10)
@@ -238,10 +240,6 @@ class FrameIndex:
         hits = np.flatnonzero(self.tokens == token)
         return int(hits[-1]) if len(hits) else None
 
-    def packets(self) -> dict[int, bytes]:
-        """Every packet by token (a token twice keeps its later packet), in frame order."""
-        return {int(t): self.packet(i) for i, t in enumerate(self.tokens)}
-
 
 def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
     """Finds a binary frame's packets: what the feed does with every frame before deciding what to decode.
@@ -259,7 +257,6 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
         return _empty_index(frame, seq)
     buf = np.frombuffer(frame, np.uint8)
     (count,) = _U16.unpack_from(frame, 0)
-    tokens: list[np.ndarray] = []
     starts: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     pos, done, runs = 2, 0, 0
@@ -271,33 +268,21 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
             break
         k = _run_length(buf, pos, step, length, fit)
         if length in _KNOWN_LENGTHS:
-            first, end = pos + 2, pos + 2 + k * step
-            tokens.append(_tokens_at(buf, first, end, step))
-            starts.append(np.arange(first, end, step, dtype=np.int64))
+            starts.append(np.arange(pos + 2, pos + 2 + k * step, step, dtype=np.int64))
             lengths.append(np.full(k, length, np.int64))
         pos += k * step
         done += k
         runs += 1
-    if done < count and pos + 2 <= n:  # many short runs: the rest packet by packet
-        rest: list[int] = []
-        rest_lengths: list[int] = []
-        for _ in range(count - done):
-            if pos + 2 > n:
-                break
-            (length,) = _U16.unpack_from(frame, pos)
-            start, pos = pos + 2, pos + 2 + length
-            if pos > n:
-                break
-            if length in _KNOWN_LENGTHS:
-                rest.append(start)
-                rest_lengths.append(length)
-        at = np.array(rest, np.int64)
-        tokens.append(_tokens_at(buf, at))
-        starts.append(at)
-        lengths.append(np.array(rest_lengths, np.int64))
+    if done < count:  # many short runs: the rest packet by packet
+        rest = [
+            (start, length) for start, length in _walk(frame, pos, count - done) if length in _KNOWN_LENGTHS
+        ]
+        starts.append(np.array([start for start, _ in rest], np.int64))
+        lengths.append(np.array([length for _, length in rest], np.int64))
     if not starts:
         return _empty_index(frame, seq)
-    return FrameIndex(frame, np.concatenate(tokens), np.concatenate(starts), np.concatenate(lengths), seq)
+    at = np.concatenate(starts)
+    return FrameIndex(frame, _tokens_at(buf, at), at, np.concatenate(lengths), seq)
 
 
 def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> int:
@@ -314,18 +299,10 @@ def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> 
     return checked
 
 
-def _tokens_at(buf: np.ndarray, first: int | np.ndarray, end: int = 0, step: int = 1) -> np.ndarray:
-    """The big-endian uint32 at each packet start: `first:end:step`, or the offsets array `first`."""
-    if isinstance(first, np.ndarray):
-        parts = [buf[first + i] for i in range(4)]
-    else:
-        parts = [buf[first + i : end + i : step] for i in range(4)]
-    return (
-        (parts[0].astype(np.uint32) << 24)
-        | (parts[1].astype(np.uint32) << 16)
-        | (parts[2].astype(np.uint32) << 8)
-        | parts[3]
-    )
+def _tokens_at(buf: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The big-endian uint32 (instrument token) at each packet start."""
+    b = [buf[starts + i].astype(np.uint32) for i in range(4)]
+    return (b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]
 
 
 def _empty_index(frame: bytes, seq: int) -> FrameIndex:
@@ -360,8 +337,8 @@ class LatestPackets:
             newest = self._frames[-1]
             if len(gone.tokens) == len(newest.tokens) and np.array_equal(gone.tokens, newest.tokens):
                 return
-            newer = np.unique(np.concatenate([f.tokens for f in self._frames]))
-            for i in np.flatnonzero(~np.isin(gone.tokens, newer, assume_unique=False)):
+            newer = np.concatenate([f.tokens for f in self._frames])
+            for i in np.flatnonzero(~np.isin(gone.tokens, newer)):
                 token = int(gone.tokens[i])
                 if self._forgotten.get(token, -1) < gone.seq:
                     self._older[token] = gone.packet(int(i))
@@ -384,8 +361,8 @@ class LatestPackets:
             self._older.pop(token, None)
             if self._frames:
                 self._forgotten[token] = self._frames[-1].seq
-            elif token in self._forgotten:
-                del self._forgotten[token]
+            else:
+                self._forgotten.pop(token, None)
 
 
 class TickBatch(list[QuoteTick]):
