@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Row, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Fill, Mode, Position, SessionKey, Side
-from desktop.store.database import Database, upsert_statement, utc_now
+from desktop.store.database import Database, Prepared, Writes, upsert_statement, utc_now
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import fills, positions
 from desktop.store.sessions import check_mode
 
-# Built once, run with parameters (see database.py): a position is saved after every fill and price change.
-_POSITION_UPSERT = upsert_statement(
-    positions, ("mode", "quantity", "average_price", "last_price", "realised_pnl", "updated_at_utc")
+# Prepared once (see database.py): a fill is saved before the engine acts on it, a position after every fill
+# and price change.
+_FILL_INSERT = Prepared(insert(fills).on_conflict_do_nothing())
+_POSITION_UPSERT = Prepared(
+    upsert_statement(
+        positions, ("mode", "quantity", "average_price", "last_price", "realised_pnl", "updated_at_utc")
+    )
 )
 
 
@@ -30,7 +34,7 @@ class FillRepository:
         """Commits the fill durably (synchronous=FULL) before the engine acts on it; False if already saved."""
         key = require_key(fill.key)
         record_id = derived_id("fill", key.broker_id, key.session_id, fill.fill_id)
-        stmt = insert(fills).values(
+        values = dict(
             id=record_id,
             broker_id=key.broker_id,
             device_id=self._db.device_id,
@@ -48,11 +52,11 @@ class FillRepository:
             tag=key.order_tag,
         )
 
-        def work(conn: Connection) -> bool:
-            check_mode(conn, key, fill.mode, "fill")
-            added = conn.execute(stmt.on_conflict_do_nothing()).rowcount
+        def work(writes: Writes) -> bool:
+            check_mode(writes, key, fill.mode, "fill")
+            added = writes.execute(_FILL_INSERT, values).rowcount
             if added:
-                self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="fills", record_id=record_id)
+                writes.add_to_outbox(broker_id=key.broker_id, table_name="fills", record_id=record_id)
             return bool(added)
 
         return self._db.run(work, durable=True, what="fill")
@@ -110,10 +114,10 @@ class PositionRepository:
             "updated_at_utc": utc_now(),
         }
 
-        def work(conn: Connection) -> None:
-            check_mode(conn, key, position.mode, "position")
-            conn.execute(_POSITION_UPSERT, values)
-            self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="positions", record_id=record_id)
+        def work(writes: Writes) -> None:
+            check_mode(writes, key, position.mode, "position")
+            writes.execute(_POSITION_UPSERT, values)
+            writes.add_to_outbox(broker_id=key.broker_id, table_name="positions", record_id=record_id)
 
         self._db.run(work, durable=False, what="position")
 

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from desktop.domain import Segment, SessionKey
-from desktop.store.database import Database, utc_now
+from desktop.store.database import Database, Prepared, Writes, utc_now
 from desktop.store.errors import StoreError
 from desktop.store.ids import random_id
 from desktop.store.records import (
@@ -24,7 +24,7 @@ from desktop.store.records import (
 )
 from desktop.store.schema import journal, outbox, sync_cursors
 
-_JOURNAL_INSERT = insert(journal)  # built once, run with parameters (see database.py)
+_JOURNAL_INSERT = Prepared(insert(journal))  # see database.py
 
 
 class JournalRepository:
@@ -48,8 +48,8 @@ class JournalRepository:
             raise StoreError("a journal entry needs a kind")
         record_id = random_id()
 
-        def work(conn: Connection) -> int:
-            result = conn.execute(
+        def work(writes: Writes) -> int:
+            seq = writes.execute(
                 _JOURNAL_INSERT,
                 {
                     "id": record_id,
@@ -62,11 +62,10 @@ class JournalRepository:
                     "market_time": market_time,
                     "recorded_at_utc": utc_now(),
                 },
-            )
-            seq = result.inserted_primary_key[0] if result.inserted_primary_key else None
-            if seq is None:
+            ).lastrowid
+            if not seq:
                 raise StoreError("the journal entry got no sequence number")
-            self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="journal", record_id=record_id)
+            writes.add_to_outbox(broker_id=key.broker_id, table_name="journal", record_id=record_id)
             return int(seq)
 
         return self._db.run(work, durable=True, what="journal entry")

@@ -6,24 +6,28 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, select
+from sqlalchemy import Row, and_, bindparam, exists, select
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
-from desktop.store.database import Database, upsert_statement, utc_now
+from desktop.store.database import Database, Prepared, Writes, upsert_statement, utc_now
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import order_intents, orders
 from desktop.store.sessions import check_mode
 
 FINAL_STATUSES = tuple(s.value for s in OrderStatus if s.is_final)
-# Built once, run with parameters (see database.py): an intent is saved before every order, and every order
-# update (several per order) reads the saved row and writes it again.
-_INTENT_INSERT = insert(order_intents).on_conflict_do_nothing()
-_ORDER_BY_ID = select(orders).where(orders.c.id == bindparam("record_id"))
+# Prepared once (see database.py): an intent is saved before every order, and every order update (several per
+# order) reads the saved row's status, fill and intent, then writes the row again.
+_INTENT_INSERT = Prepared(insert(order_intents).on_conflict_do_nothing())
+_ORDER_BY_ID = Prepared(
+    select(orders.c.status, orders.c.filled_quantity, orders.c.intent_id).where(
+        orders.c.id == bindparam("record_id")
+    )
+)
 # An order update writes every column (see `record`): on a conflict all but the id are replaced.
 _ORDER_UPDATED = tuple(c.name for c in orders.c if c.name != "id")
-_ORDER_UPSERT = upsert_statement(orders, _ORDER_UPDATED)
+_ORDER_UPSERT = Prepared(upsert_statement(orders, _ORDER_UPDATED))
 
 
 class IntentRepository:
@@ -57,13 +61,11 @@ class IntentRepository:
             created_at=at,
         )
 
-        def work(conn: Connection) -> bool:
-            check_mode(conn, key, intent.mode, "order intent")
-            added = conn.execute(_INTENT_INSERT, values).rowcount
+        def work(writes: Writes) -> bool:
+            check_mode(writes, key, intent.mode, "order intent")
+            added = writes.execute(_INTENT_INSERT, values).rowcount
             if added:
-                self._db.add_to_outbox(
-                    conn, broker_id=key.broker_id, table_name="order_intents", record_id=record_id
-                )
+                writes.add_to_outbox(broker_id=key.broker_id, table_name="order_intents", record_id=record_id)
             return bool(added)
 
         return self._db.run(work, durable=True, what="order intent")
@@ -150,16 +152,17 @@ class OrderRepository:
             "updated_at_utc": utc_now(),
         }
 
-        def work(conn: Connection) -> None:
-            check_mode(conn, key, order.mode, "order")
-            old = conn.execute(_ORDER_BY_ID, {"record_id": record_id}).one_or_none()
+        def work(writes: Writes) -> None:
+            check_mode(writes, key, order.mode, "order")
+            old = writes.execute(_ORDER_BY_ID, {"record_id": record_id}).fetchone()
             if old is not None:
-                if OrderStatus(old.status).is_final and not OrderStatus(order.status).is_final:
+                old_status, old_filled, old_intent_id = old
+                if OrderStatus(old_status).is_final and not OrderStatus(order.status).is_final:
                     return  # a late transient update: the final state stands
-                values["filled_quantity"] = max(old.filled_quantity, order.filled_quantity)
-                values["intent_id"] = order.intent_id or old.intent_id
-            conn.execute(_ORDER_UPSERT, values)
-            self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="orders", record_id=record_id)
+                values["filled_quantity"] = max(old_filled, order.filled_quantity)
+                values["intent_id"] = order.intent_id or old_intent_id
+            writes.execute(_ORDER_UPSERT, values)
+            writes.add_to_outbox(broker_id=key.broker_id, table_name="orders", record_id=record_id)
 
         self._db.run(work, durable=False, what="order update")
 

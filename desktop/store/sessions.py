@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Mode, SessionKey
-from desktop.store.database import Database, utc_now
+from desktop.store.database import Database, Prepared, Writes, utc_now
 from desktop.store.errors import StoreError
 from desktop.store.ids import derived_id
 from desktop.store.records import (
@@ -30,27 +30,27 @@ def session_record_id(key: SessionKey) -> str:
     return derived_id("session", key.broker_id, key.session_id)
 
 
-# Built once, run with parameters (see database.py): every order, fill and position write checks its mode.
-_MODE_SELECT = select(sessions.c.mode).where(
-    sessions.c.broker_id == bindparam("broker_id"), sessions.c.session_id == bindparam("session_id")
+# Prepared once (see database.py): every intent, order, fill and position write checks its mode.
+_MODE_SELECT = Prepared(
+    select(sessions.c.mode).where(
+        sessions.c.broker_id == bindparam("broker_id"), sessions.c.session_id == bindparam("session_id")
+    )
 )
 
 
-def session_mode(conn: Connection, key: SessionKey) -> Mode:
+def session_mode(writes: Writes, key: SessionKey) -> Mode:
     """The mode a session was recorded with, or StoreError if the session is not recorded."""
-    mode = conn.execute(
-        _MODE_SELECT, {"broker_id": key.broker_id, "session_id": key.session_id}
-    ).scalar_one_or_none()
-    if mode is None:
+    row = writes.execute(_MODE_SELECT, {"broker_id": key.broker_id, "session_id": key.session_id}).fetchone()
+    if row is None:
         raise StoreError(
             f"session {key.session_id} of {key.broker_id} is not recorded: record the session first"
         )
-    return Mode(mode)
+    return Mode(row[0])
 
 
-def check_mode(conn: Connection, key: SessionKey, mode: Mode, what: str) -> None:
+def check_mode(writes: Writes, key: SessionKey, mode: Mode, what: str) -> None:
     """Refuses a record whose mode differs from its session's: paper and live never mix."""
-    expected = session_mode(conn, key)
+    expected = session_mode(writes, key)
     if Mode(mode) is not expected:
         raise StoreError(f"a {Mode(mode).value} {what} cannot belong to a {expected.value} session")
 

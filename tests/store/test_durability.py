@@ -16,25 +16,35 @@ _SYNC = re.compile(r"PRAGMA\s+synchronous\s*=\s*(\w+)", re.IGNORECASE)
 
 
 def _sync_level_of_each_insert(store: Any, write: Any) -> dict[str, set[str]]:
-    """Runs `write()` and returns, per table inserted into, the synchronous level its connection had."""
+    """Runs `write()` and returns, per table inserted into, the synchronous level its connection had.
+
+    It listens with SQLite's own statement trace on every connection the store uses while `write()` runs,
+    so it sees the statements SQLAlchemy runs and the ones the group commit runs on the driver's cursor.
+    """
     level: dict[int, str] = {}
     seen: dict[str, set[str]] = {}
 
-    def spy(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        pragma = _SYNC.search(statement)
-        if pragma:
-            level[id(conn.connection.dbapi_connection)] = pragma.group(1).upper()
-        insert = _INSERT.match(statement)
-        if insert:
-            current = level.get(id(conn.connection.dbapi_connection), "NORMAL (connection default)")
-            seen.setdefault(insert.group(1), set()).add(current)
+    def tracer(dbapi_connection: Any) -> Any:
+        def spy(statement: str) -> None:
+            pragma = _SYNC.search(statement)
+            if pragma:
+                level[id(dbapi_connection)] = pragma.group(1).upper()
+            insert = _INSERT.match(statement)
+            if insert:
+                current = level.get(id(dbapi_connection), "NORMAL (connection default)")
+                seen.setdefault(insert.group(1), set()).add(current)
+
+        return spy
+
+    def on_checkout(dbapi_connection: Any, *_: Any) -> None:
+        dbapi_connection.set_trace_callback(tracer(dbapi_connection))
 
     engine = store._db.engine
-    event.listen(engine, "before_cursor_execute", spy)
+    event.listen(engine, "checkout", on_checkout)
     try:
         write()
     finally:
-        event.remove(engine, "before_cursor_execute", spy)
+        event.remove(engine, "checkout", on_checkout)
     return seen
 
 
