@@ -1,8 +1,13 @@
-"""Store figures: durable journal commits per second, and reading one account's day from 1,000,000 fills.
+"""Store figures: CPU per hot write, durable journal commits per second, and reading one account's day from
+1,000,000 fills.
 
 Run: `python bench/store_bench.py [--rows 1000000] [--accounts 200] [--home DIR]`. Building the big
 database takes about a minute; it is not part of the test suite. The fills are written straight into
 the `fills` table in large batches (the bench measures reads, not 1,000,000 fsyncs).
+
+CPU per hot write is the calling thread's CPU time (`time.thread_time`, user and system) for one write in
+its own transaction, as an agent entering a position makes them: the intent, the fill, journal entries,
+order updates and the position. Under the GIL that is time no other thread of the process runs Python.
 """
 
 from __future__ import annotations
@@ -13,10 +18,23 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
-from desktop.domain import Mode, Segment, SessionKey
+from desktop.domain import (
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Segment,
+    SessionKey,
+    Side,
+)
 from desktop.store import Store
 from desktop.store.ids import derived_id
 
@@ -97,6 +115,51 @@ def journal_commits_per_second(store: Store, key: SessionKey, count: int) -> flo
     return count / (time.perf_counter() - t0)
 
 
+def cpu_per_write(store: Store, key: SessionKey, count: int) -> dict[str, float]:
+    """Median CPU seconds of one write of each hot kind, `count` writes each, one transaction each."""
+    at = datetime(2026, 1, 5, 10, 0)
+    symbol = SYMBOLS[0]
+    writes: dict[str, Callable[[int], object]] = {
+        "order intent (durable)": lambda n: store.intents.record(
+            OrderIntent(key, Segment.NIFTY, Mode.PAPER, "NFO", symbol, Side.BUY, 65, reason="entry"), at=at
+        ),
+        "fill (durable)": lambda n: store.fills.record(
+            Fill(f"F{n}", f"O{n}", key, Mode.PAPER, "NFO", symbol, Side.BUY, 65, Decimal("101.05"), at)
+        ),
+        "journal entry (durable)": lambda n: store.journal.append(
+            key, segment=Segment.NIFTY, kind="order_sent", payload={"n": n, "role": "entry"}, market_time=at
+        ),
+        "order update": lambda n: store.orders.record(
+            Order(
+                f"O{n}",
+                key,
+                Mode.PAPER,
+                "NFO",
+                symbol,
+                Side.BUY,
+                65,
+                OrderType.MARKET,
+                OrderStatus.COMPLETE,
+                65,
+                Decimal("101.05"),
+                timestamp=at,
+            )
+        ),  # fmt: skip
+        "position": lambda n: store.positions.upsert(
+            Position(key, Mode.PAPER, "NFO", symbol, 65, Decimal("101.05"))
+        ),
+    }
+    figures = {}
+    for name, write in writes.items():
+        cpu = []
+        for n in range(count):
+            t0 = time.thread_time()
+            write(n)
+            cpu.append(time.thread_time() - t0)
+        figures[name] = statistics.median(cpu)
+    return figures
+
+
 def main(argv: list[str]) -> int:
     """Builds the database and prints the figures."""
     p = argparse.ArgumentParser(description=__doc__)
@@ -117,6 +180,8 @@ def main(argv: list[str]) -> int:
                 state="running",
                 started_at=datetime(2026, 1, 5),
             )
+            for name, cpu in cpu_per_write(store, key, args.journal).items():
+                print(f"CPU per {name}: {cpu * 1e6:.0f} µs (median of {args.journal}, one transaction each)")
             rate = journal_commits_per_second(store, key, args.journal)
             print(
                 f"durable journal commits: {rate:,.0f} per second ({args.journal} sequential appends, FULL sync)"
