@@ -208,29 +208,34 @@ class SegmentTrader:
                     self.batch_handed - self.batch_posted,
                 )
             )
-        self.log.info(
-            "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d)",
-            action.reason,
-            qty,
-            contract.tradingsymbol,
-            self.index_price,
-            contract.strike,
-            self.offset,
-        )
         self._pending_contract = contract
-        self.ctx.watch_option(contract.instrument_token, self.segment)
         self._journal(
             "entry_sent",
             {"intent_id": intent.intent_id, "symbol": contract.tradingsymbol, "qty": qty, "lot_size": contract.lot_size,
              "spot": str(self.index_price), "strike": str(contract.strike), "right": action.right.value,
              "itm_offset": self.offset, "reason": action.reason},
         )  # fmt: skip
-        if not self._send(intent, ENTRY):
+        # The order goes out first (its intent journaled durably before): the log line and the option's
+        # subscription come after, so they hold up neither this order nor the other agents deciding on the
+        # same tick (one interpreter lock for all of them). The option's ticks start within the millisecond.
+        sent = self._send(intent, ENTRY)
+        if sent and self.sent_probe is not None:
+            self.sent_probe.append(time.perf_counter() - self.batch_posted)
+        self.log.info(
+            "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d): %s",
+            action.reason,
+            qty,
+            contract.tradingsymbol,
+            self.index_price,
+            contract.strike,
+            self.offset,
+            f"order {sent.order_id} sent" if sent else "not placed",
+        )
+        if not sent:
             self.ctx.risk.on_entry_failed(self.segment)
             self.strategy.on_entry_rejected("the entry order failed")
             return
-        if self.sent_probe is not None:
-            self.sent_probe.append(time.perf_counter() - self.batch_posted)
+        self.ctx.watch_option(contract.instrument_token, self.segment)
         self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
     def exit(self, reason: str) -> bool:
@@ -247,8 +252,12 @@ class SegmentTrader:
         intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, h.quantity, reason)
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
-        self.log.info("Exit (%s): SELL %d %s at about %s", reason, h.quantity, h.tradingsymbol, h.last_price)
-        if not self._send(intent, EXIT):
+        sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
+        self.log.info(
+            "Exit (%s): SELL %d %s at about %s: %s",
+            reason, h.quantity, h.tradingsymbol, h.last_price, f"order {sent.order_id} sent" if sent else "not placed",
+        )  # fmt: skip
+        if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
             if self.mode is Mode.LIVE:
                 self._place_stop(self.strategy.position.stop if self.strategy.position else None)

@@ -184,6 +184,18 @@ def test_live_stop_move_modifies_the_resting_order(make) -> None:
     assert gateway.modified == [("O2", Decimal("195.00"))]
 
 
+def test_the_entry_order_leaves_before_its_log_line_and_the_options_subscription(make) -> None:
+    trader, gateway, _ = make(Mode.PAPER)
+    placed_when_watched: list[int] = []
+    trader.ctx.watch_option = lambda token, segment: placed_when_watched.append(len(gateway.placed))
+    enter(trader, gateway)
+    assert placed_when_watched == [1]
+    lines = trader.log.path.read_text().splitlines()
+    assert any(
+        "Entry signal (test): BUY 195 NIFTY2611324850CE" in line and "order O1 sent" in line for line in lines
+    )
+
+
 def test_live_exit_cancels_the_stop_order_before_selling(make) -> None:
     trader, gateway, _ = make()
     enter(trader, gateway, "200")
