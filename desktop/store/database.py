@@ -111,12 +111,17 @@ class Prepared:
 
 
 class Writes:
-    """What a `Database.run` job writes with: `Prepared` statements inside the batch's transaction."""
+    """What a `Database.run` job writes with: `Prepared` statements inside the batch's transaction.
 
-    __slots__ = ("_cursor",)
+    `session_modes` remembers each recorded session's mode (it never changes, and sessions are never
+    deleted), so the check that paper and live never mix costs a lookup, not a query, per write.
+    """
 
-    def __init__(self, cursor: sqlite3.Cursor) -> None:
+    __slots__ = ("_cursor", "session_modes")
+
+    def __init__(self, cursor: sqlite3.Cursor, session_modes: dict[tuple[str, str], Any]) -> None:
         self._cursor = cursor
+        self.session_modes = session_modes
 
     def execute(self, stmt: Prepared, values: Mapping[str, Any]) -> sqlite3.Cursor:
         """Runs `stmt` with `values`; the cursor gives `rowcount`, `lastrowid` and any rows (as tuples)."""
@@ -192,6 +197,7 @@ class Database:
         self._closed = False
         self._batch_conn: Any = None  # the pooled connection group commits run on (under the write lock)
         self._batch_sync = ""  # its synchronous level, set only when it changes
+        self._session_modes: dict[tuple[str, str], Any] = {}  # see Writes
         self.engine: Engine = _make_engine(path, busy_timeout_s, dict(extra_pragmas or {}))
 
     @property
@@ -259,19 +265,19 @@ class Database:
         """One transaction for `jobs`, a SAVEPOINT each; marks each done with its value or error."""
         try:
             with self._batch_transaction(durable=any(j.durable for j in jobs), what=jobs[0].what) as cursor:
-                writes = Writes(cursor)
+                writes = Writes(cursor, self._session_modes)
                 for n, job in enumerate(jobs):
                     job.error = self._failure  # a write that failed at the disk stops the ones after it
                     if job.error is not None:
                         continue
+                    # Savepoints nest and COMMIT ends them all: no RELEASE per write (each statement lets go
+                    # of the GIL, and so of the leader's turn while thirty agents wait for it).
                     cursor.execute(f"SAVEPOINT w{n}")
                     try:
                         job.value = job.work(writes)
-                        cursor.execute(f"RELEASE w{n}")
                     except BaseException as exc:  # this write only: roll it back, keep the others
                         with suppress(Exception):
                             cursor.execute(f"ROLLBACK TO w{n}")
-                            cursor.execute(f"RELEASE w{n}")
                         job.error = self._translate(exc, job.what)
         except BaseException as exc:  # the transaction itself failed (BEGIN or COMMIT): nothing was saved
             for job in jobs:

@@ -40,12 +40,16 @@ _MODE_SELECT = Prepared(
 
 def session_mode(writes: Writes, key: SessionKey) -> Mode:
     """The mode a session was recorded with, or StoreError if the session is not recorded."""
+    known: Mode | None = writes.session_modes.get((key.broker_id, key.session_id))
+    if known is not None:
+        return known
     row = writes.execute(_MODE_SELECT, {"broker_id": key.broker_id, "session_id": key.session_id}).fetchone()
     if row is None:
         raise StoreError(
             f"session {key.session_id} of {key.broker_id} is not recorded: record the session first"
         )
-    return Mode(row[0])
+    mode = writes.session_modes[(key.broker_id, key.session_id)] = Mode(row[0])
+    return mode
 
 
 def check_mode(writes: Writes, key: SessionKey, mode: Mode, what: str) -> None:

@@ -6,9 +6,12 @@ import threading
 import time
 
 import pytest
+from sqlalchemy import insert
 
 from desktop.domain import Mode
 from desktop.store import StoreError
+from desktop.store.database import Prepared, Writes
+from desktop.store.schema import order_intents
 from tests.store.conftest import DAY, make_intent, new_session
 
 
@@ -108,3 +111,50 @@ def test_a_failed_commit_fails_every_write_of_its_batch(store, monkeypatch: pyte
     monkeypatch.undo()
     assert len(errors) == 3 and all("locked" in str(e) for e in errors)
     assert store.intents.for_session(broker_id="AB1234", session_id=key.session_id) == []
+
+
+def test_a_write_that_fails_after_writing_rows_leaves_none_of_them_and_the_others_whole(store) -> None:
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    before, after = make_intent(key, mode=Mode.LIVE), make_intent(key, mode=Mode.LIVE)
+    half = make_intent(key, mode=Mode.LIVE)
+    gate, holder = _hold_the_writer(store)
+    errors: list[BaseException] = []
+    write = _recorder(store, errors)
+
+    def half_written() -> None:
+        def work(writes: Writes) -> None:  # its row and its outbox entry are written, then it fails
+            stmt = Prepared(insert(order_intents))
+            writes.execute(stmt, _intent_row(store, half))
+            writes.add_to_outbox(broker_id="AB1234", table_name="order_intents", record_id="half")
+            raise StoreError("failed half-way")
+
+        try:
+            store._db.run(work, durable=True, what="half")
+        except StoreError as e:
+            errors.append(e)
+
+    writers = [threading.Thread(target=write, args=(before,)), threading.Thread(target=half_written),
+               threading.Thread(target=write, args=(after,))]  # fmt: skip
+    for w in writers:
+        w.start()
+        _queue_until(store, writers.index(w) + 1)  # in this order inside the batch
+    gate.set()
+    for w in writers + [holder]:
+        w.join(10)
+    assert [str(e) for e in errors] == ["failed half-way"]
+    saved = store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
+    assert {i.intent_id for i in saved} == {before.intent_id, after.intent_id}
+    outbox = store.outbox.pending(broker_id="AB1234")
+    assert "half" not in {e.record_id for e in outbox}
+    assert sum(e.table_name == "order_intents" for e in outbox) == 2
+
+
+def _intent_row(store, intent) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "id": "h" * 32, "broker_id": intent.key.broker_id, "device_id": store.device_id,
+        "session_id": intent.key.session_id, "intent_id": intent.intent_id, "segment": intent.segment.value,
+        "mode": intent.mode.value, "exchange": intent.exchange, "tradingsymbol": intent.tradingsymbol,
+        "side": intent.side.value, "quantity": intent.quantity, "order_type": intent.order_type.value,
+        "price": intent.price, "trigger_price": intent.trigger_price, "product": intent.product,
+        "reason": intent.reason, "tag": intent.tag, "created_at": DAY,
+    }  # fmt: skip

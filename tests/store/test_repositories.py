@@ -49,6 +49,18 @@ def test_paper_fill_cannot_enter_a_live_session(store):
     assert store.fills.for_session(broker_id="AB1234", session_id=key.session_id) == []
 
 
+def test_a_mix_of_paper_and_live_is_refused_also_once_the_sessions_mode_is_remembered(store):
+    live, paper = new_session(store, "AB1234", mode=Mode.LIVE), new_session(store, "AB1234", mode=Mode.PAPER)
+    assert store.fills.record(make_fill(live, mode=Mode.LIVE))  # both modes now known without a query
+    assert store.fills.record(make_fill(paper, mode=Mode.PAPER))
+    with pytest.raises(StoreError, match="PAPER order intent cannot belong to a LIVE session"):
+        store.intents.record(make_intent(live, mode=Mode.PAPER), at=DAY)
+    with pytest.raises(StoreError, match="LIVE position cannot belong to a PAPER session"):
+        store.positions.upsert(Position(paper, Mode.LIVE, "NFO", SYMBOL, 65, Decimal(1)))
+    assert store.intents.for_session(broker_id="AB1234", session_id=live.session_id) == []
+    assert store.positions.for_session(broker_id="AB1234", session_id=paper.session_id) == []
+
+
 def test_repeated_fill_is_saved_once(store):
     key = new_session(store, "AB1234")
     fill = make_fill(key)
