@@ -209,18 +209,19 @@ class SegmentTrader:
                 )
             )
         self._pending_contract = contract
+        # The order goes out first (its intent journaled durably before): the journal note, the log line and the
+        # option's subscription come after, so they hold up neither this order nor the other agents deciding
+        # on the same tick (one interpreter lock for all of them). The option's ticks start within the
+        # millisecond.
+        sent = self._send(intent, ENTRY)
+        if sent and self.sent_probe is not None:
+            self.sent_probe.append(time.perf_counter() - self.batch_posted)
         self._journal(
             "entry_sent",
             {"intent_id": intent.intent_id, "symbol": contract.tradingsymbol, "qty": qty, "lot_size": contract.lot_size,
              "spot": str(self.index_price), "strike": str(contract.strike), "right": action.right.value,
-             "itm_offset": self.offset, "reason": action.reason},
+             "itm_offset": self.offset, "reason": action.reason, "placed": bool(sent)},
         )  # fmt: skip
-        # The order goes out first (its intent journaled durably before): the log line and the option's
-        # subscription come after, so they hold up neither this order nor the other agents deciding on the
-        # same tick (one interpreter lock for all of them). The option's ticks start within the millisecond.
-        sent = self._send(intent, ENTRY)
-        if sent and self.sent_probe is not None:
-            self.sent_probe.append(time.perf_counter() - self.batch_posted)
         self.log.info(
             "Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d): %s",
             action.reason,
@@ -310,7 +311,6 @@ class SegmentTrader:
         """Journal first (durable), then send; None when the gateway refused it."""
         assert self.market_time is not None
         self.ctx.store.intents.record(intent, at=self.market_time)
-        self._journal("order_sent", {"intent_id": intent.intent_id, "reason": intent.reason, "role": role})
         tracked = TrackedOrder(intent, role)
         try:
             order = self.ctx.gateway.place(intent)
@@ -318,6 +318,17 @@ class SegmentTrader:
             self.log.error("%s order not placed: %s", role, e)
             self._journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
             return None
+        # A note of what was sent, after the send: queued for the store writer, whose wake-up and write must not
+        # come between the durable intent and the order.
+        self._journal(
+            "order_sent",
+            {
+                "intent_id": intent.intent_id,
+                "order_id": order.order_id,
+                "reason": intent.reason,
+                "role": role,
+            },
+        )
         tracked.order_id = order.order_id
         self.orders[order.order_id] = tracked
         return tracked

@@ -184,12 +184,25 @@ def test_live_stop_move_modifies_the_resting_order(make) -> None:
     assert gateway.modified == [("O2", Decimal("195.00"))]
 
 
-def test_the_entry_order_leaves_before_its_log_line_and_the_options_subscription(make) -> None:
-    trader, gateway, _ = make(Mode.PAPER)
+def test_the_entry_order_leaves_before_its_notes_log_line_and_the_options_subscription(make) -> None:
+    trader, gateway, store = make(Mode.PAPER)
+    key = trader.ctx.key
     placed_when_watched: list[int] = []
     trader.ctx.watch_option = lambda token, segment: placed_when_watched.append(len(gateway.placed))
+    notes_when_placed: list[list[str]] = []
+    place = gateway.place
+
+    def noting_place(intent: OrderIntent) -> Order:
+        notes = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        notes_when_placed.append([n.kind for n in notes])
+        return place(intent)
+
+    gateway.place = noting_place  # type: ignore[method-assign]
     enter(trader, gateway)
-    assert placed_when_watched == [1]
+    assert notes_when_placed == [[]] and placed_when_watched == [1]
+    notes = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert [n.kind for n in notes][:2] == ["order_sent", "entry_sent"]
+    assert notes[0].payload["order_id"] == "O1" and notes[1].payload["placed"] is True
     lines = trader.log.path.read_text().splitlines()
     assert any(
         "Entry signal (test): BUY 195 NIFTY2611324850CE" in line and "order O1 sent" in line for line in lines
