@@ -152,7 +152,8 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
     users = accounts(args.accounts)
-    sim, url = start_sim(args.speed, sim_cpus, users)
+    # `start_demo` logs in every demo account, so the simulator knows them all, also when fewer are used.
+    sim, url = start_sim(args.speed, sim_cpus, accounts(max(args.accounts, len(DEMO_ACCOUNTS))))
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
     sessions: list[SessionEngine] = []
