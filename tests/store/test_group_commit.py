@@ -158,3 +158,27 @@ def _intent_row(store, intent) -> dict:  # type: ignore[no-untyped-def]
         "price": intent.price, "trigger_price": intent.trigger_price, "product": intent.product,
         "reason": intent.reason, "tag": intent.tag, "created_at": DAY,
     }  # fmt: skip
+
+
+def test_a_write_alone_that_fails_after_writing_rows_leaves_none_of_them_and_the_store_writes_on(
+    store,
+) -> None:
+    key = new_session(store, "AB1234", mode=Mode.LIVE)
+    half = make_intent(key, mode=Mode.LIVE)
+
+    def work(writes: Writes) -> None:
+        writes.execute(Prepared(insert(order_intents)), _intent_row(store, half))
+        writes.add_to_outbox(broker_id="AB1234", table_name="order_intents", record_id="half")
+        raise StoreError("failed half-way")
+
+    before = store._db.batches
+    with pytest.raises(StoreError, match="failed half-way"):
+        store._db.run(work, durable=True, what="half")
+    assert store._db.batches - before == 1
+    assert store.intents.for_session(broker_id="AB1234", session_id=key.session_id) == []
+    assert {e.table_name for e in store.outbox.pending(broker_id="AB1234")} == {"sessions"}
+    after = make_intent(key, mode=Mode.LIVE)  # and the store writes on
+    assert store.intents.record(after, at=DAY)
+    assert [
+        i.intent_id for i in store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
+    ] == [after.intent_id]
