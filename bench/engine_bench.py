@@ -18,6 +18,12 @@ batch is in the agent's inbox, the wait until the agent's thread takes it (its w
 with every other thread), and the agent's own work. Tick-to-order-sent adds the intent's durable write and
 the paper gateway's acceptance.
 
+Several processes on one simulator (what one process per account would do with the same load):
+
+    python bench/engine_bench.py --serve-sim --accounts 4          # prints the simulator's URL, runs until Ctrl-C
+    python bench/engine_bench.py --sim-url URL --accounts 2 --sessions 5 &
+    python bench/engine_bench.py --sim-url URL --accounts 2 --first-account 2 --sessions 5
+
 The 1000 extra instruments are a watch list (`SessionEngine.watch_instruments`): every packet is found in
 the frame and kept as the instrument's latest value (readable with `SessionEngine.quote`), decoded only
 when read. The figures count ticks off the wire and the same counted once per session subscribed.
@@ -73,7 +79,7 @@ def start_sim(
     speed: float, cpus: set[int] | None, users: list[tuple[str, str]]
 ) -> tuple[subprocess.Popen[str], str]:
     args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--speed", str(speed)]
-    args += ["--start", "2026-01-08T09:20", "--no-rate-limits"]
+    args += ["--start", "2026-01-08T09:20", "--no-rate-limits", "--exit-with-parent"]
     for user, secret in users:
         args += ["--account", f"{user}:{secret}:{user}"]
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
@@ -141,26 +147,40 @@ def main() -> int:
         help="share every core between the simulator and KiteDesk (default: each on a core of its own, "
         "as if the exchange were another machine)",
     )
+    ap.add_argument("--first-account", type=int, default=0, help="sessions use the accounts from this one on")
+    ap.add_argument("--sim-url", help="use this running simulator (it must know the accounts used)")
+    ap.add_argument(
+        "--serve-sim", action="store_true", help="only run the simulator (for --sim-url), until Ctrl-C"
+    )
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     sim_cpus: set[int] | None = None
     if not args.no_pin and len(cores) >= 2:
         sim_cpus = set(cores[1:])
         os.sched_setaffinity(0, {cores[0]})
-        print(f"KiteDesk pinned to CPU {cores[0]}, the simulator to CPU {', '.join(map(str, sim_cpus))}")
+        where = "started elsewhere" if args.sim_url else f"to CPU {', '.join(map(str, sim_cpus))}"
+        print(f"KiteDesk pinned to CPU {cores[0]}, the simulator {where}")
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
-    users = accounts(args.accounts)
+    users = accounts(args.first_account + args.accounts)[args.first_account :]
     # `start_demo` logs in every demo account, so the simulator knows them all, also when fewer are used.
-    sim, url = start_sim(args.speed, sim_cpus, accounts(max(args.accounts, len(DEMO_ACCOUNTS))))
+    known = accounts(max(args.first_account + args.accounts, len(DEMO_ACCOUNTS)))
+    if args.serve_sim:
+        sim, url = start_sim(args.speed, sim_cpus, known)
+        print(f"simulator for {len(known)} accounts at {url} (Ctrl-C ends it)", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sim.wait()
+        sim.terminate()
+        return 0
+    sim, url = (None, args.sim_url) if args.sim_url else start_sim(args.speed, sim_cpus, known)
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
     sessions: list[SessionEngine] = []
     try:
         extra = option_tokens(url, args.instruments)
         engine.start_demo(sim_url=url)
-        for user, secret in users[len(DEMO_ACCOUNTS) :]:
+        for user, secret in [u for u in users if u[0] not in {a.user_id for a in DEMO_ACCOUNTS}]:
             profile = Profile(
                 user, user, user, api_root=url, login_url_root=url, ws_root="ws" + url[4:] + "/ws"
             )
@@ -261,8 +281,9 @@ def main() -> int:
         return 0
     finally:
         engine.close("square_off")
-        sim.terminate()
-        sim.wait(10)
+        if sim is not None:
+            sim.terminate()
+            sim.wait(10)
 
 
 if __name__ == "__main__":
