@@ -144,7 +144,7 @@ def cpu_per_write(store: Store, key: SessionKey, count: int) -> dict[str, float]
                 Decimal("101.05"),
                 timestamp=at,
             )
-        ),  # fmt: skip
+        ),
         "position": lambda n: store.positions.upsert(
             Position(key, Mode.PAPER, "NFO", symbol, 65, Decimal("101.05"))
         ),

@@ -37,6 +37,28 @@ def _queue_until(store, n: int) -> None:  # type: ignore[no-untyped-def]
         time.sleep(0.005)
 
 
+def _run_in_batch_order(store, gate: threading.Event, holder: threading.Thread, writers: list) -> None:  # type: ignore[no-untyped-def]
+    """Starts `writers` one by one, each queued before the next starts (their order inside the batch), then
+    lets the held write finish and waits for all of them."""
+    for n, w in enumerate(writers, start=1):
+        w.start()
+        _queue_until(store, n)
+    gate.set()
+    for w in writers + [holder]:
+        w.join(10)
+
+
+def _half_written(store, intent):  # type: ignore[no-untyped-def]
+    """A write that saves `intent`'s row and its outbox entry, then fails."""
+
+    def work(writes: Writes) -> None:
+        writes.execute(Prepared(insert(order_intents)), _intent_row(store, intent))
+        writes.add_to_outbox(broker_id=intent.key.broker_id, table_name="order_intents", record_id="half")
+        raise StoreError("failed half-way")
+
+    return work
+
+
 def _recorder(store, errors: list[BaseException]):  # type: ignore[no-untyped-def]
     """A writer of one intent that collects the StoreError it meets."""
 
@@ -78,13 +100,12 @@ def test_a_write_refused_inside_a_shared_transaction_fails_alone(store) -> None:
     errors: list[BaseException] = []
     write = _recorder(store, errors)
 
-    writers = [threading.Thread(target=write, args=(i,)) for i in (good[0], bad, good[1], good[2])]
-    for w in writers:
-        w.start()
-        _queue_until(store, writers.index(w) + 1)  # in this order inside the batch
-    gate.set()
-    for w in writers + [holder]:
-        w.join(10)
+    _run_in_batch_order(
+        store,
+        gate,
+        holder,
+        [threading.Thread(target=write, args=(i,)) for i in (good[0], bad, good[1], good[2])],
+    )
     assert len(errors) == 1 and "cannot belong to a LIVE session" in str(errors[0])
     saved = store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
     assert {i.intent_id for i in saved} == {i.intent_id for i in good}
@@ -122,25 +143,14 @@ def test_a_write_that_fails_after_writing_rows_leaves_none_of_them_and_the_other
     write = _recorder(store, errors)
 
     def half_written() -> None:
-        def work(writes: Writes) -> None:  # its row and its outbox entry are written, then it fails
-            stmt = Prepared(insert(order_intents))
-            writes.execute(stmt, _intent_row(store, half))
-            writes.add_to_outbox(broker_id="AB1234", table_name="order_intents", record_id="half")
-            raise StoreError("failed half-way")
-
         try:
-            store._db.run(work, durable=True, what="half")
+            store._db.run(_half_written(store, half), durable=True, what="half")
         except StoreError as e:
             errors.append(e)
 
     writers = [threading.Thread(target=write, args=(before,)), threading.Thread(target=half_written),
                threading.Thread(target=write, args=(after,))]  # fmt: skip
-    for w in writers:
-        w.start()
-        _queue_until(store, writers.index(w) + 1)  # in this order inside the batch
-    gate.set()
-    for w in writers + [holder]:
-        w.join(10)
+    _run_in_batch_order(store, gate, holder, writers)
     assert [str(e) for e in errors] == ["failed half-way"]
     saved = store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
     assert {i.intent_id for i in saved} == {before.intent_id, after.intent_id}
@@ -166,14 +176,9 @@ def test_a_write_alone_that_fails_after_writing_rows_leaves_none_of_them_and_the
     key = new_session(store, "AB1234", mode=Mode.LIVE)
     half = make_intent(key, mode=Mode.LIVE)
 
-    def work(writes: Writes) -> None:
-        writes.execute(Prepared(insert(order_intents)), _intent_row(store, half))
-        writes.add_to_outbox(broker_id="AB1234", table_name="order_intents", record_id="half")
-        raise StoreError("failed half-way")
-
     before = store._db.batches
     with pytest.raises(StoreError, match="failed half-way"):
-        store._db.run(work, durable=True, what="half")
+        store._db.run(_half_written(store, half), durable=True, what="half")
     assert store._db.batches - before == 1
     assert store.intents.for_session(broker_id="AB1234", session_id=key.session_id) == []
     assert {e.table_name for e in store.outbox.pending(broker_id="AB1234")} == {"sessions"}
