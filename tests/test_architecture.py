@@ -54,7 +54,7 @@ def test_widget_import_check_sees_a_widget_import(tmp_path):
     assert _qt_widget_imports(sample) == ["PySide6.QtWidgets", "PySide6.QtWidgets.QLabel"]
 
 
-def test_mypy_is_clean_on_the_typed_layers():
+def test_mypy_is_clean_on_every_layer_ui_included():
     exe = shutil.which("mypy") or str(Path(sys.executable).with_name("mypy"))
     result = subprocess.run(
         [exe], cwd=ROOT, capture_output=True, text=True

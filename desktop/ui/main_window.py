@@ -219,7 +219,12 @@ class MainWindow(QMainWindow):
             self.show_login()
             return None
         dialog = NewSessionDialog(profiles, f"Session {self.tabs.count() + 1}", self)
-        dialog.manage.clicked.connect(lambda: (dialog.reject(), self.show_login()))
+
+        def manage_profiles() -> None:
+            dialog.reject()
+            self.show_login()
+
+        dialog.manage.clicked.connect(manage_profiles)
         if dialog.exec() != NewSessionDialog.DialogCode.Accepted:
             return None
         user_id, label = dialog.choice()

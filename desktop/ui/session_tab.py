@@ -65,6 +65,7 @@ class SessionLike(Protocol):
     key: Any
     label: str
     user_id: str
+    params: StrategyParams | None  # what it was last started with
     sig_state_changed: Any
     sig_login_needed: Any
     sig_log_line: Any
@@ -164,8 +165,9 @@ class SessionTab(QWidget):
         # The header's texts change while trading: a fixed height keeps those changes from resizing the
         # charts below, and the fence keeps them from re-laying out (and repainting) the window (fence.py).
         header = QWidget()
-        header.setLayout(self._build_header())
-        header.layout().setContentsMargins(0, 0, 0, 0)
+        header_layout = self._build_header()
+        header_layout.setContentsMargins(0, 0, 0, 0)
+        header.setLayout(header_layout)
         height = max(self.account.sizeHint().height(), 2 * self.message.fontMetrics().height()) + 4
         root.addWidget(GeometryFence(header, height))
         self.login_banner = QWidget()
