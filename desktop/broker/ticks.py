@@ -334,14 +334,21 @@ class LatestPackets:
             if len(self._frames) <= self._depth:
                 return
             gone = self._frames.popleft()
-            newest = self._frames[-1]
-            if len(gone.tokens) == len(newest.tokens) and np.array_equal(gone.tokens, newest.tokens):
-                return
-            newer = np.concatenate([f.tokens for f in self._frames])
-            for i in np.flatnonzero(~np.isin(gone.tokens, newer)):
-                token = int(gone.tokens[i])
-                if self._forgotten.get(token, -1) < gone.seq:
-                    self._older[token] = gone.packet(int(i))
+            self._keep_older(gone)
+            if self._forgotten:  # a cutoff older than every kept frame has nothing left to hide
+                oldest = self._frames[0].seq
+                self._forgotten = {t: seq for t, seq in self._forgotten.items() if seq >= oldest}
+
+    def _keep_older(self, gone: FrameIndex) -> None:
+        """Copies out the packets of a leaving frame that no kept frame carries (under the lock)."""
+        newest = self._frames[-1]
+        if len(gone.tokens) == len(newest.tokens) and np.array_equal(gone.tokens, newest.tokens):
+            return
+        newer = np.concatenate([f.tokens for f in self._frames])
+        for i in np.flatnonzero(~np.isin(gone.tokens, newer)):
+            token = int(gone.tokens[i])
+            if self._forgotten.get(token, -1) < gone.seq:
+                self._older[token] = gone.packet(int(i))
 
     def get(self, token: int) -> bytes | None:
         """The latest packet of `token`, or None."""

@@ -256,6 +256,22 @@ def test_a_forgotten_token_has_no_latest_packet_until_a_newer_frame_brings_one()
     assert latest.get(1) == struct.pack(">II", 1, 105)
 
 
+def test_a_forgotten_tokens_cutoff_is_dropped_once_every_frame_it_hid_has_left() -> None:
+    latest = LatestPackets(depth=2)
+    latest.add(frame_of(1, {1: 100, 2: 200}))
+    for token in range(1, 1001):  # a day of subscribing and unsubscribing: the cutoffs must not pile up
+        latest.forget(token)
+    latest.add(frame_of(2, {2: 201}))
+    assert latest.get(1) is None and len(latest._forgotten) == 1000  # frame 1 is still kept: still hidden
+    latest.add(frame_of(3, {2: 202}))  # frame 1 leaves
+    assert latest.get(1) is None and latest._forgotten == {}
+    latest.add(frame_of(4, {1: 104}))
+    assert latest.get(1) == struct.pack(">II", 1, 104)
+    latest.forget(1)  # the newest frame (4) carries token 1: it stays hidden while frame 4 is kept
+    latest.add(frame_of(5, {2: 205}))
+    assert latest.get(1) is None and latest._forgotten == {1: 4}
+
+
 def test_wake_after_runs_at_once_without_a_collector_and_later_with_one() -> None:
     woken: list[str] = []
     TickBatch(0.0).wake_after(lambda: woken.append("now"))
