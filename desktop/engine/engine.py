@@ -17,7 +17,7 @@ from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
-from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator
+from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
 from desktop.broker.sim.process import SimProcess
 from desktop.domain import MARKET_CLOSE, Mode, SessionKey
 from desktop.engine.registry import EngineRegistry
@@ -120,7 +120,7 @@ class Engine:
             url, ws_url = self._sim.url, self._sim.ws_url
         else:
             url = sim_url.rstrip("/")
-            ws_url = "ws" + url[len("http") :] + "/ws"
+            ws_url = ws_url_of(url)
             self._external_clock = _ExternalClock(url)
         for account in DEMO_ACCOUNTS:
             profile = Profile(

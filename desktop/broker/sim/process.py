@@ -20,6 +20,8 @@ from typing import Any
 
 import requests
 
+from desktop.broker.sim.runner import ws_url_of
+
 _REST = re.compile(r"REST\s+(http://\S+?)/?\s*$")
 
 
@@ -33,7 +35,7 @@ class SimProcess:
     def __init__(self, proc: subprocess.Popen[str], url: str, reader: threading.Thread) -> None:
         self._proc = proc
         self.url = url
-        self.ws_url = "ws" + url[len("http") :] + "/ws"
+        self.ws_url = ws_url_of(url)
         self._reader = reader
 
     @classmethod

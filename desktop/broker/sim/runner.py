@@ -17,6 +17,11 @@ from desktop.broker.sim.state import SimAccount, SimConfig, SimState
 T = TypeVar("T")
 
 
+def ws_url_of(rest_url: str) -> str:
+    """A simulator's WebSocket URL from its REST root (`http://host:port` → `ws://host:port/ws`)."""
+    return "ws" + rest_url.rstrip("/")[len("http") :] + "/ws"
+
+
 class Simulator:
     """A Kite-compatible simulator on its own event-loop thread; several may run in one process.
 
@@ -110,7 +115,7 @@ class Simulator:
     @property
     def ws_url(self) -> str:
         """WebSocket URL (without api_key/access_token) for a ticker."""
-        return f"ws://{self.config.host}:{self.port}/ws"
+        return ws_url_of(self.url)
 
     def login_url(self, api_key: str) -> str:
         return f"{self.url}/connect/login?api_key={api_key}&v=3"

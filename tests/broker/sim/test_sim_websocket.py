@@ -296,3 +296,10 @@ def test_kiteticker_gets_no_ticks_while_the_socket_is_stalled(sim):
         probe.wait_for(lambda: len(probe.ticks) > during, timeout=10)  # and it speaks again afterwards
     finally:
         probe.close()
+
+
+def test_a_simulators_websocket_url_follows_from_its_rest_root(sim):
+    from desktop.broker.sim import ws_url_of
+
+    assert sim.ws_url.startswith("ws://") and sim.ws_url.endswith("/ws")
+    assert ws_url_of(sim.url) == ws_url_of(sim.url + "/") == sim.ws_url == "ws" + sim.url[4:] + "/ws"
