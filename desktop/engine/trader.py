@@ -421,6 +421,7 @@ class SegmentTrader:
         h.quantity -= tracked.filled
         if h.quantity > 0:
             self._save_position(t)
+            self._partly_sold(tracked, reason, pnl)
             return
         if tracked.role == EXIT and h.stop_order is not None and not h.stop_order.done:
             self._cancel_stop(h)
@@ -436,6 +437,26 @@ class SegmentTrader:
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
         if self.index_price is not None:
             self.chart.mark(t, self.index_price, "exit", f"{reason} {price}")
+
+    def _partly_sold(self, tracked: TrackedOrder, reason: str, pnl: Decimal) -> None:
+        """An exit or the broker's stop ended with part of the position sold (the rest cancelled, e.g. by
+        market protection in a thin option): the rest is still held, so it gets a stop at the broker again
+        (LIVE) and the strategy may ask to exit it."""
+        h = self.holding
+        assert h is not None
+        self.log.warning(
+            "%s order %s ended with %d of %d sold (P&L %s): %d %s still held",
+            reason, tracked.order_id, tracked.filled, tracked.intent.quantity, pnl, h.quantity, h.tradingsymbol,
+        )  # fmt: skip
+        self._journal(
+            "exit_partial",
+            {"order_id": tracked.order_id, "symbol": h.tradingsymbol, "sold": tracked.filled, "held": h.quantity,
+             "pnl": str(pnl)},
+        )  # fmt: skip
+        if tracked.role == EXIT:
+            self.strategy.on_exit_rejected(f"only {tracked.filled} of {tracked.intent.quantity} sold")
+        if self.mode is Mode.LIVE and self.strategy.position is not None:
+            self._place_stop(self.strategy.position.stop)
 
     # -- commands -----------------------------------------------------------------------------------
 

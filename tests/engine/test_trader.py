@@ -238,6 +238,38 @@ def test_a_filled_broker_stop_closes_the_position(make) -> None:
     assert trader.realised == Decimal("-2730.00")
 
 
+@pytest.mark.parametrize("ending", ["exit", "broker_stop"])
+def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(make, ending) -> None:
+    # Deep ITM options are thin: a market exit (or the broker's SL-M) may fill in part and have the rest
+    # cancelled (market protection). The rest is still held: it needs a stop at the broker again, and the
+    # strategy must be free to exit it.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    if ending == "exit":
+        trader.strategy.exits.exit_pending = True  # as after the strategy's own ExitPosition
+        trader.act([ExitPosition("stop_loss")])
+        assert gateway.cancelled == ["O2"]
+        order_id = "O3"
+    else:
+        order_id = "O2"  # the resting stop triggered at the broker
+    fill(trader, order_id, 80, "185", "F2")
+    sold = next(o for o in gateway.orders() if o.order_id == order_id)
+    trader.on_order(replace(sold, status=OrderStatus.CANCELLED, filled_quantity=80, status_message="MPP"))
+    assert trader.holding is not None and trader.holding.quantity == 115
+    assert trader.realised == Decimal("-1200.00")  # (185 − 200) × 80
+    assert trader.strategy.exits.exit_pending is False, "the strategy may ask to exit the rest"
+    stop = gateway.placed[-1]
+    assert (stop.side, stop.order_type, stop.quantity, stop.trigger_price) == (
+        Side.SELL, OrderType.SL_M, 115, Decimal("186.00")
+    )  # fmt: skip
+    assert trader.holding.stop_order is not None and trader.holding.stop_order.intent is stop
+    assert any(
+        "115 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines()
+    )
+    trader.act([ExitPosition("square_off")])  # and the rest can still be sold
+    assert gateway.placed[-1].quantity == 115 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
+
+
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     trader.strategy.pending_entry = OptionRight.CE
