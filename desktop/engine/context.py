@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 from desktop.broker.gateway import OrderGateway
@@ -26,6 +27,8 @@ class TrackedOrder:
     filled: int = 0
     value: Decimal = Decimal(0)
     done: bool = False  # its fill was acted on (or it ended unfilled)
+    sent_at: datetime | None = None  # market time it was placed
+    cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
 
 
 @dataclass(slots=True)

@@ -5,6 +5,8 @@ updates and fills come back through `on_order` / `on_fill` and are written to th
 strategy hears of them (write-ahead: a crash never loses a fill the engine acted on).
 LIVE: after the entry fills, a protective SL-M order rests at the broker (so a dead KiteDesk still has
 its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
+An entry or exit still working `ORDER_PATIENCE` after it was sent has its rest cancelled; an exit or the
+broker's stop that ends part-filled leaves the rest held, protected again and exitable.
 Everything here runs on one thread, so it needs no locks; `snapshot()` returns immutable objects.
 """
 
@@ -42,6 +44,10 @@ from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
 
 _ONE_MINUTE = timedelta(minutes=1)
+# An entry or exit still working this long after it was sent (a thin option, a market order held at its
+# protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
+# is asked for again. Market orders normally fill within a second.
+ORDER_PATIENCE = timedelta(seconds=30)
 
 
 class SegmentTrader:
@@ -61,6 +67,7 @@ class SegmentTrader:
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
+        self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
@@ -155,6 +162,8 @@ class SegmentTrader:
                 if when is not None:
                     self.act(self.strategy.on_option_price(tick.last_price, when))
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
+        if self._working and self.market_time is not None:
+            self._chase(self.market_time)
         self.changed = True
 
     # -- actions ------------------------------------------------------------------------------------
@@ -330,8 +339,33 @@ class SegmentTrader:
             },
         )
         tracked.order_id = order.order_id
+        tracked.sent_at = self.market_time
         self.orders[order.order_id] = tracked
+        if role in (ENTRY, EXIT):
+            self._working.append(tracked)
         return tracked
+
+    def _chase(self, now: datetime) -> None:
+        """Cancels the rest of an entry or exit still working `ORDER_PATIENCE` after it was sent (or after the
+        last cancel asked for); its CANCELLED update then settles it (`on_order`)."""
+        working = [t for t in self._working if not t.done]
+        self._working = working
+        for tracked in working:
+            since = tracked.cancel_asked_at or tracked.sent_at
+            if since is None or now - since < ORDER_PATIENCE:
+                continue
+            tracked.cancel_asked_at = now
+            self.log.warning(
+                "%s order %s still open after %d s (%d of %d filled): cancelling the rest",
+                tracked.role, tracked.order_id, (now - tracked.sent_at).total_seconds() if tracked.sent_at else 0,
+                tracked.filled, tracked.intent.quantity,
+            )  # fmt: skip
+            try:
+                self.ctx.gateway.cancel(tracked.order_id)
+            except BrokerError as e:
+                self.log.warning("%s order %s not cancelled: %s", tracked.role, tracked.order_id, e)
+            else:
+                self.ctx.risk.record_order(now)
 
     # -- order outcomes --------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from desktop.domain import (
     Segment,
     SessionKey,
     Side,
+    Tick,
 )
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import parse_params
@@ -268,6 +269,49 @@ def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(ma
     )
     trader.act([ExitPosition("square_off")])  # and the rest can still be sold
     assert gateway.placed[-1].quantity == 115 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
+
+
+def index_tick(trader: SegmentTrader, seconds: int) -> None:
+    """An index tick `seconds` after T0."""
+    price = trader.index_price
+    assert price is not None
+    trader.on_ticks([Tick(trader.segment.spec.index_token, price, T0 + timedelta(seconds=seconds))])
+
+
+def test_an_entry_left_part_filled_is_cancelled_after_its_patience_and_the_part_is_held_with_a_stop(make):
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    fill(trader, "O1", 100, "200")  # 100 of 195, the rest keeps working
+    index_tick(trader, 29)
+    assert gateway.cancelled == [] and trader.holding is None
+    index_tick(trader, 30)
+    assert gateway.cancelled == ["O1"]
+    index_tick(trader, 31)
+    assert gateway.cancelled == ["O1"], "asked once, not on every tick"
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=100))
+    assert trader.holding is not None and trader.holding.quantity == 100
+    stop = gateway.placed[-1]
+    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL_M, 100, Decimal("186.00"))
+    assert trader.ctx.risk.open_positions == 1
+
+
+def test_an_exit_left_unfilled_is_cancelled_then_protected_and_asked_again(make):
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])  # O3, cancels the stop O2
+    gateway.refuse_cancel = True  # the first cancel is refused: asked again a patience later, not sooner
+    index_tick(trader, 30)
+    gateway.refuse_cancel = False
+    index_tick(trader, 59)
+    assert gateway.cancelled == ["O2"]
+    index_tick(trader, 60)
+    assert gateway.cancelled == ["O2", "O3"]
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED))
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert trader.strategy.exits.exit_pending is False
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 195)
 
 
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
