@@ -89,6 +89,7 @@ class SimOrder:
     updated_at: datetime | None = None
     modified: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
+    fill_cap: int | None = None  # fill_part_of_next_order: fills stop here and the rest stays open
 
     @property
     def is_final(self) -> bool:
@@ -230,6 +231,7 @@ class AccountBook:
         self._trades_by_order: dict[str, list[dict[str, Any]]] = {}
         self.legs: dict[tuple[int, str], PositionLeg] = {}
         self.reject_next = False
+        self.part_fill_next: int | None = None
 
     # ------------------------------------------------------------------ placing
     def place(self, form: dict[str, str], variety: str, now: datetime) -> SimOrder:
@@ -284,6 +286,8 @@ class AccountBook:
             placed_at=now,
             updated_at=now,
         )
+        if self.part_fill_next is not None:
+            order.fill_cap, self.part_fill_next = min(self.part_fill_next, quantity), None
         self.orders[order.order_id] = order
         self._record(order, now, notify=False)
         self._transition(order, "VALIDATION PENDING", now, notify=False)
@@ -408,7 +412,9 @@ class AccountBook:
             self._transition(order, "CANCELLED", now)
 
     def _fill(self, order: SimOrder, price: Decimal, now: datetime) -> None:
-        qty = order.quantity - order.filled_quantity
+        qty = (order.fill_cap if order.fill_cap is not None else order.quantity) - order.filled_quantity
+        if qty <= 0:
+            return  # a thin book: the rest waits (fill_part_of_next_order)
         trade = {
             "trade_id": self._trade_ids.next(),
             "order_id": order.order_id,
@@ -438,6 +444,10 @@ class AccountBook:
         else:
             leg.sell_quantity += qty
             leg.sell_value += price * qty
+        if order.filled_quantity < order.quantity:
+            order.updated_at = now
+            self._record(order, now, notify=True)  # still OPEN, part filled: Kite sends an update
+            return
         self._transition(order, "COMPLETE", now)
 
     # ------------------------------------------------------------------ reports

@@ -6,6 +6,8 @@ Kinds (JSON body of POST /_sim/faults, or `Simulator.inject_fault` from Python):
 - stall_ws {api_key, seconds}: the sockets stay open but send nothing, not even heartbeats.
 - rate_limit {api_key, seconds}: every REST call of the account answers 429 NetworkException.
 - reject_next_order {api_key}: the next order is accepted, then REJECTED by "RMS".
+- fill_part_of_next_order {api_key, quantity}: the next order fills only `quantity` (a thin book); the rest
+  stays OPEN until it is cancelled.
 - lose_next_order_reply {api_key, how: "drop" | "503"}: the next order is placed, but its HTTP reply is
   lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
 - fail_next_request {api_key, error_type, message?, status?}: the account's next REST call fails with that
@@ -29,6 +31,7 @@ FAULT_KINDS = (
     "stall_ws",
     "rate_limit",
     "reject_next_order",
+    "fill_part_of_next_order",
     "lose_next_order_reply",
     "fail_next_request",
 )
@@ -77,6 +80,15 @@ async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dic
         acc.rate_limited_until = time.monotonic() + _seconds(body)
     elif kind == "reject_next_order":
         acc.book.reject_next = True
+    elif kind == "fill_part_of_next_order":
+        try:
+            quantity = int(body["quantity"])
+        except (KeyError, TypeError, ValueError):
+            raise input_error('fill_part_of_next_order needs "quantity": a whole number > 0.') from None
+        if quantity <= 0:
+            raise input_error('fill_part_of_next_order needs "quantity": a whole number > 0.')
+        acc.book.part_fill_next = quantity
+        result["quantity"] = quantity
     elif kind == "lose_next_order_reply":
         how = str(body.get("how", "drop"))
         if how not in ("drop", "503"):

@@ -112,6 +112,34 @@ def test_reject_next_order_rejects_exactly_one_order(sim):
     assert kite.order_history(second)[-1]["status"] == "COMPLETE"
 
 
+def test_fill_part_of_next_order_leaves_the_rest_open_until_cancelled(sim):
+    kite = login(sim, "UK9394")
+    inst = _option(kite)
+    lot = inst["lot_size"]
+    fault(sim, kind="fill_part_of_next_order", api_key="UK9394", quantity=lot)
+    part = kite.place_order(
+        variety="regular", exchange="NFO", tradingsymbol=inst["tradingsymbol"], transaction_type="BUY",
+        quantity=3 * lot, product="MIS", order_type="MARKET", market_protection=-1, tag="KDpart",
+    )  # fmt: skip
+    time.sleep(0.5)  # the exchange works resting orders every market second
+    row = kite.order_history(part)[-1]
+    assert (row["status"], row["filled_quantity"], row["pending_quantity"]) == ("OPEN", lot, 2 * lot)
+    assert [t["quantity"] for t in kite.order_trades(part)] == [lot]
+    kite.cancel_order(variety="regular", order_id=part)
+    row = kite.order_history(part)[-1]
+    assert (row["status"], row["filled_quantity"], row["cancelled_quantity"]) == ("CANCELLED", lot, 2 * lot)
+    net = next(p for p in kite.positions()["net"] if p["tradingsymbol"] == inst["tradingsymbol"])
+    assert net["quantity"] == lot
+    assert kite.order_history(_buy(kite, inst))[-1]["status"] == "COMPLETE", "only the next order"
+
+
+def test_fill_part_of_next_order_needs_a_quantity(sim):
+    resp = requests.post(
+        f"{sim.url}/_sim/faults", json={"kind": "fill_part_of_next_order", "api_key": "UK9394", "quantity": 0}
+    )
+    assert resp.status_code == 400 and '"quantity": a whole number > 0' in resp.json()["message"]
+
+
 @pytest.mark.parametrize("how, expected", [("drop", requests.ConnectionError), ("503", kex.NetworkException)])
 def test_lost_order_reply_still_places_exactly_one_order(sim, how, expected):
     kite = login(sim, "UK9394")

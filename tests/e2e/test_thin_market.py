@@ -1,0 +1,53 @@
+"""A thin option book on the simulator (real kiteconnect, real sockets): a LIVE entry that fills only in part
+has its rest cancelled after `ORDER_PATIENCE`, and the part bought is held under a stop at the broker."""
+
+from __future__ import annotations
+
+import re
+
+from desktop.engine import Engine
+from tests.e2e.conftest import params, wait_until
+
+
+def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_broker(
+    demo_engine: Engine, qapp
+) -> None:
+    sim = demo_engine.simulator
+    assert sim is not None
+    book = sim.state.accounts["UK9394"].book
+    sim.inject_fault({"kind": "fill_part_of_next_order", "api_key": "UK9394", "quantity": 65})
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    lines: list[str] = []
+    session.sig_log_line.connect(lambda line: lines.append(line.text))
+    session.start(params(segments=["NIFTY"], lots=3, stop_loss=7, itm_offset=150, mode="LIVE"))
+
+    def ours(kind: str):
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind]
+
+    def part_entry_cancelled():
+        return [o for o in ours("MARKET") if o.status == "CANCELLED" and o.filled_quantity == 65]
+
+    wait_until(qapp, part_entry_cancelled, 60, "the part-filled entry's rest cancelled")
+    entry = part_entry_cancelled()[0]
+    assert (entry.transaction_type, entry.quantity, entry.cancelled_quantity) == ("BUY", 195, 130)
+    wait_until(
+        qapp,
+        lambda: [o for o in ours("SL-M") if o.status == "TRIGGER PENDING"],
+        20,
+        "a stop for the part bought",
+    )
+    stop = next(o for o in ours("SL-M") if o.status == "TRIGGER PENDING")
+    assert (stop.instrument.tradingsymbol, stop.quantity) == (entry.instrument.tradingsymbol, 65)
+    symbol = entry.instrument.tradingsymbol
+    wait_until(
+        qapp, lambda: any(f"Entry filled: 65 {symbol}" in line for line in lines), 10, "the entry of 65"
+    )
+    assert any(
+        re.search(r"entry order \S+ still open after 3\d s \(65 of 195 filled\)", line) for line in lines
+    )
+    session.stop("square_off")
+    legs = [
+        leg for leg in book.legs.values() if leg.instrument.tradingsymbol == entry.instrument.tradingsymbol
+    ]
+    assert sum(leg.buy_quantity - leg.sell_quantity for leg in legs) == 0, "squared off: 65 sold, no more"
+    assert stop.status == "CANCELLED"
