@@ -106,6 +106,11 @@ class OrderGateway(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most gateways have nothing to stop
         """Stops listening to the stream."""
 
+    def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
+        """The account's net quantity of an instrument at the broker: every session's and every order placed
+        outside KiteDesk (Kite web, the mobile app). None where the gateway cannot tell (paper)."""
+        return None
+
 
 def _ts(value: Any) -> datetime | None:
     if isinstance(value, datetime):
@@ -335,6 +340,16 @@ class LiveGateway(OrderGateway):
         """This session's orders as last reported."""
         with self._state_lock:
             return list(self._orders.values())
+
+    def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
+        """Net quantity of the instrument in the account's positions (GET /portfolio/positions); raises
+        BrokerError when they cannot be read."""
+        rows = self._session.positions().get("net", [])
+        return sum(
+            int(row.get("quantity") or 0)
+            for row in rows
+            if row.get("tradingsymbol") == tradingsymbol and row.get("exchange", exchange) == exchange
+        )
 
     # Tracking -----------------------------------------------------------------------------------
     def _on_update(self, row: dict[str, Any]) -> None:

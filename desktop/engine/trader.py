@@ -6,7 +6,8 @@ strategy hears of them (write-ahead: a crash never loses a fill the engine acted
 LIVE: after the entry fills, a protective SL-M order rests at the broker (so a dead KiteDesk still has
 its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
 An entry or exit still working `ORDER_PATIENCE` after it was sent has its rest cancelled; an exit or the
-broker's stop that ends part-filled leaves the rest held, protected again and exitable.
+broker's stop that ends part-filled leaves the rest held, protected again and exitable. A LIVE exit sells at
+most what the account's positions show, so a position closed in Kite web never becomes a short one.
 Everything here runs on one thread, so it needs no locks; `snapshot()` returns immutable objects.
 """
 
@@ -259,6 +260,8 @@ class SegmentTrader:
         if h.stop_order is not None and not h.stop_order.done and not self._cancel_stop(h):
             self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
             return False
+        if not self._held_at_broker(h, now):
+            return False
         intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, h.quantity, reason)
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
@@ -273,6 +276,39 @@ class SegmentTrader:
                 self._place_stop(self.strategy.position.stop if self.strategy.position else None)
             return False
         return True
+
+    def _held_at_broker(self, h: Holding, now: datetime) -> bool:
+        """Before a LIVE sell: does the account still hold what this segment is about to sell? A position
+        closed in Kite web or the app must not make this exit open a short option position. Sells at most
+        what the broker shows; False (nothing to sell, the position is let go) when it shows none."""
+        try:
+            net = self.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
+        except BrokerError as e:
+            self.log.warning("positions not read before selling %s (%s): selling the %d held", h.tradingsymbol, e,
+                             h.quantity)  # fmt: skip
+            return True
+        if net is None or net >= h.quantity:
+            return True
+        self._journal("closed_outside", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
+        if net > 0:
+            self.log.error(
+                "the broker shows only %d of the %d %s held (sold outside KiteDesk?): selling those %d",
+                net, h.quantity, h.tradingsymbol, net,
+            )  # fmt: skip
+            h.quantity = net
+            return True
+        self.log.error(
+            "the broker shows no %s position (closed outside KiteDesk?): nothing sold, the position is let go; "
+            "its P&L is not counted here",
+            h.tradingsymbol,
+        )
+        self.holding = None
+        self._save_flat(h.exchange, h.tradingsymbol)
+        self.strategy.on_exit(h.last_price, now, "closed_outside")
+        self.ctx.risk.on_position_closed(self.segment)
+        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), now)
+        self.changed = True
+        return False
 
     def _cancel_stop(self, h: Holding) -> bool:
         stop = h.stop_order
@@ -461,7 +497,7 @@ class SegmentTrader:
             self._cancel_stop(h)
         self.holding = None
         # Durable first: the store knows the position is flat before risk lets a new entry in.
-        self._save_flat(tracked.intent, t)
+        self._save_flat(tracked.intent.exchange, tracked.intent.tradingsymbol)
         self._journal(
             "exit_filled", {"symbol": tracked.intent.tradingsymbol, "price": str(price), "pnl": str(pnl)}
         )
@@ -530,9 +566,10 @@ class SegmentTrader:
                        h.last_price, self.realised)  # fmt: skip
         self.ctx.write_later(partial(self.ctx.store.positions.upsert, row))
 
-    def _save_flat(self, intent: OrderIntent, t: datetime) -> None:
-        row = Position(self.ctx.key, self.mode, intent.exchange, intent.tradingsymbol, 0, Decimal(0), Decimal(0),
-                       self.realised)  # fmt: skip
+    def _save_flat(self, exchange: str, tradingsymbol: str) -> None:
+        row = Position(
+            self.ctx.key, self.mode, exchange, tradingsymbol, 0, Decimal(0), Decimal(0), self.realised
+        )
         self.ctx.write_later(partial(self.ctx.store.positions.upsert, row))
 
     @property

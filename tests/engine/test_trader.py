@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.broker.errors import InputRejected
+from desktop.broker.errors import BrokerUnavailable, InputRejected
 from desktop.broker.gateway import OrderGateway
 from desktop.broker.instruments import InstrumentBook
 from desktop.domain import (
@@ -51,6 +51,9 @@ class RecordingGateway(OrderGateway):
         self.modified: list[tuple[str, Decimal | None]] = []
         self.cancelled: list[str] = []
         self.refuse_cancel = False
+        self.net: int | Exception | None = (
+            None  # what the broker's positions show (None: not asked, as paper)
+        )
         self._ids = itertools.count(1)
         self._orders: dict[str, Order] = {}
 
@@ -76,6 +79,11 @@ class RecordingGateway(OrderGateway):
 
     def orders(self) -> list[Order]:
         return list(self._orders.values())
+
+    def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
+        if isinstance(self.net, Exception):
+            raise self.net
+        return self.net
 
 
 def _book() -> InstrumentBook:
@@ -312,6 +320,36 @@ def test_an_exit_left_unfilled_is_cancelled_then_protected_and_asked_again(make)
     assert trader.holding is not None and trader.holding.quantity == 195
     assert trader.strategy.exits.exit_pending is False
     assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 195)
+
+
+@pytest.mark.parametrize(
+    "net, sold",
+    [(195, 195), (390, 195), (65, 65), (BrokerUnavailable("positions timed out"), 195)],
+    ids=["held", "another-session-holds-too", "part-sold-outside", "positions-unreadable"],
+)
+def test_a_live_exit_sells_at_most_what_the_broker_shows(make, net, sold) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = net
+    assert trader.exit("square_off") is True
+    sell = gateway.placed[-1]
+    assert (sell.side, sell.quantity, gateway.cancelled) == (Side.SELL, sold, ["O2"])
+
+
+def test_a_live_exit_of_a_position_closed_outside_kitedesk_sells_nothing_and_lets_it_go(make) -> None:
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0  # the trader sold it in Kite web: selling now would open a short option position
+    trader.strategy.exits.exit_pending = True
+    assert trader.exit("square_off") is False
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"], "no sell"
+    assert gateway.cancelled == ["O2"], "and the resting stop is gone: it would sell too"
+    assert trader.holding is None and trader.strategy.position is None and trader.flat()
+    assert trader.ctx.risk.open_positions == 0 and trader.realised == 0
+    lines = trader.log.path.read_text()
+    assert "the broker shows no NIFTY2611324850CE position (closed outside KiteDesk?)" in lines
+    notes = store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert any(n.kind == "closed_outside" and n.payload["at_broker"] == 0 for n in notes)
 
 
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:

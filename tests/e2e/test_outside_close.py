@@ -1,0 +1,54 @@
+"""A LIVE position closed outside KiteDesk (the trader sells it in Kite web) on the simulator, with the real
+kiteconnect client: stopping the session must not sell it again, which would open a short option position,
+and the resting stop-loss order, which would do the same when triggered, is cancelled."""
+
+from __future__ import annotations
+
+from desktop.engine import Engine
+from tests.e2e.conftest import params, wait_until
+
+
+def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_engine: Engine, qapp) -> None:
+    sim = demo_engine.simulator
+    assert sim is not None
+    book = sim.state.accounts["UK9394"].book
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    lines: list[str] = []
+    session.sig_log_line.connect(lambda line: lines.append(line.text))
+    session.start(params(segments=["NIFTY"], lots=3, stop_loss=20, itm_offset=150, mode="LIVE"))
+
+    def tagged():
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD")]
+
+    def protected():
+        orders = tagged()
+        stops = [o for o in orders if o.order_type == "SL-M" and o.status == "TRIGGER PENDING"]
+        entries = [o for o in orders if o.transaction_type == "BUY" and o.status == "COMPLETE"]
+        return (entries[-1], stops[-1]) if stops and entries else None
+
+    async def sell_in_kite_web(symbol: str, quantity: int):
+        # On the simulator's loop, so no order of KiteDesk's comes between the look and the sale.
+        held = sum(leg.quantity for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol)
+        if held != quantity:
+            return None  # the strategy has just exited by itself: wait for its next position
+        form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": str(quantity),
+                "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
+        return book.place(form, "regular", sim.state.clock.now())  # no tag: not KiteDesk's
+
+    manual = None
+    for _attempt in range(5):
+        wait_until(qapp, protected, 60, "a LIVE position protected by a stop at the broker")
+        entry, stop = protected()
+        symbol = entry.instrument.tradingsymbol
+        manual = sim.call(lambda: sell_in_kite_web(symbol, entry.quantity))  # noqa: B023
+        if manual is not None:
+            break
+    assert manual is not None, "the strategy always exited before the trader could"
+    assert manual.status == "COMPLETE"
+    session.stop("square_off")
+    sells = [o for o in tagged() if o.transaction_type == "SELL" and int(o.order_id) > int(manual.order_id)]
+    assert [o for o in sells if o.instrument.tradingsymbol == symbol and o.order_type == "MARKET"] == []
+    leg = next(leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol)
+    assert leg.quantity == 0, "no short option position"
+    assert stop.status == "CANCELLED"
+    wait_until(qapp, lambda: any("closed outside KiteDesk?" in line for line in lines), 5, "the log line")
