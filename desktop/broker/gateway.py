@@ -112,6 +112,15 @@ class OrderGateway(ABC):
         return None
 
 
+def broker_net_positions(rows: dict[str, Any]) -> dict[str, int]:
+    """Net quantity per tradingsymbol from Kite's positions payload (the account's, all sessions)."""
+    out: dict[str, int] = {}
+    for row in rows.get("net", []):
+        symbol = str(row.get("tradingsymbol", ""))
+        out[symbol] = out.get(symbol, 0) + int(str(row.get("quantity") or 0))
+    return out
+
+
 def _ts(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -344,12 +353,7 @@ class LiveGateway(OrderGateway):
     def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
         """Net quantity of the instrument in the account's positions (GET /portfolio/positions); raises
         BrokerError when they cannot be read."""
-        rows = self._session.positions().get("net", [])
-        return sum(
-            int(row.get("quantity") or 0)
-            for row in rows
-            if row.get("tradingsymbol") == tradingsymbol and row.get("exchange", exchange) == exchange
-        )
+        return broker_net_positions(self._session.positions()).get(tradingsymbol, 0)
 
     # Tracking -----------------------------------------------------------------------------------
     def _on_update(self, row: dict[str, Any]) -> None:

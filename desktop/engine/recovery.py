@@ -117,12 +117,3 @@ def _resting_stop(orders: list[Order], symbol: str) -> Order | None:
         ):
             return o
     return None
-
-
-def broker_net_positions(rows: dict[str, list[dict[str, object]]]) -> dict[str, int]:
-    """Net quantity per tradingsymbol from Kite's positions payload (the account's, all sessions)."""
-    out: dict[str, int] = {}
-    for row in rows.get("net", []):
-        symbol = str(row.get("tradingsymbol", ""))
-        out[symbol] = out.get(symbol, 0) + int(str(row.get("quantity") or 0))
-    return out

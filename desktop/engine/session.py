@@ -22,7 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThread, Signal
 
 from desktop.broker.errors import LoginNeeded
-from desktop.broker.gateway import LiveGateway, OrderGateway
+from desktop.broker.gateway import LiveGateway, OrderGateway, broker_net_positions
 from desktop.broker.hub import BrokerHub
 from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import Profile, SecretStore
@@ -33,7 +33,7 @@ from desktop.domain import Fill, Mode, Order, Segment, SessionKey, StrategyParam
 from desktop.engine.agent import SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
-from desktop.engine.recovery import broker_net_positions, recover_live, recover_paper
+from desktop.engine.recovery import recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
 from desktop.engine.startup import LogLineHandler, load_segment
