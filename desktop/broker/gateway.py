@@ -106,6 +106,9 @@ class OrderGateway(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook, most gateways have nothing to stop
         """Stops listening to the stream."""
 
+    def report_fills(self, order_id: str) -> None:  # noqa: B027 - optional hook: paper fills come at once
+        """Reports the order's fills again (those not reported yet): for a fill the broker had not shown yet."""
+
     def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
         """The account's net quantity of an instrument at the broker: every session's and every order placed
         outside KiteDesk (Kite web, the mobile app). None where the gateway cannot tell (paper)."""
@@ -186,6 +189,7 @@ class LiveGateway(OrderGateway):
         self._orders: dict[str, Order] = {}
         self._intents: dict[str, str] = {}  # order_id -> intent_id
         self._fill_ids: set[str] = set()
+        self._fills_reported: dict[str, int] = {}  # order_id -> quantity of its fills reported
         # Orders of this tag that existed before: an ambiguous placement must not adopt one of them.
         self._known_ids: set[str] | None = None
         if stream is not None:
@@ -377,10 +381,17 @@ class LiveGateway(OrderGateway):
             )
             if changed:
                 self._orders[order.order_id] = order
-        if not changed:
-            return
-        self._emit_order(order)
-        if order.filled_quantity and (previous is None or order.filled_quantity > previous.filled_quantity):
+            unreported = order.filled_quantity > self._fills_reported.get(order.order_id, 0)
+        if changed:
+            self._emit_order(order)
+        if unreported:  # also when a lagging trade list left some out last time: any later update asks again
+            self._report_fills(order)
+
+    def report_fills(self, order_id: str) -> None:
+        """Reports the order's fills not reported yet (Kite's trade list may lag its order update)."""
+        with self._state_lock:
+            order = self._orders.get(order_id)
+        if order is not None and order.filled_quantity:
             self._report_fills(order)
 
     def _report_fills(self, order: Order) -> None:
@@ -397,6 +408,8 @@ class LiveGateway(OrderGateway):
                 if fill_id in self._fill_ids:
                     continue
                 self._fill_ids.add(fill_id)
+                reported = self._fills_reported.get(order.order_id, 0) + int(t.get("quantity") or 0)
+                self._fills_reported[order.order_id] = reported
             self._emit_fill(
                 Fill(
                     fill_id=fill_id,

@@ -26,9 +26,19 @@ class TrackedOrder:
     status: OrderStatus = OrderStatus.PENDING
     filled: int = 0
     value: Decimal = Decimal(0)
-    done: bool = False  # its fill was acted on (or it ended unfilled)
+    done: bool = False  # settled: its fills were acted on (or it ended unfilled)
     sent_at: datetime | None = None  # market time it was placed
     cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
+    final: bool = False  # the broker says it ended (COMPLETE, CANCELLED, REJECTED)
+    broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
+    why: str = ""  # the broker's reason when it ended
+    cancelled_by_us: bool = False  # a stop this run cancelled (to exit): its fills before that still count
+    pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
+
+    @property
+    def resting(self) -> bool:
+        """Still working at the broker, as far as this run knows, and not cancelled by it."""
+        return not self.final and not self.done and not self.cancelled_by_us
 
 
 @dataclass(slots=True)

@@ -257,58 +257,72 @@ class SegmentTrader:
             return False
         if self._open_exit() is not None:
             return False
-        if h.stop_order is not None and not h.stop_order.done and not self._cancel_stop(h):
+        if h.stop_order is not None and h.stop_order.resting and not self._cancel_stop(h):
             self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
             return False
-        if not self._held_at_broker(h, now):
+        quantity = self._sellable(h, now)
+        if quantity is None:
             return False
-        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, h.quantity, reason)
+        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason)
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
         sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
         self.log.info(
             "Exit (%s): SELL %d %s at about %s: %s",
-            reason, h.quantity, h.tradingsymbol, h.last_price, f"order {sent.order_id} sent" if sent else "not placed",
+            reason, quantity, h.tradingsymbol, h.last_price, f"order {sent.order_id} sent" if sent else "not placed",
         )  # fmt: skip
         if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
-            if self.mode is Mode.LIVE:
-                self._place_stop(self.strategy.position.stop if self.strategy.position else None)
+            self._protect_rest()
             return False
         return True
 
-    def _held_at_broker(self, h: Holding, now: datetime) -> bool:
-        """Before a LIVE sell: does the account still hold what this segment is about to sell? A position
-        closed in Kite web or the app must not make this exit open a short option position. Sells at most
-        what the broker shows; False (nothing to sell, the position is let go) when it shows none."""
+    def _sellable(self, h: Holding, now: datetime) -> int | None:
+        """How much a LIVE sell of the held option may sell: what this segment holds, but never more than the
+        account holds at the broker. A position closed in Kite web or the app must not become a short option
+        position. None when the broker shows none: the position is let go (nothing to sell)."""
         try:
             net = self.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
         except BrokerError as e:
             self.log.warning("positions not read before selling %s (%s): selling the %d held", h.tradingsymbol, e,
                              h.quantity)  # fmt: skip
-            return True
+            return h.quantity
         if net is None or net >= h.quantity:
-            return True
-        self._journal("closed_outside", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
+            return h.quantity
+        self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
         if net > 0:
             self.log.error(
-                "the broker shows only %d of the %d %s held (sold outside KiteDesk?): selling those %d",
+                "the broker shows only %d of the %d %s held (sold outside KiteDesk, or fills not reported yet): "
+                "selling %d",
                 net, h.quantity, h.tradingsymbol, net,
             )  # fmt: skip
-            h.quantity = net
-            return True
+            return net
         self.log.error(
             "the broker shows no %s position (closed outside KiteDesk?): nothing sold, the position is let go; "
             "its P&L is not counted here",
             h.tradingsymbol,
         )
+        if h.stop_order is not None and h.stop_order.resting:
+            self._cancel_stop(h)
         self.holding = None
         self._save_flat(h.exchange, h.tradingsymbol)
         self.strategy.on_exit(h.last_price, now, "closed_outside")
         self.ctx.risk.on_position_closed(self.segment)
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), now)
         self.changed = True
-        return False
+        return None
+
+    def _protect_rest(self) -> None:
+        """LIVE: the position is still held after an exit failed or sold only part: a stop-loss order for what the
+        broker still holds (or the position is let go when it holds none)."""
+        h, position, now = self.holding, self.strategy.position, self.market_time
+        if self.mode is not Mode.LIVE or h is None or position is None or now is None:
+            return
+        if h.stop_order is not None and h.stop_order.resting:
+            return
+        quantity = self._sellable(h, now)
+        if quantity is not None:
+            self._place_stop(position.stop, quantity)
 
     def _cancel_stop(self, h: Holding) -> bool:
         stop = h.stop_order
@@ -319,7 +333,7 @@ class SegmentTrader:
             # Already triggered or filled: its fill closes the position; never sell twice.
             self.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
             return False
-        stop.done = True
+        stop.cancelled_by_us = True  # fills it got before the cancel still count (`on_fill`)
         if self.market_time is not None:
             self.ctx.risk.record_order(self.market_time)
         return True
@@ -329,7 +343,7 @@ class SegmentTrader:
         if h is None:
             return
         self.log.info("stop raised to %s", new_stop)
-        if self.mode is Mode.LIVE and h.stop_order is not None and not h.stop_order.done:
+        if self.mode is Mode.LIVE and h.stop_order is not None and h.stop_order.resting:
             try:
                 self.ctx.gateway.modify(h.stop_order.order_id, trigger_price=new_stop)
                 if self.market_time is not None:
@@ -338,13 +352,13 @@ class SegmentTrader:
             except BrokerError as e:
                 self.log.warning("stop-loss order not modified: %s", e)
 
-    def _place_stop(self, level: Decimal | None) -> None:
+    def _place_stop(self, level: Decimal | None, quantity: int | None = None) -> None:
         h = self.holding
         if h is None or level is None or self.market_time is None:
             return
         intent = self._intent(
-            h.exchange, h.tradingsymbol, Side.SELL, h.quantity, "protective_stop",
-            order_type=OrderType.SL_M, trigger_price=level,
+            h.exchange, h.tradingsymbol, Side.SELL, h.quantity if quantity is None else quantity,
+            "protective_stop", order_type=OrderType.SL_M, trigger_price=level,
         )  # fmt: skip
         self.ctx.risk.check(intent, self.market_time)
         tracked = self._send(intent, STOP)
@@ -382,8 +396,9 @@ class SegmentTrader:
         return tracked
 
     def _chase(self, now: datetime) -> None:
-        """Cancels the rest of an entry or exit still working `ORDER_PATIENCE` after it was sent (or after the
-        last cancel asked for); its CANCELLED update then settles it (`on_order`)."""
+        """An entry or exit still working `ORDER_PATIENCE` after it was sent (or after the last cancel asked
+        for) has the rest cancelled; its CANCELLED update then settles it (`on_order`). One that ended at the
+        broker but whose fills have not all come has them asked for again."""
         working = [t for t in self._working if not t.done]
         self._working = working
         for tracked in working:
@@ -391,6 +406,13 @@ class SegmentTrader:
             if since is None or now - since < ORDER_PATIENCE:
                 continue
             tracked.cancel_asked_at = now
+            if tracked.final:
+                self.log.warning(
+                    "%s order %s ended %s with %d filled, but %d fills came: asking for them again",
+                    tracked.role, tracked.order_id, tracked.status.value, tracked.broker_filled, tracked.filled,
+                )  # fmt: skip
+                self.ctx.gateway.report_fills(tracked.order_id)
+                continue
             self.log.warning(
                 "%s order %s still open after %d s (%d of %d filled): cancelling the rest",
                 tracked.role, tracked.order_id, (now - tracked.sent_at).total_seconds() if tracked.sent_at else 0,
@@ -404,6 +426,10 @@ class SegmentTrader:
                 self.ctx.risk.record_order(now)
 
     # -- order outcomes --------------------------------------------------------------------------
+    #
+    # An order is settled when the broker says it ended (COMPLETE, CANCELLED, REJECTED) and its fills have come
+    # up to the quantity it says filled, in whichever order the two arrive. Sales (exits, the stop) reduce the
+    # position fill by fill, so a stop that sold part before it was cancelled still counts.
 
     def on_order(self, order: Order) -> None:
         """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
@@ -413,26 +439,15 @@ class SegmentTrader:
         self.ctx.write_later(partial(self.ctx.store.orders.record, order))
         self.order_rows[order.order_id] = order
         self.changed = True
-        if tracked is None:
+        if tracked is None or tracked.final:
             return
         tracked.status = order.status
-        if order.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED) and not tracked.done:
-            if tracked.filled:
-                self._complete(tracked, order.timestamp or self.market_time)
-                return
-            tracked.done = True
-            why = order.status_message or order.status.value.lower()
-            if tracked.role == ENTRY:
-                self.log.warning("entry order %s %s: %s", order.order_id, order.status.value, why)
-                self.ctx.risk.on_entry_failed(self.segment)
-                self.strategy.on_entry_rejected(why)
-            elif tracked.role == EXIT:
-                self.log.error("exit order %s %s: %s", order.order_id, order.status.value, why)
-                self.strategy.on_exit_rejected(why)
-                if self.mode is Mode.LIVE and self.strategy.position is not None:
-                    self._place_stop(self.strategy.position.stop)
-            elif tracked.role == STOP:
-                self.log.warning("stop-loss order %s %s: %s", order.order_id, order.status.value, why)
+        if order.status.is_final:
+            tracked.final = True
+            complete = order.status is OrderStatus.COMPLETE
+            tracked.broker_filled = tracked.intent.quantity if complete else order.filled_quantity
+            tracked.why = order.status_message or order.status.value.lower()
+            self._settle(tracked, order.timestamp or self.market_time)
 
     def on_fill(self, fill: Fill) -> None:
         """A fill: durable in the store first, then the position and the strategy learn of it."""
@@ -448,17 +463,51 @@ class SegmentTrader:
             return
         tracked.filled += fill.quantity
         tracked.value += fill.price * fill.quantity
-        if tracked.filled >= tracked.intent.quantity and not tracked.done:
-            self._complete(tracked, fill.timestamp)
+        if tracked.role != ENTRY:
+            self._sold(tracked, fill)
+        self._settle(tracked, fill.timestamp)
 
-    def _complete(self, tracked: TrackedOrder, t: datetime | None) -> None:
+    def _settle(self, tracked: TrackedOrder, t: datetime | None) -> None:
+        """Acts on an order once all of it is known: filled in full, or ended with all its fills in."""
+        if tracked.done:
+            return
+        if tracked.filled < tracked.intent.quantity and not (
+            tracked.final and tracked.filled >= tracked.broker_filled
+        ):
+            return
         tracked.done = True
         t = t or self.market_time or datetime.now()
-        price = rupees(tracked.value / tracked.filled)
+        h = self.holding
         if tracked.role == ENTRY:
-            self._entry_filled(tracked, price, t)
-        else:
-            self._exit_filled(tracked, price, t)
+            if tracked.filled:
+                self._entry_filled(tracked, rupees(tracked.value / tracked.filled), t)
+                return
+            self.log.warning("entry order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
+            self.ctx.risk.on_entry_failed(self.segment)
+            self.strategy.on_entry_rejected(tracked.why)
+        elif h is None or h.tradingsymbol != tracked.intent.tradingsymbol:
+            return  # the sale closed the position (`_sold`)
+        elif tracked.role == EXIT:
+            if tracked.filled:
+                self.log.warning(
+                    "%s exit order %s ended with %d of %d sold: %d %s still held",
+                    h.exit_reason or tracked.intent.reason, tracked.order_id, tracked.filled, tracked.intent.quantity,
+                    h.quantity, h.tradingsymbol,
+                )  # fmt: skip
+                self._journal("exit_partial", {"order_id": tracked.order_id, "symbol": h.tradingsymbol,
+                                               "sold": tracked.filled, "held": h.quantity})  # fmt: skip
+            else:
+                self.log.error("exit order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
+            self.strategy.on_exit_rejected(tracked.why)
+            self._protect_rest()
+        elif not tracked.cancelled_by_us:  # the broker ended our stop with the position still held
+            self.log.warning(
+                "stop-loss order %s %s with %d of %d sold (%s): %d %s still held",
+                tracked.order_id, tracked.status.value, tracked.filled, tracked.intent.quantity, tracked.why,
+                h.quantity, h.tradingsymbol,
+            )  # fmt: skip
+            if tracked.filled:
+                self._protect_rest()
 
     def _entry_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
         i = tracked.intent
@@ -480,53 +529,38 @@ class SegmentTrader:
         if self.mode is Mode.LIVE:
             self._place_stop(stop)
 
-    def _exit_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
+    def _sold(self, tracked: TrackedOrder, fill: Fill) -> None:
+        """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left."""
         h = self.holding
-        if h is None:
-            self.log.warning("an exit filled with no position held (%s)", tracked.order_id)
+        if h is None or h.tradingsymbol != fill.tradingsymbol:
+            self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
+                             tracked.order_id)  # fmt: skip
+            return
+        sold = min(fill.quantity, h.quantity)
+        pnl = rupees((fill.price - h.entry_price) * sold)
+        self.realised += pnl
+        tracked.pnl += pnl
+        h.quantity -= sold
+        if h.quantity > 0:
+            self._save_position(fill.timestamp)
+            self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, fill.timestamp)
             return
         reason = "stop_loss" if tracked.role == STOP else (h.exit_reason or tracked.intent.reason)
-        pnl = rupees((price - h.entry_price) * tracked.filled)
-        self.realised += pnl
-        h.quantity -= tracked.filled
-        if h.quantity > 0:
-            self._save_position(t)
-            self._partly_sold(tracked, reason, pnl)
-            return
-        if tracked.role == EXIT and h.stop_order is not None and not h.stop_order.done:
+        if h.stop_order is not None and h.stop_order.resting and h.stop_order is not tracked:
             self._cancel_stop(h)
         self.holding = None
         # Durable first: the store knows the position is flat before risk lets a new entry in.
-        self._save_flat(tracked.intent.exchange, tracked.intent.tradingsymbol)
+        self._save_flat(h.exchange, h.tradingsymbol)
+        price = rupees(tracked.value / tracked.filled)
         self._journal(
-            "exit_filled", {"symbol": tracked.intent.tradingsymbol, "price": str(price), "pnl": str(pnl)}
+            "exit_filled", {"symbol": h.tradingsymbol, "price": str(price), "pnl": str(tracked.pnl)}
         )
-        self.log.info("Exit filled (%s): %s at %s, P&L %s", reason, tracked.intent.tradingsymbol, price, pnl)
-        self.strategy.on_exit(price, t, reason)
+        self.log.info("Exit filled (%s): %s at %s, P&L %s", reason, h.tradingsymbol, price, tracked.pnl)
+        self.strategy.on_exit(price, fill.timestamp, reason)
         self.ctx.risk.on_position_closed(self.segment)
-        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), t)
+        self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), fill.timestamp)
         if self.index_price is not None:
-            self.chart.mark(t, self.index_price, "exit", f"{reason} {price}")
-
-    def _partly_sold(self, tracked: TrackedOrder, reason: str, pnl: Decimal) -> None:
-        """An exit or the broker's stop ended with part of the position sold (the rest cancelled, e.g. by
-        market protection in a thin option): the rest is still held, so it gets a stop at the broker again
-        (LIVE) and the strategy may ask to exit it."""
-        h = self.holding
-        assert h is not None
-        self.log.warning(
-            "%s order %s ended with %d of %d sold (P&L %s): %d %s still held",
-            reason, tracked.order_id, tracked.filled, tracked.intent.quantity, pnl, h.quantity, h.tradingsymbol,
-        )  # fmt: skip
-        self._journal(
-            "exit_partial",
-            {"order_id": tracked.order_id, "symbol": h.tradingsymbol, "sold": tracked.filled, "held": h.quantity,
-             "pnl": str(pnl)},
-        )  # fmt: skip
-        if tracked.role == EXIT:
-            self.strategy.on_exit_rejected(f"only {tracked.filled} of {tracked.intent.quantity} sold")
-        if self.mode is Mode.LIVE and self.strategy.position is not None:
-            self._place_stop(self.strategy.position.stop)
+            self.chart.mark(fill.timestamp, self.index_price, "exit", f"{reason} {price}")
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -545,10 +579,10 @@ class SegmentTrader:
         return self.holding is None and self._open_entry() is None
 
     def _open_entry(self) -> TrackedOrder | None:
-        return next((o for o in self.orders.values() if o.role == ENTRY and not o.done), None)
+        return next((o for o in self._working if o.role == ENTRY and not o.done), None)
 
     def _open_exit(self) -> TrackedOrder | None:
-        return next((o for o in self.orders.values() if o.role == EXIT and not o.done), None)
+        return next((o for o in self._working if o.role == EXIT and not o.done), None)
 
     # -- store and snapshot ---------------------------------------------------------------------------
 

@@ -42,3 +42,43 @@ def test_order_missing_from_the_book_after_a_lost_reply_is_not_sent_again():
         gateway.place(intent)
     assert session.placed == 1
     assert "will not send it again" in err.value.trader_message
+
+
+class LaggingTradesSession:
+    """A session whose trade list shows an order's fills later than its order update (Kite's may lag)."""
+
+    key = SessionKey("UK9394", "s1")
+
+    def __init__(self) -> None:
+        self.trades: list[dict] = []
+        self.book: list[dict] = []
+
+    def orders(self) -> list[dict]:
+        return self.book
+
+    def order_trades(self, order_id: str) -> list[dict]:
+        return list(self.trades)
+
+
+def test_fills_missing_from_a_lagging_trade_list_are_reported_by_the_next_update_or_when_asked() -> None:
+    session = LaggingTradesSession()
+    gateway = LiveGateway(session, None)  # type: ignore[arg-type]
+    fills: list = []
+    gateway.add_listener(on_fill=fills.append)
+    row = dict(order_id="1", tag=session.key.order_tag, exchange="NFO", tradingsymbol="NIFTY2611325000CE",
+               transaction_type="BUY", quantity=130, order_type="MARKET", status="OPEN", filled_quantity=65,
+               average_price=100.5)  # fmt: skip
+    gateway._on_update(row)  # 65 filled, but the trade list shows nothing yet
+    assert fills == []
+    session.trades = [
+        dict(trade_id="T1", order_id="1", quantity=65, average_price=100.5, transaction_type="BUY")
+    ]
+    gateway._on_update(dict(row))  # the same update again (or a reconcile): the missing fill now comes
+    assert [(f.fill_id, f.quantity) for f in fills] == [("T1", 65)]
+    gateway._on_update(dict(row, status="COMPLETE", filled_quantity=130))  # its trade not listed yet either
+    session.trades.append(
+        dict(trade_id="T2", order_id="1", quantity=65, average_price=101, transaction_type="BUY")
+    )
+    gateway.report_fills("1")  # what the engine asks when an ended order's fills stay short
+    gateway.report_fills("1")
+    assert [(f.fill_id, f.quantity) for f in fills] == [("T1", 65), ("T2", 65)]

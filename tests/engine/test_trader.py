@@ -349,7 +349,48 @@ def test_a_live_exit_of_a_position_closed_outside_kitedesk_sells_nothing_and_let
     lines = trader.log.path.read_text()
     assert "the broker shows no NIFTY2611324850CE position (closed outside KiteDesk?)" in lines
     notes = store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
-    assert any(n.kind == "closed_outside" and n.payload["at_broker"] == 0 for n in notes)
+    assert any(n.kind == "broker_holds_less" and n.payload["at_broker"] == 0 for n in notes)
+
+
+def test_an_entry_cancelled_before_its_fills_arrive_is_settled_when_they_come(make) -> None:
+    # LIVE reports the order update first and reads its fills after: "cancelled, 100 filled" comes first.
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    entry = gateway.orders()[0]
+    trader.on_order(replace(entry, status=OrderStatus.CANCELLED, filled_quantity=100))
+    assert trader.holding is None and not trader.flat(), "waiting for the 100 filled"
+    fill(trader, "O1", 100, "200")
+    assert trader.holding is not None and trader.holding.quantity == 100
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 100)
+    assert trader.ctx.risk.open_positions == 1
+
+
+def test_an_exit_cancelled_before_its_fills_arrive_counts_them_when_they_come(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("stop_loss")])
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=80))
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "stop_loss"], "not settled yet"
+    fill(trader, "O3", 80, "185", "F2")
+    assert trader.holding is not None and trader.holding.quantity == 115
+    assert trader.realised == Decimal("-1200.00")
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 115)
+
+
+def test_what_the_stop_sold_before_an_exit_cancelled_it_is_neither_sold_again_nor_lost(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    fill(trader, "O2", 80, "185", "F2")  # the stop triggered: 80 of 195 sold so far
+    assert trader.holding is not None and trader.holding.quantity == 115
+    gateway.net = BrokerUnavailable("positions timed out")
+    assert trader.exit("square_off") is True
+    assert gateway.cancelled == ["O2"] and gateway.placed[-1].quantity == 115
+    fill(trader, "O3", 115, "184", "F3")
+    assert trader.holding is None and trader.realised == Decimal("-3040.00")  # −15 × 80 − 16 × 115
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, filled_quantity=80))
+    assert trader.holding is None and [i.reason for i in gateway.placed][-1] == "square_off"
 
 
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
