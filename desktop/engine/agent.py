@@ -192,14 +192,14 @@ class SegmentAgent(QThread):
             t.on_fill(payload)
         elif kind == "kill":
             t.log.warning("kill switch: %s", payload)
-            t.cancel_open_entries()
+            t.cancel_open_entries(then_exit="kill")
             if t.holding is not None:
                 t.exit("kill")
         elif kind == "stop":
             self._stop_mode = payload
             self._stop_deadline = time.monotonic() + SQUARE_OFF_WAIT
             self._set_state(AgentState.STOPPING)
-            t.cancel_open_entries()
+            t.cancel_open_entries(then_exit="square_off" if payload == "square_off" else None)
             if payload == "square_off" and t.holding is not None:
                 t.exit("square_off")
             elif t.holding is not None:

@@ -74,6 +74,10 @@ class SegmentTrader:
         self.fill_rows: list[Fill] = []
         self.realised = Decimal(0)
         self.halted_entries = False  # stop/kill: no new entries from this segment
+        self.exit_if_filled: str | None = (
+            None  # kill or square-off: an entry that fills anyway is sold at once
+        )
+        self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
         self.batch_handed = 0.0  # when the batch was put in this agent's inbox
@@ -165,6 +169,14 @@ class SegmentTrader:
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
             self._chase(self.market_time)
+        if (
+            self._exit_again_at is not None
+            and self.market_time is not None
+            and self.market_time >= self._exit_again_at
+        ):
+            self._exit_again_at = None
+            if self.exit_if_filled is not None and self.holding is not None:
+                self.exit(self.exit_if_filled)  # a kill's or square-off's exit failed: asked again
         self.changed = True
 
     # -- actions ------------------------------------------------------------------------------------
@@ -274,6 +286,8 @@ class SegmentTrader:
         if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
             self._protect_rest()
+            if self.exit_if_filled is not None:
+                self._exit_again_at = now + ORDER_PATIENCE
             return False
         return True
 
@@ -500,6 +514,8 @@ class SegmentTrader:
                 self.log.error("exit order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
             self.strategy.on_exit_rejected(tracked.why)
             self._protect_rest()
+            if self.exit_if_filled is not None:  # halted by a kill or a square-off: it must not stay open
+                self._exit_again_at = t + ORDER_PATIENCE
         elif not tracked.cancelled_by_us:  # the broker ended our stop with the position still held
             self.log.warning(
                 "stop-loss order %s %s with %d of %d sold (%s): %d %s still held",
@@ -528,6 +544,9 @@ class SegmentTrader:
         )
         if self.mode is Mode.LIVE:
             self._place_stop(stop)
+        if self.exit_if_filled is not None:
+            self.log.warning("the entry filled after its cancel (%s): selling it", self.exit_if_filled)
+            self.exit(self.exit_if_filled)
 
     def _sold(self, tracked: TrackedOrder, fill: Fill) -> None:
         """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left."""
@@ -564,9 +583,11 @@ class SegmentTrader:
 
     # -- commands -----------------------------------------------------------------------------------
 
-    def cancel_open_entries(self) -> None:
-        """Cancels an entry still on its way (kill switch, stop)."""
+    def cancel_open_entries(self, then_exit: str | None = None) -> None:
+        """Cancels an entry still on its way (kill switch, stop); no entries after. `then_exit`: the exit's reason
+        should the entry fill anyway (its cancel came too late), so a kill or square-off leaves nothing open."""
         self.halted_entries = True
+        self.exit_if_filled = then_exit
         tracked = self._open_entry()
         if tracked is not None and tracked.order_id:
             try:

@@ -51,7 +51,7 @@ class RecordingTrader:
     def on_fill(self, fill: object) -> None:
         self.calls.append("fill")
 
-    def cancel_open_entries(self) -> None:
+    def cancel_open_entries(self, then_exit: str | None = None) -> None:
         self.calls.append("cancel_entries")
 
     def flat(self) -> bool:

@@ -393,6 +393,34 @@ def test_what_the_stop_sold_before_an_exit_cancelled_it_is_neither_sold_again_no
     assert trader.holding is None and [i.reason for i in gateway.placed][-1] == "square_off"
 
 
+@pytest.mark.parametrize("then_exit", ["kill", "square_off", None])
+def test_an_entry_that_fills_after_a_kill_or_stop_cancelled_it_is_sold_unless_kept(make, then_exit) -> None:
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    trader.cancel_open_entries(then_exit=then_exit)  # the cancel comes too late: the exchange filled it
+    fill(trader, "O1", 195, "200")
+    reasons = [i.reason for i in gateway.placed]
+    if then_exit is None:  # a stop that keeps positions: kept, under its stop at the broker
+        assert reasons == ["entry", "protective_stop"] and trader.holding is not None
+    else:
+        assert reasons == ["entry", "protective_stop", then_exit] and gateway.cancelled == ["O1", "O2"]
+        assert gateway.placed[-1].quantity == 195
+
+
+def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.cancel_open_entries(then_exit="kill")
+    trader.exit("kill")  # O3
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: busy"))
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "kill", "protective_stop"]
+    index_tick(trader, 29)
+    assert len(gateway.placed) == 4
+    index_tick(trader, 30)
+    assert [i.reason for i in gateway.placed][-1] == "kill" and gateway.cancelled[-1] == "O4"
+
+
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     trader.strategy.pending_entry = OptionRight.CE
