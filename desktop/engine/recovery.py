@@ -3,13 +3,16 @@
 - PAPER: the durable fills are the truth (written before acting): open positions are rebuilt from them.
 - LIVE: the broker is the truth, matched by the session's order tag: the session's net quantity per
   option from its own tagged orders (capped by the account's net position at the broker), adopted with
-  its resting SL order when there is one, or protected by a new SL order when there is none. Entry orders
-  still open from the previous run are cancelled.
+  its resting SL order when there is one (resized to the quantity adopted), or protected by a new SL order
+  when there is none. Entries and exits still open from the previous run are cancelled first, and a stop
+  with no position behind it is cancelled (triggered, it would sell short). The day's realised P&L is
+  rebuilt from the day's orders (PAPER: the day's fills) and given to the risk manager before any entry.
 Runs on the segment agent's thread during its start.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -43,13 +46,15 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
         elif qty > 0:
             average = cost / qty
             sold = min(f.quantity, qty)
-            realised += (f.price - average) * sold
+            if f.timestamp.date() == now.date():  # the day's P&L: the daily loss limit counts from it
+                realised += (f.price - average) * sold
             qty, cost = qty - sold, cost - average * sold
         held[(f.exchange, f.tradingsymbol)] = (qty, cost if qty else Decimal(0))
     trader.realised = rupees(realised)
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
             trader.adopt(symbol, exchange, qty, rupees(cost / qty), now)
+    _tell_risk(trader, now)
 
 
 def recover_live(
@@ -62,20 +67,16 @@ def recover_live(
         f.fill_id for f in store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     }
     orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
-    for o in orders:
-        if o.side is Side.BUY and not o.status.is_final:
-            # An entry the previous run sent and never saw fill: no new risk before reconciling.
-            try:
-                gateway.cancel(o.order_id)
-                trader.log.warning("cancelled entry order %s left open by the previous run", o.order_id)
-            except BrokerError as e:
-                trader.log.warning("entry order %s left open could not be cancelled: %s", o.order_id, e)
+    if _cancel_left_working(trader, gateway, orders):  # what filled meanwhile must be counted: read again
+        orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
+    trader.realised = _realised_today(orders)
     net: dict[tuple[str, str], int] = {}
     for o in orders:
         sign = 1 if o.side is Side.BUY else -1
         net[(o.exchange, o.tradingsymbol)] = (
             net.get((o.exchange, o.tradingsymbol), 0) + sign * o.filled_quantity
         )
+    handled: Order | None = None  # the position's resting stop: adopted, resized or replaced
     for (exchange, symbol), qty in net.items():
         if qty <= 0:
             continue
@@ -89,14 +90,90 @@ def recover_live(
         if qty <= 0:
             continue
         trader.adopt(symbol, exchange, qty, _entry_price(orders, symbol), now)
-        stop = _resting_stop(orders, symbol)
+        stop = handled = _resting_stop(orders, symbol)
+        if stop is not None and stop.quantity - stop.filled_quantity != qty:
+            stop = _resize(trader, gateway, stop, qty)  # None: cancelled, a new one of the right size follows
         if stop is not None:
             trader.adopt_stop_order(stop)
         else:
             position = trader.strategy.position
-            trader.log.warning("no stop-loss order found at the broker for %s: placing one", symbol)
+            trader.log.warning(
+                "no stop-loss order of the right size at the broker for %s: placing one", symbol
+            )
             trader._place_stop(position.stop if position else None)
         break  # one position per segment
+    for o in orders:  # a stop with no position behind it would sell short when triggered
+        if o is not handled and _is_stop(o) and o.status in _RESTING:
+            _cancel(trader, gateway, o, "stop-loss order with no position held")
+    _tell_risk(trader, now)
+
+
+def _cancel_left_working(trader: SegmentTrader, gateway: LiveGateway, orders: list[Order]) -> bool:
+    """Cancels the entries and exits the previous run left working: an entry (no new risk before reconciling),
+    an exit (the position is adopted with a stop, and the strategy exits again if it should). True if any."""
+    cancelled = False
+    for o in orders:
+        if o.status.is_final or _is_stop(o):
+            continue
+        what = "entry order" if o.side is Side.BUY else "exit order"
+        cancelled = _cancel(trader, gateway, o, f"{what} left open by the previous run") or cancelled
+    return cancelled
+
+
+def _cancel(trader: SegmentTrader, gateway: LiveGateway, o: Order, what: str) -> bool:
+    try:
+        gateway.cancel(o.order_id)
+    except BrokerError as e:
+        trader.log.warning("%s %s could not be cancelled: %s", what, o.order_id, e)
+        return False
+    trader.log.warning("cancelled %s %s", what, o.order_id)
+    return True
+
+
+def _resize(trader: SegmentTrader, gateway: LiveGateway, stop: Order, quantity: int) -> Order | None:
+    """The resting stop made to sell exactly the adopted quantity (Kite's quantity is the order's total, what
+    filled included); None when it had to be cancelled instead."""
+    total = stop.filled_quantity + quantity
+    try:
+        gateway.modify(stop.order_id, quantity=total)
+    except BrokerError as e:
+        trader.log.warning(
+            "stop-loss order %s not resized to %d (%s): cancelling it", stop.order_id, total, e
+        )
+        _cancel(trader, gateway, stop, "stop-loss order of the wrong size")
+        return None
+    trader.log.warning("stop-loss order %s resized from %d to %d to sell the %d held", stop.order_id,
+                       stop.quantity, total, quantity)  # fmt: skip
+    return replace(stop, quantity=quantity, filled_quantity=0)
+
+
+def _is_stop(o: Order) -> bool:
+    return o.side is Side.SELL and o.order_type in (OrderType.SL, OrderType.SL_M)
+
+
+def _realised_today(orders: list[Order]) -> Decimal:
+    """The day's realised P&L of the session's tagged orders (Kite's order book is the day's), in time order:
+    what filled while KiteDesk was down (a stop at the broker) counts too."""
+    realised = Decimal(0)
+    held: dict[str, tuple[int, Decimal]] = {}  # symbol -> (quantity, cost)
+    timed = sorted((o for o in orders if o.filled_quantity), key=lambda o: (o.timestamp is None, o.timestamp))
+    for o in timed:
+        qty, cost = held.get(o.tradingsymbol, (0, Decimal(0)))
+        if o.side is Side.BUY:
+            qty, cost = qty + o.filled_quantity, cost + o.average_price * o.filled_quantity
+        elif qty > 0:
+            average = cost / qty
+            sold = min(o.filled_quantity, qty)
+            realised += (o.average_price - average) * sold
+            qty, cost = qty - sold, cost - average * sold
+        held[o.tradingsymbol] = (qty, cost if qty else Decimal(0))
+    return rupees(realised)
+
+
+def _tell_risk(trader: SegmentTrader, now: datetime) -> None:
+    """The recovered day's P&L reaches the (new) risk manager before any entry: a restart must not reset the
+    daily loss limit."""
+    trader.ctx.risk.update_pnl(trader.segment, trader.realised, trader.unrealised, now)
 
 
 def _entry_price(orders: list[Order], symbol: str) -> Decimal:
@@ -109,11 +186,6 @@ def _entry_price(orders: list[Order], symbol: str) -> Decimal:
 
 def _resting_stop(orders: list[Order], symbol: str) -> Order | None:
     for o in orders:
-        if (
-            o.tradingsymbol == symbol
-            and o.side is Side.SELL
-            and o.order_type in (OrderType.SL, OrderType.SL_M)
-            and o.status in _RESTING
-        ):
+        if o.tradingsymbol == symbol and _is_stop(o) and o.status in _RESTING:
             return o
     return None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -72,7 +72,8 @@ class SegmentTrader:
         self.seen_fills: set[str] = set()
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
-        self.realised = Decimal(0)
+        self.realised = Decimal(0)  # today's (see `_roll_day`)
+        self._pnl_day: date | None = None
         self.halted_entries = False  # stop/kill: no new entries from this segment
         self.exit_if_filled: str | None = (
             None  # kill or square-off: an entry that fills anyway is sold at once
@@ -134,8 +135,11 @@ class SegmentTrader:
     def adopt_stop_order(self, order: Order) -> None:
         """The broker's resting SL order of an adopted LIVE position: ours to modify and cancel."""
         assert self.holding is not None
+        left = (
+            order.quantity - order.filled_quantity
+        )  # what it still sells (fills before this run are counted)
         intent = self._intent(
-            self.holding.exchange, self.holding.tradingsymbol, Side.SELL, order.quantity, "protective_stop"
+            self.holding.exchange, self.holding.tradingsymbol, Side.SELL, left, "protective_stop"
         )
         tracked = TrackedOrder(intent, STOP, order.order_id, order.status)
         self.orders[order.order_id] = tracked
@@ -152,6 +156,7 @@ class SegmentTrader:
         for tick in ticks:
             t = tick.exchange_timestamp
             if t is not None and (self.market_time is None or t > self.market_time):
+                self._roll_day(t)
                 self.market_time = t
                 self.log.set_market_time(t)
             if tick.instrument_token == index_token:
@@ -557,6 +562,7 @@ class SegmentTrader:
             return
         sold = min(fill.quantity, h.quantity)
         pnl = rupees((fill.price - h.entry_price) * sold)
+        self._roll_day(fill.timestamp)
         self.realised += pnl
         tracked.pnl += pnl
         h.quantity -= sold
@@ -580,6 +586,13 @@ class SegmentTrader:
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), fill.timestamp)
         if self.index_price is not None:
             self.chart.mark(fill.timestamp, self.index_price, "exit", f"{reason} {price}")
+
+    def _roll_day(self, t: datetime) -> None:
+        """A new market day: the day's realised P&L (what the daily loss limit counts) starts again."""
+        if self._pnl_day is None or t.date() > self._pnl_day:
+            if self._pnl_day is not None:
+                self.realised = Decimal(0)
+            self._pnl_day = t.date()
 
     # -- commands -----------------------------------------------------------------------------------
 

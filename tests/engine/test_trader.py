@@ -3,20 +3,14 @@ the broker (unit level). Journal first, quantity and strike offset, LIVE protect
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from desktop.broker.errors import BrokerUnavailable, InputRejected
-from desktop.broker.gateway import OrderGateway
-from desktop.broker.instruments import InstrumentBook
+from desktop.broker.errors import BrokerUnavailable
 from desktop.domain import (
-    Fill,
-    Instrument,
     Mode,
     OptionRight,
     Order,
@@ -24,139 +18,13 @@ from desktop.domain import (
     OrderStatus,
     OrderType,
     Segment,
-    SessionKey,
     Side,
     Tick,
 )
-from desktop.engine.logs import SessionLogs
-from desktop.engine.params import parse_params
-from desktop.engine.risk import RiskManager
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition, ExitPosition, MoveStop
-from desktop.engine.strategy.itm_momentum import ItmMomentumStrategy
-from desktop.engine.trader import SegmentTrader, TraderContext
-from desktop.store import Store
-
-T0 = datetime(2026, 1, 8, 10, 0)
-EXPIRY = date(2026, 1, 13)
-
-
-class RecordingGateway(OrderGateway):
-    """Accepts orders and records every call; checks the intent was journaled before it was sent."""
-
-    def __init__(self, key: SessionKey, mode: Mode, store: Store) -> None:
-        super().__init__(key, mode)
-        self.store = store
-        self.placed: list[OrderIntent] = []
-        self.modified: list[tuple[str, Decimal | None]] = []
-        self.cancelled: list[str] = []
-        self.refuse_cancel = False
-        self.net: int | Exception | None = (
-            None  # what the broker's positions show (None: not asked, as paper)
-        )
-        self._ids = itertools.count(1)
-        self._orders: dict[str, Order] = {}
-
-    def place(self, intent: OrderIntent) -> Order:
-        saved = self.store.intents.for_session(broker_id=self.key.broker_id, session_id=self.key.session_id)
-        assert intent.intent_id in {i.intent_id for i in saved}, "sent before it was journaled"
-        self.placed.append(intent)
-        order = Order(f"O{next(self._ids)}", self.key, self.mode, intent.exchange, intent.tradingsymbol, intent.side,
-                      intent.quantity, intent.order_type, OrderStatus.OPEN, trigger_price=intent.trigger_price,
-                      intent_id=intent.intent_id)  # fmt: skip
-        self._orders[order.order_id] = order
-        return order
-
-    def modify(self, order_id: str, *, trigger_price: Decimal | None = None, **_: object) -> Order:
-        self.modified.append((order_id, trigger_price))
-        return self._orders[order_id]
-
-    def cancel(self, order_id: str) -> Order:
-        if self.refuse_cancel:
-            raise InputRejected("Order cannot be cancelled as it is being processed")
-        self.cancelled.append(order_id)
-        return self._orders[order_id]
-
-    def orders(self) -> list[Order]:
-        return list(self._orders.values())
-
-    def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
-        if isinstance(self.net, Exception):
-            raise self.net
-        return self.net
-
-
-def _book() -> InstrumentBook:
-    rows = []
-    for seg, name, exch, lot in (
-        (Segment.NIFTY, "NIFTY", "NFO", 65),
-        (Segment.BANKNIFTY, "BANKNIFTY", "NFO", 30),
-    ):
-        step = seg.spec.strike_step
-        for strike in range(
-            20000 if seg is Segment.NIFTY else 59000, 27000 if seg is Segment.NIFTY else 61000, step
-        ):
-            for right in ("CE", "PE"):
-                token = len(rows) + 1000
-                rows.append(Instrument(token, token, f"{name}26113{strike}{right}", name, exch, f"{exch}-OPT", right,
-                                       EXPIRY, Decimal(strike), lot))  # fmt: skip
-    return InstrumentBook(rows, T0.date())
-
-
-@pytest.fixture
-def make(tmp_path: Path):
-    stores: list[Store] = []
-    logs: list[SessionLogs] = []
-
-    def build(mode: Mode = Mode.LIVE, segment: Segment = Segment.NIFTY, **raw: object):
-        params = parse_params(
-            {
-                "segments": [segment.value],
-                "lots": 3,
-                "stop_loss": 7,
-                "itm_offset": 150,
-                "mode": mode.value,
-                **raw,
-            },
-            confirm_live=True,
-        )
-        key = SessionKey.new("UK9394")
-        store = Store.open(tmp_path / key.session_id)
-        stores.append(store)
-        store.sessions.record_session(key, label="t", params={}, mode=mode, state="running", started_at=T0)
-        gateway = RecordingGateway(key, mode, store)
-        ctx = TraderContext(key, "t", params, store, gateway, RiskManager(params), lambda token, seg: None)
-        session_logs = SessionLogs(tmp_path, key, "t", mode)
-        logs.append(session_logs)
-        trader = SegmentTrader(
-            ctx, segment, ItmMomentumStrategy(params, segment), session_logs.for_segment(segment)
-        )
-        trader.load(_book(), [], None)
-        trader.market_time = T0
-        trader.index_price = Decimal("25012.40") if segment is Segment.NIFTY else Decimal("60040")
-        return trader, gateway, store
-
-    yield build
-    for store in stores:
-        store.close()
-    for session_logs in logs:
-        session_logs.close()
-
-
-def fill(trader: SegmentTrader, order_id: str, qty: int, price: str, fill_id: str = "F1") -> None:
-    tracked = trader.orders[order_id]
-    i = tracked.intent
-    trader.on_fill(
-        Fill(fill_id, order_id, i.key, i.mode, i.exchange, i.tradingsymbol, i.side, qty, Decimal(price), T0)
-    )
-
-
-def enter(trader: SegmentTrader, gateway: RecordingGateway, price: str = "200") -> OrderIntent:
-    trader.strategy.pending_entry = OptionRight.CE  # as after the strategy's own EnterPosition
-    trader.act([EnterPosition(OptionRight.CE, "test")])
-    entry = gateway.placed[-1]
-    fill(trader, "O1", entry.quantity, price)
-    return entry
+from desktop.engine.trader import SegmentTrader
+from tests.engine.traders import T0, enter, fill
 
 
 def test_entry_quantity_is_lots_times_lot_size_at_the_itm_strike(make) -> None:
@@ -419,6 +287,23 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
     assert len(gateway.placed) == 4
     index_tick(trader, 30)
     assert [i.reason for i in gateway.placed][-1] == "kill" and gateway.cancelled[-1] == "O4"
+
+
+def test_a_new_market_day_starts_the_days_pnl_and_its_loss_limit_again(make) -> None:
+    trader, gateway, _ = make(Mode.PAPER, max_daily_loss=5000)
+    enter(trader, gateway, "200")
+    trader.act([ExitPosition("stop_loss")])
+    fill(trader, "O2", 195, "180", "F2")  # −3,900 on day 1
+    next_day = T0 + timedelta(days=1)
+    trader.on_ticks([Tick(trader.segment.spec.index_token, Decimal("25012.40"), next_day)])
+    assert trader.realised == 0
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    fill(trader, "O3", 195, "200", "F3", at=next_day)
+    trader.act([ExitPosition("stop_loss")])
+    fill(trader, "O4", 195, "194", "F4", at=next_day)  # −1,170 on day 2
+    assert trader.realised == Decimal("-1170.00")
+    assert trader.ctx.risk.daily_pnl == Decimal("-1170.00") and not trader.ctx.risk.loss_limit_breached
 
 
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:

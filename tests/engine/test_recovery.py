@@ -1,0 +1,114 @@
+"""Recovery at unit level: `recover_live` against a broker's order book and positions given by hand (the e2e
+tests run it against the simulator after a real kill -9), `recover_paper` from the store's fills."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+from desktop.broker.errors import InputRejected
+from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side
+from desktop.engine.recovery import recover_live, recover_paper
+from tests.engine.traders import T0
+
+SYMBOL = "NIFTY2611324850CE"
+
+
+class Book:
+    """The broker's side for `recover_live`: this session's orders, cancels and modifications it receives."""
+
+    def __init__(self, orders: list[Order], refuse_modify: bool = False) -> None:
+        self._orders = orders
+        self.refuse_modify = refuse_modify
+        self.cancelled: list[str] = []
+        self.modified: list[tuple[str, int | None]] = []
+
+    def reconcile(self) -> list[Order]:
+        return [o for o in self._orders if o.order_id not in self.cancelled]
+
+    def cancel(self, order_id: str) -> Order:
+        self.cancelled.append(order_id)
+        return next(o for o in self._orders if o.order_id == order_id)
+
+    def modify(self, order_id: str, *, quantity: int | None = None, **_: object) -> Order:
+        if self.refuse_modify:
+            raise InputRejected("Order cannot be modified")
+        self.modified.append((order_id, quantity))
+        return next(o for o in self._orders if o.order_id == order_id)
+
+
+def order(trader, oid, side, qty, kind, status, filled=0, price="0", trigger=None, minute=0) -> Order:
+    return Order(oid, trader.ctx.key, Mode.LIVE, "NFO", SYMBOL, side, qty, kind, status, filled, Decimal(price),
+                 trigger_price=Decimal(trigger) if trigger else None,
+                 timestamp=T0 + timedelta(minutes=minute))  # fmt: skip
+
+
+def bought(trader, minute=0):
+    return order(
+        trader, "B1", Side.BUY, 195, OrderType.MARKET, OrderStatus.COMPLETE, 195, "200", minute=minute
+    )
+
+
+def stop(trader, status=OrderStatus.TRIGGER_PENDING, filled=0, price="0"):
+    return order(trader, "S1", Side.SELL, 195, OrderType.SL_M, status, filled, price, "186", minute=1)
+
+
+def test_a_stop_left_with_no_position_behind_it_is_cancelled(make) -> None:
+    trader, _, _ = make()
+    book = Book([bought(trader), stop(trader)])
+    recover_live(trader, book, {SYMBOL: 0}, T0)  # sold in Kite web while KiteDesk was down
+    assert trader.holding is None and book.cancelled == ["S1"]
+
+
+def test_the_adopted_stop_is_resized_to_the_quantity_held(make) -> None:
+    trader, gateway, _ = make()
+    book = Book([bought(trader), stop(trader)])
+    recover_live(trader, book, {SYMBOL: 65}, T0)  # 130 sold outside
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert book.modified == [("S1", 65)] and book.cancelled == []
+    assert trader.holding.stop_order is not None and trader.holding.stop_order.intent.quantity == 65
+    assert gateway.placed == []
+
+
+def test_a_stop_that_cannot_be_resized_is_replaced_by_one_of_the_right_size(make) -> None:
+    trader, gateway, _ = make()
+    book = Book([bought(trader), stop(trader)], refuse_modify=True)
+    recover_live(trader, book, {SYMBOL: 65}, T0)
+    assert book.cancelled == ["S1"]
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL_M, 65)]
+
+
+def test_an_exit_left_working_is_cancelled_before_the_position_is_adopted_with_one_stop(make) -> None:
+    trader, gateway, _ = make()
+    book = Book([
+        bought(trader),
+        stop(trader, OrderStatus.CANCELLED),
+        order(trader, "X1", Side.SELL, 195, OrderType.MARKET, OrderStatus.OPEN, minute=2),
+    ])  # fmt: skip
+    recover_live(trader, book, {SYMBOL: 195}, T0)
+    assert book.cancelled == ["X1"]
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL_M, 195)]
+
+
+def test_a_live_restart_keeps_the_days_loss_for_the_daily_loss_limit(make) -> None:
+    trader, _, _ = make(max_daily_loss=3000)
+    # The previous run bought 195 at 200; its stop sold them at 180 while KiteDesk was down.
+    book = Book([bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "180")])
+    recover_live(trader, book, {SYMBOL: 0}, T0 + timedelta(minutes=5))
+    assert trader.realised == Decimal("-3900.00") and trader.holding is None
+    assert trader.ctx.risk.daily_pnl == Decimal("-3900.00") and trader.ctx.risk.loss_limit_breached
+
+
+def test_a_paper_restart_counts_only_the_days_fills_in_its_pnl(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    key = trader.ctx.key
+    yesterday, today = T0 - timedelta(days=1), T0
+    for fid, side, price, at in (("F1", Side.BUY, "200", yesterday), ("F2", Side.SELL, "180", yesterday),
+                                 ("F3", Side.BUY, "100", today), ("F4", Side.SELL, "110", today)):  # fmt: skip
+        store.fills.record(
+            Fill(fid, f"O{fid}", key, Mode.PAPER, "NFO", SYMBOL, side, 195, Decimal(price), at)
+        )
+    recover_paper(trader, today)
+    assert trader.realised == Decimal("1950.00")  # today's +10 × 195, not yesterday's −20 × 195
+    assert trader.ctx.risk.daily_pnl == Decimal("1950.00")
