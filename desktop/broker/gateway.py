@@ -192,6 +192,7 @@ class LiveGateway(OrderGateway):
         self._fills_reported: dict[str, int] = {}  # order_id -> quantity of its fills reported
         # Orders of this tag that existed before: an ambiguous placement must not adopt one of them.
         self._known_ids: set[str] | None = None
+        self._unconfirmed = False  # a placement ended unconfirmed: the book is read again before the next one
         if stream is not None:
             stream.add_order_listener(self._on_update)
             stream.add_event_listener(self._on_stream_event)
@@ -204,8 +205,12 @@ class LiveGateway(OrderGateway):
         ]
 
     def _ensure_known(self) -> None:
-        if self._known_ids is None:
-            self._known_ids = {str(o["order_id"]) for o in self._tagged_orders()}
+        # Read again after an unconfirmed placement: that order may have reached Kite since, and a later
+        # placement of the same shape must not take it for its own.
+        if self._known_ids is None or self._unconfirmed:
+            known = {str(o["order_id"]) for o in self._tagged_orders()}
+            self._known_ids = known | (self._known_ids or set())
+            self._unconfirmed = False
 
     def place(self, intent: OrderIntent) -> Order:
         """Places `intent` exactly once, or raises; an ambiguous failure is resolved by tag lookup."""
@@ -279,6 +284,7 @@ class LiveGateway(OrderGateway):
                     self.key.broker_id,
                     exc.detail,
                 )
+                self._unconfirmed = True
                 raise AmbiguousOrderFailure(
                     "Kite did not confirm the order and it is not in the order book yet. KiteDesk will not "
                     "send it again: check the order book in Kite before doing anything.",

@@ -21,7 +21,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from desktop.broker.errors import BrokerError
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.instruments import InstrumentBook, OptionContract
 from desktop.domain import (
     Fill,
@@ -257,7 +257,7 @@ class SegmentTrader:
             self.index_price,
             contract.strike,
             self.offset,
-            f"order {sent.order_id} sent" if sent else "not placed",
+            _sent_note(sent),
         )
         if not sent:
             self.ctx.risk.on_entry_failed(self.segment)
@@ -286,7 +286,7 @@ class SegmentTrader:
         sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
         self.log.info(
             "Exit (%s): SELL %d %s at about %s: %s",
-            reason, quantity, h.tradingsymbol, h.last_price, f"order {sent.order_id} sent" if sent else "not placed",
+            reason, quantity, h.tradingsymbol, h.last_price, _sent_note(sent),
         )  # fmt: skip
         if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
@@ -346,6 +346,11 @@ class SegmentTrader:
     def _cancel_stop(self, h: Holding) -> bool:
         stop = h.stop_order
         assert stop is not None
+        if not stop.order_id:
+            self.log.warning(
+                "the stop-loss order is unconfirmed: it cannot be cancelled before Kite shows it"
+            )
+            return False
         try:
             self.ctx.gateway.cancel(stop.order_id)
         except BrokerError as e:
@@ -362,7 +367,12 @@ class SegmentTrader:
         if h is None:
             return
         self.log.info("stop raised to %s", new_stop)
-        if self.mode is Mode.LIVE and h.stop_order is not None and h.stop_order.resting:
+        if (
+            self.mode is Mode.LIVE
+            and h.stop_order is not None
+            and h.stop_order.resting
+            and h.stop_order.order_id
+        ):
             try:
                 self.ctx.gateway.modify(h.stop_order.order_id, trigger_price=new_stop)
                 if self.market_time is not None:
@@ -383,7 +393,7 @@ class SegmentTrader:
         tracked = self._send(intent, STOP)
         if tracked is not None:
             h.stop_order = tracked
-            self.log.info("stop-loss order %s rests at the broker: trigger %s", tracked.order_id, level)
+            self.log.info("stop-loss %s: trigger %s", _sent_note(tracked), level)
 
     def _send(self, intent: OrderIntent, role: str) -> TrackedOrder | None:
         """Journal first (durable), then send; None when the gateway refused it."""
@@ -392,6 +402,16 @@ class SegmentTrader:
         tracked = TrackedOrder(intent, role)
         try:
             order = self.ctx.gateway.place(intent)
+        except AmbiguousOrderFailure as e:
+            # Kite may have it, so it is neither sent again nor taken as refused: its first order update makes it
+            # ours (`_bind`); `_chase` gives it up after ORDER_PATIENCE if none comes.
+            self.log.error("%s order unconfirmed: %s Watching Kite's order updates for it.", role, e)
+            self._journal(
+                "order_unconfirmed", {"intent_id": intent.intent_id, "reason": str(e), "role": role}
+            )
+            tracked.sent_at = self.market_time
+            self._working.append(tracked)
+            return tracked
         except BrokerError as e:
             self.log.error("%s order not placed: %s", role, e)
             self._journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
@@ -425,6 +445,9 @@ class SegmentTrader:
             if since is None or now - since < ORDER_PATIENCE:
                 continue
             tracked.cancel_asked_at = now
+            if not tracked.order_id:
+                self._give_up(tracked)
+                continue
             if tracked.final:
                 self.log.warning(
                     "%s order %s ended %s with %d filled, but %d fills came: asking for them again",
@@ -444,6 +467,39 @@ class SegmentTrader:
             else:
                 self.ctx.risk.record_order(now)
 
+    def _give_up(self, tracked: TrackedOrder) -> None:
+        """An unconfirmed order that no update ever showed: taken as not placed (the trader is told to check)."""
+        self.log.error(
+            "%s order never showed in Kite's order updates after %d s: taken as not placed; check the order book "
+            "in Kite",
+            tracked.role, ORDER_PATIENCE.total_seconds(),
+        )  # fmt: skip
+        tracked.final = True
+        tracked.why = "never confirmed by Kite"
+        self._settle(tracked, self.market_time)
+        h = self.holding
+        if tracked.role == STOP and h is not None and h.stop_order is tracked:
+            self._protect_rest()
+
+    def _bind(self, order: Order) -> TrackedOrder | None:
+        """The unconfirmed order of ours this update is about (same instrument, side, quantity and type), now
+        known by its id; None if none."""
+        for tracked in self._working:
+            i = tracked.intent
+            if (
+                not tracked.order_id
+                and not tracked.done
+                and (order.tradingsymbol, order.side, order.quantity, order.order_type)
+                == (i.tradingsymbol, i.side, i.quantity, i.order_type)
+            ):
+                tracked.order_id = order.order_id
+                self.orders[order.order_id] = tracked
+                self.log.warning(
+                    "%s order %s found in Kite's order updates: it is ours", tracked.role, order.order_id
+                )
+                return tracked
+        return None
+
     # -- order outcomes --------------------------------------------------------------------------
     #
     # An order is settled when the broker says it ended (COMPLETE, CANCELLED, REJECTED) and its fills have come
@@ -452,7 +508,7 @@ class SegmentTrader:
 
     def on_order(self, order: Order) -> None:
         """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
-        tracked = self.orders.get(order.order_id)
+        tracked = self.orders.get(order.order_id) or self._bind(order)
         if tracked is not None and not order.intent_id:
             order = replace(order, intent_id=tracked.intent.intent_id)
         self.ctx.write_later(partial(self.ctx.store.orders.record, order))
@@ -680,3 +736,9 @@ class SegmentTrader:
             trades_today=s.trades_today,
             note=self.note,
         )
+
+
+def _sent_note(sent: TrackedOrder | None) -> str:
+    if sent is None:
+        return "not placed"
+    return f"order {sent.order_id} sent" if sent.order_id else "unconfirmed by Kite (watching for it)"

@@ -82,3 +82,39 @@ def test_fills_missing_from_a_lagging_trade_list_are_reported_by_the_next_update
     gateway.report_fills("1")  # what the engine asks when an ended order's fills stay short
     gateway.report_fills("1")
     assert [(f.fill_id, f.quantity) for f in fills] == [("T1", 65), ("T2", 65)]
+
+
+class LaggingBookSession:
+    """Every order reaches Kite but its reply is lost, and the order book shows an order only after `flush`."""
+
+    def __init__(self) -> None:
+        self.key = SessionKey("UK9394", "s1")
+        self.book: list[dict] = []
+        self.in_flight: list[dict] = []
+
+    def orders(self) -> list[dict]:
+        return list(self.book)
+
+    def place_order(self, **p) -> str:
+        order_id = f"ORD{len(self.book) + len(self.in_flight) + 1}"
+        self.in_flight.append(dict(order_id=order_id, tag=self.key.order_tag, tradingsymbol=p["tradingsymbol"],
+                                   transaction_type=p["transaction_type"], quantity=p["quantity"],
+                                   order_type=p["order_type"], status="OPEN"))  # fmt: skip
+        raise AmbiguousOrderFailure("reply lost", "ReadTimeout")
+
+    def flush(self) -> None:
+        self.book += self.in_flight
+        self.in_flight = []
+
+
+def test_an_order_left_unconfirmed_is_never_taken_for_a_later_one_of_the_same_shape():
+    session = LaggingBookSession()
+    gateway = LiveGateway(session, None, lookup_attempts=1, lookup_pause=0.0)  # type: ignore[arg-type]
+    intent = OrderIntent(session.key, Segment.NIFTY, Mode.LIVE, "NFO", "NIFTY2611325000CE", Side.BUY, 65,
+                         OrderType.MARKET)  # fmt: skip
+    with pytest.raises(AmbiguousOrderFailure):
+        gateway.place(intent)  # ORD1 reached Kite; the book does not show it yet
+    session.flush()  # now it does
+    with pytest.raises(AmbiguousOrderFailure):  # ORD2's reply is lost too: ORD1 is not ORD2
+        gateway.place(OrderIntent(session.key, Segment.NIFTY, Mode.LIVE, "NFO", "NIFTY2611325000CE", Side.BUY, 65,
+                                  OrderType.MARKET))  # fmt: skip

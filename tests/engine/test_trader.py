@@ -306,6 +306,32 @@ def test_a_new_market_day_starts_the_days_pnl_and_its_loss_limit_again(make) -> 
     assert trader.ctx.risk.daily_pnl == Decimal("-1170.00") and not trader.ctx.risk.loss_limit_breached
 
 
+def test_an_unconfirmed_entry_blocks_a_second_one_and_becomes_ours_with_its_first_update(make) -> None:
+    trader, gateway, _ = make()
+    gateway.ambiguous_next = True  # the order reached Kite; its reply was lost
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    trader.act([EnterPosition(OptionRight.CE, "test")])  # the next signal: not a second entry
+    assert len(gateway.placed) == 1 and not trader.flat()
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.COMPLETE, filled_quantity=195))
+    fill(trader, "O1", 195, "200")
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.reason, i.quantity) for i in gateway.placed] == [("entry", 195), ("protective_stop", 195)]
+
+
+def test_an_unconfirmed_entry_no_update_ever_shows_is_given_up_after_its_patience(make) -> None:
+    trader, gateway, _ = make()
+    gateway.ambiguous_next = True
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    index_tick(trader, 29)
+    assert trader.strategy.pending_entry is not None and trader.ctx.risk.open_positions == 1
+    index_tick(trader, 30)
+    assert trader.strategy.pending_entry is None and trader.ctx.risk.open_positions == 0 and trader.flat()
+    assert gateway.cancelled == [], "nothing to cancel: Kite never showed it"
+    assert "entry order never showed in Kite's order updates" in trader.log.path.read_text()
+
+
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     trader.strategy.pending_entry = OptionRight.CE

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.broker.errors import InputRejected
+from desktop.broker.errors import AmbiguousOrderFailure, InputRejected
 from desktop.broker.gateway import OrderGateway
 from desktop.broker.instruments import InstrumentBook
 from desktop.domain import (
@@ -46,9 +46,9 @@ class RecordingGateway(OrderGateway):
         self.modified: list[tuple[str, Decimal | None]] = []
         self.cancelled: list[str] = []
         self.refuse_cancel = False
-        self.net: int | Exception | None = (
-            None  # what the broker's positions show (None: not asked, as paper)
-        )
+        # What the broker's positions show (None: not asked, as paper).
+        self.net: int | Exception | None = None
+        self.ambiguous_next = False  # the next order reaches Kite but its reply is lost
         self._ids = itertools.count(1)
         self._orders: dict[str, Order] = {}
 
@@ -60,6 +60,9 @@ class RecordingGateway(OrderGateway):
                       intent.quantity, intent.order_type, OrderStatus.OPEN, trigger_price=intent.trigger_price,
                       intent_id=intent.intent_id)  # fmt: skip
         self._orders[order.order_id] = order
+        if self.ambiguous_next:
+            self.ambiguous_next = False
+            raise AmbiguousOrderFailure("Kite did not confirm the order.", "ReadTimeout")
         return order
 
     def modify(self, order_id: str, *, trigger_price: Decimal | None = None, **_: object) -> Order:
