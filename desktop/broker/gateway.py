@@ -124,6 +124,13 @@ def broker_net_positions(rows: dict[str, Any]) -> dict[str, int]:
     return out
 
 
+def _older(row: Order, known: Order) -> bool:
+    """True when `row` is an earlier state of the order than `known`: orders only fill more and end once."""
+    if row.filled_quantity < known.filled_quantity:
+        return True
+    return known.status.is_final and (not row.status.is_final or row.status is not known.status)
+
+
 def _ts(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -376,6 +383,8 @@ class LiveGateway(OrderGateway):
         order = order_from_kite(row, self.key, Mode.LIVE, intent_id)
         with self._state_lock:
             previous = self._orders.get(order.order_id)
+            if previous is not None and _older(order, previous):
+                return  # a book read before a later update (a reconcile racing the stream): the later stands
             changed = previous is None or (
                 previous.status,
                 previous.filled_quantity,

@@ -1,4 +1,5 @@
-"""An ambiguous order failure is never answered by sending the order again (unit level, fake transport)."""
+"""LiveGateway at unit level with fake transports: an ambiguous failure is never answered by sending the order
+again, fills missing from a lagging trade list still come, a stale book row never undoes a later update."""
 
 from __future__ import annotations
 
@@ -118,3 +119,18 @@ def test_an_order_left_unconfirmed_is_never_taken_for_a_later_one_of_the_same_sh
     with pytest.raises(AmbiguousOrderFailure):  # ORD2's reply is lost too: ORD1 is not ORD2
         gateway.place(OrderIntent(session.key, Segment.NIFTY, Mode.LIVE, "NFO", "NIFTY2611325000CE", Side.BUY, 65,
                                   OrderType.MARKET))  # fmt: skip
+
+
+def test_a_stale_book_row_never_takes_an_order_back_to_an_earlier_state() -> None:
+    session = LaggingTradesSession()
+    gateway = LiveGateway(session, None)  # type: ignore[arg-type]
+    seen: list = []
+    gateway.add_listener(on_order=lambda o: seen.append((o.status.value, o.filled_quantity)))
+    base = dict(order_id="1", tag=session.key.order_tag, exchange="NFO", tradingsymbol="NIFTY2611325000CE",
+                transaction_type="BUY", quantity=65, order_type="MARKET")  # fmt: skip
+    session.book = [
+        dict(base, status="OPEN", filled_quantity=0, average_price=0)
+    ]  # read just before the fill
+    gateway._on_update(dict(base, status="COMPLETE", filled_quantity=65, average_price=100.5))
+    assert [(o.status.value, o.filled_quantity) for o in gateway.reconcile()] == [("COMPLETE", 65)]
+    assert seen == [("COMPLETE", 65)]
