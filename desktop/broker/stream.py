@@ -292,6 +292,7 @@ class AccountFeed:
         self._connect_timeout = connect_timeout
         self._on_closed = on_closed
         self._lock = threading.Lock()
+        self._routing_lock = threading.Lock()
         self._streams: list[MarketStream] = []
         self._server_modes: dict[int, str] = {}
         # The latest packet of every subscribed token (raw: decoded by whoever reads it), the tokens some
@@ -519,11 +520,16 @@ class AccountFeed:
             self.ticks_to_streams += int(counts[at][fan[at] == index.tokens].sum())
 
     def _refresh_routing(self) -> None:
-        eager: set[int] = set()
-        for stream in self._stream_list():
-            with stream._lock:
-                eager |= stream.delivered
-        self._eager = np.array(sorted(eager), np.uint32)  # replaced whole: the feed reads it without a lock
+        # One at a time: two sessions subscribing at once must not publish in the reverse order of reading,
+        # or the later publish (an older read) would drop the other's instruments.
+        with self._routing_lock:
+            eager: set[int] = set()
+            for stream in self._stream_list():
+                with stream._lock:
+                    eager |= stream.delivered
+            self._eager = np.array(
+                sorted(eager), np.uint32
+            )  # replaced whole: the feed reads it without a lock
 
     def _stream_list(self) -> list[MarketStream]:
         with self._lock:

@@ -1,0 +1,66 @@
+"""The feed's routing table (which tokens it decodes and hands to streams) under concurrent subscriptions."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+
+import desktop.broker.stream as stream_module
+from desktop.broker.ticks import pack_frame
+from desktop.domain import SessionKey
+
+
+class NoLink:
+    """An account link that never connects: the routing is all this test needs of the feed."""
+
+    broker_id = "UK9394"
+    access_token = None
+
+    class profile:  # noqa: N801 - mimics the attribute
+        ws_root = "ws://127.0.0.1:9"
+        api_key = "k"
+
+    def add_listener(self, listener) -> None:
+        pass
+
+    def remove_listener(self, listener) -> None:
+        pass
+
+
+def test_two_sessions_subscribing_at_once_both_get_their_ticks(monkeypatch) -> None:
+    feed = stream_module.AccountFeed(NoLink())  # type: ignore[arg-type]
+    a = feed.open_stream(SessionKey("UK9394", "aaaa"))
+    b = feed.open_stream(SessionKey("UK9394", "bbbb"))
+    got_b: list = []
+    b.add_tick_listener(got_b.extend, on_feed_thread=True)
+    x, y = 11 * 256 + 2, 22 * 256 + 2
+    read, go_on = threading.Event(), threading.Event()
+    real_sorted = sorted
+
+    def sorted_then_pause(items, *args, **kwargs):  # A has read the streams and is about to publish
+        out = real_sorted(items, *args, **kwargs)
+        if threading.current_thread().name == "A":
+            read.set()
+            go_on.wait(5)
+        return out
+
+    monkeypatch.setattr(stream_module, "sorted", sorted_then_pause, raising=False)
+    ta = threading.Thread(target=lambda: a.subscribe([x]), name="A")
+    ta.start()
+    assert read.wait(5)
+    tb = threading.Thread(target=lambda: b.subscribe([y]), name="B")
+    tb.start()
+    tb.join(0.3)  # B runs now (or waits for A's publish)
+    go_on.set()
+    ta.join(5)
+    tb.join(5)
+    try:
+        assert sorted(feed._eager.tolist()) == [x, y]
+        feed._on_frame(
+            pack_frame([struct.pack(">II", x, 10000), struct.pack(">II", y, 20000)]), time.perf_counter()
+        )
+        assert [t.instrument_token for t in got_b] == [y]
+    finally:
+        a.close()
+        b.close()
