@@ -116,13 +116,17 @@ class PaperGateway(OrderGateway):
                 changes["trigger_price"] = trigger_price
             if order_type is not None:
                 changes["order_type"] = order_type
+                if order_type in (OrderType.MARKET, OrderType.LIMIT):  # no trigger left to wait for
+                    changes["status"] = OrderStatus.OPEN
             order = _replace(order, **changes)
             self._orders[order_id] = order
+            token = self._tokens.get(order_id)
         self._emit_order(order)
-        tick = self._stream.last_tick(self._tokens[order_id])
+        tick = self._stream.last_tick(token) if token is not None else None
         if tick is not None:
             self._work(order_id, tick)
-        return self._orders[order_id]
+        with self._lock:
+            return self._orders[order_id]
 
     def cancel(self, order_id: str) -> Order:
         """Cancels an open paper order."""
@@ -208,7 +212,8 @@ class PaperGateway(OrderGateway):
 
     def _fill_price(self, order: Order, ltp: Decimal, buy: bool) -> Decimal | None:
         """The price this order fills at on a tick of `ltp`, or None when it does not fill yet."""
-        slipped = to_tick(ltp + self._slippage if buy else max(ltp - self._slippage, Decimal("0.05")))
+        # Never at 0 (an option with no trade yet): the 0.05 tick is the least any order fills at.
+        slipped = to_tick(max(ltp + self._slippage if buy else ltp - self._slippage, Decimal("0.05")))
         if order.order_type in (OrderType.MARKET, OrderType.SL_M):
             return slipped
         assert order.price is not None  # LIMIT and triggered SL

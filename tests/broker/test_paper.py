@@ -150,6 +150,25 @@ def test_trailing_a_stop_by_modify_moves_its_trigger(stream: MarketStream) -> No
     assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
 
 
+def test_a_stop_changed_to_market_fills_on_the_next_tick(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("90")))
+    gw.modify(stop.order_id, order_type=OrderType.MARKET)
+    push(stream, "99.00")
+    assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
+    assert seen.fills[0].price == Decimal("99.00")
+
+
+def test_a_buy_never_fills_at_zero(stream: MarketStream) -> None:
+    gw = gateway(stream)
+    seen = Seen(gw)
+    gw.place(intent())
+    push(stream, "0")  # an option with no trade yet
+    assert wait_until(lambda: len(seen.fills) == 1)
+    assert seen.fills[0].price == Decimal("0.05")
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [
