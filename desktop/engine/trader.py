@@ -7,7 +7,9 @@ LIVE: after the entry fills, a protective SL-M order rests at the broker (so a d
 its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
 An entry or exit still working `ORDER_PATIENCE` after it was sent has its rest cancelled; an exit or the
 broker's stop that ends part-filled leaves the rest held, protected again and exitable. A LIVE exit sells at
-most what the account's positions show, so a position closed in Kite web never becomes a short one.
+most what the account's positions show, so a position closed in Kite web never becomes a short one; while
+holding, the positions are read every `BROKER_CHECK_EVERY` seconds, and a position gone from the broker is
+let go with its stop cancelled (or the stop resized when part of it went).
 Everything here runs on one thread, so it needs no locks; `snapshot()` returns immutable objects.
 """
 
@@ -49,6 +51,9 @@ _ONE_MINUTE = timedelta(minutes=1)
 # protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
 # is asked for again. Market orders normally fill within a second.
 ORDER_PATIENCE = timedelta(seconds=30)
+# LIVE, while holding: how often (real seconds: it is a REST call, under Kite's rate limits) the account's
+# positions are read to see whether the position was closed outside KiteDesk.
+BROKER_CHECK_EVERY = 30.0
 
 
 class SegmentTrader:
@@ -79,6 +84,8 @@ class SegmentTrader:
             None  # kill or square-off: an entry that fills anyway is sold at once
         )
         self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
+        self._next_broker_check = 0.0  # time.monotonic() of the next check that the broker still holds it
+        self._broker_short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
         self.batch_handed = 0.0  # when the batch was put in this agent's inbox
@@ -174,6 +181,15 @@ class SegmentTrader:
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
             self._chase(self.market_time)
+        if (
+            self.mode is Mode.LIVE
+            and self.holding is not None
+            and self.market_time is not None
+            and self._open_exit() is None
+            and time.monotonic() >= self._next_broker_check
+        ):
+            self._next_broker_check = time.monotonic() + BROKER_CHECK_EVERY
+            self._check_broker_position(self.market_time)
         if (
             self._exit_again_at is not None
             and self.market_time is not None
@@ -321,6 +337,11 @@ class SegmentTrader:
             "its P&L is not counted here",
             h.tradingsymbol,
         )
+        self._let_go(h, now)
+        return None
+
+    def _let_go(self, h: Holding, now: datetime) -> None:
+        """The position is no longer at the broker: its stop cancelled (triggered, it would sell short), flat."""
         if h.stop_order is not None and h.stop_order.resting:
             self._cancel_stop(h)
         self.holding = None
@@ -329,7 +350,50 @@ class SegmentTrader:
         self.ctx.risk.on_position_closed(self.segment)
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), now)
         self.changed = True
-        return None
+
+    def _check_broker_position(self, now: datetime) -> None:
+        """LIVE, while holding: does the account still hold it? A position sold in Kite web or the app leaves our
+        stop-loss order resting, and triggered it would sell short. Acts only when two checks in a row (a
+        `BROKER_CHECK_EVERY` apart) see less than held, so a stop's fills on their way are not taken for it."""
+        h = self.holding
+        assert h is not None
+        try:
+            net = self.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
+        except BrokerError as e:
+            self.log.debug("positions not read (%s): checked again later", e)
+            return
+        if net is None or net >= h.quantity:
+            self._broker_short_seen = None
+            return
+        if self._broker_short_seen != (h.tradingsymbol, h.quantity, net):
+            self._broker_short_seen = (h.tradingsymbol, h.quantity, net)
+            return  # seen once: maybe our own stop's fills not reported yet
+        self._broker_short_seen = None
+        self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
+        if net <= 0:
+            self.log.error(
+                "the broker shows no %s position any more (closed outside KiteDesk?): the position is let go and "
+                "its stop-loss order cancelled; its P&L is not counted here",
+                h.tradingsymbol,
+            )
+            self._let_go(h, now)
+            return
+        self.log.error(
+            "the broker shows only %d of the %d %s held (sold outside KiteDesk?): holding %d, stop-loss order "
+            "resized; the P&L of the rest is not counted here",
+            net, h.quantity, h.tradingsymbol, net,
+        )  # fmt: skip
+        h.quantity = net
+        self._save_position(now)
+        stop = h.stop_order
+        if stop is not None and stop.resting and stop.order_id:
+            try:
+                self.ctx.gateway.modify(stop.order_id, quantity=net)
+                self.ctx.risk.record_order(now)
+            except BrokerError as e:
+                self.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
+                if self._cancel_stop(h):
+                    self._protect_rest()
 
     def _protect_rest(self) -> None:
         """LIVE: the position is still held after an exit failed or sold only part: a stop-loss order for what the

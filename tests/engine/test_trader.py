@@ -332,6 +332,52 @@ def test_an_unconfirmed_entry_no_update_ever_shows_is_given_up_after_its_patienc
     assert "entry order never showed in Kite's order updates" in trader.log.path.read_text()
 
 
+def broker_check(trader: SegmentTrader, seconds: int) -> None:
+    """An index tick with the periodic check of the broker's positions due (it runs every 30 real seconds)."""
+    trader._next_broker_check = 0.0
+    index_tick(trader, seconds)
+
+
+def test_a_live_position_closed_in_kite_web_is_let_go_and_its_stop_cancelled_on_the_second_check(
+    make,
+) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0  # sold on the phone: the resting stop would sell 195 short when triggered
+    broker_check(trader, 1)
+    assert trader.holding is not None and gateway.cancelled == [], "once may be our stop's fills on their way"
+    index_tick(trader, 2)
+    assert gateway.cancelled == [], "not checked again before its interval"
+    broker_check(trader, 31)
+    assert trader.holding is None and gateway.cancelled == ["O2"] and trader.strategy.position is None
+    assert trader.ctx.risk.open_positions == 0 and [i.reason for i in gateway.placed] == [
+        "entry",
+        "protective_stop",
+    ]
+
+
+def test_a_live_position_partly_sold_outside_keeps_the_rest_with_its_stop_resized(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = 65
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert gateway.resized == [("O2", 65)] and gateway.cancelled == []
+
+
+def test_a_passing_dip_in_the_brokers_positions_changes_nothing(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0
+    broker_check(trader, 1)
+    gateway.net = 195
+    broker_check(trader, 31)
+    gateway.net = 0
+    broker_check(trader, 40)
+    assert trader.holding is not None and trader.holding.quantity == 195 and gateway.cancelled == []
+
+
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     trader.strategy.pending_entry = OptionRight.CE

@@ -45,6 +45,7 @@ class RecordingGateway(OrderGateway):
         self.placed: list[OrderIntent] = []
         self.modified: list[tuple[str, Decimal | None]] = []
         self.cancelled: list[str] = []
+        self.resized: list[tuple[str, int]] = []
         self.refuse_cancel = False
         # What the broker's positions show (None: not asked, as paper).
         self.net: int | Exception | None = None
@@ -65,7 +66,12 @@ class RecordingGateway(OrderGateway):
             raise AmbiguousOrderFailure("Kite did not confirm the order.", "ReadTimeout")
         return order
 
-    def modify(self, order_id: str, *, trigger_price: Decimal | None = None, **_: object) -> Order:
+    def modify(
+        self, order_id: str, *, trigger_price: Decimal | None = None, quantity: int | None = None, **_: object
+    ) -> Order:
+        if quantity is not None:
+            self.resized.append((order_id, quantity))
+            return self._orders[order_id]
         self.modified.append((order_id, trigger_price))
         return self._orders[order_id]
 
