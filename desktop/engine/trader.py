@@ -54,6 +54,7 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # LIVE, while holding: how often (real seconds: it is a REST call, under Kite's rate limits) the account's
 # positions are read to see whether the position was closed outside KiteDesk.
 BROKER_CHECK_EVERY = 30.0
+STOP_RETRY = timedelta(seconds=5)  # a stop move the broker refused is sent again this much later
 
 
 class SegmentTrader:
@@ -85,6 +86,9 @@ class SegmentTrader:
         )
         self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
         self._next_broker_check = 0.0  # time.monotonic() of the next check that the broker still holds it
+        self._stop_retry: tuple[datetime, Decimal] | None = (
+            None  # (when, trigger) of a stop move to send again
+        )
         self._broker_short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
@@ -190,6 +194,9 @@ class SegmentTrader:
         ):
             self._next_broker_check = time.monotonic() + BROKER_CHECK_EVERY
             self._check_broker_position(self.market_time)
+        retry = self._stop_retry
+        if retry is not None and self.market_time is not None and self.market_time >= retry[0]:
+            self._move_stop(retry[1], retry=True)
         if (
             self._exit_again_at is not None
             and self.market_time is not None
@@ -426,11 +433,13 @@ class SegmentTrader:
             self.ctx.risk.record_order(self.market_time)
         return True
 
-    def _move_stop(self, new_stop: Decimal) -> None:
+    def _move_stop(self, new_stop: Decimal, retry: bool = False) -> None:
+        self._stop_retry = None
         h = self.holding
         if h is None:
             return
-        self.log.info("stop raised to %s", new_stop)
+        if not retry:
+            self.log.info("stop raised to %s", new_stop)
         if (
             self.mode is Mode.LIVE
             and h.stop_order is not None
@@ -443,7 +452,12 @@ class SegmentTrader:
                     self.ctx.risk.record_order(self.market_time)
                 self._journal("stop_moved", {"order_id": h.stop_order.order_id, "trigger": str(new_stop)})
             except BrokerError as e:
-                self.log.warning("stop-loss order not modified: %s", e)
+                # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
+                # KiteDesk leaves the position protected at the level it had reached.
+                self.log.warning("stop-loss order not modified (%s): trying again in %d s", e,
+                                 STOP_RETRY.total_seconds())  # fmt: skip
+                if self.market_time is not None:
+                    self._stop_retry = (self.market_time + STOP_RETRY, new_stop)
 
     def _place_stop(self, level: Decimal | None, quantity: int | None = None) -> None:
         h = self.holding

@@ -86,6 +86,20 @@ def test_the_entry_order_leaves_before_its_notes_log_line_and_the_options_subscr
     )
 
 
+def test_a_stop_move_the_broker_refused_is_sent_again_a_little_later(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway)
+    gateway.refuse_modify = True
+    trader.act([MoveStop(Decimal("195.00"))])
+    gateway.refuse_modify = False
+    index_tick(trader, 4)
+    assert gateway.modified == []
+    index_tick(trader, 5)
+    assert gateway.modified == [("O2", Decimal("195.00"))]
+    index_tick(trader, 11)
+    assert gateway.modified == [("O2", Decimal("195.00"))], "once done, not again"
+
+
 def test_live_exit_cancels_the_stop_order_before_selling(make) -> None:
     trader, gateway, _ = make()
     enter(trader, gateway, "200")

@@ -47,6 +47,7 @@ class RecordingGateway(OrderGateway):
         self.cancelled: list[str] = []
         self.resized: list[tuple[str, int]] = []
         self.refuse_cancel = False
+        self.refuse_modify = False
         # What the broker's positions show (None: not asked, as paper).
         self.net: int | Exception | None = None
         self.ambiguous_next = False  # the next order reaches Kite but its reply is lost
@@ -69,6 +70,8 @@ class RecordingGateway(OrderGateway):
     def modify(
         self, order_id: str, *, trigger_price: Decimal | None = None, quantity: int | None = None, **_: object
     ) -> Order:
+        if self.refuse_modify:
+            raise InputRejected("Order cannot be modified as it is being processed")
         if quantity is not None:
             self.resized.append((order_id, quantity))
             return self._orders[order_id]
