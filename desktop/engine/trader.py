@@ -572,6 +572,8 @@ class SegmentTrader:
             ):
                 tracked.order_id = order.order_id
                 self.orders[order.order_id] = tracked
+                if tracked.role == STOP:  # a stop rests by design: no patience for it once Kite shows it
+                    self._working.remove(tracked)
                 self.log.warning(
                     "%s order %s found in Kite's order updates: it is ours", tracked.role, order.order_id
                 )

@@ -392,6 +392,19 @@ def test_a_passing_dip_in_the_brokers_positions_changes_nothing(make) -> None:
     assert trader.holding is not None and trader.holding.quantity == 195 and gateway.cancelled == []
 
 
+def test_an_unconfirmed_stop_once_found_rests_and_is_never_cancelled_for_patience(make) -> None:
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    gateway.ambiguous_next = True  # the protective stop's reply is lost
+    fill(trader, "O1", 195, "200")
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.TRIGGER_PENDING))
+    assert trader.holding is not None and trader.holding.stop_order is not None
+    assert trader.holding.stop_order.order_id == "O2"
+    index_tick(trader, 45)  # past ORDER_PATIENCE: a resting stop is not an order left working
+    assert gateway.cancelled == [] and trader.holding.stop_order.resting
+
+
 def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     trader.strategy.pending_entry = OptionRight.CE
