@@ -527,9 +527,8 @@ class AccountFeed:
             for stream in self._stream_list():
                 with stream._lock:
                     eager |= stream.delivered
-            self._eager = np.array(
-                sorted(eager), np.uint32
-            )  # replaced whole: the feed reads it without a lock
+            # Replaced whole: the feed reads it without a lock.
+            self._eager = np.array(sorted(eager), np.uint32)
 
     def _stream_list(self) -> list[MarketStream]:
         with self._lock:

@@ -12,9 +12,11 @@ Runs on the segment agent's thread during its start.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from desktop.broker.errors import BrokerError
 from desktop.broker.gateway import LiveGateway
@@ -35,22 +37,11 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     key = trader.ctx.key
     fills = trader.ctx.store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     trader.seen_fills |= {f.fill_id for f in fills}
-    held: dict[tuple[str, str], tuple[int, Decimal]] = {}  # (exchange, symbol) -> (quantity, cost since flat)
-    realised = Decimal(0)
-    for f in fills:
-        if f.mode is not Mode.PAPER or not _mine(trader, f.exchange, f.tradingsymbol):
-            continue
-        qty, cost = held.get((f.exchange, f.tradingsymbol), (0, Decimal(0)))
-        if f.side is Side.BUY:
-            qty, cost = qty + f.quantity, cost + f.price * f.quantity
-        elif qty > 0:
-            average = cost / qty
-            sold = min(f.quantity, qty)
-            if f.timestamp.date() == now.date():  # the day's P&L: the daily loss limit counts from it
-                realised += (f.price - average) * sold
-            qty, cost = qty - sold, cost - average * sold
-        held[(f.exchange, f.tradingsymbol)] = (qty, cost if qty else Decimal(0))
-    trader.realised = rupees(realised)
+    held, trader.realised = _replay(
+        ((f.exchange, f.tradingsymbol), f.side, f.quantity, f.price, f.timestamp.date() == now.date())
+        for f in fills
+        if f.mode is Mode.PAPER and _mine(trader, f.exchange, f.tradingsymbol)
+    )  # only the day's sales count in its P&L: the daily loss limit counts from it
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
             trader.adopt(symbol, exchange, qty, rupees(cost / qty), now)
@@ -154,20 +145,30 @@ def _is_stop(o: Order) -> bool:
 def _realised_today(orders: list[Order]) -> Decimal:
     """The day's realised P&L of the session's tagged orders (Kite's order book is the day's), in time order:
     what filled while KiteDesk was down (a stop at the broker) counts too."""
-    realised = Decimal(0)
-    held: dict[str, tuple[int, Decimal]] = {}  # symbol -> (quantity, cost)
     timed = sorted((o for o in orders if o.filled_quantity), key=lambda o: (o.timestamp is None, o.timestamp))
-    for o in timed:
-        qty, cost = held.get(o.tradingsymbol, (0, Decimal(0)))
-        if o.side is Side.BUY:
-            qty, cost = qty + o.filled_quantity, cost + o.average_price * o.filled_quantity
+    _, realised = _replay((o.tradingsymbol, o.side, o.filled_quantity, o.average_price, True) for o in timed)
+    return realised
+
+
+def _replay(
+    trades: Iterable[tuple[Hashable, Side, int, Decimal, bool]],
+) -> tuple[dict[Any, tuple[int, Decimal]], Decimal]:
+    """Buys and sells of (instrument, side, quantity, price, counted) in order, at average cost: what is held
+    of each instrument (quantity, cost since it was last flat) and the realised P&L of the counted sales."""
+    held: dict[Any, tuple[int, Decimal]] = {}
+    realised = Decimal(0)
+    for instrument, side, quantity, price, counted in trades:
+        qty, cost = held.get(instrument, (0, Decimal(0)))
+        if side is Side.BUY:
+            qty, cost = qty + quantity, cost + price * quantity
         elif qty > 0:
             average = cost / qty
-            sold = min(o.filled_quantity, qty)
-            realised += (o.average_price - average) * sold
+            sold = min(quantity, qty)
+            if counted:
+                realised += (price - average) * sold
             qty, cost = qty - sold, cost - average * sold
-        held[o.tradingsymbol] = (qty, cost if qty else Decimal(0))
-    return rupees(realised)
+        held[instrument] = (qty, cost if qty else Decimal(0))
+    return held, rupees(realised)
 
 
 def _tell_risk(trader: SegmentTrader, now: datetime) -> None:

@@ -81,14 +81,12 @@ class SegmentTrader:
         self.realised = Decimal(0)  # today's (see `_roll_day`)
         self._pnl_day: date | None = None
         self.halted_entries = False  # stop/kill: no new entries from this segment
-        self.exit_if_filled: str | None = (
-            None  # kill or square-off: an entry that fills anyway is sold at once
-        )
+        # Kill or square-off: the reason an entry that fills anyway is sold with, at once.
+        self.exit_if_filled: str | None = None
         self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
         self._next_broker_check = 0.0  # time.monotonic() of the next check that the broker still holds it
-        self._stop_retry: tuple[datetime, Decimal] | None = (
-            None  # (when, trigger) of a stop move to send again
-        )
+        # (when, trigger) of a stop move to send again.
+        self._stop_retry: tuple[datetime, Decimal] | None = None
         self._broker_short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
@@ -146,9 +144,8 @@ class SegmentTrader:
     def adopt_stop_order(self, order: Order) -> None:
         """The broker's resting SL order of an adopted LIVE position: ours to modify and cancel."""
         assert self.holding is not None
-        left = (
-            order.quantity - order.filled_quantity
-        )  # what it still sells (fills before this run are counted)
+        # What it still sells: its fills before this run are already counted.
+        left = order.quantity - order.filled_quantity
         intent = self._intent(
             self.holding.exchange, self.holding.tradingsymbol, Side.SELL, left, "protective_stop"
         )
