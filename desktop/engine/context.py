@@ -1,5 +1,5 @@
 """What a segment trader works with: its session's services (`TraderContext`), the orders it tracks and the
-option it holds. Plain data, no logic."""
+option it holds. Plain data, and the exact P&L arithmetic of a holding."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from desktop.broker.gateway import OrderGateway
-from desktop.domain import OptionRight, OrderIntent, OrderStatus, Segment, SessionKey, StrategyParams
+from desktop.domain import OptionRight, OrderIntent, OrderStatus, Segment, SessionKey, StrategyParams, rupees
 from desktop.engine.risk import RiskManager
 from desktop.store import Store
 
@@ -50,10 +50,46 @@ class Holding:
     token: int
     right: OptionRight
     quantity: int
-    entry_price: Decimal
+    entry_price: (
+        Decimal  # the average cost, rounded to the paisa: what is shown and what the stop is set from
+    )
     last_price: Decimal
     stop_order: TrackedOrder | None = None
     exit_reason: str = ""
+    # P&L is exact, as the trades table's net cash flow: the unrounded cost of what is still held (None: the
+    # entry price × quantity), and the unrounded P&L of what was sold of it with the part already counted.
+    cost: Decimal | None = None
+    sold_pnl: Decimal = Decimal(0)
+    counted_pnl: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if self.cost is None:
+            self.cost = self.entry_price * self.quantity
+
+    def sell(self, quantity: int, price: Decimal) -> Decimal:
+        """Sells `quantity` (at most what is held) at `price`; returns the P&L to count now, to the paisa, so that
+        the sum over the round trip is its exact P&L rounded once."""
+        assert self.cost is not None
+        sold = min(quantity, self.quantity)
+        share = self.cost if sold == self.quantity else self.cost * sold / self.quantity
+        self.cost -= share
+        self.quantity -= sold
+        self.sold_pnl += price * sold - share
+        pnl = rupees(self.sold_pnl) - self.counted_pnl
+        self.counted_pnl += pnl
+        return pnl
+
+    def keep_only(self, quantity: int) -> None:
+        """Less is held than this holding says (sold outside KiteDesk): the rest keeps its average cost."""
+        assert self.cost is not None and 0 < quantity <= self.quantity
+        self.cost = self.cost * quantity / self.quantity
+        self.quantity = quantity
+
+    @property
+    def unrealised(self) -> Decimal:
+        """What the quantity held would make at the last price, to the paisa."""
+        assert self.cost is not None
+        return rupees(self.last_price * self.quantity - self.cost)
 
 
 @dataclass(slots=True)

@@ -44,7 +44,7 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     )  # only the day's sales count in its P&L: the daily loss limit counts from it
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
-            trader.adopt(symbol, exchange, qty, rupees(cost / qty), now)
+            trader.adopt(symbol, exchange, qty, rupees(cost / qty), now, cost=cost)
     _tell_risk(trader, now)
 
 

@@ -121,15 +121,26 @@ class SegmentTrader:
         if self.note:
             self.log.info(self.note, at=now)
 
-    def adopt(self, contract_symbol: str, exchange: str, quantity: int, price: Decimal, t: datetime) -> None:
-        """Takes over a position left by a previous run of this session (recovery)."""
+    def adopt(
+        self,
+        contract_symbol: str,
+        exchange: str,
+        quantity: int,
+        price: Decimal,
+        t: datetime,
+        cost: Decimal | None = None,
+    ) -> None:
+        """Takes over a position left by a previous run of this session (recovery), bought at `price` on average
+        (`cost` in all, unrounded, when known)."""
         assert self.book is not None
         ins = self.book.by_symbol(exchange, contract_symbol)
         if ins is None or ins.instrument_type not in ("CE", "PE"):
             self.log.error("cannot adopt %s:%s: not in today's instruments", exchange, contract_symbol)
             return
         right = OptionRight(ins.instrument_type)
-        self.holding = Holding(exchange, contract_symbol, ins.instrument_token, right, quantity, price, price)
+        self.holding = Holding(
+            exchange, contract_symbol, ins.instrument_token, right, quantity, price, price, cost=cost
+        )
         self.ctx.watch_option(ins.instrument_token, self.segment)
         self.strategy.on_fill(right, contract_symbol, quantity, price, t)
         self.ctx.risk.on_entry_filled(self.segment)
@@ -387,7 +398,7 @@ class SegmentTrader:
             "resized; the P&L of the rest is not counted here",
             net, h.quantity, h.tradingsymbol, net,
         )  # fmt: skip
-        h.quantity = net
+        h.keep_only(net)
         self._save_position(now)
         stop = h.stop_order
         if stop is not None and stop.resting and stop.order_id:
@@ -670,7 +681,9 @@ class SegmentTrader:
         ins = self.book.by_symbol(i.exchange, i.tradingsymbol)
         token = ins.instrument_token if ins else (contract.instrument_token if contract else 0)
         right = OptionRight(ins.instrument_type) if ins else OptionRight.CE
-        self.holding = Holding(i.exchange, i.tradingsymbol, token, right, tracked.filled, price, price)
+        self.holding = Holding(
+            i.exchange, i.tradingsymbol, token, right, tracked.filled, price, price, cost=tracked.value
+        )
         self.strategy.on_fill(right, i.tradingsymbol, tracked.filled, price, t)
         self.ctx.risk.on_entry_filled(self.segment)
         self._save_position(t)
@@ -693,12 +706,10 @@ class SegmentTrader:
             self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
                              tracked.order_id)  # fmt: skip
             return
-        sold = min(fill.quantity, h.quantity)
-        pnl = rupees((fill.price - h.entry_price) * sold)
+        pnl = h.sell(fill.quantity, fill.price)
         self._roll_day(fill.timestamp)
         self.realised += pnl
         tracked.pnl += pnl
-        h.quantity -= sold
         if h.quantity > 0:
             self._save_position(fill.timestamp)
             self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, fill.timestamp)
@@ -783,7 +794,7 @@ class SegmentTrader:
     def unrealised(self) -> Decimal:
         """Open P&L of the held option at its last price."""
         h = self.holding
-        return Decimal(0) if h is None else rupees((h.last_price - h.entry_price) * h.quantity)
+        return Decimal(0) if h is None else h.unrealised
 
     def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
         """The segment as the GUI draws it (immutable; bars shared until one closes)."""

@@ -378,6 +378,8 @@ def test_a_live_position_partly_sold_outside_keeps_the_rest_with_its_stop_resize
     broker_check(trader, 31)
     assert trader.holding is not None and trader.holding.quantity == 65
     assert gateway.resized == [("O2", 65)] and gateway.cancelled == []
+    trader.holding.last_price = Decimal("210")
+    assert trader.unrealised == Decimal("650.00")  # the 65 left, at their cost of 200 each
 
 
 def test_a_passing_dip_in_the_brokers_positions_changes_nothing(make) -> None:
@@ -413,3 +415,29 @@ def test_rejected_entry_frees_the_strategy_and_the_risk_slot(make) -> None:
     trader.on_order(replace(order, status=OrderStatus.REJECTED, status_message="RMS: margin"))
     assert trader.strategy.pending_entry is None
     assert trader.ctx.risk.open_positions == 0
+
+
+def test_realised_pnl_of_split_fills_is_the_exact_cash_flow_as_in_the_trades_table(make) -> None:
+    # An entry filled in two prices has an average of 100.0833…: P&L from the average rounded to 100.08 was
+    # 0.65 off the trades table's (exact net cash flow) on 195.
+    trader, gateway, store = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    fill(trader, "O1", 65, "100.05", "F1")
+    fill(trader, "O1", 130, "100.10", "F2")
+    h = trader.holding
+    assert h is not None and h.quantity == 195 and h.entry_price == Decimal("100.08")  # shown rounded
+    h.last_price = Decimal("105")
+    assert trader.unrealised == Decimal("958.75")  # 105 × 195 − 19,516.25 (not 959.40 from 100.08)
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("target")])
+    fill(trader, "O3", 100, "110", "F3")
+    assert trader.realised == Decimal("991.67")  # 100 × 110 − 100/195 of the cost, to the paisa
+    fill(trader, "O3", 95, "110.05", "F4")
+    assert trader.holding is None
+    exact = Decimal("11000") + Decimal("10454.75") - Decimal("19516.25")
+    trades = store.trades.for_session(
+        broker_id=trader.ctx.key.broker_id, session_id=trader.ctx.key.session_id
+    )
+    assert trader.realised == exact == Decimal("1938.50")
+    assert [t.round_trip_pnl for t in trades if t.round_trip_pnl is not None] == [exact]
