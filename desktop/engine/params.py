@@ -323,8 +323,12 @@ def _plain_number(d: Decimal) -> int | float | str:
     return f if Decimal(repr(f)) == d else str(d)
 
 
-def params_to_dict(params: StrategyParams) -> dict[str, Any]:
-    """A plain mapping that `parse_params` turns back into an equal StrategyParams (for saving)."""
+def params_to_dict(params: StrategyParams, confirm_live: bool = False) -> dict[str, Any]:
+    """A plain mapping that `parse_params` turns back into an equal StrategyParams (for saving).
+
+    LIVE parameters are written with `confirm_live = true` only when `confirm_live` says a person confirmed them
+    for this file: parameters do not carry a confirmation, and a LIVE mode merely selected must not become one.
+    """
     out: dict[str, Any] = {
         "segments": [s.value for s in params.segments],
         "lots": params.lots,
@@ -332,8 +336,8 @@ def params_to_dict(params: StrategyParams) -> dict[str, Any]:
         "itm_offset": params.itm_offset,
         "mode": params.mode.value,
     }
-    if params.mode is Mode.LIVE:
-        out["confirm_live"] = True  # the trader confirmed LIVE when these params were built
+    if params.mode is Mode.LIVE and confirm_live:
+        out["confirm_live"] = True
     out |= {
         "strategy": params.strategy,
         "fast_ema": params.fast_ema,

@@ -8,7 +8,7 @@ segments = ["NIFTY", "BANKNIFTY"]
 lots = 1
 stop_loss = 5                 # percent
 itm_offset = 100              # points
-mode = "PAPER"
+mode = "PAPER"                # "LIVE" also needs confirm_live = true to start from this file
 on_stop = "square_off"        # or "keep": what stopping the session does with an open position
 fast_ema = 9                  # optional strategy settings (see desktop.engine.params)
 [session.options]             # optional settings of a plug-in strategy
@@ -62,6 +62,9 @@ class SessionEntry:
     label: str
     params: StrategyParams
     on_stop: OnStop = OnStop.SQUARE_OFF
+    # LIVE confirmed in the file (`confirm_live = true`): only then may it start without asking. The GUI never
+    # writes it: a LIVE tab is confirmed on Start, and a headless run needs a person to confirm it in the file.
+    live_confirmed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +84,17 @@ def _session_name(index: int, table: dict[str, Any]) -> str:
     return " ".join(parts) if len(parts) == 1 else f"{parts[0]} ({' '.join(parts[1:])})"
 
 
-def parse_workspace(data: dict[str, Any], known_strategies: Collection[str] | None = None) -> Workspace:
-    """A Workspace from parsed TOML data, or WorkspaceError listing every problem."""
+def parse_workspace(
+    data: dict[str, Any],
+    known_strategies: Collection[str] | None = None,
+    *,
+    live_needs_confirmation: bool = True,
+) -> Workspace:
+    """A Workspace from parsed TOML data, or WorkspaceError listing every problem.
+
+    A LIVE session without `confirm_live = true` is a problem unless `live_needs_confirmation` is False (the GUI
+    opening tabs, which ask on Start); each entry says whether its LIVE was confirmed in the file.
+    """
     problems = [
         f"unknown top-level setting {k!r} (expected [[session]] tables)"
         for k in sorted(set(data) - TOP_LEVEL_FIELDS)
@@ -117,21 +129,27 @@ def parse_workspace(data: dict[str, Any], known_strategies: Collection[str] | No
         params: StrategyParams | None = None
         try:
             raw = {k: v for k, v in table.items() if k not in SESSION_FIELDS}
-            params = parse_params(raw, known_strategies=known_strategies)
+            params = parse_params(
+                raw, confirm_live=not live_needs_confirmation, known_strategies=known_strategies
+            )
         except ParamsError as e:
             mine.extend(e.problems)
         problems.extend(f"{where}: {p}" for p in mine)
         if not mine and params is not None:
-            sessions.append(SessionEntry(str(profile), str(label), params, on_stop))
+            confirmed = table.get("confirm_live") is True
+            sessions.append(SessionEntry(str(profile), str(label), params, on_stop, confirmed))
     if problems:
         raise WorkspaceError(problems)
     return Workspace(tuple(sessions))
 
 
 def load_workspace(
-    path: str | os.PathLike[str], known_strategies: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    known_strategies: Collection[str] | None = None,
+    *,
+    live_needs_confirmation: bool = True,
 ) -> Workspace:
-    """Reads and validates a workspace file."""
+    """Reads and validates a workspace file (see `parse_workspace`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -143,7 +161,7 @@ def load_workspace(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise WorkspaceError([f"{p.name} is not valid TOML: {e}"]) from None
-    return parse_workspace(data, known_strategies)
+    return parse_workspace(data, known_strategies, live_needs_confirmation=live_needs_confirmation)
 
 
 def workspace_to_dict(workspace: Workspace) -> dict[str, Any]:
@@ -151,7 +169,7 @@ def workspace_to_dict(workspace: Workspace) -> dict[str, Any]:
     sessions = []
     for entry in workspace.sessions:
         table: dict[str, Any] = {"profile": entry.profile, "label": entry.label}
-        table |= params_to_dict(entry.params)
+        table |= params_to_dict(entry.params, confirm_live=entry.live_confirmed)
         table["on_stop"] = entry.on_stop.value
         sessions.append(table)
     return {"version": VERSION, "session": sessions}

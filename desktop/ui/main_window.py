@@ -323,15 +323,17 @@ class MainWindow(QMainWindow):
         return Workspace(tuple(entries))
 
     def open_workspace(self, path: Path, start: bool = False) -> int:
-        """Opens a tab per session of a workspace file; `start` also starts them (LIVE confirmed in the file).
+        """Opens a tab per session of a workspace file; `start` also starts them, LIVE ones only when confirmed in
+        the file (`confirm_live = true`; the others open and ask on Start, as any tab).
 
         The file is read and checked at once (a bad file changes nothing); the tabs then open one per
         event-loop pass, the first one in front, and then the sessions start one per pass: three tabs
         built and started in one pass froze the window for over a second. Returns how many tabs will open.
         """
-        ws = load_workspace(path, known_strategies=self._strategies or None)
+        ws = load_workspace(path, known_strategies=self._strategies or None, live_needs_confirmation=False)
         entries = list(ws.sessions)
-        opened: list[tuple[SessionTab, StrategyParams]] = []
+        opened: list[tuple[SessionTab, StrategyParams]] = []  # tabs to start
+        front: SessionTab | None = None
         loading: SessionTab | None = None  # the session started last, while it may still be loading
         waiting_since: float | None = None  # when the next start began waiting for it
 
@@ -341,14 +343,16 @@ class MainWindow(QMainWindow):
         # starts once the one before it has loaded (or START_WAIT_S): six agents warming up at once left
         # the GUI thread a sixth of the GIL.
         def step() -> bool:
-            nonlocal loading, waiting_since
+            nonlocal front, loading, waiting_since
             if self._closing:  # the window began to close meanwhile
                 return False
             if entries:
                 entry = entries.pop(0)
                 tab = self.open_session(entry.profile, entry.label, entry.params)
-                opened.append((tab, entry.params))
-                self.tabs.setCurrentIndex(self.tabs.indexOf(opened[0][0]))  # the first one in front
+                if entry.params.mode is not Mode.LIVE or entry.live_confirmed:
+                    opened.append((tab, entry.params))
+                front = front or tab
+                self.tabs.setCurrentIndex(self.tabs.indexOf(front))  # the first one in front
             elif start and opened:
                 still_loading = (
                     loading is not None and loading.session.snapshot().state is SessionState.STARTING
@@ -400,7 +404,9 @@ class MainWindow(QMainWindow):
             return []
         known = {p.user_id for p in self.engine.profiles()}
         try:
-            ws = load_workspace(path, known_strategies=self._strategies or None)
+            ws = load_workspace(
+                path, known_strategies=self._strategies or None, live_needs_confirmation=False
+            )
         except WorkspaceError as e:
             self.statusBar().showMessage(f"last session's tabs not restored: {e.problems[0]}", 10_000)
             return []

@@ -172,7 +172,9 @@ def test_params_survive_a_round_trip_through_plain_data():
         },
         confirm_live=True,
     )
-    assert parse_params(params_to_dict(p)) == p
+    assert "confirm_live" not in params_to_dict(p), "a LIVE mode is not a confirmation"
+    assert parse_params(params_to_dict(p), confirm_live=True) == p
+    assert parse_params(params_to_dict(p, confirm_live=True)) == p
     assert p.option("k") == 2 and p.option("missing", 7) == 7
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
 from desktop.domain import Mode, Segment
-from desktop.engine.workspace import OnStop, WorkspaceError, load_workspace, save_workspace
+from desktop.engine.workspace import OnStop, Workspace, WorkspaceError, load_workspace, save_workspace
 
 SEED = """
 [[session]]
@@ -88,6 +89,25 @@ def test_live_session_without_confirmation_is_refused(tmp_path):
         WorkspaceError, match=r"session 3 \(UK9394 'Computer 3'\): LIVE mode sends real orders"
     ):
         load_workspace(write(tmp_path, SEED.replace("confirm_live = true\n", "")))
+
+
+def test_live_is_saved_confirmed_only_when_the_file_confirmed_it(tmp_path):
+    # A LIVE tab's parameters carry no confirmation: saved from the window they must not start real orders
+    # from a headless run nobody confirmed.
+    confirmed = load_workspace(write(tmp_path, SEED))
+    live = confirmed.sessions[2]
+    assert live.live_confirmed and not confirmed.sessions[0].live_confirmed
+    unconfirmed = Workspace((replace(live, live_confirmed=False),))
+    save_workspace(tmp_path / "unconfirmed.toml", unconfirmed)
+    assert "confirm_live" not in (tmp_path / "unconfirmed.toml").read_text(encoding="utf-8")
+    with pytest.raises(WorkspaceError, match="LIVE mode sends real orders"):
+        load_workspace(tmp_path / "unconfirmed.toml")
+    opened = load_workspace(
+        tmp_path / "unconfirmed.toml", live_needs_confirmation=False
+    )  # tabs, asked on Start
+    assert opened == unconfirmed
+    save_workspace(tmp_path / "confirmed.toml", confirmed)
+    assert load_workspace(tmp_path / "confirmed.toml").sessions[2].live_confirmed
 
 
 def test_missing_profile_and_unknown_strategy_are_reported(tmp_path):

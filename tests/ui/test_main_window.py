@@ -115,6 +115,25 @@ def test_tabs_params_theme_and_geometry_come_back_on_next_start(qtbot, engine):
     _shutdown(qtbot, again)
 
 
+def test_a_live_tab_never_started_is_saved_unconfirmed_and_reopens_asking_on_start(qtbot, engine, tmp_path):
+    from desktop.engine.workspace import WorkspaceError, load_workspace, save_workspace
+
+    window = _window(qtbot, engine)
+    tab = window.open_session("UK9394", "Computer 3", paper_params(mode=Mode.LIVE))
+    assert tab.form.params() is not None and tab.form.params().mode is Mode.LIVE  # selected, never confirmed
+    path = tmp_path / "ws.toml"
+    save_workspace(path, window.workspace())
+    assert "confirm_live" not in path.read_text(encoding="utf-8")
+    with pytest.raises(WorkspaceError, match="LIVE mode sends real orders"):
+        load_workspace(path)  # what `kitedesk run` reads: it will not trade real money unconfirmed
+    assert window.open_workspace(path, start=True) == 1
+    qtbot.waitUntil(lambda: len(window.session_tabs()) == 2, timeout=3000)
+    qtbot.wait(300)
+    reopened = window.session_tabs()[1]
+    assert reopened.form.params().mode is Mode.LIVE and reopened.session.calls == []  # asks on Start
+    _shutdown(qtbot, window)
+
+
 def test_demo_window_shows_the_simulation_banner(qtbot, engine):
     window = _window(qtbot, engine, demo=True)
     window.show()
