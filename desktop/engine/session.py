@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +189,12 @@ class SessionEngine(QObject):
             state = "stopped_keep" if kept else "stopped"
             self.services.store.sessions.set_state(self.key, state, stopped_at=self.services.market_time())
             self._set_state(SessionState.STOPPED)
+
+    def rename(self, label: str) -> None:
+        """A new label for this tab. Its record is renamed too (on the store's writer thread): the next tab of this
+        label takes this session over when it kept a position or did not stop cleanly (`Engine.open_session`)."""
+        self.label = label
+        self.services.writer.submit(partial(self.services.store.sessions.set_label, self.key, label))
 
     def kill(self, reason: str = "kill switch") -> None:
         """Kill switch: cancel pending entries, square off, halt (exits only) until restarted."""

@@ -124,6 +124,22 @@ class SessionRepository:
                 raise StoreError(f"session {key.session_id} of {key.broker_id} is not recorded")
             self._db.add_to_outbox(conn, broker_id=key.broker_id, table_name="sessions", record_id=record_id)
 
+    def set_label(self, key: SessionKey, label: str) -> bool:
+        """Renames a recorded session (its tab was renamed); False when it is not recorded yet (never started)."""
+        require_key(key)
+        record_id = session_record_id(key)
+        with self._db.write(durable=True, what="session label") as conn:
+            done = conn.execute(
+                update(sessions)
+                .where(sessions.c.id == record_id)
+                .values(label=label, updated_at_utc=utc_now())
+            ).rowcount
+            if done:
+                self._db.add_to_outbox(
+                    conn, broker_id=key.broker_id, table_name="sessions", record_id=record_id
+                )
+        return bool(done)
+
     def get(self, *, broker_id: str, session_id: str) -> SessionRecord | None:
         """One session of one account, or None."""
         require_broker_id(broker_id)

@@ -76,6 +76,7 @@ class SessionLike(Protocol):
     def has_open_position(self) -> bool: ...
     def snapshot(self) -> SessionSnapshot: ...
     def resume_after_login(self) -> None: ...
+    def rename(self, label: str) -> None: ...
 
 
 def held_positions(snap: SessionSnapshot) -> tuple[Position, ...]:
@@ -144,7 +145,6 @@ class SessionTab(QWidget):
         super().__init__(parent)
         self._steps = steps if steps is not None else StepQueue(parent=self)
         self.session = session
-        self.label = session.label
         self._theme = theme
         self._jobs = jobs
         self._version: int | None = None
@@ -428,9 +428,15 @@ class SessionTab(QWidget):
             panel.set_theme(theme)
         self.refresh(force=True)
 
+    @property
+    def label(self) -> str:
+        """The session's label (shown in the header, saved with the workspace and the session's record)."""
+        return self.session.label
+
     def set_label(self, label: str) -> None:
-        """Renames the tab's session label (shown in the header and saved with the workspace)."""
-        self.label = label
+        """Renames the tab's session: its label here, in the workspace and in its record (so that a kept position
+        is taken over by the renamed tab next time)."""
+        self.session.rename(label)
         self.account.setText(f"<b>{self.session.user_id}</b> · {label}")
         self.sig_label_changed.emit(label)
 

@@ -152,3 +152,11 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(demo_engine: E
     )
     other = demo_engine.open_session("UK1234", "Computer 2")
     assert other.key != again.key, "an open session is never taken over by a second tab"
+    demo_engine.close_session(other.key)
+
+    again.rename("Nifty only")  # the trader renames the tab, then quits keeping the position
+    demo_engine.close_session(again.key, "keep")
+    assert demo_engine.open_session("UK1234", "Computer 2").key not in (session.key, other.key)
+    assert demo_engine.open_session("UK1234", "Nifty only").key == session.key, (
+        "the renamed tab takes it over"
+    )

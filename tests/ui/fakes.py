@@ -53,6 +53,10 @@ class FakeSession(QObject):
         self.segments: tuple[SegmentSnapshot, ...] = ()
         self.version = 0
 
+    def rename(self, label: str) -> None:
+        self._record("rename", label)
+        self.label = label
+
     def _record(self, name: str, arg: Any) -> None:
         self.calls.append((name, arg))
         self.call_threads.append(threading.current_thread().name)

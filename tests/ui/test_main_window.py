@@ -89,6 +89,7 @@ def test_rename_changes_tab_title_and_saved_label(qtbot, engine, monkeypatch):
     tab.set_label("Morning run")
     assert window.tabs.tabText(0) == "UK9394 · Morning run"
     assert window.workspace().sessions[0].label == "Morning run"
+    assert tab.session.calls == [("rename", "Morning run")]  # its record too: a kept position follows the tab
     _shutdown(qtbot, window)
 
 
