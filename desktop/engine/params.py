@@ -15,6 +15,15 @@ from desktop.domain import MARKET_CLOSE, MARKET_OPEN, Mode, Segment, StrategyPar
 
 # Kite allows 400 orders a minute per account, shared by every session of that account.
 KITE_ORDERS_PER_MINUTE = 400
+KITE_ORDERS_PER_DAY = 5000
+# Upper bounds, so that a slip of the keyboard (or 1e999999 pasted) is refused in words. One order of more than 100
+# lots is above every index's freeze quantity (NIFTY 1800 units = 27 lots), so the exchange would refuse it anyway.
+MAX_LOTS = 100
+MAX_ITM_OFFSET = 5000  # points
+MAX_EMA = 500  # bars
+MAX_OPEN_POSITIONS = 10
+MAX_PERCENT = Decimal(10_000)  # a target of 100x the premium
+MAX_DAILY_LOSS = Decimal(1_000_000_000)  # rupees
 DEFAULT_STRATEGY = "itm_momentum"
 
 REQUIRED_FIELDS = ("segments", "lots", "stop_loss", "itm_offset")
@@ -128,12 +137,29 @@ class _Collector:
         self.raw = raw
         self.problems: list[str] = []
 
-    def whole(self, name: str, default: int | None, minimum: int, what: str = "a whole number") -> int | None:
+    def whole(
+        self,
+        name: str,
+        default: int | None,
+        minimum: int,
+        maximum: int,
+        what: str = "a whole number",
+        why: str = "",
+    ) -> int | None:
+        """A whole number from `minimum` to `maximum` (`why` tells the trader where the maximum comes from)."""
         if name not in self.raw or self.raw[name] is None:
             if default is None:
                 self.problems.append(f"{name} is missing ({what} ≥ {minimum})")
             return default
-        n = _whole(self.raw[name])
+        value = self.raw[name]
+        d = _decimal(value)
+        if (
+            d is not None and d > maximum
+        ):  # before any int(): 1e999999 would take the thread for half a minute
+            shown = f" {value}" if isinstance(value, int) else ""
+            self.problems.append(f"{name}{shown} is too large: at most {maximum}{why}")
+            return None
+        n = _whole(value)
         if n is None or n < minimum:
             self.problems.append(f"{name} must be {what} ≥ {minimum}")
             return None
@@ -145,8 +171,12 @@ class _Collector:
         if name not in self.raw or self.raw[name] is None:
             return default
         d = _decimal(self.raw[name])
-        bound = f"between 0 and {upper} (exclusive)" if upper is not None else "greater than 0"
-        if d is None or d <= 0 or (upper is not None and d >= upper):
+        bound = (
+            f"between 0 and {upper} (exclusive)"
+            if upper is not None
+            else f"greater than 0 and at most {MAX_PERCENT}"
+        )
+        if d is None or d <= 0 or (upper is not None and d >= upper) or d > MAX_PERCENT:
             self.problems.append(f"{name} must be a percent {bound}{hint}, not {self.raw[name]!r}")
             return None
         return Decimal(int(d)) if d == d.to_integral_value() else d
@@ -215,12 +245,14 @@ def parse_params(
         problems.append(f"unknown setting {name!r}")
 
     segments = _segments(raw.get("segments"), problems)
-    lots = c.whole("lots", None, 1)
+    lots = c.whole(
+        "lots", None, 1, MAX_LOTS, why=" (one order that big is above every index's freeze quantity)"
+    )
     stop_loss = c.percent("stop_loss", None, Decimal(100), " of the entry premium")
     if "stop_loss" not in raw or raw["stop_loss"] is None:
         problems.append("stop_loss is missing (percent of the entry premium, e.g. 5)")
 
-    itm_offset = c.whole("itm_offset", None, 0, "a whole number of points")
+    itm_offset = c.whole("itm_offset", None, 0, MAX_ITM_OFFSET, "a whole number of points", " points")
     if itm_offset is not None and segments:
         # The finest grid decides; coarser segments round the offset up (see effective_itm_offset).
         finest = min(segments, key=lambda s: s.spec.strike_step)
@@ -243,8 +275,8 @@ def parse_params(
             choices = ", ".join(sorted(known_strategies)) or "none installed"
             problems.append(f"unknown strategy {strategy!r}: choose from {choices}")
 
-    fast = c.whole("fast_ema", 9, 1)
-    slow = c.whole("slow_ema", 21, 2)
+    fast = c.whole("fast_ema", 9, 1, MAX_EMA, why=" bars")
+    slow = c.whole("slow_ema", 21, 2, MAX_EMA, why=" bars")
     if fast is not None and slow is not None and fast >= slow:
         problems.append(f"fast_ema ({fast}) must be shorter than slow_ema ({slow})")
     target = c.percent("target", None, None, " above the entry premium")
@@ -266,22 +298,21 @@ def parse_params(
     if square_off and not (MARKET_OPEN < square_off <= MARKET_CLOSE):
         problems.append(f"square_off {format_clock(square_off)} must be within market hours (09:15–15:30)")
 
-    max_trades = c.whole("max_trades_per_day", 5, 1)
+    max_trades = c.whole("max_trades_per_day", 5, 1, KITE_ORDERS_PER_DAY, why=" (Kite's orders a day)")
     max_loss = Decimal(5000)
     if raw.get("max_daily_loss") is not None:
         d = _decimal(raw["max_daily_loss"])
-        if d is None or d <= 0:
+        if d is None or d <= 0 or d > MAX_DAILY_LOSS:
             problems.append(
-                f"max_daily_loss must be an amount in rupees greater than 0, not {raw['max_daily_loss']!r}"
+                f"max_daily_loss must be an amount in rupees greater than 0 and at most {MAX_DAILY_LOSS:,}, "
+                f"not {raw['max_daily_loss']!r}"
             )
         else:
             max_loss = d
-    max_orders = c.whole("max_orders_per_minute", 20, 1)
-    if max_orders is not None and max_orders > KITE_ORDERS_PER_MINUTE:
-        problems.append(
-            f"max_orders_per_minute {max_orders} is above Kite's limit of {KITE_ORDERS_PER_MINUTE} per account"
-        )
-    max_open = c.whole("max_open_positions", len(segments) or 1, 1)
+    max_orders = c.whole(
+        "max_orders_per_minute", 20, 1, KITE_ORDERS_PER_MINUTE, why=" (Kite's limit per account)"
+    )
+    max_open = c.whole("max_open_positions", len(segments) or 1, 1, MAX_OPEN_POSITIONS)
 
     options_raw = raw.get("options") or {}
     if not isinstance(options_raw, Mapping) or not all(isinstance(k, str) for k in options_raw):

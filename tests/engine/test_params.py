@@ -44,6 +44,38 @@ def test_lots_must_be_a_whole_number_of_at_least_one(lots):
     assert expected in problems_of(lots=lots)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (
+            "lots",
+            101,
+            "lots 101 is too large: at most 100 (one order that big is above every index's freeze quantity)",
+        ),
+        ("lots", "1e999999", "lots is too large: at most 100"),
+        ("itm_offset", 5050, "itm_offset 5050 is too large: at most 5000 points"),
+        ("fast_ema", "1e999999", "fast_ema is too large: at most 500 bars"),
+        ("slow_ema", 501, "slow_ema 501 is too large: at most 500 bars"),
+        (
+            "max_trades_per_day",
+            5001,
+            "max_trades_per_day 5001 is too large: at most 5000 (Kite's orders a day)",
+        ),
+        ("max_open_positions", 11, "max_open_positions 11 is too large: at most 10"),
+        ("target", "1e999999", "target must be a percent greater than 0 and at most 10000"),
+        (
+            "max_daily_loss",
+            "1e999999",
+            "max_daily_loss must be an amount in rupees greater than 0 and at most",
+        ),
+    ],
+)
+def test_numbers_have_an_upper_bound_and_huge_ones_are_refused_at_once(field, value, message):
+    # "1e999999" pasted into a field was accepted, after 34 s of the window's thread turning it into an int.
+    problems = problems_of(**{field: value})
+    assert any(p.startswith(message) for p in problems), problems
+
+
 def test_lots_given_as_text_from_the_form_is_accepted():
     assert parse_params({**GOOD, "lots": " 3 "}).lots == 3
 
@@ -135,7 +167,7 @@ def test_optional_target_and_trailing_stop_are_checked_when_given():
 
 
 def test_risk_limits_are_checked():
-    assert "max_orders_per_minute 500 is above Kite's limit of 400 per account" in problems_of(
+    assert "max_orders_per_minute 500 is too large: at most 400 (Kite's limit per account)" in problems_of(
         max_orders_per_minute=500
     )
     assert "max_trades_per_day must be a whole number ≥ 1" in problems_of(max_trades_per_day=0)
