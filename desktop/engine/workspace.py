@@ -108,6 +108,7 @@ def parse_workspace(
     if not isinstance(tables, list) or not tables:
         raise WorkspaceError([*problems, "the workspace has no sessions: add a [[session]] table"])
     sessions: list[SessionEntry] = []
+    labelled: dict[tuple[str, str], int] = {}  # (profile, label) -> the session that has it
     for index, table in enumerate(tables, start=1):
         if not isinstance(table, dict):
             problems.append(f"session {index} must be a [[session]] table")
@@ -120,6 +121,14 @@ def parse_workspace(
         label = table.get("label", profile if isinstance(profile, str) else "")
         if not isinstance(label, str):
             mine.append("label must be text")
+        elif isinstance(profile, str):
+            # A restart finds each session's kept position and orders by its account and label: two alike would
+            # take over each other's.
+            other = labelled.setdefault((profile, label), index)
+            if other != index:
+                mine.append(
+                    f"session {other} of {profile} has the label {label!r} too: give each its own label"
+                )
         on_stop_raw = table.get("on_stop", OnStop.SQUARE_OFF.value)
         try:
             on_stop = OnStop(str(on_stop_raw).strip().lower())

@@ -218,7 +218,9 @@ class MainWindow(QMainWindow):
         if not profiles:
             self.show_login()
             return None
-        dialog = NewSessionDialog(profiles, f"Session {self.tabs.count() + 1}", self)
+        used = {tab.label for tab in self.session_tabs()}
+        default = next(f"Session {n}" for n in range(1, len(used) + 2) if f"Session {n}" not in used)
+        dialog = NewSessionDialog(profiles, default, self)
 
         def manage_profiles() -> None:
             dialog.reject()
@@ -229,6 +231,9 @@ class MainWindow(QMainWindow):
             return None
         user_id, label = dialog.choice()
         if not user_id:
+            return None
+        if self._label_taken(user_id, label):
+            QMessageBox.warning(self, "New session", _label_taken_text(user_id, label))
             return None
         try:
             return self.open_session(user_id, label)
@@ -269,8 +274,18 @@ class MainWindow(QMainWindow):
         if not isinstance(tab, SessionTab):
             return
         text, ok = QInputDialog.getText(self, "Rename session", "Label:", text=tab.label)
-        if ok and text.strip():
-            tab.set_label(text.strip())
+        label = text.strip()
+        if not ok or not label or label == tab.label:
+            return
+        if self._label_taken(tab.session.user_id, label):
+            QMessageBox.warning(self, "Rename session", _label_taken_text(tab.session.user_id, label))
+            return
+        tab.set_label(label)
+
+    def _label_taken(self, user_id: str, label: str) -> bool:
+        """Another open tab of `user_id` has `label`: a restart, which finds a session by its account and label,
+        would give each the other's kept position."""
+        return any(t.session.user_id == user_id and t.label == label for t in self.session_tabs())
 
     # ------------------------------------------------------------------ login, export, workspace
     def show_login(self, user_id: str | None = None) -> LoginDialog:
@@ -331,6 +346,13 @@ class MainWindow(QMainWindow):
         built and started in one pass froze the window for over a second. Returns how many tabs will open.
         """
         ws = load_workspace(path, known_strategies=self._strategies or None, live_needs_confirmation=False)
+        taken = [
+            _label_taken_text(e.profile, e.label)
+            for e in ws.sessions
+            if self._label_taken(e.profile, e.label)
+        ]
+        if taken:
+            raise WorkspaceError(taken)
         entries = list(ws.sessions)
         opened: list[tuple[SessionTab, StrategyParams]] = []  # tabs to start
         front: SessionTab | None = None
@@ -550,3 +572,9 @@ class MainWindow(QMainWindow):
                 return
             positions = choice
         self.shutdown(positions)
+
+
+def _label_taken_text(user_id: str, label: str) -> str:
+    return (
+        f"{user_id} already has a tab labelled {label!r}: each session of an account needs a label of its own"
+    )

@@ -110,6 +110,16 @@ def test_live_is_saved_confirmed_only_when_the_file_confirmed_it(tmp_path):
     assert load_workspace(tmp_path / "confirmed.toml").sessions[2].live_confirmed
 
 
+def test_two_sessions_of_one_account_need_labels_of_their_own(tmp_path):
+    # A restart takes each session over by account and label: two alike swapped their kept positions.
+    text = SEED.replace('label = "Computer 3"\n', "").replace('label = "Computer 1"\n', "")
+    with pytest.raises(WorkspaceError) as info:
+        load_workspace(write(tmp_path, text))
+    assert info.value.problems == [
+        "session 3 (UK9394): session 1 of UK9394 has the label 'UK9394' too: give each its own label"
+    ]
+
+
 def test_missing_profile_and_unknown_strategy_are_reported(tmp_path):
     text = (
         '[[session]]\nsegments = ["NIFTY"]\nlots = 1\nstop_loss = 5\nitm_offset = 0\nstrategy = "scalper"\n'

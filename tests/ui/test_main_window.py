@@ -93,6 +93,54 @@ def test_rename_changes_tab_title_and_saved_label(qtbot, engine, monkeypatch):
     _shutdown(qtbot, window)
 
 
+def test_a_label_another_tab_of_the_account_has_is_refused_in_words(qtbot, engine, monkeypatch, tmp_path):
+    # A restart finds a session by account and label: two tabs alike would take over each other's position.
+    from PySide6.QtWidgets import QInputDialog
+
+    from desktop.engine.workspace import WorkspaceError
+    from desktop.ui import main_window
+
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params())
+    other_account = window.open_session("UK1234", "Computer 3", paper_params())
+    second = window.open_session("UK9394", "Computer 3", paper_params())
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Computer 1", True))
+    seen: list[str] = []
+    answer_next_message_box("OK", seen)
+    window.rename_tab(window.tabs.indexOf(second))
+    assert second.label == "Computer 3" and second.session.calls == []
+    assert seen == [
+        "UK9394 already has a tab labelled 'Computer 1': each session of an account needs a label of its own"
+    ]
+    window.rename_tab(window.tabs.indexOf(other_account))  # another account's tab may have it
+    assert other_account.label == "Computer 1"
+
+    path = tmp_path / "ws.toml"
+    path.write_text(
+        '[[session]]\nprofile = "UK9394"\nlabel = "Computer 3"\nsegments = ["NIFTY"]\nlots = 1\n'
+        "stop_loss = 5\nitm_offset = 100\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(WorkspaceError, match="UK9394 already has a tab labelled 'Computer 3'"):
+        window.open_workspace(path)
+    assert len(window.session_tabs()) == 3  # a workspace clashing with an open tab opens nothing
+
+    real = main_window.NewSessionDialog
+
+    class Dialog(real):  # the New session dialog, accepted with its default label
+        def exec(self):  # type: ignore[no-untyped-def]
+            return self.DialogCode.Accepted
+
+        def choice(self):  # type: ignore[no-untyped-def]
+            return "UK9394", self.label.text()
+
+    monkeypatch.setattr(main_window, "NewSessionDialog", Dialog)
+    window.session_tabs()[0].set_label("Session 1")
+    tab = window.new_session()
+    assert tab is not None and tab.label == "Session 2"  # the first label no tab has
+    _shutdown(qtbot, window)
+
+
 def test_tabs_params_theme_and_geometry_come_back_on_next_start(qtbot, engine):
     window = _window(qtbot, engine)
     window.open_session("UK9394", "Computer 1", paper_params(lots=2))
@@ -127,10 +175,12 @@ def test_a_live_tab_never_started_is_saved_unconfirmed_and_reopens_asking_on_sta
     assert "confirm_live" not in path.read_text(encoding="utf-8")
     with pytest.raises(WorkspaceError, match="LIVE mode sends real orders"):
         load_workspace(path)  # what `kitedesk run` reads: it will not trade real money unconfirmed
+    assert window.close_tab(0)  # flat: closes without asking
     assert window.open_workspace(path, start=True) == 1
-    qtbot.waitUntil(lambda: len(window.session_tabs()) == 2, timeout=3000)
+    qtbot.waitUntil(lambda: len(window.session_tabs()) == 1, timeout=3000)
     qtbot.wait(300)
-    reopened = window.session_tabs()[1]
+    reopened = window.session_tabs()[0]
+    assert reopened is not tab
     assert reopened.form.params().mode is Mode.LIVE and reopened.session.calls == []  # asks on Start
     _shutdown(qtbot, window)
 
