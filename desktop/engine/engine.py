@@ -236,8 +236,9 @@ class Engine:
         """A new tab of `user_id`; it takes over the last session of the same label if that one did not
         stop cleanly (crash) or kept a position, so its open position and orders are recovered on start."""
         profile = self._profile(user_id)
-        key = self._resumable_key(user_id, label) or SessionKey.new(user_id)
-        session = SessionEngine(self._services, profile, key, label)
+        resumed = self._resumable_key(user_id, label)
+        key = resumed or SessionKey.new(user_id)
+        session = SessionEngine(self._services, profile, key, label, resumed=resumed is not None)
         self.registry.add(session)
         return session
 

@@ -74,7 +74,10 @@ class SessionEngine(QObject):
     sig_log_line = Signal(object)
     """A log line was written (a LogLine)."""
 
-    def __init__(self, services: SessionServices, profile: Profile, key: SessionKey, label: str) -> None:
+    def __init__(
+        self, services: SessionServices, profile: Profile, key: SessionKey, label: str, resumed: bool = False
+    ) -> None:
+        """`resumed`: the session of an earlier run (a kept position or a crash), so its start takes it over."""
         super().__init__()
         self.services = services
         self.profile = profile
@@ -92,6 +95,10 @@ class SessionEngine(QObject):
         self._logs: SessionLogs | None = None
         self._unsubscribe_kill: Callable[[], None] | None = None
         self._state = SessionState.IDLE
+        # Its start may take over a position (an earlier run's, or this one's kept at a stop): until its agents
+        # have started, whether it holds one is not known yet.
+        self._may_recover = resumed
+        self._recovering = False  # this start may take one over
         self._login_needed = False
         self._message = ""
         self._version = 0
@@ -130,6 +137,8 @@ class SessionEngine(QObject):
                 raise
             self._set_state(SessionState.STARTING)
             self._refresh_state()  # LOGIN_NEEDED if the feed was refused meanwhile
+            self._recovering = self._may_recover
+            self._may_recover = True  # the next start of this session recovers what this run leaves
             for agent in self._agents.values():
                 agent.start()
 
@@ -208,8 +217,12 @@ class SessionEngine(QObject):
             self._refresh_state()
 
     def has_open_position(self) -> bool:
-        """True while any segment holds an option (ask square-off or keep before a restart)."""
-        return any(a.trader.holding is not None for a in list(self._agents.values()))
+        """True while any segment holds an option (ask square-off or keep before a restart), and while a session
+        that may take one over is still starting: a Stop then must ask, not square off a position it took over."""
+        agents = list(self._agents.values())
+        if self._recovering and any(a.state is AgentState.STARTING for a in agents):
+            return True
+        return any(a.trader.holding is not None for a in agents)
 
     def resume_after_login(self) -> None:
         """The account logged in again: the session runs on (its feed reconnects by itself)."""

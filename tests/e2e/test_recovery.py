@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 from desktop.domain import Segment
 from desktop.engine import Engine, SessionState
+from desktop.engine import session as session_module
 from tests.e2e.conftest import START, start_session, wait_until
 from tests.simkit import start_sim
 
@@ -116,7 +118,9 @@ def test_kill_9_with_open_live_position_keeps_broker_stop_and_next_run_adopts_it
         sim.stop()
 
 
-def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(demo_engine: Engine, qapp) -> None:
+def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
     session = start_session(
         demo_engine, "UK1234", "Computer 2", segments=["NIFTY"], lots=2, stop_loss=30, itm_offset=50
     )
@@ -137,7 +141,16 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(demo_engine: E
 
     again = demo_engine.open_session("UK1234", "Computer 2")
     assert again.key == session.key, "a tab of the same label takes over the session that kept a position"
+    loading = threading.Event()  # the instruments and history load held back: the session stays STARTING
+    real_load = session_module.load_segment
+    monkeypatch.setattr(
+        session_module,
+        "load_segment",
+        lambda *a: (loading.wait(20), real_load(*a)),  # type: ignore[func-returns-value]
+    )
     again.start(session.params)
+    assert again.has_open_position(), "starting, it may take over the kept position: a Stop now must ask"
+    loading.set()
     wait_until(
         qapp, lambda: again.snapshot().segments[0].option_symbol is not None, 20, "the kept position adopted"
     )
@@ -152,6 +165,10 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(demo_engine: E
     )
     other = demo_engine.open_session("UK1234", "Computer 2")
     assert other.key != again.key, "an open session is never taken over by a second tab"
+    loading.clear()
+    other.start(session.params)
+    assert not other.has_open_position(), "a new session has nothing to take over: Stop need not ask"
+    loading.set()
     demo_engine.close_session(other.key)
 
     again.rename("Nifty only")  # the trader renames the tab, then quits keeping the position
