@@ -264,8 +264,17 @@ class Engine:
         return self.registry.sessions()
 
     def kill_all(self, reason: str) -> None:
-        """The global kill switch: every session cancels, squares off and halts."""
+        """The global kill switch: every session cancels, squares off and halts; so does every session started
+        after it, until `rearm_kill_switch`."""
         self.kill_switch.trigger(reason)
+
+    def kill_reason(self) -> str | None:
+        """Why the global kill switch was triggered, or None while it is armed."""
+        return self.kill_switch.reason
+
+    def rearm_kill_switch(self) -> None:
+        """Sessions started from now on trade again; the halted ones stay halted until each is restarted."""
+        self.kill_switch.reset()
 
     def export_trades(
         self,

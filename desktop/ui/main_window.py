@@ -132,11 +132,13 @@ class MainWindow(QMainWindow):
         self.running_label = QLabel("0 running")
         self.pnl_label = QLabel("Day P&L —")
         self.sync_label = QLabel("sync: off")
+        self.kill_label = QLabel()  # shown while Kill all holds every session halted
+        self.kill_label.setVisible(False)
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)
         self.busy.setMaximumWidth(120)
         self.busy.setVisible(False)
-        for w in (self.market_label, self.running_label, self.pnl_label, self.sync_label):
+        for w in (self.kill_label, self.market_label, self.running_label, self.pnl_label, self.sync_label):
             sb.addPermanentWidget(w)
         sb.addWidget(self.busy)
 
@@ -454,6 +456,28 @@ class MainWindow(QMainWindow):
         engine = self.engine
         self.jobs.submit(lambda: engine.kill_all("global kill switch (menu)"))
 
+    def rearm_kill_switch(self) -> bool:
+        """Trading → Resume trading after Kill all: sessions started from now on trade again (asked first)."""
+        reason = self.engine.kill_reason()
+        if reason is None:
+            QMessageBox.information(
+                self, "Resume trading", "The Kill all switch is not on: sessions trade as usual."
+            )
+            return False
+        answer = QMessageBox.question(
+            self,
+            "Resume trading",
+            f"Every session was halted by Kill all ({reason}), and any session started since comes up halted.\n\n"
+            "Let sessions started from now on trade again? The halted ones stay halted until you restart each.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        self.engine.rearm_kill_switch()
+        self._refresh_status()
+        return True
+
     def show_where(self) -> None:
         """Help → where the logs and the data are."""
         show_where(self, self.engine.home(), self.engine.logs_dir())
@@ -499,21 +523,33 @@ class MainWindow(QMainWindow):
         self.steps.add(other, other.catch_up_now)
 
     def _refresh_status(self) -> None:
-        running, total, pnl = 0, 0, Decimal(0)
+        running, total = 0, 0
+        pnl: dict[Mode, Decimal] = {}  # real money and paper are never added up
         for tab in self.session_tabs():
             snap = tab.session.snapshot()
             total += 1
             running += snap.state in (SessionState.RUNNING, SessionState.STARTING, SessionState.HALTED)
-            pnl += snap.day_pnl
+            if snap.mode is not None:  # None: never started, nothing traded
+                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         try:
             now: datetime | None = self.engine.market_time()
         except Exception:
             now = None
         self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
         self.running_label.setText(f"{running} running / {total}")
-        self.pnl_label.setText(
-            f"Day P&L <span style='color:{pnl_color(self.theme, pnl)}'><b>{fmt_rupees(pnl)}</b></span>"
+        figures = " · ".join(
+            f"{mode.value} <span style='color:{pnl_color(self.theme, pnl[mode])}'><b>{fmt_rupees(pnl[mode])}</b></span>"
+            for mode in (Mode.LIVE, Mode.PAPER)
+            if mode in pnl
         )
+        self.pnl_label.setText(f"Day P&L {figures or '—'}")
+        reason = self.engine.kill_reason()
+        self.kill_label.setVisible(reason is not None)
+        if reason is not None:
+            self.kill_label.setText(
+                f"<span style='color:{self.theme.loss}'><b>ALL HALTED</b></span> by Kill all ({reason}): "
+                "Trading → Resume trading"
+            )
 
     # ------------------------------------------------------------------ shutdown
     def save_state(self) -> None:

@@ -47,6 +47,7 @@ def build_menus(w: MainWindow) -> None:
     _action(w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), "Ctrl+K")
     trading.addSeparator()
     _action(w, trading, "Kill &all sessions", w.kill_all, "Ctrl+Shift+K")
+    _action(w, trading, "&Resume trading after Kill all…", w.rearm_kill_switch)
     view = bar.addMenu("&View")
     _action(w, view, "&Dark theme", lambda: w.set_theme("dark"))
     _action(w, view, "&Light theme", lambda: w.set_theme("light"))

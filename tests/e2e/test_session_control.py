@@ -71,6 +71,16 @@ def test_global_kill_switch_halts_every_session_and_sessions_started_after_it(
     wait_until(
         qapp, lambda: late.state is SessionState.HALTED, 20, "a session started after the kill halted too"
     )
+    assert demo_engine.kill_reason() == "panic button"
+    demo_engine.rearm_kill_switch()  # Trading → Resume trading after Kill all
+    assert demo_engine.kill_reason() is None
+    resumed = start_session(
+        demo_engine, "UK9394", "D", segments=["BANKNIFTY"], lots=1, stop_loss=5, itm_offset=100
+    )
+    wait_until(
+        qapp, lambda: resumed.state is SessionState.RUNNING, 20, "a session started after re-arming trades"
+    )
+    assert a.state is SessionState.HALTED and b.state is SessionState.HALTED, "the halted ones stay halted"
 
 
 def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Engine, qapp) -> None:

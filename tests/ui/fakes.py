@@ -139,6 +139,7 @@ class FakeEngine:
         self.login_error: Exception | None = None
         self.exported_rows = 7
         self.closed = False
+        self.killed: str | None = None
 
     def _record(self, name: str, arg: Any = None) -> None:
         self.calls.append((name, arg))
@@ -196,6 +197,14 @@ class FakeEngine:
 
     def kill_all(self, reason: str) -> None:
         self._record("kill_all", reason)
+        self.killed = reason
+
+    def kill_reason(self) -> str | None:
+        return self.killed
+
+    def rearm_kill_switch(self) -> None:
+        self._record("rearm_kill_switch")
+        self.killed = None
 
     def export_trades(self, **kwargs: Any) -> int:
         self._record("export_trades", kwargs)

@@ -206,8 +206,33 @@ def test_status_bar_counts_running_sessions_and_sums_pnl(qtbot, engine):
     assert window.running_label.text() == "1 running / 2"
     assert "+₹125.50" in window.pnl_label.text()
     assert window.sync_label.text() == "sync: off"
+    live = window.open_session("UK1234", "Computer 3", paper_params(mode=Mode.LIVE))
+    live.session.start(paper_params(mode=Mode.LIVE))  # confirmed elsewhere: the fake only records it
+    live.session.hold()
+    window._refresh_status()
+    text = window.pnl_label.text()
+    assert "LIVE" in text and "PAPER" in text and "+₹251.00" not in text  # real money and paper never added
+    assert text.index("LIVE") < text.index("+₹125.50") < text.index("PAPER") < text.rindex("+₹125.50")
     _shutdown(qtbot, window, answer="Square off")
     assert engine.calls[-1] == ("close", "square_off")
+
+
+def test_kill_all_shows_every_session_halted_until_the_trader_resumes_trading(qtbot, engine):
+    window = _window(qtbot, engine)
+    window.open_session("UK9394", "Computer 1", paper_params())
+    window._refresh_status()
+    assert window.kill_label.isHidden()
+    engine.kill_all("panic")
+    window._refresh_status()
+    assert not window.kill_label.isHidden() and "ALL HALTED" in window.kill_label.text()
+    seen: list[str] = []
+    answer_next_message_box("Cancel", seen)
+    assert not window.rearm_kill_switch() and engine.kill_reason() == "panic"
+    assert "halted by Kill all (panic)" in seen[0]
+    answer_next_message_box("Yes", seen)
+    assert window.rearm_kill_switch()
+    assert ("rearm_kill_switch", None) in engine.calls and window.kill_label.isHidden()
+    _shutdown(qtbot, window)
 
 
 def test_export_writes_this_sessions_trades_for_the_date_range(qtbot, engine, tmp_path):
