@@ -338,7 +338,12 @@ class SessionTab(QWidget):
         return snap is not None and snap.state in ACTIVE_STATES
 
     def request_start(self) -> bool:
-        """Start with the form's parameters; LIVE asks for confirmation first. True when started."""
+        """Start with the form's parameters; LIVE asks for confirmation first. True when started.
+
+        Nothing while the session runs or a stop is on its way (the shortcut works whatever the buttons show).
+        """
+        if self._busy or self.is_active():
+            return False
         raw = self.form.raw()
         live = str(raw.get("mode", "")).upper() == Mode.LIVE.value
         try:
@@ -384,7 +389,9 @@ class SessionTab(QWidget):
         return box.clickedButton() is start
 
     def request_stop(self) -> None:
-        """Stop; with an open position the trader chooses square off or keep."""
+        """Stop; with an open position the trader chooses square off or keep. Nothing while a stop is on its way."""
+        if self._busy:
+            return
         positions = SQUARE_OFF
         if self.session.has_open_position():
             choice = ask_open_position(self, f"{self.session.user_id} · {self.label}")

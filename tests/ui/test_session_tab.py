@@ -104,6 +104,26 @@ def test_stop_runs_on_a_worker_thread_and_unlocks_the_form(qtbot):
     jobs.wait()
 
 
+def test_the_start_shortcut_does_nothing_while_the_session_runs_or_stops(qtbot):
+    # Ctrl+Return calls request_start whatever the buttons show: during a Stop it waited on the session's lock on
+    # the window's thread, then started trading again.
+    tab, session, jobs = _tab(qtbot)
+    release = threading.Event()
+    original_stop = session.stop
+    session.stop = lambda positions="square_off": (release.wait(5), original_stop(positions))  # type: ignore[method-assign]
+    assert tab.request_start()
+    assert not tab.request_start(), "already running"
+    tab.request_stop()  # on a worker, held back
+    assert not tab.request_start(), "stopping"
+    assert [c[0] for c in session.calls] == ["start"]
+    assert "stopping" in tab.message.text()
+    release.set()
+    qtbot.waitUntil(lambda: session.state is SessionState.STOPPED and jobs.busy == 0, timeout=3000)
+    tab.refresh(force=True)
+    assert tab.request_start(), "stopped: it may start again"
+    jobs.wait()
+
+
 def test_stop_with_open_position_asks_and_can_keep_it(qtbot):
     tab, session, jobs = _tab(qtbot)
     tab.request_start()
