@@ -29,12 +29,15 @@ from typing import Any
 
 from PySide6.QtCore import QThread
 
-from desktop.domain import Fill, Order, Position, Segment, Tick
+from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
 
 PUBLISH_EVERY = 0.05  # seconds: at most 20 snapshots a second
-SQUARE_OFF_WAIT = 2.5  # seconds a stopping agent waits for its exit to fill
+SQUARE_OFF_WAIT = 2.5  # seconds a stopping PAPER agent waits for its exit to fill
+# LIVE: a square-off's exit may be refused or rest unfilled in a thin option: the agent stays until the position
+# is flat, or protected again by a stop-loss order at the broker (the exit's patience, then the rest protected).
+LIVE_SQUARE_OFF_WAIT = 45.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,13 @@ class SegmentAgent(QThread):
         if self._stop_mode is not None:
             if self._stop_mode == "keep" or self.trader.flat():
                 return False
+            if self.trader.protected_at_broker():
+                h = self.trader.holding
+                self.trader.log.error(
+                    "the square-off did not complete: %d %s kept under its stop-loss order at the broker",
+                    h.quantity if h else 0, h.tradingsymbol if h else "",
+                )  # fmt: skip
+                return False
             if time.monotonic() >= self._stop_deadline:
                 self.trader.log.warning("stopping before the exit filled: check the position")
                 return False
@@ -197,7 +207,8 @@ class SegmentAgent(QThread):
                 t.exit("kill")
         elif kind == "stop":
             self._stop_mode = payload
-            self._stop_deadline = time.monotonic() + SQUARE_OFF_WAIT
+            wait = LIVE_SQUARE_OFF_WAIT if t.mode is Mode.LIVE else SQUARE_OFF_WAIT
+            self._stop_deadline = time.monotonic() + wait
             self._set_state(AgentState.STOPPING)
             t.cancel_open_entries(then_exit="square_off" if payload == "square_off" else None)
             if payload == "square_off" and t.holding is not None:

@@ -31,7 +31,7 @@ from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEv
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Segment, SessionKey, StrategyParams
-from desktop.engine.agent import SegmentAgent
+from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
 from desktop.engine.recovery import recover_live, recover_paper
@@ -44,7 +44,7 @@ from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
 _UNDERLYING = re.compile(r"^([A-Z]+?)\d")
-STOP_WAIT_MS = 4000
+STOP_WAIT_MS = int((LIVE_SQUARE_OFF_WAIT + 5) * 1000)  # an agent ends by itself before this (see agent.py)
 
 
 class SessionError(RuntimeError):

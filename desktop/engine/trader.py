@@ -756,6 +756,20 @@ class SegmentTrader:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self._open_entry() is None
 
+    def protected_at_broker(self) -> bool:
+        """LIVE: a position held under its stop-loss order resting at the broker, with no entry or exit of ours
+        working. What a square-off that could not complete leaves: its exit refused, or cancelled after its
+        patience, and the rest protected again."""
+        h = self.holding
+        return (
+            self.mode is Mode.LIVE
+            and h is not None
+            and h.stop_order is not None
+            and h.stop_order.resting
+            and self._open_exit() is None
+            and self._open_entry() is None
+        )
+
     def _open_entry(self) -> TrackedOrder | None:
         return next((o for o in self._working if o.role == ENTRY and not o.done), None)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -13,6 +13,7 @@ from desktop.domain import Mode, Order, OrderStatus, OrderType, Segment, Session
 from desktop.engine.agent import SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
+from tests.engine.traders import enter
 
 KEY = SessionKey.new("UK9394")
 
@@ -36,6 +37,7 @@ class RecordingTrader:
     order_rows: dict = field(default_factory=dict)
     fill_rows: list = field(default_factory=list)
     bar_ends: datetime | None = None
+    mode: Mode = Mode.PAPER
 
     def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
         return SegmentSnapshot(self.segment, state, failure)
@@ -56,6 +58,9 @@ class RecordingTrader:
 
     def flat(self) -> bool:
         return True
+
+    def protected_at_broker(self) -> bool:
+        return False
 
 
 def _order() -> Order:
@@ -204,3 +209,34 @@ def test_a_deciding_tick_posted_during_a_frame_asks_the_feed_for_its_wake_up(tmp
     agent.post_ticks([Tick(index, Decimal("25001"), datetime(2026, 1, 8, 10, 1), 0, 0)], 1.0, wakes.append)
     assert wakes == [agent._wake] and agent.backlog == 2  # queued at once, woken when the feed runs it
     logs.close()
+
+
+def test_a_live_square_off_whose_exit_is_refused_late_leaves_the_position_under_a_new_stop(
+    make, qapp
+) -> None:
+    # The agent used to end 2.5 s after a square-off began. An exit refused after that (RMS, market protection)
+    # left the position at the broker with its stop already cancelled, and no one watching it.
+    trader, gateway, _ = make()  # LIVE
+    enter(trader, gateway, "200")
+    assert trader.protected_at_broker()  # held under its resting stop
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)
+    agent.start()
+    try:
+        assert _wait(lambda: agent.state is AgentState.RUNNING)
+        agent.post_command("stop", "square_off")
+        assert _wait(lambda: gateway.placed[-1].reason == "square_off")
+        assert (
+            gateway.cancelled == ["O2"] and not trader.protected_at_broker()
+        )  # stop cancelled, exit working
+        time.sleep(3.0)  # past the old 2.5 s
+        assert agent.isRunning(), "still waiting for its exit"
+        exit_order = next(o for o in gateway.orders() if o.order_id == "O3")
+        agent.post_order(replace(exit_order, status=OrderStatus.REJECTED, status_message="RMS: margin"))
+        assert agent.wait(5000), "protected again: the agent ends"
+        stop = gateway.placed[-1]
+        assert (stop.order_type, stop.quantity, stop.reason) == (OrderType.SL_M, 195, "protective_stop")
+        assert trader.holding is not None and trader.protected_at_broker()
+        assert "the square-off did not complete: 195" in trader.log.path.read_text()
+    finally:
+        agent.requestInterruption()
+        agent.wait(5000)
