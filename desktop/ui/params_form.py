@@ -205,10 +205,11 @@ class ParamsForm(QWidget):
     # ------------------------------------------------------------------ writing
     def set_params(self, p: StrategyParams) -> None:
         """Fills the form from saved parameters."""
-        self._kept = {
-            "max_orders_per_minute": p.max_orders_per_minute,
-            "max_open_positions": p.max_open_positions,
-        }
+        self._kept = {"max_orders_per_minute": p.max_orders_per_minute}
+        if p.max_open_positions != len(
+            p.segments
+        ):  # the default (one per segment) follows the segments ticked
+            self._kept["max_open_positions"] = p.max_open_positions
         if p.options:
             self._kept["options"] = dict(p.options)
         for seg, box in self.segment_boxes.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from desktop.domain import Mode, Segment
+from desktop.engine.params import parse_params
 from desktop.ui.params_form import ParamsForm, problem_field
 from tests.ui.fakes import paper_params
 
@@ -74,3 +75,21 @@ def test_problems_map_to_their_fields():
     assert problem_field("entry window start 10:00 must be before its end 09:30") == "entry_start"
     assert problem_field("unknown segment 'FINNIFTY': choose from NIFTY, BANKNIFTY, SENSEX") == "segments"
     assert problem_field("something about the whole form") == ""
+
+
+def test_a_restored_forms_open_positions_limit_follows_the_segments_unless_it_was_set(qtbot):
+    form = ParamsForm(["itm_momentum"])
+    qtbot.addWidget(form)
+    form.set_params(parse_params({"segments": ["NIFTY"], "lots": 1, "stop_loss": 5, "itm_offset": 100}))
+    form.segment_boxes[Segment.BANKNIFTY].setChecked(True)
+    assert form.params().max_open_positions == 2, "one position per segment, as a fresh form"
+    raw = {
+        "segments": ["NIFTY", "BANKNIFTY"],
+        "lots": 1,
+        "stop_loss": 5,
+        "itm_offset": 100,
+        "max_open_positions": 1,
+    }
+    form.set_params(parse_params(raw))
+    form.segment_boxes[Segment.SENSEX].setChecked(True)
+    assert form.params().max_open_positions == 1, "a limit the trader set is kept"
