@@ -348,13 +348,19 @@ class MainWindow(QMainWindow):
         built and started in one pass froze the window for over a second. Returns how many tabs will open.
         """
         ws = load_workspace(path, known_strategies=self._strategies or None, live_needs_confirmation=False)
-        taken = [
+        known = {p.user_id for p in self.engine.profiles()}
+        problems = [
+            f"{e.profile} is not an account on this computer: add it with File → Log in / profiles"
+            for e in ws.sessions
+            if e.profile not in known
+        ]
+        problems += [
             _label_taken_text(e.profile, e.label)
             for e in ws.sessions
             if self._label_taken(e.profile, e.label)
         ]
-        if taken:
-            raise WorkspaceError(taken)
+        if problems:
+            raise WorkspaceError(list(dict.fromkeys(problems)))
         entries = list(ws.sessions)
         opened: list[tuple[SessionTab, StrategyParams]] = []  # tabs to start
         front: SessionTab | None = None
@@ -372,7 +378,11 @@ class MainWindow(QMainWindow):
                 return False
             if entries:
                 entry = entries.pop(0)
-                tab = self.open_session(entry.profile, entry.label, entry.params)
+                try:
+                    tab = self.open_session(entry.profile, entry.label, entry.params)
+                except Exception as e:  # said, and the other tabs still open
+                    self.statusBar().showMessage(f"{entry.profile} · {entry.label} not opened: {e}", 15_000)
+                    return bool(entries) or (start and bool(opened))
                 if entry.params.mode is not Mode.LIVE or entry.live_confirmed:
                     opened.append((tab, entry.params))
                 front = front or tab

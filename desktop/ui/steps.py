@@ -39,12 +39,16 @@ class StepQueue(QObject):
         return len(self._jobs)
 
     def _run_one(self) -> None:
-        while self._jobs:
-            owner, step = self._jobs.popleft()
-            if not isValid(owner):  # its tab was closed meanwhile
-                continue
-            if step():
-                self._jobs.append((owner, step))  # in turn with the others: no tab waits for another's panels
-            break
-        if self._jobs:
-            self._timer.start()
+        try:
+            while self._jobs:
+                owner, step = self._jobs.popleft()
+                if not isValid(owner):  # its tab was closed meanwhile
+                    continue
+                if step():
+                    self._jobs.append(
+                        (owner, step)
+                    )  # in turn with the others: no tab waits for another's panels
+                break
+        finally:  # a step that raised is dropped (Qt reports it); the others still run
+            if self._jobs:
+                self._timer.start()

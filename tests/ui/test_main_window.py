@@ -141,6 +141,30 @@ def test_a_label_another_tab_of_the_account_has_is_refused_in_words(qtbot, engin
     _shutdown(qtbot, window)
 
 
+def test_a_workspace_naming_an_unknown_account_opens_nothing_and_says_which(qtbot, engine, tmp_path):
+    from desktop.engine.workspace import WorkspaceError
+
+    window = _window(qtbot, engine)
+    path = tmp_path / "ws.toml"
+    table = 'segments = ["NIFTY"]\nlots = 1\nstop_loss = 5\nitm_offset = 100\n'
+    path.write_text(
+        f'[[session]]\nprofile = "UK9394"\n{table}[[session]]\nprofile = "ZZ0001"\n{table}', encoding="utf-8"
+    )
+    with pytest.raises(WorkspaceError, match="ZZ0001 is not an account on this computer"):
+        window.open_workspace(path)
+    assert window.session_tabs() == []
+
+    def refuse(user_id: str, label: str):  # type: ignore[no-untyped-def]
+        raise RuntimeError("its profile file is unreadable")
+
+    engine.open_session = refuse  # type: ignore[method-assign]
+    path.write_text(f'[[session]]\nprofile = "UK9394"\n{table}', encoding="utf-8")
+    window.open_workspace(path)
+    qtbot.waitUntil(lambda: "not opened" in window.statusBar().currentMessage(), timeout=3000)
+    assert "UK9394 · UK9394 not opened: its profile file is unreadable" in window.statusBar().currentMessage()
+    _shutdown(qtbot, window)
+
+
 def test_tabs_params_theme_and_geometry_come_back_on_next_start(qtbot, engine):
     window = _window(qtbot, engine)
     window.open_session("UK9394", "Computer 1", paper_params(lots=2))

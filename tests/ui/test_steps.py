@@ -45,3 +45,20 @@ def test_a_step_of_an_owner_deleted_meanwhile_is_dropped(qtbot):
     qtbot.waitUntil(lambda: len(log) == 2, timeout=2000)
     qtbot.wait(50)
     assert [name for name, _ in log] == ["kept", "kept"]
+
+
+def test_a_step_that_raises_is_dropped_and_the_others_still_run(qtbot):
+    # A workspace's tab failing to open stopped the queue: every later step waited for unrelated work.
+    queue = StepQueue(gap_ms=5)
+    owner = QObject()
+    log: list[tuple[str, float]] = []
+
+    def broken() -> bool:
+        raise RuntimeError("no such account")
+
+    queue.add(owner, broken)
+    queue.add(owner, _job("after", 2, log))
+    with qtbot.captureExceptions() as raised:
+        qtbot.waitUntil(lambda: len(log) == 2, timeout=2000)
+    assert [str(e[1]) for e in raised] == ["no such account"]
+    assert [name for name, _ in log] == ["after", "after"]
