@@ -38,10 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=1, help="demo market seed")
     p.add_argument("--start", help='demo market start time "HH:MM" (default 09:15 today)')
-    p.add_argument("--for", dest="duration", type=float, help="stop after this many seconds")
-    p.add_argument("--every", type=float, default=2.0, help="seconds between status lines (default 2)")
+    p.add_argument("--for", dest="duration", type=_seconds, help="stop after this many seconds")
+    p.add_argument("--every", type=_seconds, default=2.0, help="seconds between status lines (default 2)")
     p.add_argument("--home", help="KiteDesk data folder (default: $KITEDESK_HOME or the user data folder)")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, not {text!r}")
+    return value
 
 
 def _money(d: Decimal) -> str:
@@ -114,7 +124,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
             session.start(entry.params)
             started.append((entry, session))
             print(f"started {entry.profile} {entry.label!r} {entry.params.mode.value}", file=out, flush=True)
-        deadline = time.monotonic() + args.duration if args.duration else None
+        deadline = time.monotonic() + args.duration if args.duration is not None else None
         next_status = 0.0
         while not stop_requested and (deadline is None or time.monotonic() < deadline):
             app.processEvents()
@@ -125,7 +135,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
             time.sleep(0.05)
         print("stopping...", file=out, flush=True)
         for entry, session in started:
-            engine.close_session(session.key, "keep" if entry.on_stop is OnStop.KEEP else "square_off")
+            engine.close_session(session.key, _positions(entry))
             print(status_line(session.snapshot()), file=out, flush=True)
         return 0
     except Exception as e:  # a trader sees one plain line; the sessions' logs hold the details
@@ -133,5 +143,11 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         return 1
     finally:
         signal.signal(signal.SIGINT, previous)
+        for entry, session in started:  # after a failure, those started still stop as the workspace says
+            engine.close_session(session.key, _positions(entry))
         engine.close()
         app.processEvents()
+
+
+def _positions(entry: SessionEntry) -> str:
+    return "keep" if entry.on_stop is OnStop.KEEP else "square_off"

@@ -65,6 +65,59 @@ def test_run_refuses_a_bad_workspace_with_every_problem(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_run_for_zero_or_nonsense_seconds_is_refused_in_words(capsys) -> None:
+    from desktop.engine.headless import run
+
+    for value in ("0", "-3", "soon"):
+        with pytest.raises(SystemExit) as info:
+            run(["ws.toml", "--for", value])
+        assert info.value.code == 2
+        assert f"--for: must be a number of seconds greater than 0, not '{value}'" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_part_way_stops_the_started_sessions_as_the_workspace_says(
+    tmp_path: Path, monkeypatch, qapp
+) -> None:
+    # It closed them all with "keep" whatever their on_stop said.
+    from desktop.engine import Engine, SessionEngine
+    from desktop.engine.headless import run
+    from desktop.engine.session import SessionError
+
+    ws = tmp_path / "ws.toml"
+    text = resource_path("demo_workspace.toml").read_text(encoding="utf-8")
+    ws.write_text(text.replace('on_stop = "square_off"', 'on_stop = "keep"', 1), encoding="utf-8")
+    closed: list[tuple[str, str]] = []
+    real_close, real_start = Engine.close_session, SessionEngine.start
+
+    def close_session(self, key, positions="square_off"):  # type: ignore[no-untyped-def]
+        if self.registry.get(key) is not None:
+            closed.append((self.registry.get(key).label, positions))
+        real_close(self, key, positions)
+
+    def start(self, params):  # type: ignore[no-untyped-def]
+        if self.label == "Computer 3":
+            raise SessionError("Kite refused the session")
+        real_start(self, params)
+
+    monkeypatch.setattr(Engine, "close_session", close_session)
+    monkeypatch.setattr(SessionEngine, "start", start)
+    out = io.StringIO()
+    args = [
+        str(ws),
+        "--demo",
+        "--speed",
+        "120",
+        "--start",
+        "09:20",
+        "--for",
+        "5",
+        "--home",
+        str(tmp_path / "home"),
+    ]
+    assert run(args, out) == 1
+    assert closed[:2] == [("Computer 1", "keep"), ("Computer 2", "square_off")]
+
+
 def test_profiles_add_then_login_with_a_pasted_redirect(
     tmp_path: Path, monkeypatch, keyring_in_memory: None
 ) -> None:
