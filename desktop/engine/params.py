@@ -5,6 +5,7 @@ Every problem is collected, so the trader sees all of them at once in one `Param
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping
 from datetime import time
@@ -318,6 +319,11 @@ def parse_params(
     if not isinstance(options_raw, Mapping) or not all(isinstance(k, str) for k in options_raw):
         problems.append("options must be a table of named settings for the strategy")
         options_raw = {}
+    for name, value in options_raw.items():
+        if not _plain_option(value):
+            problems.append(
+                f"options.{name} must be text, true/false, a finite number or a list of them, not {value!r}"
+            )
 
     if problems:
         raise ParamsError(problems)
@@ -344,6 +350,15 @@ def parse_params(
         max_open_positions=max_open,
         options=tuple(sorted(options_raw.items())),
     )
+
+
+def _plain_option(value: Any) -> bool:
+    """A strategy setting that is saved and read back as it is (JSON and TOML): no inf, NaN, dates or tables."""
+    if isinstance(value, list | tuple):
+        return all(_plain_option(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str | int)  # bool is an int
 
 
 def _plain_number(d: Decimal) -> int | float | str:

@@ -216,3 +216,17 @@ def test_order_quantity_is_lots_times_the_contracts_lot_size():
         order_quantity(0, 65)
     with pytest.raises(ParamsError):
         order_quantity(1, 0)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), [1.0, float("-inf")], {"a": 1}, time(9, 20)])
+def test_strategy_options_that_cannot_be_saved_are_refused_at_once(value):
+    # An inf in a workspace loaded, then Start failed with "Out of range float values are not JSON compliant".
+    problems = problems_of(options={"threshold": value})
+    assert [
+        p for p in problems if p.startswith("options.threshold must be text, true/false, a finite number")
+    ]
+
+
+def test_plain_strategy_options_are_kept():
+    options = {"threshold": 1.5, "name": "x", "on": True, "levels": [1, 2.5]}
+    assert dict(parse_params({**GOOD, "options": options}).options) == options
