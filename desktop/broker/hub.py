@@ -43,12 +43,18 @@ class BrokerHub:
         self._feeds: dict[str, AccountFeed] = {}
 
     def account(self, profile: Profile) -> AccountLink:
-        """The link shared by every session of `profile`'s account."""
+        """The link shared by every session of `profile`'s account.
+
+        A profile edited in a way that keeps its connection (its name, its redirect URL) keeps the link, so the
+        sessions running on it get the next login's token; a new API key or server makes a new link.
+        """
         with self._lock:
             link = self._accounts.get(profile.user_id)
-            if link is None or link.profile != profile:
+            if link is None or _connection(link.profile) != _connection(profile):
                 link = AccountLink(profile, self.secrets)
                 self._accounts[profile.user_id] = link
+            elif link.profile != profile:
+                link.profile = profile
             return link
 
     def login(self, profile: Profile, request_token: str) -> AccessGrant:
@@ -109,3 +115,8 @@ class BrokerHub:
             feeds = list(self._feeds.values())
         for feed in feeds:
             feed.close()
+
+
+def _connection(profile: Profile) -> tuple[str, str, str]:
+    """What a running session's Kite client and feed are built from."""
+    return profile.api_key, profile.api_root, profile.ws_root

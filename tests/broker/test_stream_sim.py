@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
 from desktop.broker.errors import LoginNeeded
+from desktop.broker.login import request_token_by_redirect
 from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import QuoteTick
@@ -233,3 +235,19 @@ def test_wake_ups_asked_for_while_a_frame_is_handed_out_run_once_every_stream_ha
     for seq in both:
         assert [kind for kind, _ in seq] == ["got", "got", "wake", "wake"], seq
         assert sorted(n for _, n in seq[2:]) == [0, 1]
+
+
+def test_a_login_after_the_profiles_name_was_edited_reaches_the_sessions_already_running(hub, sim) -> None:
+    # Saving an edited profile (its name, its redirect URL) made a new account link: the next login's token went
+    # to it, and the running sessions stayed on "login needed" until restarted.
+    profile = login(hub, sim, "UK9394")
+    running = hub.open_session(profile)
+    sim.inject_fault({"kind": "expire_token", "api_key": "UK9394"})
+    with pytest.raises(LoginNeeded):
+        running.orders()
+    edited = replace(profile, display_name="My main account", redirect_url="http://127.0.0.1:5679/back")
+    hub.login(edited, request_token_by_redirect(edited))
+    assert not running.login_needed and isinstance(running.orders(), list)
+    assert hub.account(edited).profile.display_name == "My main account"
+    assert hub.account(replace(edited, api_key="another_app")) is not hub.account(edited), "a new connection"
+    running.close()
