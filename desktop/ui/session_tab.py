@@ -151,6 +151,7 @@ class SessionTab(QWidget):
         self._pending_logs: list[LogLine] = []
         self._snapshot: SessionSnapshot | None = None
         self._segment_panels: dict[str, SegmentPanel] = {}
+        self._session_message = ""  # the session's own message shown in the header, if any
         self._build_scheduled = False  # a step of building the segment panels is due
         self._tables_due = False  # the tables' update is scheduled (passes of its own)
         self._tables_turn = 0  # the table that the scheduled update shows next
@@ -465,6 +466,7 @@ class SessionTab(QWidget):
             return
         self._version = snap.version
         self._snapshot = snap
+        self._drop_old_panels(snap)
         self._show_header(snap)
         # Panels are built early (drawn only when in front), in small steps of their own (_build_next).
         self._schedule_build()
@@ -581,8 +583,24 @@ class SessionTab(QWidget):
         )
         if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
             _set_text(self.message, snap.message)
+            self._session_message = snap.message
+        elif self._session_message and snap.message != self._session_message:
+            # The session got over it (logged in again, restarted): its old word goes, the tab's own errors stay.
+            if self.message.text() == self._session_message:
+                _set_text(self.message, "")
+            self._session_message = ""
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
         self._update_buttons()
+
+    def _drop_old_panels(self, snap: SessionSnapshot) -> None:
+        """Restarted with fewer segments: the panels of those it no longer trades go (a frozen one could still show
+        a position and its P&L)."""
+        current = {s.segment.value for s in snap.segments}
+        for name in [n for n in self._segment_panels if current and n not in current]:
+            panel = self._segment_panels.pop(name)
+            panel.hide()
+            panel.setParent(None)
+            panel.deleteLater()
 
     def _panels_to_build(self) -> bool:
         snap = self._snapshot

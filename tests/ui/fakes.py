@@ -52,6 +52,7 @@ class FakeSession(QObject):
         self.state = SessionState.IDLE
         self.segments: tuple[SegmentSnapshot, ...] = ()
         self.version = 0
+        self.message = ""
 
     def rename(self, label: str) -> None:
         self._record("rename", label)
@@ -102,6 +103,7 @@ class FakeSession(QObject):
             segments=self.segments,
             unrealised_pnl=pnl,
             version=self.version,
+            message=self.message,
         )
 
     def hold(self, symbol: str = "NIFTY2611325900CE") -> None:

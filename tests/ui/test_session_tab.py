@@ -11,7 +11,7 @@ from datetime import datetime
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QLabel, QTabWidget
 
-from desktop.domain import Mode
+from desktop.domain import Mode, Segment
 from desktop.engine.snapshots import LogLine, SessionState
 from desktop.ui.session_tab import SessionTab, live_confirmation_text
 from desktop.ui.steps import STEP_GAP_MS
@@ -172,6 +172,22 @@ def test_expired_login_shows_banner_and_resumes_after_login(qtbot):
     assert session.calls[0][0] == "start" and len(session.calls) == 2  # state kept: no restart
 
 
+def test_the_sessions_message_goes_once_it_is_over_but_the_tabs_own_errors_stay(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    session.message = "Kite login expired: log in again"
+    session._set(SessionState.LOGIN_NEEDED)
+    tab.refresh(force=True)
+    assert tab.message.text() == "Kite login expired: log in again"
+    session.message = ""
+    session._set(SessionState.RUNNING)  # logged in again
+    tab.refresh(force=True)
+    assert tab.message.text() == ""
+    tab._show_error("could not resume: the feed refused")
+    tab.refresh(force=True)
+    assert "could not resume: the feed refused" in tab.message.text()
+
+
 def test_segments_show_held_position_and_positions_table(qtbot):
     tab, session, _ = _tab(qtbot)
     tab.request_start()
@@ -187,6 +203,19 @@ def test_segments_show_held_position_and_positions_table(qtbot):
     qtbot.waitUntil(lambda: tab.positions_model.rowCount() == 1, timeout=2000)
     assert tab.positions_model.row(0).tradingsymbol == "NIFTY2611325900CE"
     assert "+₹125.50" in tab.pnl_label.text()
+
+
+def test_a_restart_with_fewer_segments_drops_the_panels_of_the_others(qtbot):
+    tab, session, jobs = _tab(qtbot)  # NIFTY and BANKNIFTY
+    tab.request_start()
+    qtbot.waitUntil(lambda: tab.segment_panel("BANKNIFTY") is not None, timeout=2000)
+    tab.request_stop()
+    qtbot.waitUntil(lambda: session.state is SessionState.STOPPED and jobs.busy == 0, timeout=3000)
+    tab.refresh(force=True)
+    tab.form.segment_boxes[Segment.BANKNIFTY].setChecked(False)
+    assert tab.request_start()
+    assert tab.segment_panel("BANKNIFTY") is None and tab.segment_panel("NIFTY") is not None
+    jobs.wait()
 
 
 def test_log_lines_are_batched_and_filtered_by_segment_and_level(qtbot):
