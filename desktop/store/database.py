@@ -45,7 +45,7 @@ from sqlalchemy import ClauseElement, Connection, Engine, Table, create_engine, 
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, ProgrammingError, StatementError
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -324,6 +324,11 @@ class Database:
             return exc
         if isinstance(exc, IntegrityError | sqlite3.IntegrityError):
             return StoreError(_integrity_message(exc, what))
+        if isinstance(
+            exc, InterfaceError | ProgrammingError | sqlite3.InterfaceError | sqlite3.ProgrammingError
+        ):
+            # A value SQLite cannot take (a caller's bug), not a failing disk: this write only is refused.
+            return StoreError(f"the {what} was not saved: {sqlite_reason(exc)}")
         if isinstance(exc, DBAPIError | sqlite3.Error):
             return self._write_failed(exc, what)
         if isinstance(exc, StatementError):  # a value refused before SQLite saw it (e.g. a float as money)

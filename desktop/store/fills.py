@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, select
@@ -9,6 +10,7 @@ from sqlalchemy.dialects.sqlite import insert
 
 from desktop.domain import Fill, Mode, Position, SessionKey, Side
 from desktop.store.database import Database, Prepared, Writes, upsert_statement, utc_now
+from desktop.store.errors import StoreError
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import fills, positions
@@ -33,6 +35,7 @@ class FillRepository:
     def record(self, fill: Fill) -> bool:
         """Commits the fill durably (synchronous=FULL) before the engine acts on it; False if already saved."""
         key = require_key(fill.key)
+        _check_fill(fill)
         record_id = derived_id("fill", key.broker_id, key.session_id, fill.fill_id)
         values = dict(
             id=record_id,
@@ -152,3 +155,12 @@ class PositionRepository:
             )
             for r in rows
         ]
+
+
+def _check_fill(fill: Fill) -> None:
+    """The last line of defence: a fill the trades table and the P&L could not count is refused in words."""
+    q, price = fill.quantity, fill.price
+    if isinstance(q, bool) or not isinstance(q, int) or q < 1:
+        raise StoreError(f"the fill was not saved: quantity must be a whole number ≥ 1, not {q!r}")
+    if not isinstance(price, Decimal) or not price.is_finite() or price < 0:
+        raise StoreError(f"the fill was not saved: price must be an amount ≥ 0, not {price!r}")

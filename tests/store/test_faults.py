@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from desktop.domain import Mode, Segment
-from desktop.store import DB_FILENAME, Store, StoreLockedError, StoreWriteError
+from desktop.store import DB_FILENAME, Store, StoreError, StoreLockedError, StoreWriteError
 from tests.store.conftest import DAY, make_fill, make_intent, new_session
 
 WRITERS = 30
@@ -128,3 +129,32 @@ def test_full_disk_stops_writes_and_leaves_nothing_half_written(tmp_path):
         assert len(journal) in (len(saved), len(saved) + 1)
     with Store.open(tmp_path) as store:  # with room again, a restart records again
         assert store.fills.record(make_fill(key, mode=Mode.LIVE))
+
+
+@pytest.mark.parametrize(
+    ("quantity", "price", "message"),
+    [
+        (Decimal("1.5"), "100", "quantity must be a whole number ≥ 1"),
+        (0, "100", "quantity must be a whole number ≥ 1"),
+        (-75, "100", "quantity must be a whole number ≥ 1"),
+        (65, "NaN", "price must be an amount ≥ 0"),
+        (65, "-1", "price must be an amount ≥ 0"),
+    ],
+)
+def test_an_impossible_fill_is_refused_in_words_and_recording_goes_on(store, quantity, price, message):
+    # One fill of 1.5 broke the account's trades table and export with a TypeError; a value SQLite could not bind
+    # latched the whole store off ("KiteDesk stopped recording") for every session.
+    key = new_session(store, "UK9394")
+    with pytest.raises(StoreError, match=f"the fill was not saved: {message}"):
+        store.fills.record(make_fill(key, quantity=quantity, price=price))
+    assert store.fills.record(make_fill(key))
+    assert store.trades.for_session(broker_id=key.broker_id, session_id=key.session_id)
+
+
+def test_a_value_sqlite_cannot_bind_is_refused_without_stopping_the_store(store):
+    key = new_session(store, "UK9394")
+    bad = replace(make_intent(key), quantity=Decimal("65"))  # a caller's bug, not a failing disk
+    with pytest.raises(StoreError, match="was not saved") as failure:
+        store.intents.record(bad, at=DAY)
+    assert not isinstance(failure.value, StoreWriteError) and "stopped recording" not in str(failure.value)
+    assert store.fills.record(make_fill(key)), "recording goes on"
