@@ -117,6 +117,15 @@ def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
                 login_url_root=args.login_root,
             )
             engine.save_profile(info, secret or None)
+            if not secret:
+                stored = next((p.has_secret for p in engine.profiles() if p.user_id == args.user_id), False)
+                note = (
+                    "its API secret stored before is kept"
+                    if stored
+                    else "no API secret given: add it to log in"
+                )
+                print(f"Saved profile {args.user_id}; {note}.", file=out)
+                return 0
             where = (
                 "the OS keyring"
                 if engine.secure_secrets()

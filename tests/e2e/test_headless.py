@@ -145,6 +145,21 @@ def test_profiles_add_then_login_with_a_pasted_redirect(
         assert (
             "UK9394" in out.getvalue() and "logged in" in out.getvalue() and "secret stored" in out.getvalue()
         )
+
+        monkeypatch.setattr(
+            "sys.stdin", io.StringIO("\n")
+        )  # a new name, no secret typed: the stored one stays
+        out = io.StringIO()
+        assert (
+            profiles([*add[:-1], "Trader A (main)", "--api-root", sim.url, "--login-root", sim.url], out) == 0
+        )
+        assert "its API secret stored before is kept" in out.getvalue()
+        monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+        out = io.StringIO()
+        assert profiles(["--home", home, "add", "UK1234", "--api-key", "UK1234"], out) == 0
+        assert (
+            "no API secret given: add it to log in" in out.getvalue() and "OS keyring" not in out.getvalue()
+        )
     finally:
         sim.stop()
 
