@@ -557,9 +557,10 @@ class MainWindow(QMainWindow):
         self.kill_label.setVisible(reason is not None)
         if reason is not None:
             self.kill_label.setText(
-                f"<span style='color:{self.theme.loss}'><b>ALL HALTED</b></span> by Kill all ({reason}): "
+                f"<span style='color:{self.theme.loss}'><b>ALL HALTED</b></span> by Kill all · "
                 "Trading → Resume trading"
             )
+            self.kill_label.setToolTip(f"Every session was halted: {reason}")
 
     # ------------------------------------------------------------------ shutdown
     def save_state(self) -> None:
