@@ -206,8 +206,15 @@ class SessionEngine(QObject):
         self.services.writer.submit(partial(self.services.store.sessions.set_label, self.key, label))
 
     def kill(self, reason: str = "kill switch") -> None:
-        """Kill switch: cancel pending entries, square off, halt (exits only) until restarted."""
-        with self._lock:
+        """Kill switch: cancel pending entries, square off, halt (exits only) until restarted.
+
+        Never waits behind a stop in progress (a LIVE square-off may wait 45 s for its exit): that stop already
+        cancels entries, squares off and ends the session, and a global kill must reach the other sessions now.
+        """
+        while not self._lock.acquire(timeout=0.05):
+            if self._state is SessionState.STOPPING:
+                return
+        try:
             if self._risk is None:
                 return
             self._risk.kill(reason)
@@ -215,6 +222,8 @@ class SessionEngine(QObject):
             for agent in self._agents.values():
                 agent.post_command("kill", reason)
             self._refresh_state()
+        finally:
+            self._lock.release()
 
     def has_open_position(self) -> bool:
         """True while any segment holds an option (ask square-off or keep before a restart), and while a session

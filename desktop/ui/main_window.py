@@ -464,7 +464,7 @@ class MainWindow(QMainWindow):
     def kill_all(self) -> None:
         """The global kill switch (every session cancels, squares off and halts)."""
         engine = self.engine
-        self.jobs.submit(lambda: engine.kill_all("global kill switch (menu)"))
+        self.jobs.submit_now(lambda: engine.kill_all("global kill switch (menu)"))
 
     def rearm_kill_switch(self) -> bool:
         """Trading → Resume trading after Kill all: sessions started from now on trade again (asked first)."""

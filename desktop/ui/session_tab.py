@@ -403,24 +403,28 @@ class SessionTab(QWidget):
 
     def request_kill(self) -> None:
         """Kill switch: immediate, no question (it exists for emergencies)."""
-        self._run(lambda: self.session.kill("kill switch (button)"), "kill switch…")
+        self._run(lambda: self.session.kill("kill switch (button)"), "kill switch…", now=True)
 
-    def _run(self, fn: Any, busy_text: str) -> None:
-        self._busy = True
+    def _run(self, fn: Any, busy_text: str, now: bool = False) -> None:
+        """`fn` on a worker; `now`: on a thread of its own at once (a kill), which leaves Start/Stop as they are."""
+        if not now:
+            self._busy = True
         self.message.setText(busy_text)
         self._update_buttons()
 
         def done(_: object) -> None:
-            self._busy = False
+            if not now:
+                self._busy = False
             self.message.setText("")
             self.refresh(force=True)
 
         def failed(exc: BaseException) -> None:
-            self._busy = False
+            if not now:
+                self._busy = False
             self._show_error(str(exc) or type(exc).__name__)
             self.refresh(force=True)
 
-        self._jobs.submit(fn, done, failed)
+        (self._jobs.submit_now if now else self._jobs.submit)(fn, done, failed)
 
     def _show_error(self, text: str) -> None:
         self.last_error = text

@@ -103,6 +103,20 @@ class JobRunner(QObject):
         job = _Job(fn, relay)
         threading.Thread(target=job.run, name="kitedesk-ui-wait", daemon=True).start()
 
+    def submit_now(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Like `submit`, on a thread of its own at once: for a kill switch, which must never queue behind the pool's
+        slow jobs (a LIVE square-off waits up to 45 s for its exit). Not a daemon: quitting waits for it."""
+        relay = _Relay(self, on_done, on_error)
+        self._relays.add(relay)
+        self.sig_busy_changed.emit(len(self._relays))
+        job = _Job(fn, relay)
+        threading.Thread(target=job.run, name="kitedesk-ui-now").start()
+
     @property
     def busy(self) -> int:
         """Jobs submitted and not yet delivered."""

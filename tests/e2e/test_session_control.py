@@ -3,6 +3,8 @@ the account is logged out."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import requests
 
@@ -81,6 +83,33 @@ def test_global_kill_switch_halts_every_session_and_sessions_started_after_it(
         qapp, lambda: resumed.state is SessionState.RUNNING, 20, "a session started after re-arming trades"
     )
     assert a.state is SessionState.HALTED and b.state is SessionState.HALTED, "the halted ones stay halted"
+
+
+def test_a_kill_never_waits_behind_a_stop_in_progress(demo_engine: Engine, qapp) -> None:
+    # A LIVE square-off may keep its session's stop (and its lock) for 45 s: the global kill halted the sessions
+    # one after another, so every session after that one waited for it.
+    stopping = start_session(
+        demo_engine, "UK9394", "A", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100
+    )
+    other = start_session(
+        demo_engine, "UK1234", "B", segments=["SENSEX"], lots=1, stop_loss=5, itm_offset=100
+    )
+    wait_until(qapp, lambda: _running(stopping, other), 20, "both sessions running")
+    agent = stopping.agent(Segment.NIFTY)
+    assert agent is not None
+    held = threading.Event()
+    agent.post_command("call", lambda trader: held.wait(10))  # its square-off, slow: the stop waits for it
+    stop = threading.Thread(target=stopping.stop, args=("square_off",))
+    stop.start()
+    wait_until(qapp, lambda: stopping.state is SessionState.STOPPING, 5, "the stop under way")
+    try:
+        demo_engine.kill_all("panic button")
+        assert stop.is_alive() and not held.is_set(), "the kill came back while the stop was still under way"
+        wait_until(qapp, lambda: other.state is SessionState.HALTED, 10, "the other session halted")
+    finally:
+        held.set()
+        stop.join(30)
+    assert stopping.state is SessionState.STOPPED
 
 
 def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Engine, qapp) -> None:
