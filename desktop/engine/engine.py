@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -301,10 +302,18 @@ class Engine:
         return logs_dir(self._home)
 
     def close(self, positions: str = "keep") -> None:
-        """Stops every session in order (positions kept under their stops unless told otherwise), then
-        the broker hub, the store and the demo simulator."""
-        for session in self.registry.sessions():
-            self.close_session(session.key, positions)
+        """Stops every session (positions kept under their stops unless told otherwise), then the broker hub, the
+        store and the demo simulator.
+
+        The sessions stop side by side: a LIVE square-off may wait up to 45 s for its exit, and one after another
+        they added up. The first error of any, if one raised, is raised once all have stopped.
+        """
+        sessions = self.registry.sessions()
+        with ThreadPoolExecutor(
+            max_workers=max(1, len(sessions)), thread_name_prefix="kitedesk-close"
+        ) as pool:
+            done = [pool.submit(self.close_session, s.key, positions) for s in sessions]
+        errors = [e for e in (f.exception() for f in done) if e is not None]
         self.hub.close()
         self.writer.close()
         self.store.close()
@@ -314,3 +323,5 @@ class Engine:
         if self._sim_process is not None:
             self._sim_process.stop()
             self._sim_process = None
+        if errors:
+            raise errors[0]

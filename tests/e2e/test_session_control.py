@@ -4,6 +4,7 @@ the account is logged out."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import requests
@@ -110,6 +111,35 @@ def test_a_kill_never_waits_behind_a_stop_in_progress(demo_engine: Engine, qapp)
         held.set()
         stop.join(30)
     assert stopping.state is SessionState.STOPPED
+
+
+def test_closing_the_engine_stops_its_sessions_side_by_side(tmp_path, qapp) -> None:
+    # A LIVE square-off may wait 45 s for its exit: stopped one after another, several added up at quit.
+    from desktop.engine.engine import MemorySecretStore
+    from tests.e2e.conftest import FEED, START
+
+    engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), feed_options=FEED)
+    engine.start_demo(speed=120.0, seed=3, start=START)
+    a = start_session(engine, "UK9394", "A", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100)
+    b = start_session(engine, "UK1234", "B", segments=["SENSEX"], lots=1, stop_loss=5, itm_offset=100)
+    wait_until(qapp, lambda: _running(a, b), 20, "both sessions running")
+    first, second = (a, b) if engine.sessions()[0] is a else (b, a)
+    saw: list[bool] = []
+    over = (SessionState.STOPPING, SessionState.STOPPED)
+
+    def slow_square_off(trader) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(250):  # at most 5 s
+            if second.state in over:
+                break
+            time.sleep(0.02)
+        saw.append(second.state in over)
+
+    agent = first.agent(first.params.segments[0])
+    assert agent is not None
+    agent.post_command("call", slow_square_off)  # the first session's stop waits for this
+    engine.close("square_off")
+    assert saw and saw[-1], "the second session began stopping while the first one's was still under way"
+    assert a.state is SessionState.STOPPED and b.state is SessionState.STOPPED
 
 
 def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Engine, qapp) -> None:
