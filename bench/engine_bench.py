@@ -18,6 +18,9 @@ batch is in the agent's inbox, the wait until the agent's thread takes it (its w
 with every other thread), and the agent's own work. Tick-to-order-sent adds the intent's durable write and
 the paper gateway's acceptance.
 
+`--no-orders` decides entries (and measures them) but sends none: the floor under tick-to-intent with no order
+traffic, journal writes or fills in the process (issue 5: that floor alone is above 2 ms at 10 × 3).
+
 Several processes on one simulator (what one process per account would do with the same load):
 
     python bench/engine_bench.py --serve-sim --accounts 4          # prints the simulator's URL, runs until Ctrl-C
@@ -147,6 +150,12 @@ def main() -> int:
         help="share every core between the simulator and KiteDesk (default: each on a core of its own, "
         "as if the exchange were another machine)",
     )
+    ap.add_argument(
+        "--no-orders",
+        action="store_true",
+        help="entries are decided (and measured) but never sent: the floor under tick-to-intent with no order "
+        "traffic, journal writes or fills in the process",
+    )
     ap.add_argument("--first-account", type=int, default=0, help="sessions use the accounts from this one on")
     ap.add_argument("--sim-url", help="use this running simulator (it must know the accounts used)")
     ap.add_argument(
@@ -204,6 +213,8 @@ def main() -> int:
         for a in agents:
             a.trader.latency_probe = []
             a.trader.sent_probe = []
+            if args.no_orders:  # measurement only: the entry is refused as if the broker had (strategy freed)
+                a.post_command("call", lambda trader: setattr(trader, "_send", lambda intent, role: None))
         time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
