@@ -134,6 +134,11 @@ class SegmentAgent(QThread):
             self._cond.notify()
 
     @property
+    def squaring_off(self) -> bool:
+        """It took a stop and is waiting, within its own deadline, for its exit to settle."""
+        return self._stop_mode is not None
+
+    @property
     def backlog(self) -> int:
         """Tick batches waiting (the bench watches this)."""
         return len(self._ticks)

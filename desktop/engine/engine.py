@@ -243,6 +243,11 @@ class Engine:
         self.registry.add(session)
         return session
 
+    def label_resumes(self, user_id: str, label: str) -> bool:
+        """A new tab of `user_id` labelled `label` would take over an earlier session (a kept position, a crash):
+        a tab renamed to it would hide that session from every later tab."""
+        return self._resumable_key(user_id, label) is not None
+
     def _resumable_key(self, user_id: str, label: str) -> SessionKey | None:
         records = self.store.sessions.list_sessions(broker_id=user_id, label=label)
         for record in reversed(records):

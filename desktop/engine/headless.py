@@ -144,7 +144,10 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         for entry, session in started:  # after a failure, those started still stop as the workspace says
-            engine.close_session(session.key, _positions(entry))
+            try:
+                engine.close_session(session.key, _positions(entry))
+            except Exception as e:  # the others still stop, and the engine still closes
+                print(f"stopping {entry.profile} {entry.label!r} failed: {e}", file=sys.stderr)
         engine.close()
         app.processEvents()
 

@@ -160,7 +160,7 @@ class _Collector:
             shown = f" {value}" if isinstance(value, int) else ""
             self.problems.append(f"{name}{shown} is too large: at most {maximum}{why}")
             return None
-        n = _whole(value)
+        n = _whole(value) if d is None or d >= minimum else None  # no int() of -1e999999 either
         if n is None or n < minimum:
             self.problems.append(f"{name} must be {what} ≥ {minimum}")
             return None

@@ -44,7 +44,11 @@ from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
 _UNDERLYING = re.compile(r"^([A-Z]+?)\d")
-STOP_WAIT_MS = int((LIVE_SQUARE_OFF_WAIT + 5) * 1000)  # an agent ends by itself before this (see agent.py)
+# How long a stop waits for an agent before interrupting it: one squaring off ends by itself within its own wait
+# (agent.py: 2.5 s PAPER, 45 s LIVE); one that has not taken the stop yet (still loading, or waiting for a login)
+# is interrupted after the short wait.
+STOP_WAIT_S = 4.0
+SQUARING_OFF_WAIT_S = LIVE_SQUARE_OFF_WAIT + 5
 
 
 class SessionError(RuntimeError):
@@ -189,9 +193,7 @@ class SessionEngine(QObject):
             for agent in agents:
                 agent.post_command("stop", positions)
             for agent in agents:
-                if not agent.wait(STOP_WAIT_MS):
-                    agent.requestInterruption()
-                    agent.wait()
+                _wait_for_stop(agent)
             kept = any(a.trader.holding is not None for a in agents)
             self._teardown()
             self.services.writer.flush()
@@ -437,3 +439,14 @@ class SessionEngine(QObject):
         self._routes = {}
         self._gateway = self._stream = self._kite = None
         self._risk = None
+
+
+def _wait_for_stop(agent: SegmentAgent) -> None:
+    """Waits for a stopped agent's thread to end; interrupts it when it overstays (see STOP_WAIT_S)."""
+    started = time.monotonic()
+    while not agent.wait(100):
+        waited = time.monotonic() - started
+        if waited >= SQUARING_OFF_WAIT_S or (waited >= STOP_WAIT_S and not agent.squaring_off):
+            agent.requestInterruption()
+            agent.wait()
+            return

@@ -766,6 +766,7 @@ class SegmentTrader:
             and h is not None
             and h.stop_order is not None
             and h.stop_order.resting
+            and bool(h.stop_order.order_id)  # an unconfirmed one may not be at the broker at all
             and self._open_exit() is None
             and self._open_entry() is None
         )

@@ -89,11 +89,14 @@ def parse_workspace(
     known_strategies: Collection[str] | None = None,
     *,
     live_needs_confirmation: bool = True,
+    unique_labels: bool = True,
 ) -> Workspace:
     """A Workspace from parsed TOML data, or WorkspaceError listing every problem.
 
     A LIVE session without `confirm_live = true` is a problem unless `live_needs_confirmation` is False (the GUI
-    opening tabs, which ask on Start); each entry says whether its LIVE was confirmed in the file.
+    opening tabs, which ask on Start); each entry says whether its LIVE was confirmed in the file. Two sessions of
+    one account with one label are a problem unless `unique_labels` is False (the window's own tabs file, written
+    before labels had to differ: it tells them apart itself).
     """
     problems = [
         f"unknown top-level setting {k!r} (expected [[session]] tables)"
@@ -121,7 +124,7 @@ def parse_workspace(
         label = table.get("label", profile if isinstance(profile, str) else "")
         if not isinstance(label, str):
             mine.append("label must be text")
-        elif isinstance(profile, str):
+        elif isinstance(profile, str) and unique_labels:
             # A restart finds each session's kept position and orders by its account and label: two alike would
             # take over each other's.
             other = labelled.setdefault((profile, label), index)
@@ -157,6 +160,7 @@ def load_workspace(
     known_strategies: Collection[str] | None = None,
     *,
     live_needs_confirmation: bool = True,
+    unique_labels: bool = True,
 ) -> Workspace:
     """Reads and validates a workspace file (see `parse_workspace`)."""
     p = Path(path)
@@ -170,7 +174,9 @@ def load_workspace(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise WorkspaceError([f"{p.name} is not valid TOML: {e}"]) from None
-    return parse_workspace(data, known_strategies, live_needs_confirmation=live_needs_confirmation)
+    return parse_workspace(
+        data, known_strategies, live_needs_confirmation=live_needs_confirmation, unique_labels=unique_labels
+    )
 
 
 def workspace_to_dict(workspace: Workspace) -> dict[str, Any]:

@@ -282,6 +282,14 @@ class MainWindow(QMainWindow):
         if self._label_taken(tab.session.user_id, label):
             QMessageBox.warning(self, "Rename session", _label_taken_text(tab.session.user_id, label))
             return
+        if self.engine.label_resumes(tab.session.user_id, label):
+            QMessageBox.warning(
+                self,
+                "Rename session",
+                f"{tab.session.user_id}'s session {label!r} kept a position or did not stop cleanly: open a new tab "
+                f"labelled {label!r} to take it over, and give this one another label",
+            )
+            return
         tab.set_label(label)
 
     def _label_taken(self, user_id: str, label: str) -> bool:
@@ -439,12 +447,21 @@ class MainWindow(QMainWindow):
         known = {p.user_id for p in self.engine.profiles()}
         try:
             ws = load_workspace(
-                path, known_strategies=self._strategies or None, live_needs_confirmation=False
+                path,
+                known_strategies=self._strategies or None,
+                live_needs_confirmation=False,
+                unique_labels=False,  # an older file may have two alike: the first keeps it, the next get (2), (3)
             )
         except WorkspaceError as e:
             self.statusBar().showMessage(f"last session's tabs not restored: {e.problems[0]}", 10_000)
             return []
-        return [self.open_session(e.profile, e.label, e.params) for e in ws.sessions if e.profile in known]
+        tabs = []
+        for entry in (e for e in ws.sessions if e.profile in known):
+            label, n = entry.label, 2
+            while self._label_taken(entry.profile, label):
+                label, n = f"{entry.label} ({n})", n + 1
+            tabs.append(self.open_session(entry.profile, label, entry.params))
+        return tabs
 
     # ------------------------------------------------------------------ view
     def set_theme(self, name: str) -> None:

@@ -415,7 +415,8 @@ class SessionTab(QWidget):
         def done(_: object) -> None:
             if not now:
                 self._busy = False
-            self.message.setText("")
+            if not self._busy:  # a kill done while a stop is still on its way leaves its "stopping…"
+                self.message.setText("")
             self.refresh(force=True)
 
         def failed(exc: BaseException) -> None:

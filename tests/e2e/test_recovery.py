@@ -173,6 +173,9 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(
 
     again.rename("Nifty only")  # the trader renames the tab, then quits keeping the position
     demo_engine.close_session(again.key, "keep")
+    assert demo_engine.label_resumes("UK1234", "Nifty only") and not demo_engine.label_resumes(
+        "UK1234", "Computer 2"
+    )
     assert demo_engine.open_session("UK1234", "Computer 2").key not in (session.key, other.key)
     assert demo_engine.open_session("UK1234", "Nifty only").key == session.key, (
         "the renamed tab takes it over"

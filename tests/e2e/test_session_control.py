@@ -8,6 +8,7 @@ import time
 
 import pytest
 import requests
+from PySide6.QtCore import QThread
 
 from desktop.domain import Segment
 from desktop.engine import Engine, SessionError, SessionState
@@ -140,6 +141,28 @@ def test_closing_the_engine_stops_its_sessions_side_by_side(tmp_path, qapp) -> N
     engine.close("square_off")
     assert saw and saw[-1], "the second session began stopping while the first one's was still under way"
     assert a.state is SessionState.STOPPED and b.state is SessionState.STOPPED
+
+
+def test_a_stop_does_not_wait_long_for_a_segment_still_loading(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    # Stops wait up to 50 s for a LIVE square-off; an agent still loading (or waiting for a login) never takes
+    # the stop command and is interrupted after the short wait, as before.
+    from desktop.engine import session as session_module
+
+    def loading_until_interrupted(*_a: object) -> None:
+        while not QThread.currentThread().isInterruptionRequested():
+            time.sleep(0.05)
+        raise RuntimeError("loading interrupted")
+
+    monkeypatch.setattr(session_module, "load_segment", loading_until_interrupted)
+    session = demo_engine.open_session("UK9394", "Loading")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100))
+    stop = threading.Thread(target=session.stop, args=("square_off",))
+    stop.start()
+    stop.join(20)
+    assert not stop.is_alive(), "the stop waited for the long square-off wait"
+    assert session.state is SessionState.STOPPED
 
 
 def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Engine, qapp) -> None:

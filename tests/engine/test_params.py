@@ -53,6 +53,8 @@ def test_lots_must_be_a_whole_number_of_at_least_one(lots):
             "lots 101 is too large: at most 100 (one order that big is above every index's freeze quantity)",
         ),
         ("lots", "1e999999", "lots is too large: at most 100"),
+        ("lots", "-1e999999", "lots must be a whole number ≥ 1"),
+        ("itm_offset", "-1e999999", "itm_offset must be a whole number of points ≥ 0"),
         ("itm_offset", 5050, "itm_offset 5050 is too large: at most 5000 points"),
         ("fast_ema", "1e999999", "fast_ema is too large: at most 500 bars"),
         ("slow_ema", 501, "slow_ema 501 is too large: at most 500 bars"),
@@ -70,7 +72,7 @@ def test_lots_must_be_a_whole_number_of_at_least_one(lots):
         ),
     ],
 )
-def test_numbers_have_an_upper_bound_and_huge_ones_are_refused_at_once(field, value, message):
+def test_numbers_have_bounds_and_huge_ones_are_refused_at_once(field, value, message):
     # "1e999999" pasted into a field was accepted, after 34 s of the window's thread turning it into an int.
     problems = problems_of(**{field: value})
     assert any(p.startswith(message) for p in problems), problems

@@ -441,3 +441,16 @@ def test_realised_pnl_of_split_fills_is_the_exact_cash_flow_as_in_the_trades_tab
     )
     assert trader.realised == exact == Decimal("1938.50")
     assert [t.round_trip_pnl for t in trades if t.round_trip_pnl is not None] == [exact]
+
+
+def test_a_position_under_an_unconfirmed_stop_is_not_taken_for_protected(make) -> None:
+    # A stopping LIVE agent ends once the position is protected at the broker; a stop whose reply was lost may not
+    # be there at all.
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    gateway.ambiguous_next = True  # the stop-loss order's reply is lost
+    fill(trader, "O1", 195, "200")
+    h = trader.holding
+    assert h is not None and h.stop_order is not None and h.stop_order.order_id == ""
+    assert not trader.protected_at_broker()

@@ -142,6 +142,9 @@ class FakeEngine:
         self.exported_rows = 7
         self.closed = False
         self.killed: str | None = None
+        self.resumable: set[tuple[str, str]] = (
+            set()
+        )  # (account, label) of earlier sessions a new tab takes over
 
     def _record(self, name: str, arg: Any = None) -> None:
         self.calls.append((name, arg))
@@ -200,6 +203,9 @@ class FakeEngine:
     def kill_all(self, reason: str) -> None:
         self._record("kill_all", reason)
         self.killed = reason
+
+    def label_resumes(self, user_id: str, label: str) -> bool:
+        return (user_id, label) in self.resumable
 
     def kill_reason(self) -> str | None:
         return self.killed

@@ -114,6 +114,13 @@ def test_a_label_another_tab_of_the_account_has_is_refused_in_words(qtbot, engin
     ]
     window.rename_tab(window.tabs.indexOf(other_account))  # another account's tab may have it
     assert other_account.label == "Computer 1"
+    engine.resumable.add(
+        ("UK9394", "Kept")
+    )  # a closed tab that kept its position: a new tab "Kept" takes it over
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("Kept", True))
+    answer_next_message_box("OK", seen)
+    window.rename_tab(window.tabs.indexOf(second))
+    assert second.label == "Computer 3" and "open a new tab labelled 'Kept' to take it over" in seen[-1]
 
     path = tmp_path / "ws.toml"
     path.write_text(
@@ -206,6 +213,21 @@ def test_a_live_tab_never_started_is_saved_unconfirmed_and_reopens_asking_on_sta
     reopened = window.session_tabs()[0]
     assert reopened is not tab
     assert reopened.form.params().mode is Mode.LIVE and reopened.session.calls == []  # asks on Start
+    _shutdown(qtbot, window)
+
+
+def test_an_older_tabs_file_with_two_labels_alike_still_restores_every_tab(qtbot, engine):
+    from desktop.ui.main_window import TABS_FILE
+
+    window = _window(qtbot, engine)
+    table = 'segments = ["NIFTY"]\nlots = 1\nstop_loss = 5\nitm_offset = 100\n'
+    entry = f'[[session]]\nprofile = "UK9394"\nlabel = "Session 2"\n{table}'
+    (window._settings_dir / TABS_FILE).write_text(entry + entry, encoding="utf-8")
+    tabs = window.restore_tabs()
+    assert [t.label for t in tabs] == [
+        "Session 2",
+        "Session 2 (2)",
+    ]  # the first keeps it: it takes its session over
     _shutdown(qtbot, window)
 
 
