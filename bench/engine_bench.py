@@ -211,10 +211,12 @@ def main() -> int:
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         for a in agents:
-            a.trader.latency_probe = []
-            a.trader.sent_probe = []
             if args.no_orders:  # measurement only: the entry is refused as if the broker had (strategy freed)
                 a.post_command("call", lambda trader: setattr(trader, "_send", lambda intent, role: None))
+            a.post_command(
+                "call",
+                lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
+            )
         time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
@@ -276,7 +278,7 @@ def main() -> int:
             ):
                 print(f"  {what}: p50 {statistics.median(xs):.3f} ms, p99 {pct(xs, 0.99):.3f} ms")
             sent = [x * 1000 for a in agents for x in (a.trader.sent_probe or [])]
-            if sent:
+            if sent and not args.no_orders:
                 print(
                     f"tick-to-order-sent (intent committed to disk, then accepted by the paper gateway) over "
                     f"{len(sent)} entries: p50 {statistics.median(sent):.3f} ms, p99 {pct(sent, 0.99):.3f} ms"
