@@ -20,7 +20,7 @@ from typing import Any
 
 from desktop.broker.errors import BrokerError
 from desktop.broker.gateway import LiveGateway
-from desktop.domain import Mode, Order, OrderStatus, OrderType, Side, rupees
+from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side, rupees
 from desktop.engine.trader import SegmentTrader
 
 _RESTING = (OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN, OrderStatus.PENDING)
@@ -37,6 +37,7 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     key = trader.ctx.key
     fills = trader.ctx.store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     trader.seen_fills |= {f.fill_id for f in fills}
+    _show_earlier(trader, fills, now)
     held, trader.realised = _replay(
         ((f.exchange, f.tradingsymbol), f.side, f.quantity, f.price, f.timestamp.date() == now.date())
         for f in fills
@@ -54,9 +55,9 @@ def recover_live(
     """Reconciles the segment with the broker's orders of this session's tag and the account's positions."""
     key = trader.ctx.key
     store = trader.ctx.store
-    trader.seen_fills |= {
-        f.fill_id for f in store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    }
+    fills = store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    trader.seen_fills |= {f.fill_id for f in fills}
+    _show_earlier(trader, fills, now)
     orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
     if _cancel_left_working(trader, gateway, orders):  # what filled meanwhile must be counted: read again
         orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
@@ -169,6 +170,23 @@ def _replay(
             qty, cost = qty - sold, cost - average * sold
         held[instrument] = (qty, cost if qty else Decimal(0))
     return held, rupees(realised)
+
+
+def _show_earlier(trader: SegmentTrader, fills: list[Fill], now: datetime) -> None:
+    """The day's fills and orders of this segment from the session's earlier runs: its orders and trades tables
+    show what its day's P&L counts (the orders as last recorded; Kite's updates of this run replace them)."""
+    key, day = trader.ctx.key, now.date()
+    trader.fill_rows[:0] = [
+        f for f in fills if f.timestamp.date() == day and _mine(trader, f.exchange, f.tradingsymbol)
+    ]
+    for o in trader.ctx.store.orders.for_session(broker_id=key.broker_id, session_id=key.session_id):
+        if (
+            o.timestamp is not None
+            and o.timestamp.date() == day
+            and _mine(trader, o.exchange, o.tradingsymbol)
+        ):
+            trader.order_rows.setdefault(o.order_id, o)
+    trader.changed = True
 
 
 def _tell_risk(trader: SegmentTrader, now: datetime) -> None:

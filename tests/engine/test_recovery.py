@@ -112,3 +112,20 @@ def test_a_paper_restart_counts_only_the_days_fills_in_its_pnl(make) -> None:
     recover_paper(trader, today)
     assert trader.realised == Decimal("1950.00")  # today's +10 × 195, not yesterday's −20 × 195
     assert trader.ctx.risk.daily_pnl == Decimal("1950.00")
+    # The trades and orders tables show the day's earlier fills and orders, as the day's P&L counts them.
+    assert [f.fill_id for f in trader.fill_rows] == ["F3", "F4"]
+
+
+def test_a_live_restart_shows_the_days_earlier_orders_and_fills_of_its_segment(make) -> None:
+    trader, _, store = make()
+    key = trader.ctx.key
+    earlier = [bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "180")]
+    other = Order("BN1", key, Mode.LIVE, "NFO", "BANKNIFTY26113600000CE", Side.BUY, 30, OrderType.MARKET,
+                  OrderStatus.COMPLETE, 30, Decimal("300"), timestamp=T0)  # fmt: skip
+    for o in (*earlier, other):
+        store.orders.record(o)
+    store.fills.record(Fill("F1", "B1", key, Mode.LIVE, "NFO", SYMBOL, Side.BUY, 195, Decimal("200"), T0))
+    store.fills.record(Fill("F2", "S1", key, Mode.LIVE, "NFO", SYMBOL, Side.SELL, 195, Decimal("180"), T0))
+    recover_live(trader, Book(earlier), {SYMBOL: 0}, T0 + timedelta(minutes=5))
+    assert list(trader.order_rows) == ["B1", "S1"]  # BANKNIFTY's order is its own segment's to show
+    assert [f.fill_id for f in trader.fill_rows] == ["F1", "F2"]
