@@ -82,10 +82,7 @@ class JobRunner(QObject):
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Runs `fn()` on a pool thread; `on_done(result)` or `on_error(exc)` later on this thread."""
-        relay = _Relay(self, on_done, on_error)
-        self._relays.add(relay)
-        self.sig_busy_changed.emit(len(self._relays))
-        self._pool.start(_Job(fn, relay))
+        self._pool.start(self._job(fn, on_done, on_error))
 
     def submit_detached(
         self,
@@ -97,10 +94,7 @@ class JobRunner(QObject):
 
         A pool thread blocked for minutes would hold up quitting: Qt waits for its pool's threads.
         """
-        relay = _Relay(self, on_done, on_error)
-        self._relays.add(relay)
-        self.sig_busy_changed.emit(len(self._relays))
-        job = _Job(fn, relay)
+        job = self._job(fn, on_done, on_error)
         threading.Thread(target=job.run, name="kitedesk-ui-wait", daemon=True).start()
 
     def submit_now(
@@ -111,11 +105,19 @@ class JobRunner(QObject):
     ) -> None:
         """Like `submit`, on a thread of its own at once: for a kill switch, which must never queue behind the pool's
         slow jobs (a LIVE square-off waits up to 45 s for its exit). Not a daemon: quitting waits for it."""
+        job = self._job(fn, on_done, on_error)
+        threading.Thread(target=job.run, name="kitedesk-ui-now").start()
+
+    def _job(
+        self,
+        fn: Callable[[], Any],
+        on_done: Callable[[Any], None] | None,
+        on_error: Callable[[BaseException], None] | None,
+    ) -> _Job:
         relay = _Relay(self, on_done, on_error)
         self._relays.add(relay)
         self.sig_busy_changed.emit(len(self._relays))
-        job = _Job(fn, relay)
-        threading.Thread(target=job.run, name="kitedesk-ui-now").start()
+        return _Job(fn, relay)
 
     @property
     def busy(self) -> int:
