@@ -250,7 +250,8 @@ class MainWindow(QMainWindow):
             return False
         positions = SQUARE_OFF
         if tab.session.has_open_position():
-            choice = ask_open_position(self, f"{tab.session.user_id} · {tab.label}")
+            starting = tab.session.snapshot().state is SessionState.STARTING
+            choice = ask_open_position(self, f"{tab.session.user_id} · {tab.label}", starting)
             if choice is None:
                 return False
             positions = choice

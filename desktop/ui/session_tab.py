@@ -109,12 +109,18 @@ def live_confirmation_text(user_id: str, label: str, params: StrategyParams) -> 
     )
 
 
-def ask_open_position(parent: QWidget, what: str) -> str | None:
-    """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel)."""
+def ask_open_position(parent: QWidget, what: str, starting: bool = False) -> str | None:
+    """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel).
+    `starting`: the session is still starting and may be taking over a position its last run kept."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Open position")
-    box.setText(f"{what} has an open position.\n\nSquare it off now, or keep it under its stop loss?")
+    held = (
+        "is still starting and may take over a position its last run kept"
+        if starting
+        else "has an open position"
+    )
+    box.setText(f"{what} {held}.\n\nSquare it off now, or keep it under its stop loss?")
     square = box.addButton("Square off", QMessageBox.ButtonRole.AcceptRole)
     keep = box.addButton("Keep under stop loss", QMessageBox.ButtonRole.ActionRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
@@ -395,7 +401,8 @@ class SessionTab(QWidget):
             return
         positions = SQUARE_OFF
         if self.session.has_open_position():
-            choice = ask_open_position(self, f"{self.session.user_id} · {self.label}")
+            starting = self.session.snapshot().state is SessionState.STARTING
+            choice = ask_open_position(self, f"{self.session.user_id} · {self.label}", starting)
             if choice is None:
                 return
             positions = choice

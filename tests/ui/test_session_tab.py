@@ -137,6 +137,20 @@ def test_stop_with_open_position_asks_and_can_keep_it(qtbot):
     jobs.wait()
 
 
+def test_stop_while_a_resumed_session_is_starting_says_it_may_take_over_a_position(qtbot):
+    tab, session, jobs = _tab(qtbot)
+    tab.request_start()
+    session._set(SessionState.STARTING)  # loading, its last run's kept position not taken over yet
+    session.holding = True  # as SessionEngine.has_open_position says while a resumed session starts
+    tab.refresh(force=True)
+    seen: list[str] = []
+    answer_next_message_box("Cancel", seen)
+    tab.request_stop()
+    assert "is still starting and may take over a position its last run kept" in seen[0]
+    assert [c[0] for c in session.calls] == ["start"]
+    jobs.wait()
+
+
 def test_stop_with_open_position_cancelled_keeps_running(qtbot):
     tab, session, jobs = _tab(qtbot)
     tab.request_start()
