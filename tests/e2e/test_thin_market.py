@@ -51,3 +51,42 @@ def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_b
     ]
     assert sum(leg.buy_quantity - leg.sell_quantity for leg in legs) == 0, "squared off: 65 sold, no more"
     assert stop.status == "CANCELLED"
+
+
+def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_stop(
+    demo_engine: Engine, qapp
+) -> None:
+    # The square-off cancels the resting stop, then sells; the sale is rejected (RMS, margin). The session must not
+    # end with the position at the broker and no stop: it waits, places a stop again, and ends "kept".
+    sim = demo_engine.simulator
+    assert sim is not None
+    book = sim.state.accounts["UK9394"].book
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))
+
+    def ours(kind: str, status: str):
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind
+                and o.status == status]  # fmt: skip
+
+    wait_until(qapp, lambda: ours("SL-M", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
+    first_stop = ours("SL-M", "TRIGGER PENDING")[0]
+    symbol = first_stop.instrument.tradingsymbol
+    agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
+    assert agent is not None
+    agent.post_command(
+        "call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )  # no more signals
+    sim.inject_fault({"kind": "reject_next_order", "api_key": "UK9394"})
+    demo_engine.close_session(session.key, "square_off")  # its tab closed with "Square off"
+    assert first_stop.status == "CANCELLED"
+    rejected = ours("MARKET", "REJECTED")
+    assert (
+        rejected
+        and rejected[-1].transaction_type == "SELL"
+        and rejected[-1].instrument.tradingsymbol == symbol
+    )
+    again = [o for o in ours("SL-M", "TRIGGER PENDING") if o.instrument.tradingsymbol == symbol]
+    legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
+    held = sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
+    assert held == 65 and [o.quantity for o in again] == [65], "still held, and protected at the broker again"
+    assert demo_engine.label_resumes("UK9394", "Computer 3"), "kept: the next tab of this label takes it over"
