@@ -20,7 +20,7 @@ from desktop.broker.login import LoopbackListener, login_url, parse_request_toke
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
 from desktop.broker.sim.process import SimProcess
-from desktop.domain import MARKET_CLOSE, Mode, SessionKey
+from desktop.domain import MARKET_CLOSE, Mode, Position, SessionKey
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
@@ -88,8 +88,9 @@ class Engine:
         self._demo_profiles: dict[str, Profile] = {}
         self.writer = StoreWriter()
         self._services = SessionServices(
-            self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer
-        )
+            self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
+            self._live_positions,
+        )  # fmt: skip
 
     # -- demo -----------------------------------------------------------------------------------------
 
@@ -242,6 +243,9 @@ class Engine:
         session = SessionEngine(self._services, profile, key, label, resumed=resumed is not None)
         self.registry.add(session)
         return session
+
+    def _live_positions(self, user_id: str) -> list[Position]:
+        return [p for session in self.registry.sessions(user_id) for p in session.live_positions()]
 
     def label_resumes(self, user_id: str, label: str) -> bool:
         """A new tab of `user_id` labelled `label` would take over an earlier session (a kept position, a crash):

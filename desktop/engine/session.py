@@ -30,7 +30,7 @@ from desktop.broker.profiles import Profile, SecretStore
 from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent, KiteSession
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
-from desktop.domain import Fill, Mode, Order, Segment, SessionKey, StrategyParams
+from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
@@ -66,6 +66,9 @@ class SessionServices:
     home: Path
     market_time: Callable[[], datetime]
     writer: StoreWriter
+    # The LIVE positions the open sessions of an account (user id) last published: the broker's positions are
+    # the account's, and a session checks its own against them (SegmentTrader._account_share).
+    account_positions: Callable[[str], list[Position]] = lambda user_id: []
 
 
 class SessionEngine(QObject):
@@ -166,8 +169,9 @@ class SessionEngine(QObject):
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
-            self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit
-        )
+            self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit,
+            self._others_holding,
+        )  # fmt: skip
         self._agents = {}
         self._routes = {}
         for segment in params.segments:
@@ -226,6 +230,17 @@ class SessionEngine(QObject):
             self._refresh_state()
         finally:
             self._lock.release()
+
+    def live_positions(self) -> list[Position]:
+        """The LIVE positions its segments last published (immutable snapshots, readable from any thread)."""
+        return [p for a in list(self._agents.values()) for p in a.view.positions if p.mode is Mode.LIVE]
+
+    def _others_holding(self, exchange: str, symbol: str) -> list[tuple[str, int]]:
+        return [
+            (p.key.session_id, p.quantity)
+            for p in self.services.account_positions(self.user_id)
+            if p.key != self.key and (p.exchange, p.tradingsymbol) == (exchange, symbol) and p.quantity > 0
+        ]
 
     def has_open_position(self) -> bool:
         """True while any segment holds an option (ask square-off or keep before a restart), and while a session

@@ -377,9 +377,13 @@ class SegmentTrader:
         except BrokerError as e:
             self.log.debug("positions not read (%s): checked again later", e)
             return
+        account = net
+        if net is not None:
+            net = self._account_share(h, net)
         if net is None or net >= h.quantity:
             self._broker_short_seen = None
             return
+        shared = "" if net == account else f" (the account holds {account}, held first by its other sessions)"
         if self._broker_short_seen != (h.tradingsymbol, h.quantity, net):
             self._broker_short_seen = (h.tradingsymbol, h.quantity, net)
             return  # seen once: maybe our own stop's fills not reported yet
@@ -387,16 +391,16 @@ class SegmentTrader:
         self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
         if net <= 0:
             self.log.error(
-                "the broker shows no %s position any more (closed outside KiteDesk?): the position is let go and "
-                "its stop-loss order cancelled; its P&L is not counted here",
-                h.tradingsymbol,
-            )
+                "the broker shows no %s position any more for this session%s (closed outside KiteDesk?): the "
+                "position is let go and its stop-loss order cancelled; its P&L is not counted here",
+                h.tradingsymbol, shared,
+            )  # fmt: skip
             self._let_go(h, now)
             return
         self.log.error(
-            "the broker shows only %d of the %d %s held (sold outside KiteDesk?): holding %d, stop-loss order "
+            "the broker shows only %d of the %d %s held%s (sold outside KiteDesk?): holding %d, stop-loss order "
             "resized; the P&L of the rest is not counted here",
-            net, h.quantity, h.tradingsymbol, net,
+            net, h.quantity, h.tradingsymbol, shared, net,
         )  # fmt: skip
         h.keep_only(net)
         self._save_position(now)
@@ -409,6 +413,14 @@ class SegmentTrader:
                 self.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
                 if self._cancel_stop(h):
                     self._protect_rest()
+
+    def _account_share(self, h: Holding, net: int) -> int:
+        """What of the account's `net` at the broker this session may count as its own. Sessions of one account
+        holding the same option take it in the order of their session ids, so that together their stops never
+        cover more than the account holds (a sale in Kite web of a jointly held option is anybody's)."""
+        me = self.ctx.key.session_id
+        before = sum(qty for sid, qty in self.ctx.others_holding(h.exchange, h.tradingsymbol) if sid < me)
+        return max(0, net - before)
 
     def _protect_rest(self) -> None:
         """LIVE: the position is still held after an exit failed or sold only part: a stop-loss order for what the

@@ -4,6 +4,9 @@ and the resting stop-loss order, which would do the same when triggered, is canc
 
 from __future__ import annotations
 
+import time
+
+from desktop.domain import Segment
 from desktop.engine import Engine
 from tests.e2e.conftest import params, wait_until
 
@@ -52,3 +55,57 @@ def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_en
     assert leg.quantity == 0, "no short option position"
     assert stop.status == "CANCELLED"
     wait_until(qapp, lambda: any("closed outside KiteDesk?" in line for line in lines), 5, "the log line")
+
+
+def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite_web(
+    demo_engine: Engine, qapp
+) -> None:
+    # Two tabs of one account buy the same call; the trader sells one tab's worth in Kite web. Each tab used to
+    # compare the account's 65 with its own 65 and keep its stop: both triggered would sell 65 short.
+    sim = demo_engine.simulator
+    assert sim is not None
+    book = sim.state.accounts["UK9394"].book
+    sessions = [demo_engine.open_session("UK9394", label) for label in ("A", "B")]
+    for s in sessions:
+        s.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))
+
+    def holding(s):  # type: ignore[no-untyped-def]
+        seg = s.snapshot().segments
+        return seg[0].option_symbol if seg and seg[0].quantity == 65 else None
+
+    def both_hold_one_option() -> bool:
+        symbols = [holding(s) for s in sessions]
+        return symbols[0] is not None and symbols[0] == symbols[1]
+
+    wait_until(qapp, both_hold_one_option, 60, "both sessions holding the same call")
+    for s in sessions:  # no more signals: the positions stay while the test looks
+        s.agent(Segment.NIFTY).post_command("call", lambda t: setattr(t.strategy, "on_bar", lambda bar: []))
+    symbol = holding(sessions[0])
+    a, b = sessions
+    wait_until(
+        qapp, lambda: b._others_holding("NFO", symbol) == [(a.key.session_id, 65)], 5, "each sees the other"
+    )
+
+    def stops():  # type: ignore[no-untyped-def]
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == "SL-M"
+                and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"]  # fmt: skip
+
+    wait_until(qapp, lambda: len(stops()) == 2, 10, "a stop at the broker for each")
+    form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": "65",
+            "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
+    assert sim.call(lambda: _place(book, form, sim)).status == "COMPLETE"  # the trader, in Kite web
+
+    for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
+        for s in sessions:
+            s.agent(Segment.NIFTY).post_command("call", lambda t: setattr(t, "_next_broker_check", 0.0))
+        qapp.processEvents()
+        wait_until(qapp, lambda: all(s.agent(Segment.NIFTY).backlog == 0 for s in sessions), 5, "checked")
+        time.sleep(0.3)  # a few index ticks (120x): the checks run on them
+    wait_until(qapp, lambda: len(stops()) == 1, 10, "one stop left, for the 65 the account holds")
+    assert [o.quantity for o in stops()] == [65]
+    first = min(sessions, key=lambda s: s.key.session_id)
+    assert holding(first) == symbol and all(holding(s) is None for s in sessions if s is not first)
+
+
+async def _place(book, form, sim):  # type: ignore[no-untyped-def]
+    return book.place(form, "regular", sim.state.clock.now())  # no tag: not KiteDesk's

@@ -454,3 +454,36 @@ def test_a_position_under_an_unconfirmed_stop_is_not_taken_for_protected(make) -
     h = trader.holding
     assert h is not None and h.stop_order is not None and h.stop_order.order_id == ""
     assert not trader.protected_at_broker()
+
+
+def test_two_sessions_holding_one_option_never_keep_stops_for_more_than_the_account_holds(make) -> None:
+    # Two tabs of one account bought the same call (195 each, 390 at the broker); the trader sold 195 in Kite web.
+    # Each compared the broker's 195 with its own 195 and kept its stop: both triggered would sell 195 short.
+    # The account's holding is taken in the order of the sessions' ids: the first keeps it, the next lets go.
+    one, one_gw, _ = make()
+    two, two_gw, _ = make()
+    for trader, other in ((one, two), (two, one)):
+        trader.ctx.others_holding = lambda exchange, symbol, other=other: (
+            [(other.ctx.key.session_id, other.holding.quantity)]
+            if other.holding is not None and other.holding.tradingsymbol == symbol
+            else []
+        )
+    enter(one, one_gw, "200")
+    enter(two, two_gw, "201")
+    assert one.holding.tradingsymbol == two.holding.tradingsymbol  # type: ignore[union-attr]
+    one_gw.net = two_gw.net = 390
+    broker_check(one, 1)
+    broker_check(two, 1)
+    assert one_gw.cancelled == two_gw.cancelled == [], "the broker holds both"
+    one_gw.net = two_gw.net = 195  # 195 sold outside
+    for seconds in (31, 61):
+        broker_check(one, seconds)
+        broker_check(two, seconds)
+    first, first_gw, second, second_gw = (
+        (one, one_gw, two, two_gw)
+        if one.ctx.key.session_id < two.ctx.key.session_id
+        else (two, two_gw, one, one_gw)
+    )
+    assert first.holding is not None and first.holding.quantity == 195 and first_gw.cancelled == []
+    assert second.holding is None and second_gw.cancelled == ["O2"], "its stop would have sold short"
+    assert "(the account holds 195, held first by its other sessions)" in second.log.path.read_text()
