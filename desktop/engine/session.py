@@ -232,8 +232,11 @@ class SessionEngine(QObject):
             self._lock.release()
 
     def live_positions(self) -> list[Position]:
-        """The LIVE positions its segments last published (immutable snapshots, readable from any thread)."""
-        return [p for a in list(self._agents.values()) for p in a.view.positions if p.mode is Mode.LIVE]
+        """The LIVE positions its running segments last published (immutable snapshots, readable from any thread).
+        A failed segment's last snapshot is frozen: counted, it would hold a share of the account's position for
+        ever, so the account's other sessions would let theirs go."""
+        agents = [a for a in list(self._agents.values()) if a.state is not AgentState.FAILED]
+        return [p for a in agents for p in a.view.positions if p.mode is Mode.LIVE]
 
     def _others_holding(self, exchange: str, symbol: str) -> list[tuple[str, int]]:
         return [

@@ -388,7 +388,10 @@ class SegmentTrader:
             self._broker_short_seen = (h.tradingsymbol, h.quantity, net)
             return  # seen once: maybe our own stop's fills not reported yet
         self._broker_short_seen = None
-        self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
+        self._journal(
+            "broker_holds_less",
+            {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net, "account": account},
+        )
         if net <= 0:
             self.log.error(
                 "the broker shows no %s position any more for this session%s (closed outside KiteDesk?): the "
@@ -398,8 +401,8 @@ class SegmentTrader:
             self._let_go(h, now)
             return
         self.log.error(
-            "the broker shows only %d of the %d %s held%s (sold outside KiteDesk?): holding %d, stop-loss order "
-            "resized; the P&L of the rest is not counted here",
+            "the broker shows only %d of the %d %s held for this session%s (sold outside KiteDesk?): holding %d, "
+            "stop-loss order resized; the P&L of the rest is not counted here",
             net, h.quantity, h.tradingsymbol, shared, net,
         )  # fmt: skip
         h.keep_only(net)

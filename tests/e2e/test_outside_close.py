@@ -105,6 +105,11 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
     assert [o.quantity for o in stops()] == [65]
     first = min(sessions, key=lambda s: s.key.session_id)
     assert holding(first) == symbol and all(holding(s) is None for s in sessions if s is not first)
+    other = next(s for s in sessions if s is not first)
+    assert other._others_holding("NFO", symbol) == [(first.key.session_id, 65)]
+    first.agent(Segment.NIFTY).post_command("call", lambda t: 1 / 0)  # a strategy bug: that segment fails
+    # Its frozen snapshot no longer counts: it would hold a share of the account's position for ever.
+    wait_until(qapp, lambda: other._others_holding("NFO", symbol) == [], 5, "a failed segment not counted")
 
 
 async def _place(book, form, sim):  # type: ignore[no-untyped-def]
