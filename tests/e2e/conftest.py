@@ -35,6 +35,13 @@ def params(**raw: Any):
     return parse_params({**FAST, **raw}, confirm_live=True)
 
 
+def sim_book(engine: Engine, user: str = "UK9394") -> tuple[Any, Any]:
+    """The demo engine's simulator and the order book of `user`'s account on it (what Kite web would show)."""
+    sim = engine.simulator
+    assert sim is not None
+    return sim, sim.state.accounts[user].book
+
+
 def start_session(engine: Engine, user: str, label: str, **raw: Any) -> SessionEngine:
     """Opens and starts a session."""
     session = engine.open_session(user, label)

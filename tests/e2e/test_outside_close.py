@@ -8,13 +8,11 @@ import time
 
 from desktop.domain import Segment
 from desktop.engine import Engine
-from tests.e2e.conftest import params, wait_until
+from tests.e2e.conftest import params, sim_book, wait_until
 
 
 def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_engine: Engine, qapp) -> None:
-    sim = demo_engine.simulator
-    assert sim is not None
-    book = sim.state.accounts["UK9394"].book
+    sim, book = sim_book(demo_engine)
     session = demo_engine.open_session("UK9394", "Computer 3")
     lines: list[str] = []
     session.sig_log_line.connect(lambda line: lines.append(line.text))
@@ -62,9 +60,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
 ) -> None:
     # Two tabs of one account buy the same call; the trader sells one tab's worth in Kite web. Each tab used to
     # compare the account's 65 with its own 65 and keep its stop: both triggered would sell 65 short.
-    sim = demo_engine.simulator
-    assert sim is not None
-    book = sim.state.accounts["UK9394"].book
+    sim, book = sim_book(demo_engine)
     sessions = [demo_engine.open_session("UK9394", label) for label in ("A", "B")]
     for s in sessions:
         s.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))

@@ -6,15 +6,13 @@ from __future__ import annotations
 import re
 
 from desktop.engine import Engine
-from tests.e2e.conftest import params, wait_until
+from tests.e2e.conftest import params, sim_book, wait_until
 
 
 def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_broker(
     demo_engine: Engine, qapp
 ) -> None:
-    sim = demo_engine.simulator
-    assert sim is not None
-    book = sim.state.accounts["UK9394"].book
+    sim, book = sim_book(demo_engine)
     sim.inject_fault({"kind": "fill_part_of_next_order", "api_key": "UK9394", "quantity": 65})
     session = demo_engine.open_session("UK9394", "Computer 3")
     lines: list[str] = []
@@ -58,9 +56,7 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
 ) -> None:
     # The square-off cancels the resting stop, then sells; the sale is rejected (RMS, margin). The session must not
     # end with the position at the broker and no stop: it waits, places a stop again, and ends "kept".
-    sim = demo_engine.simulator
-    assert sim is not None
-    book = sim.state.accounts["UK9394"].book
+    sim, book = sim_book(demo_engine)
     session = demo_engine.open_session("UK9394", "Computer 3")
     session.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))
 
