@@ -1,3 +1,3 @@
-"""KiteDesk: a desktop trading client for Zerodha Kite Connect (see DESIGN.md for the layers)."""
+"""KiteDesk: a desktop trading client for Zerodha Kite Connect (docs/ARCHITECTURE.md describes the layers)."""
 
 __version__ = "0.1.0"
