@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol
 
 from desktop.broker.errors import InputRejected
 from desktop.domain import Instrument, OptionRight, Segment
 
+_log = logging.getLogger(__name__)
 _NAME_FROM_SYMBOL = re.compile(r"^([A-Z&-]+?)\d")
 
 
@@ -133,6 +135,10 @@ class InstrumentBook:
     def __len__(self) -> int:
         return len(self._by_token)
 
+    def instruments(self) -> Iterable[Instrument]:
+        """Every instrument of the book, in the dump's order."""
+        return self._by_token.values()
+
     def by_token(self, instrument_token: int) -> Instrument | None:
         """The instrument with this token, or None."""
         return self._by_token.get(instrument_token)
@@ -189,13 +195,23 @@ class InstrumentBook:
         )
 
 
+class DumpStore(Protocol):
+    """Where the day's dump is kept (the local store's instruments cache)."""
+
+    def save(self, *, broker_id: str, day: date, instruments: Iterable[Instrument]) -> int: ...
+
+
 class InstrumentCache:
     """Instrument books per (account, day), fetched once; the caller owns it (never a module global).
 
-    Two sessions of one account asking at once trigger one fetch: the second waits for the first.
+    Two sessions of one account asking at once trigger one fetch: the second waits for the first. With a
+    `dumps` store, each day's dump is also kept on disk, where the trade export finds every contract's
+    expiry (a monthly symbol does not spell it). A restart still fetches afresh: the exchange lists new
+    strikes during a day that moves a lot, and a demo's strikes follow its seed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, dumps: DumpStore | None = None) -> None:
+        self._dumps = dumps
         self._lock = threading.Lock()
         self._books: dict[tuple[str, date], InstrumentBook] = {}
         self._fetch_locks: dict[tuple[str, date], threading.Lock] = {}
@@ -215,7 +231,7 @@ class InstrumentCache:
                 cached = self._books.get(key)
             if cached is not None:
                 return cached
-            book = InstrumentBook.from_rows(fetch(), day)
+            book = self._fetched(broker_id, day, fetch)
             with self._lock:
                 self._books[key] = book
                 # Yesterday's books of this account are stale: drop them.
@@ -224,7 +240,28 @@ class InstrumentCache:
                 self._fetch_locks.pop(key, None)
             return book
 
+    def _fetched(
+        self, broker_id: str, day: date, fetch: Callable[[], Iterable[Mapping[str, Any]]]
+    ) -> InstrumentBook:
+        book = InstrumentBook.from_rows(fetch(), day)
+        if self._dumps is not None:
+            try:
+                self._dumps.save(broker_id=broker_id, day=day, instruments=_tradable_here(book))
+            except Exception as exc:  # trading goes on without the copy; the export then lacks some expiries
+                _log.warning("could not keep the instruments of %s for %s: %s", broker_id, day, exc)
+        return book
+
     def put(self, broker_id: str, book: InstrumentBook) -> None:
         """Stores a book loaded elsewhere (e.g. from the local database)."""
         with self._lock:
             self._books[(broker_id, book.as_of)] = book
+
+
+def _tradable_here(book: InstrumentBook) -> list[Instrument]:
+    """The indices KiteDesk trades and their option chains: what an export or a replay of the day needs.
+
+    A real account's dump has ~100,000 rows; these are a few thousand, so a year of days stays small.
+    """
+    names = {s.spec.name for s in Segment}
+    tokens = {s.spec.index_token for s in Segment}
+    return [i for i in book.instruments() if i.name in names or i.instrument_token in tokens]

@@ -16,6 +16,7 @@ import requests
 
 from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
+from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
@@ -79,7 +80,9 @@ class Engine:
         self.store = Store.open(self._home)
         self.profile_book = ProfileBook(self._home / PROFILES_FILE)
         self.secrets = secrets or SecretStore()
-        self.hub = BrokerHub(self.secrets, feed_options=feed_options)
+        self.hub = BrokerHub(
+            self.secrets, feed_options=feed_options, instruments=InstrumentCache(self.store.instruments)
+        )
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()
         self._sim: Simulator | None = None

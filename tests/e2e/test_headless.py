@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import keyring
@@ -15,6 +17,8 @@ import requests
 
 from desktop.engine.accounts_cli import login, profiles
 from desktop.resources import resource_path
+from desktop.store import DB_FILENAME, Store
+from desktop.store.export import _ExpiryLookup, weekly_expiry
 from tests.broker.conftest import MemoryKeyring
 from tests.simkit import start_sim
 
@@ -50,6 +54,25 @@ def test_run_demo_workspace_prints_status_per_session_and_stops_cleanly(tmp_path
     assert "stopping..." in lines
     folders = sorted(p.name for p in (home / "logs").iterdir())
     assert len(folders) == 3 and sum(name.startswith("UK9394_") for name in folders) == 2
+    _assert_monthly_expiries_are_known_to_the_export(home)
+
+
+def _assert_monthly_expiries_are_known_to_the_export(home: Path) -> None:
+    """The day's instruments are kept in the home, so an export finds a monthly contract's expiry (its symbol,
+    e.g. BANKNIFTY26DEC61200PE, does not spell the day; the CSV left it blank)."""
+    with sqlite3.connect(home / DB_FILENAME) as db:
+        kept = db.execute("SELECT broker_id, trading_day FROM instrument_dumps").fetchall()
+    assert {broker for broker, _ in kept} == {"UK9394", "UK1234"}, kept
+    with Store.open(home) as store:
+        for broker_id, day in kept:
+            dump = store.instruments.load(broker_id=broker_id, day=date.fromisoformat(day)) or []
+            monthly = [
+                i for i in dump if i.instrument_type in ("CE", "PE") and weekly_expiry(i.tradingsymbol) is None
+            ]
+            assert monthly, f"no monthly option contract kept for {broker_id}"
+            lookup = _ExpiryLookup(store, broker_id)
+            for ins in monthly[:5]:
+                assert lookup.expiry(ins.exchange, ins.tradingsymbol, date.fromisoformat(day)) == ins.expiry
 
 
 def test_run_refuses_a_bad_workspace_with_every_problem(tmp_path: Path) -> None:
