@@ -67,7 +67,9 @@ def _assert_monthly_expiries_are_known_to_the_export(home: Path) -> None:
         for broker_id, day in kept:
             dump = store.instruments.load(broker_id=broker_id, day=date.fromisoformat(day)) or []
             monthly = [
-                i for i in dump if i.instrument_type in ("CE", "PE") and weekly_expiry(i.tradingsymbol) is None
+                i
+                for i in dump
+                if i.instrument_type in ("CE", "PE") and weekly_expiry(i.tradingsymbol) is None
             ]
             assert monthly, f"no monthly option contract kept for {broker_id}"
             lookup = _ExpiryLookup(store, broker_id)
