@@ -116,7 +116,9 @@ def main() -> int:
         (icons / f"kitedesk-{s}.png").write_bytes(pngs[s])
     (RESOURCES / "kitedesk.ico").write_bytes(ico_bytes({s: pngs[s] for s in ICO_SIZES}))
     (RESOURCES / "kitedesk.icns").write_bytes(icns_bytes({s: pngs[s] for s in ICNS_TYPES}))
-    print(f"wrote {len(PNG_SIZES)} PNGs to {icons.relative_to(ROOT)}, resources/kitedesk.ico, resources/kitedesk.icns")
+    print(
+        f"wrote {len(PNG_SIZES)} PNGs to {icons.relative_to(ROOT)}, resources/kitedesk.ico, resources/kitedesk.icns"
+    )
     return 0
 
 

@@ -19,7 +19,10 @@ def app_icon_file() -> str:
     Looked for in the frozen app (build_installer.spec bundles resources/icons), in a source checkout, and in
     a pip install's data folder (pyproject's data-files); without it the window keeps the platform's icon.
     """
-    places = [Path(__file__).resolve().parents[2] / "resources" / "icons", Path(sys.prefix) / "share" / "kitedesk"]
+    places = [
+        Path(__file__).resolve().parents[2] / "resources" / "icons",
+        Path(sys.prefix) / "share" / "kitedesk",
+    ]
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         places.insert(0, Path(frozen) / "resources" / "icons")

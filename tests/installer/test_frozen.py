@@ -152,7 +152,9 @@ def test_frozen_console_verbs(frozen_app: Path, tmp_path: Path) -> None:
     def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([cli, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
-    added = run("profiles", "add", "AB1234", "--api-key", "testkey", "--name", "Frozen test", "--home", str(home))
+    added = run(
+        "profiles", "add", "AB1234", "--api-key", "testkey", "--name", "Frozen test", "--home", str(home)
+    )
     assert added.returncode == 0, added.stdout + added.stderr
     listed = run("profiles", "--home", str(home))
     assert listed.returncode == 0 and "AB1234" in listed.stdout, listed.stdout + listed.stderr
@@ -161,7 +163,9 @@ def test_frozen_console_verbs(frozen_app: Path, tmp_path: Path) -> None:
 
     # A workspace's sessions without a window, on the embedded simulator, for a few seconds.
     workspace = frozen_app / "_internal" / "desktop" / "resources" / "demo_workspace.toml"
-    headless = run("run", str(workspace), "--demo", "--for", "8", "--home", str(tmp_path / "run"), timeout=120)
+    headless = run(
+        "run", str(workspace), "--demo", "--for", "8", "--home", str(tmp_path / "run"), timeout=120
+    )
     assert headless.returncode == 0, headless.stdout[-2000:] + headless.stderr[-2000:]
     assert "NIFTY" in headless.stdout
 
