@@ -63,7 +63,10 @@ def _children(pid: int) -> list[int]:
     """The pids of `pid`'s child processes (Linux /proc)."""
     kids: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        kids += [int(k) for k in (task / "children").read_text().split()]
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
     return kids
 
 
