@@ -13,9 +13,10 @@ from pathlib import Path
 
 import platformdirs
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from desktop.resources import resource_path
+from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
 
@@ -94,6 +95,7 @@ def run_gui(argv: Sequence[str]) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("KiteDesk")
+    app.setWindowIcon(QIcon(app_icon_file()))  # a null icon (no file found) leaves the platform's
     try:
         engine = Engine(home)
     except Exception as e:
@@ -105,9 +107,11 @@ def run_gui(argv: Sequence[str]) -> int:
     else:
         apply_theme(app, window.theme)
     window.show()
-    # Ctrl-C in the terminal quits without a question, positions kept under their stops (as on a crash,
-    # the next start adopts them). Deferred to the event loop: the handler may run inside a paint.
-    signal.signal(signal.SIGINT, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
+    # Ctrl-C in the terminal (or SIGTERM: a logout, `kill`) quits without a question, positions kept under
+    # their stops (as on a crash, the next start adopts them). Deferred to the event loop: the handler may
+    # run inside a paint.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
     if args.demo:
         start_demo(window, args.speed, args.seed)
     else:

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -23,6 +24,18 @@ import requests
 from desktop.broker.sim.runner import ws_url_of
 
 _REST = re.compile(r"REST\s+(http://\S+?)/?\s*$")
+CONSOLE_NAMES = ("kitedesk-cli.exe", "kitedesk-cli", "kitedesk")
+
+
+def sim_command() -> list[str]:
+    """`python -m desktop.broker.sim`; in the frozen app (no Python to run `-m`), its console binary's `sim`."""
+    if not getattr(sys, "frozen", False):
+        return [sys.executable, "-m", "desktop.broker.sim"]
+    # build_installer.spec puts the console binary beside the window's: `kitedesk` on Linux, `kitedesk-cli`
+    # where file names ignore case. Both run desktop.app's main, which has the `sim` command.
+    folder = Path(sys.executable).parent
+    console = next((folder / n for n in CONSOLE_NAMES if (folder / n).is_file()), Path(sys.executable))
+    return [str(console), "sim"]
 
 
 class SimStartError(RuntimeError):
@@ -49,7 +62,7 @@ class SimProcess:
         timeout: float = 30.0,
     ) -> SimProcess:
         """Starts `python -m desktop.broker.sim` on a free local port; returns once it serves."""
-        args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--exit-with-parent"]
+        args = [*sim_command(), "--port", "0", "--exit-with-parent"]
         args += ["--speed", repr(float(speed)), "--seed", str(seed)]
         if start is not None:
             args += ["--start", start.strftime("%Y-%m-%dT%H:%M")]
