@@ -218,7 +218,7 @@ def test_kitedesk_command_routes_export_here(home, tmp_path):
 # -- never overwrite what export did not write (issue 16 §8) ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", [DB_FILENAME, f"{DB_FILENAME}-wal", "profiles.toml", "logs/x/a.log"])
+@pytest.mark.parametrize("name", [DB_FILENAME, "kitedesk.lock", "profiles.toml", "logs/x/a.log"])
 def test_cli_refuses_to_write_over_the_homes_data_even_when_forced(home, capsys, name):
     target = home / name
     target.parent.mkdir(parents=True, exist_ok=True)
