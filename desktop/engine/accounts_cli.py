@@ -35,6 +35,7 @@ def login_parser() -> argparse.ArgumentParser:
         prog="kitedesk login",
         description="Log a profile in to Kite from a terminal.",
         epilog="example: kitedesk login AB1234 --timeout 120",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("profile", help="the profile's Kite user id, e.g. AB1234")
     p.add_argument("--home", help="KiteDesk data folder")
@@ -114,6 +115,7 @@ def profiles_parser() -> argparse.ArgumentParser:
         help="add or update a profile (the API secret is asked for)",
         description="Add or update a profile; the API secret is asked for without echo (or read from stdin).",
         epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add.add_argument("user_id", help="Kite user id, e.g. AB1234")
     add.add_argument("--api-key", required=True, help="the app's API key from the Kite developer console")

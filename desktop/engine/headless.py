@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kitedesk run",
         description="Run a workspace's sessions without a window.",
         epilog="example: kitedesk run workspace.toml --demo --speed 60 --start 09:20 --for 600",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("workspace", help="the workspace file (TOML)")
     p.add_argument("--demo", action="store_true", help="trade on the embedded simulator's demo accounts")

@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kitedesk export",
         description="Export one account's trades to a CSV file (Zerodha Console tradebook columns first).",
         epilog="example: kitedesk export --broker AB1234 --from 2026-01-01 --to 2026-03-31 --out trades.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--broker", required=True, metavar="USER_ID", help="the Kite user id of the account")
     p.add_argument("--session-label", metavar="LABEL", help="only the sessions with this label")

@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kitedesk sim",
         description="A Kite Connect compatible market and broker simulator.",
         epilog="example: kitedesk sim --port 8765 --speed 60 --start 09:15 --seed 7",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
