@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 from datetime import date, datetime
 from importlib.metadata import version
 from pathlib import Path
