@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from desktop.domain import Mode, Side
 from desktop.store.errors import StoreError
+from desktop.store.home import logs_dir
 from desktop.store.records import TradeRow, require_broker_id
 
 if TYPE_CHECKING:
@@ -121,15 +122,18 @@ def refuse_unsafe_target(out: Path, *, home: Path, replace_only_exports: bool) -
     """Raises StoreError when writing `out` could destroy data: inside the home, or over a foreign file."""
     target = out.resolve()  # through symbolic links: a link named trades.csv may point at the database
     home = Path(home).resolve()
-    inside = target == home or home in target.parents
+    # None of KiteDesk's own files is a .csv (database, its -wal/-shm, lock, profiles, settings, logs), so a
+    # .csv beside them is the trader's; anything else in the folder, or anything under logs/, is ours.
+    in_home = target == home or home in target.parents
+    inside = in_home and (target.suffix.lower() != ".csv" or logs_dir(home) in target.parents)
     if not inside and out.exists():
         # A hard link to the database has no path inside the home: compare the files themselves.
         own = [p for p in home.iterdir() if p.is_file()] if home.is_dir() else []
         inside = any(_same_file(out, p) for p in own)
     if inside:
         raise StoreError(
-            f"cannot write {out}: it is inside the KiteDesk folder {home}, which holds KiteDesk's own data "
-            "(database, logs, profiles); write the export somewhere else"
+            f"cannot write {out}: it is KiteDesk's own data (database, logs, profiles) in {home}; "
+            "name a .csv file outside the KiteDesk folder's logs"
         )
     if replace_only_exports and out.is_file() and not _is_an_export(out):
         raise StoreError(

@@ -218,7 +218,9 @@ def test_kitedesk_command_routes_export_here(home, tmp_path):
 # -- never overwrite what export did not write (issue 16 §8) ---------------------------------------------
 
 
-@pytest.mark.parametrize("name", [DB_FILENAME, "kitedesk.lock", "profiles.toml", "logs/x/a.log"])
+@pytest.mark.parametrize(
+    "name", [DB_FILENAME, "kitedesk.lock", "profiles.toml", "logs/x/a.log", "logs/x/a.csv", "settings.ini"]
+)
 def test_cli_refuses_to_write_over_the_homes_data_even_when_forced(home, capsys, name):
     target = home / name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -261,3 +263,8 @@ def test_cli_replaces_its_own_earlier_export_without_force(home, tmp_path, bom):
     assert main(first) == 0
     assert main(["--broker", "AB1234", "--mode", "PAPER", "--out", str(out), "--home", str(home)]) == 0
     assert [r["trade_id"] for r in _read(out)] == ["P1"]
+
+
+def test_cli_may_write_a_csv_beside_the_homes_data(home, capsys):
+    assert main(["--broker", "AB1234", "--out", str(home / "trades.csv"), "--home", str(home)]) == 0
+    assert _read(home / "trades.csv")[0]["trade_id"] == "T1"
