@@ -173,7 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             faulthandler.enable(all_threads=True)
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in SUBCOMMANDS:
-        return SUBCOMMANDS[args[0]].run(args[1:])
+        try:
+            return SUBCOMMANDS[args[0]].run(args[1:])
+        except KeyboardInterrupt:  # Ctrl-C in a command that does not catch it: its finally blocks have run
+            print(f"kitedesk {args[0]}: interrupted", file=sys.stderr)
+            return 130
     if args and not args[0].startswith("-"):
         return _unknown(args[0])  # the window takes no words: a typo must not open it (or its help)
     return _window(args)

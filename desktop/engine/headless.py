@@ -159,6 +159,8 @@ def _trade(
     out: TextIO,
 ) -> int:
     """Starts the sessions, prints their status until Ctrl-C or `--for`, then stops them (emptying `started`)."""
+    if stop_requested():  # Ctrl-C while the home was still being opened
+        return 0
     if args.demo or args.sim_url:
         engine.start_demo(speed=args.speed, seed=args.seed, start=args.start, sim_url=args.sim_url)
     missing = sorted({e.profile for e in workspace.sessions if not engine.is_logged_in(e.profile)})

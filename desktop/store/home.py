@@ -122,7 +122,10 @@ class HomeLock:
             # No O_TRUNC: the holder's pid and command stay readable until this process holds the lock.
             fd = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
         except OSError as exc:
-            raise StoreError(f"cannot use the KiteDesk folder {home}: {exc.strerror or exc}") from exc
+            raise StoreError(
+                f"the KiteDesk folder {home} cannot be written to ({exc.strerror or exc}): "
+                "make it writable, or use another --home"
+            ) from exc
         try:
             locked = _try_lock(fd)
         except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -63,6 +64,15 @@ class Store:
                 make_private_folder(home)
         except OSError as exc:
             raise StoreError(f"cannot create the KiteDesk folder {home}: {exc.strerror}") from exc
+        for needed in (
+            home,
+            path,
+        ):  # the journal is written before every order: a read-only home is refused now
+            if needed.exists() and not os.access(needed, os.W_OK):
+                raise StoreError(
+                    f"{needed} is read-only: KiteDesk records every order there before sending it; "
+                    "make it writable, or use another --home"
+                )
         check_existing_file(path, create=create, verify=verify)
         if create:
             try:

@@ -71,6 +71,8 @@ def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
         engine = Engine(home)
     except Exception as e:  # the store's and the lock's messages name the folder and what is wrong
         print(f"kitedesk: {e}", file=sys.stderr)
+        if app.platformName() not in ("offscreen", "minimal"):  # started from a menu: no terminal to read
+            QMessageBox.critical(None, "KiteDesk", str(e))
         if temporary:
             shutil.rmtree(home, ignore_errors=True)
         return 1

@@ -93,14 +93,17 @@ def _drop_root_override() -> None:
             os._exit(99)
 
 
-@pytest.fixture
-def read_only_home(tmp_path: Path) -> Iterator[Path]:
+@pytest.fixture(params=["folder", "database"])
+def read_only_home(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A home on a read-only disk (folder and files), or whose database file alone is read-only."""
     home = _new_home(tmp_path)
-    run_kitedesk("profiles", "--home", str(home))
     files = [p for p in home.rglob("*") if p.is_file()]
+    if request.param == "database":
+        files = [home / DB_FILENAME]
     for p in files:
         p.chmod(0o444)
-    home.chmod(0o555)
+    if request.param == "folder":
+        home.chmod(0o555)
     try:
         yield home
     finally:
@@ -118,6 +121,7 @@ def test_a_read_only_home_is_one_line_and_unchanged(read_only_home: Path) -> Non
         if done.returncode == 99:
             pytest.skip("running as root without CAP_SETPCAP: cannot make a home read-only for root")
         _one_clear_line(done, str(home))
+        assert "writ" in done.stderr  # "read-only" or "cannot be written to"
     assert snapshot(home) == before
 
 
