@@ -4,6 +4,7 @@ take over the same session and trade it twice. The second is refused in one line
 from __future__ import annotations
 
 import signal
+import stat
 import subprocess
 import time
 from pathlib import Path
@@ -56,3 +57,8 @@ def test_a_second_process_on_one_home_is_refused_and_the_first_trades_on(tmp_pat
     # Once the first has ended, the home is free again.
     done = run_kitedesk("profiles", "--home", str(home))
     assert done.returncode == 0, done.stderr
+    # And everything the run wrote (database, session logs, lock) is its owner's only (issue 16 §11).
+    logs = [p for p in home.rglob("*.log")]
+    assert len(logs) >= 3
+    for p in [home, *home.rglob("*")]:
+        assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
