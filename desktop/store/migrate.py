@@ -15,6 +15,8 @@ from sqlalchemy import Connection, inspect
 from desktop.store.errors import (
     BUSY_CODES,
     CORRUPT_CODES,
+    SQLITE_FULL,
+    SQLITE_IOERR,
     STORAGE_CODES,
     StoreCorruptError,
     StoreError,
@@ -64,6 +66,10 @@ def _inspect_existing(path: Path, *, verify: bool) -> None:
             raise StoreCorruptError(f"the database {path} is damaged ({exc}). {_LEAVE_IT}") from exc
         if code in BUSY_CODES:
             raise StoreLockedError(f"the database {path} is locked by another program; try again") from exc
+        if code in (SQLITE_FULL, SQLITE_IOERR):
+            raise StoreError(
+                f"the disk holding {path} is full or failing ({exc}): free some space and try again"
+            ) from exc
         if code in STORAGE_CODES:  # a WAL database is read through its -shm file, which must be writable
             raise StoreError(
                 f"the database {path} cannot be written to ({exc}): make it and its folder writable, "

@@ -167,3 +167,25 @@ def test_ctrl_c_after_a_full_disk_is_one_line(tmp_path: Path) -> None:
     # ...beside at most the one live notice given when the disk filled (not one per refused write).
     others = [line for line in lines if line not in ours]
     assert len(others) <= 1 and all("disk" in line for line in others), lines
+
+
+@pytest.mark.parametrize("action", [(), ("add", "AB1234", "--api-key", "abc123")])
+def test_profiles_on_a_full_disk_is_one_line(tmp_path: Path, action: tuple[str, ...]) -> None:
+    home = _new_home(tmp_path)
+    before = snapshot(home)
+
+    def full_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (10, 10))  # no file may grow past 10 bytes
+
+    done = subprocess.run(
+        kitedesk_cmd("profiles", *action, "--home", str(home)),
+        input="secret\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kitedesk_env(),
+        preexec_fn=full_disk,
+    )
+    _one_clear_line(done, "disk", str(home))
+    after = snapshot(home)
+    assert after[DB_FILENAME] == before[DB_FILENAME] and "profiles.toml" not in after
