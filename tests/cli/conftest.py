@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from desktop.resources import resource_path
@@ -27,17 +27,10 @@ def kitedesk_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "desktop.app", *args]
 
 
-def run_kitedesk(
-    *args: str, timeout: float = 120, preexec_fn: Callable[[], None] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_kitedesk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Runs `kitedesk ARGS...` to its end."""
     return subprocess.run(
-        kitedesk_cmd(*args),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=kitedesk_env(),
-        preexec_fn=preexec_fn,
+        kitedesk_cmd(*args), capture_output=True, text=True, timeout=timeout, env=kitedesk_env()
     )
 
 

@@ -3,7 +3,6 @@ exit code 1, nothing changed. Each case is a real process, as a trader's termina
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
@@ -84,13 +83,22 @@ def test_a_corrupt_database_is_one_line_and_left_as_it_is(tmp_path: Path) -> Non
     assert not (home / "logs").exists()
 
 
-def _drop_root_override() -> None:
-    """In the child: root without the capabilities that let it write where the modes say no."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop = 24
-    for cap in (1, 2, 3):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER
-        if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
-            os._exit(99)
+# Run before the command, in its own process: root without the capabilities that let it write where the
+# modes say no (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER dropped from the bounding set), then exec.
+_AS_ROOT_WITHOUT_OVERRIDE = (
+    "import ctypes, os, sys\n"
+    "libc = ctypes.CDLL(None, use_errno=True)\n"
+    "if any(libc.prctl(24, cap, 0, 0, 0) != 0 for cap in (1, 2, 3)):\n"
+    "    sys.exit(99)\n"
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+)
+
+
+def _run_without_root_override(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = kitedesk_cmd(*args)
+    if os.geteuid() == 0:
+        cmd = [cmd[0], "-c", _AS_ROOT_WITHOUT_OVERRIDE, *cmd[1:]]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=kitedesk_env())
 
 
 @pytest.fixture(params=["folder", "database"])
@@ -115,9 +123,8 @@ def read_only_home(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[P
 def test_a_read_only_home_is_one_line_and_unchanged(read_only_home: Path) -> None:
     home = read_only_home
     before = snapshot(home)
-    preexec = _drop_root_override if os.geteuid() == 0 else None
     for args in (("profiles", "--home", str(home)), demo_run_args(home, "--for", "3")):
-        done = run_kitedesk(*args, preexec_fn=preexec)
+        done = _run_without_root_override(*args)
         if done.returncode == 99:
             pytest.skip("running as root without CAP_SETPCAP: cannot make a home read-only for root")
         _one_clear_line(done, str(home))
