@@ -17,27 +17,39 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from desktop.broker.errors import BrokerError
+from desktop.engine.cli_support import open_engine, trader_message
 from desktop.engine.engine import Engine
 from desktop.engine.snapshots import ProfileInfo
+from desktop.store import StoreError
 
 
-def _engine(home: str | None) -> Engine:
+def _engine(command: str, home: str | None) -> Engine | None:
     from desktop.store import resolve_home
 
-    return Engine(resolve_home(home))
+    return open_engine(command, resolve_home(home))
 
 
-def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
-    """The `kitedesk login` command."""
+def login_parser() -> argparse.ArgumentParser:
+    """The `kitedesk login` command line."""
     p = argparse.ArgumentParser(
-        prog="kitedesk login", description="Log a profile in to Kite from a terminal."
+        prog="kitedesk login",
+        description="Log a profile in to Kite from a terminal.",
+        epilog="example: kitedesk login AB1234 --timeout 120",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("profile", help="the profile's Kite user id, e.g. AB1234")
     p.add_argument("--home", help="KiteDesk data folder")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
     p.add_argument("--no-listen", action="store_true", help="do not listen for the redirect: paste it only")
-    args = p.parse_args(list(argv))
-    engine = _engine(args.home)
+    return p
+
+
+def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """The `kitedesk login` command."""
+    args = login_parser().parse_args(list(argv))
+    engine = _engine("kitedesk login", args.home)
+    if engine is None:
+        return 1
     try:
         print(
             f"Open this address, log in to Kite as {args.profile}:\n  {engine.login_url(args.profile)}",
@@ -77,8 +89,8 @@ def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         name = engine.complete_login(args.profile, value)
         print(f"Logged in: {name} ({args.profile}).", file=out)
         return 0
-    except BrokerError as e:
-        print(e.trader_message, file=sys.stderr)
+    except (BrokerError, StoreError, OSError) as e:
+        print(trader_message(e), file=sys.stderr)
         return 1
     except queue.Empty:
         print("No login arrived in time: try again.", file=sys.stderr)
@@ -87,21 +99,48 @@ def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         engine.close()
 
 
-def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
-    """The `kitedesk profiles [add USER_ID --api-key KEY ...]` command."""
-    p = argparse.ArgumentParser(prog="kitedesk profiles", description="List or add broker profiles.")
+def profiles_parser() -> argparse.ArgumentParser:
+    """The `kitedesk profiles [add ...]` command line."""
+    example = "example: kitedesk profiles add AB1234 --api-key abcdef123456 --name 'My account'"
+    p = argparse.ArgumentParser(
+        prog="kitedesk profiles",
+        description="List the broker profiles (no action), or add one (`add`).",
+        epilog=f"{example}\n(run `kitedesk profiles add --help` for the options of add)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--home", help="KiteDesk data folder")
-    sub = p.add_subparsers(dest="action")
-    add = sub.add_parser("add", help="add or update a profile (the API secret is asked for)")
+    sub = p.add_subparsers(dest="action", metavar="{add}")
+    add = sub.add_parser(
+        "add",
+        help="add or update a profile (the API secret is asked for)",
+        description="Add or update a profile; the API secret is asked for without echo (or read from stdin).",
+        epilog=example,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add.add_argument("user_id", help="Kite user id, e.g. AB1234")
     add.add_argument("--api-key", required=True, help="the app's API key from the Kite developer console")
     add.add_argument("--name", default="", help="a display name")
-    add.add_argument("--redirect-url", default="http://127.0.0.1:5678/kitedesk/login")
-    add.add_argument("--api-root", default="https://api.kite.trade")
-    add.add_argument("--login-root", default="https://kite.zerodha.com")
+    add.add_argument(
+        "--redirect-url",
+        default="http://127.0.0.1:5678/kitedesk/login",
+        help="the app's redirect URL, as registered on the Kite developer console (default %(default)s)",
+    )
+    add.add_argument(
+        "--api-root", default="https://api.kite.trade", help="Kite's REST root (default %(default)s)"
+    )
+    add.add_argument(
+        "--login-root", default="https://kite.zerodha.com", help="Kite's login root (default %(default)s)"
+    )
     add.add_argument("--home", dest="home_add", help="KiteDesk data folder")
-    args = p.parse_args(list(argv))
-    engine = _engine(getattr(args, "home_add", None) or args.home)
+    return p
+
+
+def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+    """The `kitedesk profiles [add USER_ID --api-key KEY ...]` command."""
+    args = profiles_parser().parse_args(list(argv))
+    engine = _engine("kitedesk profiles", getattr(args, "home_add", None) or args.home)
+    if engine is None:
+        return 1
     try:
         if args.action == "add":
             if sys.stdin.isatty():
@@ -141,8 +180,8 @@ def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
             secret = "secret stored" if info.has_secret else "no secret"
             print(f"{info.user_id:<10} {info.display_name or '-':<20} {login_state:<13} {secret}", file=out)
         return 0
-    except BrokerError as e:
-        print(e.trader_message, file=sys.stderr)
+    except (BrokerError, StoreError, OSError) as e:
+        print(trader_message(e), file=sys.stderr)
         return 1
     finally:
         engine.close()

@@ -29,6 +29,7 @@ from desktop.engine.snapshots import ProfileInfo
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
+from desktop.store.home import HomeLock
 
 PROFILES_FILE = "profiles.toml"
 # States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
@@ -77,8 +78,19 @@ class Engine:
         self._home = Path(home)
         # Process-wide, and only ever lowered: the engine's threads are what this process is for.
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
-        self.store = Store.open(self._home)
-        self.profile_book = ProfileBook(self._home / PROFILES_FILE)
+        # One process per home, for the engine's life: two engines on one home would both take over the
+        # same session and trade it twice. Refused with the holder's pid and command (HomeLockedError).
+        self._home_lock = HomeLock.acquire(self._home)
+        try:
+            self.store = Store.open(self._home)
+            try:
+                self.profile_book = ProfileBook(self._home / PROFILES_FILE)
+            except BaseException:
+                self.store.close()
+                raise
+        except BaseException:
+            self._home_lock.release()
+            raise
         self.secrets = secrets or SecretStore()
         self.hub = BrokerHub(
             self.secrets, feed_options=feed_options, instruments=InstrumentCache(self.store.instruments)
@@ -326,14 +338,17 @@ class Engine:
         ) as pool:
             done = [pool.submit(self.close_session, s.key, positions) for s in sessions]
         errors = [e for e in (f.exception() for f in done) if e is not None]
-        self.hub.close()
-        self.writer.close()
-        self.store.close()
-        if self._sim is not None:
-            self._sim.stop()
-            self._sim = None
-        if self._sim_process is not None:
-            self._sim_process.stop()
-            self._sim_process = None
+        try:
+            self.hub.close()
+            self.writer.close()
+            self.store.close()
+            if self._sim is not None:
+                self._sim.stop()
+                self._sim = None
+            if self._sim_process is not None:
+                self._sim_process.stop()
+                self._sim_process = None
+        finally:
+            self._home_lock.release()  # last: nothing of this engine writes to the home after it
         if errors:
             raise errors[0]

@@ -1,4 +1,5 @@
-"""`kitedesk run WORKSPACE.toml [--demo] [--speed X] [--for SECONDS] [--home DIR]`: a workspace without a window.
+"""`kitedesk run WORKSPACE.toml [--demo] [--speed X] [--start HH:MM] [--for SECONDS] [--home DIR]`: a workspace
+without a window.
 
 Starts every session of the workspace, prints one status line per session every `--every` seconds, and
 on Ctrl-C (or after `--for` seconds) stops them in order, squaring off or keeping positions as each
@@ -12,21 +13,30 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from desktop.broker.sim.start import START_FORMATS, START_HELP, parse_market_start
+from desktop.engine.cli_support import Problems, open_engine
 from desktop.engine.engine import Engine, MemorySecretStore
 from desktop.engine.session import SessionEngine
 from desktop.engine.snapshots import SessionSnapshot
 from desktop.engine.strategy.registry import available_strategies
-from desktop.engine.workspace import OnStop, SessionEntry, WorkspaceError, load_workspace
+from desktop.engine.workspace import OnStop, SessionEntry, Workspace, WorkspaceError, load_workspace
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import QCoreApplication
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `kitedesk run` command line."""
     p = argparse.ArgumentParser(
-        prog="kitedesk run", description="Run a workspace's sessions without a window."
+        prog="kitedesk run",
+        description="Run a workspace's sessions without a window.",
+        epilog="example: kitedesk run workspace.toml --demo --speed 60 --start 09:20 --for 600",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("workspace", help="the workspace file (TOML)")
     p.add_argument("--demo", action="store_true", help="trade on the embedded simulator's demo accounts")
@@ -37,11 +47,20 @@ def _parser() -> argparse.ArgumentParser:
         "--speed", type=float, default=30.0, help="demo market speed (simulated seconds per second)"
     )
     p.add_argument("--seed", type=int, default=1, help="demo market seed")
-    p.add_argument("--start", help='demo market start time "HH:MM" (default 09:15 today)')
+    p.add_argument(
+        "--start", type=_market_start, metavar=START_FORMATS.replace(" or ", "|"), help="demo " + START_HELP
+    )
     p.add_argument("--for", dest="duration", type=_seconds, help="stop after this many seconds")
     p.add_argument("--every", type=_seconds, default=2.0, help="seconds between status lines (default 2)")
     p.add_argument("--home", help="KiteDesk data folder (default: $KITEDESK_HOME or the user data folder)")
     return p
+
+
+def _market_start(text: str) -> datetime:
+    try:
+        return parse_market_start(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _seconds(text: str) -> float:
@@ -77,79 +96,101 @@ def status_line(snap: SessionSnapshot) -> str:
     return line + (f" | {snap.message}" if snap.message else "")
 
 
-def _demo_start(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    from desktop.broker.sim.state import default_start
-
-    hh, mm = (int(x) for x in text.split(":"))
-    return default_start().replace(hour=hh, minute=mm)
-
-
 def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
-    """The `kitedesk run` command; returns the exit status."""
+    """The `kitedesk run` command; returns the exit status (1 when anything failed, said in one line each)."""
     from PySide6.QtCore import QCoreApplication
 
     from desktop.store import resolve_home
 
-    args = _parser().parse_args(list(argv))
+    args = build_parser().parse_args(list(argv))
     try:
         workspace = load_workspace(args.workspace, known_strategies=available_strategies())
     except WorkspaceError as e:
         print("The workspace cannot be used:\n  " + "\n  ".join(e.problems), file=sys.stderr)
         return 2
-    app = QCoreApplication.instance() or QCoreApplication([])
-    demo = args.demo or bool(args.sim_url)
-    engine = Engine(resolve_home(args.home), secrets=MemorySecretStore() if demo else None)
     stop_requested = False
 
     def request_stop(*_: object) -> None:
         nonlocal stop_requested
         stop_requested = True
 
+    # Ctrl-C asks for an orderly stop from here to the end, also while the sessions are stopping: a second
+    # Ctrl-C must never break a square-off half way with a traceback.
     previous = signal.signal(signal.SIGINT, request_stop)
-    started: list[tuple[SessionEntry, SessionEngine]] = []
     try:
-        if demo:
-            engine.start_demo(
-                speed=args.speed, seed=args.seed, start=_demo_start(args.start), sim_url=args.sim_url
-            )
-        missing = sorted({e.profile for e in workspace.sessions if not engine.is_logged_in(e.profile)})
-        if missing:
-            for user in missing:
-                print(f"{user} is not logged in: run `kitedesk login {user}` first", file=sys.stderr)
-            return 2
-        for entry in workspace.sessions:
-            session = engine.open_session(entry.profile, entry.label)
-            session.start(entry.params)
-            started.append((entry, session))
-            print(f"started {entry.profile} {entry.label!r} {entry.params.mode.value}", file=out, flush=True)
-        deadline = time.monotonic() + args.duration if args.duration is not None else None
-        next_status = 0.0
-        while not stop_requested and (deadline is None or time.monotonic() < deadline):
+        app = QCoreApplication.instance() or QCoreApplication([])
+        demo = args.demo or bool(args.sim_url)
+        engine = open_engine("kitedesk run", resolve_home(args.home), MemorySecretStore() if demo else None)
+        if engine is None:
+            return 1
+        problems = Problems("kitedesk run", engine)
+        started: list[tuple[SessionEntry, SessionEngine]] = []
+        code = 0
+        try:
+            code = _trade(args, workspace, engine, started, lambda: stop_requested, app, out)
+        except Exception as e:  # a trader sees one plain line; the sessions' logs hold the details
+            problems.add(e)
+        finally:
+            for entry, session in started:  # after a failure, those started still stop as the workspace says
+                try:
+                    engine.close_session(session.key, _positions(entry))
+                except Exception as e:  # the others still stop, and the engine still closes
+                    problems.add(e, f"stopping {entry.profile} {entry.label!r}")
+            try:
+                engine.close()
+            except Exception as e:
+                problems.add(e)
             app.processEvents()
-            if time.monotonic() >= next_status:
-                for _, session in started:
-                    print(status_line(session.snapshot()), file=out, flush=True)
-                next_status = time.monotonic() + args.every
-            time.sleep(0.05)
-        print("stopping...", file=out, flush=True)
-        for entry, session in started:
-            engine.close_session(session.key, _positions(entry))
-            print(status_line(session.snapshot()), file=out, flush=True)
-        return 0
-    except Exception as e:  # a trader sees one plain line; the sessions' logs hold the details
-        print(f"kitedesk run failed: {e}", file=sys.stderr)
-        return 1
+        lines = problems.lines()
+        for line in lines:
+            print(line, file=sys.stderr)
+        return 1 if lines else code
     finally:
         signal.signal(signal.SIGINT, previous)
-        for entry, session in started:  # after a failure, those started still stop as the workspace says
-            try:
-                engine.close_session(session.key, _positions(entry))
-            except Exception as e:  # the others still stop, and the engine still closes
-                print(f"stopping {entry.profile} {entry.label!r} failed: {e}", file=sys.stderr)
-        engine.close()
+
+
+def _trade(
+    args: argparse.Namespace,
+    workspace: Workspace,
+    engine: Engine,
+    started: list[tuple[SessionEntry, SessionEngine]],
+    stop_requested: Callable[[], bool],
+    app: QCoreApplication,
+    out: TextIO,
+) -> int:
+    """Starts the sessions, prints their status until Ctrl-C or `--for`, then stops them (emptying `started`)."""
+    if stop_requested():  # Ctrl-C while the home was still being opened
+        return 0
+    if args.demo or args.sim_url:
+        engine.start_demo(speed=args.speed, seed=args.seed, start=args.start, sim_url=args.sim_url)
+    missing = sorted({e.profile for e in workspace.sessions if not engine.is_logged_in(e.profile)})
+    if missing:
+        for user in missing:
+            print(f"{user} is not logged in: run `kitedesk login {user}` first", file=sys.stderr)
+        return 2
+    for entry in workspace.sessions:
+        if stop_requested():
+            break
+        session = engine.open_session(entry.profile, entry.label)
+        started.append((entry, session))
+        session.start(entry.params)
+        print(f"started {entry.profile} {entry.label!r} {entry.params.mode.value}", file=out, flush=True)
+    deadline = time.monotonic() + args.duration if args.duration is not None else None
+    next_status = 0.0
+    while not stop_requested() and (deadline is None or time.monotonic() < deadline):
         app.processEvents()
+        if time.monotonic() >= next_status:
+            for _, session in started:
+                print(status_line(session.snapshot()), file=out, flush=True)
+            next_status = time.monotonic() + args.every
+        time.sleep(0.05)
+    print("stopping...", file=out, flush=True)
+    while started:
+        entry, session = started[0]
+        engine.close_session(session.key, _positions(entry))
+        started.pop(0)
+        print(status_line(session.snapshot()), file=out, flush=True)
+    return 0
 
 
 def _positions(entry: SessionEntry) -> str:

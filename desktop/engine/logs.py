@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.domain import Mode, Segment, SessionKey
+from desktop.store.home import create_private_file, make_private_folder, narrow_to_owner
 
 LINE_FORMAT = "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -172,7 +173,10 @@ class SessionLogs:
         logger.propagate = False
         logger.addFilter(RedactionFilter(self.redactor))
         path = self.path_for(segment)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Trading logs name accounts, orders and prices: readable by their owner only (issue 16 §11).
+        make_private_folder(path.parent)
+        create_private_file(path)
+        narrow_to_owner(path)
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(MarketTimeFormatter(self.redactor))
         logger.addHandler(handler)

@@ -15,6 +15,8 @@ import queue
 import threading
 from collections.abc import Callable
 
+from desktop.store import StoreWriteError
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], object]
@@ -26,6 +28,7 @@ class StoreWriter:
     def __init__(self) -> None:
         self._queue: queue.Queue[Job | threading.Event | None] = queue.Queue()
         self.failures = 0
+        self._store_failed = False
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="kitedesk-store-writer")
@@ -69,4 +72,9 @@ class StoreWriter:
                 job()
             except Exception as e:  # a failed note must not stop the writes behind it
                 self.failures += 1
+                if isinstance(e, StoreWriteError) and self._store_failed:
+                    # The store refuses every write after its first failure (disk full, I/O error) until it
+                    # is reopened: the cause was said once, the rest are its echo (counted in `failures`).
+                    continue
+                self._store_failed = self._store_failed or isinstance(e, StoreWriteError)
                 log.warning("a background store write failed: %s", e)

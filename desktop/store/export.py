@@ -15,6 +15,7 @@ except plain numbers such as a negative P&L, which no spreadsheet treats as a fo
 
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 import re
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from desktop.domain import Mode, Side
 from desktop.store.errors import StoreError
+from desktop.store.home import logs_dir
 from desktop.store.records import TradeRow, require_broker_id
 
 if TYPE_CHECKING:
@@ -95,12 +97,17 @@ def export_trades(
     date_to: date | None = None,
     mode: Mode | None = None,
     bom: bool = False,
+    replace_only_exports: bool = False,
 ) -> int:
     """Writes one account's trades of one mode (LIVE unless told PAPER) to `out`; returns the rows written.
 
-    The file appears whole or not at all (written beside `out`, then renamed over it).
+    The file appears whole or not at all (written beside `out`, then renamed over it). A path inside the
+    KiteDesk folder is always refused: the rename would replace the database (or a log, the profiles) with a
+    CSV. `replace_only_exports`: an existing `out` is replaced only if it is an earlier export (its first
+    line is this header), so a mistyped path never overwrites someone's spreadsheet.
     """
     require_broker_id(broker_id)
+    refuse_unsafe_target(Path(out), home=store.home, replace_only_exports=replace_only_exports)
     mode = Mode.LIVE if mode is None else Mode(mode)  # paper trades only when asked: a tax file must not mix
     trades = store.trades.for_account(
         broker_id=broker_id, mode=mode, date_from=date_from, date_to=date_to, session_label=session_label
@@ -109,6 +116,47 @@ def export_trades(
     rows = [_csv_row(t, expiries) for t in trades]
     _write_atomically(Path(out), rows, bom=bom)
     return len(rows)
+
+
+def refuse_unsafe_target(out: Path, *, home: Path, replace_only_exports: bool) -> None:
+    """Raises StoreError when writing `out` could destroy data: inside the home, or over a foreign file."""
+    target = out.resolve()  # through symbolic links: a link named trades.csv may point at the database
+    home = Path(home).resolve()
+    # None of KiteDesk's own files is a .csv (database, its -wal/-shm, lock, profiles, settings, logs), so a
+    # .csv beside them is the trader's; anything else in the folder, or anything under logs/, is ours.
+    in_home = target == home or home in target.parents
+    inside = in_home and (target.suffix.lower() != ".csv" or logs_dir(home) in target.parents)
+    if not inside and out.exists():
+        # A hard link to the database has no path inside the home: compare the files themselves.
+        own = [p for p in home.iterdir() if p.is_file()] if home.is_dir() else []
+        inside = any(_same_file(out, p) for p in own)
+    if inside:
+        raise StoreError(
+            f"cannot write {out}: it is KiteDesk's own data (database, logs, profiles) in {home}; "
+            "name a .csv file outside the KiteDesk folder's logs"
+        )
+    if replace_only_exports and out.is_file() and not _is_an_export(out):
+        raise StoreError(
+            f"{out} exists and is not a KiteDesk export: give another file name, or add --force to replace it"
+        )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_an_export(path: Path) -> bool:
+    header = ",".join(COLUMNS).encode()
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(codecs.BOM_UTF8) + len(header) + 2)
+    except OSError:
+        return False
+    head = head.removeprefix(codecs.BOM_UTF8)
+    return head.startswith(header) and head[len(header) :][:1] in (b"\r", b"\n", b"")
 
 
 class _ExpiryLookup:

@@ -29,10 +29,13 @@ def _mode(text: str) -> Mode:
         raise argparse.ArgumentTypeError(f"{text!r} is not a mode: use PAPER or LIVE") from None
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The `kitedesk export` command line."""
     p = argparse.ArgumentParser(
         prog="kitedesk export",
         description="Export one account's trades to a CSV file (Zerodha Console tradebook columns first).",
+        epilog="example: kitedesk export --broker AB1234 --from 2026-01-01 --to 2026-03-31 --out trades.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--broker", required=True, metavar="USER_ID", help="the Kite user id of the account")
     p.add_argument("--session-label", metavar="LABEL", help="only the sessions with this label")
@@ -46,12 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bom", action="store_true", help="start the file with a UTF-8 BOM (older Excel, non-ASCII labels)"
     )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace FILE.csv even if it is not an earlier KiteDesk export (never a file of the KiteDesk folder)",
+    )
     return p
 
 
 def main(argv: Sequence[str]) -> int:
     """Runs the export; returns 0 on success, 1 when it could not export, 2 for bad arguments."""
-    parser = _parser()
+    parser = build_parser()
     try:
         args = parser.parse_args(list(argv))
     except SystemExit as exc:  # argparse has printed the message and usage
@@ -82,6 +90,7 @@ def main(argv: Sequence[str]) -> int:
                 date_to=args.date_to,
                 mode=mode,
                 bom=args.bom,
+                replace_only_exports=not args.force,
             )
     except StoreError as exc:
         print(f"kitedesk export: {exc}", file=sys.stderr)

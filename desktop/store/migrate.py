@@ -12,7 +12,16 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, inspect
 
-from desktop.store.errors import BUSY_CODES, CORRUPT_CODES, StoreCorruptError, StoreError, StoreLockedError
+from desktop.store.errors import (
+    BUSY_CODES,
+    CORRUPT_CODES,
+    SQLITE_FULL,
+    SQLITE_IOERR,
+    STORAGE_CODES,
+    StoreCorruptError,
+    StoreError,
+    StoreLockedError,
+)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -57,6 +66,15 @@ def _inspect_existing(path: Path, *, verify: bool) -> None:
             raise StoreCorruptError(f"the database {path} is damaged ({exc}). {_LEAVE_IT}") from exc
         if code in BUSY_CODES:
             raise StoreLockedError(f"the database {path} is locked by another program; try again") from exc
+        if code in (SQLITE_FULL, SQLITE_IOERR):
+            raise StoreError(
+                f"the disk holding {path} is full or failing ({exc}): free some space and try again"
+            ) from exc
+        if code in STORAGE_CODES:  # a WAL database is read through its -shm file, which must be writable
+            raise StoreError(
+                f"the database {path} cannot be written to ({exc}): make it and its folder writable, "
+                "or use another --home"
+            ) from exc
         raise StoreError(f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()

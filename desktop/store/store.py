@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert
 from desktop.store.database import Database, PragmaValue
 from desktop.store.errors import StoreError, StoreWriteError
 from desktop.store.fills import FillRepository, PositionRepository
-from desktop.store.home import DB_FILENAME
+from desktop.store.home import DB_FILENAME, create_private_file, make_private_folder, narrow_to_owner
 from desktop.store.ids import random_id
 from desktop.store.instruments import InstrumentCache
 from desktop.store.journal import JournalRepository, OutboxRepository
@@ -57,13 +58,29 @@ class Store:
         (tuning and tests, e.g. `max_page_count`).
         """
         home = Path(home)
+        path = home / DB_FILENAME
         try:
             if create:
-                home.mkdir(parents=True, exist_ok=True)
+                make_private_folder(home)
         except OSError as exc:
             raise StoreError(f"cannot create the KiteDesk folder {home}: {exc.strerror}") from exc
-        path = home / DB_FILENAME
+        for needed in (
+            home,
+            path,
+        ):  # the journal is written before every order: a read-only home is refused now
+            if needed.exists() and not os.access(needed, os.W_OK):
+                raise StoreError(
+                    f"{needed} is read-only: KiteDesk records every order there before sending it; "
+                    "make it writable, or use another --home"
+                )
         check_existing_file(path, create=create, verify=verify)
+        if create:
+            try:
+                # Made 0600 before SQLite opens it: its -wal and -shm files take the database's mode.
+                create_private_file(path)
+            except OSError as exc:
+                raise StoreError(f"cannot create the database {path}: {exc.strerror or exc}") from exc
+        narrow_to_owner(path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal")))
         db = Database(
             path, busy_timeout_s=busy_timeout_s, lock_retries=lock_retries, extra_pragmas=extra_pragmas
         )

@@ -1,4 +1,8 @@
-"""`kitedesk` and `kitedesk --demo [--speed X] [--home DIR]`: builds the engine and the window, runs Qt."""
+"""`kitedesk` and `kitedesk --demo [--speed X] [--home DIR]`: builds the engine and the window, runs Qt.
+
+The command line and the home are desktop/app.py's (the composition root picks the home); this module gets
+them parsed and resolved.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ import argparse
 import shutil
 import signal
 import sys
-import tempfile
-from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import platformdirs
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -19,20 +20,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
-
-DEFAULT_DEMO_SPEED = 60.0  # a 1-minute bar every second: charts move and trades come within seconds
-HOME_ENV = "KITEDESK_HOME"
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """The GUI's command line."""
-    p = argparse.ArgumentParser(prog="kitedesk", description="KiteDesk: the desktop window.")
-    p.add_argument("--demo", action="store_true", help="run three sessions on the built-in simulator")
-    p.add_argument("--speed", type=float, default=DEFAULT_DEMO_SPEED, help="demo market speed (× real time)")
-    p.add_argument("--home", help="data folder (default: $KITEDESK_HOME or your user data folder)")
-    p.add_argument("--seed", type=int, default=1, help="demo market seed")
-    p.add_argument("--theme", choices=("dark", "light"), help="colour theme")
-    return p.parse_args(list(argv))
 
 
 def demo_workspace_path() -> Path:
@@ -46,20 +33,6 @@ def demo_start_time(today: date | None = None) -> datetime:
     while day.weekday() >= 5:
         day -= timedelta(days=1)
     return datetime(day.year, day.month, day.day, 9, 19)
-
-
-def resolve_home(cli_home: str | None, demo: bool) -> tuple[Path, bool]:
-    """(home, is_temporary). The demo gets a fresh folder of its own unless --home is given."""
-    import os
-
-    if cli_home:
-        return Path(cli_home).expanduser().resolve(), False
-    if demo:
-        return Path(tempfile.mkdtemp(prefix="kitedesk-demo-")), True
-    env = os.environ.get(HOME_ENV, "").strip()
-    if env:
-        return Path(env).expanduser().resolve(), False
-    return Path(platformdirs.user_data_dir("KiteDesk", appauthor=False)), False
 
 
 def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
@@ -85,21 +58,25 @@ def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
     window.jobs.submit(run, opened, failed)
 
 
-def run_gui(argv: Sequence[str]) -> int:
-    """Runs the window until it is closed; returns the exit code."""
-    args = parse_args(argv)
+def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
+    """Runs the window on `home` until it is closed; returns the exit code. `temporary`: a demo's own
+    folder, removed at the end."""
     from desktop.engine import Engine
 
-    home, temporary = resolve_home(args.home, args.demo)
-    home.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("KiteDesk")
     app.setWindowIcon(QIcon(app_icon_file()))  # a null icon (no file found) leaves the platform's
     try:
+        # Takes the home's lock: a second KiteDesk on this home (a window or `kitedesk run`) is refused
+        # here, in one line naming it, before any window opens.
         engine = Engine(home)
-    except Exception as e:
-        print(f"kitedesk: cannot open the data folder {home}: {e}", file=sys.stderr)
+    except Exception as e:  # the store's and the lock's messages name the folder and what is wrong
+        print(f"kitedesk: {e}", file=sys.stderr)
+        if app.platformName() not in ("offscreen", "minimal"):  # started from a menu: no terminal to read
+            QMessageBox.critical(None, "KiteDesk", str(e))
+        if temporary:
+            shutil.rmtree(home, ignore_errors=True)
         return 1
     window = MainWindow(engine, demo=args.demo)
     if args.theme:

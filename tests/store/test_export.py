@@ -213,3 +213,58 @@ def test_kitedesk_command_routes_export_here(home, tmp_path):
         == 0
     )
     assert [r["trade_id"] for r in _read(out)] == ["P1"]
+
+
+# -- never overwrite what export did not write (issue 16 §8) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", [DB_FILENAME, "kitedesk.lock", "profiles.toml", "logs/x/a.log", "logs/x/a.csv", "settings.ini"]
+)
+def test_cli_refuses_to_write_over_the_homes_data_even_when_forced(home, capsys, name):
+    target = home / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.write_bytes(b"kept\n")
+    before = target.read_bytes()
+    for extra in ([], ["--force"]):
+        code = main(["--broker", "AB1234", "--out", str(target), "--home", str(home), *extra])
+        err = capsys.readouterr().err
+        assert code == 1 and "KiteDesk's own data" in err and "Traceback" not in err, err
+    assert target.read_bytes() == before
+    with Store.open(home) as store:  # the database is still whole
+        assert store.profiles.is_known(broker_id="AB1234")
+
+
+def test_cli_refuses_a_link_that_points_at_the_database(home, tmp_path, capsys):
+    link = tmp_path / "innocent.csv"
+    link.symlink_to(home / DB_FILENAME)
+    before = (home / DB_FILENAME).read_bytes()
+    code = main(["--broker", "AB1234", "--out", str(link), "--home", str(home), "--force"])
+    assert code == 1 and "KiteDesk's own data" in capsys.readouterr().err
+    assert (home / DB_FILENAME).read_bytes() == before and link.is_symlink()
+
+
+def test_cli_keeps_a_file_it_did_not_write_unless_forced(home, tmp_path, capsys):
+    notes = tmp_path / "notes.csv"
+    notes.write_text("my,own\nspreadsheet,1\n")
+    code = main(["--broker", "AB1234", "--out", str(notes), "--home", str(home)])
+    err = capsys.readouterr().err
+    assert code == 1 and "--force" in err and "not a KiteDesk export" in err
+    assert notes.read_text() == "my,own\nspreadsheet,1\n"
+    assert main(["--broker", "AB1234", "--out", str(notes), "--home", str(home), "--force"]) == 0
+    assert _read(notes)[0]["trade_id"] == "T1"
+
+
+@pytest.mark.parametrize("bom", [False, True])
+def test_cli_replaces_its_own_earlier_export_without_force(home, tmp_path, bom):
+    out = tmp_path / "trades.csv"
+    first = ["--broker", "AB1234", "--out", str(out), "--home", str(home)] + (["--bom"] if bom else [])
+    assert main(first) == 0
+    assert main(["--broker", "AB1234", "--mode", "PAPER", "--out", str(out), "--home", str(home)]) == 0
+    assert [r["trade_id"] for r in _read(out)] == ["P1"]
+
+
+def test_cli_may_write_a_csv_beside_the_homes_data(home, capsys):
+    assert main(["--broker", "AB1234", "--out", str(home / "trades.csv"), "--home", str(home)]) == 0
+    assert _read(home / "trades.csv")[0]["trade_id"] == "T1"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from desktop.app import window_parser
 from desktop.domain import Mode
 from desktop.engine import Engine, SessionState
-from desktop.ui.launch import parse_args, start_demo
+from desktop.ui.launch import start_demo
 from desktop.ui.main_window import MainWindow
 from tests.ui.qtkit import answer_next_message_box
 
@@ -92,9 +93,9 @@ def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, qt
 
 
 def test_command_line_defaults_to_an_accelerated_demo():
-    args = parse_args(["--demo"])
+    args = window_parser().parse_args(["--demo"])
     assert args.demo and args.speed > 1
-    args = parse_args(["--demo", "--speed", "10", "--home", "/tmp/x"])
+    args = window_parser().parse_args(["--demo", "--speed", "10", "--home", "/tmp/x"])
     assert args.speed == 10 and args.home == "/tmp/x"
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from aiohttp import web
 
 from desktop.broker.sim.server import build_app
+from desktop.broker.sim.start import START_FORMATS, START_HELP, parse_market_start
 from desktop.broker.sim.state import (
     DEFAULT_FUNDS,
     DEFAULT_REDIRECT_URL,
@@ -27,11 +28,9 @@ from desktop.broker.sim.state import (
 
 def _start(text: str) -> datetime:
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M")
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--start {text!r}: expected YYYY-MM-DDTHH:MM, e.g. 2026-01-08T09:15"
-        ) from None
+        return parse_market_start(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _speed(text: str) -> float:
@@ -63,7 +62,10 @@ def _account(text: str) -> SimAccount:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="kitedesk sim", description="A Kite Connect compatible market and broker simulator."
+        prog="kitedesk sim",
+        description="A Kite Connect compatible market and broker simulator.",
+        epilog="example: kitedesk sim --port 8765 --speed 60 --start 09:15 --seed 7",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
@@ -80,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--start",
         type=_start,
         default=None,
-        help="market time to start at, YYYY-MM-DDTHH:MM (default: 09:15 of today or the last weekday)",
+        metavar=START_FORMATS.replace(" or ", "|"),
+        help=START_HELP,
     )
     p.add_argument(
         "--redirect-url",

@@ -1,0 +1,66 @@
+"""What the terminal commands (`kitedesk run`, `login`, `profiles`) share: opening the engine on a home, and
+turning a failure into the one line a trader reads instead of a traceback (issue 16 §10)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from desktop.broker.errors import BrokerError
+from desktop.broker.profiles import SecretStore
+from desktop.engine.engine import Engine
+from desktop.store import StoreError, StoreWriteError
+
+
+def trader_message(exc: BaseException) -> str:
+    """The plain words of `exc`: our errors carry them; an OS error says what it could not do, and where."""
+    if isinstance(exc, BrokerError):
+        return exc.trader_message
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    return str(exc) or type(exc).__name__
+
+
+def open_engine(command: str, home: Path, secrets: SecretStore | None = None) -> Engine | None:
+    """The engine of `home` (holding its lock), or None once one line on stderr has said why not.
+
+    The reasons a trader meets: another KiteDesk process holds the home, the database is locked by another
+    program, damaged, or on a read-only disk, the profiles file cannot be read.
+    """
+    try:
+        return Engine(home, secrets=secrets)
+    except (StoreError, BrokerError, OSError) as exc:
+        print(f"{command}: {trader_message(exc)}", file=sys.stderr)
+        return None
+
+
+class Problems:
+    """The failures of one command, printed once each at its end.
+
+    A full disk makes every later write fail the same way (the store latches its first write failure):
+    that cause is said once, not once per session that then fails to record its stop.
+    """
+
+    def __init__(self, command: str, engine: Engine) -> None:
+        self._command = command
+        self._engine = engine
+        self._lines: list[str] = []
+        self._storage_failed = False
+
+    def add(self, exc: BaseException, what: str = "") -> None:
+        """Records a failure; `what` names what failed (e.g. "stopping AB1234 'Morning'")."""
+        if isinstance(exc, StoreWriteError) and self._engine.store.write_failure is not None:
+            self._storage_failed = True
+            return
+        line = f"{what} failed: {trader_message(exc)}" if what else trader_message(exc)
+        if line not in self._lines:
+            self._lines.append(line)
+
+    def lines(self) -> list[str]:
+        """What to print, cause of a storage failure first."""
+        lines = list(self._lines)
+        failure = self._engine.store.write_failure
+        if self._storage_failed and failure is not None:
+            lines.insert(0, str(failure))
+        return [f"{self._command}: {line}" for line in lines]
