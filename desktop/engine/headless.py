@@ -14,9 +14,9 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import TextIO
 
+from desktop.domain import format_rupees
 from desktop.engine.engine import Engine, MemorySecretStore
 from desktop.engine.session import SessionEngine
 from desktop.engine.snapshots import SessionSnapshot
@@ -54,10 +54,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _money(d: Decimal) -> str:
-    return f"₹{d:,.2f}"
-
-
 def status_line(snap: SessionSnapshot) -> str:
     """One line for a session: time, account, label, mode, state, each segment's position, day P&L."""
     t = snap.market_time.strftime("%H:%M:%S") if snap.market_time else "--:--:--"
@@ -73,7 +69,7 @@ def status_line(snap: SessionSnapshot) -> str:
         parts.append(f"{seg.segment.value}: {what} ({seg.trades_today} trades)")
     mode = snap.mode.value if snap.mode else "-"
     line = f"[{t}] {snap.key.broker_id} {snap.label!r} {mode} {snap.state.value} | " + " | ".join(parts)
-    line += f" | P&L {_money(snap.day_pnl)}"
+    line += f" | P&L {format_rupees(snap.day_pnl)}"
     return line + (f" | {snap.message}" if snap.message else "")
 
 

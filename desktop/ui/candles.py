@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -273,6 +274,7 @@ class TimeAxis(pg.AxisItem):
     def __init__(self, candles: CandlestickItem) -> None:
         super().__init__(orientation="bottom")
         self._candles = candles
+        self.drawn_labels: list[tuple[float, str]] = []  # the values and texts of the labels last generated
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         bars = self._candles.bars
@@ -288,4 +290,19 @@ class TimeAxis(pg.AxisItem):
             start = bars[i].start
             # Warm-up history from an earlier day is marked with its date.
             out.append(start.strftime("%H:%M" if start.date() == today else "%d %b %H:%M"))
+        self.drawn_labels.extend(zip(values, out, strict=True))
         return out
+
+    def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 - pyqtgraph API
+        self.drawn_labels = []
+        return super().generateDrawSpecs(p)
+
+    def bars_changed(self) -> None:
+        """The closed bars changed: the labels are regenerated at the next paint.
+
+        pyqtgraph redraws an axis's labels only when its range or size changes. Once the engine's window of
+        bars is full, each new bar drops the oldest, so every index stands for a minute later: with the view
+        unchanged, the axis kept the labels of hours before (12:39 … 13:39 read at 15:30).
+        """
+        self.picture = None
+        self.update()

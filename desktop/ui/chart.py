@@ -271,6 +271,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.fast_curve.setData(x, self._fast, connect="finite")
             self.slow_curve.setData(np.arange(len(self._slow), dtype=float), self._slow, connect="finite")
             self._follow_latest(n_before, len(seg.bars))
+            self.price_plot.getAxis("bottom").bars_changed()
             self._markers = None  # marker x positions depend on the bars
             # Record the new bars in view now, a bar or two per close (in the background too), so the
             # frame that shows this chart only replays pictures: a tab brought forward after a while

@@ -38,6 +38,7 @@ from desktop.engine import (
     load_workspace,
     save_workspace,
 )
+from desktop.ui.day_view import display_state, state_counts
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
@@ -189,7 +190,9 @@ class MainWindow(QMainWindow):
     def open_session(self, user_id: str, label: str, params: StrategyParams | None = None) -> SessionTab:
         """Opens a tab for a new session of `user_id` (parameters pre-filled, not started)."""
         session = self.engine.open_session(user_id, label)
-        tab = SessionTab(session, self.theme, self.jobs, self._strategies, steps=self.steps)
+        tab = SessionTab(
+            session, self.theme, self.jobs, self._strategies, steps=self.steps, settings=self.settings
+        )
         if params is not None:
             tab.form.set_params(params)
         tab.sig_login_requested.connect(self.show_login)
@@ -551,12 +554,11 @@ class MainWindow(QMainWindow):
         self.steps.add(other, other.catch_up_now)
 
     def _refresh_status(self) -> None:
-        running, total = 0, 0
+        words: list[str] = []  # each session's state word, as its header and segments show it
         pnl: dict[Mode, Decimal] = {}  # real money and paper are never added up
         for tab in self.session_tabs():
             snap = tab.session.snapshot()
-            total += 1
-            running += snap.state in (SessionState.RUNNING, SessionState.STARTING, SessionState.HALTED)
+            words.append(display_state(snap))
             if snap.mode is not None:  # None: never started, nothing traded
                 pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         try:
@@ -564,7 +566,7 @@ class MainWindow(QMainWindow):
         except Exception:
             now = None
         self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
-        self.running_label.setText(f"{running} running / {total}")
+        self.running_label.setText(state_counts(words))
         figures = " · ".join(
             f"{mode.value} <span style='color:{pnl_color(self.theme, pnl[mode])}'><b>{fmt_rupees(pnl[mode])}</b></span>"
             for mode in (Mode.LIVE, Mode.PAPER)

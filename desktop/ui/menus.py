@@ -10,6 +10,7 @@ from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from desktop.ui import shortcuts as keys
 from desktop.ui.session_tab import SessionTab
 
 if TYPE_CHECKING:
@@ -31,32 +32,40 @@ def build_menus(w: MainWindow) -> None:
     """File, Trading, View and Help, with the keyboard shortcuts of the common actions."""
     bar = w.menuBar()
     file = bar.addMenu("&File")
-    _action(w, file, "&New session…", w.new_session, "Ctrl+T")
-    _action(w, file, "&Log in / profiles…", lambda: w.show_login(), "Ctrl+L")
+    _action(w, file, "&New session…", w.new_session, keys.NEW_SESSION)
+    _action(w, file, "&Log in / profiles…", lambda: w.show_login(), keys.LOGIN)
     file.addSeparator()
-    _action(w, file, "&Open workspace…", w.open_workspace_dialog, "Ctrl+O")
-    _action(w, file, "&Save workspace…", w.save_workspace_dialog, "Ctrl+S")
-    _action(w, file, "&Export trades…", w.export_trades, "Ctrl+E")
+    _action(w, file, "&Open workspace…", w.open_workspace_dialog, keys.OPEN_WORKSPACE)
+    _action(w, file, "&Save workspace…", w.save_workspace_dialog, keys.SAVE_WORKSPACE)
+    _action(w, file, "&Export trades…", w.export_trades, keys.EXPORT_TRADES)
     file.addSeparator()
-    _action(w, file, "&Quit", w.close, "Ctrl+Q")
+    _action(w, file, "&Quit", w.close, keys.QUIT)
     trading = bar.addMenu("&Trading")
     _action(
-        w, trading, "&Start this session", lambda: w.on_current_tab(SessionTab.request_start), "Ctrl+Return"
+        w,
+        trading,
+        "&Start this session",
+        lambda: w.on_current_tab(SessionTab.request_start),
+        keys.START_SESSION,
     )
-    _action(w, trading, "S&top this session", lambda: w.on_current_tab(SessionTab.request_stop), "Ctrl+.")
-    _action(w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), "Ctrl+K")
+    _action(
+        w, trading, "S&top this session", lambda: w.on_current_tab(SessionTab.request_stop), keys.STOP_SESSION
+    )
+    _action(
+        w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), keys.KILL_SESSION
+    )
     trading.addSeparator()
-    _action(w, trading, "Kill &all sessions", w.kill_all, "Ctrl+Shift+K")
+    _action(w, trading, "Kill &all sessions", w.kill_all, keys.KILL_ALL)
     _action(w, trading, "&Resume trading after Kill all…", w.rearm_kill_switch)
     view = bar.addMenu("&View")
     _action(w, view, "&Dark theme", lambda: w.set_theme("dark"))
     _action(w, view, "&Light theme", lambda: w.set_theme("light"))
-    _action(w, view, "&Toggle theme", w.toggle_theme, "Ctrl+Shift+L")
+    _action(w, view, "&Toggle theme", w.toggle_theme, keys.TOGGLE_THEME)
     view.addSeparator()
-    _action(w, view, "&Rename this tab…", lambda: w.rename_tab(w.tabs.currentIndex()), "F2")
-    _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), "Ctrl+Tab")
-    _action(w, view, "&Previous tab", lambda: w.step_tab(-1), "Ctrl+Shift+Tab")
-    _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), "Ctrl+W")
+    _action(w, view, "&Rename this tab…", lambda: w.rename_tab(w.tabs.currentIndex()), keys.RENAME_TAB)
+    _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), keys.NEXT_TAB)
+    _action(w, view, "&Previous tab", lambda: w.step_tab(-1), keys.PREVIOUS_TAB)
+    _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), keys.CLOSE_TAB)
     help_ = bar.addMenu("&Help")
     _action(w, help_, "&Where are my logs and data?", w.show_where)
     _action(w, help_, "&About KiteDesk", w.show_about)

@@ -7,14 +7,10 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.ui.chart import IndexChart
+from desktop.ui.day_view import segment_display_state
 from desktop.ui.fence import GeometryFence
 from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
 from desktop.ui.theme import Theme, pnl_color
-
-_STATE_COLOURS = {
-    AgentState.RUNNING: "profit",
-    AgentState.FAILED: "loss",
-}
 
 
 def _set_text(label: QLabel, text: str) -> None:
@@ -35,6 +31,7 @@ class SegmentPanel(QWidget):
         self._theme = theme
         self._last: SegmentSnapshot | None = None
         self._charted: SegmentSnapshot | None = None  # the snapshot the chart shows
+        self._session_word = "running"  # the session's state word (desktop.ui.day_view.display_state)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         # The labels change 15 times a second. Their box has a fixed height and they claim no width, so a
@@ -94,6 +91,21 @@ class SegmentPanel(QWidget):
             last, self._last = self._last, None
             self.show_snapshot(last)
 
+    def set_session_state(self, word: str) -> None:
+        """The session's state word: a running agent of a halted session shows "halted", as the header does."""
+        if word != self._session_word:
+            self._session_word = word
+            if self._last is not None:
+                self._show_state(self._last)
+
+    def _show_state(self, seg: SegmentSnapshot) -> None:
+        word = segment_display_state(self._session_word, seg)
+        colour_name = "loss" if seg.state is AgentState.FAILED else "profit" if word == "running" else "muted"
+        colour = getattr(self._theme, colour_name)
+        state = word + (f": {seg.failure}" if seg.failure else "")
+        _set_text(self.state, f"<span style='color:{colour}'>● {state}</span>")
+        self.state.setToolTip(seg.failure or "")
+
     def needs_full_update(self, seg: SegmentSnapshot) -> bool:
         """Showing `seg` would redraw the chart's axes and curves (a bar closed)."""
         return seg is not self._last and self.chart.ready and self.chart.needs_full_update(seg)
@@ -103,10 +115,7 @@ class SegmentPanel(QWidget):
         if seg is self._last:
             return False
         self._last = seg
-        colour = getattr(self._theme, _STATE_COLOURS.get(seg.state, "text"))
-        state = seg.state.value + (f": {seg.failure}" if seg.failure else "")
-        _set_text(self.state, f"<span style='color:{colour}'>● {state}</span>")
-        self.state.setToolTip(seg.failure or "")
+        self._show_state(seg)
         _set_text(self.tick, f"last tick {fmt_time(seg.last_tick_time) or '—'}")
         _set_text(self.signal, f"signal {seg.signal or '—'}")
         if seg.quantity and seg.option_symbol:
