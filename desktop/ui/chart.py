@@ -16,8 +16,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPicture
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
@@ -66,6 +66,49 @@ def _fit_y(vb: pg.ViewBox, lo: float, hi: float, refit: bool) -> None:
 
 def _floats(values: Sequence[object]) -> np.ndarray:
     return np.array([math.nan if v is None else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
+
+
+class ReadoutItem(pg.LabelItem):
+    """The crosshair's readout above the price plot: always two lines high, as wide as its pane, wrapped.
+
+    pyqtgraph's LabelItem asks its layout for its text's full width: a long readout widened the chart's column
+    past its pane (the newest candles went out of sight) and the plot jumped as texts came and went.
+    """
+
+    LINES = 2
+
+    def __init__(self) -> None:
+        super().__init__(" ", justify="left")
+        self.setFlag(self.GraphicsItemFlag.ItemClipsChildrenToShape)
+
+    def _height(self) -> float:
+        return math.ceil(self.LINES * QFontMetricsF(self.item.font()).lineSpacing()) + 9  # + the text margins
+
+    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph API
+        height = self._height()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
+        self._sizeHint = {
+            Qt.SizeHint.MinimumSize: (0, height),
+            Qt.SizeHint.PreferredSize: (0, height),
+            Qt.SizeHint.MaximumSize: (-1, height),
+            Qt.SizeHint.MinimumDescent: (0, 0),
+        }
+        self.updateGeometry()
+
+    def show_fitting(self, variants: Sequence[str]) -> None:
+        """Shows the first of `variants` (longest first) that fits in two lines of the pane; else the last,
+        cut at the pane's edge."""
+        limit = self._height()
+        for text in variants:
+            self.setText(text)
+            if self.item.boundingRect().height() <= limit:
+                return
+
+    def resizeEvent(self, ev: object) -> None:  # noqa: N802 - Qt API
+        self.item.setTextWidth(max(self.rect().width(), 40.0))  # wraps at the pane's edge
+        self.item.setPos(0, 0)
 
 
 class IndexChart(pg.GraphicsLayoutWidget):
@@ -121,7 +164,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
 
     def _build_price_plot(self) -> None:
         self.candles = CandlestickItem(self._theme)
-        self.readout = pg.LabelItem(justify="left")
+        self.readout = ReadoutItem()
         self.addItem(self.readout, row=0, col=0)
         # Light plots, not pyqtgraph's PlotItems (plot.py): no context menus or settings forms to build.
         self.price_plot = LightPlot(bottom=TimeAxis(self.candles))
@@ -144,8 +187,9 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.price_plot.addItem(self.exits)
         self.v_line = pg.InfiniteLine(angle=90, movable=False)
         self.h_line = pg.InfiniteLine(angle=0, movable=False)
-        self.price_plot.addItem(self.v_line, ignoreBounds=True)
-        self.price_plot.addItem(self.h_line, ignoreBounds=True)
+        for line in (self.v_line, self.h_line):
+            line.setVisible(False)  # until the mouse is over the chart
+            self.price_plot.addItem(line, ignoreBounds=True)
 
     def _build_premium_plot(self) -> None:
         self.premium_plot = LightPlot()  # no time axis: it shares the price plot's
@@ -171,6 +215,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
             line.setVisible(False)
             self.premium_plot.addItem(line, ignoreBounds=False)
         self.v_line2 = pg.InfiniteLine(angle=90, movable=False)
+        self.v_line2.setVisible(False)
         self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
 
     def _finish_build(self) -> None:
@@ -399,32 +444,55 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self._fit_premium_range()
 
     # ------------------------------------------------------------------ crosshair
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        super().leaveEvent(event)
+        self.clear_crosshair()
+
+    def clear_crosshair(self) -> None:
+        """The mouse left the chart: the readout and the crosshair go."""
+        if not self.ready:
+            return
+        self.readout.setText("")
+        for line in (self.v_line, self.h_line, self.v_line2):
+            line.setVisible(False)
+
     def _mouse_moved(self, event: tuple[QPointF]) -> None:
         pos = event[0]
         vb = self.price_plot.getViewBox()
         if not self.price_plot.sceneBoundingRect().contains(pos):
+            self.clear_crosshair()
             return
+        for line in (self.v_line, self.h_line, self.v_line2):
+            line.setVisible(True)
         point = vb.mapSceneToView(pos)
         self.v_line.setPos(point.x())
         self.v_line2.setPos(point.x())
         self.h_line.setPos(point.y())
-        self.readout.setText(self.readout_text(round(point.x()), point.y()))
+        self.readout.show_fitting(self.readout_variants(round(point.x()), point.y()))
 
     def readout_text(self, i: int, y: float) -> str:
         """The crosshair's values: the bar under the cursor (O/H/L/C, both EMAs) and the cursor's price."""
+        return self.readout_variants(i, y)[0]
+
+    def readout_variants(self, i: int, y: float) -> list[str]:
+        """The readout from the fullest to the shortest: a narrow pane shows the longest that fits."""
         bars = self.candles.bars
         colour = self._theme.chart_fg
-        if 0 <= i < len(bars):
-            b = bars[i]
-            fast = self._fast[i] if i < len(self._fast) else math.nan
-            slow = self._slow[i] if i < len(self._slow) else math.nan
-            ema = "  ".join(
-                f"<span style='color:{c}'>{name} {v:,.2f}</span>"
-                for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
-                if not math.isnan(v)
-            )
-            return (
-                f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  O {b.open:,.2f}  "
-                f"H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}  · {y:,.2f}</span>  {ema}"
-            )
-        return f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"
+        if not 0 <= i < len(bars):
+            return [f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"]
+        b = bars[i]
+        fast = self._fast[i] if i < len(self._fast) else math.nan
+        slow = self._slow[i] if i < len(self._slow) else math.nan
+        ema = "  ".join(
+            f"<span style='color:{c}'>{name} {v:,.2f}</span>"
+            for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
+            if not math.isnan(v)
+        )
+        ohlc = f"O {b.open:,.2f}  H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}"
+        head = f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  "
+        return [
+            f"{head}{ohlc}  · {y:,.2f}</span>  {ema}",
+            f"{head}{ohlc}</span>  {ema}",
+            f"{head}{ohlc}</span>",
+            f"<span style='color:{colour}'>{b.start:%H:%M}  C {b.close:,.2f}</span>",
+        ]
