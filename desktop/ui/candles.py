@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF
-from PySide6.QtGui import QBrush, QPainter, QPen, QPicture
+from PySide6.QtGui import QBrush, QFont, QFontMetricsF, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from desktop.domain import Bar
@@ -268,6 +268,9 @@ class CandlestickItem(pg.GraphicsObject):
             p.drawPicture(QPointF(n, 0), self._forming_picture)
 
 
+NICE_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 375, 750, 1500)  # label steps of the time axis, in bars
+
+
 class TimeAxis(pg.AxisItem):
     """Bottom axis labelling bar indices with the bar's market time."""
 
@@ -292,6 +295,23 @@ class TimeAxis(pg.AxisItem):
             out.append(start.strftime("%H:%M" if start.date() == today else "%d %b %H:%M"))
         self.drawn_labels.extend(zip(values, out, strict=True))
         return out
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
+        """One level of labels, whole minutes apart, spaced so that no two labels overlap.
+
+        pyqtgraph spaces ticks for short numbers; "10:35" labels ran into each other below ~1200 px.
+        """
+        bars = self._candles.bars
+        if not bars or size <= 0 or maxVal <= minVal:
+            return super().tickSpacing(minVal, maxVal, size)
+        first = bars[max(0, min(len(bars) - 1, math.floor(minVal)))].start
+        sample = "00:00" if first.date() == bars[-1].start.date() else "07 Jan 00:00"
+        label_px = QFontMetricsF(self.style["tickFont"] or QFont()).horizontalAdvance(sample) + 16
+        px_per_bar = size / (maxVal - minVal)
+        for minutes in NICE_MINUTES:
+            if minutes * px_per_bar >= label_px:
+                return [(float(minutes), 0.0)]
+        return [(float(NICE_MINUTES[-1]), 0.0)]
 
     def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 - pyqtgraph API
         self.drawn_labels = []

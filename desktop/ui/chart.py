@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture
 from PySide6.QtWidgets import QWidget
 
@@ -195,7 +195,9 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.premium_plot = LightPlot()  # no time axis: it shares the price plot's
         self.addItem(self.premium_plot, row=2, col=0)
         self.ci.layout.setRowStretchFactor(1, 4)
-        self.ci.layout.setRowStretchFactor(2, 1)
+        self.ci.layout.setRowStretchFactor(2, 0)
+        self.premium_plot.setVisible(False)  # until there is a premium to show (_update_premium)
+        self.premium_plot.setMaximumHeight(0)
         self.premium_plot.setXLink(self.price_plot)
         # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
         # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
@@ -219,6 +221,9 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
 
     def _finish_build(self) -> None:
+        # The layout is sized to the view once all its rows are in: a view resized while only the readout's
+        # row (two lines high at most) was in kept the chart that high until its next resize.
+        self.ci.setGeometry(QRectF(0, 0, self.width(), self.height()))
         self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self.set_theme(self._theme)
 
@@ -424,7 +429,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.premium_curve.setData(xs, np.fromiter(self._premium_y, float, len(self._premium_y)))
             refit = True
         # The premium strip shows only while there is a premium to show.
-        self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_t))
+        shown = bool(seg.quantity) or bool(self._premium_t)
+        if shown != self.premium_plot.isVisible():
+            # A hidden item keeps its row in a graphics layout: the strip's row goes to nothing with it,
+            # else the candles sat above an empty fifth of the pane.
+            self.premium_plot.setVisible(shown)
+            self.premium_plot.setMaximumHeight(1e6 if shown else 0)
+            self.ci.layout.setRowStretchFactor(2, 1 if shown else 0)
         levels: list[float] = []
         for line, value in (
             (self.entry_line, seg.entry_price),

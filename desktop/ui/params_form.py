@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -89,15 +90,16 @@ class ParamsForm(QWidget):
         main = QFormLayout()
         outer.addLayout(main)
 
-        seg_row = QHBoxLayout()
+        # Two to a row: one row of every segment made the form wider than the pane at 1024 px.
+        seg_grid = QGridLayout()
+        seg_grid.setContentsMargins(0, 0, 0, 0)
         self.segment_boxes: dict[Segment, QCheckBox] = {}
-        for seg in Segment:
+        for i, seg in enumerate(Segment):
             box = QCheckBox(seg.value)
             box.toggled.connect(self._revalidate)
             self.segment_boxes[seg] = box
-            seg_row.addWidget(box)
-        seg_row.addStretch(1)
-        main.addRow("Segments", self._with_error("segments", seg_row))
+            seg_grid.addWidget(box, i // 2, i % 2)
+        main.addRow("Segments", self._with_error("segments", seg_grid))
         for name, label, hint in _MAIN_FIELDS:
             main.addRow(label, self._with_error(name, self._edit(name, hint)))
         self.mode_box = QComboBox()
@@ -134,12 +136,12 @@ class ParamsForm(QWidget):
         self._edits[name] = edit
         return edit
 
-    def _with_error(self, name: str, field: QWidget | QHBoxLayout) -> QWidget:
+    def _with_error(self, name: str, field: QWidget | QHBoxLayout | QGridLayout) -> QWidget:
         box = QWidget()
         lay = QVBoxLayout(box)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(1)
-        if isinstance(field, QHBoxLayout):
+        if isinstance(field, QHBoxLayout | QGridLayout):
             lay.addLayout(field)
         else:
             lay.addWidget(field)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.domain import Segment
@@ -36,12 +38,14 @@ class SegmentPanel(QWidget):
         lay.setContentsMargins(2, 2, 2, 2)
         # The labels change 15 times a second. Their box has a fixed height and they claim no width, so a
         # new text never changes the layout: the chart below keeps its size (a resized chart re-lays out
-        # and repaints everything, axes included), and, fenced, only the label itself repaints.
-        head = QWidget()
-        grid = QGridLayout(head)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setHorizontalSpacing(14)
-        grid.setVerticalSpacing(2)
+        # and repaints everything, axes included), and, fenced, only the label itself repaints. The box is
+        # re-arranged only when the panel's width changes (_arrange): three rows when wide, more when narrow
+        # (three panels at 1024 px cut "running", "last tick" and the notes).
+        self._head = QWidget()
+        self._grid = QGridLayout(self._head)
+        self._grid.setContentsMargins(0, 0, 0, 0)
+        self._grid.setHorizontalSpacing(14)
+        self._grid.setVerticalSpacing(2)
         self.title = QLabel(f"<b>{segment.value}</b>")
         self.state = QLabel("—")
         self.tick = QLabel("last tick —")
@@ -51,22 +55,70 @@ class SegmentPanel(QWidget):
         self.note = QLabel("")
         for label in (self.state, self.tick, self.signal, self.position, self.pnl, self.note):
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        grid.addWidget(self.title, 0, 0)
-        grid.addWidget(self.state, 0, 1)
-        grid.addWidget(self.tick, 0, 2)
-        grid.addWidget(self.signal, 0, 3)
-        # The held option's line is the longest (symbol, entry, LTP, SL, target): it gets the full width.
-        grid.addWidget(self.position, 1, 0, 1, 4)
-        grid.addWidget(self.pnl, 2, 0, 1, 2)
-        grid.addWidget(self.note, 2, 2, 1, 2)
-        grid.setColumnStretch(1, 2)
-        grid.setColumnStretch(2, 2)
-        grid.setColumnStretch(3, 3)
-        line = self.fontMetrics().height()
-        lay.addWidget(GeometryFence(head, 3 * line + 2 * grid.verticalSpacing() + 2))
+        for label in (self.position, self.note):
+            label.setWordWrap(True)  # the held option's line and a note wrap onto a second line
+            label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self._wide: bool | None = None
+        self._fence = GeometryFence(self._head, self._head_height(wide=True))
+        lay.addWidget(self._fence)
+        self._arrange(wide=True)
         self.chart = IndexChart(segment, theme, staged=staged)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
+
+    # The longest texts a row must hold: a panel narrower than its wide layout needs goes to the narrow one.
+    _WIDE_ROW0 = "BANKNIFTY  ● market closed  last tick 15:29:59  signal DOWN 15:29"
+    _WIDE_POSITION = (
+        "BANKNIFTY26JAN61200CE × 30 · entry 1,412.35 · LTP 1,224.50 · SL 1,391.70 · target 1,495.00"
+    )
+
+    def _head_height(self, wide: bool) -> int:
+        line = self.fontMetrics().lineSpacing()
+        rows = 3 if wide else 7  # narrow: title·state / tick·signal / position (2) / P&L / note (2)
+        return rows * line + (rows - 1) * self._grid.verticalSpacing() + 4
+
+    def _arrange(self, wide: bool) -> None:
+        """Places the labels for a wide or a narrow panel (only when that changes: a resize, never a text)."""
+        if wide == self._wide:
+            return
+        self._wide = wide
+        grid = self._grid
+        for label in (self.title, self.state, self.tick, self.signal, self.position, self.pnl, self.note):
+            grid.removeWidget(label)
+        for c in range(4):
+            grid.setColumnStretch(c, 0)
+        if wide:
+            grid.addWidget(self.title, 0, 0)
+            grid.addWidget(self.state, 0, 1)
+            grid.addWidget(self.tick, 0, 2)
+            grid.addWidget(self.signal, 0, 3)
+            # The held option's line is the longest (symbol, entry, LTP, SL, target): it gets the full width.
+            grid.addWidget(self.position, 1, 0, 1, 4)
+            grid.addWidget(self.pnl, 2, 0, 1, 2)
+            grid.addWidget(self.note, 2, 2, 1, 2)
+            grid.setColumnStretch(1, 2)
+            grid.setColumnStretch(2, 2)
+            grid.setColumnStretch(3, 3)
+        else:
+            grid.addWidget(self.title, 0, 0)
+            grid.addWidget(self.state, 0, 1)
+            grid.addWidget(self.tick, 1, 0)
+            grid.addWidget(self.signal, 1, 1)
+            grid.addWidget(self.position, 2, 0, 2, 2)
+            grid.addWidget(self.pnl, 4, 0, 1, 2)
+            grid.addWidget(self.note, 5, 0, 2, 2)
+            grid.setColumnStretch(0, 1)
+            grid.setColumnStretch(1, 1)
+        self._fence.setFixedHeight(self._head_height(wide))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        metrics = self.fontMetrics()
+        needed = max(
+            metrics.horizontalAdvance(self._WIDE_ROW0) + 3 * 14,
+            metrics.horizontalAdvance(self._WIDE_POSITION),
+        )
+        self._arrange(wide=event.size().width() - 4 >= needed)
+        super().resizeEvent(event)
 
     @property
     def ready(self) -> bool:

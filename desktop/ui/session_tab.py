@@ -217,7 +217,7 @@ class SessionTab(QWidget):
         right.setSizes([640, 240])
         body.addWidget(right)
         body.setStretchFactor(1, 1)
-        body.setSizes([360, 1140])
+        body.setSizes([300, 1200])
 
         session.sig_log_line.connect(self._on_log_line)
         session.sig_state_changed.connect(self._on_state_changed)
@@ -282,7 +282,7 @@ class SessionTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(box)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(360)
+        scroll.setMinimumWidth(270)  # 1024 px wide windows keep room for three segments
         return scroll
 
     def _build_tables(self) -> QTabWidget:

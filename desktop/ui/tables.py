@@ -278,6 +278,17 @@ class SpecTableView(QTableView):
         model.rowsInserted.connect(lambda _parent, first, last: self._fit_rows(first, last))
         model.modelReset.connect(lambda: self._fit_rows(0, model.rowCount() - 1))
         model.dataChanged.connect(lambda first, last, _roles=(): self._fit_rows(first.row(), last.row()))
+        self._fit_rows(0, model.rowCount() - 1)  # a page added after its first rows arrived
+        if not model.rowCount():
+            self._fit_headers()
+
+    def _fit_headers(self) -> None:
+        """An empty table: each column as wide as its title (not the header's default 100 px)."""
+        header = self.horizontalHeader()
+        for c in range(header.count()):
+            if c not in self._by_hand and c != self._stretch:
+                self._resize(c, header.sectionSizeHint(c))
+        self._spread()
 
     def _settings_key(self) -> str:
         return f"tables/{self._name}/widths"
