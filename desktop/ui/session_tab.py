@@ -32,7 +32,7 @@ from desktop.ui.day_view import MARKET_CLOSED, day_positions, day_summary, displ
 from desktop.ui.fence import GeometryFence
 from desktop.ui.layout import settle_hidden
 from desktop.ui.log_panel import LogPanel
-from desktop.ui.params_form import ParamsForm
+from desktop.ui.params_form import ParamsForm, in_form_words
 from desktop.ui.segment_panel import SegmentPanel
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import (
@@ -383,9 +383,11 @@ class SessionTab(QWidget):
         try:
             params = parse_params(raw, confirm_live=False) if not live else self.form.params()
         except ParamsError as e:
-            self._show_error("; ".join(e.problems))
+            self.form.reveal_problems()
+            self._show_error("; ".join(in_form_words(p) for p in e.problems))
             return False
         if params is None:
+            self.form.reveal_problems()
             self._show_error("; ".join(self.form.problems()) or "the parameters are not valid")
             return False
         if live:
