@@ -17,13 +17,13 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
-from desktop.ui.plot import LightPlot
+from desktop.ui.plot import AXIS_WIDTH, LightPlot
 from desktop.ui.theme import Theme
 
 VISIBLE_BARS = 90
@@ -37,6 +37,12 @@ PREMIUM_REDRAW_S = 0.5
 STAGGER_STEP_MS = 15  # from one chart's first paint to the next chart's release
 DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain before it never ran
 FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints empty (axes and all)
+
+
+# Level labels at the strip's right end (its title is at the left): entry and target below their lines, the
+# stop above its own, so that each stays inside the strip (the highest level sits at its top edge).
+_BELOW = {"position": 0.98, "anchors": [(1, 0), (1, 0)]}
+_ABOVE = {"position": 0.98, "anchors": [(1, 1), (1, 1)]}
 
 
 def _render_axis(axis: pg.AxisItem) -> None:
@@ -210,9 +216,18 @@ class IndexChart(pg.GraphicsLayoutWidget):
         )
         self.premium_plot.setClipToView(True)
         self.premium_curve = self.premium_plot.plot()
-        self.entry_line = pg.InfiniteLine(angle=0, movable=False)
-        self.stop_line = pg.InfiniteLine(angle=0, movable=False)
-        self.target_line = pg.InfiniteLine(angle=0, movable=False)
+        # Each level says what it is.
+        self.entry_line = pg.InfiniteLine(
+            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_BELOW
+        )
+        self.stop_line = pg.InfiniteLine(angle=0, movable=False, label="SL {value:,.2f}", labelOpts=_ABOVE)
+        self.target_line = pg.InfiniteLine(
+            angle=0, movable=False, label="target {value:,.2f}", labelOpts=_BELOW
+        )
+        # The strip's name: which option's premium it draws.
+        self.premium_title = pg.LabelItem("", justify="left", parent=self.premium_plot)
+        self.premium_title.setPos(AXIS_WIDTH + 2, -3)
+        self.premium_title.setZValue(10)
         for line in (self.entry_line, self.stop_line, self.target_line):
             line.setVisible(False)
             self.premium_plot.addItem(line, ignoreBounds=False)
@@ -300,6 +315,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.entry_line.setPen(pg.mkPen(theme.chart_fg, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.stop_line.setPen(pg.mkPen(theme.stop_line, width=1))
         self.target_line.setPen(pg.mkPen(theme.profit, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        for line, colour in ((self.entry_line, theme.chart_fg), (self.stop_line, theme.stop_line),
+                             (self.target_line, theme.profit)):  # fmt: skip
+            line.label.setColor(colour)
+        self._show_premium_title()
+        self.clear_crosshair()  # the readout row shows the EMA legend in the new colours
         cross = pg.mkPen(theme.muted, width=1, style=pg.QtCore.Qt.PenStyle.DotLine)
         for line in (self.v_line, self.h_line, self.v_line2):
             line.setPen(cross)
@@ -399,6 +419,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         """Keeps the held option's premium sample (also while the tab is in the background), no drawing."""
         if seg.option_symbol != self._premium_symbol and seg.option_symbol is not None:
             self._premium_symbol = seg.option_symbol
+            if self.ready:
+                self._show_premium_title()
             self._premium_t.clear()
             self._premium_y.clear()
             self._premium_pending = True
@@ -455,15 +477,44 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self._fit_premium_range()
 
     # ------------------------------------------------------------------ crosshair
+    def premium_title_text(self, width: float) -> str:
+        """ "NIFTY26JAN25900CE premium", the symbol elided in its middle to fit `width` pixels."""
+        if not self._premium_symbol:
+            return ""
+        metrics = QFontMetricsF(self.premium_title.item.font())
+        room = max(width - metrics.horizontalAdvance(" premium") - 12, 30)
+        symbol = metrics.elidedText(self._premium_symbol, Qt.TextElideMode.ElideMiddle, room)
+        return f"{symbol} premium"
+
+    def _show_premium_title(self) -> None:
+        width = self.premium_plot.getViewBox().width() or self.width()
+        self.premium_title.setText(self.premium_title_text(width), color=self._theme.chart_fg, size="8pt")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        # pyqtgraph resizes the view while it is being built, and while closing, once its items are deleted.
+        if hasattr(self, "_steps") and self.ready and not self.closed:
+            self._show_premium_title()
+
+    def legend_text(self) -> str:
+        """What the readout row shows while the mouse is away: which colour is which EMA."""
+        theme = self._theme
+        return (
+            f"<span style='color:{theme.fast_ema}'>━ fast EMA</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.slow_ema}'>━ slow EMA</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.entry_marker}'>▲ entry</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.exit_marker}'>▼ exit</span>"
+        )
+
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
         super().leaveEvent(event)
         self.clear_crosshair()
 
     def clear_crosshair(self) -> None:
-        """The mouse left the chart: the readout and the crosshair go."""
+        """The mouse left the chart: the readout and the crosshair go (the row shows the legend)."""
         if not self.ready:
             return
-        self.readout.setText("")
+        self.readout.show_fitting([self.legend_text()])
         for line in (self.v_line, self.h_line, self.v_line2):
             line.setVisible(False)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from PySide6.QtCore import QEvent, QPointF
 
 from desktop.domain import Segment
@@ -51,7 +53,30 @@ def test_the_readout_and_crosshair_go_when_the_mouse_leaves(qtbot):
     chart._mouse_moved((inside,))
     assert chart.readout.item.toPlainText().strip()
     chart.leaveEvent(QEvent(QEvent.Type.Leave))
-    assert not chart.readout.item.toPlainText().strip()
+    assert "O 61," not in chart.readout.item.toPlainText()  # the bar's values go; the legend stays
     assert not chart.v_line.isVisible() and not chart.h_line.isVisible() and not chart.v_line2.isVisible()
     chart._mouse_moved((QPointF(2, 2),))  # over the readout, outside the plot: nothing shown either
-    assert not chart.readout.item.toPlainText().strip()
+    assert "O 61," not in chart.readout.item.toPlainText()
+
+
+def test_the_ema_colours_have_a_legend_and_the_option_strip_is_named_with_labelled_levels(qtbot, tmp_path):
+    chart = _chart(qtbot, 700)
+    legend = chart.readout.item.toHtml()
+    assert "fast EMA" in legend and "slow EMA" in legend
+    assert DARK.fast_ema.lower() in legend.lower() and DARK.slow_ema.lower() in legend.lower()
+    bars = chart.candles.bars
+    held = SegmentSnapshot(
+        Segment.BANKNIFTY, AgentState.RUNNING, bars=bars, bars_version=1, option_symbol="BANKNIFTY26DEC61200CE",
+        quantity=30, entry_price=Decimal("412.35"), stop_price=Decimal("391.70"), option_price=Decimal("415.00"),
+        last_tick_time=bars[-1].start, fast_ema=tuple(b.close for b in bars), slow_ema=tuple(b.close for b in bars),
+    )  # fmt: skip
+    chart.update_from(held)
+    qtbot.wait(50)  # the layout gives the strip its row
+    chart.grab().save(str(tmp_path / "premium.png"))
+    assert chart.premium_plot.isVisible() and chart.premium_plot.geometry().height() > 40
+    assert chart.premium_title.item.toPlainText() == "BANKNIFTY26DEC61200CE premium"
+    assert chart.entry_line.label.toPlainText() == "entry 412.35"
+    assert chart.stop_line.label.toPlainText() == "SL 391.70"
+    assert chart.entry_line.label.isVisible() and chart.stop_line.label.isVisible()
+    narrow = chart.premium_title_text(150)
+    assert "…" in narrow and narrow.startswith("BANK") and narrow.endswith("CE premium")
