@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop.ui import shortcuts as keys
 from desktop.ui.session_tab import SessionTab
@@ -67,6 +77,7 @@ def build_menus(w: MainWindow) -> None:
     _action(w, view, "&Previous tab", lambda: w.step_tab(-1), keys.PREVIOUS_TAB)
     _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), keys.CLOSE_TAB)
     help_ = bar.addMenu("&Help")
+    _action(w, help_, "&Keyboard shortcuts", lambda: show_shortcuts(w), keys.SHORTCUTS_HELP)
     _action(w, help_, "&Where are my logs and data?", w.show_where)
     _action(w, help_, "&About KiteDesk", w.show_about)
 
@@ -94,3 +105,53 @@ def show_about(parent: QWidget) -> None:
         "KiteDesk — several isolated strategy sessions for Zerodha Kite Connect in one window.\n"
         "PAPER or LIVE per session; the demo runs on a built-in Kite-compatible simulator.",
     )
+
+
+def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
+    """(menu, action, keys) of every menu action that has a shortcut, read from the menus themselves, so the
+    list cannot drift from what the keys do."""
+    rows = []
+    menu_bar = window.menuBar() if isinstance(window, QMainWindow) else None
+    if menu_bar is None:
+        return rows
+    for top in menu_bar.actions():
+        menu = top.menu()
+        if menu is None:
+            continue
+        for action in menu.actions():
+            keys_text = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys_text:
+                rows.append((top.text().replace("&", ""), action.text().replace("&", ""), keys_text))
+    return rows
+
+
+def show_shortcuts(window: QWidget) -> QDialog:
+    """Help → Keyboard shortcuts: every shortcut of the menus, by menu."""
+    dialog = QDialog(window)
+    dialog.setWindowTitle("Keyboard shortcuts")
+    lay = QVBoxLayout(dialog)
+    table = QTableWidget(0, 3)
+    table.setObjectName("shortcuts_table")
+    table.setHorizontalHeaderLabels(["Menu", "Action", "Keys"])
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    for menu, action, keys_text in shortcut_rows(window):
+        row = table.rowCount()
+        table.insertRow(row)
+        for col, text in enumerate((menu, action, keys_text)):
+            table.setItem(row, col, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
+    table.horizontalHeader().setStretchLastSection(True)
+    lay.addWidget(table)
+    lay.addWidget(
+        QLabel(
+            f"A tab's KILL button is {keys.KILL_SESSION}; Kill all sessions (every tab) is {keys.KILL_ALL}."
+        )
+    )
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    lay.addWidget(buttons)
+    dialog.resize(520, 480)
+    dialog.setModal(False)
+    dialog.show()
+    return dialog
