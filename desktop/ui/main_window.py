@@ -42,7 +42,7 @@ from desktop.ui.day_view import display_state, state_counts
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
-from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
+from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
@@ -633,8 +633,10 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         positions = KEEP
-        if any(t.session.has_open_position() for t in self.session_tabs()):
-            choice = ask_open_position(self, "At least one session")
+        held = open_position_lines(self.session_tabs())
+        if held:
+            what = "A session" if len(held) == 1 else f"{len(held)} positions: at least one session"
+            choice = ask_open_position(self, what, positions=held)
             if choice is None:
                 return
             positions = choice

@@ -112,9 +112,27 @@ def live_confirmation_text(user_id: str, label: str, params: StrategyParams) -> 
     )
 
 
-def ask_open_position(parent: QWidget, what: str, starting: bool = False) -> str | None:
+def open_position_lines(tabs: Sequence[SessionTab]) -> list[str]:
+    """One line per position held: session, symbol, quantity, mode ("UK9394 · Computer 1: NIFTY…CE × 65, LIVE")."""
+    lines = []
+    for tab in tabs:
+        if not tab.session.has_open_position():
+            continue
+        snap = tab.session.snapshot()
+        held = [p for p in held_positions(snap) if p.quantity]
+        who = f"{tab.session.user_id} · {tab.label}"
+        if not held:  # still starting: it may take over what its last run kept
+            lines.append(f"{who}: may take over a position its last run kept")
+        lines += [f"{who}: {p.tradingsymbol} × {p.quantity}, {p.mode.value}" for p in held]
+    return lines
+
+
+def ask_open_position(
+    parent: QWidget, what: str, starting: bool = False, positions: Sequence[str] = ()
+) -> str | None:
     """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel).
-    `starting`: the session is still starting and may be taking over a position its last run kept."""
+    `starting`: the session is still starting and may be taking over a position its last run kept.
+    `positions`: the positions in question, one line each, named in the question."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Open position")
@@ -123,7 +141,8 @@ def ask_open_position(parent: QWidget, what: str, starting: bool = False) -> str
         if starting
         else "has an open position"
     )
-    box.setText(f"{what} {held}.\n\nSquare it off now, or keep it under its stop loss?")
+    listed = "".join(f"\n  • {line}" for line in positions)
+    box.setText(f"{what} {held}.{listed}\n\nSquare it off now, or keep it under its stop loss?")
     square = box.addButton("Square off", QMessageBox.ButtonRole.AcceptRole)
     keep = box.addButton("Keep under stop loss", QMessageBox.ButtonRole.ActionRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)

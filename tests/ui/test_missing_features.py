@@ -8,9 +8,10 @@ from pathlib import Path
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QTableWidget
 
+from desktop.domain import Mode
 from desktop.ui.main_window import MainWindow
 from desktop.ui.menus import show_shortcuts
-from tests.ui.fakes import FakeEngine
+from tests.ui.fakes import FakeEngine, paper_params
 from tests.ui.qtkit import answer_next_message_box
 
 
@@ -52,3 +53,22 @@ def test_help_lists_every_shortcut_of_the_menus(qtbot, tmp_path):
     }
     assert any(a.text() == "&Keyboard shortcuts" for a in window.menuBar().actions()[-1].menu().actions())
     _close(qtbot, window)
+
+
+def test_quitting_with_open_positions_names_each_of_them(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    a = window.open_session("UK9394", "Computer 1", paper_params())
+    b = window.open_session("UK1234", "Computer 2", paper_params(mode=Mode.LIVE))
+    a.request_start()
+    a.session.hold()
+    b.session.start(paper_params(mode=Mode.LIVE))
+    b.session.hold("BANKNIFTY26JAN61200PE")
+    seen: list[str] = []
+    answer_next_message_box("Cancel", seen)
+    window.close()
+    qtbot.waitUntil(lambda: bool(seen), timeout=3000)
+    assert not window.closed
+    text = seen[0]
+    assert "UK9394 · Computer 1: NIFTY2611325900CE × 65, PAPER" in text
+    assert "UK1234 · Computer 2: BANKNIFTY26JAN61200PE × 65, LIVE" in text
+    _close(qtbot, window, answer="Keep under stop loss")
