@@ -42,6 +42,7 @@ from desktop.ui.day_view import display_state, state_counts
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
+from desktop.ui.notify import Notifier, session_name
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         build_menus(self)
         self._build_status_bar()
+        self.notifier = Notifier(self.settings, self, self.theme)
         self.jobs.sig_busy_changed.connect(self._show_busy)
 
         self.timer = QTimer(self)
@@ -262,6 +264,7 @@ class MainWindow(QMainWindow):
         tab.hide()
         self._update_empty_hint()
         key = tab.session.key
+        self.notifier.forget(key)
         engine = self.engine
 
         def closed(_: object = None) -> None:
@@ -476,6 +479,7 @@ class MainWindow(QMainWindow):
             apply_theme(app, self.theme)
         for tab in self.session_tabs():
             tab.set_theme(self.theme)
+        self.notifier.set_theme(self.theme)
         self.settings.setValue("theme", name)
 
     def toggle_theme(self) -> None:
@@ -559,6 +563,7 @@ class MainWindow(QMainWindow):
         for tab in self.session_tabs():
             snap = tab.session.snapshot()
             words.append(display_state(snap))
+            self.notifier.observe(tab.session.key, snap, session_name(tab.session.user_id, tab.label))
             if snap.mode is not None:  # None: never started, nothing traded
                 pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         try:
@@ -573,6 +578,7 @@ class MainWindow(QMainWindow):
             if mode in pnl
         )
         self.pnl_label.setText(f"Day P&L {figures or '—'}")
+        self.notifier.show_pnl(pnl)
         reason = self.engine.kill_reason()
         self.kill_label.setVisible(reason is not None)
         if reason is not None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.domain import Bar, Fill, Mode, Segment, SessionKey, StrategyParams
+from desktop.domain import Bar, Fill, Mode, Order, Segment, SessionKey, StrategyParams
 from desktop.engine.snapshots import (
     AgentState,
     ProfileInfo,
@@ -55,6 +55,7 @@ class FakeSession(QObject):
         self.message = ""
         self.market_time: datetime | None = None
         self.fills: tuple[Fill, ...] = ()
+        self.orders: tuple[Order, ...] = ()
         self.realised = Decimal(0)
 
     def rename(self, label: str) -> None:
@@ -108,6 +109,7 @@ class FakeSession(QObject):
             realised_pnl=self.realised,
             market_time=self.market_time,
             fills=self.fills,
+            orders=self.orders,
             version=self.version,
             message=self.message,
         )

@@ -3,15 +3,19 @@ first second, a quit question that names the positions, a Settings dialog."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QTableWidget
+from PySide6.QtWidgets import QApplication, QTableWidget
 
-from desktop.domain import Mode
+from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side
+from desktop.engine.snapshots import SessionState
 from desktop.ui.main_window import MainWindow
 from desktop.ui.menus import show_shortcuts
-from tests.ui.fakes import FakeEngine, paper_params
+from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, Notice, pnl_icon
+from tests.ui.fakes import FakeEngine, FakeSession, paper_params
 from tests.ui.qtkit import answer_next_message_box
 
 
@@ -71,4 +75,90 @@ def test_quitting_with_open_positions_names_each_of_them(qtbot, tmp_path):
     text = seen[0]
     assert "UK9394 · Computer 1: NIFTY2611325900CE × 65, PAPER" in text
     assert "UK1234 · Computer 2: BANKNIFTY26JAN61200PE × 65, LIVE" in text
+    _close(qtbot, window, answer="Keep under stop loss")
+
+
+def _order(oid: str, status, order_type=OrderType.MARKET, side=Side.BUY, message=""):
+    return Order(oid, FakeSession("UK9394", "x").key, Mode.PAPER, "NFO", "NIFTY2611325900CE", side, 65,
+                 order_type, status, status_message=message)  # fmt: skip
+
+
+def _fill(fid: str, oid: str, side=Side.BUY, price="182.35"):
+    return Fill(fid, oid, FakeSession("UK9394", "x").key, Mode.PAPER, "NFO", "NIFTY2611325900CE", side, 65,
+                Decimal(price), datetime(2026, 1, 8, 10, 0))  # fmt: skip
+
+
+def test_a_fill_a_stop_loss_hit_a_rejection_an_expired_login_and_a_kill_each_notify(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    session = tab.session
+    window._refresh_status()  # the first snapshot is only remembered
+    assert window.notifier.shown == []
+    session.fills = (_fill("t1", "o1"),)
+    session.orders = (_order("o1", OrderStatus.COMPLETE),)
+    session.version += 1
+    window._refresh_status()
+    session.fills += (_fill("t2", "o2", Side.SELL, "173.25"),)
+    session.orders += (_order("o2", OrderStatus.COMPLETE, OrderType.SL_M, Side.SELL),)
+    session.orders += (_order("o3", OrderStatus.REJECTED, message="Insufficient funds"),)
+    session.version += 1
+    window._refresh_status()
+    session.message = "the login expired: log in again"
+    session._set(SessionState.LOGIN_NEEDED)
+    window._refresh_status()
+    session.message = "kill switch (button)"
+    session._set(SessionState.HALTED)
+    window._refresh_status()
+    kinds = [(n.kind, n.title, n.text) for n in window.notifier.shown]
+    assert kinds == [
+        ("fill", "Filled · UK9394 · Computer 1", "BUY NIFTY2611325900CE × 65 @ 182.35"),
+        ("stop-loss", "Stop loss hit · UK9394 · Computer 1", "SELL NIFTY2611325900CE × 65 @ 173.25"),
+        (
+            "rejected",
+            "Order rejected · UK9394 · Computer 1",
+            "BUY NIFTY2611325900CE × 65: Insufficient funds",
+        ),
+        ("login", "Login expired · UK9394 · Computer 1", "the login expired: log in again"),
+        ("kill", "Halted · UK9394 · Computer 1", "kill switch (button)"),
+    ]
+    window._refresh_status()
+    assert len(window.notifier.shown) == 5, "each event once"
+    _close(qtbot, window, answer="Keep under stop loss")
+
+
+def test_notifications_can_be_turned_off_and_sound_on(qtbot, tmp_path, monkeypatch):
+    window = _window(qtbot, tmp_path)
+    shown: list[tuple[str, str]] = []
+    beeps: list[int] = []
+    monkeypatch.setattr(QApplication, "beep", staticmethod(lambda: beeps.append(1)))
+    tray = window.notifier.tray
+    if tray is not None:
+        monkeypatch.setattr(tray, "showMessage", lambda title, text, *a: shown.append((title, text)))
+    notice = Notice("fill", "Filled · x", "BUY")
+    window.settings.setValue(NOTIFY_KEY, False)
+    window.notifier.notify(notice)
+    assert shown == [] and beeps == []
+    window.settings.setValue(NOTIFY_KEY, True)
+    window.settings.setValue(SOUND_KEY, True)
+    window.notifier.notify(notice)
+    assert beeps == [1]
+    assert shown == ([("Filled · x", "BUY")] if tray is not None else [])
+    _close(qtbot, window)
+
+
+def test_the_tray_icon_shows_the_days_pnl_and_brings_the_window_back(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    tab.session.hold()
+    window._refresh_status()
+    assert window.notifier.show_pnl({Mode.PAPER: Decimal("125.50")}) == "KiteDesk — day P&L PAPER +₹125.50"
+    icon = pnl_icon(Decimal("125.50"), window.theme).pixmap(32, 32).toImage()
+    assert icon.pixelColor(4, 16).name() == window.theme.profit
+    lost = pnl_icon(Decimal("-464.75"), window.theme).pixmap(32, 32).toImage()
+    assert lost.pixelColor(4, 16).name() == window.theme.loss
+    window.showMinimized()
+    window.notifier.bring_back()
+    assert not window.isMinimized()
     _close(qtbot, window, answer="Keep under stop loss")
