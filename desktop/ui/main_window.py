@@ -44,6 +44,7 @@ from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
 from desktop.ui.notify import Notifier, session_name
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
+from desktop.ui.settings_dialog import SettingsDialog, default_params
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
@@ -243,7 +244,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "New session", _label_taken_text(user_id, label))
             return None
         try:
-            return self.open_session(user_id, label)
+            return self.open_session(user_id, label, self.default_params())
         except Exception as e:
             QMessageBox.warning(self, "New session", f"Could not open a session of {user_id}: {e}")
             return None
@@ -321,6 +322,20 @@ class MainWindow(QMainWindow):
             if tab.session.user_id == user_id:
                 tab.login_completed()
         self.statusBar().showMessage(f"{user_id} logged in ({name})", 8000)
+
+    def default_params(self) -> StrategyParams:
+        """What a new tab's form starts from (File → Settings…)."""
+        return default_params(self.settings)
+
+    def show_settings(self) -> SettingsDialog:
+        """File → Settings…: applied when the trader presses OK."""
+        dialog = SettingsDialog(
+            self.settings, self.theme.name, Path(self.engine.home()), self._strategies, self
+        )
+        dialog.accepted.connect(lambda: self.set_theme(dialog.theme_name()))
+        dialog.setModal(True)
+        dialog.show()
+        return dialog
 
     def export_trades(self) -> ExportDialog:
         """Opens the CSV export dialog for the visible session's account."""

@@ -48,6 +48,7 @@ def build_menus(w: MainWindow) -> None:
     _action(w, file, "&Open workspace…", w.open_workspace_dialog, keys.OPEN_WORKSPACE)
     _action(w, file, "&Save workspace…", w.save_workspace_dialog, keys.SAVE_WORKSPACE)
     _action(w, file, "&Export trades…", w.export_trades, keys.EXPORT_TRADES)
+    _action(w, file, "Se&ttings…", w.show_settings, keys.SETTINGS)
     file.addSeparator()
     _action(w, file, "&Quit", w.close, keys.QUIT)
     trading = bar.addMenu("&Trading")

@@ -106,12 +106,12 @@ class Notifier(QObject):
     @property
     def enabled(self) -> bool:
         """Notifications are on (File → Settings…)."""
-        return _flag(self._settings.value(NOTIFY_KEY, True))
+        return setting_flag(self._settings.value(NOTIFY_KEY, True))
 
     @property
     def sound(self) -> bool:
         """A beep comes with each notification."""
-        return _flag(self._settings.value(SOUND_KEY, False))
+        return setting_flag(self._settings.value(SOUND_KEY, False))
 
     def bring_back(self) -> None:
         """The tray icon was clicked: the window comes back in front."""
@@ -169,7 +169,7 @@ class Notifier(QObject):
         self._tip = ""
 
 
-def _flag(value: object) -> bool:
+def setting_flag(value: object) -> bool:
     """A QSettings boolean (an INI file gives it back as the text "true" or "false")."""
     if isinstance(value, str):
         return value.lower() in ("1", "true", "yes", "on")

@@ -3,18 +3,22 @@ first second, a quit question that names the positions, a Settings dialog."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QTableWidget
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QTableWidget
 
-from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side
+from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Segment, Side
 from desktop.engine.snapshots import SessionState
+from desktop.ui.dialogs import NewSessionDialog
 from desktop.ui.main_window import MainWindow
 from desktop.ui.menus import show_shortcuts
 from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, Notice, pnl_icon
+from desktop.ui.settings_dialog import DEFAULTS_KEY, default_params
 from tests.ui.fakes import FakeEngine, FakeSession, paper_params
 from tests.ui.qtkit import answer_next_message_box
 
@@ -162,3 +166,59 @@ def test_the_tray_icon_shows_the_days_pnl_and_brings_the_window_back(qtbot, tmp_
     window.notifier.bring_back()
     assert not window.isMinimized()
     _close(qtbot, window, answer="Keep under stop loss")
+
+
+def test_settings_set_the_theme_notifications_and_what_new_tabs_start_with(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    assert any(a.text() == "Se&ttings…" for a in window.menuBar().actions()[0].menu().actions())
+    dialog = window.show_settings()
+    qtbot.addWidget(dialog)
+    assert dialog.data_folder.text() == str(tmp_path) and dialog.data_folder.isReadOnly()
+    assert dialog.notify_box.isChecked() and not dialog.sound_box.isChecked()
+    dialog.theme_box.setCurrentIndex(dialog.theme_box.findData("light"))
+    dialog.notify_box.setChecked(False)
+    form = dialog.defaults_form
+    form.edit("lots").setText("0")
+    ok = dialog.buttons.button(QDialogButtonBox.StandardButton.Ok)
+    assert not ok.isEnabled() and form.error_text("lots") == "Lots must be a whole number ≥ 1"
+    form.edit("lots").setText("2")
+    form.edit("stop_loss").setText("7.5")
+    form.segment_boxes[Segment.SENSEX].setChecked(True)
+    assert ok.isEnabled()
+    ok.click()
+    assert dialog.applied and window.theme.name == "light"
+    assert not window.notifier.enabled
+    # A new tab's form starts from those parameters, in PAPER.
+    answer_dialog = QTimer()
+    answer_dialog.setSingleShot(True)
+
+    def accept_new_session() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, NewSessionDialog):
+            box.accept()
+        else:
+            answer_dialog.start(10)
+
+    answer_dialog.timeout.connect(accept_new_session)
+    answer_dialog.start(10)
+    tab = window.new_session()
+    assert tab is not None
+    params = tab.form.params()
+    assert params.lots == 2 and params.stop_loss == Decimal("7.5") and Segment.SENSEX in params.segments
+    assert params.mode is Mode.PAPER
+    # Kept for the next run of the window.
+    again = MainWindow(FakeEngine(tmp_path))
+    qtbot.addWidget(again)
+    assert again.theme.name == "light" and again.default_params().lots == 2 and not again.notifier.enabled
+    _close(qtbot, again)
+    _close(qtbot, window)
+
+
+def test_damaged_default_parameters_fall_back_to_the_built_in_ones(qtbot, tmp_path):
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    settings.setValue(DEFAULTS_KEY, '{"lots": "many"')
+    assert default_params(settings).lots == 1
+    settings.setValue(DEFAULTS_KEY, json.dumps({"segments": ["NIFTY"], "lots": 3, "stop_loss": 5, "itm_offset": 100,
+                                               "mode": "LIVE"}))  # fmt: skip
+    params = default_params(settings)
+    assert params.lots == 3 and params.mode is Mode.PAPER, "a new tab never starts in LIVE"
