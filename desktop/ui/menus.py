@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QTableWidget,
     QTableWidgetItem,
@@ -111,13 +112,13 @@ def show_about(parent: QWidget) -> None:
 def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
     """(menu, action, keys) of every menu action that has a shortcut, read from the menus themselves, so the
     list cannot drift from what the keys do."""
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     menu_bar = window.menuBar() if isinstance(window, QMainWindow) else None
     if menu_bar is None:
         return rows
     for top in menu_bar.actions():
         menu = top.menu()
-        if menu is None:
+        if not isinstance(menu, QMenu):
             continue
         for action in menu.actions():
             keys_text = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
