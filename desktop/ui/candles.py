@@ -268,7 +268,20 @@ class CandlestickItem(pg.GraphicsObject):
             p.drawPicture(QPointF(n, 0), self._forming_picture)
 
 
-NICE_MINUTES = (1, 2, 5, 10, 15, 30, 60, 120, 180, 375, 750, 1500)  # label steps of the time axis, in bars
+NICE_MINUTES = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    180,
+    375,
+    750,
+    1500,
+)  # 375: a trading day of bars  # label steps of the time axis, in bars
 
 
 class TimeAxis(pg.AxisItem):
@@ -312,6 +325,23 @@ class TimeAxis(pg.AxisItem):
             if minutes * px_per_bar >= label_px:
                 return [(float(minutes), 0.0)]
         return [(float(NICE_MINUTES[-1]), 0.0)]
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803
+        """The bars whose time is a round step of the clock (09:30, 10:00…), not every n-th bar (09:19, 09:34);
+        a day's first bar is labelled when a step is longer than the gap to it."""
+        bars = self._candles.bars
+        if not bars:
+            return []
+        step = int(self.tickSpacing(minVal, maxVal, size)[0][0])
+        lo, hi = max(0, math.ceil(minVal)), min(len(bars) - 1, math.floor(maxVal))
+        values: list[float] = []
+        for i in range(lo, hi + 1):
+            start = bars[i].start
+            new_day = i > 0 and bars[i - 1].start.date() != start.date()
+            on_step = (start.hour * 60 + start.minute) % step == 0
+            if (on_step or new_day) and (not values or i - values[-1] >= step * 0.6):
+                values.append(float(i))
+        return [(float(step), values)]
 
     def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 - pyqtgraph API
         self.drawn_labels = []

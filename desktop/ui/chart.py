@@ -41,7 +41,9 @@ FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints em
 
 # Level labels at the strip's right end (its title is at the left): entry and target below their lines, the
 # stop above its own, so that each stays inside the strip (the highest level sits at its top edge).
+# Apart along the strip too: a stop close to the entry put both labels on one spot.
 _BELOW = {"position": 0.98, "anchors": [(1, 0), (1, 0)]}
+_BELOW_MID = {"position": 0.72, "anchors": [(1, 0), (1, 0)]}
 _ABOVE = {"position": 0.98, "anchors": [(1, 1), (1, 1)]}
 
 
@@ -218,7 +220,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.premium_curve = self.premium_plot.plot()
         # Each level says what it is.
         self.entry_line = pg.InfiniteLine(
-            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_BELOW
+            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_BELOW_MID
         )
         self.stop_line = pg.InfiniteLine(angle=0, movable=False, label="SL {value:,.2f}", labelOpts=_ABOVE)
         self.target_line = pg.InfiniteLine(

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from PySide6.QtCore import QPointF
+from PySide6.QtGui import QFont, QFontMetricsF
+
 from desktop.domain import Segment
 from desktop.engine.chart import MAX_BARS_SHOWN
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
@@ -59,3 +62,29 @@ def test_the_time_axis_follows_the_candles_through_a_whole_day(qtbot):
     axis = chart.price_plot.getAxis("bottom")
     assert axis.tickStrings([float(len(chart.candles.bars) - 1)], 1, 1) == ["15:28"]
     assert seen_last[-1] >= "15:0", f"the axis's newest label at 15:29 reads {seen_last[-1]}"
+
+
+def test_time_labels_fall_on_round_times_and_never_overlap(qtbot):
+    chart = IndexChart(Segment.NIFTY, DARK)
+    qtbot.addWidget(chart)
+    history = make_bars(120, start=YESTERDAY.replace(hour=13, minute=30))
+    day = make_bars(200, start=TODAY, base=26100)
+    for width in (320, 600, 1200):
+        chart.resize(width, 360)
+        chart.update_from(
+            SegmentSnapshot(Segment.NIFTY, AgentState.RUNNING, bars=history + day, bars_version=width)
+        )
+        chart.grab()
+        axis = chart.price_plot.getAxis("bottom")
+        drawn = [(v, t) for v, t in axis.drawn_labels if t]
+        assert len(drawn) >= 2, f"at {width} px the axis shows times"
+        for value, text in drawn:
+            start = chart.candles.bars[round(value)].start
+            day_start = round(value) > 0 and chart.candles.bars[round(value) - 1].start.date() != start.date()
+            assert start.minute % 5 == 0 or day_start, f"{text} is not a round time"
+        metrics = QFontMetricsF(axis.style["tickFont"] or QFont())
+        vb = chart.price_plot.getViewBox()
+        xs = [vb.mapViewToScene(QPointF(v, 0)).x() for v, _ in drawn]
+        widths = [metrics.horizontalAdvance(t) for _, t in drawn]
+        for k in range(1, len(xs)):
+            assert xs[k] - xs[k - 1] >= (widths[k] + widths[k - 1]) / 2 + 4, f"labels overlap at {width} px"
