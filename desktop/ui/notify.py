@@ -28,7 +28,7 @@ MESSAGE_MS = 6000
 class Notice:
     """One notification: what happened (title) and its details (text)."""
 
-    kind: str  # "fill", "stop-loss", "rejected", "login", "kill"
+    kind: str  # "fill", "stop-loss", "rejected", "login", "kill", "unprotected"
     title: str
     text: str
 
@@ -53,6 +53,13 @@ def notices_between(before: SessionSnapshot, after: SessionSnapshot, who: str) -
             reason = order.status_message or "no reason given"
             text = f"{order.side.value} {order.tradingsymbol} × {order.quantity}: {reason}"
             found.append(Notice("rejected", f"Order rejected · {who}", text))
+    protected_before = {s.segment: str(getattr(s, "protection", "") or "") for s in before.segments}
+    for seg in after.segments:  # read with a default: an engine without the field raises nothing here
+        protection = str(getattr(seg, "protection", "") or "")
+        if protection.upper().startswith("UNPROTECTED") and protected_before.get(seg.segment) != protection:
+            found.append(
+                Notice("unprotected", f"Position unprotected · {who}", f"{seg.segment.value}: {protection}")
+            )
     if after.state is not before.state:
         if after.state is SessionState.LOGIN_NEEDED:
             text = after.message or "the login expired: log in again to resume trading"
@@ -142,7 +149,7 @@ class Notifier(QObject):
         if self.tray is not None:
             icon = (
                 QSystemTrayIcon.MessageIcon.Warning
-                if notice.kind in ("stop-loss", "rejected", "login", "kill")
+                if notice.kind in ("stop-loss", "rejected", "login", "kill", "unprotected")
                 else QSystemTrayIcon.MessageIcon.Information
             )
             self.tray.showMessage(notice.title, notice.text, icon, MESSAGE_MS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
@@ -158,6 +160,24 @@ class SegmentPanel(QWidget):
         _set_text(self.state, f"<span style='color:{colour}'>● {state}</span>")
         self.state.setToolTip(seg.failure or "")
 
+    def note_html(self, seg: SegmentSnapshot) -> str:
+        """The segment's notes, most urgent first: its position's protection ("UNPROTECTED: …", "stop triggered,
+        chasing") in red, why risk refused its last entry in the stop colour, then the engine's own note.
+
+        `protection` and `risk_note` are read with a default: snapshots from an engine without them show the
+        note alone.
+        """
+        parts = []
+        protection = str(getattr(seg, "protection", "") or "")
+        risk = str(getattr(seg, "risk_note", "") or "")
+        if protection:
+            parts.append(f"<b><span style='color:{self._theme.loss}'>⚠ {html.escape(protection)}</span></b>")
+        if risk:
+            parts.append(f"<span style='color:{self._theme.stop_line}'>{html.escape(risk)}</span>")
+        if seg.note and seg.note != risk:
+            parts.append(html.escape(seg.note))
+        return " · ".join(parts)
+
     def needs_full_update(self, seg: SegmentSnapshot) -> bool:
         """Showing `seg` would redraw the chart's axes and curves (a bar closed)."""
         return seg is not self._last and self.chart.ready and self.chart.needs_full_update(seg)
@@ -188,9 +208,10 @@ class SegmentPanel(QWidget):
             self.pnl,
             f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L {fmt_rupees(total)}</span>",
         )
-        if self.note.text() != seg.note:  # its line is kept even when empty: no relayout when a note comes
-            self.note.setText(seg.note)
-            self.note.setToolTip(seg.note)  # a long note is cut at the panel's edge; the tip shows it all
+        note = self.note_html(seg)
+        if self.note.text() != note:  # its line is kept even when empty: no relayout when a note comes
+            self.note.setText(note)
+            self.note.setToolTip(note)  # a long note is cut at the panel's edge; the tip shows it all
         if self.chart.ready:  # else its last build step draws the latest snapshot
             self._charted = seg
             self.chart.update_from(seg)

@@ -3,18 +3,20 @@ closed positions kept for the day, one money format for the window and headless 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from desktop.domain import Fill, Mode, Side, format_rupees
+from desktop.domain import Fill, Mode, Segment, Side, format_rupees
 from desktop.engine.headless import status_line
-from desktop.engine.snapshots import SessionState
+from desktop.engine.snapshots import AgentState, SegmentSnapshot, SessionSnapshot, SessionState
 from desktop.ui import shortcuts
 from desktop.ui.main_window import MainWindow
+from desktop.ui.notify import notices_between
+from desktop.ui.segment_panel import SegmentPanel
 from desktop.ui.session_tab import SessionTab, held_positions
 from desktop.ui.tables import POSITION_COLUMNS, SpecTableModel, SpecTableView, position_key
 from desktop.ui.theme import DARK
@@ -180,3 +182,37 @@ def test_a_column_the_trader_resized_keeps_its_width_next_time(qtbot, tmp_path: 
                           settings=QSettings(str(tmp_path / "w.ini"), QSettings.Format.IniFormat))  # fmt: skip
     qtbot.addWidget(again)
     assert again.column_widths()["Realised"] == 222
+
+
+@dataclass(frozen=True, slots=True)
+class _NewerSegment(SegmentSnapshot):
+    """A segment snapshot of an engine that reports protection and risk refusals (fields added there)."""
+
+    protection: str = ""
+    risk_note: str = ""
+
+
+def test_a_segment_shows_its_protection_and_risk_refusal_first_when_the_engine_reports_them(qtbot):
+    panel = SegmentPanel(Segment.NIFTY, DARK)
+    qtbot.addWidget(panel)
+    plain = SegmentSnapshot(Segment.NIFTY, AgentState.RUNNING, note="warming up")
+    panel.show_snapshot(plain)  # an engine without the fields: its note alone
+    assert panel.note.text() == "warming up"
+    newer = _NewerSegment(
+        Segment.NIFTY, AgentState.RUNNING, note="warming up", protection="UNPROTECTED: the SL order was rejected",
+        risk_note="trade cap 5 reached, no more entries today",
+    )  # fmt: skip
+    panel.show_snapshot(newer)
+    text = panel.note.text()
+    assert text.index("UNPROTECTED") < text.index("trade cap 5 reached") < text.index("warming up")
+    assert DARK.loss in text and "<b>" in text
+
+
+def test_a_position_left_unprotected_notifies(qtbot):
+    key = FakeSession("UK9394", "x").key
+    seg = _NewerSegment(Segment.NIFTY, AgentState.RUNNING)
+    before = SessionSnapshot(key, "x", Mode.LIVE, SessionState.RUNNING, segments=(seg,))
+    after = replace(before, segments=(replace(seg, protection="UNPROTECTED: the SL order was rejected"),))
+    (notice,) = notices_between(before, after, "UK9394 · x")
+    assert notice.kind == "unprotected" and notice.text == "NIFTY: UNPROTECTED: the SL order was rejected"
+    assert notices_between(after, after, "UK9394 · x") == []
