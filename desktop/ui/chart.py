@@ -39,11 +39,12 @@ DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain be
 FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints empty (axes and all)
 
 
-# Level labels at the strip's right end (its title is at the left): entry and target below their lines, the
-# stop above its own, so that each stays inside the strip (the highest level sits at its top edge).
-# Apart along the strip too: a stop close to the entry put both labels on one spot.
+# Level labels toward the strip's right end (its title is at the left): the entry and the stop above their
+# lines, the target below its own; the entry's further left, so a stop close to the entry does not put both
+# on one spot. The strip's range keeps a label's height of room beyond its highest and lowest lines.
+LABEL_PX = 16  # a level label's height on the premium strip
 _BELOW = {"position": 0.98, "anchors": [(1, 0), (1, 0)]}
-_BELOW_MID = {"position": 0.72, "anchors": [(1, 0), (1, 0)]}
+_ABOVE_MID = {"position": 0.72, "anchors": [(1, 1), (1, 1)]}
 _ABOVE = {"position": 0.98, "anchors": [(1, 1), (1, 1)]}
 
 
@@ -220,7 +221,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.premium_curve = self.premium_plot.plot()
         # Each level says what it is.
         self.entry_line = pg.InfiniteLine(
-            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_BELOW_MID
+            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_ABOVE_MID
         )
         self.stop_line = pg.InfiniteLine(angle=0, movable=False, label="SL {value:,.2f}", labelOpts=_ABOVE)
         self.target_line = pg.InfiniteLine(
@@ -388,7 +389,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
             if len(in_view):
                 values += [float(in_view.min()), float(in_view.max())]
         if values:
-            _fit_y(vb, min(values), max(values), refit)
+            lo, hi = min(values), max(values)
+            # Room for a level's label above the highest and below the lowest line (one text line each way):
+            # "entry 155.40" was cut at the strip's bottom edge.
+            room = (hi - lo) * LABEL_PX / max(vb.height() - 2 * LABEL_PX, LABEL_PX)
+            _fit_y(vb, lo - room, hi + room, refit)
 
     def _follow_latest(self, n_before: int, n_now: int) -> None:
         vb = self.price_plot.getViewBox()

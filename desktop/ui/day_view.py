@@ -9,6 +9,7 @@ table all call them, so they cannot disagree (after a kill the header said "halt
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from decimal import Decimal
 
 from desktop.domain import MARKET_CLOSE, Mode, Position, Side, format_rupees, rupees
@@ -52,10 +53,13 @@ def state_counts(words: list[str]) -> str:
     return " · ".join(f"{counts[w]} {w}" for w in ranked) + f" / {len(words)}"
 
 
-def _closed_positions(snap: SessionSnapshot, held: set[tuple[str, str]]) -> list[Position]:
-    """Contracts traded today and no longer held, from the day's fills: quantity 0, realised P&L of the day."""
-    bought: dict[tuple[str, str], tuple[int, Decimal]] = {}
-    sold: dict[tuple[str, str], tuple[int, Decimal]] = {}
+_Book = dict[tuple[str, str], tuple[int, Decimal]]
+
+
+def _books(snap: SessionSnapshot) -> tuple[_Book, _Book, dict[tuple[str, str], Decimal]]:
+    """Per contract: (quantity, value) bought, (quantity, value) sold, and the last fill's price."""
+    bought: _Book = {}
+    sold: _Book = {}
     last: dict[tuple[str, str], Decimal] = {}
     for f in snap.fills:
         where = (f.exchange, f.tradingsymbol)
@@ -63,6 +67,28 @@ def _closed_positions(snap: SessionSnapshot, held: set[tuple[str, str]]) -> list
         qty, value = book.get(where, (0, Decimal(0)))
         book[where] = (qty + f.quantity, value + f.price * f.quantity)
         last[where] = f.price
+    return bought, sold, last
+
+
+def _contract_realised(p: Position, bought: _Book, sold: _Book) -> Position:
+    """An open row's realised P&L for its own contract (what was sold of it, at its average cost), as Kite's
+    positions show it; the engine's row carries its segment's whole day."""
+    where = (p.exchange, p.tradingsymbol)
+    bq, bv = bought.get(where, (0, Decimal(0)))
+    sq, sv = sold.get(where, (0, Decimal(0)))
+    if not bq or sq > bq:
+        return p  # no fills of it (or a short): the engine's figure
+    realised = rupees(sv - sq * (bv / bq)) if sq else Decimal(0)
+    return p if realised == p.realised_pnl else replace(p, realised_pnl=realised)
+
+
+def _closed_positions(
+    snap: SessionSnapshot,
+    held: set[tuple[str, str]],
+    books: tuple[_Book, _Book, dict[tuple[str, str], Decimal]],
+) -> list[Position]:
+    """Contracts traded today and no longer held, from the day's fills: quantity 0, realised P&L of the day."""
+    bought, sold, last = books
     rows = []
     for where in bought.keys() | sold.keys():
         (bq, bv), (sq, sv) = bought.get(where, (0, Decimal(0))), sold.get(where, (0, Decimal(0)))
@@ -84,9 +110,11 @@ def _closed_positions(snap: SessionSnapshot, held: set[tuple[str, str]]) -> list
 
 
 def day_positions(open_rows: tuple[Position, ...], snap: SessionSnapshot) -> tuple[Position, ...]:
-    """The open positions, then today's closed ones (quantity 0) with their realised P&L."""
+    """The open positions, then today's closed ones (quantity 0), each with its own contract's realised P&L."""
     held = {(p.exchange, p.tradingsymbol) for p in open_rows}
-    return tuple(open_rows) + tuple(_closed_positions(snap, held))
+    books = _books(snap)
+    opened = tuple(_contract_realised(p, books[0], books[1]) for p in open_rows)
+    return opened + tuple(_closed_positions(snap, held, books))
 
 
 def day_summary(snap: SessionSnapshot) -> str:

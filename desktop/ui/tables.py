@@ -30,7 +30,7 @@ _Index = QModelIndex | QPersistentModelIndex
 
 def fmt_money(value: Decimal | None) -> str:
     """Rupees with thousands separators and paise: 12,345.60 (blank when unknown)."""
-    return "" if value is None else f"{value:,.2f}"
+    return "" if value is None else f"{value + 0:,.2f}"  # + 0: a negative zero (0 × a loss) shows as 0.00
 
 
 fmt_rupees = format_rupees  # one money format for the window and headless output (desktop.domain)

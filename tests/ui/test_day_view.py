@@ -216,3 +216,22 @@ def test_a_position_left_unprotected_notifies(qtbot):
     (notice,) = notices_between(before, after, "UK9394 · x")
     assert notice.kind == "unprotected" and notice.text == "NIFTY: UNPROTECTED: the SL order was rejected"
     assert notices_between(after, after, "UK9394 · x") == []
+
+
+def test_each_position_row_shows_its_own_contracts_realised_pnl(qtbot):
+    tab, session, _ = _tab(qtbot)
+    tab.request_start()
+    # NIFTY: one contract bought and sold at a loss, then another bought and still held.
+    session.fills = (
+        _fill("1", Side.BUY, 65, "182.35", "NIFTY26D0824350PE"),
+        _fill("2", Side.SELL, 65, "140.05", "NIFTY26D0824350PE"),
+        _fill("3", Side.BUY, 65, "182.35"),
+    )
+    session.hold()  # the engine's row carries the segment's realised P&L for the day
+    session.segments = (replace(session.segments[0], realised_pnl=Decimal("-2749.50")), *session.segments[1:])
+    tab.refresh(force=True, force_all=True)
+    rows = {tab.positions_model.row(i).tradingsymbol: tab.positions_model.row(i) for i in range(2)}
+    assert rows["NIFTY26D0824350PE"].realised_pnl == Decimal("-2749.50")
+    assert rows["NIFTY2611325900CE"].realised_pnl == Decimal(0), "nothing of this contract was sold yet"
+    closed = tab.positions_model.index(list(rows).index("NIFTY26D0824350PE"), 5)
+    assert tab.positions_model.data(closed) == "0.00"  # MTM of a closed row: never "-0.00"
