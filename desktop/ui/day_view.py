@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 
 from desktop.domain import MARKET_CLOSE, Mode, Position, Side, format_rupees, rupees
@@ -22,14 +23,16 @@ _STATE_WORDS = {SessionState.LOGIN_NEEDED: "login needed"}
 _OWN_SEGMENT_STATES = (AgentState.STARTING, AgentState.STOPPING, AgentState.STOPPED, AgentState.FAILED)
 
 
-def market_closed(snap: SessionSnapshot) -> bool:
-    """The session's market time is at or past the close (15:30)."""
-    return snap.market_time is not None and snap.market_time.time() >= MARKET_CLOSE
+def market_closed(snap: SessionSnapshot, now: datetime | None = None) -> bool:
+    """The market's clock (`now`, else the session's last tick) is at or past the close (15:30): the last tick
+    of the day may come before 15:30 while the clock stands at it."""
+    times = [t for t in (snap.market_time, now) if t is not None]
+    return bool(times) and max(times).time() >= MARKET_CLOSE
 
 
-def display_state(snap: SessionSnapshot) -> str:
+def display_state(snap: SessionSnapshot, now: datetime | None = None) -> str:
     """The one word for the session's state: "running", "halted", "market closed", "login needed"…"""
-    if snap.state is SessionState.RUNNING and market_closed(snap):
+    if snap.state is SessionState.RUNNING and market_closed(snap, now):
         return MARKET_CLOSED
     return _STATE_WORDS.get(snap.state, snap.state.value)
 

@@ -575,16 +575,17 @@ class MainWindow(QMainWindow):
     def _refresh_status(self) -> None:
         words: list[str] = []  # each session's state word, as its header and segments show it
         pnl: dict[Mode, Decimal] = {}  # real money and paper are never added up
-        for tab in self.session_tabs():
-            snap = tab.session.snapshot()
-            words.append(display_state(snap))
-            self.notifier.observe(tab.session.key, snap, session_name(tab.session.user_id, tab.label))
-            if snap.mode is not None:  # None: never started, nothing traded
-                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         try:
             now: datetime | None = self.engine.market_time()
         except Exception:
             now = None
+        for tab in self.session_tabs():
+            snap = tab.session.snapshot()
+            tab.market_now = now  # the tab's header and segments say "market closed" by the same clock
+            words.append(display_state(snap, now))
+            self.notifier.observe(tab.session.key, snap, session_name(tab.session.user_id, tab.label))
+            if snap.mode is not None:  # None: never started, nothing traded
+                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
         self.running_label.setText(state_counts(words))
         figures = " · ".join(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from operator import attrgetter
@@ -194,6 +195,9 @@ class SessionTab(QWidget):
         )
         self.last_error = ""
         self.drawing = True  # False while another tab is in front (the main window sets it)
+        self.market_now: datetime | None = (
+            None  # the market's clock, when the window knows it (its status bar)
+        )
 
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
@@ -646,7 +650,7 @@ class SessionTab(QWidget):
     def _show_header(self, snap: SessionSnapshot) -> None:
         # Texts are compared before they are set: a label given a new text re-lays out its row.
         self._show_badge()
-        word = display_state(snap)
+        word = display_state(snap, self.market_now)
         _set_text(self.state_label, f"state: <b>{word}</b>")
         for panel in self._segment_panels.values():
             panel.set_session_state(word)
@@ -703,7 +707,7 @@ class SessionTab(QWidget):
             if seg is not None:
                 panel = SegmentPanel(seg.segment, self._theme, staged=True)
                 if snap is not None:
-                    panel.set_session_state(display_state(snap))
+                    panel.set_session_state(display_state(snap, self.market_now))
                 self._segment_panels[seg.segment.value] = panel
                 self.segments_area.addWidget(panel)
                 self.log_panel.set_segments([seg.segment.value])

@@ -235,3 +235,23 @@ def test_each_position_row_shows_its_own_contracts_realised_pnl(qtbot):
     assert rows["NIFTY2611325900CE"].realised_pnl == Decimal(0), "nothing of this contract was sold yet"
     closed = tab.positions_model.index(list(rows).index("NIFTY26D0824350PE"), 5)
     assert tab.positions_model.data(closed) == "0.00"  # MTM of a closed row: never "-0.00"
+
+
+def test_the_market_clock_at_the_close_says_market_closed_in_every_place_even_without_a_last_tick(
+    qtbot, tmp_path
+):
+    engine = FakeEngine(tmp_path)
+    engine.market_time = lambda: datetime(2026, 1, 8, 15, 30)  # type: ignore[method-assign]
+    window = MainWindow(engine)
+    qtbot.addWidget(window)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    tab.session.market_time = datetime(2026, 1, 8, 15, 29, 58)  # the day's last tick came before 15:30
+    tab.session.version += 1
+    window._refresh_status()
+    tab.refresh(force=True)
+    assert window.running_label.text() == "1 market closed / 1"
+    assert "market closed" in tab.state_label.text() and "Day's summary" in tab.message.text()
+    assert all("● market closed" in p.state.text() for p in _panels(qtbot, tab, "NIFTY", "BANKNIFTY"))
+    window.close()
+    qtbot.waitUntil(lambda: window.closed, timeout=5000)
