@@ -630,8 +630,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping sessions…")
         self.busy.setVisible(True)
         engine = self.engine
+        progress = QTimer(self)
+        if positions == SQUARE_OFF:
+            # Squaring off may wait for exits (a LIVE exit up to 45 s): the status bar says what is still held.
+            progress.setInterval(250)
+            progress.timeout.connect(self._show_square_off_progress)
+            progress.start()
+            self._show_square_off_progress()
 
         def finished(_: object = None) -> None:
+            progress.stop()
             self._closed = True
             self.close()
 
@@ -640,6 +648,16 @@ class MainWindow(QMainWindow):
             finished()
 
         self.jobs.submit(lambda: engine.close(positions), finished, failed)
+
+    def _show_square_off_progress(self) -> None:
+        held = open_position_lines(self.session_tabs())
+        text = (
+            f"Squaring off: {len(held)} position{'s' if len(held) != 1 else ''} still held — "
+            + "; ".join(held)
+            if held
+            else "Squared off: every position is closed; stopping sessions…"
+        )
+        self.statusBar().showMessage(text)
 
     @property
     def closed(self) -> bool:

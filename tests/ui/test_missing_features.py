@@ -4,6 +4,7 @@ first second, a quit question that names the positions, a Settings dialog."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -222,3 +223,26 @@ def test_damaged_default_parameters_fall_back_to_the_built_in_ones(qtbot, tmp_pa
                                                "mode": "LIVE"}))  # fmt: skip
     params = default_params(settings)
     assert params.lots == 3 and params.mode is Mode.PAPER, "a new tab never starts in LIVE"
+
+
+def test_square_off_at_quit_shows_what_is_still_held_until_it_is_closed(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    tab = window.open_session("UK9394", "Computer 1", paper_params())
+    tab.request_start()
+    tab.session.hold()
+    release = threading.Event()
+    engine = window.engine
+
+    def slow_close(positions: str = "keep") -> None:
+        release.wait(5)  # the exits are on their way
+        tab.session.holding = False
+        engine.closed = True
+
+    engine.close = slow_close  # type: ignore[method-assign]
+    answer_next_message_box("Square off", [])
+    window.close()
+    qtbot.waitUntil(lambda: "Squaring off" in window.statusBar().currentMessage(), timeout=3000)
+    assert "UK9394 · Computer 1: NIFTY2611325900CE × 65, PAPER" in window.statusBar().currentMessage()
+    assert not window.closed
+    release.set()
+    qtbot.waitUntil(lambda: window.closed, timeout=5000)
