@@ -44,6 +44,15 @@ def rupees(value: Any) -> Decimal:
     return d.quantize(PAISA, rounding=ROUND_HALF_UP)
 
 
+def format_rupees(value: Decimal | None) -> str:
+    """A signed rupee amount as a trader reads it, the one format of the window and of headless output:
+    +₹1,234.50 / −₹464.75 / ₹0.00 (a real minus sign before the ₹, never "₹-464.75"); blank when unknown."""
+    if value is None:
+        return ""
+    sign = "+" if value > 0 else "\u2212" if value < 0 else ""
+    return f"{sign}₹{abs(value):,.2f}"
+
+
 def to_tick(value: Any, tick: Decimal = TICK_SIZE) -> Decimal:
     """A price rounded to the nearest tick (0.05 for index options)."""
     d = (

@@ -15,10 +15,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, TextIO
 
 from desktop.broker.sim.start import START_FORMATS, START_HELP, parse_market_start
+from desktop.domain import format_rupees
 from desktop.engine.cli_support import Problems, open_engine
 from desktop.engine.engine import Engine, MemorySecretStore
 from desktop.engine.session import SessionEngine
@@ -73,10 +73,6 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _money(d: Decimal) -> str:
-    return f"₹{d:,.2f}"
-
-
 def status_line(snap: SessionSnapshot) -> str:
     """One line for a session: time, account, label, mode, state, each segment's position, day P&L."""
     t = snap.market_time.strftime("%H:%M:%S") if snap.market_time else "--:--:--"
@@ -92,7 +88,7 @@ def status_line(snap: SessionSnapshot) -> str:
         parts.append(f"{seg.segment.value}: {what} ({seg.trades_today} trades)")
     mode = snap.mode.value if snap.mode else "-"
     line = f"[{t}] {snap.key.broker_id} {snap.label!r} {mode} {snap.state.value} | " + " | ".join(parts)
-    line += f" | P&L {_money(snap.day_pnl)}"
+    line += f" | P&L {format_rupees(snap.day_pnl)}"
     return line + (f" | {snap.message}" if snap.message else "")
 
 

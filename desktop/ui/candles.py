@@ -15,11 +15,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF
-from PySide6.QtGui import QBrush, QPainter, QPen, QPicture
+from PySide6.QtGui import QBrush, QFont, QFontMetricsF, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 from desktop.domain import Bar
@@ -267,12 +268,29 @@ class CandlestickItem(pg.GraphicsObject):
             p.drawPicture(QPointF(n, 0), self._forming_picture)
 
 
+NICE_MINUTES = (
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    180,
+    375,
+    750,
+    1500,
+)  # 375: a trading day of bars  # label steps of the time axis, in bars
+
+
 class TimeAxis(pg.AxisItem):
     """Bottom axis labelling bar indices with the bar's market time."""
 
     def __init__(self, candles: CandlestickItem) -> None:
         super().__init__(orientation="bottom")
         self._candles = candles
+        self.drawn_labels: list[tuple[float, str]] = []  # the values and texts of the labels last generated
 
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
         bars = self._candles.bars
@@ -288,4 +306,53 @@ class TimeAxis(pg.AxisItem):
             start = bars[i].start
             # Warm-up history from an earlier day is marked with its date.
             out.append(start.strftime("%H:%M" if start.date() == today else "%d %b %H:%M"))
+        self.drawn_labels.extend(zip(values, out, strict=True))
         return out
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:  # noqa: N802,N803
+        """One level of labels, whole minutes apart, spaced so that no two labels overlap.
+
+        pyqtgraph spaces ticks for short numbers; "10:35" labels ran into each other below ~1200 px.
+        """
+        bars = self._candles.bars
+        if not bars or size <= 0 or maxVal <= minVal:
+            return super().tickSpacing(minVal, maxVal, size)
+        first = bars[max(0, min(len(bars) - 1, math.floor(minVal)))].start
+        sample = "00:00" if first.date() == bars[-1].start.date() else "07 Jan 00:00"
+        label_px = QFontMetricsF(self.style["tickFont"] or QFont()).horizontalAdvance(sample) + 16
+        px_per_bar = size / (maxVal - minVal)
+        for minutes in NICE_MINUTES:
+            if minutes * px_per_bar >= label_px:
+                return [(float(minutes), 0.0)]
+        return [(float(NICE_MINUTES[-1]), 0.0)]
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802,N803
+        """The bars whose time is a round step of the clock (09:30, 10:00…), not every n-th bar (09:19, 09:34);
+        a day's first bar is labelled when a step is longer than the gap to it."""
+        bars = self._candles.bars
+        if not bars:
+            return []
+        step = int(self.tickSpacing(minVal, maxVal, size)[0][0])
+        lo, hi = max(0, math.ceil(minVal)), min(len(bars) - 1, math.floor(maxVal))
+        values: list[float] = []
+        for i in range(lo, hi + 1):
+            start = bars[i].start
+            new_day = i > 0 and bars[i - 1].start.date() != start.date()
+            on_step = (start.hour * 60 + start.minute) % step == 0
+            if (on_step or new_day) and (not values or i - values[-1] >= step * 0.6):
+                values.append(float(i))
+        return [(float(step), values)]
+
+    def generateDrawSpecs(self, p: QPainter) -> Any:  # noqa: N802 - pyqtgraph API
+        self.drawn_labels = []
+        return super().generateDrawSpecs(p)
+
+    def bars_changed(self) -> None:
+        """The closed bars changed: the labels are regenerated at the next paint.
+
+        pyqtgraph redraws an axis's labels only when its range or size changes. Once the engine's window of
+        bars is full, each new bar drops the oldest, so every index stands for a minute later: with the view
+        unchanged, the axis kept the labels of hours before (12:39 … 13:39 read at 15:30).
+        """
+        self.picture = None
+        self.update()

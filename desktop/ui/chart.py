@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QTimer
-from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPicture
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
-from desktop.ui.plot import LightPlot
+from desktop.ui.plot import AXIS_WIDTH, LightPlot
 from desktop.ui.theme import Theme
 
 VISIBLE_BARS = 90
@@ -37,6 +37,15 @@ PREMIUM_REDRAW_S = 0.5
 STAGGER_STEP_MS = 15  # from one chart's first paint to the next chart's release
 DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain before it never ran
 FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints empty (axes and all)
+
+
+# Level labels toward the strip's right end (its title is at the left): the entry and the stop above their
+# lines, the target below its own; the entry's further left, so a stop close to the entry does not put both
+# on one spot. The strip's range keeps a label's height of room beyond its highest and lowest lines.
+LABEL_PX = 16  # a level label's height on the premium strip
+_BELOW = {"position": 0.98, "anchors": [(1, 0), (1, 0)]}
+_ABOVE_MID = {"position": 0.72, "anchors": [(1, 1), (1, 1)]}
+_ABOVE = {"position": 0.98, "anchors": [(1, 1), (1, 1)]}
 
 
 def _render_axis(axis: pg.AxisItem) -> None:
@@ -66,6 +75,49 @@ def _fit_y(vb: pg.ViewBox, lo: float, hi: float, refit: bool) -> None:
 
 def _floats(values: Sequence[object]) -> np.ndarray:
     return np.array([math.nan if v is None else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
+
+
+class ReadoutItem(pg.LabelItem):
+    """The crosshair's readout above the price plot: always two lines high, as wide as its pane, wrapped.
+
+    pyqtgraph's LabelItem asks its layout for its text's full width: a long readout widened the chart's column
+    past its pane (the newest candles went out of sight) and the plot jumped as texts came and went.
+    """
+
+    LINES = 2
+
+    def __init__(self) -> None:
+        super().__init__(" ", justify="left")
+        self.setFlag(self.GraphicsItemFlag.ItemClipsChildrenToShape)
+
+    def _height(self) -> float:
+        return math.ceil(self.LINES * QFontMetricsF(self.item.font()).lineSpacing()) + 9  # + the text margins
+
+    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph API
+        height = self._height()
+        self.setMinimumWidth(0)
+        self.setMinimumHeight(height)
+        self.setMaximumHeight(height)
+        self._sizeHint = {
+            Qt.SizeHint.MinimumSize: (0, height),
+            Qt.SizeHint.PreferredSize: (0, height),
+            Qt.SizeHint.MaximumSize: (-1, height),
+            Qt.SizeHint.MinimumDescent: (0, 0),
+        }
+        self.updateGeometry()
+
+    def show_fitting(self, variants: Sequence[str]) -> None:
+        """Shows the first of `variants` (longest first) that fits in two lines of the pane; else the last,
+        cut at the pane's edge."""
+        limit = self._height()
+        for text in variants:
+            self.setText(text)
+            if self.item.boundingRect().height() <= limit:
+                return
+
+    def resizeEvent(self, ev: object) -> None:  # noqa: N802 - Qt API
+        self.item.setTextWidth(max(self.rect().width(), 40.0))  # wraps at the pane's edge
+        self.item.setPos(0, 0)
 
 
 class IndexChart(pg.GraphicsLayoutWidget):
@@ -121,7 +173,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
 
     def _build_price_plot(self) -> None:
         self.candles = CandlestickItem(self._theme)
-        self.readout = pg.LabelItem(justify="left")
+        self.readout = ReadoutItem()
         self.addItem(self.readout, row=0, col=0)
         # Light plots, not pyqtgraph's PlotItems (plot.py): no context menus or settings forms to build.
         self.price_plot = LightPlot(bottom=TimeAxis(self.candles))
@@ -144,14 +196,17 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.price_plot.addItem(self.exits)
         self.v_line = pg.InfiniteLine(angle=90, movable=False)
         self.h_line = pg.InfiniteLine(angle=0, movable=False)
-        self.price_plot.addItem(self.v_line, ignoreBounds=True)
-        self.price_plot.addItem(self.h_line, ignoreBounds=True)
+        for line in (self.v_line, self.h_line):
+            line.setVisible(False)  # until the mouse is over the chart
+            self.price_plot.addItem(line, ignoreBounds=True)
 
     def _build_premium_plot(self) -> None:
         self.premium_plot = LightPlot()  # no time axis: it shares the price plot's
         self.addItem(self.premium_plot, row=2, col=0)
         self.ci.layout.setRowStretchFactor(1, 4)
-        self.ci.layout.setRowStretchFactor(2, 1)
+        self.ci.layout.setRowStretchFactor(2, 0)
+        self.premium_plot.setVisible(False)  # until there is a premium to show (_update_premium)
+        self.premium_plot.setMaximumHeight(0)
         self.premium_plot.setXLink(self.price_plot)
         # No grid: pyqtgraph draws it as part of the axes, which would then repaint, tick labels and
         # all, whenever anything inside the plot moves (the forming bar, 15 times a second).
@@ -164,16 +219,29 @@ class IndexChart(pg.GraphicsLayoutWidget):
         )
         self.premium_plot.setClipToView(True)
         self.premium_curve = self.premium_plot.plot()
-        self.entry_line = pg.InfiniteLine(angle=0, movable=False)
-        self.stop_line = pg.InfiniteLine(angle=0, movable=False)
-        self.target_line = pg.InfiniteLine(angle=0, movable=False)
+        # Each level says what it is.
+        self.entry_line = pg.InfiniteLine(
+            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_ABOVE_MID
+        )
+        self.stop_line = pg.InfiniteLine(angle=0, movable=False, label="SL {value:,.2f}", labelOpts=_ABOVE)
+        self.target_line = pg.InfiniteLine(
+            angle=0, movable=False, label="target {value:,.2f}", labelOpts=_BELOW
+        )
+        # The strip's name: which option's premium it draws.
+        self.premium_title = pg.LabelItem("", justify="left", parent=self.premium_plot)
+        self.premium_title.setPos(AXIS_WIDTH + 2, -3)
+        self.premium_title.setZValue(10)
         for line in (self.entry_line, self.stop_line, self.target_line):
             line.setVisible(False)
             self.premium_plot.addItem(line, ignoreBounds=False)
         self.v_line2 = pg.InfiniteLine(angle=90, movable=False)
+        self.v_line2.setVisible(False)
         self.premium_plot.addItem(self.v_line2, ignoreBounds=True)
 
     def _finish_build(self) -> None:
+        # The layout is sized to the view once all its rows are in: a view resized while only the readout's
+        # row (two lines high at most) was in kept the chart that high until its next resize.
+        self.ci.setGeometry(QRectF(0, 0, self.width(), self.height()))
         self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self.set_theme(self._theme)
 
@@ -250,6 +318,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.entry_line.setPen(pg.mkPen(theme.chart_fg, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.stop_line.setPen(pg.mkPen(theme.stop_line, width=1))
         self.target_line.setPen(pg.mkPen(theme.profit, width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        for line, colour in ((self.entry_line, theme.chart_fg), (self.stop_line, theme.stop_line),
+                             (self.target_line, theme.profit)):  # fmt: skip
+            line.label.setColor(colour)
+        self._show_premium_title()
+        self.clear_crosshair()  # the readout row shows the EMA legend in the new colours
         cross = pg.mkPen(theme.muted, width=1, style=pg.QtCore.Qt.PenStyle.DotLine)
         for line in (self.v_line, self.h_line, self.v_line2):
             line.setPen(cross)
@@ -271,6 +344,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.fast_curve.setData(x, self._fast, connect="finite")
             self.slow_curve.setData(np.arange(len(self._slow), dtype=float), self._slow, connect="finite")
             self._follow_latest(n_before, len(seg.bars))
+            self.price_plot.getAxis("bottom").bars_changed()
             self._markers = None  # marker x positions depend on the bars
             # Record the new bars in view now, a bar or two per close (in the background too), so the
             # frame that shows this chart only replays pictures: a tab brought forward after a while
@@ -315,7 +389,11 @@ class IndexChart(pg.GraphicsLayoutWidget):
             if len(in_view):
                 values += [float(in_view.min()), float(in_view.max())]
         if values:
-            _fit_y(vb, min(values), max(values), refit)
+            lo, hi = min(values), max(values)
+            # Room for a level's label above the highest and below the lowest line (one text line each way):
+            # "entry 155.40" was cut at the strip's bottom edge.
+            room = (hi - lo) * LABEL_PX / max(vb.height() - 2 * LABEL_PX, LABEL_PX)
+            _fit_y(vb, lo - room, hi + room, refit)
 
     def _follow_latest(self, n_before: int, n_now: int) -> None:
         vb = self.price_plot.getViewBox()
@@ -348,6 +426,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         """Keeps the held option's premium sample (also while the tab is in the background), no drawing."""
         if seg.option_symbol != self._premium_symbol and seg.option_symbol is not None:
             self._premium_symbol = seg.option_symbol
+            if self.ready:
+                self._show_premium_title()
             self._premium_t.clear()
             self._premium_y.clear()
             self._premium_pending = True
@@ -378,7 +458,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self.premium_curve.setData(xs, np.fromiter(self._premium_y, float, len(self._premium_y)))
             refit = True
         # The premium strip shows only while there is a premium to show.
-        self.premium_plot.setVisible(bool(seg.quantity) or bool(self._premium_t))
+        shown = bool(seg.quantity) or bool(self._premium_t)
+        if shown != self.premium_plot.isVisible():
+            # A hidden item keeps its row in a graphics layout: the strip's row goes to nothing with it,
+            # else the candles sat above an empty fifth of the pane.
+            self.premium_plot.setVisible(shown)
+            self.premium_plot.setMaximumHeight(1e6 if shown else 0)
+            self.ci.layout.setRowStretchFactor(2, 1 if shown else 0)
         levels: list[float] = []
         for line, value in (
             (self.entry_line, seg.entry_price),
@@ -398,32 +484,84 @@ class IndexChart(pg.GraphicsLayoutWidget):
             self._fit_premium_range()
 
     # ------------------------------------------------------------------ crosshair
+    def premium_title_text(self, width: float) -> str:
+        """ "NIFTY26JAN25900CE premium", the symbol elided in its middle to fit `width` pixels."""
+        if not self._premium_symbol:
+            return ""
+        metrics = QFontMetricsF(self.premium_title.item.font())
+        room = max(width - metrics.horizontalAdvance(" premium") - 12, 30)
+        symbol = metrics.elidedText(self._premium_symbol, Qt.TextElideMode.ElideMiddle, room)
+        return f"{symbol} premium"
+
+    def _show_premium_title(self) -> None:
+        width = self.premium_plot.getViewBox().width() or self.width()
+        self.premium_title.setText(self.premium_title_text(width), color=self._theme.chart_fg, size="8pt")
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        # pyqtgraph resizes the view while it is being built, and while closing, once its items are deleted.
+        if hasattr(self, "_steps") and self.ready and not self.closed:
+            self._show_premium_title()
+
+    def legend_text(self) -> str:
+        """What the readout row shows while the mouse is away: which colour is which EMA."""
+        theme = self._theme
+        return (
+            f"<span style='color:{theme.fast_ema}'>━ fast EMA</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.slow_ema}'>━ slow EMA</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.entry_marker}'>▲ entry</span>&nbsp;&nbsp;"
+            f"<span style='color:{theme.exit_marker}'>▼ exit</span>"
+        )
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        super().leaveEvent(event)
+        self.clear_crosshair()
+
+    def clear_crosshair(self) -> None:
+        """The mouse left the chart: the readout and the crosshair go (the row shows the legend)."""
+        if not self.ready:
+            return
+        self.readout.show_fitting([self.legend_text()])
+        for line in (self.v_line, self.h_line, self.v_line2):
+            line.setVisible(False)
+
     def _mouse_moved(self, event: tuple[QPointF]) -> None:
         pos = event[0]
         vb = self.price_plot.getViewBox()
         if not self.price_plot.sceneBoundingRect().contains(pos):
+            self.clear_crosshair()
             return
+        for line in (self.v_line, self.h_line, self.v_line2):
+            line.setVisible(True)
         point = vb.mapSceneToView(pos)
         self.v_line.setPos(point.x())
         self.v_line2.setPos(point.x())
         self.h_line.setPos(point.y())
-        self.readout.setText(self.readout_text(round(point.x()), point.y()))
+        self.readout.show_fitting(self.readout_variants(round(point.x()), point.y()))
 
     def readout_text(self, i: int, y: float) -> str:
         """The crosshair's values: the bar under the cursor (O/H/L/C, both EMAs) and the cursor's price."""
+        return self.readout_variants(i, y)[0]
+
+    def readout_variants(self, i: int, y: float) -> list[str]:
+        """The readout from the fullest to the shortest: a narrow pane shows the longest that fits."""
         bars = self.candles.bars
         colour = self._theme.chart_fg
-        if 0 <= i < len(bars):
-            b = bars[i]
-            fast = self._fast[i] if i < len(self._fast) else math.nan
-            slow = self._slow[i] if i < len(self._slow) else math.nan
-            ema = "  ".join(
-                f"<span style='color:{c}'>{name} {v:,.2f}</span>"
-                for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
-                if not math.isnan(v)
-            )
-            return (
-                f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  O {b.open:,.2f}  "
-                f"H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}  · {y:,.2f}</span>  {ema}"
-            )
-        return f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"
+        if not 0 <= i < len(bars):
+            return [f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"]
+        b = bars[i]
+        fast = self._fast[i] if i < len(self._fast) else math.nan
+        slow = self._slow[i] if i < len(self._slow) else math.nan
+        ema = "  ".join(
+            f"<span style='color:{c}'>{name} {v:,.2f}</span>"
+            for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
+            if not math.isnan(v)
+        )
+        ohlc = f"O {b.open:,.2f}  H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}"
+        head = f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  "
+        return [
+            f"{head}{ohlc}  · {y:,.2f}</span>  {ema}",
+            f"{head}{ohlc}</span>  {ema}",
+            f"{head}{ohlc}</span>",
+            f"<span style='color:{colour}'>{b.start:%H:%M}  C {b.close:,.2f}</span>",
+        ]

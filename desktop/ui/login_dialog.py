@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -59,7 +59,9 @@ class LoginDialog(QDialog):
         self.setMinimumWidth(520)
         self._engine = engine
         self._jobs = jobs
-        self._working = False
+        self._working = False  # a pasted login is being completed
+        self._waiting_browser = False  # waiting for the browser's redirect (a paste still works meanwhile)
+        self._attempt = 0  # bumps with each login begun: a late answer of an earlier one is dropped
         lay = QVBoxLayout(self)
         self.profile_box = QComboBox()
         lay.addWidget(self.profile_box)
@@ -77,6 +79,19 @@ class LoginDialog(QDialog):
         form.addRow("Redirect URL", self.redirect_url)
         form.addRow("Name", self.display_name)
         lay.addLayout(form)
+        # The login page's address from the first second: a machine with no browser opens it elsewhere.
+        url_row = QHBoxLayout()
+        self.login_url = QLineEdit()
+        self.login_url.setReadOnly(True)
+        self.login_url.setObjectName("login_url")
+        self.login_url.setPlaceholderText("save the profile to get its login URL")
+        self.copy_url_button = QPushButton("Copy")
+        self.copy_url_button.setToolTip("Copy the login URL, to open it in any browser")
+        self.copy_url_button.clicked.connect(self.copy_login_url)
+        url_row.addWidget(QLabel("Login URL"))
+        url_row.addWidget(self.login_url, 1)
+        url_row.addWidget(self.copy_url_button)
+        lay.addLayout(url_row)
         self.keyring_note = QLabel("")
         self.keyring_note.setWordWrap(True)
         lay.addWidget(self.keyring_note)
@@ -154,6 +169,24 @@ class LoginDialog(QDialog):
         self.api_secret.setPlaceholderText("stored — leave empty to keep" if p.has_secret else "API secret")
         self.redirect_url.setText(p.redirect_url)
         self.display_name.setText(p.display_name)
+        self._show_login_url(p.user_id)
+
+    def _show_login_url(self, user_id: str) -> None:
+        url = ""
+        if user_id:
+            try:
+                url = self._engine.login_url(user_id)
+            except Exception:  # a profile that cannot log in yet: the field says how to get one
+                url = ""
+        self.login_url.setText(url)
+        self.copy_url_button.setEnabled(bool(url))
+
+    def copy_login_url(self) -> None:
+        """Puts the login URL on the clipboard."""
+        QGuiApplication.clipboard().setText(self.login_url.text())
+        self._set_status(
+            "Login URL copied: open it in a browser, log in, then paste the address it ends on below"
+        )
 
     def _form_problem(self) -> str:
         uid = self.user_id.text().strip()
@@ -198,8 +231,8 @@ class LoginDialog(QDialog):
 
     # ------------------------------------------------------------------ login
     def login_with_browser(self) -> None:
-        """Opens Kite's login page and waits for the redirect on a worker thread."""
-        if self._working or not self.save_profile():
+        """Opens Kite's login page and waits for the redirect on a worker thread; pasting still works meanwhile."""
+        if self._working or self._waiting_browser or not self.save_profile():
             return
         uid = self.user_id.text().strip()
         try:
@@ -208,10 +241,14 @@ class LoginDialog(QDialog):
             self._set_status(plain_reason(e), error=True)
             return
         QDesktopServices.openUrl(QUrl(url))
+        self.login_url.setText(url)
+        self.copy_url_button.setEnabled(True)
         self._set_status(
-            f"Log in to Kite in your browser; waiting for the redirect to {self.redirect_url.text()}…"
+            f"Log in to Kite in your browser; waiting for the redirect to {self.redirect_url.text()}… "
+            "(no browser opened? copy the login URL above, and paste the address it ends on below)"
         )
         engine = self._engine
+        self._waiting_browser = True
         self._begin(
             lambda: engine.complete_login(uid, engine.wait_for_redirect(uid, REDIRECT_WAIT_S)),
             uid,
@@ -226,35 +263,53 @@ class LoginDialog(QDialog):
                 "paste the address the browser showed after the login, or its request_token", True
             )
             return
-        if self._working or not self.save_profile():
+        if self._working:
             return
+        if not self._waiting_browser and not self.save_profile():
+            return  # (while the browser is awaited the profile was saved when it began)
         uid = self.user_id.text().strip()
         engine = self._engine
         self._set_status("logging in…")
+        self._waiting_browser = False  # the pasted address wins; the browser's late answer is dropped
+        self._working = True
         self._begin(lambda: engine.complete_login(uid, text), uid)
 
     def _begin(self, fn: Any, uid: str, detached: bool = False) -> None:
-        self._working = True
+        self._attempt += 1
+        attempt = self._attempt
         self.progress.setVisible(True)
-        for b in (self.login_button, self.use_pasted_button, self.save_button):
-            b.setEnabled(False)
+        self._update_buttons()
         submit = self._jobs.submit_detached if detached else self._jobs.submit
-        submit(fn, lambda name: self._logged_in(uid, str(name)), self._failed)
+        submit(
+            fn,
+            lambda name: self._logged_in(attempt, uid, str(name)),
+            lambda exc: self._failed(attempt, exc),
+        )
+
+    def _update_buttons(self) -> None:
+        busy = self._working or self._waiting_browser
+        self.login_button.setEnabled(not busy)
+        self.save_button.setEnabled(not busy)
+        self.use_pasted_button.setEnabled(not self._working)  # a paste works while the browser is awaited
 
     def _end(self) -> None:
         self._working = False
+        self._waiting_browser = False
         self.progress.setVisible(False)
-        for b in (self.login_button, self.use_pasted_button, self.save_button):
-            b.setEnabled(True)
+        self._update_buttons()
 
-    def _logged_in(self, uid: str, name: str) -> None:
+    def _logged_in(self, attempt: int, uid: str, name: str) -> None:
+        if attempt != self._attempt:
+            return  # an earlier attempt (the browser's) answered after a pasted login
         self._end()
         self.pasted.clear()
         self.reload(uid)
         self._set_status(f"Logged in: {name} ({uid})")
         self.sig_logged_in.emit(uid, name)
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, attempt: int, exc: BaseException) -> None:
+        if attempt != self._attempt:
+            return
         self._end()
         self._set_status(f"Login failed: {plain_reason(exc)}", error=True)
 
@@ -264,5 +319,5 @@ class LoginDialog(QDialog):
 
     @property
     def working(self) -> bool:
-        """A login is in progress."""
-        return self._working
+        """A login is in progress (a pasted one, or a wait for the browser)."""
+        return self._working or self._waiting_browser

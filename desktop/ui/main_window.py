@@ -38,10 +38,13 @@ from desktop.engine import (
     load_workspace,
     save_workspace,
 )
+from desktop.ui.day_view import display_state, state_counts
 from desktop.ui.dialogs import ExportDialog, NewSessionDialog
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
-from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position
+from desktop.ui.notify import Notifier, session_name
+from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
+from desktop.ui.settings_dialog import SettingsDialog, default_params
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
@@ -106,6 +109,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         build_menus(self)
         self._build_status_bar()
+        self.notifier = Notifier(self.settings, self, self.theme)
         self.jobs.sig_busy_changed.connect(self._show_busy)
 
         self.timer = QTimer(self)
@@ -189,7 +193,9 @@ class MainWindow(QMainWindow):
     def open_session(self, user_id: str, label: str, params: StrategyParams | None = None) -> SessionTab:
         """Opens a tab for a new session of `user_id` (parameters pre-filled, not started)."""
         session = self.engine.open_session(user_id, label)
-        tab = SessionTab(session, self.theme, self.jobs, self._strategies, steps=self.steps)
+        tab = SessionTab(
+            session, self.theme, self.jobs, self._strategies, steps=self.steps, settings=self.settings
+        )
         if params is not None:
             tab.form.set_params(params)
         tab.sig_login_requested.connect(self.show_login)
@@ -238,7 +244,7 @@ class MainWindow(QMainWindow):
             QMessageBox.warning(self, "New session", _label_taken_text(user_id, label))
             return None
         try:
-            return self.open_session(user_id, label)
+            return self.open_session(user_id, label, self.default_params())
         except Exception as e:
             QMessageBox.warning(self, "New session", f"Could not open a session of {user_id}: {e}")
             return None
@@ -259,6 +265,7 @@ class MainWindow(QMainWindow):
         tab.hide()
         self._update_empty_hint()
         key = tab.session.key
+        self.notifier.forget(key)
         engine = self.engine
 
         def closed(_: object = None) -> None:
@@ -315,6 +322,20 @@ class MainWindow(QMainWindow):
             if tab.session.user_id == user_id:
                 tab.login_completed()
         self.statusBar().showMessage(f"{user_id} logged in ({name})", 8000)
+
+    def default_params(self) -> StrategyParams:
+        """What a new tab's form starts from (File → Settings…)."""
+        return default_params(self.settings)
+
+    def show_settings(self) -> SettingsDialog:
+        """File → Settings…: applied when the trader presses OK."""
+        dialog = SettingsDialog(
+            self.settings, self.theme.name, Path(self.engine.home()), self._strategies, self
+        )
+        dialog.accepted.connect(lambda: self.set_theme(dialog.theme_name()))
+        dialog.setModal(True)
+        dialog.show()
+        return dialog
 
     def export_trades(self) -> ExportDialog:
         """Opens the CSV export dialog for the visible session's account."""
@@ -473,6 +494,7 @@ class MainWindow(QMainWindow):
             apply_theme(app, self.theme)
         for tab in self.session_tabs():
             tab.set_theme(self.theme)
+        self.notifier.set_theme(self.theme)
         self.settings.setValue("theme", name)
 
     def toggle_theme(self) -> None:
@@ -551,26 +573,28 @@ class MainWindow(QMainWindow):
         self.steps.add(other, other.catch_up_now)
 
     def _refresh_status(self) -> None:
-        running, total = 0, 0
+        words: list[str] = []  # each session's state word, as its header and segments show it
         pnl: dict[Mode, Decimal] = {}  # real money and paper are never added up
-        for tab in self.session_tabs():
-            snap = tab.session.snapshot()
-            total += 1
-            running += snap.state in (SessionState.RUNNING, SessionState.STARTING, SessionState.HALTED)
-            if snap.mode is not None:  # None: never started, nothing traded
-                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         try:
             now: datetime | None = self.engine.market_time()
         except Exception:
             now = None
+        for tab in self.session_tabs():
+            snap = tab.session.snapshot()
+            tab.market_now = now  # the tab's header and segments say "market closed" by the same clock
+            words.append(display_state(snap, now))
+            self.notifier.observe(tab.session.key, snap, session_name(tab.session.user_id, tab.label))
+            if snap.mode is not None:  # None: never started, nothing traded
+                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
-        self.running_label.setText(f"{running} running / {total}")
+        self.running_label.setText(state_counts(words))
         figures = " · ".join(
             f"{mode.value} <span style='color:{pnl_color(self.theme, pnl[mode])}'><b>{fmt_rupees(pnl[mode])}</b></span>"
             for mode in (Mode.LIVE, Mode.PAPER)
             if mode in pnl
         )
         self.pnl_label.setText(f"Day P&L {figures or '—'}")
+        self.notifier.show_pnl(pnl)
         reason = self.engine.kill_reason()
         self.kill_label.setVisible(reason is not None)
         if reason is not None:
@@ -606,8 +630,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Stopping sessions…")
         self.busy.setVisible(True)
         engine = self.engine
+        progress = QTimer(self)
+        if positions == SQUARE_OFF:
+            # Squaring off may wait for exits (a LIVE exit up to 45 s): the status bar says what is still held.
+            progress.setInterval(250)
+            progress.timeout.connect(self._show_square_off_progress)
+            progress.start()
+            self._show_square_off_progress()
 
         def finished(_: object = None) -> None:
+            progress.stop()
             self._closed = True
             self.close()
 
@@ -616,6 +648,16 @@ class MainWindow(QMainWindow):
             finished()
 
         self.jobs.submit(lambda: engine.close(positions), finished, failed)
+
+    def _show_square_off_progress(self) -> None:
+        held = open_position_lines(self.session_tabs())
+        text = (
+            f"Squaring off: {len(held)} position{'s' if len(held) != 1 else ''} still held — "
+            + "; ".join(held)
+            if held
+            else "Squared off: every position is closed; stopping sessions…"
+        )
+        self.statusBar().showMessage(text)
 
     @property
     def closed(self) -> bool:
@@ -631,8 +673,10 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         positions = KEEP
-        if any(t.session.has_open_position() for t in self.session_tabs()):
-            choice = ask_open_position(self, "At least one session")
+        held = open_position_lines(self.session_tabs())
+        if held:
+            what = "A session" if len(held) == 1 else f"{len(held)} positions: at least one session"
+            choice = ask_open_position(self, what, positions=held)
             if choice is None:
                 return
             positions = choice

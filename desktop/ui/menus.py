@@ -8,8 +8,20 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
-from PySide6.QtWidgets import QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from desktop.ui import shortcuts as keys
 from desktop.ui.session_tab import SessionTab
 
 if TYPE_CHECKING:
@@ -31,33 +43,43 @@ def build_menus(w: MainWindow) -> None:
     """File, Trading, View and Help, with the keyboard shortcuts of the common actions."""
     bar = w.menuBar()
     file = bar.addMenu("&File")
-    _action(w, file, "&New session…", w.new_session, "Ctrl+T")
-    _action(w, file, "&Log in / profiles…", lambda: w.show_login(), "Ctrl+L")
+    _action(w, file, "&New session…", w.new_session, keys.NEW_SESSION)
+    _action(w, file, "&Log in / profiles…", lambda: w.show_login(), keys.LOGIN)
     file.addSeparator()
-    _action(w, file, "&Open workspace…", w.open_workspace_dialog, "Ctrl+O")
-    _action(w, file, "&Save workspace…", w.save_workspace_dialog, "Ctrl+S")
-    _action(w, file, "&Export trades…", w.export_trades, "Ctrl+E")
+    _action(w, file, "&Open workspace…", w.open_workspace_dialog, keys.OPEN_WORKSPACE)
+    _action(w, file, "&Save workspace…", w.save_workspace_dialog, keys.SAVE_WORKSPACE)
+    _action(w, file, "&Export trades…", w.export_trades, keys.EXPORT_TRADES)
+    _action(w, file, "Se&ttings…", w.show_settings, keys.SETTINGS)
     file.addSeparator()
-    _action(w, file, "&Quit", w.close, "Ctrl+Q")
+    _action(w, file, "&Quit", w.close, keys.QUIT)
     trading = bar.addMenu("&Trading")
     _action(
-        w, trading, "&Start this session", lambda: w.on_current_tab(SessionTab.request_start), "Ctrl+Return"
+        w,
+        trading,
+        "&Start this session",
+        lambda: w.on_current_tab(SessionTab.request_start),
+        keys.START_SESSION,
     )
-    _action(w, trading, "S&top this session", lambda: w.on_current_tab(SessionTab.request_stop), "Ctrl+.")
-    _action(w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), "Ctrl+K")
+    _action(
+        w, trading, "S&top this session", lambda: w.on_current_tab(SessionTab.request_stop), keys.STOP_SESSION
+    )
+    _action(
+        w, trading, "&Kill this session", lambda: w.on_current_tab(SessionTab.request_kill), keys.KILL_SESSION
+    )
     trading.addSeparator()
-    _action(w, trading, "Kill &all sessions", w.kill_all, "Ctrl+Shift+K")
+    _action(w, trading, "Kill &all sessions", w.kill_all, keys.KILL_ALL)
     _action(w, trading, "&Resume trading after Kill all…", w.rearm_kill_switch)
     view = bar.addMenu("&View")
     _action(w, view, "&Dark theme", lambda: w.set_theme("dark"))
     _action(w, view, "&Light theme", lambda: w.set_theme("light"))
-    _action(w, view, "&Toggle theme", w.toggle_theme, "Ctrl+Shift+L")
+    _action(w, view, "&Toggle theme", w.toggle_theme, keys.TOGGLE_THEME)
     view.addSeparator()
-    _action(w, view, "&Rename this tab…", lambda: w.rename_tab(w.tabs.currentIndex()), "F2")
-    _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), "Ctrl+Tab")
-    _action(w, view, "&Previous tab", lambda: w.step_tab(-1), "Ctrl+Shift+Tab")
-    _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), "Ctrl+W")
+    _action(w, view, "&Rename this tab…", lambda: w.rename_tab(w.tabs.currentIndex()), keys.RENAME_TAB)
+    _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), keys.NEXT_TAB)
+    _action(w, view, "&Previous tab", lambda: w.step_tab(-1), keys.PREVIOUS_TAB)
+    _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), keys.CLOSE_TAB)
     help_ = bar.addMenu("&Help")
+    _action(w, help_, "&Keyboard shortcuts", lambda: show_shortcuts(w), keys.SHORTCUTS_HELP)
     _action(w, help_, "&Where are my logs and data?", w.show_where)
     _action(w, help_, "&About KiteDesk", w.show_about)
 
@@ -85,3 +107,53 @@ def show_about(parent: QWidget) -> None:
         "KiteDesk — several isolated strategy sessions for Zerodha Kite Connect in one window.\n"
         "PAPER or LIVE per session; the demo runs on a built-in Kite-compatible simulator.",
     )
+
+
+def shortcut_rows(window: QWidget) -> list[tuple[str, str, str]]:
+    """(menu, action, keys) of every menu action that has a shortcut, read from the menus themselves, so the
+    list cannot drift from what the keys do."""
+    rows: list[tuple[str, str, str]] = []
+    menu_bar = window.menuBar() if isinstance(window, QMainWindow) else None
+    if menu_bar is None:
+        return rows
+    for top in menu_bar.actions():
+        menu = top.menu()
+        if not isinstance(menu, QMenu):
+            continue
+        for action in menu.actions():
+            keys_text = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            if keys_text:
+                rows.append((top.text().replace("&", ""), action.text().replace("&", ""), keys_text))
+    return rows
+
+
+def show_shortcuts(window: QWidget) -> QDialog:
+    """Help → Keyboard shortcuts: every shortcut of the menus, by menu."""
+    dialog = QDialog(window)
+    dialog.setWindowTitle("Keyboard shortcuts")
+    lay = QVBoxLayout(dialog)
+    table = QTableWidget(0, 3)
+    table.setObjectName("shortcuts_table")
+    table.setHorizontalHeaderLabels(["Menu", "Action", "Keys"])
+    table.verticalHeader().setVisible(False)
+    table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+    for menu, action, keys_text in shortcut_rows(window):
+        row = table.rowCount()
+        table.insertRow(row)
+        for col, text in enumerate((menu, action, keys_text)):
+            table.setItem(row, col, QTableWidgetItem(text))
+    table.resizeColumnsToContents()
+    table.horizontalHeader().setStretchLastSection(True)
+    lay.addWidget(table)
+    lay.addWidget(
+        QLabel(
+            f"A tab's KILL button is {keys.KILL_SESSION}; Kill all sessions (every tab) is {keys.KILL_ALL}."
+        )
+    )
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+    buttons.rejected.connect(dialog.reject)
+    lay.addWidget(buttons)
+    dialog.resize(520, 480)
+    dialog.setModal(False)
+    dialog.show()
+    return dialog

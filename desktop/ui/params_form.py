@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -56,6 +58,32 @@ _MORE_FIELDS = (
     ("max_daily_loss", "Max daily loss ₹", "5000"),
 )
 _FIELD_ALIASES = {"segment": "segments", "unknown segment": "segments", "entry window": "entry_start"}
+# Each setting as a message names it: the form's label, without its unit in brackets.
+FIELD_NAMES = {
+    "segments": "Segments",
+    "lots": "Lots",
+    "stop_loss": "Stop loss %",
+    "itm_offset": "ITM offset",
+    "fast_ema": "Fast EMA",
+    "slow_ema": "Slow EMA",
+    "target": "Target %",
+    "trailing_stop": "Trailing stop %",
+    "entry_start": "Entries from",
+    "entry_end": "Entries until",
+    "square_off": "Square off at",
+    "max_trades_per_day": "Max trades a day",
+    "max_daily_loss": "Max daily loss ₹",
+    "mode": "Mode",
+    "strategy": "Strategy",
+}
+_NAME_RE = re.compile(r"\b(" + "|".join(sorted(FIELD_NAMES, key=len, reverse=True)) + r")\b")
+# What a new tab's form starts from (File → Settings… may give others).
+DEFAULT_RAW: dict[str, Any] = {"segments": ["NIFTY"], "lots": 1, "stop_loss": 5, "itm_offset": 100}
+
+
+def in_form_words(problem: str) -> str:
+    """A problem as the form words it: "stop_loss is missing" → "Stop loss % is missing"."""
+    return _NAME_RE.sub(lambda m: FIELD_NAMES[m.group(1)], problem)
 
 
 def problem_field(problem: str) -> str:
@@ -76,9 +104,16 @@ class ParamsForm(QWidget):
     sig_validity_changed = Signal(bool)
     """The form became valid (True) or invalid (False)."""
 
-    def __init__(self, strategies: list[str], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, strategies: list[str], parent: QWidget | None = None, defaults: StrategyParams | None = None
+    ) -> None:
+        """Starts from `defaults` (else DEFAULT_RAW): a new tab shows a valid form, never red errors before
+        anything was typed."""
         super().__init__(parent)
         self._strategies = strategies
+        self._touched: set[str] = set()  # fields changed since the form was filled: their problems show
+        self._filling = False  # set_params is writing the fields (not the trader)
+        self._reveal_all = False  # Start was asked for: every problem shows
         self._edits: dict[str, QLineEdit] = {}
         self._errors: dict[str, QLabel] = {}
         self._params: StrategyParams | None = None
@@ -89,21 +124,22 @@ class ParamsForm(QWidget):
         main = QFormLayout()
         outer.addLayout(main)
 
-        seg_row = QHBoxLayout()
+        # Two to a row: one row of every segment made the form wider than the pane at 1024 px.
+        seg_grid = QGridLayout()
+        seg_grid.setContentsMargins(0, 0, 0, 0)
         self.segment_boxes: dict[Segment, QCheckBox] = {}
-        for seg in Segment:
+        for i, seg in enumerate(Segment):
             box = QCheckBox(seg.value)
-            box.toggled.connect(self._revalidate)
+            box.toggled.connect(lambda _on: self._edited("segments"))
             self.segment_boxes[seg] = box
-            seg_row.addWidget(box)
-        seg_row.addStretch(1)
-        main.addRow("Segments", self._with_error("segments", seg_row))
+            seg_grid.addWidget(box, i // 2, i % 2)
+        main.addRow("Segments", self._with_error("segments", seg_grid))
         for name, label, hint in _MAIN_FIELDS:
             main.addRow(label, self._with_error(name, self._edit(name, hint)))
         self.mode_box = QComboBox()
         self.mode_box.addItems([Mode.PAPER.value, Mode.LIVE.value])
         self.mode_box.setToolTip("PAPER simulates fills at live prices; LIVE sends real orders")
-        self.mode_box.currentTextChanged.connect(self._revalidate)
+        self.mode_box.currentTextChanged.connect(lambda _t: self._edited("mode"))
         main.addRow("Mode", self._with_error("mode", self.mode_box))
 
         self.more_button = QToolButton()
@@ -115,7 +151,7 @@ class ParamsForm(QWidget):
         more.setContentsMargins(0, 0, 0, 0)
         self.strategy_box = QComboBox()
         self.strategy_box.addItems(strategies or ["itm_momentum"])
-        self.strategy_box.currentTextChanged.connect(self._revalidate)
+        self.strategy_box.currentTextChanged.connect(lambda _t: self._edited("strategy"))
         more.addRow("Strategy", self._with_error("strategy", self.strategy_box))
         for name, label, hint in _MORE_FIELDS:
             more.addRow(label, self._with_error(name, self._edit(name, hint)))
@@ -124,27 +160,29 @@ class ParamsForm(QWidget):
         outer.addWidget(self.more)
         self.general_error = _error_label()
         outer.addWidget(self.general_error)
-        self._revalidate()
+        self.set_params(defaults if defaults is not None else parse_params(DEFAULT_RAW))
 
     def _edit(self, name: str, hint: str) -> QLineEdit:
         edit = QLineEdit()
         edit.setPlaceholderText(hint)
         edit.setObjectName(f"param_{name}")
-        edit.textChanged.connect(self._revalidate)
+        edit.textChanged.connect(lambda _t, n=name: self._edited(n))
         self._edits[name] = edit
         return edit
 
-    def _with_error(self, name: str, field: QWidget | QHBoxLayout) -> QWidget:
+    def _with_error(self, name: str, field: QWidget | QHBoxLayout | QGridLayout) -> QWidget:
         box = QWidget()
         lay = QVBoxLayout(box)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(1)
-        if isinstance(field, QHBoxLayout):
+        if isinstance(field, QHBoxLayout | QGridLayout):
             lay.addLayout(field)
         else:
             lay.addWidget(field)
         err = _error_label()
-        err.setVisible(False)
+        # Two lines kept for the message whether or not there is one: fields never jump as errors come and go.
+        err.setFixedHeight(2 * err.fontMetrics().lineSpacing() + 2)
+        err.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         err.setObjectName(f"error_{name}")
         lay.addWidget(err)
         self._errors[name] = err
@@ -172,8 +210,18 @@ class ParamsForm(QWidget):
         return self._params
 
     def problems(self) -> list[str]:
-        """Every current problem, in the trader's words."""
-        return list(self._problems)
+        """Every current problem, in the trader's words (fields named as the form labels them)."""
+        return [in_form_words(p) for p in self._problems]
+
+    def reveal_problems(self) -> None:
+        """Shows every problem, typed in or not (Start was asked for with an invalid form)."""
+        self._reveal_all = True
+        self._revalidate()
+
+    def _edited(self, name: str) -> None:
+        if not self._filling:
+            self._touched.add(name)
+        self._revalidate()
 
     def error_text(self, name: str) -> str:
         """The message shown under field `name` ('' when none)."""
@@ -192,19 +240,30 @@ class ParamsForm(QWidget):
         by_field: dict[str, list[str]] = {}
         for problem in self._problems:
             by_field.setdefault(problem_field(problem), []).append(problem)
+        shown = {n: ps for n, ps in by_field.items() if self._reveal_all or n in self._touched or not n}
         for name, label in self._errors.items():
-            text = "\n".join(by_field.get(name, []))
+            text = "\n".join(in_form_words(p) for p in shown.get(name, []))
             label.setText(text)
-            label.setVisible(bool(text))
-        self.general_error.setText("\n".join(by_field.get("", [])))
-        if any(by_field.get(name) for name, _, _ in _MORE_FIELDS) or by_field.get("strategy"):
+            label.setToolTip(text)  # a message longer than its two lines is read here
+        self.general_error.setText("\n".join(in_form_words(p) for p in shown.get("", [])))
+        if any(shown.get(name) for name, _, _ in _MORE_FIELDS) or shown.get("strategy"):
             self.more_button.setChecked(True)  # never hide a problem behind a collapsed section
         if was_valid != (self._params is not None):
             self.sig_validity_changed.emit(self._params is not None)
 
     # ------------------------------------------------------------------ writing
     def set_params(self, p: StrategyParams) -> None:
-        """Fills the form from saved parameters."""
+        """Fills the form from saved parameters (a clean form again: no message until a field is changed)."""
+        self._filling = True
+        try:
+            self._fill(p)
+        finally:
+            self._filling = False
+        self._touched.clear()
+        self._reveal_all = False
+        self._revalidate()
+
+    def _fill(self, p: StrategyParams) -> None:
         self._kept = {"max_orders_per_minute": p.max_orders_per_minute}
         if p.max_open_positions != len(
             p.segments
@@ -233,7 +292,6 @@ class ParamsForm(QWidget):
         self.mode_box.setCurrentText(p.mode.value)
         if p.strategy in self._strategies:
             self.strategy_box.setCurrentText(p.strategy)
-        self._revalidate()
 
     def set_editable(self, editable: bool) -> None:
         """Locks the form while the session runs (a change needs a stop and a new start)."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from operator import attrgetter
 from typing import Any, Protocol
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtWidgets import (
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
@@ -26,10 +28,12 @@ from PySide6.QtWidgets import (
 from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine.params import ParamsError, parse_params
 from desktop.engine.snapshots import LogLine, SegmentSnapshot, SessionSnapshot, SessionState
+from desktop.ui import shortcuts as keys
+from desktop.ui.day_view import MARKET_CLOSED, day_positions, day_summary, display_state
 from desktop.ui.fence import GeometryFence
 from desktop.ui.layout import settle_hidden
 from desktop.ui.log_panel import LogPanel
-from desktop.ui.params_form import ParamsForm
+from desktop.ui.params_form import ParamsForm, in_form_words
 from desktop.ui.segment_panel import SegmentPanel
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import (
@@ -109,9 +113,27 @@ def live_confirmation_text(user_id: str, label: str, params: StrategyParams) -> 
     )
 
 
-def ask_open_position(parent: QWidget, what: str, starting: bool = False) -> str | None:
+def open_position_lines(tabs: Sequence[SessionTab]) -> list[str]:
+    """One line per position held: session, symbol, quantity, mode ("UK9394 · Computer 1: NIFTY…CE × 65, LIVE")."""
+    lines = []
+    for tab in tabs:
+        if not tab.session.has_open_position():
+            continue
+        snap = tab.session.snapshot()
+        held = [p for p in held_positions(snap) if p.quantity]
+        who = f"{tab.session.user_id} · {tab.label}"
+        if not held:  # still starting: it may take over what its last run kept
+            lines.append(f"{who}: may take over a position its last run kept")
+        lines += [f"{who}: {p.tradingsymbol} × {p.quantity}, {p.mode.value}" for p in held]
+    return lines
+
+
+def ask_open_position(
+    parent: QWidget, what: str, starting: bool = False, positions: Sequence[str] = ()
+) -> str | None:
     """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel).
-    `starting`: the session is still starting and may be taking over a position its last run kept."""
+    `starting`: the session is still starting and may be taking over a position its last run kept.
+    `positions`: the positions in question, one line each, named in the question."""
     box = QMessageBox(parent)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Open position")
@@ -120,7 +142,8 @@ def ask_open_position(parent: QWidget, what: str, starting: bool = False) -> str
         if starting
         else "has an open position"
     )
-    box.setText(f"{what} {held}.\n\nSquare it off now, or keep it under its stop loss?")
+    listed = "".join(f"\n  • {line}" for line in positions)
+    box.setText(f"{what} {held}.{listed}\n\nSquare it off now, or keep it under its stop loss?")
     square = box.addButton("Square off", QMessageBox.ButtonRole.AcceptRole)
     keep = box.addButton("Keep under stop loss", QMessageBox.ButtonRole.ActionRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
@@ -146,9 +169,12 @@ class SessionTab(QWidget):
         strategies: list[str],
         parent: QWidget | None = None,
         steps: StepQueue | None = None,
+        settings: QSettings | None = None,
     ) -> None:
-        """`steps`: the window's queue of construction steps (one per event-loop pass); a tab alone has its own."""
+        """`steps`: the window's queue of construction steps (one per event-loop pass); a tab alone has its own.
+        `settings`: where the tables' column widths are remembered (the window's settings file)."""
         super().__init__(parent)
+        self._settings = settings
         self._steps = steps if steps is not None else StepQueue(parent=self)
         self.session = session
         self._theme = theme
@@ -164,8 +190,14 @@ class SessionTab(QWidget):
         self._state_refresh_due = False  # a refresh for a state change is queued
         self._body_turn = 0  # bumps on each refresh of the body: a chain of chart updates still running stops
         self._busy = False
+        self._day_rows: tuple[tuple[Any, ...], tuple[Position, ...]] | None = (
+            None  # the positions shown, and of what
+        )
         self.last_error = ""
         self.drawing = True  # False while another tab is in front (the main window sets it)
+        self.market_now: datetime | None = (
+            None  # the market's clock, when the window knows it (its status bar)
+        )
 
         root = QVBoxLayout(self)
         root.setContentsMargins(4, 4, 4, 4)
@@ -208,7 +240,7 @@ class SessionTab(QWidget):
         right.setSizes([640, 240])
         body.addWidget(right)
         body.setStretchFactor(1, 1)
-        body.setSizes([360, 1140])
+        body.setSizes([300, 1200])
 
         session.sig_log_line.connect(self._on_log_line)
         session.sig_state_changed.connect(self._on_state_changed)
@@ -254,11 +286,14 @@ class SessionTab(QWidget):
         lay.addWidget(self.form)
         buttons = QHBoxLayout()
         self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Start trading with these parameters (Ctrl+Return)")
+        self.start_button.setToolTip(f"Start trading with these parameters ({keys.START_SESSION})")
         self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop this session (Ctrl+.)")
+        self.stop_button.setToolTip(f"Stop this session ({keys.STOP_SESSION})")
         self.kill_button = QPushButton("KILL")
-        self.kill_button.setToolTip("Kill switch: cancel pending orders, square off, halt (Ctrl+Shift+K)")
+        self.kill_button.setToolTip(
+            f"Kill this session: cancel its pending orders, square off, halt ({keys.KILL_SESSION}). "
+            "Every session at once: Trading → Kill all sessions"
+        )
         self.kill_button.setStyleSheet("QPushButton{background:#b71c1c;color:white;font-weight:bold;}")
         self.start_button.clicked.connect(self.request_start)
         self.stop_button.clicked.connect(self.request_stop)
@@ -270,16 +305,23 @@ class SessionTab(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(box)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(360)
+        scroll.setMinimumWidth(270)  # 1024 px wide windows keep room for three segments
         return scroll
 
     def _build_tables(self) -> QTabWidget:
-        self.positions_model = SpecTableModel(POSITION_COLUMNS, position_key, self._theme)
+        self.positions_model = SpecTableModel(
+            POSITION_COLUMNS, position_key, self._theme, muted_row=lambda p: p.quantity == 0
+        )
+        self.hide_closed = QCheckBox("Hide closed")
+        self.hide_closed.setToolTip(
+            "Hide the positions closed today (quantity 0); Kite keeps them for the day"
+        )
+        self.hide_closed.toggled.connect(lambda _on: self._show_table(0))
         self.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, self._theme)
         self.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, self._theme)
         # Each table with the part of a snapshot it shows, in the order they update.
         self._tables: tuple[tuple[SpecTableModel, Callable[[SessionSnapshot], Sequence[Any]]], ...] = (
-            (self.positions_model, held_positions),
+            (self.positions_model, self._day_positions),
             (self.orders_model, attrgetter("orders")),
             (self.trades_model, attrgetter("fills")),
         )
@@ -297,9 +339,17 @@ class SessionTab(QWidget):
 
     def _add_table_pages(self) -> None:
         tabs = self.bottom_tabs
-        tabs.addTab(SpecTableView(self.positions_model), "Positions")
-        tabs.addTab(SpecTableView(self.orders_model), "Orders")
-        tabs.addTab(SpecTableView(self.trades_model), "Trades")
+        page = QWidget()
+        page_layout = QVBoxLayout(page)
+        page_layout.setContentsMargins(0, 2, 0, 0)
+        page_layout.setSpacing(2)
+        page_layout.addWidget(self.hide_closed)
+        page_layout.addWidget(
+            SpecTableView(self.positions_model, name="positions", settings=self._settings), 1
+        )
+        tabs.addTab(page, "Positions")
+        tabs.addTab(SpecTableView(self.orders_model, name="orders", settings=self._settings), "Orders")
+        tabs.addTab(SpecTableView(self.trades_model, name="trades", settings=self._settings), "Trades")
         tabs.addTab(self.log_panel, "Log")
 
     # ------------------------------------------------------------------ engine signals
@@ -356,9 +406,11 @@ class SessionTab(QWidget):
         try:
             params = parse_params(raw, confirm_live=False) if not live else self.form.params()
         except ParamsError as e:
-            self._show_error("; ".join(e.problems))
+            self.form.reveal_problems()
+            self._show_error("; ".join(in_form_words(p) for p in e.problems))
             return False
         if params is None:
+            self.form.reveal_problems()
             self._show_error("; ".join(self.form.problems()) or "the parameters are not valid")
             return False
         if live:
@@ -542,6 +594,18 @@ class SessionTab(QWidget):
             model, rows = self._tables[table]
             model.set_rows(rows(snap))
 
+    def _day_positions(self, snap: SessionSnapshot) -> tuple[Position, ...]:
+        """Open positions, then today's closed ones unless "Hide closed" is ticked."""
+        hide = self.hide_closed.isChecked()
+        # The same rows object while nothing changed: the model then skips the update (SpecTableModel.set_rows).
+        made = (snap.positions, snap.fills, snap.segments, hide)
+        if self._day_rows is not None and all(a is b for a, b in zip(made, self._day_rows[0], strict=True)):
+            return self._day_rows[1]
+        held = held_positions(snap)
+        rows = held if hide else day_positions(held, snap)
+        self._day_rows = (made, rows)
+        return rows
+
     def _tables_step(self) -> bool:
         """One table per step (True while more remain), each from the snapshot of its own pass."""
         self._show_table(self._tables_turn)
@@ -586,7 +650,10 @@ class SessionTab(QWidget):
     def _show_header(self, snap: SessionSnapshot) -> None:
         # Texts are compared before they are set: a label given a new text re-lays out its row.
         self._show_badge()
-        _set_text(self.state_label, f"state: <b>{snap.state.value}</b>")
+        word = display_state(snap, self.market_now)
+        _set_text(self.state_label, f"state: <b>{word}</b>")
+        for panel in self._segment_panels.values():
+            panel.set_session_state(word)
         self.progress.setVisible(self._busy or snap.state in (SessionState.STARTING, SessionState.STOPPING))
         day = snap.day_pnl
         _set_text(
@@ -596,9 +663,13 @@ class SessionTab(QWidget):
         if snap.message and not self._busy and snap.state not in (SessionState.RUNNING, SessionState.IDLE):
             _set_text(self.message, snap.message)
             self._session_message = snap.message
+        elif word == MARKET_CLOSED and not self._busy and not self.last_error:
+            summary = day_summary(snap)
+            _set_text(self.message, f"{MARKET_CLOSED} · {summary}")
+            self._session_message = self.message.text()
         elif self._session_message and snap.message != self._session_message:
             # The session got over it (logged in again, restarted): its old word goes, the tab's own errors stay.
-            if self.message.text() == self._session_message:
+            if self.message.text() == self._session_message and word != MARKET_CLOSED:
                 _set_text(self.message, "")
             self._session_message = ""
         self.login_banner.setVisible(snap.state is SessionState.LOGIN_NEEDED)
@@ -635,6 +706,8 @@ class SessionTab(QWidget):
             seg = next((s for s in snap.segments if s.segment.value not in self._segment_panels), None)
             if seg is not None:
                 panel = SegmentPanel(seg.segment, self._theme, staged=True)
+                if snap is not None:
+                    panel.set_session_state(display_state(snap, self.market_now))
                 self._segment_panels[seg.segment.value] = panel
                 self.segments_area.addWidget(panel)
                 self.log_panel.set_segments([seg.segment.value])

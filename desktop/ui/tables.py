@@ -10,11 +10,18 @@ from decimal import Decimal
 from difflib import SequenceMatcher
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSettings,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from desktop.domain import Fill, Order, Position
+from desktop.domain import Fill, Order, Position, format_rupees
 from desktop.ui.theme import Theme, pnl_color
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -23,15 +30,10 @@ _Index = QModelIndex | QPersistentModelIndex
 
 def fmt_money(value: Decimal | None) -> str:
     """Rupees with thousands separators and paise: 12,345.60 (blank when unknown)."""
-    return "" if value is None else f"{value:,.2f}"
+    return "" if value is None else f"{value + 0:,.2f}"  # + 0: a negative zero (0 × a loss) shows as 0.00
 
 
-def fmt_rupees(value: Decimal | None) -> str:
-    """A signed rupee amount for P&L: +₹1,234.50 / −₹643.50 / ₹0.00."""
-    if value is None:
-        return ""
-    sign = "+" if value > 0 else "−" if value < 0 else ""
-    return f"{sign}₹{abs(value):,.2f}"
+fmt_rupees = format_rupees  # one money format for the window and headless output (desktop.domain)
 
 
 def fmt_time(value: datetime | None) -> str:
@@ -72,8 +74,11 @@ class SpecTableModel(QAbstractTableModel):
         row_key: Callable[[Any], Hashable],
         theme: Theme,
         parent: QWidget | None = None,
+        muted_row: Callable[[Any], bool] | None = None,
     ) -> None:
+        """`muted_row`: rows it is true for are greyed (a position closed today), their P&L still coloured."""
         super().__init__(parent)
+        self._muted_row = muted_row
         self._columns = tuple(columns)
         self._row_key = row_key
         self._rows: list[Any] = []
@@ -159,9 +164,17 @@ class SpecTableModel(QAbstractTableModel):
             return _sort_key(value)
         if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        if role == Qt.ItemDataRole.ForegroundRole and col.pnl and value is not None:
-            return QBrush(QColor(pnl_color(self.theme, value)))
+        if role == Qt.ItemDataRole.ForegroundRole:
+            row = self._rows[index.row()]
+            if col.pnl and value is not None and value != 0:
+                return QBrush(QColor(pnl_color(self.theme, value)))
+            if self._muted_row is not None and self._muted_row(row):
+                return QBrush(QColor(self.theme.muted))
         return None
+
+    def column_title(self, column: int) -> str:
+        """The title of a column (the key its remembered width is saved under)."""
+        return self._columns[column].title
 
 
 def _side_text(v: Any) -> str:
@@ -217,10 +230,24 @@ def fill_key(f: Fill) -> Hashable:
 
 
 class SpecTableView(QTableView):
-    """A read-only, sortable view of a SpecTableModel (sorting through a proxy on the raw values)."""
+    """A read-only, sortable view of a SpecTableModel (sorting through a proxy on the raw values).
 
-    def __init__(self, model: SpecTableModel, parent: QWidget | None = None) -> None:
+    Columns fit their texts (widened as rows arrive and values grow, never narrowed), the Symbol column takes
+    the spare width, and a column the trader resized keeps that width, remembered in `settings` under `name`.
+    """
+
+    def __init__(
+        self,
+        model: SpecTableModel,
+        parent: QWidget | None = None,
+        name: str = "",
+        settings: QSettings | None = None,
+    ) -> None:
         super().__init__(parent)
+        self._name = name
+        self._settings = settings
+        self._by_hand: dict[int, int] = {}  # columns the trader sized: column → width
+        self._sizing = False  # our own resizes (not the trader's) are under way
         self.source_model = model
         proxy = QSortFilterProxyModel(self)
         proxy.setSourceModel(model)
@@ -237,11 +264,71 @@ class SpecTableView(QTableView):
         # mode each new price (15 times a second) would re-measure every cell of the table and re-lay it
         # out. Only the new rows are measured (resizeColumnsToContents measures the rows in view, which
         # in a hidden page is one row of a 30-pixel view). The trader can still widen a column by hand.
-        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.horizontalHeader().setStretchLastSection(True)
+        # A changed value (a price crossing 1,000) is measured too, for its row only: LTP read "1,22…".
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(False)
+        self._stretch = next(
+            (c for c in range(model.columnCount()) if model.column_title(c) == "Symbol"), None
+        )
+        self._symbol_width = 0  # the widest symbol's text: the Symbol column is never narrower
         self._fitted = False
+        self._restore_widths()
+        header.sectionResized.connect(self._on_section_resized)
         model.rowsInserted.connect(lambda _parent, first, last: self._fit_rows(first, last))
         model.modelReset.connect(lambda: self._fit_rows(0, model.rowCount() - 1))
+        model.dataChanged.connect(lambda first, last, _roles=(): self._fit_rows(first.row(), last.row()))
+        self._fit_rows(0, model.rowCount() - 1)  # a page added after its first rows arrived
+        if not model.rowCount():
+            self._fit_headers()
+
+    def _fit_headers(self) -> None:
+        """An empty table: each column as wide as its title (not the header's default 100 px)."""
+        header = self.horizontalHeader()
+        for c in range(header.count()):
+            if c not in self._by_hand and c != self._stretch:
+                self._resize(c, header.sectionSizeHint(c))
+        self._spread()
+
+    def _settings_key(self) -> str:
+        return f"tables/{self._name}/widths"
+
+    def _restore_widths(self) -> None:
+        if self._settings is None or not self._name:
+            return
+        saved = self._settings.value(self._settings_key())
+        if not isinstance(saved, dict):
+            return
+        for c in range(self.source_model.columnCount()):
+            raw = saved.get(self.source_model.column_title(c))
+            try:
+                width = int(str(raw))
+            except ValueError:
+                continue
+            if c != self._stretch and 20 <= width <= 2000:  # a damaged file's value is ignored
+                self._by_hand[c] = width
+                self._resize(c, width)
+
+    def _resize(self, column: int, width: int) -> None:
+        self._sizing = True
+        try:
+            self.horizontalHeader().resizeSection(column, width)
+        finally:
+            self._sizing = False
+
+    def _on_section_resized(self, column: int, _old: int, new: int) -> None:
+        """The trader dragged a column's edge: that width stays (never auto-fitted again) and is remembered."""
+        if self._sizing or column == self._stretch:
+            return
+        self._by_hand[column] = new
+        if self._settings is not None and self._name:
+            widths = {self.source_model.column_title(c): w for c, w in self._by_hand.items()}
+            self._settings.setValue(self._settings_key(), widths)
+
+    def column_widths(self) -> dict[str, int]:
+        """Each column's width now, by title."""
+        header = self.horizontalHeader()
+        return {self.source_model.column_title(c): header.sectionSize(c) for c in range(header.count())}
 
     def _fit_rows(self, first: int, last: int) -> None:
         """Widens (never narrows) each column to the texts of source rows first..last."""
@@ -250,10 +337,33 @@ class SpecTableView(QTableView):
         header, proxy = self.horizontalHeader(), self.model()
         grid = 1 if self.showGrid() else 0  # as QTableView.sizeHintForColumn: a pixel short elides the text
         for c in range(self.source_model.columnCount()):
-            width = header.sectionSize(c) if self._fitted else header.sectionSizeHint(c)
+            if c in self._by_hand:
+                continue
+            if c == self._stretch:
+                width = self._symbol_width or header.sectionSizeHint(c)
+            else:
+                width = header.sectionSize(c) if self._fitted else header.sectionSizeHint(c)
             for r in range(first, last + 1):
                 index = proxy.mapFromSource(self.source_model.index(r, c))  # type: ignore[attr-defined]
                 width = max(width, self.sizeHintForIndex(index).width() + grid)
-            if width != header.sectionSize(c):
-                header.resizeSection(c, width)
+            if c == self._stretch:
+                self._symbol_width = width
+            elif width != header.sectionSize(c):
+                self._resize(c, width)
         self._fitted = True
+        self._spread()
+
+    def _spread(self) -> None:
+        """The Symbol column takes the width the others leave (never less than its widest text)."""
+        c = self._stretch
+        if c is None or c in self._by_hand:
+            return
+        header = self.horizontalHeader()
+        others = sum(header.sectionSize(i) for i in range(header.count()) if i != c)
+        width = max(self._symbol_width or header.sectionSizeHint(c), self.viewport().width() - others)
+        if width != header.sectionSize(c):
+            self._resize(c, width)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._spread()

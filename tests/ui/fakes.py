@@ -11,7 +11,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from desktop.domain import Bar, Mode, Segment, SessionKey, StrategyParams
+from desktop.domain import Bar, Fill, Mode, Order, Segment, SessionKey, StrategyParams
 from desktop.engine.snapshots import (
     AgentState,
     ProfileInfo,
@@ -53,6 +53,10 @@ class FakeSession(QObject):
         self.segments: tuple[SegmentSnapshot, ...] = ()
         self.version = 0
         self.message = ""
+        self.market_time: datetime | None = None
+        self.fills: tuple[Fill, ...] = ()
+        self.orders: tuple[Order, ...] = ()
+        self.realised = Decimal(0)
 
     def rename(self, label: str) -> None:
         self._record("rename", label)
@@ -102,6 +106,10 @@ class FakeSession(QObject):
             state=self.state,
             segments=self.segments,
             unrealised_pnl=pnl,
+            realised_pnl=self.realised,
+            market_time=self.market_time,
+            fills=self.fills,
+            orders=self.orders,
             version=self.version,
             message=self.message,
         )

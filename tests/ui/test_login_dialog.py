@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QDesktopServices, QGuiApplication
 
 from desktop.engine import LoginFailed
 from desktop.ui.login_dialog import NEW_PROFILE, LoginDialog
@@ -90,3 +90,38 @@ def test_profile_without_secret_is_refused_in_words(qtbot, dialog):
     assert not d.save_profile()
     assert d.status.text().startswith("API secret is missing")
     assert not [c for c in engine.calls if c[0] == "save_profile"]
+
+
+def test_the_login_url_and_its_copy_button_are_there_from_the_first_second(qtbot, dialog):
+    d, _, _ = dialog
+    assert d.login_url.text() == "https://kite.zerodha.com/connect/login?v=3&api_key=key_b"
+    assert d.copy_url_button.isEnabled()
+    d.copy_url_button.click()
+    assert QGuiApplication.clipboard().text() == d.login_url.text()
+    d.profile_box.setCurrentIndex(d.profile_box.findText(NEW_PROFILE))
+    assert d.login_url.text() == "" and not d.copy_url_button.isEnabled()
+
+
+def test_a_pasted_redirect_works_while_the_browser_login_is_still_awaited(qtbot, dialog, monkeypatch):
+    d, engine, jobs = dialog
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: True)
+    release = threading.Event()
+
+    def slow_redirect(user_id: str, timeout: float = 180.0) -> str:
+        release.wait(5)  # no browser on this machine: nothing comes back for minutes
+        raise TimeoutError("timed out")
+
+    engine.wait_for_redirect = slow_redirect  # type: ignore[method-assign]
+    got: list[tuple[str, str]] = []
+    d.sig_logged_in.connect(lambda uid, name: got.append((uid, name)))
+    d.login_with_browser()
+    assert d.working and d.pasted.isEnabled() and d.use_pasted_button.isEnabled()
+    assert not d.login_button.isEnabled()
+    d.pasted.setText(d_pasted_url())
+    d.use_pasted()
+    qtbot.waitUntil(lambda: bool(got), timeout=3000)
+    assert got == [("UK1234", "Demo B")] and d.status.text() == "Logged in: Demo B (UK1234)"
+    release.set()  # the browser's wait gives up later: its failure is not shown over the login
+    qtbot.wait(200)
+    assert d.status.text() == "Logged in: Demo B (UK1234)" and not d.working
+    assert d.login_button.isEnabled()

@@ -31,7 +31,7 @@ def test_fractional_lots_show_a_message_under_lots(qtbot):
     form = _form(qtbot)
     form.edit("lots").setText("1.5")
     assert form.params() is None
-    assert form.error_text("lots") == "lots must be a whole number ≥ 1"
+    assert form.error_text("lots") == "Lots must be a whole number ≥ 1"
     assert form.error_text("stop_loss") == ""
 
 
@@ -46,7 +46,7 @@ def test_no_segment_chosen_is_shown_under_segments(qtbot):
     for box in form.segment_boxes.values():
         box.setChecked(False)
     assert form.params() is None
-    assert "segments" in form.error_text("segments")
+    assert "Segments must list at least one of" in form.error_text("segments")
 
 
 def test_problem_in_a_hidden_setting_opens_the_more_section(qtbot):
@@ -54,7 +54,7 @@ def test_problem_in_a_hidden_setting_opens_the_more_section(qtbot):
     form.show()
     assert not form.more.isVisible()
     form.edit("fast_ema").setText("30")
-    assert "fast_ema (30) must be shorter than slow_ema (21)" in form.error_text("fast_ema")
+    assert "Fast EMA (30) must be shorter than Slow EMA (21)" in form.error_text("fast_ema")
     assert form.more.isVisible()
 
 
@@ -63,7 +63,7 @@ def test_fixing_a_field_clears_its_message_and_signals_validity(qtbot):
     changes: list[bool] = []
     form.sig_validity_changed.connect(changes.append)
     form.edit("stop_loss").setText("150")
-    assert "stop_loss must be a percent between 0 and 100" in form.error_text("stop_loss")
+    assert "Stop loss % must be a percent between 0 and 100" in form.error_text("stop_loss")
     form.edit("stop_loss").setText("7")
     assert form.error_text("stop_loss") == ""
     assert changes == [False, True]
@@ -93,3 +93,50 @@ def test_a_restored_forms_open_positions_limit_follows_the_segments_unless_it_wa
     form.set_params(parse_params(raw))
     form.segment_boxes[Segment.SENSEX].setChecked(True)
     assert form.params().max_open_positions == 1, "a limit the trader set is kept"
+
+
+def test_a_new_form_starts_from_the_defaults_with_no_message(qtbot):
+    form = ParamsForm(["itm_momentum"])
+    qtbot.addWidget(form)
+    assert form.params() is not None, "a new tab can start at once"
+    assert form.edit("stop_loss").text() == "5" and form.edit("lots").text() == "1"
+    assert all(
+        form.error_text(name) == "" for name in ("segments", "lots", "stop_loss", "itm_offset", "mode")
+    )
+
+
+def test_problems_show_as_fields_are_edited_named_as_the_form_labels_them(qtbot):
+    form = ParamsForm(["itm_momentum"])
+    qtbot.addWidget(form)
+    form.edit("stop_loss").setText("")
+    assert form.error_text("stop_loss").startswith("Stop loss % is missing")
+    assert "stop_loss" not in " ".join(form.problems())
+    assert form.error_text("lots") == ""
+
+
+def test_a_problem_in_a_field_never_typed_in_shows_when_start_is_asked_for(qtbot):
+    form = ParamsForm(["itm_momentum"])
+    qtbot.addWidget(form)
+    form.set_params(paper_params())
+    form._filling = True  # as a restored tab whose saved value is no longer valid
+    form.edit("itm_offset").setText("75")
+    form._filling = False
+    assert form.params() is None and form.error_text("itm_offset") == ""
+    form.reveal_problems()
+    assert "ITM offset 75 is not a multiple of NIFTY's strike step 50" in form.error_text("itm_offset")
+
+
+def test_fields_do_not_move_as_messages_come_and_go(qtbot):
+    form = ParamsForm(["itm_momentum"])
+    qtbot.addWidget(form)
+    form.show()
+    qtbot.waitExposed(form)
+    where = {
+        n: form.edit(n).mapTo(form, form.edit(n).rect().topLeft())
+        for n in ("lots", "stop_loss", "itm_offset")
+    }
+    form.edit("lots").setText("0")
+    form.edit("stop_loss").setText("150")
+    qtbot.wait(10)
+    assert form.error_text("lots") and form.error_text("stop_loss")
+    assert {n: form.edit(n).mapTo(form, form.edit(n).rect().topLeft()) for n in where} == where

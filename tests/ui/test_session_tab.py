@@ -86,7 +86,7 @@ def test_invalid_form_cannot_start(qtbot):
     tab.form.edit("lots").setText("0")
     assert not tab.start_button.isEnabled()
     assert not tab.request_start()
-    assert "lots must be a whole number ≥ 1" in tab.last_error
+    assert "Lots must be a whole number ≥ 1" in tab.last_error
     assert session.calls == []
 
 

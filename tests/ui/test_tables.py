@@ -150,7 +150,8 @@ def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
     narrow = view.columnWidth(0)
     model.set_rows((short, long))
     wide = view.columnWidth(0)
-    assert wide > narrow and wide >= view.fontMetrics().horizontalAdvance(long.tradingsymbol)
+    # The Symbol column also takes the spare width, so it may have been wide enough already.
+    assert wide >= narrow and wide >= view.fontMetrics().horizontalAdvance(long.tradingsymbol)
     model.set_rows((long,))  # the first row gone: columns never narrow
     assert view.columnWidth(0) == wide
     fitted = [view.sizeHintForColumn(c) for c in range(model.columnCount())]

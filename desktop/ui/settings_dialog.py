@@ -1,0 +1,140 @@
+"""File → Settings…: theme, notifications and sounds, the parameters a new tab starts from, the data folder.
+
+Everything is kept in the window's settings file (QSettings, INI). New tabs always start in PAPER: LIVE is
+chosen in the tab itself, where Start asks for the confirmation that names the account.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtGui import QDesktopServices
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop.domain import Mode, StrategyParams
+from desktop.engine.params import ParamsError, params_to_dict, parse_params
+from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, setting_flag
+from desktop.ui.params_form import DEFAULT_RAW, ParamsForm
+
+DEFAULTS_KEY = "defaults/params"  # JSON of the parameters a new tab starts from
+
+
+def default_params(settings: QSettings) -> StrategyParams:
+    """The parameters a new tab starts from: the saved ones when they are still valid, else DEFAULT_RAW."""
+    text = settings.value(DEFAULTS_KEY)
+    if isinstance(text, str) and text:
+        try:
+            raw = json.loads(text)
+            if isinstance(raw, dict):
+                raw.pop("confirm_live", None)
+                return parse_params(raw | {"mode": Mode.PAPER.value})
+        except (ValueError, ParamsError):
+            pass  # a damaged or outdated entry: the built-in defaults
+    return parse_params(DEFAULT_RAW)
+
+
+def save_default_params(settings: QSettings, params: StrategyParams) -> None:
+    """Keeps `params` (in PAPER) as what new tabs start from."""
+    settings.setValue(DEFAULTS_KEY, json.dumps(params_to_dict(replace(params, mode=Mode.PAPER))))
+
+
+class SettingsDialog(QDialog):
+    """The settings a trader sets once; OK saves them and `applied` says so."""
+
+    def __init__(
+        self,
+        settings: QSettings,
+        theme_name: str,
+        data_folder: Path,
+        strategies: list[str],
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._settings = settings
+        self.applied = False
+        lay = QVBoxLayout(self)
+        general = QFormLayout()
+        self.theme_box = QComboBox()
+        self.theme_box.addItem("Dark", "dark")
+        self.theme_box.addItem("Light", "light")
+        self.theme_box.setCurrentIndex(max(self.theme_box.findData(theme_name), 0))
+        general.addRow("Theme", self.theme_box)
+        self.notify_box = QCheckBox(
+            "Notify me of fills, stop-loss hits, rejections, expired logins and kills"
+        )
+        self.notify_box.setChecked(setting_flag(settings.value(NOTIFY_KEY, True)))
+        self.sound_box = QCheckBox("Beep with each notification")
+        self.sound_box.setChecked(setting_flag(settings.value(SOUND_KEY, False)))
+        self.notify_box.toggled.connect(self.sound_box.setEnabled)
+        self.sound_box.setEnabled(self.notify_box.isChecked())
+        general.addRow("Notifications", self.notify_box)
+        general.addRow("Sounds", self.sound_box)
+        folder_row = QHBoxLayout()
+        self.data_folder = QLineEdit(str(data_folder))
+        self.data_folder.setReadOnly(True)
+        open_button = QPushButton("Open")
+        open_button.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(data_folder))))
+        folder_row.addWidget(self.data_folder, 1)
+        folder_row.addWidget(open_button)
+        general.addRow("Data folder", folder_row)
+        lay.addLayout(general)
+
+        group = QGroupBox("New tabs start with")
+        group_lay = QVBoxLayout(group)
+        self.defaults_form = ParamsForm(strategies, defaults=default_params(settings))
+        self.defaults_form.mode_box.setEnabled(False)  # always PAPER: LIVE is chosen in the tab
+        self.defaults_form.mode_box.setToolTip("New tabs always start in PAPER; choose LIVE in the tab")
+        scroll = QScrollArea()
+        scroll.setWidget(self.defaults_form)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumHeight(260)
+        group_lay.addWidget(scroll)
+        group_lay.addWidget(QLabel("New tabs always start in PAPER: choose LIVE in the tab itself."))
+        lay.addWidget(group, 1)
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        self.buttons.accepted.connect(self.save)
+        self.buttons.rejected.connect(self.reject)
+        self.defaults_form.sig_validity_changed.connect(
+            lambda ok: self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(ok)
+        )
+        lay.addWidget(self.buttons)
+        self.resize(560, 640)
+
+    def theme_name(self) -> str:
+        """The theme chosen."""
+        return str(self.theme_box.currentData())
+
+    def save(self) -> None:
+        """Saves and closes; refused in words while the default parameters are not valid."""
+        params = self.defaults_form.params()
+        if params is None:
+            self.defaults_form.reveal_problems()
+            return
+        self._settings.setValue(NOTIFY_KEY, self.notify_box.isChecked())
+        self._settings.setValue(SOUND_KEY, self.sound_box.isChecked())
+        self._settings.setValue("theme", self.theme_name())
+        save_default_params(self._settings, params)
+        self._settings.sync()
+        self.applied = True
+        self.accept()
