@@ -155,7 +155,7 @@ class SessionEngine(QObject):
             self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
             started_at=s.market_time(),
         )  # fmt: skip
-        self._logs = SessionLogs(s.home, self.key, self.label, params.mode)
+        self._logs = SessionLogs(s.home, self.key, self.label, params.mode, clock=s.market_time)
         self._logs.add_secret(s.secrets.api_secret(self.user_id))
         self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
         self._logs.add_secret(self._kite.account.access_token)

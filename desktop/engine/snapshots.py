@@ -72,8 +72,10 @@ class SegmentSnapshot:
     option_price: Decimal | None = None
     realised_pnl: Decimal = Decimal(0)
     unrealised_pnl: Decimal = Decimal(0)
-    trades_today: int = 0
+    trades_today: int = 0  # filled entries of the market day (what the trade cap counts)
     note: str = ""
+    # Why risk refused the last entry today, e.g. "trade cap 5 reached, no more entries today".
+    risk_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)

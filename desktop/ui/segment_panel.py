@@ -127,9 +127,10 @@ class SegmentPanel(QWidget):
             self.pnl,
             f"<span style='color:{pnl_color(self._theme, total)}'>P&amp;L {fmt_rupees(total)}</span>",
         )
-        if self.note.text() != seg.note:  # its line is kept even when empty: no relayout when a note comes
-            self.note.setText(seg.note)
-            self.note.setToolTip(seg.note)  # a long note is cut at the panel's edge; the tip shows it all
+        note = " · ".join(n for n in (seg.risk_note, seg.note) if n)  # why risk refused the last entry, first
+        if self.note.text() != note:  # its line is kept even when empty: no relayout when a note comes
+            self.note.setText(note)
+            self.note.setToolTip(note)  # a long note is cut at the panel's edge; the tip shows it all
         if self.chart.ready:  # else its last build step draws the latest snapshot
             self._charted = seg
             self.chart.update_from(seg)
