@@ -79,7 +79,8 @@ class Engine:
         self.store = Store.open(self._home)
         self.profile_book = ProfileBook(self._home / PROFILES_FILE)
         self.secrets = secrets or SecretStore()
-        self.hub = BrokerHub(self.secrets, feed_options=feed_options)
+        # The feeds drop ticks stamped far from this clock (broker/tick_times.py): market time is the engine's.
+        self.hub = BrokerHub(self.secrets, feed_options=feed_options, clock=self.market_time)
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()
         self._sim: Simulator | None = None
