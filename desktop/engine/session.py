@@ -283,6 +283,8 @@ class SessionEngine(QObject):
             unrealised_pnl=sum((s.unrealised_pnl for s in segments), Decimal(0)),
             message=self._message,
             version=self._version,
+            bad_time_ticks=stream.bad_time_ticks if (stream := self._stream) is not None else 0,
+            malformed_replies=kite.malformed_replies if (kite := self._kite) is not None else 0,
         )
 
     @property
