@@ -51,6 +51,7 @@ EVENT_LOGIN_NEEDED = "login_needed"
 EVENT_LOGGED_IN = "logged_in"
 EVENT_STREAM_CONNECTED = "stream_connected"
 EVENT_STREAM_DISCONNECTED = "stream_disconnected"
+EVENT_TICKS_DROPPED = "ticks_dropped"  # ticks stamped far from the market clock were dropped (message: which)
 
 EventSink = Callable[[BrokerEvent], None]
 

@@ -33,6 +33,7 @@ from desktop.broker.errors import LoginNeeded, scrub, translate
 from desktop.broker.session import (
     EVENT_STREAM_CONNECTED,
     EVENT_STREAM_DISCONNECTED,
+    EVENT_TICKS_DROPPED,
     AccountLink,
     BrokerEvent,
     EventSink,
@@ -519,7 +520,7 @@ class AccountFeed:
                 if self._times.accept(tick, now):
                     batch.append(tick)
                 else:
-                    self._count_bad_time(tick.instrument_token)
+                    self._count_bad_time(tick.instrument_token, self._times.take_note())
             for stream in self._stream_list():
                 stream._offer_ticks(batch)
             for wake in wakes:  # every stream has its part: now wake whoever asked
@@ -536,10 +537,12 @@ class AccountFeed:
         """Ticks dropped for an exchange time far from the market clock, or going back (`TickTimeGuard`)."""
         return self._times.dropped
 
-    def _count_bad_time(self, token: int) -> None:
+    def _count_bad_time(self, token: int, note: str) -> None:
         for stream in self._stream_list():
             if token in stream.delivered:
                 stream.bad_time_ticks += 1
+                if note:  # now and then: the session writes it in its own log
+                    stream._offer_event(EVENT_TICKS_DROPPED, note)
 
     def _refresh_routing(self) -> None:
         # One at a time: two sessions subscribing at once must not publish in the reverse order of reading,

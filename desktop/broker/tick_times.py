@@ -42,6 +42,7 @@ class TickTimeGuard:
         self._clock = clock
         self._last: dict[int, datetime] = {}  # instrument token -> exchange time of its last accepted tick
         self.dropped = 0
+        self.note = ""  # the log line of the last logged refusal, for the sessions' own logs (`take_note`)
         self._warned_at: float | None = None
 
     def market_time(self) -> datetime | None:
@@ -69,11 +70,17 @@ class TickTimeGuard:
         mono = time.monotonic()
         if self._warned_at is None or mono - self._warned_at >= WARN_EVERY:
             self._warned_at = mono
-            log.warning(
-                "feed %s: dropped a tick of instrument %d stamped %s, %s: %d such tick(s) dropped so far",
-                self.name, tick.instrument_token, f"{t:%Y-%m-%d %H:%M:%S}", why, self.dropped,
-            )  # fmt: skip
+            self.note = (
+                f"a tick of instrument {tick.instrument_token} stamped {t:%Y-%m-%d %H:%M:%S} was dropped, {why}: "
+                f"{self.dropped} such tick(s) dropped so far"
+            )
+            log.warning("feed %s: %s", self.name, self.note)
         return False
+
+    def take_note(self) -> str:
+        """The line the last refusal was logged with, once (empty when it was not logged: too soon)."""
+        note, self.note = self.note, ""
+        return note
 
 
 def _gap(delta: timedelta) -> str:

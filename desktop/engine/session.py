@@ -27,7 +27,13 @@ from desktop.broker.gateway import LiveGateway, OrderGateway, broker_net_positio
 from desktop.broker.hub import BrokerHub
 from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import Profile, SecretStore
-from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent, KiteSession
+from desktop.broker.session import (
+    EVENT_LOGGED_IN,
+    EVENT_LOGIN_NEEDED,
+    EVENT_TICKS_DROPPED,
+    BrokerEvent,
+    KiteSession,
+)
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
@@ -161,6 +167,7 @@ class SessionEngine(QObject):
         self._logs.add_secret(self._kite.account.access_token)
         self._login_needed = False
         self._stream = s.hub.open_stream(self._kite)
+        self._stream.add_event_listener(self._on_stream_event)
         self._risk = RiskManager(params)
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
@@ -406,6 +413,13 @@ class SessionEngine(QObject):
             if self._logs is not None and self._kite is not None:
                 self._logs.add_secret(self._kite.account.access_token)
             self.resume_after_login()
+
+    def _on_stream_event(self, event: BrokerEvent) -> None:
+        if (
+            event.kind == EVENT_TICKS_DROPPED
+        ):  # the feed kept a hostile time off every clock: said in each log
+            for agent in list(self._agents.values()):
+                agent.trader.log.warning("market data: %s", event.message)
 
     def _agent_state_changed(self, agent: SegmentAgent) -> None:
         if agent.state is AgentState.FAILED and agent.failure:

@@ -15,6 +15,8 @@ def test_one_tick_stamped_in_2106_freezes_no_session(demo_engine: Engine, qapp) 
     sim, _ = sim_book(demo_engine)
     session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY", "BANKNIFTY"], lots=1,
                             stop_loss=20, itm_offset=100)  # fmt: skip
+    lines: list[str] = []
+    session.sig_log_line.connect(lambda line: lines.append(line.text))
     wait_until(qapp, lambda: session.snapshot().market_time is not None, 30, "the session's first ticks")
     sim.inject_fault({"kind": "stamp_next_frame", "api_key": "UK9394"})  # every packet of a frame: 2106-02-07
 
@@ -29,6 +31,12 @@ def test_one_tick_stamped_in_2106_freezes_no_session(demo_engine: Engine, qapp) 
         "the clock on market time"
     )
     assert snap.bad_time_ticks == 2, "the frame's NIFTY and BANKNIFTY ticks, dropped and counted"
+    wait_until(
+        qapp, lambda: len([ln for ln in lines if "market data: a tick" in ln]) >= 2, 5, "each log says"
+    )
+    said = [line for line in lines if "market data: a tick of instrument" in line]
+    assert len(said) == 2 and all("stamped 2106-02-07" in line and " - WARNING - " in line for line in said)
+    assert all(line.startswith("2026-01-08 ") for line in said), "one clock per log"
     assert all(seg.last_tick_time is not None and seg.last_tick_time.year == 2026 for seg in snap.segments)
     assert all(seg.state is AgentState.RUNNING for seg in snap.segments)
     journal = demo_engine.store.journal.for_session(broker_id="UK9394", session_id=session.key.session_id)
