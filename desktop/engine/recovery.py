@@ -7,7 +7,8 @@
   when there is none. Entries and exits still open from the previous run are cancelled first, and a stop
   with no position behind it is cancelled (triggered, it would sell short).
 Every risk counter of the day is rebuilt and given to the (new) risk manager before any entry, for a flat
-segment too: the day's realised P&L from the day's orders (PAPER: the day's fills), the trades of the day
+segment too: the day's realised P&L from the day's orders (PAPER: the day's fills), the daily loss limit
+when the journal says it was reached today (its P&L may have come back since), the trades of the day
 (filled entries) from the broker's orders, the stored fills and the journal, whichever knows more (a journal
 note written after the crash's last durable write may be missing), and the orders sent in the last minute
 from the journal and the broker's order times. Its log lines carry the start's market time, as every other
@@ -31,6 +32,7 @@ from desktop.engine.trader import SegmentTrader
 _RESTING = (OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN, OrderStatus.PENDING)
 # Journal notes of an order sent to the broker (or of a stop modified): what the order rate counts.
 _SENT_KINDS = frozenset({"order_sent", "order_unconfirmed", "stop_moved"})
+LOSS_LIMIT_REACHED = "loss_limit_reached"  # the session's journal note when the daily loss limit is reached
 
 
 def _mine(trader: SegmentTrader, exchange: str, symbol: str) -> bool:
@@ -204,10 +206,14 @@ def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: 
     risk, segment, day = trader.ctx.risk, trader.segment, now.date()
     risk.update_pnl(segment, trader.realised, trader.unrealised, now)
     key = trader.ctx.key
-    journal = [
+    today = [
         e for e in trader.ctx.store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
-        if e.segment is segment and e.market_time.date() == day
+        if e.market_time.date() == day
     ]  # fmt: skip
+    for e in today:  # reached earlier today: the day stays closed, even if the P&L came back since
+        if e.kind == LOSS_LIMIT_REACHED:
+            risk.restore_loss_limit(str(e.payload.get("note", "")), now)
+    journal = [e for e in today if e.segment is segment]
     entries = {
         o.order_id for o in orders if o.side is Side.BUY and o.filled_quantity and _on(o.timestamp, day)
     }

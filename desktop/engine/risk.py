@@ -103,7 +103,12 @@ class GlobalKillSwitch:
 class RiskManager:
     """One session's risk state: daily loss, order rate, open positions, kill switch."""
 
-    def __init__(self, params: StrategyParams) -> None:
+    def __init__(
+        self, params: StrategyParams, on_loss_limit: Callable[[str, datetime], None] | None = None
+    ) -> None:
+        """`on_loss_limit(note, now)`: told once when the daily loss limit is reached (the session journals it, so
+        a restart keeps the day closed even after the P&L came back); called under the lock: it only queues."""
+        self._on_loss_limit = on_loss_limit
         self.max_daily_loss = params.max_daily_loss
         self.max_orders_per_minute = params.max_orders_per_minute
         self.max_open_positions = params.max_open_positions
@@ -232,6 +237,14 @@ class RiskManager:
             sent = sorted(t for t in orders_sent if now - _WINDOW < t <= now)
             self._orders = deque(sorted([*self._orders, *sent]))
 
+    def restore_loss_limit(self, note: str, now: datetime) -> None:
+        """The daily loss limit was reached earlier today (a restart): entries stay closed for the day."""
+        with self._lock:
+            self._roll_day(now)
+            if not self._loss_breached:
+                self._loss_breached = True
+                self._breach_note = note
+
     def trades_today(self, segment: Segment) -> int:
         """Filled entries of `segment` in the market day (what the trade cap counts)."""
         with self._lock:
@@ -292,6 +305,8 @@ class RiskManager:
         # Latched for the day: a later recovery of unrealised P&L does not reopen entries.
         self._loss_breached = True
         self._breach_note = f"at {now:%H:%M}, P&L ₹{rupees(pnl)}"
+        if self._on_loss_limit is not None:
+            self._on_loss_limit(self._breach_note, now)
 
     def _roll_day(self, now: datetime) -> None:
         day = now.date()

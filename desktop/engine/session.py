@@ -40,7 +40,7 @@ from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, Str
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
-from desktop.engine.recovery import recover_live, recover_paper
+from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
 from desktop.engine.startup import LogLineHandler, load_segment
@@ -168,7 +168,7 @@ class SessionEngine(QObject):
         self._login_needed = False
         self._stream = s.hub.open_stream(self._kite)
         self._stream.add_event_listener(self._on_stream_event)
-        self._risk = RiskManager(params)
+        self._risk = RiskManager(params, on_loss_limit=self._journal_loss_limit)
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
         else:
@@ -413,6 +413,12 @@ class SessionEngine(QObject):
             if self._logs is not None and self._kite is not None:
                 self._logs.add_secret(self._kite.account.access_token)
             self.resume_after_login()
+
+    def _journal_loss_limit(self, note: str, now: datetime) -> None:
+        """The daily loss limit was reached: journaled (queued), so a restart keeps the day closed (recovery.py)."""
+        s = self.services
+        s.writer.submit(partial(s.store.journal.append, self.key, segment=None, kind=LOSS_LIMIT_REACHED,
+                                payload={"note": note}, market_time=now))  # fmt: skip
 
     def _on_stream_event(self, event: BrokerEvent) -> None:
         if (

@@ -1,6 +1,7 @@
 """Risk limits hold across a crash (issue 16, defect 5): with max_trades_per_day = 1, a `kill -9` after the day's
 one round trip and a restart must send no second entry. The real `kitedesk run` process on the simulator with
-the real kiteconnect client; the second run continues the crashed session (same tag)."""
+the real kiteconnect client; the second run continues the crashed session (same tag). And the daily loss limit,
+once reached, is journaled, so a restart keeps the day closed (tests/engine/test_recovery.py restores it)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import START
+from tests.e2e.conftest import START, start_session, wait_until
 from tests.e2e.test_recovery import _poll, _run
 from tests.simkit import start_sim
 
@@ -79,3 +80,20 @@ def test_kill_9_after_the_days_one_trade_and_a_restart_sends_no_second_entry(tmp
                 proc.kill()
                 proc.wait(10)
         sim.stop()
+
+
+def test_a_sessions_daily_loss_limit_is_journaled_when_reached_so_a_restart_keeps_it(
+    demo_engine, qapp
+) -> None:
+    session = start_session(demo_engine, "UK1234", "Tiny loss", segments=["NIFTY"], lots=1, stop_loss=20,
+                            itm_offset=100, max_daily_loss="0.05")  # fmt: skip  # reached by any loss
+
+    def journaled():
+        demo_engine.writer.flush()
+        entries = demo_engine.store.journal.for_session(broker_id="UK1234", session_id=session.key.session_id)
+        return [e for e in entries if e.kind == "loss_limit_reached"]
+
+    wait_until(qapp, journaled, 60, "the daily loss limit reached and journaled")
+    (entry,) = journaled()
+    assert entry.segment is None and entry.market_time.date() == START.date()
+    assert entry.payload["note"].startswith("at ") and "P&L ₹-" in entry.payload["note"]

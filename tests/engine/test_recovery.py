@@ -203,3 +203,20 @@ def test_recovery_lines_carry_the_starts_market_time_not_the_wall_clock(make) ->
         line for line in lines if "recovered an open position" in line or "kept the stop-loss" in line
     ]
     assert len(recovered) == 2 and all(line.startswith("2026-01-08 10:07:00 - ") for line in recovered)
+
+
+def test_a_daily_loss_limit_reached_earlier_today_stays_reached_after_a_restart(make) -> None:
+    trader, gateway, store = make(max_daily_loss=3000)
+    # The previous run's position fell to -3900 (unrealised): the limit was reached and journaled; it then
+    # came back and was sold at +1950 by its stop while KiteDesk was down.
+    store.journal.append(trader.ctx.key, segment=None, kind="loss_limit_reached",
+                         payload={"note": "at 10:02, P&L ₹-3900.00"}, market_time=T0 + timedelta(minutes=2))  # fmt: skip
+    book = Book([bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "210")])
+    now = T0 + timedelta(minutes=30)
+    recover_live(trader, book, {SYMBOL: 0}, now)
+    assert trader.ctx.risk.daily_pnl == Decimal("1950.00") and trader.ctx.risk.loss_limit_breached
+    trader.market_time = now
+    _try_entry(trader)
+    assert gateway.placed == []
+    note = trader.snapshot(AgentState.RUNNING).risk_note
+    assert note.startswith("max daily loss ₹3000 reached (at 10:02, P&L ₹-3900.00")

@@ -147,3 +147,14 @@ def test_a_restored_day_keeps_the_trade_cap_and_the_order_rate_of_the_earlier_ru
     refused = r.check(intent("entry", Segment.BANKNIFTY), at(10, 0, 50))
     assert refused.reason == "max orders per minute (3) reached"
     assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 1, 5)).allowed  # 10:00:05 left the window
+
+
+def test_reaching_the_daily_loss_limit_is_told_once_so_the_session_can_journal_it():
+    told: list[tuple[str, object]] = []
+    r = RiskManager(
+        make_params(max_daily_loss=1000), on_loss_limit=lambda note, now: told.append((note, now))
+    )
+    r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1000"), at(10, 2))
+    r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1500"), at(10, 3))
+    assert not r.check(intent("entry"), at(10, 4))
+    assert told == [("at 10:02, P&L ₹-1000.00", at(10, 2))]
