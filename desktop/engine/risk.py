@@ -245,9 +245,12 @@ class RiskManager:
                 self._loss_breached = True
                 self._breach_note = note
 
-    def trades_today(self, segment: Segment) -> int:
-        """Filled entries of `segment` in the market day (what the trade cap counts)."""
+    def trades_today(self, segment: Segment, now: datetime | None = None) -> int:
+        """Filled entries of `segment` in the market day of `now` (what the trade cap counts); 0 on a day the
+        manager has not seen yet (its counters roll with the next check)."""
         with self._lock:
+            if now is not None and self._day is not None and now.date() > self._day:
+                return 0
             return self._trades.get(segment, 0)
 
     def on_entry_failed(self, segment: Segment) -> None:

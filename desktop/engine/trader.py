@@ -856,7 +856,7 @@ class SegmentTrader:
             option_price=h.last_price if h else None,
             realised_pnl=self.realised,
             unrealised_pnl=self.unrealised,
-            trades_today=self.ctx.risk.trades_today(self.segment),
+            trades_today=self.ctx.risk.trades_today(self.segment, self.market_time),
             note=self.note,
             risk_note=_note_of_day(self.risk_note, self.market_time),
         )

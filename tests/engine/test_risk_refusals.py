@@ -39,6 +39,7 @@ def test_the_trade_cap_refuses_the_next_entry_with_one_info_line_and_the_panels_
     # The next market day the cap no longer holds, and the note is about yesterday: it goes.
     trader.market_time = T0 + timedelta(days=1)
     assert trader.snapshot(AgentState.RUNNING).risk_note == ""
+    assert trader.snapshot(AgentState.RUNNING).trades_today == 0
     _try_entry(trader)
     assert len(gateway.placed) == 3 and len(_refusals(trader)) == 1
 
