@@ -421,9 +421,8 @@ class SessionEngine(QObject):
                                 payload={"note": note}, market_time=now))  # fmt: skip
 
     def _on_stream_event(self, event: BrokerEvent) -> None:
-        if (
-            event.kind == EVENT_TICKS_DROPPED
-        ):  # the feed kept a hostile time off every clock: said in each log
+        # The feed kept a hostile exchange time off every clock (broker/tick_times.py): said in each segment's log.
+        if event.kind == EVENT_TICKS_DROPPED:
             for agent in list(self._agents.values()):
                 agent.trader.log.warning("market data: %s", event.message)
 
