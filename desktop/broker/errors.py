@@ -69,6 +69,13 @@ class BrokerUnavailable(BrokerError):
     default_message = "Kite cannot be reached right now: check the connection."
 
 
+class MalformedReply(BrokerUnavailable):
+    """Kite's replies to a read did not hold what its API says, again and again (broker/replies.py): nothing
+    changed at the broker; the caller tries again later as after a network failure."""
+
+    default_message = "Kite sent replies KiteDesk could not read: trying again later."
+
+
 class AmbiguousOrderFailure(BrokerUnavailable):
     """The request may or may not have taken effect (timeout, dropped reply, 5xx): verify before retrying."""
 

@@ -18,7 +18,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from desktop.broker import replies
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, InputRejected, RateLimited
+from desktop.broker.replies import whole
 from desktop.broker.session import EVENT_STREAM_CONNECTED, BrokerEvent, KiteSession
 from desktop.broker.stream import MarketStream
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, SessionKey, Side, rupees
@@ -120,7 +122,7 @@ def broker_net_positions(rows: dict[str, Any]) -> dict[str, int]:
     out: dict[str, int] = {}
     for row in rows.get("net", []):
         symbol = str(row.get("tradingsymbol", ""))
-        out[symbol] = out.get(symbol, 0) + int(str(row.get("quantity") or 0))
+        out[symbol] = out.get(symbol, 0) + whole(row.get("quantity"), "positions.net.quantity")
     return out
 
 
@@ -374,6 +376,18 @@ class LiveGateway(OrderGateway):
 
     # Tracking -----------------------------------------------------------------------------------
     def _on_update(self, row: dict[str, Any]) -> None:
+        try:
+            replies.order_row(row, "order update")
+        except replies.ReplyInvalid as e:
+            # Counted and logged, never raised on: the order book, read again, holds what the update should have.
+            self._session.count_malformed()
+            log.warning("%s: an order update does not hold what Kite's API says (%s): reading the order book",
+                        self.key.broker_id, e)  # fmt: skip
+            try:
+                self.reconcile()
+            except BrokerError as exc:
+                log.warning("%s: order book not read: %s", self.key.broker_id, exc.trader_message)
+            return
         order_id = str(row.get("order_id", ""))
         with self._state_lock:
             intent_id = self._intents.get(order_id, "")

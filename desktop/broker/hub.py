@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from kiteconnect import KiteConnect
@@ -32,12 +32,15 @@ class BrokerHub:
         instruments: InstrumentCache | None = None,
         feed_options: dict[str, float] | None = None,
         kite_factory: Callable[..., Any] = KiteConnect,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock`: the market clock the feeds check ticks' exchange times against (broker/tick_times.py)."""
         self.secrets = secrets
         self.limiters = limiters or AccountLimiters()
         self.instruments = instruments or InstrumentCache()
         self._feed_options = feed_options or {}
         self._kite_factory = kite_factory
+        self._clock = clock
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountLink] = {}
         self._feeds: dict[str, AccountFeed] = {}
@@ -87,7 +90,9 @@ class BrokerHub:
             for _ in range(3):
                 feed = self._feeds.get(session.broker_id)
                 if feed is None or feed.closing:
-                    feed = AccountFeed(session.account, on_closed=self._feed_closed, **self._feed_options)
+                    feed = AccountFeed(
+                        session.account, on_closed=self._feed_closed, clock=self._clock, **self._feed_options
+                    )
                     self._feeds[session.broker_id] = feed
                 try:
                     return feed.open_stream(session.key, on_event)

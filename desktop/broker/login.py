@@ -208,6 +208,12 @@ def complete_login(
             session_http.close()
     if failure is not None:
         raise failure  # outside the except block: no raw exception chained as __context__
+    if (
+        not isinstance(session, dict)
+        or not isinstance(session.get("access_token"), str)
+        or not session["access_token"]
+    ):
+        raise LoginFailed("Kite's login reply could not be read (no access token): log in again.")
     user_id = str(session.get("user_id", ""))
     if user_id != profile.user_id:
         # Logging into the wrong account in the browser must never hand one profile another's token.

@@ -1,6 +1,10 @@
 """`KiteSession`: one per session (tab), wrapping its own `KiteConnect`; and `AccountLink`, the little
 an account's sessions do share: the day's access token and its "login needed" state.
 
+Every reply is checked before anyone reads it (broker/replies.py): a malformed one is logged, counted
+(`malformed_replies`) and asked for again, and after `MALFORMED_RETRIES` more a `MalformedReply` is raised,
+a `BrokerError` like a network failure: never a `ValueError` in an agent.
+
 A `TokenException` in any session of account A (the client's expiry hook, or our translation of the
 error) marks A's link as "login needed": every session of A learns it through its event callback and
 refuses further calls with `LoginNeeded` until a new login; sessions of account B never notice.
@@ -13,11 +17,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from kiteconnect import KiteConnect
 
-from desktop.broker.errors import BrokerError, LoginNeeded, RateLimited, translate
+from desktop.broker import replies
+from desktop.broker.errors import (
+    AmbiguousOrderFailure,
+    BrokerError,
+    LoginNeeded,
+    MalformedReply,
+    RateLimited,
+    translate,
+)
 from desktop.broker.instruments import parse_instruments_csv
 from desktop.broker.profiles import AccessGrant, Profile, SecretStore
 from desktop.broker.ratelimit import AccountLimiter, CallKind
@@ -39,6 +51,7 @@ EVENT_LOGIN_NEEDED = "login_needed"
 EVENT_LOGGED_IN = "logged_in"
 EVENT_STREAM_CONNECTED = "stream_connected"
 EVENT_STREAM_DISCONNECTED = "stream_disconnected"
+EVENT_TICKS_DROPPED = "ticks_dropped"  # ticks stamped far from the market clock were dropped (message: which)
 
 EventSink = Callable[[BrokerEvent], None]
 
@@ -104,6 +117,25 @@ class AccountLink:
             _safe_call(listener, grant.access_token)
 
 
+T = TypeVar("T")
+
+
+def _parse_dump(data: Any) -> list[dict[str, Any]]:
+    """The raw instruments dump parsed; a dump that does not parse is a malformed reply."""
+    if not isinstance(data, bytes | str):
+        raise replies.ReplyInvalid("the instruments dump is not text")
+    try:
+        return parse_instruments_csv(data)
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
+        raise replies.ReplyInvalid(f"the instruments dump does not parse: {type(e).__name__}: {e}") from None
+
+
+def _instrument_rows(data: Any) -> list[dict[str, Any]]:
+    if not isinstance(data, list):
+        raise replies.ReplyInvalid("instruments is not a list of rows")
+    return data
+
+
 def _safe_call(fn: Callable[..., Any], *args: Any) -> None:
     try:
         fn(*args)
@@ -115,6 +147,8 @@ class KiteSession:
     """One session's Kite REST client: own HTTP session, own token copy, per-account rate limits."""
 
     RATE_LIMIT_RETRIES = 3  # for calls other than orders, which the gateway retries itself
+    MALFORMED_RETRIES = 2  # a malformed reply is asked for again this many times, after a short pause
+    MALFORMED_PAUSE = 0.2  # seconds before the first retry, doubled before each next
 
     def __init__(
         self,
@@ -135,6 +169,8 @@ class KiteSession:
         self._on_event = on_event
         self._limit_wait = limit_wait
         self._closed = False
+        self._count_lock = threading.Lock()
+        self.malformed_replies = 0  # replies that did not hold what Kite's API says (diagnostics, snapshot)
         # debug=False always: kiteconnect's debug logs print the Authorization header.
         self.kite = kite_factory(
             self.profile.api_key, root=self.profile.api_root, timeout=timeout, debug=False
@@ -193,34 +229,59 @@ class KiteSession:
         # Raised outside the except block so not even __context__ keeps the raw (unscrubbed) exception.
         raise err
 
+    def read(self, kind: CallKind, check: Callable[[Any], T], method: str, *args: Any, **kwargs: Any) -> T:
+        """A read (`call`) whose reply must pass `check` (broker/replies.py); a malformed one is logged, counted
+        and asked for again, then `MalformedReply`. Reads change nothing at the broker: asking again is safe."""
+        for attempt in range(1 + self.MALFORMED_RETRIES):
+            data = self.call(kind, method, *args, **kwargs)
+            try:
+                return check(data)
+            except replies.ReplyInvalid as e:
+                problem = str(e)
+            self.count_malformed()
+            last = attempt >= self.MALFORMED_RETRIES
+            log.warning(
+                "%s %s: Kite's reply does not hold what its API says (%s): %s", self.broker_id, method, problem,
+                "giving up for now" if last else "asking again",
+            )  # fmt: skip
+            if last:
+                raise MalformedReply(detail=f"{method}: {problem}")
+            time.sleep(self.MALFORMED_PAUSE * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def count_malformed(self) -> None:
+        """Counts a reply or an order update that did not hold what Kite's API says (any thread)."""
+        with self._count_lock:
+            self.malformed_replies += 1
+
     # Read-only calls ---------------------------------------------------------------------------
     def profile_info(self) -> dict[str, Any]:
         """GET /user/profile."""
-        return self.call(CallKind.OTHER, "profile")
+        return self.read(CallKind.OTHER, replies.profile, "profile")
 
     def margins(self, segment: str | None = None) -> dict[str, Any]:
         """GET /user/margins."""
-        return self.call(CallKind.OTHER, "margins", segment)
+        return self.read(CallKind.OTHER, replies.margins, "margins", segment)
 
     def orders(self) -> list[dict[str, Any]]:
         """GET /orders: the account's order book (every session's orders: filter by tag)."""
-        return self.call(CallKind.OTHER, "orders")
+        return self.read(CallKind.OTHER, replies.orders, "orders")
 
     def order_history(self, order_id: str) -> list[dict[str, Any]]:
         """GET /orders/{order_id}."""
-        return self.call(CallKind.OTHER, "order_history", order_id)
+        return self.read(CallKind.OTHER, replies.orders, "order_history", order_id)
 
     def order_trades(self, order_id: str) -> list[dict[str, Any]]:
         """GET /orders/{order_id}/trades."""
-        return self.call(CallKind.OTHER, "order_trades", order_id)
+        return self.read(CallKind.OTHER, replies.trades, "order_trades", order_id)
 
     def trades(self) -> list[dict[str, Any]]:
         """GET /trades."""
-        return self.call(CallKind.OTHER, "trades")
+        return self.read(CallKind.OTHER, replies.trades, "trades")
 
     def positions(self) -> dict[str, Any]:
         """GET /portfolio/positions."""
-        return self.call(CallKind.OTHER, "positions")
+        return self.read(CallKind.OTHER, replies.positions, "positions")
 
     def instruments(self, exchange: str | None = None) -> list[dict[str, Any]]:
         """GET /instruments[/{exchange}] (parsed rows, as kiteconnect's `instruments` gives them).
@@ -228,33 +289,48 @@ class KiteSession:
         The raw dump (`_get`, in the pinned kiteconnect 5.2.2) is parsed by `parse_instruments_csv`:
         kiteconnect's own parser spends ~0.1 ms a row in dateutil, holding the GIL."""
         if not hasattr(self.kite, "_get"):
-            return self.call(CallKind.OTHER, "instruments", exchange)
+            return self.read(CallKind.OTHER, _instrument_rows, "instruments", exchange)
         if exchange:
-            data = self.call(CallKind.OTHER, "_get", "market.instruments", url_args={"exchange": exchange})
-        else:
-            data = self.call(CallKind.OTHER, "_get", "market.instruments.all")
-        return parse_instruments_csv(data)
+            return self.read(
+                CallKind.OTHER, _parse_dump, "_get", "market.instruments", url_args={"exchange": exchange}
+            )
+        return self.read(CallKind.OTHER, _parse_dump, "_get", "market.instruments.all")
 
     def ltp(self, *instruments: str) -> dict[str, Any]:
         """GET /quote/ltp."""
-        return self.call(CallKind.QUOTE, "ltp", *instruments)
+        return self.read(CallKind.QUOTE, replies.quotes, "ltp", *instruments)
 
     def quote(self, *instruments: str) -> dict[str, Any]:
         """GET /quote."""
-        return self.call(CallKind.QUOTE, "quote", *instruments)
+        return self.read(CallKind.QUOTE, replies.quotes, "quote", *instruments)
 
     def historical_data(
         self, instrument_token: int, from_date: Any, to_date: Any, interval: str
     ) -> list[Any]:
         """GET /instruments/historical/{token}/{interval}."""
-        return self.call(
-            CallKind.HISTORICAL, "historical_data", instrument_token, from_date, to_date, interval
+        return self.read(
+            CallKind.HISTORICAL,
+            replies.candles,
+            "historical_data",
+            instrument_token,
+            from_date,
+            to_date,
+            interval,
         )
 
     # Order calls (the gateway decides about retries) ------------------------------------------
     def place_order(self, **params: Any) -> str:
-        """POST /orders/{variety}: keywords only (5.2.2 moved `tag` behind `algo_id`)."""
-        return str(self.call(CallKind.ORDER, "place_order", **params))
+        """POST /orders/{variety}: keywords only (5.2.2 moved `tag` behind `algo_id`). A reply without an order id
+        is ambiguous (the order may stand): the gateway looks it up by tag, never sends it again blindly."""
+        order_id = self.call(CallKind.ORDER, "place_order", **params)
+        try:
+            return str(replies.order_id(order_id))
+        except replies.ReplyInvalid as e:
+            self.count_malformed()
+            log.warning("%s place_order: Kite's reply holds no order id (%s)", self.broker_id, e)
+            raise AmbiguousOrderFailure(
+                "Kite sent a reply KiteDesk could not read; checking before retrying.", f"place_order: {e}"
+            ) from None
 
     def modify_order(self, **params: Any) -> str:
         """PUT /orders/{variety}/{order_id}."""

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,10 +33,12 @@ from desktop.broker.errors import LoginNeeded, scrub, translate
 from desktop.broker.session import (
     EVENT_STREAM_CONNECTED,
     EVENT_STREAM_DISCONNECTED,
+    EVENT_TICKS_DROPPED,
     AccountLink,
     BrokerEvent,
     EventSink,
 )
+from desktop.broker.tick_times import TickTimeGuard
 from desktop.broker.ticks import (
     MODE_FULL,
     MODE_LTP,
@@ -84,6 +87,8 @@ class MarketStream:
         self._order_listeners: list[OrderListener] = []
         self._event_listeners: list[EventSink] = [on_event] if on_event is not None else []
         self.dropped_ticks = 0
+        # Ticks of its instruments the feed dropped for an exchange time far from the market clock (tick_times).
+        self.bad_time_ticks = 0
         self._closed = False
         self._thread = threading.Thread(target=self._dispatch, name=f"kitedesk-stream-{key.session_id[:8]}")
         self._thread.start()
@@ -283,7 +288,9 @@ class AccountFeed:
         backoff_max: float = 10.0,
         connect_timeout: float = 10.0,
         on_closed: Callable[[AccountFeed], None] | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock`: the market clock a tick's exchange time is checked against (`TickTimeGuard`)."""
         self.account = account
         self.broker_id = account.broker_id
         self.silence_timeout = silence_timeout
@@ -304,6 +311,7 @@ class AccountFeed:
         self._fanout: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint32), np.empty(0, np.int64))
         self.packets_received = 0  # tick packets off the wire (bench and diagnostics)
         self.ticks_to_streams = 0  # the same counted once per stream subscribed to them
+        self._times = TickTimeGuard(account.broker_id, clock)  # a tick stamped in 2106 never reaches a stream
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = False
         self._closing = False
@@ -504,10 +512,15 @@ class AccountFeed:
         if len(eager):
             wakes: list[Callable[[], None]] = []
             batch = TickBatch(received, wakes=wakes)
+            now = self._times.market_time()
             for i in eager:
                 tick = parse_packet(index.packet(int(i)))
-                if tick is not None:
+                if tick is None:
+                    continue
+                if self._times.accept(tick, now):
                     batch.append(tick)
+                else:
+                    self._count_bad_time(tick.instrument_token, self._times.take_note())
             for stream in self._stream_list():
                 stream._offer_ticks(batch)
             for wake in wakes:  # every stream has its part: now wake whoever asked
@@ -518,6 +531,18 @@ class AccountFeed:
         if len(fan):
             at = np.minimum(np.searchsorted(fan, index.tokens), len(fan) - 1)
             self.ticks_to_streams += int(counts[at][fan[at] == index.tokens].sum())
+
+    @property
+    def bad_time_ticks(self) -> int:
+        """Ticks dropped for an exchange time far from the market clock, or going back (`TickTimeGuard`)."""
+        return self._times.dropped
+
+    def _count_bad_time(self, token: int, note: str) -> None:
+        for stream in self._stream_list():
+            if token in stream.delivered:
+                stream.bad_time_ticks += 1
+                if note:  # now and then: the session writes it in its own log
+                    stream._offer_event(EVENT_TICKS_DROPPED, note)
 
     def _refresh_routing(self) -> None:
         # One at a time: two sessions subscribing at once must not publish in the reverse order of reading,

@@ -92,8 +92,12 @@ class Engine:
             self._home_lock.release()
             raise
         self.secrets = secrets or SecretStore()
+        # The feeds drop ticks stamped far from this clock (broker/tick_times.py): market time is the engine's.
         self.hub = BrokerHub(
-            self.secrets, feed_options=feed_options, instruments=InstrumentCache(self.store.instruments)
+            self.secrets,
+            feed_options=feed_options,
+            clock=self.market_time,
+            instruments=InstrumentCache(self.store.instruments),
         )
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()

@@ -6,8 +6,11 @@ segment, lines like `2026-01-08 10:00:00 - LiveAgent-NIFTY-PAPER-UK9394 - INFO -
 Isolation: the loggers are built directly (`logging.Logger(name)`), never through `logging.getLogger`,
 so two sessions of one account get two distinct logger objects with two distinct handlers even though
 the names are equal; nothing is registered process-wide, and `close()` touches only this session's
-handlers. Lines carry the market time the agent gives (`at=`, or the last `set_market_time`), and wall
-time only when no market time is known yet.
+handlers. One clock per log: lines carry the market time the agent gives (`at=`, or the last
+`set_market_time`), and before the segment knows one (its start, its recovery) the engine's market clock
+given to `SessionLogs` (the simulator's time in a demo, IST in live trading); wall time only for a log
+built without a clock (tests). A recovery's lines stamped with the wall clock among market-time lines
+read as if they happened hours away from the trades around them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -87,10 +91,13 @@ class RedactionFilter(logging.Filter):
 class AgentLog:
     """One segment's logger for one session; stamps each line with market time."""
 
-    def __init__(self, logger: logging.Logger, path: Path) -> None:
+    def __init__(
+        self, logger: logging.Logger, path: Path, clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.logger = logger
         self.path = path
         self.market_time: datetime | None = None
+        self._clock = clock  # the engine's market clock: the time of lines before any market time is set
 
     @property
     def name(self) -> str:
@@ -104,6 +111,8 @@ class AgentLog:
     def log(self, level: int, msg: str, *args: Any, at: datetime | None = None, exc_info: Any = None) -> None:
         """Logs one line at `level`, timed `at` (market time) or by the last market time set."""
         when = at or self.market_time
+        if when is None and self._clock is not None:
+            when = self._clock()
         self.logger.log(level, msg, *args, exc_info=exc_info, extra={"market_time": when})
 
     def debug(self, msg: str, *args: Any, at: datetime | None = None) -> None:
@@ -137,9 +146,17 @@ class SessionLogs:
     """The log files of one session: one logger per segment, its own folder, its own handlers."""
 
     def __init__(
-        self, home: str | Path, key: SessionKey, label: str, mode: Mode, level: int = logging.INFO
+        self,
+        home: str | Path,
+        key: SessionKey,
+        label: str,
+        mode: Mode,
+        level: int = logging.INFO,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        """`clock`: the engine's market clock, for lines logged before a segment knows its market time."""
         self.key = key
+        self.clock = clock
         self.label = label
         self.mode = mode
         self.level = level
@@ -180,7 +197,7 @@ class SessionLogs:
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setFormatter(MarketTimeFormatter(self.redactor))
         logger.addHandler(handler)
-        return AgentLog(logger, path)
+        return AgentLog(logger, path, self.clock)
 
     def close(self) -> None:
         """Flushes and closes this session's files; other sessions' logging is untouched."""

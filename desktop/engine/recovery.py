@@ -5,8 +5,14 @@
   option from its own tagged orders (capped by the account's net position at the broker), adopted with
   its resting SL order when there is one (resized to the quantity adopted), or protected by a new SL order
   when there is none. Entries and exits still open from the previous run are cancelled first, and a stop
-  with no position behind it is cancelled (triggered, it would sell short). The day's realised P&L is
-  rebuilt from the day's orders (PAPER: the day's fills) and given to the risk manager before any entry.
+  with no position behind it is cancelled (triggered, it would sell short).
+Every risk counter of the day is rebuilt and given to the (new) risk manager before any entry, for a flat
+segment too: the day's realised P&L from the day's orders (PAPER: the day's fills), the daily loss limit
+when the journal says it was reached today (its P&L may have come back since), the trades of the day
+(filled entries) from the broker's orders, the stored fills and the journal, whichever knows more (a journal
+note written after the crash's last durable write may be missing), and the orders sent in the last minute
+from the journal and the broker's order times. Its log lines carry the start's market time, as every other
+line of the segment's log.
 Runs on the segment agent's thread during its start.
 """
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +30,9 @@ from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side, rupe
 from desktop.engine.trader import SegmentTrader
 
 _RESTING = (OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN, OrderStatus.PENDING)
+# Journal notes of an order sent to the broker (or of a stop modified): what the order rate counts.
+_SENT_KINDS = frozenset({"order_sent", "order_unconfirmed", "stop_moved"})
+LOSS_LIMIT_REACHED = "loss_limit_reached"  # the session's journal note when the daily loss limit is reached
 
 
 def _mine(trader: SegmentTrader, exchange: str, symbol: str) -> bool:
@@ -35,6 +44,7 @@ def _mine(trader: SegmentTrader, exchange: str, symbol: str) -> bool:
 def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     """Adopts the segment's open paper positions, rebuilt from the session's durable fills."""
     key = trader.ctx.key
+    trader.log.set_market_time(now)
     fills = trader.ctx.store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     trader.seen_fills |= {f.fill_id for f in fills}
     _show_earlier(trader, fills, now)
@@ -46,7 +56,7 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
             trader.adopt(symbol, exchange, qty, rupees(cost / qty), now, cost=cost)
-    _tell_risk(trader, now)
+    _tell_risk(trader, now, fills, [])
 
 
 def recover_live(
@@ -54,6 +64,7 @@ def recover_live(
 ) -> None:
     """Reconciles the segment with the broker's orders of this session's tag and the account's positions."""
     key = trader.ctx.key
+    trader.log.set_market_time(now)
     store = trader.ctx.store
     fills = store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     trader.seen_fills |= {f.fill_id for f in fills}
@@ -97,7 +108,7 @@ def recover_live(
     for o in orders:  # a stop with no position behind it would sell short when triggered
         if o is not handled and _is_stop(o) and o.status in _RESTING:
             _cancel(trader, gateway, o, "stop-loss order with no position held")
-    _tell_risk(trader, now)
+    _tell_risk(trader, now, fills, orders)
 
 
 def _cancel_left_working(trader: SegmentTrader, gateway: LiveGateway, orders: list[Order]) -> bool:
@@ -189,10 +200,49 @@ def _show_earlier(trader: SegmentTrader, fills: list[Fill], now: datetime) -> No
     trader.changed = True
 
 
-def _tell_risk(trader: SegmentTrader, now: datetime) -> None:
-    """The recovered day's P&L reaches the (new) risk manager before any entry: a restart must not reset the
-    daily loss limit."""
-    trader.ctx.risk.update_pnl(trader.segment, trader.realised, trader.unrealised, now)
+def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: list[Order]) -> None:
+    """The recovered day reaches the (new) risk manager before any entry: a restart must not reset the daily
+    loss limit, the trade cap or the order rate. `orders`: the broker's orders of the segment (LIVE)."""
+    risk, segment, day = trader.ctx.risk, trader.segment, now.date()
+    risk.update_pnl(segment, trader.realised, trader.unrealised, now)
+    key = trader.ctx.key
+    today = [
+        e for e in trader.ctx.store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        if e.market_time.date() == day
+    ]  # fmt: skip
+    for e in today:  # reached earlier today: the day stays closed, even if the P&L came back since
+        if e.kind == LOSS_LIMIT_REACHED:
+            risk.restore_loss_limit(str(e.payload.get("note", "")), now)
+    journal = [e for e in today if e.segment is segment]
+    entries = {
+        o.order_id for o in orders if o.side is Side.BUY and o.filled_quantity and _on(o.timestamp, day)
+    }
+    entries |= {
+        f.order_id for f in fills
+        if f.side is Side.BUY and f.timestamp.date() == day and _mine(trader, f.exchange, f.tradingsymbol)
+    }  # fmt: skip
+    trades = max(len(entries), sum(e.kind == "entry_filled" for e in journal))
+    # What this run sent already counts (risk.check); the earlier runs' orders are added, each once.
+    this_run = {oid for oid, tracked in trader.orders.items() if tracked.sent_at is not None}
+    sent: dict[str, datetime] = {}  # an order (or a modification) -> when it was sent
+    for e in journal:
+        oid = str(e.payload.get("order_id") or e.payload.get("intent_id") or "")
+        if e.kind in _SENT_KINDS and oid not in this_run:
+            sent[f"{oid}@{e.seq}" if e.kind == "stop_moved" or not oid else oid] = e.market_time
+    for o in orders:
+        if o.timestamp is not None and o.order_id not in this_run:
+            sent.setdefault(o.order_id, o.timestamp)
+    risk.restore_day(segment, trades, sent.values(), now)
+    if trades:
+        trader.log.info(
+            "%d trade%s of %d today so far (max trades per day)", trades, "" if trades == 1 else "s",
+            risk.max_trades_per_day,
+        )  # fmt: skip
+    trader.changed = True
+
+
+def _on(t: datetime | None, day: date) -> bool:
+    return t is None or t.date() == day
 
 
 def _entry_price(orders: list[Order], symbol: str) -> Decimal:

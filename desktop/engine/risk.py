@@ -7,15 +7,20 @@ each), so it locks. Time is market time passed in by the caller. The rules:
 - max orders per minute: every order sent (entries, exits, SL orders) counts in a sliding 60-second
   window of market time; an entry that would exceed it is refused, an exit is still allowed;
 - max open positions: open positions plus entries on their way;
+- max trades per day: filled entries of each segment in the market day (an adopted position counts as the
+  trade it was); the cap is the risk manager's, not the strategy's, so every strategy plug-in keeps it and its
+  refusal is said in words like every other;
 - kill switch (the session's own, or a `GlobalKillSwitch` it subscribed to): halted, exits only,
   until `resume()`.
+A restart builds a new manager: `restore_day` gives it the day's counters rebuilt from the journal and the
+broker's orders (recovery.py) before any entry, so a crash never resets a limit.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -98,16 +103,23 @@ class GlobalKillSwitch:
 class RiskManager:
     """One session's risk state: daily loss, order rate, open positions, kill switch."""
 
-    def __init__(self, params: StrategyParams) -> None:
+    def __init__(
+        self, params: StrategyParams, on_loss_limit: Callable[[str, datetime], None] | None = None
+    ) -> None:
+        """`on_loss_limit(note, now)`: told once when the daily loss limit is reached (the session journals it, so
+        a restart keeps the day closed even after the P&L came back); called under the lock: it only queues."""
+        self._on_loss_limit = on_loss_limit
         self.max_daily_loss = params.max_daily_loss
         self.max_orders_per_minute = params.max_orders_per_minute
         self.max_open_positions = params.max_open_positions
+        self.max_trades_per_day = params.max_trades_per_day
         self._lock = threading.Lock()
         self._orders: deque[datetime] = deque()
         self._open: set[Segment] = set()
         self._pending: set[Segment] = set()
         self._realised: dict[Segment, Decimal] = {}
         self._unrealised: dict[Segment, Decimal] = {}
+        self._trades: dict[Segment, int] = {}  # filled entries of the market day, per segment
         self._day: date | None = None
         self._loss_breached = False
         self._breach_note = ""  # when the daily loss limit was reached, and the P&L then
@@ -192,6 +204,9 @@ class RiskManager:
             )
         if segment in self._open or segment in self._pending:
             return f"{segment.value} already has a position or an entry on its way"
+        trades = self._trades.get(segment, 0)
+        if trades >= self.max_trades_per_day:
+            return f"trade cap {self.max_trades_per_day} reached, no more entries today"
         busy = len(self._open | self._pending)
         if busy >= self.max_open_positions:
             return f"max open positions ({self.max_open_positions}) reached"
@@ -203,10 +218,40 @@ class RiskManager:
     # -- position and P&L feedback -----------------------------------------------------------------
 
     def on_entry_filled(self, segment: Segment) -> None:
-        """The pending entry of `segment` became an open position."""
+        """The pending entry of `segment` became an open position: one more trade of the day."""
         with self._lock:
             self._pending.discard(segment)
             self._open.add(segment)
+            self._trades[segment] = self._trades.get(segment, 0) + 1
+
+    def restore_day(
+        self, segment: Segment, trades: int, orders_sent: Iterable[datetime], now: datetime
+    ) -> None:
+        """The day's counters of `segment` from an earlier run (recovery): its filled entries of the day, and when
+        its orders of the last minute were sent. Set after the position (if any) was adopted, which counted once
+        more: the rebuilt count is the day's whole count."""
+        with self._lock:
+            self._roll_day(now)
+            self._trades[segment] = trades
+            self._prune(now)
+            sent = sorted(t for t in orders_sent if now - _WINDOW < t <= now)
+            self._orders = deque(sorted([*self._orders, *sent]))
+
+    def restore_loss_limit(self, note: str, now: datetime) -> None:
+        """The daily loss limit was reached earlier today (a restart): entries stay closed for the day."""
+        with self._lock:
+            self._roll_day(now)
+            if not self._loss_breached:
+                self._loss_breached = True
+                self._breach_note = note
+
+    def trades_today(self, segment: Segment, now: datetime | None = None) -> int:
+        """Filled entries of `segment` in the market day of `now` (what the trade cap counts); 0 on a day the
+        manager has not seen yet (its counters roll with the next check)."""
+        with self._lock:
+            if now is not None and self._day is not None and now.date() > self._day:
+                return 0
+            return self._trades.get(segment, 0)
 
     def on_entry_failed(self, segment: Segment) -> None:
         """The pending entry of `segment` was rejected or cancelled."""
@@ -263,6 +308,8 @@ class RiskManager:
         # Latched for the day: a later recovery of unrealised P&L does not reopen entries.
         self._loss_breached = True
         self._breach_note = f"at {now:%H:%M}, P&L ₹{rupees(pnl)}"
+        if self._on_loss_limit is not None:
+            self._on_loss_limit(self._breach_note, now)
 
     def _roll_day(self, now: datetime) -> None:
         day = now.date()
@@ -271,5 +318,6 @@ class RiskManager:
         elif day > self._day:
             self._day = day
             self._realised.clear()
+            self._trades.clear()
             self._loss_breached = False
             self._breach_note = ""

@@ -27,14 +27,20 @@ from desktop.broker.gateway import LiveGateway, OrderGateway, broker_net_positio
 from desktop.broker.hub import BrokerHub
 from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import Profile, SecretStore
-from desktop.broker.session import EVENT_LOGGED_IN, EVENT_LOGIN_NEEDED, BrokerEvent, KiteSession
+from desktop.broker.session import (
+    EVENT_LOGGED_IN,
+    EVENT_LOGIN_NEEDED,
+    EVENT_TICKS_DROPPED,
+    BrokerEvent,
+    KiteSession,
+)
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
-from desktop.engine.recovery import recover_live, recover_paper
+from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
 from desktop.engine.startup import LogLineHandler, load_segment
@@ -155,13 +161,14 @@ class SessionEngine(QObject):
             self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
             started_at=s.market_time(),
         )  # fmt: skip
-        self._logs = SessionLogs(s.home, self.key, self.label, params.mode)
+        self._logs = SessionLogs(s.home, self.key, self.label, params.mode, clock=s.market_time)
         self._logs.add_secret(s.secrets.api_secret(self.user_id))
         self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
         self._logs.add_secret(self._kite.account.access_token)
         self._login_needed = False
         self._stream = s.hub.open_stream(self._kite)
-        self._risk = RiskManager(params)
+        self._stream.add_event_listener(self._on_stream_event)
+        self._risk = RiskManager(params, on_loss_limit=self._journal_loss_limit)
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
         else:
@@ -283,6 +290,8 @@ class SessionEngine(QObject):
             unrealised_pnl=sum((s.unrealised_pnl for s in segments), Decimal(0)),
             message=self._message,
             version=self._version,
+            bad_time_ticks=stream.bad_time_ticks if (stream := self._stream) is not None else 0,
+            malformed_replies=kite.malformed_replies if (kite := self._kite) is not None else 0,
         )
 
     @property
@@ -404,6 +413,18 @@ class SessionEngine(QObject):
             if self._logs is not None and self._kite is not None:
                 self._logs.add_secret(self._kite.account.access_token)
             self.resume_after_login()
+
+    def _journal_loss_limit(self, note: str, now: datetime) -> None:
+        """The daily loss limit was reached: journaled (queued), so a restart keeps the day closed (recovery.py)."""
+        s = self.services
+        s.writer.submit(partial(s.store.journal.append, self.key, segment=None, kind=LOSS_LIMIT_REACHED,
+                                payload={"note": note}, market_time=now))  # fmt: skip
+
+    def _on_stream_event(self, event: BrokerEvent) -> None:
+        # The feed kept a hostile exchange time off every clock (broker/tick_times.py): said in each segment's log.
+        if event.kind == EVENT_TICKS_DROPPED:
+            for agent in list(self._agents.values()):
+                agent.trader.log.warning("market data: %s", event.message)
 
     def _agent_state_changed(self, agent: SegmentAgent) -> None:
         if agent.state is AgentState.FAILED and agent.failure:

@@ -72,8 +72,10 @@ class SegmentSnapshot:
     option_price: Decimal | None = None
     realised_pnl: Decimal = Decimal(0)
     unrealised_pnl: Decimal = Decimal(0)
-    trades_today: int = 0
+    trades_today: int = 0  # filled entries of the market day (what the trade cap counts)
     note: str = ""
+    # Why risk refused the last entry today, e.g. "trade cap 5 reached, no more entries today".
+    risk_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class SessionSnapshot:
     unrealised_pnl: Decimal = Decimal(0)
     message: str = ""  # why halted / failed / login needed, in a trader's words
     version: int = 0  # bumps on every new snapshot of this session
+    # Ticks of its instruments the feed dropped for an exchange time far from the market clock (or going back).
+    bad_time_ticks: int = 0
+    malformed_replies: int = 0  # Kite replies and order updates that did not hold what the API says
 
     @property
     def day_pnl(self) -> Decimal:

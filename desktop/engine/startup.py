@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from desktop.broker import replies
 from desktop.broker.hub import BrokerHub
 from desktop.broker.ratelimit import CallKind
 from desktop.broker.session import KiteSession
@@ -42,8 +43,9 @@ def fetch_candles(kite: KiteSession, token: int, start: datetime, end: datetime)
     same request (`_get`, in the pinned kiteconnect 5.2.2) is parsed by `bars.candle_to_bar` instead."""
     if not hasattr(kite.kite, "_get"):
         return kite.historical_data(token, start, end, "minute")
-    data = kite.call(
+    data = kite.read(
         CallKind.HISTORICAL,
+        replies.candles,  # a malformed reply is asked for again, never a ValueError in the agent's start
         "_get",
         "market.historical",
         url_args={"instrument_token": token, "interval": "minute"},

@@ -97,6 +97,7 @@ class SegmentTrader:
         self.latency_probe: list[tuple[float, float, float]] | None = None
         # Each entry's tick-to-order-sent (the intent journaled durably, then accepted by the gateway), seconds.
         self.sent_probe: list[float] | None = None
+        self.risk_note: tuple[date, str] | None = None  # (market day, why) of the last entry risk refused
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -255,9 +256,13 @@ class SegmentTrader:
         intent = self._intent(contract.exchange, contract.tradingsymbol, Side.BUY, qty, ENTRY)
         decision = self.ctx.risk.check(intent, now)
         if not decision:
-            self.log.warning("entry refused by risk: %s", decision.reason)
+            # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
+            # left the trader guessing why nothing traded).
+            self.log.info("entry refused by risk: %s", decision.reason)
+            self.risk_note = (now.date(), decision.reason)
             self.strategy.on_entry_rejected(decision.reason)
             return
+        self.risk_note = None
         if self.latency_probe is not None:
             self.latency_probe.append(
                 (
@@ -851,8 +856,9 @@ class SegmentTrader:
             option_price=h.last_price if h else None,
             realised_pnl=self.realised,
             unrealised_pnl=self.unrealised,
-            trades_today=s.trades_today,
+            trades_today=self.ctx.risk.trades_today(self.segment, self.market_time),
             note=self.note,
+            risk_note=_note_of_day(self.risk_note, self.market_time),
         )
 
 
@@ -860,3 +866,8 @@ def _sent_note(sent: TrackedOrder | None) -> str:
     if sent is None:
         return "not placed"
     return f"order {sent.order_id} sent" if sent.order_id else "unconfirmed by Kite (watching for it)"
+
+
+def _note_of_day(note: tuple[date, str] | None, now: datetime | None) -> str:
+    """Risk's last refusal while it is about today (a new day lifts the trade cap and the daily loss limit)."""
+    return note[1] if note is not None and now is not None and note[0] == now.date() else ""

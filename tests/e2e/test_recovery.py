@@ -98,6 +98,10 @@ def test_kill_9_with_open_live_position_keeps_broker_stop_and_next_run_adopts_it
         _poll(
             adopted, 40, "the second run adopting the position and its stop", second, tmp_path / "second.out"
         )
+        stamped = [line[:10] for line in logs[0].read_text(encoding="utf-8").splitlines() if line[:2] == "20"]
+        assert set(stamped) == {f"{START:%Y-%m-%d}"}, (
+            "one clock per log: recovery's lines too carry market time"
+        )
         resting = [
             o for o in book.orders.values()
             if o.tag == tag and o.order_type == "SL-M" and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"

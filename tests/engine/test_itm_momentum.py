@@ -104,9 +104,10 @@ def test_no_reversal_after_a_stop_loss_exit():
     assert bar_at(s, at(10, 2), 75) == []
 
 
-def test_at_most_max_trades_per_day_then_again_the_next_day():
+def test_it_counts_the_days_trades_and_leaves_the_cap_to_risk_then_counts_again_the_next_day():
+    # The cap is the risk manager's (risk.py): there a refusal is logged and shown, and a restart rebuilds it.
     s = strategy(WARM_DOWN, max_trades_per_day=2)
-    swings = [120, 80, 120, 80, 120, 80]  # six crosses: two round trips, then signals that must not trade
+    swings = [120, 80, 120, 80, 120, 80]  # six crosses: a signal, then a signal exit and a reversal, ...
     entries = 0
     for i, close in enumerate(swings):
         for action in bar_at(s, at(10, 2 * i), close):
@@ -116,11 +117,10 @@ def test_at_most_max_trades_per_day_then_again_the_next_day():
             elif isinstance(action, ExitPosition):
                 s.on_exit(D("200"), at(10, 2 * i, 5), action.reason)
         s.on_clock(at(10, 2 * i + 1))
-    assert entries == 2 and s.trades_today == 2
-    # After a signal exit the trade limit also blocks the reversal; a new day allows trading again.
+    assert entries > 2 and s.trades_today == entries
     tomorrow = DAY + timedelta(days=1)
-    (action,) = bar_at(s, tomorrow.replace(hour=10), 120)  # the last swing ended below: this crosses up
-    assert isinstance(action, EnterPosition) and s.trades_today == 0
+    bar_at(s, tomorrow.replace(hour=10), 120)
+    assert s.trades_today == 0
 
 
 def test_square_off_at_1515_market_time_from_option_ticks():

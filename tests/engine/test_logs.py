@@ -41,6 +41,20 @@ def test_without_market_time_the_wall_clock_stamps_the_line(tmp_path):
     assert LINE.match(line) and not line.startswith("2026-01-08 10:")
 
 
+def test_before_any_market_time_the_engines_market_clock_stamps_the_line_not_the_wall_clock(tmp_path):
+    # Issue 16 (12): a recovery's lines were stamped with the wall clock among the market-time lines around them.
+    logs = SessionLogs(tmp_path, SessionKey("UK9394", "c" * 32), "x", Mode.PAPER, clock=lambda: at(9, 31, 7))
+    log = logs.for_segment(Segment.NIFTY)
+    log.warning("recovered an open position")
+    log.set_market_time(at(9, 31, 9))
+    log.info("a tick later")
+    logs.close()
+    assert [line[:19] for line in read(log.path).splitlines()] == [
+        "2026-01-08 09:31:07",
+        "2026-01-08 09:31:09",
+    ]
+
+
 def test_two_sessions_of_one_account_write_different_files_and_closing_one_keeps_the_other(tmp_path):
     first = SessionLogs(tmp_path, SessionKey.new("UK9394"), "Computer 1", Mode.PAPER)
     third = SessionLogs(tmp_path, SessionKey.new("UK9394"), "Computer 1", Mode.PAPER)  # same label even

@@ -7,8 +7,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 from desktop.broker.errors import InputRejected
-from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side
+from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Side
 from desktop.engine.recovery import recover_live, recover_paper
+from desktop.engine.snapshots import AgentState
+from desktop.engine.strategy.base import EnterPosition
 from tests.engine.traders import T0
 
 SYMBOL = "NIFTY2611324850CE"
@@ -129,3 +131,92 @@ def test_a_live_restart_shows_the_days_earlier_orders_and_fills_of_its_segment(m
     recover_live(trader, Book(earlier), {SYMBOL: 0}, T0 + timedelta(minutes=5))
     assert list(trader.order_rows) == ["B1", "S1"]  # BANKNIFTY's order is its own segment's to show
     assert [f.fill_id for f in trader.fill_rows] == ["F1", "F2"]
+
+
+def _try_entry(trader) -> None:
+    trader.strategy.pending_entry = OptionRight.CE  # as after the strategy's own EnterPosition
+    trader.act([EnterPosition(OptionRight.CE, "signal")])
+
+
+def test_a_flat_live_restart_keeps_the_days_trade_count_so_the_trade_cap_holds(make) -> None:
+    trader, gateway, _ = make(max_trades_per_day=1)
+    # The previous run's one round trip of the day: bought, then sold by its stop; then kill -9.
+    book = Book([bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "210")])
+    now = T0 + timedelta(minutes=5)
+    recover_live(trader, book, {SYMBOL: 0}, now)
+    trader.market_time = now
+    _try_entry(trader)
+    assert gateway.placed == [], "a second entry with max_trades_per_day = 1"
+    assert trader.ctx.risk.trades_today(trader.segment) == 1
+    snap = trader.snapshot(AgentState.RUNNING)
+    assert snap.trades_today == 1 and snap.risk_note == "trade cap 1 reached, no more entries today"
+    refusals = [line for line in trader.log.path.read_text().splitlines() if "entry refused by risk" in line]
+    assert refusals == [
+        "2026-01-08 10:05:00 - LiveAgent-NIFTY-LIVE-UK9394 - INFO - entry refused by risk: "
+        "trade cap 1 reached, no more entries today"
+    ]
+
+
+def test_an_adopted_position_counts_as_the_one_trade_it_was_not_two(make) -> None:
+    trader, _, _ = make(max_trades_per_day=2)
+    recover_live(trader, Book([bought(trader), stop(trader)]), {SYMBOL: 195}, T0)
+    assert trader.holding is not None and trader.ctx.risk.trades_today(trader.segment) == 1
+
+
+def test_a_flat_paper_restart_counts_the_days_entries_from_its_fills(make) -> None:
+    trader, gateway, store = make(Mode.PAPER, max_trades_per_day=2)
+    key = trader.ctx.key
+    for n, (side, at) in enumerate(((Side.BUY, T0 - timedelta(days=1)), (Side.SELL, T0 - timedelta(days=1)),
+                                    (Side.BUY, T0), (Side.SELL, T0), (Side.BUY, T0), (Side.SELL, T0))):  # fmt: skip
+        store.fills.record(Fill(f"F{n}", f"O{n}", key, Mode.PAPER, "NFO", SYMBOL, side, 65, Decimal(100), at))
+    now = T0 + timedelta(minutes=5)
+    recover_paper(trader, now)
+    assert trader.ctx.risk.trades_today(trader.segment) == 2  # today's two entries, not yesterday's
+    trader.market_time = now
+    _try_entry(trader)
+    assert gateway.placed == []
+
+
+def test_a_restart_counts_the_orders_the_earlier_run_sent_in_the_last_minute(make) -> None:
+    trader, gateway, store = make(Mode.PAPER, max_orders_per_minute=2)
+    key = trader.ctx.key
+    for second, oid in ((10, "P1"), (30, "P2")):
+        store.journal.append(key, segment=trader.segment, kind="order_sent", payload={"order_id": oid},
+                             market_time=T0 + timedelta(seconds=second))  # fmt: skip
+    now = T0 + timedelta(seconds=40)
+    recover_paper(trader, now)
+    trader.market_time = now
+    _try_entry(trader)
+    assert gateway.placed == []
+    assert trader.snapshot(AgentState.RUNNING).risk_note == "max orders per minute (2) reached"
+    trader.market_time = T0 + timedelta(seconds=71)  # the order at 10:00:10 left the window
+    _try_entry(trader)
+    assert len(gateway.placed) == 1 and trader.snapshot(AgentState.RUNNING).risk_note == ""
+
+
+def test_recovery_lines_carry_the_starts_market_time_not_the_wall_clock(make) -> None:
+    trader, _, _ = make()
+    start = T0 + timedelta(minutes=7)
+    recover_live(trader, Book([bought(trader), stop(trader)]), {SYMBOL: 195}, start)
+    lines = trader.log.path.read_text().splitlines()
+    recovered = [
+        line for line in lines if "recovered an open position" in line or "kept the stop-loss" in line
+    ]
+    assert len(recovered) == 2 and all(line.startswith("2026-01-08 10:07:00 - ") for line in recovered)
+
+
+def test_a_daily_loss_limit_reached_earlier_today_stays_reached_after_a_restart(make) -> None:
+    trader, gateway, store = make(max_daily_loss=3000)
+    # The previous run's position fell to -3900 (unrealised): the limit was reached and journaled; it then
+    # came back and was sold at +1950 by its stop while KiteDesk was down.
+    store.journal.append(trader.ctx.key, segment=None, kind="loss_limit_reached",
+                         payload={"note": "at 10:02, P&L ₹-3900.00"}, market_time=T0 + timedelta(minutes=2))  # fmt: skip
+    book = Book([bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "210")])
+    now = T0 + timedelta(minutes=30)
+    recover_live(trader, book, {SYMBOL: 0}, now)
+    assert trader.ctx.risk.daily_pnl == Decimal("1950.00") and trader.ctx.risk.loss_limit_breached
+    trader.market_time = now
+    _try_entry(trader)
+    assert gateway.placed == []
+    note = trader.snapshot(AgentState.RUNNING).risk_note
+    assert note.startswith("max daily loss ₹3000 reached (at 10:02, P&L ₹-3900.00")

@@ -123,3 +123,38 @@ def test_session_attaching_after_the_global_kill_starts_halted_and_detached_ones
     fresh = risk()
     fresh.attach(switch)
     assert not fresh.halted and late.halted  # re-arming does not resume anyone by itself
+
+
+def test_the_trade_cap_refuses_a_segments_entries_after_its_filled_trades_of_the_day_until_the_next_day():
+    r = risk(max_trades_per_day=2, max_open_positions=2)
+    for minute in (0, 10):
+        assert r.check(intent("entry"), at(10, minute)).allowed
+        r.on_entry_filled(Segment.NIFTY)
+        r.on_position_closed(Segment.NIFTY)
+    refused = r.check(intent("entry"), at(10, 20))
+    assert not refused and refused.reason == "trade cap 2 reached, no more entries today"
+    assert r.trades_today(Segment.NIFTY) == 2
+    assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 20)).allowed  # the cap is per segment
+    assert r.check(intent("entry"), at(10, 0) + timedelta(days=1)).allowed
+    assert r.trades_today(Segment.NIFTY) == 0
+
+
+def test_a_restored_day_keeps_the_trade_cap_and_the_order_rate_of_the_earlier_run():
+    r = risk(max_trades_per_day=1, max_orders_per_minute=3, max_open_positions=2)
+    sent = [at(10, 0, 5), at(10, 0, 20), at(10, 0, 40), at(9, 50)]  # the last one left the window long ago
+    r.restore_day(Segment.NIFTY, 1, sent, at(10, 0, 50))
+    assert r.check(intent("entry"), at(10, 0, 50)).reason == "trade cap 1 reached, no more entries today"
+    refused = r.check(intent("entry", Segment.BANKNIFTY), at(10, 0, 50))
+    assert refused.reason == "max orders per minute (3) reached"
+    assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 1, 5)).allowed  # 10:00:05 left the window
+
+
+def test_reaching_the_daily_loss_limit_is_told_once_so_the_session_can_journal_it():
+    told: list[tuple[str, object]] = []
+    r = RiskManager(
+        make_params(max_daily_loss=1000), on_loss_limit=lambda note, now: told.append((note, now))
+    )
+    r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1000"), at(10, 2))
+    r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1500"), at(10, 3))
+    assert not r.check(intent("entry"), at(10, 4))
+    assert told == [("at 10:02, P&L ₹-1000.00", at(10, 2))]

@@ -12,6 +12,12 @@ Kinds (JSON body of POST /_sim/faults, or `Simulator.inject_fault` from Python):
   lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
 - fail_next_request {api_key, error_type, message?, status?}: the account's next REST call fails with that
   Kite error (status defaults to the one Kite uses for the type), to test every exception class.
+- malform_next_reply {api_key, path, field?, value?, times?}: the account's next `times` (default 1)
+  successful replies to `path` (e.g. "/portfolio/positions") have every `field` (default "quantity") in
+  their data set to `value` (default "lots"): a reply Kite's client accepts but that does not hold what
+  the API says.
+- stamp_next_frame {api_key, epoch?}: the next tick frame to the account's sockets carries `epoch` (Unix
+  seconds, default 4294967295: 2106-02-07) as every packet's exchange timestamp: a hostile frame.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ FAULT_KINDS = (
     "fill_part_of_next_order",
     "lose_next_order_reply",
     "fail_next_request",
+    "malform_next_reply",
+    "stamp_next_frame",
 )
 # What Kite answers for each error type it names (KITE.md, "Exceptions").
 ERROR_STATUS = {
@@ -103,4 +111,18 @@ async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dic
         message = str(body.get("message") or f"Simulated {error_type}")
         acc.fail_next_request = SimKiteError(status, error_type, message)
         result["error_type"] = error_type
+    elif kind == "malform_next_reply":
+        path = str(body.get("path", ""))
+        times = body.get("times", 1)
+        if not path.startswith("/") or not isinstance(times, int) or times < 1:
+            raise input_error('malform_next_reply needs "path" (e.g. "/portfolio/positions"), "times" ≥ 1.')
+        field = str(body.get("field", "quantity"))
+        acc.malformed_replies[path] = (field, body.get("value", "lots"), times)
+        result.update(path=path, field=field, times=times)
+    elif kind == "stamp_next_frame":
+        epoch = body.get("epoch", 0xFFFFFFFF)
+        if not isinstance(epoch, int) or not 0 <= epoch <= 0xFFFFFFFF:
+            raise input_error('stamp_next_frame: "epoch" is a whole number of seconds that fits 32 bits.')
+        acc.stamp_next_frame = epoch
+        result["epoch"] = epoch
     return result

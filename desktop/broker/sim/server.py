@@ -61,6 +61,39 @@ async def kite_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return kite_error(SimKiteError(500, "GeneralException", f"Simulator error: {type(exc).__name__}"))
 
 
+@web.middleware
+async def malformed_replies(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The `malform_next_reply` fault: a successful reply with a field of its data set to a wrong value."""
+    resp = await handler(request)
+    header = request.headers.get("Authorization") or ""
+    acc = _state(request).accounts.get(header[6:].partition(":")[0]) if header.startswith("token ") else None
+    fault = acc.malformed_replies.get(request.path) if acc is not None else None
+    if (
+        acc is None
+        or fault is None
+        or not isinstance(resp, web.Response)
+        or resp.status != 200
+        or resp.content_type != "application/json"
+    ):
+        return resp
+    field, value, times = fault
+    if times > 1:
+        acc.malformed_replies[request.path] = (field, value, times - 1)
+    else:
+        del acc.malformed_replies[request.path]
+    body = json.loads(resp.text or "{}")
+    body["data"] = _malform(body.get("data"), field, value)
+    return web.Response(text=json.dumps(body), content_type="application/json")
+
+
+def _malform(data: Any, field: str, value: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: value if k == field else _malform(v, field, value) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_malform(v, field, value) for v in data]
+    return data
+
+
 def _state(request: web.Request) -> SimState:
     return request.app[STATE_KEY]
 
@@ -329,7 +362,7 @@ async def sim_clock(request: web.Request) -> web.Response:
 
 def build_app(state: SimState) -> web.Application:
     """The aiohttp application serving one simulator's state."""
-    app = web.Application(middlewares=[kite_errors])
+    app = web.Application(middlewares=[kite_errors, malformed_replies])
     app[STATE_KEY] = state
     app[STREAMER_KEY] = TickStreamer(state)
     r = app.router

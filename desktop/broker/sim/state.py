@@ -116,6 +116,10 @@ class AccountState:
     rate_limited_until: float = 0.0
     lose_next_order_reply: str | None = None  # "503" or "drop"
     fail_next_request: SimKiteError | None = None
+    malformed_replies: dict[str, tuple[str, Any, int]] = field(
+        default_factory=dict
+    )  # path -> (field, value, times)
+    stamp_next_frame: int | None = None  # an exchange timestamp for every packet of the next frame
     sockets: set[Any] = field(default_factory=set)
 
     @property

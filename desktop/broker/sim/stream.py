@@ -21,7 +21,7 @@ from aiohttp import WSMsgType, web
 
 from desktop.broker.sim.book import SimOrder
 from desktop.broker.sim.state import AccountState, SimState
-from desktop.broker.sim.ticks import HEARTBEAT, encode_frame
+from desktop.broker.sim.ticks import HEARTBEAT, encode_frame, restamp_packet
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +236,7 @@ class TickStreamer:
         market_open = state.clock.is_open(second)
         packets: dict[tuple[int, str], bytes] = {}
         real_now = time.monotonic()
+        stamped: list[AccountState] = []
         for conn in list(self._connections):
             if conn.stalled_until > real_now:
                 continue
@@ -248,6 +249,12 @@ class TickStreamer:
                     if packet is None:
                         packet = packets[key] = state.market.tick_packet(token, second, mode)
                     batch.append(packet)
+                epoch = conn.account.stamp_next_frame
+                if epoch is not None:  # a fault: this frame's exchange timestamps are hostile
+                    batch = [restamp_packet(p, epoch) for p in batch]
+                    stamped.append(conn.account)
                 conn.enqueue_ticks(encode_frame(batch))
             elif real_now - conn.last_sent >= HEARTBEAT_AFTER_S and conn.queue.empty():
                 conn.enqueue_ticks(HEARTBEAT)
+        for acc in stamped:
+            acc.stamp_next_frame = None

@@ -152,3 +152,13 @@ def ist_epoch(t: datetime) -> int:
     if t.tzinfo is not None:
         raise ValueError("ist_epoch expects a naive IST wall-clock datetime")
     return int((t - _IST_OFFSET - _UNIX_EPOCH) // timedelta(seconds=1))
+
+
+def restamp_packet(packet: bytes, epoch: int) -> bytes:
+    """`packet` with `epoch` as its exchange timestamp (a fault's hostile frame); a packet without one unchanged."""
+    stamp = struct.pack(">I", epoch)
+    if len(packet) == INDEX_FULL_PACKET_LEN:
+        return packet[:28] + stamp
+    if len(packet) == FULL_PACKET_LEN:
+        return packet[:60] + stamp + packet[64:]
+    return packet

@@ -4,11 +4,13 @@
   ITM call (CE), crossing below asks for the ITM put (PE). The first bar with both EMAs ready only
   sets the side: a session started mid-trend waits for a real cross.
 - One position at a time; entries only when the bar's close time (start + 1 minute) is inside the
-  entry window [entry_start, entry_end]; at most max_trades_per_day filled entries per market day.
+  entry window [entry_start, entry_end]. It counts its filled entries of the market day (`trades_today`),
+  but the cap, max_trades_per_day, is the risk manager's (risk.py): there a refusal is logged and shown,
+  and a restart rebuilds the day's count from the journal and the broker.
 - Exits (exits.py): stop loss, optional target, trailing stop, square-off at the square-off time.
 - The opposite cross exits ("signal_exit"). The reverse position is NOT opened on that same bar (the
   exit must fill first: one position at a time); on the next closed bar after the exit filled, if the
-  fast EMA is still on the new side, the other option is bought ("reversal"), window and trade limit
+  fast EMA is still on the new side, the other option is bought ("reversal"), window and risk
   permitting. A cross back in between cancels the reversal and is a signal of its own.
 """
 
@@ -170,4 +172,4 @@ class ItmMomentumStrategy(Strategy):
 
     def _may_enter(self, t: datetime) -> bool:
         p = self.params
-        return p.entry_start <= t.time() <= p.entry_end and self.trades_today < p.max_trades_per_day
+        return p.entry_start <= t.time() <= p.entry_end
