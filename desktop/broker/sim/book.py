@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from desktop.broker import exchange_rules as rules
 from desktop.broker.sim.market import Market, SimInstrument
 
 ZERO = Decimal(0)
-FREEZE_LOTS = {"NIFTY": 1800 // 65, "BANKNIFTY": 900 // 30, "SENSEX": 1000 // 20}
 SHORT_OPTION_MARGIN = Decimal("0.12")  # of the underlying's notional, a rough SPAN+exposure stand-in
 PRODUCTS = ("MIS", "NRML")
 ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
@@ -219,8 +219,10 @@ class AccountBook:
         order_ids: IdSource,
         trade_ids: IdSource,
         on_order_update: OrderListener,
+        freeze_overrides: Mapping[str, int] | None = None,
     ) -> None:
         self.user_id = user_id
+        self._freeze_overrides = dict(freeze_overrides or {})
         self.opening_balance = funds
         self._market = market
         self._order_ids = order_ids
@@ -519,8 +521,7 @@ class AccountBook:
             raise input_error(f"{symbol} is an index and cannot be traded.")
         return instrument
 
-    @staticmethod
-    def _quantity(raw: str | None, instrument: SimInstrument) -> int:
+    def _quantity(self, raw: str | None, instrument: SimInstrument) -> int:
         try:
             qty = int(str(raw))
         except (TypeError, ValueError):
@@ -529,9 +530,9 @@ class AccountBook:
             raise input_error("Quantity should be greater than zero.")
         if qty % instrument.lot_size:
             raise input_error(f"Quantity should be a multiple of the lot size {instrument.lot_size}.")
-        freeze = FREEZE_LOTS.get(instrument.name)
-        if freeze and qty > freeze * instrument.lot_size:
-            raise input_error(f"Quantity {qty} exceeds the freeze limit of {freeze * instrument.lot_size}.")
+        refusal = rules.freeze_refusal(instrument.name, qty, self._freeze_overrides)
+        if refusal:
+            raise input_error(refusal)
         return qty
 
     @staticmethod
