@@ -12,7 +12,7 @@ import pytest
 from kiteconnect import exceptions as kex
 
 from desktop.broker.exchange_rules import SL_M_REFUSED
-from tests.simkit import login, start_sim
+from tests.simkit import fault, login, start_sim
 
 TICK = Decimal("0.05")
 
@@ -257,3 +257,100 @@ def test_zerodha_refuses_an_option_limit_sell_more_than_half_below_an_ltp_of_100
             kite_still, inst, side="SELL", order_type="LIMIT", price=float(half - 1), market_protection=None
         )
     assert net_quantity(kite_still, inst) == inst["lot_size"]
+
+
+# ------------------------------------------------------------------------------------------ triggered SL
+def pnl_matches_the_broker(kite, inst: dict) -> None:
+    """The position is flat and its P&L is what its trades say, to the paisa."""
+    (pos,) = [p for p in kite.positions()["net"] if p["tradingsymbol"] == inst["tradingsymbol"]]
+    assert pos["quantity"] == 0
+    trades = [t for t in kite.trades() if t["tradingsymbol"] == inst["tradingsymbol"]]
+    signed = sum(
+        Decimal(str(t["average_price"])) * t["quantity"] * (1 if t["transaction_type"] == "SELL" else -1)
+        for t in trades
+    )
+    assert Decimal(str(pos["pnl"])) == signed.quantize(Decimal("0.01"))
+
+
+def test_a_premium_that_gaps_through_the_stop_leaves_it_open_unfilled_until_the_limit_is_chased(
+    still, kite_still
+):
+    kite = kite_still
+    inst = option_priced(kite, 100.0, 400.0)
+    place(kite, inst)
+    price = ltp(kite, inst)
+    trigger, limit = price - 1, price - 4
+    stop = sell_stop(kite, inst, trigger, limit)
+    gap = fault(still, kind="gap_premium", tradingsymbol=inst["tradingsymbol"], percent=-25)
+    assert Decimal(str(gap["after"])) < limit  # the premium jumped past the limit in one tick
+    still.step()
+    row = book_row(kite, stop)
+    # Triggered: now a limit order at `limit`, inside LPP, that no bid reaches. Nothing sold.
+    assert (row["status"], row["order_type"], row["filled_quantity"]) == ("OPEN", "SL", 0)
+    assert row["pending_quantity"] == inst["lot_size"] and net_quantity(kite, inst) == inst["lot_size"]
+    bid, _ = depth(kite, inst)
+    # Chasing the bid with the limit alone would widen the gap past the cap: refused.
+    with pytest.raises(kex.InputException, match="permissible range"):
+        kite.modify_order(variety="regular", order_id=stop, price=float(bid))
+    # Limit and trigger together, as Kite wants: filled at the bid.
+    kite.modify_order(variety="regular", order_id=stop, price=float(bid), trigger_price=float(bid + 1))
+    row = book_row(kite, stop)
+    assert (row["status"], row["filled_quantity"]) == ("COMPLETE", inst["lot_size"])
+    assert Decimal(str(row["average_price"])) >= bid
+    pnl_matches_the_broker(kite, inst)
+
+
+def test_a_triggered_stop_whose_limit_is_outside_lpp_is_cancelled_and_the_position_stays(still, kite_still):
+    kite = kite_still
+    inst = option_priced(kite, 100.0, 400.0)
+    place(kite, inst)
+    price = ltp(kite, inst)
+    stop = sell_stop(kite, inst, price - 1, price - 4)
+    fault(still, kind="gap_premium", tradingsymbol=inst["tradingsymbol"], percent=-50)
+    row = book_row(kite, stop)  # the fault works resting orders at once: no step needed
+    assert row["status"] == "CANCELLED"
+    assert "limit price protection" in row["status_message"] and row["filled_quantity"] == 0
+    assert row["cancelled_quantity"] == inst["lot_size"]
+    assert net_quantity(kite, inst) == inst["lot_size"]  # unprotected: the client must exit another way
+    bid, _ = depth(kite, inst)
+    exit_id = place(kite, inst, side="SELL", order_type="LIMIT", price=float(bid), market_protection=None)
+    assert book_row(kite, exit_id)["status"] == "COMPLETE"
+    pnl_matches_the_broker(kite, inst)
+
+
+# ------------------------------------------------------------------------------------------ MARKET
+def test_market_order_becomes_a_limit_at_the_protected_price_and_is_listed_as_limit(kite_still):
+    inst = option_priced(kite_still, 100.0, 400.0)
+    price = ltp(kite_still, inst)
+    order_id = place(kite_still, inst, market_protection=5)
+    row = book_row(kite_still, order_id)
+    assert (row["order_type"], row["status"], row["market_protection"]) == ("LIMIT", "COMPLETE", 5)
+    assert Decimal(str(row["price"])) == floor_tick(price * Decimal("1.05"))
+    _, ask = depth(kite_still, inst)
+    assert Decimal(str(row["average_price"])) == ask  # filled at the touch, within the protection
+
+
+def test_market_order_that_cannot_fill_at_once_rests_open_as_a_limit(still, kite_still):
+    inst = option_priced(kite_still, 100.0, 400.0)
+    price = ltp(kite_still, inst)
+    fault(still, kind="fill_part_of_next_order", api_key="UK9394", quantity=inst["lot_size"])
+    order_id = place(kite_still, inst, side="BUY", lots=3)
+    row = book_row(kite_still, order_id)
+    assert (row["status"], row["order_type"]) == ("OPEN", "LIMIT")
+    assert (row["filled_quantity"], row["pending_quantity"]) == (inst["lot_size"], 2 * inst["lot_size"])
+    assert Decimal(str(row["price"])) == floor_tick(price * Decimal("1.2"))  # automatic protection: 20 %
+    assert net_quantity(kite_still, inst) == inst["lot_size"]
+    kite_still.cancel_order(variety="regular", order_id=order_id)
+    row = book_row(kite_still, order_id)
+    assert (row["status"], row["cancelled_quantity"]) == ("CANCELLED", 2 * inst["lot_size"])
+
+
+def test_market_order_in_a_contract_not_traded_today_is_refused(still, kite_still):
+    inst = option(kite_still, offset=12)
+    fault(still, kind="no_trade_today", tradingsymbol=inst["tradingsymbol"])
+    with pytest.raises(kex.InputException, match="17181"):
+        place(kite_still, inst)
+    assert kite_still.orders() == []
+    price = ltp(kite_still, inst)
+    limit = place(kite_still, inst, order_type="LIMIT", price=float(price), market_protection=None)
+    assert book_row(kite_still, limit)["status"] in ("OPEN", "COMPLETE")  # a limit order is accepted
