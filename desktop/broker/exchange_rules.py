@@ -292,6 +292,10 @@ def order_refusal(
     for name, value in (("price", price), ("trigger_price", trigger)):
         if value is not None and value > 0 and (refusal := tick_refusal(name, value)):
             return refusal
+    if order.order_type in ("LIMIT", "SL") and price is None:
+        return f"A {order.order_type} order needs a limit price."
+    if order.order_type == "SL" and trigger is None:
+        return "An SL order needs a trigger price."
     if order.order_type == "SL" and price is not None and trigger is not None:
         refusal = trigger_limit_side_refusal(order.side, trigger, price) or sl_gap_refusal(trigger, price)
         if refusal:

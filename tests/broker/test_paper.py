@@ -108,7 +108,8 @@ def test_market_order_without_a_price_yet_fills_on_the_first_tick(stream: Market
 def test_sell_stop_triggers_only_when_the_price_falls_to_it(stream: MarketStream) -> None:
     gw = gateway(stream)
     seen = Seen(gw)
-    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("95")))
+    # A stop-loss limit (SL-M is refused for options): trigger 95, limit 93.
+    stop = gw.place(intent(Side.SELL, OrderType.SL, trigger_price=Decimal("95"), price=Decimal("93")))
     push(stream, "99", "97.5", "96")
     assert wait_until(lambda: stream.last_price(TOKEN) == Decimal("96"))
     assert seen.status(stop.order_id) is OrderStatus.TRIGGER_PENDING and seen.fills == []
@@ -132,7 +133,7 @@ def test_sell_limit_target_fills_at_its_price_or_better(stream: MarketStream) ->
 def test_cancelled_stop_never_fills(stream: MarketStream) -> None:
     gw = gateway(stream)
     seen = Seen(gw)
-    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("95")))
+    stop = gw.place(intent(Side.SELL, OrderType.SL, trigger_price=Decimal("95"), price=Decimal("93")))
     assert gw.cancel(stop.order_id).status is OrderStatus.CANCELLED
     push(stream, "90")
     assert wait_until(lambda: stream.last_price(TOKEN) == Decimal("90"))
@@ -144,8 +145,8 @@ def test_cancelled_stop_never_fills(stream: MarketStream) -> None:
 def test_trailing_a_stop_by_modify_moves_its_trigger(stream: MarketStream) -> None:
     gw = gateway(stream)
     seen = Seen(gw)
-    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("90")))
-    gw.modify(stop.order_id, trigger_price=Decimal("98"))
+    stop = gw.place(intent(Side.SELL, OrderType.SL, trigger_price=Decimal("90"), price=Decimal("88")))
+    gw.modify(stop.order_id, trigger_price=Decimal("98"), price=Decimal("96"))  # the limit moves with it
     push(stream, "97.90")
     assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
 
@@ -153,20 +154,24 @@ def test_trailing_a_stop_by_modify_moves_its_trigger(stream: MarketStream) -> No
 def test_a_stop_changed_to_market_fills_on_the_next_tick(stream: MarketStream) -> None:
     gw = gateway(stream)
     seen = Seen(gw)
-    stop = gw.place(intent(Side.SELL, OrderType.SL_M, trigger_price=Decimal("90")))
+    stop = gw.place(intent(Side.SELL, OrderType.SL, trigger_price=Decimal("90"), price=Decimal("88")))
     gw.modify(stop.order_id, order_type=OrderType.MARKET)
     push(stream, "99.00")
     assert wait_until(lambda: seen.status(stop.order_id) is OrderStatus.COMPLETE)
     assert seen.fills[0].price == Decimal("99.00")
 
 
-def test_a_buy_never_fills_at_zero(stream: MarketStream) -> None:
+def test_a_market_buy_never_fills_at_zero_it_is_rejected_in_a_contract_not_traded_yet(
+    stream: MarketStream,
+) -> None:
     gw = gateway(stream)
     seen = Seen(gw)
-    gw.place(intent())
-    push(stream, "0")  # an option with no trade yet
-    assert wait_until(lambda: len(seen.fills) == 1)
-    assert seen.fills[0].price == Decimal("0.05")
+    order = gw.place(intent())  # no price known yet: accepted, decided on the first tick
+    push(stream, "0")  # an option with no trade yet: the exchange takes no MARKET order in it
+    assert wait_until(lambda: seen.status(order.order_id) is OrderStatus.REJECTED)
+    assert "17181" in seen.orders[-1].status_message and seen.fills == []
+    with pytest.raises(InputRejected, match="not traded today"):  # known at placement: refused at once
+        gw.place(intent())
 
 
 @pytest.mark.parametrize(
