@@ -221,6 +221,21 @@ def market_refusal(traded_today: bool) -> str | None:
     return None if traded_today else UNTRADED_MARKET_REFUSED
 
 
+# ---------------------------------------------------------------------------------------------- modifications
+# Kite allows at most 25 modifications of one order (Kite Connect's documented limits); the 26th is refused.
+# A stop that trails or chases must stay within them, or cancel and place a new order.
+MAX_MODIFICATIONS = 25
+MODIFICATIONS_EXCEEDED = (
+    f"Maximum allowed order modifications exceeded: Kite allows {MAX_MODIFICATIONS} per order. "
+    "Cancel it and place a new order."
+)
+
+
+def modification_refusal(done: int) -> str | None:
+    """The next modification of an order already modified `done` times is refused past Kite's 25."""
+    return MODIFICATIONS_EXCEEDED if done >= MAX_MODIFICATIONS else None
+
+
 # ---------------------------------------------------------------------------------------------- freeze
 @dataclass(frozen=True, slots=True)
 class FreezeLimit:

@@ -71,6 +71,7 @@ class PaperGateway(OrderGateway):
         self._run = uuid.uuid4().hex[:6]
         self._orders: dict[str, Order] = {}
         self._tokens: dict[str, int] = {}  # order_id -> instrument token, for open orders
+        self._modifications: dict[str, int] = {}  # order_id -> modifications accepted (Kite allows 25)
         stream.add_tick_listener(self._on_ticks)
 
     def _next_id(self, prefix: str) -> str:
@@ -136,6 +137,9 @@ class PaperGateway(OrderGateway):
         """Changes an open paper order (e.g. trails a stop), checked by the same rules as a new one."""
         with self._lock:
             order = self._open(order_id)
+            refusal = rules.modification_refusal(self._modifications.get(order_id, 0))
+            if refusal:
+                raise InputRejected(refusal)
             token = self._tokens.get(order_id)
             tick = self._stream.last_tick(token) if token is not None else None
             changes: dict[str, object] = {}
@@ -164,6 +168,7 @@ class PaperGateway(OrderGateway):
                 changes["status"] = OrderStatus.TRIGGER_PENDING  # a limit made a stop waits for its trigger
             order = _replace(order, **changes)
             self._orders[order_id] = order
+            self._modifications[order_id] = self._modifications.get(order_id, 0) + 1
         self._emit_order(order)
         if tick is not None:
             self._work(order_id, tick)

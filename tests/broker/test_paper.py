@@ -347,3 +347,14 @@ def test_paper_refuses_an_order_above_the_freeze_quantity(stream: MarketStream) 
 
 def gateway_with_freeze(stream: MarketStream, overrides: dict[str, int]) -> PaperGateway:
     return PaperGateway(KEY, stream, lambda ex, sym: TOKEN, freeze_overrides=overrides)
+
+
+def test_paper_refuses_the_26th_modification_of_an_order(stream: MarketStream) -> None:
+    priced(stream, "100")
+    gw = gateway(stream)
+    stop = gw.place(sell_stop("90", "85"))
+    for i in range(25):
+        gw.modify(stop.order_id, trigger_price=Decimal(90 + i % 2), price=Decimal(85 + i % 2))
+    with pytest.raises(InputRejected, match="Maximum allowed order modifications"):
+        gw.modify(stop.order_id, trigger_price=Decimal("92"), price=Decimal("87"))
+    assert gw.cancel(stop.order_id).status is OrderStatus.CANCELLED
