@@ -31,7 +31,10 @@ def with_example(name: str) -> dict[str, Any]:
 
 def test_the_spec_and_strategy_params_name_the_same_settings_with_the_same_defaults():
     attrs = {f.name: f for f in fields(StrategyParams)}
-    assert [f.name for f in FIELDS] == list(attrs), "a setting of one is missing from the other"
+    names = [f.name for f in FIELDS]
+    assert set(names) - set(attrs) == set(), "settings of the spec without a StrategyParams attribute"
+    assert set(attrs) - set(names) == set(), "StrategyParams attributes without a setting in the spec"
+    assert names == list(attrs), "the spec lists the settings in StrategyParams' order"
     for spec in FIELDS:
         attr_default = attrs[spec.name].default
         if spec.default is REQUIRED:
