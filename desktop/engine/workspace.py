@@ -10,10 +10,13 @@ stop_loss = 5                 # percent
 itm_offset = 100              # points
 mode = "PAPER"                # "LIVE" also needs confirm_live = true to start from this file
 on_stop = "square_off"        # or "keep": what stopping the session does with an open position
-fast_ema = 9                  # optional strategy settings (see desktop.engine.params)
+fast_ema = 9                  # optional settings: every one is in desktop.engine.param_spec.FIELDS
+square_off = "15:15"          # 15:20 at the latest (Zerodha squares off intraday options from 15:25)
 [session.options]             # optional settings of a plug-in strategy
 ```
-Every problem in the file is reported at once, each naming the session and the field.
+Every problem in the file is reported at once, each naming the session and the field. A session's parameters
+are read and written by `params.parse_params` and `params.params_to_dict`, both driven by the parameter spec, so
+a setting added to the spec is in the file with no change here; `SESSION_FIELDS` are the session's own keys.
 """
 
 from __future__ import annotations

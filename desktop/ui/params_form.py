@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -21,7 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Segment, StrategyParams
-from desktop.engine.params import ParamsError, format_clock, parse_params
+from desktop.engine.param_spec import (
+    FIELDS,
+    FieldSpec,
+    Kind,
+    Problem,
+    Section,
+    example_raw,
+    to_plain,
+    to_text,
+)
+from desktop.engine.params import ParamsError, parse_params
 
 ERROR_COLOUR = "#ff5c5c"  # readable on the dark and the light theme
 
@@ -40,62 +49,17 @@ def _error_label() -> QLabel:
     return label
 
 
-# (field, label, placeholder) of the text fields; the first four are always visible.
-_MAIN_FIELDS = (
-    ("lots", "Lots", "e.g. 1"),
-    ("stop_loss", "Stop loss %", "percent of the entry premium, e.g. 5"),
-    ("itm_offset", "ITM offset (points)", "e.g. 100"),
-)
-_MORE_FIELDS = (
-    ("fast_ema", "Fast EMA (bars)", "9"),
-    ("slow_ema", "Slow EMA (bars)", "21"),
-    ("target", "Target %", "optional"),
-    ("trailing_stop", "Trailing stop %", "optional"),
-    ("entry_start", "Entries from", "09:20"),
-    ("entry_end", "Entries until", "14:45"),
-    ("square_off", "Square off at", "15:15"),
-    ("max_trades_per_day", "Max trades a day", "5"),
-    ("max_daily_loss", "Max daily loss ₹", "5000"),
-)
-_FIELD_ALIASES = {"segment": "segments", "unknown segment": "segments", "entry window": "entry_start"}
-# Each setting as a message names it: the form's label, without its unit in brackets.
-FIELD_NAMES = {
-    "segments": "Segments",
-    "lots": "Lots",
-    "stop_loss": "Stop loss %",
-    "itm_offset": "ITM offset",
-    "fast_ema": "Fast EMA",
-    "slow_ema": "Slow EMA",
-    "target": "Target %",
-    "trailing_stop": "Trailing stop %",
-    "entry_start": "Entries from",
-    "entry_end": "Entries until",
-    "square_off": "Square off at",
-    "max_trades_per_day": "Max trades a day",
-    "max_daily_loss": "Max daily loss ₹",
-    "mode": "Mode",
-    "strategy": "Strategy",
-}
-_NAME_RE = re.compile(r"\b(" + "|".join(sorted(FIELD_NAMES, key=len, reverse=True)) + r")\b")
+# The form's rows, from the one parameter spec: a field added there shows here.
+_SHOWN = tuple(f for f in FIELDS if f.section is not Section.KEPT)
+_KEPT = tuple(f for f in FIELDS if f.section is Section.KEPT)
+_TEXT_KINDS = (Kind.WHOLE, Kind.PERCENT, Kind.AMOUNT, Kind.CLOCK)
 # What a new tab's form starts from (File → Settings… may give others).
-DEFAULT_RAW: dict[str, Any] = {"segments": ["NIFTY"], "lots": 1, "stop_loss": 5, "itm_offset": 100}
+DEFAULT_RAW: dict[str, Any] = example_raw()
 
 
 def in_form_words(problem: str) -> str:
     """A problem as the form words it: "stop_loss is missing" → "Stop loss % is missing"."""
-    return _NAME_RE.sub(lambda m: FIELD_NAMES[m.group(1)], problem)
-
-
-def problem_field(problem: str) -> str:
-    """Which form field a ParamsError problem is about ("" when it is about the whole form)."""
-    names = [f for f, _, _ in _MAIN_FIELDS + _MORE_FIELDS] + ["segments", "mode", "strategy"]
-    for name in sorted(names, key=len, reverse=True):
-        if problem.startswith(name):
-            return name
-    for prefix, name in _FIELD_ALIASES.items():
-        if problem.startswith(prefix):
-            return name
-    return ""
+    return problem.in_form if isinstance(problem, Problem) else problem
 
 
 class ParamsForm(QWidget):
@@ -117,31 +81,12 @@ class ParamsForm(QWidget):
         self._edits: dict[str, QLineEdit] = {}
         self._errors: dict[str, QLabel] = {}
         self._params: StrategyParams | None = None
-        self._problems: list[str] = []
-        self._kept: dict[str, Any] = {}  # settings the form has no field for, kept from set_params
+        self._problems: list[Problem] = []
+        self._kept: dict[str, Any] = {}  # settings the form has no field for, as set_params gave them
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         main = QFormLayout()
         outer.addLayout(main)
-
-        # Two to a row: one row of every segment made the form wider than the pane at 1024 px.
-        seg_grid = QGridLayout()
-        seg_grid.setContentsMargins(0, 0, 0, 0)
-        self.segment_boxes: dict[Segment, QCheckBox] = {}
-        for i, seg in enumerate(Segment):
-            box = QCheckBox(seg.value)
-            box.toggled.connect(lambda _on: self._edited("segments"))
-            self.segment_boxes[seg] = box
-            seg_grid.addWidget(box, i // 2, i % 2)
-        main.addRow("Segments", self._with_error("segments", seg_grid))
-        for name, label, hint in _MAIN_FIELDS:
-            main.addRow(label, self._with_error(name, self._edit(name, hint)))
-        self.mode_box = QComboBox()
-        self.mode_box.addItems([Mode.PAPER.value, Mode.LIVE.value])
-        self.mode_box.setToolTip("PAPER simulates fills at live prices; LIVE sends real orders")
-        self.mode_box.currentTextChanged.connect(lambda _t: self._edited("mode"))
-        main.addRow("Mode", self._with_error("mode", self.mode_box))
-
         self.more_button = QToolButton()
         self.more_button.setText("More settings")
         self.more_button.setCheckable(True)
@@ -149,18 +94,47 @@ class ParamsForm(QWidget):
         self.more = QWidget()
         more = QFormLayout(self.more)
         more.setContentsMargins(0, 0, 0, 0)
+        self.segment_boxes: dict[Segment, QCheckBox] = {}
+        self.mode_box = QComboBox()
         self.strategy_box = QComboBox()
-        self.strategy_box.addItems(strategies or ["itm_momentum"])
-        self.strategy_box.currentTextChanged.connect(lambda _t: self._edited("strategy"))
-        more.addRow("Strategy", self._with_error("strategy", self.strategy_box))
-        for name, label, hint in _MORE_FIELDS:
-            more.addRow(label, self._with_error(name, self._edit(name, hint)))
+        for spec in _SHOWN:
+            label = QLabel(spec.form_label)
+            label.setToolTip(spec.help)
+            rows = main if spec.section is Section.MAIN else more
+            rows.addRow(label, self._with_error(spec.name, self._field(spec)))
         self.more.setVisible(False)
         self.more_button.toggled.connect(self.more.setVisible)
         outer.addWidget(self.more)
         self.general_error = _error_label()
         outer.addWidget(self.general_error)
         self.set_params(defaults if defaults is not None else parse_params(DEFAULT_RAW))
+
+    def _field(self, spec: FieldSpec) -> QWidget | QGridLayout:
+        """The input of one setting, as its kind asks: tick boxes, a choice or a text field."""
+        name = spec.name
+        if spec.kind is Kind.SEGMENTS:
+            # Two to a row: one row of every segment made the form wider than the pane at 1024 px.
+            grid = QGridLayout()
+            grid.setContentsMargins(0, 0, 0, 0)
+            for i, seg in enumerate(Segment):
+                box = QCheckBox(seg.value)
+                box.setToolTip(spec.help)
+                box.toggled.connect(lambda _on, n=name: self._edited(n))
+                self.segment_boxes[seg] = box
+                grid.addWidget(box, i // 2, i % 2)
+            return grid
+        if spec.kind in (Kind.MODE, Kind.STRATEGY):
+            combo = self.mode_box if spec.kind is Kind.MODE else self.strategy_box
+            items = [m.value for m in Mode] if spec.kind is Kind.MODE else self._strategies or [spec.default]
+            combo.addItems(items)
+            combo.setToolTip(spec.help)
+            combo.currentTextChanged.connect(lambda _t, n=name: self._edited(n))
+            return combo
+        if spec.kind not in _TEXT_KINDS:
+            raise TypeError(f"the form has no field for {spec.kind} ({name}): keep it (Section.KEPT)")
+        edit = self._edit(name, spec.placeholder)
+        edit.setToolTip(spec.help)
+        return edit
 
     def _edit(self, name: str, hint: str) -> QLineEdit:
         edit = QLineEdit()
@@ -195,15 +169,19 @@ class ParamsForm(QWidget):
 
     def raw(self) -> dict[str, Any]:
         """The form as the mapping `parse_params` reads; empty optional fields are left out."""
-        raw: dict[str, Any] = {"segments": [s.value for s, b in self.segment_boxes.items() if b.isChecked()]}
-        for name, edit in self._edits.items():
-            text = edit.text().strip()
-            if text or name in ("lots", "stop_loss", "itm_offset"):
-                raw[name] = text or None
-        raw |= self._kept
-        raw["mode"] = self.mode_box.currentText()
-        raw["strategy"] = self.strategy_box.currentText()
-        return raw
+        raw: dict[str, Any] = {}
+        for spec in _SHOWN:
+            if spec.kind is Kind.SEGMENTS:
+                raw[spec.name] = [s.value for s, b in self.segment_boxes.items() if b.isChecked()]
+            elif spec.kind is Kind.MODE:
+                raw[spec.name] = self.mode_box.currentText()
+            elif spec.kind is Kind.STRATEGY:
+                raw[spec.name] = self.strategy_box.currentText()
+            else:
+                text = self._edits[spec.name].text().strip()
+                if text or spec.required:
+                    raw[spec.name] = text or None  # a required one left empty is "missing"
+        return raw | self._kept
 
     def params(self) -> StrategyParams | None:
         """Validated parameters (LIVE is confirmed separately, on Start), or None while invalid."""
@@ -211,7 +189,7 @@ class ParamsForm(QWidget):
 
     def problems(self) -> list[str]:
         """Every current problem, in the trader's words (fields named as the form labels them)."""
-        return [in_form_words(p) for p in self._problems]
+        return [p.in_form for p in self._problems]
 
     def reveal_problems(self) -> None:
         """Shows every problem, typed in or not (Start was asked for with an invalid form)."""
@@ -237,16 +215,16 @@ class ParamsForm(QWidget):
         except ParamsError as e:
             self._params = None
             self._problems = e.problems
-        by_field: dict[str, list[str]] = {}
-        for problem in self._problems:
-            by_field.setdefault(problem_field(problem), []).append(problem)
+        by_field: dict[str, list[Problem]] = {}
+        for problem in self._problems:  # a setting without a field of its own is told under the form
+            by_field.setdefault(problem.field if problem.field in self._errors else "", []).append(problem)
         shown = {n: ps for n, ps in by_field.items() if self._reveal_all or n in self._touched or not n}
         for name, label in self._errors.items():
-            text = "\n".join(in_form_words(p) for p in shown.get(name, []))
+            text = "\n".join(p.in_form for p in shown.get(name, []))
             label.setText(text)
             label.setToolTip(text)  # a message longer than its two lines is read here
-        self.general_error.setText("\n".join(in_form_words(p) for p in shown.get("", [])))
-        if any(shown.get(name) for name, _, _ in _MORE_FIELDS) or shown.get("strategy"):
+        self.general_error.setText("\n".join(p.in_form for p in shown.get("", [])))
+        if any(shown.get(f.name) for f in _SHOWN if f.section is Section.MORE):
             self.more_button.setChecked(True)  # never hide a problem behind a collapsed section
         if was_valid != (self._params is not None):
             self.sig_validity_changed.emit(self._params is not None)
@@ -264,34 +242,24 @@ class ParamsForm(QWidget):
         self._revalidate()
 
     def _fill(self, p: StrategyParams) -> None:
-        self._kept = {"max_orders_per_minute": p.max_orders_per_minute}
-        if p.max_open_positions != len(
-            p.segments
-        ):  # the default (one per segment) follows the segments ticked
-            self._kept["max_open_positions"] = p.max_open_positions
-        if p.options:
-            self._kept["options"] = dict(p.options)
-        for seg, box in self.segment_boxes.items():
-            box.setChecked(seg in p.segments)
-        values: dict[str, Any] = {
-            "lots": p.lots,
-            "stop_loss": p.stop_loss,
-            "itm_offset": p.itm_offset,
-            "fast_ema": p.fast_ema,
-            "slow_ema": p.slow_ema,
-            "target": p.target,
-            "trailing_stop": p.trailing_stop,
-            "entry_start": format_clock(p.entry_start),
-            "entry_end": format_clock(p.entry_end),
-            "square_off": format_clock(p.square_off),
-            "max_trades_per_day": p.max_trades_per_day,
-            "max_daily_loss": p.max_daily_loss,
+        # A kept setting at its default is not kept: the default (one position per segment) follows the form.
+        self._kept = {
+            f.name: to_plain(f, getattr(p, f.name))
+            for f in _KEPT
+            if getattr(p, f.name) != f.default_for(p.segments)
         }
-        for name, value in values.items():
-            self._edits[name].setText("" if value is None else str(value))
-        self.mode_box.setCurrentText(p.mode.value)
-        if p.strategy in self._strategies:
-            self.strategy_box.setCurrentText(p.strategy)
+        for spec in _SHOWN:
+            value = getattr(p, spec.name)
+            if spec.kind is Kind.SEGMENTS:
+                for seg, box in self.segment_boxes.items():
+                    box.setChecked(seg in value)
+            elif spec.kind is Kind.MODE:
+                self.mode_box.setCurrentText(value.value)
+            elif spec.kind is Kind.STRATEGY:
+                if value in self._strategies:
+                    self.strategy_box.setCurrentText(value)
+            else:
+                self._edits[spec.name].setText("" if value is None else to_text(spec, value))
 
     def set_editable(self, editable: bool) -> None:
         """Locks the form while the session runs (a change needs a stop and a new start)."""

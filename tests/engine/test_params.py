@@ -158,6 +158,31 @@ def test_entry_window_and_square_off_must_be_in_order_and_in_market_hours():
     assert "entry_start must be a time of day like \"09:20\", not '9h'" in problems_of(entry_start="9h")
 
 
+def test_square_off_comes_before_zerodhas_own_at_15_25():
+    assert (
+        "square_off 15:21 is too late: Zerodha squares off intraday (MIS) option positions itself from 15:25, "
+        "with a charge per order; use 15:20 or earlier"
+    ) in problems_of(square_off="15:21")
+    assert parse_params({**GOOD, "square_off": "15:20"}).square_off == time(15, 20)
+    assert not [p for p in problems_of(square_off="15:45") if "too late" in p], "outside market hours says so"
+
+
+def test_each_problem_names_its_field_as_data_and_in_the_forms_words():
+    with pytest.raises(ParamsError) as info:
+        parse_params({**GOOD, "stop_loss": None, "fast_ema": 30, "entry_start": "14:50", "bogus": 1})
+    by_field = {p.field: (str(p), p.in_form) for p in info.value.problems}
+    assert by_field["stop_loss"] == (
+        "stop_loss is missing (percent of the entry premium, e.g. 5)",
+        "Stop loss % is missing (percent of the entry premium, e.g. 5)",
+    )
+    assert by_field["fast_ema"] == (
+        "fast_ema (30) must be shorter than slow_ema (21)",
+        "Fast EMA (30) must be shorter than Slow EMA (21)",
+    )
+    assert by_field["entry_start"][0] == "entry window start 14:50 must be before its end 14:45"
+    assert by_field[""] == ("unknown setting 'bogus'", "unknown setting 'bogus'")
+
+
 def test_optional_target_and_trailing_stop_are_checked_when_given():
     assert any(p.startswith("target must be a percent greater than 0") for p in problems_of(target=0))
     assert any(

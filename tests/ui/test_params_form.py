@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
+from PySide6.QtWidgets import QLabel
+
 from desktop.domain import Mode, Segment
-from desktop.engine.params import parse_params
-from desktop.ui.params_form import ParamsForm, problem_field
+from desktop.engine.param_spec import FIELDS, Kind, Section, example_raw
+from desktop.engine.params import ParamsError, parse_params
+from desktop.ui.params_form import ParamsForm
 from tests.ui.fakes import paper_params
 
 
@@ -70,11 +74,20 @@ def test_fixing_a_field_clears_its_message_and_signals_validity(qtbot):
     assert form.params() is not None and form.params().stop_loss == Decimal(7)
 
 
+def problem_field(**changes: object) -> str:
+    """The field of the one problem `changes` make to valid parameters (problems carry it: no text matched)."""
+    raw = {"segments": ["NIFTY"], "lots": 1, "stop_loss": 5, "itm_offset": 100, **changes}
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    [problem] = info.value.problems
+    return problem.field
+
+
 def test_problems_map_to_their_fields():
-    assert problem_field("max_trades_per_day must be a whole number ≥ 1") == "max_trades_per_day"
-    assert problem_field("entry window start 10:00 must be before its end 09:30") == "entry_start"
-    assert problem_field("unknown segment 'FINNIFTY': choose from NIFTY, BANKNIFTY, SENSEX") == "segments"
-    assert problem_field("something about the whole form") == ""
+    assert problem_field(max_trades_per_day=0) == "max_trades_per_day"
+    assert problem_field(entry_start="10:00", entry_end="09:30") == "entry_start"
+    assert problem_field(segments=["FINNIFTY"]) == "segments"
+    assert problem_field(something_about_the_whole_form=1) == ""
 
 
 def test_a_restored_forms_open_positions_limit_follows_the_segments_unless_it_was_set(qtbot):
@@ -140,3 +153,23 @@ def test_fields_do_not_move_as_messages_come_and_go(qtbot):
     qtbot.wait(10)
     assert form.error_text("lots") and form.error_text("stop_loss")
     assert {n: form.edit(n).mapTo(form, form.edit(n).rect().topLeft()) for n in where} == where
+
+
+@pytest.mark.parametrize("spec", FIELDS, ids=[f.name for f in FIELDS])
+def test_every_setting_of_the_spec_is_in_the_form_labelled_and_filled_from_it(qtbot, spec):
+    # Adding a setting to param_spec.FIELDS is enough: it gets its row (or is kept) and round-trips here.
+    form = ParamsForm(["itm_momentum", "mean_revert"])
+    qtbot.addWidget(form)
+    labels = {w.text(): w for w in form.findChildren(QLabel)}
+    if spec.section is Section.KEPT:
+        assert spec.form_label not in labels, "a kept setting has no row"
+    else:
+        assert labels[spec.form_label].toolTip() == spec.help
+        if spec.kind in (Kind.WHOLE, Kind.PERCENT, Kind.AMOUNT, Kind.CLOCK):
+            assert form.edit(spec.name).placeholderText() == spec.placeholder
+            assert form.edit(spec.name).toolTip() == spec.help
+    raw = {**example_raw(), spec.name: spec.example}
+    p = parse_params(raw, confirm_live=True, known_strategies=["itm_momentum", "mean_revert"])
+    form.set_params(p)
+    assert form.params() == p, "the form gives back every setting it was filled with"
+    assert spec.name in form.raw()
