@@ -20,6 +20,12 @@ def _export(argv: Sequence[str]) -> int:
     return main(argv)
 
 
+def _sync(argv: Sequence[str]) -> int:
+    from desktop.sync.cli import main
+
+    return main(argv)
+
+
 def _run(argv: Sequence[str]) -> int:
     from desktop.engine.headless import run
 
@@ -44,6 +50,7 @@ SUBCOMMANDS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "run": (_run, "run a workspace's sessions without a window"),
     "login": (_login, "log a profile in to Kite from a terminal"),
     "profiles": (_profiles, "list or add broker profiles"),
+    "sync": (_sync, "sync accounts' records with a central PostgreSQL"),
 }
 
 

@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bom", action="store_true", help="start the file with a UTF-8 BOM (older Excel, non-ASCII labels)"
     )
+    p.add_argument(
+        "--all-devices",
+        action="store_true",
+        help="also the trades the sync brought from the account's other computers",
+    )
     return p
 
 
@@ -66,7 +71,7 @@ def main(argv: Sequence[str]) -> int:
                 print(f"kitedesk export: no account {args.broker!r} in {store.path}", file=sys.stderr)
                 return 1
             if args.session_label is not None and not store.sessions.list_sessions(
-                broker_id=args.broker, label=args.session_label
+                broker_id=args.broker, label=args.session_label, all_devices=args.all_devices
             ):
                 print(
                     f"kitedesk export: {args.broker} has no session labelled {args.session_label!r}",
@@ -82,6 +87,7 @@ def main(argv: Sequence[str]) -> int:
                 date_to=args.date_to,
                 mode=mode,
                 bom=args.bom,
+                all_devices=args.all_devices,
             )
     except StoreError as exc:
         print(f"kitedesk export: {exc}", file=sys.stderr)
