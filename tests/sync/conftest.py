@@ -13,7 +13,7 @@ import secrets
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -25,7 +25,18 @@ import pytest
 from keyring.backend import KeyringBackend
 from psycopg import sql
 
-from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, SessionKey, Side
+from desktop.domain import (
+    Fill,
+    Mode,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Position,
+    Segment,
+    SessionKey,
+    Side,
+)
 from desktop.store.store import Store
 from desktop.sync.central import init_central
 
@@ -175,6 +186,7 @@ def trade(
 ) -> SessionKey:
     """Records a session with one order and `n_fills` fills (round trips of one lot) in `store`."""
     key = SessionKey(broker_id, session_id) if session_id else SessionKey.new(broker_id)
+    store.profiles.save(broker_id=broker_id, user_name=f"Trader {broker_id}", api_key="kitedemo")
     store.sessions.record_session(
         key, label=label, params={"lots": 1}, mode=mode, state="running", started_at=T0
     )
@@ -195,7 +207,12 @@ def trade(
             tag=key.order_tag,
             timestamp=T0 + timedelta(seconds=i),
         )
-        store.orders.record(order)
+        intent_id = f"{key.session_id[:8]}i{i}"
+        store.intents.record(
+            OrderIntent(key, Segment.NIFTY, mode, "NFO", "NIFTY2610625000CE", side, 65, intent_id=intent_id),
+            at=T0 + timedelta(seconds=i),
+        )
+        store.orders.record(replace(order, intent_id=intent_id))
         store.fills.record(
             Fill(
                 f"F{key.session_id[:8]}{i}",
@@ -210,6 +227,17 @@ def trade(
                 T0 + timedelta(seconds=i),
             )
         )
+    store.positions.upsert(
+        Position(
+            key,
+            mode,
+            "NFO",
+            "NIFTY2610625000CE",
+            65 if n_fills % 2 else 0,
+            Decimal("101.05"),
+            Decimal("103.15"),
+        )
+    )
     store.journal.append(key, segment=None, kind="note", payload={"text": "done"}, market_time=T0)
     return key
 
