@@ -56,8 +56,8 @@ def describe(exc: BaseException) -> str:
         return "the central database refused the password (wrong, or the account's access was revoked)"
     if "does not exist" in text and "role" in text:
         return "the central database does not know this login (the account's access was removed)"
-    if "Connection refused" in text or "could not connect" in text or "timeout" in text.lower():
-        return "the central database cannot be reached (is PostgreSQL running and the address right?)"
+    if isinstance(exc, psycopg.OperationalError) or "Connection refused" in text:
+        return f"the central database cannot be reached ({text})"
     return f"the central database said: {text}"
 
 
