@@ -16,7 +16,7 @@ from desktop.store.store import Store
 from desktop.sync.central import SyncError, add_account, check_broker_id, init_central, redact, remove_account
 from desktop.sync.config import PASSWORD_ENV, AccountSync, SyncConfig, SyncSecrets, split_url, with_password
 from desktop.sync.syncer import open_central, pending_count
-from desktop.sync.worker import SyncWorker
+from desktop.sync.worker import SyncService, SyncWorker
 
 _PROG = "kitedesk sync"
 
@@ -153,19 +153,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _workers(store: Store, home: Any) -> list[SyncWorker]:
-    secrets = SyncSecrets()
-    workers = []
-    for a in SyncConfig(home).accounts():
-        if not a.enabled:
-            continue
-        password = secrets.password(a.broker_id)
-        if password is None:
-            raise SyncError(
-                f"no password for {a.broker_id} in the keyring or in {PASSWORD_ENV}{a.broker_id}: "
-                f"run `kitedesk sync enable {a.broker_id} --url URL` again"
-            )
-        workers.append(SyncWorker(store, a.broker_id, with_password(a.url, password)))
-    return workers
+    service = SyncService(store, home)
+    if service.problems:
+        raise SyncError("; ".join(service.problems.values()))
+    return service.workers
 
 
 def _run(args: argparse.Namespace) -> int:

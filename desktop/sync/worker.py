@@ -13,11 +13,13 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from desktop.store.errors import StoreError
 from desktop.store.store import Store
 from desktop.sync.central import SyncError
+from desktop.sync.config import PASSWORD_ENV, SyncConfig, SyncSecrets, with_password
 from desktop.sync.syncer import open_central, pending_count, pull_batch, push_batch
 
 log = logging.getLogger(__name__)
@@ -160,3 +162,44 @@ class SyncWorker:
                 log.exception("sync of %s failed", self.broker_id)
             self._wake.wait(wait)
             self._wake.clear()
+
+
+class SyncService:
+    """Every enabled account of one home, a `SyncWorker` each: what the window starts beside the engine.
+
+    `statuses()` is the poll for the status bar (no I/O); `stop()` on the way out. Accounts without a
+    password (keyring or environment) are not started; `problems` says why in words.
+    """
+
+    def __init__(self, store: Store, home: Path, *, idle_s: float = IDLE_S) -> None:
+        self.problems: dict[str, str] = {}
+        self.workers: list[SyncWorker] = []
+        secrets = SyncSecrets()
+        for account in SyncConfig(home).accounts():
+            if not account.enabled:
+                continue
+            password = secrets.password(account.broker_id)
+            if password is None:
+                self.problems[account.broker_id] = (
+                    f"no password for {account.broker_id} in the keyring or in {PASSWORD_ENV}{account.broker_id}: "
+                    f"run `kitedesk sync enable {account.broker_id} --url URL` again"
+                )
+                continue
+            url = with_password(account.url, password)
+            self.workers.append(SyncWorker(store, account.broker_id, url, idle_s=idle_s))
+
+    def start(self) -> None:
+        """Starts every worker."""
+        for w in self.workers:
+            w.start()
+
+    def stop(self) -> None:
+        """Stops every worker (each after the batch in hand)."""
+        for w in self.workers:
+            w.stop()
+
+    def statuses(self) -> list[SyncStatus]:
+        """One status per enabled account: the workers' snapshots, then the accounts that could not start."""
+        out = [w.status() for w in self.workers]
+        out += [SyncStatus(b, "error", error=text) for b, text in self.problems.items()]
+        return out

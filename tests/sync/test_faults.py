@@ -208,3 +208,30 @@ def test_a_wrong_or_revoked_password_is_a_clear_error_and_the_outbox_is_kept(
     with pytest.raises(SyncError, match="refused the password|access was removed"):
         sync_once(store, url, "UK9394")
     assert pending_count(store, "UK9394") == pending and _central_count(central) == 0
+
+
+def test_the_sync_service_reports_each_enabled_account_and_why_one_cannot_start(
+    central: Central, homes: dict[str, Store], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from desktop.sync import SyncService
+
+    url = add_account(central.admin_url, "UK9394")
+    store = open_home(homes, tmp_path, "c1")
+    bare, password = split_url(url)
+    config = SyncConfig(store.home)
+    config.save(AccountSync("UK9394", bare, True))
+    config.save(AccountSync("UK1234", bare.replace("uk9394", "uk1234"), True))
+    config.save(AccountSync("UK0001", bare, False))
+    monkeypatch.setenv(PASSWORD_ENV + "UK9394", password)
+    trade(store, "UK9394", n_fills=3)
+    service = SyncService(store, store.home, idle_s=0.1)
+    assert [w.broker_id for w in service.workers] == ["UK9394"]
+    service.start()
+    try:
+        assert _wait(lambda: service.statuses()[0].state == "synced", 20), service.statuses()
+    finally:
+        service.stop()
+    synced, missing = service.statuses()
+    assert synced.text == "synced" and synced.pushed > 0
+    assert missing.broker_id == "UK1234" and missing.state == "error" and "no password" in missing.error
+    assert password not in repr(service.workers[0])
