@@ -10,12 +10,19 @@ faster than trading would). Push: every account's outbox through that account's 
 batch, one transaction each (the same `push_batch` the app runs). Pull: computer 2, a fresh store, pulls
 each account's rows through the same logins. Targets on this machine: >= 10,000 rows/s push and
 >= 20,000 rows/s pull.
+
+`--engine-seconds N` (default 20; 0 skips it) then runs bench/engine_bench.py twice in this one run, with the
+sync off and then on (a SyncService inside the engine's process pushing every record the sessions make, as
+the window would run it), and prints both tick-to-intent figures: a sync must not show in them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
+import subprocess
 import sys
 import tempfile
 import time
@@ -142,6 +149,8 @@ def main() -> int:
     p.add_argument("--admin-url", required=True, help="a superuser URL (a fresh database is made beside it)")
     p.add_argument("--accounts", type=int, default=100)
     p.add_argument("--rows", type=int, default=10_000, help="rows per account")
+    p.add_argument("--engine-seconds", type=float, default=20.0, help="engine bench per run (0: skip)")
+    p.add_argument("--engine-sessions", type=int, default=4)
     args = p.parse_args()
 
     dbname = f"kd_sync_bench_{secrets.token_hex(4)}"
@@ -177,9 +186,72 @@ def main() -> int:
         print(f"central rows: {central_rows} (expected {total})")
         _report("push", pushed[0], pushed[1], 10_000)
         _report("pull", pulled[0], pulled[1], 20_000)
+        if args.engine_seconds > 0:
+            _engine_runs(admin_url, args.engine_seconds, args.engine_sessions)
         return 0 if central_rows == total and pulled[0] == total else 1
     finally:
         _drop(args.admin_url, dbname, brokers)
+
+
+# Runs bench/engine_bench.py's main in this process after making every Engine start a SyncService on its store
+# (the accounts and URLs come in KD_BENCH_SYNC as JSON; empty: sync off).
+_ENGINE_WITH_SYNC = """
+import importlib.util, json, os, sys
+from desktop.engine.engine import Engine
+from desktop.sync.config import AccountSync, SyncConfig, split_url
+from desktop.sync.worker import SyncService
+
+urls = json.loads(os.environ.get("KD_BENCH_SYNC") or "{}")
+services = []
+real_init, real_close = Engine.__init__, Engine.close
+
+def init(self, home, *args, **kwargs):
+    real_init(self, home, *args, **kwargs)
+    if urls:
+        for broker, url in urls.items():
+            bare, password = split_url(url)
+            SyncConfig(home).save(AccountSync(broker, bare, True))
+            os.environ["KITEDESK_SYNC_PASSWORD_" + broker] = password
+        service = SyncService(self.store, home, idle_s=0.2)
+        service.start()
+        services.append(service)
+
+def close(self, *args, **kwargs):
+    for service in services:
+        service.stop()
+        print("sync during the run:", ", ".join(f"{s.broker_id} pushed {s.pushed} ({s.text})" for s in service.statuses()))
+    return real_close(self, *args, **kwargs)
+
+Engine.__init__, Engine.close = init, close
+spec = importlib.util.spec_from_file_location("engine_bench", sys.argv[1])
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+sys.argv = ["engine_bench.py", *sys.argv[2:]]
+sys.exit(bench.main())
+"""
+
+
+def _engine_runs(admin_url: str, seconds: float, sessions: int) -> None:
+    from desktop.broker.sim import DEMO_ACCOUNTS
+
+    n_accounts = 2
+    brokers = [a.user_id for a in DEMO_ACCOUNTS][:n_accounts]
+    urls = {b: add_account(admin_url, b) for b in brokers}
+    engine_bench = Path(__file__).resolve().parent / "engine_bench.py"
+    args = [str(engine_bench), "--sessions", str(sessions), "--seconds", str(seconds), "--instruments", "200",
+            "--accounts", str(n_accounts)]  # fmt: skip
+    for label, env in (("sync off", ""), ("sync on", json.dumps(urls))):
+        done = subprocess.run(
+            [sys.executable, "-c", _ENGINE_WITH_SYNC, *args],
+            env={**os.environ, "KD_BENCH_SYNC": env, "QT_QPA_PLATFORM": "offscreen"},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        wanted = [ln for ln in done.stdout.splitlines() if ln.startswith(("tick-to-intent", "sync during"))]
+        print(f"engine ({label}, {sessions} sessions x 3 segments, {seconds:.0f} s):", *wanted, sep="\n  ")
+        if done.returncode != 0:
+            print(done.stderr[-2000:])
 
 
 def _timed_rounds(store: Store, urls: dict[str, str], step: Any) -> tuple[int, float]:

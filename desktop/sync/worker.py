@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import psycopg
 
 from desktop.store.errors import StoreError
 from desktop.store.store import Store
@@ -70,6 +73,7 @@ class SyncWorker:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._status = SyncStatus(broker_id, "starting")
+        self._conn: psycopg.Connection[Any] | None = None  # the thread's, kept between rounds
         self._thread = threading.Thread(target=self._run, name=f"sync-{broker_id}", daemon=True)
 
     def __repr__(self) -> str:  # never print the URL
@@ -104,18 +108,37 @@ class SyncWorker:
         with self._lock:
             self._status = replace(self._status, **changes)  # type: ignore[arg-type]
 
-    def run_once(self) -> tuple[int, int]:
-        """One round on the calling thread: push everything, pull everything; returns (pushed, pulled)."""
+    def run_once(self, *, keep_open: bool = False) -> tuple[int, int]:
+        """One round on the calling thread: push everything, pull everything; returns (pushed, pulled).
+
+        `keep_open` keeps the connection for the next round (the thread does: connecting costs a login's
+        key derivation, CPU the engine's threads would wait for); any failure closes it.
+        """
+        if self._conn is None or self._conn.closed:
+            self._conn = open_central(self._url)
+        try:
+            pushed, pulled = self._round(self._conn)
+        except BaseException:
+            self._close()
+            raise
+        if not keep_open:
+            self._close()
+        return pushed, pulled
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            with suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _round(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
         broker_id = self.broker_id
         pushed = pulled = 0
-        with open_central(self._url) as conn:
-            while not self._stop.is_set() and (n := push_batch(self._store, conn, broker_id)):
-                pushed += n
-                self._set(
-                    state="pending", pending=pending_count(self._store, broker_id), error="", retry_at=None
-                )
-            while not self._stop.is_set() and (n := pull_batch(self._store, conn, broker_id)):
-                pulled += n
+        while not self._stop.is_set() and (n := push_batch(self._store, conn, broker_id)):
+            pushed += n
+            self._set(state="pending", pending=pending_count(self._store, broker_id), error="", retry_at=None)
+        while not self._stop.is_set() and (n := pull_batch(self._store, conn, broker_id)):
+            pulled += n
         pending = pending_count(self._store, broker_id)
         st = self.status()
         self._set(
@@ -133,7 +156,7 @@ class SyncWorker:
         failures = 0
         while not self._stop.is_set():
             try:
-                self.run_once()
+                self.run_once(keep_open=True)
                 failures = 0
                 wait = self._idle_s
             except (SyncError, StoreError) as exc:
@@ -162,6 +185,7 @@ class SyncWorker:
                 log.exception("sync of %s failed", self.broker_id)
             self._wake.wait(wait)
             self._wake.clear()
+        self._close()
 
 
 class SyncService:

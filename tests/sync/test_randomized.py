@@ -86,7 +86,7 @@ def test_random_kills_and_outages_end_with_every_row_central_once_and_on_every_c
                         stderr=subprocess.DEVNULL,
                     )
                 )
-            time.sleep(rng.uniform(0.5, 2.0))
+            time.sleep(rng.uniform(1.0, 5.0))  # the process needs about 1-2 s to start
             if rng.random() < 0.5:
                 link.cut()
                 time.sleep(rng.uniform(0.1, 1.0))
