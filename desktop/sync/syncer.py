@@ -148,7 +148,7 @@ def push_batch(
                 if rows.get(name):
                     cur.execute(_UPSERTS[name], [list(col) for col in zip(*rows[name], strict=True)])
     except psycopg.Error as exc:
-        raise SyncError(describe(exc) + "; nothing of this batch was saved centrally") from None
+        raise SyncError(describe(exc) + "; the batch stays queued and is sent again") from None
     # Only now: a crash before this line re-sends the batch, which the upserts make a no-op.
     store.outbox.acknowledge(broker_id=broker_id, up_to_seq=entries[-1].seq)
     return len(entries)
@@ -225,12 +225,23 @@ def _insert_pulled(
     db = database(store)
     me = store.device_id
     with db.write(durable=True, what="records pulled from the central database") as conn:
+        # A session of this computer is never fed another computer's copy of its rows (only a copied
+        # database file makes two computers share a session): recovery replays what this one recorded.
+        own_sessions = set(
+            conn.execute(
+                select(sessions.c.session_id).where(
+                    sessions.c.broker_id == broker_id, sessions.c.device_id == me
+                )
+            ).scalars()
+        )
         for name, rows in fetched.items():
-            if not rows:
-                continue
             table = LOCAL_TABLES[name]
             cols = columns(name)
             values = [dict(zip(cols, r[:-1], strict=True)) for r in rows]
+            if "session_id" in cols and name != "sessions":
+                values = [v for v in values if v["session_id"] not in own_sessions]
+            if not values:
+                continue
             stmt = sqlite_insert(table)
             if name in FACTS or name == "profiles":
                 stmt = stmt.on_conflict_do_nothing()

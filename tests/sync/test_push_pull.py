@@ -167,3 +167,19 @@ def test_two_computers_pushing_one_sessions_rows_at_once_store_each_row_once(
     assert _count(central, "orders", "UK9394") == 40
     assert _count(central, "sessions", "UK9394") == 1
     assert _count(central, "journal", "UK9394") == 2  # a random id each: two distinct events
+
+
+def test_a_session_of_this_computer_is_never_fed_another_computers_rows(
+    central: Central, homes: dict[str, Store], tmp_path: Path
+) -> None:
+    # Only a copied database file makes two computers record one session; recovery must replay this one's.
+    url = add_account(central.admin_url, "UK9394")
+    c1, c3 = open_home(homes, tmp_path, "c1"), open_home(homes, tmp_path, "c3")
+    key = SessionKey.new("UK9394")
+    trade(c1, "UK9394", session_id=key.session_id, n_fills=2)
+    trade(c3, "UK9394", session_id=key.session_id, n_fills=4)
+    sync_once(c1, url, "UK9394")
+    sync_once(c3, url, "UK9394")
+    entries = c3.journal.for_session(broker_id="UK9394", session_id=key.session_id)
+    assert [e.device_id for e in entries] == [c3.device_id]
+    assert _count(central, "journal", "UK9394") == 2
