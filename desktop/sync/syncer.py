@@ -150,8 +150,24 @@ def push_batch(
     except psycopg.Error as exc:
         raise SyncError(describe(exc) + "; the batch stays queued and is sent again") from None
     # Only now: a crash before this line re-sends the batch, which the upserts make a no-op.
-    store.outbox.acknowledge(broker_id=broker_id, up_to_seq=entries[-1].seq)
+    acknowledge(store, broker_id, entries[-1].seq)
     return len(entries)
+
+
+def acknowledge(store: Store, broker_id: str, up_to_seq: int) -> None:
+    """Moves the push cursor (never back). Not fsynced: a cursor lost in a power cut only re-sends batches the
+    upserts ignore, and an fsync here would hold the store's write lock that the sessions' writes queue on."""
+    with database(store).write(durable=False, what="sync cursor") as conn:
+        done = conn.execute(
+            select(sync_cursors.c.last_seq).where(sync_cursors.c.broker_id == broker_id)
+        ).scalar()
+        if up_to_seq > int(done or 0):
+            stmt = sqlite_insert(sync_cursors).values(broker_id=broker_id, last_seq=up_to_seq)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[sync_cursors.c.broker_id], set_={"last_seq": up_to_seq}
+                )
+            )
 
 
 def _local_rows(
@@ -224,7 +240,8 @@ def _insert_pulled(
 ) -> None:
     db = database(store)
     me = store.device_id
-    with db.write(durable=True, what="records pulled from the central database") as conn:
+    # Not fsynced either: rows and cursor are lost (and pulled again) together.
+    with db.write(durable=False, what="records pulled from the central database") as conn:
         # A session of this computer is never fed another computer's copy of its rows (only a copied
         # database file makes two computers share a session): recovery replays what this one recorded.
         own_sessions = set(

@@ -86,7 +86,7 @@ def test_postgres_down_at_start_and_mid_run_loses_nothing_and_catches_up(
 _KILLABLE = """
 import os, signal, sys
 import psycopg
-from desktop.store.journal import OutboxRepository
+from desktop.sync import syncer
 from desktop.sync.cli import main
 
 where, calls = sys.argv[2], [0]
@@ -101,13 +101,13 @@ if where == "in_transaction":
         return result
     psycopg.Cursor.execute = execute
 else:
-    real_ack = OutboxRepository.acknowledge
-    def acknowledge(self, **kwargs):
+    real_ack = syncer.acknowledge
+    def acknowledge(*args):
         calls[0] += 1
         if calls[0] == 2:
             os.kill(os.getpid(), signal.SIGKILL)
-        real_ack(self, **kwargs)
-    OutboxRepository.acknowledge = acknowledge
+        real_ack(*args)
+    syncer.acknowledge = acknowledge
 sys.exit(main(["run", "--once", "--home", sys.argv[1]]))
 """
 
