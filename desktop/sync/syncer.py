@@ -17,15 +17,16 @@ another computer's rows never drive this one's trading.
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import Date, DateTime, Integer, Table, func, select
+from sqlalchemy import Date, DateTime, Integer, Table, func, literal_column, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from desktop.store.database import Database
+from desktop.store.database import Database, Prepared
 from desktop.store.schema import (
     DecimalText,
     fills,
@@ -235,6 +236,30 @@ def pull_batch(
     return total
 
 
+_PULL_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+
+
+def _pull_statement(name: str, me: str) -> Prepared:
+    """The local insert of a pulled row of `name`, for the device `me` (compiled once)."""
+    prepared = _PULL_STATEMENTS.get((name, me))
+    if prepared is None:
+        if not re.fullmatch(r"[0-9a-f]{32}", me):
+            raise SyncError("this computer's device id is damaged; nothing was pulled")
+        table = LOCAL_TABLES[name]
+        stmt = sqlite_insert(table)
+        if name in FACTS or name == "profiles":
+            stmt = stmt.on_conflict_do_nothing()
+        else:
+            # Central already chose the winning copy; this computer's own rows are never overwritten.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={c: stmt.excluded[c] for c in columns(name) if c not in ("id", "broker_id")},
+                where=table.c.device_id != literal_column(f"'{me}'"),  # hex only: checked above
+            )
+        prepared = _PULL_STATEMENTS[(name, me)] = Prepared(stmt)
+    return prepared
+
+
 def _insert_pulled(
     store: Store, broker_id: str, fetched: dict[str, list[Sequence[Any]]], cursors: dict[str, int]
 ) -> None:
@@ -252,24 +277,17 @@ def _insert_pulled(
             ).scalars()
         )
         for name, rows in fetched.items():
-            table = LOCAL_TABLES[name]
             cols = columns(name)
             values = [dict(zip(cols, r[:-1], strict=True)) for r in rows]
             if "session_id" in cols and name != "sessions":
                 values = [v for v in values if v["session_id"] not in own_sessions]
             if not values:
                 continue
-            stmt = sqlite_insert(table)
-            if name in FACTS or name == "profiles":
-                stmt = stmt.on_conflict_do_nothing()
-            else:
-                # Central already chose the winning copy; this computer's own rows are never overwritten.
-                stmt = stmt.on_conflict_do_update(
-                    index_elements=[table.c.id],
-                    set_={c: stmt.excluded[c] for c in cols if c not in ("id", "broker_id")},
-                    where=table.c.device_id != me,
-                )
-            conn.execute(stmt, values)
+            # SQLAlchemy's own SQL and value conversions, run on the driver's executemany (see Prepared).
+            binds = [_pull_statement(name, me).bind(v) for v in values]
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.cursor().executemany(binds[0][0], [params for _, params in binds])
         meta = sqlite_insert(store_meta).values(key=_PULL_KEY + broker_id, value=json.dumps(cursors))
         conn.execute(
             meta.on_conflict_do_update(index_elements=[store_meta.c.key], set_={"value": json.dumps(cursors)})

@@ -60,6 +60,10 @@ def test_two_computers_of_one_account_see_each_others_trades_and_nothing_of_anot
         assert len(rows) == 6
         assert {r["broker_id"] for r in rows} == {"UK9394"}
         assert {r["session_label"] for r in rows} == {"NIFTY A", "NIFTY B"}
+    # Pulled rows read back exactly as written (money, times, labels): both computers export the same rows
+    # (trades at the same second may come in another order: each computer lists its own first).
+    lines = [sorted((tmp_path / f"{n}.csv").read_text().splitlines()) for n in ("computer1", "computer3")]
+    assert lines[0] == lines[1]
     own = _export(c1, "UK9394", tmp_path / "own.csv", all_devices=False)
     assert {r["session_label"] for r in own} == {"NIFTY A"} and len(own) == 4
     # Money arrives exact.
