@@ -111,7 +111,9 @@ def _enable(args: argparse.Namespace) -> int:
         raise SyncError("the URL has no password: use the URL `kitedesk sync add-account` printed")
     with open_central(with_password(bare, password)):
         pass  # reachable, the password works, and the schema matches this KiteDesk
+    where = f"in {PASSWORD_ENV}{broker}"
     if f"{PASSWORD_ENV}{broker}" not in os.environ:
+        where = "in the keyring"
         if not secrets.secure:
             raise SyncError(
                 "no secure password store (keyring) on this computer, and a password is never written to a "
@@ -121,7 +123,7 @@ def _enable(args: argparse.Namespace) -> int:
         secrets.set_password(broker, password)
     home = resolve_home(args.home)
     SyncConfig(home).save(AccountSync(broker, bare, True))
-    print(f"sync of {broker} is on ({bare}); the password is in the keyring")
+    print(f"sync of {broker} is on ({bare}); the password is {where}")
     return 0
 
 
