@@ -187,3 +187,22 @@ def test_a_session_of_this_computer_is_never_fed_another_computers_rows(
     entries = c3.journal.for_session(broker_id="UK9394", session_id=key.session_id)
     assert [e.device_id for e in entries] == [c3.device_id]
     assert _count(central, "journal", "UK9394") == 2
+
+
+def test_a_new_tab_never_takes_over_a_session_another_computer_runs(
+    central: Central, homes: dict[str, Store], tmp_path: Path, qapp: object
+) -> None:
+    from desktop.engine.engine import Engine, MemorySecretStore
+
+    url = add_account(central.admin_url, "UK9394")
+    c1 = open_home(homes, tmp_path, "c1")
+    trade(c1, "UK9394", label="NIFTY A")  # running on computer 1: a crash there would be resumed there
+    sync_once(c1, url, "UK9394")
+    with Store.open(tmp_path / "c3") as c3:
+        sync_once(c3, url, "UK9394")
+        assert c3.sessions.list_sessions(broker_id="UK9394", all_devices=True)
+    engine = Engine(tmp_path / "c3", secrets=MemorySecretStore())
+    try:
+        assert not engine.label_resumes("UK9394", "NIFTY A")
+    finally:
+        engine.close()
