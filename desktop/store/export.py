@@ -98,8 +98,12 @@ def export_trades(
     mode: Mode | None = None,
     bom: bool = False,
     replace_only_exports: bool = False,
+    all_devices: bool = False,
 ) -> int:
     """Writes one account's trades of one mode (LIVE unless told PAPER) to `out`; returns the rows written.
+
+    Only this computer's trades, unless `all_devices` (then also those the sync pulled from the account's
+    other computers).
 
     The file appears whole or not at all (written beside `out`, then renamed over it). A path inside the
     KiteDesk folder is always refused: the rename would replace the database (or a log, the profiles) with a
@@ -110,7 +114,12 @@ def export_trades(
     refuse_unsafe_target(Path(out), home=store.home, replace_only_exports=replace_only_exports)
     mode = Mode.LIVE if mode is None else Mode(mode)  # paper trades only when asked: a tax file must not mix
     trades = store.trades.for_account(
-        broker_id=broker_id, mode=mode, date_from=date_from, date_to=date_to, session_label=session_label
+        broker_id=broker_id,
+        mode=mode,
+        date_from=date_from,
+        date_to=date_to,
+        session_label=session_label,
+        device_id=None if all_devices else store.device_id,
     )
     expiries = _ExpiryLookup(store, broker_id)
     rows = [_csv_row(t, expiries) for t in trades]

@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace FILE.csv even if it is not an earlier KiteDesk export (never a file of the KiteDesk folder)",
     )
+    p.add_argument(
+        "--all-devices",
+        action="store_true",
+        help="also the trades the sync brought from the account's other computers",
+    )
     return p
 
 
@@ -74,7 +79,7 @@ def main(argv: Sequence[str]) -> int:
                 print(f"kitedesk export: no account {args.broker!r} in {store.path}", file=sys.stderr)
                 return 1
             if args.session_label is not None and not store.sessions.list_sessions(
-                broker_id=args.broker, label=args.session_label
+                broker_id=args.broker, label=args.session_label, all_devices=args.all_devices
             ):
                 print(
                     f"kitedesk export: {args.broker} has no session labelled {args.session_label!r}",
@@ -91,6 +96,7 @@ def main(argv: Sequence[str]) -> int:
                 mode=mode,
                 bom=args.bom,
                 replace_only_exports=not args.force,
+                all_devices=args.all_devices,
             )
     except StoreError as exc:
         print(f"kitedesk export: {exc}", file=sys.stderr)

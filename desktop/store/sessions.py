@@ -150,10 +150,18 @@ class SessionRepository:
             ).one_or_none()
         return None if row is None else _session(row)
 
-    def list_sessions(self, *, broker_id: str, label: str | None = None) -> list[SessionRecord]:
-        """An account's sessions (optionally those with one label), oldest first."""
+    def list_sessions(
+        self, *, broker_id: str, label: str | None = None, all_devices: bool = False
+    ) -> list[SessionRecord]:
+        """An account's sessions of this computer (optionally those with one label), oldest first.
+
+        Sessions another computer ran arrive through the sync; they are listed only with `all_devices`,
+        so a new tab never takes one over (another computer's rows never drive this one's trading).
+        """
         require_broker_id(broker_id)
         query = select(sessions).where(sessions.c.broker_id == broker_id)
+        if not all_devices:
+            query = query.where(sessions.c.device_id == self._db.device_id)
         if label is not None:
             query = query.where(sessions.c.label == label)
         with self._db.read() as conn:

@@ -62,8 +62,10 @@ class TradeRepository:
         date_from: date | None = None,
         date_to: date | None = None,
         session_label: str | None = None,
+        device_id: str | None = None,
     ) -> list[TradeRow]:
-        """An account's PAPER or LIVE trades between two days (inclusive), oldest first."""
+        """An account's PAPER or LIVE trades between two days (inclusive), oldest first; only those one
+        computer made when `device_id` is given (rows pulled by the sync carry their own device)."""
         require_broker_id(broker_id)
         if not isinstance(mode, Mode):
             raise StoreError("choose PAPER or LIVE: paper and live trades are never listed together")
@@ -76,6 +78,8 @@ class TradeRepository:
             query = query.where(fills.c.trade_date <= date_to)
         if session_label is not None:
             query = query.where(sessions.c.label == session_label)
+        if device_id is not None:
+            query = query.where(fills.c.device_id == device_id)
         with self._db.read() as conn:
             rows = conn.execute(query).all()
             session_ids = sorted({r.session_id for r in rows})

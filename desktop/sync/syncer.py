@@ -1,0 +1,320 @@
+"""Push an account's outbox to the central database, and pull its other computers' rows back.
+
+Push. The outbox is read in batches (oldest first); each batch's records, as they are now, are upserted
+in ONE PostgreSQL transaction, and the local cursor moves past the batch only after that commit. A
+reply lost after the commit means the batch is sent again: every write is idempotent (facts such as
+fills, intents and journal entries are inserted once and never rewritten; an order takes the other
+copy's state only when that state ranks later, never OPEN over COMPLETE; sessions, positions and
+profiles take the newer copy), so the second send changes nothing.
+
+Pull. The account's rows written by other computers, past the pull cursors (one per table, kept in the
+local store_meta in the same transaction as the rows), read in one snapshot so a fill never arrives
+before its session. They are inserted with their own `device_id` and never queued for push. Recovery,
+risk and resume read only this computer's rows (SessionRepository.list_sessions filters by device), so
+another computer's rows never drive this one's trading.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from sqlalchemy import Date, DateTime, Integer, Table, func, literal_column, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from desktop.store.database import Database, Prepared
+from desktop.store.schema import (
+    DecimalText,
+    fills,
+    journal,
+    order_intents,
+    orders,
+    outbox,
+    positions,
+    profiles,
+    sessions,
+    store_meta,
+    sync_cursors,
+)
+from desktop.store.store import Store
+from desktop.sync.central import SyncError, check_broker_id, describe, require_schema
+
+# Parents first: a pulled fill's session is inserted before it (the local store has that foreign key).
+LOCAL_TABLES: dict[str, Table] = {
+    "profiles": profiles,
+    "sessions": sessions,
+    "order_intents": order_intents,
+    "orders": orders,
+    "fills": fills,
+    "positions": positions,
+    "journal": journal,
+}
+FACTS = ("order_intents", "fills", "journal")  # append-only: inserted once, never rewritten
+_LOCAL_ONLY = {"seq"}  # journal's local order; the central change_seq is its own
+PUSH_BATCH = 2000
+PULL_BATCH = 5000
+_PULL_KEY = "sync_pull:"
+
+
+def columns(name: str) -> list[str]:
+    """The columns of a synced table that travel (every local column but the local sequence)."""
+    return [c.name for c in LOCAL_TABLES[name].c if c.name not in _LOCAL_ONLY]
+
+
+def _pg_type(name: str, column: str) -> str:
+    """The PostgreSQL array element type a local column is sent as."""
+    local = LOCAL_TABLES[name].c[column].type
+    if isinstance(local, DecimalText):
+        return "numeric"
+    if isinstance(local, DateTime):
+        return "timestamp"
+    if isinstance(local, Date):
+        return "date"
+    if isinstance(local, Integer):
+        return "integer"
+    return "text"
+
+
+def _upsert_sql(name: str) -> str:
+    """One statement per table and batch: the columns go as arrays (one round trip, planned once)."""
+    cols = columns(name)
+    names = ", ".join(f'"{c}"' for c in cols)
+    arrays = ", ".join(f"%s::{_pg_type(name, c)}[]" for c in cols)
+    head = (
+        f"INSERT INTO kitedesk.{name} AS t ({names}) SELECT * FROM unnest({arrays}) "
+        "ON CONFLICT (broker_id, id) DO "
+    )
+    if name in FACTS:
+        return head + "NOTHING"
+    settable = [c for c in cols if c not in ("broker_id", "id")]
+    sets = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in settable)
+    if name == "orders":
+        sets = sets.replace(
+            '"filled_quantity" = EXCLUDED."filled_quantity"',
+            '"filled_quantity" = GREATEST(t.filled_quantity, EXCLUDED.filled_quantity)',
+        ).replace(
+            '"intent_id" = EXCLUDED."intent_id"',
+            "\"intent_id\" = COALESCE(NULLIF(EXCLUDED.intent_id, ''), t.intent_id)",
+        )
+        rank = "kitedesk.order_status_rank"
+        where = (
+            f"{rank}(EXCLUDED.status) > {rank}(t.status) OR ({rank}(EXCLUDED.status) = {rank}(t.status) "
+            "AND EXCLUDED.updated_at_utc > t.updated_at_utc)"
+        )
+    else:
+        where = "EXCLUDED.updated_at_utc > t.updated_at_utc"
+    return head + f"UPDATE SET {sets} WHERE {where}"
+
+
+_UPSERTS = {name: _upsert_sql(name) for name in LOCAL_TABLES}
+
+
+def database(store: Store) -> Database:
+    """The store's database door (the sync reads the outbox and writes pulled rows through it)."""
+    return store._db  # noqa: SLF001 - the sync sits above the store and shares its one write lock
+
+
+def pending_count(store: Store, broker_id: str) -> int:
+    """How many of the account's local changes wait to be pushed."""
+    with database(store).read() as conn:
+        done = conn.execute(
+            select(sync_cursors.c.last_seq).where(sync_cursors.c.broker_id == broker_id)
+        ).scalar()
+        return int(
+            conn.execute(
+                select(func.count()).where(outbox.c.broker_id == broker_id, outbox.c.seq > int(done or 0))
+            ).scalar_one()
+        )
+
+
+def push_batch(
+    store: Store, conn: psycopg.Connection[Any], broker_id: str, *, limit: int = PUSH_BATCH
+) -> int:
+    """Pushes the account's next outbox batch in one transaction; returns the outbox entries it covered."""
+    entries = store.outbox.pending(broker_id=broker_id, limit=limit)
+    if not entries:
+        return 0
+    wanted: dict[str, set[str]] = defaultdict(set)
+    for e in entries:
+        if e.table_name in LOCAL_TABLES:  # anything else (a cache) never leaves the computer
+            wanted[e.table_name].add(e.record_id)
+    rows = _local_rows(store, broker_id, wanted)
+    try:
+        with conn.transaction(), conn.cursor() as cur:
+            for name in LOCAL_TABLES:
+                if rows.get(name):
+                    cur.execute(_UPSERTS[name], [list(col) for col in zip(*rows[name], strict=True)])
+    except psycopg.Error as exc:
+        raise SyncError(describe(exc) + "; the batch stays queued and is sent again") from None
+    # Only now: a crash before this line re-sends the batch, which the upserts make a no-op.
+    acknowledge(store, broker_id, entries[-1].seq)
+    return len(entries)
+
+
+def acknowledge(store: Store, broker_id: str, up_to_seq: int) -> None:
+    """Moves the push cursor (never back). Not fsynced: a cursor lost in a power cut only re-sends batches the
+    upserts ignore, and an fsync here would hold the store's write lock that the sessions' writes queue on."""
+    with database(store).write(durable=False, what="sync cursor") as conn:
+        done = conn.execute(
+            select(sync_cursors.c.last_seq).where(sync_cursors.c.broker_id == broker_id)
+        ).scalar()
+        if up_to_seq > int(done or 0):
+            stmt = sqlite_insert(sync_cursors).values(broker_id=broker_id, last_seq=up_to_seq)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[sync_cursors.c.broker_id], set_={"last_seq": up_to_seq}
+                )
+            )
+
+
+def _local_rows(
+    store: Store, broker_id: str, wanted: dict[str, set[str]]
+) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    with database(store).read() as conn:
+        for name, ids in wanted.items():
+            table = LOCAL_TABLES[name]
+            cols = [table.c[c] for c in columns(name)]
+            id_list = sorted(ids)
+            found: list[tuple[Any, ...]] = []
+            for start in range(0, len(id_list), 500):  # SQLite caps bound parameters
+                found += [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(*cols).where(
+                            table.c.broker_id == broker_id, table.c.id.in_(id_list[start : start + 500])
+                        )
+                    )
+                ]
+            out[name] = found
+    return out
+
+
+def pull_cursors(store: Store, broker_id: str) -> dict[str, int]:
+    """The account's pull cursors: per table, the last central change_seq received."""
+    with database(store).read() as conn:
+        raw = conn.execute(
+            select(store_meta.c.value).where(store_meta.c.key == _PULL_KEY + broker_id)
+        ).scalar()
+    return {str(k): int(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+def pull_batch(
+    store: Store, conn: psycopg.Connection[Any], broker_id: str, *, limit: int = PULL_BATCH
+) -> int:
+    """Pulls the account's next rows written by other computers; returns how many arrived."""
+    cursors = pull_cursors(store, broker_id)
+    me = store.device_id
+    fetched: dict[str, list[Sequence[Any]]] = {}
+    try:
+        with conn.transaction():
+            # One snapshot for every table: a row's parent (its session) is never missing from it.
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            for name in LOCAL_TABLES:
+                cols = ", ".join(f'"{c}"' for c in columns(name))
+                # Sessions and profiles come whole: a fill's session may have changed after the fill.
+                cap = "" if name in ("profiles", "sessions") else f" LIMIT {int(limit)}"
+                fetched[name] = conn.execute(
+                    f"SELECT {cols}, change_seq FROM kitedesk.{name} "  # noqa: S608 - names are ours
+                    "WHERE broker_id = %s AND change_seq > %s AND device_id <> %s ORDER BY change_seq" + cap,
+                    (broker_id, cursors.get(name, 0), me),
+                ).fetchall()
+    except psycopg.Error as exc:
+        raise SyncError(describe(exc)) from None
+    total = sum(len(v) for v in fetched.values())
+    if total == 0:
+        return 0
+    new_cursors = dict(cursors)
+    for name, rows in fetched.items():
+        if rows:
+            new_cursors[name] = max(new_cursors.get(name, 0), int(rows[-1][-1]))
+    _insert_pulled(store, broker_id, fetched, new_cursors)
+    return total
+
+
+_PULL_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+
+
+def _pull_statement(name: str, me: str) -> Prepared:
+    """The local insert of a pulled row of `name`, for the device `me` (compiled once)."""
+    prepared = _PULL_STATEMENTS.get((name, me))
+    if prepared is None:
+        if not re.fullmatch(r"[0-9a-f]{32}", me):
+            raise SyncError("this computer's device id is damaged; nothing was pulled")
+        table = LOCAL_TABLES[name]
+        stmt = sqlite_insert(table)
+        if name in FACTS or name == "profiles":
+            stmt = stmt.on_conflict_do_nothing()
+        else:
+            # Central already chose the winning copy; this computer's own rows are never overwritten.
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.id],
+                set_={c: stmt.excluded[c] for c in columns(name) if c not in ("id", "broker_id")},
+                where=table.c.device_id != literal_column(f"'{me}'"),  # hex only: checked above
+            )
+        prepared = _PULL_STATEMENTS[(name, me)] = Prepared(stmt)
+    return prepared
+
+
+def _insert_pulled(
+    store: Store, broker_id: str, fetched: dict[str, list[Sequence[Any]]], cursors: dict[str, int]
+) -> None:
+    db = database(store)
+    me = store.device_id
+    # Not fsynced either: rows and cursor are lost (and pulled again) together.
+    with db.write(durable=False, what="records pulled from the central database") as conn:
+        # A session of this computer is never fed another computer's copy of its rows (only a copied
+        # database file makes two computers share a session): recovery replays what this one recorded.
+        own_sessions = set(
+            conn.execute(
+                select(sessions.c.session_id).where(
+                    sessions.c.broker_id == broker_id, sessions.c.device_id == me
+                )
+            ).scalars()
+        )
+        for name, rows in fetched.items():
+            cols = columns(name)
+            values = [dict(zip(cols, r[:-1], strict=True)) for r in rows]
+            if "session_id" in cols and name != "sessions":
+                values = [v for v in values if v["session_id"] not in own_sessions]
+            if not values:
+                continue
+            # SQLAlchemy's own SQL and value conversions, run on the driver's executemany (see Prepared).
+            binds = [_pull_statement(name, me).bind(v) for v in values]
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.cursor().executemany(binds[0][0], [params for _, params in binds])
+        meta = sqlite_insert(store_meta).values(key=_PULL_KEY + broker_id, value=json.dumps(cursors))
+        conn.execute(
+            meta.on_conflict_do_update(index_elements=[store_meta.c.key], set_={"value": json.dumps(cursors)})
+        )
+
+
+def open_central(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the sync (transactions are explicit), checked against this app's schema."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.Error as exc:
+        raise SyncError(describe(exc)) from None
+    try:
+        require_schema(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def sync_once(store: Store, url: str, broker_id: str) -> tuple[int, int]:
+    """Pushes everything pending, then pulls everything new; returns (pushed, pulled)."""
+    broker_id = check_broker_id(broker_id)
+    pushed = pulled = 0
+    with open_central(url) as conn:
+        while n := push_batch(store, conn, broker_id):
+            pushed += n
+        while n := pull_batch(store, conn, broker_id):
+            pulled += n
+    return pushed, pulled
