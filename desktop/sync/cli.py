@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--home", metavar="DIR", help="KiteDesk folder (default $KITEDESK_HOME or the user data folder)"
         )
 
-    sp = sub.add_parser("init-central", help="create or migrate the central schema (admin)")
+    sp = sub.add_parser(
+        "init-central",
+        help="create or migrate the central schema (admin)",
+        epilog="example: kitedesk sync init-central --admin-url postgresql://postgres@db.example/kitedesk",
+    )
     sp.add_argument(
         "--admin-url",
         required=True,
@@ -48,19 +52,39 @@ def build_parser() -> argparse.ArgumentParser:
         ("add-account", "create a login for one account and print its URL once (admin)"),
         ("remove-account", "revoke an account's login (admin)"),
     ):
-        sp = sub.add_parser(name, help=text)
+        sp = sub.add_parser(
+            name,
+            help=text,
+            epilog=f"example: kitedesk sync {name} --admin-url postgresql://postgres@db.example/kitedesk --broker UK9394",
+        )
         sp.add_argument("--admin-url", required=True, metavar="URL", help="never stored")
         sp.add_argument("--broker", required=True, metavar="USER_ID", help="the Kite user id, e.g. UK9394")
-    sp = sub.add_parser("enable", help="sync a profile's records to the URL add-account printed")
+    sp = sub.add_parser(
+        "enable",
+        help="sync a profile's records to the URL add-account printed",
+        epilog="example: kitedesk sync enable UK9394 --url 'postgresql://kd_uk9394:PASSWORD@db.example/kitedesk'",
+    )
     sp.add_argument("profile", metavar="USER_ID")
     sp.add_argument("--url", required=True, metavar="URL", help="postgresql://LOGIN:PASSWORD@HOST:PORT/DB")
     home(sp)
-    sp = sub.add_parser("disable", help="stop syncing a profile (its password is forgotten)")
+    sp = sub.add_parser(
+        "disable",
+        help="stop syncing a profile (its password is forgotten)",
+        epilog="example: kitedesk sync disable UK9394",
+    )
     sp.add_argument("profile", metavar="USER_ID")
     home(sp)
-    sp = sub.add_parser("status", help="each account's sync setting and pending changes")
+    sp = sub.add_parser(
+        "status",
+        help="each account's sync setting and pending changes",
+        epilog="example: kitedesk sync status",
+    )
     home(sp)
-    sp = sub.add_parser("run", help="sync the enabled accounts without a window (a VPS)")
+    sp = sub.add_parser(
+        "run",
+        help="sync the enabled accounts without a window (a VPS)",
+        epilog="example: kitedesk sync run --once --home ~/kitedesk",
+    )
     sp.add_argument("--once", action="store_true", help="push and pull everything once, then exit")
     home(sp)
     return p
