@@ -318,7 +318,7 @@ class LiveGateway(OrderGateway):
                 and r.get("tradingsymbol") == intent.tradingsymbol
                 and r.get("transaction_type") == intent.side.value
                 and int(r.get("quantity") or 0) == intent.quantity
-                and r.get("order_type") == intent.order_type.value
+                # not the order type: Kite lists a MARKET order with market protection as a LIMIT
             ]
             if matches:
                 return str(matches[-1]["order_id"])

@@ -74,6 +74,9 @@ class SegmentSnapshot:
     unrealised_pnl: Decimal = Decimal(0)
     trades_today: int = 0
     note: str = ""
+    # The held position's protection when it needs a trader's eye: "stop triggered, chasing" while a triggered
+    # stop is being chased, "UNPROTECTED: <why>" while no stop-loss order protects it; "" otherwise.
+    protection: str = ""
 
 
 @dataclass(frozen=True, slots=True)

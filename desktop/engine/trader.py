@@ -3,8 +3,9 @@
 Flow: index ticks → 1-minute bars (exchange time) → strategy → risk → journal → order gateway; order
 updates and fills come back through `on_order` / `on_fill` and are written to the store BEFORE the
 strategy hears of them (write-ahead: a crash never loses a fill the engine acted on).
-LIVE: after the entry fills, a protective SL-M order rests at the broker (so a dead KiteDesk still has
-its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
+After the entry fills, a protective SL (stop-loss limit) order rests at the broker, or at the paper gateway
+in PAPER (so a dead KiteDesk still has its position protected), is modified on `MoveStop`, and is cancelled
+before any other exit is sent; desktop/engine/protection.py places, trails, retries and chases it.
 An entry or exit still working `ORDER_PATIENCE` after it was sent has its rest cancelled; an exit or the
 broker's stop that ends part-filled leaves the rest held, protected again and exitable. A LIVE exit sells at
 most what the account's positions show, so a position closed in Kite web never becomes a short one; while
@@ -43,6 +44,7 @@ from desktop.engine.chart import IndexChart
 from desktop.engine.context import ENTRY, EXIT, STOP, Holding, TrackedOrder, TraderContext
 from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
+from desktop.engine.protection import Protection
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
 
@@ -97,6 +99,7 @@ class SegmentTrader:
         self.latency_probe: list[tuple[float, float, float]] | None = None
         # Each entry's tick-to-order-sent (the intent journaled durably, then accepted by the gateway), seconds.
         self.sent_probe: list[float] | None = None
+        self.protection = Protection(self)
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -161,8 +164,10 @@ class SegmentTrader:
             self.holding.exchange, self.holding.tradingsymbol, Side.SELL, left, "protective_stop"
         )
         tracked = TrackedOrder(intent, STOP, order.order_id, order.status)
+        tracked.trigger, tracked.limit = order.trigger_price, order.price
         self.orders[order.order_id] = tracked
         self.holding.stop_order = tracked
+        self.protection.on_update(tracked, order.status)  # adopted triggered: chased like one of this run
         self.log.info(
             "kept the stop-loss order %s at the broker (trigger %s)", order.order_id, order.trigger_price
         )
@@ -193,6 +198,8 @@ class SegmentTrader:
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
             self._chase(self.market_time)
+        if self.market_time is not None:
+            self.protection.on_tick(self.market_time)
         if (
             self.mode is Mode.LIVE
             and self.holding is not None
@@ -297,27 +304,47 @@ class SegmentTrader:
         self.ctx.watch_option(contract.instrument_token, self.segment)
         self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
-    def exit(self, reason: str) -> bool:
-        """Sells the held option now (LIVE: the resting SL order is cancelled first); False if not sent."""
+    def exit(self, reason: str, limit: Decimal | None = None) -> bool:
+        """Sells the held option now (at `limit`, else at market), the resting SL order cancelled first; False
+        if not sent. A stop-loss exit while the broker's stop rests at or above the price leaves that stop to
+        fill (chased if it does not): cancelling it races its own fill."""
         h = self.holding
         now = self.market_time
         if h is None or now is None:
             return False
         if self._open_exit() is not None:
             return False
+        stop = h.stop_order
+        if stop is not None and not stop.done and stop.final and stop.filled < stop.broker_filled:
+            self.log.info("the stop-loss order %s sold %d: waiting for its fills", stop.order_id, stop.broker_filled)
+            self.ctx.gateway.report_fills(stop.order_id)
+            return True
+        if (
+            limit is None
+            and reason in ("stop_loss", "trailing_stop")
+            and stop is not None
+            and stop.resting
+            and stop.order_id
+            and stop.trigger is not None
+            and h.last_price <= stop.trigger
+        ):
+            self.protection.expect_fill(stop)
+            return True
         if h.stop_order is not None and h.stop_order.resting and not self._cancel_stop(h):
             self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
             return False
         quantity = self._sellable(h, now)
         if quantity is None:
             return False
-        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason)
+        kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
+        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, **kind)
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
         sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
         self.log.info(
-            "Exit (%s): SELL %d %s at about %s: %s",
-            reason, quantity, h.tradingsymbol, h.last_price, _sent_note(sent),
+            "Exit (%s): SELL %d %s at %s %s: %s",
+            reason, quantity, h.tradingsymbol, "a limit of" if limit else "about", limit or h.last_price,
+            _sent_note(sent),
         )  # fmt: skip
         if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
@@ -438,23 +465,7 @@ class SegmentTrader:
             self._place_stop(position.stop, quantity)
 
     def _cancel_stop(self, h: Holding) -> bool:
-        stop = h.stop_order
-        assert stop is not None
-        if not stop.order_id:
-            self.log.warning(
-                "the stop-loss order is unconfirmed: it cannot be cancelled before Kite shows it"
-            )
-            return False
-        try:
-            self.ctx.gateway.cancel(stop.order_id)
-        except BrokerError as e:
-            # Already triggered or filled: its fill closes the position; never sell twice.
-            self.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
-            return False
-        stop.cancelled_by_us = True  # fills it got before the cancel still count (`on_fill`)
-        if self.market_time is not None:
-            self.ctx.risk.record_order(self.market_time)
-        return True
+        return self.protection.cancel(h)
 
     def _move_stop(self, new_stop: Decimal, retry: bool = False) -> None:
         self._stop_retry = None
@@ -463,17 +474,12 @@ class SegmentTrader:
             return
         if not retry:
             self.log.info("stop raised to %s", new_stop)
-        if (
-            self.mode is Mode.LIVE
-            and h.stop_order is not None
-            and h.stop_order.resting
-            and h.stop_order.order_id
-        ):
+        stop = h.stop_order
+        if stop is not None and stop.resting and stop.order_id and stop.triggered_at is None:
             try:
-                self.ctx.gateway.modify(h.stop_order.order_id, trigger_price=new_stop)
-                if self.market_time is not None:
-                    self.ctx.risk.record_order(self.market_time)
-                self._journal("stop_moved", {"order_id": h.stop_order.order_id, "trigger": str(new_stop)})
+                self.protection.move(stop, new_stop)
+                self._journal("stop_moved", {"order_id": stop.order_id, "trigger": str(new_stop),
+                                             "limit": str(stop.limit)})  # fmt: skip
             except BrokerError as e:
                 # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
                 # KiteDesk leaves the position protected at the level it had reached.
@@ -483,18 +489,12 @@ class SegmentTrader:
                     self._stop_retry = (self.market_time + STOP_RETRY, new_stop)
 
     def _place_stop(self, level: Decimal | None, quantity: int | None = None) -> None:
-        h = self.holding
-        if h is None or level is None or self.market_time is None:
-            return
-        intent = self._intent(
-            h.exchange, h.tradingsymbol, Side.SELL, h.quantity if quantity is None else quantity,
-            "protective_stop", order_type=OrderType.SL_M, trigger_price=level,
-        )  # fmt: skip
-        self.ctx.risk.check(intent, self.market_time)
-        tracked = self._send(intent, STOP)
-        if tracked is not None:
-            h.stop_order = tracked
-            self.log.info("stop-loss %s: trigger %s", _sent_note(tracked), level)
+        self.protection.place(level, quantity)
+
+    def lot_size(self, h: Holding) -> int:
+        """The exchange's lot of the held option (orders are whole lots)."""
+        ins = self.book.by_symbol(h.exchange, h.tradingsymbol) if self.book is not None else None
+        return ins.lot_size if ins is not None else 1
 
     def _send(self, intent: OrderIntent, role: str) -> TrackedOrder | None:
         """Journal first (durable), then send; None when the gateway refused it."""
@@ -583,15 +583,15 @@ class SegmentTrader:
             self._protect_rest()
 
     def _bind(self, order: Order) -> TrackedOrder | None:
-        """The unconfirmed order of ours this update is about (same instrument, side, quantity and type), now
+        """The unconfirmed order of ours this update is about (same instrument, side and quantity), now
         known by its id; None if none."""
         for tracked in self._working:
             i = tracked.intent
             if (
                 not tracked.order_id
                 and not tracked.done
-                and (order.tradingsymbol, order.side, order.quantity, order.order_type)
-                == (i.tradingsymbol, i.side, i.quantity, i.order_type)
+                # not by order type: Kite lists a MARKET order with protection as a LIMIT
+                and (order.tradingsymbol, order.side, order.quantity) == (i.tradingsymbol, i.side, i.quantity)
             ):
                 tracked.order_id = order.order_id
                 self.orders[order.order_id] = tracked
@@ -620,6 +620,8 @@ class SegmentTrader:
         if tracked is None or tracked.final:
             return
         tracked.status = order.status
+        if tracked.role == STOP:
+            self.protection.on_update(tracked, order.status)
         if order.status.is_final:
             tracked.final = True
             complete = order.status is OrderStatus.COMPLETE
@@ -686,8 +688,8 @@ class SegmentTrader:
                 tracked.order_id, tracked.status.value, tracked.filled, tracked.intent.quantity, tracked.why,
                 h.quantity, h.tradingsymbol,
             )  # fmt: skip
-            if tracked.filled:
-                self._protect_rest()
+            if h.stop_order is tracked:
+                self.protection.on_ended(tracked)
 
     def _entry_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
         i = tracked.intent
@@ -852,7 +854,8 @@ class SegmentTrader:
             realised_pnl=self.realised,
             unrealised_pnl=self.unrealised,
             trades_today=s.trades_today,
-            note=self.note,
+            note="; ".join(n for n in (self.protection.status(), self.note) if n),
+            protection=self.protection.status(),
         )
 
 

@@ -30,11 +30,11 @@ def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_b
     assert (entry.transaction_type, entry.quantity, entry.cancelled_quantity) == ("BUY", 195, 130)
     wait_until(
         qapp,
-        lambda: [o for o in ours("SL-M") if o.status == "TRIGGER PENDING"],
+        lambda: [o for o in ours("SL") if o.status == "TRIGGER PENDING"],
         20,
         "a stop for the part bought",
     )
-    stop = next(o for o in ours("SL-M") if o.status == "TRIGGER PENDING")
+    stop = next(o for o in ours("SL") if o.status == "TRIGGER PENDING")
     assert (stop.instrument.tradingsymbol, stop.quantity) == (entry.instrument.tradingsymbol, 65)
     symbol = entry.instrument.tradingsymbol
     wait_until(
@@ -64,8 +64,8 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
         return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind
                 and o.status == status]  # fmt: skip
 
-    wait_until(qapp, lambda: ours("SL-M", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
-    first_stop = ours("SL-M", "TRIGGER PENDING")[0]
+    wait_until(qapp, lambda: ours("SL", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
+    first_stop = ours("SL", "TRIGGER PENDING")[0]
     symbol = first_stop.instrument.tradingsymbol
     agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
     assert agent is not None
@@ -81,7 +81,7 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
         and rejected[-1].transaction_type == "SELL"
         and rejected[-1].instrument.tradingsymbol == symbol
     )
-    again = [o for o in ours("SL-M", "TRIGGER PENDING") if o.instrument.tradingsymbol == symbol]
+    again = [o for o in ours("SL", "TRIGGER PENDING") if o.instrument.tradingsymbol == symbol]
     legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
     held = sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
     assert held == 65 and [o.quantity for o in again] == [65], "still held, and protected at the broker again"

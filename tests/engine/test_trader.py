@@ -48,7 +48,7 @@ def test_live_entry_fill_rests_a_protective_stop_at_the_strategys_level(make) ->
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     stop = gateway.placed[-1]
-    assert (stop.side, stop.order_type, stop.quantity) == (Side.SELL, OrderType.SL_M, 195)
+    assert (stop.side, stop.order_type, stop.quantity) == (Side.SELL, OrderType.SL, 195)
     assert stop.trigger_price == Decimal("186.00") == trader.strategy.position.stop  # 200 × 0.93
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1"], "the fill is stored before anything acts on it"
@@ -151,7 +151,7 @@ def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(ma
     assert trader.strategy.exits.exit_pending is False, "the strategy may ask to exit the rest"
     stop = gateway.placed[-1]
     assert (stop.side, stop.order_type, stop.quantity, stop.trigger_price) == (
-        Side.SELL, OrderType.SL_M, 115, Decimal("186.00")
+        Side.SELL, OrderType.SL, 115, Decimal("186.00")
     )  # fmt: skip
     assert trader.holding.stop_order is not None and trader.holding.stop_order.intent is stop
     assert any(
@@ -182,7 +182,7 @@ def test_an_entry_left_part_filled_is_cancelled_after_its_patience_and_the_part_
     trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=100))
     assert trader.holding is not None and trader.holding.quantity == 100
     stop = gateway.placed[-1]
-    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL_M, 100, Decimal("186.00"))
+    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL, 100, Decimal("186.00"))
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -201,7 +201,7 @@ def test_an_exit_left_unfilled_is_cancelled_then_protected_and_asked_again(make)
     trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED))
     assert trader.holding is not None and trader.holding.quantity == 195
     assert trader.strategy.exits.exit_pending is False
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 195)
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 195)
 
 
 @pytest.mark.parametrize(
@@ -244,7 +244,7 @@ def test_an_entry_cancelled_before_its_fills_arrive_is_settled_when_they_come(ma
     assert trader.holding is None and not trader.flat(), "waiting for the 100 filled"
     fill(trader, "O1", 100, "200")
     assert trader.holding is not None and trader.holding.quantity == 100
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 100)
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 100)
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -258,7 +258,7 @@ def test_an_exit_cancelled_before_its_fills_arrive_counts_them_when_they_come(ma
     fill(trader, "O3", 80, "185", "F2")
     assert trader.holding is not None and trader.holding.quantity == 115
     assert trader.realised == Decimal("-1200.00")
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 115)
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 115)
 
 
 def test_what_the_stop_sold_before_an_exit_cancelled_it_is_neither_sold_again_nor_lost(make) -> None:
