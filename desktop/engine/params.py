@@ -14,6 +14,10 @@ from typing import Any
 
 from desktop.domain import MARKET_CLOSE, MARKET_OPEN, Mode, Segment, StrategyParams
 
+# Zerodha squares off index F&O MIS positions itself at 15:25 (and takes no fresh MIS orders after it): the
+# strategy's own square-off must come first, with time for its exit to fill or be chased.
+LATEST_SQUARE_OFF = time(15, 20)
+
 # Kite allows 400 orders a minute per account, shared by every session of that account.
 KITE_ORDERS_PER_MINUTE = 400
 KITE_ORDERS_PER_DAY = 5000
@@ -298,6 +302,11 @@ def parse_params(
         )
     if square_off and not (MARKET_OPEN < square_off <= MARKET_CLOSE):
         problems.append(f"square_off {format_clock(square_off)} must be within market hours (09:15–15:30)")
+    elif square_off and square_off > LATEST_SQUARE_OFF:
+        problems.append(
+            f"square_off {format_clock(square_off)} is too late: Zerodha squares off intraday (MIS) option "
+            f"positions itself from 15:25, with a charge per order; use {format_clock(LATEST_SQUARE_OFF)} or earlier"
+        )
 
     max_trades = c.whole("max_trades_per_day", 5, 1, KITE_ORDERS_PER_DAY, why=" (Kite's orders a day)")
     max_loss = Decimal(5000)
