@@ -75,6 +75,7 @@ class SegmentTrader:
         self.market_time: datetime | None = None
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
+        self.let_go: Holding | None = None  # the last position let go (gone from the broker), see `_late_sale`
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
         self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
@@ -387,6 +388,7 @@ class SegmentTrader:
         if h.stop_order is not None and h.stop_order.resting:
             self._cancel_stop(h)
         self.holding = None
+        self.let_go = h  # a fill of our own sale still on its way is counted against it (`_sold`)
         self._save_flat(h.exchange, h.tradingsymbol)
         self.strategy.on_exit(h.last_price, now, "closed_outside")
         self.ctx.risk.on_position_closed(self.segment)
@@ -720,8 +722,7 @@ class SegmentTrader:
         """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left."""
         h = self.holding
         if h is None or h.tradingsymbol != fill.tradingsymbol:
-            self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
-                             tracked.order_id)  # fmt: skip
+            self._late_sale(tracked, fill)
             return
         pnl = h.sell(fill.quantity, fill.price)
         self._roll_day(fill.timestamp)
@@ -747,6 +748,25 @@ class SegmentTrader:
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), fill.timestamp)
         if self.index_price is not None:
             self.chart.mark(fill.timestamp, self.index_price, "exit", f"{reason} {price}")
+
+    def _late_sale(self, tracked: TrackedOrder, fill: Fill) -> None:
+        """A fill of our own sale (the stop, an exit) after its position was let go (the broker's positions showed
+        it gone before this fill came): it is what sold it, so its P&L is counted, whatever the order of events."""
+        gone = self.let_go
+        if gone is None or gone.tradingsymbol != fill.tradingsymbol or gone.quantity <= 0:
+            self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
+                             tracked.order_id)  # fmt: skip
+            return
+        pnl = gone.sell(fill.quantity, fill.price)
+        self._roll_day(fill.timestamp)
+        self.realised += pnl
+        tracked.pnl += pnl
+        self.log.warning("%s order %s sold %d %s at %s after the position was let go: P&L %s counted",
+                         tracked.role, tracked.order_id, fill.quantity, fill.tradingsymbol, fill.price, pnl)  # fmt: skip
+        self._journal("late_fill_counted", {"order_id": tracked.order_id, "symbol": fill.tradingsymbol,
+                                            "qty": fill.quantity, "price": str(fill.price), "pnl": str(pnl)})  # fmt: skip
+        self._save_flat(gone.exchange, gone.tradingsymbol)
+        self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, fill.timestamp)
 
     def _roll_day(self, t: datetime) -> None:
         """A new market day: the day's realised P&L (what the daily loss limit counts) starts again."""

@@ -487,3 +487,34 @@ def test_two_sessions_holding_one_option_never_keep_stops_for_more_than_the_acco
     assert first.holding is not None and first.holding.quantity == 195 and first_gw.cancelled == []
     assert second.holding is None and second_gw.cancelled == ["O2"], "its stop would have sold short"
     assert "(the account holds 195, held first by its other sessions)" in second.log.path.read_text()
+
+
+def test_a_broker_stop_fill_is_counted_when_the_strategys_exit_fires_between_its_update_and_its_fill(make) -> None:
+    # Issue 16, defect 1: the broker's stop and the strategy's own exit on the same tick. The stop's COMPLETE came
+    # first, the exit then found no position at the broker and let it go, and the stop's fill that followed was
+    # dropped ("a sale of 195 with no position held"): the day's P&L (and max_daily_loss) counted too little.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.COMPLETE, filled_quantity=195))
+    gateway.net = 0  # the broker's positions already show it sold
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("target")])
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"], "nothing sold twice"
+
+
+def test_a_fill_of_our_stop_after_the_position_was_let_go_is_still_counted(make) -> None:
+    # The other order of events: the exit cancelled the stop (the cancel reached Kite after the stop had filled),
+    # saw no position at the broker and let it go; the stop's fill came after.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])
+    assert trader.holding is None
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.realised == Decimal("-2730.00")
+    assert trader.ctx.risk.daily_pnl == Decimal("-2730.00")
+    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
+    assert "late_fill_counted" in kinds
