@@ -455,10 +455,10 @@ class SegmentTrader:
         return max(0, net - before)
 
     def _protect_rest(self) -> None:
-        """LIVE: the position is still held after an exit failed or sold only part: a stop-loss order for what the
+        """The position is still held after an exit failed or sold only part: a stop-loss order for what the
         broker still holds (or the position is let go when it holds none)."""
         h, position, now = self.holding, self.strategy.position, self.market_time
-        if self.mode is not Mode.LIVE or h is None or position is None or now is None:
+        if h is None or position is None or now is None:
             return
         if h.stop_order is not None and h.stop_order.resting:
             return
@@ -712,8 +712,7 @@ class SegmentTrader:
             "entry_filled",
             {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price), "stop": str(stop)},
         )
-        if self.mode is Mode.LIVE:
-            self._place_stop(stop)
+        self._place_stop(stop)  # LIVE at Kite, PAPER at the paper gateway: one protection path
         if self.exit_if_filled is not None:
             self.log.warning("the entry filled after its cancel (%s): selling it", self.exit_if_filled)
             self.exit(self.exit_if_filled)

@@ -150,3 +150,14 @@ def test_an_open_sl_of_the_tag_is_adopted_triggered_or_not_and_a_triggered_one_i
         assert len(gateway.modified) == 1 and gateway.limits[0] is not None and gateway.limits[0] < Decimal("150")
     else:
         assert gateway.modified == []
+
+
+def test_a_paper_restart_protects_the_position_it_rebuilds_with_a_stop_at_the_paper_gateway(make) -> None:
+    trader, gateway, store = make(Mode.PAPER)
+    key = trader.ctx.key
+    store.fills.record(Fill("F1", "P1", key, Mode.PAPER, "NFO", SYMBOL, Side.BUY, 195, Decimal("200"), T0))
+    recover_paper(trader, T0)
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.order_type, i.quantity, i.trigger_price) for i in gateway.placed] == [
+        (OrderType.SL, 195, Decimal("186.00"))
+    ]

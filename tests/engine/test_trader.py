@@ -76,7 +76,8 @@ def test_the_entry_order_leaves_before_its_notes_log_line_and_the_options_subscr
 
     gateway.place = noting_place  # type: ignore[method-assign]
     enter(trader, gateway)
-    assert notes_when_placed == [[]] and placed_when_watched == [1]
+    assert notes_when_placed[0] == [] and placed_when_watched == [1]
+    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL], "PAPER's stop too"
     notes = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
     assert [n.kind for n in notes][:2] == ["order_sent", "entry_sent"]
     assert notes[0].payload["order_id"] == "O1" and notes[1].payload["placed"] is True
@@ -306,16 +307,16 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
 def test_a_new_market_day_starts_the_days_pnl_and_its_loss_limit_again(make) -> None:
     trader, gateway, _ = make(Mode.PAPER, max_daily_loss=5000)
     enter(trader, gateway, "200")
-    trader.act([ExitPosition("stop_loss")])
-    fill(trader, "O2", 195, "180", "F2")  # −3,900 on day 1
+    trader.act([ExitPosition("stop_loss")])  # PAPER rests a stop at the paper gateway (O2), cancelled to exit
+    fill(trader, "O3", 195, "180", "F2")  # −3,900 on day 1
     next_day = T0 + timedelta(days=1)
     trader.on_ticks([Tick(trader.segment.spec.index_token, Decimal("25012.40"), next_day)])
     assert trader.realised == 0
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
-    fill(trader, "O3", 195, "200", "F3", at=next_day)
+    fill(trader, "O4", 195, "200", "F3", at=next_day)
     trader.act([ExitPosition("stop_loss")])
-    fill(trader, "O4", 195, "194", "F4", at=next_day)  # −1,170 on day 2
+    fill(trader, "O6", 195, "194", "F4", at=next_day)  # −1,170 on day 2
     assert trader.realised == Decimal("-1170.00")
     assert trader.ctx.risk.daily_pnl == Decimal("-1170.00") and not trader.ctx.risk.loss_limit_breached
 
