@@ -129,3 +129,28 @@ def test_a_triggered_stop_that_fills_is_never_chased(make) -> None:
     trader.on_ticks([Tick(trader.segment.spec.index_token, Decimal("25000"), T0 + timedelta(seconds=10))])
     assert trader.holding is None and gateway.modified == [] and gateway.cancelled == []
     assert trader.realised == Decimal("-2925.00")
+
+
+def test_a_rejected_stop_is_placed_again_with_backoff_and_the_position_shows_unprotected_meanwhile(make) -> None:
+    # Issue 16, defect 2: after "REJECTED with 0 of 195 sold" the position had no stop for 25 market minutes
+    # while the panel showed its stop level.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.REJECTED, status_message="RMS: margin"))
+    snap = trader.snapshot(AgentState.RUNNING)
+    assert snap.protection.startswith("UNPROTECTED: the stop-loss order O2 was rejected: RMS: margin")
+    assert snap.note.startswith("UNPROTECTED")
+    assert len(gateway.placed) == 2
+    option_tick(trader, "199", 2)
+    assert len(gateway.placed) == 2, "not at once: a refusal is not answered with a storm"
+    option_tick(trader, "199", 3)  # 2 s later: placed again
+    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL, OrderType.SL]
+    assert trader.snapshot(AgentState.RUNNING).protection == ""
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: margin"))
+    option_tick(trader, "199", 6)
+    assert len(gateway.placed) == 3, "the pause doubles: 4 s"
+    option_tick(trader, "199", 7)
+    assert len(gateway.placed) == 4 and gateway.placed[-1].trigger_price == Decimal("186.00")
+    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
+    assert kinds.count("unprotected") == 2
