@@ -47,6 +47,7 @@ from desktop.engine.params import effective_itm_offset, itm_offset_note, order_q
 from desktop.engine.protection import Protection
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
+from desktop.store.errors import StoreError
 
 _ONE_MINUTE = timedelta(minutes=1)
 # An entry or exit still working this long after it was sent (a thin option, a market order held at its
@@ -75,7 +76,8 @@ class SegmentTrader:
         self.market_time: datetime | None = None
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
-        self.let_go: Holding | None = None  # the last position let go (gone from the broker), see `_late_sale`
+        self.let_go: Holding | None = None
+        self._journal_down_until: datetime | None = None  # an intent could not be journalled: exits wait till  # the last position let go (gone from the broker), see `_late_sale`
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
         self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
@@ -331,17 +333,26 @@ class SegmentTrader:
         ):
             self.protection.expect_fill(stop)
             return True
-        if h.stop_order is not None and h.stop_order.resting and not self._cancel_stop(h):
-            self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
-            return False
+        if self._journal_down_until is not None and now < self._journal_down_until:
+            return False  # the journal failed a moment ago: the stop keeps protecting; asked again later
         quantity = self._sellable(h, now)
         if quantity is None:
             return False
         kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
         intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, **kind)
+        # The intent is durable BEFORE the stop is cancelled: an exit that could not be journalled must not leave
+        # the position with no stop and no exit (a full disk, a database locked for seconds).
+        if not self._record_intent(intent):
+            self.strategy.on_exit_rejected("the journal cannot be written")
+            if self.exit_if_filled is not None:
+                self._exit_again_at = now + ORDER_PATIENCE
+            return False
+        if h.stop_order is not None and h.stop_order.resting and not self._cancel_stop(h):
+            self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
+            return False
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
-        sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
+        sent = self._send(intent, EXIT, recorded=True)  # the order first, then the log line (see _enter)
         self.log.info(
             "Exit (%s): SELL %d %s at %s %s: %s",
             reason, quantity, h.tradingsymbol, "a limit of" if limit else "about", limit or h.last_price,
@@ -498,10 +509,30 @@ class SegmentTrader:
         ins = self.book.by_symbol(h.exchange, h.tradingsymbol) if self.book is not None else None
         return ins.lot_size if ins is not None else 1
 
-    def _send(self, intent: OrderIntent, role: str) -> TrackedOrder | None:
-        """Journal first (durable), then send; None when the gateway refused it."""
+    def _record_intent(self, intent: OrderIntent) -> bool:
+        """The intent made durable; False when the store cannot write it: then the session takes no new entries
+        (nothing may be sent that the journal does not hold) and exits are asked again a little later."""
         assert self.market_time is not None
-        self.ctx.store.intents.record(intent, at=self.market_time)
+        try:
+            self.ctx.store.intents.record(intent, at=self.market_time)
+        except StoreError as e:
+            self._journal_down_until = self.market_time + STOP_RETRY
+            self.halted_entries = True
+            self.ctx.risk.kill(f"the journal cannot be written ({e})")
+            self.log.error(
+                "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
+                "session takes no new entries",
+                intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
+            )  # fmt: skip
+            return False
+        self._journal_down_until = None
+        return True
+
+    def _send(self, intent: OrderIntent, role: str, recorded: bool = False) -> TrackedOrder | None:
+        """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
+        assert self.market_time is not None
+        if not recorded and not self._record_intent(intent):
+            return None
         tracked = TrackedOrder(intent, role)
         try:
             order = self.ctx.gateway.place(intent)

@@ -24,6 +24,7 @@ from desktop.domain import (
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition, ExitPosition, MoveStop
 from desktop.engine.trader import SegmentTrader
+from desktop.store.errors import StoreWriteError
 from tests.engine.traders import T0, enter, fill
 
 
@@ -519,3 +520,24 @@ def test_a_fill_of_our_stop_after_the_position_was_let_go_is_still_counted(make)
     assert trader.ctx.risk.daily_pnl == Decimal("-2730.00")
     kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
     assert "late_fill_counted" in kinds
+
+
+def test_an_exit_that_cannot_be_journalled_keeps_the_stop_and_halts_entries(make) -> None:
+    # Issue 16, defect 3: the exit cancelled the stop, then failed to record its intent (disk full, database
+    # locked) and sent nothing: the position was left with no stop until a restart.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    record = store.intents.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.intents.record = disk_full  # type: ignore[method-assign]
+    trader.act([ExitPosition("signal_exit")])
+    assert gateway.cancelled == [] and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    assert trader.holding is not None and trader.protected_at_broker()
+    assert trader.ctx.risk.halted and "journal cannot be written" in (trader.ctx.risk.halt_reason or "")
+    store.intents.record = record  # type: ignore[method-assign]
+    index_tick(trader, 6)  # the store writes again: the exit goes (cancel first, then the sale)
+    trader.act([ExitPosition("signal_exit")])
+    assert gateway.cancelled == ["O2"] and gateway.placed[-1].reason == "signal_exit"
