@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from desktop.broker import exchange_rules as rules
 from desktop.broker.sim.market import Market, SimInstrument
 
 ZERO = Decimal(0)
-FREEZE_LOTS = {"NIFTY": 1800 // 65, "BANKNIFTY": 900 // 30, "SENSEX": 1000 // 20}
 SHORT_OPTION_MARGIN = Decimal("0.12")  # of the underlying's notional, a rough SPAN+exposure stand-in
 PRODUCTS = ("MIS", "NRML")
 ORDER_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
@@ -219,8 +219,10 @@ class AccountBook:
         order_ids: IdSource,
         trade_ids: IdSource,
         on_order_update: OrderListener,
+        freeze_overrides: Mapping[str, int] | None = None,
     ) -> None:
         self.user_id = user_id
+        self._freeze_overrides = dict(freeze_overrides or {})
         self.opening_balance = funds
         self._market = market
         self._order_ids = order_ids
@@ -245,6 +247,9 @@ class AccountBook:
         order_type = form.get("order_type", "").upper()
         if order_type not in ORDER_TYPES:
             raise input_error("Invalid `order_type`.")
+        refusal = rules.order_type_refusal(instrument.exchange, order_type)
+        if refusal:  # SL-M for an option: Kite blocks it before anything else is looked at
+            raise input_error(refusal)
         product = form.get("product", "").upper()
         if product not in PRODUCTS:
             raise input_error(f"Invalid `product` {product or '(missing)'} for F&O: use MIS or NRML.")
@@ -262,12 +267,21 @@ class AccountBook:
             raise input_error("Invalid `tag`: alphanumeric, at most 20 characters.")
         if not self._market_open(now):
             raise input_error("Markets are closed right now. Try again between 09:15 and 15:30.")
-        if order_type == "SL" and trigger and price and self._trigger_wrong_side(side, price, trigger):
-            raise input_error(
-                "Trigger price for stoploss buy orders should be less than price."
-                if side == "BUY"
-                else "Trigger price for stoploss sell orders should be higher than price."
-            )
+        token = instrument.instrument_token
+        ltp = self._market.last_price(token, now)
+        self._check_rules(
+            instrument,
+            side,
+            order_type,
+            price,
+            trigger,
+            ltp,
+            traded_today=self._market.traded_today(token, now),
+        )
+        if order_type == "MARKET":
+            # Kite turns a protected MARKET order into a LIMIT at the protected price, and lists it so.
+            price = rules.protected_price(instrument.exchange, side, ltp, protection)
+            order_type = "LIMIT"
 
         order = SimOrder(
             order_id=self._order_ids.next(),
@@ -336,23 +350,30 @@ class AccountBook:
         trigger = order.trigger_price
         if form.get("trigger_price"):
             trigger = self._price(form["trigger_price"], "trigger_price", required=True)
+        refusal = rules.order_type_refusal(order.instrument.exchange, order_type)
+        if refusal:
+            raise input_error(refusal)
         if order_type in ("LIMIT", "SL") and not price:
             raise input_error("Missing `price`.")
         if order_type in ("SL", "SL-M") and not trigger:
             raise input_error("Missing `trigger_price`.")
         protection = order.market_protection
-        if order_type in ("MARKET", "SL-M") and form.get("market_protection"):
-            protection = self._market_protection(form["market_protection"], order_type)
-        side = order.transaction_type
-        if order_type == "SL" and self._trigger_wrong_side(side, price, trigger):
-            raise input_error(
-                "Trigger price for stoploss buy orders should be less than price."
-                if side == "BUY"
-                else "Trigger price for stoploss sell orders should be higher than price."
+        if order_type == "MARKET":
+            protection = self._market_protection(
+                form.get("market_protection") or str(protection or ""), order_type
             )
         # A stop that has already triggered stays OPEN; one that has not (or a LIMIT made a stop) waits.
-        triggered = order.order_type in ("SL", "SL-M") and order.status == "OPEN"
-        status = "TRIGGER PENDING" if order_type in ("SL", "SL-M") and not triggered else "OPEN"
+        triggered = order.order_type == "SL" and order.status == "OPEN"
+        token = order.instrument.instrument_token
+        ltp = self._market.last_price(token, now)
+        self._check_rules(
+            order.instrument, order.transaction_type, order_type, price, trigger, ltp,
+            triggered=triggered and order_type == "SL", traded_today=self._market.traded_today(token, now),
+        )  # fmt: skip
+        if order_type == "MARKET":
+            price = rules.protected_price(order.instrument.exchange, order.transaction_type, ltp, protection)
+            order_type = "LIMIT"
+        status = "TRIGGER PENDING" if order_type == "SL" and not triggered else "OPEN"
         order.quantity, order.order_type, order.price = quantity, order_type, price
         order.trigger_price, order.market_protection = trigger, protection
         order.modified = True
@@ -397,13 +418,25 @@ class AccountBook:
             triggered = ltp >= order.trigger_price if buy else ltp <= order.trigger_price
             if not triggered:
                 return
+            # The triggered stop reaches the exchange's book as a limit order: limit price protection is
+            # checked now, against the price of the moment, and a limit outside it is cancelled.
+            cancelled = (
+                rules.lpp_cancel_message(order.instrument.exchange, order.price, ltp)
+                if rules.is_option_exchange(order.instrument.exchange)
+                else None
+            )
+            if cancelled:
+                order.status_message = cancelled
+                order.cancelled_quantity = order.quantity - order.filled_quantity
+                self._transition(order, "CANCELLED", now)
+                return
             self._transition(order, "OPEN", now)
         if order.status != "OPEN":
             return
         touch = ask if buy else bid
-        if order.order_type in ("MARKET", "SL-M"):
-            self._fill(order, touch, now)
-        elif (buy and touch <= order.price) or (not buy and touch >= order.price):
+        # Every working option order is a limit here (a MARKET one became a protected LIMIT, SL-M is
+        # refused): it fills only at its limit or better, so a premium that gaps through it leaves it open.
+        if (buy and touch <= order.price) or (not buy and touch >= order.price):
             # An incoming marketable limit takes the touch; a resting one is hit at its own limit.
             fresh = order.updated_at == now
             self._fill(order, touch if fresh else order.price, now)
@@ -519,8 +552,7 @@ class AccountBook:
             raise input_error(f"{symbol} is an index and cannot be traded.")
         return instrument
 
-    @staticmethod
-    def _quantity(raw: str | None, instrument: SimInstrument) -> int:
+    def _quantity(self, raw: str | None, instrument: SimInstrument) -> int:
         try:
             qty = int(str(raw))
         except (TypeError, ValueError):
@@ -529,9 +561,9 @@ class AccountBook:
             raise input_error("Quantity should be greater than zero.")
         if qty % instrument.lot_size:
             raise input_error(f"Quantity should be a multiple of the lot size {instrument.lot_size}.")
-        freeze = FREEZE_LOTS.get(instrument.name)
-        if freeze and qty > freeze * instrument.lot_size:
-            raise input_error(f"Quantity {qty} exceeds the freeze limit of {freeze * instrument.lot_size}.")
+        refusal = rules.freeze_refusal(instrument.name, qty, self._freeze_overrides)
+        if refusal:
+            raise input_error(refusal)
         return qty
 
     @staticmethod
@@ -567,8 +599,22 @@ class AccountBook:
         return value
 
     @staticmethod
-    def _trigger_wrong_side(side: str, price: Decimal, trigger: Decimal) -> bool:
-        return trigger > price if side == "BUY" else trigger < price
+    def _check_rules(
+        instrument: SimInstrument,
+        side: str,
+        order_type: str,
+        price: Decimal,
+        trigger: Decimal,
+        ltp: Decimal,
+        *,
+        triggered: bool = False,
+        traded_today: bool = True,
+    ) -> None:
+        """Kite's and the exchange's option rules (desktop/broker/exchange_rules.py): InputException if broken."""
+        order = rules.OptionOrder(instrument.exchange, side, order_type, price or None, trigger or None)
+        refusal = rules.order_refusal(order, ltp, triggered=triggered, traded_today=traded_today)
+        if refusal:
+            raise input_error(refusal)
 
     @staticmethod
     def _market_open(now: datetime) -> bool:

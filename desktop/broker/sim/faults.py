@@ -12,16 +12,25 @@ Kinds (JSON body of POST /_sim/faults, or `Simulator.inject_fault` from Python):
   lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
 - fail_next_request {api_key, error_type, message?, status?}: the account's next REST call fails with that
   Kite error (status defaults to the one Kite uses for the type), to test every exception class.
+
+Market faults (every account sees them; no api_key needed):
+- gap_premium {tradingsymbol, exchange?, percent}: the contract's premium jumps by `percent` % (negative:
+  falls) in one tick, from the market's now on: a stop-loss limit the premium gaps through stays unfilled,
+  or is cancelled when its limit falls outside limit price protection. Resting orders are worked at once.
+- no_trade_today {tradingsymbol, exchange?}: the contract counts as not traded today, so MARKET orders in
+  it are refused (exchange reject 17181).
 """
 
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from desktop.broker.sim.book import SimKiteError, input_error
 
 if TYPE_CHECKING:
+    from desktop.broker.sim.market import SimInstrument
     from desktop.broker.sim.state import SimState
     from desktop.broker.sim.stream import TickStreamer
 
@@ -34,7 +43,10 @@ FAULT_KINDS = (
     "fill_part_of_next_order",
     "lose_next_order_reply",
     "fail_next_request",
+    "gap_premium",
+    "no_trade_today",
 )
+MARKET_FAULTS = ("gap_premium", "no_trade_today")
 # What Kite answers for each error type it names (KITE.md, "Exceptions").
 ERROR_STATUS = {
     "TokenException": 403,
@@ -67,6 +79,8 @@ async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dic
     kind = body.get("kind")
     if kind not in FAULT_KINDS:
         raise input_error(f"Unknown fault kind {kind!r}: choose from {', '.join(FAULT_KINDS)}.")
+    if kind in MARKET_FAULTS:
+        return _apply_market_fault(state, kind, body)
     acc = state.account(str(body.get("api_key", "")))
     result: dict[str, Any] = {"kind": kind, "api_key": acc.account.api_key}
     if kind == "expire_token":
@@ -103,4 +117,35 @@ async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dic
         message = str(body.get("message") or f"Simulated {error_type}")
         acc.fail_next_request = SimKiteError(status, error_type, message)
         result["error_type"] = error_type
+    return result
+
+
+def _contract_of(state: SimState, kind: str, body: dict[str, Any]) -> SimInstrument:
+    symbol = str(body.get("tradingsymbol", ""))
+    exchange = str(body.get("exchange") or ("BFO" if symbol.upper().startswith("SENSEX") else "NFO"))
+    inst = state.market.find(exchange, symbol)
+    if inst is None or not inst.is_option:
+        raise input_error(f'{kind} needs "tradingsymbol" of an option in today\'s instruments: {symbol!r}.')
+    return inst
+
+
+def _apply_market_fault(state: SimState, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    inst = _contract_of(state, kind, body)
+    result: dict[str, Any] = {"kind": kind, "exchange": inst.exchange, "tradingsymbol": inst.tradingsymbol}
+    if kind == "no_trade_today":
+        state.market.mark_untraded(inst.instrument_token)
+        return result
+    try:
+        percent = Decimal(str(body["percent"]))
+    except (KeyError, ArithmeticError):
+        raise input_error(
+            'gap_premium needs "percent": a number above -100 (negative: the premium falls).'
+        ) from None
+    if not percent.is_finite() or percent <= -100 or percent == 0:
+        raise input_error('gap_premium needs "percent": a number above -100 (negative: the premium falls).')
+    now = state.clock.now().replace(microsecond=0)
+    before, after = state.market.gap_premium(inst.instrument_token, percent, now)
+    for acc in state.accounts.values():  # the jump is one tick: resting orders meet the new price at once
+        acc.book.work_all(now)
+    result.update(percent=float(percent), before=float(before), after=float(after))
     return result

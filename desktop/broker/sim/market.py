@@ -19,7 +19,14 @@ import numpy as np
 from desktop.broker.sim.instruments import SimInstrument, index_instrument, instruments_csv, option_chain
 from desktop.broker.sim.pricing import SESSION_SECONDS, IndexPaths
 from desktop.broker.sim.series import InstrumentDay, minute_of
-from desktop.broker.sim.snapshot import Snapshot, build_snapshot, candle_rows, quote_dict, snapshot_packet
+from desktop.broker.sim.snapshot import (
+    TICK_PAISE,
+    Snapshot,
+    build_snapshot,
+    candle_rows,
+    quote_dict,
+    snapshot_packet,
+)
 from desktop.domain import MARKET_OPEN, Segment
 
 __all__ = ["INTERVAL_MINUTES", "Market", "SimInstrument"]
@@ -63,6 +70,9 @@ class Market:
         self._packets: dict[tuple[int, str], tuple[datetime, int, bytes]] = {}
         self._last_where: tuple[datetime, _Where] | None = None
         self._csv: dict[str | None, str] = {}
+        # Faults (desktop/broker/sim/faults.py): premium gaps as (from, factor) per token, contracts untraded.
+        self._gaps: dict[int, list[tuple[datetime, Decimal]]] = {}
+        self._untraded: set[int] = set()
         today = self._paths.day(trading_day)
         rows: list[SimInstrument] = []
         for segment in Segment:
@@ -108,9 +118,60 @@ class Market:
         cached = self._prices.get(token)
         if cached is not None and cached[1] == where.second and cached[0] == where.day:
             return _rupees(cached[2])
-        paise = self._price(self.instrument(token), where.day, where.second)
+        paise = self._gapped(token, t, self._price(self.instrument(token), where.day, where.second))
         self._prices[token] = (where.day, where.second, paise)
         return _rupees(paise)
+
+    # ----------------------------------------------------------------- faults
+    def gap_premium(self, token: int, percent: Decimal, at: datetime) -> tuple[Decimal, Decimal]:
+        """From `at` on, the contract trades `percent` % away from the model (one tick's jump, a gap).
+
+        Ticks, quotes, the LTP and order matching read the gapped price; historical candles keep the model's
+        path. Returns the last price just before and just after the jump.
+        """
+        inst = self.instrument(token)
+        if not inst.is_option:
+            raise ValueError(f"{inst.tradingsymbol} is an index: only an option's premium can gap")
+        factor = 1 + Decimal(percent) / 100
+        if factor <= 0:
+            raise ValueError("a premium can fall by less than 100 %")
+        before = self.last_price(token, at)
+        with self._lock:
+            self._gaps.setdefault(token, []).append((at.replace(microsecond=0), factor))
+            self._forget(token)
+        return before, self.last_price(token, at)
+
+    def mark_untraded(self, token: int) -> None:
+        """The contract has had no trade today (a deep strike at the open): MARKET orders in it are refused."""
+        self.instrument(token)
+        self._untraded.add(token)
+
+    def traded_today(self, token: int, t: datetime) -> bool:
+        """True once the option has traded today (volume above zero); an index is never "untraded"."""
+        inst = self.instrument(token)
+        if not inst.is_option:
+            return True
+        if token in self._untraded:
+            return False
+        return self._snapshot(inst, self._where(t)).volume > 0
+
+    def _gapped(self, token: int, t: datetime, paise: int) -> int:
+        gaps = self._gaps.get(token)
+        if not gaps:
+            return paise
+        factor = Decimal(1)
+        for start, f in gaps:
+            if t >= start:
+                factor *= f
+        if factor == 1:
+            return paise
+        return max(TICK_PAISE, int((paise * factor / TICK_PAISE).to_integral_value()) * TICK_PAISE)
+
+    def _forget(self, token: int) -> None:
+        self._prices.pop(token, None)
+        self._snapshots.pop(token, None)
+        for mode in ("ltp", "quote", "full"):
+            self._packets.pop((token, mode), None)
 
     def bid_ask(self, token: int, t: datetime) -> tuple[Decimal, Decimal]:
         """Best bid and offer at t, tick-aligned around the last price; an index gives (ltp, ltp)."""
@@ -241,6 +302,9 @@ class Market:
         series = self._series(inst, day)
         prev_day = self._previous_day(day)
         day_open, high, low, ltp = series.day_so_far(second)
+        if token in self._gaps:  # a gap moves the last price; the day's range stretches to hold it
+            ltp = self._gapped(token, where.stamp, ltp)
+            high, low = max(high, ltp), min(low, ltp)
         fields: dict[str, Any] = {"ltp": ltp, "open": day_open, "high": high, "low": low}
         fields["close"] = self._price(inst, prev_day, SESSION_SECONDS)
         if inst.is_option:

@@ -10,6 +10,7 @@ import functools
 import secrets
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -71,6 +72,8 @@ class SimConfig:
     rate_limits: bool = True
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port
+    # Freeze quantities (units per order) that differ from exchange_rules.FREEZE_LIMITS, by underlying.
+    freeze_overrides: Mapping[str, int] | None = None
 
 
 class SlidingWindow:
@@ -152,6 +155,7 @@ class SimState:
             self._order_ids,
             self._trade_ids,
             functools.partial(self._order_updated, acc.api_key),
+            self.config.freeze_overrides,
         )
         state = AccountState(acc, book, acc.redirect_url or self.config.redirect_url)
         self.accounts[acc.api_key] = state

@@ -164,3 +164,54 @@ def test_faults_from_python_match_http(sim):
         kite.profile()
     state = sim.describe()
     assert {a["api_key"]: a["logged_in"] for a in state["accounts"]}["UK1234"] is False
+
+
+def test_gap_premium_moves_one_contracts_price_in_one_tick_for_every_account(sim):
+    kite, other = login(sim, "UK9394"), login(sim, "UK1234")
+    rows = [r for r in kite.instruments("NFO") if r["name"] == "NIFTY" and r["instrument_type"] == "CE"]
+    inst, untouched = rows[len(rows) // 2], rows[len(rows) // 2 + 1]
+    key, key2 = f"NFO:{inst['tradingsymbol']}", f"NFO:{untouched['tradingsymbol']}"
+    sim.state.clock.set_speed(0.001)  # hold the market still so before/after compare one moment
+    before = kite.ltp([key, key2])
+    result = fault(sim, kind="gap_premium", tradingsymbol=inst["tradingsymbol"], percent=-30)
+    assert result["before"] == pytest.approx(before[key]["last_price"])
+    assert result["after"] == pytest.approx(round(before[key]["last_price"] * 0.7 / 0.05) * 0.05, abs=0.051)
+    after = other.ltp([key, key2])  # the market is everyone's
+    assert after[key]["last_price"] == pytest.approx(result["after"])
+    assert after[key2]["last_price"] == before[key2]["last_price"]
+    quote = other.quote(key)[key]
+    assert quote["depth"]["buy"][0]["price"] <= result["after"] <= quote["depth"]["sell"][0]["price"]
+    assert quote["ohlc"]["low"] <= result["after"]
+
+
+def test_gap_premium_from_python_matches_http(sim):
+    kite = login(sim, "UK9394")
+    inst = _option(kite)
+    result = sim.inject_fault({"kind": "gap_premium", "tradingsymbol": inst["tradingsymbol"], "percent": 40})
+    assert result["after"] > result["before"] and result["exchange"] == "NFO"
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"tradingsymbol": "NIFTY99DEC1CE", "percent": -10}, "tradingsymbol"),
+        ({"tradingsymbol": "NIFTY 50", "exchange": "NSE", "percent": -10}, "tradingsymbol"),
+        ({"percent": -10}, "tradingsymbol"),
+        ({"tradingsymbol": "X", "percent": -10}, "tradingsymbol"),
+        ({"tradingsymbol": None, "percent": "abc"}, "tradingsymbol"),
+    ],
+)
+def test_gap_premium_needs_an_option_of_today(sim, body, words):
+    resp = requests.post(f"{sim.url}/_sim/faults", json={"kind": "gap_premium", **body})
+    assert resp.status_code == 400 and words in resp.json()["message"]
+
+
+@pytest.mark.parametrize("percent", [None, "abc", -100, -150, 0, "NaN"])
+def test_gap_premium_needs_a_percent_above_minus_100(sim, percent):
+    kite = login(sim, "UK9394")
+    inst = _option(kite)
+    body = {"kind": "gap_premium", "tradingsymbol": inst["tradingsymbol"]}
+    if percent is not None:
+        body["percent"] = percent
+    resp = requests.post(f"{sim.url}/_sim/faults", json=body)
+    assert resp.status_code == 400 and '"percent"' in resp.json()["message"]

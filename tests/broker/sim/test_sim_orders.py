@@ -30,6 +30,14 @@ def atm_option(kite, right: str = "CE") -> dict:
     return min((r for r in rows if r["expiry"] == nearest), key=lambda r: abs(r["strike"] - spot))
 
 
+def resting_buy_price(kite, inst: dict) -> float:
+    """A buy limit well below the market that still lies inside limit price protection (±40 % / ±₹20)."""
+    key = f"NFO:{inst['tradingsymbol']}"
+    ltp = Decimal(str(kite.ltp(key)[key]["last_price"]))
+    below = ltp * Decimal("0.7") if ltp > 50 else max(ltp - 15, Decimal("0.05"))
+    return float((below / Decimal("0.05")).quantize(Decimal(1)) * Decimal("0.05"))
+
+
 def place(kite, inst: dict, side: str = "BUY", lots: int = 1, **kw) -> str:
     params = dict(
         variety="regular",
@@ -122,12 +130,13 @@ def test_insufficient_funds_rejects_the_order_like_rms():
 
 def test_limit_order_rests_open_then_modify_and_cancel(kite):
     inst = atm_option(kite)
-    order_id = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    low = resting_buy_price(kite, inst)
+    order_id = place(kite, inst, order_type="LIMIT", price=low, market_protection=None)
     (order,) = [o for o in kite.orders() if o["order_id"] == order_id]
     assert order["status"] == "OPEN" and order["pending_quantity"] == inst["lot_size"]
-    kite.modify_order(variety="regular", order_id=order_id, price=0.1)
+    kite.modify_order(variety="regular", order_id=order_id, price=round(low + 0.05, 2))
     (order,) = [o for o in kite.orders() if o["order_id"] == order_id]
-    assert order["price"] == 0.1 and order["modified"] is True
+    assert order["price"] == round(low + 0.05, 2) and order["modified"] is True
     kite.cancel_order(variety="regular", order_id=order_id)
     (order,) = [o for o in kite.orders() if o["order_id"] == order_id]
     assert order["status"] == "CANCELLED" and order["cancelled_quantity"] == inst["lot_size"]
@@ -150,13 +159,18 @@ def test_stop_loss_sell_waits_in_trigger_pending_until_price_falls(sim, kite):
     else:
         pytest.fail("the seeded premium never fell by 1 rupee in 5 hours: the market model looks broken")
     trigger = (ltp - Decimal("0.5")).quantize(Decimal("0.05"))
-    sl_id = place(kite, inst, side="SELL", order_type="SL-M", trigger_price=float(trigger))
+    limit = trigger - 10  # inside the exchange's trigger-to-limit cap (₹10, or 20 % above ₹50)
+    # SL-M is refused for options: the stop is a stop-loss limit order (exchange_rules).
+    sl_id = place(
+        kite, inst, side="SELL", order_type="SL", trigger_price=float(trigger), price=float(limit),
+        market_protection=None,
+    )  # fmt: skip
     assert kite.order_history(sl_id)[-1]["status"] == "TRIGGER PENDING"
     advance(sim, minutes * 60)
     sim.step()
     last = kite.order_history(sl_id)[-1]
     assert last["status"] == "COMPLETE"
-    assert last["average_price"] <= float(trigger)
+    assert float(limit) <= last["average_price"] <= float(trigger)
 
 
 def test_order_of_another_account_is_not_found(sim, kite):
@@ -198,7 +212,8 @@ def test_index_is_not_tradable_and_unknown_symbol_is_input_error(kite):
 
 def test_refused_modification_leaves_the_order_untouched(kite):
     inst = atm_option(kite)
-    order_id = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    low = resting_buy_price(kite, inst)
+    order_id = place(kite, inst, order_type="LIMIT", price=low, market_protection=None)
     before = kite.order_history(order_id)
     with pytest.raises(kex.InputException, match="tick size"):
         kite.modify_order(variety="regular", order_id=order_id, quantity=3 * inst["lot_size"], price=0.07)
@@ -206,15 +221,17 @@ def test_refused_modification_leaves_the_order_untouched(kite):
         kite.modify_order(variety="regular", order_id=order_id, quantity=2 * inst["lot_size"], order_type="X")
     assert kite.order_history(order_id) == before
     (now,) = [o for o in kite.orders() if o["order_id"] == order_id]
-    assert (now["quantity"], now["price"], now["order_type"]) == (inst["lot_size"], 0.05, "LIMIT")
+    assert (now["quantity"], now["price"], now["order_type"]) == (inst["lot_size"], low, "LIMIT")
 
 
 def test_limit_order_made_a_stop_waits_in_trigger_pending(kite):
     inst = atm_option(kite)
     key = f"NFO:{inst['tradingsymbol']}"
     ltp = Decimal(str(kite.ltp(key)[key]["last_price"]))
-    order_id = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
-    trigger = (ltp * 2).quantize(Decimal("0.05"))  # a buy stop far above the market: it cannot trigger
+    order_id = place(
+        kite, inst, order_type="LIMIT", price=resting_buy_price(kite, inst), market_protection=None
+    )
+    trigger = ltp + 20  # a buy stop above the market: it does not trigger in the seconds the test lasts
     kite.modify_order(
         variety="regular", order_id=order_id, order_type="SL", trigger_price=float(trigger),
         price=float(trigger + 1),
@@ -232,7 +249,9 @@ def test_limit_order_made_a_stop_waits_in_trigger_pending(kite):
 
 def test_orders_after_the_close_are_refused_and_resting_ones_stay_unfilled(sim, kite):
     inst = atm_option(kite)
-    resting = place(kite, inst, order_type="LIMIT", price=0.05, market_protection=None)
+    resting = place(
+        kite, inst, order_type="LIMIT", price=resting_buy_price(kite, inst), market_protection=None
+    )
     advance(sim, 10 * 3600)  # past 15:30: the clock stops at the close
     sim.step()
     assert sim.describe()["market_open"] is False

@@ -207,8 +207,8 @@ def test_rate_limits_answer_429_like_kite():
                     transaction_type="BUY",
                     quantity=opt["lot_size"],
                     product="MIS",
-                    order_type="LIMIT",
-                    price=0.05,
+                    order_type="MARKET",  # a far-away limit would meet limit price protection instead
+                    market_protection=-1,
                 )
                 codes.append(200)
             except kex.NetworkException as exc:
