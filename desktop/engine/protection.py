@@ -109,7 +109,18 @@ class Protection:
         t, h = self.t, self.t.holding
         if h is None or level is None or t.market_time is None:
             return
-        qty = sellable = h.quantity if quantity is None else quantity
+        qty = h.quantity if quantity is None else quantity
+        sellable = t.whole_lots(h, qty)
+        if sellable <= 0:
+            why = (f"{qty} {h.tradingsymbol} held is less than one lot of {t.lot_size(h)}: the exchange takes no "
+                   "stop-loss order for it; sell it in Kite")  # fmt: skip
+            if why != self.state.unprotected:  # said once, not on every attempt
+                self._unprotected(why, retry=False)
+            return
+        if sellable < qty:
+            self.state.unprotected = f"{qty - sellable} of {qty} held is not a whole lot: no stop-loss order for it"
+            t.log.error("%d %s held is not a whole number of lots of %d: the stop-loss order covers %d, %d left "
+                        "unprotected", qty, h.tradingsymbol, t.lot_size(h), sellable, qty - sellable)  # fmt: skip
         if level >= h.last_price:
             self.exit_now(f"the stop {level} is at or above the last price {h.last_price}")
             return

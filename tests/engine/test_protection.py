@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 from desktop.broker import exchange_rules as rules
-from desktop.domain import OrderStatus, OrderType, Side, Tick
+from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
 from desktop.engine.protection import chase_limit, exit_limit, stop_limit
 from desktop.engine.snapshots import AgentState
-from desktop.engine.strategy.base import MoveStop
+from desktop.engine.strategy.base import EnterPosition, ExitPosition, MoveStop
 from desktop.engine.trader import SegmentTrader
 from tests.engine.traders import T0, enter, fill
 
@@ -154,3 +154,29 @@ def test_a_rejected_stop_is_placed_again_with_backoff_and_the_position_shows_unp
     assert len(gateway.placed) == 4 and gateway.placed[-1].trigger_price == Decimal("186.00")
     kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
     assert kinds.count("unprotected") == 2
+
+
+def test_a_part_fill_that_is_not_whole_lots_is_protected_and_sold_in_whole_lots_without_a_retry_storm(make) -> None:
+    # Issue 16, defect 9: 45 units (lot 65) made the exit and the stop retry about once a second for 50 minutes.
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    fill(trader, "O1", 110, "200")  # 1 lot and 45 units of 195
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=110))
+    assert trader.holding is not None and trader.holding.quantity == 110
+    stop = gateway.placed[-1]
+    assert (stop.order_type, stop.quantity) == (OrderType.SL, 65)
+    assert trader.snapshot(AgentState.RUNNING).protection.startswith("UNPROTECTED: 45 of 110 held is not a whole lot")
+    for second in range(1, 120):
+        option_tick(trader, "199", second)
+    assert len(gateway.placed) == 2, "no storm of orders the exchange refuses"
+    trader.act([ExitPosition("signal_exit")])
+    sell = gateway.placed[-1]
+    assert (sell.reason, sell.quantity) == ("signal_exit", 65)
+    fill(trader, "O3", 65, "199", "F2")
+    assert trader.holding is not None and trader.holding.quantity == 45
+    for second in range(120, 240):
+        option_tick(trader, "199", second)
+    trader.act([ExitPosition("signal_exit")])
+    assert len(gateway.placed) == 3, "45 units cannot be sold through the exchange: nothing sent, no storm"
+    assert "less than one lot of 65" in trader.snapshot(AgentState.RUNNING).protection

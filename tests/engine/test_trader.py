@@ -145,22 +145,22 @@ def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(ma
         order_id = "O3"
     else:
         order_id = "O2"  # the resting stop triggered at the broker
-    fill(trader, order_id, 80, "185", "F2")
+    fill(trader, order_id, 130, "185", "F2")
     sold = next(o for o in gateway.orders() if o.order_id == order_id)
-    trader.on_order(replace(sold, status=OrderStatus.CANCELLED, filled_quantity=80, status_message="MPP"))
-    assert trader.holding is not None and trader.holding.quantity == 115
-    assert trader.realised == Decimal("-1200.00")  # (185 − 200) × 80
+    trader.on_order(replace(sold, status=OrderStatus.CANCELLED, filled_quantity=130, status_message="MPP"))
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert trader.realised == Decimal("-1950.00")  # (185 − 200) × 130
     assert trader.strategy.exits.exit_pending is False, "the strategy may ask to exit the rest"
     stop = gateway.placed[-1]
     assert (stop.side, stop.order_type, stop.quantity, stop.trigger_price) == (
-        Side.SELL, OrderType.SL, 115, Decimal("186.00")
+        Side.SELL, OrderType.SL, 65, Decimal("186.00")
     )  # fmt: skip
     assert trader.holding.stop_order is not None and trader.holding.stop_order.intent is stop
     assert any(
-        "115 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines()
+        "65 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines()
     )
     trader.act([ExitPosition("square_off")])  # and the rest can still be sold
-    assert gateway.placed[-1].quantity == 115 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
+    assert gateway.placed[-1].quantity == 65 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
 
 
 def index_tick(trader: SegmentTrader, seconds: int) -> None:
@@ -174,17 +174,17 @@ def test_an_entry_left_part_filled_is_cancelled_after_its_patience_and_the_part_
     trader, gateway, _ = make()
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
-    fill(trader, "O1", 100, "200")  # 100 of 195, the rest keeps working
+    fill(trader, "O1", 130, "200")  # 130 of 195, the rest keeps working
     index_tick(trader, 29)
     assert gateway.cancelled == [] and trader.holding is None
     index_tick(trader, 30)
     assert gateway.cancelled == ["O1"]
     index_tick(trader, 31)
     assert gateway.cancelled == ["O1"], "asked once, not on every tick"
-    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=100))
-    assert trader.holding is not None and trader.holding.quantity == 100
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=130))
+    assert trader.holding is not None and trader.holding.quantity == 130
     stop = gateway.placed[-1]
-    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL, 100, Decimal("186.00"))
+    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL, 130, Decimal("186.00"))
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -237,16 +237,16 @@ def test_a_live_exit_of_a_position_closed_outside_kitedesk_sells_nothing_and_let
 
 
 def test_an_entry_cancelled_before_its_fills_arrive_is_settled_when_they_come(make) -> None:
-    # LIVE reports the order update first and reads its fills after: "cancelled, 100 filled" comes first.
+    # LIVE reports the order update first and reads its fills after: "cancelled, 130 filled" comes first.
     trader, gateway, _ = make()
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     entry = gateway.orders()[0]
-    trader.on_order(replace(entry, status=OrderStatus.CANCELLED, filled_quantity=100))
-    assert trader.holding is None and not trader.flat(), "waiting for the 100 filled"
-    fill(trader, "O1", 100, "200")
-    assert trader.holding is not None and trader.holding.quantity == 100
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 100)
+    trader.on_order(replace(entry, status=OrderStatus.CANCELLED, filled_quantity=130))
+    assert trader.holding is None and not trader.flat(), "waiting for the 130 filled"
+    fill(trader, "O1", 130, "200")
+    assert trader.holding is not None and trader.holding.quantity == 130
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 130)
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -255,25 +255,25 @@ def test_an_exit_cancelled_before_its_fills_arrive_counts_them_when_they_come(ma
     enter(trader, gateway, "200")
     trader.strategy.exits.exit_pending = True
     trader.act([ExitPosition("stop_loss")])
-    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=80))
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=130))
     assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "stop_loss"], "not settled yet"
-    fill(trader, "O3", 80, "185", "F2")
-    assert trader.holding is not None and trader.holding.quantity == 115
-    assert trader.realised == Decimal("-1200.00")
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 115)
+    fill(trader, "O3", 130, "185", "F2")
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert trader.realised == Decimal("-1950.00")
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 65)
 
 
 def test_what_the_stop_sold_before_an_exit_cancelled_it_is_neither_sold_again_nor_lost(make) -> None:
     trader, gateway, _ = make()
     enter(trader, gateway, "200")
-    fill(trader, "O2", 80, "185", "F2")  # the stop triggered: 80 of 195 sold so far
-    assert trader.holding is not None and trader.holding.quantity == 115
+    fill(trader, "O2", 130, "185", "F2")  # the stop triggered: 130 of 195 sold so far
+    assert trader.holding is not None and trader.holding.quantity == 65
     gateway.net = BrokerUnavailable("positions timed out")
     assert trader.exit("square_off") is True
-    assert gateway.cancelled == ["O2"] and gateway.placed[-1].quantity == 115
-    fill(trader, "O3", 115, "184", "F3")
-    assert trader.holding is None and trader.realised == Decimal("-3040.00")  # −15 × 80 − 16 × 115
-    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, filled_quantity=80))
+    assert gateway.cancelled == ["O2"] and gateway.placed[-1].quantity == 65
+    fill(trader, "O3", 65, "184", "F3")
+    assert trader.holding is None and trader.realised == Decimal("-2990.00")  # −15 × 130 − 16 × 65
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, filled_quantity=130))
     assert trader.holding is None and [i.reason for i in gateway.placed][-1] == "square_off"
 
 
