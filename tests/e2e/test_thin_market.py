@@ -9,6 +9,12 @@ from desktop.engine import Engine
 from tests.e2e.conftest import params, sim_book, wait_until
 
 
+def listed_as(order, kind: str) -> bool:
+    """The simulator's order is of `kind`; a MARKET order with market protection is listed as a LIMIT, as Kite
+    lists it."""
+    return order.order_type == kind or (kind == "MARKET" and order.order_type == "LIMIT" and order.market_protection)
+
+
 def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_broker(
     demo_engine: Engine, qapp
 ) -> None:
@@ -20,7 +26,7 @@ def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_b
     session.start(params(segments=["NIFTY"], lots=3, stop_loss=7, itm_offset=150, mode="LIVE"))
 
     def ours(kind: str):
-        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind]
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and listed_as(o, kind)]
 
     def part_entry_cancelled():
         return [o for o in ours("MARKET") if o.status == "CANCELLED" and o.filled_quantity == 65]
@@ -61,7 +67,7 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
     session.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))
 
     def ours(kind: str, status: str):
-        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and listed_as(o, kind)
                 and o.status == status]  # fmt: skip
 
     wait_until(qapp, lambda: ours("SL", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
