@@ -142,8 +142,10 @@ class Protection:
         self.state.retry_at = None
         t.log.info("stop-loss %s: trigger %s, limit %s", _sent_note(tracked), level, limit)
 
-    def exit_now(self, why: str) -> None:
-        """Sells the position at once with a marketable limit inside price protection (no stop can protect it)."""
+    def exit_now(self, why: str, at_market: bool = False) -> None:
+        """Sells the position at once with a marketable limit inside price protection (no stop can protect it);
+        `at_market`: a MARKET order with market protection instead, which Kite makes a limit around the price it
+        knows, for when the last price this segment saw may be behind (a gap it has no tick of yet)."""
         t, h = self.t, self.t.holding
         if h is None or self._exiting:
             return
@@ -151,7 +153,7 @@ class Protection:
         t._journal("stop_exit_now", {"symbol": h.tradingsymbol, "why": why, "last_price": str(h.last_price)})
         self._exiting = True
         try:
-            t.exit("stop_loss", limit=exit_limit(h.exchange, h.last_price))
+            t.exit("stop_loss", limit=None if at_market else exit_limit(h.exchange, h.last_price), at_once=True)
         finally:
             self._exiting = False
 
@@ -233,14 +235,16 @@ class Protection:
         t, h = self.t, self.t.holding
         if h is None:
             return
-        triggered = stop.triggered_at is not None or (
-            stop.trigger is not None and h.last_price <= stop.trigger
+        triggered = (
+            stop.triggered_at is not None
+            or (stop.trigger is not None and h.last_price <= stop.trigger)
+            or "price protection" in stop.why.lower()  # cancelled by LPP as it triggered (before its tick came)
         )
         if triggered:
             t._journal("stop_cancelled_triggered", {"order_id": stop.order_id, "why": stop.why,
                                                     "sold": stop.filled})  # fmt: skip
             self.exit_now(f"the triggered stop-loss order {stop.order_id} was {stop.status.value.lower()} "
-                          f"({stop.why}) with {stop.filled} sold")  # fmt: skip
+                          f"({stop.why}) with {stop.filled} sold", at_market=True)  # fmt: skip
             return
         if stop.status is OrderStatus.REJECTED:
             self._unprotected(f"the stop-loss order {stop.order_id} was rejected: {stop.why}", retry=True)
@@ -266,11 +270,10 @@ class Protection:
             return
         if stop.chases < CHASE_STEPS and stop.modifications < MAX_MODIFICATIONS and stop.trigger is not None:
             stop.chases += 1
-            limit = min(chase_limit(h.exchange, h.last_price, stop.chases), stop.trigger)
-            trigger = stop.trigger
-            if limit < trigger - rules.sl_gap_cap(trigger):  # the gap rule binds the limit to the trigger
-                trigger = floor_tick(min(trigger, h.last_price + rules.sl_gap_cap(trigger)))
-                limit = max(limit, ceil_tick(trigger - rules.sl_gap_cap(trigger)))
+            limit = min(chase_limit(h.exchange, h.last_price, stop.chases), stop.trigger - TICK_SIZE)
+            # The gap rule binds the limit to the trigger on every modification: the trigger (spent once the stop
+            # triggered) comes down with the limit, two ticks above it.
+            trigger = min(stop.trigger, limit + 2 * TICK_SIZE)
             try:
                 self._modify(stop, trigger_price=trigger, price=limit)
             except BrokerError as e:

@@ -307,10 +307,10 @@ class SegmentTrader:
         self.ctx.watch_option(contract.instrument_token, self.segment)
         self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
-    def exit(self, reason: str, limit: Decimal | None = None) -> bool:
+    def exit(self, reason: str, limit: Decimal | None = None, at_once: bool = False) -> bool:
         """Sells the held option now (at `limit`, else at market), the resting SL order cancelled first; False
         if not sent. A stop-loss exit while the broker's stop rests at or above the price leaves that stop to
-        fill (chased if it does not): cancelling it races its own fill."""
+        fill (chased if it does not): cancelling it races its own fill. `at_once`: the protection sells now."""
         h = self.holding
         now = self.market_time
         if h is None or now is None:
@@ -323,7 +323,7 @@ class SegmentTrader:
             self.ctx.gateway.report_fills(stop.order_id)
             return True
         if (
-            limit is None
+            not at_once
             and reason in ("stop_loss", "trailing_stop")
             and stop is not None
             and stop.resting

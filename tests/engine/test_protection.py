@@ -74,22 +74,30 @@ def test_every_stop_move_sends_the_limit_with_the_trigger(make) -> None:
 def test_a_stop_level_at_or_above_the_last_price_is_not_placed_the_position_is_sold_at_once(make) -> None:
     trader, gateway, store = make()
     enter(trader, gateway, "200")
-    # The stop was cancelled by the exchange (not by us) with the price already below its level: Kite refuses a
-    # sell SL at or above the LTP, so no stop is placed again; the position is sold with a marketable limit.
-    option_tick(trader, "180", 1)
-    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="LPP"))
+    option_tick(trader, "199", 1)
+    trader.act([ExitPosition("signal_exit")])  # the stop O2 cancelled, the sale O3 sent
+    option_tick(trader, "180", 2)  # below the stop (186) while the sale works
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: margin"))
+    # Protected again? Kite refuses a sell SL at or above the LTP: no stop, the position is sold at once with a
+    # marketable limit inside price protection.
     sell = gateway.placed[-1]
-    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL, OrderType.LIMIT]
-    assert (sell.side, sell.quantity, sell.reason, sell.price) == (
-        Side.SELL,
-        195,
-        "stop_loss",
-        Decimal("171.00"),
-    )
-    kinds = [
-        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
-    ]
+    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL, OrderType.MARKET,
+                                                      OrderType.LIMIT]  # fmt: skip
+    assert (sell.side, sell.quantity, sell.reason, sell.price) == (Side.SELL, 195, "stop_loss", Decimal("171.00"))
+    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
     assert "stop_exit_now" in kinds
+
+
+def test_a_stop_cancelled_by_price_protection_as_it_triggered_is_followed_by_a_protected_market_sale(make):
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    # The premium gapped far below the limit: the exchange cancelled the triggered stop before this segment saw
+    # a tick of the new price, so its own last price (200) is no guide: Kite's market protection prices the sale.
+    why = "Cancelled by the exchange: the triggered stop-loss order's limit is outside the limit price protection"
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message=why))
+    sell = gateway.placed[-1]
+    assert (sell.order_type, sell.side, sell.quantity, sell.reason) == (OrderType.MARKET, Side.SELL, 195, "stop_loss")
+    assert gateway.cancelled == []
 
 
 def test_a_triggered_stop_that_does_not_fill_is_chased_then_sold_with_a_marketable_limit(make) -> None:
