@@ -42,6 +42,7 @@ CHASE_STEPS = 3  # limit lowered this many times at most, then the stop is cance
 MAX_MODIFICATIONS = 25  # Kite's limit per order
 RETRY_FIRST = timedelta(seconds=2)  # a rejected stop is placed again after this, doubling up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
+MOVE_RETRY = timedelta(seconds=5)  # a trail the broker refused is sent again this much later
 CHASING = "stop triggered, chasing"
 UNPROTECTED = "UNPROTECTED"
 
@@ -91,6 +92,7 @@ class StopState:
     unprotected: str = ""  # why the position has no working stop ("" when it has, or none is needed)
     retry_at: datetime | None = None
     retry_pause: timedelta = RETRY_FIRST
+    move_retry: tuple[datetime, Decimal] | None = None  # (when, level) of a trail the broker refused
 
 
 class Protection:
@@ -175,6 +177,29 @@ class Protection:
 
     # -- moving and cancelling ------------------------------------------------------------------------
 
+    def trail(self, level: Decimal, retry: bool = False) -> None:
+        """The strategy's `MoveStop`: the resting stop modified to `level` (not once it triggered: it is chased)."""
+        t = self.t
+        self.state.move_retry = None
+        h = t.holding
+        if h is None:
+            return
+        if not retry:
+            t.log.info("stop raised to %s", level)
+        stop = h.stop_order
+        if stop is None or not stop.resting or not stop.order_id or stop.triggered_at is not None:
+            return
+        try:
+            self.move(stop, level)
+        except BrokerError as e:
+            # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
+            # KiteDesk leaves the position protected at the level it had reached.
+            t.log.warning("stop-loss order not modified (%s): trying again in %d s", e, MOVE_RETRY.total_seconds())
+            if t.market_time is not None:
+                self.state.move_retry = (t.market_time + MOVE_RETRY, level)
+            return
+        t._journal("stop_moved", {"order_id": stop.order_id, "trigger": str(level), "limit": str(stop.limit)})
+
     def move(self, stop: TrackedOrder, level: Decimal) -> None:
         """Trails the resting stop to `level`, limit with trigger; raises BrokerError when refused."""
         t = self.t
@@ -257,6 +282,8 @@ class Protection:
         if h is None:
             self.state = StopState()
             return
+        if self.state.move_retry is not None and now >= self.state.move_retry[0]:
+            self.trail(self.state.move_retry[1], retry=True)
         if self.state.retry_at is not None and now >= self.state.retry_at:
             self.state.retry_at = None
             if h.stop_order is None or not h.stop_order.resting:

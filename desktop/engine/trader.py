@@ -57,7 +57,7 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # LIVE, while holding: how often (real seconds: it is a REST call, under Kite's rate limits) the account's
 # positions are read to see whether the position was closed outside KiteDesk.
 BROKER_CHECK_EVERY = 30.0
-STOP_RETRY = timedelta(seconds=5)  # a stop move the broker refused is sent again this much later
+STOP_RETRY = timedelta(seconds=5)  # an exit whose intent could not be journalled is asked again this much later
 
 
 class SegmentTrader:
@@ -90,8 +90,6 @@ class SegmentTrader:
         self.exit_if_filled: str | None = None
         self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
         self._next_broker_check = 0.0  # time.monotonic() of the next check that the broker still holds it
-        # (when, trigger) of a stop move to send again.
-        self._stop_retry: tuple[datetime, Decimal] | None = None
         self._broker_short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
@@ -212,9 +210,6 @@ class SegmentTrader:
         ):
             self._next_broker_check = time.monotonic() + BROKER_CHECK_EVERY
             self._check_broker_position(self.market_time)
-        retry = self._stop_retry
-        if retry is not None and self.market_time is not None and self.market_time >= retry[0]:
-            self._move_stop(retry[1], retry=True)
         if (
             self._exit_again_at is not None
             and self.market_time is not None
@@ -494,25 +489,7 @@ class SegmentTrader:
         return self.protection.cancel(h)
 
     def _move_stop(self, new_stop: Decimal, retry: bool = False) -> None:
-        self._stop_retry = None
-        h = self.holding
-        if h is None:
-            return
-        if not retry:
-            self.log.info("stop raised to %s", new_stop)
-        stop = h.stop_order
-        if stop is not None and stop.resting and stop.order_id and stop.triggered_at is None:
-            try:
-                self.protection.move(stop, new_stop)
-                self._journal("stop_moved", {"order_id": stop.order_id, "trigger": str(new_stop),
-                                             "limit": str(stop.limit)})  # fmt: skip
-            except BrokerError as e:
-                # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
-                # KiteDesk leaves the position protected at the level it had reached.
-                self.log.warning("stop-loss order not modified (%s): trying again in %d s", e,
-                                 STOP_RETRY.total_seconds())  # fmt: skip
-                if self.market_time is not None:
-                    self._stop_retry = (self.market_time + STOP_RETRY, new_stop)
+        self.protection.trail(new_stop, retry)
 
     def _place_stop(self, level: Decimal | None, quantity: int | None = None) -> None:
         self.protection.place(level, quantity)
@@ -523,7 +500,6 @@ class SegmentTrader:
         return quantity - quantity % lot if lot > 1 else quantity
 
     def lot_size(self, h: Holding) -> int:
-        """The exchange's lot of the held option (orders are whole lots)."""
         ins = self.book.by_symbol(h.exchange, h.tradingsymbol) if self.book is not None else None
         return ins.lot_size if ins is not None else 1
 
