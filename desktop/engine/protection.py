@@ -120,7 +120,9 @@ class Protection:
                 self._unprotected(why, retry=False)
             return
         if sellable < qty:
-            self.state.unprotected = f"{qty - sellable} of {qty} held is not a whole lot: no stop-loss order for it"
+            self.state.unprotected = (
+                f"{qty - sellable} of {qty} held is not a whole lot: no stop-loss order for it"
+            )
             t.log.error("%d %s held is not a whole number of lots of %d: the stop-loss order covers %d, %d left "
                         "unprotected", qty, h.tradingsymbol, t.lot_size(h), sellable, qty - sellable)  # fmt: skip
         if level >= h.last_price:
@@ -155,7 +157,9 @@ class Protection:
         t._journal("stop_exit_now", {"symbol": h.tradingsymbol, "why": why, "last_price": str(h.last_price)})
         self._exiting = True
         try:
-            t.exit("stop_loss", limit=None if at_market else exit_limit(h.exchange, h.last_price), at_once=True)
+            t.exit(
+                "stop_loss", limit=None if at_market else exit_limit(h.exchange, h.last_price), at_once=True
+            )
         finally:
             self._exiting = False
 
@@ -194,7 +198,9 @@ class Protection:
         except BrokerError as e:
             # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
             # KiteDesk leaves the position protected at the level it had reached.
-            t.log.warning("stop-loss order not modified (%s): trying again in %d s", e, MOVE_RETRY.total_seconds())
+            t.log.warning(
+                "stop-loss order not modified (%s): trying again in %d s", e, MOVE_RETRY.total_seconds()
+            )
             if t.market_time is not None:
                 self.state.move_retry = (t.market_time + MOVE_RETRY, level)
             return
@@ -263,7 +269,8 @@ class Protection:
         triggered = (
             stop.triggered_at is not None
             or (stop.trigger is not None and h.last_price <= stop.trigger)
-            or "price protection" in stop.why.lower()  # cancelled by LPP as it triggered (before its tick came)
+            or "price protection"
+            in stop.why.lower()  # cancelled by LPP as it triggered (before its tick came)
         )
         if triggered:
             t._journal("stop_cancelled_triggered", {"order_id": stop.order_id, "why": stop.why,
