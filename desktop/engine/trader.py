@@ -57,7 +57,9 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # LIVE, while holding: how often (real seconds: it is a REST call, under Kite's rate limits) the account's
 # positions are read to see whether the position was closed outside KiteDesk.
 BROKER_CHECK_EVERY = 30.0
-STOP_RETRY = timedelta(seconds=5)  # an exit whose intent could not be journalled is asked again this much later
+STOP_RETRY = timedelta(
+    seconds=5
+)  # an exit whose intent could not be journalled is asked again this much later
 
 
 class SegmentTrader:
@@ -77,7 +79,9 @@ class SegmentTrader:
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
         self.let_go: Holding | None = None
-        self._journal_down_until: datetime | None = None  # an intent could not be journalled: exits wait till  # the last position let go (gone from the broker), see `_late_sale`
+        self._journal_down_until: datetime | None = (
+            None  # an intent could not be journalled: exits wait till  # the last position let go (gone from the broker), see `_late_sale`
+        )
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
         self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
@@ -314,7 +318,9 @@ class SegmentTrader:
             return False
         stop = h.stop_order
         if stop is not None and not stop.done and stop.final and stop.filled < stop.broker_filled:
-            self.log.info("the stop-loss order %s sold %d: waiting for its fills", stop.order_id, stop.broker_filled)
+            self.log.info(
+                "the stop-loss order %s sold %d: waiting for its fills", stop.order_id, stop.broker_filled
+            )
             self.ctx.gateway.report_fills(stop.order_id)
             return True
         if (
@@ -334,7 +340,9 @@ class SegmentTrader:
         if quantity is None:
             return False
         lots = self.whole_lots(h, quantity)
-        if lots <= 0:  # the exchange takes orders in whole lots only: nothing can be sent (and no storm of them)
+        if (
+            lots <= 0
+        ):  # the exchange takes orders in whole lots only: nothing can be sent (and no storm of them)
             why = f"{quantity} {h.tradingsymbol} held is less than one lot of {self.lot_size(h)}: sell it in Kite"
             if not self.protection.state.unprotected.startswith(why):  # said once, not on every attempt
                 self.protection.state.unprotected = why

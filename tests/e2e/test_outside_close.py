@@ -48,7 +48,9 @@ def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_en
     assert manual.status == "COMPLETE"
     session.stop("square_off")
     sells = [o for o in tagged() if o.transaction_type == "SELL" and int(o.order_id) > int(manual.order_id)]
-    assert [o for o in sells if o.instrument.tradingsymbol == symbol and o.order_type in ("MARKET", "LIMIT")] == []
+    assert [
+        o for o in sells if o.instrument.tradingsymbol == symbol and o.order_type in ("MARKET", "LIMIT")
+    ] == []
     leg = next(leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol)
     assert leg.quantity == 0, "no short option position"
     assert stop.status == "CANCELLED"

@@ -12,7 +12,9 @@ from tests.e2e.conftest import params, sim_book, wait_until
 def listed_as(order, kind: str) -> bool:
     """The simulator's order is of `kind`; a MARKET order with market protection is listed as a LIMIT, as Kite
     lists it."""
-    return order.order_type == kind or (kind == "MARKET" and order.order_type == "LIMIT" and order.market_protection)
+    return order.order_type == kind or (
+        kind == "MARKET" and order.order_type == "LIMIT" and order.market_protection
+    )
 
 
 def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_broker(

@@ -83,8 +83,15 @@ def test_a_stop_level_at_or_above_the_last_price_is_not_placed_the_position_is_s
     sell = gateway.placed[-1]
     assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL, OrderType.MARKET,
                                                       OrderType.LIMIT]  # fmt: skip
-    assert (sell.side, sell.quantity, sell.reason, sell.price) == (Side.SELL, 195, "stop_loss", Decimal("171.00"))
-    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
+    assert (sell.side, sell.quantity, sell.reason, sell.price) == (
+        Side.SELL,
+        195,
+        "stop_loss",
+        Decimal("171.00"),
+    )
+    kinds = [
+        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    ]
     assert "stop_exit_now" in kinds
 
 
@@ -96,7 +103,12 @@ def test_a_stop_cancelled_by_price_protection_as_it_triggered_is_followed_by_a_p
     why = "Cancelled by the exchange: the triggered stop-loss order's limit is outside the limit price protection"
     trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message=why))
     sell = gateway.placed[-1]
-    assert (sell.order_type, sell.side, sell.quantity, sell.reason) == (OrderType.MARKET, Side.SELL, 195, "stop_loss")
+    assert (sell.order_type, sell.side, sell.quantity, sell.reason) == (
+        OrderType.MARKET,
+        Side.SELL,
+        195,
+        "stop_loss",
+    )
     assert gateway.cancelled == []
 
 
@@ -139,7 +151,9 @@ def test_a_triggered_stop_that_fills_is_never_chased(make) -> None:
     assert trader.realised == Decimal("-2925.00")
 
 
-def test_a_rejected_stop_is_placed_again_with_backoff_and_the_position_shows_unprotected_meanwhile(make) -> None:
+def test_a_rejected_stop_is_placed_again_with_backoff_and_the_position_shows_unprotected_meanwhile(
+    make,
+) -> None:
     # Issue 16, defect 2: after "REJECTED with 0 of 195 sold" the position had no stop for 25 market minutes
     # while the panel showed its stop level.
     trader, gateway, store = make()
@@ -160,11 +174,15 @@ def test_a_rejected_stop_is_placed_again_with_backoff_and_the_position_shows_unp
     assert len(gateway.placed) == 3, "the pause doubles: 4 s"
     option_tick(trader, "199", 7)
     assert len(gateway.placed) == 4 and gateway.placed[-1].trigger_price == Decimal("186.00")
-    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
+    kinds = [
+        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    ]
     assert kinds.count("unprotected") == 2
 
 
-def test_a_part_fill_that_is_not_whole_lots_is_protected_and_sold_in_whole_lots_without_a_retry_storm(make) -> None:
+def test_a_part_fill_that_is_not_whole_lots_is_protected_and_sold_in_whole_lots_without_a_retry_storm(
+    make,
+) -> None:
     # Issue 16, defect 9: 45 units (lot 65) made the exit and the stop retry about once a second for 50 minutes.
     trader, gateway, _ = make()
     trader.strategy.pending_entry = OptionRight.CE
@@ -174,7 +192,9 @@ def test_a_part_fill_that_is_not_whole_lots_is_protected_and_sold_in_whole_lots_
     assert trader.holding is not None and trader.holding.quantity == 110
     stop = gateway.placed[-1]
     assert (stop.order_type, stop.quantity) == (OrderType.SL, 65)
-    assert trader.snapshot(AgentState.RUNNING).protection.startswith("UNPROTECTED: 45 of 110 held is not a whole lot")
+    assert trader.snapshot(AgentState.RUNNING).protection.startswith(
+        "UNPROTECTED: 45 of 110 held is not a whole lot"
+    )
     for second in range(1, 120):
         option_tick(trader, "199", second)
     assert len(gateway.placed) == 2, "no storm of orders the exchange refuses"

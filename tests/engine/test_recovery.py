@@ -135,7 +135,9 @@ def test_a_live_restart_shows_the_days_earlier_orders_and_fills_of_its_segment(m
 
 
 @pytest.mark.parametrize("status", [OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN])
-def test_an_open_sl_of_the_tag_is_adopted_triggered_or_not_and_a_triggered_one_is_chased(make, status) -> None:
+def test_an_open_sl_of_the_tag_is_adopted_triggered_or_not_and_a_triggered_one_is_chased(
+    make, status
+) -> None:
     trader, gateway, _ = make()
     sl = replace(stop(trader, status), price=Decimal("167.40"), trigger_price=Decimal("186"))
     gateway._orders["S1"] = sl
@@ -147,7 +149,11 @@ def test_an_open_sl_of_the_tag_is_adopted_triggered_or_not_and_a_triggered_one_i
     assert (h.stop_order.trigger, h.stop_order.limit) == (Decimal("186"), Decimal("167.40"))
     trader.on_ticks([Tick(h.token, Decimal("150"), T0 + timedelta(seconds=5))])
     if status is OrderStatus.OPEN:  # triggered while KiteDesk was down and still unfilled: chased
-        assert len(gateway.modified) == 1 and gateway.limits[0] is not None and gateway.limits[0] < Decimal("150")
+        assert (
+            len(gateway.modified) == 1
+            and gateway.limits[0] is not None
+            and gateway.limits[0] < Decimal("150")
+        )
     else:
         assert gateway.modified == []
 

@@ -156,9 +156,7 @@ def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(ma
         Side.SELL, OrderType.SL, 65, Decimal("186.00")
     )  # fmt: skip
     assert trader.holding.stop_order is not None and trader.holding.stop_order.intent is stop
-    assert any(
-        "65 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines()
-    )
+    assert any("65 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines())
     trader.act([ExitPosition("square_off")])  # and the rest can still be sold
     assert gateway.placed[-1].quantity == 65 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
 
@@ -491,7 +489,9 @@ def test_two_sessions_holding_one_option_never_keep_stops_for_more_than_the_acco
     assert "(the account holds 195, held first by its other sessions)" in second.log.path.read_text()
 
 
-def test_a_broker_stop_fill_is_counted_when_the_strategys_exit_fires_between_its_update_and_its_fill(make) -> None:
+def test_a_broker_stop_fill_is_counted_when_the_strategys_exit_fires_between_its_update_and_its_fill(
+    make,
+) -> None:
     # Issue 16, defect 1: the broker's stop and the strategy's own exit on the same tick. The stop's COMPLETE came
     # first, the exit then found no position at the broker and let it go, and the stop's fill that followed was
     # dropped ("a sale of 195 with no position held"): the day's P&L (and max_daily_loss) counted too little.
@@ -518,7 +518,9 @@ def test_a_fill_of_our_stop_after_the_position_was_let_go_is_still_counted(make)
     fill(trader, "O2", 195, "186", "F2")
     assert trader.realised == Decimal("-2730.00")
     assert trader.ctx.risk.daily_pnl == Decimal("-2730.00")
-    kinds = [n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)]
+    kinds = [
+        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    ]
     assert "late_fill_counted" in kinds
 
 
