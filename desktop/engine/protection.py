@@ -146,6 +146,26 @@ class Protection:
         self.state.retry_at = None
         t.log.info("stop-loss %s: trigger %s, limit %s", _sent_note(tracked), level, limit)
 
+    def exit_quantity(self, h: Holding, quantity: int, reason: str) -> int:
+        """What an exit of `quantity` may sell: whole lots only (the exchange takes nothing else). 0 when less than
+        a lot is held: said once, not on every attempt (no storm of orders the exchange refuses)."""
+        t = self.t
+        lots = t.whole_lots(h, quantity)
+        if lots <= 0:
+            why = (
+                f"{quantity} {h.tradingsymbol} held is less than one lot of {t.lot_size(h)}: sell it in Kite"
+            )
+            if not self.state.unprotected.startswith(why):
+                self.state.unprotected = why
+                t.log.error("exit (%s) not sent: %s", reason, why)
+                t._journal(
+                    "exit_below_lot", {"symbol": h.tradingsymbol, "held": quantity, "lot_size": t.lot_size(h)}
+                )
+        elif lots < quantity:
+            t.log.error("exit (%s): %d %s held is not a whole number of lots of %d: selling %d, %d left",
+                        reason, quantity, h.tradingsymbol, t.lot_size(h), lots, quantity - lots)  # fmt: skip
+        return lots
+
     def exit_now(self, why: str, at_market: bool = False) -> None:
         """Sells the position at once with a marketable limit inside price protection (no stop can protect it);
         `at_market`: a MARKET order with market protection instead, which Kite makes a limit around the price it

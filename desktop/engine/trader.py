@@ -339,21 +339,9 @@ class SegmentTrader:
         quantity = self._sellable(h, now)
         if quantity is None:
             return False
-        lots = self.whole_lots(h, quantity)
-        if (
-            lots <= 0
-        ):  # the exchange takes orders in whole lots only: nothing can be sent (and no storm of them)
-            why = f"{quantity} {h.tradingsymbol} held is less than one lot of {self.lot_size(h)}: sell it in Kite"
-            if not self.protection.state.unprotected.startswith(why):  # said once, not on every attempt
-                self.protection.state.unprotected = why
-                self.log.error("exit (%s) not sent: %s", reason, self.protection.state.unprotected)
-                self._journal("exit_below_lot", {"symbol": h.tradingsymbol, "held": quantity,
-                                                 "lot_size": self.lot_size(h)})  # fmt: skip
+        quantity = self.protection.exit_quantity(h, quantity, reason)
+        if quantity <= 0:
             return False
-        if lots < quantity:
-            self.log.error("exit (%s): %d %s held is not a whole number of lots of %d: selling %d, %d left",
-                           reason, quantity, h.tradingsymbol, self.lot_size(h), lots, quantity - lots)  # fmt: skip
-            quantity = lots
         kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
         intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, **kind)
         # The intent is durable BEFORE the stop is cancelled: an exit that could not be journalled must not leave
