@@ -221,6 +221,21 @@ def market_refusal(traded_today: bool) -> str | None:
     return None if traded_today else UNTRADED_MARKET_REFUSED
 
 
+# ---------------------------------------------------------------------------------------------- modifications
+# Kite allows at most 25 modifications of one order (Kite Connect's documented limits); the 26th is refused.
+# A stop that trails or chases must stay within them, or cancel and place a new order.
+MAX_MODIFICATIONS = 25
+MODIFICATIONS_EXCEEDED = (
+    f"Maximum allowed order modifications exceeded: Kite allows {MAX_MODIFICATIONS} per order. "
+    "Cancel it and place a new order."
+)
+
+
+def modification_refusal(done: int) -> str | None:
+    """The next modification of an order already modified `done` times is refused past Kite's 25."""
+    return MODIFICATIONS_EXCEEDED if done >= MAX_MODIFICATIONS else None
+
+
 # ---------------------------------------------------------------------------------------------- freeze
 @dataclass(frozen=True, slots=True)
 class FreezeLimit:
@@ -292,6 +307,10 @@ def order_refusal(
     for name, value in (("price", price), ("trigger_price", trigger)):
         if value is not None and value > 0 and (refusal := tick_refusal(name, value)):
             return refusal
+    if order.order_type in ("LIMIT", "SL") and price is None:
+        return f"A {order.order_type} order needs a limit price."
+    if order.order_type == "SL" and trigger is None:
+        return "An SL order needs a trigger price."
     if order.order_type == "SL" and price is not None and trigger is not None:
         refusal = trigger_limit_side_refusal(order.side, trigger, price) or sl_gap_refusal(trigger, price)
         if refusal:

@@ -134,3 +134,8 @@ def test_freeze_quantities_come_from_one_table_with_their_circular_and_can_be_ov
 
 def test_non_option_exchanges_are_left_to_kite() -> None:
     assert order_refusal(OptionOrder("NSE", "SELL", "SL-M", trigger_price=D("90")), D("100")) is None
+
+
+def test_kite_allows_25_modifications_per_order() -> None:
+    assert rules.modification_refusal(0) is None and rules.modification_refusal(24) is None
+    assert "25" in (rules.modification_refusal(25) or "")

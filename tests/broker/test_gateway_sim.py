@@ -7,10 +7,24 @@ import time
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
+from desktop.broker.errors import InputRejected
 from desktop.broker.gateway import LiveGateway
 from desktop.broker.instruments import OptionContract
 from desktop.broker.paper import PaperGateway
-from desktop.domain import Fill, Mode, OptionRight, Order, OrderIntent, OrderStatus, OrderType, Segment, Side
+from desktop.domain import (
+    Fill,
+    Mode,
+    OptionRight,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Segment,
+    Side,
+    to_tick,
+)
 from tests.broker.conftest import login, wait_until
 
 TODAY = date(2026, 1, 8)
@@ -153,22 +167,22 @@ def test_paper_gateway_fills_at_live_prices_while_the_broker_order_book_stays_em
     assert fill.mode is Mode.PAPER and fill.quantity == contract.lot_size
     assert fill.price % Decimal("0.05") == 0
 
-    # a sell stop above the market is already through its trigger: it fills on the next tick
+    # Kite refuses a sell stop at or above the market (and SL-M for options): so does PAPER, in the same
+    # words, without a call to Kite. A marketable sell limit takes the exit instead.
     ltp = stream.last_price(contract.instrument_token)
-    stop = paper.place(
-        OrderIntent(
-            session.key,
-            Segment.NIFTY,
-            Mode.PAPER,
-            contract.exchange,
-            contract.tradingsymbol,
-            Side.SELL,
-            contract.lot_size,
-            order_type=OrderType.SL_M,
-            trigger_price=ltp * 2,
-            reason="stop_loss",
+    assert ltp is not None
+
+    def exit_order(order_type: OrderType, **prices: Decimal) -> OrderIntent:
+        return OrderIntent(
+            session.key, Segment.NIFTY, Mode.PAPER, contract.exchange, contract.tradingsymbol, Side.SELL,
+            contract.lot_size, order_type=order_type, reason="stop_loss", **prices,  # type: ignore[arg-type]
         )  # fmt: skip
-    )
+
+    with pytest.raises(InputRejected, match="Stop loss market orders are not allowed"):
+        paper.place(exit_order(OrderType.SL_M, trigger_price=to_tick(ltp * 2)))
+    with pytest.raises(InputRejected, match="lower than the last traded price"):
+        paper.place(exit_order(OrderType.SL, trigger_price=to_tick(ltp * 2), price=to_tick(ltp * 2) - 1))
+    stop = paper.place(exit_order(OrderType.LIMIT, price=to_tick(ltp * Decimal("0.9"))))
     assert wait_until(lambda: seen.final(stop.order_id) is not None)
     assert sim_orders(sim, "UK9394") == []
     assert not {"place_order", "modify_order", "cancel_order"} & set(calls)

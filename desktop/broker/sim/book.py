@@ -88,6 +88,7 @@ class SimOrder:
     exchange_timestamp: datetime | None = None
     updated_at: datetime | None = None
     modified: bool = False
+    modifications: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     fill_cap: int | None = None  # fill_part_of_next_order: fills stop here and the rest stays open
 
@@ -338,6 +339,9 @@ class AccountBook:
             raise input_error(
                 f"Order cannot be modified as it is being processed or is {order.status.lower()}."
             )
+        refusal = rules.modification_refusal(order.modifications)
+        if refusal:
+            raise input_error(refusal)
         quantity = order.quantity
         if form.get("quantity"):
             quantity = self._quantity(form["quantity"], order.instrument)
@@ -377,6 +381,7 @@ class AccountBook:
         order.quantity, order.order_type, order.price = quantity, order_type, price
         order.trigger_price, order.market_protection = trigger, protection
         order.modified = True
+        order.modifications += 1
         self._transition(order, "MODIFY PENDING", now, notify=False)
         self._transition(order, status, now)
         self.work(order, now)

@@ -354,3 +354,16 @@ def test_market_order_in_a_contract_not_traded_today_is_refused(still, kite_stil
     price = ltp(kite_still, inst)
     limit = place(kite_still, inst, order_type="LIMIT", price=float(price), market_protection=None)
     assert book_row(kite_still, limit)["status"] in ("OPEN", "COMPLETE")  # a limit order is accepted
+
+
+# ------------------------------------------------------------------------------------------ modifications
+def test_the_26th_modification_of_an_order_is_refused(kite_still):
+    inst = option_priced(kite_still, 100.0, 400.0)
+    low = ceil_tick(ltp(kite_still, inst) * Decimal("0.7"))
+    order_id = place(kite_still, inst, order_type="LIMIT", price=float(low), market_protection=None)
+    for i in range(25):
+        kite_still.modify_order(variety="regular", order_id=order_id, price=float(low + (i % 2) * TICK))
+    with pytest.raises(kex.InputException, match="Maximum allowed order modifications"):
+        kite_still.modify_order(variety="regular", order_id=order_id, price=float(low + TICK))
+    kite_still.cancel_order(variety="regular", order_id=order_id)  # cancelling is still allowed
+    assert book_row(kite_still, order_id)["status"] == "CANCELLED"
