@@ -455,6 +455,7 @@ class SegmentTrader:
         if stop is not None and stop.resting and stop.order_id:
             try:
                 self.ctx.gateway.modify(stop.order_id, quantity=net)
+                stop.modifications += 1  # Kite counts every modification of an order (25 at most)
                 self.ctx.risk.record_order(now)
             except BrokerError as e:
                 self.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
