@@ -134,7 +134,16 @@ class Protection:
             order_type=OrderType.SL, trigger_price=level, price=limit,
         )  # fmt: skip
         t.ctx.risk.check(intent, t.market_time)
+        t.last_refusal = ""
         tracked = t._send(intent, "stop")
+        refusal = t.last_refusal.lower()
+        if tracked is None and "trigger" in refusal and ("last traded price" in refusal or "ltp" in refusal):
+            # The price fell through the stop level between the last tick seen and the order: sold at once, at a
+            # price Kite sets from the LTP it knows (this segment's last price is behind it).
+            self.exit_now(
+                f"the stop {level} is not below the last traded price at the broker", at_market=True
+            )
+            return
         if tracked is None:
             self._unprotected("the stop-loss order was not placed", retry=True)
             return

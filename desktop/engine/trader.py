@@ -79,6 +79,7 @@ class SegmentTrader:
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
         self.let_go: Holding | None = None
+        self.last_refusal = ""  # the broker's words when it last refused an order (`_send`)
         self._journal_down_until: datetime | None = (
             None  # an intent could not be journalled: exits wait till  # the last position let go (gone from the broker), see `_late_sale`
         )
@@ -336,7 +337,7 @@ class SegmentTrader:
             return True
         if self._journal_down_until is not None and now < self._journal_down_until:
             return False  # the journal failed a moment ago: the stop keeps protecting; asked again later
-        quantity = self._sellable(h, now)
+        quantity = self._sellable(h, now, stop_first=True)
         if quantity is None:
             return False
         quantity = self.protection.exit_quantity(h, quantity, reason)
@@ -348,6 +349,7 @@ class SegmentTrader:
         # the position with no stop and no exit (a full disk, a database locked for seconds).
         if not self._record_intent(intent):
             self.strategy.on_exit_rejected("the journal cannot be written")
+            self._protect_rest()  # a stop `_sellable` cancelled (the broker showed less held) is placed again
             if self.exit_if_filled is not None:
                 self._exit_again_at = now + ORDER_PATIENCE
             return False
@@ -370,10 +372,12 @@ class SegmentTrader:
             return False
         return True
 
-    def _sellable(self, h: Holding, now: datetime) -> int | None:
+    def _sellable(self, h: Holding, now: datetime, stop_first: bool = False) -> int | None:
         """How much a LIVE sell of the held option may sell: what this segment holds, but never more than the
         account holds at the broker. A position closed in Kite web or the app must not become a short option
-        position. None when the broker shows none: the position is let go (nothing to sell)."""
+        position. None when the broker shows none: the position is let go (nothing to sell). `stop_first`: when
+        the broker shows less than held, our resting stop is cancelled first; a refused cancel means the stop is
+        what sold it (None: its fills close the position and count)."""
         try:
             net = self.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
         except BrokerError as e:
@@ -382,6 +386,13 @@ class SegmentTrader:
             return h.quantity
         if net is None or net >= h.quantity:
             return h.quantity
+        stop = h.stop_order
+        if stop_first and stop is not None and stop.resting and not self._cancel_stop(h):
+            self.log.info("the broker shows %d of the %d %s held and the stop-loss order %s could not be cancelled: "
+                          "it is selling; waiting for its fills", max(net, 0), h.quantity, h.tradingsymbol,
+                          stop.order_id)  # fmt: skip
+            self.strategy.on_exit_rejected("the stop-loss order is selling")
+            return None
         self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
         if net > 0:
             self.log.error(
@@ -539,6 +550,7 @@ class SegmentTrader:
             return tracked
         except BrokerError as e:
             self.log.error("%s order not placed: %s", role, e)
+            self.last_refusal = str(e)
             self._journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
             return None
         # A note of what was sent, after the send: queued for the store writer, whose wake-up and write must not

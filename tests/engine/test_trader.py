@@ -543,3 +543,23 @@ def test_an_exit_that_cannot_be_journalled_keeps_the_stop_and_halts_entries(make
     index_tick(trader, 6)  # the store writes again: the exit goes (cancel first, then the sale)
     trader.act([ExitPosition("signal_exit")])
     assert gateway.cancelled == ["O2"] and gateway.placed[-1].reason == "signal_exit"
+
+
+def test_an_exit_that_finds_the_position_gone_while_its_stop_cannot_be_cancelled_waits_for_the_stops_fills(
+    make,
+):
+    # The stop filled at the broker and neither its update nor its fill has come: the positions show none held.
+    # That is our own stop selling, not a sale outside KiteDesk: the position is not let go, nothing is sold, and
+    # the stop's fill closes it with its P&L.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0
+    gateway.refuse_cancel = True  # "being processed or is complete"
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])
+    assert trader.holding is not None and trader.let_go is None
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
+    log = trader.log.path.read_text()
+    assert "closed outside KiteDesk" not in log and "it is selling; waiting for its fills" in log
