@@ -67,7 +67,8 @@ def tick_ceiling(price: Decimal) -> Decimal:
 # ---------------------------------------------------------------------------------------------- SL gap
 # NSE caps the gap between an option SL order's trigger and its limit: at most ₹10 when the trigger is
 # ₹50 or less, at most 20 % of the trigger above ₹50. It is checked on placement and on every modification
-# (Zerodha support calls a refusal "beyond the exchange permissible range for SL"). A trailing stop that
+# (Zerodha support calls a refusal "beyond the exchange permissible range for SL"). No BSE figure was found:
+# the same cap is applied to BFO options, the stricter choice. A trailing stop that
 # moves only its trigger widens the gap until a modification is refused: send the limit with the trigger.
 SL_GAP_SMALL_PREMIUM = Decimal(50)
 SL_GAP_FLAT = Decimal(10)

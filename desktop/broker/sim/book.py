@@ -4,7 +4,11 @@ Everything here runs on the simulator's event-loop thread; nothing is shared bet
 market (read-only prices) and the simulator-wide order/trade id counters, which only guarantee uniqueness.
 Kite's behaviour copied: an accepted order walks PUT ORDER REQ RECEIVED → VALIDATION PENDING → OPEN PENDING
 → OPEN / TRIGGER PENDING → COMPLETE; RMS refusals (funds) are REJECTED orders, not HTTP errors; input
-mistakes are `InputException`s.
+mistakes are `InputException`s. What Kite and the exchanges refuse for options (SL-M, an SL gap above the
+cap, a stop on the wrong side of the LTP, limits outside price protection, freeze quantities, ...) comes
+from `desktop.broker.exchange_rules`, the module PAPER reads too, and is refused as Kite refuses it. Every
+working order is a limit: a MARKET order becomes a protected LIMIT, a triggered SL works at its own limit
+(or is cancelled when that limit is outside price protection at the trigger).
 """
 
 from __future__ import annotations

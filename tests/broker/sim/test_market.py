@@ -438,3 +438,35 @@ def test_concurrent_readers_see_the_same_market_as_a_single_reader() -> None:
     for t in threads:
         t.join()
     assert all(out == expected for out in results)
+
+
+def test_a_premium_gap_holds_from_its_moment_on_and_leaves_the_past_and_other_contracts_alone() -> None:
+    m = Market(seed=21, trading_day=DAY)  # its own market: the gap must not leak into the shared fixture
+    calls = [i for i in m.instruments if i.is_option and i.name == "NIFTY" and i.is_call]
+    inst, other = calls[len(calls) // 2], calls[len(calls) // 2 + 1]
+    token = inst.instrument_token
+    earlier, moment, later = at(10, 0), at(11, 0), at(11, 5)
+    past, model_later = m.last_price(token, earlier), m.last_price(token, later)
+    other_later = m.last_price(other.instrument_token, later)
+    before, after = m.gap_premium(token, Decimal(-40), moment)
+    assert after == (before * Decimal("0.6") / Decimal("0.05")).to_integral_value() * Decimal("0.05")
+    assert m.last_price(token, earlier) == past  # history keeps the model's path
+    assert abs(m.last_price(token, later) - model_later * Decimal("0.6")) <= Decimal("0.05")
+    assert m.last_price(other.instrument_token, later) == other_later
+    bid, ask = m.bid_ask(token, moment)
+    assert bid <= after <= ask and Decimal(str(m.ohlc(token, moment)["ohlc"]["low"])) <= after
+    m.gap_premium(token, Decimal(50), moment)  # gaps compound: 0.6 × 1.5
+    assert abs(m.last_price(token, moment) - before * Decimal("0.9")) <= Decimal("0.05")
+    with pytest.raises(ValueError, match="index"):
+        m.gap_premium(m.instruments[0].instrument_token, Decimal(-10), moment)
+    with pytest.raises(ValueError, match="less than 100"):
+        m.gap_premium(token, Decimal(-100), moment)
+
+
+def test_a_contract_marked_untraded_has_no_trade_today() -> None:
+    m = Market(seed=21, trading_day=DAY)
+    inst = next(i for i in m.instruments if i.is_option)
+    assert m.traded_today(inst.instrument_token, at(10, 0))
+    m.mark_untraded(inst.instrument_token)
+    assert not m.traded_today(inst.instrument_token, at(10, 0))
+    assert m.traded_today(m.instruments[0].instrument_token, at(10, 0))  # an index is never "untraded"
