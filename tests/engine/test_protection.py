@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from desktop.broker import exchange_rules as rules
+from desktop.broker.errors import InputRejected
 from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
 from desktop.engine.protection import chase_limit, exit_limit, stop_limit
 from desktop.engine.snapshots import AgentState
@@ -208,3 +209,22 @@ def test_a_part_fill_that_is_not_whole_lots_is_protected_and_sold_in_whole_lots_
     trader.act([ExitPosition("signal_exit")])
     assert len(gateway.placed) == 3, "45 units cannot be sold through the exchange: nothing sent, no storm"
     assert "less than one lot of 65" in trader.snapshot(AgentState.RUNNING).protection
+
+
+def test_a_stop_kite_refuses_because_the_premium_already_fell_through_it_sells_at_once(make) -> None:
+    trader, gateway, _ = make()
+    place = gateway.place
+
+    def refusing_stops(intent):
+        if intent.order_type is OrderType.SL:
+            place(intent)  # recorded, then refused as Kite does
+            raise InputRejected(
+                "Trigger price 186.00 for a stop-loss sell order must be lower than the last traded price 185.50."
+            )
+        return place(intent)
+
+    gateway.place = refusing_stops  # type: ignore[method-assign]
+    enter(trader, gateway, "200")  # filled at 200; the premium fell below 186 before the stop reached Kite
+    sell = gateway.placed[-1]
+    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL, OrderType.MARKET]
+    assert (sell.side, sell.quantity, sell.reason) == (Side.SELL, 195, "stop_loss")
