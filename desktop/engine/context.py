@@ -34,6 +34,14 @@ class TrackedOrder:
     why: str = ""  # the broker's reason when it ended
     cancelled_by_us: bool = False  # a stop this run cancelled (to exit): its fills before that still count
     pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
+    # A protective stop (desktop/engine/protection.py): its levels, Kite's count of modifications, and when it
+    # was seen triggered (market time) with its chase.
+    trigger: Decimal | None = None
+    limit: Decimal | None = None
+    modifications: int = 0
+    triggered_at: datetime | None = None
+    chase_at: datetime | None = None
+    chases: int = 0
 
     @property
     def resting(self) -> bool:

@@ -1,6 +1,7 @@
 """Recovery on start: a session that had an open position is reconciled before any new entry.
 
-- PAPER: the durable fills are the truth (written before acting): open positions are rebuilt from them.
+- PAPER: the durable fills are the truth (written before acting): open positions are rebuilt from them and
+  protected by a new SL order at the paper gateway (its orders lived in the previous process).
 - LIVE: the broker is the truth, matched by the session's order tag: the session's net quantity per
   option from its own tagged orders (capped by the account's net position at the broker), adopted with
   its resting SL order when there is one (resized to the quantity adopted), or protected by a new SL order
@@ -56,6 +57,9 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
             trader.adopt(symbol, exchange, qty, rupees(cost / qty), now, cost=cost)
+            # The paper gateway's orders lived in the previous process: the position gets its stop again.
+            position = trader.strategy.position
+            trader._place_stop(position.stop if position else None)
     _tell_risk(trader, now, fills, [])
 
 

@@ -76,6 +76,9 @@ class SegmentSnapshot:
     note: str = ""
     # Why risk refused the last entry today, e.g. "trade cap 5 reached, no more entries today".
     risk_note: str = ""
+    # The held position's protection when it needs a trader's eye: "stop triggered, chasing" while a triggered
+    # stop is being chased, "UNPROTECTED: <why>" while no stop-loss order protects it; "" otherwise.
+    protection: str = ""
 
 
 @dataclass(frozen=True, slots=True)

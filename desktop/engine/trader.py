@@ -3,8 +3,9 @@
 Flow: index ticks → 1-minute bars (exchange time) → strategy → risk → journal → order gateway; order
 updates and fills come back through `on_order` / `on_fill` and are written to the store BEFORE the
 strategy hears of them (write-ahead: a crash never loses a fill the engine acted on).
-LIVE: after the entry fills, a protective SL-M order rests at the broker (so a dead KiteDesk still has
-its position protected), is modified on `MoveStop`, and is cancelled before any other exit is sent.
+After the entry fills, a protective SL (stop-loss limit) order rests at the broker, or at the paper gateway
+in PAPER (so a dead KiteDesk still has its position protected), is modified on `MoveStop`, and is cancelled
+before any other exit is sent; desktop/engine/protection.py places, trails, retries and chases it.
 An entry or exit still working `ORDER_PATIENCE` after it was sent has its rest cancelled; an exit or the
 broker's stop that ends part-filled leaves the rest held, protected again and exitable. A LIVE exit sells at
 most what the account's positions show, so a position closed in Kite web never becomes a short one; while
@@ -43,8 +44,10 @@ from desktop.engine.chart import IndexChart
 from desktop.engine.context import ENTRY, EXIT, STOP, Holding, TrackedOrder, TraderContext
 from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
+from desktop.engine.protection import Protection
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
+from desktop.store.errors import StoreError
 
 _ONE_MINUTE = timedelta(minutes=1)
 # An entry or exit still working this long after it was sent (a thin option, a market order held at its
@@ -54,7 +57,9 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # LIVE, while holding: how often (real seconds: it is a REST call, under Kite's rate limits) the account's
 # positions are read to see whether the position was closed outside KiteDesk.
 BROKER_CHECK_EVERY = 30.0
-STOP_RETRY = timedelta(seconds=5)  # a stop move the broker refused is sent again this much later
+STOP_RETRY = timedelta(
+    seconds=5
+)  # an exit whose intent could not be journalled is asked again this much later
 
 
 class SegmentTrader:
@@ -73,6 +78,11 @@ class SegmentTrader:
         self.market_time: datetime | None = None
         self.index_price: Decimal | None = None
         self.holding: Holding | None = None
+        self.let_go: Holding | None = None
+        self.last_refusal = ""  # the broker's words when it last refused an order (`_send`)
+        self._journal_down_until: datetime | None = (
+            None  # an intent could not be journalled: exits wait till  # the last position let go (gone from the broker), see `_late_sale`
+        )
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
         self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
@@ -85,8 +95,6 @@ class SegmentTrader:
         self.exit_if_filled: str | None = None
         self._exit_again_at: datetime | None = None  # market time to ask a failed kill/square-off exit again
         self._next_broker_check = 0.0  # time.monotonic() of the next check that the broker still holds it
-        # (when, trigger) of a stop move to send again.
-        self._stop_retry: tuple[datetime, Decimal] | None = None
         self._broker_short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
         # Tick-to-intent latency (bench): when the batch being handled was posted, and a list to fill.
         self.batch_posted = 0.0
@@ -98,6 +106,7 @@ class SegmentTrader:
         # Each entry's tick-to-order-sent (the intent journaled durably, then accepted by the gateway), seconds.
         self.sent_probe: list[float] | None = None
         self.risk_note: tuple[date, str] | None = None  # (market day, why) of the last entry risk refused
+        self.protection = Protection(self)
         self.changed = True
 
     # -- start ------------------------------------------------------------------------------------
@@ -162,8 +171,10 @@ class SegmentTrader:
             self.holding.exchange, self.holding.tradingsymbol, Side.SELL, left, "protective_stop"
         )
         tracked = TrackedOrder(intent, STOP, order.order_id, order.status)
+        tracked.trigger, tracked.limit = order.trigger_price, order.price
         self.orders[order.order_id] = tracked
         self.holding.stop_order = tracked
+        self.protection.on_update(tracked, order.status)  # adopted triggered: chased like one of this run
         self.log.info(
             "kept the stop-loss order %s at the broker (trigger %s)", order.order_id, order.trigger_price
         )
@@ -194,6 +205,8 @@ class SegmentTrader:
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
             self._chase(self.market_time)
+        if self.market_time is not None:
+            self.protection.on_tick(self.market_time)
         if (
             self.mode is Mode.LIVE
             and self.holding is not None
@@ -203,9 +216,6 @@ class SegmentTrader:
         ):
             self._next_broker_check = time.monotonic() + BROKER_CHECK_EVERY
             self._check_broker_position(self.market_time)
-        retry = self._stop_retry
-        if retry is not None and self.market_time is not None and self.market_time >= retry[0]:
-            self._move_stop(retry[1], retry=True)
         if (
             self._exit_again_at is not None
             and self.market_time is not None
@@ -302,27 +312,62 @@ class SegmentTrader:
         self.ctx.watch_option(contract.instrument_token, self.segment)
         self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
-    def exit(self, reason: str) -> bool:
-        """Sells the held option now (LIVE: the resting SL order is cancelled first); False if not sent."""
+    def exit(self, reason: str, limit: Decimal | None = None, at_once: bool = False) -> bool:
+        """Sells the held option now (at `limit`, else at market), the resting SL order cancelled first; False
+        if not sent. A stop-loss exit while the broker's stop rests at or above the price leaves that stop to
+        fill (chased if it does not): cancelling it races its own fill. `at_once`: the protection sells now."""
         h = self.holding
         now = self.market_time
         if h is None or now is None:
             return False
         if self._open_exit() is not None:
             return False
+        stop = h.stop_order
+        if stop is not None and not stop.done and stop.final and stop.filled < stop.broker_filled:
+            self.log.info(
+                "the stop-loss order %s sold %d: waiting for its fills", stop.order_id, stop.broker_filled
+            )
+            self.ctx.gateway.report_fills(stop.order_id)
+            return True
+        if (
+            not at_once
+            and reason in ("stop_loss", "trailing_stop")
+            and stop is not None
+            and stop.resting
+            and stop.order_id
+            and stop.trigger is not None
+            and h.last_price <= stop.trigger
+        ):
+            self.protection.expect_fill(stop)
+            return True
+        if self._journal_down_until is not None and now < self._journal_down_until:
+            return False  # the journal failed a moment ago: the stop keeps protecting; asked again later
+        quantity = self._sellable(h, now, stop_first=True)
+        if quantity is None:
+            return False
+        quantity = self.protection.exit_quantity(h, quantity, reason)
+        if quantity <= 0:
+            return False
+        kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
+        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, **kind)
+        # The intent is durable BEFORE the stop is cancelled: an exit that could not be journalled must not leave
+        # the position with no stop and no exit (a full disk, a database locked for seconds).
+        if not self._record_intent(intent):
+            self.strategy.on_exit_rejected("the journal cannot be written")
+            self._protect_rest()  # a stop `_sellable` cancelled (the broker showed less held) is placed again
+            if self.exit_if_filled is not None:
+                self._exit_again_at = now + ORDER_PATIENCE
+            return False
         if h.stop_order is not None and h.stop_order.resting and not self._cancel_stop(h):
             self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
             return False
-        quantity = self._sellable(h, now)
-        if quantity is None:
-            return False
-        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason)
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
-        sent = self._send(intent, EXIT)  # the order first, then the log line (see _enter)
+        sent = self._send(intent, EXIT, recorded=True)  # the order first, then the log line (see _enter)
         self.log.info(
-            "Exit (%s): SELL %d %s at about %s: %s",
-            reason, quantity, h.tradingsymbol, h.last_price, _sent_note(sent),
+            "Exit (%s): SELL %d %s at %s %s: %s",
+            reason, quantity, h.tradingsymbol, "a limit of" if limit else "about", limit or h.last_price,
+            _sent_note(sent),
         )  # fmt: skip
         if not sent:
             self.strategy.on_exit_rejected("the exit order failed")
@@ -332,10 +377,12 @@ class SegmentTrader:
             return False
         return True
 
-    def _sellable(self, h: Holding, now: datetime) -> int | None:
+    def _sellable(self, h: Holding, now: datetime, stop_first: bool = False) -> int | None:
         """How much a LIVE sell of the held option may sell: what this segment holds, but never more than the
         account holds at the broker. A position closed in Kite web or the app must not become a short option
-        position. None when the broker shows none: the position is let go (nothing to sell)."""
+        position. None when the broker shows none: the position is let go (nothing to sell). `stop_first`: when
+        the broker shows less than held, our resting stop is cancelled first; a refused cancel means the stop is
+        what sold it (None: its fills close the position and count)."""
         try:
             net = self.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
         except BrokerError as e:
@@ -344,6 +391,13 @@ class SegmentTrader:
             return h.quantity
         if net is None or net >= h.quantity:
             return h.quantity
+        stop = h.stop_order
+        if stop_first and stop is not None and stop.resting and not self._cancel_stop(h):
+            self.log.info("the broker shows %d of the %d %s held and the stop-loss order %s could not be cancelled: "
+                          "it is selling; waiting for its fills", max(net, 0), h.quantity, h.tradingsymbol,
+                          stop.order_id)  # fmt: skip
+            self.strategy.on_exit_rejected("the stop-loss order is selling")
+            return None
         self._journal("broker_holds_less", {"symbol": h.tradingsymbol, "held": h.quantity, "at_broker": net})
         if net > 0:
             self.log.error(
@@ -365,6 +419,7 @@ class SegmentTrader:
         if h.stop_order is not None and h.stop_order.resting:
             self._cancel_stop(h)
         self.holding = None
+        self.let_go = h  # a fill of our own sale still on its way is counted against it (`_sold`)
         self._save_flat(h.exchange, h.tradingsymbol)
         self.strategy.on_exit(h.last_price, now, "closed_outside")
         self.ctx.risk.on_position_closed(self.segment)
@@ -416,6 +471,7 @@ class SegmentTrader:
         if stop is not None and stop.resting and stop.order_id:
             try:
                 self.ctx.gateway.modify(stop.order_id, quantity=net)
+                stop.modifications += 1  # Kite counts every modification of an order (25 at most)
                 self.ctx.risk.record_order(now)
             except BrokerError as e:
                 self.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
@@ -431,10 +487,10 @@ class SegmentTrader:
         return max(0, net - before)
 
     def _protect_rest(self) -> None:
-        """LIVE: the position is still held after an exit failed or sold only part: a stop-loss order for what the
+        """The position is still held after an exit failed or sold only part: a stop-loss order for what the
         broker still holds (or the position is let go when it holds none)."""
         h, position, now = self.holding, self.strategy.position, self.market_time
-        if self.mode is not Mode.LIVE or h is None or position is None or now is None:
+        if h is None or position is None or now is None:
             return
         if h.stop_order is not None and h.stop_order.resting:
             return
@@ -443,68 +499,47 @@ class SegmentTrader:
             self._place_stop(position.stop, quantity)
 
     def _cancel_stop(self, h: Holding) -> bool:
-        stop = h.stop_order
-        assert stop is not None
-        if not stop.order_id:
-            self.log.warning(
-                "the stop-loss order is unconfirmed: it cannot be cancelled before Kite shows it"
-            )
-            return False
-        try:
-            self.ctx.gateway.cancel(stop.order_id)
-        except BrokerError as e:
-            # Already triggered or filled: its fill closes the position; never sell twice.
-            self.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
-            return False
-        stop.cancelled_by_us = True  # fills it got before the cancel still count (`on_fill`)
-        if self.market_time is not None:
-            self.ctx.risk.record_order(self.market_time)
-        return True
+        return self.protection.cancel(h)
 
     def _move_stop(self, new_stop: Decimal, retry: bool = False) -> None:
-        self._stop_retry = None
-        h = self.holding
-        if h is None:
-            return
-        if not retry:
-            self.log.info("stop raised to %s", new_stop)
-        if (
-            self.mode is Mode.LIVE
-            and h.stop_order is not None
-            and h.stop_order.resting
-            and h.stop_order.order_id
-        ):
-            try:
-                self.ctx.gateway.modify(h.stop_order.order_id, trigger_price=new_stop)
-                if self.market_time is not None:
-                    self.ctx.risk.record_order(self.market_time)
-                self._journal("stop_moved", {"order_id": h.stop_order.order_id, "trigger": str(new_stop)})
-            except BrokerError as e:
-                # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
-                # KiteDesk leaves the position protected at the level it had reached.
-                self.log.warning("stop-loss order not modified (%s): trying again in %d s", e,
-                                 STOP_RETRY.total_seconds())  # fmt: skip
-                if self.market_time is not None:
-                    self._stop_retry = (self.market_time + STOP_RETRY, new_stop)
+        self.protection.trail(new_stop, retry)
 
     def _place_stop(self, level: Decimal | None, quantity: int | None = None) -> None:
-        h = self.holding
-        if h is None or level is None or self.market_time is None:
-            return
-        intent = self._intent(
-            h.exchange, h.tradingsymbol, Side.SELL, h.quantity if quantity is None else quantity,
-            "protective_stop", order_type=OrderType.SL_M, trigger_price=level,
-        )  # fmt: skip
-        self.ctx.risk.check(intent, self.market_time)
-        tracked = self._send(intent, STOP)
-        if tracked is not None:
-            h.stop_order = tracked
-            self.log.info("stop-loss %s: trigger %s", _sent_note(tracked), level)
+        self.protection.place(level, quantity)
 
-    def _send(self, intent: OrderIntent, role: str) -> TrackedOrder | None:
-        """Journal first (durable), then send; None when the gateway refused it."""
+    def whole_lots(self, h: Holding, quantity: int) -> int:
+        """`quantity` rounded down to whole lots of the held option: what the exchange takes in one order."""
+        lot = self.lot_size(h)
+        return quantity - quantity % lot if lot > 1 else quantity
+
+    def lot_size(self, h: Holding) -> int:
+        ins = self.book.by_symbol(h.exchange, h.tradingsymbol) if self.book is not None else None
+        return ins.lot_size if ins is not None else 1
+
+    def _record_intent(self, intent: OrderIntent) -> bool:
+        """The intent made durable; False when the store cannot write it: then the session takes no new entries
+        (nothing may be sent that the journal does not hold) and exits are asked again a little later."""
         assert self.market_time is not None
-        self.ctx.store.intents.record(intent, at=self.market_time)
+        try:
+            self.ctx.store.intents.record(intent, at=self.market_time)
+        except StoreError as e:
+            self._journal_down_until = self.market_time + STOP_RETRY
+            self.halted_entries = True
+            self.ctx.risk.kill(f"the journal cannot be written ({e})")
+            self.log.error(
+                "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
+                "session takes no new entries",
+                intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
+            )  # fmt: skip
+            return False
+        self._journal_down_until = None
+        return True
+
+    def _send(self, intent: OrderIntent, role: str, recorded: bool = False) -> TrackedOrder | None:
+        """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
+        assert self.market_time is not None
+        if not recorded and not self._record_intent(intent):
+            return None
         tracked = TrackedOrder(intent, role)
         try:
             order = self.ctx.gateway.place(intent)
@@ -520,6 +555,7 @@ class SegmentTrader:
             return tracked
         except BrokerError as e:
             self.log.error("%s order not placed: %s", role, e)
+            self.last_refusal = str(e)
             self._journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
             return None
         # A note of what was sent, after the send: queued for the store writer, whose wake-up and write must not
@@ -588,15 +624,15 @@ class SegmentTrader:
             self._protect_rest()
 
     def _bind(self, order: Order) -> TrackedOrder | None:
-        """The unconfirmed order of ours this update is about (same instrument, side, quantity and type), now
+        """The unconfirmed order of ours this update is about (same instrument, side and quantity), now
         known by its id; None if none."""
         for tracked in self._working:
             i = tracked.intent
             if (
                 not tracked.order_id
                 and not tracked.done
-                and (order.tradingsymbol, order.side, order.quantity, order.order_type)
-                == (i.tradingsymbol, i.side, i.quantity, i.order_type)
+                # not by order type: Kite lists a MARKET order with protection as a LIMIT
+                and (order.tradingsymbol, order.side, order.quantity) == (i.tradingsymbol, i.side, i.quantity)
             ):
                 tracked.order_id = order.order_id
                 self.orders[order.order_id] = tracked
@@ -625,6 +661,8 @@ class SegmentTrader:
         if tracked is None or tracked.final:
             return
         tracked.status = order.status
+        if tracked.role == STOP:
+            self.protection.on_update(tracked, order.status)
         if order.status.is_final:
             tracked.final = True
             complete = order.status is OrderStatus.COMPLETE
@@ -691,8 +729,8 @@ class SegmentTrader:
                 tracked.order_id, tracked.status.value, tracked.filled, tracked.intent.quantity, tracked.why,
                 h.quantity, h.tradingsymbol,
             )  # fmt: skip
-            if tracked.filled:
-                self._protect_rest()
+            if h.stop_order is tracked:
+                self.protection.on_ended(tracked)
 
     def _entry_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
         i = tracked.intent
@@ -713,8 +751,7 @@ class SegmentTrader:
             "entry_filled",
             {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price), "stop": str(stop)},
         )
-        if self.mode is Mode.LIVE:
-            self._place_stop(stop)
+        self._place_stop(stop)  # LIVE at Kite, PAPER at the paper gateway: one protection path
         if self.exit_if_filled is not None:
             self.log.warning("the entry filled after its cancel (%s): selling it", self.exit_if_filled)
             self.exit(self.exit_if_filled)
@@ -723,8 +760,7 @@ class SegmentTrader:
         """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left."""
         h = self.holding
         if h is None or h.tradingsymbol != fill.tradingsymbol:
-            self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
-                             tracked.order_id)  # fmt: skip
+            self._late_sale(tracked, fill)
             return
         pnl = h.sell(fill.quantity, fill.price)
         self._roll_day(fill.timestamp)
@@ -750,6 +786,25 @@ class SegmentTrader:
         self.ctx.risk.update_pnl(self.segment, self.realised, Decimal(0), fill.timestamp)
         if self.index_price is not None:
             self.chart.mark(fill.timestamp, self.index_price, "exit", f"{reason} {price}")
+
+    def _late_sale(self, tracked: TrackedOrder, fill: Fill) -> None:
+        """A fill of our own sale (the stop, an exit) after its position was let go (the broker's positions showed
+        it gone before this fill came): it is what sold it, so its P&L is counted, whatever the order of events."""
+        gone = self.let_go
+        if gone is None or gone.tradingsymbol != fill.tradingsymbol or gone.quantity <= 0:
+            self.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
+                             tracked.order_id)  # fmt: skip
+            return
+        pnl = gone.sell(fill.quantity, fill.price)
+        self._roll_day(fill.timestamp)
+        self.realised += pnl
+        tracked.pnl += pnl
+        self.log.warning("%s order %s sold %d %s at %s after the position was let go: P&L %s counted",
+                         tracked.role, tracked.order_id, fill.quantity, fill.tradingsymbol, fill.price, pnl)  # fmt: skip
+        self._journal("late_fill_counted", {"order_id": tracked.order_id, "symbol": fill.tradingsymbol,
+                                            "qty": fill.quantity, "price": str(fill.price), "pnl": str(pnl)})  # fmt: skip
+        self._save_flat(gone.exchange, gone.tradingsymbol)
+        self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, fill.timestamp)
 
     def _roll_day(self, t: datetime) -> None:
         """A new market day: the day's realised P&L (what the daily loss limit counts) starts again."""
@@ -857,8 +912,9 @@ class SegmentTrader:
             realised_pnl=self.realised,
             unrealised_pnl=self.unrealised,
             trades_today=self.ctx.risk.trades_today(self.segment, self.market_time),
-            note=self.note,
+            note="; ".join(n for n in (self.protection.status(), self.note) if n),
             risk_note=_note_of_day(self.risk_note, self.market_time),
+            protection=self.protection.status(),
         )
 
 

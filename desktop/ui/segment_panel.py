@@ -174,8 +174,13 @@ class SegmentPanel(QWidget):
             parts.append(f"<b><span style='color:{self._theme.loss}'>⚠ {html.escape(protection)}</span></b>")
         if risk:
             parts.append(f"<span style='color:{self._theme.stop_line}'>{html.escape(risk)}</span>")
-        if seg.note and seg.note != risk:
-            parts.append(html.escape(seg.note))
+        note = seg.note
+        if protection and note.startswith(
+            protection
+        ):  # the engine's note leads with it for text-only readers
+            note = note[len(protection) :].lstrip("; ")
+        if note and note != risk:
+            parts.append(html.escape(note))
         return " · ".join(parts)
 
     def needs_full_update(self, seg: SegmentSnapshot) -> bool:

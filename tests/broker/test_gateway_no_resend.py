@@ -134,3 +134,23 @@ def test_a_stale_book_row_never_takes_an_order_back_to_an_earlier_state() -> Non
     gateway._on_update(dict(base, status="COMPLETE", filled_quantity=65, average_price=100.5))
     assert [(o.status.value, o.filled_quantity) for o in gateway.reconcile()] == [("COMPLETE", 65)]
     assert seen == [("COMPLETE", 65)]
+
+
+def test_a_lost_reply_is_matched_by_tag_symbol_side_and_quantity_not_by_order_type():
+    # Kite turns a MARKET order with market protection into a LIMIT and lists it so: matching the order type
+    # too took the order for missing after a lost reply, and the position was left unwatched.
+    session = LaggingBookSession()
+    gateway = LiveGateway(session, None, lookup_attempts=1, lookup_pause=0.0)  # type: ignore[arg-type]
+    place_order = session.place_order
+
+    def listed_as_limit(**p) -> str:
+        try:
+            return place_order(**p)
+        finally:
+            session.in_flight[-1]["order_type"] = "LIMIT"
+            session.flush()
+
+    session.place_order = listed_as_limit  # type: ignore[method-assign]
+    order = gateway.place(OrderIntent(session.key, Segment.NIFTY, Mode.LIVE, "NFO", "NIFTY2611325000CE", Side.BUY,
+                                      65, OrderType.MARKET))  # fmt: skip
+    assert order.order_id == "ORD1"

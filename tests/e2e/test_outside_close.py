@@ -23,7 +23,7 @@ def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_en
 
     def protected():
         orders = tagged()
-        stops = [o for o in orders if o.order_type == "SL-M" and o.status == "TRIGGER PENDING"]
+        stops = [o for o in orders if o.order_type == "SL" and o.status == "TRIGGER PENDING"]
         entries = [o for o in orders if o.transaction_type == "BUY" and o.status == "COMPLETE"]
         return (entries[-1], stops[-1]) if stops and entries else None
 
@@ -48,7 +48,9 @@ def test_a_position_sold_in_kite_web_is_not_sold_again_by_the_square_off(demo_en
     assert manual.status == "COMPLETE"
     session.stop("square_off")
     sells = [o for o in tagged() if o.transaction_type == "SELL" and int(o.order_id) > int(manual.order_id)]
-    assert [o for o in sells if o.instrument.tradingsymbol == symbol and o.order_type == "MARKET"] == []
+    assert [
+        o for o in sells if o.instrument.tradingsymbol == symbol and o.order_type in ("MARKET", "LIMIT")
+    ] == []
     leg = next(leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol)
     assert leg.quantity == 0, "no short option position"
     assert stop.status == "CANCELLED"
@@ -83,7 +85,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
     )
 
     def stops():  # type: ignore[no-untyped-def]
-        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == "SL-M"
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == "SL"
                 and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"]  # fmt: skip
 
     wait_until(qapp, lambda: len(stops()) == 2, 10, "a stop at the broker for each")

@@ -73,7 +73,7 @@ def test_kill_9_with_open_live_position_keeps_broker_stop_and_next_run_adopts_it
         def protected_position():
             orders = [o for o in book.orders.values() if (o.tag or "").startswith("KD")]
             bought = [o for o in orders if o.transaction_type == "BUY" and o.status == "COMPLETE"]
-            stops = [o for o in orders if o.order_type == "SL-M" and o.status == "TRIGGER PENDING"]
+            stops = [o for o in orders if o.order_type == "SL" and o.status == "TRIGGER PENDING"]
             return (bought[-1], stops[-1]) if bought and stops else None
 
         entry, stop = _poll(
@@ -104,7 +104,7 @@ def test_kill_9_with_open_live_position_keeps_broker_stop_and_next_run_adopts_it
         )
         resting = [
             o for o in book.orders.values()
-            if o.tag == tag and o.order_type == "SL-M" and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"
+            if o.tag == tag and o.order_type == "SL" and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"
         ]  # fmt: skip
         assert [o.order_id for o in resting] in ([stop.order_id], []), "no second stop order for one position"
 

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import requests
 
+from desktop.broker import exchange_rules as rules
 from desktop.domain import Mode, OptionRight, Segment, Side
 from desktop.engine import AgentState, Engine, SessionEngine, SessionState, effective_itm_offset
 from desktop.engine.strategy.exits import stop_level
@@ -150,9 +151,13 @@ def test_seed_sessions_run_isolated_and_survive_each_fault(demo_engine: Engine, 
     assert check_orders(engine, s3, 3, 7, 150) >= 1
     # LIVE: the broker's SL orders sat at each entry's stop.
     stops = {Decimal(e["stop"]) for e in journal(engine, s3, "entry_filled")}
-    sl_orders = [o for o in book.orders.values() if o.tag == s3.key.order_tag and o.order_type == "SL-M"]
+    sl_orders = [o for o in book.orders.values() if o.tag == s3.key.order_tag and o.order_type == "SL"]
     assert sl_orders and {Decimal(str(o.trigger_price)) for o in sl_orders} <= stops | _moved(engine, s3)
     assert all(o.transaction_type == Side.SELL.value for o in sl_orders)
+    # Well-formed as Kite accepts them: a limit below the trigger, within the exchange's gap cap, on the tick.
+    for o in sl_orders:
+        trigger, limit = Decimal(str(o.trigger_price)), Decimal(str(o.price))
+        assert limit < trigger and rules.sl_gap_refusal(trigger, limit) is None and rules.on_tick(limit)
 
     # Isolation in queries and exports.
     for broker, other, labels in (

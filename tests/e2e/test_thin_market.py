@@ -9,6 +9,14 @@ from desktop.engine import Engine
 from tests.e2e.conftest import params, sim_book, wait_until
 
 
+def listed_as(order, kind: str) -> bool:
+    """The simulator's order is of `kind`; a MARKET order with market protection is listed as a LIMIT, as Kite
+    lists it."""
+    return order.order_type == kind or (
+        kind == "MARKET" and order.order_type == "LIMIT" and order.market_protection
+    )
+
+
 def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_broker(
     demo_engine: Engine, qapp
 ) -> None:
@@ -20,7 +28,7 @@ def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_b
     session.start(params(segments=["NIFTY"], lots=3, stop_loss=7, itm_offset=150, mode="LIVE"))
 
     def ours(kind: str):
-        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind]
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and listed_as(o, kind)]
 
     def part_entry_cancelled():
         return [o for o in ours("MARKET") if o.status == "CANCELLED" and o.filled_quantity == 65]
@@ -30,11 +38,11 @@ def test_a_live_entry_filled_in_part_becomes_the_position_with_its_stop_at_the_b
     assert (entry.transaction_type, entry.quantity, entry.cancelled_quantity) == ("BUY", 195, 130)
     wait_until(
         qapp,
-        lambda: [o for o in ours("SL-M") if o.status == "TRIGGER PENDING"],
+        lambda: [o for o in ours("SL") if o.status == "TRIGGER PENDING"],
         20,
         "a stop for the part bought",
     )
-    stop = next(o for o in ours("SL-M") if o.status == "TRIGGER PENDING")
+    stop = next(o for o in ours("SL") if o.status == "TRIGGER PENDING")
     assert (stop.instrument.tradingsymbol, stop.quantity) == (entry.instrument.tradingsymbol, 65)
     symbol = entry.instrument.tradingsymbol
     wait_until(
@@ -61,11 +69,11 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
     session.start(params(segments=["NIFTY"], lots=1, stop_loss=30, itm_offset=150, mode="LIVE"))
 
     def ours(kind: str, status: str):
-        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == kind
+        return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and listed_as(o, kind)
                 and o.status == status]  # fmt: skip
 
-    wait_until(qapp, lambda: ours("SL-M", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
-    first_stop = ours("SL-M", "TRIGGER PENDING")[0]
+    wait_until(qapp, lambda: ours("SL", "TRIGGER PENDING"), 60, "a LIVE position under its stop")
+    first_stop = ours("SL", "TRIGGER PENDING")[0]
     symbol = first_stop.instrument.tradingsymbol
     agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
     assert agent is not None
@@ -81,7 +89,7 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
         and rejected[-1].transaction_type == "SELL"
         and rejected[-1].instrument.tradingsymbol == symbol
     )
-    again = [o for o in ours("SL-M", "TRIGGER PENDING") if o.instrument.tradingsymbol == symbol]
+    again = [o for o in ours("SL", "TRIGGER PENDING") if o.instrument.tradingsymbol == symbol]
     legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
     held = sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
     assert held == 65 and [o.quantity for o in again] == [65], "still held, and protected at the broker again"

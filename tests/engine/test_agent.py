@@ -234,7 +234,7 @@ def test_a_live_square_off_whose_exit_is_refused_late_leaves_the_position_under_
         agent.post_order(replace(exit_order, status=OrderStatus.REJECTED, status_message="RMS: margin"))
         assert agent.wait(5000), "protected again: the agent ends"
         stop = gateway.placed[-1]
-        assert (stop.order_type, stop.quantity, stop.reason) == (OrderType.SL_M, 195, "protective_stop")
+        assert (stop.order_type, stop.quantity, stop.reason) == (OrderType.SL, 195, "protective_stop")
         assert trader.holding is not None and trader.protected_at_broker()
         assert "the square-off did not complete: 195" in trader.log.path.read_text()
     finally:

@@ -155,6 +155,11 @@ def test_entry_window_and_square_off_must_be_in_order_and_in_market_hours():
     )
     assert "entry_end 15:20 must be before the square-off time 15:15" in problems_of(entry_end="15:20")
     assert "square_off 15:45 must be within market hours (09:15–15:30)" in problems_of(square_off="15:45")
+    assert (
+        "square_off 15:21 is too late: Zerodha squares off intraday (MIS) option positions itself from 15:25, "
+        "with a charge per order; use 15:20 or earlier"
+    ) in problems_of(square_off="15:21")
+    assert parse_params({**GOOD, "square_off": "15:20"}).square_off == time(15, 20)
     assert "entry_start must be a time of day like \"09:20\", not '9h'" in problems_of(entry_start="9h")
 
 

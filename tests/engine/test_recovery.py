@@ -3,11 +3,14 @@ tests run it against the simulator after a real kill -9), `recover_paper` from t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
+import pytest
+
 from desktop.broker.errors import InputRejected
-from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Side
+from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Side, Tick
 from desktop.engine.recovery import recover_live, recover_paper
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition
@@ -52,7 +55,7 @@ def bought(trader, minute=0):
 
 
 def stop(trader, status=OrderStatus.TRIGGER_PENDING, filled=0, price="0"):
-    return order(trader, "S1", Side.SELL, 195, OrderType.SL_M, status, filled, price, "186", minute=1)
+    return order(trader, "S1", Side.SELL, 195, OrderType.SL, status, filled, price, "186", minute=1)
 
 
 def test_a_stop_left_with_no_position_behind_it_is_cancelled(make) -> None:
@@ -77,7 +80,7 @@ def test_a_stop_that_cannot_be_resized_is_replaced_by_one_of_the_right_size(make
     book = Book([bought(trader), stop(trader)], refuse_modify=True)
     recover_live(trader, book, {SYMBOL: 65}, T0)
     assert book.cancelled == ["S1"]
-    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL_M, 65)]
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL, 65)]
 
 
 def test_an_exit_left_working_is_cancelled_before_the_position_is_adopted_with_one_stop(make) -> None:
@@ -90,7 +93,7 @@ def test_an_exit_left_working_is_cancelled_before_the_position_is_adopted_with_o
     recover_live(trader, book, {SYMBOL: 195}, T0)
     assert book.cancelled == ["X1"]
     assert trader.holding is not None and trader.holding.quantity == 195
-    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL_M, 195)]
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL, 195)]
 
 
 def test_a_live_restart_keeps_the_days_loss_for_the_daily_loss_limit(make) -> None:
@@ -220,3 +223,38 @@ def test_a_daily_loss_limit_reached_earlier_today_stays_reached_after_a_restart(
     assert gateway.placed == []
     note = trader.snapshot(AgentState.RUNNING).risk_note
     assert note.startswith("max daily loss ₹3000 reached (at 10:02, P&L ₹-3900.00")
+
+
+@pytest.mark.parametrize("status", [OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN])
+def test_an_open_sl_of_the_tag_is_adopted_triggered_or_not_and_a_triggered_one_is_chased(
+    make, status
+) -> None:
+    trader, gateway, _ = make()
+    sl = replace(stop(trader, status), price=Decimal("167.40"), trigger_price=Decimal("186"))
+    gateway._orders["S1"] = sl
+    book = Book([bought(trader), sl])
+    recover_live(trader, book, {SYMBOL: 195}, T0)
+    h = trader.holding
+    assert h is not None and h.stop_order is not None and h.stop_order.order_id == "S1"
+    assert gateway.placed == [] and book.cancelled == [], "adopted: no second stop"
+    assert (h.stop_order.trigger, h.stop_order.limit) == (Decimal("186"), Decimal("167.40"))
+    trader.on_ticks([Tick(h.token, Decimal("150"), T0 + timedelta(seconds=5))])
+    if status is OrderStatus.OPEN:  # triggered while KiteDesk was down and still unfilled: chased
+        assert (
+            len(gateway.modified) == 1
+            and gateway.limits[0] is not None
+            and gateway.limits[0] < Decimal("150")
+        )
+    else:
+        assert gateway.modified == []
+
+
+def test_a_paper_restart_protects_the_position_it_rebuilds_with_a_stop_at_the_paper_gateway(make) -> None:
+    trader, gateway, store = make(Mode.PAPER)
+    key = trader.ctx.key
+    store.fills.record(Fill("F1", "P1", key, Mode.PAPER, "NFO", SYMBOL, Side.BUY, 195, Decimal("200"), T0))
+    recover_paper(trader, T0)
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.order_type, i.quantity, i.trigger_price) for i in gateway.placed] == [
+        (OrderType.SL, 195, Decimal("186.00"))
+    ]

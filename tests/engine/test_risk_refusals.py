@@ -24,12 +24,12 @@ def _refusals(trader) -> list[str]:
 def test_the_trade_cap_refuses_the_next_entry_with_one_info_line_and_the_panels_note(make) -> None:
     trader, gateway, _ = make(Mode.PAPER, max_trades_per_day=1)
     enter(trader, gateway, "200")
-    trader.act([ExitPosition("signal_exit")])
-    fill(trader, "O2", 195, "210", "F2")
+    trader.act([ExitPosition("signal_exit")])  # O3; O2 is the protective stop PAPER rests too
+    fill(trader, "O3", 195, "210", "F2")
     assert trader.holding is None and trader.snapshot(AgentState.RUNNING).trades_today == 1
     trader.market_time = T0 + timedelta(minutes=3)
     _try_entry(trader)
-    assert len(gateway.placed) == 2, "no second entry"
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "signal_exit"], "no second entry"
     assert _refusals(trader) == [
         "2026-01-08 10:03:00 - LiveAgent-NIFTY-PAPER-UK9394 - INFO - entry refused by risk: "
         "trade cap 1 reached, no more entries today"
@@ -41,7 +41,7 @@ def test_the_trade_cap_refuses_the_next_entry_with_one_info_line_and_the_panels_
     assert trader.snapshot(AgentState.RUNNING).risk_note == ""
     assert trader.snapshot(AgentState.RUNNING).trades_today == 0
     _try_entry(trader)
-    assert len(gateway.placed) == 3 and len(_refusals(trader)) == 1
+    assert len(gateway.placed) == 4 and gateway.placed[-1].reason == "entry" and len(_refusals(trader)) == 1
 
 
 def test_a_halted_session_says_so_once_per_refused_entry(make) -> None:

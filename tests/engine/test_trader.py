@@ -24,6 +24,7 @@ from desktop.domain import (
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition, ExitPosition, MoveStop
 from desktop.engine.trader import SegmentTrader
+from desktop.store.errors import StoreWriteError
 from tests.engine.traders import T0, enter, fill
 
 
@@ -48,7 +49,7 @@ def test_live_entry_fill_rests_a_protective_stop_at_the_strategys_level(make) ->
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     stop = gateway.placed[-1]
-    assert (stop.side, stop.order_type, stop.quantity) == (Side.SELL, OrderType.SL_M, 195)
+    assert (stop.side, stop.order_type, stop.quantity) == (Side.SELL, OrderType.SL, 195)
     assert stop.trigger_price == Decimal("186.00") == trader.strategy.position.stop  # 200 × 0.93
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1"], "the fill is stored before anything acts on it"
@@ -76,7 +77,8 @@ def test_the_entry_order_leaves_before_its_notes_log_line_and_the_options_subscr
 
     gateway.place = noting_place  # type: ignore[method-assign]
     enter(trader, gateway)
-    assert notes_when_placed == [[]] and placed_when_watched == [1]
+    assert notes_when_placed[0] == [] and placed_when_watched == [1]
+    assert [i.order_type for i in gateway.placed] == [OrderType.MARKET, OrderType.SL], "PAPER's stop too"
     notes = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
     assert [n.kind for n in notes][:2] == ["order_sent", "entry_sent"]
     assert notes[0].payload["order_id"] == "O1" and notes[1].payload["placed"] is True
@@ -143,22 +145,20 @@ def test_an_exit_that_ends_part_filled_leaves_the_rest_protected_and_exitable(ma
         order_id = "O3"
     else:
         order_id = "O2"  # the resting stop triggered at the broker
-    fill(trader, order_id, 80, "185", "F2")
+    fill(trader, order_id, 130, "185", "F2")
     sold = next(o for o in gateway.orders() if o.order_id == order_id)
-    trader.on_order(replace(sold, status=OrderStatus.CANCELLED, filled_quantity=80, status_message="MPP"))
-    assert trader.holding is not None and trader.holding.quantity == 115
-    assert trader.realised == Decimal("-1200.00")  # (185 − 200) × 80
+    trader.on_order(replace(sold, status=OrderStatus.CANCELLED, filled_quantity=130, status_message="MPP"))
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert trader.realised == Decimal("-1950.00")  # (185 − 200) × 130
     assert trader.strategy.exits.exit_pending is False, "the strategy may ask to exit the rest"
     stop = gateway.placed[-1]
     assert (stop.side, stop.order_type, stop.quantity, stop.trigger_price) == (
-        Side.SELL, OrderType.SL_M, 115, Decimal("186.00")
+        Side.SELL, OrderType.SL, 65, Decimal("186.00")
     )  # fmt: skip
     assert trader.holding.stop_order is not None and trader.holding.stop_order.intent is stop
-    assert any(
-        "115 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines()
-    )
+    assert any("65 NIFTY2611324850CE still held" in line for line in trader.log.path.read_text().splitlines())
     trader.act([ExitPosition("square_off")])  # and the rest can still be sold
-    assert gateway.placed[-1].quantity == 115 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
+    assert gateway.placed[-1].quantity == 65 and gateway.cancelled[-1] == gateway.orders()[-2].order_id
 
 
 def index_tick(trader: SegmentTrader, seconds: int) -> None:
@@ -172,17 +172,17 @@ def test_an_entry_left_part_filled_is_cancelled_after_its_patience_and_the_part_
     trader, gateway, _ = make()
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
-    fill(trader, "O1", 100, "200")  # 100 of 195, the rest keeps working
+    fill(trader, "O1", 130, "200")  # 130 of 195, the rest keeps working
     index_tick(trader, 29)
     assert gateway.cancelled == [] and trader.holding is None
     index_tick(trader, 30)
     assert gateway.cancelled == ["O1"]
     index_tick(trader, 31)
     assert gateway.cancelled == ["O1"], "asked once, not on every tick"
-    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=100))
-    assert trader.holding is not None and trader.holding.quantity == 100
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=130))
+    assert trader.holding is not None and trader.holding.quantity == 130
     stop = gateway.placed[-1]
-    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL_M, 100, Decimal("186.00"))
+    assert (stop.order_type, stop.quantity, stop.trigger_price) == (OrderType.SL, 130, Decimal("186.00"))
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -201,7 +201,7 @@ def test_an_exit_left_unfilled_is_cancelled_then_protected_and_asked_again(make)
     trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED))
     assert trader.holding is not None and trader.holding.quantity == 195
     assert trader.strategy.exits.exit_pending is False
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 195)
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 195)
 
 
 @pytest.mark.parametrize(
@@ -235,16 +235,16 @@ def test_a_live_exit_of_a_position_closed_outside_kitedesk_sells_nothing_and_let
 
 
 def test_an_entry_cancelled_before_its_fills_arrive_is_settled_when_they_come(make) -> None:
-    # LIVE reports the order update first and reads its fills after: "cancelled, 100 filled" comes first.
+    # LIVE reports the order update first and reads its fills after: "cancelled, 130 filled" comes first.
     trader, gateway, _ = make()
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     entry = gateway.orders()[0]
-    trader.on_order(replace(entry, status=OrderStatus.CANCELLED, filled_quantity=100))
-    assert trader.holding is None and not trader.flat(), "waiting for the 100 filled"
-    fill(trader, "O1", 100, "200")
-    assert trader.holding is not None and trader.holding.quantity == 100
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 100)
+    trader.on_order(replace(entry, status=OrderStatus.CANCELLED, filled_quantity=130))
+    assert trader.holding is None and not trader.flat(), "waiting for the 130 filled"
+    fill(trader, "O1", 130, "200")
+    assert trader.holding is not None and trader.holding.quantity == 130
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 130)
     assert trader.ctx.risk.open_positions == 1
 
 
@@ -253,25 +253,25 @@ def test_an_exit_cancelled_before_its_fills_arrive_counts_them_when_they_come(ma
     enter(trader, gateway, "200")
     trader.strategy.exits.exit_pending = True
     trader.act([ExitPosition("stop_loss")])
-    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=80))
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=130))
     assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "stop_loss"], "not settled yet"
-    fill(trader, "O3", 80, "185", "F2")
-    assert trader.holding is not None and trader.holding.quantity == 115
-    assert trader.realised == Decimal("-1200.00")
-    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL_M, 115)
+    fill(trader, "O3", 130, "185", "F2")
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert trader.realised == Decimal("-1950.00")
+    assert (gateway.placed[-1].order_type, gateway.placed[-1].quantity) == (OrderType.SL, 65)
 
 
 def test_what_the_stop_sold_before_an_exit_cancelled_it_is_neither_sold_again_nor_lost(make) -> None:
     trader, gateway, _ = make()
     enter(trader, gateway, "200")
-    fill(trader, "O2", 80, "185", "F2")  # the stop triggered: 80 of 195 sold so far
-    assert trader.holding is not None and trader.holding.quantity == 115
+    fill(trader, "O2", 130, "185", "F2")  # the stop triggered: 130 of 195 sold so far
+    assert trader.holding is not None and trader.holding.quantity == 65
     gateway.net = BrokerUnavailable("positions timed out")
     assert trader.exit("square_off") is True
-    assert gateway.cancelled == ["O2"] and gateway.placed[-1].quantity == 115
-    fill(trader, "O3", 115, "184", "F3")
-    assert trader.holding is None and trader.realised == Decimal("-3040.00")  # −15 × 80 − 16 × 115
-    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, filled_quantity=80))
+    assert gateway.cancelled == ["O2"] and gateway.placed[-1].quantity == 65
+    fill(trader, "O3", 65, "184", "F3")
+    assert trader.holding is None and trader.realised == Decimal("-2990.00")  # −15 × 130 − 16 × 65
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, filled_quantity=130))
     assert trader.holding is None and [i.reason for i in gateway.placed][-1] == "square_off"
 
 
@@ -306,16 +306,16 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
 def test_a_new_market_day_starts_the_days_pnl_and_its_loss_limit_again(make) -> None:
     trader, gateway, _ = make(Mode.PAPER, max_daily_loss=5000)
     enter(trader, gateway, "200")
-    trader.act([ExitPosition("stop_loss")])
-    fill(trader, "O2", 195, "180", "F2")  # −3,900 on day 1
+    trader.act([ExitPosition("stop_loss")])  # PAPER rests a stop at the paper gateway (O2), cancelled to exit
+    fill(trader, "O3", 195, "180", "F2")  # −3,900 on day 1
     next_day = T0 + timedelta(days=1)
     trader.on_ticks([Tick(trader.segment.spec.index_token, Decimal("25012.40"), next_day)])
     assert trader.realised == 0
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
-    fill(trader, "O3", 195, "200", "F3", at=next_day)
+    fill(trader, "O4", 195, "200", "F3", at=next_day)
     trader.act([ExitPosition("stop_loss")])
-    fill(trader, "O4", 195, "194", "F4", at=next_day)  # −1,170 on day 2
+    fill(trader, "O6", 195, "194", "F4", at=next_day)  # −1,170 on day 2
     assert trader.realised == Decimal("-1170.00")
     assert trader.ctx.risk.daily_pnl == Decimal("-1170.00") and not trader.ctx.risk.loss_limit_breached
 
@@ -487,3 +487,79 @@ def test_two_sessions_holding_one_option_never_keep_stops_for_more_than_the_acco
     assert first.holding is not None and first.holding.quantity == 195 and first_gw.cancelled == []
     assert second.holding is None and second_gw.cancelled == ["O2"], "its stop would have sold short"
     assert "(the account holds 195, held first by its other sessions)" in second.log.path.read_text()
+
+
+def test_a_broker_stop_fill_is_counted_when_the_strategys_exit_fires_between_its_update_and_its_fill(
+    make,
+) -> None:
+    # Issue 16, defect 1: the broker's stop and the strategy's own exit on the same tick. The stop's COMPLETE came
+    # first, the exit then found no position at the broker and let it go, and the stop's fill that followed was
+    # dropped ("a sale of 195 with no position held"): the day's P&L (and max_daily_loss) counted too little.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.COMPLETE, filled_quantity=195))
+    gateway.net = 0  # the broker's positions already show it sold
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("target")])
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"], "nothing sold twice"
+
+
+def test_a_fill_of_our_stop_after_the_position_was_let_go_is_still_counted(make) -> None:
+    # The other order of events: the exit cancelled the stop (the cancel reached Kite after the stop had filled),
+    # saw no position at the broker and let it go; the stop's fill came after.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])
+    assert trader.holding is None
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.realised == Decimal("-2730.00")
+    assert trader.ctx.risk.daily_pnl == Decimal("-2730.00")
+    kinds = [
+        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    ]
+    assert "late_fill_counted" in kinds
+
+
+def test_an_exit_that_cannot_be_journalled_keeps_the_stop_and_halts_entries(make) -> None:
+    # Issue 16, defect 3: the exit cancelled the stop, then failed to record its intent (disk full, database
+    # locked) and sent nothing: the position was left with no stop until a restart.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    record = store.intents.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.intents.record = disk_full  # type: ignore[method-assign]
+    trader.act([ExitPosition("signal_exit")])
+    assert gateway.cancelled == [] and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    assert trader.holding is not None and trader.protected_at_broker()
+    assert trader.ctx.risk.halted and "journal cannot be written" in (trader.ctx.risk.halt_reason or "")
+    store.intents.record = record  # type: ignore[method-assign]
+    index_tick(trader, 6)  # the store writes again: the exit goes (cancel first, then the sale)
+    trader.act([ExitPosition("signal_exit")])
+    assert gateway.cancelled == ["O2"] and gateway.placed[-1].reason == "signal_exit"
+
+
+def test_an_exit_that_finds_the_position_gone_while_its_stop_cannot_be_cancelled_waits_for_the_stops_fills(
+    make,
+):
+    # The stop filled at the broker and neither its update nor its fill has come: the positions show none held.
+    # That is our own stop selling, not a sale outside KiteDesk: the position is not let go, nothing is sold, and
+    # the stop's fill closes it with its P&L.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.net = 0
+    gateway.refuse_cancel = True  # "being processed or is complete"
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])
+    assert trader.holding is not None and trader.let_go is None
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
+    log = trader.log.path.read_text()
+    assert "closed outside KiteDesk" not in log and "it is selling; waiting for its fills" in log

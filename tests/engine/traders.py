@@ -44,6 +44,7 @@ class RecordingGateway(OrderGateway):
         self.store = store
         self.placed: list[OrderIntent] = []
         self.modified: list[tuple[str, Decimal | None]] = []
+        self.limits: list[Decimal | None] = []  # the limit sent with each of `modified`
         self.cancelled: list[str] = []
         self.resized: list[tuple[str, int]] = []
         self.refuse_cancel = False
@@ -59,7 +60,7 @@ class RecordingGateway(OrderGateway):
         assert intent.intent_id in {i.intent_id for i in saved}, "sent before it was journaled"
         self.placed.append(intent)
         order = Order(f"O{next(self._ids)}", self.key, self.mode, intent.exchange, intent.tradingsymbol, intent.side,
-                      intent.quantity, intent.order_type, OrderStatus.OPEN, trigger_price=intent.trigger_price,
+                      intent.quantity, intent.order_type, OrderStatus.OPEN, price=intent.price, trigger_price=intent.trigger_price,
                       intent_id=intent.intent_id)  # fmt: skip
         self._orders[order.order_id] = order
         if self.ambiguous_next:
@@ -68,7 +69,13 @@ class RecordingGateway(OrderGateway):
         return order
 
     def modify(
-        self, order_id: str, *, trigger_price: Decimal | None = None, quantity: int | None = None, **_: object
+        self,
+        order_id: str,
+        *,
+        trigger_price: Decimal | None = None,
+        quantity: int | None = None,
+        price: Decimal | None = None,
+        **_: object,
     ) -> Order:
         if self.refuse_modify:
             raise InputRejected("Order cannot be modified as it is being processed")
@@ -76,6 +83,7 @@ class RecordingGateway(OrderGateway):
             self.resized.append((order_id, quantity))
             return self._orders[order_id]
         self.modified.append((order_id, trigger_price))
+        self.limits.append(price)
         return self._orders[order_id]
 
     def cancel(self, order_id: str) -> Order:
