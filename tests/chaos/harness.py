@@ -193,6 +193,7 @@ class ChaosReport:
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (wall seconds since start, MB)
     rss_per_process: list[tuple[int, float, float]] = field(default_factory=list)  # pid, first, last MB
     notes: list[str] = field(default_factory=list)
+    uncovered: list[str] = field(default_factory=list)  # every mismatch longer than the grace, excused or not
     pnl: list[str] = field(default_factory=list)
     broker_orders: int = 0
     broker_trades: int = 0
@@ -224,6 +225,7 @@ class ChaosReport:
         if self.rss_per_process:
             growth = ", ".join(f"pid {p}: {a:.0f}→{b:.0f} MB" for p, a, b in self.rss_per_process)
             lines.append(f"memory (RSS of each run process, first→last sample): {growth}")
+        lines += [f"  cover {u}" for u in self.uncovered]
         lines += [f"  P&L {p}" for p in self.pnl]
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"violations: {len(self.violations)}")
@@ -724,6 +726,12 @@ class ChaosRun:
                 ))  # fmt: skip
         time.sleep(1.0)
         self.check_step(final=True)
+        books = {u: {"orders": o, "trades": t} for u, (o, t) in self.last_books.items()}
+        (self.dir / "broker_books.json").write_text(
+            json.dumps(books, indent=1, default=str), encoding="utf-8"
+        )
+        faults = [dataclasses.asdict(f) for f in self.report.faults]
+        (self.dir / "faults.json").write_text(json.dumps(faults, indent=1, default=str), encoding="utf-8")
         self.check_final()
         now = self._now()
         self.report.market_span = f"{self.market_start:%H:%M:%S}→{now:%H:%M:%S}"
@@ -975,6 +983,7 @@ class ChaosRun:
         sessions = store.sessions()
         now = self._now()
         naked = over = in_faults = 0.0
+        uncovered: list[str] = []
         for user, view in self.views.items():
             orders, trades = view.books()
             self.last_books[user] = (orders, trades)
@@ -990,6 +999,10 @@ class ChaosRun:
                     continue
                 excused = _overlap(iv.start, iv.end, windows)
                 outside = iv.seconds - excused
+                uncovered.append(
+                    f"{user} {iv.tag} {iv.symbol}: held {iv.held}, stops {iv.covered} from {iv.start:%H:%M:%S} "
+                    f"for {iv.seconds:.0f} s ({excused:.0f} s in fault windows)"
+                )
                 if iv.held > iv.covered:
                     naked += max(0.0, outside)
                     in_faults += excused
@@ -1004,6 +1017,7 @@ class ChaosRun:
                     ))  # fmt: skip
             self._check_duplicates(user, orders, store, sessions)
             self._check_trade_limits(user, orders, trades, store, sessions)
+        self.report.uncovered = uncovered
         self.report.naked_seconds = naked
         self.report.over_covered_seconds = over
         self.report.naked_seconds_in_faults = in_faults
