@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--start", default="09:20", help='market start "HH:MM"')
     p.add_argument("--fault-gap", type=float, default=4.0, help="mean wall seconds between faults")
+    p.add_argument(
+        "--odd-partial-fills",
+        action="store_true",
+        help="also partial fills that are not a lot multiple (defect 9; no stop can then be placed)",
+    )
     p.add_argument("--no-tmpfs", action="store_true", help="no tmpfs home (and so no full-disk fault)")
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--verbose", action="store_true", help="print each fault and restart as it happens")
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         start=args.start,
         mean_fault_gap_s=args.fault_gap,
         tmpfs_mb=0 if args.no_tmpfs else 96,
+        odd_partial_fills=args.odd_partial_fills,
         quiet=not args.verbose,
     )
     print(f"chaos: seed {args.seed}, {args.seconds:g} s at speed {speed:g} from {args.start}", flush=True)
