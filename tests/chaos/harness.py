@@ -61,6 +61,7 @@ PAISA = Decimal("0.01")
 STOP_TYPES = ("SL", "SL-M")
 RESTING = ("TRIGGER PENDING", "OPEN", "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING",
            "MODIFY PENDING", "MODIFY VALIDATION PENDING", "CANCEL PENDING")  # fmt: skip
+STORAGE_FAULTS = ("db_lock", "disk_full")
 SECRETS = {a.user_id: a.api_secret for a in DEMO_ACCOUNTS}
 _SEGMENT_RE = re.compile(r"^([A-Z]+?)\d")
 _STATUS_RE = re.compile(r"^\[(\d\d:\d\d:\d\d)\] (\w+) '([^']*)' (LIVE|PAPER) (\w+) \|")
@@ -509,6 +510,8 @@ class CoverInterval:
     end: datetime
     held: int
     covered: int
+    # "stop_ended": a position that was covered lost (part of) its stop with nothing sold; else "position_grew"
+    cause: str = "position_grew"
 
     @property
     def seconds(self) -> float:
@@ -566,8 +569,10 @@ def cover_timeline(
         bad_since: datetime | None = None
         bad_state = (0, 0)
         i = 0
+        cause = ""
         while i < len(evs):
             t = evs[i][0]
+            before = (held, cover)
             while i < len(evs) and evs[i][0] == t:  # everything at one market second at once
                 held += evs[i][1]
                 cover += evs[i][2]
@@ -575,11 +580,15 @@ def cover_timeline(
             bad = (held > 0 or cover > 0) and held != cover
             if bad and bad_since is None:
                 bad_since, bad_state = t, (held, cover)
+                was_covered = before[0] > 0 and before[0] == before[1]
+                cause = (
+                    "stop_ended" if was_covered and held >= before[0] and cover < held else "position_grew"
+                )
             elif not bad and bad_since is not None:
-                out.append(CoverInterval(tag, symbol, bad_since, t, *bad_state))
+                out.append(CoverInterval(tag, symbol, bad_since, t, *bad_state, cause))
                 bad_since = None
         if bad_since is not None:
-            out.append(CoverInterval(tag, symbol, bad_since, max(now, bad_since), *bad_state))
+            out.append(CoverInterval(tag, symbol, bad_since, max(now, bad_since), *bad_state, cause))
     return out
 
 
@@ -968,13 +977,15 @@ class ChaosRun:
 
     # -- checks ------------------------------------------------------------------------------------
 
-    def _fault_windows(self, account: str, orders: list[dict[str, Any]]) -> list[tuple[datetime, datetime]]:
+    def _fault_windows(
+        self, account: str, orders: list[dict[str, Any]], storage: bool = True
+    ) -> list[tuple[datetime, datetime]]:
         grace = timedelta(seconds=max(FAULT_GRACE_S, 3.0 * self.cfg.speed))
         now = self._now()
         placed = sorted((_ts(o["order_timestamp"]) or now) for o in orders)
         out = []
         for f in self.report.faults:
-            if f.account not in (None, account):
+            if f.account not in (None, account) or (not storage and f.kind in STORAGE_FAULTS):
                 continue
             start = f.start
             if f.one_shot:  # it hits the first order placed after it
@@ -1005,13 +1016,18 @@ class ChaosRun:
                     if oid not in hist or o["status"] not in ("COMPLETE", "CANCELLED", "REJECTED"):
                         hist[oid] = view.history(oid)
             windows = self._fault_windows(user, orders)
+            # Write-ahead may hold a new stop back while the store cannot write, but nothing excuses taking a stop
+            # away from a position the store cannot then sell (issue 16, defect 3).
+            windows_stop_ended = self._fault_windows(user, orders, storage=False)
             for iv in cover_timeline(orders, trades, hist, now):
                 if iv.seconds <= COVER_GRACE_S:
                     continue
-                excused = _overlap(iv.start, iv.end, windows)
+                excused = _overlap(
+                    iv.start, iv.end, windows_stop_ended if iv.cause == "stop_ended" else windows
+                )
                 outside = iv.seconds - excused
                 uncovered.append(
-                    f"{user} {iv.tag} {iv.symbol}: held {iv.held}, stops {iv.covered} from {iv.start:%H:%M:%S} "
+                    f"{user} {iv.tag} {iv.symbol}: held {iv.held}, stops {iv.covered} ({iv.cause}) from {iv.start:%H:%M:%S} "
                     f"for {iv.seconds:.0f} s ({excused:.0f} s in fault windows)"
                 )
                 if iv.held > iv.covered:
@@ -1021,6 +1037,8 @@ class ChaosRun:
                     over += max(0.0, outside)
                 if outside > COVER_GRACE_S:
                     what = "uncovered" if iv.held > iv.covered else "over-covered (a stop would sell short)"
+                    if iv.cause == "stop_ended":
+                        what += " after its stop ended with nothing sold"
                     self.report.add(Violation(
                         "a", f"{user} {iv.tag} {iv.symbol}: held {iv.held}, resting stops {iv.covered}: {what} "
                         f"from {iv.start:%H:%M:%S} for {iv.seconds:.0f} s ({excused:.0f} s of it in fault windows)",

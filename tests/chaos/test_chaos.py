@@ -71,9 +71,9 @@ def test_a_position_whose_stop_came_late_or_was_cancelled_is_seen_uncovered() ->
     ]
     trades = [_trade("t1", "1", "BUY", 130, "100", "09:30:00")]
     gaps = cover_timeline(orders, trades, {}, NOW)
-    assert [(g.start.strftime("%H:%M:%S"), g.seconds, g.held, g.covered) for g in gaps] == [
-        ("09:30:00", 20.0, 130, 0),
-        ("09:40:00", 1200.0, 130, 0),
+    assert [(g.start.strftime("%H:%M:%S"), g.seconds, g.held, g.covered, g.cause) for g in gaps] == [
+        ("09:30:00", 20.0, 130, 0, "position_grew"),
+        ("09:40:00", 1200.0, 130, 0, "stop_ended"),
     ]
 
 
