@@ -21,7 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.chaos.harness import ChaosConfig, report_json, run_chaos  # noqa: E402
+from desktop.broker.sim.faults import FAULT_KINDS  # noqa: E402
+from tests.chaos.harness import HARNESS_FAULTS, ChaosConfig, report_json, run_chaos  # noqa: E402
 
 DAY_SECONDS = (15 * 60 + 30 - (9 * 60 + 20)) * 60  # 09:20 to the close
 
@@ -40,10 +41,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also partial fills that are not a lot multiple (defect 9; no stop can then be placed)",
     )
+    p.add_argument(
+        "--faults", help="only these faults, comma-separated (e.g. second_process,kill9); default: all"
+    )
     p.add_argument("--no-tmpfs", action="store_true", help="no tmpfs home (and so no full-disk fault)")
     p.add_argument("--json", help="also write the report as JSON to this file")
     p.add_argument("--verbose", action="store_true", help="print each fault and restart as it happens")
     args = p.parse_args(argv)
+    known = (*FAULT_KINDS, *HARNESS_FAULTS)
+    unknown = [k for k in (args.faults or "").split(",") if k and k not in known]
+    if unknown:
+        p.error(f"unknown fault {', '.join(unknown)}: choose from {', '.join(known)}")
     speed = args.speed or max(10.0, DAY_SECONDS / args.seconds)
     config = ChaosConfig(
         seed=args.seed,
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         mean_fault_gap_s=args.fault_gap,
         tmpfs_mb=0 if args.no_tmpfs else 96,
         odd_partial_fills=args.odd_partial_fills,
+        kinds=tuple(args.faults.split(",")) if args.faults else None,
         quiet=not args.verbose,
     )
     print(f"chaos: seed {args.seed}, {args.seconds:g} s at speed {speed:g} from {args.start}", flush=True)
@@ -65,9 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             f"RSS of the run process over the run: first {first:.0f} MB, last {last:.0f} MB, peak {peak:.0f} MB"
         )
     print(f"work folder: {report.work_dir}")
+    extra = (f" --faults {args.faults}" if args.faults else "") + (
+        " --odd-partial-fills" if args.odd_partial_fills else ""
+    )
     print(
         f"reproduce: sudo .venv/bin/python bench/chaos.py --seconds {args.seconds:g} --seed {args.seed} "
-        f"--speed {speed:g} --start {args.start}"
+        f"--speed {speed:g} --start {args.start} --fault-gap {args.fault_gap:g}{extra}"
     )
     if args.json:
         Path(args.json).write_text(report_json(report), encoding="utf-8")

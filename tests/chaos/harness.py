@@ -62,6 +62,8 @@ STOP_TYPES = ("SL", "SL-M")
 RESTING = ("TRIGGER PENDING", "OPEN", "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING",
            "MODIFY PENDING", "MODIFY VALIDATION PENDING", "CANCEL PENDING")  # fmt: skip
 STORAGE_FAULTS = ("db_lock", "disk_full")
+# Faults the harness makes itself, beside the simulator's (desktop/broker/sim/faults.py).
+HARNESS_FAULTS = ("kill9", "restart", "db_lock", "disk_full", "second_process")
 SECRETS = {a.user_id: a.api_secret for a in DEMO_ACCOUNTS}
 _SEGMENT_RE = re.compile(r"^([A-Z]+?)\d")
 _STATUS_RE = re.compile(r"^\[(\d\d:\d\d:\d\d)\] (\w+) '([^']*)' (LIVE|PAPER) (\w+) \|")
@@ -148,6 +150,7 @@ class ChaosConfig:
     # Partial fills of a quantity that is not a lot multiple (defect 9). An exchange fills F&O orders in lots, so
     # such a position can be neither protected nor sold: off by default, as no fix can make (a) hold after one.
     odd_partial_fills: bool = False
+    kinds: tuple[str, ...] | None = None  # only these faults (HARNESS_FAULTS and the simulator's); None: all
     work_dir: Path | None = None
     quiet: bool = True
 
@@ -796,6 +799,8 @@ class ChaosRun:
         kinds += ["kill9", "kill9", "restart", "db_lock", "second_process"]
         if self.mounted:
             kinds.append("disk_full")
+        if self.cfg.kinds is not None:
+            kinds = [k for k in kinds if k in self.cfg.kinds]
         kind = rng.choice(kinds)
         account = rng.choice(sorted(self.views))
         now = self._now()

@@ -6,7 +6,7 @@ and at the end (tests/chaos/harness.py says which and how).
 Re-run after a merge (about a minute per seed; root adds the full-disk fault, the home on a small tmpfs):
 
     .venv/bin/python -m pytest tests/chaos -q -p no:randomly            # the three CI seeds + the checks' own tests
-    .venv/bin/python bench/chaos.py --seconds 45 --seed 11 --speed 30 --start 09:20 --verbose   # one seed, verbose
+    .venv/bin/python bench/chaos.py --seconds 45 --seed 11 --speed 30 --start 09:20 --fault-gap 3 --verbose  # one
     .venv/bin/python bench/chaos.py --seconds 1800 --seed 1             # the 30-minute soak
 
 A failure prints the run's summary: every invariant broken with its market time, the faults injected and the work
@@ -37,7 +37,7 @@ def test_money_stays_safe_under_chaos(seed: int, start: str) -> None:
     assert report.broker_orders > 0, "no order reached the broker: the run proves nothing\n" + summary
     assert not report.violations, (
         f"invariants broken (reproduce: .venv/bin/python bench/chaos.py --seconds 45 --seed {seed} "
-        f"--speed 30 --start {start}):\n{summary}"
+        f"--speed 30 --start {start} --fault-gap 3):\n{summary}"
     )
 
 
