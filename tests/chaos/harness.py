@@ -490,6 +490,17 @@ def broker_realised(trades: list[dict[str, Any]]) -> Decimal:
     return total
 
 
+def max_held(trades: list[dict[str, Any]]) -> dict[str, int]:
+    """The most held of each option at any moment, from one tag's trades."""
+    held: dict[str, int] = defaultdict(int)
+    most: dict[str, int] = defaultdict(int)
+    for t in sorted(trades, key=lambda t: (str(t["fill_timestamp"]), str(t["trade_id"]))):
+        symbol = str(t["tradingsymbol"])
+        held[symbol] += int(t["quantity"]) * (1 if t["transaction_type"] == "BUY" else -1)
+        most[symbol] = max(most[symbol], held[symbol])
+    return dict(most)
+
+
 def fills_realised(fills: list[sqlite3.Row]) -> Decimal:
     rows = [
         {
@@ -1049,7 +1060,7 @@ class ChaosRun:
                         f"from {iv.start:%H:%M:%S} for {iv.seconds:.0f} s ({excused:.0f} s of it in fault windows)",
                         f"{iv.start:%H:%M:%S}",
                     ))  # fmt: skip
-            self._check_duplicates(user, orders, store, sessions)
+            self._check_duplicates(user, orders, trades, store, sessions)
             self._check_trade_limits(user, orders, trades, store, sessions)
         self.report.uncovered = uncovered
         self.report.naked_seconds = naked
@@ -1059,9 +1070,9 @@ class ChaosRun:
     def _session_specs(self) -> dict[tuple[str, str], SessionSpec]:
         return {(s.profile, s.label): s for s in self.cfg.sessions}
 
-    def _check_duplicates(self, user: str, orders: list[dict[str, Any]], store: StoreReader,
-                          sessions: list[StoreSession]) -> None:  # fmt: skip
-        orders_by_tag, _ = _broker_by_tag(orders, [])
+    def _check_duplicates(self, user: str, orders: list[dict[str, Any]], trades: list[dict[str, Any]],
+                          store: StoreReader, sessions: list[StoreSession]) -> None:  # fmt: skip
+        orders_by_tag, trades_by_tag = _broker_by_tag(orders, trades)
         dups = 0
         for s in sessions:
             if s.broker_id != user or s.mode != "LIVE":
@@ -1106,6 +1117,20 @@ class ChaosRun:
                     self.report.add(Violation(
                         "b", f"{user} '{s.label}' ({s.tag}): {len(ids)} broker orders {shape[1]} {shape[2]} "
                         f"{shape[0]} but {shapes.get(shape, 0)} such intents journalled (orders {', '.join(ids)})",
+                    ))  # fmt: skip
+            # One entry per segment at a time: holding more than one entry's quantity is an entry sent twice
+            # (e.g. two processes driving one session), whatever the journal says.
+            for symbol, most in max_held(trades_by_tag.get(s.tag, [])).items():
+                entry = max(
+                    (int(o["quantity"]) for o in at_broker
+                     if o["tradingsymbol"] == symbol and o["transaction_type"] == "BUY"),
+                    default=0,
+                )  # fmt: skip
+                if most > entry:
+                    dups += 1
+                    self.report.add(Violation(
+                        "b", f"{user} '{s.label}' ({s.tag}) held {most} {symbol} at once, more than one entry of "
+                        f"{entry}: an entry was sent twice",
                     ))  # fmt: skip
         self._dups[user] = dups
         self.report.duplicates = sum(self._dups.values())

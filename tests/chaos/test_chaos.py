@@ -105,3 +105,15 @@ def test_broker_realised_counts_partial_sales_at_average_cost_each_trip_rounded_
     ]
     # cost 6503.25 + 6506.50 = 13009.75; sold 45*101 + 85*99 = 12960: trip -49.75
     assert broker_realised(trades) == Decimal("-49.75")
+
+
+def test_holding_two_entries_at_once_is_seen() -> None:
+    from tests.chaos.harness import max_held
+
+    trades = [
+        _trade("t1", "1", "BUY", 65, "100", "09:30:00"),
+        _trade("t2", "2", "BUY", 65, "100", "09:30:00"),  # the same signal's entry from a second process
+        _trade("t3", "3", "SELL", 130, "101", "09:31:00"),
+        _trade("t4", "4", "BUY", 65, "100", "09:32:00"),
+    ]
+    assert max_held(trades) == {"NIFTY2611325900CE": 130}
