@@ -448,8 +448,8 @@ def _broker_by_tag(
         orders_by_tag[str(o.get("tag") or "")].append(o)
     trades_by_tag: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for t in trades:
-        o = by_id.get(str(t["order_id"]))
-        trades_by_tag[str((o or {}).get("tag") or "")].append(t)
+        parent = by_id.get(str(t["order_id"])) or {}
+        trades_by_tag[str(parent.get("tag") or "")].append(t)
     return orders_by_tag, trades_by_tag
 
 
@@ -585,21 +585,21 @@ def cover_timeline(
         i = 0
         cause = ""
         while i < len(evs):
-            t = evs[i][0]
+            at = evs[i][0]
             before = (held, cover)
-            while i < len(evs) and evs[i][0] == t:  # everything at one market second at once
+            while i < len(evs) and evs[i][0] == at:  # everything at one market second at once
                 held += evs[i][1]
                 cover += evs[i][2]
                 i += 1
             bad = (held > 0 or cover > 0) and held != cover
             if bad and bad_since is None:
-                bad_since, bad_state = t, (held, cover)
+                bad_since, bad_state = at, (held, cover)
                 was_covered = before[0] > 0 and before[0] == before[1]
                 cause = (
                     "stop_ended" if was_covered and held >= before[0] and cover < held else "position_grew"
                 )
             elif not bad and bad_since is not None:
-                out.append(CoverInterval(tag, symbol, bad_since, t, *bad_state, cause))
+                out.append(CoverInterval(tag, symbol, bad_since, at, *bad_state, cause))
                 bad_since = None
         if bad_since is not None:
             out.append(CoverInterval(tag, symbol, bad_since, max(now, bad_since), *bad_state, cause))
