@@ -165,6 +165,7 @@ class Violation:
     invariant: str
     detail: str
     market_time: str = ""
+    key: str = ""  # one interval seen at several steps is one violation, with its latest length
 
     def __str__(self) -> str:
         at = f" [{self.market_time}]" if self.market_time else ""
@@ -215,9 +216,11 @@ class ChaosReport:
         return dict(sorted(counts.items()))
 
     def add(self, v: Violation) -> None:
-        key = (v.invariant, v.detail)
-        if all((x.invariant, x.detail) != key for x in self.violations):
-            self.violations.append(v)
+        for i, x in enumerate(self.violations):
+            if (v.key and x.key == v.key) or (x.invariant, x.detail) == (v.invariant, v.detail):
+                self.violations[i] = v
+                return
+        self.violations.append(v)
 
     def summary(self) -> str:
         lines = [
@@ -1058,7 +1061,7 @@ class ChaosRun:
                     self.report.add(Violation(
                         "a", f"{user} {iv.tag} {iv.symbol}: held {iv.held}, resting stops {iv.covered}: {what} "
                         f"from {iv.start:%H:%M:%S} for {iv.seconds:.0f} s ({excused:.0f} s of it in fault windows)",
-                        f"{iv.start:%H:%M:%S}",
+                        f"{iv.start:%H:%M:%S}", key=f"a {user} {iv.tag} {iv.symbol} {iv.start}",
                     ))  # fmt: skip
             self._check_duplicates(user, orders, trades, store, sessions)
             self._check_trade_limits(user, orders, trades, store, sessions)
