@@ -1133,7 +1133,7 @@ class ChaosRun:
                     dups += 1
                     self.report.add(Violation(
                         "b", f"{user} '{s.label}' ({s.tag}) held {most} {symbol} at once, more than one entry of "
-                        f"{entry}: an entry was sent twice",
+                        f"{entry}: an entry was sent twice", key=f"b {s.session_id} {symbol}",
                     ))  # fmt: skip
         self._dups[user] = dups
         self.report.duplicates = sum(self._dups.values())
@@ -1161,7 +1161,7 @@ class ChaosRun:
                 if len(ids) > spec.max_trades_per_day:
                     self.report.add(Violation(
                         "e", f"{user} '{s.label}' {s.mode} {seg}: {len(ids)} filled entries today, "
-                        f"max_trades_per_day = {spec.max_trades_per_day}",
+                        f"max_trades_per_day = {spec.max_trades_per_day}", key=f"e {s.session_id} {seg}",
                     ))  # fmt: skip
 
     def check_final(self) -> None:
