@@ -117,3 +117,23 @@ def test_holding_two_entries_at_once_is_seen() -> None:
         _trade("t4", "4", "BUY", 65, "100", "09:32:00"),
     ]
     assert max_held(trades) == {"NIFTY2611325900CE": 130}
+
+
+def test_a_secret_or_token_in_any_file_of_the_home_is_found(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from tests.chaos.harness import ChaosRun
+
+    run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
+    run.views = {"UK9394": SimpleNamespace(tokens_seen={"tok3nvalue"})}  # type: ignore[dict-item]
+    (run.home / "logs").mkdir(parents=True)
+    (run.home / "logs" / "clean.log").write_text("nothing to see")
+    run._check_secrets()
+    assert run.report.violations == []
+    (run.home / "logs" / "a.log").write_text("login with secret_A")
+    (run.home / "kitedesk.db").write_bytes(b"\x00header tok3nvalue\x00")
+    run._check_secrets()
+    assert sorted(v.detail.split(" found")[0] for v in run.report.violations) == [
+        "API secret of UK9394",
+        "access token 0 of UK9394",
+    ]
