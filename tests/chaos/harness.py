@@ -182,6 +182,9 @@ class FaultRecord:
     end: datetime | None = None
     detail: str = ""
     one_shot: bool = False  # its window is placed where it hit (the first order placed after it)
+    process_from: datetime | None = (
+        None  # the run process restarted for it from then: a window for all accounts
+    )
 
 
 @dataclass
@@ -931,12 +934,14 @@ class ChaosRun:
     def _restart_if_due(self) -> None:
         if self._restart_at is None or time.monotonic() < self._restart_at:
             return
+        rec = self._pending_restart_fault
+        if rec is not None and rec.process_from is None:
+            rec.process_from = self._now()
         if self.run is not None:
-            self._stop_run(getattr(self, "_kill_on_restart", True))
+            self._stop_run(self._kill_on_restart)
         self._restart_at = None
         self._start_run()
         self.report.restarts += 1
-        rec = self._pending_restart_fault
         if self._wait_running(60.0):
             pass
         else:
@@ -1014,6 +1019,10 @@ class ChaosRun:
         placed = sorted((_ts(o["order_timestamp"]) or now) for o in orders)
         out = []
         for f in self.report.faults:
+            if f.process_from is not None and (storage or f.kind not in STORAGE_FAULTS):
+                out.append(
+                    (f.process_from, (f.end or now) + grace)
+                )  # the restart stops every account's session
             if f.account not in (None, account) or (not storage and f.kind in STORAGE_FAULTS):
                 continue
             start = f.start
