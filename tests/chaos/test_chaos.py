@@ -1,0 +1,139 @@
+"""The chaos test (issue 16): `kitedesk run` with LIVE and PAPER sessions of two accounts on the simulator, under a
+seeded schedule of every fault the simulator has, kill -9 and restarts, a second process on the same home, a locked
+database and a full disk; the money-safety invariants are checked against the simulator's books after every step
+and at the end (tests/chaos/harness.py says which and how).
+
+Re-run after a merge (about a minute per seed; root adds the full-disk fault, the home on a small tmpfs):
+
+    .venv/bin/python -m pytest tests/chaos -q -p no:randomly            # the three CI seeds + the checks' own tests
+    .venv/bin/python bench/chaos.py --seconds 45 --seed 11 --speed 30 --start 09:20 --fault-gap 3 --verbose  # one
+    .venv/bin/python bench/chaos.py --seconds 1800 --seed 1             # the 30-minute soak
+
+A failure prints the run's summary: every invariant broken with its market time, the faults injected and the work
+folder (home copy, each run's output, the broker's books as JSON) to look into.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from tests.chaos.harness import ChaosConfig, broker_realised, cover_timeline, run_chaos
+
+# (seed, market start): the morning, midday, and the last entries before 14:45 with the 15:15 square-off.
+CI_SEEDS = [(11, "09:20"), (12, "11:40"), (13, "14:25")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+@pytest.mark.parametrize(("seed", "start"), CI_SEEDS, ids=[f"seed{s}" for s, _ in CI_SEEDS])
+def test_money_stays_safe_under_chaos(seed: int, start: str) -> None:
+    report = run_chaos(ChaosConfig(seed=seed, seconds=45.0, speed=30.0, start=start, mean_fault_gap_s=3.0))
+    summary = report.summary() + f"\nwork folder: {report.work_dir}"
+    print(summary)
+    assert report.faults, "no fault was injected: the run proves nothing"
+    assert report.broker_orders > 0, "no order reached the broker: the run proves nothing\n" + summary
+    assert not report.violations, (
+        f"invariants broken (reproduce: .venv/bin/python bench/chaos.py --seconds 45 --seed {seed} "
+        f"--speed 30 --start {start} --fault-gap 3):\n{summary}"
+    )
+
+
+# -- the checks themselves can fail ------------------------------------------------------------------------------
+
+
+def _order(
+    oid: str, side: str, qty: int, otype: str, status: str, placed: str, updated: str, filled: int = 0
+):
+    return {
+        "order_id": oid, "tag": "KDabc", "tradingsymbol": "NIFTY2611325900CE", "transaction_type": side,
+        "quantity": qty, "order_type": otype, "status": status, "filled_quantity": filled,
+        "order_timestamp": f"2026-01-08 {placed}", "exchange_update_timestamp": f"2026-01-08 {updated}",
+    }  # fmt: skip
+
+
+def _trade(tid: str, oid: str, side: str, qty: int, price: str, at: str):
+    return {
+        "trade_id": tid, "order_id": oid, "tradingsymbol": "NIFTY2611325900CE", "transaction_type": side,
+        "quantity": qty, "average_price": float(price), "fill_timestamp": f"2026-01-08 {at}",
+    }  # fmt: skip
+
+
+NOW = datetime(2026, 1, 8, 10, 0, 0)
+
+
+def test_a_position_whose_stop_came_late_or_was_cancelled_is_seen_uncovered() -> None:
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:20", "09:40:00"),  # 20 s late, then cancelled
+    ]
+    trades = [_trade("t1", "1", "BUY", 130, "100", "09:30:00")]
+    gaps = cover_timeline(orders, trades, {}, NOW)
+    assert [(g.start.strftime("%H:%M:%S"), g.seconds, g.held, g.covered, g.cause) for g in gaps] == [
+        ("09:30:00", 20.0, 130, 0, "position_grew"),
+        ("09:40:00", 1200.0, 130, 0, "stop_ended"),
+    ]
+
+
+def test_a_position_under_its_stop_until_the_stop_sold_it_is_covered() -> None:
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "COMPLETE", "09:30:00", "09:45:00", 130),
+    ]
+    trades = [
+        _trade("t1", "1", "BUY", 130, "100", "09:30:00"),
+        _trade("t2", "2", "SELL", 130, "97", "09:45:00"),
+    ]
+    assert cover_timeline(orders, trades, {}, NOW) == []
+    assert broker_realised(trades) == Decimal("-390.00")
+
+
+def test_a_stop_with_nothing_behind_it_is_seen_over_covering() -> None:
+    orders = [_order("2", "SELL", 65, "SL-M", "TRIGGER PENDING", "09:30:00", "09:30:00")]
+    (gap,) = cover_timeline(orders, [], {}, NOW)
+    assert (gap.held, gap.covered, gap.seconds) == (0, 65, 1800.0)
+
+
+def test_broker_realised_counts_partial_sales_at_average_cost_each_trip_rounded_once() -> None:
+    trades = [
+        _trade("t1", "1", "BUY", 65, "100.05", "09:30:00"),
+        _trade("t2", "1", "BUY", 65, "100.10", "09:30:01"),
+        _trade("t3", "2", "SELL", 45, "101", "09:31:00"),
+        _trade("t4", "3", "SELL", 85, "99", "09:32:00"),
+    ]
+    # cost 6503.25 + 6506.50 = 13009.75; sold 45*101 + 85*99 = 12960: trip -49.75
+    assert broker_realised(trades) == Decimal("-49.75")
+
+
+def test_holding_two_entries_at_once_is_seen() -> None:
+    from tests.chaos.harness import max_held
+
+    trades = [
+        _trade("t1", "1", "BUY", 65, "100", "09:30:00"),
+        _trade("t2", "2", "BUY", 65, "100", "09:30:00"),  # the same signal's entry from a second process
+        _trade("t3", "3", "SELL", 130, "101", "09:31:00"),
+        _trade("t4", "4", "BUY", 65, "100", "09:32:00"),
+    ]
+    assert max_held(trades) == {"NIFTY2611325900CE": 130}
+
+
+def test_a_secret_or_token_in_any_file_of_the_home_is_found(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from tests.chaos.harness import ChaosRun
+
+    run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
+    run.views = {"UK9394": SimpleNamespace(tokens_seen={"tok3nvalue"})}  # type: ignore[dict-item]
+    (run.home / "logs").mkdir(parents=True)
+    (run.home / "logs" / "clean.log").write_text("nothing to see")
+    run._check_secrets()
+    assert run.report.violations == []
+    (run.home / "logs" / "a.log").write_text("login with secret_A")
+    (run.home / "kitedesk.db").write_bytes(b"\x00header tok3nvalue\x00")
+    run._check_secrets()
+    assert sorted(v.detail.split(" found")[0] for v in run.report.violations) == [
+        "API secret of UK9394",
+        "access token 0 of UK9394",
+    ]
