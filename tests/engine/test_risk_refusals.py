@@ -29,7 +29,9 @@ def test_the_trade_cap_refuses_the_next_entry_with_one_info_line_and_the_panels_
     assert trader.holding is None and trader.snapshot(AgentState.RUNNING).trades_today == 1
     trader.market_time = T0 + timedelta(minutes=3)
     _try_entry(trader)
-    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "signal_exit"], "no second entry"
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "signal_exit"], (
+        "no second entry"
+    )
     assert _refusals(trader) == [
         "2026-01-08 10:03:00 - LiveAgent-NIFTY-PAPER-UK9394 - INFO - entry refused by risk: "
         "trade cap 1 reached, no more entries today"
