@@ -120,7 +120,7 @@ class ReadoutItem(pg.LabelItem):
         self.item.setPos(0, 0)
 
 
-class IndexChart(pg.GraphicsLayoutWidget):
+class IndexChartView(pg.GraphicsLayoutWidget):
     """One segment's index chart (candles, EMAs, markers, crosshair) above the held option's premium."""
 
     def __init__(

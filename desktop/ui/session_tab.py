@@ -750,7 +750,7 @@ class SessionTab(QWidget):
         """Coming forward: the charts paint one per event-loop pass, after the rest of the tab.
 
         The first chart is released `first_ms` after the tab's first frame was asked for; each next one
-        once the one before it has painted (IndexChart.defer_paint).
+        once the one before it has painted (IndexChartView.defer_paint).
         """
         charts = [panel.chart for panel in self._segment_panels.values()]
         for i, chart in enumerate(charts):
