@@ -319,7 +319,9 @@ def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_t
     tab.request_start()  # NIFTY and BANKNIFTY
     tab.refresh(force=True)
     assert tab._segment_panels == {}  # starting (and its state change) built nothing
-    qtbot.waitUntil(lambda: bool(steps) and steps[-1] == (2, True) and not tab.pacer.build_scheduled, timeout=3000)
+    qtbot.waitUntil(
+        lambda: bool(steps) and steps[-1] == (2, True) and not tab.pacer.build_scheduled, timeout=3000
+    )
     assert set(tab._segment_panels) == {"NIFTY", "BANKNIFTY"}
     # A panel: created, four chart steps, its first drawing; the second is begun once the first is done.
     assert [n for n, _ in steps] == [1] * 6 + [2] * 6
