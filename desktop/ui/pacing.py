@@ -95,7 +95,7 @@ class WindowPacer(QObject):
             for other in window.session_tabs():
                 if other is not tab:
                     other.flush_logs()  # hidden tabs: their log lines in fewer, larger batches
-            window._refresh_status()
+            self.refresh_status()
 
     def _catch_up_one_background_tab(self, front: SessionTab | None) -> None:
         others = [t for t in self._window.session_tabs() if t is not front]
