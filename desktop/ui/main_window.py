@@ -1,7 +1,7 @@
 """The main window: a tab per session, menus, status bar, and state kept between runs.
 
-When what is shown (the 15 Hz refresh, its frame budget) is `desktop.ui.pacing`'s; opening a workspace is
-`desktop.ui.workspace_start`'s.
+When each thing is shown (the 15 Hz refresh and its frame budget) is decided in `desktop.ui.pacing`; opening
+a workspace, tab after tab and start after start, in `desktop.ui.workspace_start`.
 """
 
 from __future__ import annotations

@@ -304,7 +304,11 @@ class TabPacer(QObject):
 
     # ------------------------------------------------------------------ building the panels
     def schedule_build(self) -> None:
-        """Queues the building of the segment panels still missing or under way, one step per pass."""
+        """Queues the building of the segment panels still missing or under way, one step per pass.
+
+        A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing):
+        a whole panel in one pass froze the window as a session started.
+        """
         if not self.build_scheduled and self._view.panels_to_build():
             self.build_scheduled = True
             self.later(self._build_step)

@@ -1,4 +1,6 @@
-"""One session's tab: header with the PAPER/LIVE badge, parameters, Start/Stop/Kill, segments, tables, log."""
+"""One session's tab: header with the PAPER/LIVE badge, parameters, Start/Stop/Kill, segments, tables, log.
+
+A view: its `show_*` methods show a snapshot; when they run is its TabPacer's choice (desktop.ui.pacing)."""
 
 from __future__ import annotations
 
@@ -36,9 +38,6 @@ from desktop.ui.tables import SpecTableModel, fmt_rupees
 from desktop.ui.theme import BADGE_STYLE, Theme, pnl_color
 from desktop.ui.workers import JobRunner
 
-# A segment panel is built in steps of 5-15 ms (its labels, the parts of its chart, its first drawing), one
-# step per event-loop pass through the window's StepQueue: a whole panel in one pass froze the window as a
-# session started.
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
 
 
