@@ -13,7 +13,7 @@ from desktop.store.errors import (
     StoreWriteError,
 )
 from desktop.store.home import DB_FILENAME, logs_dir, resolve_home
-from desktop.store.records import JournalEntry, OutboxEntry, Profile, SessionRecord, TradeRow
+from desktop.store.records import JournalEntry, OutboxEntry, ProfileRecord, SessionRecord, TradeRow
 from desktop.store.store import Store
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "AccountRequiredError",
     "JournalEntry",
     "OutboxEntry",
-    "Profile",
+    "ProfileRecord",
     "SessionRecord",
     "Store",
     "StoreCorruptError",

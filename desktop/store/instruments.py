@@ -34,7 +34,7 @@ _FIELDS = (
 )
 
 
-class InstrumentCache:
+class InstrumentDumps:
     """One instruments dump per (account, trading day): fetched once a day, read back at every start."""
 
     def __init__(self, db: Database) -> None:

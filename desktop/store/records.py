@@ -93,7 +93,7 @@ class TradeRow:
 
 
 @dataclass(frozen=True, slots=True)
-class Profile:
+class ProfileRecord:
     """An account known on this computer (no secrets: those live in the OS keyring)."""
 
     broker_id: str

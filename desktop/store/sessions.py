@@ -15,7 +15,7 @@ from desktop.store.database import Database, Prepared, Writes, utc_now
 from desktop.store.errors import StoreError
 from desktop.store.ids import derived_id
 from desktop.store.records import (
-    Profile,
+    ProfileRecord,
     SessionRecord,
     require_broker_id,
     require_key,
@@ -210,12 +210,12 @@ class ProfileRepository:
             )
             self._db.add_to_outbox(conn, broker_id=broker_id, table_name="profiles", record_id=record_id)
 
-    def get(self, *, broker_id: str) -> Profile | None:
+    def get(self, *, broker_id: str) -> ProfileRecord | None:
         """One account's profile, or None."""
         require_broker_id(broker_id)
         with self._db.read() as conn:
             row = conn.execute(select(profiles).where(profiles.c.broker_id == broker_id)).one_or_none()
-        return None if row is None else Profile(row.broker_id, row.user_name, row.api_key)
+        return None if row is None else ProfileRecord(row.broker_id, row.user_name, row.api_key)
 
     def list_broker_ids(self) -> list[str]:
         """The accounts with a profile, for the login picker (account ids only: no trading rows)."""

@@ -15,7 +15,7 @@ from desktop.store.errors import StoreError, StoreWriteError
 from desktop.store.fills import FillRepository, PositionRepository
 from desktop.store.home import DB_FILENAME, create_private_file, make_private_folder, narrow_to_owner
 from desktop.store.ids import random_id
-from desktop.store.instruments import InstrumentCache
+from desktop.store.instruments import InstrumentDumps
 from desktop.store.journal import JournalRepository, OutboxRepository
 from desktop.store.migrate import check_existing_file, upgrade_schema
 from desktop.store.orders import IntentRepository, OrderRepository
@@ -38,7 +38,7 @@ class Store:
         self.positions = PositionRepository(db)
         self.journal = JournalRepository(db)
         self.trades = TradeRepository(db)
-        self.instruments = InstrumentCache(db)
+        self.instruments = InstrumentDumps(db)
         self.outbox = OutboxRepository(db)
 
     @classmethod

@@ -11,18 +11,31 @@ import bisect
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture, QResizeEvent
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QFontMetricsF, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
+from desktop.ui.chart_parts import (
+    LABEL_ABOVE,
+    LABEL_ABOVE_MID,
+    LABEL_BELOW,
+    LABEL_PX,
+    PaintGatedLayout,
+    ReadoutItem,
+    fit_y,
+    floats,
+    legend_text,
+    readout_variants,
+    render_axis,
+)
 from desktop.ui.plot import AXIS_WIDTH, LightPlot
 from desktop.ui.theme import Theme
 
@@ -34,93 +47,10 @@ FOLLOW_MARGIN_BARS = 10
 _MINUTE = timedelta(minutes=1)
 MAX_PREMIUM_SAMPLES = 5_000
 PREMIUM_REDRAW_S = 0.5
-STAGGER_STEP_MS = 15  # from one chart's first paint to the next chart's release
-DEFER_FALLBACK_MS = 1500  # a deferred chart paints by then even if the chain before it never ran
 FIRST_DATA_FALLBACK_MS = 10_000  # a staged chart with no bars by then paints empty (axes and all)
 
 
-# Level labels toward the strip's right end (its title is at the left): the entry and the stop above their
-# lines, the target below its own; the entry's further left, so a stop close to the entry does not put both
-# on one spot. The strip's range keeps a label's height of room beyond its highest and lowest lines.
-LABEL_PX = 16  # a level label's height on the premium strip
-_BELOW = {"position": 0.98, "anchors": [(1, 0), (1, 0)]}
-_ABOVE_MID = {"position": 0.72, "anchors": [(1, 1), (1, 1)]}
-_ABOVE = {"position": 0.98, "anchors": [(1, 1), (1, 1)]}
-
-
-def _render_axis(axis: pg.AxisItem) -> None:
-    """What `pg.AxisItem.paint` does when its cached picture is stale, done ahead of the paint."""
-    picture = QPicture()
-    painter = QPainter(picture)
-    try:
-        if axis.style["tickFont"]:
-            painter.setFont(axis.style["tickFont"])
-        specs = axis.generateDrawSpecs(painter)
-        if specs is not None:
-            axis.drawPicture(painter, *specs)
-    finally:
-        painter.end()
-    axis.picture = picture
-
-
-def _fit_y(vb: pg.ViewBox, lo: float, hi: float, refit: bool) -> None:
-    """Shows lo..hi: the range grows at once but shrinks only when they fill under 60 % of it, so that
-    most updates leave the axis (and its tick labels) as they were."""
-    y0, y1 = vb.viewRange()[1]
-    span = max(hi - lo, 1e-6)
-    if refit or lo < y0 or hi > y1 or span < 0.6 * (y1 - y0):
-        pad = span * 0.08
-        vb.setYRange(lo - pad, hi + pad, padding=0)
-
-
-def _floats(values: Sequence[object]) -> np.ndarray:
-    return np.array([math.nan if v is None else float(v) for v in values], dtype=float)  # type: ignore[arg-type]
-
-
-class ReadoutItem(pg.LabelItem):
-    """The crosshair's readout above the price plot: always two lines high, as wide as its pane, wrapped.
-
-    pyqtgraph's LabelItem asks its layout for its text's full width: a long readout widened the chart's column
-    past its pane (the newest candles went out of sight) and the plot jumped as texts came and went.
-    """
-
-    LINES = 2
-
-    def __init__(self) -> None:
-        super().__init__(" ", justify="left")
-        self.setFlag(self.GraphicsItemFlag.ItemClipsChildrenToShape)
-
-    def _height(self) -> float:
-        return math.ceil(self.LINES * QFontMetricsF(self.item.font()).lineSpacing()) + 9  # + the text margins
-
-    def updateMin(self) -> None:  # noqa: N802 - pyqtgraph API
-        height = self._height()
-        self.setMinimumWidth(0)
-        self.setMinimumHeight(height)
-        self.setMaximumHeight(height)
-        self._sizeHint = {
-            Qt.SizeHint.MinimumSize: (0, height),
-            Qt.SizeHint.PreferredSize: (0, height),
-            Qt.SizeHint.MaximumSize: (-1, height),
-            Qt.SizeHint.MinimumDescent: (0, 0),
-        }
-        self.updateGeometry()
-
-    def show_fitting(self, variants: Sequence[str]) -> None:
-        """Shows the first of `variants` (longest first) that fits in two lines of the pane; else the last,
-        cut at the pane's edge."""
-        limit = self._height()
-        for text in variants:
-            self.setText(text)
-            if self.item.boundingRect().height() <= limit:
-                return
-
-    def resizeEvent(self, ev: object) -> None:  # noqa: N802 - Qt API
-        self.item.setTextWidth(max(self.rect().width(), 40.0))  # wraps at the pane's edge
-        self.item.setPos(0, 0)
-
-
-class IndexChart(pg.GraphicsLayoutWidget):
+class IndexChartView(PaintGatedLayout):
     """One segment's index chart (candles, EMAs, markers, crosshair) above the held option's premium."""
 
     def __init__(
@@ -142,8 +72,6 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._premium_levels: list[float] = []  # the entry, stop and target lines shown on the strip
         self._framed = False
         self.update_ms: deque[float] = deque(maxlen=2000)
-        self._paint_deferred = False
-        self._after_paint: Callable[[], None] | None = None
         # Built in steps of 2-7 ms each: a whole chart is ~20 ms of GUI-thread work (plots, axes, items), and
         # a staged chart lets its panel spread that over event-loop passes.
         self._steps: deque[Callable[[], None]] = deque(
@@ -221,11 +149,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self.premium_curve = self.premium_plot.plot()
         # Each level says what it is.
         self.entry_line = pg.InfiniteLine(
-            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=_ABOVE_MID
+            angle=0, movable=False, label="entry {value:,.2f}", labelOpts=LABEL_ABOVE_MID
         )
-        self.stop_line = pg.InfiniteLine(angle=0, movable=False, label="SL {value:,.2f}", labelOpts=_ABOVE)
+        self.stop_line = pg.InfiniteLine(
+            angle=0, movable=False, label="SL {value:,.2f}", labelOpts=LABEL_ABOVE
+        )
         self.target_line = pg.InfiniteLine(
-            angle=0, movable=False, label="target {value:,.2f}", labelOpts=_BELOW
+            angle=0, movable=False, label="target {value:,.2f}", labelOpts=LABEL_BELOW
         )
         # The strip's name: which option's premium it draws.
         self.premium_title = pg.LabelItem("", justify="left", parent=self.premium_plot)
@@ -245,39 +175,6 @@ class IndexChart(pg.GraphicsLayoutWidget):
         self._mouse_proxy = pg.SignalProxy(self.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self.set_theme(self._theme)
 
-    # ------------------------------------------------------------------ deferred first paint
-    def defer_paint(
-        self, then: Callable[[], None] | None = None, fallback_ms: int = DEFER_FALLBACK_MS
-    ) -> None:
-        """Paints only the background until `release_paint()` (or `fallback_ms` at the latest), then the chart.
-
-        A tab brought forward paints everything at once; charts are most of that work, so the tab releases
-        them one at a time. `then` runs STAGGER_STEP_MS after this chart has painted for real, so the next
-        chart paints in a later event-loop pass even when this one was slow (fixed delays collapsed: two
-        charts whose timers had both expired painted in the same frame). Until released the chart shows
-        its empty background, never stale pixels.
-        """
-        self._paint_deferred = True
-        self._after_paint = then
-        QTimer.singleShot(fallback_ms, self, self.release_paint)  # dropped with the chart if its tab closes
-
-    def release_paint(self) -> None:
-        """Ends `defer_paint`: the chart paints in the next frame."""
-        if self._paint_deferred:
-            self._paint_deferred = False
-            self.viewport().update()
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt API
-        if self._paint_deferred:
-            painter = QPainter(self.viewport())
-            painter.fillRect(event.rect(), QColor(self._theme.chart_bg))
-            painter.end()
-            return
-        super().paintEvent(event)
-        if self._after_paint is not None:
-            then, self._after_paint = self._after_paint, None
-            QTimer.singleShot(STAGGER_STEP_MS, self, then)
-
     def prerender_axes(self, budget: int = 1) -> int:
         """Regenerates up to `budget` axes whose tick labels are stale (a background tab, at a low rate).
 
@@ -292,9 +189,13 @@ class IndexChart(pg.GraphicsLayoutWidget):
                 continue
             for axis in plot.axes():
                 if done < budget and axis.isVisible() and axis.picture is None:
-                    _render_axis(axis)
+                    render_axis(axis)
                     done += 1
         return done
+
+    def held_background(self) -> str:
+        """The colour a held-back paint fills the chart with: its background in the current theme."""
+        return self._theme.chart_bg
 
     # ------------------------------------------------------------------ theme
     def set_theme(self, theme: Theme) -> None:
@@ -338,8 +239,8 @@ class IndexChart(pg.GraphicsLayoutWidget):
         n_before = len(self.candles.bars)
         if self.candles.set_bars(seg.bars, seg.bars_version, seg.forming_bar):
             self._starts = [b.start for b in seg.bars]
-            self._fast = _floats(seg.fast_ema)
-            self._slow = _floats(seg.slow_ema)
+            self._fast = floats(seg.fast_ema)
+            self._slow = floats(seg.slow_ema)
             x = np.arange(len(self._fast), dtype=float)
             self.fast_curve.setData(x, self._fast, connect="finite")
             self.slow_curve.setData(np.arange(len(self._slow), dtype=float), self._slow, connect="finite")
@@ -376,7 +277,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
         bounds = self.candles.dataBounds(1, orthoRange=tuple(vb.viewRange()[0]))
         if bounds is None:
             return
-        _fit_y(vb, *bounds, refit)
+        fit_y(vb, *bounds, refit)
 
     def _fit_premium_range(self, refit: bool = False) -> None:
         """The same for the premium strip: its samples in view and the entry, stop and target lines shown."""
@@ -393,7 +294,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
             # Room for a level's label above the highest and below the lowest line (one text line each way):
             # "entry 155.40" was cut at the strip's bottom edge.
             room = (hi - lo) * LABEL_PX / max(vb.height() - 2 * LABEL_PX, LABEL_PX)
-            _fit_y(vb, lo - room, hi + room, refit)
+            fit_y(vb, lo - room, hi + room, refit)
 
     def _follow_latest(self, n_before: int, n_now: int) -> None:
         vb = self.price_plot.getViewBox()
@@ -505,13 +406,7 @@ class IndexChart(pg.GraphicsLayoutWidget):
 
     def legend_text(self) -> str:
         """What the readout row shows while the mouse is away: which colour is which EMA."""
-        theme = self._theme
-        return (
-            f"<span style='color:{theme.fast_ema}'>━ fast EMA</span>&nbsp;&nbsp;"
-            f"<span style='color:{theme.slow_ema}'>━ slow EMA</span>&nbsp;&nbsp;"
-            f"<span style='color:{theme.entry_marker}'>▲ entry</span>&nbsp;&nbsp;"
-            f"<span style='color:{theme.exit_marker}'>▼ exit</span>"
-        )
+        return legend_text(self._theme)
 
     def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
         super().leaveEvent(event)
@@ -545,23 +440,6 @@ class IndexChart(pg.GraphicsLayoutWidget):
 
     def readout_variants(self, i: int, y: float) -> list[str]:
         """The readout from the fullest to the shortest: a narrow pane shows the longest that fits."""
-        bars = self.candles.bars
-        colour = self._theme.chart_fg
-        if not 0 <= i < len(bars):
-            return [f"<span style='color:{colour}'>{self.segment.value}  · {y:,.2f}</span>"]
-        b = bars[i]
-        fast = self._fast[i] if i < len(self._fast) else math.nan
-        slow = self._slow[i] if i < len(self._slow) else math.nan
-        ema = "  ".join(
-            f"<span style='color:{c}'>{name} {v:,.2f}</span>"
-            for name, v, c in (("fast", fast, self._theme.fast_ema), ("slow", slow, self._theme.slow_ema))
-            if not math.isnan(v)
+        return readout_variants(
+            self.segment.value, self.candles.bars, self._fast, self._slow, self._theme, i, y
         )
-        ohlc = f"O {b.open:,.2f}  H {b.high:,.2f}  L {b.low:,.2f}  C {b.close:,.2f}"
-        head = f"<span style='color:{colour}'>{self.segment.value} {b.start:%H:%M}  "
-        return [
-            f"{head}{ohlc}  · {y:,.2f}</span>  {ema}",
-            f"{head}{ohlc}</span>  {ema}",
-            f"{head}{ohlc}</span>",
-            f"<span style='color:{colour}'>{b.start:%H:%M}  C {b.close:,.2f}</span>",
-        ]

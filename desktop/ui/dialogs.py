@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QRadioButton,
@@ -184,3 +185,22 @@ class ExportDialog(QDialog):
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status.setText(text)
         self.status.setStyleSheet("color:#ff5c5c;" if error else "")
+
+
+def ask_resume_trading(parent: QWidget, reason: str | None) -> bool:
+    """Trading → Resume trading after Kill all (`reason`: why it halted, None when it is off): True when the
+    trader lets sessions started from now on trade again; the default is Cancel."""
+    if reason is None:
+        QMessageBox.information(
+            parent, "Resume trading", "The Kill all switch is not on: sessions trade as usual."
+        )
+        return False
+    answer = QMessageBox.question(
+        parent,
+        "Resume trading",
+        f"Every session was halted by Kill all ({reason}), and any session started since comes up halted.\n\n"
+        "Let sessions started from now on trade again? The halted ones stay halted until you restart each.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+        QMessageBox.StandardButton.Cancel,
+    )
+    return answer == QMessageBox.StandardButton.Yes

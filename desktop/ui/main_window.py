@@ -1,16 +1,17 @@
-"""The main window: a tab per session, menus, status bar, the 15 Hz refresh, and state kept between runs."""
+"""The main window: a tab per session, menus, status bar, and state kept between runs.
+
+When each thing is shown (the 15 Hz refresh and its frame budget) is decided in `desktop.ui.pacing`; opening
+a workspace, tab after tab and start after start, in `desktop.ui.workspace_start`.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -20,47 +21,44 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QProgressBar,
-    QTabWidget,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
 )
 
 from desktop.domain import Mode
 from desktop.engine import (
-    OnStop,
-    SessionEntry,
     SessionState,
     StrategyParams,
     Workspace,
     WorkspaceError,
     available_strategies,
-    load_workspace,
     save_workspace,
 )
-from desktop.ui.day_view import display_state, state_counts
-from desktop.ui.dialogs import ExportDialog, NewSessionDialog
+from desktop.ui.dialogs import ExportDialog, NewSessionDialog, ask_resume_trading
 from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
-from desktop.ui.notify import Notifier, session_name
-from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
+from desktop.ui.notify import Notifier
+from desktop.ui.pacing import WindowPacer
+from desktop.ui.session_prompts import KEEP, SQUARE_OFF, ask_open_position, open_position_lines
+from desktop.ui.session_tab import SessionTab
 from desktop.ui.settings_dialog import SettingsDialog, default_params
 from desktop.ui.steps import StepQueue
-from desktop.ui.tables import fmt_rupees
-from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
+from desktop.ui.theme import THEMES, Theme, apply_theme
+from desktop.ui.window_chrome import build_central, build_status_bar, show_square_off_progress
 from desktop.ui.workers import JobRunner
+from desktop.ui.workspace_start import label_taken_text, open_workspace, restore_tabs, workspace_of
 
-REFRESH_HZ = 15
-STATUS_EVERY = 4  # status-bar totals at REFRESH_HZ / 4
-BACKGROUND_EVERY = 3  # one background tab catches up its charts and tables every 3rd tick (5 Hz in all)
-FRAME_BUDGET_MS = 6.0  # a tick whose front-tab refresh took longer leaves the background for the next one
 SETTINGS_FILE = "kitedesk-ui.ini"
 TABS_FILE = "open-tabs.toml"
-START_WAIT_S = 2.0  # a workspace's next session starts once the one before has loaded, or after this
 
 
 class MainWindow(QMainWindow):
     """KiteDesk's window. It shows sessions and forwards commands; the engine owns all trading state."""
+
+    market_label: QLabel  # the status bar's parts (desktop.ui.window_chrome.build_status_bar)
+    running_label: QLabel
+    pnl_label: QLabel
+    sync_label: QLabel
+    kill_label: QLabel
+    busy: QProgressBar
 
     def __init__(self, engine: Any, demo: bool = False, settings_dir: Path | None = None) -> None:
         super().__init__()
@@ -72,50 +70,20 @@ class MainWindow(QMainWindow):
         self._settings_dir.mkdir(parents=True, exist_ok=True)
         self.settings = QSettings(str(self._settings_dir / SETTINGS_FILE), QSettings.Format.IniFormat)
         self.theme: Theme = THEMES.get(str(self.settings.value("theme", "dark")), THEMES["dark"])
-        self._strategies = self._known_strategies()
+        self.strategies = self._known_strategies()
         self._closing = False
         self._closed = False
-        self._tick = 0
-        self._background_turn = 0
-        self._background_owed = False
         self._login_dialog: LoginDialog | None = None
         self.setWindowTitle("KiteDesk — simulation" if demo else "KiteDesk")
 
-        central = QWidget()
-        lay = QVBoxLayout(central)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        self.banner = QLabel("SIMULATION — demo accounts on the built-in Kite simulator; no real orders")
-        self.banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.banner.setStyleSheet(SIMULATION_BANNER_STYLE)
-        self.banner.setVisible(demo)
-        lay.addWidget(self.banner)
-        self.tabs = QTabWidget()
-        self.tabs.setTabsClosable(True)
-        self.tabs.setMovable(True)
-        self.tabs.setDocumentMode(True)
-        self.tabs.tabCloseRequested.connect(self.close_tab)
-        self.tabs.tabBarDoubleClicked.connect(self.rename_tab)
-        self.tabs.currentChanged.connect(self._front_tab_changed)
-        plus = QToolButton()
-        plus.setText("+")
-        plus.setToolTip("New session (Ctrl+T)")
-        plus.clicked.connect(self.new_session)
-        self.tabs.setCornerWidget(plus, Qt.Corner.TopRightCorner)
-        self.empty_hint = QLabel("No session open. File → New session (Ctrl+T) to trade an account.")
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        lay.addWidget(self.empty_hint)
-        lay.addWidget(self.tabs, 1)
-        self.setCentralWidget(central)
+        self.banner, self.tabs, self.empty_hint = build_central(self, demo)
         build_menus(self)
-        self._build_status_bar()
+        build_status_bar(self)
         self.notifier = Notifier(self.settings, self, self.theme)
         self.jobs.sig_busy_changed.connect(self._show_busy)
 
-        self.timer = QTimer(self)
-        self.timer.setInterval(1000 // REFRESH_HZ)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
+        self.pacer = WindowPacer(self, self.steps)
+        self.timer = self.pacer.timer
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)  # type: ignore[arg-type]
@@ -129,23 +97,7 @@ class MainWindow(QMainWindow):
         except Exception:
             return ["itm_momentum"]
 
-    # ------------------------------------------------------------------ menus and status bar
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.market_label = QLabel("market —")
-        self.running_label = QLabel("0 running")
-        self.pnl_label = QLabel("Day P&L —")
-        self.sync_label = QLabel("sync: off")
-        self.kill_label = QLabel()  # shown while Kill all holds every session halted
-        self.kill_label.setVisible(False)
-        self.busy = QProgressBar()
-        self.busy.setRange(0, 0)
-        self.busy.setMaximumWidth(120)
-        self.busy.setVisible(False)
-        for w in (self.kill_label, self.market_label, self.running_label, self.pnl_label, self.sync_label):
-            sb.addPermanentWidget(w)
-        sb.addWidget(self.busy)
-
+    # ------------------------------------------------------------------ status bar
     def _show_busy(self, n: int) -> None:
         self.busy.setVisible(n > 0)
         self.busy.setToolTip(f"{n} background task(s) running")
@@ -167,19 +119,7 @@ class MainWindow(QMainWindow):
             method(tab)
 
     def _front_tab_changed(self, _index: int = -1) -> None:
-        # Only the tab in front draws charts and tables; the others keep their headers current.
-        front = self.current_tab()
-        for tab in self.session_tabs():
-            if tab is not front:
-                tab.drawing = False
-        if front is not None and not front.drawing:
-            front.stagger_chart_paints()
-
-            # It starts drawing in a step of the window's queue, not in the sweep that lays out and paints
-            # the page it comes forward with (a refresh due in that sweep added its charts and tables).
-            self.steps.add(front, front.start_drawing)
-        # No refresh here: the tab kept up in the background, so this frame only paints it; the next
-        # tick (within 1/15 s) brings it fully current.
+        self.pacer.front_tab_changed()
 
     def step_tab(self, step: int) -> None:
         """Brings the next (+1) or previous (-1) tab to the front."""
@@ -194,7 +134,7 @@ class MainWindow(QMainWindow):
         """Opens a tab for a new session of `user_id` (parameters pre-filled, not started)."""
         session = self.engine.open_session(user_id, label)
         tab = SessionTab(
-            session, self.theme, self.jobs, self._strategies, steps=self.steps, settings=self.settings
+            session, self.theme, self.jobs, self.strategies, steps=self.steps, settings=self.settings
         )
         if params is not None:
             tab.form.set_params(params)
@@ -240,8 +180,8 @@ class MainWindow(QMainWindow):
         user_id, label = dialog.choice()
         if not user_id:
             return None
-        if self._label_taken(user_id, label):
-            QMessageBox.warning(self, "New session", _label_taken_text(user_id, label))
+        if self.label_taken(user_id, label):
+            QMessageBox.warning(self, "New session", label_taken_text(user_id, label))
             return None
         try:
             return self.open_session(user_id, label, self.default_params())
@@ -287,8 +227,8 @@ class MainWindow(QMainWindow):
         label = text.strip()
         if not ok or not label or label == tab.label:
             return
-        if self._label_taken(tab.session.user_id, label):
-            QMessageBox.warning(self, "Rename session", _label_taken_text(tab.session.user_id, label))
+        if self.label_taken(tab.session.user_id, label):
+            QMessageBox.warning(self, "Rename session", label_taken_text(tab.session.user_id, label))
             return
         if self.engine.label_resumes(tab.session.user_id, label):
             QMessageBox.warning(
@@ -300,7 +240,7 @@ class MainWindow(QMainWindow):
             return
         tab.set_label(label)
 
-    def _label_taken(self, user_id: str, label: str) -> bool:
+    def label_taken(self, user_id: str, label: str) -> bool:
         """Another open tab of `user_id` has `label`: a restart, which finds a session by its account and label,
         would give each the other's kept position."""
         return any(t.session.user_id == user_id and t.label == label for t in self.session_tabs())
@@ -330,7 +270,7 @@ class MainWindow(QMainWindow):
     def show_settings(self) -> SettingsDialog:
         """File → Settings…: applied when the trader presses OK."""
         dialog = SettingsDialog(
-            self.settings, self.theme.name, Path(self.engine.home()), self._strategies, self
+            self.settings, self.theme.name, Path(self.engine.home()), self.strategies, self
         )
         dialog.accepted.connect(lambda: self.set_theme(dialog.theme_name()))
         dialog.setModal(True)
@@ -339,104 +279,25 @@ class MainWindow(QMainWindow):
 
     def export_trades(self) -> ExportDialog:
         """Opens the CSV export dialog for the visible session's account."""
-        tab = self.current_tab()
+        tab, today = self.current_tab(), self.engine.market_time().date()
         accounts = [p.user_id for p in self.engine.profiles()]
-        today = self.engine.market_time().date()
-        mode = Mode.LIVE
-        if tab is not None:
-            snap = tab.snapshot()
-            mode = snap.mode if snap is not None and snap.mode else Mode(tab.form.mode_box.currentText())
-        dialog = ExportDialog(
-            self.engine,
-            self.jobs,
-            accounts,
-            tab.session.user_id if tab else None,
-            tab.label if tab else None,
-            today,
-            mode,
-            self,
-        )
+        snap = tab.snapshot() if tab is not None else None
+        mode = snap.mode if snap is not None and snap.mode else Mode.LIVE
+        if tab is not None and (snap is None or not snap.mode):  # never started: the mode its form shows
+            mode = Mode(tab.form.mode_box.currentText())
+        user_id, label = (tab.session.user_id, tab.label) if tab is not None else (None, None)
+        dialog = ExportDialog(self.engine, self.jobs, accounts, user_id, label, today, mode, self)
         dialog.path.setText(str(Path.home() / f"kitedesk-trades-{today:%Y%m%d}.csv"))
         dialog.show()
         return dialog
 
     def workspace(self) -> Workspace:
         """The open tabs as a workspace (tabs whose form is not valid are left out)."""
-        entries = []
-        for tab in self.session_tabs():
-            params = tab.form.params() or tab.session.params
-            if params is not None:
-                entries.append(SessionEntry(tab.session.user_id, tab.label, params, OnStop.SQUARE_OFF))
-        return Workspace(tuple(entries))
+        return workspace_of(self.session_tabs())
 
     def open_workspace(self, path: Path, start: bool = False) -> int:
-        """Opens a tab per session of a workspace file; `start` also starts them, LIVE ones only when confirmed in
-        the file (`confirm_live = true`; the others open and ask on Start, as any tab).
-
-        The file is read and checked at once (a bad file changes nothing); the tabs then open one per
-        event-loop pass, the first one in front, and then the sessions start one per pass: three tabs
-        built and started in one pass froze the window for over a second. Returns how many tabs will open.
-        """
-        ws = load_workspace(path, known_strategies=self._strategies or None, live_needs_confirmation=False)
-        known = {p.user_id for p in self.engine.profiles()}
-        problems = [
-            f"{e.profile} is not an account on this computer: add it with File → Log in / profiles"
-            for e in ws.sessions
-            if e.profile not in known
-        ]
-        problems += [
-            _label_taken_text(e.profile, e.label)
-            for e in ws.sessions
-            if self._label_taken(e.profile, e.label)
-        ]
-        if problems:
-            raise WorkspaceError(list(dict.fromkeys(problems)))
-        entries = list(ws.sessions)
-        opened: list[tuple[SessionTab, StrategyParams]] = []  # tabs to start
-        front: SessionTab | None = None
-        loading: SessionTab | None = None  # the session started last, while it may still be loading
-        waiting_since: float | None = None  # when the next start began waiting for it
-
-        # Every tab is built before any session starts: a session starting (its threads loading instruments
-        # and history) makes the GUI thread wait for the GIL, and building a tab meanwhile took two to three
-        # times as long. Each tab and each start is a step of the window's StepQueue: one per pass. A session
-        # starts once the one before it has loaded (or START_WAIT_S): six agents warming up at once left
-        # the GUI thread a sixth of the GIL.
-        def step() -> bool:
-            nonlocal front, loading, waiting_since
-            if self._closing:  # the window began to close meanwhile
-                return False
-            if entries:
-                entry = entries.pop(0)
-                try:
-                    tab = self.open_session(entry.profile, entry.label, entry.params)
-                except Exception as e:  # said, and the other tabs still open
-                    self.statusBar().showMessage(f"{entry.profile} · {entry.label} not opened: {e}", 15_000)
-                    return bool(entries) or (start and bool(opened))
-                if entry.params.mode is not Mode.LIVE or entry.live_confirmed:
-                    opened.append((tab, entry.params))
-                front = front or tab
-                self.tabs.setCurrentIndex(self.tabs.indexOf(front))  # the first one in front
-            elif start and opened:
-                still_loading = (
-                    loading is not None and loading.session.snapshot().state is SessionState.STARTING
-                )
-                # Also after the window's other queued work (the previous session's panels, its first
-                # drawing): a start is 10-20 ms of the GUI thread's own.
-                if still_loading or len(self.steps) > 0:
-                    waiting_since = waiting_since or time.monotonic()
-                    if time.monotonic() - waiting_since < START_WAIT_S:
-                        return True  # asked again next pass
-                waiting_since = None
-                tab, params = opened.pop(0)
-                if self.tabs.indexOf(tab) >= 0:  # not closed by the trader in the meantime
-                    tab.start_with(params)
-                    loading = tab
-            return bool(entries) or (start and bool(opened))
-
-        if step():
-            self.steps.add(self, step)
-        return len(ws.sessions)
+        """Opens a workspace file's tabs, and with `start` starts them (desktop.ui.workspace_start)."""
+        return open_workspace(self, path, start)
 
     def open_workspace_dialog(self) -> None:
         """File → Open workspace."""
@@ -463,27 +324,7 @@ class MainWindow(QMainWindow):
 
     def restore_tabs(self) -> list[SessionTab]:
         """Reopens the tabs (not started) of the last run; unknown accounts are skipped."""
-        path = self._settings_dir / TABS_FILE
-        if not path.exists():
-            return []
-        known = {p.user_id for p in self.engine.profiles()}
-        try:
-            ws = load_workspace(
-                path,
-                known_strategies=self._strategies or None,
-                live_needs_confirmation=False,
-                unique_labels=False,  # an older file may have two alike: the first keeps it, the next get (2), (3)
-            )
-        except WorkspaceError as e:
-            self.statusBar().showMessage(f"last session's tabs not restored: {e.problems[0]}", 10_000)
-            return []
-        tabs = []
-        for entry in (e for e in ws.sessions if e.profile in known):
-            label, n = entry.label, 2
-            while self._label_taken(entry.profile, label):
-                label, n = f"{entry.label} ({n})", n + 1
-            tabs.append(self.open_session(entry.profile, label, entry.params))
-        return tabs
+        return restore_tabs(self, self._settings_dir / TABS_FILE)
 
     # ------------------------------------------------------------------ view
     def set_theme(self, name: str) -> None:
@@ -508,21 +349,7 @@ class MainWindow(QMainWindow):
 
     def rearm_kill_switch(self) -> bool:
         """Trading → Resume trading after Kill all: sessions started from now on trade again (asked first)."""
-        reason = self.engine.kill_reason()
-        if reason is None:
-            QMessageBox.information(
-                self, "Resume trading", "The Kill all switch is not on: sessions trade as usual."
-            )
-            return False
-        answer = QMessageBox.question(
-            self,
-            "Resume trading",
-            f"Every session was halted by Kill all ({reason}), and any session started since comes up halted.\n\n"
-            "Let sessions started from now on trade again? The halted ones stay halted until you restart each.",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
-            QMessageBox.StandardButton.Cancel,
-        )
-        if answer != QMessageBox.StandardButton.Yes:
+        if not ask_resume_trading(self, self.engine.kill_reason()):
             return False
         self.engine.rearm_kill_switch()
         self._refresh_status()
@@ -538,71 +365,17 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ refresh
     def refresh(self) -> None:
-        """The 15 Hz pull: the visible tab shows its session's latest snapshot; totals a few times a second.
-
-        Background tabs keep their charts and tables current in small steps (one tab per few ticks, on a
-        tick the front tab left mostly free), so bringing one forward is a paint, not a catch-up.
-        """
-        if self._closing:
-            return
-        tab = self.current_tab()
-        t0 = time.perf_counter()
-        if tab is not None:
-            tab.refresh()
-        spent_ms = (time.perf_counter() - t0) * 1000
-        self._tick += 1
-        if self._tick % BACKGROUND_EVERY == 0:
-            self._background_owed = True
-        if self._background_owed and spent_ms < FRAME_BUDGET_MS:
-            self._background_owed = False
-            self._catch_up_one_background_tab(tab)
-        if self._tick % STATUS_EVERY == 0 or tab is None:
-            for other in self.session_tabs():
-                if other is not tab:
-                    other.flush_logs()  # hidden tabs: their log lines in fewer, larger batches
-            self._refresh_status()
-
-    def _catch_up_one_background_tab(self, front: SessionTab | None) -> None:
-        others = [t for t in self.session_tabs() if t is not front]
-        if not others:
-            return
-        self._background_turn = (self._background_turn + 1) % len(others)
-        other = others[self._background_turn]
-        # A step of its own: the front tab's refresh may have been cheap while the charts' updates it
-        # queued (one per pass) were not, and a background tab's catch-up ran in the same pass as them.
-        self.steps.add(other, other.catch_up_now)
+        """One tick of the 15 Hz refresh (desktop.ui.pacing.WindowPacer)."""
+        self.pacer.refresh()
 
     def _refresh_status(self) -> None:
-        words: list[str] = []  # each session's state word, as its header and segments show it
-        pnl: dict[Mode, Decimal] = {}  # real money and paper are never added up
-        try:
-            now: datetime | None = self.engine.market_time()
-        except Exception:
-            now = None
-        for tab in self.session_tabs():
-            snap = tab.session.snapshot()
-            tab.market_now = now  # the tab's header and segments say "market closed" by the same clock
-            words.append(display_state(snap, now))
-            self.notifier.observe(tab.session.key, snap, session_name(tab.session.user_id, tab.label))
-            if snap.mode is not None:  # None: never started, nothing traded
-                pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
-        self.market_label.setText(f"market {now:%a %d %b %H:%M:%S}" if now else "market —")
-        self.running_label.setText(state_counts(words))
-        figures = " · ".join(
-            f"{mode.value} <span style='color:{pnl_color(self.theme, pnl[mode])}'><b>{fmt_rupees(pnl[mode])}</b></span>"
-            for mode in (Mode.LIVE, Mode.PAPER)
-            if mode in pnl
-        )
-        self.pnl_label.setText(f"Day P&L {figures or '—'}")
-        self.notifier.show_pnl(pnl)
-        reason = self.engine.kill_reason()
-        self.kill_label.setVisible(reason is not None)
-        if reason is not None:
-            self.kill_label.setText(
-                f"<span style='color:{self.theme.loss}'><b>ALL HALTED</b></span> by Kill all · "
-                "Trading → Resume trading"
-            )
-            self.kill_label.setToolTip(f"Every session was halted: {reason}")
+        """The status bar's totals from every session's latest snapshot (desktop.ui.pacing.WindowPacer)."""
+        self.pacer.refresh_status()
+
+    @property
+    def closing(self) -> bool:
+        """The window began to close: nothing more is refreshed or started."""
+        return self._closing
 
     # ------------------------------------------------------------------ shutdown
     def save_state(self) -> None:
@@ -624,7 +397,7 @@ class MainWindow(QMainWindow):
         if self._closing:
             return
         self._closing = True
-        self.timer.stop()
+        self.pacer.stop()
         self.save_state()
         self.setEnabled(False)
         self.statusBar().showMessage("Stopping sessions…")
@@ -650,14 +423,7 @@ class MainWindow(QMainWindow):
         self.jobs.submit(lambda: engine.close(positions), finished, failed)
 
     def _show_square_off_progress(self) -> None:
-        held = open_position_lines(self.session_tabs())
-        text = (
-            f"Squaring off: {len(held)} position{'s' if len(held) != 1 else ''} still held — "
-            + "; ".join(held)
-            if held
-            else "Squared off: every position is closed; stopping sessions…"
-        )
-        self.statusBar().showMessage(text)
+        show_square_off_progress(self.statusBar(), open_position_lines(self.session_tabs()))
 
     @property
     def closed(self) -> bool:
@@ -681,9 +447,3 @@ class MainWindow(QMainWindow):
                 return
             positions = choice
         self.shutdown(positions)
-
-
-def _label_taken_text(user_id: str, label: str) -> str:
-    return (
-        f"{user_id} already has a tab labelled {label!r}: each session of an account needs a label of its own"
-    )

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.ui.chart import IndexChart
+from desktop.ui.chart import IndexChartView
 from desktop.ui.day_view import segment_display_state
 from desktop.ui.fence import GeometryFence
 from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
@@ -24,7 +24,7 @@ def _set_text(label: QLabel, text: str) -> None:
 
 
 class SegmentPanel(QWidget):
-    """Labels above an IndexChart; `show_snapshot` is called by the session tab's refresh."""
+    """Labels above an IndexChartView; `show_snapshot` is called by the session tab's refresh."""
 
     def __init__(
         self, segment: Segment, theme: Theme, parent: QWidget | None = None, staged: bool = False
@@ -64,7 +64,7 @@ class SegmentPanel(QWidget):
         self._fence = GeometryFence(self._head, self._head_height(wide=True))
         lay.addWidget(self._fence)
         self._arrange(wide=True)
-        self.chart = IndexChart(segment, theme, staged=staged)
+        self.chart = IndexChartView(segment, theme, staged=staged)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
 

@@ -12,7 +12,7 @@ from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, TradeMarker
 from desktop.ui import candles
 from desktop.ui.candles import BLOCK_BARS, CandlestickItem
-from desktop.ui.chart import FOLLOW_MARGIN_BARS, IndexChart
+from desktop.ui.chart import FOLLOW_MARGIN_BARS, IndexChartView
 from desktop.ui.theme import DARK, LIGHT
 from tests.ui.fakes import make_bars
 
@@ -40,7 +40,7 @@ def test_a_closed_bar_records_one_picture_not_the_history(qtbot):
 
 
 def test_painting_records_only_the_bars_in_view(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     chart.update_from(_seg(make_bars(600), 1))
@@ -93,7 +93,7 @@ def test_complete_blocks_become_one_picture_and_survive_the_sliding_window(qtbot
 
 
 def test_bars_dropped_by_the_sliding_window_never_show_left_of_the_first_bar(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     bars = make_bars(200)
@@ -117,7 +117,7 @@ def test_bars_dropped_by_the_sliding_window_never_show_left_of_the_first_bar(qtb
 
 
 def test_block_pictures_paint_exactly_what_single_bars_paint(qtbot, monkeypatch):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     bars = make_bars(200)
@@ -157,7 +157,7 @@ def test_price_range_follows_only_the_visible_bars(qtbot):
 
 
 def test_crosshair_readout_shows_the_bar_and_both_emas(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     bars = make_bars(40)
     chart.update_from(_seg(bars, 1))
@@ -169,7 +169,7 @@ def test_crosshair_readout_shows_the_bar_and_both_emas(qtbot):
 
 
 def test_markers_sit_on_their_bars_and_stop_line_shows_while_holding(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     bars = make_bars(40)
     entry = TradeMarker(bars[12].start + timedelta(seconds=20), Decimal("25910"), "entry", "BUY CE")
@@ -189,7 +189,7 @@ def test_markers_sit_on_their_bars_and_stop_line_shows_while_holding(qtbot):
 
 
 def test_view_jumps_ahead_only_when_the_forming_bar_reaches_its_right_edge(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     vb = chart.price_plot.getViewBox()
     bars = make_bars(200)
@@ -206,7 +206,7 @@ def test_view_jumps_ahead_only_when_the_forming_bar_reaches_its_right_edge(qtbot
 
 
 def test_view_stays_put_while_the_trader_looks_at_older_bars(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     vb = chart.price_plot.getViewBox()
     bars = make_bars(200)
@@ -218,7 +218,7 @@ def test_view_stays_put_while_the_trader_looks_at_older_bars(qtbot):
 
 
 def test_theme_switch_recolours_every_cached_bar(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.update_from(_seg(make_bars(20), 1))
     chart.candles.ensure_drawn(0, 20)
@@ -229,7 +229,7 @@ def test_theme_switch_recolours_every_cached_bar(qtbot):
 
 
 def test_premium_kept_in_the_background_is_drawn_at_its_own_bars(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     bars = make_bars(40)
     held = dict(option_symbol="NIFTY2611325900CE", quantity=65, entry_price=Decimal("182.35"))
@@ -245,7 +245,7 @@ def test_premium_kept_in_the_background_is_drawn_at_its_own_bars(qtbot):
 
 
 def test_a_closed_bar_is_recorded_when_it_arrives_so_showing_the_chart_records_nothing(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     bars = make_bars(120)
@@ -257,7 +257,7 @@ def test_a_closed_bar_is_recorded_when_it_arrives_so_showing_the_chart_records_n
 
 
 def test_a_deferred_chart_paints_its_background_first_and_the_chart_later(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     chart.update_from(_seg(make_bars(100), 1))
@@ -272,7 +272,7 @@ def test_a_deferred_chart_paints_its_background_first_and_the_chart_later(qtbot)
 
 
 def test_a_deferred_chart_paints_by_itself_when_nobody_releases_it(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.update_from(_seg(make_bars(100), 1))
     chart.defer_paint(fallback_ms=30)
@@ -280,7 +280,7 @@ def test_a_deferred_chart_paints_by_itself_when_nobody_releases_it(qtbot):
 
 
 def test_the_next_chart_is_released_only_after_this_one_painted(qtbot):
-    first, second = IndexChart(Segment.NIFTY, DARK), IndexChart(Segment.BANKNIFTY, DARK)
+    first, second = IndexChartView(Segment.NIFTY, DARK), IndexChartView(Segment.BANKNIFTY, DARK)
     for chart in (first, second):
         qtbot.addWidget(chart)
         chart.resize(400, 300)
@@ -295,7 +295,7 @@ def test_the_next_chart_is_released_only_after_this_one_painted(qtbot):
 
 
 def test_axes_made_stale_in_the_background_are_regenerated_ahead_of_the_paint(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(800, 400)
     chart.update_from(_seg(make_bars(100), 1))
@@ -313,13 +313,13 @@ def test_axes_made_stale_in_the_background_are_regenerated_ahead_of_the_paint(qt
     assert specs == []  # the paint only replayed the picture
 
 
-def _colours(chart: IndexChart) -> set[int]:
+def _colours(chart: IndexChartView) -> set[int]:
     image = chart.grab().toImage()
     return {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
 
 
 def test_a_staged_chart_is_built_in_steps_and_paints_only_its_background_until_its_first_bars(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK, staged=True)
+    chart = IndexChartView(Segment.NIFTY, DARK, staged=True)
     qtbot.addWidget(chart)
     chart.resize(600, 400)
     steps = 0
@@ -333,7 +333,7 @@ def test_a_staged_chart_is_built_in_steps_and_paints_only_its_background_until_i
 
 
 def test_a_chart_built_at_once_paints_its_axes_without_waiting_for_bars(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(600, 400)
     assert chart.ready and len(_colours(chart)) > 1
@@ -341,7 +341,7 @@ def test_a_chart_built_at_once_paints_its_axes_without_waiting_for_bars(qtbot):
 
 def test_premium_strip_keeps_its_range_while_the_premium_stays_inside_and_grows_at_once(qtbot, monkeypatch):
     monkeypatch.setattr("desktop.ui.chart.PREMIUM_REDRAW_S", 0)  # every update redraws the strip
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     bars = make_bars(40)
     held = dict(

@@ -11,7 +11,7 @@ from PySide6.QtGui import QFont, QFontMetricsF
 from desktop.domain import Segment
 from desktop.engine.chart import MAX_BARS_SHOWN
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.ui.chart import IndexChart
+from desktop.ui.chart import IndexChartView
 from desktop.ui.theme import DARK
 from tests.ui.fakes import make_bars
 
@@ -19,7 +19,7 @@ YESTERDAY = datetime(2026, 1, 7, 9, 15)
 TODAY = datetime(2026, 1, 8, 9, 15)
 
 
-def _labels_match_their_bars(chart: IndexChart) -> list[tuple[int, str]]:
+def _labels_match_their_bars(chart: IndexChartView) -> list[tuple[int, str]]:
     """The labels the time axis last drew, each with the index it stands under; asserts each is its bar's time."""
     axis = chart.price_plot.getAxis("bottom")
     bars = chart.candles.bars
@@ -36,7 +36,7 @@ def _labels_match_their_bars(chart: IndexChart) -> list[tuple[int, str]]:
 
 
 def test_the_time_axis_follows_the_candles_through_a_whole_day(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(900, 420)
     history = make_bars(375, start=YESTERDAY)  # yesterday's session as warm-up
@@ -65,7 +65,7 @@ def test_the_time_axis_follows_the_candles_through_a_whole_day(qtbot):
 
 
 def test_time_labels_fall_on_round_times_and_never_overlap(qtbot):
-    chart = IndexChart(Segment.NIFTY, DARK)
+    chart = IndexChartView(Segment.NIFTY, DARK)
     qtbot.addWidget(chart)
     history = make_bars(120, start=YESTERDAY.replace(hour=13, minute=30))
     day = make_bars(200, start=TODAY, base=26100)

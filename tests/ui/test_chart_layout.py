@@ -8,13 +8,13 @@ from PySide6.QtCore import QEvent, QPointF
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.ui.chart import IndexChart
+from desktop.ui.chart import IndexChartView
 from desktop.ui.theme import DARK
 from tests.ui.fakes import make_bars
 
 
-def _chart(qtbot, width: int) -> IndexChart:
-    chart = IndexChart(Segment.BANKNIFTY, DARK)
+def _chart(qtbot, width: int) -> IndexChartView:
+    chart = IndexChartView(Segment.BANKNIFTY, DARK)
     qtbot.addWidget(chart)
     chart.resize(width, 360)
     bars = make_bars(120, base=61250)

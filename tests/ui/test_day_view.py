@@ -17,7 +17,8 @@ from desktop.ui import shortcuts
 from desktop.ui.main_window import MainWindow
 from desktop.ui.notify import notices_between
 from desktop.ui.segment_panel import SegmentPanel
-from desktop.ui.session_tab import SessionTab, held_positions
+from desktop.ui.session_prompts import held_positions
+from desktop.ui.session_tab import SessionTab
 from desktop.ui.tables import POSITION_COLUMNS, SpecTableModel, SpecTableView, position_key
 from desktop.ui.theme import DARK
 from desktop.ui.workers import JobRunner

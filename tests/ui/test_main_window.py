@@ -396,7 +396,7 @@ def test_a_started_workspace_opens_every_tab_before_starting_its_sessions_one_pe
 
 
 def test_a_background_tab_catches_up_in_a_pass_of_its_own_after_the_front_tabs_refresh(qtbot, engine):
-    from desktop.ui.main_window import BACKGROUND_EVERY
+    from desktop.ui.pacing import BACKGROUND_EVERY
 
     window = MainWindow(engine)
     qtbot.addWidget(window)

@@ -13,7 +13,8 @@ from PySide6.QtWidgets import QLabel, QTabWidget
 
 from desktop.domain import Mode, Segment
 from desktop.engine.snapshots import LogLine, SessionState
-from desktop.ui.session_tab import SessionTab, live_confirmation_text
+from desktop.ui.session_prompts import live_confirmation_text
+from desktop.ui.session_tab import SessionTab
 from desktop.ui.steps import STEP_GAP_MS
 from desktop.ui.theme import DARK
 from desktop.ui.workers import JobRunner
@@ -318,7 +319,9 @@ def test_a_starting_session_builds_its_panels_in_small_steps_never_in_the_pass_t
     tab.request_start()  # NIFTY and BANKNIFTY
     tab.refresh(force=True)
     assert tab._segment_panels == {}  # starting (and its state change) built nothing
-    qtbot.waitUntil(lambda: bool(steps) and steps[-1] == (2, True) and not tab._build_scheduled, timeout=3000)
+    qtbot.waitUntil(
+        lambda: bool(steps) and steps[-1] == (2, True) and not tab.pacer.build_scheduled, timeout=3000
+    )
     assert set(tab._segment_panels) == {"NIFTY", "BANKNIFTY"}
     # A panel: created, four chart steps, its first drawing; the second is begun once the first is done.
     assert [n for n, _ in steps] == [1] * 6 + [2] * 6
@@ -343,8 +346,8 @@ def test_the_tables_update_in_an_event_loop_pass_after_the_charts(qtbot):
 def test_the_tables_update_one_per_event_loop_pass(qtbot, monkeypatch):
     tab, session, _ = _tab(qtbot)
     tab.request_start()
-    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab._build_scheduled, timeout=3000)
-    qtbot.waitUntil(lambda: not tab._tables_due, timeout=2000)
+    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab.pacer.build_scheduled, timeout=3000)
+    qtbot.waitUntil(lambda: not tab.pacer.tables_due, timeout=2000)
     shown: list[tuple[str, float]] = []
     for name in ("positions", "orders", "trades"):
         model = getattr(tab, f"{name}_model")
@@ -390,7 +393,7 @@ def test_a_tab_built_behind_another_is_laid_out_before_the_click_that_shows_it(q
     qtbot.waitExposed(tabs)
     tabs.setCurrentIndex(0)
     tab.request_start()
-    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab._build_scheduled, timeout=3000)
+    qtbot.waitUntil(lambda: len(tab._segment_panels) == 2 and not tab.pacer.build_scheduled, timeout=3000)
     charts = [p.chart for p in tab._segment_panels.values()]
     pending = Qt.WidgetAttribute.WA_PendingResizeEvent
     qtbot.waitUntil(lambda: not any(c.testAttribute(pending) for c in charts), timeout=2000)
