@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from desktop import app
-from desktop.app import SUBCOMMANDS, Command, window_parser
 from desktop.broker.sim.start import parse_market_start
+from desktop.cli import main as app
+from desktop.cli.main import SUBCOMMANDS, Command, window_parser
 from tests.cli.conftest import demo_run_args, kitedesk_cmd, kitedesk_env, run_kitedesk
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import LoginFailed
 from desktop.domain import StrategyParams
-from desktop.engine.params import ParamsError, effective_itm_offset, parse_params
+from desktop.engine.market import DemoLogin, DemoMarket
+from desktop.engine.params import (
+    ParamsError,
+    effective_itm_offset,
+    format_clock,
+    params_to_dict,
+    parse_params,
+)
 from desktop.engine.snapshots import (
     AgentState,
     LogLine,
@@ -53,6 +60,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AgentState",
+    "DemoLogin",
+    "DemoMarket",
     "Engine",
     "EngineRegistry",
     "LogLine",
@@ -72,7 +81,9 @@ __all__ = [
     "WorkspaceError",
     "available_strategies",
     "effective_itm_offset",
+    "format_clock",
     "load_workspace",
+    "params_to_dict",
     "parse_params",
     "save_workspace",
 ]

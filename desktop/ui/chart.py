@@ -21,7 +21,7 @@ from PySide6.QtGui import QColor, QFontMetricsF, QPainter, QPaintEvent, QPicture
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
-from desktop.engine.snapshots import SegmentSnapshot
+from desktop.engine import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
 from desktop.ui.plot import AXIS_WIDTH, LightPlot
 from desktop.ui.theme import Theme

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Segment, StrategyParams
-from desktop.engine.params import ParamsError, format_clock, parse_params
+from desktop.engine import ParamsError, format_clock, parse_params
 
 ERROR_COLOUR = "#ff5c5c"  # readable on the dark and the light theme
 
