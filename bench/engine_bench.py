@@ -53,11 +53,13 @@ from kiteconnect import KiteConnect  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from desktop.broker.login import request_token_by_redirect  # noqa: E402
-from desktop.broker.profiles import Profile  # noqa: E402
+from desktop.broker.profiles import (
+    MemorySecretStore,  # noqa: E402
+    Profile,  # noqa: E402
+)
 from desktop.broker.sim import DEMO_ACCOUNTS, ws_url_of  # noqa: E402
-from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
-from desktop.broker.profiles import MemorySecretStore  # noqa: E402
 from desktop.cli.demo import start_demo  # noqa: E402
+from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
 
 PARAMS = {
     "segments": ["NIFTY", "BANKNIFTY", "SENSEX"],

@@ -24,9 +24,9 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from desktop.engine import Engine  # noqa: E402
 from desktop.broker.profiles import MemorySecretStore  # noqa: E402
 from desktop.cli.demo import window_demo  # noqa: E402
+from desktop.engine import Engine  # noqa: E402
 from desktop.ui.launch import start_demo  # noqa: E402
 from desktop.ui.main_window import MainWindow  # noqa: E402
 from desktop.ui.theme import apply_theme  # noqa: E402

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from desktop.engine import Engine, SessionEngine, parse_params
 from desktop.broker.profiles import MemorySecretStore
 from desktop.cli.demo import start_demo
+from desktop.engine import Engine, SessionEngine, parse_params
 
 # A Thursday: NIFTY's weekly expiry (Tuesday) is ahead, SENSEX's (Thursday) is today.
 START = datetime(2026, 1, 8, 9, 20)

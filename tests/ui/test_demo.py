@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from desktop.broker.profiles import MemorySecretStore
+from desktop.cli.demo import window_demo
 from desktop.cli.main import window_parser
 from desktop.domain import Mode
 from desktop.engine import Engine, SessionState
-from desktop.broker.profiles import MemorySecretStore
-from desktop.cli.demo import window_demo
 from desktop.ui.launch import start_demo
 from desktop.ui.main_window import MainWindow
 from tests.ui.qtkit import answer_next_message_box
