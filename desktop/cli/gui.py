@@ -61,16 +61,16 @@ def window_parser(commands_help: str = "") -> argparse.ArgumentParser:
 
 def window(argv: Sequence[str], commands_help: str = "") -> int:
     """The desktop window, on the home this process picks and locks (the engine holds the lock)."""
+    parser = window_parser(commands_help)
+    args = parser.parse_args(list(argv))  # first: `--help` and a bad option load neither Qt nor the simulator
+    if args.fresh and not args.demo:
+        parser.error("--fresh resets the demo's folder: use it with --demo")
     from desktop.broker.profiles import MemorySecretStore
     from desktop.cli.demo import demo_home, window_demo, wipe_demo_home
     from desktop.cli.support import trader_message
     from desktop.engine import Engine
     from desktop.store.home import resolve_home
 
-    parser = window_parser(commands_help)
-    args = parser.parse_args(list(argv))
-    if args.fresh and not args.demo:
-        parser.error("--fresh resets the demo's folder: use it with --demo")
     data = resolve_home(args.home)
     home = demo_home(data) if args.demo else data
     # What this process writes (database, logs, the window's settings) is its owner's only (issue 16 §11).
