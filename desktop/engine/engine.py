@@ -17,6 +17,7 @@ from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
+from desktop.broker.profiles import MemorySecretStore as MemorySecretStore  # re-exported: its old home
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.domain import Mode, Position, SessionKey
 from desktop.engine.market import DemoMarket
