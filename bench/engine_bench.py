@@ -53,10 +53,13 @@ from kiteconnect import KiteConnect  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from desktop.broker.login import request_token_by_redirect  # noqa: E402
-from desktop.broker.profiles import Profile  # noqa: E402
+from desktop.broker.profiles import (
+    MemorySecretStore,  # noqa: E402
+    Profile,  # noqa: E402
+)
 from desktop.broker.sim import DEMO_ACCOUNTS, ws_url_of  # noqa: E402
+from desktop.cli.demo import start_demo  # noqa: E402
 from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
-from desktop.engine.engine import MemorySecretStore  # noqa: E402
 
 PARAMS = {
     "segments": ["NIFTY", "BANKNIFTY", "SENSEX"],
@@ -188,7 +191,7 @@ def main() -> int:
     sessions: list[SessionEngine] = []
     try:
         extra = option_tokens(url, args.instruments)
-        engine.start_demo(sim_url=url)
+        start_demo(engine, sim_url=url)
         for user, secret in [u for u in users if u[0] not in {a.user_id for a in DEMO_ACCOUNTS}]:
             profile = Profile(user, user, user, api_root=url, login_url_root=url, ws_root=ws_url_of(url))
             engine.profile_book.save(profile)

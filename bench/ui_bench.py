@@ -30,7 +30,9 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from desktop.app import DEFAULT_DEMO_SPEED  # noqa: E402
+from desktop.broker.profiles import MemorySecretStore  # noqa: E402
+from desktop.cli.demo import window_demo  # noqa: E402
+from desktop.cli.main import DEFAULT_DEMO_SPEED  # noqa: E402
 from desktop.engine import Engine  # noqa: E402
 from desktop.ui.launch import start_demo  # noqa: E402
 from desktop.ui.main_window import MainWindow  # noqa: E402
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     rss_start = _rss_mb()
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
-    engine = Engine(home)
+    engine = Engine(home, secrets=MemorySecretStore())
     window = MainWindow(engine, demo=True)
     apply_theme(app, window.theme)
     window.resize(1500, 920)
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         window.shutdown("keep")  # keep positions: no question asked
 
     t_launch = time.perf_counter()
-    start_demo(window, args.speed)
+    start_demo(window, window_demo(args.speed, 1), args.speed)
     first_trade: list[float] = []
 
     def watch_trades() -> None:

@@ -9,15 +9,16 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from datetime import date, datetime
 from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 
-from desktop import app
-from desktop.app import SUBCOMMANDS, Command, window_parser
 from desktop.broker.sim.start import parse_market_start
+from desktop.cli import main as app
+from desktop.cli.main import SUBCOMMANDS, Command, window_parser
 from tests.cli.conftest import demo_run_args, kitedesk_cmd, kitedesk_env, run_kitedesk
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,3 +223,20 @@ def test_the_readmes_command_list_is_kitedesk_help() -> None:
     assert block.group(1).rstrip("\n") in done.stdout
     listed = re.findall(r"^  (\S+)", block.group(1), re.M)
     assert listed == list(SUBCOMMANDS)
+
+
+def test_help_version_and_a_bad_option_load_neither_qt_nor_the_simulator() -> None:
+    code = (
+        "import sys\n"
+        "from desktop.cli.main import main\n"
+        "for argv in (['--help'], ['--version'], ['--fresh'], ['--theme', 'pink']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('LOADED', sorted(m for m in sys.modules if m.startswith(('PySide6', 'desktop.broker.sim'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=kitedesk_env()
+    )
+    assert "LOADED []" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

@@ -24,6 +24,8 @@ os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 from PySide6.QtCore import QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from desktop.broker.profiles import MemorySecretStore  # noqa: E402
+from desktop.cli.demo import window_demo  # noqa: E402
 from desktop.engine import Engine  # noqa: E402
 from desktop.ui.launch import start_demo  # noqa: E402
 from desktop.ui.main_window import MainWindow  # noqa: E402
@@ -44,12 +46,14 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication([sys.argv[0]])
-    window = MainWindow(Engine(Path(tempfile.mkdtemp(prefix="kitedesk-shots-"))), demo=True)
+    window = MainWindow(
+        Engine(Path(tempfile.mkdtemp(prefix="kitedesk-shots-")), secrets=MemorySecretStore()), demo=True
+    )
     apply_theme(app, window.theme)
     window.resize(width, height)
     window.move(0, 0)
     window.show()
-    start_demo(window, 60.0)
+    start_demo(window, window_demo(60.0, 1), 60.0)
 
     def grab(name: str) -> None:
         app.processEvents()

@@ -198,6 +198,17 @@ class SecretStore:
             "memory only and must be entered again after KiteDesk restarts."
         )
 
+    @property
+    def location(self) -> str:
+        """Where the API secrets really are, in a sentence for Help (never the secrets themselves)."""
+        if self._secure:
+            backend = type(keyring.get_keyring()).__name__
+            return f'API secrets are in your system keyring ({backend}, service "{self._service}"), never in these folders.'
+        return (
+            "API secrets are in this process's memory only (no system keyring was found), never in these "
+            "folders: they are asked for again after KiteDesk restarts."
+        )
+
     def _set(self, name: str, value: str) -> None:
         with self._lock:
             self._memory[name] = value
@@ -275,3 +286,11 @@ class SecretStore:
         """Forgets every secret of `user_id`."""
         self._delete(f"{user_id}/api_secret")
         self._delete(f"{user_id}/access")
+
+
+class MemorySecretStore(SecretStore):
+    """Secrets in this object's memory only: the demo's accounts (and a test's) must never reach the OS keyring."""
+
+    def __init__(self) -> None:
+        super().__init__(service="KiteDesk-demo")
+        self._secure = False

@@ -9,7 +9,24 @@ from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import LoginFailed
 from desktop.domain import StrategyParams
-from desktop.engine.params import ParamsError, effective_itm_offset, parse_params
+from desktop.engine.market import DemoLogin, DemoMarket
+from desktop.engine.param_spec import (
+    FIELDS,
+    FieldSpec,
+    Kind,
+    Problem,
+    Section,
+    example_raw,
+    to_plain,
+    to_text,
+)
+from desktop.engine.params import (
+    ParamsError,
+    effective_itm_offset,
+    format_clock,
+    params_to_dict,
+    parse_params,
+)
 from desktop.engine.snapshots import (
     AgentState,
     LogLine,
@@ -52,7 +69,17 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "to_text",
+    "to_plain",
+    "example_raw",
+    "Section",
+    "Problem",
+    "Kind",
+    "FieldSpec",
+    "FIELDS",
     "AgentState",
+    "DemoLogin",
+    "DemoMarket",
     "Engine",
     "EngineRegistry",
     "LogLine",
@@ -72,7 +99,9 @@ __all__ = [
     "WorkspaceError",
     "available_strategies",
     "effective_itm_offset",
+    "format_clock",
     "load_workspace",
+    "params_to_dict",
     "parse_params",
     "save_workspace",
 ]

@@ -1,27 +1,26 @@
-"""`Engine`: one per process, built by desktop/app.py. Opens the store, profiles, secrets and the broker hub,
-and hands out `SessionEngine`s through its `EngineRegistry`. `start_demo()` embeds the simulator with its
-demo accounts, logged in by themselves. Blocking calls (logins) are documented as such: run them off the
-GUI thread.
+"""`Engine`: one per process, built by the composition root (desktop/cli). Opens the store, profiles and the
+broker hub on the home, the secret store and the clock it is given, and hands out `SessionEngine`s through
+its `EngineRegistry`. `attach_demo()` takes a running demo market (desktop/cli/demo.py starts the simulator)
+and logs its accounts in by themselves. Blocking calls (logins) are documented as such: run them off the GUI
+thread.
 """
 
 from __future__ import annotations
 
 import sys
-import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
-
-import requests
 
 from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
+from desktop.broker.profiles import MemorySecretStore as MemorySecretStore  # re-exported: its old home
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
-from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
-from desktop.broker.sim.process import SimProcess
-from desktop.domain import MARKET_CLOSE, Mode, Position, SessionKey
+from desktop.domain import Mode, Position, SessionKey
+from desktop.engine.market import DemoMarket
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
@@ -36,27 +35,13 @@ PROFILES_FILE = "profiles.toml"
 _RESUMABLE = ("running", "stopped_keep")
 
 
-class _ExternalClock:
-    """A simulator's market clock read once over HTTP, then run forward locally at its speed."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        state = requests.get(f"{url}/_sim/state", timeout=5).json()["data"]
-        self._base = datetime.strptime(state["clock"], "%Y-%m-%d %H:%M:%S")
-        self._speed = float(state["speed"])
-        self._mono = time.monotonic()
-
-    def now(self) -> datetime:
-        t = self._base + timedelta(seconds=(time.monotonic() - self._mono) * self._speed)
-        return min(t, datetime.combine(self._base.date(), MARKET_CLOSE))
+def ist_wall_clock() -> datetime:
+    """The engine's clock outside a demo: IST wall-clock time (naive, as market times are)."""
+    return now_ist().replace(tzinfo=None)
 
 
-class MemorySecretStore(SecretStore):
-    """Secrets in this object's memory only: the demo's accounts must never reach the OS keyring."""
-
-    def __init__(self) -> None:
-        super().__init__(service="KiteDesk-demo")
-        self._secure = False
+class DemoSecretsError(RuntimeError):
+    """A demo market was attached to an engine whose secrets go to the OS keyring."""
 
 
 # Thirty agents, the feeds and the store share one GIL. A thread woken by a tick waits for whichever
@@ -74,8 +59,13 @@ class Engine:
         home: Path,
         secrets: SecretStore | None = None,
         feed_options: dict[str, float] | None = None,
+        clock: Callable[[], datetime] = ist_wall_clock,
     ) -> None:
+        """`home`: the data folder (locked for the engine's life); `secrets`: where API secrets and tokens
+        live (the OS keyring by default; a demo passes a memory-only store); `clock`: the market time until a
+        demo market is attached (which brings its own)."""
         self._home = Path(home)
+        self._clock = clock
         # Process-wide, and only ever lowered: the engine's threads are what this process is for.
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL))
         # One process per home, for the engine's life: two engines on one home would both take over the
@@ -101,9 +91,7 @@ class Engine:
         )
         self.kill_switch = GlobalKillSwitch()
         self.registry = EngineRegistry()
-        self._sim: Simulator | None = None
-        self._sim_process: SimProcess | None = None
-        self._external_clock: _ExternalClock | None = None
+        self._market: DemoMarket | None = None
         self._demo_profiles: dict[str, Profile] = {}
         self.writer = StoreWriter()
         self._services = SessionServices(
@@ -113,40 +101,25 @@ class Engine:
 
     # -- demo -----------------------------------------------------------------------------------------
 
-    def start_demo(
-        self,
-        speed: float = 30.0,
-        seed: int = 1,
-        start: datetime | None = None,
-        sim_url: str | None = None,
-        separate_process: bool = False,
-    ) -> None:
-        """Starts the embedded simulator (or uses the one running at `sim_url`) and logs its demo accounts
-        (UK9394, UK1234) in by themselves. `start` is the simulator's first market time.
+    def attach_demo(self, market: DemoMarket) -> None:
+        """Blocking: trades on `market` (a simulator the composition root started) from now on: its clock
+        becomes the engine's, its demo accounts are logged in by themselves. The engine stops it on `close`.
 
-        `separate_process`: the simulator runs in a child process (sim/process.py), so its Python never
-        competes with this process's threads for the GIL; the window's demo runs it so. Stopped by `close`.
+        Refused (DemoSecretsError) when this engine's secrets go to the OS keyring: the demo's accounts and
+        tokens must never reach it, so a demo engine is built with a memory-only secret store.
         """
-        if self._demo_profiles:
+        if self._market is not None:
             return
-        if self.secrets.secure and not self.registry.sessions():
-            # The demo's accounts and tokens must never reach the OS keyring.
-            self.secrets = self.hub.secrets = self._services.secrets = MemorySecretStore()
-        if sim_url is None and separate_process:
-            self._sim_process = SimProcess.start(speed=speed, seed=seed, start=start)
-            url, ws_url = self._sim_process.url, self._sim_process.ws_url
-            self._external_clock = _ExternalClock(url)
-        elif sim_url is None:
-            self._sim = Simulator(SimConfig(seed=seed, speed=speed, start=start, rate_limits=True)).start()
-            url, ws_url = self._sim.url, self._sim.ws_url
-        else:
-            url = sim_url.rstrip("/")
-            ws_url = ws_url_of(url)
-            self._external_clock = _ExternalClock(url)
-        for account in DEMO_ACCOUNTS:
+        if self.secrets.secure:
+            raise DemoSecretsError(
+                "the demo's accounts must not reach the OS keyring: open the engine with a memory secret store"
+            )
+        self._market = market
+        self._clock = market.now
+        for account in market.accounts:
             profile = Profile(
                 account.user_id, account.api_key, account.user_name,
-                api_root=url, login_url_root=url, ws_root=ws_url,
+                api_root=market.url, login_url_root=market.url, ws_root=market.ws_url,
             )  # fmt: skip
             self._demo_profiles[profile.user_id] = profile
             self.secrets.set_api_secret(profile.user_id, account.api_secret)
@@ -159,23 +132,17 @@ class Engine:
 
     @property
     def sim_url(self) -> str | None:
-        """The demo simulator's REST root, or None."""
-        if self._sim is not None:
-            return self._sim.url
-        return self._external_clock.url if self._external_clock else None
+        """The demo market's REST root, or None."""
+        return self._market.url if self._market is not None else None
 
     @property
-    def simulator(self) -> Simulator | SimProcess | None:
-        """The demo's simulator, embedded or in its own process (tests, faults), or None."""
-        return self._sim if self._sim is not None else self._sim_process
+    def simulator(self) -> object | None:
+        """The demo's simulator when this process started it (embedded or in its own process), or None."""
+        return self._market.handle if self._market is not None else None
 
     def market_time(self) -> datetime:
-        """The engine's clock: the simulator's market time in a demo, else IST wall-clock time."""
-        if self._sim is not None:
-            return self._sim.state.clock.now()
-        if self._external_clock is not None:
-            return self._external_clock.now()
-        return now_ist().replace(tzinfo=None)
+        """The engine's clock: the demo market's time once one is attached, else the clock it was given."""
+        return self._clock()
 
     # -- profiles and login -----------------------------------------------------------------------------
 
@@ -250,6 +217,16 @@ class Engine:
     def secure_secrets(self) -> bool:
         """False when secrets live in memory only (no OS keyring): they must be entered each run."""
         return self.secrets.secure
+
+    def secrets_location(self) -> str:
+        """Where the API secrets really are (the keyring, or this process's memory), in a sentence for Help."""
+        return self.secrets.location
+
+    def provide_api_secret(self, user_id: str, api_secret: str) -> None:
+        """Gives the API secret of a known profile for this run (asked for by `kitedesk login` when no keyring
+        holds it); it goes where the engine's secrets go, never to a file. InputRejected when unknown/empty."""
+        self._profile(user_id)
+        self.secrets.set_api_secret(user_id, api_secret)
 
     # -- sessions ---------------------------------------------------------------------------------------
 
@@ -346,12 +323,9 @@ class Engine:
             self.hub.close()
             self.writer.close()
             self.store.close()
-            if self._sim is not None:
-                self._sim.stop()
-                self._sim = None
-            if self._sim_process is not None:
-                self._sim_process.stop()
-                self._sim_process = None
+            if self._market is not None:
+                self._market.stop()
+                self._market = None
         finally:
             self._home_lock.release()  # last: nothing of this engine writes to the home after it
         if errors:

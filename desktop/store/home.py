@@ -95,7 +95,7 @@ def _this_command() -> str:
     argv = list(sys.argv) or ["kitedesk"]
     argv[0] = Path(argv[0]).name or "kitedesk"
     if argv[0] in ("app.py", "__main__.py", "-c", "-m"):
-        argv[0] = "kitedesk"  # `python -m desktop.app ...` is the kitedesk command run from a checkout
+        argv[0] = "kitedesk"  # `python -m desktop.cli ...` is the kitedesk command run from a checkout
     return shlex.join(argv)
 
 

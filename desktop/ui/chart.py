@@ -21,7 +21,7 @@ from PySide6.QtGui import QFontMetricsF, QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from desktop.domain import Segment
-from desktop.engine.snapshots import SegmentSnapshot
+from desktop.engine import SegmentSnapshot
 from desktop.ui.candles import CandlestickItem, TimeAxis
 from desktop.ui.chart_parts import (
     LABEL_ABOVE,

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from desktop.domain import MARKET_CLOSE, Mode, Position, Side, format_rupees, rupees
-from desktop.engine.snapshots import AgentState, SegmentSnapshot, SessionSnapshot, SessionState
+from desktop.engine import AgentState, SegmentSnapshot, SessionSnapshot, SessionState
 
 MARKET_CLOSED = "market closed"
 # Words of a session's states as the window shows them (the engine's values are identifiers).

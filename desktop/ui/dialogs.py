@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode
-from desktop.engine.snapshots import ProfileInfo
+from desktop.engine import ProfileInfo
 from desktop.ui.workers import JobRunner
 
 

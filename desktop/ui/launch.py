@@ -1,17 +1,16 @@
-"""`kitedesk` and `kitedesk --demo [--speed X] [--home DIR]`: builds the engine and the window, runs Qt.
+"""The window's run: builds the Qt application and the window around an engine, runs Qt until it closes.
 
-The command line and the home are desktop/app.py's (the composition root picks the home); this module gets
-them parsed and resolved.
+The composition root (desktop/cli/gui.py) parses the command line, picks the home and says how to build the
+engine and, for `--demo`, how to start the demo market; this module only shows them.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
 import signal
 import sys
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
@@ -21,29 +20,26 @@ from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
 
+if TYPE_CHECKING:
+    from desktop.engine import Engine
+
+DemoStarter = Callable[["Engine"], None]
+"""Blocking: starts a demo market and attaches it to the engine (run on a worker thread)."""
+
 
 def demo_workspace_path() -> Path:
     """The seed's three-session scenario, shipped as package data with the engine's demo."""
     return resource_path("demo_workspace.toml")
 
 
-def demo_start_time(today: date | None = None) -> datetime:
-    """09:19 of today (or the last weekday): one minute before the entry window opens."""
-    day = today or date.today()
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return datetime(day.year, day.month, day.day, 9, 19)
-
-
-def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
-    """Starts the simulator and logs the demo accounts in on a worker, then opens and starts the sessions."""
+def start_demo(window: MainWindow, attach: DemoStarter, speed: float) -> None:
+    """Starts the demo market and logs the demo accounts in on a worker (`attach`), then opens and starts the
+    demo's sessions. `speed` is for the status line."""
     engine = window.engine
     window.statusBar().showMessage(f"Starting the simulator at {speed:g}× and logging in the demo accounts…")
-    start = demo_start_time()
 
     def run() -> None:
-        # The simulator in a process of its own: in this one, its Python held the GIL the window needs.
-        engine.start_demo(speed=speed, seed=seed, start=start, separate_process=True)
+        attach(engine)
 
     def opened(_: object) -> None:
         window.statusBar().showMessage("Demo running", 5000)
@@ -58,11 +54,15 @@ def start_demo(window: MainWindow, speed: float, seed: int = 1) -> None:
     window.jobs.submit(run, opened, failed)
 
 
-def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
-    """Runs the window on `home` until it is closed; returns the exit code. `temporary`: a demo's own
-    folder, removed at the end."""
-    from desktop.engine import Engine
-
+def run_gui(
+    open_engine: Callable[[], Engine],
+    *,
+    theme: str | None = None,
+    demo: DemoStarter | None = None,
+    speed: float = 0.0,
+) -> int:
+    """Runs the window on the engine `open_engine` builds until it is closed; returns the exit code. `demo`:
+    starts the demo market (then the demo's sessions open), else the last tabs are restored."""
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("KiteDesk")
@@ -70,17 +70,15 @@ def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
     try:
         # Takes the home's lock: a second KiteDesk on this home (a window or `kitedesk run`) is refused
         # here, in one line naming it, before any window opens.
-        engine = Engine(home)
+        engine = open_engine()
     except Exception as e:  # the store's and the lock's messages name the folder and what is wrong
         print(f"kitedesk: {e}", file=sys.stderr)
         if app.platformName() not in ("offscreen", "minimal"):  # started from a menu: no terminal to read
             QMessageBox.critical(None, "KiteDesk", str(e))
-        if temporary:
-            shutil.rmtree(home, ignore_errors=True)
         return 1
-    window = MainWindow(engine, demo=args.demo)
-    if args.theme:
-        window.set_theme(args.theme)
+    window = MainWindow(engine, demo=demo is not None)
+    if theme:
+        window.set_theme(theme)
     else:
         apply_theme(app, window.theme)
     window.show()
@@ -89,12 +87,10 @@ def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
     # run inside a paint.
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
-    if args.demo:
-        start_demo(window, args.speed, args.seed)
+    if demo is not None:
+        start_demo(window, demo, speed)
     else:
         window.restore_tabs()
     code = app.exec()
     window.jobs.wait(10_000)
-    if temporary:
-        shutil.rmtree(home, ignore_errors=True)
     return int(code)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
 
-from desktop.engine.snapshots import LogLine
+from desktop.engine import LogLine
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_LINES = 5000

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.engine.snapshots import ProfileInfo
+from desktop.engine import ProfileInfo
 from desktop.ui.workers import JobRunner
 
 NEW_PROFILE = "New profile…"

@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
 
     def show_where(self) -> None:
         """Help → where the logs and the data are."""
-        show_where(self, self.engine.home(), self.engine.logs_dir())
+        show_where(self, self.engine.home(), self.engine.logs_dir(), self.engine.secrets_location())
 
     def show_about(self) -> None:
         """Help → About."""

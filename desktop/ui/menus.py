@@ -84,13 +84,14 @@ def build_menus(w: MainWindow) -> None:
     _action(w, help_, "&About KiteDesk", w.show_about)
 
 
-def show_where(parent: QWidget, home: Path, logs: Path) -> None:
-    """Help → where the logs and the data live (and that secrets are not there)."""
+def show_where(parent: QWidget, home: Path, logs: Path, secrets: str) -> None:
+    """Help → where the logs and the data live, and where the API secrets really are (`secrets`: the
+    engine's sentence: the system keyring, or memory only when there is none)."""
     box = QMessageBox(parent)
     box.setWindowTitle("Logs and data")
     box.setText(
         f"Data (database, profiles, window state):\n{home}\n\nLogs (one folder per session):\n{logs}\n\n"
-        "API secrets are kept in your system keyring, never in these folders."
+        f"{secrets}"
     )
     open_button = box.addButton("Open data folder", QMessageBox.ButtonRole.ActionRole)
     box.addButton(QMessageBox.StandardButton.Close)

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 
 from desktop.domain import Mode, OrderStatus, OrderType, format_rupees
-from desktop.engine.snapshots import SessionSnapshot, SessionState
+from desktop.engine import SessionSnapshot, SessionState
 from desktop.ui.theme import Theme
 
 NOTIFY_KEY, SOUND_KEY = "notifications/enabled", "notifications/sound"

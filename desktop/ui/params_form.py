@@ -20,17 +20,18 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Segment, StrategyParams
-from desktop.engine.param_spec import (
+from desktop.engine import (
     FIELDS,
     FieldSpec,
     Kind,
+    ParamsError,
     Problem,
     Section,
     example_raw,
+    parse_params,
     to_plain,
     to_text,
 )
-from desktop.engine.params import ParamsError, parse_params
 
 ERROR_COLOUR = "#ff5c5c"  # readable on the dark and the light theme
 

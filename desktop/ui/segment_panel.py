@@ -9,7 +9,7 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.domain import Segment
-from desktop.engine.snapshots import AgentState, SegmentSnapshot
+from desktop.engine import AgentState, SegmentSnapshot
 from desktop.ui.chart import IndexChartView
 from desktop.ui.day_view import segment_display_state
 from desktop.ui.fence import GeometryFence

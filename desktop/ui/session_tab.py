@@ -22,8 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Position, StrategyParams
-from desktop.engine.params import ParamsError, parse_params
-from desktop.engine.snapshots import LogLine, SessionSnapshot, SessionState
+from desktop.engine import LogLine, ParamsError, SessionSnapshot, SessionState, parse_params
 from desktop.ui.day_view import MARKET_CLOSED, day_positions, day_summary, display_state
 from desktop.ui.fence import GeometryFence
 from desktop.ui.layout import settle_hidden

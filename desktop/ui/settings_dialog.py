@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, StrategyParams
-from desktop.engine.params import ParamsError, params_to_dict, parse_params
+from desktop.engine import ParamsError, params_to_dict, parse_params
 from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, setting_flag
 from desktop.ui.params_form import DEFAULT_RAW, ParamsForm
 

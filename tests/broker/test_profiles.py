@@ -97,3 +97,17 @@ def test_token_expiry_is_the_next_six_am_ist() -> None:
 
 def test_access_grant_repr_hides_the_token() -> None:
     assert TOKEN not in repr(AccessGrant("UK9394", TOKEN, datetime(2030, 1, 1, tzinfo=IST)))
+
+
+def test_the_store_says_where_the_secrets_really_are(memory_keyring) -> None:
+    from desktop.broker.profiles import MemorySecretStore
+
+    secure = SecretStore()
+    secure.set_api_secret("UK9394", SECRET)
+    assert "system keyring" in secure.location and '"KiteDesk"' in secure.location
+    assert "memory only" not in secure.location and SECRET not in secure.location
+    memory = MemorySecretStore()  # the demo's: never the keyring, although a secure one is there
+    memory.set_api_secret("UK9394", SECRET)
+    assert "memory only" in memory.location and "keyring" in memory.location
+    assert "system keyring (" not in memory.location and SECRET not in memory.location
+    assert list(memory_keyring.passwords.values()) == [SECRET]  # the secure store's, not the demo's

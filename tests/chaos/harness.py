@@ -326,7 +326,7 @@ class RunProcess:
         self.err_path = out.with_name(f"{out.stem}.{index}.err")
         self._out = open(self.out_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in wait()
         self._err = open(self.err_path, "w", encoding="utf-8")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "desktop.app", "run", str(workspace), "--sim-url", sim_url]
+        cmd = [sys.executable, "-m", "desktop.cli", "run", str(workspace), "--sim-url", sim_url]
         cmd += ["--home", str(home), "--every", "0.5"]
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err, cwd=REPO, env=env)
         self.pid = self.proc.pid

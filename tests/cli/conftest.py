@@ -24,7 +24,7 @@ def kitedesk_env() -> dict[str, str]:
 
 def kitedesk_cmd(*args: str) -> list[str]:
     """The command line of `kitedesk ARGS...` run from this checkout."""
-    return [sys.executable, "-m", "desktop.app", *args]
+    return [sys.executable, "-m", "desktop.cli", *args]
 
 
 def run_kitedesk(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

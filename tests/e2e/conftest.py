@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from desktop.broker.profiles import MemorySecretStore
+from desktop.cli.demo import start_demo
 from desktop.engine import Engine, SessionEngine, parse_params
-from desktop.engine.engine import MemorySecretStore
 
 # A Thursday: NIFTY's weekly expiry (Tuesday) is ahead, SENSEX's (Thursday) is today.
 START = datetime(2026, 1, 8, 9, 20)
@@ -54,7 +55,7 @@ def demo_engine(tmp_path, qapp) -> Iterator[Engine]:
     """An Engine on the embedded simulator at 120x from 09:20, demo accounts logged in."""
     engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), feed_options=FEED)
     try:
-        engine.start_demo(speed=120.0, seed=3, start=START)
+        start_demo(engine, speed=120.0, seed=3, start=START)
         yield engine
     finally:
         engine.close("square_off")

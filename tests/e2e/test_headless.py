@@ -15,7 +15,7 @@ import keyring
 import pytest
 import requests
 
-from desktop.engine.accounts_cli import login, profiles
+from desktop.cli.accounts import login, profiles
 from desktop.resources import resource_path
 from desktop.store import DB_FILENAME, Store
 from desktop.store.export import _ExpiryLookup, weekly_expiry
@@ -42,7 +42,7 @@ def _env() -> dict[str, str]:
 
 def test_run_demo_workspace_prints_status_per_session_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    cmd = [sys.executable, "-m", "desktop.app", "run", str(resource_path("demo_workspace.toml")), "--demo"]
+    cmd = [sys.executable, "-m", "desktop.cli", "run", str(resource_path("demo_workspace.toml")), "--demo"]
     cmd += ["--speed", "120", "--start", "09:20", "--for", "6", "--every", "1", "--home", str(home)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=_env())
     assert done.returncode == 0, done.stderr[-2000:]
@@ -82,7 +82,7 @@ def test_run_refuses_a_bad_workspace_with_every_problem(tmp_path: Path) -> None:
     ws.write_text(
         '[[session]]\nprofile = "UK9394"\nsegments = ["NIFTY"]\nlots = 0\nstop_loss = 5\nitm_offset = 75\n'
     )
-    cmd = [sys.executable, "-m", "desktop.app", "run", str(ws), "--home", str(tmp_path / "home")]
+    cmd = [sys.executable, "-m", "desktop.cli", "run", str(ws), "--home", str(tmp_path / "home")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=_env())
     assert done.returncode == 2
     assert "lots must be a whole number ≥ 1" in done.stderr
@@ -91,7 +91,7 @@ def test_run_refuses_a_bad_workspace_with_every_problem(tmp_path: Path) -> None:
 
 
 def test_run_for_zero_or_nonsense_seconds_is_refused_in_words(capsys) -> None:
-    from desktop.engine.headless import run
+    from desktop.cli.run import run
 
     for value in ("0", "-3", "soon"):
         with pytest.raises(SystemExit) as info:
@@ -104,8 +104,8 @@ def test_a_run_that_fails_part_way_stops_the_started_sessions_as_the_workspace_s
     tmp_path: Path, monkeypatch, qapp
 ) -> None:
     # It closed them all with "keep" whatever their on_stop said.
+    from desktop.cli.run import run
     from desktop.engine import Engine, SessionEngine
-    from desktop.engine.headless import run
     from desktop.engine.session import SessionError
 
     ws = tmp_path / "ws.toml"
@@ -194,13 +194,26 @@ def test_demo_never_writes_its_accounts_into_the_os_keyring(
 ) -> None:
     from datetime import datetime
 
+    from desktop.broker.profiles import MemorySecretStore
+    from desktop.cli.demo import start_demo
     from desktop.engine import Engine
+    from desktop.engine.engine import DemoSecretsError
 
     backend = keyring.get_keyring()
+    start = datetime(2026, 1, 8, 9, 20)
+    # An engine whose secrets go to the keyring refuses the demo (and the simulator started for it stops).
     engine = Engine(tmp_path / "home")
     try:
         assert engine.secure_secrets()
-        engine.start_demo(speed=30, start=datetime(2026, 1, 8, 9, 20))
+        with pytest.raises(DemoSecretsError):
+            start_demo(engine, speed=30, start=start)
+        assert not engine.demo and engine.simulator is None
+    finally:
+        engine.close()
+    # The composition root builds the demo's engine on a memory-only store: it logs in, the keyring stays empty.
+    engine = Engine(tmp_path / "home", secrets=MemorySecretStore())
+    try:
+        start_demo(engine, speed=30, start=start)
         assert engine.is_logged_in("UK9394") and engine.is_logged_in("UK1234")
         assert not engine.secure_secrets()
     finally:

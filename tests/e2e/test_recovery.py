@@ -39,7 +39,7 @@ def _run(ws: Path, sim_url: str, home: Path, log: Path) -> subprocess.Popen:
     env = dict(
         os.environ, QT_QPA_PLATFORM="offscreen", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring"
     )
-    cmd = [sys.executable, "-m", "desktop.app", "run", str(ws), "--sim-url", sim_url, "--home", str(home)]
+    cmd = [sys.executable, "-m", "desktop.cli", "run", str(ws), "--sim-url", sim_url, "--home", str(home)]
     cmd += ["--for", "90", "--every", "1"]
     return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
 

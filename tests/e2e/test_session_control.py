@@ -116,11 +116,12 @@ def test_a_kill_never_waits_behind_a_stop_in_progress(demo_engine: Engine, qapp)
 
 def test_closing_the_engine_stops_its_sessions_side_by_side(tmp_path, qapp) -> None:
     # A LIVE square-off may wait 45 s for its exit: stopped one after another, several added up at quit.
-    from desktop.engine.engine import MemorySecretStore
+    from desktop.broker.profiles import MemorySecretStore
+    from desktop.cli.demo import start_demo
     from tests.e2e.conftest import FEED, START
 
     engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), feed_options=FEED)
-    engine.start_demo(speed=120.0, seed=3, start=START)
+    start_demo(engine, speed=120.0, seed=3, start=START)
     a = start_session(engine, "UK9394", "A", segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100)
     b = start_session(engine, "UK1234", "B", segments=["SENSEX"], lots=1, stop_loss=5, itm_offset=100)
     wait_until(qapp, lambda: _running(a, b), 20, "both sessions running")

@@ -91,11 +91,12 @@ def _fills_by_session(db: Path) -> dict[str, int]:
 
 
 def test_frozen_demo_trades_and_ends_cleanly_on_sigterm(frozen_app: Path, tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    data = tmp_path / "data"
+    home = data / "demo"  # the demo's own folder under the data folder, kept after it ends
     out = (tmp_path / "demo.log").open("w+")
     app = subprocess.Popen(
-        [str(frozen_app / "KiteDesk"), "--demo", "--home", str(home)],
-        env=_frozen_env(home),
+        [str(frozen_app / "KiteDesk"), "--demo", "--home", str(data)],
+        env=_frozen_env(data),
         cwd=tmp_path,
         stdout=out,
         stderr=subprocess.STDOUT,

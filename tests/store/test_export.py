@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from desktop.cli.export import main
 from desktop.domain import Instrument, Mode, Side
 from desktop.store import DB_FILENAME, Store
 from desktop.store.export import COLUMNS, export_trades, safe_cell, weekly_expiry
-from desktop.store.export_cli import main
 from tests.store.conftest import make_fill as _fill
 from tests.store.conftest import new_session
 
@@ -205,7 +205,7 @@ def test_cli_reports_a_folder_where_no_file_can_be_created(home, capsys):
 
 
 def test_kitedesk_command_routes_export_here(home, tmp_path):
-    from desktop.app import main as kitedesk
+    from desktop.cli.main import main as kitedesk
 
     out = tmp_path / "app.csv"
     assert (

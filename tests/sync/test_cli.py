@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from desktop.app import main as kitedesk
+from desktop.cli.main import main as kitedesk
 from desktop.store.store import Store
 from desktop.sync.config import SyncConfig
 from tests.sync.conftest import Central, MemoryKeyring, trade

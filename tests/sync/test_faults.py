@@ -139,7 +139,7 @@ def test_kill_9_of_the_sync_mid_batch_then_a_restart_stores_every_row_once(
     sent = _central_count(central)
     assert (0 < sent < 1200) if where == "in_transaction" else sent > 0
     done = subprocess.run(
-        [sys.executable, "-m", "desktop.app", "sync", "run", "--once", "--home", str(home)],
+        [sys.executable, "-m", "desktop.cli", "sync", "run", "--once", "--home", str(home)],
         env=env,
         capture_output=True,
         text=True,

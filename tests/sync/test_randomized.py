@@ -80,7 +80,7 @@ def test_random_kills_and_outages_end_with_every_row_central_once_and_on_every_c
             for home in rng.sample(homes, 2):
                 running.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "desktop.app", "sync", "run", "--home", str(home)],
+                        [sys.executable, "-m", "desktop.cli", "sync", "run", "--home", str(home)],
                         env=env,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
@@ -101,7 +101,7 @@ def test_random_kills_and_outages_end_with_every_row_central_once_and_on_every_c
         for _ in range(2):
             for home in homes:
                 done = subprocess.run(
-                    [sys.executable, "-m", "desktop.app", "sync", "run", "--once", "--home", str(home)],
+                    [sys.executable, "-m", "desktop.cli", "sync", "run", "--once", "--home", str(home)],
                     env=env,
                     capture_output=True,
                     text=True,

@@ -180,6 +180,9 @@ class FakeEngine:
     def secure_secrets(self) -> bool:
         return True
 
+    def secrets_location(self) -> str:
+        return "API secrets are in this process's memory only (no system keyring was found)."
+
     def login_url(self, user_id: str) -> str:
         return f"https://kite.zerodha.com/connect/login?v=3&api_key={self._profiles[user_id].api_key}"
 

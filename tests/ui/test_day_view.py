@@ -10,8 +10,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from desktop.cli.run import status_line
 from desktop.domain import Fill, Mode, Segment, Side, format_rupees
-from desktop.engine.headless import status_line
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, SessionSnapshot, SessionState
 from desktop.ui import shortcuts
 from desktop.ui.main_window import MainWindow

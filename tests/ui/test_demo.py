@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from desktop.app import window_parser
+from desktop.broker.profiles import MemorySecretStore
+from desktop.cli.demo import window_demo
+from desktop.cli.main import window_parser
 from desktop.domain import Mode
 from desktop.engine import Engine, SessionState
 from desktop.ui.launch import start_demo
@@ -16,12 +18,12 @@ SPEED = 120.0
 
 @pytest.mark.slow
 def test_demo_runs_three_isolated_sessions_that_trade_and_stop_cleanly(qtbot, qtlog, tmp_path):
-    engine = Engine(tmp_path)
+    engine = Engine(tmp_path, secrets=MemorySecretStore())
     window = MainWindow(engine, demo=True)
     qtbot.addWidget(window)
     window.show()
     try:
-        start_demo(window, SPEED)
+        start_demo(window, window_demo(SPEED, 1), SPEED)
         qtbot.waitUntil(lambda: len(window.session_tabs()) == 3, timeout=20_000)
         tabs = window.session_tabs()
         assert [(t.session.user_id, t.label) for t in tabs] == [
@@ -103,11 +105,11 @@ def test_command_line_defaults_to_an_accelerated_demo():
 def test_expired_login_shows_the_banner_and_the_dialog_resumes_only_that_account(qtbot, tmp_path):
     import requests
 
-    engine = Engine(tmp_path)
+    engine = Engine(tmp_path, secrets=MemorySecretStore())
     window = MainWindow(engine, demo=True)
     qtbot.addWidget(window)
     window.show()
-    start_demo(window, SPEED)
+    start_demo(window, window_demo(SPEED, 1), SPEED)
     try:
         qtbot.waitUntil(lambda: len(window.session_tabs()) == 3, timeout=20_000)
         tabs = window.session_tabs()

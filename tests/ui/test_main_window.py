@@ -457,3 +457,15 @@ def test_a_tab_brought_forward_starts_drawing_a_pass_after_the_switch(qtbot, eng
     qtbot.waitUntil(lambda: first.drawing, timeout=2000)
     assert not second.drawing
     _shutdown(qtbot, window)
+
+
+def test_where_are_my_logs_says_where_the_secrets_really_are(qtbot, engine):
+    # It said "in your system keyring" also when there was none and the secrets were in memory only.
+    window = _window(qtbot, engine)
+    seen: list[str] = []
+    answer_next_message_box("Close", seen)
+    window.show_where()
+    assert len(seen) == 1
+    assert str(engine.home()) in seen[0] and str(engine.logs_dir()) in seen[0]
+    assert engine.secrets_location() in seen[0] and "in your system keyring" not in seen[0]
+    _shutdown(qtbot, window)

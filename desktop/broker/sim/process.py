@@ -32,7 +32,7 @@ def sim_command() -> list[str]:
     if not getattr(sys, "frozen", False):
         return [sys.executable, "-m", "desktop.broker.sim"]
     # build_installer.spec puts the console binary beside the window's: `kitedesk` on Linux, `kitedesk-cli`
-    # where file names ignore case. Both run desktop.app's main, which has the `sim` command.
+    # where file names ignore case. Both run desktop.cli.main's main, which has the `sim` command.
     folder = Path(sys.executable).parent
     console = next((folder / n for n in CONSOLE_NAMES if (folder / n).is_file()), Path(sys.executable))
     return [str(console), "sim"]

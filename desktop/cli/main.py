@@ -1,4 +1,7 @@
-"""Composition root and command line: `kitedesk` (the window) and `kitedesk COMMAND ...`.
+"""The entry point: `kitedesk` (the window, desktop/cli/gui.py) and `kitedesk COMMAND ...`.
+
+desktop/cli is the composition root: its modules alone build the engine with its home, secret store and
+clock, and alone know the simulator (desktop/cli/demo.py).
 
 `SUBCOMMANDS` is the one list of commands: the dispatcher, `kitedesk --help`, shell completion and the
 README's command list (checked by a test) all read it, so a new command is one line here. A command is
@@ -13,15 +16,14 @@ import contextlib
 import difflib
 import faulthandler
 import importlib
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-DEFAULT_DEMO_SPEED = 60.0  # a 1-minute bar every second: charts move and trades come within seconds
+from desktop.cli.gui import DEFAULT_DEMO_SPEED, WINDOW_EXAMPLES
+
+__all__ = ["DEFAULT_DEMO_SPEED", "SUBCOMMANDS", "WINDOW_EXAMPLES", "Command", "main", "window_parser"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,15 +48,13 @@ class Command:
 
 SUBCOMMANDS: dict[str, Command] = {
     "sim": Command("desktop.broker.sim.cli:main", "desktop.broker.sim.cli:build_parser", "run the Kite-compatible market and broker simulator"),
-    "export": Command("desktop.store.export_cli:main", "desktop.store.export_cli:build_parser", "export an account's trades to CSV"),
-    "run": Command("desktop.engine.headless:run", "desktop.engine.headless:build_parser", "run a workspace's sessions without a window"),
-    "login": Command("desktop.engine.accounts_cli:login", "desktop.engine.accounts_cli:login_parser", "log a profile in to Kite from a terminal"),
-    "profiles": Command("desktop.engine.accounts_cli:profiles", "desktop.engine.accounts_cli:profiles_parser", "list or add broker profiles"),
+    "export": Command("desktop.cli.export:main", "desktop.cli.export:build_parser", "export an account's trades to CSV"),
+    "run": Command("desktop.cli.run:run", "desktop.cli.run:build_parser", "run a workspace's sessions without a window"),
+    "login": Command("desktop.cli.accounts:login", "desktop.cli.accounts:login_parser", "log a profile in to Kite from a terminal"),
+    "profiles": Command("desktop.cli.accounts:profiles", "desktop.cli.accounts:profiles_parser", "list or add broker profiles"),
     "sync": Command("desktop.sync.cli:main", "desktop.sync.cli:build_parser", "sync accounts' records with a central PostgreSQL"),
-    "completion": Command("desktop.app:completion", "desktop.app:completion_parser", "print shell completion for bash, zsh or fish"),
+    "completion": Command("desktop.cli.main:completion", "desktop.cli.main:completion_parser", "print shell completion for bash, zsh or fish"),
 }  # fmt: skip
-
-WINDOW_EXAMPLES = ("kitedesk --demo --speed 10", "kitedesk --home ~/kitedesk-test --theme light")
 
 
 def _load(ref: str) -> Callable[..., Any]:
@@ -84,33 +84,10 @@ def commands_help() -> str:
 
 
 def window_parser() -> argparse.ArgumentParser:
-    """`kitedesk [options]`: the desktop window; its help is the program's help, commands included."""
-    examples = "\n".join(f"  {line}" for line in WINDOW_EXAMPLES)
-    p = argparse.ArgumentParser(
-        prog="kitedesk",
-        usage="kitedesk [options]          (the desktop window)\n       kitedesk COMMAND [options]",
-        description="KiteDesk: a desktop trading client for Zerodha Kite Connect. Without a command it opens "
-        "the window.",
-        epilog=f"{commands_help()}\n\nRun `kitedesk COMMAND --help` for a command's options and an example."
-        f"\n\nexamples:\n{examples}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--version", action="version", version=f"kitedesk {version()}")
-    p.add_argument("--demo", action="store_true", help="run three sessions on the built-in simulator")
-    p.add_argument(
-        "--speed",
-        type=float,
-        default=DEFAULT_DEMO_SPEED,
-        help="demo market speed, simulated seconds per second (default %(default)g)",
-    )
-    p.add_argument("--seed", type=int, default=1, help="demo market seed: the same seed, the same prices")
-    p.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the last one used)")
-    p.add_argument(
-        "--home",
-        metavar="DIR",
-        help="data folder (default: $KITEDESK_HOME or your user data folder; the demo: a fresh temporary one)",
-    )
-    return p
+    """`kitedesk [options]`: the desktop window (desktop/cli/gui.py); its help lists the commands."""
+    from desktop.cli.gui import window_parser as gui_parser
+
+    return gui_parser(commands_help())
 
 
 def completion_parser() -> argparse.ArgumentParser:
@@ -149,19 +126,9 @@ def _unknown(word: str) -> int:
 
 
 def _window(argv: Sequence[str]) -> int:
-    """The desktop window, on the home this process picks and locks (the engine holds the lock)."""
-    from desktop.store.home import resolve_home
+    from desktop.cli.gui import window
 
-    args = window_parser().parse_args(list(argv))
-    if args.home or not args.demo:
-        home, temporary = resolve_home(args.home), False
-    else:  # the demo trades in a fresh folder of its own unless told where
-        home, temporary = Path(tempfile.mkdtemp(prefix="kitedesk-demo-")), True
-    # What this process writes (database, logs, the window's settings) is its owner's only (issue 16 §11).
-    os.umask(0o077)
-    from desktop.ui.launch import run_gui
-
-    return run_gui(args, home, temporary)
+    return window(argv, commands_help())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

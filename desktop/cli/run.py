@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
+from desktop.broker.profiles import MemorySecretStore
 from desktop.broker.sim.start import START_FORMATS, START_HELP, parse_market_start
+from desktop.cli.demo import start_demo
+from desktop.cli.support import Problems, open_engine
 from desktop.domain import format_rupees
-from desktop.engine.cli_support import Problems, open_engine
-from desktop.engine.engine import Engine, MemorySecretStore
+from desktop.engine.engine import Engine
 from desktop.engine.session import SessionEngine
 from desktop.engine.snapshots import SessionSnapshot
 from desktop.engine.strategy.registry import available_strategies
@@ -158,7 +160,7 @@ def _trade(
     if stop_requested():  # Ctrl-C while the home was still being opened
         return 0
     if args.demo or args.sim_url:
-        engine.start_demo(speed=args.speed, seed=args.seed, start=args.start, sim_url=args.sim_url)
+        start_demo(engine, speed=args.speed, seed=args.seed, start=args.start, sim_url=args.sim_url)
     missing = sorted({e.profile for e in workspace.sessions if not engine.is_logged_in(e.profile)})
     if missing:
         for user in missing:

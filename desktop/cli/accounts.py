@@ -1,7 +1,9 @@
 """`kitedesk login PROFILE` and `kitedesk profiles [add ...]`: accounts from a terminal (a server without a screen).
 
 `login` prints the Kite login URL, then takes whichever comes first: the redirect captured on the
-profile's loopback redirect URL, or the redirect address (or the request token) pasted on stdin.
+profile's loopback redirect URL, or the redirect address (or the request token) pasted on stdin. Without a
+keyring holding the profile's API secret it first asks for it without echo (or reads it from stdin's first
+line with `--secret-stdin`); it is then kept in memory for this login only.
 `profiles add` asks for the API secret without echo (or reads it from stdin when piped); it goes to the
 OS keyring, never to a file.
 """
@@ -17,9 +19,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from desktop.broker.errors import BrokerError
-from desktop.engine.cli_support import open_engine, trader_message
-from desktop.engine.engine import Engine
-from desktop.engine.snapshots import ProfileInfo
+from desktop.cli.support import open_engine, trader_message
+from desktop.engine import Engine, ProfileInfo
 from desktop.store import StoreError
 
 
@@ -41,7 +42,38 @@ def login_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help="KiteDesk data folder")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)")
     p.add_argument("--no-listen", action="store_true", help="do not listen for the redirect: paste it only")
+    p.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="read the API secret from stdin's first line (without a keyring it is otherwise asked for, hidden)",
+    )
     return p
+
+
+class _NoSecret(Exception):
+    """The API secret was needed and not given; the message says how to give it."""
+
+
+def _api_secret(engine: Engine, user_id: str, from_stdin: bool) -> str | None:
+    """The API secret to log `user_id` in with, or None when the keyring already holds it: read from stdin's
+    first line with --secret-stdin, else asked for without echo when nothing holds it (no keyring)."""
+    if from_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            raise _NoSecret("--secret-stdin: stdin's first line is empty; it must be the API secret")
+        return secret
+    info = next((p for p in engine.profiles() if p.user_id == user_id), None)
+    if info is None or info.has_secret:
+        return None  # an unknown profile is refused by the login itself, in its words
+    if not sys.stdin.isatty():
+        raise _NoSecret(
+            f"no API secret of {user_id} is stored (no keyring holds it): run this in a terminal to type it, "
+            "or pass it on stdin's first line with --secret-stdin"
+        )
+    secret = getpass.getpass(f"API secret of {user_id} (not shown; kept in memory for this login only): ")
+    if not secret.strip():
+        raise _NoSecret("no API secret typed: the login needs it")
+    return secret.strip()
 
 
 def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
@@ -51,6 +83,9 @@ def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     if engine is None:
         return 1
     try:
+        secret = _api_secret(engine, args.profile, args.secret_stdin)
+        if secret is not None:
+            engine.provide_api_secret(args.profile, secret)
         print(
             f"Open this address, log in to Kite as {args.profile}:\n  {engine.login_url(args.profile)}",
             file=out,
@@ -91,6 +126,9 @@ def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         return 0
     except (BrokerError, StoreError, OSError) as e:
         print(trader_message(e), file=sys.stderr)
+        return 1
+    except _NoSecret as e:
+        print(f"kitedesk login: {e}", file=sys.stderr)
         return 1
     except queue.Empty:
         print("No login arrived in time: try again.", file=sys.stderr)
