@@ -115,6 +115,13 @@ async def _watch_parent(stop: asyncio.Event) -> None:
 
 async def _serve(config: SimConfig, exit_with_parent: bool = False) -> None:
     state = SimState(config)
+    # Ctrl-C stops it from here on, before the address is printed: a caller that reads the address and then
+    # interrupts must get a clean stop, never an interrupted start.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(build_app(state), handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port)
@@ -131,11 +138,6 @@ async def _serve(config: SimConfig, exit_with_parent: bool = False) -> None:
     for acc in config.accounts:
         print(f"  Account   api_key {acc.api_key}  user_id {acc.user_id or acc.api_key}")
     print("Ctrl-C stops it.", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     watcher = asyncio.create_task(_watch_parent(stop)) if exit_with_parent else None
     try:
         await stop.wait()
@@ -162,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         asyncio.run(_serve(config, exit_with_parent=args.exit_with_parent))
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground simulator is meant to stop
+        return 0
     except ValueError as exc:  # e.g. a --start on a weekend
         print(f"kitedesk sim: {exc}", file=sys.stderr)
         return 2

@@ -110,3 +110,22 @@ def test_two_embedded_simulators_run_side_by_side_independently():
     finally:
         a.stop()
         b.stop()
+
+
+def test_kitedesk_sim_ends_with_0_on_ctrl_c() -> None:
+    """Ctrl-C is how a foreground simulator stops: through `kitedesk sim` it is no error (it exited 130)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "desktop.cli", "sim", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline() + proc.stdout.readline()
+        assert "http://127.0.0.1:" in first, first
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert "interrupted" not in err and "Traceback" not in err
