@@ -14,12 +14,15 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from desktop.broker.errors import InputRejected
 from desktop.broker.gateway import OrderGateway, check_intent
-from desktop.broker.stream import MarketStream
-from desktop.broker.ticks import QuoteTick
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, SessionKey, Side, to_tick
+
+if TYPE_CHECKING:  # the feed (aiohttp, numpy) is imported when the first stream opens
+    from desktop.broker.stream import MarketStream
+    from desktop.broker.ticks import QuoteTick
 
 TokenLookup = Callable[[str, str], int | None]  # (exchange, tradingsymbol) -> instrument_token
 

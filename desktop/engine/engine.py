@@ -11,16 +11,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta
 from pathlib import Path
-
-import requests
+from typing import TYPE_CHECKING
 
 from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
-from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
-from desktop.broker.sim.process import SimProcess
 from desktop.domain import MARKET_CLOSE, Mode, Position, SessionKey
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
@@ -29,6 +26,10 @@ from desktop.engine.snapshots import ProfileInfo
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
+
+if TYPE_CHECKING:
+    from desktop.broker.sim import Simulator
+    from desktop.broker.sim.process import SimProcess
 
 PROFILES_FILE = "profiles.toml"
 # States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
@@ -40,6 +41,8 @@ class _ExternalClock:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        import requests  # the demo's, not the first window's
+
         state = requests.get(f"{url}/_sim/state", timeout=5).json()["data"]
         self._base = datetime.strptime(state["clock"], "%Y-%m-%d %H:%M:%S")
         self._speed = float(state["speed"])
@@ -113,6 +116,10 @@ class Engine:
         """
         if self._demo_profiles:
             return
+        # The simulator (its aiohttp server, its market) is imported for a demo only, not for every window.
+        from desktop.broker.sim import DEMO_ACCOUNTS, SimConfig, Simulator, ws_url_of
+        from desktop.broker.sim.process import SimProcess
+
         if self.secrets.secure and not self.registry.sessions():
             # The demo's accounts and tokens must never reach the OS keyring.
             self.secrets = self.hub.secrets = self._services.secrets = MemorySecretStore()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from desktop.domain import Segment
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.ui.chart import IndexChart
 from desktop.ui.fence import GeometryFence
 from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
 from desktop.ui.theme import Theme, pnl_color
+
+if TYPE_CHECKING:
+    from desktop.ui.chart import IndexChart
 
 _STATE_COLOURS = {
     AgentState.RUNNING: "profit",
@@ -67,7 +71,10 @@ class SegmentPanel(QWidget):
         grid.setColumnStretch(3, 3)
         line = self.fontMetrics().height()
         lay.addWidget(GeometryFence(head, 3 * line + 2 * grid.verticalSpacing() + 2))
-        self.chart = IndexChart(segment, theme, staged=staged)
+        # pyqtgraph (and numpy) are imported with the first chart, not for the first window.
+        from desktop.ui.chart import IndexChart
+
+        self.chart: IndexChart = IndexChart(segment, theme, staged=staged)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
 
