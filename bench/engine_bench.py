@@ -135,7 +135,12 @@ def pct(values: list[float], q: float) -> float:
 
 
 def print_side_by_side(
-    latencies: list[float], cpu_pct: float, backlog: tuple[int, int], peer: Any, args: argparse.Namespace
+    latencies: list[float],
+    cpu_pct: float,
+    backlog: tuple[int, int],
+    wire_per_s: float,
+    peer: Any,
+    args: argparse.Namespace,
 ) -> None:
     """KiteDesk's tick-to-intent beside the peer's tick-to-decision, with KiteDesk / peer ratios."""
 
@@ -152,6 +157,7 @@ def print_side_by_side(
     print(f"side by side: {args.sessions} sessions × {args.segments} segments, {args.seconds:g} s each, "
           f"{'decisions only' if args.no_orders else 'KiteDesk with orders (the peer never orders)'}")  # fmt: skip
     print(f"{'':28}{'KiteDesk':>12}{'vn.py peer':>12}{'ratio':>8}")
+    print(f"{'ticks off the wire per s':28}{wire_per_s:>12,.0f}{peer.wire_per_s:>12,.0f}")
     print(f"{'decisions measured':28}{len(latencies):>12}{len(p):>12}")
     for name, q in (("tick-to-decision p50 ms", 0.5), ("tick-to-decision p99 ms", 0.99)):
         a, b = fig(latencies, q), fig(p, q)
@@ -266,6 +272,16 @@ def main() -> int:
         for i in range(args.sessions):
             session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
             session.start(parse_params(params))
+            if args.no_orders:
+                # Measurement only: the entry is refused as if the broker had (the strategy is freed). Posted
+                # before the agents start: commands go before the first tick, so no entry is ever sent (one
+                # sent before would leave its segment holding, deciding nothing more, for the whole run).
+                for seg in session.params.segments:  # type: ignore[union-attr]
+                    agent = session.agent(seg)
+                    assert agent is not None
+                    agent.post_command(
+                        "call", lambda trader: setattr(trader, "_send", lambda intent, role: None)
+                    )
             if extra:
                 session.watch_instruments(extra, args.mode)
             sessions.append(session)
@@ -277,14 +293,12 @@ def main() -> int:
         print(f"all sessions running after {time.monotonic() - started:.1f} s: "
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
-        for a in agents:
-            if args.no_orders:  # measurement only: the entry is refused as if the broker had (strategy freed)
-                a.post_command("call", lambda trader: setattr(trader, "_send", lambda intent, role: None))
+        time.sleep(3)  # subscriptions settle
+        for a in agents:  # the probes count from here on, as the peer's do
             a.post_command(
                 "call",
                 lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
             )
-        time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -358,7 +372,7 @@ def main() -> int:
             print("FAILED agents:", ", ".join(failed))
         if peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
-            print_side_by_side(latencies, cpu / elapsed * 100, backlog, peer, args)
+            print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)
         return 0
     finally:
         engine.close("square_off")

@@ -47,6 +47,7 @@ class PeerFigures:
     backlog_max: int
     backlog_last: int
     ticks_handled: int
+    wire_per_s: float  # ticks received off the wire by the process, per second (as KiteDesk's figure)
     handler_failures: list[str] = field(default_factory=list)
 
 
@@ -125,6 +126,8 @@ def run_vnpy_peer(
         time.sleep(settle)  # connected, subscriptions settled
         probe.clear()
         ticks0 = sum(h.ticks for h in handlers)
+        feeds = [f for f in (engine.hub.feed(user) for user in used) if f is not None]
+        wire0 = sum(f.packets_received for f in feeds)
         queue = event_engine._queue  # noqa: SLF001 - the backlog is the queue's length
         cpu0 = time.process_time()
         t0 = time.monotonic()
@@ -136,6 +139,7 @@ def run_vnpy_peer(
         cpu = time.process_time() - cpu0
         latencies = [x * 1000 for x in probe]
         ticks = sum(h.ticks for h in handlers) - ticks0
+        wire = sum(f.packets_received for f in feeds) - wire0
     finally:
         for stream in streams:
             stream.close()
@@ -149,5 +153,6 @@ def run_vnpy_peer(
         backlog_max=max(backlog, default=0),
         backlog_last=backlog[-1] if backlog else 0,
         ticks_handled=ticks,
+        wire_per_s=wire / elapsed,
         handler_failures=[f"{h.segment.value}: {h.failure}" for h in handlers if h.failure],
     )
