@@ -76,3 +76,44 @@ def test_the_migration_head_read_without_alembic_is_alembics() -> None:
 
 def test_the_session_engines_full_mode_is_the_feeds() -> None:
     assert engine_session.MODE_FULL == MODE_FULL
+
+
+_AFTER_PAINT = """
+import sys, threading, time
+from pathlib import Path
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop.engine import Engine
+from desktop.ui.main_window import MainWindow
+from desktop.ui.warmup import import_after_first_paint
+engine = Engine(Path(sys.argv[1]))
+window = MainWindow(engine)
+window.show()
+import_after_first_paint(window)
+before = "desktop.ui.chart" in sys.modules
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline and not all(m in sys.modules for m in ("desktop.ui.chart", "kiteconnect", "desktop.broker.stream")):
+    app.processEvents()
+    time.sleep(0.01)
+for t in threading.enumerate():
+    if t.name == "kitedesk-import-ahead":
+        t.join(60)
+print(before, all(m in sys.modules for m in ("desktop.ui.chart", "kiteconnect", "desktop.broker.stream")))
+window.close()
+engine.close("keep")
+"""
+
+
+def test_what_the_first_window_left_out_is_imported_once_it_painted(tmp_path: Path) -> None:
+    env = dict(
+        os.environ, QT_QPA_PLATFORM="offscreen", PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _AFTER_PAINT, str(tmp_path / "home")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False True"  # not before the paint; all of it after
