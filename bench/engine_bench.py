@@ -21,6 +21,15 @@ the paper gateway's acceptance.
 `--no-orders` decides entries (and measures them) but sends none: the floor under tick-to-intent with no order
 traffic, journal writes or fills in the process (issue 5: that floor alone is above 2 ms at 10 × 3).
 
+`--peer vnpy` first runs the same load through vn.py 4.5's `EventEngine` (one thread draining a queue, 30
+handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `bench/vnpy_peer.py`) for the same
+number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
+KiteDesk / peer ratios. vn.py lives in the bench's environment only: `pip install --no-deps vnpy==4.5.0`
+(its own requirements pin another PySide6 and need TA-Lib's C library; `vnpy.event` needs only the
+standard library). Decisions only (`--no-orders`) is the comparable figure: the peer sends no orders.
+
+    python bench/engine_bench.py --peer vnpy --no-orders --sessions 10 --segments 3 --seconds 20
+
 Several processes on one simulator (what one process per account would do with the same load):
 
     python bench/engine_bench.py --serve-sim --accounts 4          # prints the simulator's URL, runs until Ctrl-C
@@ -44,6 +53,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
@@ -127,9 +137,53 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def print_side_by_side(
+    latencies: list[float],
+    cpu_pct: float,
+    backlog: tuple[int, int],
+    wire_per_s: float,
+    peer: Any,
+    args: argparse.Namespace,
+) -> None:
+    """KiteDesk's tick-to-intent beside the peer's tick-to-decision, with KiteDesk / peer ratios."""
+
+    def ratio(a: float, b: float) -> str:
+        return f"{a / b:.2f}" if b > 0 else "n/a"
+
+    def fig(xs: list[float], q: float) -> float:
+        if not xs:
+            return float("nan")
+        return statistics.median(xs) if q == 0.5 else pct(xs, q)
+
+    p = peer.latencies_ms
+    print()
+    print(f"side by side: {args.sessions} sessions × {args.segments} segments, {args.seconds:g} s each, "
+          f"{'decisions only' if args.no_orders else 'KiteDesk with orders (the peer never orders)'}")  # fmt: skip
+    print(f"{'':28}{'KiteDesk':>12}{'vn.py peer':>12}{'ratio':>8}")
+    print(f"{'ticks off the wire per s':28}{wire_per_s:>12,.0f}{peer.wire_per_s:>12,.0f}")
+    print(f"{'decisions measured':28}{len(latencies):>12}{len(p):>12}")
+    for name, q in (("tick-to-decision p50 ms", 0.5), ("tick-to-decision p99 ms", 0.99)):
+        a, b = fig(latencies, q), fig(p, q)
+        print(f"{name:28}{a:>12.3f}{b:>12.3f}{ratio(a, b):>8}")
+    print(f"{'CPU % of a core':28}{cpu_pct:>12.1f}{peer.cpu_pct:>12.1f}{ratio(cpu_pct, peer.cpu_pct):>8}")
+    print(f"{'backlog last / max':28}{f'{backlog[0]} / {backlog[1]}':>12}"
+          f"{f'{peer.backlog_last} / {peer.backlog_max}':>12}")  # fmt: skip
+    print(
+        "  (KiteDesk's backlog counts tick batches queued to agents, the peer's events queued to its engine)"
+    )
+    if peer.handler_failures:
+        print("FAILED peer handlers:", ", ".join(peer.handler_failures))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--segments", type=int, default=3, choices=[1, 2, 3], help="segments per session")
+    ap.add_argument(
+        "--peer",
+        choices=["vnpy"],
+        help="also run the same load through vn.py's EventEngine and print both with ratios (bench extra)",
+    )
     ap.add_argument("--instruments", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=60.0)
@@ -165,6 +219,18 @@ def main() -> int:
         "--serve-sim", action="store_true", help="only run the simulator (for --sim-url), until Ctrl-C"
     )
     args = ap.parse_args()
+    params = {**PARAMS, "segments": PARAMS["segments"][: args.segments]}  # type: ignore[index]
+    fast, slow = (int(x) for x in args.ema.split(","))
+    params.update(fast_ema=fast, slow_ema=slow)
+    if args.peer == "vnpy":
+        try:
+            import vnpy.event  # noqa: F401
+        except ImportError:
+            print(
+                "--peer vnpy needs vn.py in this environment: pip install --no-deps vnpy==4.5.0",
+                file=sys.stderr,
+            )
+            return 2
     cores = sorted(os.sched_getaffinity(0))
     sim_cpus: set[int] | None = None
     if not args.no_pin and len(cores) >= 2:
@@ -197,11 +263,28 @@ def main() -> int:
             engine.profile_book.save(profile)
             engine.secrets.set_api_secret(user, secret)
             engine.hub.login(profile, request_token_by_redirect(profile))
+        peer = None
+        if args.peer == "vnpy":
+            from vnpy_peer import run_vnpy_peer
+
+            peer = run_vnpy_peer(
+                engine, [u for u, _ in users], params, args.sessions, extra, args.mode, args.seconds
+            )
+            app.processEvents()
         rss0 = rss_mb()
         for i in range(args.sessions):
             session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
-            fast, slow = (int(x) for x in args.ema.split(","))
-            session.start(parse_params({**PARAMS, "fast_ema": fast, "slow_ema": slow}))
+            session.start(parse_params(params))
+            if args.no_orders:
+                # Measurement only: the entry is refused as if the broker had (the strategy is freed). Posted
+                # before the agents start: commands go before the first tick, so no entry is ever sent (one
+                # sent before would leave its segment holding, deciding nothing more, for the whole run).
+                for seg in session.params.segments:  # type: ignore[union-attr]
+                    agent = session.agent(seg)
+                    assert agent is not None
+                    agent.post_command(
+                        "call", lambda trader: setattr(trader, "_send", lambda intent, role: None)
+                    )
             if extra:
                 session.watch_instruments(extra, args.mode)
             sessions.append(session)
@@ -213,14 +296,12 @@ def main() -> int:
         print(f"all sessions running after {time.monotonic() - started:.1f} s: "
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
-        for a in agents:
-            if args.no_orders:  # measurement only: the entry is refused as if the broker had (strategy freed)
-                a.post_command("call", lambda trader: setattr(trader, "_send", lambda intent, role: None))
+        time.sleep(3)  # subscriptions settle
+        for a in agents:  # the probes count from here on, as the peer's do
             a.post_command(
                 "call",
                 lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
             )
-        time.sleep(3)  # subscriptions settle
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -252,7 +333,7 @@ def main() -> int:
         inbox = [picked * 1000 for _, picked, _ in probes]
         handed = [h * 1000 for _, _, h in probes]
         failed = [f"{s.label}/{a.segment.value}" for s in sessions for a in agents if a.failure]
-        print(f"sessions {args.sessions} × 3 segments, {len(extra)} extra instruments each ({args.mode} mode), "
+        print(f"sessions {args.sessions} × {args.segments} segments, {len(extra)} extra instruments each ({args.mode} mode), "
               f"EMAs {args.ema}, sim speed {args.speed}, {elapsed:.0f} s measured")  # fmt: skip
         print(
             f"ticks received off the wire by the process ({len(feeds)} account feeds): {wire / elapsed:,.0f}/s"
@@ -292,6 +373,9 @@ def main() -> int:
               f"{(rss1 - rss0) / args.sessions:.1f} MB per session")  # fmt: skip
         if failed:
             print("FAILED agents:", ", ".join(failed))
+        if peer is not None:
+            backlog = (samples[-1][0], max(q for q, _ in samples))
+            print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)
         return 0
     finally:
         engine.close("square_off")

@@ -9,10 +9,13 @@ Callers re-raise translated errors `from None` so the raw exception text is not 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import requests
-from kiteconnect import exceptions as kex
+if TYPE_CHECKING:
+    import requests
+    from kiteconnect import exceptions as kex
 
 
 class BrokerError(Exception):
@@ -123,18 +126,23 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> BrokerError:
         return exc
     secrets = tuple(secrets)
     detail = scrub(f"{type(exc).__name__}: {exc}", secrets)
-    if isinstance(exc, kex.KiteException):
-        return _translate_kite(exc, detail, secrets)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return BrokerUnavailable("Kite did not answer the connection in time: check the network.", detail)
-    if isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ChunkedEncodingError):
-        return AmbiguousOrderFailure(detail=detail)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if _connection_never_opened(exc):
+    # kiteconnect (with its ticker's twisted stack) and requests are imported by whoever makes a Kite call,
+    # not for the first window: a module not imported yet cannot have raised `exc`.
+    kex_module = sys.modules.get("kiteconnect.exceptions")
+    if kex_module is not None and isinstance(exc, kex_module.KiteException):
+        return _translate_kite(exc, kex_module, detail, secrets)
+    rex = sys.modules.get("requests.exceptions")
+    if rex is not None:
+        if isinstance(exc, rex.ConnectTimeout):
+            return BrokerUnavailable("Kite did not answer the connection in time: check the network.", detail)
+        if isinstance(exc, rex.ReadTimeout | rex.ChunkedEncodingError):
+            return AmbiguousOrderFailure(detail=detail)
+        if isinstance(exc, rex.ConnectionError):
+            if _connection_never_opened(exc):
+                return BrokerUnavailable(detail=detail)
+            return AmbiguousOrderFailure(detail=detail)
+        if isinstance(exc, rex.RequestException):
             return BrokerUnavailable(detail=detail)
-        return AmbiguousOrderFailure(detail=detail)
-    if isinstance(exc, requests.exceptions.RequestException):
-        return BrokerUnavailable(detail=detail)
     ws_error = _translate_aiohttp(exc, detail)
     if ws_error is not None:
         return ws_error
@@ -149,23 +157,25 @@ def translate(exc: BaseException, secrets: Iterable[str] = ()) -> BrokerError:
     return AmbiguousOrderFailure(detail=detail)
 
 
-def _translate_kite(exc: kex.KiteException, detail: str, secrets: tuple[str, ...]) -> BrokerError:
+def _translate_kite(
+    exc: kex.KiteException, kite_exceptions: Any, detail: str, secrets: tuple[str, ...]
+) -> BrokerError:
     code = getattr(exc, "code", None)
     said = scrub(str(exc), secrets).strip().rstrip(".")
-    if isinstance(exc, kex.TokenException):
+    if isinstance(exc, kite_exceptions.TokenException):
         return LoginNeeded(detail=detail, http_status=code)
-    if isinstance(exc, kex.PermissionException):
+    if isinstance(exc, kite_exceptions.PermissionException):
         return NotPermitted(f"Kite does not allow this for this account: {said}.", detail, code)
-    if isinstance(exc, kex.InputException):
+    if isinstance(exc, kite_exceptions.InputException):
         return InputRejected(f"Kite refused the request: {said}.", detail, code)
-    if isinstance(exc, kex.NetworkException):
+    if isinstance(exc, kite_exceptions.NetworkException):
         if code == 429:
             return RateLimited(detail=detail, http_status=code)
         # Kite's OMS link failed: the order may have been created (KITE.md: look it up by tag).
         return AmbiguousOrderFailure(detail=detail, http_status=code)
-    if isinstance(exc, kex.OrderException):
+    if isinstance(exc, kite_exceptions.OrderException):
         return OrderRejected(f"Kite rejected the order: {said}.", detail, code)
-    if isinstance(exc, kex.DataException):
+    if isinstance(exc, kite_exceptions.DataException):
         return AmbiguousOrderFailure(
             "Kite sent a reply KiteDesk could not read; checking before retrying.", detail, code
         )

@@ -16,14 +16,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop.broker import replies
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, InputRejected, RateLimited
 from desktop.broker.replies import whole
 from desktop.broker.session import EVENT_STREAM_CONNECTED, BrokerEvent, KiteSession
-from desktop.broker.stream import MarketStream
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, SessionKey, Side, rupees
+
+if TYPE_CHECKING:  # the feed (aiohttp, numpy) is imported when the first stream opens
+    from desktop.broker.stream import MarketStream
 
 log = logging.getLogger(__name__)
 

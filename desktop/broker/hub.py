@@ -9,17 +9,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
-
-from kiteconnect import KiteConnect
+from typing import TYPE_CHECKING, Any
 
 from desktop.broker.instruments import InstrumentBook, InstrumentCache
+from desktop.broker.kite_client import new_kite
 from desktop.broker.login import complete_login
 from desktop.broker.profiles import AccessGrant, Profile, SecretStore
 from desktop.broker.ratelimit import AccountLimiters
 from desktop.broker.session import AccountLink, EventSink, KiteSession
-from desktop.broker.stream import AccountFeed, MarketStream
 from desktop.domain import SessionKey
+
+if TYPE_CHECKING:  # the feed (aiohttp, numpy) is imported when the first stream opens
+    from desktop.broker.stream import AccountFeed, MarketStream
 
 
 class BrokerHub:
@@ -31,7 +32,7 @@ class BrokerHub:
         limiters: AccountLimiters | None = None,
         instruments: InstrumentCache | None = None,
         feed_options: dict[str, float] | None = None,
-        kite_factory: Callable[..., Any] = KiteConnect,
+        kite_factory: Callable[..., Any] = new_kite,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         """`clock`: the market clock the feeds check ticks' exchange times against (broker/tick_times.py)."""
@@ -86,6 +87,8 @@ class BrokerHub:
 
     def open_stream(self, session: KiteSession, on_event: EventSink | None = None) -> MarketStream:
         """A new market stream for `session`, over its account's (possibly new) feed."""
+        from desktop.broker.stream import AccountFeed
+
         with self._lock:
             for _ in range(3):
                 feed = self._feeds.get(session.broker_id)

@@ -18,10 +18,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import requests
-from kiteconnect import KiteConnect
-
 from desktop.broker.errors import BrokerError, LoginFailed, translate
+from desktop.broker.kite_client import new_kite
 from desktop.broker.profiles import IST, AccessGrant, Profile, SecretStore, now_ist, token_expiry
 
 log = logging.getLogger(__name__)
@@ -66,6 +64,8 @@ def parse_request_token(text: str) -> str:
 
 def request_token_by_redirect(profile: Profile, timeout: float = 5.0) -> str:
     """Follows the login page's 302 without a browser (the simulator's auto-login; no real Kite)."""
+    import requests  # here, not for the first window
+
     failure: BrokerError | None = None
     try:
         resp = requests.get(login_url(profile), allow_redirects=False, timeout=timeout)
@@ -182,7 +182,7 @@ def complete_login(
     profile: Profile,
     request_token: str,
     secrets: SecretStore,
-    kite_factory: Callable[..., Any] = KiteConnect,
+    kite_factory: Callable[..., Any] = new_kite,
     timeout: float = 10.0,
     now: Callable[[], datetime] = now_ist,
 ) -> AccessGrant:

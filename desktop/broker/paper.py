@@ -20,13 +20,16 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import InputRejected
 from desktop.broker.gateway import OrderGateway, check_intent
-from desktop.broker.stream import MarketStream
-from desktop.broker.ticks import MODE_LTP, QuoteTick
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderStatus, OrderType, SessionKey, Side, to_tick
+
+if TYPE_CHECKING:  # the feed (aiohttp, numpy) is imported when the first stream opens
+    from desktop.broker.stream import MarketStream
+    from desktop.broker.ticks import QuoteTick
 
 TokenLookup = Callable[[str, str], int | None]  # (exchange, tradingsymbol) -> instrument_token
 AUTO_PROTECTION = -1  # LiveGateway sends market_protection=-1 on every MARKET order; PAPER does the same
@@ -38,6 +41,8 @@ def _traded_today(tick: QuoteTick | None) -> bool:
         return True  # nothing known yet: decided on the first tick
     if tick.last_price <= 0:
         return False
+    from desktop.broker.ticks import MODE_LTP  # loaded by then: the tick came through it
+
     return tick.mode == MODE_LTP or tick.volume_traded > 0
 
 

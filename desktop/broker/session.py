@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from kiteconnect import KiteConnect
-
 from desktop.broker import replies
 from desktop.broker.errors import (
     AmbiguousOrderFailure,
@@ -31,6 +29,7 @@ from desktop.broker.errors import (
     translate,
 )
 from desktop.broker.instruments import parse_instruments_csv
+from desktop.broker.kite_client import new_kite
 from desktop.broker.profiles import AccessGrant, Profile, SecretStore
 from desktop.broker.ratelimit import AccountLimiter, CallKind
 from desktop.domain import SessionKey
@@ -158,7 +157,7 @@ class KiteSession:
         on_event: EventSink | None = None,
         timeout: float = 7.0,
         limit_wait: float = 5.0,
-        kite_factory: Callable[..., Any] = KiteConnect,
+        kite_factory: Callable[..., Any] = new_kite,
     ) -> None:
         if key.broker_id != account.broker_id:
             raise ValueError("a session's key and account must name the same broker account")

@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -34,8 +34,6 @@ from desktop.broker.session import (
     BrokerEvent,
     KiteSession,
 )
-from desktop.broker.stream import MarketStream
-from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
 from desktop.engine.logs import SessionLogs
@@ -48,6 +46,12 @@ from desktop.engine.strategy.registry import create_strategy
 from desktop.engine.trader import SegmentTrader, TraderContext
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store
+
+if TYPE_CHECKING:  # the feed and its decoder (aiohttp, numpy) are imported when the first stream opens
+    from desktop.broker.stream import MarketStream
+    from desktop.broker.ticks import QuoteTick, TickBatch
+
+MODE_FULL = "full"  # Kite's full tick mode (desktop.broker.ticks.MODE_FULL, whose module brings numpy)
 
 _UNDERLYING = re.compile(r"^([A-Z]+?)\d")
 # How long a stop waits for an agent before interrupting it: one squaring off ends by itself within its own wait

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, inspect, text
 
 from desktop.store.errors import (
     BUSY_CODES,
@@ -22,6 +19,9 @@ from desktop.store.errors import (
     StoreError,
     StoreLockedError,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -96,6 +96,8 @@ def _refuse_foreign(path: Path, tables: set[str]) -> None:
 
 def alembic_config(conn: Connection | None = None) -> Config:
     """An in-memory Alembic configuration (no alembic.ini) bound to `conn`."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn
@@ -104,6 +106,8 @@ def alembic_config(conn: Connection | None = None) -> Config:
 
 def head_revision() -> str:
     """The newest schema revision this version of KiteDesk knows."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None, "the migrations folder has no revision"
     return head
@@ -111,6 +115,16 @@ def head_revision() -> str:
 
 def upgrade_schema(conn: Connection, path: Path) -> None:
     """Upgrades the schema to head inside the caller's open write transaction (atomic: SQLite DDL is)."""
+    # A database already at the newest revision (every start but the first) needs nothing of Alembic, whose
+    # import is a third of a second or more before the first window.
+    head = known_head()
+    if head is not None and _stamped_revision(conn) == head:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     cfg = alembic_config(conn)
     script = ScriptDirectory.from_config(cfg)
     current = MigrationContext.configure(conn).get_current_revision()
@@ -125,3 +139,44 @@ def upgrade_schema(conn: Connection, path: Path) -> None:
             ) from None
     if current != script.get_current_head():
         command.upgrade(cfg, "head")
+
+
+def _stamped_revision(conn: Connection) -> str | None:
+    """The revision recorded in the database (Alembic's `alembic_version` table), or None."""
+    if not conn.execute(
+        text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'")
+    ).first():
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
+def known_head() -> str | None:
+    """The newest revision in the migrations folder, read without Alembic; None when unsure (a file whose
+    revision cannot be read, a branch, a merge, no single head): the caller then asks Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        found: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign) and node.value is not None:
+                target, value = node.target, node.value
+            else:
+                continue
+            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                try:
+                    found[target.id] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        revision, parent = found.get("revision"), found.get("down_revision", ...)
+        if not isinstance(revision, str) or not (parent is None or isinstance(parent, str)):
+            return None  # unreadable, or a merge (a tuple): Alembic knows best
+        revisions.add(revision)
+        if parent is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None

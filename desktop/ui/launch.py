@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
+from desktop.ui.warmup import import_after_first_paint
 
 if TYPE_CHECKING:
     from desktop.engine import Engine
@@ -82,6 +83,7 @@ def run_gui(
     else:
         apply_theme(app, window.theme)
     window.show()
+    import_after_first_paint(window)  # charts, Kite client, feed: imported once the window is up
     # Ctrl-C in the terminal (or SIGTERM: a logout, `kill`) quits without a question, positions kept under
     # their stops (as on a crash, the next start adopts them). Deferred to the event loop: the handler may
     # run inside a paint.

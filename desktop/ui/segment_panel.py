@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QResizeEvent
@@ -10,11 +11,13 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWi
 
 from desktop.domain import Segment
 from desktop.engine import AgentState, SegmentSnapshot
-from desktop.ui.chart import IndexChartView
 from desktop.ui.day_view import segment_display_state
 from desktop.ui.fence import GeometryFence
 from desktop.ui.tables import fmt_money, fmt_rupees, fmt_time
 from desktop.ui.theme import Theme, pnl_color
+
+if TYPE_CHECKING:
+    pass
 
 
 def _set_text(label: QLabel, text: str) -> None:
@@ -64,6 +67,9 @@ class SegmentPanel(QWidget):
         self._fence = GeometryFence(self._head, self._head_height(wide=True))
         lay.addWidget(self._fence)
         self._arrange(wide=True)
+        # pyqtgraph (and numpy) are imported with the first chart, not for the first window.
+        from desktop.ui.chart import IndexChartView
+
         self.chart = IndexChartView(segment, theme, staged=staged)
         self.chart.setMinimumHeight(220)
         lay.addWidget(self.chart, 1)
