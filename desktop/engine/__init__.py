@@ -37,6 +37,7 @@ from desktop.engine.snapshots import (
     TradeMarker,
 )
 from desktop.engine.strategy.registry import available_strategies
+from desktop.engine.warmup import import_in_background
 from desktop.engine.workspace import (
     OnStop,
     SessionEntry,
@@ -69,6 +70,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "import_in_background",
     "to_text",
     "to_plain",
     "example_raw",

@@ -14,7 +14,7 @@ import importlib
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
-from desktop.engine.warmup import import_in_background
+from desktop.engine import import_in_background
 
 
 class _AfterFirstPaint(QObject):
