@@ -50,12 +50,16 @@ if TYPE_CHECKING:
     from desktop.engine.engine import Engine
     from desktop.engine.registry import EngineRegistry
     from desktop.engine.session import SessionEngine, SessionError
+    from desktop.engine.sync_facade import SyncAccountStatus, SyncSettings
 
 _QT_HOSTED = {
     "Engine": "desktop.engine.engine",
     "EngineRegistry": "desktop.engine.registry",
     "SessionEngine": "desktop.engine.session",
     "SessionError": "desktop.engine.session",
+    # Plain Python, loaded on first use too: it brings the PostgreSQL client.
+    "SyncAccountStatus": "desktop.engine.sync_facade",
+    "SyncSettings": "desktop.engine.sync_facade",
 }
 
 
@@ -94,6 +98,8 @@ __all__ = [
     "SessionSnapshot",
     "SessionState",
     "StrategyParams",
+    "SyncAccountStatus",
+    "SyncSettings",
     "TradeMarker",
     "Workspace",
     "WorkspaceError",
