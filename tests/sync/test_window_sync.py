@@ -117,6 +117,16 @@ def test_sync_settings_status_bar_and_all_computers(
         assert page.stack.currentIndex() == 0
         window._refresh_status()
         assert window.sync_label.text() == "sync: synced"  # this computer's new trade went up too
+
+        # Disable: the thread stops, the password is forgotten, the status bar says off.
+        dialog.disable_button.click()
+        qtbot.waitUntil(lambda: not dialog.busy and dialog.state_label.text() == "off", timeout=15_000)
+        assert dialog.result_label.text().startswith(f"sync of {BROKER} is off")
+        assert engine.sync_statuses() == []
+        assert not _sync_threads()
+        assert memory_keyring.passwords == {}
+        window._refresh_status()
+        assert window.sync_label.text() == "sync: off"
     finally:
         window.close()
         qtbot.waitUntil(lambda: window.closed, timeout=15_000)
