@@ -122,6 +122,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         if engine is None:
             return 1
         problems = Problems("kitedesk run", engine)
+        engine.start_sync()  # the accounts enabled for sync, each on a thread of its own; stopped by close()
         started: list[tuple[SessionEntry, SessionEngine]] = []
         code = 0
         try:

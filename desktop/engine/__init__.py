@@ -51,12 +51,16 @@ if TYPE_CHECKING:
     from desktop.engine.engine import Engine
     from desktop.engine.registry import EngineRegistry
     from desktop.engine.session import SessionEngine, SessionError
+    from desktop.engine.sync_facade import SyncAccountStatus, SyncSettings
 
 _QT_HOSTED = {
     "Engine": "desktop.engine.engine",
     "EngineRegistry": "desktop.engine.registry",
     "SessionEngine": "desktop.engine.session",
     "SessionError": "desktop.engine.session",
+    # Plain Python, loaded on first use too: it brings the PostgreSQL client.
+    "SyncAccountStatus": "desktop.engine.sync_facade",
+    "SyncSettings": "desktop.engine.sync_facade",
 }
 
 
@@ -96,6 +100,8 @@ __all__ = [
     "SessionSnapshot",
     "SessionState",
     "StrategyParams",
+    "SyncAccountStatus",
+    "SyncSettings",
     "TradeMarker",
     "Workspace",
     "WorkspaceError",

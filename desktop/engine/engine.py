@@ -25,10 +25,12 @@ from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
 from desktop.engine.snapshots import ProfileInfo
+from desktop.engine.sync_facade import SyncAccountStatus, SyncFacade, SyncSettings
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
 from desktop.store.home import HomeLock
+from desktop.store.records import TradeRow
 
 PROFILES_FILE = "profiles.toml"
 # States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
@@ -98,6 +100,9 @@ class Engine:
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
             self._live_positions,
         )  # fmt: skip
+        self._sync = SyncFacade(
+            self.store, self._home
+        )  # started by `start_sync` (the window, `kitedesk run`)
 
     # -- demo -----------------------------------------------------------------------------------------
 
@@ -298,6 +303,47 @@ class Engine:
             date_from=date_from, date_to=date_to, mode=mode,
         )  # fmt: skip
 
+    # -- central sync (desktop/engine/sync_facade.py) ----------------------------------------------------
+
+    def start_sync(self) -> None:
+        """Starts a sync thread per account enabled for sync (`kitedesk sync enable`, File → Sync settings…);
+        none enabled: nothing runs. The threads never touch the sessions: a stalled central database delays
+        no tick and no order. Stopped by `close`."""
+        self._sync.start()
+
+    def sync_statuses(self) -> list[SyncAccountStatus]:
+        """Each syncing account's status for the status bar (no I/O: cheap on the GUI thread)."""
+        return self._sync.statuses()
+
+    def sync_settings(self, user_id: str) -> SyncSettings:
+        """The account's sync setting on this computer (the URL without its password)."""
+        return self._sync.settings(user_id)
+
+    def test_sync(self, user_id: str, url: str, password: str = "") -> str:
+        """Blocking: tries the central database once with `url` (and `password`, if given apart, else the
+        URL's or the stored one); a sentence, or SyncError saying what is wrong."""
+        return self._sync.test(user_id, url, password)
+
+    def enable_sync(self, user_id: str, url: str, password: str = "") -> str:
+        """Blocking: tests the connection first, then keeps the password in the keyring (never a file) and
+        syncs the account from now on; SyncError, nothing changed, when the test fails."""
+        return self._sync.enable(user_id, url, password)
+
+    def disable_sync(self, user_id: str) -> str:
+        """Blocking: stops syncing the account and forgets its password (what was sent stays central)."""
+        return self._sync.disable(user_id)
+
+    def account_trades(
+        self, user_id: str, mode: Mode, day: date, *, all_devices: bool = False
+    ) -> list[TradeRow]:
+        """The account's trades of `day` in `mode`, oldest first: this computer's only, or with `all_devices`
+        also those the sync brought from its other computers (`device_id` says whose)."""
+        return self._sync.account_trades(user_id, mode, day, all_devices)
+
+    def device_id(self) -> str:
+        """This computer's id in the store (the trades table's Device column says "this computer" for it)."""
+        return self.store.device_id
+
     def home(self) -> Path:
         """The KiteDesk home folder."""
         return self._home
@@ -320,6 +366,7 @@ class Engine:
             done = [pool.submit(self.close_session, s.key, positions) for s in sessions]
         errors = [e for e in (f.exception() for f in done) if e is not None]
         try:
+            self._sync.stop()  # before the store closes: a worker acknowledges its batch in the store
             self.hub.close()
             self.writer.close()
             self.store.close()

@@ -90,6 +90,7 @@ class TradeRow:
     session_label: str
     order_tag: str
     round_trip_pnl: Decimal | None = None  # set on the fill that closes a round trip (gross of charges)
+    device_id: str = ""  # the computer that made the trade (another one's when the sync pulled it)
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,5 +123,9 @@ def _trade_rows(rows: Sequence[Any], history: Sequence[Fill]) -> list[TradeRow]:
     out = []
     for r in rows:
         fill = fill_from_row(r)
-        out.append(TradeRow(fill, r.label, r.tag, pnl.get((fill.key.session_id, fill.fill_id))))
+        out.append(
+            TradeRow(
+                fill, r.label, r.tag, pnl.get((fill.key.session_id, fill.fill_id)), device_id=r.device_id
+            )
+        )
     return out

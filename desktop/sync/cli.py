@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -13,9 +12,10 @@ from typing import Any
 from desktop.store.errors import StoreError
 from desktop.store.home import resolve_home
 from desktop.store.store import Store
+from desktop.sync.accounts import disable_account, enable_account
 from desktop.sync.central import SyncError, add_account, check_broker_id, init_central, redact, remove_account
-from desktop.sync.config import PASSWORD_ENV, AccountSync, SyncConfig, SyncSecrets, split_url, with_password
-from desktop.sync.syncer import open_central, pending_count
+from desktop.sync.config import SyncConfig
+from desktop.sync.syncer import pending_count
 from desktop.sync.worker import SyncService, SyncWorker
 
 _PROG = "kitedesk sync"
@@ -131,41 +131,12 @@ def _remove_account(args: argparse.Namespace) -> int:
 
 
 def _enable(args: argparse.Namespace) -> int:
-    broker = check_broker_id(args.profile)
-    bare, password = split_url(args.url)
-    secrets = SyncSecrets()
-    if not password:
-        password = secrets.password(broker) or ""
-    if not password:
-        raise SyncError("the URL has no password: use the URL `kitedesk sync add-account` printed")
-    with open_central(with_password(bare, password)):
-        pass  # reachable, the password works, and the schema matches this KiteDesk
-    where = f"in {PASSWORD_ENV}{broker}"
-    if f"{PASSWORD_ENV}{broker}" not in os.environ:
-        where = "in the keyring"
-        if not secrets.secure:
-            raise SyncError(
-                "no secure password store (keyring) on this computer, and a password is never written to a "
-                f"file: set {PASSWORD_ENV}{broker} in the environment of `kitedesk sync run` and enable again "
-                "with the URL without its password"
-            )
-        secrets.set_password(broker, password)
-    home = resolve_home(args.home)
-    SyncConfig(home).save(AccountSync(broker, bare, True))
-    print(f"sync of {broker} is on ({bare}); the password is {where}")
+    print(enable_account(resolve_home(args.home), args.profile, args.url))
     return 0
 
 
 def _disable(args: argparse.Namespace) -> int:
-    broker = check_broker_id(args.profile)
-    config = SyncConfig(resolve_home(args.home))
-    current = config.get(broker)
-    if current is None:
-        print(f"{broker} was not set up for sync")
-        return 0
-    config.save(AccountSync(broker, current.url, False))
-    SyncSecrets().forget_password(broker)
-    print(f"sync of {broker} is off (the records already sent stay in the central database)")
+    print(disable_account(resolve_home(args.home), args.profile))
     return 0
 
 

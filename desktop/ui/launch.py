@@ -77,6 +77,8 @@ def run_gui(
         if app.platformName() not in ("offscreen", "minimal"):  # started from a menu: no terminal to read
             QMessageBox.critical(None, "KiteDesk", str(e))
         return 1
+    # The accounts enabled for sync, a thread each (never this one); the engine stops them when it closes.
+    engine.start_sync()
     window = MainWindow(engine, demo=demo is not None)
     if theme:
         window.set_theme(theme)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from desktop.ui import shortcuts as keys
 from desktop.ui.session_tab import SessionTab
+from desktop.ui.sync_dialog import show_sync_settings
 
 if TYPE_CHECKING:
     from desktop.ui.main_window import MainWindow
@@ -50,6 +51,7 @@ def build_menus(w: MainWindow) -> None:
     _action(w, file, "&Save workspace…", w.save_workspace_dialog, keys.SAVE_WORKSPACE)
     _action(w, file, "&Export trades…", w.export_trades, keys.EXPORT_TRADES)
     _action(w, file, "Se&ttings…", w.show_settings, keys.SETTINGS)
+    _action(w, file, "S&ync settings…", lambda: show_sync_settings(w))
     file.addSeparator()
     _action(w, file, "&Quit", w.close, keys.QUIT)
     trading = bar.addMenu("&Trading")

@@ -23,6 +23,7 @@ from desktop.ui.day_view import display_state
 from desktop.ui.notify import session_name
 from desktop.ui.session_prompts import SQUARE_OFF
 from desktop.ui.steps import StepQueue
+from desktop.ui.sync_status import show_sync
 from desktop.ui.window_chrome import show_totals
 
 if TYPE_CHECKING:
@@ -124,6 +125,7 @@ class WindowPacer(QObject):
             if snap.mode is not None:  # None: never started, nothing traded
                 pnl[snap.mode] = pnl.get(snap.mode, Decimal(0)) + snap.day_pnl
         show_totals(window, now, words, pnl, window.engine.kill_reason())
+        show_sync(window.sync_label, window.engine.sync_statuses(), window.theme)
 
     def front_tab_changed(self) -> None:
         """Only the tab in front draws charts and tables; the others keep their headers current."""

@@ -35,6 +35,7 @@ from desktop.ui.tables import (
     position_key,
 )
 from desktop.ui.theme import LOGIN_BANNER_STYLE, Theme
+from desktop.ui.trades_page import TradesPage
 
 if TYPE_CHECKING:
     from desktop.ui.session_tab import SessionTab
@@ -153,5 +154,7 @@ def add_table_pages(tab: SessionTab, settings: QSettings | None) -> None:
     page_layout.addWidget(SpecTableView(tab.positions_model, name="positions", settings=settings), 1)
     tabs.addTab(page, "Positions")
     tabs.addTab(SpecTableView(tab.orders_model, name="orders", settings=settings), "Orders")
-    tabs.addTab(SpecTableView(tab.trades_model, name="trades", settings=settings), "Trades")
+    trades = SpecTableView(tab.trades_model, name="trades", settings=settings)
+    # With "All computers": the account's trades of every computer, a Device column (tab.findChild finds it).
+    tabs.addTab(TradesPage(tab, trades, settings), "Trades")
     tabs.addTab(tab.log_panel, "Log")

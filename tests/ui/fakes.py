@@ -158,6 +158,22 @@ class FakeEngine:
         self.calls.append((name, arg))
         self.call_threads[name] = threading.current_thread().name
 
+    # The sync facade: no account syncs unless a test sets `sync_status` (SyncAccountStatus-like objects).
+    sync_status: list[Any] = []
+
+    def start_sync(self) -> None:
+        self._record("start_sync")
+
+    def sync_statuses(self) -> list[Any]:
+        return list(self.sync_status)
+
+    def device_id(self) -> str:
+        return "this-device"
+
+    def account_trades(self, user_id: str, mode: Mode, day: date, *, all_devices: bool = False) -> list[Any]:
+        self._record("account_trades", (user_id, mode, day, all_devices))
+        return []
+
     def home(self) -> Path:
         return self._home
 
