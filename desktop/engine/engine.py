@@ -12,6 +12,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from desktop.broker.errors import InputRejected, LoginFailed
 from desktop.broker.hub import BrokerHub
@@ -25,12 +26,14 @@ from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
 from desktop.engine.snapshots import ProfileInfo
-from desktop.engine.sync_facade import SyncAccountStatus, SyncFacade, SyncSettings
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
 from desktop.store.home import HomeLock
 from desktop.store.records import TradeRow
+
+if TYPE_CHECKING:  # desktop.sync brings alembic and psycopg: imported when the sync is first used
+    from desktop.engine.sync_facade import SyncAccountStatus, SyncFacade, SyncSettings
 
 PROFILES_FILE = "profiles.toml"
 # States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
@@ -100,9 +103,7 @@ class Engine:
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
             self._live_positions,
         )  # fmt: skip
-        self._sync = SyncFacade(
-            self.store, self._home
-        )  # started by `start_sync` (the window, `kitedesk run`)
+        self._sync_facade: SyncFacade | None = None  # made on first use; started by `start_sync`
 
     # -- demo -----------------------------------------------------------------------------------------
 
@@ -305,6 +306,14 @@ class Engine:
 
     # -- central sync (desktop/engine/sync_facade.py) ----------------------------------------------------
 
+    @property
+    def _sync(self) -> SyncFacade:
+        if self._sync_facade is None:
+            from desktop.engine.sync_facade import SyncFacade
+
+            self._sync_facade = SyncFacade(self.store, self._home)
+        return self._sync_facade
+
     def start_sync(self) -> None:
         """Starts a sync thread per account enabled for sync (`kitedesk sync enable`, File → Sync settings…);
         none enabled: nothing runs. The threads never touch the sessions: a stalled central database delays
@@ -313,7 +322,7 @@ class Engine:
 
     def sync_statuses(self) -> list[SyncAccountStatus]:
         """Each syncing account's status for the status bar (no I/O: cheap on the GUI thread)."""
-        return self._sync.statuses()
+        return self._sync_facade.statuses() if self._sync_facade is not None else []
 
     def sync_settings(self, user_id: str) -> SyncSettings:
         """The account's sync setting on this computer (the URL without its password)."""
@@ -366,7 +375,8 @@ class Engine:
             done = [pool.submit(self.close_session, s.key, positions) for s in sessions]
         errors = [e for e in (f.exception() for f in done) if e is not None]
         try:
-            self._sync.stop()  # before the store closes: a worker acknowledges its batch in the store
+            if self._sync_facade is not None:
+                self._sync_facade.stop()  # before the store closes: a worker acknowledges its batch in the store
             self.hub.close()
             self.writer.close()
             self.store.close()

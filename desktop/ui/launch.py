@@ -77,15 +77,15 @@ def run_gui(
         if app.platformName() not in ("offscreen", "minimal"):  # started from a menu: no terminal to read
             QMessageBox.critical(None, "KiteDesk", str(e))
         return 1
-    # The accounts enabled for sync, a thread each (never this one); the engine stops them when it closes.
-    engine.start_sync()
     window = MainWindow(engine, demo=demo is not None)
     if theme:
         window.set_theme(theme)
     else:
         apply_theme(app, window.theme)
     window.show()
-    import_after_first_paint(window)  # charts, Kite client, feed: imported once the window is up
+    # Once the window is up: charts, Kite client and feed imported, and the accounts enabled for sync started
+    # (a thread each, never this one; the engine stops them when it closes).
+    import_after_first_paint(window, then=engine.start_sync)
     # Ctrl-C in the terminal (or SIGTERM: a logout, `kill`) quits without a question, positions kept under
     # their stops (as on a crash, the next start adopts them). Deferred to the event loop: the handler may
     # run inside a paint.

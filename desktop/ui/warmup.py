@@ -10,6 +10,7 @@ few hundred milliseconds just after start, not in the middle of opening the firs
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QWidget
@@ -18,10 +19,16 @@ from desktop.engine import import_in_background
 
 
 class _AfterFirstPaint(QObject):
+    def __init__(self, window: QWidget, then: Callable[[], None] | None) -> None:
+        super().__init__(window)
+        self._then = then
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.Paint:
             watched.removeEventFilter(self)
             QTimer.singleShot(0, _import_the_rest)
+            if self._then is not None:
+                QTimer.singleShot(0, self._then)
         return False
 
 
@@ -30,7 +37,8 @@ def _import_the_rest() -> None:
     importlib.import_module("desktop.ui.chart")
 
 
-def import_after_first_paint(window: QWidget) -> None:
-    """Imports the charts, the Kite client and the feed once `window` has painted for the first time."""
-    hook = _AfterFirstPaint(window)  # owned by the window
+def import_after_first_paint(window: QWidget, then: Callable[[], None] | None = None) -> None:
+    """Imports the charts, the Kite client and the feed once `window` has painted for the first time, then
+    calls `then` (the engine's sync start: it brings the PostgreSQL client)."""
+    hook = _AfterFirstPaint(window, then)  # owned by the window
     window.installEventFilter(hook)
