@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.gateway import OrderGateway
-from desktop.domain import Order, OrderIntent, OrderStatus, OrderType
+from desktop.domain import Order, OrderIntent, OrderStatus, OrderType, Side
+
+if TYPE_CHECKING:
+    from desktop.engine.trader import SegmentTrader
 
 GROUP_PREFIX = "SLICED-"  # a group's id: never one of Kite's (all digits) nor the paper gateway's
 MAX_AUTOSLICE = 10  # Kite's autoslice splits an order into at most this many
@@ -107,7 +110,9 @@ class Group:
         else:
             status = OrderStatus.PENDING
         value = sum((s.average * s.filled for s in self.slices), Decimal(0))
-        why = "; ".join(dict.fromkeys(s.why for s in self.slices if s.why and s.status is not OrderStatus.COMPLETE))
+        why = "; ".join(
+            dict.fromkeys(s.why for s in self.slices if s.why and s.status is not OrderStatus.COMPLETE)
+        )
         last = next((s.last for s in reversed(self.slices) if s.last is not None), None)
         i = self.intent
         return Order(
@@ -184,7 +189,7 @@ class SlicingGateway:
                     piece.status, piece.why = OrderStatus.REJECTED, why
                     refusal = refusal or BrokerError(why)
                 group.slices.append(piece)
-            group.slices += [Slice(size) for size in sizes[len(children):]] if children else []
+            group.slices += [Slice(size) for size in sizes[len(children) :]] if children else []
         else:
             for size in sizes:
                 piece = Slice(size)
@@ -241,9 +246,13 @@ class SlicingGateway:
         for piece in group.slices:
             if piece.order_id == order.order_id:
                 piece.status, piece.last, piece.quantity = order.status, order, order.quantity
-                piece.filled = order.quantity if order.status is OrderStatus.COMPLETE else order.filled_quantity
+                piece.filled = (
+                    order.quantity if order.status is OrderStatus.COMPLETE else order.filled_quantity
+                )
                 piece.average = order.average_price
-                piece.why = order.status_message or (order.status.value.lower() if order.status.is_final else "")
+                piece.why = order.status_message or (
+                    order.status.value.lower() if order.status.is_final else ""
+                )
         return group.whole()
 
     # -- acting on a group ---------------------------------------------------------------------
@@ -330,3 +339,33 @@ class SlicingGateway:
         last = next((s.last for s in reversed(group.slices) if s.last is not None), None)
         if last is not None:
             self.inner._emit_order(last)
+
+
+def adopt_stop_slices(trader: SegmentTrader, orders: list[Order]) -> None:
+    """The broker's resting stop-loss orders of an adopted LIVE position sliced above the freeze (recovery): ours
+    as one stop, modified and cancelled together."""
+    from desktop.engine.context import STOP, TrackedOrder  # the trader's own types (no import cycle at load)
+
+    h = trader.holding
+    assert h is not None
+    left = sum(o.quantity - o.filled_quantity for o in orders)
+    intent = trader._intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop")
+    first = orders[0]
+    intent = replace(intent, order_type=OrderType.SL, trigger_price=first.trigger_price, price=first.price)
+    gateway = trader.slices
+    gateway._count += 1
+    group = Group(f"{GROUP_PREFIX}{intent.intent_id[:12]}-{gateway._count}", intent)
+    for o in orders:
+        group.slices.append(Slice(o.quantity - o.filled_quantity, o.order_id, o.status, last=o))
+        gateway._of_slice[o.order_id] = group.group_id
+    gateway.groups[group.group_id] = group
+    whole = group.whole()
+    tracked = TrackedOrder(intent, STOP, group.group_id, whole.status)
+    tracked.trigger, tracked.limit = first.trigger_price, first.price
+    trader.orders[group.group_id] = tracked
+    for o in orders:
+        trader.orders[o.order_id] = tracked
+    h.stop_order = tracked
+    trader.protection.on_update(tracked, whole.status)
+    trader.log.info("kept the %d stop-loss orders %s at the broker (trigger %s), selling %d in all", len(orders),
+                    ", ".join(o.order_id for o in orders), first.trigger_price, left)  # fmt: skip

@@ -634,7 +634,9 @@ class SegmentTrader:
         tracked = self.orders.get(group_id) if group_id else None
         if tracked is not None:
             self.orders[order.order_id] = tracked
-            self.log.warning("a slice of order %s found in Kite's order updates: %s", group_id, order.order_id)
+            self.log.warning(
+                "a slice of order %s found in Kite's order updates: %s", group_id, order.order_id
+            )
         return tracked
 
     def _lot_of(self, exchange: str, tradingsymbol: str) -> int:

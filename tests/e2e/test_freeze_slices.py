@@ -52,7 +52,9 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
     def entries():
         return [o for o in _ours(book, tag) if o.transaction_type == "BUY"]
 
-    wait_until(qapp, lambda: entries() and all(o.status == "COMPLETE" for o in entries()), 90, "a sliced entry")
+    wait_until(
+        qapp, lambda: entries() and all(o.status == "COMPLETE" for o in entries()), 90, "a sliced entry"
+    )
     lot = entries()[0].instrument.lot_size
     symbol = entries()[0].instrument.tradingsymbol
     cap = freeze - freeze % lot
@@ -68,12 +70,109 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
 
     wait_until(qapp, covered, 30, "stops covering exactly the held quantity")
     stops = _resting_stops(book, tag)
-    assert len(stops) > 1 and all(o.quantity <= cap for o in stops), "one stop per slice, each within the freeze"
-    wait_until(qapp, lambda: session.snapshot().segments[0].quantity == lots * lot, 10, "held as one position")
+    assert len(stops) > 1 and all(o.quantity <= cap for o in stops), (
+        "one stop per slice, each within the freeze"
+    )
+    wait_until(
+        qapp, lambda: session.snapshot().segments[0].quantity == lots * lot, 10, "held as one position"
+    )
 
     agent.post_command("call", lambda trader: trader.exit("manual"))
     wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
     wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
     broker = _brokers_pnl(book, tag, symbol)
-    wait_until(qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}")
+    wait_until(
+        qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
+    )
     session.stop("square_off")
+
+
+SLICED_WORKSPACE = """
+[[session]]
+profile = "UK9394"
+label = "Computer 3"
+segments = ["NIFTY"]
+lots = 60
+stop_loss = 20
+itm_offset = 0
+mode = "LIVE"
+confirm_live = true
+fast_ema = 2
+slow_ema = 5
+on_stop = "square_off"
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_lost", [False, True], ids=["all-stop-slices", "one-stop-slice-missing"])
+def test_kill_9_with_a_sliced_live_position_recovers_stops_covering_exactly_the_held_quantity(
+    tmp_path, stop_lost: bool
+) -> None:
+    import signal
+
+    from tests.e2e.conftest import START
+    from tests.e2e.test_recovery import _poll, _run
+    from tests.simkit import login, start_sim
+
+    sim = start_sim(speed=60.0, start=START, seed=5)
+    ws = tmp_path / "ws.toml"
+    ws.write_text(SLICED_WORKSPACE, encoding="utf-8")
+    home = tmp_path / "home"
+    book = sim.state.accounts["UK9394"].book
+    first = second = None
+    try:
+        first = _run(ws, sim.url, home, tmp_path / "first.out")
+
+        def protected():
+            orders = [o for o in book.orders.values() if (o.tag or "").startswith("KD")]
+            bought = [o for o in orders if o.transaction_type == "BUY" and o.status == "COMPLETE"]
+            held = sum(o.filled_quantity * (1 if o.transaction_type == "BUY" else -1) for o in orders)
+            stops = [o for o in orders if o.order_type == "SL" and o.status == "TRIGGER PENDING"]
+            return (bought, stops) if held == 3900 and sum(o.quantity for o in stops) == 3900 else None
+
+        bought, stops = _poll(
+            protected, 60, "a sliced LIVE entry under sliced stops", first, tmp_path / "first.out"
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        assert len(bought) == 3 and len(stops) == 3 and all(o.quantity <= 1755 for o in stops)
+        tag = bought[0].tag
+        if stop_lost:  # as if the run died between placing its stop slices: one is not at the broker
+            login(sim).cancel_order("regular", stops[-1].order_id)
+
+        second = _run(ws, sim.url, home, tmp_path / "second.out")
+        logs = list((home / "logs").glob("*/live_trader_NIFTY_LIVE_UK9394.log"))
+        assert len(logs) == 1
+        word = "replacing them" if stop_lost else "kept the 3 stop-loss orders"
+        _poll(lambda: word in logs[0].read_text(encoding="utf-8"), 40, word, second, tmp_path / "second.out")
+
+        text = logs[0].read_text(encoding="utf-8")
+        assert "1 trade of 5 today" in text, "a sliced entry is one trade, not one per slice"
+        if stop_lost:
+            # The two left are cancelled before a new set is placed: never more stops than held at the broker.
+            new = lambda: [  # noqa: E731
+                o for o in book.orders.values()
+                if o.tag == tag and o.order_type == "SL" and o.order_id not in {s.order_id for s in stops}
+            ]  # fmt: skip
+            _poll(lambda: sum(o.quantity for o in new()) == 3900, 30, "new stops covering 3,900", second)
+            assert all(book.orders[s.order_id].status == "CANCELLED" for s in stops)
+            first_new = min(o.placed_at for o in new())
+            assert all(book.orders[s.order_id].updated_at <= first_new for s in stops[:-1])
+            assert len(new()) == 3 and all(o.quantity <= 1755 for o in new())
+        else:
+            kept = f"kept the 3 stop-loss orders {', '.join(o.order_id for o in stops)}"
+            assert kept in text, "the same three orders adopted as the position's stop"
+            assert not [o for o in book.orders.values() if o.tag == tag and o.order_type == "SL"
+                        and o.order_id not in {s.order_id for s in stops}], "no second set of stops"  # fmt: skip
+
+        second.send_signal(signal.SIGINT)
+        assert second.wait(60) == 0, (tmp_path / "second.out").read_text(errors="replace")[-2000:]
+        mine = [o for o in book.orders.values() if o.tag == tag]
+        assert all(o.is_final for o in mine), "every order of the session is settled after the clean stop"
+        assert sum(o.filled_quantity * (1 if o.transaction_type == "BUY" else -1) for o in mine) == 0
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        sim.stop()
