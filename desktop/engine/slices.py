@@ -87,6 +87,7 @@ class Group:
     group_id: str
     intent: OrderIntent
     slices: list[Slice] = field(default_factory=list)
+    cancelling: bool = False  # this run asked the broker to cancel it (all of it)
 
     @property
     def final(self) -> bool:
@@ -99,7 +100,7 @@ class Group:
         if all(s.is_final for s in statuses):
             if all(s is OrderStatus.COMPLETE for s in statuses):
                 status = OrderStatus.COMPLETE
-            elif filled == 0 and all(s is OrderStatus.REJECTED for s in statuses):
+            elif filled == 0 and OrderStatus.REJECTED in statuses:  # a refused stop is retried with a pause
                 status = OrderStatus.REJECTED
             else:
                 status = OrderStatus.CANCELLED
@@ -144,8 +145,10 @@ class SlicingGateway:
         inner: OrderGateway,
         lot_size: Callable[[str, str], int],
         overrides: dict[str, int] | None = None,
+        warn: Callable[..., None] | None = None,
     ) -> None:
         self.inner = inner
+        self._warn = warn or (lambda *args: None)  # the segment's log (its warning method)
         self._lot_size = lot_size  # (exchange, tradingsymbol) -> lot size
         self.overrides = dict(overrides or {})
         self.groups: dict[str, Group] = {}
@@ -208,6 +211,16 @@ class SlicingGateway:
             assert refusal is not None
             raise refusal
         self.groups[group.group_id] = group
+        refused = [s for s in group.slices if s.status is OrderStatus.REJECTED]
+        if refused:
+            self._warn("%d of the %d slices of the %s order for %d %s were refused (%s)", len(refused),
+                       len(group.slices), intent.reason, intent.quantity, intent.tradingsymbol, refused[0].why)  # fmt: skip
+            if intent.order_type in (OrderType.SL, OrderType.SL_M):
+                # A stop must cover all that is held: the slices placed are cancelled and the refusal raised, so
+                # the protection places the whole stop again (with its growing pause) and says UNPROTECTED.
+                self._cancel_quietly(group)
+                assert refusal is not None
+                raise refusal
         return Order(
             order_id=group.group_id, key=intent.key, mode=intent.mode, exchange=intent.exchange,
             tradingsymbol=intent.tradingsymbol, side=intent.side, quantity=intent.quantity,
@@ -253,7 +266,38 @@ class SlicingGateway:
                 piece.why = order.status_message or (
                     order.status.value.lower() if order.status.is_final else ""
                 )
+                if self._broken_stop(group, piece):
+                    self._warn("stop-loss slice %s of %s %s by the broker (%s) with the other slices resting: "
+                               "cancelling them, the stop is placed again whole", piece.order_id, group.group_id,
+                               piece.status.value, piece.why)  # fmt: skip
+                    self._cancel_quietly(group)
         return group.whole()
+
+    @staticmethod
+    def _broken_stop(group: Group, piece: Slice) -> bool:
+        """A slice of a stop ended by the broker, not filled and not by our cancel, while others still rest: the
+        stop no longer covers what is held."""
+        return (
+            group.intent.order_type in (OrderType.SL, OrderType.SL_M)
+            and not group.cancelling
+            and piece.status in (OrderStatus.REJECTED, OrderStatus.CANCELLED)
+            and piece.filled < piece.quantity
+            and not group.final
+        )
+
+    def _cancel_quietly(self, group: Group) -> None:
+        """Cancels every working slice (a failure is logged: that slice may be selling, its fills still count)."""
+        group.cancelling = True
+        for piece in group.slices:
+            if piece.final:
+                continue
+            if not piece.order_id:
+                piece.status, piece.why = OrderStatus.CANCELLED, "never confirmed by Kite"
+                continue
+            try:
+                self.inner.cancel(piece.order_id)
+            except BrokerError as e:
+                self._warn("slice %s of %s not cancelled: %s", piece.order_id, group.group_id, e)
 
     # -- acting on a group ---------------------------------------------------------------------
 
@@ -264,6 +308,7 @@ class SlicingGateway:
         if group is None:
             return self.inner.cancel(order_id)
         failed: BrokerError | None = None
+        group.cancelling = True
         for piece in group.slices:
             if piece.final:
                 continue

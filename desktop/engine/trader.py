@@ -68,7 +68,7 @@ class SegmentTrader:
 
     def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
         # Orders above the exchange's freeze quantity go out in slices, tracked as one (desktop/engine/slices.py).
-        self.slices = SlicingGateway(ctx.gateway, self._lot_of, ctx.params.freeze_overrides)
+        self.slices = SlicingGateway(ctx.gateway, self._lot_of, ctx.params.freeze_overrides, log.warning)
         self.ctx = replace(ctx, gateway=cast(Any, self.slices))
         self.segment = segment
         self.strategy = strategy
