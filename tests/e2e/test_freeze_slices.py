@@ -176,3 +176,61 @@ def test_kill_9_with_a_sliced_live_position_recovers_stops_covering_exactly_the_
                 proc.kill()
                 proc.wait(10)
         sim.stop()
+
+
+@pytest.mark.parametrize(
+    ("fault", "held"),
+    [
+        ({"kind": "reject_next_order"}, 1755 + 390),  # the first slice refused by the broker's RMS
+        ({"kind": "fill_part_of_next_order", "quantity": 650}, 650 + 1755 + 390),  # the rest cancelled
+        ({"kind": "lose_next_order_reply", "how": "drop"}, 3900),  # the autoslice reply lost: found by tag
+    ],
+    ids=["rejected-slice", "part-filled-slice", "lost-reply"],
+)
+def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_covering_exactly_that(
+    demo_engine: Engine, qapp, fault: dict, held: int, caplog
+) -> None:
+    caplog.set_level("WARNING", logger="desktop.broker.gateway")
+    sim, book = sim_book(demo_engine)
+    sim.inject_fault({**fault, "api_key": "UK9394"})
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    lines: list[str] = []
+    session.sig_log_line.connect(lambda line: lines.append(line.text))
+    session.start(params(segments=["NIFTY"], lots=60, stop_loss=7, itm_offset=0, mode="LIVE"))
+    tag = session.key.order_tag
+    segment = session.params.segments[0]  # type: ignore[union-attr]
+
+    def entries():
+        return [o for o in _ours(book, tag) if o.transaction_type == "BUY"]
+
+    wait_until(
+        qapp, lambda: len(entries()) >= 3 and all(o.is_final for o in entries()), 90, "the sliced entry"
+    )
+    agent = session.agent(segment)
+    assert agent is not None
+    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
+    symbol = entries()[0].instrument.tradingsymbol
+    assert len(entries()) == 3, "one entry, sent once: nothing placed twice after the lost reply"
+    assert _held(book, symbol) == held
+    if fault["kind"] == "lose_next_order_reply":
+        assert "autoslice reply lost; found orders" in caplog.text, "Kite's autoslice, its reply found by tag"
+
+    def covered() -> bool:
+        stops = _resting_stops(book, tag)
+        return sum(o.quantity - o.filled_quantity for o in stops) == held
+
+    wait_until(qapp, covered, 60, f"stops covering exactly the {held} held")
+    assert all(o.quantity <= 1755 for o in _resting_stops(book, tag))
+    wait_until(
+        qapp, lambda: session.snapshot().segments[0].quantity == held, 10, "the session holds the same"
+    )
+    assert session.snapshot().segments[0].trades_today == 1, "a sliced entry is one trade"
+
+    agent.post_command("call", lambda trader: trader.exit("manual"))
+    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
+    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
+    broker = _brokers_pnl(book, tag, symbol)
+    wait_until(
+        qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
+    )
+    session.stop("square_off")
