@@ -285,7 +285,7 @@ class LiveGateway(OrderGateway):
             self._ensure_known()
             assert self._known_ids is not None
             try:
-                children = self._session.place_autoslice_order(**params)
+                children = self._autoslice_once(params)
             except AmbiguousOrderFailure as exc:
                 found = self._find_placed(intent, any_quantity=True)
                 if not found:
@@ -304,6 +304,20 @@ class LiveGateway(OrderGateway):
             if order_id:
                 self._placed(intent, order_id)
         return children
+
+    def _autoslice_once(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """One autoslice request; Kite's 429 (nothing placed) is waited out and sent again, as for one order."""
+        delay = self._backoff
+        for attempt in range(self._retries + 1):
+            try:
+                return self._session.place_autoslice_order(**params)
+            except RateLimited:
+                if attempt >= self._retries:
+                    raise
+                log.info("%s: rate limited, retrying the sliced order in %.1f s", self.key.broker_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     def _place_once(self, intent: OrderIntent, params: dict[str, Any]) -> str:
         delay = self._backoff
