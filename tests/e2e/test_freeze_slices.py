@@ -4,6 +4,7 @@ together cover exactly what is held, the exit sells it all, and the session's P&
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
@@ -233,4 +234,44 @@ def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_
     wait_until(
         qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
     )
+    session.stop("square_off")
+
+
+def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_together_to_what_is_left(
+    demo_engine: Engine, qapp
+) -> None:
+    sim, book = sim_book(demo_engine)
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    session.start(params(segments=["NIFTY"], lots=60, stop_loss=30, itm_offset=0, mode="LIVE"))
+    tag = session.key.order_tag
+    agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
+    assert agent is not None
+
+    def stops_cover(quantity: int) -> bool:
+        return sum(o.quantity - o.filled_quantity for o in _resting_stops(book, tag)) == quantity
+
+    wait_until(qapp, lambda: stops_cover(3900), 90, "a sliced position under its sliced stops")
+    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
+    symbol = _resting_stops(book, tag)[0].instrument.tradingsymbol
+    form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": "1300",
+            "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
+
+    async def sell_in_kite_web():  # type: ignore[no-untyped-def]
+        # Kite blocks margin for a sale beyond what the pending stops leave: an account with funds for it.
+        book.opening_balance += Decimal(10_000_000)
+        return book.place(form, "regular", sim.state.clock.now())  # no tag: not KiteDesk's
+
+    sold = sim.call(sell_in_kite_web)
+    assert sold.status == "COMPLETE", sold.status_message
+    for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
+        agent.post_command("call", lambda t: setattr(t, "_next_broker_check", 0.0))
+        qapp.processEvents()
+        wait_until(qapp, lambda: agent.backlog == 0, 5, "checked")
+        time.sleep(0.3)
+    wait_until(qapp, lambda: stops_cover(2600), 10, "the stops resized together to the 2,600 left")
+    assert sorted(o.quantity for o in _resting_stops(book, tag)) == [845, 1755], "each within the freeze"
+    wait_until(qapp, lambda: session.snapshot().segments[0].quantity == 2600, 5, "the session holds 2,600")
+    agent.post_command("call", lambda trader: trader.exit("manual"))
+    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the rest sold")
+    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
     session.stop("square_off")
