@@ -63,6 +63,17 @@ def lots_per_order(underlying: str, lot_size: int, overrides: dict[str, int] | N
     return None if cap is None or lot_size <= 0 else cap // lot_size
 
 
+def slicing_note(underlyings: list[str], overrides: dict[str, int] | None = None) -> str:
+    """The form's note beside Lots: how many lots one order of each index carries before it is sliced
+    ("NIFTY: 27 lots per order; larger entries are sent in slices"), from the usual lot sizes."""
+    parts = []
+    for name in underlyings:
+        lots = lots_per_order(name, rules.USUAL_LOT_SIZES.get(name.upper(), 0), overrides)
+        if lots:
+            parts.append(f"{name.upper()}: {lots} lots per order")
+    return "; ".join(parts) + "; larger entries are sent in slices" if parts else ""
+
+
 @dataclass(slots=True)
 class Slice:
     """One order of a group, as its updates report it."""
