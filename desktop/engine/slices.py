@@ -393,8 +393,8 @@ class SlicingGateway:
         """Every slice ended with no update still to come (one was given up): the last slice's report again, so
         the trader hears that the group ended."""
         last = next((s.last for s in reversed(group.slices) if s.last is not None), None)
-        if last is not None:
-            self.inner._emit_order(last)
+        # No slice ever reported (all given up): the group's own ending is told, or its order would wait for ever.
+        self.inner._emit_order(last if last is not None else group.whole())
 
 
 def adopt_stop_slices(trader: SegmentTrader, orders: list[Order]) -> None:

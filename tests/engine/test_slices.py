@@ -220,3 +220,19 @@ def test_a_slice_that_cannot_be_cancelled_is_reported_after_the_others_are() -> 
     with pytest.raises(BrokerError, match="cannot be cancelled"):
         slicer.cancel(order.order_id)
     assert inner.cancelled == ["101", "103"]
+
+
+def test_a_sliced_order_none_of_whose_slices_ever_showed_ends_when_cancelled() -> None:
+    inner = AutoslicingGateway(autoslice=[])
+
+    def lost(intent: OrderIntent) -> list[tuple[str, str]]:
+        raise AmbiguousOrderFailure("not confirmed and not in the book")
+
+    inner.place_autoslice = lost  # type: ignore[method-assign]
+    slicer = _slicer(inner)
+    order = slicer.place(_intent(3900))  # may be at Kite: watched for, never sent again
+    assert slicer.children(order.order_id) == [] and inner.placed == []
+    slicer.cancel(order.order_id)
+    assert [(o.order_id, o.status, o.filled_quantity) for o in inner.emitted] == [
+        (order.order_id, OrderStatus.CANCELLED, 0)
+    ], "the trader hears that the order ended"
