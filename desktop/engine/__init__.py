@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from desktop.broker.errors import LoginFailed
 from desktop.domain import StrategyParams
 from desktop.engine.params import ParamsError, effective_itm_offset, parse_params
+from desktop.engine.slices import slicing_note
 from desktop.engine.snapshots import (
     AgentState,
     LogLine,
@@ -74,5 +75,6 @@ __all__ = [
     "effective_itm_offset",
     "load_workspace",
     "parse_params",
+    "slicing_note",
     "save_workspace",
 ]

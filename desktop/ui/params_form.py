@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Segment, StrategyParams
+from desktop.engine import slicing_note
 from desktop.engine.param_spec import (
     FIELDS,
     FieldSpec,
@@ -31,7 +32,6 @@ from desktop.engine.param_spec import (
     to_text,
 )
 from desktop.engine.params import ParamsError, parse_params
-from desktop.engine.slices import slicing_note
 
 ERROR_COLOUR = "#ff5c5c"  # readable on the dark and the light theme
 
