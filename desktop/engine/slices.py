@@ -157,14 +157,28 @@ class SlicingGateway:
         lot_size: Callable[[str, str], int],
         overrides: dict[str, int] | None = None,
         warn: Callable[..., None] | None = None,
+        count: Callable[[], None] | None = None,
     ) -> None:
         self.inner = inner
+        self._count_order = count or (lambda: None)  # counts one more order sent (the session's risk manager)
+        self._calls = 0
         self._warn = warn or (lambda *args: None)  # the segment's log (its warning method)
         self._lot_size = lot_size  # (exchange, tradingsymbol) -> lot size
         self.overrides = dict(overrides or {})
         self.groups: dict[str, Group] = {}
         self._of_slice: dict[str, str] = {}  # slice order id -> group id
         self._count = 0
+
+    def _slice_call(self, call: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """One request about one slice. The trader's risk counts one order per placement, cancel or modification
+        it asks for; every slice's request beyond the first is counted here (max orders per minute)."""
+        self._calls += 1
+        if self._calls > 1:
+            self._count_order()
+        return call(*args, **kw)
+
+    def _begin(self) -> None:
+        self._calls = 0
 
     def __getattr__(self, name: str) -> Any:  # everything else is the session's gateway's
         return getattr(self.inner, name)
@@ -185,6 +199,7 @@ class SlicingGateway:
             raise BrokerError(f"order not sent: {e}") from None
         if len(sizes) == 1:
             return self.inner.place(intent)
+        self._begin()
         self._count += 1
         group = Group(f"{GROUP_PREFIX}{intent.intent_id[:12]}-{self._count}", intent)
         refusal: BrokerError | None = None
@@ -192,6 +207,8 @@ class SlicingGateway:
         if autoslice is not None and len(sizes) <= MAX_AUTOSLICE:
             try:
                 children: list[tuple[str, str]] = autoslice(intent)
+                for _ in children[1:]:  # each child is an order at the exchange: counted like one
+                    self._count_order()
             except AmbiguousOrderFailure as e:
                 children = []  # may be at Kite: the first update of each makes it this group's (`claim`)
                 group.slices = [Slice(size, why=str(e)) for size in sizes]
@@ -208,7 +225,7 @@ class SlicingGateway:
             for size in sizes:
                 piece = Slice(size)
                 try:
-                    order = self.inner.place(replace(intent, quantity=size))
+                    order = self._slice_call(self.inner.place, replace(intent, quantity=size))
                 except AmbiguousOrderFailure as e:
                     piece.why = str(e)  # may be at Kite: its first update makes it this group's (`claim`)
                 except BrokerError as e:
@@ -281,6 +298,7 @@ class SlicingGateway:
                     self._warn("stop-loss slice %s of %s %s by the broker (%s) with the other slices resting: "
                                "cancelling them, the stop is placed again whole", piece.order_id, group.group_id,
                                piece.status.value, piece.why)  # fmt: skip
+                    self._calls = 1  # cancels the trader did not ask for: every one counted
                     self._cancel_quietly(group)
         return group.whole()
 
@@ -306,7 +324,7 @@ class SlicingGateway:
                 piece.status, piece.why = OrderStatus.CANCELLED, "never confirmed by Kite"
                 continue
             try:
-                self.inner.cancel(piece.order_id)
+                self._slice_call(self.inner.cancel, piece.order_id)
             except BrokerError as e:
                 self._warn("slice %s of %s not cancelled: %s", piece.order_id, group.group_id, e)
 
@@ -318,6 +336,7 @@ class SlicingGateway:
         group = self.groups.get(order_id)
         if group is None:
             return self.inner.cancel(order_id)
+        self._begin()
         failed: BrokerError | None = None
         group.cancelling = True
         for piece in group.slices:
@@ -327,7 +346,7 @@ class SlicingGateway:
                 piece.status, piece.why = OrderStatus.CANCELLED, "never confirmed by Kite"
                 continue
             try:
-                self.inner.cancel(piece.order_id)
+                self._slice_call(self.inner.cancel, piece.order_id)
             except BrokerError as e:
                 failed = failed or e
         if failed is not None:
@@ -353,14 +372,19 @@ class SlicingGateway:
             return self.inner.modify(
                 order_id, quantity=quantity, price=price, trigger_price=trigger_price, order_type=order_type
             )
+        self._begin()
         working = [s for s in group.slices if not s.final and s.order_id]
         if quantity is not None:
             self._resize(group, working, quantity)
         if price is not None or trigger_price is not None or order_type is not None:
             for piece in working:
                 if not piece.final:
-                    self.inner.modify(
-                        piece.order_id, price=price, trigger_price=trigger_price, order_type=order_type
+                    self._slice_call(
+                        self.inner.modify,
+                        piece.order_id,
+                        price=price,
+                        trigger_price=trigger_price,
+                        order_type=order_type,
                     )
         return group.whole()
 
@@ -375,10 +399,14 @@ class SlicingGateway:
             room = piece.quantity - piece.filled
             want = min(room if cap is None else min(cap - piece.filled, room), left)
             if want <= 0:
-                self.inner.cancel(piece.order_id)  # not needed any more: cancelled, its fills still count
+                self._slice_call(
+                    self.inner.cancel, piece.order_id
+                )  # not needed any more: cancelled, its fills still count
                 continue
             if want != room:
-                self.inner.modify(piece.order_id, quantity=piece.filled + want)  # Kite's quantity: the total
+                self._slice_call(
+                    self.inner.modify, piece.order_id, quantity=piece.filled + want
+                )  # Kite's quantity: the total
                 piece.quantity = piece.filled + want
             left -= want
         if left > 0:

@@ -68,7 +68,10 @@ class SegmentTrader:
 
     def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
         # Orders above the exchange's freeze quantity go out in slices, tracked as one (desktop/engine/slices.py).
-        self.slices = SlicingGateway(ctx.gateway, self._lot_of, ctx.params.freeze_overrides, log.warning)
+        self.slices = SlicingGateway(
+            ctx.gateway, self._lot_of, ctx.params.freeze_overrides, log.warning,
+            count=lambda: self.ctx.risk.record_order(self.market_time or datetime.now()),
+        )  # fmt: skip
         self.ctx = replace(ctx, gateway=cast(Any, self.slices))
         self.segment = segment
         self.strategy = strategy

@@ -236,3 +236,19 @@ def test_a_sliced_order_none_of_whose_slices_ever_showed_ends_when_cancelled() -
     assert [(o.order_id, o.status, o.filled_quantity) for o in inner.emitted] == [
         (order.order_id, OrderStatus.CANCELLED, 0)
     ], "the trader hears that the order ended"
+
+
+def test_every_slice_beyond_the_first_is_counted_as_one_more_order_sent() -> None:
+    counted: list[int] = []
+    inner = FakeGateway()
+    slicer = SlicingGateway(inner, lambda e, s: 65, None, count=lambda: counted.append(1))  # type: ignore[arg-type]
+    order = slicer.place(_stop(3900))  # the trader's risk counted this one: 2 more
+    assert len(counted) == 2
+    slicer.modify(order.order_id, trigger_price=Decimal("95"), price=Decimal("85.5"))
+    assert len(counted) == 4
+    slicer.cancel(order.order_id)
+    assert len(counted) == 6
+    auto = AutoslicingGateway(autoslice=[("201", ""), ("202", ""), ("203", "")])
+    counted.clear()
+    SlicingGateway(auto, lambda e, s: 65, None, count=lambda: counted.append(1)).place(_intent(3900))  # type: ignore[arg-type]
+    assert len(counted) == 2, "autoslice: one request, three orders at the exchange"
