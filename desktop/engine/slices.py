@@ -256,6 +256,16 @@ class SlicingGateway:
             trigger_price=intent.trigger_price, intent_id=intent.intent_id,
         )  # fmt: skip
 
+    def adopt(self, intent: OrderIntent, orders: list[Order]) -> Group:
+        """Orders already at the broker (a previous run's slices, none filled) made one group of `intent`."""
+        self._count += 1
+        group = Group(f"{GROUP_PREFIX}{intent.intent_id[:12]}-{self._count}", intent)
+        for o in orders:
+            group.slices.append(Slice(o.quantity - o.filled_quantity, o.order_id, o.status, last=o))
+            self._of_slice[o.order_id] = group.group_id
+        self.groups[group.group_id] = group
+        return group
+
     def children(self, order_id: str) -> list[str]:
         """The order ids of a group's slices known so far ([] for an order that is not a group)."""
         group = self.groups.get(order_id)
@@ -436,13 +446,7 @@ def adopt_stop_slices(trader: SegmentTrader, orders: list[Order]) -> None:
     intent = trader._intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop")
     first = orders[0]
     intent = replace(intent, order_type=OrderType.SL, trigger_price=first.trigger_price, price=first.price)
-    gateway = trader.slices
-    gateway._count += 1
-    group = Group(f"{GROUP_PREFIX}{intent.intent_id[:12]}-{gateway._count}", intent)
-    for o in orders:
-        group.slices.append(Slice(o.quantity - o.filled_quantity, o.order_id, o.status, last=o))
-        gateway._of_slice[o.order_id] = group.group_id
-    gateway.groups[group.group_id] = group
+    group = trader.slices.adopt(intent, orders)
     whole = group.whole()
     tracked = TrackedOrder(intent, STOP, group.group_id, whole.status)
     tracked.trigger, tracked.limit = first.trigger_price, first.price
