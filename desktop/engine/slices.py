@@ -26,7 +26,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from desktop.broker import exchange_rules as rules
-from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, InputRejected
 from desktop.broker.gateway import OrderGateway
 from desktop.domain import Order, OrderIntent, OrderStatus, OrderType, Side
 
@@ -204,14 +204,23 @@ class SlicingGateway:
         group = Group(f"{GROUP_PREFIX}{intent.intent_id[:12]}-{self._count}", intent)
         refusal: BrokerError | None = None
         autoslice = getattr(self.inner, "place_autoslice", None)
+        children: list[tuple[str, str]] | None = None
         if autoslice is not None and len(sizes) <= MAX_AUTOSLICE:
             try:
-                children: list[tuple[str, str]] = autoslice(intent)
+                children = autoslice(intent)
                 for _ in children[1:]:  # each child is an order at the exchange: counted like one
                     self._count_order()
             except AmbiguousOrderFailure as e:
                 children = []  # may be at Kite: the first update of each makes it this group's (`claim`)
                 group.slices = [Slice(size, why=str(e)) for size in sizes]
+            except InputRejected as e:
+                # Nothing was placed (Kite refused the autoslice request itself, say for this order type): the
+                # slices go one order each instead, so a stop is never left unplaced for want of autoslice.
+                self._warn(
+                    "Kite refused the autoslice request (%s): sending %d orders instead", e, len(sizes)
+                )
+                children = None
+        if children is not None:
             for n, (order_id, why) in enumerate(children):
                 piece = Slice(sizes[n] if n < len(sizes) else 0, order_id)
                 if order_id:
@@ -222,6 +231,7 @@ class SlicingGateway:
                 group.slices.append(piece)
             group.slices += [Slice(size) for size in sizes[len(children) :]] if children else []
         else:
+            self._begin()
             for size in sizes:
                 piece = Slice(size)
                 try:

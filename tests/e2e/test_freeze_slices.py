@@ -147,6 +147,8 @@ def test_kill_9_with_a_sliced_live_position_recovers_stops_covering_exactly_the_
         word = "replacing them" if stop_lost else "kept the 3 stop-loss orders"
         _poll(lambda: word in logs[0].read_text(encoding="utf-8"), 40, word, second, tmp_path / "second.out")
 
+        told = "trade of 5 today"  # recovery's count of the day's trades, written after the stops are handled
+        _poll(lambda: told in logs[0].read_text(encoding="utf-8"), 20, told, second, tmp_path / "second.out")
         text = logs[0].read_text(encoding="utf-8")
         assert "1 trade of 5 today" in text, "a sliced entry is one trade, not one per slice"
         if stop_lost:

@@ -252,3 +252,16 @@ def test_every_slice_beyond_the_first_is_counted_as_one_more_order_sent() -> Non
     counted.clear()
     SlicingGateway(auto, lambda e, s: 65, None, count=lambda: counted.append(1)).place(_intent(3900))  # type: ignore[arg-type]
     assert len(counted) == 2, "autoslice: one request, three orders at the exchange"
+
+
+def test_an_autoslice_request_kite_refuses_outright_is_sent_as_one_order_per_slice() -> None:
+    inner = AutoslicingGateway(autoslice=[])
+
+    def refused(intent: OrderIntent) -> list[tuple[str, str]]:
+        raise InputRejected("autoslice is not allowed for this order type")
+
+    inner.place_autoslice = refused  # type: ignore[method-assign]
+    slicer = _slicer(inner)
+    order = slicer.place(_stop(3900))
+    assert [i.quantity for i in inner.placed] == [1755, 1755, 390]
+    assert slicer.children(order.order_id) == ["101", "102", "103"]
