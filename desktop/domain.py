@@ -323,8 +323,16 @@ class StrategyParams:
     max_daily_loss: Decimal = Decimal(5000)  # rupees, realised + unrealised
     max_orders_per_minute: int = 20
     max_open_positions: int = 1
+    # Freeze quantities (units per order) that override desktop/broker/exchange_rules.py's table for this session:
+    # sorted (underlying, units) pairs. The exchanges revise them and Kite has no API for them.
+    freeze: tuple[tuple[str, int], ...] = ()
     # Settings a plug-in strategy understands and KiteDesk does not: sorted (name, value) pairs.
     options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def freeze_overrides(self) -> dict[str, int]:
+        """The session's freeze quantities by underlying (empty: the table's own figures)."""
+        return dict(self.freeze)
 
     def option(self, name: str, default: Any = None) -> Any:
         """A plug-in strategy's own setting, or `default` when the session did not set it."""

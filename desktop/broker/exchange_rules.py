@@ -258,6 +258,11 @@ FREEZE_LIMITS: Mapping[str, FreezeLimit] = {
 }
 
 
+# Lot sizes of the January 2026 series (NSE and BSE circulars). Orders always read the lot size from the day's
+# instruments dump; these serve only where no dump is at hand (the parameter form's note on slicing).
+USUAL_LOT_SIZES: Mapping[str, int] = {"NIFTY": 65, "BANKNIFTY": 30, "SENSEX": 20}
+
+
 def freeze_quantity(underlying: str, overrides: Mapping[str, int] | None = None) -> int | None:
     """The freeze quantity (units) of an underlying's options: an override first, then the table."""
     name = underlying.upper()

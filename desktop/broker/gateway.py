@@ -223,8 +223,7 @@ class LiveGateway(OrderGateway):
             self._known_ids = known | (self._known_ids or set())
             self._unconfirmed = False
 
-    def place(self, intent: OrderIntent) -> Order:
-        """Places `intent` exactly once, or raises; an ambiguous failure is resolved by tag lookup."""
+    def _params(self, intent: OrderIntent) -> dict[str, Any]:
         if intent.key != self.key:
             raise InputRejected("this order belongs to another session")
         check_intent(intent)
@@ -245,11 +244,19 @@ class LiveGateway(OrderGateway):
             params["trigger_price"] = str(intent.trigger_price)
         if intent.order_type in (OrderType.MARKET, OrderType.SL_M):
             params["market_protection"] = -1  # automatic protection; Kite rejects these orders without it
+        return params
+
+    def place(self, intent: OrderIntent) -> Order:
+        """Places `intent` exactly once, or raises; an ambiguous failure is resolved by tag lookup."""
+        params = self._params(intent)
         with self._place_lock:
             self._ensure_known()
             order_id = self._place_once(intent, params)
             assert self._known_ids is not None
             self._known_ids.add(order_id)
+        return self._placed(intent, order_id)
+
+    def _placed(self, intent: OrderIntent, order_id: str) -> Order:
         with self._state_lock:
             self._intents[order_id] = intent.intent_id
         order = Order(
@@ -270,6 +277,49 @@ class LiveGateway(OrderGateway):
         with self._state_lock:
             self._orders.setdefault(order_id, order)
         return order
+
+    def place_autoslice(self, intent: OrderIntent) -> list[tuple[str, str]]:
+        """Places `intent` (above the freeze quantity) with Kite's autoslice, exactly once: each child as
+        (order_id, "") or ("", why Kite refused it). A lost reply is resolved by looking our tag up in the order
+        book: the children found are returned; none found raises AmbiguousOrderFailure (never sent again)."""
+        params = self._params(intent)
+        with self._place_lock:
+            self._ensure_known()
+            assert self._known_ids is not None
+            try:
+                children = self._autoslice_once(params)
+            except AmbiguousOrderFailure as exc:
+                found = self._find_placed(intent, any_quantity=True)
+                if not found:
+                    log.error("%s: autoslice reply lost and no such orders in the book (%s); not sending it again",
+                              self.key.broker_id, exc.detail)  # fmt: skip
+                    self._unconfirmed = True
+                    raise AmbiguousOrderFailure(
+                        "Kite did not confirm the sliced order and it is not in the order book yet. KiteDesk will "
+                        "not send it again: check the order book in Kite before doing anything.",
+                        exc.detail,
+                    ) from None
+                log.warning("%s: autoslice reply lost; found orders %s by tag", self.key.broker_id, found)
+                children = [(order_id, "") for order_id in found]
+            self._known_ids.update(order_id for order_id, _ in children if order_id)
+        for order_id, _ in children:
+            if order_id:
+                self._placed(intent, order_id)
+        return children
+
+    def _autoslice_once(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """One autoslice request; Kite's 429 (nothing placed) is waited out and sent again, as for one order."""
+        delay = self._backoff
+        for attempt in range(self._retries + 1):
+            try:
+                return self._session.place_autoslice_order(**params)
+            except RateLimited:
+                if attempt >= self._retries:
+                    raise
+                log.info("%s: rate limited, retrying the sliced order in %.1f s", self.key.broker_id, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
 
     def _place_once(self, intent: OrderIntent, params: dict[str, Any]) -> str:
         delay = self._backoff
@@ -303,8 +353,10 @@ class LiveGateway(OrderGateway):
                 ) from None
         raise AssertionError("unreachable")
 
-    def _find_placed(self, intent: OrderIntent) -> str | None:
-        """The id of an order of our tag matching `intent` that we did not know before, or None."""
+    def _find_placed(self, intent: OrderIntent, any_quantity: bool = False) -> Any:
+        """The id of an order of our tag matching `intent` that we did not know before, or None. `any_quantity`:
+        the ids of all such orders of its instrument and side whatever their quantity (an autoslice's children),
+        or an empty list."""
         assert self._known_ids is not None
         for lookup in range(self._lookup_attempts):
             try:
@@ -321,14 +373,16 @@ class LiveGateway(OrderGateway):
                 if str(r["order_id"]) not in self._known_ids
                 and r.get("tradingsymbol") == intent.tradingsymbol
                 and r.get("transaction_type") == intent.side.value
-                and int(r.get("quantity") or 0) == intent.quantity
+                and (any_quantity or int(r.get("quantity") or 0) == intent.quantity)
                 # not the order type: Kite lists a MARKET order with market protection as a LIMIT
             ]
+            if matches and any_quantity:
+                return [str(r["order_id"]) for r in matches]
             if matches:
                 return str(matches[-1]["order_id"])
             if lookup + 1 < self._lookup_attempts:
                 time.sleep(self._lookup_pause)  # Kite's book may lag the order by a moment
-        return None
+        return [] if any_quantity else None
 
     def modify(
         self,

@@ -331,6 +331,30 @@ class KiteSession:
                 "Kite sent a reply KiteDesk could not read; checking before retrying.", f"place_order: {e}"
             ) from None
 
+    def place_autoslice_order(self, **params: Any) -> list[tuple[str, str]]:
+        """POST /orders/{variety} with autoslice=true: Kite splits an order above the freeze quantity itself.
+        Returns each child as (order_id, "") or ("", the error Kite gave for it). A reply that cannot be read is
+        ambiguous (the orders may stand): the gateway looks them up by tag."""
+        reply = self.call(CallKind.ORDER, "place_autoslice_order", **params)
+        try:
+            children = reply["children"]
+            out: list[tuple[str, str]] = []
+            for child in children:
+                if child.get("order_id"):
+                    out.append((str(child["order_id"]), ""))
+                else:
+                    error = child.get("error") or {}
+                    out.append(("", str(error.get("message") or "refused")))
+            if not out:
+                raise ValueError("no children")
+            return out
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            self.count_malformed()
+            log.warning("%s place_autoslice_order: Kite's reply cannot be read (%s)", self.broker_id, e)
+            raise AmbiguousOrderFailure(
+                "Kite sent a reply KiteDesk could not read; checking before retrying.", f"autoslice: {e}"
+            ) from None
+
     def modify_order(self, **params: Any) -> str:
         """PUT /orders/{variety}/{order_id}."""
         return str(self.call(CallKind.ORDER, "modify_order", **params))

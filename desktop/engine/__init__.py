@@ -27,6 +27,7 @@ from desktop.engine.params import (
     params_to_dict,
     parse_params,
 )
+from desktop.engine.slices import slicing_note
 from desktop.engine.snapshots import (
     AgentState,
     LogLine,
@@ -111,5 +112,6 @@ __all__ = [
     "load_workspace",
     "params_to_dict",
     "parse_params",
+    "slicing_note",
     "save_workspace",
 ]

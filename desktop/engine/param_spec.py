@@ -25,9 +25,10 @@ from desktop.domain import Mode, Segment
 KITE_ORDERS_PER_MINUTE = 400
 KITE_ORDERS_PER_DAY = 5000
 # Upper bounds, so that a slip of the keyboard (or 1e999999 pasted) is refused in words. One order of more than 100
-# lots is above every index's freeze quantity (NIFTY 1800 units = 27 lots), so the exchange would refuse it anyway.
+# lots is sent in slices (each within the index's freeze quantity, desktop/engine/slices.py), up to 4 of them for NIFTY.
 MAX_LOTS = 100
 MAX_ITM_OFFSET = 5000  # points
+MAX_FREEZE_UNITS = 100_000  # a freeze override above this is a slip of the keyboard
 MAX_EMA = 500  # bars
 MAX_OPEN_POSITIONS = 10
 MAX_PERCENT = Decimal(10_000)  # a target of 100x the premium
@@ -49,6 +50,7 @@ class Kind(enum.Enum):
     MODE = "mode"  # PAPER or LIVE
     STRATEGY = "strategy"  # an installed strategy's name
     OPTIONS = "options"  # a plug-in strategy's own settings, a table
+    FREEZE = "freeze"  # freeze quantities by index, a table of whole numbers of units
 
 
 class Section(enum.Enum):
@@ -144,7 +146,7 @@ def to_plain(spec: FieldSpec, value: Any) -> Any:
         return format_clock(value)
     if spec.kind is Kind.MODE:
         return value.value
-    if spec.kind is Kind.OPTIONS:
+    if spec.kind in (Kind.OPTIONS, Kind.FREEZE):
         return dict(value)
     return value
 
@@ -220,7 +222,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         default=REQUIRED,
         minimum=1,
         maximum=MAX_LOTS,
-        why=" (one order that big is above every index's freeze quantity)",
+        why=" (an entry above the freeze quantity is sent in slices; more lots than this is taken for a slip)",
         section=Section.MAIN,
     ),
     FieldSpec(
@@ -378,6 +380,17 @@ FIELDS: tuple[FieldSpec, ...] = (
         default=ONE_PER_SEGMENT,
         minimum=1,
         maximum=MAX_OPEN_POSITIONS,
+        section=Section.KEPT,
+    ),
+    FieldSpec(
+        "freeze",
+        "Freeze quantities",
+        Kind.FREEZE,
+        "Units per order for an index's options, when the exchange has changed its freeze quantity since this "
+        "version ([session.freeze] or the workspace's [freeze] table: NIFTY = 1800). Larger orders go in slices",
+        example={"NIFTY": 1800},
+        default=(),
+        maximum=MAX_FREEZE_UNITS,
         section=Section.KEPT,
     ),
     FieldSpec(

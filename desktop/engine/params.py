@@ -270,6 +270,32 @@ class _Reader:
             self.problems.append(Problem(f.name, f"unknown strategy {name!r}: choose from {choices}"))
         return name
 
+    def _freeze(self, f: FieldSpec, value: Any) -> tuple[tuple[str, int], ...] | None:
+        if not value:
+            return ()
+        if not isinstance(value, Mapping):
+            self.problems.append(
+                about(f.name, " must be a table of index names and units, like NIFTY = 1800")
+            )
+            return None
+        known = ", ".join(s.value for s in Segment)
+        out: dict[str, int] = {}
+        for name, units in value.items():
+            index = str(name).strip().upper()
+            if index not in {s.value for s in Segment}:
+                self.problems.append(Problem(f.name, f"freeze.{name}: unknown index (choose from {known})"))
+            elif isinstance(units, bool) or not isinstance(units, int) or not 0 < units <= f.maximum:
+                self.problems.append(
+                    Problem(
+                        f.name,
+                        f"freeze.{name} must be a whole number of units from 1 to {f.maximum:,} "
+                        f"(the exchange's freeze quantity), not {units!r}",
+                    )
+                )
+            else:
+                out[index] = units
+        return tuple(sorted(out.items()))
+
     def _options(self, f: FieldSpec, value: Any) -> tuple[tuple[str, Any], ...] | None:
         if not value:
             return ()  # an empty table (or an empty value from a form) is no options
@@ -394,7 +420,7 @@ def params_to_dict(params: StrategyParams, confirm_live: bool = False) -> dict[s
     out: dict[str, Any] = {}
     for f in FIELDS:
         value = getattr(params, f.name)
-        if value is None or (f.kind is Kind.OPTIONS and not value):
+        if value is None or (f.kind in (Kind.OPTIONS, Kind.FREEZE) and not value):
             continue
         out[f.name] = to_plain(f, value)
         if f.kind is Kind.MODE and value is Mode.LIVE and confirm_live:

@@ -28,6 +28,7 @@ from typing import Any
 from desktop.broker.errors import BrokerError
 from desktop.broker.gateway import LiveGateway
 from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side, rupees
+from desktop.engine.slices import adopt_stop_slices
 from desktop.engine.trader import SegmentTrader
 
 _RESTING = (OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN, OrderStatus.PENDING)
@@ -83,7 +84,7 @@ def recover_live(
         net[(o.exchange, o.tradingsymbol)] = (
             net.get((o.exchange, o.tradingsymbol), 0) + sign * o.filled_quantity
         )
-    handled: Order | None = None  # the position's resting stop: adopted, resized or replaced
+    handled: set[str] = set()  # the position's resting stops: adopted, resized or replaced
     for (exchange, symbol), qty in net.items():
         if qty <= 0:
             continue
@@ -97,7 +98,18 @@ def recover_live(
         if qty <= 0:
             continue
         trader.adopt(symbol, exchange, qty, _entry_price(orders, symbol), now)
-        stop = handled = _resting_stop(orders, symbol)
+        stops = _resting_stops(orders, symbol)
+        if len(stops) > 1:  # a position bought above the freeze quantity: one stop-loss order per slice
+            handled = {o.order_id for o in stops}
+            kept = _sliced_stops(trader, gateway, stops, qty)
+            if kept:
+                adopt_stop_slices(trader, kept)
+            else:
+                position = trader.strategy.position
+                trader._place_stop(position.stop if position else None)
+            break
+        stop = stops[0] if stops else None
+        handled = {stop.order_id} if stop is not None else set()
         if stop is not None and stop.quantity - stop.filled_quantity != qty:
             stop = _resize(trader, gateway, stop, qty)  # None: cancelled, a new one of the right size follows
         if stop is not None:
@@ -110,7 +122,7 @@ def recover_live(
             trader._place_stop(position.stop if position else None)
         break  # one position per segment
     for o in orders:  # a stop with no position behind it would sell short when triggered
-        if o is not handled and _is_stop(o) and o.status in _RESTING:
+        if o.order_id not in handled and _is_stop(o) and o.status in _RESTING:
             _cancel(trader, gateway, o, "stop-loss order with no position held")
     _tell_risk(trader, now, fills, orders)
 
@@ -225,6 +237,13 @@ def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: 
         f.order_id for f in fills
         if f.side is Side.BUY and f.timestamp.date() == day and _mine(trader, f.exchange, f.tradingsymbol)
     }  # fmt: skip
+    # An entry sent in slices (above the freeze quantity) is one trade: its slices share their intent.
+    intent_of = {
+        o.order_id: o.intent_id
+        for o in trader.ctx.store.orders.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        if o.intent_id
+    }
+    entries = {intent_of.get(order_id, order_id) for order_id in entries}
     trades = max(len(entries), sum(e.kind == "entry_filled" for e in journal))
     # What this run sent already counts (risk.check); the earlier runs' orders are added, each once.
     this_run = {oid for oid, tracked in trader.orders.items() if tracked.sent_at is not None}
@@ -257,8 +276,26 @@ def _entry_price(orders: list[Order], symbol: str) -> Decimal:
     return rupees(last.average_price)
 
 
-def _resting_stop(orders: list[Order], symbol: str) -> Order | None:
-    for o in orders:
-        if o.tradingsymbol == symbol and _is_stop(o) and o.status in _RESTING:
-            return o
-    return None
+def _resting_stops(orders: list[Order], symbol: str) -> list[Order]:
+    return [o for o in orders if o.tradingsymbol == symbol and _is_stop(o) and o.status in _RESTING]
+
+
+def _sliced_stops(
+    trader: SegmentTrader, gateway: LiveGateway, stops: list[Order], quantity: int
+) -> list[Order]:
+    """The resting stop-loss orders of a sliced position, kept when together they sell exactly the `quantity`
+    adopted at one trigger (each within the freeze, as the broker took them); otherwise every one is cancelled
+    (a new set of the right size follows) and [] returned. Never more stops than held: a stop that sells more
+    than is held would sell short when it triggers."""
+    left = sum(o.quantity - o.filled_quantity for o in stops)
+    if (
+        left == quantity
+        and len({o.trigger_price for o in stops}) == 1
+        and not any(o.filled_quantity for o in stops)
+    ):
+        return stops
+    trader.log.warning("the %d stop-loss orders at the broker sell %d of the %d held: replacing them",
+                       len(stops), left, quantity)  # fmt: skip
+    for o in stops:
+        _cancel(trader, gateway, o, "stop-loss order of the wrong size")
+    return []

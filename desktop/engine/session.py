@@ -176,7 +176,13 @@ class SessionEngine(QObject):
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
         else:
-            self._gateway = PaperGateway(self.key, self._stream, self._token_of, clock=s.market_time)
+            self._gateway = PaperGateway(
+                self.key,
+                self._stream,
+                self._token_of,
+                clock=s.market_time,
+                freeze_overrides=params.freeze_overrides,
+            )
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.instruments import InstrumentBook, OptionContract
@@ -45,6 +45,7 @@ from desktop.engine.context import ENTRY, EXIT, STOP, Holding, TrackedOrder, Tra
 from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
 from desktop.engine.protection import Protection
+from desktop.engine.slices import SlicingGateway
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
 from desktop.store.errors import StoreError
@@ -66,7 +67,12 @@ class SegmentTrader:
     """The trading logic of one segment; every method is called from the agent's thread only."""
 
     def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
-        self.ctx = ctx
+        # Orders above the exchange's freeze quantity go out in slices, tracked as one (desktop/engine/slices.py).
+        self.slices = SlicingGateway(
+            ctx.gateway, self._lot_of, ctx.params.freeze_overrides, log.warning,
+            count=lambda: self.ctx.risk.record_order(self.market_time or datetime.now()),
+        )  # fmt: skip
+        self.ctx = replace(ctx, gateway=cast(Any, self.slices))
         self.segment = segment
         self.strategy = strategy
         self.log = log
@@ -572,6 +578,8 @@ class SegmentTrader:
         tracked.order_id = order.order_id
         tracked.sent_at = self.market_time
         self.orders[order.order_id] = tracked
+        for slice_id in self.slices.children(order.order_id):  # an order sent in slices: each is this one
+            self.orders[slice_id] = tracked
         if role in (ENTRY, EXIT):
             self._working.append(tracked)
         return tracked
@@ -623,6 +631,21 @@ class SegmentTrader:
         if tracked.role == STOP and h is not None and h.stop_order is tracked:
             self._protect_rest()
 
+    def _claim_slice(self, order: Order) -> TrackedOrder | None:
+        """The unconfirmed slice of one of our sliced orders this update is about (see `_bind`), or None."""
+        group_id = self.slices.claim(order)
+        tracked = self.orders.get(group_id) if group_id else None
+        if tracked is not None:
+            self.orders[order.order_id] = tracked
+            self.log.warning(
+                "a slice of order %s found in Kite's order updates: %s", group_id, order.order_id
+            )
+        return tracked
+
+    def _lot_of(self, exchange: str, tradingsymbol: str) -> int:
+        ins = self.book.by_symbol(exchange, tradingsymbol) if self.book is not None else None
+        return ins.lot_size if ins is not None else 1
+
     def _bind(self, order: Order) -> TrackedOrder | None:
         """The unconfirmed order of ours this update is about (same instrument, side and quantity), now
         known by its id; None if none."""
@@ -652,7 +675,7 @@ class SegmentTrader:
 
     def on_order(self, order: Order) -> None:
         """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
-        tracked = self.orders.get(order.order_id) or self._bind(order)
+        tracked = self.orders.get(order.order_id) or self._claim_slice(order) or self._bind(order)
         if tracked is not None and not order.intent_id:
             order = replace(order, intent_id=tracked.intent.intent_id)
         self.ctx.write_later(partial(self.ctx.store.orders.record, order))
@@ -660,6 +683,7 @@ class SegmentTrader:
         self.changed = True
         if tracked is None or tracked.final:
             return
+        order = self.slices.fold(order)  # a slice's update as its whole order's
         tracked.status = order.status
         if tracked.role == STOP:
             self.protection.on_update(tracked, order.status)

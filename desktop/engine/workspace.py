@@ -13,6 +13,8 @@ on_stop = "square_off"        # or "keep": what stopping the session does with a
 fast_ema = 9                  # optional settings: every one is in desktop.engine.param_spec.FIELDS
 square_off = "15:15"          # 15:20 at the latest (Zerodha squares off intraday options from 15:25)
 [session.options]             # optional settings of a plug-in strategy
+[session.freeze]              # optional: units per order, when the exchange revised its freeze quantity
+NIFTY = 1800                  # (a top-level [freeze] table sets it for every session)
 ```
 Every problem in the file is reported at once, each naming the session and the field. A session's parameters
 are read and written by `params.parse_params` and `params.params_to_dict`, both driven by the parameter spec, so
@@ -38,7 +40,7 @@ from desktop.engine.params import ParamsError, params_to_dict, parse_params
 
 _PROFILE_RE = re.compile(r"^[A-Za-z0-9]{2,20}$")
 SESSION_FIELDS = frozenset({"profile", "label", "on_stop"})
-TOP_LEVEL_FIELDS = frozenset({"session", "version"})
+TOP_LEVEL_FIELDS = frozenset({"session", "version", "freeze"})
 VERSION = 1
 
 
@@ -110,6 +112,11 @@ def parse_workspace(
         problems.append(
             f"workspace version {version!r} is not supported (this KiteDesk reads version {VERSION})"
         )
+    shared_freeze = data.get(
+        "freeze", {}
+    )  # [freeze]: every session's freeze quantities (units), NIFTY = 1800
+    if not isinstance(shared_freeze, dict):
+        problems.append("[freeze] must be a table of index names and units, like NIFTY = 1800")
     tables = data.get("session")
     if not isinstance(tables, list) or not tables:
         raise WorkspaceError([*problems, "the workspace has no sessions: add a [[session]] table"])
@@ -144,6 +151,8 @@ def parse_workspace(
         params: StrategyParams | None = None
         try:
             raw = {k: v for k, v in table.items() if k not in SESSION_FIELDS}
+            if isinstance(shared_freeze, dict) and isinstance(raw.get("freeze", {}), dict):
+                raw["freeze"] = {**shared_freeze, **raw.get("freeze", {})}  # the session's own figure wins
             params = parse_params(
                 raw, confirm_live=not live_needs_confirmation, known_strategies=known_strategies
             )

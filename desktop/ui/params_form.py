@@ -29,6 +29,7 @@ from desktop.engine import (
     Section,
     example_raw,
     parse_params,
+    slicing_note,
     to_plain,
     to_text,
 )
@@ -96,6 +97,9 @@ class ParamsForm(QWidget):
         more = QFormLayout(self.more)
         more.setContentsMargins(0, 0, 0, 0)
         self.segment_boxes: dict[Segment, QCheckBox] = {}
+        self.lots_note = QLabel()  # under Lots: the lots one order carries before it is sent in slices
+        self.lots_note.setObjectName("lots_note")
+        self.lots_note.setWordWrap(True)
         self.mode_box = QComboBox()
         self.strategy_box = QComboBox()
         for spec in _SHOWN:
@@ -159,6 +163,8 @@ class ParamsForm(QWidget):
         err.setFixedHeight(2 * err.fontMetrics().lineSpacing() + 2)
         err.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         err.setObjectName(f"error_{name}")
+        if name == "lots":  # the exchange's freeze: how many lots one order carries before it is sliced
+            lay.addWidget(self.lots_note)
         lay.addWidget(err)
         self._errors[name] = err
         return box
@@ -227,6 +233,9 @@ class ParamsForm(QWidget):
         self.general_error.setText("\n".join(p.in_form for p in shown.get("", [])))
         if any(shown.get(f.name) for f in _SHOWN if f.section is Section.MORE):
             self.more_button.setChecked(True)  # never hide a problem behind a collapsed section
+        chosen = [seg.value for seg, box in self.segment_boxes.items() if box.isChecked()]
+        freeze = self._kept.get("freeze")
+        self.lots_note.setText(slicing_note(chosen, dict(freeze) if isinstance(freeze, dict) else None))
         if was_valid != (self._params is not None):
             self.sig_validity_changed.emit(self._params is not None)
 

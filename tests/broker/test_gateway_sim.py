@@ -197,3 +197,41 @@ def test_the_sessions_instruments_are_kiteconnects_rows_for_the_whole_dump_and_o
         theirs = session.kite.instruments(exchange)  # kiteconnect's own parser, same dump
         assert ours == theirs and len(ours) > 100
     assert {r["exchange"] for r in session.instruments("NFO")} == {"NFO"}
+
+
+def test_autoslice_splits_at_the_freeze_answers_like_kite_and_waits_out_a_429(hub, sim) -> None:
+    from dataclasses import replace as _replace
+
+    from desktop.broker.errors import BrokerError
+
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    gateway = LiveGateway(session, None, backoff_initial=0.2)
+    contract = option(hub, session)
+    big = _replace(
+        intent(session, contract), quantity=60 * contract.lot_size
+    )  # 3,900 NIFTY: 27 + 27 + 6 lots
+    sim.inject_fault({"kind": "rate_limit", "api_key": "UK9394", "seconds": 0.5})
+    started = time.monotonic()
+    children = gateway.place_autoslice(big)
+    assert time.monotonic() - started >= 0.4, "Kite's 429 waited out (nothing was placed meanwhile)"
+    cap = 1800 - 1800 % contract.lot_size
+    assert [why for _, why in children] == ["", "", ""]
+    at_broker = {o.order_id: o for o in sim_orders(sim, "UK9394")}
+    assert [at_broker[oid].quantity for oid, _ in children] == [cap, cap, 60 * contract.lot_size - 2 * cap]
+    assert all(at_broker[oid].tag == session.key.order_tag for oid, _ in children)
+    # Kite's own rules: below the freeze, or more than 10 slices, autoslice is an input error; nothing placed.
+    for quantity, words in (
+        (contract.lot_size, "only for quantities above the freeze"),
+        (11 * cap, "allows 10"),
+    ):
+        with pytest.raises(BrokerError, match=words):
+            gateway.place_autoslice(_replace(big, quantity=quantity))
+    assert len(sim_orders(sim, "UK9394")) == 3
+    # The raw reply has Kite's shape: the parent's order id and the children's.
+    raw = session.kite.place_autoslice_order(
+        variety="regular", exchange="NFO", tradingsymbol=contract.tradingsymbol, transaction_type="BUY",
+        quantity=2 * cap, product="MIS", order_type="MARKET", market_protection=-1, tag=session.key.order_tag,
+    )  # fmt: skip
+    assert set(raw) == {"order_id", "children"} and [set(c) for c in raw["children"]] == [{"order_id"}] * 2
+    session.close()

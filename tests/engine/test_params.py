@@ -50,7 +50,7 @@ def test_lots_must_be_a_whole_number_of_at_least_one(lots):
         (
             "lots",
             101,
-            "lots 101 is too large: at most 100 (one order that big is above every index's freeze quantity)",
+            "lots 101 is too large: at most 100 (an entry above the freeze quantity is sent in slices; more lots than this is taken for a slip)",
         ),
         ("lots", "1e999999", "lots is too large: at most 100"),
         ("lots", "-1e999999", "lots must be a whole number ≥ 1"),

@@ -164,3 +164,29 @@ def test_issue_offsets_on_the_finest_strike_grid_are_accepted(tmp_path):
     assert info.value.problems == [
         "session 2 (UK1234 'Computer 2'): itm_offset 50 is not a multiple of SENSEX's strike step 100"
     ]
+
+
+def test_freeze_quantities_come_from_the_workspace_table_and_the_session_and_bad_ones_are_named(tmp_path):
+    path = tmp_path / "ws.toml"
+    session = (
+        '[[session]]\nprofile = "UK9394"\nsegments = ["NIFTY"]\nlots = 60\nstop_loss = 5\nitm_offset = 100\n'
+    )
+    path.write_text(
+        "[freeze]\nNIFTY = 1755\nBANKNIFTY = 600\n" + session + "[session.freeze]\nnifty = 1300\n"
+    )
+    params = load_workspace(path).sessions[0].params
+    assert params.freeze_overrides == {"NIFTY": 1300, "BANKNIFTY": 600}, "the session's own figure wins"
+    save_workspace(path, load_workspace(path))
+    assert load_workspace(path).sessions[0].params.freeze_overrides == {"NIFTY": 1300, "BANKNIFTY": 600}
+    for table, words in [
+        ("NIFTY = 0", "freeze.NIFTY must be a whole number of units from 1 to 100,000"),
+        ('NIFTY = "1800"', "freeze.NIFTY must be a whole number of units"),
+        ("FINNIFTY = 1800", "freeze.FINNIFTY: unknown index (choose from NIFTY, BANKNIFTY, SENSEX)"),
+    ]:
+        path.write_text(f"[freeze]\n{table}\n" + session)
+        with pytest.raises(WorkspaceError) as e:
+            load_workspace(path)
+        assert any(words in p for p in e.value.problems), e.value.problems
+    path.write_text("freeze = 1800\n" + session)
+    with pytest.raises(WorkspaceError, match=r"\[freeze\] must be a table"):
+        load_workspace(path)

@@ -173,3 +173,18 @@ def test_every_setting_of_the_spec_is_in_the_form_labelled_and_filled_from_it(qt
     form.set_params(p)
     assert form.params() == p, "the form gives back every setting it was filled with"
     assert spec.name in form.raw()
+
+
+def test_the_form_says_how_many_lots_one_order_carries_before_it_is_sliced(qtbot):
+    form = _form(qtbot)
+    for seg, box in form.segment_boxes.items():
+        box.setChecked(seg is Segment.NIFTY)
+    assert form.lots_note.text() == "NIFTY: 27 lots per order; larger entries are sent in slices"
+    form.segment_boxes[Segment.BANKNIFTY].setChecked(True)
+    assert form.lots_note.text() == (
+        "NIFTY: 27 lots per order; BANKNIFTY: 20 lots per order; larger entries are sent in slices"
+    )
+    # A session's own freeze quantity (kept from its workspace entry) is what the note counts with.
+    form.set_params(parse_params({**example_raw(), "segments": ["NIFTY"], "freeze": {"NIFTY": 1300}}))
+    assert form.lots_note.text() == "NIFTY: 20 lots per order; larger entries are sent in slices"
+    assert form.params() is not None and form.params().freeze_overrides == {"NIFTY": 1300}

@@ -35,6 +35,9 @@ MARKET_PROTECTION_MESSAGE = (
 )
 
 
+AUTOSLICE_MAX = 10  # Kite's autoslice makes at most this many orders
+
+
 class SimKiteError(Exception):
     """An error the simulator answers with Kite's envelope: HTTP status, error_type and message."""
 
@@ -332,6 +335,39 @@ class AccountBook:
         self._transition(order, resting, now)
         self.work(order, now)
         return order
+
+    def place_autoslice(self, form: dict[str, str], variety: str, now: datetime) -> dict[str, Any]:
+        """Kite's autoslice (`autoslice=true` on POST /orders/{variety}): an order above the freeze quantity split
+        into orders of whole lots each at most the freeze, at most `AUTOSLICE_MAX` of them; one at or below the
+        freeze is an input error. Answers {"order_id": parent, "children": [{"order_id"} | {"error": {...}}]}:
+        each child is validated and placed on its own, so one may be refused while the others stand."""
+        instrument = self._instrument_of(form)
+        try:
+            qty = int(str(form.get("quantity")))
+        except (TypeError, ValueError):
+            raise input_error("Invalid `quantity`.") from None
+        freeze = rules.freeze_quantity(instrument.name, self._freeze_overrides)
+        if freeze is None or qty <= freeze:
+            raise input_error(f"Autoslice is only for quantities above the freeze limit of {freeze}.")
+        if qty % instrument.lot_size:
+            raise input_error(f"Quantity should be a multiple of the lot size {instrument.lot_size}.")
+        cap = freeze - freeze % instrument.lot_size
+        full, rest = divmod(qty, cap)
+        sizes = [cap] * full + ([rest] if rest else [])
+        if len(sizes) > AUTOSLICE_MAX:
+            raise input_error(
+                f"Quantity {qty} needs {len(sizes)} slices of at most {cap}: autoslice allows {AUTOSLICE_MAX}."
+            )
+        children: list[dict[str, Any]] = []
+        for size in sizes:
+            try:
+                order = self.place({**form, "quantity": str(size)}, variety, now)
+            except SimKiteError as e:
+                children.append({"error": {"code": e.status, "error_type": e.error_type, "message": e.message,
+                                           "data": None}})  # fmt: skip
+            else:
+                children.append({"order_id": order.order_id})
+        return {"order_id": self._order_ids.next(), "children": children}
 
     def modify(self, order_id: str, form: dict[str, str], now: datetime) -> SimOrder:
         """Changes price, trigger, quantity or type of an open order, as Kite allows.

@@ -198,7 +198,11 @@ async def order_place(request: web.Request) -> web.Response:
     state = _state(request)
     acc = _auth(request, "orders")
     form = await _form(request)
-    order = acc.book.place(form, request.match_info["variety"], state.clock.now())
+    if form.get("autoslice") == "true":  # kiteconnect's place_autoslice_order
+        sliced = acc.book.place_autoslice(form, request.match_info["variety"], state.clock.now())
+        order_id = None
+    else:
+        order_id = acc.book.place(form, request.match_info["variety"], state.clock.now()).order_id
     lost = acc.lose_next_order_reply
     if lost:
         acc.lose_next_order_reply = None
@@ -208,7 +212,7 @@ async def order_place(request: web.Request) -> web.Response:
         raise SimKiteError(
             503, "NetworkException", "Gateway timed out. The order may or may not have been placed."
         )
-    return success({"order_id": order.order_id})
+    return success({"order_id": order_id} if order_id is not None else sliced)
 
 
 async def order_modify(request: web.Request) -> web.Response:
