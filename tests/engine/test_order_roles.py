@@ -38,6 +38,9 @@ def test_the_trader_gives_each_order_its_role_and_the_journal_gives_it_back(make
     assert [(i.reason, i.role) for i in gateway.placed] == [
         ("entry", OrderRole.ENTRY), ("protective_stop", OrderRole.STOP), ("take_profit", OrderRole.EXIT)
     ]  # fmt: skip
+    key = trader.ctx.key
+    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert [(i.intent_id, i.role) for i in saved] == [(i.intent_id, i.role) for i in gateway.placed]
 
 
 def test_risk_reads_the_role_not_the_reason() -> None:
@@ -55,6 +58,3 @@ def test_risk_reads_the_role_not_the_reason() -> None:
     assert r.open_positions == 0, "no exit is an entry on its way"
     # An entry is an entry whatever its text: a reason that reads like an exit does not get past a halt.
     assert not r.check(intent("signal_exit", OrderRole.ENTRY), at(10, 1)).allowed
-    key = trader.ctx.key
-    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    assert [(i.intent_id, i.role) for i in saved] == [(i.intent_id, i.role) for i in gateway.placed]
