@@ -212,9 +212,8 @@ def main() -> int:
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         for a in agents:
             if args.no_orders:  # measurement only: the entry is refused as if the broker had (strategy freed)
-                a.post_command("call", lambda trader: setattr(trader, "_send", lambda intent, role: None))
-            a.post_command(
-                "call",
+                a.run_on_thread(lambda trader: setattr(trader, "_send", lambda intent, recorded=False: None))
+            a.run_on_thread(
                 lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
             )
         time.sleep(3)  # subscriptions settle

@@ -37,7 +37,7 @@ from desktop.broker.session import (
 from desktop.broker.stream import MarketStream
 from desktop.broker.ticks import MODE_FULL, QuoteTick, TickBatch
 from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
-from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
+from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
@@ -46,6 +46,7 @@ from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, Sessi
 from desktop.engine.startup import LogLineHandler, load_segment
 from desktop.engine.strategy.registry import create_strategy
 from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.engine.workspace import OnStop
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
@@ -191,18 +192,20 @@ class SessionEngine(QObject):
         self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
         self._unsubscribe_kill = s.kill_switch.subscribe(self.kill)
 
-    def stop(self, positions: str = "square_off") -> None:
-        """Stops this session's agents ("square_off" sells open positions first; "keep" leaves them
-        under their stop loss, LIVE with its SL order at the broker) and closes its connections."""
-        if positions not in ("square_off", "keep"):
-            raise SessionError('positions must be "square_off" or "keep"')
+    def stop(self, on_stop: OnStop = OnStop.SQUARE_OFF) -> None:
+        """Stops this session's agents (`OnStop.SQUARE_OFF` sells open positions first; `OnStop.KEEP` leaves them
+        under their stop loss, at the broker in LIVE) and closes its connections."""
+        try:
+            on_stop = OnStop(on_stop)
+        except ValueError:
+            raise SessionError('on stop, positions are squared off ("square_off") or kept ("keep")') from None
         with self._lock:
             agents = list(self._agents.values())
             if not agents and self._state in (SessionState.IDLE, SessionState.STOPPED):
                 return
             self._set_state(SessionState.STOPPING)
             for agent in agents:
-                agent.post_command("stop", positions)
+                agent.post_command(StopAgent(on_stop))
             for agent in agents:
                 _wait_for_stop(agent)
             kept = any(a.trader.holding is not None for a in agents)
@@ -233,7 +236,7 @@ class SessionEngine(QObject):
             self._risk.kill(reason)
             self._message = f"halted: {reason}"
             for agent in self._agents.values():
-                agent.post_command("kill", reason)
+                agent.post_command(Kill(reason))
             self._refresh_state()
         finally:
             self._lock.release()
@@ -329,7 +332,7 @@ class SessionEngine(QObject):
     def close(self) -> None:
         """Stops (keeping positions) if still running; used when the tab closes."""
         if self._agents:
-            self.stop("keep")
+            self.stop(OnStop.KEEP)
 
     # -- agent startup (agent's thread) -------------------------------------------------------------------
 

@@ -619,7 +619,7 @@ class MainWindow(QMainWindow):
                 else:  # nothing open: start empty next time (an empty workspace file is not valid)
                     (self._settings_dir / TABS_FILE).unlink(missing_ok=True)
 
-    def shutdown(self, positions: str = KEEP) -> None:
+    def shutdown(self, positions: OnStop = KEEP) -> None:
         """Stops the refresh, saves state, and closes the engine on a worker; the window closes when done."""
         if self._closing:
             return

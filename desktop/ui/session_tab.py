@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.domain import Mode, Position, StrategyParams
+from desktop.engine import OnStop
 from desktop.engine.params import ParamsError, parse_params
 from desktop.engine.snapshots import LogLine, SegmentSnapshot, SessionSnapshot, SessionState
 from desktop.ui import shortcuts as keys
@@ -54,7 +55,7 @@ from desktop.ui.workers import JobRunner
 # step per event-loop pass through the window's StepQueue: a whole panel in one pass froze the window as a
 # session started.
 ACTIVE_STATES = (SessionState.STARTING, SessionState.RUNNING, SessionState.HALTED, SessionState.LOGIN_NEEDED)
-SQUARE_OFF, KEEP = "square_off", "keep"
+SQUARE_OFF, KEEP = OnStop.SQUARE_OFF, OnStop.KEEP  # what stopping does with an open position
 
 
 def _set_text(label: QLabel, text: str) -> None:
@@ -75,7 +76,7 @@ class SessionLike(Protocol):
     sig_log_line: Any
 
     def start(self, params: StrategyParams) -> None: ...
-    def stop(self, positions: str = SQUARE_OFF) -> None: ...
+    def stop(self, on_stop: OnStop = SQUARE_OFF) -> None: ...
     def kill(self, reason: str = "kill switch") -> None: ...
     def has_open_position(self) -> bool: ...
     def snapshot(self) -> SessionSnapshot: ...
@@ -130,7 +131,7 @@ def open_position_lines(tabs: Sequence[SessionTab]) -> list[str]:
 
 def ask_open_position(
     parent: QWidget, what: str, starting: bool = False, positions: Sequence[str] = ()
-) -> str | None:
+) -> OnStop | None:
     """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel).
     `starting`: the session is still starting and may be taking over a position its last run kept.
     `positions`: the positions in question, one line each, named in the question."""

@@ -100,7 +100,7 @@ def test_a_kill_never_waits_behind_a_stop_in_progress(demo_engine: Engine, qapp)
     agent = stopping.agent(Segment.NIFTY)
     assert agent is not None
     held = threading.Event()
-    agent.post_command("call", lambda trader: held.wait(10))  # its square-off, slow: the stop waits for it
+    agent.run_on_thread(lambda trader: held.wait(10))  # its square-off, slow: the stop waits for it
     stop = threading.Thread(target=stopping.stop, args=("square_off",))
     stop.start()
     wait_until(qapp, lambda: stopping.state is SessionState.STOPPING, 5, "the stop under way")
@@ -137,7 +137,7 @@ def test_closing_the_engine_stops_its_sessions_side_by_side(tmp_path, qapp) -> N
 
     agent = first.agent(first.params.segments[0])
     assert agent is not None
-    agent.post_command("call", slow_square_off)  # the first session's stop waits for this
+    agent.run_on_thread(slow_square_off)  # the first session's stop waits for this
     engine.close("square_off")
     assert saw and saw[-1], "the second session began stopping while the first one's was still under way"
     assert a.state is SessionState.STOPPED and b.state is SessionState.STOPPED
