@@ -187,4 +187,3 @@ def _trade(
         started.pop(0)
         print(status_line(session.snapshot()), file=out, flush=True)
     return 0
-
