@@ -671,6 +671,8 @@ class SegmentTrader:
         self.ctx.write_later(partial(self.ctx.store.orders.record, order))
         self.order_rows[order.order_id] = order
         self.changed = True
+        if order.filled_quantity:  # its fills, read on this thread (LIVE: a REST call; none when all came)
+            self.ctx.gateway.report_fills(order.order_id)
         if tracked is None or tracked.final:
             return
         tracked.status = order.status

@@ -40,7 +40,7 @@ def test_the_trader_gives_each_order_its_role_and_the_journal_gives_it_back(make
     ]  # fmt: skip
     key = trader.ctx.key
     saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    assert [(i.intent_id, i.role) for i in saved] == [(i.intent_id, i.role) for i in gateway.placed]
+    assert {i.intent_id: i.role for i in saved} == {i.intent_id: i.role for i in gateway.placed}  # same time
 
 
 def test_risk_reads_the_role_not_the_reason() -> None:
