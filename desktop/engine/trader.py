@@ -210,7 +210,7 @@ class SegmentTrader:
                     self.act(self.strategy.on_option_price(tick.last_price, when))
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
-            self._chase(self.market_time)
+            self._cancel_overdue(self.market_time)
         if self.market_time is not None:
             self.protection.on_tick(self.market_time)
         if (
@@ -557,7 +557,7 @@ class SegmentTrader:
             order = self.ctx.gateway.place(intent)
         except AmbiguousOrderFailure as e:
             # Kite may have it, so it is neither sent again nor taken as refused: its first order update makes it
-            # ours (`_bind`); `_chase` gives it up after ORDER_PATIENCE if none comes.
+            # ours (`_bind`); `_cancel_overdue` gives it up after ORDER_PATIENCE if none comes.
             self.log.error("%s order unconfirmed: %s Watching Kite's order updates for it.", role, e)
             self._journal(
                 "order_unconfirmed", {"intent_id": intent.intent_id, "reason": str(e), "role": role}
@@ -588,7 +588,7 @@ class SegmentTrader:
             self._working.append(tracked)
         return tracked
 
-    def _chase(self, now: datetime) -> None:
+    def _cancel_overdue(self, now: datetime) -> None:
         """An entry or exit still working `ORDER_PATIENCE` after it was sent (or after the last cancel asked
         for) has the rest cancelled; its CANCELLED update then settles it (`on_order`). One that ended at the
         broker but whose fills have not all come has them asked for again."""
