@@ -172,7 +172,14 @@ def order_from_kite(row: dict[str, Any], key: SessionKey, mode: Mode, intent_id:
 
 
 class LiveGateway(OrderGateway):
-    """Real orders through the session's KiteSession; updates from its MarketStream, routed by tag."""
+    """Real orders through the session's KiteSession; updates from its MarketStream, routed by tag.
+
+    Threads. `place`, `modify`, `cancel`, `account_net_quantity` and `report_fills` are REST calls made by the
+    segment agents' threads (recovery's `reconcile` too). The stream's delivery thread calls `_on_update`, which
+    only records the order and tells the listeners: the agent that owns the order then reads its fills
+    (`report_fills`) on its own thread. Two exceptions read the order book on the delivery thread: a malformed
+    update, and a reconnect (Kite does not replay the updates missed meanwhile). `orders` is any thread.
+    """
 
     def __init__(
         self,

@@ -77,7 +77,13 @@ class AgentView:
 
 
 class SegmentAgent(QThread):
-    """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed."""
+    """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed.
+
+    Threads. Built and `start`ed by its session on the GUI thread; `post_ticks` comes from the stream's
+    delivery (or the feed's) thread, `post_order`/`post_fill` from the delivery thread or this one (recovery),
+    `post_command` and `run_on_thread` from any thread; `run` and everything the trader does run on this
+    thread only. `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
+    """
 
     def __init__(
         self,
@@ -178,7 +184,7 @@ class SegmentAgent(QThread):
     # -- the thread ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Startup, then the loop; never raises (a failure marks this agent FAILED, nothing else)."""
+        """This thread: startup, then the loop; never raises (a failure marks this agent FAILED, nothing else)."""
         try:
             self._startup(self.trader)
         except Exception as e:

@@ -68,7 +68,15 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 
 class Engine:
-    """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions."""
+    """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions.
+
+    Threads. Built, and `open_session`, `sessions`, `profiles`, `market_time`, `label_resumes`, `home` and
+    `logs_dir` called, on the GUI thread (or `kitedesk run`'s main thread). Work that waits is called from a
+    worker (the window's job pool): `save_profile` (a keyring write), `complete_login`, `wait_for_redirect`
+    (network), `export_trades`, `close_session` (waits for the session's agents) and `close` (closes every
+    session on a pool of its own, then the hub and the store). `kill_all` is any thread: it only signals each
+    session, which never waits behind a stop.
+    """
 
     def __init__(
         self,

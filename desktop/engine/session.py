@@ -308,7 +308,8 @@ class SessionEngine(QObject):
 
     def has_open_position(self) -> bool:
         """True while any segment holds an option (ask square-off or keep before a restart), and while a session
-        that may take one over is still starting: a Stop then must ask, not square off a position it took over."""
+        that may take one over is still starting: a Stop then must ask, not square off a position it took over.
+        Any thread (reads published state)."""
         agents = list(self._agents.values())
         if self._recovering and any(a.state is AgentState.STARTING for a in agents):
             return True
@@ -323,7 +324,7 @@ class SessionEngine(QObject):
         self._refresh_state()
 
     def snapshot(self) -> SessionSnapshot:
-        """The latest state of the session (cheap, any thread)."""
+        """The latest state of the session (cheap, any thread: immutable views, no lock)."""
         views = [a.view for a in list(self._agents.values())] or self._final_views
         segments = tuple(v.snapshot for v in views)
         orders = tuple(o for v in views for o in v.orders)
@@ -350,38 +351,39 @@ class SessionEngine(QObject):
 
     @property
     def state(self) -> SessionState:
-        """The session's state now."""
+        """The session's state now (any thread)."""
         return self._state
 
     @property
     def logs_folder(self) -> Path | None:
-        """This session's log folder (after start)."""
+        """This session's log folder (after start; any thread)."""
         return self._logs.folder if self._logs else None
 
     def watch_instruments(self, tokens: list[int], mode: str = MODE_FULL) -> None:
         """Streams instruments this session shows but does not trade (a watch list; the bench's load).
 
-        Their latest values are kept, not delivered tick by tick: `quote(token)` reads one.
+        Their latest values are kept, not delivered tick by tick: `quote(token)` reads one. GUI thread (or the
+        bench's), after `start`.
         """
         if self._stream is None:
             raise SessionError("start the session before watching instruments")
         self._stream.watch(tokens, mode)
 
     def quote(self, token: int) -> QuoteTick | None:
-        """The latest tick of a watched or traded instrument, or None."""
+        """The latest tick of a watched or traded instrument, or None (any thread)."""
         return self._stream.last_tick(token) if self._stream is not None else None
 
     def stream_stats(self) -> tuple[int, int]:
-        """(tick batches queued in the agents, ticks the stream dropped for a slow consumer)."""
+        """(tick batches queued in the agents, ticks the stream dropped for a slow consumer); any thread."""
         queued = sum(a.backlog for a in list(self._agents.values()))
         return queued, self._stream.dropped_ticks if self._stream else 0
 
     def agent(self, segment: Segment) -> SegmentAgent | None:
-        """The agent of one segment (tests and diagnostics)."""
+        """The agent of one segment (tests and diagnostics; any thread)."""
         return self._agents.get(segment)
 
     def close(self) -> None:
-        """Stops (keeping positions) if still running; used when the tab closes."""
+        """Stops (keeping positions) if still running; used when the tab closes. A worker thread, like `stop`."""
         if self._agents:
             self.stop(OnStop.KEEP)
 
