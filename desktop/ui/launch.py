@@ -17,6 +17,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.engine import OnStop
 from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
@@ -88,7 +89,7 @@ def run_gui(args: argparse.Namespace, home: Path, temporary: bool) -> int:
     # their stops (as on a crash, the next start adopts them). Deferred to the event loop: the handler may
     # run inside a paint.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
+        signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown(OnStop.KEEP)))
     if args.demo:
         start_demo(window, args.speed, args.seed)
     else:
