@@ -251,8 +251,11 @@ class SessionEngine(QObject):
             agents = list(self._agents.values())
             if not agents and self._state in (SessionState.IDLE, SessionState.STOPPED):
                 return
+            # A second stop meanwhile (a tab closed while the window quits) waits for the first one's agents and
+            # changes nothing of how they stop.
+            first = self._state is not SessionState.STOPPING
             self._set_state(SessionState.STOPPING)
-            for agent in agents:
+            for agent in agents if first else ():
                 agent.post_command(StopAgent(on_stop))
         self._emit_state()
         for agent in agents:  # no lock held: a kill meanwhile returns at once (the session is stopping)
