@@ -282,8 +282,8 @@ def main() -> int:
                 for seg in session.params.segments:  # type: ignore[union-attr]
                     agent = session.agent(seg)
                     assert agent is not None
-                    agent.post_command(
-                        "call", lambda trader: setattr(trader, "_send", lambda intent, role: None)
+                    agent.run_on_thread(
+                        lambda trader: setattr(trader, "_send", lambda intent, recorded=False: None)
                     )
             if extra:
                 session.watch_instruments(extra, args.mode)
@@ -298,8 +298,7 @@ def main() -> int:
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
         for a in agents:  # the probes count from here on, as the peer's do
-            a.post_command(
-                "call",
+            a.run_on_thread(
                 lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
             )
         rss1 = rss_mb()

@@ -162,6 +162,22 @@ class OrderStatus(enum.StrEnum):
             return cls.PENDING
 
 
+class OrderRole(enum.StrEnum):
+    """What an order is for: risk reads this, never the reason text (a strategy plug-in names its exits as it
+    likes). Only an ENTRY adds risk; every other role closes or protects a position and is never refused."""
+
+    ENTRY = "entry"  # buys an option to open a position
+    EXIT = (
+        "exit"  # sells the held option (a strategy's exit, a stop-loss hit seen on a tick, square-off, kill)
+    )
+    STOP = "stop"  # the protective stop-loss order resting at the broker (or the paper gateway)
+
+    @property
+    def adds_risk(self) -> bool:
+        """True for an entry: the only role risk may refuse."""
+        return self is OrderRole.ENTRY
+
+
 @dataclass(frozen=True, slots=True)
 class SessionKey:
     """One tab: one login of one account. Two tabs of one account are two keys."""
@@ -234,8 +250,11 @@ class OrderIntent:
     price: Decimal | None = None
     trigger_price: Decimal | None = None
     product: str = "MIS"
-    reason: str = ""  # entry, stop_loss, target, trailing_stop, signal_exit, square_off, kill
+    # Why, in words for the journal and the log (entry, stop_loss, target, square_off, kill, or a plug-in's own).
+    reason: str = ""
     intent_id: str = field(default_factory=new_id)
+    # What it is for: risk reads this. An intent that does not say is an entry, the side risk checks.
+    role: OrderRole = OrderRole.ENTRY
 
     @property
     def tag(self) -> str:

@@ -174,7 +174,14 @@ def order_from_kite(row: dict[str, Any], key: SessionKey, mode: Mode, intent_id:
 
 
 class LiveGateway(OrderGateway):
-    """Real orders through the session's KiteSession; updates from its MarketStream, routed by tag."""
+    """Real orders through the session's KiteSession; updates from its MarketStream, routed by tag.
+
+    Threads. `place`, `modify`, `cancel`, `account_net_quantity` and `report_fills` are REST calls made by the
+    segment agents' threads (recovery's `reconcile` too). The stream's delivery thread calls `_on_update`, which
+    only records the order and tells the listeners: the agent that owns the order then reads its fills
+    (`report_fills`) on its own thread. Two exceptions read the order book on the delivery thread: a malformed
+    update, and a reconnect (Kite does not replay the updates missed meanwhile). `orders` is any thread.
+    """
 
     def __init__(
         self,
@@ -466,17 +473,22 @@ class LiveGateway(OrderGateway):
             )
             if changed:
                 self._orders[order.order_id] = order
+            # Fills are not read here (the stream's delivery thread makes no REST call): the order's owner reads
+            # them (`report_fills`). An update showing fills not reported yet is passed on even when unchanged, so
+            # a lagging trade list is asked again with any later update.
             unreported = order.filled_quantity > self._fills_reported.get(order.order_id, 0)
-        if changed:
-            self._emit_order(order)
-        if unreported:  # also when a lagging trade list left some out last time: any later update asks again
-            self._report_fills(order)
+        if changed or unreported:
+            self._emit_order(self._orders[order.order_id])
 
     def report_fills(self, order_id: str) -> None:
-        """Reports the order's fills not reported yet (Kite's trade list may lag its order update)."""
+        """Reports the order's fills not reported yet (Kite's trade list may lag its order update): a REST call,
+        so made by whoever acts on the order, on its own thread (the segment's agent, when an order update shows
+        more filled than it has fills of), never by the stream's delivery thread. Nothing is read while every
+        fill the order's last update shows was reported."""
         with self._state_lock:
             order = self._orders.get(order_id)
-        if order is not None and order.filled_quantity:
+            unreported = order is not None and order.filled_quantity > self._fills_reported.get(order_id, 0)
+        if order is not None and unreported:
             self._report_fills(order)
 
     def _report_fills(self, order: Order) -> None:

@@ -69,7 +69,15 @@ OrderListener = Callable[[dict[str, Any]], None]
 
 
 class MarketStream:
-    """One session's view of its account's feed: its own subscriptions, ticks and order updates."""
+    """One session's view of its account's feed: its own subscriptions, ticks and order updates.
+
+    Threads. Its owner (the session, on the GUI thread at start and a worker at stop) adds and removes listeners,
+    subscribes and closes it; an agent subscribes the option it bought (`subscribe`, any thread: under its lock).
+    The feed's thread offers it ticks and order updates; its own delivery thread ("kitedesk-stream-<session>")
+    calls the listeners, order updates first. A listener runs on that delivery thread (or, for a tick listener
+    added `on_feed_thread`, on the feed's thread), so it only routes: no REST call, no wait. `last_tick`,
+    `last_price`, `connected` and the counters are read from any thread.
+    """
 
     def __init__(self, feed: AccountFeed, key: SessionKey, on_event: EventSink | None = None) -> None:
         self.key = key

@@ -26,7 +26,7 @@ from desktop.engine.engine import Engine
 from desktop.engine.session import SessionEngine
 from desktop.engine.snapshots import SessionSnapshot
 from desktop.engine.strategy.registry import available_strategies
-from desktop.engine.workspace import OnStop, SessionEntry, Workspace, WorkspaceError, load_workspace
+from desktop.engine.workspace import SessionEntry, Workspace, WorkspaceError, load_workspace
 
 if TYPE_CHECKING:
     from PySide6.QtCore import QCoreApplication
@@ -132,7 +132,7 @@ def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         finally:
             for entry, session in started:  # after a failure, those started still stop as the workspace says
                 try:
-                    engine.close_session(session.key, _positions(entry))
+                    engine.close_session(session.key, entry.on_stop)
                 except Exception as e:  # the others still stop, and the engine still closes
                     problems.add(e, f"stopping {entry.profile} {entry.label!r}")
             try:
@@ -186,11 +186,7 @@ def _trade(
     print("stopping...", file=out, flush=True)
     while started:
         entry, session = started[0]
-        engine.close_session(session.key, _positions(entry))
+        engine.close_session(session.key, entry.on_stop)
         started.pop(0)
         print(status_line(session.snapshot()), file=out, flush=True)
     return 0
-
-
-def _positions(entry: SessionEntry) -> str:
-    return "keep" if entry.on_stop is OnStop.KEEP else "square_off"

@@ -25,19 +25,45 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from PySide6.QtCore import QThread
 
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
+from desktop.engine.workspace import OnStop
 
 PUBLISH_EVERY = 0.05  # seconds: at most 20 snapshots a second
 SQUARE_OFF_WAIT = 2.5  # seconds a stopping PAPER agent waits for its exit to fill
 # LIVE: a square-off's exit may be refused or rest unfilled in a thin option: the agent stays until the position
 # is flat, or protected again by a stop-loss order at the broker (the exit's patience, then the rest protected).
 LIVE_SQUARE_OFF_WAIT = 45.0
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    """The kill switch: cancel the entry on its way, sell what is held (reason `kill`), no more entries."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopAgent:
+    """Stops the agent: `on_stop` says whether its position is squared off first or kept under its stop loss."""
+
+    on_stop: OnStop
+
+
+@dataclass(frozen=True, slots=True)
+class RunOnAgent:
+    """A function run on the agent's thread with its trader (tests, recovery helpers, the bench's probes)."""
+
+    fn: Callable[[SegmentTrader], object]
+
+
+AgentCommand = Kill | StopAgent | RunOnAgent
+# What the urgent queue holds: commands, and the order updates and fills of the segment's orders.
+_Urgent = AgentCommand | Order | Fill
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +77,13 @@ class AgentView:
 
 
 class SegmentAgent(QThread):
-    """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed."""
+    """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed.
+
+    Threads. Built and `start`ed by its session on the GUI thread; `post_ticks` comes from the stream's
+    delivery (or the feed's) thread, `post_order`/`post_fill` from the delivery thread or this one (recovery),
+    `post_command` and `run_on_thread` from any thread; `run` and everything the trader does run on this
+    thread only. `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
+    """
 
     def __init__(
         self,
@@ -66,13 +98,13 @@ class SegmentAgent(QThread):
         self._startup = startup
         self._on_state = on_state
         self._cond = threading.Condition()
-        self._urgent: deque[tuple[str, Any]] = deque()
+        self._urgent: deque[_Urgent] = deque()
         # Each batch with when its frame arrived and when it was handed to this agent (latency probes).
         self._ticks: deque[tuple[list[Tick], float, float]] = deque()
         self.state = AgentState.STARTING
         self.failure: str | None = None
         self.view = AgentView(trader.snapshot(AgentState.STARTING))
-        self._stop_mode: str | None = None
+        self._on_stop: OnStop | None = None  # set by a StopAgent: the agent is stopping
         self._stop_deadline = 0.0
         self.ticks_processed = 0
         self._index_token = trader.segment.spec.index_token
@@ -117,26 +149,32 @@ class SegmentAgent(QThread):
         return False
 
     def post_order(self, order: Order) -> None:
-        """An order update of this segment's orders."""
-        self._post("order", order)
+        """An order update of this segment's orders (the stream's delivery thread, or this one in recovery)."""
+        self._post(order)
 
     def post_fill(self, fill: Fill) -> None:
-        """A fill of this segment's orders."""
-        self._post("fill", fill)
+        """A fill of this segment's orders (whichever thread the gateway reports it on)."""
+        self._post(fill)
 
-    def post_command(self, name: str, arg: Any = None) -> None:
-        """ "kill" (reason) or "stop" ("square_off" | "keep")."""
-        self._post(name, arg)
+    def post_command(self, command: AgentCommand) -> None:
+        """`Kill`, `StopAgent` or `RunOnAgent` (any thread): handled before any tick still queued."""
+        if not isinstance(command, Kill | StopAgent | RunOnAgent):
+            raise TypeError(f"not an agent command: {command!r}")
+        self._post(command)
 
-    def _post(self, kind: str, payload: Any) -> None:
+    def run_on_thread(self, fn: Callable[[SegmentTrader], object]) -> None:
+        """Runs `fn(trader)` on this agent's thread, before any tick still queued (any thread)."""
+        self.post_command(RunOnAgent(fn))
+
+    def _post(self, item: _Urgent) -> None:
         with self._cond:
-            self._urgent.append((kind, payload))
+            self._urgent.append(item)
             self._cond.notify()
 
     @property
     def squaring_off(self) -> bool:
         """It took a stop and is waiting, within its own deadline, for its exit to settle."""
-        return self._stop_mode is not None
+        return self._on_stop is not None
 
     @property
     def backlog(self) -> int:
@@ -146,14 +184,14 @@ class SegmentAgent(QThread):
     # -- the thread ------------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Startup, then the loop; never raises (a failure marks this agent FAILED, nothing else)."""
+        """This thread: startup, then the loop; never raises (a failure marks this agent FAILED, nothing else)."""
         try:
             self._startup(self.trader)
         except Exception as e:
             self._fail(e, "start failed")
             return
         try:
-            if self._stop_mode is None and not self.isInterruptionRequested():
+            if self._on_stop is None and not self.isInterruptionRequested():
                 self._set_state(AgentState.RUNNING)
             last_publish = 0.0
             while self._step():
@@ -174,8 +212,8 @@ class SegmentAgent(QThread):
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
-        for kind, payload in urgent:
-            self._handle(kind, payload)
+        for item in urgent:
+            self._handle(item)
         if batch is not None:
             ticks, self.trader.batch_posted, self.trader.batch_handed = batch
             self.trader.batch_picked = time.perf_counter()
@@ -184,8 +222,8 @@ class SegmentAgent(QThread):
             self._bar_ends = self.trader.bar_ends
         if self.isInterruptionRequested():
             return False
-        if self._stop_mode is not None:
-            if self._stop_mode == "keep" or self.trader.flat():
+        if self._on_stop is not None:
+            if self._on_stop is OnStop.KEEP or self.trader.flat():
                 return False
             if self.trader.protected_at_broker():
                 h = self.trader.holding
@@ -199,29 +237,31 @@ class SegmentAgent(QThread):
                 return False
         return True
 
-    def _handle(self, kind: str, payload: Any) -> None:
+    def _handle(self, item: _Urgent) -> None:
         t = self.trader
-        if kind == "order":
-            t.on_order(payload)
-        elif kind == "fill":
-            t.on_fill(payload)
-        elif kind == "kill":
-            t.log.warning("kill switch: %s", payload)
-            t.cancel_open_entries(then_exit="kill")
-            if t.holding is not None:
-                t.exit("kill")
-        elif kind == "stop":
-            self._stop_mode = payload
-            wait = LIVE_SQUARE_OFF_WAIT if t.mode is Mode.LIVE else SQUARE_OFF_WAIT
-            self._stop_deadline = time.monotonic() + wait
-            self._set_state(AgentState.STOPPING)
-            t.cancel_open_entries(then_exit="square_off" if payload == "square_off" else None)
-            if payload == "square_off" and t.holding is not None:
-                t.exit("square_off")
-            elif t.holding is not None:
-                t.log.info("stopping with %s kept open under its stop loss", t.holding.tradingsymbol)
-        elif kind == "call":
-            payload(t)  # a function to run on this thread (tests, recovery helpers)
+        match item:
+            case Order():
+                t.on_order(item)
+            case Fill():
+                t.on_fill(item)
+            case Kill(reason):
+                t.log.warning("kill switch: %s", reason)
+                t.cancel_open_entries(then_exit="kill")
+                if t.holding is not None:
+                    t.exit("kill")
+            case StopAgent(on_stop):
+                self._on_stop = on_stop
+                wait = LIVE_SQUARE_OFF_WAIT if t.mode is Mode.LIVE else SQUARE_OFF_WAIT
+                self._stop_deadline = time.monotonic() + wait
+                self._set_state(AgentState.STOPPING)
+                square_off = on_stop is OnStop.SQUARE_OFF
+                t.cancel_open_entries(then_exit="square_off" if square_off else None)
+                if square_off and t.holding is not None:
+                    t.exit("square_off")
+                elif t.holding is not None:
+                    t.log.info("stopping with %s kept open under its stop loss", t.holding.tradingsymbol)
+            case RunOnAgent(fn):
+                fn(t)
 
     def _publish(self) -> None:
         t = self.trader

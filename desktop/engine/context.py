@@ -9,19 +9,25 @@ from datetime import datetime
 from decimal import Decimal
 
 from desktop.broker.gateway import OrderGateway
-from desktop.domain import OptionRight, OrderIntent, OrderStatus, Segment, SessionKey, StrategyParams, rupees
+from desktop.domain import (
+    OptionRight,
+    OrderIntent,
+    OrderRole,
+    OrderStatus,
+    Segment,
+    SessionKey,
+    StrategyParams,
+    rupees,
+)
 from desktop.engine.risk import RiskManager
 from desktop.store import Store
-
-ENTRY, EXIT, STOP = "entry", "exit", "stop"  # what an order is for
 
 
 @dataclass(slots=True)
 class TrackedOrder:
     """An order this segment sent (or adopted), with what it is for and what filled so far."""
 
-    intent: OrderIntent
-    role: str  # entry, exit or stop
+    intent: OrderIntent  # its `role` says what the order is for (entry, exit or stop)
     order_id: str = ""
     status: OrderStatus = OrderStatus.PENDING
     filled: int = 0
@@ -42,6 +48,11 @@ class TrackedOrder:
     triggered_at: datetime | None = None
     chase_at: datetime | None = None
     chases: int = 0
+
+    @property
+    def role(self) -> OrderRole:
+        """What the order is for: its intent's role (one source, so the two can never disagree)."""
+        return self.intent.role
 
     @property
     def resting(self) -> bool:

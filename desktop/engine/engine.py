@@ -26,6 +26,7 @@ from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
 from desktop.engine.session import SessionEngine, SessionServices
 from desktop.engine.snapshots import ProfileInfo
+from desktop.engine.workspace import OnStop
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store, logs_dir
 from desktop.store.export import export_trades
@@ -57,7 +58,15 @@ GIL_SWITCH_INTERVAL = 0.0005
 
 
 class Engine:
-    """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions."""
+    """The process's engine: store, profiles, secrets, broker hub, global kill switch, open sessions.
+
+    Threads. Built, and `open_session`, `sessions`, `profiles`, `market_time`, `label_resumes`, `home` and
+    `logs_dir` called, on the GUI thread (or `kitedesk run`'s main thread). Work that waits is called from a
+    worker (the window's job pool): `save_profile` (a keyring write), `complete_login`, `wait_for_redirect`
+    (network), `export_trades`, `close_session` (waits for the session's agents) and `close` (closes every
+    session on a pool of its own, then the hub and the store). `kill_all` is any thread: it only signals each
+    session, which never waits behind a stop.
+    """
 
     def __init__(
         self,
@@ -262,12 +271,13 @@ class Engine:
             return record.key if record.state in _RESUMABLE else None
         return None
 
-    def close_session(self, key: SessionKey, positions: str = "square_off") -> None:
-        """Stops the session (positions squared off or kept) and forgets it."""
+    def close_session(self, key: SessionKey, on_stop: OnStop = OnStop.SQUARE_OFF) -> None:
+        """Stops the session (positions squared off or kept, as `on_stop` says) and forgets it. Blocks until its
+        agents end (up to a LIVE square-off's wait): call it from a worker thread, never the GUI's."""
         session = self.registry.get(key)
         if session is None:
             return
-        session.stop(positions)
+        session.stop(on_stop)
         self.registry.remove(key)
         session.deleteLater()
 
@@ -361,7 +371,7 @@ class Engine:
         """Where the sessions' log folders are."""
         return logs_dir(self._home)
 
-    def close(self, positions: str = "keep") -> None:
+    def close(self, on_stop: OnStop = OnStop.KEEP) -> None:
         """Stops every session (positions kept under their stops unless told otherwise), then the broker hub, the
         store and the demo simulator.
 
@@ -372,7 +382,7 @@ class Engine:
         with ThreadPoolExecutor(
             max_workers=max(1, len(sessions)), thread_name_prefix="kitedesk-close"
         ) as pool:
-            done = [pool.submit(self.close_session, s.key, positions) for s in sessions]
+            done = [pool.submit(self.close_session, s.key, on_stop) for s in sessions]
         errors = [e for e in (f.exception() for f in done) if e is not None]
         try:
             if self._sync_facade is not None:

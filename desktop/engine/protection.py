@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import BrokerError
-from desktop.domain import PAISA, TICK_SIZE, OrderStatus, OrderType, Side
+from desktop.domain import PAISA, TICK_SIZE, OrderRole, OrderStatus, OrderType, Side
 
 if TYPE_CHECKING:
     from desktop.engine.context import Holding, TrackedOrder
@@ -130,12 +130,12 @@ class Protection:
             return
         limit = stop_limit(h.exchange, level)
         intent = t._intent(
-            h.exchange, h.tradingsymbol, Side.SELL, sellable, "protective_stop",
+            h.exchange, h.tradingsymbol, Side.SELL, sellable, "protective_stop", OrderRole.STOP,
             order_type=OrderType.SL, trigger_price=level, price=limit,
         )  # fmt: skip
         t.ctx.risk.check(intent, t.market_time)
         t.last_refusal = ""
-        tracked = t._send(intent, "stop")
+        tracked = t._send(intent)
         refusal = t.last_refusal.lower()
         if tracked is None and "trigger" in refusal and ("last traded price" in refusal or "ltp" in refusal):
             # The price fell through the stop level between the last tick seen and the order: sold at once, at a

@@ -27,11 +27,6 @@ from decimal import Decimal
 
 from desktop.domain import OrderIntent, Segment, StrategyParams, rupees
 
-ENTRY_REASON = "entry"
-# Reasons that reduce risk: always allowed. Anything that is not one of these is treated as an entry.
-EXIT_REASONS = frozenset(
-    {"stop_loss", "target", "trailing_stop", "signal_exit", "square_off", "kill", "exit", "protective_stop"}
-)
 _WINDOW = timedelta(minutes=1)
 
 
@@ -47,8 +42,9 @@ class RiskDecision:
 
 
 def is_exit(intent: OrderIntent) -> bool:
-    """True when the intent closes or protects a position (never refused)."""
-    return intent.reason in EXIT_REASONS
+    """True when the intent closes or protects a position (never refused): its role says so, whatever its reason
+    text (a strategy plug-in's `ExitPosition("take_profit")` is an exit like any other)."""
+    return not intent.role.adds_risk
 
 
 class GlobalKillSwitch:

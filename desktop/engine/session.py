@@ -1,10 +1,18 @@
 """`SessionEngine`: one tab. Owns its KiteSession, MarketStream, order gateway, risk, logs and one
 `SegmentAgent` per segment; nothing it does (start, stop, error, token expiry, kill) touches another session.
 
-Threads: the engine object lives in the GUI thread and only starts and signals things; the stream's
-delivery thread routes ticks (by instrument token) and order updates and fills (by the option's
-underlying) into the agents' inboxes; agents do the network work. `snapshot()` merges the agents'
-last published views: immutable objects, read without locks.
+Threads (who calls what; docs/ARCHITECTURE.md has the whole picture):
+- the GUI thread (or `kitedesk run`'s main thread) calls `start`, `rename`, `snapshot` and the read-only
+  accessors; `start` returns at once: the durable write of the session's record and the keyring read of the API
+  secret are done by its agents' threads (`_prepare`, once, before any segment loads);
+- a worker thread calls `stop` and `close` (they wait for the agents: up to a LIVE square-off's 45 s);
+- any thread calls `kill` (the global kill switch calls it from whoever pressed it);
+- the stream's delivery thread routes ticks (by instrument token) and order updates and fills (by the option's
+  underlying) into the agents' inboxes, and reports broker events; agents do the network work.
+One control lock (`_control`) guards the session's state and its parts; it is held only for quick changes, never
+while waiting for an agent or the network, so a kill never waits behind a stop, and the state's signal is
+emitted after it is let go. `snapshot()` merges the agents' last published views: immutable objects, read without
+a lock.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from desktop.broker.session import (
     KiteSession,
 )
 from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
-from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, SegmentAgent
+from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
@@ -44,6 +52,7 @@ from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, Sessi
 from desktop.engine.startup import LogLineHandler, load_segment
 from desktop.engine.strategy.registry import create_strategy
 from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.engine.workspace import OnStop
 from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
@@ -102,7 +111,12 @@ class SessionEngine(QObject):
         self.label = label
         self.user_id = key.broker_id
         self.params: StrategyParams | None = None
-        self._lock = threading.RLock()
+        # The one control lock: state changes and the session's parts. Never held while waiting (module docstring).
+        self._control = threading.Lock()
+        self._state_changed = False  # set under the lock, emitted after it (`_emit_state`)
+        # The first agent to start writes the session's record and reads the API secret (`_prepare`).
+        self._prepare_lock = threading.Lock()
+        self._prepared: BaseException | bool = False
         self._agents: dict[Segment, SegmentAgent] = {}
         self._routes: dict[int, SegmentAgent] = {}  # instrument token -> agent (copy-on-write)
         self._kite: KiteSession | None = None
@@ -120,53 +134,66 @@ class SessionEngine(QObject):
         self._message = ""
         self._version = 0
         self._final_views: list[Any] = []  # the agents' last views, kept after a stop
-        self._state_lock = threading.RLock()
         self.ticks_routed = 0  # every tick this session's stream delivered (diagnostics, bench)
 
     # -- public API ---------------------------------------------------------------------------------
 
     def start(self, params: StrategyParams) -> None:
-        """Starts one agent per segment with validated `params`; returns at once (agents load in their threads)."""
-        with self._lock:
-            if self._state in (
-                SessionState.STARTING,
-                SessionState.RUNNING,
-                SessionState.HALTED,
-                SessionState.LOGIN_NEEDED,
-            ):
-                raise SessionError("the session is running: stop it before starting it with new parameters")
-            s = self.services
-            record = s.store.sessions.get(broker_id=self.key.broker_id, session_id=self.key.session_id)
-            if record is not None and record.mode is not params.mode:
-                raise SessionError(
-                    f"this tab traded {record.mode.value}: open a new tab to trade {params.mode.value}"
-                )
-            if s.hub.account(self.profile).login_needed:
-                raise SessionError(f"log in to {self.user_id} first: its Kite login is missing or expired")
-            self.params = params
-            self._message = ""
-            try:
-                self._open(params)
-            except Exception:
-                # Nothing half-started may stay behind: no stream thread, no agent, no kill-switch hook.
-                self._teardown()
-                self._set_state(SessionState.FAILED)
-                raise
-            self._set_state(SessionState.STARTING)
-            self._refresh_state()  # LOGIN_NEEDED if the feed was refused meanwhile
-            self._recovering = self._may_recover
-            self._may_recover = True  # the next start of this session recovers what this run leaves
-            for agent in self._agents.values():
-                agent.start()
+        """Starts one agent per segment with validated `params` (GUI thread); returns at once: the session's record
+        (a durable write) and the API secret (a keyring read) are done on the agents' threads, then each loads.
+        Raises SessionError when the session runs or stops already, the tab traded the other mode, or the account
+        must log in first."""
+        close_parts: Callable[[], None] | None = None
+        try:
+            with self._control:
+                self._check_start(params)
+                self.params = params
+                self._message = ""
+                try:
+                    self._open(params)
+                except Exception:
+                    # Nothing half-started may stay behind: no stream thread, no agent (closed after the lock).
+                    close_parts = self._detach()
+                    self._set_state(SessionState.FAILED)
+                    raise
+                self._set_state(SessionState.STARTING)
+                self._set_state(self._computed_state())  # LOGIN_NEEDED if the feed was refused meanwhile
+                self._recovering = self._may_recover
+                self._may_recover = True  # the next start of this session recovers what this run leaves
+                for agent in self._agents.values():
+                    agent.start()
+        finally:
+            if close_parts is not None:
+                close_parts()
+            self._emit_state()
+        # After the lock: a kill switch triggered already calls `kill` at once.
+        unsubscribe = self.services.kill_switch.subscribe(self.kill)
+        with self._control:
+            self._unsubscribe_kill = unsubscribe
+
+    def _check_start(self, params: StrategyParams) -> None:
+        if self._state in (
+            SessionState.STARTING,
+            SessionState.RUNNING,
+            SessionState.HALTED,
+            SessionState.LOGIN_NEEDED,
+        ):
+            raise SessionError("the session is running: stop it before starting it with new parameters")
+        if self._state is SessionState.STOPPING:
+            raise SessionError("the session is stopping: start it again once it has stopped")
+        s = self.services
+        record = s.store.sessions.get(broker_id=self.key.broker_id, session_id=self.key.session_id)
+        if record is not None and record.mode is not params.mode:
+            raise SessionError(
+                f"this tab traded {record.mode.value}: open a new tab to trade {params.mode.value}"
+            )
+        if s.hub.account(self.profile).login_needed:
+            raise SessionError(f"log in to {self.user_id} first: its Kite login is missing or expired")
 
     def _open(self, params: StrategyParams) -> None:
         s = self.services
-        s.store.sessions.record_session(
-            self.key, label=self.label, params=params_to_dict(params), mode=params.mode, state="running",
-            started_at=s.market_time(),
-        )  # fmt: skip
+        self._prepared = False
         self._logs = SessionLogs(s.home, self.key, self.label, params.mode, clock=s.market_time)
-        self._logs.add_secret(s.secrets.api_secret(self.user_id))
         self._kite = s.hub.open_session(self.profile, self.key, on_event=self._on_broker_event)
         self._logs.add_secret(self._kite.account.access_token)
         self._login_needed = False
@@ -199,54 +226,84 @@ class SessionEngine(QObject):
             self._agents[segment] = agent
             self._routes[segment.spec.index_token] = agent
         self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
-        self._unsubscribe_kill = s.kill_switch.subscribe(self.kill)
 
-    def stop(self, positions: str = "square_off") -> None:
-        """Stops this session's agents ("square_off" sells open positions first; "keep" leaves them
-        under their stop loss, LIVE with its SL order at the broker) and closes its connections."""
-        if positions not in ("square_off", "keep"):
-            raise SessionError('positions must be "square_off" or "keep"')
-        with self._lock:
+    def _prepare(self) -> None:
+        """The slow part of a start, done once by the first agent to start (its thread, never the GUI's): the
+        session's record made durable (every order intent refers to it) and the API secret read from the keyring
+        so the logs never show it. Raises in every agent when it failed: each is marked FAILED, saying why."""
+        with self._prepare_lock:
+            if isinstance(self._prepared, BaseException):
+                raise SessionError(f"the session could not start: {self._prepared}")
+            if self._prepared:
+                return
+            s, params, logs = self.services, self.params, self._logs
+            assert params is not None and logs is not None
+            try:
+                s.store.sessions.record_session(
+                    self.key, label=self.label, params=params_to_dict(params), mode=params.mode,
+                    state="running", started_at=s.market_time(),
+                )  # fmt: skip
+                logs.add_secret(s.secrets.api_secret(self.user_id))
+            except Exception as e:
+                self._prepared = e
+                raise
+            self._prepared = True
+
+    def stop(self, on_stop: OnStop = OnStop.SQUARE_OFF) -> None:
+        """Stops this session's agents (`OnStop.SQUARE_OFF` sells open positions first; `OnStop.KEEP` leaves them
+        under their stop loss, at the broker in LIVE) and closes its connections. A worker thread: it waits for
+        the agents (a LIVE square-off up to 45 s)."""
+        try:
+            on_stop = OnStop(on_stop)
+        except ValueError:
+            raise SessionError('on stop, positions are squared off ("square_off") or kept ("keep")') from None
+        with self._control:
             agents = list(self._agents.values())
             if not agents and self._state in (SessionState.IDLE, SessionState.STOPPED):
                 return
+            # A second stop meanwhile (a tab closed while the window quits) waits for the first one's agents and
+            # changes nothing of how they stop.
+            first = self._state is not SessionState.STOPPING
             self._set_state(SessionState.STOPPING)
-            for agent in agents:
-                agent.post_command("stop", positions)
-            for agent in agents:
-                _wait_for_stop(agent)
-            kept = any(a.trader.holding is not None for a in agents)
-            self._teardown()
-            self.services.writer.flush()
-            state = "stopped_keep" if kept else "stopped"
-            self.services.store.sessions.set_state(self.key, state, stopped_at=self.services.market_time())
+            for agent in agents if first else ():
+                agent.post_command(StopAgent(on_stop))
+        self._emit_state()
+        for agent in agents:  # no lock held: a kill meanwhile returns at once (the session is stopping)
+            _wait_for_stop(agent)
+        kept = any(a.trader.holding is not None for a in agents)
+        with self._control:
+            close_parts = self._detach()
+        close_parts()  # the stream's thread is joined: never under the lock its events take
+        self.services.writer.flush()
+        state = "stopped_keep" if kept else "stopped"
+        self.services.store.sessions.set_state(self.key, state, stopped_at=self.services.market_time())
+        with self._control:
             self._set_state(SessionState.STOPPED)
+        self._emit_state()
 
     def rename(self, label: str) -> None:
         """A new label for this tab. Its record is renamed too (on the store's writer thread): the next tab of this
-        label takes this session over when it kept a position or did not stop cleanly (`Engine.open_session`)."""
+        label takes this session over when it kept a position or did not stop cleanly (`Engine.open_session`).
+        GUI thread."""
         self.label = label
         self.services.writer.submit(partial(self.services.store.sessions.set_label, self.key, label))
 
     def kill(self, reason: str = "kill switch") -> None:
-        """Kill switch: cancel pending entries, square off, halt (exits only) until restarted.
+        """Kill switch: cancel pending entries, square off, halt (exits only) until restarted. Any thread.
 
-        Never waits behind a stop in progress (a LIVE square-off may wait 45 s for its exit): that stop already
-        cancels entries, squares off and ends the session, and a global kill must reach the other sessions now.
+        Never waits behind a stop in progress (a LIVE square-off may wait 45 s for its exit): a stop holds the
+        control lock only for its quick steps, and a stopping session already cancels entries, squares off and
+        ends, so a kill returns at once and a global kill reaches the other sessions now.
         """
-        while not self._lock.acquire(timeout=0.05):
-            if self._state is SessionState.STOPPING:
-                return
-        try:
-            if self._risk is None:
+        with self._control:
+            if self._risk is None or self._state in (SessionState.STOPPING, SessionState.STOPPED):
                 return
             self._risk.kill(reason)
             self._message = f"halted: {reason}"
             for agent in self._agents.values():
-                agent.post_command("kill", reason)
-            self._refresh_state()
-        finally:
-            self._lock.release()
+                agent.post_command(Kill(reason))
+            self._set_state(self._computed_state())
+        self._emit_state()
 
     def live_positions(self) -> list[Position]:
         """The LIVE positions its running segments last published (immutable snapshots, readable from any thread).
@@ -264,22 +321,23 @@ class SessionEngine(QObject):
 
     def has_open_position(self) -> bool:
         """True while any segment holds an option (ask square-off or keep before a restart), and while a session
-        that may take one over is still starting: a Stop then must ask, not square off a position it took over."""
+        that may take one over is still starting: a Stop then must ask, not square off a position it took over.
+        Any thread (reads published state)."""
         agents = list(self._agents.values())
         if self._recovering and any(a.state is AgentState.STARTING for a in agents):
             return True
         return any(a.trader.holding is not None for a in agents)
 
     def resume_after_login(self) -> None:
-        """The account logged in again: the session runs on (its feed reconnects by itself)."""
-        with self._lock:
+        """The account logged in again: the session runs on (its feed reconnects by itself). Any thread."""
+        with self._control:
             if self._kite is not None and not self._kite.login_needed:
                 self._login_needed = False
                 self._message = ""
-                self._refresh_state()
+        self._refresh_state()
 
     def snapshot(self) -> SessionSnapshot:
-        """The latest state of the session (cheap, any thread)."""
+        """The latest state of the session (cheap, any thread: immutable views, no lock)."""
         views = [a.view for a in list(self._agents.values())] or self._final_views
         segments = tuple(v.snapshot for v in views)
         orders = tuple(o for v in views for o in v.orders)
@@ -306,44 +364,46 @@ class SessionEngine(QObject):
 
     @property
     def state(self) -> SessionState:
-        """The session's state now."""
+        """The session's state now (any thread)."""
         return self._state
 
     @property
     def logs_folder(self) -> Path | None:
-        """This session's log folder (after start)."""
+        """This session's log folder (after start; any thread)."""
         return self._logs.folder if self._logs else None
 
     def watch_instruments(self, tokens: list[int], mode: str = MODE_FULL) -> None:
         """Streams instruments this session shows but does not trade (a watch list; the bench's load).
 
-        Their latest values are kept, not delivered tick by tick: `quote(token)` reads one.
+        Their latest values are kept, not delivered tick by tick: `quote(token)` reads one. GUI thread (or the
+        bench's), after `start`.
         """
         if self._stream is None:
             raise SessionError("start the session before watching instruments")
         self._stream.watch(tokens, mode)
 
     def quote(self, token: int) -> QuoteTick | None:
-        """The latest tick of a watched or traded instrument, or None."""
+        """The latest tick of a watched or traded instrument, or None (any thread)."""
         return self._stream.last_tick(token) if self._stream is not None else None
 
     def stream_stats(self) -> tuple[int, int]:
-        """(tick batches queued in the agents, ticks the stream dropped for a slow consumer)."""
+        """(tick batches queued in the agents, ticks the stream dropped for a slow consumer); any thread."""
         queued = sum(a.backlog for a in list(self._agents.values()))
         return queued, self._stream.dropped_ticks if self._stream else 0
 
     def agent(self, segment: Segment) -> SegmentAgent | None:
-        """The agent of one segment (tests and diagnostics)."""
+        """The agent of one segment (tests and diagnostics; any thread)."""
         return self._agents.get(segment)
 
     def close(self) -> None:
-        """Stops (keeping positions) if still running; used when the tab closes."""
+        """Stops (keeping positions) if still running; used when the tab closes. A worker thread, like `stop`."""
         if self._agents:
-            self.stop("keep")
+            self.stop(OnStop.KEEP)
 
     # -- agent startup (agent's thread) -------------------------------------------------------------------
 
     def _startup(self, trader: SegmentTrader) -> None:
+        self._prepare()
         kite, gateway = self._kite, self._gateway
         assert kite is not None and gateway is not None
         while True:
@@ -458,36 +518,59 @@ class SessionEngine(QObject):
 
     def _refresh_state(self) -> None:
         """Recomputes the state from its causes (any thread); a stopping or stopped session stays so."""
-        with self._state_lock:
+        with self._control:
             if self._state not in (SessionState.STOPPING, SessionState.STOPPED, SessionState.IDLE):
                 self._set_state(self._computed_state())
+        self._emit_state()
 
     def _set_state(self, state: SessionState) -> None:
-        changed = state is not self._state
+        """The new state (control lock held); its signal follows once the lock is let go (`_emit_state`)."""
+        if state is not self._state:
+            self._state_changed = True
         self._state = state
         self._version += 1
+
+    def _emit_state(self) -> None:
+        """Signals the state if it changed (after the control lock, so a slot may call back into the session)."""
+        with self._control:
+            changed, self._state_changed = self._state_changed, False
+            state = self._state
         if changed:
             self.sig_state_changed.emit(state.value)
 
-    def _teardown(self) -> None:
-        if self._unsubscribe_kill is not None:
-            self._unsubscribe_kill()
-            self._unsubscribe_kill = None
-        if self._gateway is not None:
-            self._gateway.close()
-        if self._stream is not None:
-            self._stream.close()
-        if self._kite is not None:
-            self._kite.close()
-        if self._logs is not None:
-            self._logs.close()
-        self._final_views = [a.view for a in self._agents.values()]
-        for agent in self._agents.values():
-            agent.deleteLater()
+    def _detach(self) -> Callable[[], None]:
+        """Takes the session's parts out of it (control lock held); returns what closes them, to be called after
+        the lock is let go: closing the stream joins its delivery thread, whose events take the lock."""
+        unsubscribe, gateway, stream, kite, logs = (
+            self._unsubscribe_kill,
+            self._gateway,
+            self._stream,
+            self._kite,
+            self._logs,
+        )
+        agents = list(self._agents.values())
+        self._final_views = [a.view for a in agents]
         self._agents = {}
         self._routes = {}
+        self._unsubscribe_kill = None
         self._gateway = self._stream = self._kite = None
         self._risk = None
+
+        def close_parts() -> None:
+            if unsubscribe is not None:
+                unsubscribe()
+            if gateway is not None:
+                gateway.close()
+            if stream is not None:
+                stream.close()
+            if kite is not None:
+                kite.close()
+            if logs is not None:
+                logs.close()
+            for agent in agents:
+                agent.deleteLater()
+
+        return close_parts
 
 
 def _wait_for_stop(agent: SegmentAgent) -> None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, InputRejected
 from desktop.broker.gateway import OrderGateway
-from desktop.domain import Order, OrderIntent, OrderStatus, OrderType, Side
+from desktop.domain import Order, OrderIntent, OrderRole, OrderStatus, OrderType, Side
 
 if TYPE_CHECKING:
     from desktop.engine.trader import SegmentTrader
@@ -448,17 +448,17 @@ class SlicingGateway:
 def adopt_stop_slices(trader: SegmentTrader, orders: list[Order]) -> None:
     """The broker's resting stop-loss orders of an adopted LIVE position sliced above the freeze (recovery): ours
     as one stop, modified and cancelled together."""
-    from desktop.engine.context import STOP, TrackedOrder  # the trader's own types (no import cycle at load)
+    from desktop.engine.context import TrackedOrder  # the trader's own types (no import cycle at load)
 
     h = trader.holding
     assert h is not None
     left = sum(o.quantity - o.filled_quantity for o in orders)
-    intent = trader._intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop")
+    intent = trader._intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop", OrderRole.STOP)
     first = orders[0]
     intent = replace(intent, order_type=OrderType.SL, trigger_price=first.trigger_price, price=first.price)
     group = trader.slices.adopt(intent, orders)
     whole = group.whole()
-    tracked = TrackedOrder(intent, STOP, group.group_id, whole.status)
+    tracked = TrackedOrder(intent, group.group_id, whole.status)
     tracked.trigger, tracked.limit = first.trigger_price, first.price
     trader.orders[group.group_id] = tracked
     for o in orders:

@@ -32,6 +32,7 @@ from desktop.domain import (
     OptionRight,
     Order,
     OrderIntent,
+    OrderRole,
     OrderStatus,
     OrderType,
     Position,
@@ -41,7 +42,7 @@ from desktop.domain import (
     rupees,
 )
 from desktop.engine.chart import IndexChart
-from desktop.engine.context import ENTRY, EXIT, STOP, Holding, TrackedOrder, TraderContext
+from desktop.engine.context import Holding, TrackedOrder, TraderContext
 from desktop.engine.logs import AgentLog
 from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
 from desktop.engine.protection import Protection
@@ -174,9 +175,14 @@ class SegmentTrader:
         # What it still sells: its fills before this run are already counted.
         left = order.quantity - order.filled_quantity
         intent = self._intent(
-            self.holding.exchange, self.holding.tradingsymbol, Side.SELL, left, "protective_stop"
+            self.holding.exchange,
+            self.holding.tradingsymbol,
+            Side.SELL,
+            left,
+            "protective_stop",
+            OrderRole.STOP,
         )
-        tracked = TrackedOrder(intent, STOP, order.order_id, order.status)
+        tracked = TrackedOrder(intent, order.order_id, order.status)
         tracked.trigger, tracked.limit = order.trigger_price, order.price
         self.orders[order.order_id] = tracked
         self.holding.stop_order = tracked
@@ -210,7 +216,7 @@ class SegmentTrader:
                     self.act(self.strategy.on_option_price(tick.last_price, when))
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
         if self._working and self.market_time is not None:
-            self._chase(self.market_time)
+            self._cancel_overdue(self.market_time)
         if self.market_time is not None:
             self.protection.on_tick(self.market_time)
         if (
@@ -245,10 +251,11 @@ class SegmentTrader:
                 self._move_stop(action.new_stop)
 
     def _intent(
-        self, exchange: str, symbol: str, side: Side, qty: int, reason: str, **kw: Any
+        self, exchange: str, symbol: str, side: Side, qty: int, reason: str, role: OrderRole, **kw: Any
     ) -> OrderIntent:
+        """An intent of this segment: `role` is what risk reads; `reason` only words it (journal, log)."""
         return OrderIntent(
-            self.ctx.key, self.segment, self.mode, exchange, symbol, side, qty, reason=reason, **kw
+            self.ctx.key, self.segment, self.mode, exchange, symbol, side, qty, reason=reason, role=role, **kw
         )
 
     def _enter(self, action: EnterPosition) -> None:
@@ -269,7 +276,9 @@ class SegmentTrader:
             self.log.warning("entry skipped: %s", e)
             self.strategy.on_entry_rejected(str(e))
             return
-        intent = self._intent(contract.exchange, contract.tradingsymbol, Side.BUY, qty, ENTRY)
+        intent = self._intent(
+            contract.exchange, contract.tradingsymbol, Side.BUY, qty, "entry", OrderRole.ENTRY
+        )
         decision = self.ctx.risk.check(intent, now)
         if not decision:
             # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
@@ -292,7 +301,7 @@ class SegmentTrader:
         # option's subscription come after, so they hold up neither this order nor the other agents deciding
         # on the same tick (one interpreter lock for all of them). The option's ticks start within the
         # millisecond.
-        sent = self._send(intent, ENTRY)
+        sent = self._send(intent)
         if sent and self.sent_probe is not None:
             self.sent_probe.append(time.perf_counter() - self.batch_posted)
         self._journal(
@@ -355,7 +364,9 @@ class SegmentTrader:
         if quantity <= 0:
             return False
         kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
-        intent = self._intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, **kind)
+        intent = self._intent(
+            h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, OrderRole.EXIT, **kind
+        )
         # The intent is durable BEFORE the stop is cancelled: an exit that could not be journalled must not leave
         # the position with no stop and no exit (a full disk, a database locked for seconds).
         if not self._record_intent(intent):
@@ -369,7 +380,7 @@ class SegmentTrader:
             return False
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
-        sent = self._send(intent, EXIT, recorded=True)  # the order first, then the log line (see _enter)
+        sent = self._send(intent, recorded=True)  # the order first, then the log line (see _enter)
         self.log.info(
             "Exit (%s): SELL %d %s at %s %s: %s",
             reason, quantity, h.tradingsymbol, "a limit of" if limit else "about", limit or h.last_price,
@@ -541,17 +552,18 @@ class SegmentTrader:
         self._journal_down_until = None
         return True
 
-    def _send(self, intent: OrderIntent, role: str, recorded: bool = False) -> TrackedOrder | None:
+    def _send(self, intent: OrderIntent, recorded: bool = False) -> TrackedOrder | None:
         """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
         assert self.market_time is not None
         if not recorded and not self._record_intent(intent):
             return None
-        tracked = TrackedOrder(intent, role)
+        role = intent.role
+        tracked = TrackedOrder(intent)
         try:
             order = self.ctx.gateway.place(intent)
         except AmbiguousOrderFailure as e:
             # Kite may have it, so it is neither sent again nor taken as refused: its first order update makes it
-            # ours (`_bind`); `_chase` gives it up after ORDER_PATIENCE if none comes.
+            # ours (`_bind`); `_cancel_overdue` gives it up after ORDER_PATIENCE if none comes.
             self.log.error("%s order unconfirmed: %s Watching Kite's order updates for it.", role, e)
             self._journal(
                 "order_unconfirmed", {"intent_id": intent.intent_id, "reason": str(e), "role": role}
@@ -580,11 +592,11 @@ class SegmentTrader:
         self.orders[order.order_id] = tracked
         for slice_id in self.slices.children(order.order_id):  # an order sent in slices: each is this one
             self.orders[slice_id] = tracked
-        if role in (ENTRY, EXIT):
+        if role is not OrderRole.STOP:
             self._working.append(tracked)
         return tracked
 
-    def _chase(self, now: datetime) -> None:
+    def _cancel_overdue(self, now: datetime) -> None:
         """An entry or exit still working `ORDER_PATIENCE` after it was sent (or after the last cancel asked
         for) has the rest cancelled; its CANCELLED update then settles it (`on_order`). One that ended at the
         broker but whose fills have not all come has them asked for again."""
@@ -628,7 +640,7 @@ class SegmentTrader:
         tracked.why = "never confirmed by Kite"
         self._settle(tracked, self.market_time)
         h = self.holding
-        if tracked.role == STOP and h is not None and h.stop_order is tracked:
+        if tracked.role is OrderRole.STOP and h is not None and h.stop_order is tracked:
             self._protect_rest()
 
     def _claim_slice(self, order: Order) -> TrackedOrder | None:
@@ -659,7 +671,8 @@ class SegmentTrader:
             ):
                 tracked.order_id = order.order_id
                 self.orders[order.order_id] = tracked
-                if tracked.role == STOP:  # a stop rests by design: no patience for it once Kite shows it
+                # A stop rests by design: no patience for it once Kite shows it.
+                if tracked.role is OrderRole.STOP:
                     self._working.remove(tracked)
                 self.log.warning(
                     "%s order %s found in Kite's order updates: it is ours", tracked.role, order.order_id
@@ -681,11 +694,13 @@ class SegmentTrader:
         self.ctx.write_later(partial(self.ctx.store.orders.record, order))
         self.order_rows[order.order_id] = order
         self.changed = True
+        if order.filled_quantity:  # its fills, read on this thread (LIVE: a REST call; none when all came)
+            self.ctx.gateway.report_fills(order.order_id)
         if tracked is None or tracked.final:
             return
         order = self.slices.fold(order)  # a slice's update as its whole order's
         tracked.status = order.status
-        if tracked.role == STOP:
+        if tracked.role is OrderRole.STOP:
             self.protection.on_update(tracked, order.status)
         if order.status.is_final:
             tracked.final = True
@@ -708,7 +723,7 @@ class SegmentTrader:
             return
         tracked.filled += fill.quantity
         tracked.value += fill.price * fill.quantity
-        if tracked.role != ENTRY:
+        if tracked.role is not OrderRole.ENTRY:
             self._sold(tracked, fill)
         self._settle(tracked, fill.timestamp)
 
@@ -723,7 +738,7 @@ class SegmentTrader:
         tracked.done = True
         t = t or self.market_time or datetime.now()
         h = self.holding
-        if tracked.role == ENTRY:
+        if tracked.role is OrderRole.ENTRY:
             if tracked.filled:
                 self._entry_filled(tracked, rupees(tracked.value / tracked.filled), t)
                 return
@@ -732,7 +747,7 @@ class SegmentTrader:
             self.strategy.on_entry_rejected(tracked.why)
         elif h is None or h.tradingsymbol != tracked.intent.tradingsymbol:
             return  # the sale closed the position (`_sold`)
-        elif tracked.role == EXIT:
+        elif tracked.role is OrderRole.EXIT:
             if tracked.filled:
                 self.log.warning(
                     "%s exit order %s ended with %d of %d sold: %d %s still held",
@@ -794,7 +809,7 @@ class SegmentTrader:
             self._save_position(fill.timestamp)
             self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, fill.timestamp)
             return
-        reason = "stop_loss" if tracked.role == STOP else (h.exit_reason or tracked.intent.reason)
+        reason = "stop_loss" if tracked.role is OrderRole.STOP else (h.exit_reason or tracked.intent.reason)
         if h.stop_order is not None and h.stop_order.resting and h.stop_order is not tracked:
             self._cancel_stop(h)
         self.holding = None
@@ -871,10 +886,10 @@ class SegmentTrader:
         )
 
     def _open_entry(self) -> TrackedOrder | None:
-        return next((o for o in self._working if o.role == ENTRY and not o.done), None)
+        return next((o for o in self._working if o.role is OrderRole.ENTRY and not o.done), None)
 
     def _open_exit(self) -> TrackedOrder | None:
-        return next((o for o in self._working if o.role == EXIT and not o.done), None)
+        return next((o for o in self._working if o.role is OrderRole.EXIT and not o.done), None)
 
     # -- store and snapshot ---------------------------------------------------------------------------
 

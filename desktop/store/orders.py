@@ -9,7 +9,17 @@ from typing import Any
 from sqlalchemy import Row, and_, bindparam, exists, select
 from sqlalchemy.dialects.sqlite import insert
 
-from desktop.domain import Mode, Order, OrderIntent, OrderStatus, OrderType, Segment, SessionKey, Side
+from desktop.domain import (
+    Mode,
+    Order,
+    OrderIntent,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Segment,
+    SessionKey,
+    Side,
+)
 from desktop.store.database import Database, Prepared, Writes, upsert_statement, utc_now
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
@@ -100,21 +110,32 @@ class IntentRepository:
         return [_intent(r) for r in rows]
 
 
+def _role(side: Side, order_type: OrderType) -> OrderRole:
+    """The role of an intent read back: not a column of its own, and told apart without the reason text, as
+    KiteDesk only buys options to open: a buy is an entry, a stop-loss order the protective stop, a sale an
+    exit."""
+    if side is Side.BUY:
+        return OrderRole.ENTRY
+    return OrderRole.STOP if order_type in (OrderType.SL, OrderType.SL_M) else OrderRole.EXIT
+
+
 def _intent(row: Row[Any]) -> OrderIntent:
+    side, order_type = Side(row.side), OrderType(row.order_type)
     return OrderIntent(
         key=SessionKey(row.broker_id, row.session_id),
         segment=Segment(row.segment),
         mode=Mode(row.mode),
         exchange=row.exchange,
         tradingsymbol=row.tradingsymbol,
-        side=Side(row.side),
+        side=side,
         quantity=row.quantity,
-        order_type=OrderType(row.order_type),
+        order_type=order_type,
         price=row.price,
         trigger_price=row.trigger_price,
         product=row.product,
         reason=row.reason,
         intent_id=row.intent_id,
+        role=_role(side, order_type),
     )
 
 

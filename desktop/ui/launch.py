@@ -16,6 +16,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from desktop.engine import OnStop
 from desktop.resources import app_icon_file, resource_path
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
@@ -90,7 +91,7 @@ def run_gui(
     # their stops (as on a crash, the next start adopts them). Deferred to the event loop: the handler may
     # run inside a paint.
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown("keep")))
+        signal.signal(signum, lambda *_: QTimer.singleShot(0, lambda: window.shutdown(OnStop.KEEP)))
     if demo is not None:
         start_demo(window, demo, speed)
     else:

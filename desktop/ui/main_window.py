@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from desktop.domain import Mode
 from desktop.engine import (
+    OnStop,
     SessionState,
     StrategyParams,
     Workspace,
@@ -392,7 +393,7 @@ class MainWindow(QMainWindow):
                 else:  # nothing open: start empty next time (an empty workspace file is not valid)
                     (self._settings_dir / TABS_FILE).unlink(missing_ok=True)
 
-    def shutdown(self, positions: str = KEEP) -> None:
+    def shutdown(self, positions: OnStop = KEEP) -> None:
         """Stops the refresh, saves state, and closes the engine on a worker; the window closes when done."""
         if self._closing:
             return

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from desktop.domain import Mode, Position, StrategyParams
-from desktop.engine import SessionSnapshot
+from desktop.engine import OnStop, SessionSnapshot
 
 if TYPE_CHECKING:
     from desktop.ui.session_tab import SessionTab
 
-SQUARE_OFF, KEEP = "square_off", "keep"
+SQUARE_OFF, KEEP = OnStop.SQUARE_OFF, OnStop.KEEP  # what stopping does with an open position
 
 
 def held_positions(snap: SessionSnapshot) -> tuple[Position, ...]:
@@ -55,7 +55,7 @@ def open_position_lines(tabs: Sequence[SessionTab]) -> list[str]:
 
 def ask_open_position(
     parent: QWidget, what: str, starting: bool = False, positions: Sequence[str] = ()
-) -> str | None:
+) -> OnStop | None:
     """Asks what to do with an open position: SQUARE_OFF, KEEP (under its stop loss) or None (cancel).
     `starting`: the session is still starting and may be taking over a position its last run kept.
     `positions`: the positions in question, one line each, named in the question."""

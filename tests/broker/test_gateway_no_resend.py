@@ -61,28 +61,48 @@ class LaggingTradesSession:
         return list(self.trades)
 
 
-def test_fills_missing_from_a_lagging_trade_list_are_reported_by_the_next_update_or_when_asked() -> None:
+def test_fills_missing_from_a_lagging_trade_list_are_reported_when_the_next_update_or_the_engine_asks() -> (
+    None
+):
     session = LaggingTradesSession()
     gateway = LiveGateway(session, None)  # type: ignore[arg-type]
     fills: list = []
-    gateway.add_listener(on_fill=fills.append)
+    updates: list = []
+    reads: list[str] = []
+    session_trades = session.order_trades
+    session.order_trades = lambda order_id: reads.append(order_id) or session_trades(order_id)  # type: ignore[method-assign]
+
+    def on_order(order) -> None:  # the segment's agent: on its own thread, it asks for the fills
+        updates.append(order)
+
+    gateway.add_listener(on_order=on_order, on_fill=fills.append)
     row = dict(order_id="1", tag=session.key.order_tag, exchange="NFO", tradingsymbol="NIFTY2611325000CE",
                transaction_type="BUY", quantity=130, order_type="MARKET", status="OPEN", filled_quantity=65,
                average_price=100.5)  # fmt: skip
     gateway._on_update(row)  # 65 filled, but the trade list shows nothing yet
-    assert fills == []
+    assert reads == [], "the stream's delivery thread makes no REST call"
+    gateway.report_fills("1")
+    assert fills == [] and reads == ["1"]
     session.trades = [
         dict(trade_id="T1", order_id="1", quantity=65, average_price=100.5, transaction_type="BUY")
     ]
-    gateway._on_update(dict(row))  # the same update again (or a reconcile): the missing fill now comes
+    gateway._on_update(
+        dict(row)
+    )  # the same update again (or a reconcile): passed on, the fills still missing
+    assert len(updates) == 2
+    gateway.report_fills("1")
     assert [(f.fill_id, f.quantity) for f in fills] == [("T1", 65)]
+    gateway.report_fills("1")  # every fill the update shows was reported: nothing read
+    assert reads == ["1", "1"]
     gateway._on_update(dict(row, status="COMPLETE", filled_quantity=130))  # its trade not listed yet either
+    gateway.report_fills("1")
     session.trades.append(
         dict(trade_id="T2", order_id="1", quantity=65, average_price=101, transaction_type="BUY")
     )
     gateway.report_fills("1")  # what the engine asks when an ended order's fills stay short
     gateway.report_fills("1")
     assert [(f.fill_id, f.quantity) for f in fills] == [("T1", 65), ("T2", 65)]
+    assert len(reads) == 4, "asked until they all came, then no more"
 
 
 class LaggingBookSession:

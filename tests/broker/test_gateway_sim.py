@@ -81,6 +81,8 @@ def test_live_order_is_placed_tagged_tracked_filled_and_exited(hub, sim) -> None
     done = seen.final(entry.order_id)
     assert done.status is OrderStatus.COMPLETE and done.filled_quantity == contract.lot_size
     assert isinstance(done.average_price, Decimal) and done.average_price > 0
+    assert seen.fills == [], "the stream's delivery thread reads no fills (a REST call)"
+    gateway.report_fills(entry.order_id)  # what the segment's agent does on the update, on its own thread
     assert wait_until(lambda: len(seen.fills) >= 1)
     assert sum(f.quantity for f in seen.fills) == contract.lot_size
     assert seen.fills[0].price == done.average_price  # one fill: same exact price

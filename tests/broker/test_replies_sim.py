@@ -87,6 +87,7 @@ def test_a_malformed_order_update_is_counted_and_the_order_book_read_instead(hub
         gateway.add_listener(seen.on_order, seen.on_fill)
         placed = gateway.place(intent(session, option(hub, session)))
         assert wait_until(lambda: seen.final(placed.order_id) is not None)
+        gateway.report_fills(placed.order_id)  # as the segment's agent does on the update
         before = len(seen.orders)
         gateway._on_update({"order_id": placed.order_id, "tradingsymbol": "X", "status": "COMPLETE",
                             "quantity": "lots", "tag": session.key.order_tag})  # fmt: skip  # as the stream hands it on

@@ -63,7 +63,7 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
     assert sum(o.quantity for o in entries()) == lots * lot
     agent = session.agent(segment)
     assert agent is not None
-    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
 
     def covered() -> bool:
         stops = _resting_stops(book, tag)
@@ -78,7 +78,7 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
         qapp, lambda: session.snapshot().segments[0].quantity == lots * lot, 10, "held as one position"
     )
 
-    agent.post_command("call", lambda trader: trader.exit("manual"))
+    agent.run_on_thread(lambda trader: trader.exit("manual"))
     wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
     wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
     broker = _brokers_pnl(book, tag, symbol)
@@ -211,7 +211,7 @@ def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_
     )
     agent = session.agent(segment)
     assert agent is not None
-    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
     symbol = entries()[0].instrument.tradingsymbol
     assert len(entries()) == 3, "one entry, sent once: nothing placed twice after the lost reply"
     assert _held(book, symbol) == held
@@ -229,7 +229,7 @@ def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_
     )
     assert session.snapshot().segments[0].trades_today == 1, "a sliced entry is one trade"
 
-    agent.post_command("call", lambda trader: trader.exit("manual"))
+    agent.run_on_thread(lambda trader: trader.exit("manual"))
     wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
     wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
     broker = _brokers_pnl(book, tag, symbol)
@@ -253,7 +253,7 @@ def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_togethe
         return sum(o.quantity - o.filled_quantity for o in _resting_stops(book, tag)) == quantity
 
     wait_until(qapp, lambda: stops_cover(3900), 90, "a sliced position under its sliced stops")
-    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
     symbol = _resting_stops(book, tag)[0].instrument.tradingsymbol
     form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": "1300",
             "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
@@ -266,14 +266,14 @@ def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_togethe
     sold = sim.call(sell_in_kite_web)
     assert sold.status == "COMPLETE", sold.status_message
     for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
-        agent.post_command("call", lambda t: setattr(t, "_next_broker_check", 0.0))
+        agent.run_on_thread(lambda t: setattr(t, "_next_broker_check", 0.0))
         qapp.processEvents()
         wait_until(qapp, lambda: agent.backlog == 0, 5, "checked")
         time.sleep(0.3)
     wait_until(qapp, lambda: stops_cover(2600), 10, "the stops resized together to the 2,600 left")
     assert sorted(o.quantity for o in _resting_stops(book, tag)) == [845, 1755], "each within the freeze"
     wait_until(qapp, lambda: session.snapshot().segments[0].quantity == 2600, 5, "the session holds 2,600")
-    agent.post_command("call", lambda trader: trader.exit("manual"))
+    agent.run_on_thread(lambda trader: trader.exit("manual"))
     wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the rest sold")
     wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
     session.stop("square_off")

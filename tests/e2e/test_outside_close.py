@@ -77,7 +77,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
 
     wait_until(qapp, both_hold_one_option, 60, "both sessions holding the same call")
     for s in sessions:  # no more signals: the positions stay while the test looks
-        s.agent(Segment.NIFTY).post_command("call", lambda t: setattr(t.strategy, "on_bar", lambda bar: []))
+        s.agent(Segment.NIFTY).run_on_thread(lambda t: setattr(t.strategy, "on_bar", lambda bar: []))
     symbol = holding(sessions[0])
     a, b = sessions
     wait_until(
@@ -95,7 +95,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
 
     for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
         for s in sessions:
-            s.agent(Segment.NIFTY).post_command("call", lambda t: setattr(t, "_next_broker_check", 0.0))
+            s.agent(Segment.NIFTY).run_on_thread(lambda t: setattr(t, "_next_broker_check", 0.0))
         qapp.processEvents()
         wait_until(qapp, lambda: all(s.agent(Segment.NIFTY).backlog == 0 for s in sessions), 5, "checked")
         time.sleep(0.3)  # a few index ticks (120x): the checks run on them
@@ -105,7 +105,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
     assert holding(first) == symbol and all(holding(s) is None for s in sessions if s is not first)
     other = next(s for s in sessions if s is not first)
     assert other._others_holding("NFO", symbol) == [(first.key.session_id, 65)]
-    first.agent(Segment.NIFTY).post_command("call", lambda t: 1 / 0)  # a strategy bug: that segment fails
+    first.agent(Segment.NIFTY).run_on_thread(lambda t: 1 / 0)  # a strategy bug: that segment fails
     # Its frozen snapshot no longer counts: it would hold a share of the account's position for ever.
     wait_until(qapp, lambda: other._others_holding("NFO", symbol) == [], 5, "a failed segment not counted")
 

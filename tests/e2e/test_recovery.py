@@ -130,8 +130,8 @@ def test_paper_position_kept_at_stop_is_adopted_by_the_next_start(
     )
     wait_until(qapp, session.has_open_position, 40, "a paper position")
     # Freeze the position (no more signals; a 30 % stop is far away) so the test does not race an exit.
-    session.agent(Segment.NIFTY).post_command(
-        "call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    session.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
     )
     wait_until(
         qapp,

@@ -104,7 +104,7 @@ def test_seed_sessions_run_isolated_and_survive_each_fault(demo_engine: Engine, 
         raise RuntimeError("boom in the strategy")
 
     agent = s1.agent(Segment.NIFTY)
-    agent.post_command("call", lambda trader: setattr(trader.strategy, "on_bar", boom))
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", boom))
     wait_until(qapp, lambda: agent.state is AgentState.FAILED, 15, "session 1 NIFTY agent failed")
     nifty_log = s1.logs_folder / "live_trader_NIFTY_PAPER_UK9394.log"
     text = nifty_log.read_text(encoding="utf-8")

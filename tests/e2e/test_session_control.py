@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import requests
@@ -100,7 +101,7 @@ def test_a_kill_never_waits_behind_a_stop_in_progress(demo_engine: Engine, qapp)
     agent = stopping.agent(Segment.NIFTY)
     assert agent is not None
     held = threading.Event()
-    agent.post_command("call", lambda trader: held.wait(10))  # its square-off, slow: the stop waits for it
+    agent.run_on_thread(lambda trader: held.wait(10))  # its square-off, slow: the stop waits for it
     stop = threading.Thread(target=stopping.stop, args=("square_off",))
     stop.start()
     wait_until(qapp, lambda: stopping.state is SessionState.STOPPING, 5, "the stop under way")
@@ -138,7 +139,7 @@ def test_closing_the_engine_stops_its_sessions_side_by_side(tmp_path, qapp) -> N
 
     agent = first.agent(first.params.segments[0])
     assert agent is not None
-    agent.post_command("call", slow_square_off)  # the first session's stop waits for this
+    agent.run_on_thread(slow_square_off)  # the first session's stop waits for this
     engine.close("square_off")
     assert saw and saw[-1], "the second session began stopping while the first one's was still under way"
     assert a.state is SessionState.STOPPED and b.state is SessionState.STOPPED
@@ -184,3 +185,56 @@ def test_start_while_logged_out_waits_for_the_login_then_trades(demo_engine: Eng
     assert demo_engine.complete_login("UK1234", redirect) == "Demo Trader B"
     wait_until(qapp, lambda: session.state is SessionState.RUNNING, 20, "running after the login")
     wait_until(qapp, lambda: session.snapshot().market_time is not None, 10, "ticks after the login")
+
+
+class _SlowKeyring:
+    """The engine's secret store, with an API-secret read that waits (a keyring asking the desktop to unlock)."""
+
+    def __init__(self, real: object, fail: bool = False) -> None:
+        self.real, self.fail = real, fail
+        self.release = threading.Event()
+        self.threads: list[QThread] = []
+
+    def api_secret(self, user_id: str) -> str:
+        self.threads.append(QThread.currentThread())
+        if self.fail:
+            raise RuntimeError("the keyring is locked")
+        self.release.wait(10)
+        return self.real.api_secret(user_id)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def test_start_returns_at_once_its_record_and_keyring_read_done_on_an_agent_thread(
+    demo_engine: Engine, qapp
+) -> None:
+    session = demo_engine.open_session("UK9394", "Slow keyring")
+    keyring = _SlowKeyring(session.services.secrets)
+    session.services = replace(session.services, secrets=keyring)  # type: ignore[arg-type]
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100))
+    # Back on this (the GUI's) thread while the keyring read still waits: the window stays responsive.
+    wait_until(qapp, lambda: keyring.threads, 10, "the keyring read")
+    assert not keyring.release.is_set() and session.state is SessionState.STARTING
+    assert keyring.threads[0] is not qapp.thread(), "the keyring was read on the GUI thread"
+    assert keyring.threads[0] is session.agent(Segment.NIFTY), "on the agent's thread"
+    record = demo_engine.store.sessions.get(broker_id="UK9394", session_id=session.key.session_id)
+    assert record is not None and record.label == "Slow keyring", (
+        "the record is durable before the secret is read"
+    )
+    keyring.release.set()
+    wait_until(qapp, lambda: session.state is SessionState.RUNNING, 20, "running once the keyring answered")
+    session.stop("square_off")
+    assert session.state is SessionState.STOPPED
+
+
+def test_a_start_whose_keyring_read_fails_leaves_the_session_failed_saying_why(
+    demo_engine: Engine, qapp
+) -> None:
+    session = demo_engine.open_session("UK9394", "Locked keyring")
+    session.services = replace(session.services, secrets=_SlowKeyring(session.services.secrets, fail=True))  # type: ignore[arg-type]
+    session.start(params(segments=["NIFTY", "BANKNIFTY"], lots=1, stop_loss=5, itm_offset=100))
+    wait_until(qapp, lambda: session.state is SessionState.FAILED, 20, "the session failed")
+    assert "the keyring is locked" in session.snapshot().message
+    session.stop("square_off")
+    assert session.state is SessionState.STOPPED

@@ -28,9 +28,7 @@ def _held_under_its_stop(demo_engine: Engine, qapp):
     wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
     agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
     assert agent is not None
-    agent.post_command(
-        "call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
-    )  # no new entries
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))  # no new entries
     return sim, book, session, tag, stops("TRIGGER PENDING")[0], lines
 
 

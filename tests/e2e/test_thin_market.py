@@ -77,9 +77,7 @@ def test_a_live_square_off_the_broker_rejects_leaves_the_position_under_a_new_st
     symbol = first_stop.instrument.tradingsymbol
     agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
     assert agent is not None
-    agent.post_command(
-        "call", lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
-    )  # no more signals
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))  # no more signals
     sim.inject_fault({"kind": "reject_next_order", "api_key": "UK9394"})
     demo_engine.close_session(session.key, "square_off")  # its tab closed with "Square off"
     assert first_stop.status == "CANCELLED"

@@ -10,9 +10,10 @@ from decimal import Decimal
 from pathlib import Path
 
 from desktop.domain import Mode, Order, OrderStatus, OrderType, Segment, SessionKey, Side, Tick
-from desktop.engine.agent import SegmentAgent
+from desktop.engine.agent import SegmentAgent, StopAgent
 from desktop.engine.logs import SessionLogs
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
+from desktop.engine.workspace import OnStop
 from tests.engine.traders import enter
 
 KEY = SessionKey.new("UK9394")
@@ -102,7 +103,7 @@ def test_order_update_is_handled_before_ticks_queued_ahead_of_it(tmp_path: Path,
         assert _wait(lambda: len(trader.calls) == 51)
         assert trader.calls[0] == "order" and trader.calls.count("ticks") == 50
     finally:
-        agent.post_command("stop", "keep")
+        agent.post_command(StopAgent(OnStop.KEEP))
         assert agent.wait(5000)
         logs.close()
     assert agent.state is AgentState.STOPPED
@@ -128,7 +129,7 @@ def test_exception_fails_only_its_agent_with_the_traceback_in_its_log(tmp_path: 
         assert "ZeroDivisionError: strategy bug" in (agents[0].failure or "")
         assert agents[0].view.snapshot.state is AgentState.FAILED
     finally:
-        agents[1].post_command("stop", "keep")
+        agents[1].post_command(StopAgent(OnStop.KEEP))
         for agent in agents:
             assert agent.wait(5000)
         logs.close()
@@ -143,7 +144,7 @@ def test_stop_cancels_pending_entries_and_ends_the_thread(tmp_path: Path, qapp) 
     trader = RecordingTrader(Segment.NIFTY, logs.for_segment(Segment.NIFTY))
     agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # type: ignore[arg-type]
     agent.start()
-    agent.post_command("stop", "square_off")
+    agent.post_command(StopAgent(OnStop.SQUARE_OFF))
     assert agent.wait(5000)
     logs.close()
     assert trader.calls == ["cancel_entries"] and agent.state is AgentState.STOPPED
@@ -223,7 +224,7 @@ def test_a_live_square_off_whose_exit_is_refused_late_leaves_the_position_under_
     agent.start()
     try:
         assert _wait(lambda: agent.state is AgentState.RUNNING)
-        agent.post_command("stop", "square_off")
+        agent.post_command(StopAgent(OnStop.SQUARE_OFF))
         assert _wait(lambda: gateway.placed[-1].reason == "square_off")
         assert (
             gateway.cancelled == ["O2"] and not trader.protected_at_broker()

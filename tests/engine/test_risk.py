@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from desktop.domain import Mode, OrderIntent, Segment, SessionKey, Side
+from desktop.domain import Mode, OrderIntent, OrderRole, Segment, SessionKey, Side
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 
 from .builders import at, make_params
@@ -14,8 +14,12 @@ KEY = SessionKey("UK9394", "s1")
 
 
 def intent(reason: str, segment: Segment = Segment.NIFTY) -> OrderIntent:
-    side = Side.BUY if reason == "entry" else Side.SELL
-    return OrderIntent(KEY, segment, Mode.PAPER, "NFO", "NIFTY2611325000CE", side, 65, reason=reason)
+    """An entry, or an exit worded `reason` (the role is what risk reads)."""
+    role = OrderRole.ENTRY if reason == "entry" else OrderRole.EXIT
+    side = Side.BUY if role is OrderRole.ENTRY else Side.SELL
+    return OrderIntent(
+        KEY, segment, Mode.PAPER, "NFO", "NIFTY2611325000CE", side, 65, reason=reason, role=role
+    )
 
 
 def risk(**params) -> RiskManager:
@@ -88,10 +92,13 @@ def test_daily_loss_from_realised_plus_unrealised_stops_entries_for_the_day():
     assert r.check(intent("entry"), at(10, 5) + timedelta(days=1)).allowed
 
 
-def test_unknown_reason_is_treated_as_an_entry():
+def test_an_intent_that_does_not_say_its_role_is_checked_as_an_entry_whatever_its_reason():
     r = risk()
     r.kill()
-    assert not r.check(intent("whatever"), at(10, 0))
+    unsaid = OrderIntent(
+        KEY, Segment.NIFTY, Mode.PAPER, "NFO", "NIFTY2611325000CE", Side.SELL, 65, reason="kill"
+    )
+    assert unsaid.role is OrderRole.ENTRY and not r.check(unsaid, at(10, 0))
 
 
 def test_global_kill_switch_halts_every_subscribed_session_even_if_one_callback_fails():
