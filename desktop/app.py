@@ -51,6 +51,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "login": Command("desktop.engine.accounts_cli:login", "desktop.engine.accounts_cli:login_parser", "log a profile in to Kite from a terminal"),
     "profiles": Command("desktop.engine.accounts_cli:profiles", "desktop.engine.accounts_cli:profiles_parser", "list or add broker profiles"),
     "record": Command("desktop.engine.record_cli:main", "desktop.engine.record_cli:build_parser", "record an account's market data without trading"),
+    "replay": Command("desktop.engine.replay_cli:main", "desktop.engine.replay_cli:build_parser", "replay a recorded or simulated day through a workspace (PAPER)"),
     "sync": Command("desktop.sync.cli:main", "desktop.sync.cli:build_parser", "sync accounts' records with a central PostgreSQL"),
     "completion": Command("desktop.app:completion", "desktop.app:completion_parser", "print shell completion for bash, zsh or fish"),
 }  # fmt: skip

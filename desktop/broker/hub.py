@@ -26,6 +26,8 @@ from desktop.domain import SessionKey
 class BrokerHub:
     """Per-account shared pieces, keyed by broker id; thread-safe."""
 
+    feed_class: type[AccountFeed] = AccountFeed  # a replay's hub feeds recorded frames instead (engine/replay.py)
+
     def __init__(
         self,
         secrets: SecretStore,
@@ -92,7 +94,7 @@ class BrokerHub:
             for _ in range(3):
                 feed = self._feeds.get(session.broker_id)
                 if feed is None or feed.closing:
-                    feed = AccountFeed(
+                    feed = self.feed_class(
                         session.account, on_closed=self._feed_closed, clock=self._clock, **self._feed_options
                     )
                     feed.recorder = self._recorders.get(session.broker_id)

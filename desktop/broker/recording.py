@@ -384,7 +384,7 @@ def prune(folder: Path, retention_days: int, today: date) -> list[Path]:
     """Deletes an account's recordings (and their sidecars) of days older than `retention_days` before
     `today`; returns what went."""
     cutoff = today - timedelta(days=retention_days - 1)
-    gone = []
+    gone: list[Path] = []
     if not Path(folder).is_dir():
         return gone
     for path in sorted(Path(folder).iterdir()):

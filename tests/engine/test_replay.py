@@ -1,0 +1,93 @@
+"""Replay: a day recorded while the demo traded PAPER replays to the same trades, and identically every time."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from desktop.app import main as kitedesk
+from desktop.engine.replay import ReplayError, market_times
+from desktop.engine.replay_cli import main as replay
+
+WORKSPACE = """version = 1
+
+[[session]]
+profile = "UK9394"
+label = "Morning"
+segments = ["NIFTY", "BANKNIFTY"]
+lots = 1
+stop_loss = 5
+itm_offset = 100
+mode = "PAPER"
+on_stop = "square_off"
+"""
+
+
+def _round_trips(text: str) -> list[tuple[str, str, str, str]]:
+    """(symbol, side, quantity, minute) of each trade of an export-format CSV, sorted (two segments may trade in
+    the same second: the export orders those by their random ids)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    return sorted((r["symbol"], r["trade_type"], r["quantity"], r["order_execution_time"][:16]) for r in rows)
+
+
+@pytest.fixture(scope="module")
+def demo_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+    """A short demo morning traded PAPER by `kitedesk run --demo` (recorded, as the demo always is)."""
+    root = tmp_path_factory.mktemp("demo-day")
+    workspace = root / "ws.toml"
+    workspace.write_text(WORKSPACE)
+    home = root / "home"
+    code = kitedesk(["run", str(workspace), "--demo", "--speed", "60", "--start", "09:20", "--for", "30",
+                     "--every", "30", "--home", str(home)])  # fmt: skip
+    assert code == 0
+    live = root / "live.csv"
+    assert (
+        kitedesk(["export", "--broker", "UK9394", "--mode", "PAPER", "--out", str(live), "--home", str(home)])
+        == 0
+    )
+    [recording] = (home / "recordings" / "UK9394").glob("*.kdrec")
+    return recording, workspace, live.read_text()
+
+
+def test_a_recorded_demo_day_replays_to_the_trades_it_made_and_identically_twice(
+    demo_day, tmp_path: Path
+) -> None:
+    recording, workspace, live = demo_day
+    assert len(_round_trips(live)) >= 2, "the demo morning made no trade: nothing to compare"
+    out1, out2 = tmp_path / "one", tmp_path / "two"
+    assert replay([str(recording), str(workspace), "--out", str(out1)], out=io.StringIO()) == 0
+    assert replay([str(recording), str(workspace), "--out", str(out2)], out=io.StringIO()) == 0
+    replayed = (out1 / "trades.csv").read_text()
+    assert _round_trips(replayed) == _round_trips(live)
+    for name in ("orders.csv", "trades.csv"):
+        assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
+
+
+def test_a_window_of_the_day_replays_only_its_frames(demo_day, tmp_path: Path) -> None:
+    recording, workspace, live = demo_day
+    first = min(t[3] for t in _round_trips(live))
+    hh, mm = int(first[11:13]), int(first[14:16]) + 1  # a minute after the first entry
+    end = f"{hh + mm // 60:02d}:{mm % 60:02d}"
+    out = tmp_path / "window"
+    assert replay([str(recording), str(workspace), "--to", end, "--out", str(out)], out=io.StringIO()) == 0
+    trips = _round_trips((out / "trades.csv").read_text())
+    assert 0 < len(trips) < len(_round_trips(live))
+    assert all(t[3][11:] <= end for t in trips)  # squared off at the window's end at the latest
+
+
+def test_bad_input_is_refused_in_words(demo_day, tmp_path: Path, capsys) -> None:
+    recording, workspace, _ = demo_day
+    assert replay([str(recording), str(workspace), "--speed", "fast"]) == 2
+    assert "--speed is max or a number" in capsys.readouterr().err
+    assert replay([str(tmp_path / "nope.kdrec"), str(workspace)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    lonely = tmp_path / "2026-01-05.kdrec"
+    lonely.write_bytes(recording.read_bytes())
+    assert replay([str(lonely), str(workspace)]) == 2
+    assert "2026-01-05.instruments.csv is missing" in capsys.readouterr().err
+    with pytest.raises(ReplayError, match="HH:MM"):
+        market_times(date(2026, 1, 5), "9h30", None)
