@@ -113,6 +113,11 @@ def day_data(recording: Path) -> DayData:
     return DayData(day, dump.read_text(encoding="utf-8"), read_candles(recording))
 
 
+def jsonable_candle(row: list[Any]) -> list[Any]:
+    """A candle row as JSON keeps it: its time as "YYYY-MM-DD HH:MM:SS" (the warm-up reads either)."""
+    return [v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else v for v in row]
+
+
 def _candle_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)[:19].replace("T", " "))
 
@@ -236,15 +241,18 @@ class Replay:
                 for index, entry in enumerate(self.workspace.sessions):
                     sessions.append((entry, self._start(index, entry, services, gate)))
                 self._wait_started([s for _, s in sessions], gate)
-                feeds = [hub.feed(p) for p in sorted({e.profile for e, _ in sessions})]
+                feeds = [
+                    f for p in sorted({e.profile for e, _ in sessions}) if (f := hub.feed(p)) is not None
+                ]
+                bind = getattr(self._frames, "bind", None)
+                if bind is not None:  # a generated day (sim_day.py) sends what the sessions subscribed
+                    bind(lambda: {t: m for f in feeds for t, m in f._desired_modes().items()})
                 pace = _Pace(self.options.speed, first_time)
                 for frame, t in _chain([(first_frame, first_time)], frames):
                     if t is not None:
                         clock.advance(t)
                         pace.wait(clock.now())
                     for feed in feeds:
-                        if feed is None:
-                            continue
                         if frame.kind == KIND_BINARY:
                             feed._on_frame(frame.data, time.perf_counter())
                         else:

@@ -91,3 +91,35 @@ def test_bad_input_is_refused_in_words(demo_day, tmp_path: Path, capsys) -> None
     assert "2026-01-05.instruments.csv is missing" in capsys.readouterr().err
     with pytest.raises(ReplayError, match="HH:MM"):
         market_times(date(2026, 1, 5), "9h30", None)
+
+
+def test_a_simulator_day_replays_without_a_recording_and_identically_twice(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws.toml"
+    workspace.write_text(WORKSPACE.replace('mode = "PAPER"', 'mode = "LIVE"'))
+    outs = [tmp_path / "a", tmp_path / "b"]
+    for out in outs:
+        said = io.StringIO()
+        args = [
+            "--sim-day",
+            "2026-01-05",
+            str(workspace),
+            "--from",
+            "09:15",
+            "--to",
+            "11:00",
+            "--out",
+            str(out),
+        ]
+        assert replay(args, out=said) == 0
+        assert "UK9394 'Morning' traded LIVE: replayed as PAPER" in said.getvalue()
+    trips = _round_trips((outs[0] / "trades.csv").read_text())
+    assert trips and all("2026-01-05T09:15" <= t[3] <= "2026-01-05T11:00" for t in trips)
+    for name in ("orders.csv", "trades.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+
+
+def test_a_simulator_weekend_is_refused_in_words(tmp_path: Path, capsys) -> None:
+    workspace = tmp_path / "ws.toml"
+    workspace.write_text(WORKSPACE)
+    assert replay(["--sim-day", "2026-01-03", str(workspace), "--out", str(tmp_path / "o")]) == 2
+    assert "is a Saturday" in capsys.readouterr().err
