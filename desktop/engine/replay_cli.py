@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import TextIO
 
+from desktop.broker.recording import Frame
 from desktop.engine.replay import (
     Replay,
     ReplayError,
@@ -86,6 +87,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> ReplayResult:
         workspace_path, known_strategies=available_strategies(), live_needs_confirmation=False
     )
     speed = _speed(args.speed)
+    frames: Iterable[Frame]
     if recording is None:
         from desktop.engine.sim_day import sim_day
 
