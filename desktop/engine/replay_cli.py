@@ -1,7 +1,8 @@
 """`kitedesk replay RECORDING|--sim-day YYYY-MM-DD [--from HH:MM --to HH:MM] WORKSPACE.toml [--speed max|N]
 [--out DIR]`: what a workspace's sessions would have done on a recorded (or simulated) day.
 
-Writes into DIR: `orders.csv`, `trades.csv` (the trade export's columns) and the summary (engine/report.py).
+Writes into DIR: `orders.csv`, `trades.csv` (the trade export's columns), `summary.csv` (per session: round trips,
+win rate, gross and net P&L after Zerodha's charges, engine/charges.py) and `equity.csv` (the equity curve).
 The same recording and workspace give byte-identical files on every run.
 """
 
@@ -25,6 +26,7 @@ from desktop.engine.replay import (
     orders_csv,
     recorded_frames,
 )
+from desktop.engine.report import equity_csv, summarise, summary_csv, summary_lines
 from desktop.engine.strategy.registry import available_strategies
 from desktop.engine.workspace import WorkspaceError, load_workspace
 
@@ -40,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--from 09:15 --to 15:30 --out replay-0105",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="RECORDING WORKSPACE", help="the recording (.kdrec) and workspace")
-    p.add_argument("--sim-day", type=date.fromisoformat, metavar="YYYY-MM-DD", help="replay a simulator day instead")
+    p.add_argument(
+        "inputs", nargs="+", metavar="RECORDING WORKSPACE", help="the recording (.kdrec) and workspace"
+    )
+    p.add_argument(
+        "--sim-day", type=date.fromisoformat, metavar="YYYY-MM-DD", help="replay a simulator day instead"
+    )
     p.add_argument("--seed", type=int, default=1, help="the simulator's seed with --sim-day (default 1)")
     p.add_argument("--from", dest="start", metavar="HH:MM", help="market time to start at")
     p.add_argument("--to", dest="end", metavar="HH:MM", help="market time to end at")
@@ -63,8 +69,13 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "orders.csv").write_text(orders_csv(result.orders), encoding="utf-8", newline="")
     (folder / "trades.csv").write_text(result.trades_csv, encoding="utf-8", newline="")
+    summaries, curve = summarise(result.trades_csv)
+    (folder / "summary.csv").write_text(summary_csv(summaries), encoding="utf-8", newline="")
+    (folder / "equity.csv").write_text(equity_csv(curve), encoding="utf-8", newline="")
     for note in result.notes:
         print(note, file=out)
+    for line in summary_lines(summaries) or ["no trades"]:
+        print(line, file=out)
     rate = result.ticks / result.seconds if result.seconds else 0.0
     print(
         f"replayed {result.frames} frames ({result.ticks} ticks to the sessions) in {result.seconds:.1f} s "

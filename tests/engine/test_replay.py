@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -63,8 +64,12 @@ def test_a_recorded_demo_day_replays_to_the_trades_it_made_and_identically_twice
     assert replay([str(recording), str(workspace), "--out", str(out2)], out=io.StringIO()) == 0
     replayed = (out1 / "trades.csv").read_text()
     assert _round_trips(replayed) == _round_trips(live)
-    for name in ("orders.csv", "trades.csv"):
+    for name in ("orders.csv", "trades.csv", "summary.csv", "equity.csv"):
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
+    summary = list(csv.DictReader(io.StringIO((out1 / "summary.csv").read_text())))
+    assert [r["session_label"] for r in summary] == ["Morning"]
+    assert int(summary[0]["round_trips"]) == sum(1 for t in _round_trips(live) if t[1] == "sell")
+    assert Decimal(summary[0]["net_pnl"]) < Decimal(summary[0]["gross_pnl"])  # charges paid
 
 
 def test_a_window_of_the_day_replays_only_its_frames(demo_day, tmp_path: Path) -> None:
