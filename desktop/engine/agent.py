@@ -184,6 +184,16 @@ class SegmentAgent(QThread):
                 gate.turn_done(self)
         return going
 
+    def handle_inbox_here(self) -> bool:
+        """Handles the whole inbox on the caller's thread; False once the agent should end. Only for a replay's
+        lockstep, while this agent's own thread waits for a turn it is not given (engine/lockstep.py)."""
+        while True:
+            with self._cond:
+                if not self._urgent and not self._ticks:
+                    return True
+            if not self._step_inbox(wait=False):
+                return False
+
     def _step_inbox(self, wait: bool) -> bool:
         with self._cond:
             if wait and not self._urgent and not self._ticks:

@@ -5,7 +5,10 @@ gateway) may act on one frame in either order, which is right for latency and wr
 byte-identical orders on every run. With a `Lockstep` set on its agents (`SegmentAgent.lockstep`), an agent
 handles its inbox only during its turn: the replay driver delivers one frame, then gives each agent a turn in a
 fixed order and waits until that agent's inbox is empty and it is idle, then the next, then the next frame.
-Live sessions never set one: the agent's loop is unchanged (one attribute read per step).
+`handle_here` is the same turn without the thread switch: once every agent's thread is parked waiting for a
+turn, the driver handles an agent's inbox on its own thread (same code, same order; a replay runs several times
+faster than with two thread switches per agent per frame). Live sessions never set one: the agent's loop is
+unchanged (one attribute read per step).
 """
 
 from __future__ import annotations
@@ -22,6 +25,12 @@ class Turned(Protocol):
     def isInterruptionRequested(self) -> bool: ...  # noqa: N802 - Qt's name
 
     def isFinished(self) -> bool: ...  # noqa: N802 - Qt's name
+
+
+class Inbox(Turned, Protocol):
+    """An agent whose inbox the driver may handle on its own thread."""
+
+    def handle_inbox_here(self) -> bool: ...
 
 
 class Lockstep:
@@ -60,6 +69,14 @@ class Lockstep:
                     self._turn = None
                     break
                 self._cond.wait(SAFETY_WAIT)
+
+    def handle_here(self, agent: Inbox) -> bool:
+        """Handles `agent`'s whole inbox on the driver's own thread (no thread switch: the fast path of a replay);
+        the agent's thread must be parked in `await_turn` (it is, after one `run`). False once the agent ends."""
+        with self._cond:
+            if self._free or self._turn is not None:
+                raise RuntimeError("handle_here needs every agent parked: the lockstep is released or a turn runs")
+        return agent.handle_inbox_here()
 
     def release(self) -> None:
         """Ends the lockstep: every agent handles its inbox on its own again."""

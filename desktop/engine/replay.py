@@ -21,6 +21,7 @@ import asyncio
 import csv
 import dataclasses
 import io
+import struct
 import tempfile
 import time
 import uuid
@@ -45,7 +46,7 @@ from desktop.broker.recording import (
     read_frames,
 )
 from desktop.broker.stream import AccountFeed
-from desktop.broker.ticks import parse_frame
+from desktop.broker.ticks import ist_from_epoch
 from desktop.domain import Mode, Order, SessionKey
 from desktop.engine.engine import MemorySecretStore
 from desktop.engine.lockstep import Lockstep
@@ -81,12 +82,32 @@ class ReplayClock:
             self._now = t
 
 
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
+_STAMP_AT = {184: 60, 32: 28}  # packet length -> offset of its exchange timestamp (full and index full modes)
+
+
 def frame_time(frame: Frame) -> datetime | None:
-    """The latest exchange time in a binary frame (None: a heartbeat, LTP packets, a text message)."""
-    if frame.kind != KIND_BINARY or len(frame.data) < 4:
+    """The latest exchange time in a binary frame (None: a heartbeat, LTP or quote packets, a text message).
+
+    Read straight from the packets' timestamp fields (KITE.md's layouts), without decoding the ticks: the feed
+    decodes them once more as it is handed the frame."""
+    data = frame.data
+    if frame.kind != KIND_BINARY or len(data) < 4:
         return None
-    times = [t.exchange_timestamp for t in parse_frame(frame.data) if t.exchange_timestamp is not None]
-    return max(times) if times else None
+    (count,) = _U16.unpack_from(data, 0)
+    pos, n, latest = 2, len(data), 0
+    for _ in range(count):
+        if pos + 2 > n:
+            break
+        (length,) = _U16.unpack_from(data, pos)
+        start, pos = pos + 2, pos + 2 + length
+        if pos > n:
+            break
+        at = _STAMP_AT.get(length)
+        if at is not None:
+            latest = max(latest, _U32.unpack_from(data, start + at)[0])
+    return ist_from_epoch(latest) if latest else None
 
 
 # What a session's start asks Kite, answered from the recording ---------------------------------------------
@@ -248,6 +269,7 @@ class Replay:
                 if bind is not None:  # a generated day (sim_day.py) sends what the sessions subscribed
                     bind(lambda: {t: m for f in feeds for t, m in f._desired_modes().items()})
                 pace = _Pace(self.options.speed, first_time)
+                agents = [a for _, s in sessions for a in _agents(s)]
                 for frame, t in _chain([(first_frame, first_time)], frames):
                     if t is not None:
                         clock.advance(t)
@@ -258,9 +280,8 @@ class Replay:
                         else:
                             feed._on_text(frame.text)
                     count += 1
-                    for _, session in sessions:
-                        for agent in _agents(session):
-                            gate.run(agent)
+                    for agent in agents:
+                        gate.handle_here(agent)
                 ticks = sum(s.ticks_routed for _, s in sessions)
                 self._stop_all(sessions, gate)
                 writer.flush()

@@ -123,6 +123,6 @@ def summary_lines(summaries: Iterable[SessionSummary]) -> list[str]:
     """One line per session for the terminal."""
     return [
         f"{s.label!r}: {s.round_trips} round trips, win rate {s.win_rate}%, gross {format_rupees(s.gross)}, "
-        f"charges {format_rupees(s.charges.total)}, net {format_rupees(s.net)}"
+        f"charges ₹{s.charges.total:,.2f}, net {format_rupees(s.net)}"
         for s in summaries
     ]

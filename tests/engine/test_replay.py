@@ -128,3 +128,21 @@ def test_a_simulator_weekend_is_refused_in_words(tmp_path: Path, capsys) -> None
     workspace.write_text(WORKSPACE)
     assert replay(["--sim-day", "2026-01-03", str(workspace), "--out", str(tmp_path / "o")]) == 2
     assert "is a Saturday" in capsys.readouterr().err
+
+
+def test_a_frames_market_time_is_its_latest_exchange_time_as_the_parser_reads_it(demo_day) -> None:
+    from desktop.broker.recording import read_frames
+    from desktop.broker.ticks import parse_frame
+    from desktop.engine.replay import frame_time
+
+    recording, _, _ = demo_day
+    checked = 0
+    for frame in read_frames(recording):
+        stamps = (
+            [t.exchange_timestamp for t in parse_frame(frame.data) if t.exchange_timestamp]
+            if not frame.kind
+            else []
+        )
+        assert frame_time(frame) == (max(stamps) if stamps else None)
+        checked += bool(stamps)
+    assert checked > 100
