@@ -52,6 +52,7 @@ SUBCOMMANDS: dict[str, Command] = {
     "profiles": Command("desktop.engine.accounts_cli:profiles", "desktop.engine.accounts_cli:profiles_parser", "list or add broker profiles"),
     "record": Command("desktop.engine.record_cli:main", "desktop.engine.record_cli:build_parser", "record an account's market data without trading"),
     "replay": Command("desktop.engine.replay_cli:main", "desktop.engine.replay_cli:build_parser", "replay a recorded or simulated day through a workspace (PAPER)"),
+    "backtest": Command("desktop.engine.backtest_cli:main", "desktop.engine.backtest_cli:build_parser", "sweep parameters over recorded or simulated days"),
     "sync": Command("desktop.sync.cli:main", "desktop.sync.cli:build_parser", "sync accounts' records with a central PostgreSQL"),
     "completion": Command("desktop.app:completion", "desktop.app:completion_parser", "print shell completion for bash, zsh or fish"),
 }  # fmt: skip
