@@ -26,6 +26,7 @@ from desktop.engine.cli_support import open_engine, trader_message
 from desktop.engine.engine import MemorySecretStore
 
 FIRST_PRICE_WAIT_S = 15.0
+RECENTRE_EVERY_S = 30.0  # wall seconds between looks at where the index is now
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,13 +140,15 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
         stream.subscribe([s.spec.index_token for s in segments] + tokens, MODE_FULL)
         deadline = time.monotonic() + FIRST_PRICE_WAIT_S
         pending = list(segments)
-        started = time.monotonic()
+        recorded: dict[Segment, set[int]] = {}
+        started = next_recentre = time.monotonic()
         while not stop and (args.duration is None or time.monotonic() - started < args.duration):
             for segment in list(pending):
                 spot = stream.last_price(segment.spec.index_token)
                 if spot is not None:
                     options = option_tokens(book, segment, spot, args.strikes)
                     stream.subscribe(options, MODE_FULL)
+                    recorded[segment] = set(options)
                     print(f"recording {segment.value} and {len(options)} of its options", file=out)
                     pending.remove(segment)
                 elif time.monotonic() > deadline:
@@ -153,6 +156,19 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
                         f"kitedesk record: no {segment.value} price yet: recording the index only", file=out
                     )
                     pending.remove(segment)
+            if time.monotonic() >= next_recentre:
+                # The index moves during the day: the strikes around it now are recorded too (none dropped).
+                next_recentre = time.monotonic() + RECENTRE_EVERY_S
+                for segment, tokens_of in recorded.items():
+                    spot = stream.last_price(segment.spec.index_token)
+                    new = set(option_tokens(book, segment, spot, args.strikes)) - tokens_of if spot else set()
+                    if new:
+                        stream.subscribe(sorted(new), MODE_FULL)
+                        tokens_of |= new
+                        print(
+                            f"{segment.value} moved: now also recording {len(new)} more of its options",
+                            file=out,
+                        )
             time.sleep(0.2)
         path = day_file(recordings_dir(engine.home()) / args.profile, engine.market_time().date())
         return 0

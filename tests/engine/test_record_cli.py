@@ -37,3 +37,22 @@ def test_record_on_the_demo_keeps_the_index_its_options_and_the_days_instruments
     }
     assert 256265 in tokens and len(tokens) >= 3  # the index and its options either side
     assert "recording NIFTY and 6 of its options" in out.getvalue()
+
+
+def test_record_follows_the_index_to_the_strikes_around_it_now(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("desktop.engine.record_cli.RECENTRE_EVERY_S", 0.3)
+    out = io.StringIO()
+    args = ["--profile", "UK9394", "--instruments", "NIFTY", "--strikes", "0", "--demo", "--speed", "900",
+            "--for", "4", "--home", str(tmp_path)]  # fmt: skip
+    assert main(args, out=out) == 0, out.getvalue()
+    assert (
+        "NIFTY moved: now also recording" in out.getvalue()
+    )  # an hour of market: NIFTY left its first strike
+    [recording] = (tmp_path / "recordings" / "UK9394").glob("*.kdrec")
+    options = {
+        t.instrument_token
+        for f in read_frames(recording)
+        if f.kind == KIND_BINARY
+        for t in parse_frame(f.data)
+    }
+    assert len(options - {256265}) > 2  # more than the first ATM call and put
