@@ -8,6 +8,7 @@ plain-Python parts (strategy, risk, bars, params) for a replay or backtest never
 from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import LoginFailed
+from desktop.broker.recording import DEFAULT_RETENTION_DAYS, format_bytes
 from desktop.domain import StrategyParams
 from desktop.engine.params import ParamsError, effective_itm_offset, parse_params
 from desktop.engine.snapshots import (
@@ -52,6 +53,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "DEFAULT_RETENTION_DAYS",
     "AgentState",
     "Engine",
     "EngineRegistry",
@@ -71,6 +73,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "available_strategies",
+    "format_bytes",
     "effective_itm_offset",
     "load_workspace",
     "parse_params",

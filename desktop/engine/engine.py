@@ -157,9 +157,14 @@ class Engine:
 
     # -- recording the wire (broker/recording.py) ------------------------------------------------------
 
-    def set_recording(self, user_id: str, enabled: bool, retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+    def set_recording(
+        self, user_id: str, enabled: bool, retention_days: int = DEFAULT_RETENTION_DAYS
+    ) -> None:
         """Records (or stops recording) the account's market-data feed into `<home>/recordings/<user_id>/`,
         one file per market day; days older than `retention_days` are deleted."""
+        current = self._recorders.get(user_id)
+        if enabled and current is not None and current.retention_days == retention_days:
+            return  # already recorded so
         recorder = None
         if enabled:
             recorder = FeedRecorder(

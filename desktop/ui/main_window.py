@@ -44,7 +44,7 @@ from desktop.ui.login_dialog import LoginDialog
 from desktop.ui.menus import build_menus, show_about, show_where
 from desktop.ui.notify import Notifier, session_name
 from desktop.ui.session_tab import KEEP, SQUARE_OFF, SessionTab, ask_open_position, open_position_lines
-from desktop.ui.settings_dialog import SettingsDialog, default_params
+from desktop.ui.settings_dialog import SettingsDialog, default_params, recording_choices, retention_days
 from desktop.ui.steps import StepQueue
 from desktop.ui.tables import fmt_rupees
 from desktop.ui.theme import SIMULATION_BANNER_STYLE, THEMES, Theme, apply_theme, pnl_color
@@ -122,6 +122,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1500, 920)
         self._update_empty_hint()
+        self.apply_recording()  # the accounts chosen in File → Settings… are recorded from the start
 
     def _known_strategies(self) -> list[str]:
         try:
@@ -329,13 +330,25 @@ class MainWindow(QMainWindow):
 
     def show_settings(self) -> SettingsDialog:
         """File → Settings…: applied when the trader presses OK."""
+        accounts = [p.user_id for p in self.engine.profiles()]
         dialog = SettingsDialog(
-            self.settings, self.theme.name, Path(self.engine.home()), self._strategies, self
-        )
+            self.settings, self.theme.name, Path(self.engine.home()), self._strategies, self,
+            recording={a: self.engine.recording(a) for a in accounts},
+            disk_used=self.engine.recordings_disk_usage(),
+        )  # fmt: skip
         dialog.accepted.connect(lambda: self.set_theme(dialog.theme_name()))
+        dialog.accepted.connect(lambda: self.apply_recording(dialog.recording()))
         dialog.setModal(True)
         dialog.show()
         return dialog
+
+    def apply_recording(self, choices: dict[str, bool] | None = None) -> None:
+        """Records the market data of the accounts chosen in the settings (or `choices`), kept for the chosen days."""
+        accounts = [p.user_id for p in self.engine.profiles()]
+        choices = choices if choices is not None else recording_choices(self.settings, accounts)
+        days = retention_days(self.settings)
+        for account, on in choices.items():
+            self.engine.set_recording(account, on, days)
 
     def export_trades(self) -> ExportDialog:
         """Opens the CSV export dialog for the visible session's account."""
