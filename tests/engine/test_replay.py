@@ -146,3 +146,18 @@ def test_a_frames_market_time_is_its_latest_exchange_time_as_the_parser_reads_it
         assert frame_time(frame) == (max(stamps) if stamps else None)
         checked += bool(stamps)
     assert checked > 100
+
+
+def test_a_replay_at_a_given_speed_takes_its_time_and_trades_the_same(demo_day, tmp_path: Path) -> None:
+    import time as wall
+
+    recording, workspace, _ = demo_day
+    fast, paced = tmp_path / "fast", tmp_path / "paced"
+    assert replay([str(recording), str(workspace), "--out", str(fast)], out=io.StringIO()) == 0
+    started = wall.monotonic()
+    assert (
+        replay([str(recording), str(workspace), "--speed", "1800", "--out", str(paced)], out=io.StringIO())
+        == 0
+    )
+    assert wall.monotonic() - started >= 0.9  # about 30 market minutes at 1800x: a second at least
+    assert (fast / "trades.csv").read_bytes() == (paced / "trades.csv").read_bytes()
