@@ -2,7 +2,8 @@
 (--sim | --recordings DIR) [--workers N] [--from HH:MM --to HH:MM] [--out DIR]`: parameter sweeps over days.
 
 Writes `results.csv` (one row per combination: round trips, win rate, gross, charges and net P&L, max drawdown,
-Sharpe of daily P&L) and `equity.csv` (every combination's equity curve) into DIR. A progress bar with an ETA runs
+Sharpe of daily P&L), `equity.csv` (every combination's equity curve) and `equity.png` (the curves, the best in
+orange) into DIR. A progress bar with an ETA runs
 on stderr; Ctrl+C stops cleanly and writes the rows of the combinations already finished.
 """
 
@@ -27,6 +28,7 @@ from desktop.engine.backtest import (
     results_csv,
     run_sweep,
 )
+from desktop.engine.curves_png import draw_curves, write_png
 from desktop.engine.replay import ReplayError
 from desktop.engine.workspace import WorkspaceError
 
@@ -98,6 +100,8 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
     (folder / "results.csv").write_text(results_csv(rows), encoding="utf-8", newline="")
     (folder / "equity.csv").write_text(curves_csv(rows), encoding="utf-8", newline="")
     best = max(rows, key=lambda r: r.net, default=None)
+    curves = [[(t, float(v)) for t, v in r.curve or []] for r in rows]
+    write_png(folder / "equity.png", draw_curves(curves, rows.index(best) if best is not None else None))
     if best is not None:
         settings = " ".join(f"{k}={v}" for k, v in best.settings.items()) or "the workspace as it is"
         print(f"best net P&L: {settings}: {format_rupees(best.net)} over {best.days} day(s)", file=out)

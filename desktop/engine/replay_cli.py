@@ -2,7 +2,8 @@
 [--out DIR]`: what a workspace's sessions would have done on a recorded (or simulated) day.
 
 Writes into DIR: `orders.csv`, `trades.csv` (the trade export's columns), `summary.csv` (per session: round trips,
-win rate, gross and net P&L after Zerodha's charges, engine/charges.py) and `equity.csv` (the equity curve).
+win rate, gross and net P&L after Zerodha's charges, engine/charges.py), `equity.csv` and `equity.png` (the
+equity curve of each session, the best in orange).
 The same recording and workspace give byte-identical files on every run.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from desktop.broker.recording import Frame
+from desktop.engine.curves_png import draw_curves, write_png
 from desktop.engine.replay import (
     Replay,
     ReplayError,
@@ -72,6 +74,10 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
     summaries, curve = summarise(result.trades_csv)
     (folder / "summary.csv").write_text(summary_csv(summaries), encoding="utf-8", newline="")
     (folder / "equity.csv").write_text(equity_csv(curve), encoding="utf-8", newline="")
+    labels = [s.label for s in summaries]
+    curves = [[(p.time, float(p.net)) for p in curve if p.label == label] for label in labels]
+    best = max(range(len(labels)), key=lambda i: summaries[i].net, default=None)
+    write_png(folder / "equity.png", draw_curves(curves, best))
     for note in result.notes:
         print(note, file=out)
     for line in summary_lines(summaries) or ["no trades"]:

@@ -49,6 +49,7 @@ def test_a_sweep_in_processes_gives_the_rows_of_one_process_and_of_plain_replays
     )
     assert (pool / "results.csv").read_bytes() == (serial / "results.csv").read_bytes()
     assert (pool / "equity.csv").read_bytes() == (serial / "equity.csv").read_bytes()
+    assert (pool / "equity.png").read_bytes() == (serial / "equity.png").read_bytes()
     rows = _rows(pool)
     assert [r["stop_loss"] for r in rows] == ["3", "7"] and all(r["days"] == "2" for r in rows)
     # the stop_loss=7 row is the sum of two plain replays of the same days with stop_loss = 7

@@ -64,7 +64,7 @@ def test_a_recorded_demo_day_replays_to_the_trades_it_made_and_identically_twice
     assert replay([str(recording), str(workspace), "--out", str(out2)], out=io.StringIO()) == 0
     replayed = (out1 / "trades.csv").read_text()
     assert _round_trips(replayed) == _round_trips(live)
-    for name in ("orders.csv", "trades.csv", "summary.csv", "equity.csv"):
+    for name in ("orders.csv", "trades.csv", "summary.csv", "equity.csv", "equity.png"):
         assert (out1 / name).read_bytes() == (out2 / name).read_bytes(), name
     summary = list(csv.DictReader(io.StringIO((out1 / "summary.csv").read_text())))
     assert [r["session_label"] for r in summary] == ["Morning"]
