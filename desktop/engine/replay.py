@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from desktop.broker.hub import BrokerHub
-from desktop.broker.instruments import InstrumentCache
+from desktop.broker.instruments import InstrumentCache, parse_instruments_csv
 from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import Profile
 from desktop.broker.recording import (
@@ -286,6 +286,7 @@ class Replay:
                 self._stop_all(sessions, gate)
                 writer.flush()
                 orders = [(e.label, o) for e, s in sessions for o in s.snapshot().orders]
+                self._note_unrecorded(orders, feeds)
                 trades = _trades_csv(store, home, sorted({e.profile for e, _ in sessions}))
             finally:
                 gate.release()
@@ -295,6 +296,17 @@ class Replay:
                 writer.close()
                 store.close()
         return ReplayResult(orders, trades, self.notes, count, ticks, time.perf_counter() - started)
+
+    def _note_unrecorded(self, orders: list[tuple[str, Order]], feeds: list[AccountFeed]) -> None:
+        """Says which traded contracts the recording holds no price of: their orders could never fill."""
+        tokens = {(r["exchange"], r["tradingsymbol"]): int(r["instrument_token"])
+                  for r in parse_instruments_csv(self._data.instruments_csv)}  # fmt: skip
+        missing = sorted(
+            {o.tradingsymbol for _, o in orders
+             if all(f.latest_packet(tokens.get((o.exchange, o.tradingsymbol), -1)) is None for f in feeds)}
+        )  # fmt: skip
+        for symbol in missing:
+            self.notes.append(f"the recording holds no market data of {symbol}: its orders could not fill")
 
     def _window(self, frames: Iterator[Frame]) -> Iterator[tuple[Frame, datetime | None]]:
         """The frames from the first one at or after `start` (with an exchange time) up to `end`."""

@@ -161,3 +161,30 @@ def test_a_replay_at_a_given_speed_takes_its_time_and_trades_the_same(demo_day, 
     )
     assert wall.monotonic() - started >= 0.9  # about 30 market minutes at 1800x: a second at least
     assert (fast / "trades.csv").read_bytes() == (paced / "trades.csv").read_bytes()
+
+
+def test_a_recording_without_the_traded_option_says_its_orders_could_not_fill(
+    demo_day, tmp_path: Path
+) -> None:
+    from desktop.broker.recording import DayFile, Frame, day_of, read_frames
+    from desktop.broker.ticks import pack_frame, split_packets
+
+    recording, workspace, _ = demo_day
+    day = day_of(recording).isoformat()
+    folder = tmp_path / "index-only"
+    folder.mkdir()
+    for sidecar in (".instruments.csv", ".candles.json"):
+        (folder / f"{day}{sidecar}").write_bytes(recording.with_name(f"{day}{sidecar}").read_bytes())
+    index_only = DayFile(folder / f"{day}.kdrec")  # the indices' packets only: no option was recorded
+    for f in read_frames(recording):
+        if f.kind == 0 and len(f.data) > 1:
+            packets = [
+                p for p in split_packets(f.data) if p[:4] in (b"\x00\x03\xe9\x09", b"\x00\x03\xf8\x09")
+            ]
+            f = Frame(f.received, f.kind, pack_frame(packets))
+        index_only.append([f])
+    index_only.close()
+    said = io.StringIO()
+    assert replay([str(folder / f"{day}.kdrec"), str(workspace), "--out", str(tmp_path / "o")], out=said) == 0
+    assert "the recording holds no market data of NIFTY" in said.getvalue()
+    assert _round_trips((tmp_path / "o" / "trades.csv").read_text()) == []
