@@ -26,7 +26,9 @@ from desktop.domain import SessionKey
 class BrokerHub:
     """Per-account shared pieces, keyed by broker id; thread-safe."""
 
-    feed_class: type[AccountFeed] = AccountFeed  # a replay's hub feeds recorded frames instead (engine/replay.py)
+    feed_class: type[AccountFeed] = (
+        AccountFeed  # a replay's hub feeds recorded frames instead (engine/replay.py)
+    )
 
     def __init__(
         self,

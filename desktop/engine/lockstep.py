@@ -75,7 +75,9 @@ class Lockstep:
         the agent's thread must be parked in `await_turn` (it is, after one `run`). False once the agent ends."""
         with self._cond:
             if self._free or self._turn is not None:
-                raise RuntimeError("handle_here needs every agent parked: the lockstep is released or a turn runs")
+                raise RuntimeError(
+                    "handle_here needs every agent parked: the lockstep is released or a turn runs"
+                )
         return agent.handle_inbox_here()
 
     def release(self) -> None:
