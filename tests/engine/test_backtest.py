@@ -16,6 +16,13 @@ from desktop.engine.replay_cli import main as replay
 from tests.engine.test_replay import WORKSPACE
 
 
+@pytest.fixture(autouse=True)
+def _one_qt_application(qapp):
+    """The replay (and `kitedesk run`) make a QCoreApplication when none exists; later tests in this process
+    need the QApplication that pytest-qt makes, so it is made first."""
+    return qapp
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     path = tmp_path / "ws.toml"

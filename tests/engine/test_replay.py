@@ -28,6 +28,13 @@ on_stop = "square_off"
 """
 
 
+@pytest.fixture(autouse=True)
+def _one_qt_application(qapp):
+    """The replay (and `kitedesk run`) make a QCoreApplication when none exists; later tests in this process
+    need the QApplication that pytest-qt makes, so it is made first."""
+    return qapp
+
+
 def _round_trips(text: str) -> list[tuple[str, str, str, str]]:
     """(symbol, side, quantity, minute) of each trade of an export-format CSV, sorted (two segments may trade in
     the same second: the export orders those by their random ids)."""
@@ -36,7 +43,7 @@ def _round_trips(text: str) -> list[tuple[str, str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def demo_day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
+def demo_day(tmp_path_factory: pytest.TempPathFactory, qapp) -> tuple[Path, Path, str]:
     """A short demo morning traded PAPER by `kitedesk run --demo` (recorded, as the demo always is)."""
     root = tmp_path_factory.mktemp("demo-day")
     workspace = root / "ws.toml"
