@@ -80,6 +80,19 @@ class Frame:
         return self.data.decode("utf-8", errors="replace")
 
 
+def private_folder(folder: Path) -> None:
+    """Creates `folder` and its missing parents readable by their owner only (0700), whatever the umask: a
+    recording is an account's market data, kept inside the home like its database."""
+    missing = []
+    cursor = Path(folder)
+    while not cursor.exists() and cursor.parent != cursor:
+        missing.append(cursor)
+        cursor = cursor.parent
+    for made in reversed(missing):
+        made.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(made, 0o700)
+
+
 def recordings_dir(home: Path) -> Path:
     """The folder of every account's recordings inside `home`."""
     return Path(home) / RECORDINGS_DIRNAME
@@ -165,7 +178,7 @@ class DayFile:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.path.parent)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if not fresh:
             try:
@@ -255,7 +268,7 @@ class FeedRecorder:
         """Keeps the warm-up candles a session fetched for `token` beside `day`'s recording (merged)."""
         path = self.folder / f"{day.isoformat()}{CANDLES_SUFFIX}"
         with self._lock:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            private_folder(self.folder)
             kept = json.loads(path.read_text()) if path.exists() else {}
             rows = {str(c[0]): c for c in kept.get(str(token), [])}
             rows.update({str(c[0]): [_jsonable(v) for v in c] for c in candles})

@@ -166,3 +166,22 @@ def test_a_real_feed_records_what_the_simulator_sent(hub, sim, tmp_path: Path) -
     assert sum(1 for t in ticks if t.instrument_token == 256265) >= 3
     assert rec.frames_recorded >= 3 and rec.bytes_written == path.stat().st_size - len(b"KDREC1\n")
     assert time.time() - 60 < next(iter(read_frames(path))).received <= time.time()
+
+
+def test_recordings_are_readable_by_their_owner_only_whatever_the_umask(tmp_path: Path) -> None:
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        rec = FeedRecorder(home / "recordings" / "UK9394", clock=_clock, instruments=lambda day: None)
+        rec.frame(b"\x00\x00")
+        rec.keep_candles(DAY, 256265, [["2026-01-05 09:15:00", 1, 1, 1, 1, 0]])
+        rec.close()
+    finally:
+        os.umask(old)
+    for path in (home / "recordings", home / "recordings" / "UK9394"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
+    files = list((home / "recordings" / "UK9394").iterdir())
+    assert len(files) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
