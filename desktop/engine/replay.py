@@ -20,12 +20,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import dataclasses
+import heapq
 import io
 import struct
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -139,6 +140,39 @@ def jsonable_candle(row: list[Any]) -> list[Any]:
     return [v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else v for v in row]
 
 
+@dataclass(frozen=True, slots=True)
+class AccountFrame(Frame):
+    """A recorded frame with the account whose feed received it (the recording's folder name)."""
+
+    account: str = ""
+
+
+def recorded_day(recordings: Sequence[Path]) -> tuple[Iterator[Frame], DayData, set[str]]:
+    """The frames of one day's recordings (one per account, merged in the order they arrived), the day's data and
+    the accounts recorded. ReplayError in words for recordings of different days or a missing one."""
+    for path in recordings:
+        if not Path(path).is_file():
+            raise ReplayError(f"{path} does not exist")
+    days = sorted({day_of(p) for p in recordings})
+    if len(days) != 1:
+        raise ReplayError("the recordings are of different days: " + ", ".join(d.isoformat() for d in days))
+    datas = [day_data(p) for p in recordings]
+    candles: dict[int, dict[str, list[Any]]] = {}
+    for d in datas:
+        for token, rows in d.candles.items():
+            candles.setdefault(token, {}).update({str(r[0]): r for r in rows})
+    merged = {token: [rows[k] for k in sorted(rows)] for token, rows in candles.items()}
+    accounts = [Path(p).parent.name for p in recordings]
+    streams = [_account_frames(p, account) for p, account in zip(recordings, accounts, strict=True)]
+    frames = heapq.merge(*streams, key=lambda f: f.received)
+    return frames, DayData(days[0], datas[0].instruments_csv, merged), set(accounts)
+
+
+def _account_frames(recording: Path, account: str) -> Iterator[AccountFrame]:
+    for f in recorded_frames(recording):
+        yield AccountFrame(f.received, f.kind, f.data, account)
+
+
 def _candle_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value)[:19].replace("T", " "))
 
@@ -223,7 +257,11 @@ class Replay:
         data: DayData,
         options: ReplayOptions | None = None,
         log: Callable[[str], None] = lambda line: None,
+        recorded_accounts: Iterable[str] = (),
     ) -> None:
+        """`recorded_accounts`: the accounts with a recording of their own among `frames` (`AccountFrame`s): each
+        account's frames go to its own sessions, and to the sessions of accounts not recorded."""
+        self.recorded_accounts = set(recorded_accounts)
         self.workspace = workspace
         self._frames = frames
         self._data = data
@@ -262,9 +300,12 @@ class Replay:
                 for index, entry in enumerate(self.workspace.sessions):
                     sessions.append((entry, self._start(index, entry, services, gate)))
                 self._wait_started([s for _, s in sessions], gate)
-                feeds = [
-                    f for p in sorted({e.profile for e, _ in sessions}) if (f := hub.feed(p)) is not None
-                ]
+                by_profile = {
+                    p: f for p in sorted({e.profile for e, _ in sessions}) if (f := hub.feed(p)) is not None
+                }
+                feeds = list(by_profile.values())
+                own = {p: [f] for p, f in by_profile.items() if p in self.recorded_accounts}
+                shared = [f for p, f in by_profile.items() if p not in self.recorded_accounts]
                 bind = getattr(self._frames, "bind", None)
                 if bind is not None:  # a generated day (sim_day.py) sends what the sessions subscribed
                     bind(lambda: {t: m for f in feeds for t, m in f._desired_modes().items()})
@@ -274,7 +315,7 @@ class Replay:
                     if t is not None:
                         clock.advance(t)
                         pace.wait(clock.now())
-                    for feed in feeds:
+                    for feed in own.get(getattr(frame, "account", ""), []) + shared:
                         if frame.kind == KIND_BINARY:
                             feed._on_frame(frame.data, time.perf_counter())
                         else:

@@ -1,4 +1,4 @@
-"""`kitedesk replay RECORDING|--sim-day YYYY-MM-DD [--from HH:MM --to HH:MM] WORKSPACE.toml [--speed max|N]
+"""`kitedesk replay RECORDING...|--sim-day YYYY-MM-DD [--from HH:MM --to HH:MM] WORKSPACE.toml [--speed max|N]
 [--out DIR]`: what a workspace's sessions would have done on a recorded (or simulated) day.
 
 Writes into DIR: `orders.csv`, `trades.csv` (the trade export's columns), `summary.csv` (per session: round trips,
@@ -23,10 +23,9 @@ from desktop.engine.replay import (
     ReplayError,
     ReplayOptions,
     ReplayResult,
-    day_data,
     market_times,
     orders_csv,
-    recorded_frames,
+    recorded_day,
 )
 from desktop.engine.report import equity_csv, summarise, summary_csv, summary_lines
 from desktop.engine.strategy.registry import available_strategies
@@ -37,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `kitedesk replay` command line."""
     p = argparse.ArgumentParser(
         prog="kitedesk replay",
-        usage="kitedesk replay (RECORDING | --sim-day YYYY-MM-DD) WORKSPACE.toml [options]",
+        usage="kitedesk replay (RECORDING... | --sim-day YYYY-MM-DD) WORKSPACE.toml [options]",
         description="Replay a recorded day (or a day of the built-in simulator) through a workspace's sessions, "
         "as PAPER, and write the orders, trades and a summary.",
         epilog="example: kitedesk replay ~/.local/share/KiteDesk/recordings/AB1234/2026-01-05.kdrec ws.toml "
@@ -45,7 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "inputs", nargs="+", metavar="RECORDING WORKSPACE", help="the recording (.kdrec) and workspace"
+        "inputs",
+        nargs="+",
+        metavar="RECORDING... WORKSPACE",
+        help="the day's recordings (.kdrec, one per account: each account's sessions get its own) and the workspace",
     )
     p.add_argument(
         "--sim-day", type=date.fromisoformat, metavar="YYYY-MM-DD", help="replay a simulator day instead"
@@ -92,30 +94,25 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> ReplayResult:
-    if args.sim_day is not None:
-        if len(args.inputs) != 1:
-            raise ReplayError("with --sim-day give the workspace only")
-        workspace_path, recording = args.inputs[0], None
-    else:
-        if len(args.inputs) != 2:
-            raise ReplayError("give the recording (.kdrec) and the workspace, or --sim-day and the workspace")
-        recording, workspace_path = Path(args.inputs[0]), args.inputs[1]
+    *recordings, workspace_path = args.inputs
+    if args.sim_day is not None and recordings:
+        raise ReplayError("with --sim-day give the workspace only")
+    if args.sim_day is None and not recordings:
+        raise ReplayError("give the recording(s) (.kdrec) and the workspace, or --sim-day and the workspace")
     workspace = load_workspace(
         workspace_path, known_strategies=available_strategies(), live_needs_confirmation=False
     )
     speed = _speed(args.speed)
     frames: Iterable[Frame]
-    if recording is None:
+    accounts: set[str] = set()
+    if args.sim_day is not None:
         from desktop.engine.sim_day import sim_day
 
         frames, data = sim_day(args.sim_day, workspace, args.seed)
     else:
-        if not recording.is_file():
-            raise ReplayError(f"{recording} does not exist")
-        data = day_data(recording)
-        frames = recorded_frames(recording)
+        frames, data, accounts = recorded_day([Path(r) for r in recordings])
     start, end = market_times(data.day, args.start, args.end)
-    replay = Replay(workspace, frames, data, ReplayOptions(start, end, speed))
+    replay = Replay(workspace, frames, data, ReplayOptions(start, end, speed), recorded_accounts=accounts)
     return replay.run()
 
 

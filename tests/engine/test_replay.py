@@ -195,3 +195,33 @@ def test_a_recording_without_the_traded_option_says_its_orders_could_not_fill(
     assert replay([str(folder / f"{day}.kdrec"), str(workspace), "--out", str(tmp_path / "o")], out=said) == 0
     assert "the recording holds no market data of NIFTY" in said.getvalue()
     assert _round_trips((tmp_path / "o" / "trades.csv").read_text()) == []
+
+
+def test_one_days_recordings_of_two_accounts_merge_in_arrival_order_each_frame_naming_its_account(
+    tmp_path: Path,
+) -> None:
+    from desktop.broker.recording import DayFile, Frame
+    from desktop.engine.replay import ReplayError, recorded_day
+
+    paths = []
+    for account, times in (("UK9394", (1.0, 3.0)), ("UK1234", (2.0, 4.0))):
+        folder = tmp_path / account
+        folder.mkdir()
+        (folder / "2026-01-05.instruments.csv").write_text("instrument_token,tradingsymbol\n")
+        (folder / "2026-01-05.candles.json").write_text(
+            f'{{"256265": [["2026-01-05 09:1{times[0]:.0f}:00", 1, 1, 1, 1, 0]]}}'
+        )
+        f = DayFile(folder / "2026-01-05.kdrec")
+        f.append([Frame(t, 0, account.encode()) for t in times])
+        f.close()
+        paths.append(folder / "2026-01-05.kdrec")
+    frames, data, accounts = recorded_day(paths)
+    assert [(f.received, f.account, f.data) for f in frames] == [
+        (1.0, "UK9394", b"UK9394"), (2.0, "UK1234", b"UK1234"), (3.0, "UK9394", b"UK9394"), (4.0, "UK1234", b"UK1234"),
+    ]  # fmt: skip
+    assert accounts == {"UK9394", "UK1234"} and data.day == date(2026, 1, 5)
+    assert [r[0] for r in data.candles[256265]] == ["2026-01-05 09:11:00", "2026-01-05 09:12:00"]
+    other = tmp_path / "UK9394" / "2026-01-06.kdrec"
+    other.write_bytes(paths[0].read_bytes())
+    with pytest.raises(ReplayError, match="different days: 2026-01-05, 2026-01-06"):
+        recorded_day([paths[0], other])
