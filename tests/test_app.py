@@ -38,7 +38,7 @@ def _every_parser() -> dict[str, argparse.ArgumentParser]:
 # -- unknown commands -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv", [["frobnicate", "--help"], ["replay", "day.toml"], ["rnu", "ws.toml"]])
+@pytest.mark.parametrize("argv", [["frobnicate", "--help"], ["rewind", "day.toml"], ["rnu", "ws.toml"]])
 def test_an_unknown_command_is_refused_in_words_with_the_command_list(argv: list[str]) -> None:
     done = run_kitedesk(*argv, timeout=60)
     assert done.returncode == 2 and done.stdout == "", (done.returncode, done.stdout)

@@ -16,6 +16,7 @@ from desktop.broker.kite_client import new_kite
 from desktop.broker.login import complete_login
 from desktop.broker.profiles import AccessGrant, Profile, SecretStore
 from desktop.broker.ratelimit import AccountLimiters
+from desktop.broker.recording import FeedRecorder
 from desktop.broker.session import AccountLink, EventSink, KiteSession
 from desktop.domain import SessionKey
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:  # the feed (aiohttp, numpy) is imported when the first stream
 
 class BrokerHub:
     """Per-account shared pieces, keyed by broker id; thread-safe."""
+
+    # None: the live AccountFeed (imported with the first stream); a replay's hub feeds recorded frames instead
+    # (engine/replay.py).
+    feed_class: type[AccountFeed] | None = None
 
     def __init__(
         self,
@@ -45,6 +50,7 @@ class BrokerHub:
         self._lock = threading.Lock()
         self._accounts: dict[str, AccountLink] = {}
         self._feeds: dict[str, AccountFeed] = {}
+        self._recorders: dict[str, FeedRecorder] = {}  # accounts whose feed is recorded (broker/recording.py)
 
     def account(self, profile: Profile) -> AccountLink:
         """The link shared by every session of `profile`'s account.
@@ -93,15 +99,33 @@ class BrokerHub:
             for _ in range(3):
                 feed = self._feeds.get(session.broker_id)
                 if feed is None or feed.closing:
-                    feed = AccountFeed(
+                    feed = (self.feed_class or AccountFeed)(
                         session.account, on_closed=self._feed_closed, clock=self._clock, **self._feed_options
                     )
+                    feed.recorder = self._recorders.get(session.broker_id)
                     self._feeds[session.broker_id] = feed
                 try:
                     return feed.open_stream(session.key, on_event)
                 except RuntimeError:  # it closed between the check and the open: make a new one
                     self._feeds.pop(session.broker_id, None)
         raise RuntimeError("could not open a market stream")
+
+    def set_recorder(self, broker_id: str, recorder: FeedRecorder | None) -> FeedRecorder | None:
+        """Records the account's feed into `recorder` from now on (None: stops); returns the one it replaced
+        (its owner closes it)."""
+        with self._lock:
+            old = self._recorders.pop(broker_id, None)
+            if recorder is not None:
+                self._recorders[broker_id] = recorder
+            feed = self._feeds.get(broker_id)
+            if feed is not None:
+                feed.recorder = recorder
+        return old
+
+    def recorder(self, broker_id: str) -> FeedRecorder | None:
+        """The account's recorder, or None when its feed is not recorded."""
+        with self._lock:
+            return self._recorders.get(broker_id)
 
     def _feed_closed(self, feed: AccountFeed) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
@@ -66,6 +66,14 @@ MAX_TICKS_QUEUED = 20_000  # per stream; beyond it the oldest ticks are dropped 
 
 TickListener = Callable[[TickBatch], None]
 OrderListener = Callable[[dict[str, Any]], None]
+
+
+class FrameRecorder(Protocol):
+    """What a feed hands every raw frame to (`desktop.broker.recording.FeedRecorder`); must never block."""
+
+    def frame(self, data: bytes) -> None: ...
+
+    def text(self, message: str) -> None: ...
 
 
 class MarketStream:
@@ -320,6 +328,8 @@ class AccountFeed:
         self.packets_received = 0  # tick packets off the wire (bench and diagnostics)
         self.ticks_to_streams = 0  # the same counted once per stream subscribed to them
         self._times = TickTimeGuard(account.broker_id, clock)  # a tick stamped in 2106 never reaches a stream
+        # Every raw frame off the wire goes to it, when set (broker/recording.py: the frame is only queued here).
+        self.recorder: FrameRecorder | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._connected = False
         self._closing = False
@@ -494,9 +504,14 @@ class AccountFeed:
             except TimeoutError:
                 log.info("feed %s: silent for %.0f s, reconnecting", self.broker_id, self.silence_timeout)
                 return
+            recorder = self.recorder
             if msg.type == aiohttp.WSMsgType.BINARY:
+                if recorder is not None:
+                    recorder.frame(msg.data)
                 self._on_frame(msg.data, time.perf_counter())
             elif msg.type == aiohttp.WSMsgType.TEXT:
+                if recorder is not None:
+                    recorder.text(msg.data)
                 self._on_text(msg.data)
             elif msg.type in _END_OF_SOCKET:
                 return

@@ -52,6 +52,9 @@ SUBCOMMANDS: dict[str, Command] = {
     "run": Command("desktop.cli.run:run", "desktop.cli.run:build_parser", "run a workspace's sessions without a window"),
     "login": Command("desktop.cli.accounts:login", "desktop.cli.accounts:login_parser", "log a profile in to Kite from a terminal"),
     "profiles": Command("desktop.cli.accounts:profiles", "desktop.cli.accounts:profiles_parser", "list or add broker profiles"),
+    "record": Command("desktop.cli.record:main", "desktop.cli.record:build_parser", "record an account's market data without trading"),
+    "replay": Command("desktop.cli.replay:main", "desktop.cli.replay:build_parser", "replay a recorded or simulated day through a workspace (PAPER)"),
+    "backtest": Command("desktop.cli.backtest:main", "desktop.cli.backtest:build_parser", "sweep parameters over recorded or simulated days"),
     "sync": Command("desktop.sync.cli:main", "desktop.sync.cli:build_parser", "sync accounts' records with a central PostgreSQL"),
     "completion": Command("desktop.cli.main:completion", "desktop.cli.main:completion_parser", "print shell completion for bash, zsh or fish"),
 }  # fmt: skip

@@ -8,6 +8,7 @@ plain-Python parts (strategy, risk, bars, params) for a replay or backtest never
 from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import LoginFailed
+from desktop.broker.recording import DEFAULT_RETENTION_DAYS, format_bytes
 from desktop.domain import StrategyParams
 from desktop.engine.market import DemoLogin, DemoMarket
 from desktop.engine.param_spec import (
@@ -84,6 +85,7 @@ __all__ = [
     "Kind",
     "FieldSpec",
     "FIELDS",
+    "DEFAULT_RETENTION_DAYS",
     "AgentState",
     "DemoLogin",
     "DemoMarket",
@@ -107,6 +109,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "available_strategies",
+    "format_bytes",
     "effective_itm_offset",
     "format_clock",
     "load_workspace",

@@ -29,6 +29,7 @@ from datetime import datetime
 from PySide6.QtCore import QThread
 
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
+from desktop.engine.lockstep import Lockstep
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
 from desktop.engine.workspace import OnStop
@@ -111,6 +112,7 @@ class SegmentAgent(QThread):
         # End of the forming bar, set by this thread after each batch; read by the poster without a lock
         # (a stale value costs one needless wake, never a missed one: it only moves forward).
         self._bar_ends: datetime | None = None
+        self.lockstep: Lockstep | None = None  # set by a replay only: the inbox is handled on its turns
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
@@ -205,9 +207,34 @@ class SegmentAgent(QThread):
             self._fail(e, "segment failed")
 
     def _step(self) -> bool:
-        """Handles everything urgent, then one batch of ticks; False when the agent should end."""
+        """Handles everything urgent, then one batch of ticks; False when the agent should end. Under a replay's
+        lockstep only on its turn, which ends once the inbox is empty (engine/lockstep.py)."""
+        gate = self.lockstep
+        if gate is None or not gate.await_turn(self):
+            return self._step_inbox(wait=True)
+        going = False
+        try:
+            going = self._step_inbox(wait=False)
+        finally:
+            with self._cond:
+                idle = not self._urgent and not self._ticks
+            if idle or not going:
+                gate.turn_done(self)
+        return going
+
+    def handle_inbox_here(self) -> bool:
+        """Handles the whole inbox on the caller's thread; False once the agent should end. Only for a replay's
+        lockstep, while this agent's own thread waits for a turn it is not given (engine/lockstep.py)."""
+        while True:
+            with self._cond:
+                if not self._urgent and not self._ticks:
+                    return True
+            if not self._step_inbox(wait=False):
+                return False
+
+    def _step_inbox(self, wait: bool) -> bool:
         with self._cond:
-            if not self._urgent and not self._ticks:
+            if wait and not self._urgent and not self._ticks:
                 self._cond.wait(PUBLISH_EVERY)
             urgent = list(self._urgent)
             self._urgent.clear()

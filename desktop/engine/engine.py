@@ -20,6 +20,7 @@ from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
 from desktop.broker.profiles import MemorySecretStore as MemorySecretStore  # re-exported: its old home
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
+from desktop.broker.recording import DEFAULT_RETENTION_DAYS, FeedRecorder, disk_usage, recordings_dir
 from desktop.domain import Mode, Position, SessionKey
 from desktop.engine.market import DemoMarket
 from desktop.engine.registry import EngineRegistry
@@ -107,6 +108,7 @@ class Engine:
         self.registry = EngineRegistry()
         self._market: DemoMarket | None = None
         self._demo_profiles: dict[str, Profile] = {}
+        self._recorders: dict[str, FeedRecorder] = {}
         self.writer = StoreWriter()
         self._services = SessionServices(
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
@@ -139,6 +141,40 @@ class Engine:
             self._demo_profiles[profile.user_id] = profile
             self.secrets.set_api_secret(profile.user_id, account.api_secret)
             self.hub.login(profile, request_token_by_redirect(profile))
+            self.set_recording(profile.user_id, True)  # a demo day can be replayed (kitedesk replay)
+
+    # -- recording the wire (broker/recording.py) ------------------------------------------------------
+
+    def set_recording(
+        self, user_id: str, enabled: bool, retention_days: int = DEFAULT_RETENTION_DAYS
+    ) -> None:
+        """Records (or stops recording) the account's market-data feed into `<home>/recordings/<user_id>/`,
+        one file per market day; days older than `retention_days` are deleted."""
+        current = self._recorders.get(user_id)
+        if enabled and current is not None and current.retention_days == retention_days:
+            return  # already recorded so
+        recorder = None
+        if enabled:
+            recorder = FeedRecorder(
+                recordings_dir(self._home) / user_id,
+                clock=self.market_time,
+                instruments=lambda day: self.store.instruments.load(broker_id=user_id, day=day),
+                retention_days=retention_days,
+            )
+            self._recorders[user_id] = recorder
+        else:
+            self._recorders.pop(user_id, None)
+        old = self.hub.set_recorder(user_id, recorder)
+        if old is not None:
+            old.close()
+
+    def recording(self, user_id: str) -> bool:
+        """True while the account's feed is being recorded."""
+        return user_id in self._recorders
+
+    def recordings_disk_usage(self) -> dict[str, int]:
+        """Bytes of recordings per account in this home (the settings window shows them)."""
+        return disk_usage(self._home)
 
     @property
     def demo(self) -> bool:
@@ -160,6 +196,10 @@ class Engine:
         return self._clock()
 
     # -- profiles and login -----------------------------------------------------------------------------
+
+    def profile(self, user_id: str) -> Profile:
+        """The account's profile (a demo one included); InputRejected in words when unknown."""
+        return self._profile(user_id)
 
     def _profile(self, user_id: str) -> Profile:
         profile = self._demo_profiles.get(user_id)
@@ -388,6 +428,8 @@ class Engine:
             if self._sync_facade is not None:
                 self._sync_facade.stop()  # before the store closes: a worker acknowledges its batch in the store
             self.hub.close()
+            for user_id in list(self._recorders):
+                self.set_recording(user_id, False)
             self.writer.close()
             self.store.close()
             if self._market is not None:

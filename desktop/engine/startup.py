@@ -60,6 +60,9 @@ def load_segment(trader: SegmentTrader, hub: BrokerHub, kite: KiteSession, now: 
     book = hub.instrument_book(kite, now.date())
     bars = max(MIN_WARM_UP_BARS, 3 * trader.ctx.params.slow_ema)
     candles = fetch_candles(kite, trader.segment.spec.index_token, warm_up_start(now, bars), now)
+    recorder = hub.recorder(kite.broker_id)
+    if recorder is not None:  # a replay of the day warms up from the same candles (broker/recording.py)
+        recorder.keep_candles(now.date(), trader.segment.spec.index_token, candles)
     trader.load(book, candles, now)
 
 

@@ -40,7 +40,7 @@ from desktop.ui.notify import Notifier
 from desktop.ui.pacing import WindowPacer
 from desktop.ui.session_prompts import KEEP, SQUARE_OFF, ask_open_position, open_position_lines
 from desktop.ui.session_tab import SessionTab
-from desktop.ui.settings_dialog import SettingsDialog, default_params
+from desktop.ui.settings_dialog import SettingsDialog, apply_recording, default_params, open_settings
 from desktop.ui.steps import StepQueue
 from desktop.ui.theme import THEMES, Theme, apply_theme
 from desktop.ui.window_chrome import build_central, build_status_bar, show_square_off_progress
@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1500, 920)
         self._update_empty_hint()
+        self.apply_recording()  # the accounts chosen in File → Settings… are recorded from the start
 
     def _known_strategies(self) -> list[str]:
         try:
@@ -270,13 +271,11 @@ class MainWindow(QMainWindow):
 
     def show_settings(self) -> SettingsDialog:
         """File → Settings…: applied when the trader presses OK."""
-        dialog = SettingsDialog(
-            self.settings, self.theme.name, Path(self.engine.home()), self.strategies, self
-        )
-        dialog.accepted.connect(lambda: self.set_theme(dialog.theme_name()))
-        dialog.setModal(True)
-        dialog.show()
-        return dialog
+        return open_settings(self)
+
+    def apply_recording(self, choices: dict[str, bool] | None = None) -> None:
+        """Records the market data of the accounts chosen in the settings (or `choices`), kept for the chosen days."""
+        apply_recording(self.engine, self.settings, choices)
 
     def export_trades(self) -> ExportDialog:
         """Opens the CSV export dialog for the visible session's account."""

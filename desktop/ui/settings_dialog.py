@@ -1,4 +1,5 @@
-"""File → Settings…: theme, notifications and sounds, the parameters a new tab starts from, the data folder.
+"""File → Settings…: theme, notifications and sounds, the parameters a new tab starts from, the data folder, and
+which accounts' market data is recorded (for `kitedesk replay`), for how many days, and the disk it takes.
 
 Everything is kept in the window's settings file (QSettings, INI). New tabs always start in PAPER: LIVE is
 chosen in the tab itself, where Start asks for the confirmation that names the account.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QSettings, QUrl
 from PySide6.QtGui import QDesktopServices
@@ -24,16 +26,33 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QScrollArea,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from desktop.domain import Mode, StrategyParams
-from desktop.engine import ParamsError, params_to_dict, parse_params
+from desktop.engine import DEFAULT_RETENTION_DAYS, ParamsError, format_bytes, params_to_dict, parse_params
 from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, setting_flag
 from desktop.ui.params_form import DEFAULT_RAW, ParamsForm
 
 DEFAULTS_KEY = "defaults/params"  # JSON of the parameters a new tab starts from
+RECORD_KEY = "recording/{}"  # per account: record its market data (off unless chosen)
+RETENTION_KEY = "recording/retention_days"
+
+
+def recording_choices(settings: QSettings, accounts: list[str]) -> dict[str, bool]:
+    """Which of `accounts` the trader chose to record (off by default)."""
+    return {a: setting_flag(settings.value(RECORD_KEY.format(a), False)) for a in accounts}
+
+
+def retention_days(settings: QSettings) -> int:
+    """Days of recordings kept (the saved value, else DEFAULT_RETENTION_DAYS)."""
+    try:
+        days = int(str(settings.value(RETENTION_KEY, DEFAULT_RETENTION_DAYS)))
+    except ValueError:
+        return DEFAULT_RETENTION_DAYS
+    return days if days >= 1 else DEFAULT_RETENTION_DAYS
 
 
 def default_params(settings: QSettings) -> StrategyParams:
@@ -65,7 +84,10 @@ class SettingsDialog(QDialog):
         data_folder: Path,
         strategies: list[str],
         parent: QWidget | None = None,
+        recording: dict[str, bool] | None = None,
+        disk_used: dict[str, int] | None = None,
     ) -> None:
+        """`recording`: each account and whether its market data is recorded now; `disk_used`: bytes per account."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
@@ -110,6 +132,25 @@ class SettingsDialog(QDialog):
         group_lay.addWidget(QLabel("New tabs always start in PAPER: choose LIVE in the tab itself."))
         lay.addWidget(group, 1)
 
+        record_group = QGroupBox("Record market data (for kitedesk replay and backtests)")
+        record_lay = QFormLayout(record_group)
+        used = disk_used or {}
+        self.record_boxes: dict[str, QCheckBox] = {}
+        for account, on in (recording or {}).items():
+            box = QCheckBox(f"{account} (recordings: {format_bytes(used.get(account, 0))})")
+            box.setChecked(on)
+            self.record_boxes[account] = box
+            record_lay.addRow(box)
+        self.retention_box = QSpinBox()
+        self.retention_box.setRange(1, 3650)
+        self.retention_box.setSuffix(" days")
+        self.retention_box.setValue(retention_days(settings))
+        record_lay.addRow("Keep recordings for", self.retention_box)
+        record_lay.addRow(
+            QLabel(f"Total: {format_bytes(sum(used.values()))} in {data_folder / 'recordings'}")
+        )
+        lay.addWidget(record_group)
+
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -120,6 +161,10 @@ class SettingsDialog(QDialog):
         )
         lay.addWidget(self.buttons)
         self.resize(560, 640)
+
+    def recording(self) -> dict[str, bool]:
+        """Each account and whether to record its market data."""
+        return {a: box.isChecked() for a, box in self.record_boxes.items()}
 
     def theme_name(self) -> str:
         """The theme chosen."""
@@ -135,6 +180,34 @@ class SettingsDialog(QDialog):
         self._settings.setValue(SOUND_KEY, self.sound_box.isChecked())
         self._settings.setValue("theme", self.theme_name())
         save_default_params(self._settings, params)
+        for account, box in self.record_boxes.items():
+            self._settings.setValue(RECORD_KEY.format(account), box.isChecked())
+        self._settings.setValue(RETENTION_KEY, self.retention_box.value())
         self._settings.sync()
         self.applied = True
         self.accept()
+
+
+def open_settings(window: Any) -> SettingsDialog:
+    """File → Settings… of the main window `window`: on OK its theme is set and the chosen recording applied."""
+    engine = window.engine
+    accounts = [p.user_id for p in engine.profiles()]
+    dialog = SettingsDialog(
+        window.settings, window.theme.name, Path(engine.home()), window.strategies, window,
+        recording={a: engine.recording(a) for a in accounts},
+        disk_used=engine.recordings_disk_usage(),
+    )  # fmt: skip
+    dialog.accepted.connect(lambda: window.set_theme(dialog.theme_name()))
+    dialog.accepted.connect(lambda: window.apply_recording(dialog.recording()))
+    dialog.setModal(True)
+    dialog.show()
+    return dialog
+
+
+def apply_recording(engine: Any, settings: QSettings, choices: dict[str, bool] | None = None) -> None:
+    """Records the market data of the accounts chosen in the settings (or `choices`), kept for the chosen days."""
+    accounts = [p.user_id for p in engine.profiles()]
+    choices = choices if choices is not None else recording_choices(settings, accounts)
+    days = retention_days(settings)
+    for account, on in choices.items():
+        engine.set_recording(account, on, days)

@@ -145,6 +145,7 @@ class FakeEngine:
             "UK1234": ProfileInfo("UK1234", "key_b", "Demo B", logged_in=True, has_secret=True),
         }
         self.secrets: dict[str, str] = {}
+        self.recorded: set[str] = set()  # accounts whose market data is recorded
         self.opened: list[FakeSession] = []
         self.login_error: Exception | None = None
         self.exported_rows = 7
@@ -176,6 +177,19 @@ class FakeEngine:
 
     def home(self) -> Path:
         return self._home
+
+    def recording(self, user_id: str) -> bool:
+        return user_id in self.recorded
+
+    def set_recording(self, user_id: str, enabled: bool, retention_days: int = 30) -> None:
+        self._record("set_recording", (user_id, enabled, retention_days))
+        if enabled:
+            self.recorded.add(user_id)
+        else:
+            self.recorded.discard(user_id)
+
+    def recordings_disk_usage(self) -> dict[str, int]:
+        return {"UK9394": 3 * 1024 * 1024}
 
     def logs_dir(self) -> Path:
         return self._home / "logs"

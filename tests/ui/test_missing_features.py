@@ -246,3 +246,23 @@ def test_square_off_at_quit_shows_what_is_still_held_until_it_is_closed(qtbot, t
     assert not window.closed
     release.set()
     qtbot.waitUntil(lambda: window.closed, timeout=5000)
+
+
+def test_settings_choose_which_accounts_are_recorded_for_how_long_and_show_the_disk_used(qtbot, tmp_path):
+    window = _window(qtbot, tmp_path)
+    engine = window.engine
+    assert engine.recorded == set()  # off by default for every account
+    dialog = window.show_settings()
+    qtbot.addWidget(dialog)
+    assert set(dialog.record_boxes) == {"UK9394", "UK1234"}
+    assert not any(box.isChecked() for box in dialog.record_boxes.values())
+    assert "3.0 MB" in dialog.record_boxes["UK9394"].text()
+    dialog.record_boxes["UK1234"].setChecked(True)
+    dialog.retention_box.setValue(7)
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert engine.recorded == {"UK1234"}
+    assert ("set_recording", ("UK1234", True, 7)) in engine.calls
+    _close(qtbot, window)
+    again = _window(qtbot, tmp_path)  # the next start records the same accounts by itself
+    assert again.engine.recorded == {"UK1234"}
+    _close(qtbot, again)

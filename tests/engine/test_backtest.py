@@ -1,0 +1,132 @@
+"""Backtest sweeps: every combination over every day, the same rows from a process pool as from one process."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from desktop.cli.backtest import main as backtest
+from desktop.cli.replay import main as replay
+from desktop.engine.backtest import combinations, combine, parse_days, parse_sweep
+from tests.engine.test_replay import WORKSPACE
+
+
+@pytest.fixture(autouse=True)
+def _one_qt_application(qapp):
+    """The replay (and `kitedesk run`) make a QCoreApplication when none exists; later tests in this process
+    need the QApplication that pytest-qt makes, so it is made first."""
+    return qapp
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "ws.toml"
+    path.write_text(WORKSPACE)
+    return path
+
+
+def _rows(folder: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO((folder / "results.csv").read_text())))
+
+
+def test_a_sweep_in_processes_gives_the_rows_of_one_process_and_of_plain_replays(
+    workspace: Path, tmp_path: Path
+) -> None:
+    common = [
+        str(workspace),
+        "--sim",
+        "--days",
+        "2026-01-05..2026-01-06",
+        "--sweep",
+        "stop_loss=3,7",
+        "--to",
+        "10:15",
+    ]
+    pool, serial = tmp_path / "pool", tmp_path / "serial"
+    assert (
+        backtest([*common, "--workers", "2", "--out", str(pool)], out=io.StringIO(), err=io.StringIO()) == 0
+    )
+    assert (
+        backtest([*common, "--workers", "1", "--out", str(serial)], out=io.StringIO(), err=io.StringIO()) == 0
+    )
+    assert (pool / "results.csv").read_bytes() == (serial / "results.csv").read_bytes()
+    assert (pool / "equity.csv").read_bytes() == (serial / "equity.csv").read_bytes()
+    assert (pool / "equity.png").read_bytes() == (serial / "equity.png").read_bytes()
+    rows = _rows(pool)
+    assert [r["stop_loss"] for r in rows] == ["3", "7"] and all(r["days"] == "2" for r in rows)
+    # the stop_loss=7 row is the sum of two plain replays of the same days with stop_loss = 7
+    net = Decimal(0)
+    trips = 0
+    for day in ("2026-01-05", "2026-01-06"):
+        ws7 = tmp_path / "ws7.toml"
+        ws7.write_text(WORKSPACE.replace("stop_loss = 5", "stop_loss = 7"))
+        out = tmp_path / f"replay-{day}"
+        assert (
+            replay(["--sim-day", day, str(ws7), "--to", "10:15", "--out", str(out)], out=io.StringIO()) == 0
+        )
+        [summary] = csv.DictReader(io.StringIO((out / "summary.csv").read_text()))
+        net += Decimal(summary["net_pnl"])
+        trips += int(summary["round_trips"])
+    assert (Decimal(rows[1]["net_pnl"]), int(rows[1]["round_trips"])) == (net, trips)
+    assert trips > 0
+
+
+def test_a_combination_the_workspace_refuses_is_said_before_any_replay(
+    workspace: Path, tmp_path: Path
+) -> None:
+    err = io.StringIO()
+    args = [
+        str(workspace),
+        "--sim",
+        "--days",
+        "2026-01-05",
+        "--sweep",
+        "itm_offset=75",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert backtest(args, out=io.StringIO(), err=err) == 2
+    assert "multiple of" in err.getvalue() and "'Morning'" in err.getvalue()
+    assert not (tmp_path / "o").exists()
+
+
+def test_days_sweeps_and_combinations_parse_as_a_trader_writes_them() -> None:
+    assert parse_days("2026-01-02..2026-01-06") == [date(2026, 1, 2), date(2026, 1, 5), date(2026, 1, 6)]
+    assert parse_days("2026-01-07,2026-01-05") == [date(2026, 1, 5), date(2026, 1, 7)]
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_days("monday..friday")
+    assert parse_sweep("stop_loss=3, 5") == ("stop_loss", ["3", "5"])
+    with pytest.raises(ValueError, match="NAME=V1,V2"):
+        parse_sweep("stop_loss")
+    combos = combinations([("a", ["1", "2"]), ("b", ["x", "y"])])
+    assert combos == [{"a": "1", "b": "x"}, {"a": "1", "b": "y"}, {"a": "2", "b": "x"}, {"a": "2", "b": "y"}]
+
+
+def test_drawdown_and_sharpe_come_from_the_net_equity_over_the_days() -> None:
+    header = (
+        "symbol,isin,trade_date,exchange,segment,series,trade_type,auction,quantity,price,trade_id,order_id,"
+    )
+    header += "order_execution_time,expiry_date,broker_id,session_label,mode,order_tag,round_trip_pnl\n"
+
+    def day(d: str, sell: str, pnl: str) -> str:
+        buy = f"X,,{d},NSE,FO,,buy,false,1,100,1,1,{d}T09:30:00,,U,A,PAPER,T,\n"
+        return header + buy + f"X,,{d},NSE,FO,,sell,false,1,{sell},2,2,{d}T10:00:00,,U,A,PAPER,T,{pnl}\n"
+
+    r = combine(
+        {},
+        {
+            date(2026, 1, 5): day("2026-01-05", "1100", "1000"),
+            date(2026, 1, 6): day("2026-01-06", "600", "-400"),
+        },
+    )
+    # four executed orders: 4 x ₹20 brokerage + 18 % GST on it = ₹94.40, plus small turnover fees and STT
+    assert r.round_trips == 2 and r.wins == 1 and r.gross == Decimal(600)
+    assert Decimal("94.40") < r.charges < Decimal(100)
+    peak = max(v for _, v in r.curve or [])
+    assert r.max_drawdown == peak - r.curve[-1][1] > Decimal(400)
+    assert r.sharpe is not None and r.sharpe > 0
