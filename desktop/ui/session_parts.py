@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import shortcuts as keys
+from desktop.ui.funds_view import FundsLabel
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.tables import (
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 
 def build_header(tab: SessionTab) -> QHBoxLayout:
-    """The account, the PAPER/LIVE badge, the state word, a progress bar, the message and the day P&L."""
+    """The account, the PAPER/LIVE badge, the state word, a progress bar, the message, the account's funds and the
+    day P&L."""
     head = QHBoxLayout()
     tab.account = QLabel(f"<b>{tab.session.user_id}</b> · {tab.label}")
     # A bigger font, not a style sheet: a style sheet would freeze the label's colours at this theme.
@@ -67,6 +69,8 @@ def build_header(tab: SessionTab) -> QHBoxLayout:
     for w in (tab.account, tab.badge, tab.state_label, tab.progress):
         head.addWidget(w)
     head.addWidget(tab.message, 1)
+    tab.funds_label = FundsLabel()
+    head.addWidget(tab.funds_label)
     head.addWidget(tab.pnl_label)
     return head
 
