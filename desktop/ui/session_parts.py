@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from desktop.ui import shortcuts as keys
 from desktop.ui.funds_view import FundsLabel
 from desktop.ui.log_panel import LogPanel
+from desktop.ui.order_groups import GroupedSortProxy, group_orders, is_group_parent, order_row_key
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.tables import (
     ORDER_COLUMNS,
@@ -32,7 +33,6 @@ from desktop.ui.tables import (
     SpecTableModel,
     SpecTableView,
     fill_key,
-    order_key,
     position_key,
 )
 from desktop.ui.theme import LOGIN_BANNER_STYLE, Theme
@@ -132,7 +132,10 @@ def build_tables(tab: SessionTab, theme: Theme, settings: QSettings | None) -> Q
     tab.hide_closed = QCheckBox("Hide closed")
     tab.hide_closed.setToolTip("Hide the positions closed today (quantity 0); Kite keeps them for the day")
     tab.hide_closed.toggled.connect(lambda _on: tab.show_table(0))
-    tab.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, theme)
+    # A sliced order reads as one: its parent row (bold, the group's totals) with its slices under it.
+    tab.orders_model = SpecTableModel(
+        ORDER_COLUMNS, order_row_key, theme, arrange=group_orders, strong_row=is_group_parent
+    )
     tab.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, theme)
     tabs = QTabWidget()
     # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
@@ -157,7 +160,8 @@ def add_table_pages(tab: SessionTab, settings: QSettings | None) -> None:
     page_layout.addWidget(tab.hide_closed)
     page_layout.addWidget(SpecTableView(tab.positions_model, name="positions", settings=settings), 1)
     tabs.addTab(page, "Positions")
-    tabs.addTab(SpecTableView(tab.orders_model, name="orders", settings=settings), "Orders")
+    orders = SpecTableView(tab.orders_model, name="orders", settings=settings, proxy=GroupedSortProxy())
+    tabs.addTab(orders, "Orders")
     trades = SpecTableView(tab.trades_model, name="trades", settings=settings)
     # With "All computers": the account's trades of every computer, a Device column (tab.findChild finds it).
     tabs.addTab(TradesPage(tab, trades, settings), "Trades")
