@@ -65,3 +65,20 @@ def test_a_live_entry_needing_more_than_the_accounts_funds_is_refused_and_the_fu
     # Refused before the broker: no order of this session ever reached it.
     assert [o for o in book.orders.values() if o.tag == session.key.order_tag] == []
     session.stop("square_off")
+
+
+def test_the_funds_are_fetched_again_after_a_fill_not_a_minute_later(demo_engine: Engine, qapp) -> None:
+    session = demo_engine.open_session("UK9394", "Rich")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100, mode="LIVE"))
+    wait_until(qapp, lambda: session.snapshot().funds is not None, 20, "the account's funds in the snapshot")
+    before = session.snapshot().funds
+    assert before is not None and before.used == 0
+    # At 120× a market minute is half a second of ours: the watcher's minute (wall time) is far away, so the
+    # premium showing as used within seconds of the entry's fill is the refresh the fill asked for.
+    wait_until(qapp, lambda: session.snapshot().fills, 60, "the entry's fill")
+    wait_until(
+        qapp, lambda: (f := session.snapshot().funds) is not None and f.used > 0, 10, "funds after the fill"
+    )
+    after = session.snapshot().funds
+    assert after is not None and after.available < before.available
+    session.stop("square_off")
