@@ -609,7 +609,7 @@ def _last_price(kite: KiteSession, intent: OrderIntent) -> Decimal | None:
     broker cannot say now: the entry is then left to the broker's own margin check."""
     key = f"{intent.exchange}:{intent.tradingsymbol}"
     try:
-        quote = kite.ltp(key).get(key)
+        quote = kite.ltp_once(key).get(key)  # asked once: a 429's back-off would hold the entry up
     except Exception:
         return None
     return None if quote is None else Decimal(str(quote["last_price"]))
