@@ -71,6 +71,7 @@ def build_header(tab: SessionTab) -> QHBoxLayout:
     head.addWidget(tab.message, 1)
     tab.funds_label = FundsLabel()
     head.addWidget(tab.funds_label)
+    head.addSpacing(12)
     head.addWidget(tab.pnl_label)
     return head
 
