@@ -299,6 +299,11 @@ class KiteSession:
         """GET /quote/ltp."""
         return self.read(CallKind.QUOTE, replies.quotes, "ltp", *instruments)
 
+    def ltp_once(self, *instruments: str) -> dict[str, Any]:
+        """GET /quote/ltp asked once: no retry after a 429 or a malformed reply (`ltp` retries with pauses). For a
+        look-up that must not hold its caller up (risk's margin check of an entry): it fails instead."""
+        return replies.quotes(self._call_once(CallKind.QUOTE, "ltp", *instruments))
+
     def quote(self, *instruments: str) -> dict[str, Any]:
         """GET /quote."""
         return self.read(CallKind.QUOTE, replies.quotes, "quote", *instruments)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from desktop.broker.errors import LoginFailed
 from desktop.broker.recording import DEFAULT_RETENTION_DAYS, format_bytes
 from desktop.domain import StrategyParams
+from desktop.engine.funds import Funds
 from desktop.engine.market import DemoLogin, DemoMarket
 from desktop.engine.param_spec import (
     FIELDS,
@@ -91,6 +92,7 @@ __all__ = [
     "DemoMarket",
     "Engine",
     "EngineRegistry",
+    "Funds",
     "LogLine",
     "LoginFailed",
     "OnStop",

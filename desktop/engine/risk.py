@@ -11,7 +11,10 @@ each), so it locks. Time is market time passed in by the caller. The rules:
   trade it was); the cap is the risk manager's, not the strategy's, so every strategy plug-in keeps it and its
   refusal is said in words like every other;
 - kill switch (the session's own, or a `GlobalKillSwitch` it subscribed to): halted, exits only,
-  until `resume()`.
+  until `resume()`;
+- margin: once the account's available funds are known (`set_funds`, LIVE only: funds.py), an option buy
+  needing more than they hold (premium × quantity, the premium from the intent's price or the session's
+  `price_of`) is refused; entries allowed since the last refresh hold their premium back from what is available.
 A restart builds a new manager: `restore_day` gives it the day's counters rebuilt from the journal and the
 broker's orders (recovery.py) before any entry, so a crash never resets a limit.
 """
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from desktop.domain import OrderIntent, Segment, StrategyParams, rupees
+from desktop.domain import OrderIntent, Segment, Side, StrategyParams, rupees
 
 _WINDOW = timedelta(minutes=1)
 
@@ -121,6 +124,9 @@ class RiskManager:
         self._breach_note = ""  # when the daily loss limit was reached, and the P&L then
         self._halt_reason: str | None = None
         self._unsubscribe: Callable[[], None] | None = None
+        self._available: Decimal | None = None  # the account's available funds; None: not known (or PAPER)
+        self._reserved: dict[Segment, Decimal] = {}  # premium of entries allowed since the last funds refresh
+        self._price_of: Callable[[OrderIntent], Decimal | None] = lambda intent: None
 
     # -- kill switch -------------------------------------------------------------------------------
 
@@ -157,11 +163,30 @@ class RiskManager:
 
     # -- checks ------------------------------------------------------------------------------------
 
+    def set_funds(self, available: Decimal | None) -> None:
+        """The account's available funds as the broker just said (None: unknown, no margin check). A fresh amount
+        already counts the orders sent before it, so what earlier entries held back is let go."""
+        with self._lock:
+            self._available = available
+            self._reserved.clear()
+
+    def set_price_source(self, price_of: Callable[[OrderIntent], Decimal | None]) -> None:
+        """Where a market entry's premium comes from (the option's last price); None from it: no margin check."""
+        self._price_of = price_of
+
     def check(self, intent: OrderIntent, now: datetime) -> RiskDecision:
         """Checks (and on success records) one order at market time `now`."""
         if is_exit(intent):
             return self.check_exit(now)
-        return self.check_entry(intent.segment, now)
+        return self.check_entry(intent.segment, now, self._cost(intent))
+
+    def _cost(self, intent: OrderIntent) -> Decimal | None:
+        """What a buy needs from the available funds: premium × quantity; None when not known or not asked (a
+        sell's margin is the broker's SPAN, which risk does not model: the broker's RMS decides it)."""
+        if intent.side is not Side.BUY or self._available is None:
+            return None
+        price = intent.price if intent.price is not None else self._price_of(intent)
+        return None if price is None else price * intent.quantity
 
     def check_exit(self, now: datetime) -> RiskDecision:
         """Always allowed; the order still counts toward the order rate."""
@@ -170,16 +195,35 @@ class RiskManager:
             self._record(now)
         return RiskDecision(True)
 
-    def check_entry(self, segment: Segment, now: datetime) -> RiskDecision:
-        """Allowed only if no limit is hit; an allowed entry counts as pending for `segment`."""
+    def check_entry(self, segment: Segment, now: datetime, cost: Decimal | None = None) -> RiskDecision:
+        """Allowed only if no limit is hit; an allowed entry counts as pending for `segment`. `cost`: what it needs
+        from the available funds (None: not checked)."""
         with self._lock:
             self._roll_day(now)
-            refusal = self._entry_refusal(segment, now)
+            refusal = self._entry_refusal(segment, now) or self._margin_refusal(cost)
             if refusal:
                 return RiskDecision(False, refusal)
             self._record(now)
             self._pending.add(segment)
+            if cost is not None:
+                self._reserved[segment] = cost
             return RiskDecision(True)
+
+    def _margin_refusal(self, cost: Decimal | None) -> str:
+        if cost is None or self._available is None:
+            return ""
+        available = self._available - sum(self._reserved.values(), Decimal(0))
+        if cost <= available:
+            return ""
+        return f"not enough funds: the entry needs ₹{rupees(cost)}, ₹{rupees(max(available, Decimal(0)))} available"
+
+    @property
+    def available_funds(self) -> Decimal | None:
+        """The account's available funds as last told, less what entries allowed since then hold back."""
+        with self._lock:
+            if self._available is None:
+                return None
+            return self._available - sum(self._reserved.values(), Decimal(0))
 
     def record_order(self, now: datetime) -> None:
         """Counts an order the risk check did not see (an SL order modification, a cancel)."""
@@ -250,9 +294,10 @@ class RiskManager:
             return self._trades.get(segment, 0)
 
     def on_entry_failed(self, segment: Segment) -> None:
-        """The pending entry of `segment` was rejected or cancelled."""
+        """The pending entry of `segment` was rejected or cancelled: the funds it held back are free again."""
         with self._lock:
             self._pending.discard(segment)
+            self._reserved.pop(segment, None)
 
     def on_position_closed(self, segment: Segment) -> None:
         """The position of `segment` is flat again."""

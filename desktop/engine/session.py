@@ -42,8 +42,9 @@ from desktop.broker.session import (
     BrokerEvent,
     KiteSession,
 )
-from desktop.domain import Fill, Mode, Order, Position, Segment, SessionKey, StrategyParams
+from desktop.domain import Fill, Mode, Order, OrderIntent, Position, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
+from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
@@ -123,6 +124,8 @@ class SessionEngine(QObject):
         self._stream: MarketStream | None = None
         self._gateway: OrderGateway | None = None
         self._risk: RiskManager | None = None
+        # LIVE: the account's funds, fetched on the watcher's own thread (funds.py); kept readable after a stop.
+        self._funds: FundsWatcher | None = None
         self._logs: SessionLogs | None = None
         self._unsubscribe_kill: Callable[[], None] | None = None
         self._state = SessionState.IDLE
@@ -162,6 +165,8 @@ class SessionEngine(QObject):
                 self._may_recover = True  # the next start of this session recovers what this run leaves
                 for agent in self._agents.values():
                     agent.start()
+                if self._funds is not None:
+                    self._funds.start()
         finally:
             if close_parts is not None:
                 close_parts()
@@ -200,8 +205,13 @@ class SessionEngine(QObject):
         self._stream = s.hub.open_stream(self._kite)
         self._stream.add_event_listener(self._on_stream_event)
         self._risk = RiskManager(params, on_loss_limit=self._journal_loss_limit)
+        self._funds = None
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
+            self._risk.set_price_source(partial(_last_price, self._kite))
+            self._funds = FundsWatcher(
+                partial(self._kite.margins, "equity"), self._on_funds, name=f"funds-{self.key.session_id}"
+            )
         else:
             self._gateway = PaperGateway(
                 self.key,
@@ -360,7 +370,17 @@ class SessionEngine(QObject):
             version=self._version,
             bad_time_ticks=stream.bad_time_ticks if (stream := self._stream) is not None else 0,
             malformed_replies=kite.malformed_replies if (kite := self._kite) is not None else 0,
+            funds=self.funds,
         )
+
+    @property
+    def funds(self) -> Funds | None:
+        """The account's funds as last fetched (LIVE), `PAPER_FUNDS` for a PAPER session, None before the first
+        answer (any thread: an immutable object)."""
+        if self.params is not None and self.params.mode is Mode.PAPER:
+            return PAPER_FUNDS
+        watcher = self._funds
+        return watcher.latest if watcher is not None else None
 
     @property
     def state(self) -> SessionState:
@@ -456,6 +476,14 @@ class SessionEngine(QObject):
         agent = self._agent_for_symbol(fill.tradingsymbol)
         if agent is not None:
             agent.post_fill(fill)
+        if (watcher := self._funds) is not None:
+            watcher.refresh()  # a fill moves the funds: the header and risk see it within a second, not a minute
+
+    def _on_funds(self, funds: Funds) -> None:
+        """A new answer from the funds watcher (its thread): risk checks entries against it from now on."""
+        risk = self._risk
+        if risk is not None:
+            risk.set_funds(funds.available)
 
     def _watch(self, token: int, segment: Segment) -> None:
         agent = self._agents[segment]
@@ -541,12 +569,13 @@ class SessionEngine(QObject):
     def _detach(self) -> Callable[[], None]:
         """Takes the session's parts out of it (control lock held); returns what closes them, to be called after
         the lock is let go: closing the stream joins its delivery thread, whose events take the lock."""
-        unsubscribe, gateway, stream, kite, logs = (
+        unsubscribe, gateway, stream, kite, logs, funds = (
             self._unsubscribe_kill,
             self._gateway,
             self._stream,
             self._kite,
             self._logs,
+            self._funds,
         )
         agents = list(self._agents.values())
         self._final_views = [a.view for a in agents]
@@ -559,6 +588,8 @@ class SessionEngine(QObject):
         def close_parts() -> None:
             if unsubscribe is not None:
                 unsubscribe()
+            if funds is not None:
+                funds.close()  # before the KiteSession it fetches through
             if gateway is not None:
                 gateway.close()
             if stream is not None:
@@ -571,6 +602,17 @@ class SessionEngine(QObject):
                 agent.deleteLater()
 
         return close_parts
+
+
+def _last_price(kite: KiteSession, intent: OrderIntent) -> Decimal | None:
+    """The option's last price, for risk's margin check of a market entry (the agent's thread); None when the
+    broker cannot say now: the entry is then left to the broker's own margin check."""
+    key = f"{intent.exchange}:{intent.tradingsymbol}"
+    try:
+        quote = kite.ltp_once(key).get(key)  # asked once: a 429's back-off would hold the entry up
+    except Exception:
+        return None
+    return None if quote is None else Decimal(str(quote["last_price"]))
 
 
 def _wait_for_stop(agent: SegmentAgent) -> None:

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from desktop.domain import Bar, Fill, Mode, Order, Position, Segment, SessionKey
+from desktop.engine.funds import Funds
 
 
 class AgentState(enum.StrEnum):
@@ -101,6 +102,8 @@ class SessionSnapshot:
     # Ticks of its instruments the feed dropped for an exchange time far from the market clock (or going back).
     bad_time_ticks: int = 0
     malformed_replies: int = 0  # Kite replies and order updates that did not hold what the API says
+    # The account's funds (LIVE: fetched every minute and after each fill; PAPER: `Funds.paper`); None: not yet.
+    funds: Funds | None = None
 
     @property
     def day_pnl(self) -> Decimal:

@@ -213,6 +213,7 @@ class TabPacer(QObject):
         view = self._view
         view.drop_old_panels(snap)
         view.show_header(snap)
+        view.funds_label.show_funds(snap.funds)
         # Panels are built early (drawn only when in front), in small steps of their own (build_step).
         self.schedule_build()
         view.show_premium(snap)

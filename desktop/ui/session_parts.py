@@ -22,7 +22,9 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.ui import shortcuts as keys
+from desktop.ui.funds_view import FundsLabel
 from desktop.ui.log_panel import LogPanel
+from desktop.ui.order_groups import GroupedSortProxy, group_orders, is_group_parent, order_row_key
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.tables import (
     ORDER_COLUMNS,
@@ -31,7 +33,6 @@ from desktop.ui.tables import (
     SpecTableModel,
     SpecTableView,
     fill_key,
-    order_key,
     position_key,
 )
 from desktop.ui.theme import LOGIN_BANNER_STYLE, Theme
@@ -42,7 +43,8 @@ if TYPE_CHECKING:
 
 
 def build_header(tab: SessionTab) -> QHBoxLayout:
-    """The account, the PAPER/LIVE badge, the state word, a progress bar, the message and the day P&L."""
+    """The account, the PAPER/LIVE badge, the state word, a progress bar, the message, the account's funds and the
+    day P&L."""
     head = QHBoxLayout()
     tab.account = QLabel(f"<b>{tab.session.user_id}</b> · {tab.label}")
     # A bigger font, not a style sheet: a style sheet would freeze the label's colours at this theme.
@@ -67,6 +69,9 @@ def build_header(tab: SessionTab) -> QHBoxLayout:
     for w in (tab.account, tab.badge, tab.state_label, tab.progress):
         head.addWidget(w)
     head.addWidget(tab.message, 1)
+    tab.funds_label = FundsLabel()
+    head.addWidget(tab.funds_label)
+    head.addSpacing(12)
     head.addWidget(tab.pnl_label)
     return head
 
@@ -128,7 +133,10 @@ def build_tables(tab: SessionTab, theme: Theme, settings: QSettings | None) -> Q
     tab.hide_closed = QCheckBox("Hide closed")
     tab.hide_closed.setToolTip("Hide the positions closed today (quantity 0); Kite keeps them for the day")
     tab.hide_closed.toggled.connect(lambda _on: tab.show_table(0))
-    tab.orders_model = SpecTableModel(ORDER_COLUMNS, order_key, theme)
+    # A sliced order reads as one: its parent row (bold, the group's totals) with its slices under it.
+    tab.orders_model = SpecTableModel(
+        ORDER_COLUMNS, order_row_key, theme, arrange=group_orders, strong_row=is_group_parent
+    )
     tab.trades_model = SpecTableModel(TRADE_COLUMNS, fill_key, theme)
     tabs = QTabWidget()
     # Document mode draws no frame around the pages. Fusion draws that frame through a clip made of the
@@ -153,7 +161,8 @@ def add_table_pages(tab: SessionTab, settings: QSettings | None) -> None:
     page_layout.addWidget(tab.hide_closed)
     page_layout.addWidget(SpecTableView(tab.positions_model, name="positions", settings=settings), 1)
     tabs.addTab(page, "Positions")
-    tabs.addTab(SpecTableView(tab.orders_model, name="orders", settings=settings), "Orders")
+    orders = SpecTableView(tab.orders_model, name="orders", settings=settings, proxy=GroupedSortProxy())
+    tabs.addTab(orders, "Orders")
     trades = SpecTableView(tab.trades_model, name="trades", settings=settings)
     # With "All computers": the account's trades of every computer, a Device column (tab.findChild finds it).
     tabs.addTab(TradesPage(tab, trades, settings), "Trades")

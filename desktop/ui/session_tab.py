@@ -25,6 +25,7 @@ from desktop.domain import Mode, Position, StrategyParams
 from desktop.engine import LogLine, ParamsError, SessionSnapshot, SessionState, parse_params
 from desktop.ui.day_view import MARKET_CLOSED, day_positions, day_summary, display_state
 from desktop.ui.fence import GeometryFence
+from desktop.ui.funds_view import FundsLabel
 from desktop.ui.layout import settle_hidden
 from desktop.ui.log_panel import LogPanel
 from desktop.ui.pacing import SessionLike, TabPacer
@@ -60,6 +61,7 @@ class SessionTab(QWidget):
     state_label: QLabel
     progress: QProgressBar
     pnl_label: QLabel
+    funds_label: FundsLabel
     message: QLabel
     login_banner: QWidget
     login_banner_text: QLabel

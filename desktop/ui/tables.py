@@ -18,7 +18,7 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QResizeEvent
+from PySide6.QtGui import QBrush, QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
 from desktop.domain import Fill, Order, Position, format_rupees
@@ -75,10 +75,17 @@ class SpecTableModel(QAbstractTableModel):
         theme: Theme,
         parent: QWidget | None = None,
         muted_row: Callable[[Any], bool] | None = None,
+        arrange: Callable[[Sequence[Any]], Sequence[Any]] | None = None,
+        strong_row: Callable[[Any], bool] | None = None,
     ) -> None:
-        """`muted_row`: rows it is true for are greyed (a position closed today), their P&L still coloured."""
+        """`muted_row`: rows it is true for are greyed (a position closed today), their P&L still coloured.
+        `arrange`: turns the rows given to `set_rows` into the rows shown (the orders' slices grouped under their
+        parent: desktop/ui/order_groups.py); `strong_row`: rows shown in bold (a group's parent)."""
         super().__init__(parent)
         self._muted_row = muted_row
+        self._arrange = arrange
+        self._strong_row = strong_row
+        self._index_of: dict[Hashable, int] | None = None  # key -> row, made when first asked after a change
         self._columns = tuple(columns)
         self._row_key = row_key
         self._rows: list[Any] = []
@@ -98,6 +105,9 @@ class SpecTableModel(QAbstractTableModel):
         if rows is self._source:
             return
         self._source = rows
+        self._index_of = None
+        if self._arrange is not None:
+            rows = self._arrange(rows)
         new_keys = [self._row_key(r) for r in rows]
         if new_keys[: len(self._keys)] == self._keys:  # the common case, without a diff: rows appended
             self._repaint_changed(rows, 0, 0, len(self._keys))
@@ -139,6 +149,17 @@ class SpecTableModel(QAbstractTableModel):
         """The object shown in row `i` (model order)."""
         return self._rows[i]
 
+    def find_row(self, key: Hashable) -> Any:
+        """The row shown under `key`, or None."""
+        if self._index_of is None:
+            self._index_of = {k: i for i, k in enumerate(self._keys)}
+        i = self._index_of.get(key)
+        return None if i is None else self._rows[i]
+
+    def sort_value(self, row: Any, column: int) -> Any:
+        """What `row` sorts by in `column` (SORT_ROLE's value)."""
+        return _sort_key(self._columns[column].value(row))
+
     # ------------------------------------------------------------------ Qt model API
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: N802, B008 - Qt API
         return 0 if parent.isValid() else len(self._rows)
@@ -162,6 +183,12 @@ class SpecTableModel(QAbstractTableModel):
             return col.fmt(value)
         if role == SORT_ROLE:
             return _sort_key(value)
+        if role == Qt.ItemDataRole.FontRole and self._strong_row is not None:
+            if self._strong_row(self._rows[index.row()]):
+                font = QFont()
+                font.setBold(True)
+                return font
+            return None
         if role == Qt.ItemDataRole.TextAlignmentRole and col.numeric:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == Qt.ItemDataRole.ForegroundRole:
@@ -242,14 +269,17 @@ class SpecTableView(QTableView):
         parent: QWidget | None = None,
         name: str = "",
         settings: QSettings | None = None,
+        proxy: QSortFilterProxyModel | None = None,
     ) -> None:
+        """`proxy`: how rows sort (the orders table keeps a sliced order's rows together); by column value else."""
         super().__init__(parent)
         self._name = name
         self._settings = settings
         self._by_hand: dict[int, int] = {}  # columns the trader sized: column → width
         self._sizing = False  # our own resizes (not the trader's) are under way
         self.source_model = model
-        proxy = QSortFilterProxyModel(self)
+        proxy = proxy if proxy is not None else QSortFilterProxyModel()
+        proxy.setParent(self)
         proxy.setSourceModel(model)
         proxy.setSortRole(SORT_ROLE)
         proxy.setDynamicSortFilter(True)

@@ -127,3 +127,24 @@ def test_sound_replies_pass_as_they_are() -> None:
         == -65
     )
     assert replies.whole("-65") == -65 and replies.whole(None) == 0
+
+
+def test_ltp_once_asks_once_where_ltp_backs_off_and_asks_again_after_a_429(hub, sim) -> None:
+    """Risk's margin check asks an option's price on the entry's way: a 429 makes it fail at once (no check, the
+    broker's own decides) instead of holding the entry up through the read's back-off."""
+    import time
+
+    from desktop.broker.errors import RateLimited
+
+    session = hub.open_session(login(hub, sim, "UK9394"))
+    key = "NSE:NIFTY 50"
+    assert session.ltp_once(key)[key]["last_price"] > 0  # the reply is checked like `ltp`'s
+    fault(sim, kind="fail_next_request", api_key="UK9394", error_type="NetworkException", status=429)
+    time.sleep(1.05)  # the account's quote rate (1 a second) lets the next one go at once
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        session.ltp_once(key)
+    assert time.monotonic() - started < 0.4  # no back-off pause (the first is 0.5 s)
+    fault(sim, kind="fail_next_request", api_key="UK9394", error_type="NetworkException", status=429)
+    assert session.ltp(key)[key]["last_price"] > 0  # `ltp` waits and asks again
+    session.close()

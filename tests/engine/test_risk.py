@@ -165,3 +165,33 @@ def test_reaching_the_daily_loss_limit_is_told_once_so_the_session_can_journal_i
     r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1500"), at(10, 3))
     assert not r.check(intent("entry"), at(10, 4))
     assert told == [("at 10:02, P&L ₹-1000.00", at(10, 2))]
+
+
+def test_an_option_buy_needing_more_than_the_available_funds_is_refused_with_the_amounts():
+    r = risk(max_orders_per_minute=50)
+    prices = {"NIFTY2611325000CE": Decimal("150.50")}
+    r.set_price_source(lambda i: prices.get(i.tradingsymbol))
+    # Funds not known yet (or PAPER): no margin check.
+    assert r.check(intent("entry"), at(10, 0)).allowed
+    r.on_entry_failed(Segment.NIFTY)
+    r.set_funds(Decimal("9000"))  # 150.50 × 65 = 9,782.50 needed
+    refused = r.check(intent("entry"), at(10, 1))
+    assert not refused
+    assert refused.reason == "not enough funds: the entry needs ₹9782.50, ₹9000.00 available"
+    # An exit is never refused for funds.
+    assert r.check(intent("stop_loss"), at(10, 1)).allowed
+    # Enough for one entry: it holds its premium back, so a second segment's entry is refused until a refresh.
+    r.set_funds(Decimal("15000"))
+    assert r.check(intent("entry"), at(10, 2)).allowed
+    assert r.available_funds == Decimal("5217.50")
+    second = r.check(intent("entry", Segment.BANKNIFTY), at(10, 2))
+    assert not second and "₹5217.50 available" in second.reason
+    # A rejected entry gives its funds back; an intent with its own limit price is costed at that price.
+    r.on_entry_failed(Segment.NIFTY)
+    limit = OrderIntent(KEY, Segment.BANKNIFTY, Mode.LIVE, "NFO", "X", Side.BUY, 100, price=Decimal("149.99"))
+    assert r.check(limit, at(10, 3)).allowed
+    # A price the session cannot learn leaves the entry to the broker's own margin check.
+    r.set_funds(Decimal("1"))
+    prices.clear()
+    r.on_entry_failed(Segment.BANKNIFTY)
+    assert r.check(intent("entry", Segment.BANKNIFTY), at(10, 4)).allowed

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from desktop.domain import Bar, Fill, Mode, Order, Segment, SessionKey, StrategyParams
+from desktop.engine.funds import Funds
 from desktop.engine.snapshots import (
     AgentState,
     ProfileInfo,
@@ -57,6 +58,7 @@ class FakeSession(QObject):
         self.fills: tuple[Fill, ...] = ()
         self.orders: tuple[Order, ...] = ()
         self.realised = Decimal(0)
+        self.funds: Funds | None = None
 
     def rename(self, label: str) -> None:
         self._record("rename", label)
@@ -112,6 +114,7 @@ class FakeSession(QObject):
             orders=self.orders,
             version=self.version,
             message=self.message,
+            funds=self.funds,
         )
 
     def hold(self, symbol: str = "NIFTY2611325900CE") -> None:
