@@ -496,6 +496,26 @@ def broker_realised(trades: list[dict[str, Any]]) -> Decimal:
     return total
 
 
+def order_shape(symbol: str, side: str, quantity: Any, order_type: str) -> tuple[str, str, int, str]:
+    """What ties a broker order to the intent it was sent for: option, side, quantity placed, and whether it is a
+    stop. Not the order type itself: Kite lists a MARKET order sent with market protection as a LIMIT at the
+    protected price, and the engine's own bind of an unconfirmed order matches the same way (trader._bind). A
+    stop (SL/SL-M) is never listed as anything else, so stops and other orders are still told apart."""
+    return symbol, side, int(quantity), "stop" if order_type in STOP_TYPES else "order"
+
+
+def broker_order_shape(
+    order: dict[str, Any], history: list[dict[str, Any]] | None = None
+) -> tuple[str, str, int, str]:
+    """A broker order's shape, with the quantity it was placed with (its first history entry when it was
+    modified since: the engine resizes a resting stop to what is held)."""
+    placed = next((int(h["quantity"]) for h in history or [] if h.get("quantity")), None)
+    return order_shape(
+        str(order["tradingsymbol"]), str(order["transaction_type"]),
+        placed if placed is not None else order["quantity"], str(order["order_type"]),
+    )  # fmt: skip
+
+
 def max_held(trades: list[dict[str, Any]]) -> dict[str, int]:
     """The most held of each option at any moment, from one tag's trades."""
     held: dict[str, int] = defaultdict(int)
@@ -1048,8 +1068,8 @@ class ChaosRun:
             orders, trades = view.books()
             self.last_books[user] = (orders, trades)
             hist = self._histories[user]
-            for o in orders:
-                if o.get("modified") and o["order_type"] in STOP_TYPES:
+            for o in orders:  # modified orders: the quantity they were placed with is in their history
+                if o.get("modified") and str(o.get("tag") or "").startswith("KD"):
                     oid = str(o["order_id"])
                     if oid not in hist or o["status"] not in ("COMPLETE", "CANCELLED", "REJECTED"):
                         hist[oid] = view.history(oid)
@@ -1082,7 +1102,7 @@ class ChaosRun:
                         f"from {iv.start:%H:%M:%S} for {iv.seconds:.0f} s ({excused:.0f} s of it in fault windows)",
                         f"{iv.start:%H:%M:%S}", key=f"a {user} {iv.tag} {iv.symbol} {iv.start}",
                     ))  # fmt: skip
-            self._check_duplicates(user, orders, trades, store, sessions)
+            self._check_duplicates(user, orders, trades, store, sessions, hist)
             self._check_trade_limits(user, orders, trades, store, sessions)
         self.report.uncovered = uncovered
         self.report.naked_seconds = naked
@@ -1093,7 +1113,8 @@ class ChaosRun:
         return {(s.profile, s.label): s for s in self.cfg.sessions}
 
     def _check_duplicates(self, user: str, orders: list[dict[str, Any]], trades: list[dict[str, Any]],
-                          store: StoreReader, sessions: list[StoreSession]) -> None:  # fmt: skip
+                          store: StoreReader, sessions: list[StoreSession],
+                          histories: dict[str, list[dict[str, Any]]] | None = None) -> None:  # fmt: skip
         orders_by_tag, trades_by_tag = _broker_by_tag(orders, trades)
         dups = 0
         for s in sessions:
@@ -1103,7 +1124,7 @@ class ChaosRun:
             if not at_broker:
                 continue
             intents = store.rows(
-                "SELECT intent_id, tradingsymbol, side, order_type FROM order_intents "
+                "SELECT intent_id, tradingsymbol, side, quantity, order_type FROM order_intents "
                 "WHERE broker_id=? AND session_id=?", user, s.session_id,
             )  # fmt: skip
             recorded = {
@@ -1124,21 +1145,22 @@ class ChaosRun:
                     dups += len(ids) - 1
                     self.report.add(Violation("b", f"{user} '{s.label}': intent {intent} is at the broker "
                                                    f"{len(ids)} times: orders {', '.join(ids)}"))  # fmt: skip
-            shapes: dict[tuple[str, str, str], int] = defaultdict(int)
+            shapes: dict[tuple[str, str, int, str], int] = defaultdict(int)
             for r in intents:
-                shapes[(r["tradingsymbol"], r["side"], r["order_type"])] += 1
-            broker_shapes: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+                shapes[order_shape(r["tradingsymbol"], r["side"], r["quantity"], r["order_type"])] += 1
+            broker_shapes: dict[tuple[str, str, int, str], list[str]] = defaultdict(list)
             for o in at_broker:
-                broker_shapes[
-                    (str(o["tradingsymbol"]), str(o["transaction_type"]), str(o["order_type"]))
-                ].append(str(o["order_id"]))
+                broker_shapes[broker_order_shape(o, (histories or {}).get(str(o["order_id"])))].append(
+                    str(o["order_id"])
+                )
             for shape, ids in broker_shapes.items():
                 if len(ids) > shapes.get(shape, 0):
                     extra = len(ids) - shapes.get(shape, 0)
                     dups += extra
                     self.report.add(Violation(
                         "b", f"{user} '{s.label}' ({s.tag}): {len(ids)} broker orders {shape[1]} {shape[2]} "
-                        f"{shape[0]} but {shapes.get(shape, 0)} such intents journalled (orders {', '.join(ids)})",
+                        f"{shape[0]} ({shape[3]}) but {shapes.get(shape, 0)} such intents journalled "
+                        f"(orders {', '.join(ids)})", key=f"b {s.session_id} {shape}",
                     ))  # fmt: skip
             # One entry per segment at a time: holding more than one entry's quantity is an entry sent twice
             # (e.g. two processes driving one session), whatever the journal says.

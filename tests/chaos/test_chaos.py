@@ -137,3 +137,18 @@ def test_a_secret_or_token_in_any_file_of_the_home_is_found(tmp_path) -> None:
         "API secret of UK9394",
         "access token 0 of UK9394",
     ]
+
+
+def test_broker_orders_are_matched_to_intents_by_option_side_quantity_and_stop_or_not() -> None:
+    from tests.chaos.harness import broker_order_shape, order_shape
+
+    # An entry journalled as MARKET is listed by Kite as a LIMIT (market protection): the same intent.
+    entry = _order("1", "BUY", 65, "LIMIT", "COMPLETE", "09:30:00", "09:30:00", 65)
+    assert broker_order_shape(entry) == order_shape("NIFTY2611325900CE", "BUY", 65, "MARKET")
+    # A stop resized since it was placed is matched by the quantity it was placed with (its history).
+    resized = _order("2", "SELL", 65, "SL", "TRIGGER PENDING", "09:30:01", "09:31:00")
+    history = [{"quantity": 130, "status": "TRIGGER PENDING"}, {"quantity": 65, "status": "TRIGGER PENDING"}]
+    assert broker_order_shape(resized, history) == order_shape("NIFTY2611325900CE", "SELL", 130, "SL")
+    # A stop is never taken for an exit of the same size, nor an order for one of another size.
+    assert broker_order_shape(resized, history) != order_shape("NIFTY2611325900CE", "SELL", 130, "LIMIT")
+    assert broker_order_shape(entry) != order_shape("NIFTY2611325900CE", "BUY", 130, "MARKET")
