@@ -69,7 +69,8 @@ from desktop.store.schema import outbox
 PragmaValue = int | str
 T = TypeVar("T")
 MAX_BATCH = 16  # writes per group-commit transaction
-RETRY_AFTER_S = 1.0  # after a disk-full or I/O failure, writes are refused this long before the disk is tried again
+# After a disk-full or I/O failure: writes are refused this long, then the disk is tried again.
+RETRY_AFTER_S = 1.0
 _RESUMABLE = (SQLITE_FULL, SQLITE_IOERR)  # failures that may pass (space freed); a damaged file does not
 
 log = logging.getLogger(__name__)

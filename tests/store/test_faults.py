@@ -146,7 +146,9 @@ def test_a_full_disk_pauses_recording_and_it_resumes_once_there_is_room_again(tm
     with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
         with pytest.raises(StoreWriteError, match="disk is full"):
             for _ in range(1000):
-                store.journal.append(key, segment=None, kind="pad", payload={"pad": "p" * 1500}, market_time=DAY)
+                store.journal.append(
+                    key, segment=None, kind="pad", payload={"pad": "p" * 1500}, market_time=DAY
+                )
         with pytest.raises(StoreWriteError, match="not saved"):  # paused: refused without trying the disk
             store.fills.record(make_fill(key, mode=Mode.LIVE, fill_id="F-refused"))
         # Room again (as when the disk is cleaned up): the padding goes, from another connection.
