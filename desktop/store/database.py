@@ -204,7 +204,7 @@ class Database:
         self._leading = False
         self.batches = 0  # group-commit transactions run (bench and tests)
         self._failure: StoreWriteError | None = None
-        self._retry_at: float | None = None  # monotonic: when a paused store tries the disk again (None: never)
+        self._retry_at: float | None = None  # monotonic: when a paused store tries the disk again
         self.resumes = 0  # times recording resumed after a failure (tests, bench)
         self._closed = False
         self._batch_conn: Any = None  # the pooled connection group commits run on (under the write lock)
@@ -221,7 +221,9 @@ class Database:
         """A write committed: a paused store records again (called under the write lock)."""
         if self._failure is None:
             return
-        log.warning("KiteDesk records to %s again (writes were refused meanwhile: %s)", self.path, self._failure)
+        log.warning(
+            "KiteDesk records to %s again (writes were refused meanwhile: %s)", self.path, self._failure
+        )
         self._failure, self._retry_at = None, None
         self.resumes += 1
 
