@@ -50,7 +50,7 @@ import requests
 from kiteconnect import KiteConnect
 
 from desktop.broker.sim import DEMO_ACCOUNTS
-from desktop.broker.sim.faults import FAULT_KINDS
+from desktop.broker.sim.faults import FAULT_KINDS, MARKET_FAULTS
 from desktop.broker.sim.process import SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
@@ -774,7 +774,7 @@ class ChaosRun:
         if self.run is not None:
             self._wait_running(30.0)
             code = self.run.interrupt(120.0)
-            if code != 0:
+            if code != 0 and not self._clear_storage_exit(code, self.run.stderr_text()):
                 err = self.run.stderr_text().strip().splitlines()
                 self.report.add(Violation(
                     "run", f"`kitedesk run` ended with {code} on Ctrl-C: {err[-1] if err else '(no message)'}",
@@ -911,6 +911,27 @@ class ChaosRun:
             second = RunProcess(self.workspace, self.sim.url, self.home, self.dir / "second", len(self.runs))
             self.runs.append(second)
             self._timed_ends.append((time.monotonic() + seconds, rec, f"kill:{second.pid}"))
+        elif kind in MARKET_FAULTS:
+            # A market event on an option the sessions hold (else one they traded): its premium gaps down through
+            # the stops (-25 %, -55 %), or it counts as not traded today (MARKET orders in it refused).
+            target = self._market_fault_target()
+            if target is None:
+                self.report.notes.append(
+                    f"{kind} at {now:%H:%M:%S} not injected: no option held or traded yet"
+                )
+                return
+            exchange, symbol = target
+            body = {"kind": kind, "exchange": exchange, "tradingsymbol": symbol}
+            if kind == "gap_premium":
+                body["percent"] = rng.choice([-25, -55])
+            answer = self._sim_fault(body)
+            rec.account = None  # every account sees it
+            rec.detail = f"{symbol}" + (
+                f" {body['percent']} % ({answer.get('before')} → {answer.get('after')})"
+                if "percent" in body
+                else ""
+            )
+            rec.end = now
         else:  # a fault the simulator learnt after this harness was written: tried with no parameters
             try:
                 self._sim_fault(body)
@@ -923,6 +944,26 @@ class ChaosRun:
             rec.end = None if rec.one_shot else now
         self.report.faults.append(rec)
         self.log(f"fault {kind} {rec.account or ''} {rec.detail}")
+
+    def _market_fault_target(self) -> tuple[str, str] | None:
+        """(exchange, option) for a market fault: one a KiteDesk session holds at the broker now, else the one
+        traded last; None before any trade."""
+        held: dict[tuple[str, str], int] = defaultdict(int)
+        last: list[tuple[str, tuple[str, str]]] = []
+        for user in sorted(self.last_books):
+            orders, trades = self.last_books[user]
+            by_id = {str(o["order_id"]): o for o in orders}
+            for t in trades:
+                o = by_id.get(str(t["order_id"])) or {}
+                if not str(o.get("tag") or "").startswith("KD"):
+                    continue
+                key = (str(t.get("exchange") or o.get("exchange") or "NFO"), str(t["tradingsymbol"]))
+                held[key] += int(t["quantity"]) * (1 if t["transaction_type"] == "BUY" else -1)
+                last.append((str(t["fill_timestamp"]), key))
+        holding = sorted(k for k, q in held.items() if q > 0)
+        if holding:
+            return self.rng.choice(holding)
+        return max(last)[1] if last else None
 
     def _schedule_restart(self, rec: FaultRecord, delay: float, kill: bool, now_kill: bool = False) -> None:
         if now_kill:
@@ -942,7 +983,7 @@ class ChaosRun:
             self.report.kills += 1
         else:
             code = self.run.interrupt(120.0)
-            if code not in (0, None):
+            if code not in (0, None) and not self._clear_storage_exit(code, self.run.stderr_text()):
                 err = self.run.stderr_text().strip().splitlines()
                 self.report.add(Violation(
                     "run", f"`kitedesk run` ended with {code} on Ctrl-C: {err[-1] if err else '(no message)'}",
@@ -950,6 +991,17 @@ class ChaosRun:
                 ))  # fmt: skip
         self.log(f"run process {self.run.pid} {'killed' if kill else 'stopped'}")
         self.run = None
+
+    def _clear_storage_exit(self, code: int | None, stderr: str) -> bool:
+        """Issue 16 §10: Ctrl-C after a full disk may end `kitedesk run` with exit 1 and one clear line (no
+        traceback) saying the storage failed. Noted, not a violation; any other failing exit is one."""
+        if code != 1 or not any(f.kind == "disk_full" for f in self.report.faults) or "Traceback" in stderr:
+            return False
+        said = [line for line in stderr.strip().splitlines() if line.startswith("kitedesk run:")]
+        if len(said) != 1 or not any(w in said[0] for w in ("disk", "record")):
+            return False
+        self.report.notes.append(f"`kitedesk run` ended with 1 on Ctrl-C after the full disk: {said[0]}")
+        return True
 
     def _restart_if_due(self) -> None:
         if self._restart_at is None or time.monotonic() < self._restart_at:
