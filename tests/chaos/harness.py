@@ -911,6 +911,12 @@ class ChaosRun:
             second = RunProcess(self.workspace, self.sim.url, self.home, self.dir / "second", len(self.runs))
             self.runs.append(second)
             self._timed_ends.append((time.monotonic() + seconds, rec, f"kill:{second.pid}"))
+        elif kind == "malform_next_reply":
+            # Kite's positions reply with "quantity": "lots" (defect 7): validated at the broker layer, retried.
+            # Positions only: this harness never reads them, so the run process is the one that meets it.
+            body.update(path="/portfolio/positions", times=rng.randint(1, 3))
+            self._sim_fault(body)
+            rec.detail, rec.end = f"positions reply malformed {body['times']} time(s)", now
         elif kind in MARKET_FAULTS:
             # A market event on an option the sessions hold (else one they traded): its premium gaps down through
             # the stops (-25 %, -55 %), or it counts as not traded today (MARKET orders in it refused).
