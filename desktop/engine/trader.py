@@ -537,7 +537,7 @@ class SegmentTrader:
             self.ctx.risk.kill(self._journal_halt)
             self.log.error(
                 "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
-                "session takes no new entries",
+                "session takes no new entries until the journal can be written",
                 intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
             )  # fmt: skip
             return False
