@@ -185,7 +185,15 @@ class SegmentAgent(QThread):
         if self.isInterruptionRequested():
             return False
         if self._stop_mode is not None:
-            if self._stop_mode == "keep" or self.trader.flat():
+            t = self.trader
+            if (
+                self._stop_mode == "keep"
+                and t.holding is None
+                and not t.flat()
+                and time.monotonic() < self._stop_deadline
+            ):
+                return True  # an entry whose cancel came too late may fill: its stop is placed before the agent ends
+            if self._stop_mode == "keep" or t.flat():
                 return False
             if self.trader.protected_at_broker():
                 h = self.trader.holding
