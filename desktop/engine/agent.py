@@ -186,14 +186,18 @@ class SegmentAgent(QThread):
             return False
         if self._stop_mode is not None:
             t = self.trader
-            if (
-                self._stop_mode == "keep"
-                and t.holding is None
-                and not t.flat()
-                and time.monotonic() < self._stop_deadline
-            ):
-                return True  # an entry whose cancel came too late may fill: its stop is placed before the agent ends
-            if self._stop_mode == "keep" or t.flat():
+            if self._stop_mode == "keep":
+                # What is kept stays under its stop at the broker, with no process: not before an entry or exit of
+                # ours in flight has settled (an entry whose cancel came too late filled and got its stop; an exit
+                # that had cancelled the stop filled, or left the rest protected again), up to the stop deadline.
+                live_open = t.mode is Mode.LIVE and t.holding is not None and not t.protected_at_broker()
+                if not (live_open or (t.holding is None and not t.flat())):
+                    return False
+                if time.monotonic() >= self._stop_deadline:
+                    t.log.warning("stopping before its orders settled: check the position at the broker")
+                    return False
+                return True
+            if t.flat():
                 return False
             if self.trader.protected_at_broker():
                 h = self.trader.holding

@@ -460,9 +460,7 @@ class Database:
                 "Fix the cause and restart."
             )
             self._retry_at = None
-        if self._failure is None:
-            log.error("%s", failure)
-        self._failure = failure
+        self._failure = failure  # said by the callers it is raised to (the engine's writer: once)
         return failure
 
 
