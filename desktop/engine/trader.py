@@ -880,6 +880,10 @@ class SegmentTrader:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self._open_entry() is None
 
+    def orders_in_flight(self) -> bool:
+        """An entry or exit of ours sent and not settled yet (a stop rests by design: not one of them)."""
+        return self._open_entry() is not None or self._open_exit() is not None
+
     def protected_at_broker(self) -> bool:
         """LIVE: a position held under its stop-loss order resting at the broker, with no entry or exit of ours
         working. What a square-off that could not complete leaves: its exit refused, or cancelled after its
