@@ -38,7 +38,7 @@ def open_engine(command: str, home: Path, secrets: SecretStore | None = None) ->
 class Problems:
     """The failures of one command, printed once each at its end.
 
-    A full disk makes every later write fail the same way (the store latches its first write failure):
+    A full disk makes every write fail the same way while it lasts (the store pauses on its first write failure):
     that cause is said once, not once per session that then fails to record its stop.
     """
 

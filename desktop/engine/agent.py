@@ -250,7 +250,19 @@ class SegmentAgent(QThread):
         if self.isInterruptionRequested():
             return False
         if self._on_stop is not None:
-            if self._on_stop is OnStop.KEEP or self.trader.flat():
+            t = self.trader
+            if self._on_stop is OnStop.KEEP:
+                # What is kept stays under its stop at the broker, with no process: not before an entry or exit of
+                # ours in flight has settled (an entry whose cancel came too late filled and got its stop; an exit
+                # that had cancelled the stop filled, or left the rest protected again), up to the stop deadline.
+                exit_in_flight = t.mode is Mode.LIVE and t.holding is not None and t.orders_in_flight()
+                if not (exit_in_flight or (t.holding is None and not t.flat())):
+                    return False
+                if time.monotonic() >= self._stop_deadline:
+                    t.log.warning("stopping before its orders settled: check the position at the broker")
+                    return False
+                return True
+            if t.flat():
                 return False
             if self.trader.protected_at_broker():
                 h = self.trader.holding

@@ -61,6 +61,7 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
             # The paper gateway's orders lived in the previous process: the position gets its stop again.
             position = trader.strategy.position
             trader._place_stop(position.stop if position else None)
+    _store_flat(trader, held)
     _tell_risk(trader, now, fills, [])
 
 
@@ -124,7 +125,23 @@ def recover_live(
     for o in orders:  # a stop with no position behind it would sell short when triggered
         if o.order_id not in handled and _is_stop(o) and o.status in _RESTING:
             _cancel(trader, gateway, o, "stop-loss order with no position held")
+    _store_flat(trader, net)
     _tell_risk(trader, now, fills, orders)
+
+
+def _store_flat(trader: SegmentTrader, traded: Iterable[tuple[str, str]]) -> None:
+    """Stores as flat, with the day's realised P&L just rebuilt, each option of the segment the session traded
+    today or last stored as held, that it does not hold now. A position sold while no process ran (its stop
+    filled at the broker) or whose last row a crash kept from the disk is otherwise left "held" in the store (a
+    later start would manage a position that is gone), and the day's P&L stored stays the earlier run's."""
+    key, h = trader.ctx.key, trader.holding
+    stored = trader.ctx.store.positions.open_positions(broker_id=key.broker_id, session_id=key.session_id)
+    options = dict.fromkeys(
+        [*traded, *((p.exchange, p.tradingsymbol) for p in stored if p.mode is trader.mode)]
+    )
+    for exchange, symbol in options:
+        if _mine(trader, exchange, symbol) and (h is None or h.tradingsymbol != symbol):
+            trader._save_flat(exchange, symbol)
 
 
 def _cancel_left_working(trader: SegmentTrader, gateway: LiveGateway, orders: list[Order]) -> bool:

@@ -150,6 +150,15 @@ class RiskManager:
         with self._lock:
             self._halt_reason = None
 
+    def lift(self, reason: str) -> bool:
+        """Lifts the halt only while it is still for `reason` (one the engine set and saw end, e.g. the journal
+        failing); a trader's kill or the kill switch that came since stays. True if lifted."""
+        with self._lock:
+            if self._halt_reason != reason:
+                return False
+            self._halt_reason = None
+            return True
+
     def attach(self, switch: GlobalKillSwitch) -> None:
         """Subscribes to a global kill switch (halts at once if it is already triggered)."""
         self.detach()

@@ -49,7 +49,7 @@ from desktop.engine.protection import Protection
 from desktop.engine.slices import SlicingGateway
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
-from desktop.store.errors import StoreError
+from desktop.store.errors import StoreError, StoreWriteError
 
 _ONE_MINUTE = timedelta(minutes=1)
 # An entry or exit still working this long after it was sent (a thin option, a market order held at its
@@ -93,6 +93,10 @@ class SegmentTrader:
         self.orders: dict[str, TrackedOrder] = {}  # order_id -> tracked
         self._working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
         self.seen_fills: set[str] = set()
+        # Fills the store refused (disk full, database locked): recorded again, in order, on the next ticks.
+        self._unsaved_fills: list[Fill] = []
+        self._unsaved_said = ""  # the fill whose wait was last logged
+        self._journal_halt: str | None = None  # the session's halt this segment set when the journal failed
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
         self.realised = Decimal(0)  # today's (see `_roll_day`)
@@ -195,6 +199,8 @@ class SegmentTrader:
 
     def on_ticks(self, ticks: Sequence[Tick]) -> None:
         """A batch of this segment's ticks (index and held option)."""
+        if self._unsaved_fills:
+            self._save_fills()
         index_token = self.segment.spec.index_token
         for tick in ticks:
             t = tick.exchange_timestamp
@@ -263,6 +269,9 @@ class SegmentTrader:
         assert now is not None and self.book is not None
         if self.halted_entries or self.holding is not None or self._open_entry() is not None:
             self.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if self._journal_halt is not None and not self._journal_back(now):
+            self.strategy.on_entry_rejected("the journal cannot be written")
             return
         if self.index_price is None:
             self.strategy.on_entry_rejected("no index price yet")
@@ -541,15 +550,35 @@ class SegmentTrader:
             self.ctx.store.intents.record(intent, at=self.market_time)
         except StoreError as e:
             self._journal_down_until = self.market_time + STOP_RETRY
-            self.halted_entries = True
-            self.ctx.risk.kill(f"the journal cannot be written ({e})")
+            self._journal_halt = f"the journal cannot be written ({e})"
+            self.ctx.risk.kill(self._journal_halt)
             self.log.error(
                 "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
-                "session takes no new entries",
+                "session takes no new entries until the journal can be written",
                 intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
             )  # fmt: skip
             return False
         self._journal_down_until = None
+        return True
+
+    def _journal_back(self, now: datetime) -> bool:
+        """After an intent could not be journalled: True once the journal writes again (a note written now, tried
+        every STOP_RETRY), and the session's halt this segment set is lifted. A disk full for a few seconds must
+        not end the day; while it lasts, no entry (nothing may be sent that the journal does not hold)."""
+        halt = self._journal_halt
+        assert halt is not None
+        if self._journal_down_until is not None and now < self._journal_down_until:
+            return False
+        try:
+            self.ctx.store.journal.append(
+                self.ctx.key, segment=self.segment, kind="journal_writable", payload={}, market_time=now
+            )
+        except StoreError:
+            self._journal_down_until = now + STOP_RETRY
+            return False
+        self._journal_halt = self._journal_down_until = None
+        if self.ctx.risk.lift(halt):
+            self.log.warning("the journal is written again: the session takes new entries again")
         return True
 
     def _send(self, intent: OrderIntent, recorded: bool = False) -> TrackedOrder | None:
@@ -711,10 +740,30 @@ class SegmentTrader:
 
     def on_fill(self, fill: Fill) -> None:
         """A fill: durable in the store first, then the position and the strategy learn of it."""
-        if fill.fill_id in self.seen_fills:
+        if fill.fill_id in self.seen_fills or any(f.fill_id == fill.fill_id for f in self._unsaved_fills):
             return
+        self._unsaved_fills.append(fill)
+        self._save_fills()
+
+    def _save_fills(self) -> None:
+        """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
+        refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
+        never dropped, so its P&L is counted once the store writes again."""
+        while self._unsaved_fills:
+            fill = self._unsaved_fills[0]
+            try:
+                self.ctx.store.fills.record(fill)
+            except StoreWriteError as e:
+                if self._unsaved_said != fill.fill_id:  # once per fill, not once per tick
+                    self._unsaved_said = fill.fill_id
+                    self.log.error("fill %s of order %s not recorded yet (%s): tried again on the next ticks",
+                                   fill.fill_id, fill.order_id, e)  # fmt: skip
+                return
+            del self._unsaved_fills[0]
+            self._on_recorded_fill(fill)
+
+    def _on_recorded_fill(self, fill: Fill) -> None:
         self.seen_fills.add(fill.fill_id)
-        self.ctx.store.fills.record(fill)
         self.fill_rows.append(fill)
         self.changed = True
         tracked = self.orders.get(fill.order_id)
@@ -869,6 +918,10 @@ class SegmentTrader:
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self._open_entry() is None
+
+    def orders_in_flight(self) -> bool:
+        """An entry or exit of ours sent and not settled yet (a stop rests by design: not one of them)."""
+        return self._open_entry() is not None or self._open_exit() is not None
 
     def protected_at_broker(self) -> bool:
         """LIVE: a position held under its stop-loss order resting at the broker, with no entry or exit of ours

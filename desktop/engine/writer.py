@@ -29,6 +29,7 @@ class StoreWriter:
         self._queue: queue.Queue[Job | threading.Event | None] = queue.Queue()
         self.failures = 0
         self._store_failed = False
+        self._lost = 0  # background writes the store refused since it failed
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="kitedesk-store-writer")
@@ -73,8 +74,14 @@ class StoreWriter:
             except Exception as e:  # a failed note must not stop the writes behind it
                 self.failures += 1
                 if isinstance(e, StoreWriteError) and self._store_failed:
-                    # The store refuses every write after its first failure (disk full, I/O error) until it
-                    # is reopened: the cause was said once, the rest are its echo (counted in `failures`).
+                    # The store refuses every write after a failure (disk full, I/O error) until it can write
+                    # again: the cause was said once, the rest are its echo (counted in `failures`).
+                    self._lost += 1
                     continue
-                self._store_failed = self._store_failed or isinstance(e, StoreWriteError)
+                if isinstance(e, StoreWriteError):
+                    self._store_failed, self._lost = True, 1
                 log.warning("a background store write failed: %s", e)
+                continue
+            if self._store_failed:
+                self._store_failed = False
+                log.warning("background store writes resumed (%d were not saved meanwhile)", self._lost)

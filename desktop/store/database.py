@@ -25,12 +25,15 @@ agents and the window share; an entry makes about eight such writes.
 Durability. Intents, fills and journal entries are committed with `synchronous=FULL` (on disk before
 the call returns, even across a power cut); order updates and positions, which a restart rebuilds
 from the broker, use `NORMAL` (safe across a crash of the app). A disk-full or I/O failure during a
-write raises `StoreWriteError` and latches: every later write is refused with the same error until
-the store is reopened, so the journal never gets a silent hole after an entry that failed.
+write raises `StoreWriteError` and pauses the store: every write is refused with the same error for
+`RETRY_AFTER_S`, then the next one tries the disk again; the first that commits resumes recording (logged). A full disk for a few seconds must not end a trading day, and
+no failure is silent: each refused write raised to its caller (an order is not sent when its intent was
+refused, a fill is recorded again by the engine). A damaged database file stays latched until it is reopened.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -66,6 +69,11 @@ from desktop.store.schema import outbox
 PragmaValue = int | str
 T = TypeVar("T")
 MAX_BATCH = 16  # writes per group-commit transaction
+# After a disk-full or I/O failure: writes are refused this long, then the disk is tried again.
+RETRY_AFTER_S = 1.0
+_RESUMABLE = (SQLITE_FULL, SQLITE_IOERR)  # failures that may pass (space freed); a damaged file does not
+
+log = logging.getLogger(__name__)
 
 
 class RefusedValue(Exception):
@@ -196,6 +204,8 @@ class Database:
         self._leading = False
         self.batches = 0  # group-commit transactions run (bench and tests)
         self._failure: StoreWriteError | None = None
+        self._retry_at: float | None = None  # monotonic: when a paused store tries the disk again
+        self.resumes = 0  # times recording resumed after a failure (tests, bench)
         self._closed = False
         self._batch_conn: Any = None  # the pooled connection group commits run on (under the write lock)
         self._batch_sync = ""  # its synchronous level, set only when it changes
@@ -204,8 +214,18 @@ class Database:
 
     @property
     def write_failure(self) -> StoreWriteError | None:
-        """The failure that stopped all writes, or None while writes are accepted."""
+        """The failure that paused (or stopped) writes, or None while writes are accepted."""
         return self._failure
+
+    def _resumed(self) -> None:
+        """A write committed: a paused store records again (called under the write lock)."""
+        if self._failure is None:
+            return
+        log.warning(
+            "KiteDesk records to %s again (writes were refused meanwhile: %s)", self.path, self._failure
+        )
+        self._failure, self._retry_at = None, None
+        self.resumes += 1
 
     @contextmanager
     def write(self, *, durable: bool, what: str) -> Iterator[Connection]:
@@ -228,6 +248,7 @@ class Database:
                     _rollback_quietly(conn)
                     raise
                 conn.commit()
+                self._resumed()
             except StoreError:
                 raise
             except StatementError as exc:  # IntegrityError and DBAPIError are StatementErrors too
@@ -265,11 +286,12 @@ class Database:
 
     def _commit_batch(self, jobs: list[_Job[Any]]) -> None:
         """One transaction for `jobs`, a SAVEPOINT each; marks each done with its value or error."""
+        failed: StoreWriteError | None = None
         try:
             with self._batch_transaction(durable=any(j.durable for j in jobs), what=jobs[0].what) as cursor:
                 writes = Writes(cursor, self._session_modes)
                 for n, job in enumerate(jobs):
-                    job.error = self._failure  # a write that failed at the disk stops the ones after it
+                    job.error = failed  # a write that failed at the disk stops the ones after it
                     if job.error is not None:
                         continue
                     # Savepoints nest and COMMIT ends them all: no RELEASE per write (each statement lets go
@@ -281,6 +303,15 @@ class Database:
                         with suppress(Exception):
                             cursor.execute(f"ROLLBACK TO w{n}")
                         job.error = self._translate(exc, job.what)
+                        if isinstance(job.error, StoreWriteError) and job.error is self._failure:
+                            failed = job.error
+                if failed is not None:
+                    # SQLite may have rolled the whole transaction back on a full disk (a COMMIT would then fail
+                    # with "no transaction is active", not the disk's reason): none of the batch is saved.
+                    raise failed
+            if failed is None and any(job.error is None for job in jobs):
+                with self._write_lock:
+                    self._resumed()
         except BaseException as exc:  # the transaction itself failed (BEGIN or COMMIT): nothing was saved
             for job in jobs:
                 if job.error is None:
@@ -397,8 +428,13 @@ class Database:
     def _refuse_if_stopped(self, what: str) -> None:
         if self._closed:
             raise StoreWriteError(f"the {what} was not saved: the store is closed")
-        if self._failure is not None:
-            raise StoreWriteError(f"the {what} was not saved: {self._failure}")
+        failure = self._failure
+        if failure is None:
+            return
+        retry_at = self._retry_at
+        if retry_at is not None and time.monotonic() >= retry_at:
+            return  # paused long enough: this write tries the disk again
+        raise StoreWriteError(f"the {what} was not saved: {failure}")
 
     def _write_failed(self, exc: BaseException, what: str) -> StoreWriteError:
         code = sqlite_code(exc)
@@ -412,11 +448,19 @@ class Database:
             reason = "the database file is damaged"
         else:
             reason = f"SQLite said: {sqlite_reason(exc)}"
-        failure = StoreWriteError(
-            f"{reason}; the {what} was not saved and KiteDesk stopped recording to {self.path}. "
-            "Fix the cause and restart."
-        )
-        self._failure = failure
+        if code in _RESUMABLE:
+            failure = StoreWriteError(
+                f"{reason}; the {what} was not saved and KiteDesk cannot record to {self.path}: no new entries "
+                "until it can (it tries again every second). Free some space."
+            )
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+        else:
+            failure = StoreWriteError(
+                f"{reason}; the {what} was not saved and KiteDesk stopped recording to {self.path}. "
+                "Fix the cause and restart."
+            )
+            self._retry_at = None
+        self._failure = failure  # said by the callers it is raised to (the engine's writer: once)
         return failure
 
 

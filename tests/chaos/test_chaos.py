@@ -137,3 +137,56 @@ def test_a_secret_or_token_in_any_file_of_the_home_is_found(tmp_path) -> None:
         "API secret of UK9394",
         "access token 0 of UK9394",
     ]
+
+
+def test_broker_orders_are_matched_to_intents_by_option_side_quantity_and_stop_or_not() -> None:
+    from tests.chaos.harness import broker_order_shape, order_shape
+
+    # An entry journalled as MARKET is listed by Kite as a LIMIT (market protection): the same intent.
+    entry = _order("1", "BUY", 65, "LIMIT", "COMPLETE", "09:30:00", "09:30:00", 65)
+    assert broker_order_shape(entry) == order_shape("NIFTY2611325900CE", "BUY", 65, "MARKET")
+    # A stop resized since it was placed is matched by the quantity it was placed with (its history).
+    resized = _order("2", "SELL", 65, "SL", "TRIGGER PENDING", "09:30:01", "09:31:00")
+    history = [{"quantity": 130, "status": "TRIGGER PENDING"}, {"quantity": 65, "status": "TRIGGER PENDING"}]
+    assert broker_order_shape(resized, history) == order_shape("NIFTY2611325900CE", "SELL", 130, "SL")
+    # A stop is never taken for an exit of the same size, nor an order for one of another size.
+    assert broker_order_shape(resized, history) != order_shape("NIFTY2611325900CE", "SELL", 130, "LIMIT")
+    assert broker_order_shape(entry) != order_shape("NIFTY2611325900CE", "BUY", 130, "MARKET")
+
+
+def test_exit_1_with_one_clear_line_is_accepted_only_after_a_full_disk(tmp_path) -> None:
+    from tests.chaos.harness import ChaosRun, FaultRecord
+
+    run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
+    line = (
+        "kitedesk run: the disk is full (or the database reached its size limit); the fill was not saved ..."
+    )
+    assert not run._clear_storage_exit(1, line)  # no full disk was injected: a failing exit is a violation
+    run.report.faults.append(FaultRecord("disk_full", None, NOW))
+    assert run._clear_storage_exit(1, "no secure keyring available\n" + line)
+    assert not run._clear_storage_exit(1, "Traceback (most recent call last):\n" + line)
+    assert not run._clear_storage_exit(2, line)
+    assert not run._clear_storage_exit(1, "kitedesk run: stopping UK9394 'x' failed: Kite is not reachable")
+
+
+def test_market_faults_go_to_an_option_a_session_holds_else_the_one_traded_last(tmp_path) -> None:
+    from tests.chaos.harness import ChaosRun
+
+    run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
+    assert run._market_fault_target() is None
+    closed = [_order("1", "BUY", 65, "LIMIT", "COMPLETE", "09:30:00", "09:30:00", 65),
+              _order("2", "SELL", 65, "SL", "COMPLETE", "09:31:00", "09:31:00", 65)]  # fmt: skip
+    trades = [
+        _trade("t1", "1", "BUY", 65, "100", "09:30:00"),
+        _trade("t2", "2", "SELL", 65, "97", "09:31:00"),
+    ]
+    for t in trades:
+        t["exchange"] = "NFO"
+    run.last_books = {"UK9394": (closed, trades)}
+    assert run._market_fault_target() == ("NFO", "NIFTY2611325900CE")  # traded last, none held
+    held = dict(_order("3", "BUY", 30, "LIMIT", "COMPLETE", "09:40:00", "09:40:00", 30),
+                tradingsymbol="BANKNIFTY26JAN59700PE")  # fmt: skip
+    bought = dict(_trade("t3", "3", "BUY", 30, "500", "09:40:00"), tradingsymbol="BANKNIFTY26JAN59700PE")
+    bought["exchange"] = "NFO"
+    run.last_books = {"UK9394": ([*closed, held], [*trades, bought])}
+    assert run._market_fault_target() == ("NFO", "BANKNIFTY26JAN59700PE")

@@ -241,3 +241,72 @@ def test_a_live_square_off_whose_exit_is_refused_late_leaves_the_position_under_
     finally:
         agent.requestInterruption()
         agent.wait(5000)
+
+
+def test_a_live_stop_that_keeps_positions_waits_for_an_entry_it_could_not_cancel_and_protects_its_fill(
+    make, qapp
+) -> None:
+    # Ctrl-C while an entry was on its way: its cancel came too late ("being processed or is complete"), the agent
+    # ended at once, and the entry filled with no stop and no one recording its fill.
+    from desktop.domain import Fill, OptionRight
+    from desktop.engine.strategy.base import EnterPosition
+    from tests.engine.traders import T0
+
+    trader, gateway, _ = make()  # LIVE
+    trader.strategy.pending_entry = OptionRight.CE  # as after the strategy's own EnterPosition
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    entry = gateway.placed[-1]
+    gateway.refuse_cancel = True
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)
+    agent.start()
+    try:
+        assert _wait(lambda: agent.state is AgentState.RUNNING)
+        agent.post_command("stop", "keep")
+        time.sleep(1.0)
+        assert agent.isRunning(), "waiting for the entry it could not cancel"
+        agent.post_fill(Fill("F1", "O1", entry.key, entry.mode, entry.exchange, entry.tradingsymbol, Side.BUY,
+                             entry.quantity, Decimal("200"), T0))  # fmt: skip
+        assert agent.wait(5000), "filled and protected: the agent ends"
+        stop = gateway.placed[-1]
+        assert (stop.order_type, stop.quantity, stop.reason) == (
+            OrderType.SL,
+            entry.quantity,
+            "protective_stop",
+        )
+        assert trader.holding is not None and trader.protected_at_broker()
+    finally:
+        agent.requestInterruption()
+        agent.wait(5000)
+
+
+def test_a_live_stop_that_keeps_positions_waits_for_an_exit_in_flight_and_records_its_fill(
+    make, qapp
+) -> None:
+    # Ctrl-C just after an exit had cancelled the stop and sent its sale: the agent ended at once, the sale's fill
+    # was never recorded (the session's P&L short of the broker's), and had it not filled, nothing protected it.
+    from desktop.domain import Fill
+    from desktop.engine.strategy.base import ExitPosition
+    from tests.engine.traders import T0
+
+    trader, gateway, store = make()  # LIVE
+    enter(trader, gateway, "200")
+    trader.strategy.exits.exit_pending = True
+    trader.act([ExitPosition("signal_exit")])
+    sale = gateway.placed[-1]
+    assert sale.reason == "signal_exit" and gateway.cancelled == ["O2"]
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)
+    agent.start()
+    try:
+        assert _wait(lambda: agent.state is AgentState.RUNNING)
+        agent.post_command("stop", "keep")
+        time.sleep(1.0)
+        assert agent.isRunning(), "waiting for the exit in flight"
+        agent.post_fill(Fill("F2", "O3", sale.key, sale.mode, sale.exchange, sale.tradingsymbol, Side.SELL,
+                             sale.quantity, Decimal("210"), T0))  # fmt: skip
+        assert agent.wait(5000), "flat: the agent ends"
+        assert trader.holding is None and trader.realised == Decimal("1950.00")
+        fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+        assert [f.fill_id for f in fills] == ["F1", "F2"]
+    finally:
+        agent.requestInterruption()
+        agent.wait(5000)

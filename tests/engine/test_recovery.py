@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from desktop.broker.errors import InputRejected
-from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Side, Tick
+from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Position, Side, Tick
 from desktop.engine.recovery import recover_live, recover_paper
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition
@@ -103,6 +103,31 @@ def test_a_live_restart_keeps_the_days_loss_for_the_daily_loss_limit(make) -> No
     recover_live(trader, book, {SYMBOL: 0}, T0 + timedelta(minutes=5))
     assert trader.realised == Decimal("-3900.00") and trader.holding is None
     assert trader.ctx.risk.daily_pnl == Decimal("-3900.00") and trader.ctx.risk.loss_limit_breached
+
+
+def test_a_position_its_stop_closed_while_kitedesk_was_down_is_stored_flat_with_the_days_pnl(make) -> None:
+    trader, _, store = make()
+    key = trader.ctx.key
+    # The previous run stored its position (195 held) before it stopped; its stop sold them at 180 meanwhile.
+    store.positions.upsert(Position(key, Mode.LIVE, "NFO", SYMBOL, 195, Decimal("200"), Decimal("200")))
+    book = Book([bought(trader), stop(trader, OrderStatus.COMPLETE, 195, "180")])
+    recover_live(trader, book, {SYMBOL: 0}, T0 + timedelta(minutes=5))
+    (row,) = store.positions.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    # Not "195 held" any more (a later start would manage a position that is gone), and the day's P&L stored is
+    # the one the broker's orders give, as the session shows it.
+    assert (row.quantity, row.realised_pnl) == (0, Decimal("-3900.00")) == (0, trader.realised)
+
+
+def test_a_paper_position_row_left_held_by_a_crash_is_stored_flat_on_restart(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    key = trader.ctx.key
+    for fid, side, price in (("F1", Side.BUY, "100"), ("F2", Side.SELL, "110")):
+        store.fills.record(Fill(fid, f"O{fid}", key, Mode.PAPER, "NFO", SYMBOL, side, 65, Decimal(price), T0))
+    # The sale's fill was durable, its position row (written later, in the background) was not: kill -9.
+    store.positions.upsert(Position(key, Mode.PAPER, "NFO", SYMBOL, 65, Decimal("100"), Decimal("100")))
+    recover_paper(trader, T0 + timedelta(minutes=5))
+    (row,) = store.positions.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert (row.quantity, row.realised_pnl) == (0, Decimal("650.00"))
 
 
 def test_a_paper_restart_counts_only_the_days_fills_in_its_pnl(make) -> None:

@@ -563,3 +563,69 @@ def test_an_exit_that_finds_the_position_gone_while_its_stop_cannot_be_cancelled
     assert trader.holding is None and trader.realised == Decimal("-2730.00")
     log = trader.log.path.read_text()
     assert "closed outside KiteDesk" not in log and "it is selling; waiting for its fills" in log
+
+
+def test_a_fill_the_full_store_refused_is_recorded_and_counted_once_it_writes_again(make) -> None:
+    # With the store paused by a full disk, the stop's fill failed the segment and was never counted.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    record = store.fills.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.fills.record = disk_full  # type: ignore[method-assign]
+    fill(trader, "O2", 195, "186", "F2")  # the stop sold: not durable yet, so nothing acts on it
+    assert trader.holding is not None and trader.realised == 0
+    index_tick(trader, 3)
+    assert trader.holding is not None
+    store.fills.record = record  # type: ignore[method-assign]
+    fill(trader, "O2", 195, "186", "F2")  # reported again meanwhile: still one fill
+    index_tick(trader, 4)
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
+    fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert [f.fill_id for f in fills] == ["F1", "F2"]
+
+
+def test_entries_halted_by_a_journal_that_cannot_be_written_resume_once_it_can(make) -> None:
+    # A disk full for a few seconds halted the session's entries for the rest of the day.
+    trader, gateway, store = make()
+    record = store.intents.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.intents.record = disk_full  # type: ignore[method-assign]
+    trader.market_time = T0
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert gateway.placed == [] and trader.ctx.risk.halted
+    store.intents.record = record  # type: ignore[method-assign]
+    trader.market_time = T0 + timedelta(seconds=2)  # too soon: not tried yet, nothing sent
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert gateway.placed == [] and trader.ctx.risk.halted
+    trader.market_time = T0 + timedelta(seconds=6)
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert not trader.ctx.risk.halted and [i.reason for i in gateway.placed] == ["entry"]
+    assert "the session takes new entries again" in trader.log.path.read_text()
+
+
+def test_a_kill_that_came_while_the_journal_failed_is_not_lifted_when_it_writes_again(make) -> None:
+    trader, gateway, store = make()
+    record = store.intents.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.intents.record = disk_full  # type: ignore[method-assign]
+    trader.market_time = T0
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    trader.ctx.risk.kill("kill switch")
+    store.intents.record = record  # type: ignore[method-assign]
+    trader.market_time = T0 + timedelta(seconds=6)
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert trader.ctx.risk.halt_reason == "kill switch" and gateway.placed == []

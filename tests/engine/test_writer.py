@@ -1,4 +1,5 @@
-"""`StoreWriter` on a store that stopped accepting writes: the cause is logged once, not once per write."""
+"""`StoreWriter` on a store that stopped accepting writes: the cause is logged once, not once per write, and
+the writes resuming once too."""
 
 from __future__ import annotations
 
@@ -30,4 +31,5 @@ def test_a_latched_store_failure_is_logged_once_and_other_failures_each_time(cap
         "a background store write failed: the disk is full; KiteDesk stopped recording",
         "a background store write failed: a caller's bug",
         "a background store write failed: a caller's bug",
+        "background store writes resumed (3 were not saved meanwhile)",  # the store writes again: said once
     ]

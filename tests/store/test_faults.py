@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -114,9 +116,9 @@ def test_full_disk_stops_writes_and_leaves_nothing_half_written(tmp_path):
                 )
                 store.fills.record(fill)
                 saved.append(fill.fill_id)
-        assert saved and "restart" in str(failure.value)
+        assert saved and "no new entries until it can" in str(failure.value)
         assert store.write_failure is not None
-        # New entries stop, even small ones that would fit.
+        # New entries stop, even small ones that would fit (till the store tries the disk again).
         with pytest.raises(StoreWriteError, match="not saved"):
             store.sessions.set_state(key, "stopped")
         # Reads still work, and every saved fill is whole: its row and its outbox entry, nothing else.
@@ -131,6 +133,54 @@ def test_full_disk_stops_writes_and_leaves_nothing_half_written(tmp_path):
         assert len(journal) in (len(saved), len(saved) + 1)
     with Store.open(tmp_path) as store:  # with room again, a restart records again
         assert store.fills.record(make_fill(key, mode=Mode.LIVE))
+
+
+def test_a_full_disk_pauses_recording_and_it_resumes_once_there_is_room_again(tmp_path, monkeypatch, caplog):
+    # A disk full for a few seconds ended the trading day: every later write refused till a restart.
+    import desktop.store.database as database
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 0.3)
+    with Store.open(tmp_path) as store:
+        key = new_session(store, "AB1234", mode=Mode.LIVE)
+    limit = _pages(tmp_path / DB_FILENAME) + 8
+    with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            for _ in range(1000):
+                store.journal.append(
+                    key, segment=None, kind="pad", payload={"pad": "p" * 1500}, market_time=DAY
+                )
+        with pytest.raises(StoreWriteError, match="not saved"):  # paused: refused without trying the disk
+            store.fills.record(make_fill(key, mode=Mode.LIVE, fill_id="F-refused"))
+        # Room again (as when the disk is cleaned up): the padding goes, from another connection.
+        other = sqlite3.connect(tmp_path / DB_FILENAME)
+        with other:
+            other.execute("DELETE FROM journal WHERE kind = 'pad'")
+            other.execute("DELETE FROM outbox WHERE table_name = 'journal'")
+        other.close()
+        time.sleep(0.4)
+        with caplog.at_level(logging.WARNING, logger="desktop.store.database"):
+            assert store.fills.record(make_fill(key, mode=Mode.LIVE, fill_id="F-after"))
+        assert store.write_failure is None
+        store.sessions.set_state(key, "stopped")  # and everything else records again
+        fills = store.fills.for_session(broker_id="AB1234", session_id=key.session_id)
+        assert [f.fill_id for f in fills] == ["F-after"]
+        assert any("records to" in r.getMessage() and "again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_damaged_database_stays_stopped(tmp_path, monkeypatch):
+    import desktop.store.database as database
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 0.0)
+    with Store.open(tmp_path) as store:
+        db = store._db
+        damaged = sqlite3.DatabaseError("database disk image is malformed")
+        damaged.sqlite_errorcode = 11  # type: ignore[attr-defined]  # SQLITE_CORRUPT
+        failure = db._write_failed(damaged, "fill")
+        assert "damaged" in str(failure) and "restart" in str(failure) and db.write_failure is failure
+        key = None
+        with pytest.raises(StoreWriteError, match="not saved"):
+            key = new_session(store, "AB1234")
+        assert key is None and db.write_failure is failure
 
 
 @pytest.mark.parametrize(
