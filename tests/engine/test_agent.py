@@ -261,7 +261,7 @@ def test_a_live_stop_that_keeps_positions_waits_for_an_entry_it_could_not_cancel
     agent.start()
     try:
         assert _wait(lambda: agent.state is AgentState.RUNNING)
-        agent.post_command("stop", "keep")
+        agent.post_command(StopAgent(OnStop.KEEP))
         time.sleep(1.0)
         assert agent.isRunning(), "waiting for the entry it could not cancel"
         agent.post_fill(Fill("F1", "O1", entry.key, entry.mode, entry.exchange, entry.tradingsymbol, Side.BUY,
@@ -298,7 +298,7 @@ def test_a_live_stop_that_keeps_positions_waits_for_an_exit_in_flight_and_record
     agent.start()
     try:
         assert _wait(lambda: agent.state is AgentState.RUNNING)
-        agent.post_command("stop", "keep")
+        agent.post_command(StopAgent(OnStop.KEEP))
         time.sleep(1.0)
         assert agent.isRunning(), "waiting for the exit in flight"
         agent.post_fill(Fill("F2", "O3", sale.key, sale.mode, sale.exchange, sale.tradingsymbol, Side.SELL,
