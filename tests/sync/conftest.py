@@ -19,10 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import keyring
 import psycopg
 import pytest
-from keyring.backend import KeyringBackend
 from psycopg import sql
 
 from desktop.domain import (
@@ -39,6 +37,7 @@ from desktop.domain import (
 )
 from desktop.store.store import Store
 from desktop.sync.central import init_central
+from tests.broker.conftest import MemoryKeyring, memory_keyring  # noqa: F401 - the fixture, for tests/sync
 
 _HOST, _PORT = "127.0.0.1", 5432
 
@@ -138,38 +137,6 @@ def central(empty_database: Central) -> Central:
     """A fresh database with the central schema."""
     init_central(empty_database.admin_url)
     return empty_database
-
-
-class MemoryKeyring(KeyringBackend):
-    """A secure-looking keyring that keeps passwords in a dict (tests only)."""
-
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.passwords: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service: str, username: str) -> str | None:
-        return self.passwords.get((service, username))
-
-    def set_password(self, service: str, username: str, password: str) -> None:
-        self.passwords[(service, username)] = password
-
-    def delete_password(self, service: str, username: str) -> None:
-        if self.passwords.pop((service, username), None) is None:
-            raise keyring.errors.PasswordDeleteError(username)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    """A fresh in-memory keyring for one test."""
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
-        yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 T0 = datetime(2026, 1, 5, 9, 20)
