@@ -240,6 +240,7 @@ class FeedRecorder:
         self._file: DayFile | None = None
         self._dump_written: set[date] = set()
         self._closed = False
+        self._failing = False  # the last block could not be written (said once until one is again)
         self.frames_recorded = 0
         self.bytes_written = 0
         self._thread = threading.Thread(target=self._run, name=f"kitedesk-recorder-{self.folder.name}")
@@ -302,8 +303,18 @@ class FeedRecorder:
                 self._lock.wait(FLUSH_EVERY)
                 try:
                     self._write_pending()
-                except OSError as exc:  # a full disk must not end the feed: said, and tried again
-                    log.error("recording %s: %s", self.folder.name, exc)
+                except OSError as exc:  # a full disk must not end the feed: said once, and tried again
+                    if not self._failing:
+                        log.error(
+                            "recording %s: cannot write to the disk (%s); tried again every second",
+                            self.folder.name,
+                            exc,
+                        )
+                    self._failing = True
+                else:
+                    if self._failing:
+                        log.warning("recording %s: writing again", self.folder.name)
+                    self._failing = False
 
     def _write_pending(self) -> None:
         day = self._clock().date()

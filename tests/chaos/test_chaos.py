@@ -5,7 +5,7 @@ and at the end (tests/chaos/harness.py says which and how).
 
 Re-run after a merge (about a minute per seed; root adds the full-disk fault, the home on a small tmpfs):
 
-    .venv/bin/python -m pytest tests/chaos -q -p no:randomly            # the three CI seeds + the checks' own tests
+X
     .venv/bin/python bench/chaos.py --seconds 45 --seed 11 --speed 30 --start 09:20 --fault-gap 3 --verbose  # one
     .venv/bin/python bench/chaos.py --seconds 1800 --seed 1             # the 30-minute soak
 
@@ -27,6 +27,7 @@ CI_SEEDS = [(11, "09:20"), (12, "11:40"), (13, "14:25")]
 
 
 @pytest.mark.slow
+@pytest.mark.chaos_run
 @pytest.mark.timeout(420)
 @pytest.mark.parametrize(("seed", "start"), CI_SEEDS, ids=[f"seed{s}" for s, _ in CI_SEEDS])
 def test_money_stays_safe_under_chaos(seed: int, start: str) -> None:
