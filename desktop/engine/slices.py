@@ -336,7 +336,14 @@ class SlicingGateway:
 
     def _cancel_quietly(self, group: Group) -> None:
         """Cancels every working slice (a failure is logged: that slice may be selling, its fills still count)."""
+        for order_id, e in self._cancel_slices(group):
+            self._warn("slice %s of %s not cancelled: %s", order_id, group.group_id, e)
+
+    def _cancel_slices(self, group: Group) -> list[tuple[str, BrokerError]]:
+        """Asks every working slice to cancel (one never confirmed is given up as not placed); returns the
+        slices Kite refused to cancel, with why, after trying them all."""
         group.cancelling = True
+        refused: list[tuple[str, BrokerError]] = []
         for piece in group.slices:
             if piece.final:
                 continue
@@ -346,7 +353,8 @@ class SlicingGateway:
             try:
                 self._slice_call(self.inner.cancel, piece.order_id)
             except BrokerError as e:
-                self._warn("slice %s of %s not cancelled: %s", piece.order_id, group.group_id, e)
+                refused.append((piece.order_id, e))
+        return refused
 
     # -- acting on a group ---------------------------------------------------------------------
 
@@ -357,20 +365,9 @@ class SlicingGateway:
         if group is None:
             return self.inner.cancel(order_id)
         self._begin()
-        failed: BrokerError | None = None
-        group.cancelling = True
-        for piece in group.slices:
-            if piece.final:
-                continue
-            if not piece.order_id:
-                piece.status, piece.why = OrderStatus.CANCELLED, "never confirmed by Kite"
-                continue
-            try:
-                self._slice_call(self.inner.cancel, piece.order_id)
-            except BrokerError as e:
-                failed = failed or e
-        if failed is not None:
-            raise failed
+        refused = self._cancel_slices(group)
+        if refused:
+            raise refused[0][1]
         if group.final:
             self._settled(group)
         return group.whole()
