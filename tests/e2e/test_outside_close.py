@@ -88,7 +88,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
         return [o for o in book.orders.values() if (o.tag or "").startswith("KD") and o.order_type == "SL"
                 and o.instrument.tradingsymbol == symbol and o.status == "TRIGGER PENDING"]  # fmt: skip
 
-    wait_until(qapp, lambda: len(stops()) == 2, 10, "a stop at the broker for each")
+    wait_until(qapp, lambda: len(stops()) == 2, 30, "a stop at the broker for each")
     form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": "65",
             "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
     assert sim.call(lambda: _place(book, form, sim)).status == "COMPLETE"  # the trader, in Kite web
