@@ -1,13 +1,13 @@
 """The order lifecycle of one segment: every order its trader sends (or adopts), as an explicit state machine.
 
-    NEW ──place──▶ WORKING ──fill──▶ PART_FILLED ──┐           (fills may come in any state from WORKING on)
-     │               │  ▲                │          │
-     │               │  └─bind─ UNCONFIRMED ─give_up─▶ GIVEN_UP
-     └─unconfirmed───┼────────────▲      │
-                     ├─cancelling─▶ CANCELLING      │
-                     └──────end───┴──────┴─▶ ENDED ─┴─settle─▶ SETTLED
+    NEW ──place──▶ WORKING ──fill──▶ PART_FILLED
+    NEW ──unconfirmed──▶ UNCONFIRMED ──bind──▶ WORKING;   UNCONFIRMED ──give_up──▶ GIVEN_UP
+    WORKING | PART_FILLED ──cancelling──▶ CANCELLING
+    WORKING | PART_FILLED | CANCELLING ──end──▶ ENDED
+    WORKING | PART_FILLED | CANCELLING | ENDED ──settle──▶ SETTLED
+    (fills are taken in every state from WORKING on, a late one of a settled order too)
 
-An order is SENT when its intent was journalled durably first (write-ahead: `send`); the broker's answer makes
+An order is sent only once its intent is journalled durably (write-ahead: `send`); the broker's answer makes
 it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
 it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP). CANCELLING: this run's cancel was accepted
 (a stop cancelled to exit: its fills before the cancel still count). ENDED: the broker says it ended
@@ -41,12 +41,13 @@ if TYPE_CHECKING:
 # protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
 # is asked for again. Market orders normally fill within a second.
 ORDER_PATIENCE = timedelta(seconds=30)
-JOURNAL_RETRY = timedelta(
-    seconds=5
-)  # an intent that could not be journalled: the journal is tried again then
+# An intent that could not be journalled: the journal is tried again this much later.
+JOURNAL_RETRY = timedelta(seconds=5)
 
 
 class OrderState(Enum):
+    """Where a tracked order is in its lifecycle; only `TrackedOrder`'s transitions change it."""
+
     NEW = "new"  # built from its intent, not sent yet
     UNCONFIRMED = "unconfirmed"  # sent, the broker's answer lost: no id until an update shows it
     WORKING = "working"  # at the broker under its id, nothing filled yet
@@ -59,8 +60,8 @@ class OrderState(Enum):
 
 _S = OrderState
 _AT_BROKER = (_S.WORKING, _S.PART_FILLED, _S.CANCELLING)
-# state -> the states each transition may start from
-_FROM = {
+# transition -> the states it may start from
+_FROM: dict[str, tuple[OrderState, ...]] = {
     "place": (_S.NEW,),
     "unconfirmed": (_S.NEW,),
     "bind": (_S.UNCONFIRMED,),
@@ -86,7 +87,7 @@ class TrackedOrder:
     filled: int = 0
     value: Decimal = Decimal(0)
     state: OrderState = OrderState.NEW
-    path: list[OrderState] = field(default_factory=list)  # the states it went through, in order
+    path: list[OrderState] = field(default_factory=list)  # the states it left, in order
     sent_at: datetime | None = None  # market time it was placed (None: adopted from an earlier run)
     cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
     broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
@@ -109,8 +110,9 @@ class TrackedOrder:
                 f"{self.role} order {self.order_id or self.intent.intent_id}: cannot {transition} when "
                 f"{self.state.value}"
             )
-        self.path.append(self.state)
-        self.state = to
+        if to is not self.state:
+            self.path.append(self.state)
+            self.state = to
 
     def place(self, order_id: str, at: datetime | None) -> None:
         """The broker took it under `order_id` (`at` None: adopted from an earlier run, not sent by this one)."""

@@ -87,7 +87,7 @@ class SessionServices:
     market_time: Callable[[], datetime]
     writer: StoreWriter
     # The LIVE positions the open sessions of an account (user id) last published: the broker's positions are
-    # the account's, and a session checks its own against them (SegmentTrader._account_share).
+    # the account's, and a session checks its own against them (`OutsideClose.account_share`, engine/outside.py).
     account_positions: Callable[[str], list[Position]] = lambda user_id: []
 
 
