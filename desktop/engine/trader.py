@@ -915,6 +915,52 @@ class SegmentTrader:
             except BrokerError as e:
                 self.log.warning("entry order %s not cancelled: %s", tracked.order_id, e)
 
+    def move_stop(self, level: Decimal) -> str:
+        """Moves the protective stop to `level` now (the trader's hand): the resting SL order modified, limit with
+        trigger (protection.py), and the strategy's own stop follows (`Strategy.on_stop_moved`). With no stop
+        resting (UNPROTECTED), one is placed at `level`. Raises BrokerError when it cannot: the stop then stays
+        where it was. Returns the strategy's note on its trailing ("" when none)."""
+        h, now = self.holding, self.market_time
+        if h is None or now is None:
+            raise BrokerError("no position is held")
+        if self._open_exit() is not None:
+            raise BrokerError(f"an exit of {h.tradingsymbol} is on its way")
+        stop = h.stop_order
+        if stop is not None and stop.resting:
+            if stop.triggered_at is not None:
+                raise BrokerError(f"the stop-loss order {stop.order_id} has triggered and is being chased")
+            if not stop.order_id:
+                raise BrokerError("the stop-loss order is not confirmed by Kite yet")
+            self.protection.move(stop, level)  # raises BrokerError when refused, before anything changed
+            self.protection.state.move_retry = None  # a refused trail waiting to be sent again must not undo it
+        else:
+            self.last_refusal = ""
+            self.protection.place(level)
+            placed = h.stop_order
+            if placed is None or placed is stop or not placed.resting:
+                raise BrokerError(self.last_refusal or "the stop-loss order was not placed")
+        note = self.strategy.on_stop_moved(level, now)
+        self.changed = True
+        return note
+
+    def cancel_order(self, order_id: str) -> TrackedOrder:
+        """Asks the broker to cancel one of this segment's working entries or exits (the trader's hand); its
+        CANCELLED update then settles it as any other (`on_order`). The protective stop is never cancelled this
+        way (it would leave the position naked). Raises BrokerError when it cannot."""
+        tracked = self.orders.get(order_id)
+        if tracked is None:
+            raise BrokerError(f"order {order_id} is not one of this session's {self.segment.value} orders")
+        if tracked.role is OrderRole.STOP and tracked.resting:
+            raise BrokerError(f"order {order_id} is the stop-loss order protecting the position: move the stop or "
+                              "exit the position instead")  # fmt: skip
+        if tracked.final or tracked.done or not tracked.order_id:
+            raise BrokerError(f"order {order_id} is not working any more ({tracked.status.value.lower()})")
+        self.ctx.gateway.cancel(tracked.order_id)  # a sliced order: every slice still open
+        now = self.market_time or datetime.now()
+        tracked.cancel_asked_at = now
+        self.ctx.risk.record_order(now)
+        return tracked
+
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self._open_entry() is None
