@@ -53,7 +53,9 @@ def parse_stop_level(text: str | Decimal, last_price: Decimal | None) -> Decimal
     if level % TICK_SIZE != 0:
         raise ManualRefused(f"the stop must be on the {TICK_SIZE} tick (e.g. {_near_tick(level)})")
     if last_price is not None and level >= last_price:
-        raise ManualRefused(f"a sell stop must be below the last price {last_price}: {level} would trigger at once")
+        raise ManualRefused(
+            f"a sell stop must be below the last price {last_price}: {level} would trigger at once"
+        )
     return level.quantize(Decimal("0.01"))
 
 

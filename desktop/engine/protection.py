@@ -138,7 +138,8 @@ class Protection:
         tracked = t._send(intent)
         refusal = t.last_refusal.lower()
         if tracked is not None:
-            t.last_refusal = earlier  # still the broker's last refusal (an exit's, that this stop now protects)
+            # Still the broker's last refusal (an exit's, that this stop now protects).
+            t.last_refusal = earlier
         if tracked is None and "trigger" in refusal and ("last traded price" in refusal or "ltp" in refusal):
             # The price fell through the stop level between the last tick seen and the order: sold at once, at a
             # price Kite sets from the LTP it knows (this segment's last price is behind it).

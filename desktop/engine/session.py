@@ -329,10 +329,14 @@ class SessionEngine(QObject):
         """Cancels a working entry or exit of this session (never its protective stop); journalled `manual_cancel`."""
         return self._manual(tradingsymbol, partial(manual.cancel_order, order_id=order_id, by=by))
 
-    def move_stop(self, tradingsymbol: str, level: Decimal | str, by: str = "window") -> Future[ManualOutcome]:
+    def move_stop(
+        self, tradingsymbol: str, level: Decimal | str, by: str = "window"
+    ) -> Future[ManualOutcome]:
         """Moves the stop of the held `tradingsymbol` to `level` (below the last price, on the tick); the strategy
         keeps it (its trail never lowers it); journalled `manual_stop_move`."""
-        return self._manual(tradingsymbol, partial(manual.move_stop, symbol=tradingsymbol, level=level, by=by))
+        return self._manual(
+            tradingsymbol, partial(manual.move_stop, symbol=tradingsymbol, level=level, by=by)
+        )
 
     def _manual(
         self, tradingsymbol: str, action: Callable[[SegmentTrader], ManualOutcome]

@@ -932,7 +932,8 @@ class SegmentTrader:
             if not stop.order_id:
                 raise BrokerError("the stop-loss order is not confirmed by Kite yet")
             self.protection.move(stop, level)  # raises BrokerError when refused, before anything changed
-            self.protection.state.move_retry = None  # a refused trail waiting to be sent again must not undo it
+            # A refused trail waiting to be sent again must not undo it.
+            self.protection.state.move_retry = None
         else:
             self.last_refusal = ""
             self.protection.place(level)

@@ -5,7 +5,6 @@ working entry. Each goes through the session's public API, the segment agent's i
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 
 from desktop.engine import Engine
 from desktop.engine.protection import floor_tick, stop_limit
@@ -27,7 +26,9 @@ def test_a_manual_stop_move_then_exit_now_of_a_live_position(demo_engine: Engine
     tag = session.key.order_tag
 
     def ours(status: str, kind: str = "SL"):
-        return [o for o in book.orders.values() if o.tag == tag and o.order_type == kind and o.status == status]
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == kind and o.status == status
+        ]
 
     wait_until(qapp, lambda: ours("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
     agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
@@ -36,7 +37,9 @@ def test_a_manual_stop_move_then_exit_now_of_a_live_position(demo_engine: Engine
     sim.state.clock.set_speed(1.0)  # the premium moves slowly: a level between the stop and the price holds
     stop = ours("TRIGGER PENDING")[0]
     symbol = stop.instrument.tradingsymbol
-    wait_until(qapp, lambda: session.snapshot().segments[0].option_price is not None, 10, "the option's price")
+    wait_until(
+        qapp, lambda: session.snapshot().segments[0].option_price is not None, 10, "the option's price"
+    )
     ltp = session.snapshot().segments[0].option_price
     assert ltp is not None
     level = floor_tick((stop.trigger_price + ltp) / 2)
@@ -44,8 +47,14 @@ def test_a_manual_stop_move_then_exit_now_of_a_live_position(demo_engine: Engine
 
     outcome = session.move_stop(symbol, str(level)).result(timeout=20)
     assert f"moved to {level}" in outcome.text
-    assert (stop.trigger_price, stop.price, stop.status) == (level, stop_limit("NFO", level), "TRIGGER PENDING")
-    wait_until(qapp, lambda: session.snapshot().segments[0].stop_price == level, 5, "the strategy keeping the stop")
+    assert (stop.trigger_price, stop.price, stop.status) == (
+        level,
+        stop_limit("NFO", level),
+        "TRIGGER PENDING",
+    )
+    wait_until(
+        qapp, lambda: session.snapshot().segments[0].stop_price == level, 5, "the strategy keeping the stop"
+    )
 
     session.exit_position(symbol).result(timeout=20)
 
@@ -55,7 +64,9 @@ def test_a_manual_stop_move_then_exit_now_of_a_live_position(demo_engine: Engine
 
     wait_until(qapp, lambda: held() == 0, 30, "the manual exit filled at the broker")
     assert stop.status == "CANCELLED" and stop.filled_quantity == 0, "the stop cancelled, never sold twice"
-    sells = [o for o in book.orders.values() if o.tag == tag and o.transaction_type == "SELL" and o.filled_quantity]
+    sells = [
+        o for o in book.orders.values() if o.tag == tag and o.transaction_type == "SELL" and o.filled_quantity
+    ]
     assert len(sells) == 1 and sells[0].market_protection, "a MARKET order with market protection"
     wait_until(qapp, lambda: session.snapshot().segments[0].quantity == 0, 10, "the session flat")
     assert _journal(session, "manual_stop_move")[0]["to"] == str(level)
@@ -84,7 +95,9 @@ def test_a_manual_cancel_of_a_working_live_entry(demo_engine: Engine, qapp, monk
     # What it bought is the position, protected as any other.
     wait_until(
         qapp,
-        lambda: [o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.quantity == 65],
+        lambda: [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.quantity == 65
+        ],
         20,
         "a stop for the 65 bought",
     )
