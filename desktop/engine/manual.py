@@ -65,6 +65,7 @@ def exit_now(trader: SegmentTrader, symbol: str, by: str) -> ManualOutcome:
     if trader.orders_in_flight():  # holding, that is an exit (an entry is sent only when flat)
         raise ManualRefused(f"an exit of {h.tradingsymbol} is already on its way")
     quantity, last = h.quantity, h.last_price
+    trader.last_refusal = ""  # an older refusal must not be read as this exit's
     sent = trader.exit(MANUAL_EXIT)
     protection = trader.protection.status()
     _journal(trader, "manual_exit", {"by": by, "symbol": h.tradingsymbol, "qty": quantity,

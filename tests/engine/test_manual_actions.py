@@ -68,6 +68,19 @@ def test_a_manual_exit_the_broker_refuses_leaves_the_position_protected(make) ->
     assert journal(store, trader, "manual_exit")[0]["sent"] is False
 
 
+def test_a_manual_exit_while_the_stop_cannot_be_cancelled_sends_nothing_and_blames_no_old_refusal(
+    make,
+) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.last_refusal = "Insufficient funds"  # an entry refused earlier today
+    gateway.refuse_cancel = True  # the stop is triggering at the broker: selling too could sell short
+    with pytest.raises(ManualRefused) as refused:
+        manual.exit_now(trader, trader.holding.tradingsymbol, by="window")
+    assert "Insufficient funds" not in str(refused.value) and "stop-loss order" in str(refused.value)
+    assert [i.role for i in gateway.placed] == [OrderRole.ENTRY, OrderRole.STOP]
+
+
 def test_manual_exit_of_what_is_not_held_changes_nothing(make) -> None:
     trader, gateway, _ = make()
     with pytest.raises(ManualRefused, match="is not held"):
