@@ -935,6 +935,8 @@ class SegmentTrader:
             # A refused trail waiting to be sent again must not undo it.
             self.protection.state.move_retry = None
         else:
+            if level >= h.last_price:  # `place` would sell at once: not what a stop move asks for
+                raise BrokerError(f"the stop {level} is not below the last price {h.last_price}")
             self.last_refusal = ""
             self.protection.place(level)
             placed = h.stop_order

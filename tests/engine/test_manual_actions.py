@@ -154,6 +154,30 @@ def test_a_stop_move_the_broker_refuses_keeps_the_old_stop_everywhere(make) -> N
     assert journal(store, trader, "manual_stop_move")[0]["done"] is False
 
 
+def test_a_stop_move_of_an_unprotected_position_places_its_stop_at_that_level(make) -> None:
+    trader, gateway, store = make()
+    place = gateway.place
+
+    def refuse_stops(intent):
+        if intent.role is OrderRole.STOP:
+            raise InputRejected("RMS: stop-loss orders are blocked for this instrument now")
+        return place(intent)
+
+    gateway.place = refuse_stops  # type: ignore[method-assign]
+    enter(trader, gateway, "200")
+    assert trader.holding.stop_order is None and "UNPROTECTED" in trader.protection.status()
+    gateway.place = place  # type: ignore[method-assign]
+    manual.move_stop(trader, trader.holding.tradingsymbol, "190", by="window")
+    stop = gateway.placed[-1]
+    assert (stop.role, stop.order_type, stop.trigger_price) == (
+        OrderRole.STOP,
+        OrderType.SL,
+        Decimal("190.00"),
+    )
+    assert trader.holding.stop_order.resting and trader.protection.status() == ""
+    assert trader.strategy.position.stop == Decimal("190.00")
+
+
 def test_parse_stop_level_takes_a_trader_typed_price() -> None:
     assert parse_stop_level("₹1,234.50", Decimal("1300")) == Decimal("1234.50")
     assert parse_stop_level(" 95 ", None) == Decimal("95.00")
