@@ -12,6 +12,7 @@ move it, or exit the position.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from decimal import Decimal
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -230,8 +231,21 @@ class ManualActions(QObject):
             tab._show_error(text or "no answer from the segment (see its log)")
 
         tab._jobs.submit(
-            lambda: future.result(timeout=WAIT_S), lambda outcome: tab.message.setText(outcome.text), failed
+            partial(await_outcome, future), lambda outcome: tab.message.setText(outcome.text), failed
         )
+
+
+def await_outcome(future: Future[Any], wait_s: float = WAIT_S) -> Any:
+    """The action's outcome (a worker thread). No answer in `wait_s`: one not started yet is withdrawn (nothing is
+    done late); one under way (a slow broker) is said to be, so the trader checks the order book."""
+    try:
+        return future.result(timeout=wait_s)
+    except TimeoutError:
+        if future.cancel():
+            raise ManualRefused(f"no answer from the segment in {wait_s:.0f} s: nothing was done") from None
+        raise ManualRefused(
+            f"still under way after {wait_s:.0f} s (a slow broker?): check the segment's log and the order book"
+        ) from None
 
 
 class MoveStopDialog(QDialog):

@@ -4,15 +4,24 @@ validation, and the outcome shown in the tab."""
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from dataclasses import replace
 from decimal import Decimal
 
+import pytest
 from PySide6.QtCore import QPoint, QTimer
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMenu
 
 from desktop.domain import Mode, Order, OrderStatus, OrderType, Side
 from desktop.engine import ManualRefused
-from desktop.ui.manual_actions import CANCEL, EXIT_NOW, MOVE_STOP, ManualActions, MoveStopDialog
+from desktop.ui.manual_actions import (
+    CANCEL,
+    EXIT_NOW,
+    MOVE_STOP,
+    ManualActions,
+    MoveStopDialog,
+    await_outcome,
+)
 from desktop.ui.session_tab import SessionTab
 from desktop.ui.theme import DARK
 from desktop.ui.workers import JobRunner
@@ -184,3 +193,14 @@ def test_cancel_is_offered_for_a_working_entry_not_for_the_stop_and_asks_in_live
     assert _menu_texts(manual, manual.orders_view) == {CANCEL: False}
     assert not manual.cancel_button.isEnabled()
     assert "protects the position" in manual.cancel_button.toolTip()
+
+
+def test_an_action_the_segment_never_takes_is_withdrawn_and_said():
+    idle: Future[object] = Future()
+    with pytest.raises(ManualRefused, match="nothing was done"):
+        await_outcome(idle, wait_s=0.05)
+    assert idle.cancelled(), "withdrawn: the agent will not do it late"
+    running: Future[object] = Future()
+    running.set_running_or_notify_cancel()
+    with pytest.raises(ManualRefused, match="still under way"):
+        await_outcome(running, wait_s=0.05)
