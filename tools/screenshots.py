@@ -6,8 +6,10 @@
 
 Runs `kitedesk --demo` as the README's first command does, waits until trades have happened, and grabs
 the window from the screen (what the X server shows, not a re-render): the first session with its
-trades, the LIVE session with its positions, the light theme and the Settings dialog, at `--size`
-(the README's pictures are 1366×768). `--sizes` grabs the demo at 1024×700, 1366×768 and 1920×1080
+trades, the LIVE session with its positions, the second session in the light theme, the funds header of the
+LIVE session, the Settings dialog, and a fill's notification (on a desktop without a system tray, as Xvfb is, it
+is the window's own toast), at `--size` (the README's pictures are 1366×768). Pictures are saved with a 256-colour
+palette (a third of the size; the window's flat colours survive it). Toasts are closed before the other pictures. `--sizes` grabs the demo at 1024×700, 1366×768 and 1920×1080
 instead (window-WxH.png), to check that the window reads well from a small laptop up.
 """
 
@@ -17,11 +19,13 @@ import argparse
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
 
-from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QImage, QPixmap  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from desktop.broker.profiles import MemorySecretStore  # noqa: E402
@@ -55,13 +59,50 @@ def main() -> int:
     window.show()
     start_demo(window, window_demo(60.0, 1), 60.0)
 
-    def grab(name: str) -> None:
+    def save(picture: QPixmap, name: str) -> None:
+        image = picture.toImage().convertToFormat(
+            QImage.Format.Format_Indexed8, Qt.ImageConversionFlag.ThresholdDither
+        )
+        image.save(str(out / name), "PNG", 0)
+        size = (out / name).stat().st_size
+        print("saved", out / name, f"{image.width()}x{image.height()}", f"{size // 1024} KB")
+
+    def close_toasts() -> None:
+        for toast in window.notifier.toasts.visible():
+            toast.close()
+        app.processEvents()
+
+    def grab(name: str, keep_toasts: bool = False, height: int | None = None) -> None:
+        if not keep_toasts:
+            close_toasts()
         app.processEvents()
         screen = window.screen()
         picture = screen.grabWindow(0, window.x(), window.y(), window.frameGeometry().width(),
-                                    window.frameGeometry().height())  # fmt: skip
-        picture.save(str(out / name))
-        print("saved", out / name, f"{picture.width()}x{picture.height()}")
+                                    height or window.frameGeometry().height())  # fmt: skip
+        save(picture, name)
+
+    def grab_header(name: str) -> None:
+        """The LIVE tab's header: account, badge, state, funds and day P&L (the tab bar above it)."""
+        tab = window.session_tabs()[window.tabs.currentIndex()]
+        bottom = tab.funds_label.mapTo(window, tab.funds_label.rect().bottomLeft()).y() + 12
+        grab(name, height=bottom + (window.frameGeometry().height() - window.height()))
+
+    def grab_notification(deadline: float) -> None:
+        """Waits for the next fill's toast (the demo trades every few seconds), then grabs it."""
+        toasts = window.notifier.toasts.visible()
+        if any(t.kind in ("fill", "stop-loss") for t in toasts):
+            QTimer.singleShot(300, lambda: (grab("demo-notification.png", keep_toasts=True),
+                                            window.shutdown("square_off")))  # fmt: skip
+        elif time.monotonic() > deadline:
+            print("no fill notification came: demo-notification.png not taken", file=sys.stderr)
+            window.shutdown("square_off")
+        else:
+            QTimer.singleShot(200, lambda: grab_notification(deadline))
+
+    def wait_for_fill() -> None:
+        page(0, "Positions")
+        close_toasts()
+        grab_notification(time.monotonic() + 60)
 
     def page(tab_index: int, bottom: str) -> None:
         window.tabs.setCurrentIndex(tab_index)
@@ -76,8 +117,7 @@ def main() -> int:
         app.processEvents()
         picture = dialog.screen().grabWindow(0, dialog.x(), dialog.y(), dialog.frameGeometry().width(),
                                              dialog.frameGeometry().height())  # fmt: skip
-        picture.save(str(out / "demo-settings.png"))
-        print("saved", out / "demo-settings.png", f"{picture.width()}x{picture.height()}")
+        save(picture, "demo-settings.png")
         dialog.reject()
 
     if args.sizes:
@@ -92,15 +132,23 @@ def main() -> int:
             (3.0, lambda: grab("demo-trades.png")),
             (3.5, lambda: page(2, "Positions")),
             (6.5, lambda: grab("demo-live-session.png")),
+            (6.7, lambda: grab_header("demo-funds-header.png")),
             (7.0, lambda: (window.set_theme("light"), page(1, "Orders"))),
             (10.0, lambda: grab("demo-light-theme.png")),
             (10.5, lambda: window.set_theme("dark")),
             (11.0, grab_settings),
-            (12.0, lambda: window.shutdown("square_off")),
+            (12.0, wait_for_fill),  # then the window shuts down
         ]
-    for at, action in steps:
-        QTimer.singleShot(int((args.seconds + at) * 1000), action)
-    QTimer.singleShot(int((args.seconds + 20) * 1000), app.quit)  # shutdown closes the window before this
+
+    # One after another: each step is timed from the end of the one before, so a slow grab (a loaded machine) never
+    # lets the next step's timer run inside it (a picture of the wrong tab or theme).
+    def run_step(i: int) -> None:
+        steps[i][1]()
+        if i + 1 < len(steps):
+            QTimer.singleShot(int((steps[i + 1][0] - steps[i][0]) * 1000), lambda: run_step(i + 1))
+
+    QTimer.singleShot(int((args.seconds + steps[0][0]) * 1000), lambda: run_step(0))
+    QTimer.singleShot(int((args.seconds + 90) * 1000), app.quit)  # shutdown closes the window before this
     app.exec()
     return 0
 

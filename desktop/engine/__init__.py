@@ -11,6 +11,7 @@ from desktop.broker.errors import LoginFailed
 from desktop.broker.recording import DEFAULT_RETENTION_DAYS, format_bytes
 from desktop.domain import StrategyParams
 from desktop.engine.funds import Funds
+from desktop.engine.manual import ManualOutcome, ManualRefused, parse_stop_level
 from desktop.engine.market import DemoLogin, DemoMarket
 from desktop.engine.param_spec import (
     FIELDS,
@@ -95,6 +96,9 @@ __all__ = [
     "Funds",
     "LogLine",
     "LoginFailed",
+    "ManualOutcome",
+    "ManualRefused",
+    "parse_stop_level",
     "OnStop",
     "ParamsError",
     "ProfileInfo",

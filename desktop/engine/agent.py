@@ -57,7 +57,8 @@ class StopAgent:
 
 @dataclass(frozen=True, slots=True)
 class RunOnAgent:
-    """A function run on the agent's thread with its trader (tests, recovery helpers, the bench's probes)."""
+    """A function run on the agent's thread with its trader (manual actions, tests, recovery helpers, the bench's
+    probes)."""
 
     fn: Callable[[SegmentTrader], object]
 

@@ -311,15 +311,24 @@ class Orders:
             t.ctx.risk.record_order(t.market_time)
         return True
 
-    def cancel_by_hand(self, order_id: str) -> bool:
-        """Cancels one of our working orders (a manual action): the stop through its protection (what it sold
-        before still counts), an entry or exit as its patience does. False if not ours, not working or refused."""
-        tracked, h = self.tracked.get(order_id), self.t.holding
+    def cancel_by_hand(self, order_id: str) -> TrackedOrder:
+        """Cancels one of our working entries or exits (a manual action); its CANCELLED update then settles it as
+        any other. The protective stop is never cancelled this way: the position would be left naked (move the
+        stop or exit instead). Raises BrokerError when it cannot."""
+        t = self.t
+        tracked = self.tracked.get(order_id)
         if tracked is None:
-            return False
-        if h is not None and h.stop_order is tracked:
-            return tracked.resting and self.t.protection.cancel(h)
-        return self.cancel(tracked)
+            raise BrokerError(f"order {order_id} is not one of this session's {t.segment.value} orders")
+        if tracked.role is OrderRole.STOP:
+            raise BrokerError(f"order {order_id} is the stop-loss order protecting the position: move the stop or "
+                              "exit the position instead")  # fmt: skip
+        if not tracked.order_id or tracked.state not in _AT_BROKER:
+            raise BrokerError(f"order {order_id} is not working any more ({tracked.state.value})")
+        t.ctx.gateway.cancel(tracked.order_id)  # raises when refused; a sliced order: every slice still open
+        tracked.cancelling()
+        if t.market_time is not None:
+            t.ctx.risk.record_order(t.market_time)
+        return tracked
 
     # -- patience -----------------------------------------------------------------------------------
 

@@ -135,9 +135,12 @@ class Protection:
             order_type=OrderType.SL, trigger_price=level, price=limit,
         )  # fmt: skip
         t.ctx.risk.check(intent, t.market_time)
-        t.orders.last_refusal = ""
+        earlier, t.orders.last_refusal = t.orders.last_refusal, ""
         tracked = t.orders.send(intent)
         refusal = t.orders.last_refusal.lower()
+        if tracked is not None:
+            # Still the broker's last refusal (an exit's, that this stop now protects).
+            t.orders.last_refusal = earlier
         if tracked is None and "trigger" in refusal and ("last traded price" in refusal or "ltp" in refusal):
             # The price fell through the stop level between the last tick seen and the order: sold at once, at a
             # price Kite sets from the LTP it knows (this segment's last price is behind it).
@@ -282,6 +285,32 @@ class Protection:
                 self.state.move_retry = (t.market_time + MOVE_RETRY, level)
             return
         t.journal("stop_moved", {"order_id": stop.order_id, "trigger": str(level), "limit": str(stop.limit)})
+
+    def move_by_hand(self, level: Decimal) -> None:
+        """The trader's own stop move: the resting SL order modified to `level` (limit with trigger), or a stop
+        placed at `level` when none rests. Raises BrokerError when it cannot; the stop then stays where it was."""
+        t = self.t
+        h = t.holding
+        if h is None:
+            raise BrokerError("no position is held")
+        if t.orders.open_exit() is not None:
+            raise BrokerError(f"an exit of {h.tradingsymbol} is on its way")
+        stop = h.stop_order
+        if stop is not None and stop.resting:
+            if stop.triggered_at is not None:
+                raise BrokerError(f"the stop-loss order {stop.order_id} has triggered and is being chased")
+            if not stop.order_id:
+                raise BrokerError("the stop-loss order is not confirmed by Kite yet")
+            self.move(stop, level)  # raises BrokerError when refused, before anything changed
+            self.state.move_retry = None  # a refused trail waiting to be sent again must not undo it
+            return
+        if level >= h.last_price:  # `place` would sell at once: not what a stop move asks for
+            raise BrokerError(f"the stop {level} is not below the last price {h.last_price}")
+        t.orders.last_refusal = ""
+        self.place(level)
+        placed = h.stop_order
+        if placed is None or placed is stop or not placed.resting:
+            raise BrokerError(t.orders.last_refusal or "the stop-loss order was not placed")
 
     def move(self, stop: TrackedOrder, level: Decimal) -> None:
         """Trails the resting stop to `level`, limit with trigger; raises BrokerError when refused."""

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -43,9 +44,11 @@ from desktop.broker.session import (
     KiteSession,
 )
 from desktop.domain import Fill, Mode, Order, OrderIntent, Position, Segment, SessionKey, StrategyParams
+from desktop.engine import manual
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
 from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
+from desktop.engine.manual import ManualOutcome
 from desktop.engine.params import params_to_dict
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
@@ -314,6 +317,48 @@ class SessionEngine(QObject):
                 agent.post_command(Kill(reason))
             self._set_state(self._computed_state())
         self._emit_state()
+
+    # -- manual actions (desktop/engine/manual.py): any thread; done on the segment agent's thread ----------------
+
+    def exit_position(self, tradingsymbol: str, by: str = "window") -> Future[ManualOutcome]:
+        """Sells the held `tradingsymbol` at market now (a MARKET order with market protection, through the session's
+        gateway and risk counters, journalled `manual_exit`). The future holds the outcome or a ManualRefused."""
+        return self._manual(tradingsymbol, partial(manual.exit_now, symbol=tradingsymbol, by=by))
+
+    def cancel_order(self, tradingsymbol: str, order_id: str, by: str = "window") -> Future[ManualOutcome]:
+        """Cancels a working entry or exit of this session (never its protective stop); journalled `manual_cancel`."""
+        return self._manual(tradingsymbol, partial(manual.cancel_order, order_id=order_id, by=by))
+
+    def move_stop(
+        self, tradingsymbol: str, level: Decimal | str, by: str = "window"
+    ) -> Future[ManualOutcome]:
+        """Moves the stop of the held `tradingsymbol` to `level` (below the last price, on the tick); the strategy
+        keeps it (its trail never lowers it); journalled `manual_stop_move`."""
+        return self._manual(
+            tradingsymbol, partial(manual.move_stop, symbol=tradingsymbol, level=level, by=by)
+        )
+
+    def _manual(
+        self, tradingsymbol: str, action: Callable[[SegmentTrader], ManualOutcome]
+    ) -> Future[ManualOutcome]:
+        agent = self._agent_for_symbol(tradingsymbol)
+        if agent is None or agent.state not in (AgentState.RUNNING, AgentState.STOPPING):
+            raise SessionError(f"{tradingsymbol}: its segment is not running in this session")
+        future: Future[ManualOutcome] = Future()
+
+        def run(trader: SegmentTrader) -> None:
+            if not future.set_running_or_notify_cancel():
+                return  # the window gave up waiting: nothing is done late
+            try:
+                future.set_result(action(trader))
+            except manual.ManualRefused as e:
+                future.set_exception(e)
+            except Exception as e:  # anything else is this action's failure, never the agent's
+                trader.log.error("manual action failed: %s: %s", type(e).__name__, e)
+                future.set_exception(manual.ManualRefused(f"not done: {e}"))
+
+        agent.run_on_thread(run)
+        return future
 
     def live_positions(self) -> list[Position]:
         """The LIVE positions its running segments last published (immutable snapshots, readable from any thread).

@@ -125,8 +125,7 @@ class SegmentTrader:
 
     def protect(self) -> None:
         """The held position (adopted on recovery) gets a stop-loss order at the strategy's stop level."""
-        position = self.strategy.position
-        self.protection.place(position.stop if position else None)
+        self.protection.place(self.strategy.position.stop if self.strategy.position else None)
 
     # -- market data ------------------------------------------------------------------------------
 
@@ -178,7 +177,7 @@ class SegmentTrader:
             elif isinstance(action, ExitPosition):
                 self.exit(action.reason)
             elif isinstance(action, MoveStop):
-                self.move_stop(action.new_stop)
+                self.protection.trail(action.new_stop)
 
     def intent(
         self, exchange: str, symbol: str, side: Side, qty: int, reason: str, role: OrderRole, **kw: Any
@@ -315,14 +314,6 @@ class SegmentTrader:
         """A fill: durable in the store first, then the position and the strategy learn of it."""
         self.orders.on_fill(fill)
 
-    def move_stop(self, level: Decimal) -> None:
-        """The resting stop-loss order moved to trigger at `level` (a strategy's `MoveStop`, or by hand)."""
-        self.protection.trail(level)
-
-    def cancel_order(self, order_id: str) -> bool:
-        """Cancels one of this segment's working orders by hand (`Orders.cancel_by_hand`); False if not done."""
-        return self.orders.cancel_by_hand(order_id)
-
     def cancel_open_entries(self, then_exit: str | None = None) -> None:
         """Cancels an entry still on its way (kill switch, stop); no entries after. `then_exit`: the exit's reason
         should the entry fill anyway (its cancel came too late), so a kill or square-off leaves nothing open."""
@@ -335,6 +326,19 @@ class SegmentTrader:
                 self.ctx.gateway.cancel(tracked.order_id)
             except BrokerError as e:
                 self.log.warning("entry order %s not cancelled: %s", tracked.order_id, e)
+
+    def move_stop(self, level: Decimal) -> str:
+        """The stop moved to `level` by hand (`Protection.move_by_hand`; raises BrokerError when it cannot), and the
+        strategy's own stop follows: returns its note on its trailing (`Strategy.on_stop_moved`, "" when none)."""
+        if self.market_time is None:
+            raise BrokerError("no price has been seen yet")
+        self.protection.move_by_hand(level)
+        self.changed = True
+        return self.strategy.on_stop_moved(level, self.market_time)
+
+    def cancel_order(self, order_id: str) -> TrackedOrder:
+        """Cancels a working entry or exit by hand (`Orders.cancel_by_hand`; never the stop); raises BrokerError."""
+        return self.orders.cancel_by_hand(order_id)
 
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""

@@ -1,7 +1,8 @@
 """Desktop notifications of what a trader must not miss, and a tray icon with the day's P&L.
 
 A fill, a stop-loss hit, a rejected order, an expired login and a kill each raise one notification
-(QSystemTrayIcon's message; a beep too when sounds are on). They are found by comparing each session's new
+(QSystemTrayIcon's message; a beep too when sounds are on). Without a system tray (nothing would show), or when
+the setting asks for it too, the window shows it as a toast in its corner (desktop/ui/toast.py). They are found by comparing each session's new
 snapshot with the one seen before, so a notification needs nothing from the engine but its snapshots; the
 first snapshot of a session is only remembered (a restart does not replay the day's fills).
 """
@@ -18,8 +19,12 @@ from PySide6.QtWidgets import QApplication, QMenu, QSystemTrayIcon, QWidget
 from desktop.domain import Mode, OrderStatus, OrderType, format_rupees
 from desktop.engine import SessionSnapshot, SessionState
 from desktop.ui.theme import Theme
+from desktop.ui.toast import ToastStack
 
 NOTIFY_KEY, SOUND_KEY = "notifications/enabled", "notifications/sound"
+IN_WINDOW_KEY = (
+    "notifications/in_window"  # shown in the window as well as by the tray (without a tray: always)
+)
 _STOP_TYPES = (OrderType.SL, OrderType.SL_M)
 MESSAGE_MS = 6000
 
@@ -100,6 +105,7 @@ class Notifier(QObject):
         self._seen: dict[object, SessionSnapshot] = {}
         self.shown: list[Notice] = []  # every notification raised (shown or not: the setting may be off)
         self.tray: QSystemTrayIcon | None = None
+        self.toasts = ToastStack(window, theme)
         self._tip = ""
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.tray = QSystemTrayIcon(pnl_icon(None, theme), self)
@@ -114,6 +120,11 @@ class Notifier(QObject):
     def enabled(self) -> bool:
         """Notifications are on (File → Settings…)."""
         return setting_flag(self._settings.value(NOTIFY_KEY, True))
+
+    @property
+    def in_window(self) -> bool:
+        """Notifications show in the window: always without a tray, else when the setting asks for it."""
+        return self.tray is None or setting_flag(self._settings.value(IN_WINDOW_KEY, False))
 
     @property
     def sound(self) -> bool:
@@ -153,6 +164,8 @@ class Notifier(QObject):
                 else QSystemTrayIcon.MessageIcon.Information
             )
             self.tray.showMessage(notice.title, notice.text, icon, MESSAGE_MS)
+        if self.in_window:
+            self.toasts.show_notice(notice.title, notice.text, notice.kind)
         if self.sound:
             QApplication.beep()
 
@@ -173,6 +186,7 @@ class Notifier(QObject):
     def set_theme(self, theme: Theme) -> None:
         """Recolours the tray icon."""
         self._theme = theme
+        self.toasts.set_theme(theme)
         self._tip = ""
 
 

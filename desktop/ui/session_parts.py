@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from desktop.ui import shortcuts as keys
 from desktop.ui.funds_view import FundsLabel
 from desktop.ui.log_panel import LogPanel
+from desktop.ui.manual_actions import ManualActions
 from desktop.ui.order_groups import GroupedSortProxy, group_orders, is_group_parent, order_row_key
 from desktop.ui.params_form import ParamsForm
 from desktop.ui.tables import (
@@ -158,11 +159,16 @@ def add_table_pages(tab: SessionTab, settings: QSettings | None) -> None:
     page_layout = QVBoxLayout(page)
     page_layout.setContentsMargins(0, 2, 0, 0)
     page_layout.setSpacing(2)
-    page_layout.addWidget(tab.hide_closed)
-    page_layout.addWidget(SpecTableView(tab.positions_model, name="positions", settings=settings), 1)
-    tabs.addTab(page, "Positions")
+    positions = SpecTableView(tab.positions_model, name="positions", settings=settings)
     orders = SpecTableView(tab.orders_model, name="orders", settings=settings, proxy=GroupedSortProxy())
-    tabs.addTab(orders, "Orders")
+    # Exit now / Move stop… / Cancel: right-click menus and buttons (desktop/ui/manual_actions.py).
+    manual = ManualActions(tab, positions, orders)
+    bar = manual.position_bar()
+    bar.insertWidget(0, tab.hide_closed)
+    page_layout.addLayout(bar)
+    page_layout.addWidget(positions, 1)
+    tabs.addTab(page, "Positions")
+    tabs.addTab(manual.orders_page(), "Orders")
     trades = SpecTableView(tab.trades_model, name="trades", settings=settings)
     # With "All computers": the account's trades of every computer, a Device column (tab.findChild finds it).
     tabs.addTab(TradesPage(tab, trades, settings), "Trades")

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from desktop.domain import Mode, StrategyParams
 from desktop.engine import DEFAULT_RETENTION_DAYS, ParamsError, format_bytes, params_to_dict, parse_params
-from desktop.ui.notify import NOTIFY_KEY, SOUND_KEY, setting_flag
+from desktop.ui.notify import IN_WINDOW_KEY, NOTIFY_KEY, SOUND_KEY, setting_flag
 from desktop.ui.params_form import DEFAULT_RAW, ParamsForm
 
 DEFAULTS_KEY = "defaults/params"  # JSON of the parameters a new tab starts from
@@ -105,9 +105,13 @@ class SettingsDialog(QDialog):
         self.notify_box.setChecked(setting_flag(settings.value(NOTIFY_KEY, True)))
         self.sound_box = QCheckBox("Beep with each notification")
         self.sound_box.setChecked(setting_flag(settings.value(SOUND_KEY, False)))
-        self.notify_box.toggled.connect(self.sound_box.setEnabled)
-        self.sound_box.setEnabled(self.notify_box.isChecked())
+        self.in_window_box = QCheckBox("Show them in the window too (always, when the desktop has no tray)")
+        self.in_window_box.setChecked(setting_flag(settings.value(IN_WINDOW_KEY, False)))
+        for box in (self.sound_box, self.in_window_box):
+            self.notify_box.toggled.connect(box.setEnabled)
+            box.setEnabled(self.notify_box.isChecked())
         general.addRow("Notifications", self.notify_box)
+        general.addRow("", self.in_window_box)
         general.addRow("Sounds", self.sound_box)
         folder_row = QHBoxLayout()
         self.data_folder = QLineEdit(str(data_folder))
@@ -178,6 +182,7 @@ class SettingsDialog(QDialog):
             return
         self._settings.setValue(NOTIFY_KEY, self.notify_box.isChecked())
         self._settings.setValue(SOUND_KEY, self.sound_box.isChecked())
+        self._settings.setValue(IN_WINDOW_KEY, self.in_window_box.isChecked())
         self._settings.setValue("theme", self.theme_name())
         save_default_params(self._settings, params)
         for account, box in self.record_boxes.items():

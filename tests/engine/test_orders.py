@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from desktop.broker.errors import BrokerError
 from desktop.domain import Mode, OptionRight, OrderIntent, OrderRole, OrderStatus, Segment, SessionKey, Side
 from desktop.engine.orders import ORDER_PATIENCE, IllegalTransition, OrderState, TrackedOrder
 from desktop.engine.strategy.base import EnterPosition, ExitPosition
@@ -166,7 +167,7 @@ def test_an_unconfirmed_entry_is_given_up_after_its_patience(make) -> None:
     assert trader.strategy.pending_entry is None  # the strategy is free to enter again
 
 
-def test_the_manual_commands_cancel_the_stop_and_move_it(make) -> None:
+def test_the_manual_commands_move_the_stop_and_never_cancel_it(make) -> None:
     trader, gateway, _ = make()
     enter(trader, gateway)
     stop = trader.holding.stop_order
@@ -174,8 +175,8 @@ def test_the_manual_commands_cancel_the_stop_and_move_it(make) -> None:
     higher = stop.trigger + Decimal("5")
     trader.move_stop(higher)
     assert gateway.modified[-1] == (stop.order_id, higher) and stop.trigger == higher
-    assert trader.cancel_order("NOPE") is False  # not one of ours
-    assert trader.cancel_order(stop.order_id) is True
-    assert stop.state is S.CANCELLING and gateway.cancelled == [stop.order_id]
-    assert trader.cancel_order(stop.order_id) is False  # not working any more: not sent again
-    assert gateway.cancelled == [stop.order_id]
+    with pytest.raises(BrokerError, match="not one of this session"):
+        trader.cancel_order("NOPE")
+    with pytest.raises(BrokerError, match="stop-loss order protecting the position"):
+        trader.cancel_order(stop.order_id)  # the position would be left naked
+    assert stop.state is S.WORKING and gateway.cancelled == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import Future
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -13,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop.domain import Bar, Fill, Mode, Order, Segment, SessionKey, StrategyParams
 from desktop.engine.funds import Funds
+from desktop.engine.manual import ManualOutcome
 from desktop.engine.snapshots import (
     AgentState,
     ProfileInfo,
@@ -88,6 +90,27 @@ class FakeSession(QObject):
 
     def has_open_position(self) -> bool:
         return self.holding
+
+    # Manual actions: each is recorded and answered with `manual_answer` (an outcome's text, or an exception).
+    manual_answer: str | Exception = "done"
+
+    def _manual(self, name: str, arg: Any) -> Future[ManualOutcome]:
+        self._record(name, arg)
+        future: Future[ManualOutcome] = Future()
+        if isinstance(self.manual_answer, Exception):
+            future.set_exception(self.manual_answer)
+        else:
+            future.set_result(ManualOutcome(self.manual_answer))
+        return future
+
+    def exit_position(self, tradingsymbol: str) -> Future[ManualOutcome]:
+        return self._manual("exit_position", tradingsymbol)
+
+    def cancel_order(self, tradingsymbol: str, order_id: str) -> Future[ManualOutcome]:
+        return self._manual("cancel_order", (tradingsymbol, order_id))
+
+    def move_stop(self, tradingsymbol: str, level: Decimal) -> Future[ManualOutcome]:
+        return self._manual("move_stop", (tradingsymbol, level))
 
     def resume_after_login(self) -> None:
         self._record("resume_after_login", None)

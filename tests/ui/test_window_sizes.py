@@ -18,6 +18,7 @@ from desktop.domain import Segment
 from desktop.engine.snapshots import TradeMarker
 from desktop.ui.main_window import MainWindow
 from desktop.ui.session_tab import SessionTab
+from desktop.ui.tables import SpecTableView
 from desktop.ui.theme import apply_theme
 from tests.ui.fakes import FakeEngine, make_bars, paper_params
 from tests.ui.qtkit import answer_next_message_box
@@ -102,7 +103,7 @@ def test_the_window_reads_well_at(qtbot, tmp_path: Path, width: int, height: int
         assert chart.price_plot.geometry().height() > chart.height() / 2, f"{name}: the candles get the pane"
         for label in (panel.state, panel.tick, panel.signal, panel.position, panel.pnl, panel.note):
             assert not _cut(label), f"{name}: {label.text()!r} is cut at {label.width()} px"
-    view = tab.bottom_tabs.widget(0).findChild(type(tab.bottom_tabs.widget(1)))
+    view = tab.bottom_tabs.widget(0).findChild(SpecTableView)
     for c in range(tab.positions_model.columnCount()):
         assert view.columnWidth(c) >= view.sizeHintForColumn(c), f"column {c} is elided"
     for label in (

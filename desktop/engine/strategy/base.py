@@ -14,6 +14,7 @@ Calls the agent makes, on the agent's thread, in this order of life:
    After `on_fill`, `position.stop` is the stop level for the protective SL order.
 4. `on_option_price(price, t)` for every tick of the held option → exits and stop moves.
    `on_clock(t)` when market time passes without option ticks (square-off must still happen).
+   `on_stop_moved(level, t)` when the trader moved the stop by hand (optional hook).
 5. `on_exit(price, t, reason)` when the position is closed, whoever closed it (the strategy's exit,
    the broker's SL order, the kill switch); `on_exit_rejected(reason)` if an exit order failed.
 6. `snapshot()` at any time, for the GUI.
@@ -142,6 +143,12 @@ class Strategy(ABC):
 
     def on_exit_rejected(self, reason: str) -> None:  # noqa: B027 - optional hook
         """An exit order failed; the position is still held and the next price may exit again."""
+
+    def on_stop_moved(self, level: Decimal, t: datetime) -> str:
+        """The trader moved the stop by hand to `level` (the broker's stop order already moved): the strategy's
+        own stop follows, so it neither exits above it nor trails it back down. Returns a note for the log ("" when
+        none). Default: nothing (a plug-in that trails its own stop may move it again; say so in its docs)."""
+        return ""
 
     @property
     @abstractmethod

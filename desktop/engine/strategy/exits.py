@@ -14,6 +14,12 @@ Kite allows 25 modifications per order, so the resting SL order is not moved on 
 is issued when the stop has risen by at least a fifth of the trailing distance (≥ one tick) since the
 last one, and at most MAX_STOP_MOVES times per position. The exit decision itself always uses the
 exact current stop.
+
+A stop the trader moves by hand (`manual_stop`) becomes the position's stop: the exit decision uses it and the
+trail never lowers it. Raised above the trail, it holds until the trail (from the highest price since entry)
+passes it by the usual step, and the trail raises it from there. Lowered below the trail, the trail would raise
+it back on the next tick, undoing the trader's choice: so the trailing is paused for that position, and the
+returned note says so (it goes to the log and the journal).
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class LongOptionExits:
         self.stop_moves = 0
         self._initial_stop = Decimal(0)
         self._move_step = TICK_SIZE
+        self.trail_paused = False  # a manual stop below the trail: no trailing for this position
 
     def open(
         self, right: OptionRight, tradingsymbol: str, quantity: int, price: Decimal, t: datetime
@@ -85,13 +92,33 @@ class LongOptionExits:
         self.exit_pending = False
         self.broker_stop = stop
         self.stop_moves = 0
+        self.trail_paused = False
         return self.state
+
+    def manual_stop(self, level: Decimal) -> str:
+        """The trader moved the stop (the broker's order already moved) to `level`: it is the stop from now on (see
+        the module docstring). Returns a note for the log about the trailing."""
+        state = self.state
+        if state is None:
+            return ""
+        self.state = replace(state, stop=level)
+        self.broker_stop = level
+        if self.params.trailing_stop is None:
+            return ""
+        trail = trailing_level(state.high_water, self.params.trailing_stop)
+        if level < trail:
+            self.trail_paused = True
+            return (f"trailing stop paused for this position: the stop {level} is below the trail {trail}, "
+                    "which would raise it back at once")  # fmt: skip
+        self.trail_paused = False
+        return f"trailing stop goes on: it raises the stop again once the trail passes {level}"
 
     def close(self) -> None:
         """The position is gone (exit filled, or closed outside the strategy)."""
         self.state = None
         self.exit_pending = False
         self.broker_stop = None
+        self.trail_paused = False
 
     def exit_rejected(self) -> None:
         """The exit order failed: the next price may ask again."""
@@ -116,7 +143,7 @@ class LongOptionExits:
             return exits
         high = max(state.high_water, price)
         stop = state.stop
-        if self.params.trailing_stop is not None:
+        if self.params.trailing_stop is not None and not self.trail_paused:
             stop = max(stop, trailing_level(high, self.params.trailing_stop))
         state = self.state = replace(state, high_water=high, stop=stop, last_price=price)
         if price <= stop:

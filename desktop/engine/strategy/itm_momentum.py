@@ -136,6 +136,11 @@ class ItmMomentumStrategy(Strategy):
         """The exit failed: the next price or bar may ask again."""
         self.exits.exit_rejected()
 
+    def on_stop_moved(self, level: Decimal, t: datetime) -> str:
+        """The trader moved the stop by hand: it is the stop from now on (exits.py says how the trail treats it)."""
+        self._advance(t)
+        return self.exits.manual_stop(level)
+
     # -- state -------------------------------------------------------------------------------------
 
     @property
