@@ -50,7 +50,18 @@ def format_rupees(value: Decimal | None) -> str:
     if value is None:
         return ""
     sign = "+" if value > 0 else "\u2212" if value < 0 else ""
-    return f"{sign}₹{abs(value):,.2f}"
+    return f"{sign}₹{group_indian(abs(value))}"
+
+
+def group_indian(value: Decimal) -> str:
+    """An amount in paise with Indian digit grouping, as Kite shows money: 12,34,567.50 (thousands, then lakhs and
+    crores in pairs of digits); a negative zero shows as 0.00."""
+    text = f"{value + 0:.2f}"
+    sign, text = ("-", text[1:]) if text.startswith("-") and text != "-0.00" else ("", text.lstrip("-"))
+    whole, paise = text.split(".")
+    head, last3 = whole[:-3], whole[-3:]
+    pairs = [head[max(i - 2, 0) : i] for i in range(len(head), 0, -2)][::-1]
+    return sign + ",".join([*pairs, last3]) + "." + paise
 
 
 def to_tick(value: Any, tick: Decimal = TICK_SIZE) -> Decimal:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from desktop.domain import OrderIntent, Segment, Side, StrategyParams, rupees
+from desktop.domain import OrderIntent, Segment, Side, StrategyParams, format_rupees, rupees
 
 _WINDOW = timedelta(minutes=1)
 
@@ -224,7 +224,8 @@ class RiskManager:
         available = self._available - sum(self._reserved.values(), Decimal(0))
         if cost <= available:
             return ""
-        return f"not enough funds: the entry needs ₹{rupees(cost)}, ₹{rupees(max(available, Decimal(0)))} available"
+        need, left = _amount(cost), _amount(max(available, Decimal(0)))
+        return f"not enough funds: the entry needs {need}, {left} available"
 
     @property
     def available_funds(self) -> Decimal | None:
@@ -246,9 +247,9 @@ class RiskManager:
         if not self._loss_breached and pnl <= -self.max_daily_loss:
             self._mark_loss_breached(pnl, now)
         if self._loss_breached:
-            now_note = "" if self._breach_note.endswith(f"₹{rupees(pnl)}") else f"; ₹{rupees(pnl)} now"
+            now_note = "" if self._breach_note.endswith(format_rupees(pnl)) else f"; {format_rupees(pnl)} now"
             return (
-                f"max daily loss ₹{self.max_daily_loss} reached ({self._breach_note}{now_note}): "
+                f"max daily loss {_amount(self.max_daily_loss)} reached ({self._breach_note}{now_note}): "
                 "no new entries today"
             )
         if segment in self._open or segment in self._pending:
@@ -357,7 +358,7 @@ class RiskManager:
     def _mark_loss_breached(self, pnl: Decimal, now: datetime) -> None:
         # Latched for the day: a later recovery of unrealised P&L does not reopen entries.
         self._loss_breached = True
-        self._breach_note = f"at {now:%H:%M}, P&L ₹{rupees(pnl)}"
+        self._breach_note = f"at {now:%H:%M}, P&L {format_rupees(pnl)}"
         if self._on_loss_limit is not None:
             self._on_loss_limit(self._breach_note, now)
 
@@ -371,3 +372,8 @@ class RiskManager:
             self._trades.clear()
             self._loss_breached = False
             self._breach_note = ""
+
+
+def _amount(value: Decimal) -> str:
+    """An amount (a limit, funds) in the one money format, without the "+" a gain gets: ₹5,000.00."""
+    return format_rupees(rupees(value)).removeprefix("+")

@@ -21,7 +21,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QBrush, QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView, QWidget
 
-from desktop.domain import Fill, Order, Position, format_rupees
+from desktop.domain import Fill, Order, Position, format_rupees, group_indian
 from desktop.ui.theme import Theme, pnl_color
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -29,8 +29,8 @@ _Index = QModelIndex | QPersistentModelIndex
 
 
 def fmt_money(value: Decimal | None) -> str:
-    """Rupees with thousands separators and paise: 12,345.60 (blank when unknown)."""
-    return "" if value is None else f"{value + 0:,.2f}"  # + 0: a negative zero (0 × a loss) shows as 0.00
+    """Rupees with Indian digit grouping and paise, as Kite shows them: 1,12,345.60 (blank when unknown)."""
+    return "" if value is None else group_indian(value)
 
 
 fmt_rupees = format_rupees  # one money format for the window and headless output (desktop.domain)

@@ -55,8 +55,8 @@ def test_a_live_entry_needing_more_than_the_accounts_funds_is_refused_and_the_fu
 
     wait_until(qapp, refused, 90, "an entry refused for funds")
     seg = session.snapshot().segment(Segment.NIFTY)
-    assert seg is not None and seg.risk_note.endswith("₹3000.00 available"), seg.risk_note
-    needed = Decimal(seg.risk_note.split("needs ₹")[1].split(",")[0])
+    assert seg is not None and seg.risk_note.endswith("₹3,000.00 available"), seg.risk_note
+    needed = Decimal(seg.risk_note.split("needs ₹")[1].split(" ")[0].rstrip(",").replace(",", ""))
     assert needed > FUNDS
     info = [
         text for level, text in lines if level == "INFO" and "entry refused by risk: not enough funds" in text

@@ -96,4 +96,4 @@ def test_a_sessions_daily_loss_limit_is_journaled_when_reached_so_a_restart_keep
     wait_until(qapp, journaled, 60, "the daily loss limit reached and journaled")
     (entry,) = journaled()
     assert entry.segment is None and entry.market_time.date() == START.date()
-    assert entry.payload["note"].startswith("at ") and "P&L ₹-" in entry.payload["note"]
+    assert entry.payload["note"].startswith("at ") and "P&L −₹" in entry.payload["note"]

@@ -247,7 +247,7 @@ def test_a_daily_loss_limit_reached_earlier_today_stays_reached_after_a_restart(
     _try_entry(trader)
     assert gateway.placed == []
     note = trader.snapshot(AgentState.RUNNING).risk_note
-    assert note.startswith("max daily loss ₹3000 reached (at 10:02, P&L ₹-3900.00")
+    assert note.startswith("max daily loss ₹3,000.00 reached (at 10:02, P&L ₹-3900.00")
 
 
 @pytest.mark.parametrize("status", [OrderStatus.TRIGGER_PENDING, OrderStatus.OPEN])

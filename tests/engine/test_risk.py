@@ -80,13 +80,13 @@ def test_daily_loss_from_realised_plus_unrealised_stops_entries_for_the_day():
     r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("-2000"), at(10, 2))
     assert r.daily_pnl == Decimal("-5000.00") and r.loss_limit_breached
     refused = r.check(intent("entry"), at(10, 3))
-    assert refused.reason == "max daily loss ₹5000 reached (at 10:02, P&L ₹-5000.00): no new entries today"
+    assert refused.reason == "max daily loss ₹5,000.00 reached (at 10:02, P&L −₹5,000.00): no new entries today"
     assert r.check(intent("stop_loss", Segment.BANKNIFTY), at(10, 3)).allowed
     # Unrealised recovering does not re-open the day; the next market day does.
     r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("500"), at(10, 4))
     later = r.check(intent("entry"), at(10, 5))
     assert later.reason == (
-        "max daily loss ₹5000 reached (at 10:02, P&L ₹-5000.00; ₹-2500.00 now): no new entries today"
+        "max daily loss ₹5,000.00 reached (at 10:02, P&L −₹5,000.00; −₹2,500.00 now): no new entries today"
     )
     assert not r.check(intent("entry"), at(10, 5))
     assert r.check(intent("entry"), at(10, 5) + timedelta(days=1)).allowed
@@ -164,7 +164,7 @@ def test_reaching_the_daily_loss_limit_is_told_once_so_the_session_can_journal_i
     r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1000"), at(10, 2))
     r.update_pnl(Segment.NIFTY, Decimal(0), Decimal("-1500"), at(10, 3))
     assert not r.check(intent("entry"), at(10, 4))
-    assert told == [("at 10:02, P&L ₹-1000.00", at(10, 2))]
+    assert told == [("at 10:02, P&L −₹1,000.00", at(10, 2))]
 
 
 def test_an_option_buy_needing_more_than_the_available_funds_is_refused_with_the_amounts():
@@ -177,7 +177,7 @@ def test_an_option_buy_needing_more_than_the_available_funds_is_refused_with_the
     r.set_funds(Decimal("9000"))  # 150.50 × 65 = 9,782.50 needed
     refused = r.check(intent("entry"), at(10, 1))
     assert not refused
-    assert refused.reason == "not enough funds: the entry needs ₹9782.50, ₹9000.00 available"
+    assert refused.reason == "not enough funds: the entry needs ₹9,782.50, ₹9,000.00 available"
     # An exit is never refused for funds.
     assert r.check(intent("stop_loss"), at(10, 1)).allowed
     # Enough for one entry: it holds its premium back, so a second segment's entry is refused until a refresh.
@@ -185,7 +185,7 @@ def test_an_option_buy_needing_more_than_the_available_funds_is_refused_with_the
     assert r.check(intent("entry"), at(10, 2)).allowed
     assert r.available_funds == Decimal("5217.50")
     second = r.check(intent("entry", Segment.BANKNIFTY), at(10, 2))
-    assert not second and "₹5217.50 available" in second.reason
+    assert not second and "₹5,217.50 available" in second.reason
     # A rejected entry gives its funds back; an intent with its own limit price is costed at that price.
     r.on_entry_failed(Segment.NIFTY)
     limit = OrderIntent(KEY, Segment.BANKNIFTY, Mode.LIVE, "NFO", "X", Side.BUY, 100, price=Decimal("149.99"))

@@ -27,7 +27,7 @@ def test_the_header_shows_the_accounts_funds_and_follows_each_new_answer(qtbot):
     session.funds = Funds(Decimal("245431.60"), Decimal("145706.55"), datetime(2026, 1, 8, 10, 15, 2))
     session.version += 1
     tab.refresh()
-    assert tab.funds_label.text() == "Funds ₹245,431.60 available · ₹145,706.55 used"
+    assert tab.funds_label.text() == "Funds ₹2,45,431.60 available · ₹1,45,706.55 used"
     assert "10:15:02" in tab.funds_label.toolTip() and "after each fill" in tab.funds_label.toolTip()
     # After a fill the engine fetched again: the header follows.
     session.funds = Funds(Decimal("-120.50"), Decimal("3120.50"), datetime(2026, 1, 8, 10, 15, 40))

@@ -12,7 +12,14 @@ from PySide6.QtGui import QColor
 from PySide6.QtTest import QAbstractItemModelTester
 
 from desktop.domain import Mode, Position, SessionKey
-from desktop.ui.tables import POSITION_COLUMNS, SpecTableModel, SpecTableView, fmt_rupees, position_key
+from desktop.ui.tables import (
+    POSITION_COLUMNS,
+    SpecTableModel,
+    SpecTableView,
+    fmt_money,
+    fmt_rupees,
+    position_key,
+)
 from desktop.ui.theme import DARK
 
 KEY = SessionKey("UK9394", "s1")
@@ -156,3 +163,10 @@ def test_columns_widen_to_rows_added_while_the_table_is_hidden(qtbot):
     assert view.columnWidth(0) == wide
     fitted = [view.sizeHintForColumn(c) for c in range(model.columnCount())]
     assert all(view.columnWidth(c) >= fitted[c] for c in range(model.columnCount()))  # nothing elided
+
+
+def test_money_is_grouped_the_indian_way_as_kite_shows_it() -> None:
+    assert fmt_rupees(Decimal("245431.6")) == "+₹2,45,431.60"
+    assert fmt_rupees(Decimal("-12345678.5")) == "−₹1,23,45,678.50"
+    assert fmt_money(Decimal("999.5")) == "999.50" and fmt_money(Decimal("100000")) == "1,00,000.00"
+    assert fmt_money(Decimal("-0.001")) == "0.00" and fmt_money(Decimal("-1000")) == "-1,000.00"
