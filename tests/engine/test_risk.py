@@ -80,7 +80,9 @@ def test_daily_loss_from_realised_plus_unrealised_stops_entries_for_the_day():
     r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("-2000"), at(10, 2))
     assert r.daily_pnl == Decimal("-5000.00") and r.loss_limit_breached
     refused = r.check(intent("entry"), at(10, 3))
-    assert refused.reason == "max daily loss ₹5,000.00 reached (at 10:02, P&L −₹5,000.00): no new entries today"
+    assert (
+        refused.reason == "max daily loss ₹5,000.00 reached (at 10:02, P&L −₹5,000.00): no new entries today"
+    )
     assert r.check(intent("stop_loss", Segment.BANKNIFTY), at(10, 3)).allowed
     # Unrealised recovering does not re-open the day; the next market day does.
     r.update_pnl(Segment.BANKNIFTY, Decimal(0), Decimal("500"), at(10, 4))
