@@ -282,9 +282,7 @@ def main() -> int:
                 for seg in session.params.segments:  # type: ignore[union-attr]
                     agent = session.agent(seg)
                     assert agent is not None
-                    agent.run_on_thread(
-                        lambda trader: setattr(trader, "_send", lambda intent, recorded=False: None)
-                    )
+                    agent.run_on_thread(lambda trader: setattr(trader, "_send", lambda intent, **kw: None))
             if extra:
                 session.watch_instruments(extra, args.mode)
             sessions.append(session)

@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -44,6 +44,7 @@ from desktop.broker.session import (
 )
 from desktop.domain import Fill, Mode, Order, OrderIntent, Position, Segment, SessionKey, StrategyParams
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
+from desktop.engine.dispatch import AccountDispatcher, Dispatchers
 from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
 from desktop.engine.params import params_to_dict
@@ -89,6 +90,8 @@ class SessionServices:
     # The LIVE positions the open sessions of an account (user id) last published: the broker's positions are
     # the account's, and a session checks its own against them (SegmentTrader._account_share).
     account_positions: Callable[[str], list[Position]] = lambda user_id: []
+    # Each account's dispatcher (engine/dispatch.py): its feed's thread decides for every segment of its sessions.
+    dispatchers: Dispatchers = field(default_factory=Dispatchers)
 
 
 class SessionEngine(QObject):
@@ -123,6 +126,10 @@ class SessionEngine(QObject):
         self._kite: KiteSession | None = None
         self._stream: MarketStream | None = None
         self._gateway: OrderGateway | None = None
+        self._paper: PaperGateway | None = (
+            None  # PAPER: its fills are matched on the feed's thread (`_route_ticks`)
+        )
+        self._dispatcher: AccountDispatcher | None = None
         self._risk: RiskManager | None = None
         # LIVE: the account's funds, fetched on the watcher's own thread (funds.py); kept readable after a stop.
         self._funds: FundsWatcher | None = None
@@ -213,13 +220,15 @@ class SessionEngine(QObject):
                 partial(self._kite.margins, "equity"), self._on_funds, name=f"funds-{self.key.session_id}"
             )
         else:
-            self._gateway = PaperGateway(
+            self._gateway = self._paper = PaperGateway(
                 self.key,
                 self._stream,
                 self._token_of,
                 clock=s.market_time,
                 freeze_overrides=params.freeze_overrides,
+                listen=False,  # its prices come from the feed's thread with the decisions (`_route_ticks`)
             )
+        self._dispatcher = s.dispatchers.for_account(self.user_id)
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
@@ -233,6 +242,7 @@ class SessionEngine(QObject):
             log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
             trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
             agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
+            agent.dispatched = True
             self._agents[segment] = agent
             self._routes[segment.spec.index_token] = agent
         self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
@@ -448,15 +458,25 @@ class SessionEngine(QObject):
     # -- routing (stream / caller threads) ----------------------------------------------------------
 
     def _route_ticks(self, ticks: TickBatch) -> None:
+        """The account feed's thread: the paper gateway's fills of the frame first (queued to the agents before any
+        decision on it, as a replay has them), then each segment's ticks to the account's dispatcher, which decides
+        them here or queues them for the segment's agent (engine/dispatch.py)."""
         self.ticks_routed += len(ticks)
+        paper = self._paper
+        if paper is not None:
+            paper.match_ticks(ticks)
         routes = self._routes
         batches: dict[int, list[Any]] = {}
         for q in ticks:
             agent = routes.get(q.instrument_token)
             if agent is not None:
                 batches.setdefault(id(agent), [agent]).append(q.to_tick())
+        dispatcher = self._dispatcher
         for batch in batches.values():  # with when the frame arrived: the latency clock starts there
-            batch[0].post_ticks(batch[1:], ticks.received, ticks.wake_after)
+            if dispatcher is None:
+                batch[0].post_ticks(batch[1:], ticks.received, ticks.wake_after)
+            else:
+                dispatcher.hand(batch[0], batch[1:], ticks.received, ticks.wake_after, ticks.wakes)
 
     def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
         m = _UNDERLYING.match(symbol)
@@ -583,6 +603,7 @@ class SessionEngine(QObject):
         self._routes = {}
         self._unsubscribe_kill = None
         self._gateway = self._stream = self._kite = None
+        self._paper = None
         self._risk = None
 
         def close_parts() -> None:
