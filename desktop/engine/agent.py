@@ -26,6 +26,7 @@ the dispatcher's budget (`run_alone`): then it is the agent of issue 5 again, wa
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import traceback
@@ -237,10 +238,17 @@ class SegmentAgent(QThread):
     def run_alone(self, why: str) -> None:
         """From now on this thread decides its segment's ticks itself (a decision took more than the dispatcher's
         budget): said in its log and on its panel."""
+        line = (
+            logging.WARNING,
+            "%s: this segment runs on its own thread from now on",
+            (why,),
+            self.trader.market_time,
+        )
         with self._cond:
             self.alone = why
             self._self_run = True
-        self.trader.log.warning("%s: this segment runs on its own thread from now on", why)
+            self.held_lines.append(line)  # written by this thread, as the dispatcher's other lines
+            self._cond.notify()
         self.trader.changed = True
 
     def _hand_back(self) -> None:
