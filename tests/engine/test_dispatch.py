@@ -273,3 +273,74 @@ def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(
     trader.cancel_open_entries("kill")  # a kill came between the decision and its turn on the agent
     trader.send_entry(ready)
     assert gateway.placed == [] and trader.ctx.risk.open_positions == 0
+
+
+_CRASH_BETWEEN_COMMIT_AND_SEND = """
+import os, sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from desktop.domain import Mode, OptionRight, SessionKey, Segment, Tick
+from desktop.engine.decisions import FrameCommit, ReadyEntry
+from desktop.engine.logs import SessionLogs
+from desktop.engine.params import parse_params
+from desktop.engine.risk import RiskManager
+from desktop.engine.strategy.base import EnterPosition
+from desktop.engine.strategy.itm_momentum import ItmMomentumStrategy
+from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.store import Store
+from tests.engine.traders import T0, RecordingGateway, _book
+
+home, session_id = Path(sys.argv[1]), sys.argv[2]
+params = parse_params({"segments": ["NIFTY"], "lots": 1, "stop_loss": 7, "itm_offset": 150, "mode": "live"},
+                      confirm_live=True)
+key = SessionKey("UK9394", session_id)
+store = Store.open(home)
+store.sessions.record_session(key, label="t", params={}, mode=Mode.LIVE, state="running", started_at=T0)
+
+class DiesOnSend(RecordingGateway):
+    def place(self, intent):
+        os._exit(9)  # the process is killed here: the intent committed, the order not sent
+
+ctx = TraderContext(key, "t", params, store, DiesOnSend(key, Mode.LIVE, store), RiskManager(params), lambda *a: None)
+logs = SessionLogs(home, key, "t", Mode.LIVE)
+trader = SegmentTrader(ctx, Segment.NIFTY, ItmMomentumStrategy(params, Segment.NIFTY), logs.for_segment(Segment.NIFTY))
+trader.load(_book(), [], None)
+trader.strategy.on_bar = lambda bar: [EnterPosition(OptionRight.CE, "test")]
+token = Segment.NIFTY.spec.index_token
+trader.decide([Tick(token, Decimal("25012.40"), T0 + timedelta(seconds=5))])
+decision = trader.decide([Tick(token, Decimal("25012.40"), T0 + timedelta(seconds=60))])
+entry = decision.actions[0]
+assert isinstance(entry, ReadyEntry) and entry.checked
+entry.commit = FrameCommit(store).add(entry.intent, trader.market_time)
+print(entry.intent.intent_id, flush=True)
+trader.act(decision.actions)  # the agent's turn: commit, then send (the process dies in place)
+print("sent", flush=True)
+"""
+
+
+def test_a_process_killed_between_the_frames_commit_and_the_send_leaves_the_intent_for_recovery(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from desktop.domain import SessionKey
+    from desktop.store import Store
+
+    key = SessionKey.new("UK9394")
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASH_BETWEEN_COMMIT_AND_SEND, str(tmp_path), key.session_id],
+        capture_output=True, text=True, cwd=root, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 9, child.stderr
+    intent_id = child.stdout.split()[0]
+    assert "sent" not in child.stdout
+    store = Store.open(tmp_path)  # the next run
+    try:
+        unfilled = store.intents.unfilled(broker_id=key.broker_id, session_id=key.session_id)
+    finally:
+        store.close()
+    # What a restart reconciles: the intent is on disk, with the session's tag to look it up by at the broker.
+    assert [(i.intent_id, i.tag) for i in unfilled] == [(intent_id, key.order_tag)]
