@@ -70,6 +70,7 @@ from desktop.broker.profiles import (
 from desktop.broker.sim import DEMO_ACCOUNTS, ws_url_of  # noqa: E402
 from desktop.cli.demo import start_demo  # noqa: E402
 from desktop.engine import Engine, SessionEngine, SessionState, parse_params  # noqa: E402
+from desktop.engine.probes import LatencyProbe  # noqa: E402
 
 PARAMS = {
     "segments": ["NIFTY", "BANKNIFTY", "SENSEX"],
@@ -282,7 +283,9 @@ def main() -> int:
                 for seg in session.params.segments:  # type: ignore[union-attr]
                     agent = session.agent(seg)
                     assert agent is not None
-                    agent.run_on_thread(lambda trader: setattr(trader, "_send", lambda intent, **kw: None))
+                    agent.run_on_thread(
+                        lambda trader: setattr(trader.orders, "send", lambda intent, **kw: None)
+                    )
             if extra:
                 session.watch_instruments(extra, args.mode)
             sessions.append(session)
@@ -296,9 +299,7 @@ def main() -> int:
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
         for a in agents:  # the probes count from here on, as the peer's do
-            a.run_on_thread(
-                lambda trader: (setattr(trader, "latency_probe", []), setattr(trader, "sent_probe", [])),
-            )
+            a.run_on_thread(lambda trader: setattr(trader, "observer", LatencyProbe()))
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -325,7 +326,8 @@ def main() -> int:
         probe = extra[len(extra) // 2] if extra else None
         quote = sessions[0].quote(probe) if probe is not None else None
         processed = sum(a.ticks_processed for a in agents) - agent0
-        probes = [x for a in agents for x in (a.trader.latency_probe or [])]
+        observers = [a.trader.observer for a in agents]
+        probes = [x for o in observers if isinstance(o, LatencyProbe) for x in o.decided]
         latencies = [total * 1000 for total, _, _ in probes]
         inbox = [picked * 1000 for _, picked, _ in probes]
         handed = [h * 1000 for _, _, h in probes]
@@ -358,7 +360,7 @@ def main() -> int:
                 ("then the agent's own part (bars, strategy, risk)", own),
             ):
                 print(f"  {what}: p50 {statistics.median(xs):.3f} ms, p99 {pct(xs, 0.99):.3f} ms")
-            sent = [x * 1000 for a in agents for x in (a.trader.sent_probe or [])]
+            sent = [x * 1000 for o in observers if isinstance(o, LatencyProbe) for x in o.sent]
             if sent and not args.no_orders:
                 print(
                     f"tick-to-order-sent (intent committed to disk, then accepted by the paper gateway) over "

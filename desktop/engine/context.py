@@ -1,63 +1,23 @@
-"""What a segment trader works with: its session's services (`TraderContext`), the orders it tracks and the
-option it holds. Plain data, and the exact P&L arithmetic of a holding."""
+"""What a segment trader works with: its session's services (`TraderContext`) and the option it holds (the
+orders it tracks are `orders.TrackedOrder`). Plain data, and the exact P&L arithmetic of a holding."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 
 from desktop.broker.gateway import OrderGateway
 from desktop.domain import (
     OptionRight,
-    OrderIntent,
-    OrderRole,
-    OrderStatus,
     Segment,
     SessionKey,
     StrategyParams,
     rupees,
 )
+from desktop.engine.orders import TrackedOrder
 from desktop.engine.risk import RiskManager
 from desktop.store import Store
-
-
-@dataclass(slots=True)
-class TrackedOrder:
-    """An order this segment sent (or adopted), with what it is for and what filled so far."""
-
-    intent: OrderIntent  # its `role` says what the order is for (entry, exit or stop)
-    order_id: str = ""
-    status: OrderStatus = OrderStatus.PENDING
-    filled: int = 0
-    value: Decimal = Decimal(0)
-    done: bool = False  # settled: its fills were acted on (or it ended unfilled)
-    sent_at: datetime | None = None  # market time it was placed
-    cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
-    final: bool = False  # the broker says it ended (COMPLETE, CANCELLED, REJECTED)
-    broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
-    why: str = ""  # the broker's reason when it ended
-    cancelled_by_us: bool = False  # a stop this run cancelled (to exit): its fills before that still count
-    pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
-    # A protective stop (desktop/engine/protection.py): its levels, Kite's count of modifications, and when it
-    # was seen triggered (market time) with its chase.
-    trigger: Decimal | None = None
-    limit: Decimal | None = None
-    modifications: int = 0
-    triggered_at: datetime | None = None
-    chase_at: datetime | None = None
-    chases: int = 0
-
-    @property
-    def role(self) -> OrderRole:
-        """What the order is for: its intent's role (one source, so the two can never disagree)."""
-        return self.intent.role
-
-    @property
-    def resting(self) -> bool:
-        """Still working at the broker, as far as this run knows, and not cancelled by it."""
-        return not self.final and not self.done and not self.cancelled_by_us
 
 
 @dataclass(slots=True)

@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import BrokerError
-from desktop.domain import PAISA, TICK_SIZE, OrderRole, OrderStatus, OrderType, Side
+from desktop.domain import PAISA, TICK_SIZE, Order, OrderRole, OrderStatus, OrderType, Side
+from desktop.engine.orders import OrderState, TrackedOrder, sent_note
 
 if TYPE_CHECKING:
-    from desktop.engine.context import Holding, TrackedOrder
+    from desktop.engine.context import Holding
     from desktop.engine.trader import SegmentTrader
 
 STOP_BUFFER = Decimal("0.10")  # the limit sits this share of the trigger below it (capped by the gap rule)
@@ -112,9 +113,9 @@ class Protection:
         if h is None or level is None or t.market_time is None:
             return
         qty = h.quantity if quantity is None else quantity
-        sellable = t.whole_lots(h, qty)
+        sellable = self._whole_lots(h, qty)
         if sellable <= 0:
-            why = (f"{qty} {h.tradingsymbol} held is less than one lot of {t.lot_size(h)}: the exchange takes no "
+            why = (f"{qty} {h.tradingsymbol} held is less than one lot of {self._lot(h)}: the exchange takes no "
                    "stop-loss order for it; sell it in Kite")  # fmt: skip
             if why != self.state.unprotected:  # said once, not on every attempt
                 self._unprotected(why, retry=False)
@@ -124,19 +125,19 @@ class Protection:
                 f"{qty - sellable} of {qty} held is not a whole lot: no stop-loss order for it"
             )
             t.log.error("%d %s held is not a whole number of lots of %d: the stop-loss order covers %d, %d left "
-                        "unprotected", qty, h.tradingsymbol, t.lot_size(h), sellable, qty - sellable)  # fmt: skip
+                        "unprotected", qty, h.tradingsymbol, self._lot(h), sellable, qty - sellable)  # fmt: skip
         if level >= h.last_price:
             self.exit_now(f"the stop {level} is at or above the last price {h.last_price}")
             return
         limit = stop_limit(h.exchange, level)
-        intent = t._intent(
+        intent = t.intent(
             h.exchange, h.tradingsymbol, Side.SELL, sellable, "protective_stop", OrderRole.STOP,
             order_type=OrderType.SL, trigger_price=level, price=limit,
         )  # fmt: skip
         t.ctx.risk.check(intent, t.market_time)
-        t.last_refusal = ""
-        tracked = t._send(intent)
-        refusal = t.last_refusal.lower()
+        t.orders.last_refusal = ""
+        tracked = t.orders.send(intent)
+        refusal = t.orders.last_refusal.lower()
         if tracked is None and "trigger" in refusal and ("last traded price" in refusal or "ltp" in refusal):
             # The price fell through the stop level between the last tick seen and the order: sold at once, at a
             # price Kite sets from the LTP it knows (this segment's last price is behind it).
@@ -153,27 +154,74 @@ class Protection:
         if sellable == qty:
             self.state.unprotected = ""
         self.state.retry_at = None
-        t.log.info("stop-loss %s: trigger %s, limit %s", _sent_note(tracked), level, limit)
+        t.log.info("stop-loss %s: trigger %s, limit %s", sent_note(tracked), level, limit)
+
+    def _whole_lots(self, h: Holding, quantity: int) -> int:
+        """`quantity` rounded down to whole lots of the held option: what the exchange takes in one order."""
+        lot = self._lot(h)
+        return quantity - quantity % lot if lot > 1 else quantity
+
+    def _lot(self, h: Holding) -> int:
+        return self.t.lot_of(h.exchange, h.tradingsymbol)
+
+    def adopt(self, order: Order) -> None:
+        """The broker's resting SL order of a position adopted on recovery (LIVE): ours to modify and cancel."""
+        t, h = self.t, self.t.holding
+        assert h is not None
+        left = order.quantity - order.filled_quantity  # what it still sells: its earlier fills are counted
+        intent = t.intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop", OrderRole.STOP)
+        tracked = TrackedOrder(intent, status=order.status)
+        tracked.place(order.order_id, None)  # adopted, not sent by this run
+        tracked.trigger, tracked.limit = order.trigger_price, order.price
+        t.orders.track(tracked)
+        h.stop_order = tracked
+        self.on_update(tracked, order.status)  # adopted triggered: chased like one of this run
+        t.log.info(
+            "kept the stop-loss order %s at the broker (trigger %s)", order.order_id, order.trigger_price
+        )
 
     def exit_quantity(self, h: Holding, quantity: int, reason: str) -> int:
         """What an exit of `quantity` may sell: whole lots only (the exchange takes nothing else). 0 when less than
         a lot is held: said once, not on every attempt (no storm of orders the exchange refuses)."""
         t = self.t
-        lots = t.whole_lots(h, quantity)
+        lots = self._whole_lots(h, quantity)
         if lots <= 0:
-            why = (
-                f"{quantity} {h.tradingsymbol} held is less than one lot of {t.lot_size(h)}: sell it in Kite"
-            )
+            why = f"{quantity} {h.tradingsymbol} held is less than one lot of {self._lot(h)}: sell it in Kite"
             if not self.state.unprotected.startswith(why):
                 self.state.unprotected = why
                 t.log.error("exit (%s) not sent: %s", reason, why)
-                t._journal(
-                    "exit_below_lot", {"symbol": h.tradingsymbol, "held": quantity, "lot_size": t.lot_size(h)}
+                t.journal(
+                    "exit_below_lot", {"symbol": h.tradingsymbol, "held": quantity, "lot_size": self._lot(h)}
                 )
         elif lots < quantity:
             t.log.error("exit (%s): %d %s held is not a whole number of lots of %d: selling %d, %d left",
-                        reason, quantity, h.tradingsymbol, t.lot_size(h), lots, quantity - lots)  # fmt: skip
+                        reason, quantity, h.tradingsymbol, self._lot(h), lots, quantity - lots)  # fmt: skip
         return lots
+
+    def left_to_stop(self, h: Holding, reason: str, at_once: bool) -> bool:
+        """True when an exit is the broker's stop's to make: the stop ended having sold (its fills are asked for),
+        or a stop-loss exit comes while the stop rests at or above the price (it is left to fill, and chased if
+        it does not: cancelling it would race its own fill). `at_once`: the protection itself sells now."""
+        t, stop = self.t, h.stop_order
+        if stop is None:
+            return False
+        if stop.state is OrderState.ENDED and stop.filled < stop.broker_filled:
+            t.log.info(
+                "the stop-loss order %s sold %d: waiting for its fills", stop.order_id, stop.broker_filled
+            )
+            t.ctx.gateway.report_fills(stop.order_id)
+            return True
+        if (
+            not at_once
+            and reason in ("stop_loss", "trailing_stop")
+            and stop.resting
+            and stop.order_id
+            and stop.trigger is not None
+            and h.last_price <= stop.trigger
+        ):
+            self.expect_fill(stop)
+            return True
+        return False
 
     def exit_now(self, why: str, at_market: bool = False) -> None:
         """Sells the position at once with a marketable limit inside price protection (no stop can protect it);
@@ -183,7 +231,7 @@ class Protection:
         if h is None or self._exiting:
             return
         t.log.warning("%s: selling the position now", why)
-        t._journal("stop_exit_now", {"symbol": h.tradingsymbol, "why": why, "last_price": str(h.last_price)})
+        t.journal("stop_exit_now", {"symbol": h.tradingsymbol, "why": why, "last_price": str(h.last_price)})
         self._exiting = True
         try:
             t.exit(
@@ -206,7 +254,7 @@ class Protection:
         else:
             self.state.retry_at = None
             t.log.error("%s %s is UNPROTECTED: %s", h.quantity, h.tradingsymbol, why)
-        t._journal("unprotected", {"symbol": h.tradingsymbol, "why": why, "retry": retry})
+        t.journal("unprotected", {"symbol": h.tradingsymbol, "why": why, "retry": retry})
 
     # -- moving and cancelling ------------------------------------------------------------------------
 
@@ -233,7 +281,7 @@ class Protection:
             if t.market_time is not None:
                 self.state.move_retry = (t.market_time + MOVE_RETRY, level)
             return
-        t._journal("stop_moved", {"order_id": stop.order_id, "trigger": str(level), "limit": str(stop.limit)})
+        t.journal("stop_moved", {"order_id": stop.order_id, "trigger": str(level), "limit": str(stop.limit)})
 
     def move(self, stop: TrackedOrder, level: Decimal) -> None:
         """Trails the resting stop to `level`, limit with trigger; raises BrokerError when refused."""
@@ -266,10 +314,38 @@ class Protection:
             # Already triggered or filled: its fill closes the position; never sell twice.
             t.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
             return False
-        stop.cancelled_by_us = True  # fills it got before the cancel still count (`on_fill`)
+        stop.cancelling()  # fills it got before the cancel still count (`Orders.on_fill`)
         if t.market_time is not None:
             t.ctx.risk.record_order(t.market_time)
         return True
+
+    def resize(self, h: Holding, quantity: int, now: datetime) -> None:
+        """Less is held than the stop sells (part sold outside KiteDesk): the stop resized to `quantity`, or
+        replaced when the broker refuses."""
+        t, stop = self.t, h.stop_order
+        if stop is None or not stop.resting or not stop.order_id:
+            return
+        try:
+            t.ctx.gateway.modify(stop.order_id, quantity=quantity)
+            stop.modifications += 1  # Kite counts every modification of an order (25 at most)
+            t.ctx.risk.record_order(now)
+        except BrokerError as e:
+            t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
+            if self.cancel(h):
+                self.protect_rest()
+
+    def protect_rest(self) -> None:
+        """The position is still held after an exit failed or sold only part: a stop-loss order for what the
+        broker still holds (or the position is let go when it holds none)."""
+        t = self.t
+        h, position, now = t.holding, t.strategy.position, t.market_time
+        if h is None or position is None or now is None:
+            return
+        if h.stop_order is not None and h.stop_order.resting:
+            return
+        quantity = t.outside.sellable(h, now)
+        if quantity is not None:
+            self.place(position.stop, quantity)
 
     # -- a triggered stop, and one the broker ended -----------------------------------------------
 
@@ -278,7 +354,7 @@ class Protection:
         t = self.t
         if status is OrderStatus.OPEN and stop.triggered_at is None and t.market_time is not None:
             stop.triggered_at = t.market_time
-            t._journal("stop_triggered", {"order_id": stop.order_id, "trigger": str(stop.trigger),
+            t.journal("stop_triggered", {"order_id": stop.order_id, "trigger": str(stop.trigger),
                                           "limit": str(stop.limit)})  # fmt: skip
 
     def expect_fill(self, stop: TrackedOrder) -> None:
@@ -286,7 +362,7 @@ class Protection:
         left to fill, and chased as a triggered stop if it does not."""
         if stop.triggered_at is None and self.t.market_time is not None:
             stop.triggered_at = self.t.market_time
-            self.t._journal("stop_triggered", {"order_id": stop.order_id, "trigger": str(stop.trigger),
+            self.t.journal("stop_triggered", {"order_id": stop.order_id, "trigger": str(stop.trigger),
                                                "limit": str(stop.limit), "seen": "price"})  # fmt: skip
 
     def on_ended(self, stop: TrackedOrder) -> None:
@@ -302,7 +378,7 @@ class Protection:
             in stop.why.lower()  # cancelled by LPP as it triggered (before its tick came)
         )
         if triggered:
-            t._journal("stop_cancelled_triggered", {"order_id": stop.order_id, "why": stop.why,
+            t.journal("stop_cancelled_triggered", {"order_id": stop.order_id, "why": stop.why,
                                                     "sold": stop.filled})  # fmt: skip
             self.exit_now(f"the triggered stop-loss order {stop.order_id} was {stop.status.value.lower()} "
                           f"({stop.why}) with {stop.filled} sold", at_market=True)  # fmt: skip
@@ -310,7 +386,7 @@ class Protection:
         if stop.status is OrderStatus.REJECTED:
             self._unprotected(f"the stop-loss order {stop.order_id} was rejected: {stop.why}", retry=True)
             return
-        t._protect_rest()
+        self.protect_rest()
 
     def on_tick(self, now: datetime) -> None:
         """Retries a stop that could not be placed, and chases one triggered and not filled."""
@@ -324,7 +400,7 @@ class Protection:
             self.state.retry_at = None
             if h.stop_order is None or not h.stop_order.resting:
                 position = t.strategy.position
-                if t._open_exit() is None and position is not None:
+                if t.orders.open_exit() is None and position is not None:
                     self.place(position.stop)
         stop = h.stop_order
         if stop is None or not stop.resting or stop.triggered_at is None or not stop.order_id:
@@ -346,14 +422,14 @@ class Protection:
                 stop.limit, stop.trigger = limit, trigger
                 t.log.warning("stop-loss order %s triggered and unfilled: limit lowered to %s (last %s), chase "
                               "%d of %d", stop.order_id, limit, h.last_price, stop.chases, CHASE_STEPS)  # fmt: skip
-                t._journal("stop_chased", {"order_id": stop.order_id, "limit": str(limit), "trigger": str(trigger),
+                t.journal("stop_chased", {"order_id": stop.order_id, "limit": str(limit), "trigger": str(trigger),
                                            "last_price": str(h.last_price), "step": stop.chases})  # fmt: skip
             stop.chase_at = now + CHASE_EVERY
             return
         stop.chase_at = now + CHASE_EVERY
         t.log.warning("stop-loss order %s still unfilled after %d chases: cancelling it and selling at a limit",
                       stop.order_id, stop.chases)  # fmt: skip
-        t._journal("stop_chase_exit", {"order_id": stop.order_id, "last_price": str(h.last_price)})
+        t.journal("stop_chase_exit", {"order_id": stop.order_id, "last_price": str(h.last_price)})
         if self.cancel(h):
             self.exit_now(f"the stop-loss order {stop.order_id} did not fill")
 
@@ -368,7 +444,3 @@ class Protection:
         if self.state.unprotected:
             return f"{UNPROTECTED}: {self.state.unprotected}"
         return ""
-
-
-def _sent_note(sent: TrackedOrder) -> str:
-    return f"order {sent.order_id} sent" if sent.order_id else "unconfirmed by Kite (watching for it)"

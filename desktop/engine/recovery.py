@@ -48,19 +48,18 @@ def recover_paper(trader: SegmentTrader, now: datetime) -> None:
     key = trader.ctx.key
     trader.log.set_market_time(now)
     fills = trader.ctx.store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    trader.seen_fills |= {f.fill_id for f in fills}
+    trader.orders.know_fills({f.fill_id for f in fills})
     _show_earlier(trader, fills, now)
-    held, trader.realised = _replay(
+    held, realised = _replay(
         ((f.exchange, f.tradingsymbol), f.side, f.quantity, f.price, f.timestamp.date() == now.date())
         for f in fills
         if f.mode is Mode.PAPER and _mine(trader, f.exchange, f.tradingsymbol)
     )  # only the day's sales count in its P&L: the daily loss limit counts from it
+    trader.keeper.restore_realised(realised)
     for (exchange, symbol), (qty, cost) in held.items():
         if qty > 0:
             trader.adopt(symbol, exchange, qty, rupees(cost / qty), now, cost=cost)
-            # The paper gateway's orders lived in the previous process: the position gets its stop again.
-            position = trader.strategy.position
-            trader._place_stop(position.stop if position else None)
+            trader.protect()  # the paper gateway's orders lived in the previous process: its stop again
     _store_flat(trader, held)
     _tell_risk(trader, now, fills, [])
 
@@ -73,12 +72,12 @@ def recover_live(
     trader.log.set_market_time(now)
     store = trader.ctx.store
     fills = store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
-    trader.seen_fills |= {f.fill_id for f in fills}
+    trader.orders.know_fills({f.fill_id for f in fills})
     _show_earlier(trader, fills, now)
     orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
     if _cancel_left_working(trader, gateway, orders):  # what filled meanwhile must be counted: read again
         orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
-    trader.realised = _realised_today(orders)
+    trader.keeper.restore_realised(_realised_today(orders))
     net: dict[tuple[str, str], int] = {}
     for o in orders:
         sign = 1 if o.side is Side.BUY else -1
@@ -106,8 +105,7 @@ def recover_live(
             if kept:
                 adopt_stop_slices(trader, kept)
             else:
-                position = trader.strategy.position
-                trader._place_stop(position.stop if position else None)
+                trader.protect()
             break
         stop = stops[0] if stops else None
         handled = {stop.order_id} if stop is not None else set()
@@ -116,11 +114,10 @@ def recover_live(
         if stop is not None:
             trader.adopt_stop_order(stop)
         else:
-            position = trader.strategy.position
             trader.log.warning(
                 "no stop-loss order of the right size at the broker for %s: placing one", symbol
             )
-            trader._place_stop(position.stop if position else None)
+            trader.protect()
         break  # one position per segment
     for o in orders:  # a stop with no position behind it would sell short when triggered
         if o.order_id not in handled and _is_stop(o) and o.status in _RESTING:
@@ -141,7 +138,7 @@ def _store_flat(trader: SegmentTrader, traded: Iterable[tuple[str, str]]) -> Non
     )
     for exchange, symbol in options:
         if _mine(trader, exchange, symbol) and (h is None or h.tradingsymbol != symbol):
-            trader._save_flat(exchange, symbol)
+            trader.keeper.save_flat(exchange, symbol)
 
 
 def _cancel_left_working(trader: SegmentTrader, gateway: LiveGateway, orders: list[Order]) -> bool:
@@ -220,17 +217,12 @@ def _show_earlier(trader: SegmentTrader, fills: list[Fill], now: datetime) -> No
     """The day's fills and orders of this segment from the session's earlier runs: its orders and trades tables
     show what its day's P&L counts (the orders as last recorded; Kite's updates of this run replace them)."""
     key, day = trader.ctx.key, now.date()
-    trader.fill_rows[:0] = [
-        f for f in fills if f.timestamp.date() == day and _mine(trader, f.exchange, f.tradingsymbol)
-    ]
-    for o in trader.ctx.store.orders.for_session(broker_id=key.broker_id, session_id=key.session_id):
-        if (
-            o.timestamp is not None
-            and o.timestamp.date() == day
-            and _mine(trader, o.exchange, o.tradingsymbol)
-        ):
-            trader.order_rows.setdefault(o.order_id, o)
-    trader.changed = True
+    stored = trader.ctx.store.orders.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    trader.orders.show_earlier(
+        [f for f in fills if f.timestamp.date() == day and _mine(trader, f.exchange, f.tradingsymbol)],
+        [o for o in stored
+         if o.timestamp is not None and o.timestamp.date() == day and _mine(trader, o.exchange, o.tradingsymbol)],
+    )  # fmt: skip
 
 
 def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: list[Order]) -> None:
@@ -263,7 +255,7 @@ def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: 
     entries = {intent_of.get(order_id, order_id) for order_id in entries}
     trades = max(len(entries), sum(e.kind == "entry_filled" for e in journal))
     # What this run sent already counts (risk.check); the earlier runs' orders are added, each once.
-    this_run = {oid for oid, tracked in trader.orders.items() if tracked.sent_at is not None}
+    this_run = trader.orders.sent_this_run()
     sent: dict[str, datetime] = {}  # an order (or a modification) -> when it was sent
     for e in journal:
         oid = str(e.payload.get("order_id") or e.payload.get("intent_id") or "")
@@ -278,7 +270,6 @@ def _tell_risk(trader: SegmentTrader, now: datetime, fills: list[Fill], orders: 
             "%d trade%s of %d today so far (max trades per day)", trades, "" if trades == 1 else "s",
             risk.max_trades_per_day,
         )  # fmt: skip
-    trader.changed = True
 
 
 def _on(t: datetime | None, day: date) -> bool:

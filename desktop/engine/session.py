@@ -88,7 +88,7 @@ class SessionServices:
     market_time: Callable[[], datetime]
     writer: StoreWriter
     # The LIVE positions the open sessions of an account (user id) last published: the broker's positions are
-    # the account's, and a session checks its own against them (SegmentTrader._account_share).
+    # the account's, and a session checks its own against them (`OutsideClose.account_share`, engine/outside.py).
     account_positions: Callable[[str], list[Position]] = lambda user_id: []
     # Each account's dispatcher (engine/dispatch.py): its feed's thread decides for every segment of its sessions.
     dispatchers: Dispatchers = field(default_factory=Dispatchers)

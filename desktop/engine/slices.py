@@ -445,21 +445,20 @@ class SlicingGateway:
 def adopt_stop_slices(trader: SegmentTrader, orders: list[Order]) -> None:
     """The broker's resting stop-loss orders of an adopted LIVE position sliced above the freeze (recovery): ours
     as one stop, modified and cancelled together."""
-    from desktop.engine.context import TrackedOrder  # the trader's own types (no import cycle at load)
+    from desktop.engine.orders import TrackedOrder  # the trader's own types (no import cycle at load)
 
     h = trader.holding
     assert h is not None
     left = sum(o.quantity - o.filled_quantity for o in orders)
-    intent = trader._intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop", OrderRole.STOP)
+    intent = trader.intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop", OrderRole.STOP)
     first = orders[0]
     intent = replace(intent, order_type=OrderType.SL, trigger_price=first.trigger_price, price=first.price)
     group = trader.slices.adopt(intent, orders)
     whole = group.whole()
-    tracked = TrackedOrder(intent, group.group_id, whole.status)
+    tracked = TrackedOrder(intent, status=whole.status)
+    tracked.place(group.group_id, None)  # adopted, not sent by this run
     tracked.trigger, tracked.limit = first.trigger_price, first.price
-    trader.orders[group.group_id] = tracked
-    for o in orders:
-        trader.orders[o.order_id] = tracked
+    trader.orders.track(tracked, [o.order_id for o in orders])
     h.stop_order = tracked
     trader.protection.on_update(tracked, whole.status)
     trader.log.info("kept the %d stop-loss orders %s at the broker (trigger %s), selling %d in all", len(orders),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from desktop.domain import Bar, Fill, Mode, Order, Position, Segment, SessionKey
@@ -136,3 +136,8 @@ class ProfileInfo:
     logged_in: bool = False
     has_secret: bool = False
     tags: tuple[str, ...] = field(default_factory=tuple)  # e.g. ("demo",)
+
+
+def note_of_day(note: tuple[date, str] | None, now: datetime | None) -> str:
+    """Risk's last refusal while it is about today (a new day lifts the trade cap and the daily loss limit)."""
+    return note[1] if note is not None and now is not None and note[0] == now.date() else ""

@@ -499,7 +499,7 @@ def broker_realised(trades: list[dict[str, Any]]) -> Decimal:
 def order_shape(symbol: str, side: str, quantity: Any, order_type: str) -> tuple[str, str, int, str]:
     """What ties a broker order to the intent it was sent for: option, side, quantity placed, and whether it is a
     stop. Not the order type itself: Kite lists a MARKET order sent with market protection as a LIMIT at the
-    protected price, and the engine's own bind of an unconfirmed order matches the same way (trader._bind). A
+    protected price, and the engine's own bind of an unconfirmed order matches the same way (`Orders.bind`). A
     stop (SL/SL-M) is never listed as anything else, so stops and other orders are still told apart."""
     return symbol, side, int(quantity), "stop" if order_type in STOP_TYPES else "order"
 

@@ -266,7 +266,7 @@ def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_togethe
     sold = sim.call(sell_in_kite_web)
     assert sold.status == "COMPLETE", sold.status_message
     for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
-        agent.run_on_thread(lambda t: setattr(t, "_next_broker_check", 0.0))
+        agent.run_on_thread(lambda t: setattr(t.outside, "next_check", 0.0))
         qapp.processEvents()
         wait_until(qapp, lambda: agent.backlog == 0, 5, "checked")
         time.sleep(0.3)

@@ -95,7 +95,7 @@ def test_two_sessions_holding_one_option_keep_one_stop_once_part_is_sold_in_kite
 
     for _sighting in range(2):  # the check runs every 30 s and acts on its second sighting: made due now
         for s in sessions:
-            s.agent(Segment.NIFTY).run_on_thread(lambda t: setattr(t, "_next_broker_check", 0.0))
+            s.agent(Segment.NIFTY).run_on_thread(lambda t: setattr(t.outside, "next_check", 0.0))
         qapp.processEvents()
         wait_until(qapp, lambda: all(s.agent(Segment.NIFTY).backlog == 0 for s in sessions), 5, "checked")
         time.sleep(0.3)  # a few index ticks (120x): the checks run on them

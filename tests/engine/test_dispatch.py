@@ -18,6 +18,7 @@ from desktop.domain import Mode, OptionRight, OrderRole, Segment, Side, Tick
 from desktop.engine.agent import Decided, RunOnAgent, SegmentAgent, StopAgent
 from desktop.engine.decisions import Decision, FrameCommit, ReadyEntry
 from desktop.engine.dispatch import AccountDispatcher
+from desktop.engine.probes import LatencyProbe
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import Action, EnterPosition
 from desktop.engine.trader import SegmentTrader
@@ -72,7 +73,7 @@ def test_the_dispatcher_decides_on_its_thread_and_the_agent_sends_the_entry(make
     sent_on: list[int] = []
     place = gateway.place
     gateway.place = lambda intent: (sent_on.append(threading.get_ident()), place(intent))[1]  # type: ignore[method-assign]
-    trader.latency_probe = []
+    trader.observer = probe = LatencyProbe()
     agent = _agent(trader)
     dispatcher = AccountDispatcher("UK9394")
     try:
@@ -80,7 +81,7 @@ def test_the_dispatcher_decides_on_its_thread_and_the_agent_sends_the_entry(make
         dispatcher.hand(agent, _index(trader, 60), time.perf_counter())  # closes the 10:00 bar: an entry
         assert _wait(lambda: len(gateway.placed) == 1)
         assert agent.ticks_decided == 2 and agent.ticks_here == 0, "both ticks decided on the dispatcher"
-        assert len(trader.latency_probe) == 1, "the risk check ran on the dispatcher"
+        assert len(probe.decided) == 1, "the risk check ran on the dispatcher"
         agent_thread: list[int] = []
         agent.run_on_thread(lambda t: agent_thread.append(threading.get_ident()))
         assert _wait(lambda: agent_thread)
@@ -245,8 +246,7 @@ def test_the_entries_decided_on_one_frame_share_one_durable_commit_before_their_
 def test_a_frame_commit_commits_every_waiting_intent_at_once_and_an_intent_added_late_alone(make) -> None:
     trader, _, store = make(Mode.PAPER)
     intents = [
-        trader._intent("NFO", f"NIFTY2611325{n}00CE", Side.BUY, 65, "entry", OrderRole.ENTRY)
-        for n in range(3)
+        trader.intent("NFO", f"NIFTY2611325{n}00CE", Side.BUY, 65, "entry", OrderRole.ENTRY) for n in range(3)
     ]
     commit = FrameCommit(store)
     durable = [commit.add(i, T0) for i in intents[:2]]

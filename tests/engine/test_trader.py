@@ -348,7 +348,7 @@ def test_an_unconfirmed_entry_no_update_ever_shows_is_given_up_after_its_patienc
 
 def broker_check(trader: SegmentTrader, seconds: int) -> None:
     """An index tick with the periodic check of the broker's positions due (it runs every 30 real seconds)."""
-    trader._next_broker_check = 0.0
+    trader.outside.next_check = 0.0
     index_tick(trader, seconds)
 
 
@@ -557,7 +557,7 @@ def test_an_exit_that_finds_the_position_gone_while_its_stop_cannot_be_cancelled
     gateway.refuse_cancel = True  # "being processed or is complete"
     trader.strategy.exits.exit_pending = True
     trader.act([ExitPosition("signal_exit")])
-    assert trader.holding is not None and trader.let_go is None
+    assert trader.holding is not None and trader.keeper.let_go is None
     assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
     fill(trader, "O2", 195, "186", "F2")
     assert trader.holding is None and trader.realised == Decimal("-2730.00")

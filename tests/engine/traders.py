@@ -165,7 +165,7 @@ def make(tmp_path: Path):
 def fill(
     trader: SegmentTrader, order_id: str, qty: int, price: str, fill_id: str = "F1", at: datetime = T0
 ) -> None:
-    tracked = trader.orders[order_id]
+    tracked = trader.orders.tracked[order_id]
     i = tracked.intent
     trader.on_fill(
         Fill(fill_id, order_id, i.key, i.mode, i.exchange, i.tradingsymbol, i.side, qty, Decimal(price), at)

@@ -1,0 +1,548 @@
+"""The order lifecycle of one segment: every order its trader sends (or adopts), as an explicit state machine.
+
+    NEW ──place──▶ WORKING ──fill──▶ PART_FILLED
+    NEW ──unconfirmed──▶ UNCONFIRMED ──bind──▶ WORKING;   UNCONFIRMED ──give_up──▶ GIVEN_UP
+    WORKING | PART_FILLED ──cancelling──▶ CANCELLING
+    WORKING | PART_FILLED | CANCELLING ──end──▶ ENDED
+    WORKING | PART_FILLED | CANCELLING | ENDED ──settle──▶ SETTLED
+    (fills are taken in every state from WORKING on, a late one of a settled order too)
+
+An order is sent only once its intent is journalled durably (write-ahead: `send`); the broker's answer makes
+it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
+it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP). CANCELLING: this run's cancel was accepted
+(a stop cancelled to exit: its fills before the cancel still count). ENDED: the broker says it ended
+(COMPLETE, CANCELLED, REJECTED) and its fills are still on their way. SETTLED: all of it is known (filled in
+full, or ended with all its fills in) and acted on, once. A transition the machine does not have raises
+`IllegalTransition`: a bug, never papered over.
+
+`Orders` owns the tracked orders of one segment: the durable intent before a send, binding broker orders to
+intents (a lost reply, a slice of a sliced order), updates and fills (durable in the store before anything
+acts on them), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
+cancelled) and what a settled order means for the position. Runs on the segment agent's thread only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from functools import partial
+from typing import TYPE_CHECKING
+
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
+from desktop.domain import Fill, Order, OrderIntent, OrderRole, OrderStatus, rupees
+from desktop.store.errors import StoreError, StoreWriteError
+
+if TYPE_CHECKING:
+    from desktop.engine.trader import SegmentTrader
+
+# An entry or exit still working this long after it was sent (a thin option, a market order held at its
+# protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
+# is asked for again. Market orders normally fill within a second.
+ORDER_PATIENCE = timedelta(seconds=30)
+# An intent that could not be journalled: the journal is tried again this much later.
+JOURNAL_RETRY = timedelta(seconds=5)
+
+
+class OrderState(Enum):
+    """Where a tracked order is in its lifecycle; only `TrackedOrder`'s transitions change it."""
+
+    NEW = "new"  # built from its intent, not sent yet
+    UNCONFIRMED = "unconfirmed"  # sent, the broker's answer lost: no id until an update shows it
+    WORKING = "working"  # at the broker under its id, nothing filled yet
+    PART_FILLED = "part_filled"  # at the broker, some of it filled
+    CANCELLING = "cancelling"  # this run's cancel was accepted; the broker's end is on its way
+    ENDED = "ended"  # the broker says it ended; its fills are still coming
+    SETTLED = "settled"  # all of it known and acted on
+    GIVEN_UP = "given_up"  # unconfirmed, and no update ever showed it: taken as not placed
+
+
+_S = OrderState
+_AT_BROKER = (_S.WORKING, _S.PART_FILLED, _S.CANCELLING)
+# transition -> the states it may start from
+_FROM: dict[str, tuple[OrderState, ...]] = {
+    "place": (_S.NEW,),
+    "unconfirmed": (_S.NEW,),
+    "bind": (_S.UNCONFIRMED,),
+    "fill": (*_AT_BROKER, _S.ENDED, _S.SETTLED),  # a late fill of a settled order is still counted
+    "cancelling": _AT_BROKER,
+    "end": _AT_BROKER,
+    "settle": (*_AT_BROKER, _S.ENDED),
+    "give_up": (_S.UNCONFIRMED,),
+}
+
+
+class IllegalTransition(RuntimeError):
+    """An order asked to change state in a way its lifecycle does not have (a bug in the engine)."""
+
+
+@dataclass(slots=True)
+class TrackedOrder:
+    """An order this segment sent (or adopted), with what it is for, its state and what filled so far."""
+
+    intent: OrderIntent  # its `role` says what the order is for (entry, exit or stop)
+    order_id: str = ""
+    status: OrderStatus = OrderStatus.PENDING  # the broker's last word
+    filled: int = 0
+    value: Decimal = Decimal(0)
+    state: OrderState = OrderState.NEW
+    path: list[OrderState] = field(default_factory=list)  # the states it left, in order
+    sent_at: datetime | None = None  # market time it was placed (None: adopted from an earlier run)
+    cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
+    broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
+    why: str = ""  # the broker's reason when it ended
+    pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
+    # A protective stop (desktop/engine/protection.py): its levels, Kite's count of modifications, and when it
+    # was seen triggered (market time) with its chase.
+    trigger: Decimal | None = None
+    limit: Decimal | None = None
+    modifications: int = 0
+    triggered_at: datetime | None = None
+    chase_at: datetime | None = None
+    chases: int = 0
+
+    # -- transitions ---------------------------------------------------------------------------------
+
+    def _go(self, transition: str, to: OrderState) -> None:
+        if self.state not in _FROM[transition]:
+            raise IllegalTransition(
+                f"{self.role} order {self.order_id or self.intent.intent_id}: cannot {transition} when "
+                f"{self.state.value}"
+            )
+        if to is not self.state:
+            self.path.append(self.state)
+            self.state = to
+
+    def place(self, order_id: str, at: datetime | None) -> None:
+        """The broker took it under `order_id` (`at` None: adopted from an earlier run, not sent by this one)."""
+        self._go("place", _S.WORKING)
+        self.order_id, self.sent_at = order_id, at
+
+    def unconfirmed(self, at: datetime) -> None:
+        """Sent, but the broker's answer was lost: watched for in its order updates."""
+        self._go("unconfirmed", _S.UNCONFIRMED)
+        self.sent_at = at
+
+    def bind(self, order_id: str) -> None:
+        """An order update showed the unconfirmed order under `order_id`."""
+        self._go("bind", _S.WORKING)
+        self.order_id = order_id
+
+    def fill(self, quantity: int, price: Decimal) -> None:
+        before = self.state
+        self._go("fill", _S.PART_FILLED if before is _S.WORKING else before)
+        self.filled += quantity
+        self.value += price * quantity
+
+    def cancelling(self) -> None:
+        """The broker accepted this run's cancel."""
+        self._go("cancelling", _S.CANCELLING)
+
+    def end(self, status: OrderStatus, broker_filled: int, why: str) -> None:
+        """The broker says it ended with `broker_filled` filled."""
+        self._go("end", _S.ENDED)
+        self.status, self.broker_filled, self.why = status, broker_filled, why
+
+    def settle(self) -> None:
+        self._go("settle", _S.SETTLED)
+
+    def give_up(self, why: str) -> None:
+        self._go("give_up", _S.GIVEN_UP)
+        self.why = why
+
+    # -- what the state says ---------------------------------------------------------------------------
+
+    @property
+    def role(self) -> OrderRole:
+        """What the order is for: its intent's role (one source, so the two can never disagree)."""
+        return self.intent.role
+
+    @property
+    def done(self) -> bool:
+        """Settled: its fills were acted on (or it ended unfilled, or was given up)."""
+        return self.state in (_S.SETTLED, _S.GIVEN_UP)
+
+    @property
+    def final(self) -> bool:
+        """The broker said it ended (or it was given up)."""
+        return self.state in (_S.ENDED, _S.SETTLED, _S.GIVEN_UP)
+
+    @property
+    def cancelled_by_us(self) -> bool:
+        return self.state is _S.CANCELLING or _S.CANCELLING in self.path
+
+    @property
+    def resting(self) -> bool:
+        """Still working at the broker, as far as this run knows, and not cancelled by it."""
+        return self.state in (_S.UNCONFIRMED, _S.WORKING, _S.PART_FILLED)
+
+    @property
+    def complete(self) -> bool:
+        """All of it is known: filled in full, or ended with all the fills the broker says it had."""
+        return self.filled >= self.intent.quantity or (
+            self.state is _S.ENDED and self.filled >= self.broker_filled
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class JournalOutage:
+    """An intent could not be journalled: the session's halt this segment set, and when to try again."""
+
+    halt: str
+    retry_at: datetime | None
+
+
+class Orders:
+    """The tracked orders of one segment (its trader's helper, same thread)."""
+
+    def __init__(self, trader: SegmentTrader) -> None:
+        self.t = trader
+        self.tracked: dict[str, TrackedOrder] = {}  # order_id (and each slice's id) -> tracked
+        self.working: list[TrackedOrder] = []  # entries and exits sent and not done yet (see ORDER_PATIENCE)
+        self.seen_fills: set[str] = set()
+        # Fills the store refused (disk full, database locked): recorded again, in order, on the next ticks.
+        self.unsaved_fills: list[Fill] = []
+        self._unsaved_said = ""  # the fill whose wait was last logged
+        self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
+        self.fill_rows: list[Fill] = []
+        self.outage: JournalOutage | None = None
+        self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def record_intent(self, intent: OrderIntent, commit: Callable[[], None] | None = None) -> bool:
+        """The intent made durable (`commit`: with the other intents of its frame, engine/decisions.py); False when
+        the store cannot write it: then the session takes no new entries (nothing may be sent that the journal does
+        not hold) and exits are asked again a little later."""
+        t = self.t
+        assert t.market_time is not None
+        try:
+            if commit is not None:
+                commit()
+            else:
+                t.ctx.store.intents.record(intent, at=t.market_time)
+        except StoreError as e:
+            halt = f"the journal cannot be written ({e})"
+            self.outage = JournalOutage(halt, t.market_time + JOURNAL_RETRY)
+            t.ctx.risk.kill(halt)
+            t.log.error(
+                "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
+                "session takes no new entries until the journal can be written",
+                intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
+            )  # fmt: skip
+            return False
+        if self.outage is not None:
+            self.outage = replace(self.outage, retry_at=None)
+        return True
+
+    def journal_down(self, now: datetime) -> bool:
+        """An intent failed to be journalled a moment ago (exits wait: the stop keeps protecting)."""
+        return self.outage is not None and self.outage.retry_at is not None and now < self.outage.retry_at
+
+    def journal_back(self, now: datetime) -> bool:
+        """True when no intent failed, or once the journal writes again (a note written now, tried every
+        JOURNAL_RETRY), and the session's halt this segment set is lifted. A disk full for a few seconds must not
+        end the day; while it lasts, no entry (nothing may be sent that the journal does not hold)."""
+        t, outage = self.t, self.outage
+        if outage is None:
+            return True
+        if self.journal_down(now):
+            return False
+        try:
+            t.ctx.store.journal.append(
+                t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=now
+            )
+        except StoreError:
+            self.outage = replace(outage, retry_at=now + JOURNAL_RETRY)
+            return False
+        self.outage = None
+        if t.ctx.risk.lift(outage.halt):
+            t.log.warning("the journal is written again: the session takes new entries again")
+        return True
+
+    def send(
+        self, intent: OrderIntent, recorded: bool = False, commit: Callable[[], None] | None = None
+    ) -> TrackedOrder | None:
+        """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
+        t = self.t
+        assert t.market_time is not None
+        if not recorded and not self.record_intent(intent, commit):
+            return None
+        role = intent.role
+        tracked = TrackedOrder(intent)
+        try:
+            order = t.ctx.gateway.place(intent)
+        except AmbiguousOrderFailure as e:
+            # Kite may have it, so it is neither sent again nor taken as refused: its first order update makes it
+            # ours (`bind`); `cancel_overdue` gives it up after ORDER_PATIENCE if none comes.
+            t.log.error("%s order unconfirmed: %s Watching Kite's order updates for it.", role, e)
+            t.journal("order_unconfirmed", {"intent_id": intent.intent_id, "reason": str(e), "role": role})
+            tracked.unconfirmed(t.market_time)
+            self.working.append(tracked)
+            return tracked
+        except BrokerError as e:
+            t.log.error("%s order not placed: %s", role, e)
+            self.last_refusal = str(e)
+            t.journal("order_failed", {"intent_id": intent.intent_id, "reason": str(e)})
+            return None
+        # A note of what was sent, after the send: queued for the store writer, whose wake-up and write must not
+        # come between the durable intent and the order.
+        t.journal("order_sent", {"intent_id": intent.intent_id, "order_id": order.order_id,
+                                 "reason": intent.reason, "role": role})  # fmt: skip
+        tracked.place(order.order_id, t.market_time)
+        self.track(tracked, t.slices.children(order.order_id))  # an order sent in slices: each is this one
+        if role is not OrderRole.STOP:
+            self.working.append(tracked)
+        return tracked
+
+    def track(self, tracked: TrackedOrder, also: list[str] | None = None) -> None:
+        """`tracked` known by its id (and by the ids in `also`: the slices of a sliced order)."""
+        self.tracked[tracked.order_id] = tracked
+        for order_id in also or ():
+            self.tracked[order_id] = tracked
+
+    def cancel(self, tracked: TrackedOrder) -> bool:
+        """Asks the broker to cancel the rest of `tracked`; False when it refused (or it has no id yet)."""
+        t = self.t
+        if not tracked.order_id or tracked.state not in _AT_BROKER:
+            return False
+        try:
+            t.ctx.gateway.cancel(tracked.order_id)
+        except BrokerError as e:
+            t.log.warning("%s order %s not cancelled: %s", tracked.role, tracked.order_id, e)
+            return False
+        tracked.cancelling()
+        if t.market_time is not None:
+            t.ctx.risk.record_order(t.market_time)
+        return True
+
+    def cancel_by_hand(self, order_id: str) -> bool:
+        """Cancels one of our working orders (a manual action): the stop through its protection (what it sold
+        before still counts), an entry or exit as its patience does. False if not ours, not working or refused."""
+        tracked, h = self.tracked.get(order_id), self.t.holding
+        if tracked is None:
+            return False
+        if h is not None and h.stop_order is tracked:
+            return tracked.resting and self.t.protection.cancel(h)
+        return self.cancel(tracked)
+
+    # -- patience -----------------------------------------------------------------------------------
+
+    def cancel_overdue(self, now: datetime) -> None:
+        """An entry or exit still working `ORDER_PATIENCE` after it was sent (or after the last cancel asked
+        for) has the rest cancelled; its CANCELLED update then settles it (`on_order`). One that ended at the
+        broker but whose fills have not all come has them asked for again."""
+        t = self.t
+        self.working = working = [o for o in self.working if not o.done]
+        for tracked in working:
+            since = tracked.cancel_asked_at or tracked.sent_at
+            if since is None or now - since < ORDER_PATIENCE:
+                continue
+            tracked.cancel_asked_at = now
+            if not tracked.order_id:
+                self.give_up(tracked)
+                continue
+            if tracked.final:
+                t.log.warning(
+                    "%s order %s ended %s with %d filled, but %d fills came: asking for them again",
+                    tracked.role, tracked.order_id, tracked.status.value, tracked.broker_filled, tracked.filled,
+                )  # fmt: skip
+                t.ctx.gateway.report_fills(tracked.order_id)
+                continue
+            t.log.warning(
+                "%s order %s still open after %d s (%d of %d filled): cancelling the rest",
+                tracked.role, tracked.order_id, (now - tracked.sent_at).total_seconds() if tracked.sent_at else 0,
+                tracked.filled, tracked.intent.quantity,
+            )  # fmt: skip
+            self.cancel(tracked)
+
+    def give_up(self, tracked: TrackedOrder) -> None:
+        """An unconfirmed order that no update ever showed: taken as not placed (the trader is told to check)."""
+        t = self.t
+        t.log.error(
+            "%s order never showed in Kite's order updates after %d s: taken as not placed; check the order book "
+            "in Kite",
+            tracked.role, ORDER_PATIENCE.total_seconds(),
+        )  # fmt: skip
+        tracked.give_up("never confirmed by Kite")
+        self._outcome(tracked, t.market_time or datetime.now())
+        h = t.holding
+        if tracked.role is OrderRole.STOP and h is not None and h.stop_order is tracked:
+            t.protection.protect_rest()
+
+    def open_entry(self) -> TrackedOrder | None:
+        return next((o for o in self.working if o.role is OrderRole.ENTRY and not o.done), None)
+
+    def open_exit(self) -> TrackedOrder | None:
+        return next((o for o in self.working if o.role is OrderRole.EXIT and not o.done), None)
+
+    # -- binding updates to orders --------------------------------------------------------------------
+
+    def claim_slice(self, order: Order) -> TrackedOrder | None:
+        """The unconfirmed slice of one of our sliced orders this update is about (see `bind`), or None."""
+        t = self.t
+        group_id = t.slices.claim(order)
+        tracked = self.tracked.get(group_id) if group_id else None
+        if tracked is not None:
+            self.tracked[order.order_id] = tracked
+            t.log.warning("a slice of order %s found in Kite's order updates: %s", group_id, order.order_id)
+        return tracked
+
+    def bind(self, order: Order) -> TrackedOrder | None:
+        """The unconfirmed order of ours this update is about (same instrument, side and quantity), now
+        known by its id; None if none."""
+        for tracked in self.working:
+            i = tracked.intent
+            if (
+                tracked.state is OrderState.UNCONFIRMED
+                # not by order type: Kite lists a MARKET order with protection as a LIMIT
+                and (order.tradingsymbol, order.side, order.quantity) == (i.tradingsymbol, i.side, i.quantity)
+            ):
+                tracked.bind(order.order_id)
+                self.tracked[order.order_id] = tracked
+                # A stop rests by design: no patience for it once Kite shows it.
+                if tracked.role is OrderRole.STOP:
+                    self.working.remove(tracked)
+                self.t.log.warning(
+                    "%s order %s found in Kite's order updates: it is ours", tracked.role, order.order_id
+                )
+                return tracked
+        return None
+
+    # -- updates and fills ---------------------------------------------------------------------------------
+    #
+    # An order is settled when the broker says it ended (COMPLETE, CANCELLED, REJECTED) and its fills have come
+    # up to the quantity it says filled, in whichever order the two arrive. Sales (exits, the stop) reduce the
+    # position fill by fill, so a stop that sold part before it was cancelled still counts.
+
+    def on_order(self, order: Order) -> None:
+        """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
+        t = self.t
+        tracked = self.tracked.get(order.order_id) or self.claim_slice(order) or self.bind(order)
+        if tracked is not None and not order.intent_id:
+            order = replace(order, intent_id=tracked.intent.intent_id)
+        t.ctx.write_later(partial(t.ctx.store.orders.record, order))
+        self.order_rows[order.order_id] = order
+        t.changed = True
+        if order.filled_quantity:  # its fills, read on this thread (LIVE: a REST call; none when all came)
+            t.ctx.gateway.report_fills(order.order_id)
+        if tracked is None or tracked.final:
+            return
+        order = t.slices.fold(order)  # a slice's update as its whole order's
+        tracked.status = order.status
+        if tracked.role is OrderRole.STOP:
+            t.protection.on_update(tracked, order.status)
+        if order.status.is_final:
+            complete = order.status is OrderStatus.COMPLETE
+            tracked.end(order.status, tracked.intent.quantity if complete else order.filled_quantity,
+                        order.status_message or order.status.value.lower())  # fmt: skip
+            self._settle(tracked, order.timestamp or t.market_time)
+
+    def on_fill(self, fill: Fill) -> None:
+        """A fill: durable in the store first, then the position and the strategy learn of it."""
+        if fill.fill_id in self.seen_fills or any(f.fill_id == fill.fill_id for f in self.unsaved_fills):
+            return
+        self.unsaved_fills.append(fill)
+        self.save_fills()
+
+    def save_fills(self) -> None:
+        """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
+        refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
+        never dropped, so its P&L is counted once the store writes again."""
+        while self.unsaved_fills:
+            fill = self.unsaved_fills[0]
+            try:
+                self.t.ctx.store.fills.record(fill)
+            except StoreWriteError as e:
+                if self._unsaved_said != fill.fill_id:  # once per fill, not once per tick
+                    self._unsaved_said = fill.fill_id
+                    self.t.log.error("fill %s of order %s not recorded yet (%s): tried again on the next ticks",
+                                     fill.fill_id, fill.order_id, e)  # fmt: skip
+                return
+            del self.unsaved_fills[0]
+            self._on_recorded_fill(fill)
+
+    def _on_recorded_fill(self, fill: Fill) -> None:
+        t = self.t
+        self.seen_fills.add(fill.fill_id)
+        self.fill_rows.append(fill)
+        t.changed = True
+        tracked = self.tracked.get(fill.order_id)
+        if tracked is None:
+            t.log.warning("fill %s of an order this run did not place (%s)", fill.fill_id, fill.order_id)
+            return
+        tracked.fill(fill.quantity, fill.price)
+        if tracked.role is not OrderRole.ENTRY:
+            t.keeper.sold(tracked, fill)
+        self._settle(tracked, fill.timestamp)
+
+    def _settle(self, tracked: TrackedOrder, t: datetime | None) -> None:
+        """Acts on an order once all of it is known: filled in full, or ended with all its fills in."""
+        if tracked.done or not tracked.complete:
+            return
+        tracked.settle()
+        self._outcome(tracked, t or self.t.market_time or datetime.now())
+
+    def _outcome(self, tracked: TrackedOrder, t: datetime) -> None:
+        """What a settled (or given up) order means: an entry's position, or a failed entry; an exit or stop that
+        ended with the position still held leaves the rest protected again."""
+        trader = self.t
+        h = trader.holding
+        if tracked.role is OrderRole.ENTRY:
+            if tracked.filled:
+                trader.entry_filled(tracked, rupees(tracked.value / tracked.filled), t)
+                return
+            trader.log.warning("entry order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
+            trader.ctx.risk.on_entry_failed(trader.segment)
+            trader.strategy.on_entry_rejected(tracked.why)
+        elif h is None or h.tradingsymbol != tracked.intent.tradingsymbol:
+            return  # the sale closed the position (`HoldingKeeper.sold`)
+        elif tracked.role is OrderRole.EXIT:
+            if tracked.filled:
+                trader.log.warning(
+                    "%s exit order %s ended with %d of %d sold: %d %s still held",
+                    h.exit_reason or tracked.intent.reason, tracked.order_id, tracked.filled, tracked.intent.quantity,
+                    h.quantity, h.tradingsymbol,
+                )  # fmt: skip
+                trader.journal("exit_partial", {"order_id": tracked.order_id, "symbol": h.tradingsymbol,
+                                                "sold": tracked.filled, "held": h.quantity})  # fmt: skip
+            else:
+                trader.log.error("exit order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
+            trader.strategy.on_exit_rejected(tracked.why)
+            trader.protection.protect_rest()
+            trader.exit_failed(t)
+        elif not tracked.cancelled_by_us:  # the broker ended our stop with the position still held
+            trader.log.warning(
+                "stop-loss order %s %s with %d of %d sold (%s): %d %s still held",
+                tracked.order_id, tracked.status.value, tracked.filled, tracked.intent.quantity, tracked.why,
+                h.quantity, h.tradingsymbol,
+            )  # fmt: skip
+            if h.stop_order is tracked:
+                trader.protection.on_ended(tracked)
+
+    # -- recovery ----------------------------------------------------------------------------------------
+
+    def show_earlier(self, fills: list[Fill], orders: list[Order]) -> None:
+        """The day's fills and orders of this segment from the session's earlier runs, shown before this run's
+        (the fills' P&L is already counted: they are known, never acted on again)."""
+        self.fill_rows[:0] = fills
+        for o in orders:
+            self.order_rows.setdefault(o.order_id, o)
+        self.t.changed = True
+
+    def know_fills(self, fill_ids: set[str]) -> None:
+        """Fills recorded by earlier runs: never acted on again."""
+        self.seen_fills |= fill_ids
+
+    def sent_this_run(self) -> set[str]:
+        """The ids of the orders this run sent (not adopted)."""
+        return {oid for oid, tracked in self.tracked.items() if tracked.sent_at is not None}
+
+
+def sent_note(sent: TrackedOrder | None) -> str:
+    """How a send went, for the log line."""
+    if sent is None:
+        return "not placed"
+    return f"order {sent.order_id} sent" if sent.order_id else "unconfirmed by Kite (watching for it)"
