@@ -13,7 +13,9 @@ it is free; a busy agent gets the ticks in its own queue, in order).
   segment's log; the dispatcher goes on with the others.
 - A decision over `BUDGET_S` of CPU (measured per call, the thread's own time: waiting for the interpreter lock
   is not counted) moves that segment to its own thread for good (`SegmentAgent.run_alone`): one slow strategy must
-  not hold every other segment of the account up. The log and the segment's panel say so.
+  not hold every other segment of the account up. The log and the segment's panel say so. A call during which the
+  garbage collector ran is not held against its segment (a full collection of this process can take longer than
+  the budget by itself); the segment's next slow call is.
 - The entry intents decided on one frame share one durable commit (`FrameCommit`), made by the first agent about
   to send one of them, still before its order; the agents are woken once the whole frame is decided.
 - The log lines of a decision are queued (`AgentLog.held`) and written by the agent's thread.
@@ -24,6 +26,7 @@ its dispatcher through `Dispatchers`, which any thread may ask.
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import traceback
@@ -67,6 +70,7 @@ class AccountDispatcher:
         if not agent.lend(ticks, received, wake_after):
             return
         trader = agent.trader
+        collections = _collections()
         started = time.thread_time()
         log = trader.log
         try:
@@ -90,7 +94,7 @@ class AccountDispatcher:
             spent = time.thread_time() - started
             self.decisions += 1
             self.cpu_s += spent
-        if spent > self.budget_s:
+        if spent > self.budget_s and _collections() == collections:
             why = f"a decision took {spent * 1000:.1f} ms (the budget is {self.budget_s * 1000:g} ms)"
             self.moved.append(f"{trader.ctx.key.session_id[:8]}/{agent.segment.value}: {why}")
             agent.run_alone(why)
@@ -111,6 +115,11 @@ class AccountDispatcher:
         if commit is None:
             commit = self._commits[id(store)] = FrameCommit(store)
         return commit
+
+
+def _collections() -> int:
+    """Garbage collections run so far in this process (all generations)."""
+    return sum(generation["collections"] for generation in gc.get_stats())
 
 
 class Dispatchers:

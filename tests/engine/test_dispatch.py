@@ -200,6 +200,20 @@ def test_a_decision_over_its_budget_moves_its_segment_to_its_own_thread(make, qa
     assert "runs on its own thread from now on" in trader.log.path.read_text(encoding="utf-8")
 
 
+def test_a_slow_decision_during_which_the_garbage_collector_ran_does_not_move_its_segment(make) -> None:
+    import gc
+
+    trader, _gateway, _store = make(Mode.PAPER)
+    _entering(trader, before=lambda: (gc.collect(), _busy(0.008)))
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # its thread not started: the test steps it
+    agent.state, agent._self_run, agent.dispatched = AgentState.RUNNING, False, True
+    dispatcher = AccountDispatcher("UK9394", budget_s=0.005)
+    dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+    dispatcher.hand(agent, _index(trader, 60), time.perf_counter())
+    assert agent.alone is None and dispatcher.moved == []
+    assert dispatcher.cpu_s > 0.005, "the call was slow, the collector's pause counted as the reason"
+
+
 def test_a_decisions_log_lines_are_queued_and_written_by_the_agent(make) -> None:
     trader, gateway, _store = make(Mode.PAPER)
     _entering(trader)
