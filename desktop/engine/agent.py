@@ -115,10 +115,11 @@ class AgentView:
 class SegmentAgent(QThread):
     """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed.
 
-    Threads. Built and `start`ed by its session on the GUI thread; `post_ticks` comes from the stream's
-    delivery (or the feed's) thread, `post_order`/`post_fill` from the delivery thread or this one (recovery),
-    `post_command` and `run_on_thread` from any thread; `run` and everything the trader does run on this
-    thread only. `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
+    Threads. Built and `start`ed by its session on the GUI thread; `lend`, `post_decision`, `fail_decision`,
+    `run_alone` and `post_ticks` come from the account feed's thread (its dispatcher), `post_order`/`post_fill`
+    from the delivery thread, the feed's (paper fills) or this one (recovery), `post_command` and `run_on_thread`
+    from any thread. The trader runs on this thread, or on the dispatcher's while it holds `lane` (`decide`
+    only). `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
     """
 
     def __init__(

@@ -7,8 +7,10 @@ Threads (who calls what; docs/ARCHITECTURE.md has the whole picture):
   secret are done by its agents' threads (`_prepare`, once, before any segment loads);
 - a worker thread calls `stop` and `close` (they wait for the agents: up to a LIVE square-off's 45 s);
 - any thread calls `kill` (the global kill switch calls it from whoever pressed it);
-- the stream's delivery thread routes ticks (by instrument token) and order updates and fills (by the option's
-  underlying) into the agents' inboxes, and reports broker events; agents do the network work.
+- the account feed's thread routes ticks (by instrument token) to the account's dispatcher, which decides them for
+  the segments or queues them in their agents' inboxes (engine/dispatch.py), and works the paper orders against
+  them; the stream's delivery thread routes order updates and fills (by the option's underlying) into the agents'
+  inboxes and reports broker events; agents do the network work.
 One control lock (`_control`) guards the session's state and its parts; it is held only for quick changes, never
 while waiting for an agent or the network, so a kill never waits behind a stop, and the state's signal is
 emitted after it is let go. `snapshot()` merges the agents' last published views: immutable objects, read without

@@ -1,10 +1,12 @@
-"""`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by its agent's thread only.
+"""`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by one thread at a time.
 
 It orchestrates index ticks → 1-minute bars (exchange time) → strategy → risk → entries and exits; its helpers,
 on the same thread, do the rest: `Orders` (orders.py) the order lifecycle, write-ahead journal and fills;
 `Protection` (protection.py) the stop-loss order placed at the broker (LIVE) or the paper gateway (PAPER) as
 soon as an entry fills; `OutsideClose` (outside.py) a position closed in Kite web; `HoldingKeeper`
-(holding.py) what is held and its P&L. One thread, so no locks; `snapshot()` returns immutable objects.
+(holding.py) what is held and its P&L. One thread at a time, so no locks of its own: its agent's thread, or its
+account's dispatcher (engine/dispatch.py) running `decide` (no I/O) on the feed's thread while it holds the agent's
+`lane` lock; `snapshot()` returns immutable objects.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Closing:
 
 
 class SegmentTrader:
-    """The trading logic of one segment; every method is called from the agent's thread only."""
+    """The trading logic of one segment; called from its agent's thread, or (`decide`) from its account's
+    dispatcher holding the agent's lane."""
 
     def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
         # Orders above the exchange's freeze quantity go out in slices, tracked as one (desktop/engine/slices.py).
