@@ -284,7 +284,7 @@ def main() -> int:
                     agent = session.agent(seg)
                     assert agent is not None
                     agent.run_on_thread(
-                        lambda trader: setattr(trader.orders, "send", lambda intent, recorded=False: None)
+                        lambda trader: setattr(trader.orders, "send", lambda intent, **kw: None)
                     )
             if extra:
                 session.watch_instruments(extra, args.mode)
@@ -347,6 +347,11 @@ def main() -> int:
         print(f"agent backlog (tick batches queued) per second: first {samples[0][0]}, last {samples[-1][0]}, "
               f"max {max(q for q, _ in samples)}")  # fmt: skip
         print(f"ticks dropped by streams for slow consumers: {samples[-1][1] - samples[0][1]} during the run")
+        dispatchers = {id(d): d for s in sessions if (d := s._dispatcher) is not None}.values()  # noqa: SLF001
+        moved = [m for d in dispatchers for m in d.moved]
+        print(f"account dispatchers: {sum(d.decisions for d in dispatchers)} decide calls since the start, "
+              f"{sum(d.cpu_s for d in dispatchers):.2f} s of CPU; segments moved to their own thread (a decision "
+              f"over its budget): {len(moved)}{': ' + '; '.join(moved) if moved else ''}")  # fmt: skip
         if latencies:
             print(
                 f"tick-to-intent latency over {len(latencies)} entries: p50 {statistics.median(latencies):.3f} ms, "

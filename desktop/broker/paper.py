@@ -61,7 +61,11 @@ class PaperGateway(OrderGateway):
         slippage: Decimal = Decimal(0),
         clock: Callable[[], datetime] = datetime.now,
         freeze_overrides: Mapping[str, int] | None = None,
+        listen: bool = True,
     ) -> None:
+        """`listen`: the gateway takes its prices from the stream's delivery thread; without it, its owner hands
+        it each batch of ticks (`match_ticks`) on a thread of its own (a session: its account feed's thread, so no
+        thread is woken per frame only for the paper fills)."""
         super().__init__(key, Mode.PAPER)
         if slippage < 0:
             raise InputRejected("slippage must be zero or more rupees")
@@ -77,7 +81,8 @@ class PaperGateway(OrderGateway):
         self._orders: dict[str, Order] = {}
         self._tokens: dict[str, int] = {}  # order_id -> instrument token, for open orders
         self._modifications: dict[str, int] = {}  # order_id -> modifications accepted (Kite allows 25)
-        stream.add_tick_listener(self._on_ticks)
+        if listen:
+            stream.add_tick_listener(self._on_ticks)
 
     def _next_id(self, prefix: str) -> str:
         return f"{prefix}{self.key.session_id[:6]}{self._run}{next(self._ids):06d}"
@@ -226,6 +231,11 @@ class PaperGateway(OrderGateway):
         self._stream.remove_tick_listener(self._on_ticks)
 
     # Matching ------------------------------------------------------------------------------------
+    def match_ticks(self, ticks: list[QuoteTick]) -> None:
+        """Works the open paper orders against a batch of the stream's ticks (fills, triggers); any one thread."""
+        if self._tokens:  # read without the lock: an order placed meanwhile meets its first tick on placing
+            self._on_ticks(ticks)
+
     def _on_ticks(self, ticks: list[QuoteTick]) -> None:
         latest = {t.instrument_token: t for t in ticks}
         with self._lock:

@@ -13,22 +13,32 @@ targets), a tick without an exchange time. An index tick inside the forming minu
 bar and the clock, so it is queued without waking the thread: it is handled with the next wake or at the
 latest PUBLISH_EVERY later. Thirty agents woken on every frame fought for the GIL and each other's
 wake-ups (issue 5's tick-to-intent p99); now they wake when there is something to decide.
+
+The account's dispatcher (engine/dispatch.py). Once started, a running agent lends its trader's decisions to its
+account's dispatcher: the feed's thread runs the segment's bars, strategy and risk check under the agent's `lane`
+lock (`lend`), and hands this thread only what may block: a `Decision`'s entry (the durable intent, then the order),
+exits, stop moves, and the work after ticks (engine/decisions.py). The agent takes its ticks back (`_self_run`)
+while it starts or stops, while its lane is busy (an order update, a REST call), while something urgent waits in
+its inbox, from a decision until it has run it and emptied its queue, and for good when a decision took more than
+the dispatcher's budget (`run_alone`): then it is the agent of issue 5 again, waking on the ticks that decide.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from PySide6.QtCore import QThread
 
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
+from desktop.engine.decisions import Decision
 from desktop.engine.lockstep import Lockstep
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
@@ -64,8 +74,33 @@ class RunOnAgent:
 
 
 AgentCommand = Kill | StopAgent | RunOnAgent
-# What the urgent queue holds: commands, and the order updates and fills of the segment's orders.
-_Urgent = AgentCommand | Order | Fill
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What the account's dispatcher decided on this segment's ticks, for this thread to run (engine/decisions.py)."""
+
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionFailed:
+    """The segment's decision code raised on the dispatcher: this agent fails, saying why (its traceback)."""
+
+    failure: str
+    details: str
+
+
+class _Failed(Exception):
+    """Raised on the agent's thread for a `DecisionFailed`, so the segment fails as if it had raised here."""
+
+    def __init__(self, failure: str, details: str) -> None:
+        super().__init__(failure)
+        self.details = details
+
+
+# What the urgent queue holds: commands, the order updates and fills of the segment's orders, and decisions.
+_Urgent = AgentCommand | Order | Fill | Decided | DecisionFailed
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,10 +116,11 @@ class AgentView:
 class SegmentAgent(QThread):
     """One segment's worker thread: startup, then commands/orders before ticks until stopped or failed.
 
-    Threads. Built and `start`ed by its session on the GUI thread; `post_ticks` comes from the stream's
-    delivery (or the feed's) thread, `post_order`/`post_fill` from the delivery thread or this one (recovery),
-    `post_command` and `run_on_thread` from any thread; `run` and everything the trader does run on this
-    thread only. `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
+    Threads. Built and `start`ed by its session on the GUI thread; `lend`, `post_decision`, `fail_decision`,
+    `run_alone` and `post_ticks` come from the account feed's thread (its dispatcher), `post_order`/`post_fill`
+    from the delivery thread, the feed's (paper fills) or this one (recovery), `post_command` and `run_on_thread`
+    from any thread. The trader runs on this thread, or on the dispatcher's while it holds `lane` (`decide`
+    only). `view`, `state`, `squaring_off` and `backlog` are read from any thread (immutable or atomic).
     """
 
     def __init__(
@@ -108,7 +144,16 @@ class SegmentAgent(QThread):
         self.view = AgentView(trader.snapshot(AgentState.STARTING))
         self._on_stop: OnStop | None = None  # set by a StopAgent: the agent is stopping
         self._stop_deadline = 0.0
-        self.ticks_processed = 0
+        self.ticks_here = 0  # ticks this thread handled itself
+        self.ticks_decided = 0  # ticks the account's dispatcher decided (written by it only)
+        # The dispatcher's side (engine/dispatch.py): whoever runs the trader holds `lane`; `_self_run` says that this
+        # thread handles its ticks itself (until it hands them back, see the module docstring); `dispatched` that a
+        # dispatcher serves it at all; `alone` why it never hands them back again (a decision over budget).
+        self.lane = threading.RLock()
+        self._self_run = True
+        self.dispatched = False
+        self.alone: str | None = None
+        self.held_lines: deque[tuple[int, str, tuple[object, ...], datetime | None]] = deque()
         self._index_token = trader.segment.spec.index_token
         # End of the forming bar, set by this thread after each batch; read by the poster without a lock
         # (a stale value costs one needless wake, never a missed one: it only moves forward).
@@ -117,26 +162,110 @@ class SegmentAgent(QThread):
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
+    @property
+    def ticks_processed(self) -> int:
+        """Ticks of this segment handled so far, here or by the dispatcher (bench, tests)."""
+        return self.ticks_here + self.ticks_decided
+
     def post_ticks(
         self,
         ticks: list[Tick],
         received: float | None = None,
         wake_after: Callable[[Callable[[], None]], None] | None = None,
     ) -> None:
-        """Market data: handled after every queued command and order update.
+        """Market data, handled on this thread after every queued command and order update.
 
         `received` is when the frame carrying them arrived (`time.perf_counter()`), for latency probes.
         `wake_after`, from the frame's `TickBatch`, defers the wake-up until the whole frame is handed out.
         """
+        with self._cond:
+            self._queue_ticks(ticks, received, wake_after)
+
+    def _queue_ticks(
+        self,
+        ticks: list[Tick],
+        received: float | None,
+        wake_after: Callable[[Callable[[], None]], None] | None,
+        wake: bool = False,
+    ) -> None:
+        """`post_ticks` with `_cond` held (`wake`: wake this thread even for a tick that decides nothing)."""
         handed = time.perf_counter()
         posted = handed if received is None else received
-        wake = self._decides(ticks)
-        with self._cond:
-            self._ticks.append((ticks, posted, handed))
-            if wake and wake_after is None:
-                self._cond.notify()
-        if wake and wake_after is not None:
+        wake = wake or self._decides(ticks)
+        self._self_run = True  # queued ticks go before any the dispatcher could decide: this thread's now
+        self._ticks.append((ticks, posted, handed))
+        if wake and wake_after is None:
+            self._cond.notify()
+        elif wake and wake_after is not None:
             wake_after(self._wake)
+
+    # -- the dispatcher's side (the account feed's thread; engine/dispatch.py) ----------------------------------
+
+    def lend(
+        self, ticks: list[Tick], received: float, wake_after: Callable[[Callable[[], None]], None] | None
+    ) -> bool:
+        """The dispatcher offers `ticks`: True when the caller may decide them now, holding `lane` (it must let go
+        of it); False when they were queued for this thread (it runs its ticks itself now, or its lane is busy)."""
+        with self._cond:
+            if self._self_run or self._urgent or self.state is not AgentState.RUNNING:
+                if self.state is not AgentState.FAILED:
+                    self._queue_ticks(ticks, received, wake_after)
+                return False
+        if self.lane.acquire(blocking=False):
+            return True
+        with self._cond:  # busy with an order update or a REST call: the ticks wait their turn, in order
+            self._queue_ticks(ticks, received, wake_after, wake=True)
+        return False
+
+    def post_decision(
+        self, decision: Decision, wake_after: Callable[[Callable[[], None]], None] | None
+    ) -> None:
+        """The dispatcher's decision for this thread to run; its ticks are this thread's until it has."""
+        with self._cond:
+            self._self_run = True
+            self._urgent.append(Decided(decision))
+            if wake_after is None:
+                self._cond.notify()
+        if wake_after is not None:
+            wake_after(self._wake)
+
+    def fail_decision(self, failure: str, details: str) -> None:
+        """The segment's decision code raised on the dispatcher: this agent fails (its thread says so)."""
+        with self._cond:
+            self.alone = failure
+            self._self_run = True
+            self._urgent.append(DecisionFailed(failure, details))
+            self._cond.notify()
+
+    def run_alone(self, why: str) -> None:
+        """From now on this thread decides its segment's ticks itself (a decision took more than the dispatcher's
+        budget): said in its log and on its panel."""
+        line = (
+            logging.WARNING,
+            "%s: this segment runs on its own thread from now on",
+            (why,),
+            self.trader.market_time,
+        )
+        with self._cond:
+            self.alone = why
+            self._self_run = True
+            self.held_lines.append(line)  # written by this thread, as the dispatcher's other lines
+            self._cond.notify()
+        self.trader.changed = True
+
+    def _hand_back(self) -> None:
+        """This thread's queue is empty: the dispatcher decides its ticks again (`_cond` held)."""
+        if (
+            self._self_run
+            and self.dispatched
+            and self.alone is None
+            and not self._ticks
+            and not self._urgent
+            and self.state is AgentState.RUNNING
+            and self._on_stop is None
+            and not self.isInterruptionRequested()
+        ):
+            self._self_run = False
 
     def _wake(self) -> None:
         with self._cond:
@@ -240,14 +369,19 @@ class SegmentAgent(QThread):
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
-        for item in urgent:
-            self._handle(item)
-        if batch is not None:
-            ticks, self.trader.batch_posted, self.trader.batch_handed = batch
-            self.trader.batch_picked = time.perf_counter()
-            self.trader.on_ticks(ticks)
-            self.ticks_processed += len(ticks)
-            self._bar_ends = self.trader.bar_ends
+        with self.lane:
+            if self.held_lines:
+                self.trader.log.write_held(self.held_lines)  # the dispatcher's lines, before this thread's
+            for item in urgent:
+                self._handle(item)
+            if batch is not None:
+                ticks, self.trader.batch_posted, self.trader.batch_handed = batch
+                self.trader.batch_picked = time.perf_counter()
+                self.trader.on_ticks(ticks)
+                self.ticks_here += len(ticks)
+                self._bar_ends = self.trader.bar_ends
+        with self._cond:
+            self._hand_back()
         if self.isInterruptionRequested():
             return False
         if self._on_stop is not None:
@@ -302,24 +436,45 @@ class SegmentAgent(QThread):
                     t.log.info("stopping with %s kept open under its stop loss", t.holding.tradingsymbol)
             case RunOnAgent(fn):
                 fn(t)
+            case Decided(decision):
+                t.act(decision.actions)
+                if decision.rest is not None:
+                    for actions in decision.rest:  # the batch's ticks after the one that decided
+                        t.act(actions)
+                t.after_ticks()
+                self._bar_ends = t.bar_ends
+            case DecisionFailed(failure, details):
+                raise _Failed(failure, details)
 
     def _publish(self) -> None:
         t = self.trader
-        t.changed = False
-        h = getattr(t, "holding", None)
-        held = (
-            (Position(t.ctx.key, t.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price, h.last_price, t.realised),)
-            if h is not None
-            else ()
-        )  # fmt: skip
-        self.view = AgentView(
-            t.snapshot(self.state, self.failure), tuple(t.order_rows.values()), tuple(t.fill_rows), held
-        )
+        with (
+            self.lane
+        ):  # the dispatcher may be deciding on this trader: its state is read whole, between decisions
+            t.changed = False
+            h = getattr(t, "holding", None)
+            held = (
+                (Position(t.ctx.key, t.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price, h.last_price,
+                          t.realised),)
+                if h is not None
+                else ()
+            )  # fmt: skip
+            snapshot = t.snapshot(self.state, self.failure)
+            if self.alone is not None and self.failure is None:
+                snapshot = replace(
+                    snapshot, note="; ".join(n for n in (snapshot.note, f"own thread: {self.alone}") if n)
+                )
+            self.view = AgentView(snapshot, tuple(t.order_rows.values()), tuple(t.fill_rows), held)
 
     def _fail(self, exc: BaseException, what: str) -> None:
-        self.failure = f"{what}: {type(exc).__name__}: {exc}"
+        if isinstance(exc, _Failed):  # raised on the dispatcher: its own words and traceback
+            self.failure, details = str(exc), exc.details
+        else:
+            self.failure, details = f"{what}: {type(exc).__name__}: {exc}", traceback.format_exc()
         with contextlib.suppress(Exception):  # the log itself may be closed: the state still says why
-            self.trader.log.error("%s\n%s", self.failure, traceback.format_exc())
+            if self.held_lines:
+                self.trader.log.write_held(self.held_lines)
+            self.trader.log.error("%s\n%s", self.failure, details)
         self.state = AgentState.FAILED
         try:
             self._publish()

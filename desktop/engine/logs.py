@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +99,9 @@ class AgentLog:
         self.path = path
         self.market_time: datetime | None = None
         self._clock = clock  # the engine's market clock: the time of lines before any market time is set
+        # Set while the account's dispatcher runs this segment's decisions: lines are queued here (a file write has
+        # no place on the thread every segment of the account waits for) and written by `write_held`.
+        self.held: deque[tuple[int, str, tuple[Any, ...], datetime | None]] | None = None
 
     @property
     def name(self) -> str:
@@ -113,7 +117,17 @@ class AgentLog:
         when = at or self.market_time
         if when is None and self._clock is not None:
             when = self._clock()
+        held = self.held
+        if held is not None and exc_info is None:
+            held.append((level, msg, args, when))
+            return
         self.logger.log(level, msg, *args, exc_info=exc_info, extra={"market_time": when})
+
+    def write_held(self, lines: deque[tuple[int, str, tuple[Any, ...], datetime | None]]) -> None:
+        """Writes the lines queued in `lines` (see `held`), oldest first (the agent's thread)."""
+        while lines:
+            level, msg, args, when = lines.popleft()
+            self.logger.log(level, msg, *args, extra={"market_time": when})
 
     def debug(self, msg: str, *args: Any, at: datetime | None = None) -> None:
         """A DEBUG line."""

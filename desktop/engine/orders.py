@@ -23,6 +23,7 @@ cancelled) and what a settled order means for the position. Runs on the segment 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -211,13 +212,17 @@ class Orders:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def record_intent(self, intent: OrderIntent) -> bool:
-        """The intent made durable; False when the store cannot write it: then the session takes no new entries
-        (nothing may be sent that the journal does not hold) and exits are asked again a little later."""
+    def record_intent(self, intent: OrderIntent, commit: Callable[[], None] | None = None) -> bool:
+        """The intent made durable (`commit`: with the other intents of its frame, engine/decisions.py); False when
+        the store cannot write it: then the session takes no new entries (nothing may be sent that the journal does
+        not hold) and exits are asked again a little later."""
         t = self.t
         assert t.market_time is not None
         try:
-            t.ctx.store.intents.record(intent, at=t.market_time)
+            if commit is not None:
+                commit()
+            else:
+                t.ctx.store.intents.record(intent, at=t.market_time)
         except StoreError as e:
             halt = f"the journal cannot be written ({e})"
             self.outage = JournalOutage(halt, t.market_time + JOURNAL_RETRY)
@@ -257,11 +262,13 @@ class Orders:
             t.log.warning("the journal is written again: the session takes new entries again")
         return True
 
-    def send(self, intent: OrderIntent, recorded: bool = False) -> TrackedOrder | None:
+    def send(
+        self, intent: OrderIntent, recorded: bool = False, commit: Callable[[], None] | None = None
+    ) -> TrackedOrder | None:
         """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
         t = self.t
         assert t.market_time is not None
-        if not recorded and not self.record_intent(intent):
+        if not recorded and not self.record_intent(intent, commit):
             return None
         role = intent.role
         tracked = TrackedOrder(intent)

@@ -35,7 +35,6 @@ from typing import Any
 
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache, parse_instruments_csv
-from desktop.broker.paper import PaperGateway
 from desktop.broker.profiles import MemorySecretStore, Profile
 from desktop.broker.recording import (
     INSTRUMENTS_SUFFIX,
@@ -384,12 +383,8 @@ class Replay:
         session.start(params)
         for agent in _agents(session):
             agent.lockstep = gate
-        # Paper fills are matched as the frame is delivered, on the driver's thread, before the agents' turns
-        # (live they run on the stream's thread, racing the agents).
-        gateway, stream = session._gateway, session._stream
-        if isinstance(gateway, PaperGateway) and stream is not None:
-            stream.remove_tick_listener(gateway._on_ticks)
-            stream.add_tick_listener(gateway._on_ticks, on_feed_thread=True)
+        # Paper fills are matched as the frame is delivered, on the driver's thread (the feed's), before the
+        # decisions on it and the agents' turns: the session does so live too (SessionEngine._route_ticks).
         return session
 
     def _wait_started(self, sessions: list[SessionEngine], gate: Lockstep) -> None:

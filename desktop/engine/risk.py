@@ -189,6 +189,11 @@ class RiskManager:
             return self.check_exit(now)
         return self.check_entry(intent.segment, now, self._cost(intent))
 
+    def asks_price(self, intent: OrderIntent) -> bool:
+        """True when checking `intent` would ask the broker for the option's price (a market buy while the account's
+        funds are known): a network call, so the account's dispatcher leaves that check to the segment's agent."""
+        return intent.side is Side.BUY and intent.price is None and self._available is not None
+
     def _cost(self, intent: OrderIntent) -> Decimal | None:
         """What a buy needs from the available funds: premium × quantity; None when not known or not asked (a
         sell's margin is the broker's SPAN, which risk does not model: the broker's RMS decides it)."""

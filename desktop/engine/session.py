@@ -7,8 +7,10 @@ Threads (who calls what; docs/ARCHITECTURE.md has the whole picture):
   secret are done by its agents' threads (`_prepare`, once, before any segment loads);
 - a worker thread calls `stop` and `close` (they wait for the agents: up to a LIVE square-off's 45 s);
 - any thread calls `kill` (the global kill switch calls it from whoever pressed it);
-- the stream's delivery thread routes ticks (by instrument token) and order updates and fills (by the option's
-  underlying) into the agents' inboxes, and reports broker events; agents do the network work.
+- the account feed's thread routes ticks (by instrument token) to the account's dispatcher, which decides them for
+  the segments or queues them in their agents' inboxes (engine/dispatch.py), and works the paper orders against
+  them; the stream's delivery thread routes order updates and fills (by the option's underlying) into the agents'
+  inboxes and reports broker events; agents do the network work.
 One control lock (`_control`) guards the session's state and its parts; it is held only for quick changes, never
 while waiting for an agent or the network, so a kill never waits behind a stop, and the state's signal is
 emitted after it is let go. `snapshot()` merges the agents' last published views: immutable objects, read without
@@ -22,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -46,6 +48,7 @@ from desktop.broker.session import (
 from desktop.domain import Fill, Mode, Order, OrderIntent, Position, Segment, SessionKey, StrategyParams
 from desktop.engine import manual
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
+from desktop.engine.dispatch import AccountDispatcher, Dispatchers
 from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
 from desktop.engine.manual import ManualOutcome
@@ -92,6 +95,8 @@ class SessionServices:
     # The LIVE positions the open sessions of an account (user id) last published: the broker's positions are
     # the account's, and a session checks its own against them (`OutsideClose.account_share`, engine/outside.py).
     account_positions: Callable[[str], list[Position]] = lambda user_id: []
+    # Each account's dispatcher (engine/dispatch.py): its feed's thread decides for every segment of its sessions.
+    dispatchers: Dispatchers = field(default_factory=Dispatchers)
 
 
 class SessionEngine(QObject):
@@ -126,6 +131,10 @@ class SessionEngine(QObject):
         self._kite: KiteSession | None = None
         self._stream: MarketStream | None = None
         self._gateway: OrderGateway | None = None
+        self._paper: PaperGateway | None = (
+            None  # PAPER: its fills are matched on the feed's thread (`_route_ticks`)
+        )
+        self._dispatcher: AccountDispatcher | None = None
         self._risk: RiskManager | None = None
         # LIVE: the account's funds, fetched on the watcher's own thread (funds.py); kept readable after a stop.
         self._funds: FundsWatcher | None = None
@@ -216,13 +225,15 @@ class SessionEngine(QObject):
                 partial(self._kite.margins, "equity"), self._on_funds, name=f"funds-{self.key.session_id}"
             )
         else:
-            self._gateway = PaperGateway(
+            self._gateway = self._paper = PaperGateway(
                 self.key,
                 self._stream,
                 self._token_of,
                 clock=s.market_time,
                 freeze_overrides=params.freeze_overrides,
+                listen=False,  # its prices come from the feed's thread with the decisions (`_route_ticks`)
             )
+        self._dispatcher = s.dispatchers.for_account(self.user_id)
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
@@ -236,6 +247,7 @@ class SessionEngine(QObject):
             log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
             trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
             agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
+            agent.dispatched = True
             self._agents[segment] = agent
             self._routes[segment.spec.index_token] = agent
         self._stream.subscribe([seg.spec.index_token for seg in params.segments], MODE_FULL)
@@ -493,15 +505,25 @@ class SessionEngine(QObject):
     # -- routing (stream / caller threads) ----------------------------------------------------------
 
     def _route_ticks(self, ticks: TickBatch) -> None:
+        """The account feed's thread: the paper gateway's fills of the frame first (queued to the agents before any
+        decision on it, as a replay has them), then each segment's ticks to the account's dispatcher, which decides
+        them here or queues them for the segment's agent (engine/dispatch.py)."""
         self.ticks_routed += len(ticks)
+        paper = self._paper
+        if paper is not None:
+            paper.match_ticks(ticks)
         routes = self._routes
         batches: dict[int, list[Any]] = {}
         for q in ticks:
             agent = routes.get(q.instrument_token)
             if agent is not None:
                 batches.setdefault(id(agent), [agent]).append(q.to_tick())
+        dispatcher = self._dispatcher
         for batch in batches.values():  # with when the frame arrived: the latency clock starts there
-            batch[0].post_ticks(batch[1:], ticks.received, ticks.wake_after)
+            if dispatcher is None:
+                batch[0].post_ticks(batch[1:], ticks.received, ticks.wake_after)
+            else:
+                dispatcher.hand(batch[0], batch[1:], ticks.received, ticks.wake_after, ticks.wakes)
 
     def _agent_for_symbol(self, symbol: str) -> SegmentAgent | None:
         m = _UNDERLYING.match(symbol)
@@ -628,6 +650,7 @@ class SessionEngine(QObject):
         self._routes = {}
         self._unsubscribe_kill = None
         self._gateway = self._stream = self._kite = None
+        self._paper = None
         self._risk = None
 
         def close_parts() -> None:

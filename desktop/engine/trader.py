@@ -1,15 +1,18 @@
-"""`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by its agent's thread only.
+"""`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by one thread at a time.
 
 It orchestrates index ticks → 1-minute bars (exchange time) → strategy → risk → entries and exits; its helpers,
 on the same thread, do the rest: `Orders` (orders.py) the order lifecycle, write-ahead journal and fills;
 `Protection` (protection.py) the stop-loss order placed at the broker (LIVE) or the paper gateway (PAPER) as
 soon as an entry fills; `OutsideClose` (outside.py) a position closed in Kite web; `HoldingKeeper`
-(holding.py) what is held and its P&L. One thread, so no locks; `snapshot()` returns immutable objects.
+(holding.py) what is held and its P&L. One thread at a time, so no locks of its own: its agent's thread, or its
+account's dispatcher (engine/dispatch.py) running `decide` (no I/O) on the feed's thread while it holds the agent's
+`lane` lock; `snapshot()` returns immutable objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +24,7 @@ from desktop.broker.instruments import InstrumentBook
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderType, Segment, Side, Tick
 from desktop.engine.chart import IndexChart
 from desktop.engine.context import Holding, TraderContext
+from desktop.engine.decisions import Decision, ReadyEntry
 from desktop.engine.holding import HoldingKeeper
 from desktop.engine.logs import AgentLog
 from desktop.engine.orders import ORDER_PATIENCE, Orders, TrackedOrder, sent_note
@@ -45,7 +49,8 @@ class Closing:
 
 
 class SegmentTrader:
-    """The trading logic of one segment; every method is called from the agent's thread only."""
+    """The trading logic of one segment; called from its agent's thread, or (`decide`) from its account's
+    dispatcher holding the agent's lane."""
 
     def __init__(self, ctx: TraderContext, segment: Segment, strategy: Strategy, log: AgentLog) -> None:
         # Orders above the exchange's freeze quantity go out in slices, tracked as one (desktop/engine/slices.py).
@@ -133,6 +138,15 @@ class SegmentTrader:
         """A batch of this segment's ticks (index and held option)."""
         if self.orders.unsaved_fills:
             self.orders.save_fills()
+        for actions in self.tick_steps(ticks):
+            self.act(actions)
+        self.after_ticks()
+
+    def tick_steps(self, ticks: Sequence[Tick]) -> Iterator[list[Action]]:
+        """The clock, bars and strategy over `ticks`, yielding the strategy's actions where they are to be run
+        before the next step (`on_ticks` runs them at once; the dispatcher hands them to the agent with the rest
+        of this generator). No I/O here: log lines of the dispatcher's steps are queued (`AgentLog.held`)."""
+        self.changed = True
         index_token = self.segment.spec.index_token
         for tick in ticks:
             t = tick.exchange_timestamp
@@ -143,16 +157,21 @@ class SegmentTrader:
             if tick.instrument_token == index_token:
                 self.index_price = tick.last_price
                 closed = self.chart.add_tick(tick)
-                if closed is not None:
-                    self.act(self.strategy.on_bar(closed))
-                if t is not None and self.holding is not None:
-                    self.act(self.strategy.on_clock(t))
+                if closed is not None and (actions := self.strategy.on_bar(closed)):
+                    yield actions
+                if t is not None and self.holding is not None and (actions := self.strategy.on_clock(t)):
+                    yield actions
             elif self.holding is not None and tick.instrument_token == self.holding.token:
                 self.holding.last_price = tick.last_price
                 when = t or self.market_time
                 if when is not None:
-                    self.act(self.strategy.on_option_price(tick.last_price, when))
+                    if actions := self.strategy.on_option_price(tick.last_price, when):
+                        yield actions
                     self.ctx.risk.update_pnl(self.segment, self.realised, self.unrealised, when)
+
+    def after_ticks(self) -> None:
+        """What follows a batch of ticks (the agent's thread: it may call the broker): overdue orders cancelled,
+        the stop retried or chased, the broker's positions checked, a failed kill's exit asked again."""
         now = self.market_time
         if now is not None:
             if self.orders.working:
@@ -167,13 +186,51 @@ class SegmentTrader:
                     self.exit(closing.reason)  # a kill's or square-off's exit failed: asked again
         self.changed = True
 
+    # -- the dispatcher's part (engine/dispatch.py: the account feed's thread, under the agent's lane) ----------
+
+    def chores_due(self) -> bool:
+        """True when the agent's own thread has work on this segment around its ticks (the store, the broker):
+        unsaved fills, orders working, a journal to try again, a stop to retry or chase, the broker's positions
+        to read, an exit to ask again. Errs on the side of True: the agent then handles the ticks itself."""
+        h = self.holding
+        stop = h.stop_order if h is not None else None
+        state = self.protection.state
+        closing = self.closing
+        return bool(
+            self.orders.unsaved_fills
+            or self.orders.working
+            or self.orders.outage is not None
+            or (closing is not None and closing.again_at is not None)
+            or state.move_retry is not None
+            or state.retry_at is not None
+            or state.unprotected
+            or (h is not None and (stop is None or not stop.resting or stop.triggered_at is not None))
+            or (h is not None and self.mode is Mode.LIVE and time.monotonic() >= self.outside.next_check)
+        )
+
+    def decide(self, ticks: Sequence[Tick]) -> Decision | None:
+        """The decision-only part of `on_ticks`, for the account's dispatcher (no I/O): bars, strategy, and an
+        entry's option, intent and risk check. Stops at the first tick that leads to actions and hands them, with
+        the rest of the batch, to the agent (`Decision`); None when the agent has nothing to do."""
+        steps = self.tick_steps(ticks)
+        for actions in steps:
+            if len(actions) == 1 and isinstance(actions[0], EnterPosition):
+                ready = self.ready_entry(actions[0], on_dispatcher=True)
+                if ready is None:
+                    continue  # refused here (said, the strategy told): nothing for the agent
+                return Decision([ready], steps)
+            return Decision(list(actions), steps)
+        return Decision() if self.chores_due() else None
+
     # -- actions ------------------------------------------------------------------------------------
 
-    def act(self, actions: list[Action]) -> None:
+    def act(self, actions: Sequence[Action | ReadyEntry]) -> None:
         """Runs strategy actions: entries through risk, exits always, stop moves to the broker."""
         for action in actions:
             if isinstance(action, EnterPosition):
                 self._enter(action)
+            elif isinstance(action, ReadyEntry):
+                self.send_entry(action)
             elif isinstance(action, ExitPosition):
                 self.exit(action.reason)
             elif isinstance(action, MoveStop):
@@ -188,17 +245,24 @@ class SegmentTrader:
         )
 
     def _enter(self, action: EnterPosition) -> None:
+        ready = self.ready_entry(action)
+        if ready is not None:
+            self.send_entry(ready)
+
+    def ready_entry(self, action: EnterPosition, on_dispatcher: bool = False) -> ReadyEntry | None:
+        """The entry up to its risk check: the option, the quantity, the intent; None when refused (said, and the
+        strategy told). `on_dispatcher`: a check that would ask the broker for a price is left to the agent."""
         now = self.market_time
         assert now is not None and self.book is not None
         if self.halted_entries or self.holding is not None or self.orders.open_entry() is not None:
             self.strategy.on_entry_rejected("an entry or position is already on its way")
-            return
+            return None
         if not self.orders.journal_back(now):
             self.strategy.on_entry_rejected("the journal cannot be written")
-            return
+            return None
         if self.index_price is None:
             self.strategy.on_entry_rejected("no index price yet")
-            return
+            return None
         try:
             contract = self.book.resolve_itm_option(
                 self.segment, self.index_price, action.right, self.offset, now.date()
@@ -207,25 +271,58 @@ class SegmentTrader:
         except (BrokerError, ValueError) as e:
             self.log.warning("entry skipped: %s", e)
             self.strategy.on_entry_rejected(str(e))
-            return
+            return None
         intent = self.intent(
             contract.exchange, contract.tradingsymbol, Side.BUY, qty, "entry", OrderRole.ENTRY
         )
-        decision = self.ctx.risk.check(intent, now)
+        ready = ReadyEntry(action, contract, intent, checked=False)
+        if on_dispatcher and self.ctx.risk.asks_price(intent):
+            return ready  # the margin check asks Kite for the option's price: on the agent's thread
+        return ready if self._risk_check(ready) else None
+
+    def _risk_check(self, ready: ReadyEntry) -> bool:
+        now = self.market_time
+        assert now is not None
+        decision = self.ctx.risk.check(ready.intent, now)
         if not decision:
             # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
             # left the trader guessing why nothing traded).
             self.log.info("entry refused by risk: %s", decision.reason)
             self.risk_note = (now.date(), decision.reason)
             self.strategy.on_entry_rejected(decision.reason)
-            return
+            return False
         self.risk_note = None
+        ready.checked = True
         if self.observer is not None:
             self.observer.entry_decided(self.batch_posted, self.batch_handed, self.batch_picked)
+        return True
+
+    def send_entry(self, ready: ReadyEntry) -> None:
+        """Sends an entry made ready by `ready_entry` (here or on the dispatcher): the segment's own order state
+        is checked again first, as the dispatcher may have decided on a view a tick old; a second entry is never
+        sent because of that."""
+        now = self.market_time
+        assert now is not None
+        if self.holding is not None or self.orders.open_entry() is not None:
+            # Risk counted it (the dispatcher's check) only if it saw the segment free: an entry of ours is on its
+            # way or held, and risk's count of it must stay.
+            self.log.warning(
+                "an entry decided on a view a tick old is not sent: an entry or position is on its way"
+            )
+            self.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if self.halted_entries:
+            if ready.checked:
+                self.ctx.risk.on_entry_failed(self.segment)
+            self.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if not ready.checked and not self._risk_check(ready):
+            return
+        action, contract, intent, qty = ready.action, ready.contract, ready.intent, ready.intent.quantity
         self.keeper.contract = contract
         # The order goes out first (its intent journaled durably before): the note, the log line and the option's
         # subscription come after, holding up neither it nor the other agents deciding on the same tick.
-        sent = self.orders.send(intent)
+        sent = self.orders.send(intent, commit=ready.commit)
         if sent and self.observer is not None:
             self.observer.entry_sent(self.batch_posted)
         self.journal(
@@ -241,7 +338,8 @@ class SegmentTrader:
             self.strategy.on_entry_rejected("the entry order failed")
             return
         self.ctx.watch_option(contract.instrument_token, self.segment)
-        self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
+        if self.index_price is not None:
+            self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
     def exit(self, reason: str, limit: Decimal | None = None, at_once: bool = False) -> bool:
         """Sells the held option now (at `limit`, else at market), the resting SL order cancelled first; False

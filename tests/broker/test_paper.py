@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -358,3 +359,21 @@ def test_paper_refuses_the_26th_modification_of_an_order(stream: MarketStream) -
     with pytest.raises(InputRejected, match="Maximum allowed order modifications"):
         gw.modify(stop.order_id, trigger_price=Decimal("92"), price=Decimal("87"))
     assert gw.cancel(stop.order_id).status is OrderStatus.CANCELLED
+
+
+def test_a_gateway_fed_by_its_owner_wakes_no_delivery_thread_and_fills_on_the_ticks_it_is_handed(
+    stream: MarketStream,
+) -> None:
+    gw = PaperGateway(KEY, stream, lambda ex, sym: TOKEN, listen=False)
+    seen = Seen(gw)
+    assert stream._tick_listeners == [], (
+        "no listener: the stream's delivery thread is not woken for its prices"
+    )
+    gw.match_ticks([tick("88.40")])  # no open order: nothing to work
+    order = gw.place(intent())
+    assert seen.status(order.order_id) is OrderStatus.OPEN
+    push(stream, "88.40")  # the stream alone does not fill it
+    time.sleep(0.05)
+    assert seen.status(order.order_id) is OrderStatus.OPEN
+    gw.match_ticks([tick("88.45", 1)])  # the session's feed-thread route hands it the frame
+    assert seen.status(order.order_id) is OrderStatus.COMPLETE and seen.fills[0].price == Decimal("88.45")

@@ -123,7 +123,10 @@ def make(tmp_path: Path):
     stores: list[Store] = []
     logs: list[SessionLogs] = []
 
-    def build(mode: Mode = Mode.LIVE, segment: Segment = Segment.NIFTY, **raw: object):
+    def build(
+        mode: Mode = Mode.LIVE, segment: Segment = Segment.NIFTY, store: Store | None = None, **raw: object
+    ):
+        """`store`: another trader's (a second session of the same store), else a store of its own."""
         params = parse_params(
             {
                 "segments": [segment.value],
@@ -136,8 +139,9 @@ def make(tmp_path: Path):
             confirm_live=True,
         )
         key = SessionKey.new("UK9394")
-        store = Store.open(tmp_path / key.session_id)
-        stores.append(store)
+        if store is None:
+            store = Store.open(tmp_path / key.session_id)
+            stores.append(store)
         store.sessions.record_session(key, label="t", params={}, mode=mode, state="running", started_at=T0)
         gateway = RecordingGateway(key, mode, store)
         ctx = TraderContext(key, "t", params, store, gateway, RiskManager(params), lambda token, seg: None)

@@ -17,7 +17,10 @@ from desktop.store import AccountRequiredError, Store
 from tests.store.conftest import DAY, make_fill, make_intent, make_order, new_session
 
 # Methods that take a record carrying its SessionKey: they write that account's rows only.
-KEYED_RECORD_TYPES = {"SessionKey", "OrderIntent", "Order", "Fill", "Position"}
+KEYED_RECORD_TYPES = {
+    "SessionKey", "OrderIntent", "Order", "Fill", "Position",
+    "Sequence[tuple[OrderIntent, datetime]]",  # intents.record_all: each intent carries its key, checked one by one
+}  # fmt: skip
 # Public methods named with these verbs write; every other method is a read.
 WRITE_VERBS = ("save", "prune", "acknowledge", "record", "upsert", "append", "set_")
 # Reads that return no trading rows, with the reason they need no account.

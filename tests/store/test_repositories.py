@@ -234,3 +234,23 @@ def test_money_as_a_float_is_refused(store):
     with pytest.raises(StoreError, match="money must be a Decimal"):
         store.positions.upsert(Position(key, Mode.PAPER, "NFO", SYMBOL, 65, 100.05))  # type: ignore[arg-type]
     assert store.positions.for_session(broker_id="AB1234", session_id=key.session_id) == []
+
+
+def test_intents_recorded_together_are_all_saved_in_one_transaction_or_none(store):
+    key = new_session(store, "AB1234", mode=Mode.PAPER)
+    intents = [make_intent(key, mode=Mode.PAPER) for _ in range(3)]
+    batches = store._db.batches
+    assert store.intents.record_all([(i, DAY) for i in intents]) == [True, True, True]
+    assert store._db.batches == batches + 1
+    saved = {
+        i.intent_id for i in store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    }
+    assert {i.intent_id for i in intents} <= saved
+    live = make_intent(key, mode=Mode.LIVE)  # this session trades PAPER: refused, and takes its group with it
+    fresh = make_intent(key, mode=Mode.PAPER)
+    with pytest.raises(StoreError):
+        store.intents.record_all([(fresh, DAY), (live, DAY)])
+    saved = {
+        i.intent_id for i in store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    }
+    assert fresh.intent_id not in saved

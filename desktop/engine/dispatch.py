@@ -1,0 +1,139 @@
+"""`AccountDispatcher`: one per account feed; decides where the tick lands, for every segment of every session.
+
+Waking one agent thread per segment on each deciding tick cost more than the decision (issue 18: thirty woken
+threads gave tick-to-intent p99 12-26 ms where one thread running the same code gave about 2 ms; a `Condition`
+wake-up costs as much as a bar close). So the account feed's thread, which has just decoded the frame, runs each
+interested segment's bars, strategy and risk check itself, in the frame's (market-time) order, and wakes a
+segment's agent only when there is something that may block to do: the durable intent and the order, an exit, a
+stop to move, an order to cancel (`SegmentTrader.decide`, engine/decisions.py). A slow Kite reply still delays only
+its own segment: the dispatcher never waits for an agent (`SegmentAgent.lend` takes the agent's lane lock only if
+it is free; a busy agent gets the ticks in its own queue, in order).
+
+- A decision that raises fails its segment only (`SegmentAgent.fail_decision`), with its traceback in the
+  segment's log; the dispatcher goes on with the others.
+- A decision over `BUDGET_S` of CPU (measured per call, the thread's own time: waiting for the interpreter lock
+  is not counted) moves that segment to its own thread for good (`SegmentAgent.run_alone`): one slow strategy must
+  not hold every other segment of the account up. The log and the segment's panel say so. A call during which the
+  garbage collector ran is not held against its segment (a full collection of this process can take longer than
+  the budget by itself); the segment's next slow call is.
+- The entry intents decided on one frame share one durable commit (`FrameCommit`), made by the first agent about
+  to send one of them, still before its order; the agents are woken once the whole frame is decided.
+- The log lines of a decision are queued (`AgentLog.held`) and written by the agent's thread.
+
+Threads: `hand` runs on the account feed's thread only (a replay's driver thread); sessions of one account share
+its dispatcher through `Dispatchers`, which any thread may ask.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from desktop.domain import Tick
+from desktop.engine.decisions import FrameCommit, ReadyEntry
+
+if TYPE_CHECKING:
+    from desktop.engine.agent import SegmentAgent
+    from desktop.store import Store
+
+BUDGET_S = 0.005  # CPU seconds one decision may take on the dispatcher before its segment gets its own thread
+
+WakeAfter = Callable[[Callable[[], None]], None]
+
+
+class AccountDispatcher:
+    """Runs the decisions of an account's segments on its feed's thread (see the module docstring)."""
+
+    def __init__(self, broker_id: str, budget_s: float = BUDGET_S) -> None:
+        self.broker_id = broker_id
+        self.budget_s = budget_s
+        self._commits: dict[int, FrameCommit] = {}  # the frame's group commit, per store
+        self._frame: object | None = None  # the frame being handed out (its wake-up list)
+        self.decisions = 0  # decide calls run here (bench, tests)
+        self.cpu_s = 0.0  # their CPU time
+        self.moved: list[str] = []  # segments sent to their own thread, and why (tests, bench)
+
+    def hand(
+        self,
+        agent: SegmentAgent,
+        ticks: list[Tick],
+        received: float,
+        wake_after: WakeAfter | None = None,
+        frame: object | None = None,
+    ) -> None:
+        """One segment's ticks of the frame arriving now: decided here, or queued for its agent (feed thread).
+        `frame` is the same object for every part of one frame (its `TickBatch.wakes`), None for a frame alone."""
+        if not agent.lend(ticks, received, wake_after):
+            return
+        trader = agent.trader
+        collections = _collections()
+        started = time.thread_time()
+        log = trader.log
+        try:
+            log.held = agent.held_lines
+            trader.batch_posted, trader.batch_handed = received, time.perf_counter()
+            trader.batch_picked = trader.batch_handed
+            if trader.chores_due():
+                decision = None
+                agent.post_ticks(ticks, received, wake_after)  # the agent's own work first: it takes them
+            else:
+                decision = trader.decide(ticks)
+                agent.ticks_decided += len(ticks)
+                agent._bar_ends = trader.bar_ends
+        except Exception as e:
+            failure = f"segment failed: {type(e).__name__}: {e}"
+            agent.fail_decision(failure, traceback.format_exc())
+            return
+        finally:
+            log.held = None
+            agent.lane.release()
+            spent = time.thread_time() - started
+            self.decisions += 1
+            self.cpu_s += spent
+        if spent > self.budget_s and _collections() == collections:
+            why = f"a decision took {spent * 1000:.1f} ms (the budget is {self.budget_s * 1000:g} ms)"
+            self.moved.append(f"{trader.ctx.key.session_id[:8]}/{agent.segment.value}: {why}")
+            agent.run_alone(why)
+        if decision is None:
+            return
+        for action in decision.actions:
+            if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
+                commit = self._commit_of(trader.ctx.store, frame)
+                action.commit = commit.add(action.intent, trader.market_time)
+        agent.post_decision(decision, wake_after)
+
+    def _commit_of(self, store: Store, frame: object | None) -> FrameCommit:
+        """The group commit of the frame being handed out, for `store` (a new one each frame)."""
+        if frame is None or frame is not self._frame:
+            self._commits = {}
+            self._frame = frame
+        commit = self._commits.get(id(store))
+        if commit is None:
+            commit = self._commits[id(store)] = FrameCommit(store)
+        return commit
+
+
+def _collections() -> int:
+    """Garbage collections run so far in this process (all generations)."""
+    return sum(generation["collections"] for generation in gc.get_stats())
+
+
+class Dispatchers:
+    """The dispatcher of each account (by broker id), shared by that account's sessions; thread-safe."""
+
+    def __init__(self, budget_s: float = BUDGET_S) -> None:
+        self._lock = threading.Lock()
+        self._by_account: dict[str, AccountDispatcher] = {}
+        self.budget_s = budget_s
+
+    def for_account(self, broker_id: str) -> AccountDispatcher:
+        """The account's dispatcher (made on first use)."""
+        with self._lock:
+            dispatcher = self._by_account.get(broker_id)
+            if dispatcher is None:
+                dispatcher = self._by_account[broker_id] = AccountDispatcher(broker_id, self.budget_s)
+            return dispatcher

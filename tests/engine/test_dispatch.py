@@ -1,0 +1,360 @@
+"""The account dispatcher (engine/dispatch.py): decisions on the feed's thread, what may block on the agent's.
+
+Unit level: real `SegmentTrader`s (strategy, risk, store) and real `SegmentAgent` threads, a recording gateway in
+place of the broker; the test's own thread plays the account feed's thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from desktop.domain import Mode, OptionRight, OrderRole, Segment, Side, Tick
+from desktop.engine.agent import Decided, RunOnAgent, SegmentAgent, StopAgent
+from desktop.engine.decisions import Decision, FrameCommit, ReadyEntry
+from desktop.engine.dispatch import AccountDispatcher
+from desktop.engine.probes import LatencyProbe
+from desktop.engine.snapshots import AgentState
+from desktop.engine.strategy.base import Action, EnterPosition
+from desktop.engine.trader import SegmentTrader
+from desktop.engine.workspace import OnStop
+from tests.engine.traders import T0
+
+NEXT_BAR = T0 + timedelta(minutes=1)
+
+
+def _entering(trader: SegmentTrader, before: Callable[[], None] = lambda: None) -> None:
+    """The trader's strategy asks for a CE entry on every closed bar (after `before()`)."""
+
+    def on_bar(bar: object) -> list[Action]:
+        before()
+        trader.strategy.pending_entry = OptionRight.CE  # type: ignore[attr-defined]
+        return [EnterPosition(OptionRight.CE, "test")]
+
+    trader.strategy.on_bar = on_bar  # type: ignore[method-assign]
+
+
+def _index(trader: SegmentTrader, seconds: int, price: str = "25012.40") -> list[Tick]:
+    return [Tick(trader.segment.spec.index_token, Decimal(price), T0 + timedelta(seconds=seconds))]
+
+
+def _wait(predicate: Callable[[], object], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.005)
+    return bool(predicate())
+
+
+def _agent(trader: SegmentTrader) -> SegmentAgent:
+    """A started, dispatched agent whose ticks the dispatcher decides (its trader is loaded already)."""
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)
+    agent.dispatched = True
+    agent.start()
+    assert _wait(lambda: agent.state is AgentState.RUNNING and not agent._self_run)
+    return agent
+
+
+def _stop(*agents: SegmentAgent) -> None:
+    for agent in agents:
+        if agent.isRunning():
+            agent.post_command(StopAgent(OnStop.KEEP))
+    for agent in agents:
+        assert agent.wait(5000)
+
+
+def test_the_dispatcher_decides_on_its_thread_and_the_agent_sends_the_entry(make, qapp) -> None:
+    trader, gateway, _store = make(Mode.PAPER)
+    _entering(trader)
+    sent_on: list[int] = []
+    place = gateway.place
+    gateway.place = lambda intent: (sent_on.append(threading.get_ident()), place(intent))[1]  # type: ignore[method-assign]
+    trader.observer = probe = LatencyProbe()
+    agent = _agent(trader)
+    dispatcher = AccountDispatcher("UK9394")
+    try:
+        dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+        dispatcher.hand(agent, _index(trader, 60), time.perf_counter())  # closes the 10:00 bar: an entry
+        assert _wait(lambda: len(gateway.placed) == 1)
+        assert agent.ticks_decided == 2 and agent.ticks_here == 0, "both ticks decided on the dispatcher"
+        assert len(probe.decided) == 1, "the risk check ran on the dispatcher"
+        agent_thread: list[int] = []
+        agent.run_on_thread(lambda t: agent_thread.append(threading.get_ident()))
+        assert _wait(lambda: agent_thread)
+        assert sent_on == agent_thread != [threading.get_ident()], (
+            "the order went out from the segment's thread"
+        )
+        assert gateway.placed[0].role is OrderRole.ENTRY and gateway.placed[0].side is Side.BUY
+        assert _wait(lambda: not agent._self_run), (
+            "the agent hands its ticks back once it has run the decision"
+        )
+    finally:
+        _stop(agent)
+
+
+def test_a_second_entry_decided_on_a_view_a_tick_old_is_never_sent(make, qapp) -> None:
+    trader, gateway, _store = make(Mode.PAPER)
+    trader.market_time = T0
+    first = trader.ready_entry(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
+    assert first is not None and first.checked
+    # The same decision made again on a view that did not show the first entry yet (the dispatcher's view may be a
+    # tick old): a second intent, checked, handed to the agent after the first.
+    again = replace(first, intent=replace(first.intent, intent_id="second-intent"))
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)
+    agent.start()
+    try:
+        agent._post(Decided(Decision([first])))
+        agent._post(Decided(Decision([again])))
+        assert _wait(lambda: len(gateway.placed) >= 1)
+        agent.run_on_thread(lambda t: None)
+        time.sleep(0.2)
+        assert [i.intent_id for i in gateway.placed] == [first.intent.intent_id], "one entry, never a second"
+        assert trader.ctx.risk.open_positions == 1, "the refused one did not free the entry on its way"
+    finally:
+        _stop(agent)
+    text = trader.log.path.read_text(encoding="utf-8")
+    assert "an entry decided on a view a tick old is not sent" in text
+
+
+def test_ticks_of_a_busy_agent_wait_in_its_queue_in_order_and_are_decided_there(make, qapp) -> None:
+    trader, gateway, _store = make(Mode.PAPER)
+    _entering(trader)
+    agent = _agent(trader)
+    dispatcher = AccountDispatcher("UK9394")
+    busy, release = threading.Event(), threading.Event()
+    try:
+        agent.post_command(RunOnAgent(lambda t: (busy.set(), release.wait(5))))  # a slow REST call, say
+        assert busy.wait(5)
+        started = time.monotonic()
+        dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+        dispatcher.hand(agent, _index(trader, 60), time.perf_counter())
+        assert time.monotonic() - started < 0.5, "the dispatcher never waits for a busy agent"
+        assert agent.ticks_decided == 0 and gateway.placed == []
+        release.set()
+        assert _wait(lambda: len(gateway.placed) == 1), "the agent decided its queued ticks itself, in order"
+        assert _wait(lambda: agent.ticks_here == 2)
+        assert _wait(lambda: not agent._self_run)
+        dispatcher.hand(agent, _index(trader, 65), time.perf_counter())
+        # Its entry is working (the broker has not filled it): the agent watches it on each tick, as before.
+        assert _wait(lambda: agent.ticks_here == 3) and agent.ticks_decided == 0
+    finally:
+        release.set()
+        _stop(agent)
+
+
+def test_a_strategy_exception_on_the_dispatcher_fails_only_its_segment(make, qapp) -> None:
+    bad, _, _ = make(Mode.PAPER)
+    good, good_gateway, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, itm_offset=100)
+    _entering(bad, before=lambda: 1 / 0)
+    _entering(good)
+    agents = [_agent(bad), _agent(good)]
+    dispatcher = AccountDispatcher("UK9394")
+    try:
+        for agent in agents:
+            dispatcher.hand(agent, _index(agent.trader, 5), time.perf_counter())
+        for agent in agents:
+            price = "25012.40" if agent.segment is Segment.NIFTY else "60040"
+            dispatcher.hand(agent, _index(agent.trader, 60, price), time.perf_counter())
+        assert _wait(lambda: agents[0].state is AgentState.FAILED and len(good_gateway.placed) == 1)
+        assert agents[1].state is AgentState.RUNNING
+        assert "ZeroDivisionError" in (agents[0].failure or "")
+        dispatcher.hand(agents[0], _index(bad, 61), time.perf_counter())  # a failed segment is left alone
+        assert agents[0].backlog == 0
+    finally:
+        _stop(*agents)
+    text = bad.log.path.read_text(encoding="utf-8")
+    assert "Traceback" in text and "ZeroDivisionError" in text
+    assert "Traceback" not in good.log.path.read_text(encoding="utf-8")
+
+
+def _busy(seconds: float) -> None:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_decision_over_its_budget_moves_its_segment_to_its_own_thread(make, qapp) -> None:
+    trader, gateway, _store = make(Mode.PAPER)
+    _entering(trader, before=lambda: _busy(0.008))
+    agent = _agent(trader)
+    dispatcher = AccountDispatcher("UK9394", budget_s=0.005)
+    try:
+        dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+        assert agent.alone is None, "a cheap decision stays on the dispatcher"
+        dispatcher.hand(agent, _index(trader, 60), time.perf_counter())
+        assert agent.alone is not None and "budget is 5 ms" in agent.alone
+        assert _wait(lambda: len(gateway.placed) == 1), "the decision itself still counts"
+        assert _wait(lambda: "own thread" in agent.view.snapshot.note), "said on the segment's panel"
+        decided = agent.ticks_decided
+        dispatcher.hand(agent, _index(trader, 70), time.perf_counter())
+        assert _wait(lambda: agent.ticks_here == 1) and agent.ticks_decided == decided, (
+            "decided on its own thread"
+        )
+        assert dispatcher.moved and "NIFTY" in dispatcher.moved[0]
+    finally:
+        _stop(agent)
+    assert "runs on its own thread from now on" in trader.log.path.read_text(encoding="utf-8")
+
+
+def test_a_slow_decision_during_which_the_garbage_collector_ran_does_not_move_its_segment(make) -> None:
+    import gc
+
+    trader, _gateway, _store = make(Mode.PAPER)
+    _entering(trader, before=lambda: (gc.collect(), _busy(0.008)))
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # its thread not started: the test steps it
+    agent.state, agent._self_run, agent.dispatched = AgentState.RUNNING, False, True
+    dispatcher = AccountDispatcher("UK9394", budget_s=0.005)
+    dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+    dispatcher.hand(agent, _index(trader, 60), time.perf_counter())
+    assert agent.alone is None and dispatcher.moved == []
+    assert dispatcher.cpu_s > 0.005, "the call was slow, the collector's pause counted as the reason"
+
+
+def test_a_decisions_log_lines_are_queued_and_written_by_the_agent(make) -> None:
+    trader, gateway, _store = make(Mode.PAPER)
+    _entering(trader)
+    trader.ctx.risk.kill("a test halt")  # every entry refused: one line each
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None)  # its thread not started: the test steps it
+    agent.state, agent._self_run, agent.dispatched = AgentState.RUNNING, False, True
+    dispatcher = AccountDispatcher("UK9394")
+    dispatcher.hand(agent, _index(trader, 5), time.perf_counter())
+    dispatcher.hand(agent, _index(trader, 60), time.perf_counter())
+    path = trader.log.path
+    assert "entry refused by risk" not in path.read_text(encoding="utf-8"), "no file write on the dispatcher"
+    assert any("entry refused by risk" in msg for _, msg, _, _ in agent.held_lines)
+    agent._step_inbox(wait=False)
+    assert "entry refused by risk: session halted (a test halt)" in path.read_text(encoding="utf-8")
+    assert not agent.held_lines and gateway.placed == []
+
+
+def test_the_entries_decided_on_one_frame_share_one_durable_commit_before_their_orders(make, qapp) -> None:
+    first, gateway, store = make(Mode.PAPER)
+    second, second_gateway, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, store=store, itm_offset=100)
+    for trader in (first, second):
+        _entering(trader)
+    agents = [_agent(first), _agent(second)]
+    dispatcher = AccountDispatcher("UK9394")
+    batches = store._db.batches
+    try:
+        for agent in agents:
+            dispatcher.hand(agent, _index(agent.trader, 5), time.perf_counter())
+        wakes: list[Callable[[], None]] = []  # one frame: the agents are woken once it is all decided
+        for agent in agents:
+            price = "25012.40" if agent.segment is Segment.NIFTY else "60040"
+            dispatcher.hand(agent, _index(agent.trader, 60, price), time.perf_counter(), wakes.append, wakes)
+        commit = dispatcher._commits[id(store)]
+        for wake in wakes:
+            wake()
+        assert _wait(lambda: len(gateway.placed) == 1 and len(second_gateway.placed) == 1)
+        assert commit.transactions == 1, "both intents in one durable transaction"
+        assert store._db.batches - batches >= 1
+        # RecordingGateway.place asserts that each intent was journaled before its order was sent.
+    finally:
+        _stop(*agents)
+
+
+def test_a_frame_commit_commits_every_waiting_intent_at_once_and_an_intent_added_late_alone(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    intents = [
+        trader.intent("NFO", f"NIFTY2611325{n}00CE", Side.BUY, 65, "entry", OrderRole.ENTRY) for n in range(3)
+    ]
+    commit = FrameCommit(store)
+    durable = [commit.add(i, T0) for i in intents[:2]]
+    durable[1]()
+    saved = {
+        i.intent_id
+        for i in store.intents.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    }
+    assert {i.intent_id for i in intents[:2]} <= saved and commit.transactions == 1
+    durable[0]()  # already committed with the other: no second transaction
+    assert commit.transactions == 1
+    commit.commit(intents[2], T0)  # never added to a group: committed alone, still before its order
+    saved = {
+        i.intent_id
+        for i in store.intents.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    }
+    assert intents[2].intent_id in saved and commit.transactions == 2
+
+
+def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(make) -> None:
+    trader, gateway, _ = make(Mode.PAPER)
+    ready = trader.ready_entry(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
+    assert isinstance(ready, ReadyEntry) and trader.ctx.risk.open_positions == 1
+    trader.cancel_open_entries("kill")  # a kill came between the decision and its turn on the agent
+    trader.send_entry(ready)
+    assert gateway.placed == [] and trader.ctx.risk.open_positions == 0
+
+
+_CRASH_BETWEEN_COMMIT_AND_SEND = """
+import os, sys
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from desktop.domain import Mode, OptionRight, SessionKey, Segment, Tick
+from desktop.engine.decisions import FrameCommit, ReadyEntry
+from desktop.engine.logs import SessionLogs
+from desktop.engine.params import parse_params
+from desktop.engine.risk import RiskManager
+from desktop.engine.strategy.base import EnterPosition
+from desktop.engine.strategy.itm_momentum import ItmMomentumStrategy
+from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.store import Store
+from tests.engine.traders import T0, RecordingGateway, _book
+
+home, session_id = Path(sys.argv[1]), sys.argv[2]
+params = parse_params({"segments": ["NIFTY"], "lots": 1, "stop_loss": 7, "itm_offset": 150, "mode": "live"},
+                      confirm_live=True)
+key = SessionKey("UK9394", session_id)
+store = Store.open(home)
+store.sessions.record_session(key, label="t", params={}, mode=Mode.LIVE, state="running", started_at=T0)
+
+class DiesOnSend(RecordingGateway):
+    def place(self, intent):
+        os._exit(9)  # the process is killed here: the intent committed, the order not sent
+
+ctx = TraderContext(key, "t", params, store, DiesOnSend(key, Mode.LIVE, store), RiskManager(params), lambda *a: None)
+logs = SessionLogs(home, key, "t", Mode.LIVE)
+trader = SegmentTrader(ctx, Segment.NIFTY, ItmMomentumStrategy(params, Segment.NIFTY), logs.for_segment(Segment.NIFTY))
+trader.load(_book(), [], None)
+trader.strategy.on_bar = lambda bar: [EnterPosition(OptionRight.CE, "test")]
+token = Segment.NIFTY.spec.index_token
+trader.decide([Tick(token, Decimal("25012.40"), T0 + timedelta(seconds=5))])
+decision = trader.decide([Tick(token, Decimal("25012.40"), T0 + timedelta(seconds=60))])
+entry = decision.actions[0]
+assert isinstance(entry, ReadyEntry) and entry.checked
+entry.commit = FrameCommit(store).add(entry.intent, trader.market_time)
+print(entry.intent.intent_id, flush=True)
+trader.act(decision.actions)  # the agent's turn: commit, then send (the process dies in place)
+print("sent", flush=True)
+"""
+
+
+def test_a_process_killed_between_the_frames_commit_and_the_send_leaves_the_intent_for_recovery(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    from desktop.domain import SessionKey
+    from desktop.store import Store
+
+    key = SessionKey.new("UK9394")
+    root = Path(__file__).resolve().parents[2]
+    child = subprocess.run(
+        [sys.executable, "-c", _CRASH_BETWEEN_COMMIT_AND_SEND, str(tmp_path), key.session_id],
+        capture_output=True, text=True, cwd=root, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 9, child.stderr
+    intent_id = child.stdout.split()[0]
+    assert "sent" not in child.stdout
+    store = Store.open(tmp_path)  # the next run
+    try:
+        unfilled = store.intents.unfilled(broker_id=key.broker_id, session_id=key.session_id)
+    finally:
+        store.close()
+    # What a restart reconciles: the intent is on disk, with the session's tag to look it up by at the broker.
+    assert [(i.intent_id, i.tag) for i in unfilled] == [(intent_id, key.order_tag)]
