@@ -51,6 +51,17 @@ from desktop.engine.workspace import (
 )
 
 if TYPE_CHECKING:
+    from desktop.engine.backtest import (
+        BacktestError,
+        ComboResult,
+        DaySource,
+        SimDay,
+        SweepStopped,
+        combinations,
+        parse_days,
+        run_sweep,
+        sweep_problems,
+    )
     from desktop.engine.engine import Engine
     from desktop.engine.registry import EngineRegistry
     from desktop.engine.session import SessionEngine, SessionError
@@ -61,7 +72,22 @@ _QT_HOSTED = {
     "EngineRegistry": "desktop.engine.registry",
     "SessionEngine": "desktop.engine.session",
     "SessionError": "desktop.engine.session",
-    # Plain Python, loaded on first use too: it brings the PostgreSQL client.
+    # Plain Python, loaded on first use too: the backtest brings the replay (the feed, the store), the sync the
+    # PostgreSQL client; the first window needs neither.
+    **dict.fromkeys(
+        (
+            "BacktestError",
+            "ComboResult",
+            "DaySource",
+            "SimDay",
+            "SweepStopped",
+            "combinations",
+            "parse_days",
+            "run_sweep",
+            "sweep_problems",
+        ),
+        "desktop.engine.backtest",
+    ),
     "SyncAccountStatus": "desktop.engine.sync_facade",
     "SyncSettings": "desktop.engine.sync_facade",
 }
@@ -77,6 +103,15 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BacktestError",
+    "ComboResult",
+    "DaySource",
+    "SimDay",
+    "SweepStopped",
+    "combinations",
+    "parse_days",
+    "run_sweep",
+    "sweep_problems",
     "import_in_background",
     "to_text",
     "to_plain",
