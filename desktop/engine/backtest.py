@@ -144,16 +144,22 @@ def combinations(sweeps: Sequence[tuple[str, list[str]]]) -> list[dict[str, str]
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(v for _, v in sweeps))]
 
 
+def params_with(params: StrategyParams, settings: dict[str, str]) -> StrategyParams:
+    """`params` with `settings` (values as typed: "3", "2.5", "09:30"), validated as a workspace file is;
+    ParamsError lists every problem."""
+    raw = params_to_dict(params, confirm_live=True)
+    raw.update({k: _number(v) for k, v in settings.items()})
+    return parse_params(raw, confirm_live=True, known_strategies=available_strategies())
+
+
 def apply_settings(workspace: Workspace, settings: dict[str, str]) -> Workspace:
     """The workspace with `settings` in every session, validated as the workspace file is; BacktestError lists
     every problem."""
     sessions = []
     problems: list[str] = []
     for entry in workspace.sessions:
-        raw = params_to_dict(entry.params, confirm_live=True)
-        raw.update({k: _number(v) for k, v in settings.items()})
         try:
-            params = parse_params(raw, confirm_live=True, known_strategies=available_strategies())
+            params = params_with(entry.params, settings)
         except ParamsError as e:
             problems += [f"{entry.label!r}: {p}" for p in e.problems]
             continue
@@ -176,14 +182,9 @@ def sweep_problems(params: StrategyParams, combos: Sequence[dict[str, str]]) -> 
     """Every distinct problem of `params` with each combination's settings (the window's check before a run: a
     Problem carries the form's wording, `.in_form`)."""
     problems: dict[str, Problem] = {}
-    base = params_to_dict(params, confirm_live=True)
     for settings in combos:
         try:
-            parse_params(
-                base | {k: _number(v) for k, v in settings.items()},
-                confirm_live=True,
-                known_strategies=available_strategies(),
-            )
+            params_with(params, settings)
         except ParamsError as e:
             for p in e.problems:
                 problems.setdefault(str(p), p if isinstance(p, Problem) else Problem("", p))
