@@ -165,7 +165,7 @@ class BacktestDialog(QDialog):
         self._plot_holder = QWidget()
         QVBoxLayout(self._plot_holder).setContentsMargins(0, 0, 0, 0)
         split.addWidget(self._plot_holder)
-        split.setSizes([560, 640])
+        split.setSizes([11_000, 9_000])  # the table's seven or so columns first, the curves beside them
         lay.addWidget(split, 1)
         bottom = QHBoxLayout()
         self.use_button = QPushButton("Use these parameters")
@@ -236,6 +236,12 @@ class BacktestDialog(QDialog):
             columns[i // half].addRow(spec.form_label, edit)
         for col, form in enumerate(columns, 1):
             grid.addLayout(form, 0, col)
+        hint = QLabel(
+            f"Prefilled from {self.tab.label}. A parameter with several values, comma-separated (3, 5, 7), is "
+            "swept: every combination is replayed over every day."
+        )
+        hint.setWordWrap(True)
+        grid.addWidget(hint, 1, 1, 1, 2)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(2, 1)
         for edit in [self.days_edit, self.from_edit, self.to_edit, *self.sweep_edits.values()]:
@@ -384,14 +390,14 @@ class BacktestDialog(QDialog):
 
     def _draw(self) -> None:
         if self._plot is None:
-            self._plot = equity_plot(self._plot_holder)
+            self._plot = equity_plot(self._plot_holder, self.window_.theme)
             holder = self._plot_holder.layout()
             assert holder is not None
             holder.addWidget(self._plot)
         chosen = self.table.selected()
         draw_curves(self._plot, self.table.results(), chosen)
         if chosen is not None:
-            self._plot.setTitle(f"Equity: {_label(chosen)} in orange")
+            self._plot.setTitle(f"Equity: {_label(chosen)} in orange", color=self.window_.theme.chart_fg)
 
     def use_selected(self) -> bool:
         """Writes the selected row's parameters into the tab's form (the tab starts nothing); True when done."""

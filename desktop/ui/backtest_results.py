@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from desktop.domain import format_rupees
 from desktop.engine import ComboResult
+from desktop.ui.theme import Theme
 
 # The table's figures after the swept parameters: (header, the figure of a row, how it is shown).
 FIGURES: tuple[tuple[str, Any, Any], ...] = (
@@ -22,7 +23,7 @@ FIGURES: tuple[tuple[str, Any, Any], ...] = (
     ("Win rate %", lambda r: r.win_rate, lambda v: f"{v}"),
     ("Net P&L", lambda r: r.net, format_rupees),
     ("Max drawdown", lambda r: r.max_drawdown, lambda v: format_rupees(-v) if v else format_rupees(v)),
-    ("Sharpe", lambda r: r.sharpe, lambda v: "—" if v is None else f"{v:.2f}"),
+    ("Sharpe", lambda r: r.sharpe, lambda v: "—" if v is None else f"{v:.2f}".replace("-", "\u2212")),
 )
 HIGHLIGHT = "#e6781e"  # the chosen combination's curve, as in the CLI's equity.png
 OTHERS = "#8c8c8c"
@@ -110,11 +111,15 @@ class ResultsTable(QTableWidget):
         return [item.text() if (item := self.item(r, col)) else "" for r in range(self.rowCount())]
 
 
-def equity_plot(parent: QWidget | None = None) -> Any:
-    """A pyqtgraph plot for equity curves (pyqtgraph is imported here, on first use)."""
+def equity_plot(parent: QWidget | None, theme: Theme) -> Any:
+    """A pyqtgraph plot for equity curves in the window's chart colours (pyqtgraph is imported here, on first
+    use)."""
     import pyqtgraph as pg
 
-    plot = pg.PlotWidget(parent)
+    plot = pg.PlotWidget(parent, background=theme.chart_bg)
+    for name in ("left", "bottom"):
+        plot.getAxis(name).setPen(pg.mkPen(theme.chart_fg))
+        plot.getAxis(name).setTextPen(pg.mkPen(theme.chart_fg))
     plot.setObjectName("backtest_equity")
     plot.setMenuEnabled(False)
     plot.showGrid(x=False, y=True, alpha=0.2)
