@@ -3,10 +3,10 @@
 import multiprocessing
 import sys
 
-from desktop.cli.main import main
-
 if __name__ == "__main__":
     # A backtest's worker processes (spawned: `kitedesk backtest`, Tools → Backtest…) start this executable
-    # again; freeze_support() makes such a start run the worker instead of a second KiteDesk.
+    # again; freeze_support() makes such a start run the worker (and end) instead of a second KiteDesk.
     multiprocessing.freeze_support()
+    from desktop.cli.main import main
+
     sys.exit(main())
