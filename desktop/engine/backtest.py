@@ -391,8 +391,8 @@ def _run_in_pool(
     except KeyboardInterrupt:
         complete = False
     finally:
-        if halt is not None and not complete:
-            halt.set()  # the jobs in progress end at their next look; the queued ones are cancelled
+        if halt is not None:  # stopped, or an error: the jobs in progress end at their next look
+            halt.set()
         pool.shutdown(wait=True, cancel_futures=True)
     if stop is not None and stop.is_set():
         # Jobs that finished while the pool was stopping are kept: their rows are whole.

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, Qt
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QDialog,
@@ -137,6 +137,9 @@ class BacktestDialog(QDialog):
         self.sweep_run: SweepRun | None = None
         self._close_when_stopped = False
         self._running = False
+        app = QCoreApplication.instance()
+        if app is not None:  # quitting KiteDesk stops a sweep first (its thread would keep the process alive)
+            app.aboutToQuit.connect(self._stop_for_quit)
         self._plot: Any = None
         lay = QVBoxLayout(self)
         lay.addWidget(self._inputs())
@@ -314,9 +317,8 @@ class BacktestDialog(QDialog):
         def source() -> DaySource:  # on the sweep's thread: the first call imports the simulator
             return DaySource(None, seed, start, end, make_day())
 
-        self.sweep_run = SweepRun(
-            Workspace((entry,)), combos, days, source, self.workers_box.value(), parent=self
-        )
+        # Not a Qt child of the dialog: its thread may still emit while the dialog goes.
+        self.sweep_run = SweepRun(Workspace((entry,)), combos, days, source, self.workers_box.value())
         self.sweep_run.sig_progress.connect(self._progress)
         self.sweep_run.sig_row.connect(self._row)
         self.sweep_run.sig_finished.connect(self._finished)
@@ -335,6 +337,11 @@ class BacktestDialog(QDialog):
             self.sweep_run.cancel()
             self.cancel_button.setEnabled(False)
             self.eta.setText("Stopping…")
+
+    def _stop_for_quit(self) -> None:
+        if self.sweep_run is not None:
+            self.sweep_run.cancel()
+            self.sweep_run.wait(30.0)
 
     def _set_running(self, on: bool) -> None:
         self._running = on
@@ -358,7 +365,6 @@ class BacktestDialog(QDialog):
             self._draw()
 
     def _finished(self, complete: bool) -> None:
-        assert self.sweep_run is not None
         shown = self.table.rowCount()
         if not complete:
             self.eta.setText(f"Stopped: {shown} combination(s) finished, shown below")
