@@ -372,8 +372,8 @@ class BacktestDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         self.eta.setText("Stopped on an error")
-        self.problems.setText(message)
         self._ended()
+        self.problems.setText(message)  # after _ended: its check of the inputs would clear it
 
     def _ended(self) -> None:
         if self.sweep_run is not None:

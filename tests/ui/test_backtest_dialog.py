@@ -16,7 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMenu
 
 from desktop.cli.sim_day import sim_day
-from desktop.ui.backtest_days import provide_sim_days
+from desktop.engine.replay import ReplayError
+from desktop.ui.backtest_days import BacktestDays, provide_sim_days
 from desktop.ui.backtest_dialog import BacktestDialog
 from desktop.ui.main_window import MainWindow
 from tests.ui.fakes import FakeEngine, paper_params
@@ -155,4 +156,22 @@ def test_closing_the_dialog_during_a_sweep_stops_it_first(qtbot, window):
     assert dialog.isVisible()
     qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=60_000)
     assert not dialog.running() and multiprocessing.active_children() == []
+    _shutdown(qtbot, window)
+
+
+def _a_day_without_data(day, workspace, seed):
+    """A day maker that fails as a missing day does (module level: it crosses into the sweep's processes)."""
+    raise ReplayError(f"no market data for {day}")
+
+
+def test_a_failed_replay_is_told_in_words_and_leaves_nothing_running(qtbot, window):
+    window.findChild(BacktestDays).sim_day = lambda: _a_day_without_data
+    dialog = _open_from_menu(window)
+    _sweep(dialog, "3, 7", processes=1)
+    assert dialog.start()
+    qtbot.waitUntil(lambda: not dialog.running(), timeout=SWEEP_S)
+    assert dialog.eta.text() == "Stopped on an error"
+    assert dialog.problems.text() == "stop_loss=3 on 2026-01-05: no market data for 2026-01-05"
+    assert dialog.table.rowCount() == 0 and multiprocessing.active_children() == []
+    assert dialog.run_button.isEnabled()  # the trader may change the days and run again
     _shutdown(qtbot, window)
