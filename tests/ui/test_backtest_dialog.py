@@ -21,6 +21,7 @@ from desktop.ui.backtest_days import BacktestDays, provide_sim_days
 from desktop.ui.backtest_dialog import BacktestDialog
 from desktop.ui.main_window import MainWindow
 from tests.ui.fakes import FakeEngine, paper_params
+from tests.ui.qtkit import answer_next_message_box
 
 DAY = "2026-01-05"
 SWEEP_S = 180_000  # ms: two short replays in spawned processes, with room for a loaded CI machine
@@ -98,6 +99,14 @@ def test_a_sweep_from_the_tools_menu_fills_a_sortable_table_and_the_tab_takes_a_
     assert tab.form.params().stop_loss == Decimal(7)
     assert tab.form.params().itm_offset == 100 and tab.form.params().lots == 1  # the rest as the tab had it
     assert tab.session.calls == []  # nothing started
+
+    # a running session's parameters change only with a stop and a new start: the dialog says so, changes nothing
+    assert tab.request_start() and tab.is_active()
+    table.selectRow(table.column_texts(0).index("3"))
+    seen: list[str] = []
+    answer_next_message_box("OK", seen)
+    assert not dialog.use_selected()
+    assert "stop it first" in seen[0] and tab.form.params().stop_loss == Decimal(7)
     _shutdown(qtbot, window)
 
 
@@ -174,4 +183,17 @@ def test_a_failed_replay_is_told_in_words_and_leaves_nothing_running(qtbot, wind
     assert dialog.problems.text() == "stop_loss=3 on 2026-01-05: no market data for 2026-01-05"
     assert dialog.table.rowCount() == 0 and multiprocessing.active_children() == []
     assert dialog.run_button.isEnabled()  # the trader may change the days and run again
+    _shutdown(qtbot, window)
+
+
+def test_backtest_without_a_tab_says_what_it_needs(qtbot, tmp_path: Path):
+    window = MainWindow(FakeEngine(tmp_path))
+    qtbot.addWidget(window)
+    provide_sim_days(window, lambda: sim_day)
+    seen: list[str] = []
+    answer_next_message_box("OK", seen)
+    with pytest.raises(ValueError, match="not enough values"):  # no dialog opened
+        _open_from_menu(window)
+    assert window.findChildren(BacktestDialog) == []
+    assert seen == ["Open a session tab first: a backtest sweeps the parameters of the tab in front."]
     _shutdown(qtbot, window)
