@@ -7,6 +7,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from desktop.engine import SimDay
 
 DEFAULT_DEMO_SPEED = 60.0  # a 1-minute bar every second: charts move and trades come within seconds
 
@@ -89,4 +93,11 @@ def window(argv: Sequence[str], commands_help: str = "") -> int:
     from desktop.ui.launch import run_gui
 
     demo = window_demo(args.speed, args.seed) if args.demo else None
-    return run_gui(open_engine, theme=args.theme, demo=demo, speed=args.speed)
+    return run_gui(open_engine, theme=args.theme, demo=demo, speed=args.speed, sim_days=_sim_days)
+
+
+def _sim_days() -> SimDay:
+    """The simulator's day maker for Tools → Backtest…, imported when a sweep starts (not at the first paint)."""
+    from desktop.cli.sim_day import sim_day
+
+    return sim_day

@@ -52,6 +52,18 @@ from desktop.engine.workspace import (
 )
 
 if TYPE_CHECKING:
+    from desktop.engine.backtest import (
+        BacktestError,
+        ComboResult,
+        DaySource,
+        SimDay,
+        SweepStopped,
+        combinations,
+        params_with,
+        parse_days,
+        run_sweep,
+        sweep_problems,
+    )
     from desktop.engine.engine import Engine
     from desktop.engine.registry import EngineRegistry
     from desktop.engine.session import SessionEngine, SessionError
@@ -62,7 +74,23 @@ _QT_HOSTED = {
     "EngineRegistry": "desktop.engine.registry",
     "SessionEngine": "desktop.engine.session",
     "SessionError": "desktop.engine.session",
-    # Plain Python, loaded on first use too: it brings the PostgreSQL client.
+    # Plain Python, loaded on first use too: the backtest brings the replay (the feed, the store), the sync the
+    # PostgreSQL client; the first window needs neither.
+    **dict.fromkeys(
+        (
+            "BacktestError",
+            "ComboResult",
+            "DaySource",
+            "SimDay",
+            "SweepStopped",
+            "combinations",
+            "params_with",
+            "parse_days",
+            "run_sweep",
+            "sweep_problems",
+        ),
+        "desktop.engine.backtest",
+    ),
     "SyncAccountStatus": "desktop.engine.sync_facade",
     "SyncSettings": "desktop.engine.sync_facade",
 }
@@ -78,6 +106,16 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "BacktestError",
+    "ComboResult",
+    "DaySource",
+    "SimDay",
+    "SweepStopped",
+    "combinations",
+    "params_with",
+    "parse_days",
+    "run_sweep",
+    "sweep_problems",
     "import_in_background",
     "to_text",
     "to_plain",

@@ -9,18 +9,22 @@ from a peak (max drawdown), and the Sharpe ratio of its daily net P&L (mean over
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
+import os
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from desktop.domain import StrategyParams
+from desktop.engine.param_spec import Problem
 from desktop.engine.params import ParamsError, params_to_dict, parse_params
 from desktop.engine.replay import (
     DayData,
@@ -42,6 +46,40 @@ class BacktestError(ValueError):
     """A sweep that cannot run; the message says why."""
 
 
+class SweepStopped(Exception):
+    """A job given up midway because its sweep was stopped (the window's Cancel): it has no row."""
+
+
+class StopFlag(Protocol):
+    """What a sweep is stopped by: a `threading.Event` (this process) or a `multiprocessing` one (its workers)."""
+
+    def is_set(self) -> bool:
+        """True once the sweep is to stop."""
+        ...
+
+
+# How many frames a job replays between two looks at its stop flag: a look at a process-shared flag takes a lock
+# (microseconds); a simulated day is ~22,500 frames, so a stopped job ends within a few milliseconds of replay.
+FRAMES_BETWEEN_LOOKS = 50
+
+
+class _StoppableFrames:
+    """A day's frames that raise SweepStopped once `stop` is set; a generated day's `bind` is passed through."""
+
+    def __init__(self, frames: Iterable[Any], stop: StopFlag) -> None:
+        self._frames = frames
+        self._stop = stop
+        bind = getattr(frames, "bind", None)
+        if bind is not None:  # the replay sends a generated day what its sessions subscribed
+            self.bind = bind
+
+    def __iter__(self) -> Iterator[Any]:
+        for n, frame in enumerate(self._frames):
+            if n % FRAMES_BETWEEN_LOOKS == 0 and self._stop.is_set():
+                raise SweepStopped()
+            yield frame
+
+
 # A simulator day's frames and data for (day, workspace, seed): desktop/cli/sim_day.py's `sim_day`, handed in by
 # the composition root (the engine never imports the simulator).
 SimDay = Callable[[date, Workspace, int], tuple[Iterable[Any], DayData]]
@@ -58,8 +96,8 @@ class DaySource:
     end: str | None = None
     sim_day: SimDay | None = None
 
-    def replay(self, workspace: Workspace, day: date) -> str:
-        """The day replayed through `workspace`: its trades (export columns)."""
+    def replay(self, workspace: Workspace, day: date, stop: StopFlag | None = None) -> str:
+        """The day replayed through `workspace`: its trades (export columns). SweepStopped once `stop` is set."""
         frames: Iterable[Any]
         if self.sim_seed is not None:
             if self.sim_day is None:
@@ -72,6 +110,8 @@ class DaySource:
                 raise ReplayError(f"no recording of {day} in {self.recordings}")
             data, frames = day_data(path), recorded_frames(path)
         start, end = market_times(day, self.start, self.end)
+        if stop is not None:
+            frames = _StoppableFrames(frames, stop)
         return Replay(workspace, frames, data, ReplayOptions(start, end)).run().trades_csv
 
 
@@ -104,16 +144,22 @@ def combinations(sweeps: Sequence[tuple[str, list[str]]]) -> list[dict[str, str]
     return [dict(zip(names, values, strict=True)) for values in itertools.product(*(v for _, v in sweeps))]
 
 
+def params_with(params: StrategyParams, settings: dict[str, str]) -> StrategyParams:
+    """`params` with `settings` (values as typed: "3", "2.5", "09:30"), validated as a workspace file is;
+    ParamsError lists every problem."""
+    raw = params_to_dict(params, confirm_live=True)
+    raw.update({k: _number(v) for k, v in settings.items()})
+    return parse_params(raw, confirm_live=True, known_strategies=available_strategies())
+
+
 def apply_settings(workspace: Workspace, settings: dict[str, str]) -> Workspace:
     """The workspace with `settings` in every session, validated as the workspace file is; BacktestError lists
     every problem."""
     sessions = []
     problems: list[str] = []
     for entry in workspace.sessions:
-        raw = params_to_dict(entry.params, confirm_live=True)
-        raw.update({k: _number(v) for k, v in settings.items()})
         try:
-            params = parse_params(raw, confirm_live=True, known_strategies=available_strategies())
+            params = params_with(entry.params, settings)
         except ParamsError as e:
             problems += [f"{entry.label!r}: {p}" for p in e.problems]
             continue
@@ -132,12 +178,48 @@ def _number(text: str) -> Any:
     return text
 
 
-def run_job(workspace_path: str, settings: dict[str, str], day: date, source: DaySource) -> str:
-    """One (combination, day) in a worker process: the trades of that day (export columns)."""
-    workspace = load_workspace(
-        workspace_path, known_strategies=available_strategies(), live_needs_confirmation=False
-    )
-    return source.replay(apply_settings(workspace, settings), day)
+def sweep_problems(params: StrategyParams, combos: Sequence[dict[str, str]]) -> list[Problem]:
+    """Every distinct problem of `params` with each combination's settings (the window's check before a run: a
+    Problem carries the form's wording, `.in_form`)."""
+    problems: dict[str, Problem] = {}
+    for settings in combos:
+        try:
+            params_with(params, settings)
+        except ParamsError as e:
+            for p in e.problems:
+                problems.setdefault(str(p), p if isinstance(p, Problem) else Problem("", p))
+    return list(problems.values())
+
+
+# A workspace file's path (the CLI), or the workspace itself (the window's tab).
+WorkspaceRef = str | Workspace
+
+# A worker process's stop flag, set by the pool's initializer (one per process, never shared by two sweeps: each
+# sweep has a pool of its own).
+_worker_stop: StopFlag | None = None
+
+
+def _start_worker(stop: StopFlag | None, nice: int) -> None:
+    global _worker_stop
+    _worker_stop = stop
+    if nice and hasattr(os, "nice"):
+        os.nice(nice)
+
+
+def run_job(
+    workspace: WorkspaceRef,
+    settings: dict[str, str],
+    day: date,
+    source: DaySource,
+    stop: StopFlag | None = None,
+) -> str:
+    """One (combination, day), in a worker process or inline: the trades of that day (export columns);
+    SweepStopped when the sweep's stop flag is set (`stop`, else the worker process's)."""
+    if isinstance(workspace, str):
+        workspace = load_workspace(
+            workspace, known_strategies=available_strategies(), live_needs_confirmation=False
+        )
+    return source.replay(apply_settings(workspace, settings), day, stop if stop is not None else _worker_stop)
 
 
 @dataclass(slots=True)
@@ -199,59 +281,126 @@ def combine(settings: dict[str, str], days: dict[date, str]) -> ComboResult:
 
 
 Progress = Callable[[int, int, float], None]  # (jobs done, jobs in all, seconds so far)
+RowDone = Callable[[int, "ComboResult"], None]  # (index in combos, its row) as soon as its last day finished
 
 
 def run_sweep(
-    workspace_path: str,
+    workspace: WorkspaceRef,
     combos: list[dict[str, str]],
     days: list[date],
     source: DaySource,
     workers: int,
     progress: Progress | None = None,
+    *,
+    stop: StopFlag | None = None,
+    on_row: RowDone | None = None,
+    processes: bool | None = None,
+    nice: int = 0,
 ) -> tuple[list[ComboResult], bool]:
     """Runs every (combination, day); returns the rows of the combinations whose every day finished (in the order
-    of `combos`) and whether all did (False after Ctrl+C). A failed job raises BacktestError naming it."""
-    workspace = load_workspace(
-        workspace_path, known_strategies=available_strategies(), live_needs_confirmation=False
-    )
+    of `combos`) and whether all did (False after Ctrl+C or once `stop` is set). A failed job raises BacktestError
+    naming it.
+
+    `processes`: in a pool of `workers` processes (default: when `workers` > 1), else inline. `stop`: looked at
+    between frames, so a job in progress ends within milliseconds and no new one starts; the rows finished are
+    kept. `nice`: added to the worker processes' niceness (the window's sweep must not slow a live session)."""
+    if isinstance(workspace, str):
+        workspace = load_workspace(
+            workspace, known_strategies=available_strategies(), live_needs_confirmation=False
+        )
     for settings in combos:  # refused before any process starts: a typo costs nothing
         apply_settings(workspace, settings)
     jobs = [(i, day) for i in range(len(combos)) for day in days]
     done: dict[int, dict[date, str]] = {i: {} for i in range(len(combos))}
     started = time.monotonic()
+    finished = 0
+
+    def record(i: int, day: date, trades: str) -> None:
+        nonlocal finished
+        done[i][day] = trades
+        finished += 1
+        if progress:
+            progress(finished, len(jobs), time.monotonic() - started)
+        if on_row and len(done[i]) == len(days):
+            on_row(i, combine(combos[i], done[i]))
+
     complete = True
-    if workers <= 1:
+    if not (workers > 1 if processes is None else processes):
         try:
-            for n, (i, day) in enumerate(jobs, 1):
-                done[i][day] = run_job(workspace_path, combos[i], day, source)
-                if progress:
-                    progress(n, len(jobs), time.monotonic() - started)
-        except KeyboardInterrupt:
+            for i, day in jobs:
+                if stop is not None and stop.is_set():
+                    raise SweepStopped()
+                job = functools.partial(run_job, workspace, combos[i], day, source, stop)
+                record(i, day, _named(combos[i], day, job))
+        except (KeyboardInterrupt, SweepStopped):
             complete = False
     else:
-        import multiprocessing
-
-        # spawn: a forked child would inherit the parent's threads' locks half-held.
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-        futures: dict[Future[str], tuple[int, date]] = {}
-        try:
-            futures = {
-                pool.submit(run_job, workspace_path, combos[i], day, source): (i, day) for i, day in jobs
-            }
-            for n, future in enumerate(as_completed(futures), 1):
-                i, day = futures[future]
-                try:
-                    done[i][day] = future.result()
-                except (ReplayError, BacktestError, ParamsError) as exc:
-                    raise BacktestError(f"{_label(combos[i])} on {day}: {exc}") from None
-                if progress:
-                    progress(n, len(jobs), time.monotonic() - started)
-        except KeyboardInterrupt:
-            complete = False
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        complete = _run_in_pool(workspace, combos, jobs, source, max(1, workers), record, stop, nice)
     rows = [combine(combos[i], done[i]) for i in range(len(combos)) if len(done[i]) == len(days)]
     return rows, complete and len(rows) == len(combos)
+
+
+def _named(settings: dict[str, str], day: date, job: Callable[[], str]) -> str:
+    try:
+        return job()
+    except (ReplayError, BacktestError, ParamsError) as exc:
+        raise BacktestError(f"{_label(settings)} on {day}: {exc}") from None
+
+
+def _run_in_pool(
+    workspace: Workspace,
+    combos: list[dict[str, str]],
+    jobs: list[tuple[int, date]],
+    source: DaySource,
+    workers: int,
+    record: Callable[[int, date, str], None],
+    stop: StopFlag | None,
+    nice: int,
+) -> bool:
+    """The jobs in a process pool; False when stopped (Ctrl+C or `stop`) before every job finished."""
+    import multiprocessing
+
+    # spawn: a forked child would inherit the parent's threads' locks half-held.
+    context = multiprocessing.get_context("spawn")
+    # The workers' own stop flag: `stop` may be a threading.Event, which does not cross into a process.
+    halt = context.Event() if stop is not None else None
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(halt, nice)
+    )
+    futures: dict[Future[str], tuple[int, date]] = {}
+    collected: set[Future[str]] = set()
+    complete = True
+    try:
+        futures = {pool.submit(run_job, workspace, combos[i], day, source): (i, day) for i, day in jobs}
+        pending = set(futures)
+        while pending:
+            # With a stop flag, woken 10 times a second to look at it; without one, only by a finished job.
+            ready, pending = wait(
+                pending, timeout=0.1 if stop is not None else None, return_when=FIRST_COMPLETED
+            )
+            for future in ready:
+                collected.add(future)
+                i, day = futures[future]
+                try:
+                    record(i, day, _named(combos[i], day, future.result))
+                except SweepStopped:
+                    complete = False
+            if stop is not None and stop.is_set():
+                complete = False
+                break
+    except KeyboardInterrupt:
+        complete = False
+    finally:
+        if halt is not None:  # stopped, or an error: the jobs in progress end at their next look
+            halt.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    if stop is not None and stop.is_set():
+        # Jobs that finished while the pool was stopping are kept: their rows are whole.
+        for future, (i, day) in futures.items():
+            if future in collected or future.cancelled() or future.exception() is not None:
+                continue
+            record(i, day, future.result())
+    return complete and len(collected) == len(futures)
 
 
 def _label(settings: dict[str, str]) -> str:

@@ -18,12 +18,13 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from desktop.engine import OnStop
 from desktop.resources import app_icon_file, resource_path
+from desktop.ui.backtest_days import provide_sim_days
 from desktop.ui.main_window import MainWindow
 from desktop.ui.theme import apply_theme
 from desktop.ui.warmup import import_after_first_paint
 
 if TYPE_CHECKING:
-    from desktop.engine import Engine
+    from desktop.engine import Engine, SimDay
 
 DemoStarter = Callable[["Engine"], None]
 """Blocking: starts a demo market and attaches it to the engine (run on a worker thread)."""
@@ -62,9 +63,11 @@ def run_gui(
     theme: str | None = None,
     demo: DemoStarter | None = None,
     speed: float = 0.0,
+    sim_days: Callable[[], SimDay] | None = None,
 ) -> int:
     """Runs the window on the engine `open_engine` builds until it is closed; returns the exit code. `demo`:
-    starts the demo market (then the demo's sessions open), else the last tabs are restored."""
+    starts the demo market (then the demo's sessions open), else the last tabs are restored. `sim_days`: returns
+    the simulator's day maker, for Tools → Backtest…"""
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("KiteDesk")
@@ -79,6 +82,8 @@ def run_gui(
             QMessageBox.critical(None, "KiteDesk", str(e))
         return 1
     window = MainWindow(engine, demo=demo is not None)
+    if sim_days is not None:
+        provide_sim_days(window, sim_days)
     if theme:
         window.set_theme(theme)
     else:

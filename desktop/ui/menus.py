@@ -41,7 +41,7 @@ def _action(
 
 
 def build_menus(w: MainWindow) -> None:
-    """File, Trading, View and Help, with the keyboard shortcuts of the common actions."""
+    """File, Trading, View, Tools and Help, with the keyboard shortcuts of the common actions."""
     bar = w.menuBar()
     file = bar.addMenu("&File")
     _action(w, file, "&New session…", w.new_session, keys.NEW_SESSION)
@@ -80,10 +80,19 @@ def build_menus(w: MainWindow) -> None:
     _action(w, view, "Ne&xt tab", lambda: w.step_tab(1), keys.NEXT_TAB)
     _action(w, view, "&Previous tab", lambda: w.step_tab(-1), keys.PREVIOUS_TAB)
     _action(w, view, "Close this &tab", lambda: w.close_tab(w.tabs.currentIndex()), keys.CLOSE_TAB)
+    tools = bar.addMenu("T&ools")
+    _action(w, tools, "&Backtest…", lambda: _show_backtest(w))
     help_ = bar.addMenu("&Help")
     _action(w, help_, "&Keyboard shortcuts", lambda: show_shortcuts(w), keys.SHORTCUTS_HELP)
     _action(w, help_, "&Where are my logs and data?", w.show_where)
     _action(w, help_, "&About KiteDesk", w.show_about)
+
+
+def _show_backtest(window: MainWindow) -> Any:
+    # Imported on use: the dialog brings the engine's backtest (the replay), which the first window never needs.
+    from desktop.ui.backtest_dialog import show_backtest
+
+    return show_backtest(window)
 
 
 def show_where(parent: QWidget, home: Path, logs: Path, secrets: str) -> None:

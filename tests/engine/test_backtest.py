@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +14,22 @@ import pytest
 
 from desktop.cli.backtest import main as backtest
 from desktop.cli.replay import main as replay
-from desktop.engine.backtest import combinations, combine, parse_days, parse_sweep
+from desktop.cli.sim_day import sim_day
+from desktop.engine import Workspace, available_strategies, example_raw, load_workspace, parse_params
+from desktop.engine.backtest import (
+    FRAMES_BETWEEN_LOOKS,
+    ComboResult,
+    DaySource,
+    SweepStopped,
+    _StoppableFrames,
+    combinations,
+    combine,
+    params_with,
+    parse_days,
+    parse_sweep,
+    run_sweep,
+    sweep_problems,
+)
 from tests.engine.test_replay import WORKSPACE
 
 
@@ -130,3 +147,76 @@ def test_drawdown_and_sharpe_come_from_the_net_equity_over_the_days() -> None:
     peak = max(v for _, v in r.curve or [])
     assert r.max_drawdown == peak - r.curve[-1][1] > Decimal(400)
     assert r.sharpe is not None and r.sharpe > 0
+
+
+def _stop_after_the_first_row(
+    workspace: Path | Workspace, processes: bool
+) -> tuple[list[ComboResult], bool, list[int]]:
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def first_row(index: int, _row: ComboResult) -> None:
+        seen.append(index)
+        stop.set()
+
+    combos = combinations([("stop_loss", ["3", "5", "7"])])
+    source = DaySource(None, 1, None, "11:30", sim_day)
+    ref = str(workspace) if isinstance(workspace, Path) else workspace
+    rows, complete = run_sweep(
+        ref, combos, [date(2026, 1, 5)], source, 1, stop=stop, on_row=first_row, processes=processes
+    )
+    return rows, complete, seen
+
+
+def test_a_stopped_sweep_keeps_its_finished_rows_and_the_job_in_progress_ends_at_once(
+    workspace: Path,
+) -> None:
+    inline_rows, inline_complete, inline_seen = _stop_after_the_first_row(workspace, processes=False)
+    assert (len(inline_rows), inline_complete, inline_seen) == (1, False, [0])
+    # In one worker process the second combination is under way when the stop comes: it ends at its next frames
+    # (had it run on to its end, its row would be collected too), and the third never starts.
+    ws = load_workspace(workspace, known_strategies=available_strategies(), live_needs_confirmation=False)
+    pool_rows, pool_complete, pool_seen = _stop_after_the_first_row(ws, processes=True)
+    assert (len(pool_rows), pool_complete, pool_seen) == (1, False, [0])
+    assert multiprocessing.active_children() == []
+    # the workspace given as an object in processes gives the row its file gives inline
+    assert (pool_rows[0].settings, pool_rows[0].net, pool_rows[0].round_trips) == (
+        inline_rows[0].settings,
+        inline_rows[0].net,
+        inline_rows[0].round_trips,
+    )
+
+
+def test_stoppable_frames_stop_between_frames_and_keep_a_generated_days_bind() -> None:
+    class Day:
+        bound: object = None
+
+        def bind(self, wanted: object) -> None:
+            self.bound = wanted
+
+        def __iter__(self):
+            return iter(range(10 * FRAMES_BETWEEN_LOOKS))
+
+    stop = threading.Event()
+    day = Day()
+    frames = _StoppableFrames(day, stop)
+    frames.bind("subscriptions")
+    assert day.bound == "subscriptions"
+    got = []
+    with pytest.raises(SweepStopped):
+        for frame in frames:
+            got.append(frame)
+            if frame == 3 * FRAMES_BETWEEN_LOOKS - 1:
+                stop.set()
+    assert len(got) == 3 * FRAMES_BETWEEN_LOOKS
+    assert not hasattr(_StoppableFrames([1, 2], stop), "bind")  # a recording has none: the replay asks
+
+
+def test_sweep_values_are_checked_as_the_form_words_them() -> None:
+    params = parse_params(example_raw())
+    assert params_with(params, {"stop_loss": "2.5", "entry_start": "09:30"}).stop_loss == Decimal("2.5")
+    problems = sweep_problems(params, combinations([("stop_loss", ["3", "abc"]), ("lots", ["1", "2"])]))
+    assert [p.in_form for p in problems] == [
+        "Stop loss % must be a percent between 0 and 100 (exclusive) of the entry premium, not 'abc'"
+    ]  # once, though two combinations have it
+    assert sweep_problems(params, combinations([("stop_loss", ["3", "5"])])) == []
