@@ -25,18 +25,20 @@ ADMIN = "kd_private_admin"
 
 
 def find_bin_dir() -> Path | None:
-    """The folder with initdb and pg_ctl: $KITEDESK_TEST_PG_BIN, the newest /usr/lib/postgresql/N/bin, or PATH."""
+    """The folder with initdb and pg_ctl: $KITEDESK_TEST_PG_BIN when set (only it), else the newest
+    /usr/lib/postgresql/N/bin, else the folder of an initdb on PATH."""
     given = os.environ.get("KITEDESK_TEST_PG_BIN")
-    candidates = [Path(given)] if given else []
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
-        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
-        reverse=True,
-    )
-    candidates += versions
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates.append(Path(on_path).parent)
+    if given:
+        candidates = [Path(given)]
+    else:
+        candidates = sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            reverse=True,
+        )
+        on_path = shutil.which("initdb")
+        if on_path:
+            candidates.append(Path(on_path).parent)
     for folder in candidates:
         if (folder / "initdb").is_file() and (folder / "pg_ctl").is_file():
             return folder
