@@ -294,17 +294,49 @@ def _insert_pulled(
         )
 
 
-def open_central(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection for the sync (transactions are explicit), checked against this app's schema."""
+# How the sync's connections guard against a server that stops answering. Server side, a statement or an
+# idle open transaction that outlives a minute is ended (a lock held by another session, a client gone).
+# Client side, TCP keepalives notice a peer that no longer acknowledges anything (a host gone, a route
+# dropped) within about a minute, where a read would otherwise wait for hours; a stop in between aborts the
+# socket itself (SyncWorker.stop).
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 60_000
+_CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+    f"-c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_MS}",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+
+
+def connect_central(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the sync (transactions are explicit), not yet checked against the schema."""
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        return psycopg.connect(url, autocommit=True, **_CONNECTION_OPTIONS)
     except psycopg.Error as exc:
         raise SyncError(describe(exc)) from None
+
+
+def check_central(conn: psycopg.Connection[Any]) -> None:
+    """SyncError unless `conn`'s central schema is this app's; closes `conn` when it is not."""
     try:
         require_schema(conn)
+    except psycopg.Error as exc:
+        conn.close()
+        raise SyncError(describe(exc)) from None
     except BaseException:
         conn.close()
         raise
+
+
+def open_central(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the sync (transactions are explicit), checked against this app's schema."""
+    conn = connect_central(url)
+    check_central(conn)
     return conn
 
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +267,45 @@ def test_a_real_postgres_restart_mid_run_loses_nothing(
     finally:
         worker.stop()
     assert _central_count(private_central) == 60 == _local_count(store, "UK9394")
+
+
+def test_stopping_the_sync_is_prompt_while_the_central_server_hangs_mid_batch(
+    central: Central,
+    homes: dict[str, Store],
+    tmp_path: Path,
+    link: FlakyLink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from desktop.sync import SyncService
+
+    store = open_home(homes, tmp_path, "c1")
+    config = SyncConfig(store.home)
+    for broker in ("UK9394", "UK1234"):
+        bare, password = split_url(link.url(add_account(central.admin_url, broker)))
+        config.save(AccountSync(broker, bare, True))
+        monkeypatch.setenv(PASSWORD_ENV + broker, password)
+        trade(store, broker, n_fills=2)
+    service = SyncService(store, store.home, idle_s=0.1)
+    service.start()
+    try:
+        assert _wait(lambda: [s.state for s in service.statuses()] == ["synced", "synced"], 20)
+        link.freeze()  # the server hangs with both connections open
+        for broker in ("UK9394", "UK1234"):
+            trade(store, broker, n_fills=40, label="while hung")
+        for w in service.workers:
+            w.sync_now()
+        time.sleep(1.0)  # both threads now wait inside a batch for a reply that never comes
+        assert _central_count(central) == 4 and all(w._thread.is_alive() for w in service.workers)
+        t0 = time.monotonic()
+        service.stop()
+        took = time.monotonic() - t0
+    finally:
+        service.stop()
+        link.restore()
+    assert not [t for t in threading.enumerate() if t.name.startswith("sync-")], "a sync thread still runs"
+    assert took < 5.0, f"stop took {took:.1f} s"
+    # Nothing of the interrupted batches was acknowledged: the next sync sends them.
+    url = add_account(central.admin_url, "UK9394")
+    assert pending_count(store, "UK9394") > 0
+    sync_once(store, url, "UK9394")
+    assert _central_count(central) == 2 + 2 + 40
