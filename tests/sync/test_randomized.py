@@ -9,14 +9,17 @@ row of UK1234 reached a UK9394 computer (nor the reverse).
 The server is a cluster of this test's own (tests/sync/private_pg.py): the machine's PostgreSQL is shared
 with other tests and is never restarted. The seed is printed; KITEDESK_SYNC_SEED=N replays a schedule
 (the timing of the processes still varies run to run). KITEDESK_SYNC_RANDOM_SECONDS sets how long the
-computers trade (default 20 s: about 45 s in all; bench/sync_soak.py runs it for longer).
+computers trade at least (default 20 s, and on until each has a fill; about 35-45 s in all); bench/sync_soak.py
+runs it for longer over several seeds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -30,6 +33,7 @@ import pytest
 from sqlalchemy import select
 
 from desktop.broker.sim.process import SimProcess
+from desktop.store import DB_FILENAME
 from desktop.store.store import Store
 from desktop.sync.central import SYNCED_TABLES, add_account
 from desktop.sync.config import PASSWORD_ENV, AccountSync, SyncConfig, split_url
@@ -42,6 +46,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 # A Thursday: NIFTY's weekly expiry is ahead, SENSEX's is today; 09:20 is inside the entry window.
 MARKET_START = datetime(2026, 1, 8, 9, 20)
+_GRACE_S = 60.0  # the longest the computers trade past the asked time while one of them has no fill yet
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,17 @@ class Chaos:
             self.kill_sync(name)
 
 
+def _has_fill(home: Path) -> bool:
+    """The computer has recorded a fill (read beside its running session: SQLite's WAL lets it)."""
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"file:{home / DB_FILENAME}?mode=ro", uri=True, timeout=5)
+        ) as db:
+            return bool(db.execute("SELECT count(*) FROM fills").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
 def _own_rows(home: Path, broker: str) -> tuple[str, dict[str, dict[str, tuple[Any, ...]]]]:
     """(device id, per table: id -> the row as recorded) of the rows this computer recorded for `broker`."""
     with Store.open(home) as store, database(store).read() as conn:
@@ -200,7 +216,7 @@ def test_three_computers_two_accounts_trading_through_sync_kills_and_postgres_re
         ws = tmp_path / f"{home.name}.toml"
         ws.write_text(c.workspace(), encoding="utf-8")
         cmd = [sys.executable, "-m", "desktop.cli", "run", str(ws), "--sim-url", sim.url, "--home", str(home)]
-        cmd += ["--for", str(seconds), "--every", "5"]
+        cmd += ["--for", str(seconds + _GRACE_S), "--every", "5"]  # stopped by Ctrl-C below, normally
         with open(tmp_path / f"run-{home.name}.log", "wb") as log:
             runs[c.name] = subprocess.Popen(cmd, env=_quiet_env(), stdout=log, stderr=log, cwd=REPO)
     chaos = Chaos(rng, private_pg, homes, sync_env, tmp_path)
@@ -208,10 +224,18 @@ def test_three_computers_two_accounts_trading_through_sync_kills_and_postgres_re
     try:
         for name in homes:
             chaos.start_sync(name)
+        stopping = False
         while any(p.poll() is None for p in runs.values()):
             time.sleep(rng.uniform(0.5, 2.5))
-            chaos.step(time.monotonic() - t0)
-            if time.monotonic() - t0 > seconds + 120:
+            elapsed = time.monotonic() - t0
+            chaos.step(elapsed)
+            # Trading goes on until every computer has a fill (a loaded machine starts them late), then
+            # each stops as a trader's Ctrl-C stops it, squaring off: more records, still under the chaos.
+            if not stopping and elapsed >= seconds and all(_has_fill(h) for h in homes.values()):
+                for p in runs.values():
+                    p.send_signal(signal.SIGINT)
+                stopping = True
+            if elapsed > seconds + _GRACE_S + 60:
                 pytest.fail(f"seed {seed}: the trading processes did not stop")
         if chaos.restarts == 0:  # the schedule drew none: one crash still, so every run has both faults
             private_pg.stop("immediate")
