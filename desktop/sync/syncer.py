@@ -269,29 +269,6 @@ def acknowledge(store: Store, broker_id: str, up_to_seq: int) -> None:
             )
 
 
-def _local_rows(
-    store: Store, broker_id: str, wanted: dict[str, set[str]]
-) -> dict[str, list[tuple[Any, ...]]]:
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with database(store).read() as conn:
-        for name, ids in wanted.items():
-            table = LOCAL_TABLES[name]
-            cols = [table.c[c] for c in columns(name)]
-            id_list = sorted(ids)
-            found: list[tuple[Any, ...]] = []
-            for start in range(0, len(id_list), 500):  # SQLite caps bound parameters
-                found += [
-                    tuple(r)
-                    for r in conn.execute(
-                        select(*cols).where(
-                            table.c.broker_id == broker_id, table.c.id.in_(id_list[start : start + 500])
-                        )
-                    )
-                ]
-            out[name] = found
-    return out
-
-
 def pull_cursors(store: Store, broker_id: str) -> dict[str, int]:
     """The account's pull cursors: per table, the last central change_seq received."""
     with database(store).read() as conn:
