@@ -237,6 +237,20 @@ class SyncWorker:
         self._close()
 
 
+def stop_all(workers: list[SyncWorker], timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stops `workers` all at once, each after the batch in hand, cut off after STOP_GRACE_S: the whole stop
+    takes at most `timeout` s however many accounts sync."""
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.request_stop()
+    grace = time.monotonic() + STOP_GRACE_S
+    for w in workers:
+        if not w.join(max(0.0, grace - time.monotonic())):
+            w.abort()
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
+
+
 class SyncService:
     """Every enabled account of one home, a `SyncWorker` each: what the window starts beside the engine.
 
@@ -267,17 +281,8 @@ class SyncService:
             w.start()
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stops every worker (each after the batch in hand, cut off after STOP_GRACE_S), all at once: the
-        whole stop takes at most `timeout` s however many accounts sync."""
-        deadline = time.monotonic() + timeout
-        for w in self.workers:
-            w.request_stop()
-        grace = time.monotonic() + STOP_GRACE_S
-        for w in self.workers:
-            if not w.join(max(0.0, grace - time.monotonic())):
-                w.abort()
-        for w in self.workers:
-            w.join(max(0.0, deadline - time.monotonic()))
+        """Stops every worker, all at once (see `stop_all`)."""
+        stop_all(self.workers, timeout)
 
     def statuses(self) -> list[SyncStatus]:
         """One status per enabled account: the workers' snapshots, then the accounts that could not start."""

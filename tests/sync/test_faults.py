@@ -309,3 +309,41 @@ def test_stopping_the_sync_is_prompt_while_the_central_server_hangs_mid_batch(
     assert pending_count(store, "UK9394") > 0
     sync_once(store, url, "UK9394")
     assert _central_count(central) == 2 + 2 + 40
+
+
+def test_kitedesk_sync_run_ends_promptly_on_sigterm_while_the_server_hangs(
+    central: Central, tmp_path: Path, link: FlakyLink
+) -> None:
+    home = tmp_path / "vps"
+    Store.open(home).close()
+    env = dict(os.environ, PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring", PYTHONUNBUFFERED="1")
+    for broker in ("UK9394", "UK1234"):
+        bare, password = split_url(link.url(add_account(central.admin_url, broker)))
+        SyncConfig(home).save(AccountSync(broker, bare, True))
+        env[PASSWORD_ENV + broker] = password
+    out = tmp_path / "sync-run.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "desktop.cli", "sync", "run", "--home", str(home)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert _wait(lambda: out.read_text().count(": synced") >= 2, 30), out.read_text()
+        link.freeze()
+        with Store.open(home) as store:
+            for broker in ("UK9394", "UK1234"):
+                trade(store, broker, n_fills=40, label="while hung")
+        time.sleep(3.0)  # past the workers' 2 s idle wait: both now wait inside a batch for the hung server
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        link.restore()
+    assert code == 0, out.read_text()
+    assert took < 6.0, f"kitedesk sync run took {took:.1f} s to stop"
