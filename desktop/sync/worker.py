@@ -87,9 +87,8 @@ class SyncWorker:
         self._lock = threading.Lock()
         self._status = SyncStatus(broker_id, "starting")
         self._conn: psycopg.Connection[Any] | None = None  # the thread's, kept between rounds
-        self._conn_lock = (
-            threading.Lock()
-        )  # `abort` reads the socket of `_conn` while the thread may close it
+        # `abort` reads the socket of `_conn` from another thread while this one may close it.
+        self._conn_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"sync-{broker_id}", daemon=True)
 
     def __repr__(self) -> str:  # never print the URL
