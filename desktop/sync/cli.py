@@ -16,7 +16,7 @@ from desktop.sync.accounts import disable_account, enable_account
 from desktop.sync.central import SyncError, add_account, check_broker_id, init_central, redact, remove_account
 from desktop.sync.config import SyncConfig
 from desktop.sync.syncer import pending_count
-from desktop.sync.worker import SyncService, SyncWorker
+from desktop.sync.worker import SyncService, SyncWorker, stop_all
 
 _PROG = "kitedesk sync"
 
@@ -197,8 +197,7 @@ def _run_forever(workers: list[SyncWorker]) -> int:
                     shown[w.broker_id] = line
                     print(f"{w.broker_id}: {st.text}", flush=True)
     finally:
-        for w in workers:
-            w.stop()
+        stop_all(workers)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections import defaultdict
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
-from sqlalchemy import Date, DateTime, Integer, Table, func, literal_column, select
+from sqlalchemy import Date, DateTime, Integer, Table, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from desktop.store.database import Database, Prepared
+from desktop.store.database import Database
 from desktop.store.schema import (
     DecimalText,
     fills,
@@ -113,6 +115,28 @@ def _upsert_sql(name: str) -> str:
 _UPSERTS = {name: _upsert_sql(name) for name in LOCAL_TABLES}
 
 
+# The fast path of a push: each table's rows go by COPY (encoded in C; the values as SQLite stores them, text
+# for money and times, parsed by the server) into a temporary table of the session, then one INSERT ...
+# SELECT ... ON CONFLICT (the same rules as above) moves them into the central table, under its row-level
+# security and trigger. The staging tables empty themselves at each commit.
+def _staged_upsert_sql(name: str) -> str:
+    head, _, tail = _UPSERTS[name].partition(" SELECT * FROM unnest(")
+    return f"{head} SELECT * FROM pg_temp.push_{name} ON CONFLICT{tail.split(' ON CONFLICT', 1)[1]}"
+
+
+def _quoted(name: str) -> str:
+    return ", ".join(f'"{c}"' for c in columns(name))
+
+
+_STAGED_UPSERTS = {name: _staged_upsert_sql(name) for name in LOCAL_TABLES}
+_COPY_SQL = {name: f"COPY pg_temp.push_{name} ({_quoted(name)}) FROM STDIN" for name in LOCAL_TABLES}
+_STAGING_DDL = "; ".join(
+    f"CREATE TEMP TABLE IF NOT EXISTS push_{name} ON COMMIT DELETE ROWS AS "
+    f"SELECT {_quoted(name)} FROM kitedesk.{name} WITH NO DATA"
+    for name in LOCAL_TABLES
+)
+
+
 def database(store: Store) -> Database:
     """The store's database door (the sync reads the outbox and writes pulled rows through it)."""
     return store._db  # noqa: SLF001 - the sync sits above the store and shares its one write lock
@@ -135,24 +159,98 @@ def push_batch(
     store: Store, conn: psycopg.Connection[Any], broker_id: str, *, limit: int = PUSH_BATCH
 ) -> int:
     """Pushes the account's next outbox batch in one transaction; returns the outbox entries it covered."""
-    entries = store.outbox.pending(broker_id=broker_id, limit=limit)
-    if not entries:
+    covered, last_seq, rows = _next_batch(store, broker_id, limit)
+    if not covered:
         return 0
-    wanted: dict[str, set[str]] = defaultdict(set)
-    for e in entries:
-        if e.table_name in LOCAL_TABLES:  # anything else (a cache) never leaves the computer
-            wanted[e.table_name].add(e.record_id)
-    rows = _local_rows(store, broker_id, wanted)
     try:
+        staged = _staging(conn)
         with conn.transaction(), conn.cursor() as cur:
-            for name in LOCAL_TABLES:
-                if rows.get(name):
-                    cur.execute(_UPSERTS[name], [list(col) for col in zip(*rows[name], strict=True)])
+            for name, found in rows.items():
+                if staged:  # COPY into the session's staging table (the values as stored), then one upsert
+                    with cur.copy(_COPY_SQL[name]) as copy:
+                        for row in found:
+                            copy.write_row(row)
+                    cur.execute(_STAGED_UPSERTS[name])
+                else:
+                    typed = [_typed(name, row) for row in found]
+                    cur.execute(_UPSERTS[name], [list(col) for col in zip(*typed, strict=True)])
     except psycopg.Error as exc:
         raise SyncError(describe(exc) + "; the batch stays queued and is sent again") from None
     # Only now: a crash before this line re-sends the batch, which the upserts make a no-op.
-    acknowledge(store, broker_id, entries[-1].seq)
-    return len(entries)
+    acknowledge(store, broker_id, last_seq)
+    return covered
+
+
+def _next_batch(store: Store, broker_id: str, limit: int) -> tuple[int, int, dict[str, list[Sequence[Any]]]]:
+    """(outbox entries covered, the last one's seq, per table the rows they name, as stored) in one snapshot.
+
+    Only the synced tables are read: an outbox entry of anything else (a cache) never leaves the computer.
+    The values go as SQLite holds them (text for money and times): the server parses them into its types.
+    """
+    with database(store).read() as conn:
+        done = conn.execute(
+            select(sync_cursors.c.last_seq).where(sync_cursors.c.broker_id == broker_id)
+        ).scalar()
+        done = int(done or 0)
+        covered, last = conn.exec_driver_sql(_BATCH_SQL, (broker_id, done, limit)).one()
+        if not covered:
+            return 0, done, {}
+        rows: dict[str, list[Sequence[Any]]] = {}
+        for name in LOCAL_TABLES:
+            found = conn.exec_driver_sql(_ROWS_SQL[name], (broker_id, broker_id, name, done, last)).all()
+            if found:
+                rows[name] = list(found)
+    return int(covered), int(last), rows
+
+
+_BATCH_SQL = (
+    "SELECT count(*), max(seq) FROM "
+    "(SELECT seq FROM outbox WHERE broker_id = ? AND seq > ? ORDER BY seq LIMIT ?)"
+)
+_ROWS_SQL = {
+    name: f"SELECT {', '.join(chr(34) + c + chr(34) for c in columns(name))} FROM {name} "  # noqa: S608 - ours
+    "WHERE broker_id = ? AND id IN (SELECT record_id FROM outbox "
+    "WHERE broker_id = ? AND table_name = ? AND seq > ? AND seq <= ?)"
+    for name in LOCAL_TABLES
+}
+
+
+def _converter(name: str, column: str) -> Callable[[Any], Any] | None:
+    kind = _pg_type(name, column)
+    if kind == "numeric":
+        return Decimal
+    if kind == "timestamp":
+        return datetime.fromisoformat
+    if kind == "date":
+        return date.fromisoformat
+    return None
+
+
+_CONVERTERS = {name: [_converter(name, c) for c in columns(name)] for name in LOCAL_TABLES}
+
+
+def _typed(name: str, row: Sequence[Any]) -> tuple[Any, ...]:
+    """A stored row with its money and times as Python values (for the arrays path)."""
+    return tuple(v if f is None or v is None else f(v) for f, v in zip(_CONVERTERS[name], row, strict=True))
+
+
+# Connections whose session has its staging tables (a temporary table lives as long as its session).
+_STAGED: weakref.WeakKeyDictionary[psycopg.Connection[Any], bool] = weakref.WeakKeyDictionary()
+
+
+def _staging(conn: psycopg.Connection[Any]) -> bool:
+    """Makes this session's staging tables, once per connection; False when the server gives this login no
+    temporary tables (its batches then go as arrays, slower: psycopg quotes every element in Python)."""
+    known = _STAGED.get(conn)
+    if known is None:
+        try:
+            with conn.transaction():
+                conn.execute(_STAGING_DDL)
+            known = True
+        except psycopg.errors.InsufficientPrivilege:
+            known = False
+        _STAGED[conn] = known
+    return known
 
 
 def acknowledge(store: Store, broker_id: str, up_to_seq: int) -> None:
@@ -169,29 +267,6 @@ def acknowledge(store: Store, broker_id: str, up_to_seq: int) -> None:
                     index_elements=[sync_cursors.c.broker_id], set_={"last_seq": up_to_seq}
                 )
             )
-
-
-def _local_rows(
-    store: Store, broker_id: str, wanted: dict[str, set[str]]
-) -> dict[str, list[tuple[Any, ...]]]:
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    with database(store).read() as conn:
-        for name, ids in wanted.items():
-            table = LOCAL_TABLES[name]
-            cols = [table.c[c] for c in columns(name)]
-            id_list = sorted(ids)
-            found: list[tuple[Any, ...]] = []
-            for start in range(0, len(id_list), 500):  # SQLite caps bound parameters
-                found += [
-                    tuple(r)
-                    for r in conn.execute(
-                        select(*cols).where(
-                            table.c.broker_id == broker_id, table.c.id.in_(id_list[start : start + 500])
-                        )
-                    )
-                ]
-            out[name] = found
-    return out
 
 
 def pull_cursors(store: Store, broker_id: str) -> dict[str, int]:
@@ -215,13 +290,10 @@ def pull_batch(
             # One snapshot for every table: a row's parent (its session) is never missing from it.
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             for name in LOCAL_TABLES:
-                cols = ", ".join(f'"{c}"' for c in columns(name))
                 # Sessions and profiles come whole: a fill's session may have changed after the fill.
                 cap = "" if name in ("profiles", "sessions") else f" LIMIT {int(limit)}"
                 fetched[name] = conn.execute(
-                    f"SELECT {cols}, change_seq FROM kitedesk.{name} "  # noqa: S608 - names are ours
-                    "WHERE broker_id = %s AND change_seq > %s AND device_id <> %s ORDER BY change_seq" + cap,
-                    (broker_id, cursors.get(name, 0), me),
+                    _PULL_SELECT[name] + cap, (broker_id, cursors.get(name, 0), me)
                 ).fetchall()
     except psycopg.Error as exc:
         raise SyncError(describe(exc)) from None
@@ -236,28 +308,40 @@ def pull_batch(
     return total
 
 
-_PULL_STATEMENTS: dict[tuple[str, str], Prepared] = {}
+# A pulled row comes in the text SQLite stores (the server formats it: money as its digits, times as
+# SQLAlchemy's SQLite format), so it goes into the local table as it is, with no conversion in Python.
+_SQLITE_TEXT = {
+    "numeric": '"{c}"::text',
+    "timestamp": """to_char("{c}", 'YYYY-MM-DD HH24:MI:SS.US')""",
+    "date": """to_char("{c}", 'YYYY-MM-DD')""",
+}
+_PULL_SELECT = {
+    name: "SELECT "
+    + ", ".join(_SQLITE_TEXT.get(_pg_type(name, c), '"{c}"').format(c=c) for c in columns(name))
+    + f", change_seq FROM kitedesk.{name} "
+    "WHERE broker_id = %s AND change_seq > %s AND device_id <> %s ORDER BY change_seq"
+    for name in LOCAL_TABLES
+}
+_PULL_INSERTS: dict[tuple[str, str], str] = {}
 
 
-def _pull_statement(name: str, me: str) -> Prepared:
-    """The local insert of a pulled row of `name`, for the device `me` (compiled once)."""
-    prepared = _PULL_STATEMENTS.get((name, me))
-    if prepared is None:
+def _pull_insert(name: str, me: str) -> str:
+    """The local insert of a pulled row of `name` on the device `me` (positional, the SELECT's columns)."""
+    sql = _PULL_INSERTS.get((name, me))
+    if sql is None:
         if not re.fullmatch(r"[0-9a-f]{32}", me):
             raise SyncError("this computer's device id is damaged; nothing was pulled")
-        table = LOCAL_TABLES[name]
-        stmt = sqlite_insert(table)
+        cols = columns(name)
+        marks = ", ".join("?" for _ in cols)
+        sql = f"INSERT INTO {name} ({_quoted(name)}) VALUES ({marks}) ON CONFLICT"
         if name in FACTS or name == "profiles":
-            stmt = stmt.on_conflict_do_nothing()
+            sql += " DO NOTHING"
         else:
             # Central already chose the winning copy; this computer's own rows are never overwritten.
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[table.c.id],
-                set_={c: stmt.excluded[c] for c in columns(name) if c not in ("id", "broker_id")},
-                where=table.c.device_id != literal_column(f"'{me}'"),  # hex only: checked above
-            )
-        prepared = _PULL_STATEMENTS[(name, me)] = Prepared(stmt)
-    return prepared
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in ("id", "broker_id"))
+            sql += f" (id) DO UPDATE SET {sets} WHERE {name}.device_id <> '{me}'"  # hex only: checked above
+        _PULL_INSERTS[(name, me)] = sql
+    return sql
 
 
 def _insert_pulled(
@@ -276,35 +360,65 @@ def _insert_pulled(
                 )
             ).scalars()
         )
+        raw = conn.connection.driver_connection
+        assert raw is not None
         for name, rows in fetched.items():
             cols = columns(name)
-            values = [dict(zip(cols, r[:-1], strict=True)) for r in rows]
+            values = [r[:-1] for r in rows]
             if "session_id" in cols and name != "sessions":
-                values = [v for v in values if v["session_id"] not in own_sessions]
-            if not values:
-                continue
-            # SQLAlchemy's own SQL and value conversions, run on the driver's executemany (see Prepared).
-            binds = [_pull_statement(name, me).bind(v) for v in values]
-            raw = conn.connection.driver_connection
-            assert raw is not None
-            raw.cursor().executemany(binds[0][0], [params for _, params in binds])
+                at = cols.index("session_id")
+                values = [v for v in values if v[at] not in own_sessions]
+            if values:
+                raw.cursor().executemany(_pull_insert(name, me), values)
         meta = sqlite_insert(store_meta).values(key=_PULL_KEY + broker_id, value=json.dumps(cursors))
         conn.execute(
             meta.on_conflict_do_update(index_elements=[store_meta.c.key], set_={"value": json.dumps(cursors)})
         )
 
 
-def open_central(url: str) -> psycopg.Connection[Any]:
-    """An autocommit connection for the sync (transactions are explicit), checked against this app's schema."""
+# How the sync's connections guard against a server that stops answering. Server side, a statement or an
+# idle open transaction that outlives a minute is ended (a lock held by another session, a client gone).
+# Client side, TCP keepalives notice a peer that no longer acknowledges anything (a host gone, a route
+# dropped) within about a minute, where a read would otherwise wait for hours; a stop in between aborts the
+# socket itself (SyncWorker.stop).
+CONNECT_TIMEOUT_S = 5
+STATEMENT_TIMEOUT_MS = 60_000
+_CONNECTION_OPTIONS: dict[str, Any] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS} "
+    f"-c idle_in_transaction_session_timeout={STATEMENT_TIMEOUT_MS}",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+
+
+def connect_central(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the sync (transactions are explicit), not yet checked against the schema."""
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+        return psycopg.connect(url, autocommit=True, **_CONNECTION_OPTIONS)
     except psycopg.Error as exc:
         raise SyncError(describe(exc)) from None
+
+
+def check_central(conn: psycopg.Connection[Any]) -> None:
+    """SyncError unless `conn`'s central schema is this app's; closes `conn` when it is not."""
     try:
         require_schema(conn)
+    except psycopg.Error as exc:
+        conn.close()
+        raise SyncError(describe(exc)) from None
     except BaseException:
         conn.close()
         raise
+
+
+def open_central(url: str) -> psycopg.Connection[Any]:
+    """An autocommit connection for the sync (transactions are explicit), checked against this app's schema."""
+    conn = connect_central(url)
+    check_central(conn)
     return conn
 
 

@@ -9,6 +9,8 @@ batch saved, like any other writer.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from contextlib import suppress
@@ -23,13 +25,24 @@ from desktop.store.errors import StoreError
 from desktop.store.store import Store
 from desktop.sync.central import SyncError
 from desktop.sync.config import PASSWORD_ENV, SyncConfig, SyncSecrets, with_password
-from desktop.sync.syncer import open_central, pending_count, pull_batch, push_batch
+from desktop.sync.syncer import (
+    CONNECT_TIMEOUT_S,
+    check_central,
+    connect_central,
+    pending_count,
+    pull_batch,
+    push_batch,
+)
 
 log = logging.getLogger(__name__)
 
 State = Literal["off", "starting", "synced", "pending", "offline", "error"]
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # the last repeats: `offline — retry in 30 s`
 IDLE_S = 2.0
+# A stop lets the batch in hand finish for this long, then cuts the connection under it (a hung server would
+# otherwise hold the window's close for as long as the operating system waits on the socket).
+STOP_GRACE_S = 2.0
+STOP_TIMEOUT_S = STOP_GRACE_S + CONNECT_TIMEOUT_S + 1.0  # a thread inside a connect waits out its timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,8 @@ class SyncWorker:
         self._lock = threading.Lock()
         self._status = SyncStatus(broker_id, "starting")
         self._conn: psycopg.Connection[Any] | None = None  # the thread's, kept between rounds
+        # `abort` reads the socket of `_conn` from another thread while this one may close it.
+        self._conn_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"sync-{broker_id}", daemon=True)
 
     def __repr__(self) -> str:  # never print the URL
@@ -88,12 +103,39 @@ class SyncWorker:
         """Starts the thread."""
         self._thread.start()
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Asks the thread to stop after the batch in hand, and waits for it."""
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Asks the thread to stop after the batch in hand, and waits for it; a batch that has not finished
+        within STOP_GRACE_S (a hung server) is cut off by `abort` and sent again by the next sync."""
+        self.request_stop()
+        if not self.join(min(timeout, STOP_GRACE_S)):
+            self.abort()
+            self.join(max(0.0, timeout - STOP_GRACE_S))
+
+    def request_stop(self) -> None:
+        """Asks the thread to stop after the batch in hand, without waiting (see `stop`)."""
         self._stop.set()
         self._wake.set()
+
+    def join(self, timeout: float) -> bool:
+        """Waits up to `timeout` s for the thread to end; True when it has (or never started)."""
         if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def abort(self) -> None:
+        """Cuts the connection's socket under the thread, whatever it waits for: its read ends at once with an
+        error, the server rolls back the open transaction, and nothing of the batch was acknowledged here,
+        so the next sync sends it again (the upserts make that safe)."""
+        with self._conn_lock:
+            conn = self._conn
+            if conn is None or conn.closed:
+                return
+            try:
+                dup = socket.socket(fileno=os.dup(conn.pgconn.socket))
+            except (psycopg.Error, OSError):
+                return
+        with dup, suppress(OSError):
+            dup.shutdown(socket.SHUT_RDWR)
 
     def sync_now(self) -> None:
         """Skips the wait (new records, or the trader pressed retry)."""
@@ -115,7 +157,10 @@ class SyncWorker:
         key derivation, CPU the engine's threads would wait for); any failure closes it.
         """
         if self._conn is None or self._conn.closed:
-            self._conn = open_central(self._url)
+            conn = connect_central(self._url)
+            with self._conn_lock:  # from here a stop can cut it, also during the schema check
+                self._conn = conn
+            check_central(conn)
         try:
             pushed, pulled = self._round(self._conn)
         except BaseException:
@@ -126,10 +171,11 @@ class SyncWorker:
         return pushed, pulled
 
     def _close(self) -> None:
-        if self._conn is not None:
+        with self._conn_lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
             with suppress(Exception):
-                self._conn.close()
-            self._conn = None
+                conn.close()
 
     def _round(self, conn: psycopg.Connection[Any]) -> tuple[int, int]:
         broker_id = self.broker_id
@@ -160,6 +206,8 @@ class SyncWorker:
                 failures = 0
                 wait = self._idle_s
             except (SyncError, StoreError) as exc:
+                if self._stop.is_set():  # stopped mid-batch (`abort`): not a fault to show
+                    break
                 wait = BACKOFF_S[min(failures, len(BACKOFF_S) - 1)]
                 failures += 1
                 message = str(exc)
@@ -186,6 +234,20 @@ class SyncWorker:
             self._wake.wait(wait)
             self._wake.clear()
         self._close()
+
+
+def stop_all(workers: list[SyncWorker], timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stops `workers` all at once, each after the batch in hand, cut off after STOP_GRACE_S: the whole stop
+    takes at most `timeout` s however many accounts sync."""
+    deadline = time.monotonic() + timeout
+    for w in workers:
+        w.request_stop()
+    grace = time.monotonic() + STOP_GRACE_S
+    for w in workers:
+        if not w.join(max(0.0, grace - time.monotonic())):
+            w.abort()
+    for w in workers:
+        w.join(max(0.0, deadline - time.monotonic()))
 
 
 class SyncService:
@@ -217,10 +279,9 @@ class SyncService:
         for w in self.workers:
             w.start()
 
-    def stop(self) -> None:
-        """Stops every worker (each after the batch in hand)."""
-        for w in self.workers:
-            w.stop()
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stops every worker, all at once (see `stop_all`)."""
+        stop_all(self.workers, timeout)
 
     def statuses(self) -> list[SyncStatus]:
         """One status per enabled account: the workers' snapshots, then the accounts that could not start."""

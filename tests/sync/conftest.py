@@ -38,6 +38,7 @@ from desktop.domain import (
 from desktop.store.store import Store
 from desktop.sync.central import init_central
 from tests.broker.conftest import MemoryKeyring, memory_keyring  # noqa: F401 - the fixture, for tests/sync
+from tests.sync.private_pg import PrivateCluster, why_unavailable
 
 _HOST, _PORT = "127.0.0.1", 5432
 
@@ -130,6 +131,31 @@ def empty_database(pg_admin_url: str) -> Iterator[Central]:
 
 def host_of(url: str) -> str:
     return url.rpartition("@")[2]
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivateCluster]:
+    """A started PostgreSQL cluster of this test's own (see tests/sync/private_pg.py): one the test may
+    stop and start, unlike the machine's shared server. Removed after the test."""
+    reason = why_unavailable()
+    if reason is not None:
+        _unavailable(reason)
+    cluster = PrivateCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def private_central(private_pg: PrivateCluster) -> Central:
+    """The central schema in a database `kitedesk` of the test's own cluster (`private_pg`)."""
+    with psycopg.connect(private_pg.admin_url, autocommit=True, connect_timeout=10) as conn:
+        conn.execute("CREATE DATABASE kitedesk")
+    url = _db_url(private_pg.admin_url, "kitedesk")
+    init_central(url)
+    return Central(url, "kitedesk", "127.0.0.1", private_pg.port)
 
 
 @pytest.fixture

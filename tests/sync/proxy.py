@@ -6,6 +6,7 @@ import contextlib
 import select
 import socket
 import threading
+import time
 
 
 class FlakyLink:
@@ -17,6 +18,7 @@ class FlakyLink:
         self.port = self._listener.getsockname()[1]
         self._up = threading.Event()
         self._up.set()
+        self._frozen = threading.Event()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._sockets: list[socket.socket] = []
@@ -42,6 +44,12 @@ class FlakyLink:
     def restore(self) -> None:
         """The server is back."""
         self._up.set()
+        self._frozen.clear()
+
+    def freeze(self) -> None:
+        """The server hangs: connections stay open, nothing more passes either way (a stopped server
+        process, a route that drops packets). New connections hang too."""
+        self._frozen.set()
 
     def close(self) -> None:
         self._closed.set()
@@ -76,6 +84,9 @@ class FlakyLink:
         pair = {a: b, b: a}
         try:
             while not self._closed.is_set():
+                if self._frozen.is_set():
+                    time.sleep(0.05)
+                    continue
                 ready, _, _ = select.select([a, b], [], [], 0.1)
                 for s in ready:
                     data = s.recv(65536)

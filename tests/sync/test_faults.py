@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from desktop.sync.config import PASSWORD_ENV, AccountSync, SyncConfig, split_url
 from desktop.sync.syncer import pending_count, sync_once
 from desktop.sync.worker import SyncWorker
 from tests.sync.conftest import Central, open_home, trade
+from tests.sync.private_pg import PrivateCluster
 from tests.sync.proxy import FlakyLink
 
 pytestmark = pytest.mark.postgres
@@ -237,50 +239,111 @@ def test_the_sync_service_reports_each_enabled_account_and_why_one_cannot_start(
     assert password not in repr(service.workers[0])
 
 
-def _local_cluster() -> tuple[str, str] | None:
-    """(version, name) of the local Debian cluster on port 5432, when this test may restart it."""
-    if os.environ.get("KITEDESK_TEST_PG_ADMIN_URL") or os.geteuid() != 0:
-        return None
-    try:
-        out = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    for line in out.splitlines():
-        version, name, port, status, *_ = line.split()
-        if port == "5432" and status == "online":
-            return version, name
-    return None
-
-
 def test_a_real_postgres_restart_mid_run_loses_nothing(
-    central: Central, homes: dict[str, Store], tmp_path: Path
+    private_central: Central, private_pg: PrivateCluster, homes: dict[str, Store], tmp_path: Path
 ) -> None:
-    cluster = _local_cluster()
-    if cluster is None:
-        pytest.skip(
-            "restarts only the local cluster this run started (as root, no KITEDESK_TEST_PG_ADMIN_URL)"
-        )
-    url = add_account(central.admin_url, "UK9394")
+    # The test's own cluster: the machine's server is shared with other tests and is never restarted.
+    url = add_account(private_central.admin_url, "UK9394")
     store = open_home(homes, tmp_path, "c1")
     trade(store, "UK9394", n_fills=10)
     worker = SyncWorker(store, "UK9394", url, idle_s=0.1)
     worker.start()
     try:
         assert _wait(lambda: worker.status().state == "synced", 20), worker.status()
-        subprocess.run(
-            ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "stop", "-m", "fast"],
-            check=True,
-            timeout=60,
-        )
+        private_pg.stop("fast")
         try:
             trade(store, "UK9394", n_fills=20, label="while down")
             assert _wait(lambda: worker.status().state in ("offline", "error"), 15), worker.status()
             assert pending_count(store, "UK9394") > 0
         finally:
-            subprocess.run(
-                ["pg_ctlcluster", "--skip-systemctl-redirect", *cluster, "start"], check=True, timeout=60
-            )
+            private_pg.start()
+        assert _wait(lambda: worker.status().state == "synced" and pending_count(store, "UK9394") == 0, 60)
+        # A crash of the server (no shutdown, recovery on start) in the middle of the next records.
+        trade(store, "UK9394", n_fills=15, label="before the crash")
+        private_pg.stop("immediate")
+        trade(store, "UK9394", n_fills=15, label="while crashed")
+        private_pg.start()
         assert _wait(lambda: worker.status().state == "synced" and pending_count(store, "UK9394") == 0, 60)
     finally:
         worker.stop()
-    assert _central_count(central) == 30 == _local_count(store, "UK9394")
+    assert _central_count(private_central) == 60 == _local_count(store, "UK9394")
+
+
+def test_stopping_the_sync_is_prompt_while_the_central_server_hangs_mid_batch(
+    central: Central,
+    homes: dict[str, Store],
+    tmp_path: Path,
+    link: FlakyLink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from desktop.sync import SyncService
+
+    store = open_home(homes, tmp_path, "c1")
+    config = SyncConfig(store.home)
+    for broker in ("UK9394", "UK1234"):
+        bare, password = split_url(link.url(add_account(central.admin_url, broker)))
+        config.save(AccountSync(broker, bare, True))
+        monkeypatch.setenv(PASSWORD_ENV + broker, password)
+        trade(store, broker, n_fills=2)
+    service = SyncService(store, store.home, idle_s=0.1)
+    service.start()
+    try:
+        assert _wait(lambda: [s.state for s in service.statuses()] == ["synced", "synced"], 20)
+        link.freeze()  # the server hangs with both connections open
+        for broker in ("UK9394", "UK1234"):
+            trade(store, broker, n_fills=40, label="while hung")
+        for w in service.workers:
+            w.sync_now()
+        time.sleep(1.0)  # both threads now wait inside a batch for a reply that never comes
+        assert _central_count(central) == 4 and all(w._thread.is_alive() for w in service.workers)
+        t0 = time.monotonic()
+        service.stop()
+        took = time.monotonic() - t0
+    finally:
+        service.stop()
+        link.restore()
+    assert not [t for t in threading.enumerate() if t.name.startswith("sync-")], "a sync thread still runs"
+    assert took < 5.0, f"stop took {took:.1f} s"
+    # Nothing of the interrupted batches was acknowledged: the next sync sends them.
+    url = add_account(central.admin_url, "UK9394")
+    assert pending_count(store, "UK9394") > 0
+    sync_once(store, url, "UK9394")
+    assert _central_count(central) == 2 + 2 + 40
+
+
+def test_kitedesk_sync_run_ends_promptly_on_sigterm_while_the_server_hangs(
+    central: Central, tmp_path: Path, link: FlakyLink
+) -> None:
+    home = tmp_path / "vps"
+    Store.open(home).close()
+    env = dict(os.environ, PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring", PYTHONUNBUFFERED="1")
+    for broker in ("UK9394", "UK1234"):
+        bare, password = split_url(link.url(add_account(central.admin_url, broker)))
+        SyncConfig(home).save(AccountSync(broker, bare, True))
+        env[PASSWORD_ENV + broker] = password
+    out = tmp_path / "sync-run.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "desktop.cli", "sync", "run", "--home", str(home)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        assert _wait(lambda: out.read_text().count(": synced") >= 2, 30), out.read_text()
+        link.freeze()
+        with Store.open(home) as store:
+            for broker in ("UK9394", "UK1234"):
+                trade(store, broker, n_fills=40, label="while hung")
+        time.sleep(3.0)  # past the workers' 2 s idle wait: both now wait inside a batch for the hung server
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        link.restore()
+    assert code == 0, out.read_text()
+    assert took < 6.0, f"kitedesk sync run took {took:.1f} s to stop"

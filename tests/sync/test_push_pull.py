@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import csv
+import sqlite3
 import threading
 from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
 from desktop.domain import Mode, Order, OrderStatus, OrderType, SessionKey, Side
+from desktop.store import DB_FILENAME
 from desktop.store.export import export_trades
-from desktop.store.schema import sync_cursors
+from desktop.store.schema import fills, orders, sync_cursors
 from desktop.store.store import Store
-from desktop.sync.central import add_account
-from desktop.sync.syncer import database, pending_count, push_batch, sync_once
+from desktop.sync import syncer
+from desktop.sync.central import SYNCED_TABLES, add_account
+from desktop.sync.syncer import columns, database, open_central, pending_count, push_batch, sync_once
 from tests.sync.conftest import T0, Central, open_home, trade
 
 pytestmark = pytest.mark.postgres
@@ -206,3 +210,67 @@ def test_a_new_tab_never_takes_over_a_session_another_computer_runs(
         assert not engine.label_resumes("UK9394", "NIFTY A")
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("temp_allowed", [True, False])
+def test_a_push_by_copy_or_as_arrays_keeps_the_same_rules(
+    central: Central, homes: dict[str, Store], tmp_path: Path, temp_allowed: bool
+) -> None:
+    # A push stages its rows in temporary tables (binary COPY); a server that refuses temporary tables to
+    # the account's login gets them as arrays. Either way: a re-push is a no-op, a fact is never rewritten,
+    # an order never goes back from COMPLETE to OPEN.
+    if not temp_allowed:
+        with central.admin() as conn:
+            conn.execute(f'REVOKE TEMPORARY ON DATABASE "{central.dbname}" FROM PUBLIC')
+    url = add_account(central.admin_url, "UK9394")
+    store = open_home(homes, tmp_path, "c1")
+    trade(store, "UK9394", n_fills=3)
+    with open_central(url) as conn:
+        assert push_batch(store, conn, "UK9394") > 0
+        assert syncer._STAGED[conn] is temp_allowed
+        with database(store).write(durable=False, what="test") as local:
+            local.execute(update(fills).values(price=Decimal("1.00")))
+            local.execute(update(orders).values(status="OPEN", updated_at_utc=datetime(2030, 1, 1)))
+            local.execute(delete(sync_cursors))  # everything is sent again
+        assert push_batch(store, conn, "UK9394") > 0
+    with central.admin() as conn:
+        statuses = {r[0] for r in conn.execute("SELECT status FROM kitedesk.orders").fetchall()}
+        fills_ = conn.execute("SELECT count(*), sum(quantity), min(price) FROM kitedesk.fills").fetchone()
+    assert statuses == {"COMPLETE"}
+    assert fills_ == (3, 195, Decimal("101.05"))
+
+
+def test_a_pulled_row_is_stored_exactly_as_its_own_computer_stored_it(
+    central: Central, homes: dict[str, Store], tmp_path: Path
+) -> None:
+    # Rows are pulled in the text SQLite holds (money digits, SQLAlchemy's time format), with no conversion
+    # in Python: the bytes on the pulling computer must be those of the computer that recorded them, or
+    # text comparisons and sorting of times would disagree between the two.
+    url = add_account(central.admin_url, "UK9394")
+    c1, c3 = open_home(homes, tmp_path, "c1"), open_home(homes, tmp_path, "c3")
+    key = trade(c1, "UK9394", n_fills=5)
+    c1.orders.record(
+        Order(
+            order_id="SL-1",
+            key=key,
+            mode=Mode.PAPER,
+            exchange="NFO",
+            tradingsymbol="NIFTY2610625000CE",
+            side=Side.SELL,
+            quantity=65,
+            order_type=OrderType.SL,
+            status=OrderStatus.TRIGGER_PENDING,
+            price=Decimal("95.10"),
+            trigger_price=Decimal("95.5"),
+            timestamp=T0 + timedelta(microseconds=7),
+        )
+    )
+    sync_once(c1, url, "UK9394")
+    assert sync_once(c3, url, "UK9394")[1] > 0
+    for name in SYNCED_TABLES:
+        cols = ", ".join(f'"{c}"' for c in columns(name))
+        query = f"SELECT {cols} FROM {name} ORDER BY id"  # noqa: S608 - ours
+        with sqlite3.connect(c1.home / DB_FILENAME) as a, sqlite3.connect(c3.home / DB_FILENAME) as b:
+            mine, pulled = a.execute(query).fetchall(), b.execute(query).fetchall()
+        assert mine and pulled == mine, name
+        assert [tuple(map(type, r)) for r in pulled] == [tuple(map(type, r)) for r in mine], name
