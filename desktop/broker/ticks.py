@@ -18,6 +18,7 @@ So this module parses frames itself. `tests/broker/test_ticks.py` checks it fiel
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import json
 import struct
@@ -45,6 +46,7 @@ _HUNDRED = Decimal(100)
 _DIVISORS = {SEG_CDS: Decimal(10_000_000), SEG_BCD: Decimal(10_000), SEG_NCO: Decimal(10_000)}
 
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
 
 def price_divisor(instrument_token: int) -> Decimal:
@@ -104,13 +106,54 @@ class QuoteTick:
 
     def to_tick(self) -> Tick:
         """The engine's small tick type."""
-        return Tick(
-            instrument_token=self.instrument_token,
-            last_price=self.last_price,
-            exchange_timestamp=self.exchange_timestamp,
-            volume=self.volume_traded,
-            oi=self.oi,
+        tick: Any = _TickBuilder(
+            self.instrument_token, self.last_price, self.exchange_timestamp, self.volume_traded, self.oi
         )
+        tick.__class__ = Tick  # frozen from here on (see `_fast_frozen`)
+        return tick  # type: ignore[no-any-return]
+
+
+def _fast_frozen(cls: type) -> type:
+    """A mutable twin of the frozen, slotted dataclass `cls` (same fields, defaults and slot layout) whose
+    instances the parser turns into `cls` instances by assigning `__class__`.
+
+    Python 3.11 builds a frozen dataclass through `object.__setattr__` field by field: a 19-field `QuoteTick`
+    cost about 2 µs, more than decoding its packet, for every tick of every frame (issue 24's replay
+    throughput). The twin's plain `__init__` and the class assignment (allowed between classes of the same
+    slot layout, checked here once) cost a tenth of that. What comes out is an ordinary `cls`: frozen,
+    equal to and hashing like one built the usual way (tests/broker/test_ticks.py checks it).
+    """
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default, repr=f.repr, compare=f.compare))
+        for f in dataclasses.fields(cls)
+    ]
+    twin = dataclasses.make_dataclass("_Building" + cls.__name__, fields, slots=True, eq=False)
+    if twin.__slots__ != cls.__slots__ or twin.__basicsize__ != cls.__basicsize__:  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__}: the twin's slots differ, the class assignment would fail")
+    return twin
+
+
+class _Rupees(dict[int, Decimal]):
+    """Paise (or the segment's price unit) → rupees, remembered: a frame repeats most prices (each packet's
+    open, high, low and close, and last prices that move a tick at a time), and a `Decimal` division costs
+    about ten dictionary look-ups. Bounded: emptied when it holds `limit` prices. The division is exact
+    (at most ten digits), so the thread's decimal context cannot change a remembered value."""
+
+    def __init__(self, divisor: Decimal, limit: int = 1 << 15) -> None:
+        super().__init__()
+        self.divisor = divisor
+        self.limit = limit
+
+    def __missing__(self, raw: int) -> Decimal:
+        value = Decimal(raw) / self.divisor
+        if len(self) >= self.limit:
+            self.clear()
+        self[raw] = value
+        return value
+
+
+_RUPEES = {seg: _Rupees(div) for seg, div in _DIVISORS.items()}
+_RUPEES_DEFAULT = _Rupees(_HUNDRED)
 
 
 def split_packets(frame: bytes) -> list[bytes]:
@@ -148,9 +191,14 @@ def _decode_depth(raw: bytes, token: int) -> tuple[DepthLevel, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _ist_cached(seconds: int) -> datetime:
-    # Every packet of a frame carries the same second: convert it once (a pure function, safe to share).
+def ist_cached(seconds: int) -> datetime:
+    """`ist_from_epoch`, remembered: every packet of a frame carries the same second, so it is converted
+    once (a pure function of an immutable result, safe to share between threads)."""
     return ist_from_epoch(seconds)
+
+
+_QuoteTickBuilder = _fast_frozen(QuoteTick)
+_TickBuilder = _fast_frozen(Tick)
 
 
 def parse_packet(packet: bytes) -> QuoteTick | None:
@@ -161,50 +209,55 @@ def parse_packet(packet: bytes) -> QuoteTick | None:
         return None
     u = head.unpack_from(packet, 0)
     token = u[0]
-    div = price_divisor(token)
+    rupees = _RUPEES.get(token & 0xFF, _RUPEES_DEFAULT)
     tradable = (token & 0xFF) != SEG_INDICES
+    tick: Any
     if n == 8:
-        return QuoteTick(token, MODE_LTP, tradable, Decimal(u[1]) / div)
-    if n in (28, 32):
+        tick = _QuoteTickBuilder(token, MODE_LTP, tradable, rupees[u[1]])
+    elif n in (28, 32):
         # Index packets: high, low, open, close (in that order), then the change we recompute anyway.
-        return QuoteTick(
+        tick = _QuoteTickBuilder(
             token,
             MODE_QUOTE if n == 28 else MODE_FULL,
             tradable,
-            Decimal(u[1]) / div,
-            high=Decimal(u[2]) / div,
-            low=Decimal(u[3]) / div,
-            open=Decimal(u[4]) / div,
-            close=Decimal(u[5]) / div,
-            exchange_timestamp=_ist_cached(u[7]) if n == 32 else None,
+            rupees[u[1]],
+            high=rupees[u[2]],
+            low=rupees[u[3]],
+            open=rupees[u[4]],
+            close=rupees[u[5]],
+            exchange_timestamp=ist_cached(u[7]) if n == 32 else None,
         )
-    full = n == 184
-    return QuoteTick(
-        token,
-        MODE_FULL if full else MODE_QUOTE,
-        tradable,
-        Decimal(u[1]) / div,
-        u[2],
-        Decimal(u[3]) / div,
-        u[4],
-        u[5],
-        u[6],
-        Decimal(u[7]) / div,
-        Decimal(u[8]) / div,
-        Decimal(u[9]) / div,
-        Decimal(u[10]) / div,
-        _ist_cached(u[11]) if full else None,
-        u[12] if full else 0,
-        u[13] if full else 0,
-        u[14] if full else 0,
-        _ist_cached(u[15]) if full else None,
-        packet[64:184] if full else b"",
-    )
+    else:
+        full = n == 184
+        tick = _QuoteTickBuilder(
+            token,
+            MODE_FULL if full else MODE_QUOTE,
+            tradable,
+            rupees[u[1]],
+            u[2],
+            rupees[u[3]],
+            u[4],
+            u[5],
+            u[6],
+            rupees[u[7]],
+            rupees[u[8]],
+            rupees[u[9]],
+            rupees[u[10]],
+            ist_cached(u[11]) if full else None,
+            u[12] if full else 0,
+            u[13] if full else 0,
+            u[14] if full else 0,
+            ist_cached(u[15]) if full else None,
+            packet[64:184] if full else b"",
+        )
+    tick.__class__ = QuoteTick  # frozen from here on (see `_fast_frozen`)
+    return tick  # type: ignore[no-any-return]
 
 
 _KNOWN_LENGTHS = frozenset(_HEAD)
 _RUN_PROBE = 64  # packets checked at once for a run of equal lengths
 _MAX_RUNS = 32  # runs looked for with numpy before the rest of the frame is walked packet by packet
+_SMALL_FRAME = 32  # packets: a frame of at most this many is walked in Python (`_index_small`)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -255,8 +308,10 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
     n = len(frame)
     if n < 2:
         return _empty_index(frame, seq)
-    buf = np.frombuffer(frame, np.uint8)
     (count,) = _U16.unpack_from(frame, 0)
+    if count <= _SMALL_FRAME:
+        return _index_small(frame, count, seq)
+    buf = np.frombuffer(frame, np.uint8)
     starts: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     pos, done, runs = 2, 0, 0
@@ -283,6 +338,22 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
         return _empty_index(frame, seq)
     at = np.concatenate(starts)
     return FrameIndex(frame, _tokens_at(buf, at), at, np.concatenate(lengths), seq)
+
+
+def _index_small(frame: bytes, count: int, seq: int) -> FrameIndex:
+    """`index_frame` of a frame of a few packets, walked in Python: a handful of numpy calls cost more than
+    the walk itself there (a replay's frames carry a session's few instruments: issue 24's throughput)."""
+    tokens: list[int] = []
+    starts: list[int] = []
+    lengths: list[int] = []
+    for start, length in _walk(frame, 2, count):
+        if length in _KNOWN_LENGTHS:  # every known length holds the 4-byte token
+            tokens.append(_U32.unpack_from(frame, start)[0])
+            starts.append(start)
+            lengths.append(length)
+    return FrameIndex(
+        frame, np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64), seq
+    )
 
 
 def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> int:
