@@ -263,6 +263,9 @@ def main() -> int:
         ws.write_text(WORKSPACE)
         end = "11:15" if args.quick else "15:30"
         throughput(str(ws), "2026-01-05", "09:15", end)
+        compare_with_backtrader(
+            parse_days("2026-01-05..2026-01-06" if args.quick else "2026-01-05..2026-01-09"), 3
+        )
         if args.quick:
             sweep(str(ws), 4, "2026-01-05..2026-01-06", "09:15", "10:15")
         else:

@@ -2,7 +2,10 @@
 
 A job is one (combination, day): the workspace's sessions with the combination's settings, replayed over that day
 (a recording, or a simulator day) exactly as `kitedesk replay` would. Jobs run in a process pool (one process per
-core by default; each replay is deterministic, so the pool gives the same rows as one process). A combination's
+core by default; each replay is deterministic, so the pool gives the same rows as one process), or on an existing
+Dask cluster (`cluster="tcp://HOST:PORT"`: a desk that outgrows one machine). dask.distributed is an optional
+extra (`pip install 'kitedesk[cluster]'`), imported only when a cluster is asked for; its workers need KiteDesk
+installed, and recordings at the same path (a shared folder): the workspace itself is sent as text. A combination's
 row sums its days: round trips, win rate, gross and net P&L after charges, the largest fall of its net equity
 from a peak (max drawdown), and the Sharpe ratio of its daily net P&L (mean over standard deviation, times √252).
 """
@@ -13,6 +16,7 @@ import itertools
 import math
 import statistics
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -33,9 +37,10 @@ from desktop.engine.replay import (
 )
 from desktop.engine.report import summarise
 from desktop.engine.strategy.registry import available_strategies
-from desktop.engine.workspace import Workspace, load_workspace
+from desktop.engine.workspace import Workspace, load_workspace, parse_workspace
 
 TRADING_DAYS_A_YEAR = 252
+CLUSTER_CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before saying it cannot be reached
 
 
 class BacktestError(ValueError):
@@ -140,6 +145,14 @@ def run_job(workspace_path: str, settings: dict[str, str], day: date, source: Da
     return source.replay(apply_settings(workspace, settings), day)
 
 
+def run_cluster_job(workspace_text: str, settings: dict[str, str], day: date, source: DaySource) -> str:
+    """`run_job` on a Dask worker, which may not see this machine's files: the workspace comes as its text."""
+    workspace = parse_workspace(
+        tomllib.loads(workspace_text), known_strategies=available_strategies(), live_needs_confirmation=False
+    )
+    return source.replay(apply_settings(workspace, settings), day)
+
+
 @dataclass(slots=True)
 class ComboResult:
     """One combination's row: its settings and totals over the days."""
@@ -208,9 +221,12 @@ def run_sweep(
     source: DaySource,
     workers: int,
     progress: Progress | None = None,
+    cluster: str | None = None,
+    connect_timeout: float = CLUSTER_CONNECT_TIMEOUT,
 ) -> tuple[list[ComboResult], bool]:
-    """Runs every (combination, day); returns the rows of the combinations whose every day finished (in the order
-    of `combos`) and whether all did (False after Ctrl+C). A failed job raises BacktestError naming it."""
+    """Runs every (combination, day), in `workers` processes or on the Dask cluster at `cluster`; returns the rows
+    of the combinations whose every day finished (in the order of `combos`) and whether all did (False after
+    Ctrl+C). A failed job raises BacktestError naming it, as does a cluster that cannot be used."""
     workspace = load_workspace(
         workspace_path, known_strategies=available_strategies(), live_needs_confirmation=False
     )
@@ -220,7 +236,12 @@ def run_sweep(
     done: dict[int, dict[date, str]] = {i: {} for i in range(len(combos))}
     started = time.monotonic()
     complete = True
-    if workers <= 1:
+    if cluster is not None:
+        text = Path(workspace_path).read_text(encoding="utf-8")  # readable: load_workspace read it above
+        complete = _run_on_cluster(
+            cluster, connect_timeout, text, combos, jobs, source, done, progress, started
+        )
+    elif workers <= 1:
         try:
             for n, (i, day) in enumerate(jobs, 1):
                 done[i][day] = run_job(workspace_path, combos[i], day, source)
@@ -252,6 +273,69 @@ def run_sweep(
             pool.shutdown(wait=True, cancel_futures=True)
     rows = [combine(combos[i], done[i]) for i in range(len(combos)) if len(done[i]) == len(days)]
     return rows, complete and len(rows) == len(combos)
+
+
+def _run_on_cluster(
+    address: str,
+    connect_timeout: float,
+    workspace_text: str,
+    combos: list[dict[str, str]],
+    jobs: list[tuple[int, date]],
+    source: DaySource,
+    done: dict[int, dict[date, str]],
+    progress: Progress | None,
+    started: float,
+) -> bool:
+    """The jobs on the Dask cluster at `address`, results into `done`; False after Ctrl+C."""
+    try:
+        import distributed
+    except ImportError:
+        raise BacktestError(
+            "--cluster needs dask.distributed, which is not installed: pip install 'kitedesk[cluster]' "
+            "(or pip install distributed) on this machine and on the cluster's workers"
+        ) from None
+    try:
+        client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise BacktestError(
+            f"cannot reach the Dask cluster at {address} (within {connect_timeout:g} s): {exc}. "
+            "Check the scheduler's address and port, and that it is running"
+        ) from None
+    futures: dict[Any, tuple[int, date]] = {}
+    try:
+        client.register_plugin(_qt_on_main_thread(distributed), name="kitedesk-qt-application")
+        for i, day in jobs:
+            future = client.submit(run_cluster_job, workspace_text, combos[i], day, source, pure=False)
+            futures[future] = (i, day)
+        for n, future in enumerate(distributed.as_completed(list(futures), loop=client.loop), 1):
+            i, day = futures[future]
+            try:
+                done[i][day] = future.result()
+            except (ReplayError, BacktestError, ParamsError) as exc:
+                raise BacktestError(f"{_label(combos[i])} on {day}: {exc}") from None
+            if progress:
+                progress(n, len(jobs), time.monotonic() - started)
+        return True
+    except KeyboardInterrupt:
+        return False
+    finally:
+        client.cancel(list(futures))
+        client.close()
+
+
+def _qt_on_main_thread(distributed: Any) -> Any:
+    """A worker plugin that makes the worker process's QCoreApplication on its main thread, where the worker's
+    own loop calls `setup`. A replay's agents are QThreads and a replay makes the application when there is
+    none, but a Dask task runs on a thread of the worker's pool: an application made there took the worker
+    process down (SIGSEGV) when the worker closed."""
+
+    class QtApplication(distributed.WorkerPlugin):  # type: ignore[misc, name-defined]
+        def setup(self, worker: Any) -> None:
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.instance() or QCoreApplication([])
+
+    return QtApplication()
 
 
 def _label(settings: dict[str, str]) -> str:
