@@ -265,6 +265,10 @@ class FrameIndex:
     """Where a frame's tick packets are, without decoding them: token, start and length of each, in frame
     order (numpy arrays), and `seq`, the frame's number on its feed. Packets of a length the protocol does
     not define are left out, as `parse_frame` leaves them out.
+
+    A frame of a few packets (`_index_small`) also carries the three columns as Python lists (`listed`): a
+    handful of numpy calls per frame cost more than the work itself there (a replay's frames hold a session's
+    few instruments), so the methods below answer from the lists when they have them.
     """
 
     frame: bytes
@@ -272,17 +276,27 @@ class FrameIndex:
     starts: np.ndarray
     lengths: np.ndarray
     seq: int = 0
+    listed: tuple[list[int], list[int], list[int]] | None = None  # tokens, starts, lengths
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def packet(self, i: int) -> bytes:
         """The raw packet at position `i`."""
+        listed = self.listed
+        if listed is not None:
+            start = listed[1][i]
+            return self.frame[start : start + listed[2][i]]
         start = int(self.starts[i])
         return self.frame[start : start + int(self.lengths[i])]
 
-    def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray:
-        """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique)."""
+    def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray | list[int]:
+        """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique, and never
+        changed in place: the feed replaces its arrays whole)."""
+        listed = self.listed
+        if listed is not None:
+            wanted = _as_set(tokens_sorted)
+            return [i for i, token in enumerate(listed[0]) if token in wanted]
         if not len(tokens_sorted) or not len(self.tokens):
             return np.empty(0, np.int64)
         at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
@@ -290,8 +304,61 @@ class FrameIndex:
 
     def last_position(self, token: int) -> int | None:
         """Position of `token`'s last packet in this frame, or None."""
+        listed = self.listed
+        if listed is not None:
+            tokens = listed[0]
+            for i in range(len(tokens) - 1, -1, -1):
+                if tokens[i] == token:
+                    return i
+            return None
         hits = np.flatnonzero(self.tokens == token)
         return int(hits[-1]) if len(hits) else None
+
+    def same_tokens(self, other: FrameIndex) -> bool:
+        """True when `other` holds packets of the same tokens in the same order."""
+        if self.listed is not None and other.listed is not None:
+            return self.listed[0] == other.listed[0]
+        return len(self.tokens) == len(other.tokens) and bool(np.array_equal(self.tokens, other.tokens))
+
+    def deliveries(self, tokens_sorted: np.ndarray, counts: np.ndarray) -> int:
+        """The sum, over this frame's packets, of `counts[k]` where `tokens_sorted[k]` is the packet's token
+        (how many streams get each packet; tokens not listed count 0). Arrays as in `positions_of`."""
+        if not len(tokens_sorted):
+            return 0
+        if self.listed is not None:
+            per_token = _as_counts(tokens_sorted, counts)
+            return sum(per_token.get(token, 0) for token in self.listed[0])
+        at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
+        return int(counts[at][tokens_sorted[at] == self.tokens].sum())
+
+
+# The feed's sorted token arrays as a set and a dict, worked out once per array (arrays are replaced whole, never
+# changed in place; the array itself is kept beside its id so a new array at a reused id is not mistaken for it).
+_SETS: dict[int, tuple[np.ndarray, frozenset[int]]] = {}
+_COUNTS: dict[int, tuple[np.ndarray, np.ndarray, dict[int, int]]] = {}
+_REMEMBERED = 16
+
+
+def _as_set(tokens_sorted: np.ndarray) -> frozenset[int]:
+    hit = _SETS.get(id(tokens_sorted))
+    if hit is not None and hit[0] is tokens_sorted:
+        return hit[1]
+    wanted = frozenset(tokens_sorted.tolist())
+    if len(_SETS) >= _REMEMBERED:
+        _SETS.clear()
+    _SETS[id(tokens_sorted)] = (tokens_sorted, wanted)
+    return wanted
+
+
+def _as_counts(tokens_sorted: np.ndarray, counts: np.ndarray) -> dict[int, int]:
+    hit = _COUNTS.get(id(tokens_sorted))
+    if hit is not None and hit[0] is tokens_sorted and hit[1] is counts:
+        return hit[2]
+    per_token = dict(zip(tokens_sorted.tolist(), counts.tolist(), strict=True))
+    if len(_COUNTS) >= _REMEMBERED:
+        _COUNTS.clear()
+    _COUNTS[id(tokens_sorted)] = (tokens_sorted, counts, per_token)
+    return per_token
 
 
 def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
@@ -351,9 +418,8 @@ def _index_small(frame: bytes, count: int, seq: int) -> FrameIndex:
             tokens.append(_U32.unpack_from(frame, start)[0])
             starts.append(start)
             lengths.append(length)
-    return FrameIndex(
-        frame, np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64), seq
-    )
+    columns = (np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64))
+    return FrameIndex(frame, *columns, seq, (tokens, starts, lengths))
 
 
 def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> int:
@@ -413,7 +479,7 @@ class LatestPackets:
     def _keep_older(self, gone: FrameIndex) -> None:
         """Copies out the packets of a leaving frame that no kept frame carries (under the lock)."""
         newest = self._frames[-1]
-        if len(gone.tokens) == len(newest.tokens) and np.array_equal(gone.tokens, newest.tokens):
+        if gone.same_tokens(newest):
             return
         newer = np.concatenate([f.tokens for f in self._frames])
         for i in np.flatnonzero(~np.isin(gone.tokens, newer)):

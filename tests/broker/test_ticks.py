@@ -222,9 +222,35 @@ def test_a_frame_of_many_short_runs_is_walked_to_the_end() -> None:
 def test_positions_of_finds_the_wanted_tokens_in_frame_order() -> None:
     packets = [struct.pack(">II", token, 1) for token in (5, 9, 7, 9, 11)]
     index = index_frame(pack_frame(packets))
-    assert index.positions_of(np.array([7, 9], np.uint32)).tolist() == [1, 2, 3]
-    assert index.positions_of(np.array([], np.uint32)).tolist() == []
+    assert list(index.positions_of(np.array([7, 9], np.uint32))) == [1, 2, 3]
+    assert list(index.positions_of(np.array([], np.uint32))) == []
     assert index.last_position(9) == 3 and index.last_position(4) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=12), max_size=32),
+    st.lists(st.integers(min_value=1, max_value=12), unique=True),
+    st.integers(min_value=0, max_value=12),
+)
+def test_a_small_frames_python_lists_answer_as_its_numpy_columns_do(frame_tokens, wanted, probe) -> None:
+    """Frames of a few packets carry their columns as lists too (`listed`, speed); every question asked of the
+    index gets the same answer from the lists as from the numpy arrays."""
+    small = index_frame(pack_frame([struct.pack(">II", t, i) for i, t in enumerate(frame_tokens)]), 3)
+    assert small.listed is not None
+    plain = FrameIndex(small.frame, small.tokens, small.starts, small.lengths, small.seq)  # numpy only
+    tokens = np.array(sorted(wanted), np.uint32)
+    counts = np.array([t * 10 + 1 for t in sorted(wanted)], np.int64)
+    assert list(small.positions_of(tokens)) == plain.positions_of(tokens).tolist()
+    assert small.deliveries(tokens, counts) == plain.deliveries(tokens, counts)
+    assert small.last_position(probe) == plain.last_position(probe)
+    assert [small.packet(i) for i in range(len(small))] == [plain.packet(i) for i in range(len(plain))]
+    other = index_frame(pack_frame([struct.pack(">II", t, 0) for t in frame_tokens[::-1]]))
+    assert small.same_tokens(other) == plain.same_tokens(other) == (frame_tokens == frame_tokens[::-1])
+    # the remembered set and counts belong to the array they were made from, not to a later array at its id
+    assert list(small.positions_of(np.array([probe], np.uint32))) == [
+        i for i, t in enumerate(frame_tokens) if t == probe
+    ]
 
 
 def frame_of(seq: int, prices: dict[int, int]) -> FrameIndex:
