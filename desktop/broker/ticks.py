@@ -413,9 +413,17 @@ def _index_small(frame: bytes, count: int, seq: int) -> FrameIndex:
     tokens: list[int] = []
     starts: list[int] = []
     lengths: list[int] = []
-    for start, length in _walk(frame, 2, count):
-        if length in _KNOWN_LENGTHS:  # every known length holds the 4-byte token
-            tokens.append(_U32.unpack_from(frame, start)[0])
+    u16, u32, known = _U16.unpack_from, _U32.unpack_from, _KNOWN_LENGTHS
+    pos, n = 2, len(frame)
+    for _ in range(count):  # `_walk`, inlined
+        if pos + 2 > n:
+            break
+        length = u16(frame, pos)[0]
+        start, pos = pos + 2, pos + 2 + length
+        if pos > n:
+            break
+        if length in known:  # every known length holds the 4-byte token
+            tokens.append(u32(frame, start)[0])
             starts.append(start)
             lengths.append(length)
     columns = (np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64))
