@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from desktop.broker.sim.market import Market  # noqa: E402
 from desktop.cli.sim_day import sim_day  # noqa: E402
 from desktop.domain import MARKET_CLOSE, MARKET_OPEN, Segment, StrategyParams  # noqa: E402
-from desktop.engine.backtest import DaySource, combinations, parse_days, run_sweep  # noqa: E402
+from desktop.engine.backtest import DaySource, combinations, parse_days, results_csv, run_sweep  # noqa: E402
 from desktop.engine.bar_backtest import BarTrade, read_ohlc_csv, run_bars, write_ohlc_csv  # noqa: E402
 from desktop.engine.bars import candle_to_bar  # noqa: E402
 from desktop.engine.replay import Replay, ReplayOptions, market_times  # noqa: E402
@@ -210,7 +210,7 @@ def compare_with_backtrader(days: list[date], repeat: int) -> None:
               f"{len(results[name])} round trips")  # fmt: skip
     ratio = timings["backtrader"][0] / timings["KiteDesk"][0]
     print(f"  ratio: KiteDesk {ratio:.1f} x backtrader (target >= 10 x)")
-    print(f"  {'entry bar':<17} {'entry':>9}  {'exit bar':<17} {'exit':>9}  {'reason':<12} | backtrader")
+    print(f"  {'entry bar':<11} {'at':>9} -> {'exit bar':<11} {'at':>9} {'reason':<15} | backtrader")
     for i in range(max(len(ours), len(theirs))):
         a = ours[i] if i < len(ours) else None
         b = theirs[i] if i < len(theirs) else None
@@ -218,10 +218,10 @@ def compare_with_backtrader(days: list[date], repeat: int) -> None:
         def cells(t: BarTrade | None) -> str:
             if t is None:
                 return "(none)"
-            return f"{t.entry_bar:%m-%d %H:%M} {t.entry_price:>9} -> {t.exit_bar:%m-%d %H:%M} {t.exit_price:>9} {t.reason}"
+            return f"{t.entry_bar:%m-%d %H:%M} {t.entry_price:>9} -> {t.exit_bar:%m-%d %H:%M} {t.exit_price:>9} {t.reason:<15}"
 
         same = a is not None and b is not None and _same_trade(a, b)
-        print(f"  {cells(a):<62} | {'same' if same else 'DIFFERENT: ' + cells(b)}")
+        print(f"  {cells(a)} | {'same' if same else 'DIFFERENT: ' + cells(b)}")
     agree = len(ours) == len(theirs) and all(_same_trade(a, b) for a, b in zip(ours, theirs, strict=True))
     print(f"  trades agree (entries and exits, bar and price): {agree}")
 
@@ -247,16 +247,26 @@ def sweep(workspace_path: str, combos: int, days: str, start: str, end: str) -> 
     t0 = time.perf_counter()
     serial, _ = run_sweep(workspace_path, combos_, day_list, source, 1)
     serial_s = time.perf_counter() - t0
-    same = [r.net for r in pooled] == [r.net for r in serial]
+    same = results_csv(pooled) == results_csv(serial)
+    jobs = len(combos_) * len(day_list)
     print(
-        f"sweep {len(combos_)} combinations x {len(day_list)} days ({start}-{end}): one process {serial_s:.1f} s, "
-        f"{workers} processes {pool_s:.1f} s, speed-up {serial_s / pool_s:.2f}x; same rows: {same}"
+        f"sweep {len(combos_)} combinations x {len(day_list)} days ({start}-{end} each, {jobs} replays of a "
+        f"simulator day, the simulator's frames made in each job): one process {serial_s:.1f} s "
+        f"({serial_s / jobs:.2f} s a job), {workers} processes {pool_s:.1f} s, speed-up {serial_s / pool_s:.2f}x; "
+        f"same table: {same}"
     )
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="a shorter day and a smaller sweep")
+    p.add_argument(
+        "--sweep-to",
+        default="15:30",
+        metavar="HH:MM",
+        help="the sweep's days end at this market time (default 15:30, a whole day; each job makes its simulator "
+        "day's frames too, about three quarters of a job's time)",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws.toml"
@@ -269,7 +279,7 @@ def main() -> int:
         if args.quick:
             sweep(str(ws), 4, "2026-01-05..2026-01-06", "09:15", "10:15")
         else:
-            sweep(str(ws), 27, "2026-01-05..2026-01-09", "09:15", "15:30")
+            sweep(str(ws), 27, "2026-01-05..2026-01-09", "09:15", args.sweep_to)
     return 0
 
 
