@@ -107,7 +107,11 @@ class QuoteTick:
     def to_tick(self) -> Tick:
         """The engine's small tick type."""
         tick: Any = _TickBuilder(
-            self.instrument_token, self.last_price, self.exchange_timestamp, self.volume_traded, self.oi
+            instrument_token=self.instrument_token,
+            last_price=self.last_price,
+            exchange_timestamp=self.exchange_timestamp,
+            volume=self.volume_traded,
+            oi=self.oi,
         )
         tick.__class__ = Tick  # frozen from here on (see `_fast_frozen`)
         return tick  # type: ignore[no-any-return]
@@ -124,7 +128,7 @@ def _fast_frozen(cls: type) -> type:
     equal to and hashing like one built the usual way (tests/broker/test_ticks.py checks it).
     """
     fields = [
-        (f.name, f.type, dataclasses.field(default=f.default, repr=f.repr, compare=f.compare))
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
         for f in dataclasses.fields(cls)
     ]
     twin = dataclasses.make_dataclass("_Building" + cls.__name__, fields, slots=True, eq=False)
