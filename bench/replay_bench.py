@@ -241,20 +241,32 @@ def sweep(workspace_path: str, combos: int, days: str, start: str, end: str) -> 
     day_list = parse_days(days)
     source = DaySource(None, 1, start, end, sim_day)
     workers = os.cpu_count() or 1
-    t0 = time.perf_counter()
-    pooled, _ = run_sweep(workspace_path, combos_, day_list, source, workers)
-    pool_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    serial, _ = run_sweep(workspace_path, combos_, day_list, source, 1)
-    serial_s = time.perf_counter() - t0
-    same = results_csv(pooled) == results_csv(serial)
+
+    def timed(n: int) -> tuple[str, float, float, float]:
+        """The table, wall seconds, CPU seconds (this process and its children) and the load average before."""
+        load = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), _cpu()
+        rows, _ = run_sweep(workspace_path, combos_, day_list, source, n)
+        return results_csv(rows), time.perf_counter() - t0, _cpu() - c0, load
+
+    pooled, pool_s, pool_cpu, pool_load = timed(workers)
+    serial, serial_s, serial_cpu, serial_load = timed(1)
     jobs = len(combos_) * len(day_list)
     print(
         f"sweep {len(combos_)} combinations x {len(day_list)} days ({start}-{end} each, {jobs} replays of a "
         f"simulator day, the simulator's frames made in each job): one process {serial_s:.1f} s "
-        f"({serial_s / jobs:.2f} s a job), {workers} processes {pool_s:.1f} s, speed-up {serial_s / pool_s:.2f}x; "
-        f"same table: {same}"
+        f"({serial_s / jobs:.2f} s a job; {serial_cpu:.0f} CPU s; load average {serial_load:.1f} before), "
+        f"{workers} processes {pool_s:.1f} s ({pool_cpu:.0f} CPU s; load average {pool_load:.1f} before), "
+        f"speed-up {serial_s / pool_s:.2f}x on {os.cpu_count()} cores; same table: {pooled == serial}"
     )
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that ended (the pool's workers, once it shut down)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def main() -> int:
