@@ -303,7 +303,10 @@ def _run_on_cluster(
         ) from None
     futures: dict[Any, tuple[int, date]] = {}
     try:
-        client.register_plugin(_qt_on_main_thread(distributed), name="kitedesk-qt-application")
+        try:
+            client.register_plugin(_qt_on_main_thread(distributed), name="kitedesk-qt-application")
+        except ImportError as exc:
+            raise BacktestError(_NOT_ON_WORKERS.format(exc=exc)) from None
         for i, day in jobs:
             future = client.submit(run_cluster_job, workspace_text, combos[i], day, source, pure=False)
             futures[future] = (i, day)
@@ -313,6 +316,8 @@ def _run_on_cluster(
                 done[i][day] = future.result()
             except (ReplayError, BacktestError, ParamsError) as exc:
                 raise BacktestError(f"{_label(combos[i])} on {day}: {exc}") from None
+            except ImportError as exc:
+                raise BacktestError(_NOT_ON_WORKERS.format(exc=exc)) from None
             if progress:
                 progress(n, len(jobs), time.monotonic() - started)
         return True
@@ -321,6 +326,12 @@ def _run_on_cluster(
     finally:
         client.cancel(list(futures))
         client.close()
+
+
+_NOT_ON_WORKERS = (
+    "the cluster's workers cannot run KiteDesk's jobs ({exc}): install this KiteDesk, with the [cluster] extra, "
+    "on every worker"
+)
 
 
 def _qt_on_main_thread(distributed: Any) -> Any:
