@@ -133,10 +133,11 @@ def test_drawdown_and_sharpe_come_from_the_net_equity_over_the_days() -> None:
 
 
 def test_a_sweep_on_a_dask_cluster_gives_the_rows_of_the_process_pool(
-    workspace: Path, tmp_path: Path
+    workspace: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """`--cluster tcp://HOST:PORT`: the same jobs on a dask.distributed cluster (here a LocalCluster of two
-    worker processes on this machine), the same table, curves and picture as the process pool."""
+    worker processes on this machine), the same table, curves and picture as the process pool; and the workers
+    end cleanly (a Qt application made on a task's thread hung or crashed them at close)."""
     distributed = pytest.importorskip("distributed")  # the [test] extra installs it: CI runs this test
     common = [
         str(workspace),
@@ -161,6 +162,12 @@ def test_a_sweep_on_a_dask_cluster_gives_the_rows_of_the_process_pool(
         with distributed.Client(cluster, set_as_default=False) as client:
             ran = client.run(lambda dask_worker: dask_worker.state.executed_count)
     assert sum(ran.values()) == 4 and "2 combination(s)" in out.getvalue()  # 2 combinations x 2 days, there
+    ended_badly = [
+        r.getMessage()
+        for r in caplog.records
+        if "killed" in r.getMessage() or "still alive" in r.getMessage()
+    ]
+    assert not ended_badly, ended_badly
     for name in ("results.csv", "equity.csv", "equity.png"):
         assert (on_cluster / name).read_bytes() == (pool / name).read_bytes(), name
     assert [r["stop_loss"] for r in _rows(on_cluster)] == ["3", "7"]
