@@ -237,6 +237,8 @@ class PaperGateway(OrderGateway):
             self._on_ticks(ticks)
 
     def _on_ticks(self, ticks: list[QuoteTick]) -> None:
+        if not self._tokens:  # no order waits for a price (read without the lock, as the snapshot below is)
+            return
         latest = {t.instrument_token: t for t in ticks}
         with self._lock:
             waiting = [(oid, tok) for oid, tok in self._tokens.items() if tok in latest]

@@ -551,9 +551,7 @@ class AccountFeed:
         self._latest.add(index)
         self.packets_received += len(index)
         fan, counts = self._fanout
-        if len(fan):
-            at = np.minimum(np.searchsorted(fan, index.tokens), len(fan) - 1)
-            self.ticks_to_streams += int(counts[at][fan[at] == index.tokens].sum())
+        self.ticks_to_streams += index.deliveries(fan, counts)
 
     @property
     def bad_time_ticks(self) -> int:

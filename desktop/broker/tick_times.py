@@ -44,6 +44,8 @@ class TickTimeGuard:
         self.dropped = 0
         self.note = ""  # the log line of the last logged refusal, for the sessions' own logs (`take_note`)
         self._warned_at: float | None = None
+        self._now: datetime | None = None
+        self._bounds = (datetime.min, datetime.max)
 
     def market_time(self) -> datetime | None:
         """The market clock now (read once per frame), or None without a clock."""
@@ -55,6 +57,14 @@ class TickTimeGuard:
         if t is None:
             return True
         last = self._last.get(tick.instrument_token)
+        if now is not None:
+            if now is not self._now:  # one clock reading per frame: its bounds are worked out once
+                self._now, self._bounds = now, (now - FAR_BEHIND, now + FAR_AHEAD)
+            low, high = self._bounds
+            if low <= t <= high and (last is None or t >= last):  # the usual tick: in time, not going back
+                if last is None or t > last:
+                    self._last[tick.instrument_token] = t
+                return True
         why = ""
         if now is not None and t > now + FAR_AHEAD:
             why = f"{_gap(t - now)} ahead of the market clock ({now:%Y-%m-%d %H:%M:%S})"

@@ -18,6 +18,7 @@ So this module parses frames itself. `tests/broker/test_ticks.py` checks it fiel
 from __future__ import annotations
 
 import collections
+import dataclasses
 import functools
 import json
 import struct
@@ -42,9 +43,11 @@ MODES = (MODE_LTP, MODE_QUOTE, MODE_FULL)
 # Segment ids in the low byte of an instrument token (KITE.md).
 SEG_CDS, SEG_BCD, SEG_NCO, SEG_INDICES = 3, 6, 12, 9
 _HUNDRED = Decimal(100)
+_ZERO = Decimal(0)
 _DIVISORS = {SEG_CDS: Decimal(10_000_000), SEG_BCD: Decimal(10_000), SEG_NCO: Decimal(10_000)}
 
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
 
 def price_divisor(instrument_token: int) -> Decimal:
@@ -104,13 +107,58 @@ class QuoteTick:
 
     def to_tick(self) -> Tick:
         """The engine's small tick type."""
-        return Tick(
+        tick: Any = _TickBuilder(
             instrument_token=self.instrument_token,
             last_price=self.last_price,
             exchange_timestamp=self.exchange_timestamp,
             volume=self.volume_traded,
             oi=self.oi,
         )
+        tick.__class__ = Tick  # frozen from here on (see `_fast_frozen`)
+        return tick  # type: ignore[no-any-return]
+
+
+def _fast_frozen(cls: type) -> type:
+    """A mutable twin of the frozen, slotted dataclass `cls` (same fields, defaults and slot layout) whose
+    instances the parser turns into `cls` instances by assigning `__class__`.
+
+    Python 3.11 builds a frozen dataclass through `object.__setattr__` field by field: a 19-field `QuoteTick`
+    cost about 2 µs, more than decoding its packet, for every tick of every frame (issue 24's replay
+    throughput). The twin's plain `__init__` and the class assignment (allowed between classes of the same
+    slot layout, checked here once) cost a tenth of that. What comes out is an ordinary `cls`: frozen,
+    equal to and hashing like one built the usual way (tests/broker/test_ticks.py checks it).
+    """
+    fields = [
+        (f.name, f.type, dataclasses.field(default=f.default, default_factory=f.default_factory))
+        for f in dataclasses.fields(cls)
+    ]
+    twin = dataclasses.make_dataclass("_Building" + cls.__name__, fields, slots=True, eq=False)
+    if twin.__slots__ != cls.__slots__ or twin.__basicsize__ != cls.__basicsize__:  # type: ignore[attr-defined]
+        raise TypeError(f"{cls.__name__}: the twin's slots differ, the class assignment would fail")
+    return twin
+
+
+class _Rupees(dict[int, Decimal]):
+    """Paise (or the segment's price unit) → rupees, remembered: a frame repeats most prices (each packet's
+    open, high, low and close, and last prices that move a tick at a time), and a `Decimal` division costs
+    about ten dictionary look-ups. Bounded: emptied when it holds `limit` prices. The division is exact
+    (at most ten digits), so the thread's decimal context cannot change a remembered value."""
+
+    def __init__(self, divisor: Decimal, limit: int = 1 << 15) -> None:
+        super().__init__()
+        self.divisor = divisor
+        self.limit = limit
+
+    def __missing__(self, raw: int) -> Decimal:
+        value = Decimal(raw) / self.divisor
+        if len(self) >= self.limit:
+            self.clear()
+        self[raw] = value
+        return value
+
+
+_RUPEES = {seg: _Rupees(div) for seg, div in _DIVISORS.items()}
+_RUPEES_DEFAULT = _Rupees(_HUNDRED)
 
 
 def split_packets(frame: bytes) -> list[bytes]:
@@ -148,9 +196,14 @@ def _decode_depth(raw: bytes, token: int) -> tuple[DepthLevel, ...]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _ist_cached(seconds: int) -> datetime:
-    # Every packet of a frame carries the same second: convert it once (a pure function, safe to share).
+def ist_cached(seconds: int) -> datetime:
+    """`ist_from_epoch`, remembered: every packet of a frame carries the same second, so it is converted
+    once (a pure function of an immutable result, safe to share between threads)."""
     return ist_from_epoch(seconds)
+
+
+_QuoteTickBuilder = _fast_frozen(QuoteTick)
+_TickBuilder = _fast_frozen(Tick)
 
 
 def parse_packet(packet: bytes) -> QuoteTick | None:
@@ -161,50 +214,53 @@ def parse_packet(packet: bytes) -> QuoteTick | None:
         return None
     u = head.unpack_from(packet, 0)
     token = u[0]
-    div = price_divisor(token)
+    rupees = _RUPEES.get(token & 0xFF, _RUPEES_DEFAULT)
     tradable = (token & 0xFF) != SEG_INDICES
+    tick: Any
+    # Every field positionally (keywords cost about a microsecond more a tick); the defaults as QuoteTick has them.
     if n == 8:
-        return QuoteTick(token, MODE_LTP, tradable, Decimal(u[1]) / div)
-    if n in (28, 32):
+        tick = _QuoteTickBuilder(
+            token, MODE_LTP, tradable, rupees[u[1]], 0, _ZERO, 0, 0, 0, _ZERO, _ZERO, _ZERO, _ZERO, None, 0, 0, 0,
+            None, b"",
+        )  # fmt: skip
+    elif n in (28, 32):
         # Index packets: high, low, open, close (in that order), then the change we recompute anyway.
-        return QuoteTick(
+        tick = _QuoteTickBuilder(
+            token, MODE_QUOTE if n == 28 else MODE_FULL, tradable, rupees[u[1]], 0, _ZERO, 0, 0, 0,
+            rupees[u[4]], rupees[u[2]], rupees[u[3]], rupees[u[5]], None, 0, 0, 0,
+            ist_cached(u[7]) if n == 32 else None, b"",
+        )  # fmt: skip
+    else:
+        full = n == 184
+        tick = _QuoteTickBuilder(
             token,
-            MODE_QUOTE if n == 28 else MODE_FULL,
+            MODE_FULL if full else MODE_QUOTE,
             tradable,
-            Decimal(u[1]) / div,
-            high=Decimal(u[2]) / div,
-            low=Decimal(u[3]) / div,
-            open=Decimal(u[4]) / div,
-            close=Decimal(u[5]) / div,
-            exchange_timestamp=_ist_cached(u[7]) if n == 32 else None,
+            rupees[u[1]],
+            u[2],
+            rupees[u[3]],
+            u[4],
+            u[5],
+            u[6],
+            rupees[u[7]],
+            rupees[u[8]],
+            rupees[u[9]],
+            rupees[u[10]],
+            ist_cached(u[11]) if full else None,
+            u[12] if full else 0,
+            u[13] if full else 0,
+            u[14] if full else 0,
+            ist_cached(u[15]) if full else None,
+            packet[64:184] if full else b"",
         )
-    full = n == 184
-    return QuoteTick(
-        token,
-        MODE_FULL if full else MODE_QUOTE,
-        tradable,
-        Decimal(u[1]) / div,
-        u[2],
-        Decimal(u[3]) / div,
-        u[4],
-        u[5],
-        u[6],
-        Decimal(u[7]) / div,
-        Decimal(u[8]) / div,
-        Decimal(u[9]) / div,
-        Decimal(u[10]) / div,
-        _ist_cached(u[11]) if full else None,
-        u[12] if full else 0,
-        u[13] if full else 0,
-        u[14] if full else 0,
-        _ist_cached(u[15]) if full else None,
-        packet[64:184] if full else b"",
-    )
+    tick.__class__ = QuoteTick  # frozen from here on (see `_fast_frozen`)
+    return tick  # type: ignore[no-any-return]
 
 
 _KNOWN_LENGTHS = frozenset(_HEAD)
 _RUN_PROBE = 64  # packets checked at once for a run of equal lengths
 _MAX_RUNS = 32  # runs looked for with numpy before the rest of the frame is walked packet by packet
+_SMALL_FRAME = 32  # packets: a frame of at most this many is walked in Python (`_index_small`)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -212,6 +268,10 @@ class FrameIndex:
     """Where a frame's tick packets are, without decoding them: token, start and length of each, in frame
     order (numpy arrays), and `seq`, the frame's number on its feed. Packets of a length the protocol does
     not define are left out, as `parse_frame` leaves them out.
+
+    A frame of a few packets (`_index_small`) also carries the three columns as Python lists (`listed`): a
+    handful of numpy calls per frame cost more than the work itself there (a replay's frames hold a session's
+    few instruments), so the methods below answer from the lists when they have them.
     """
 
     frame: bytes
@@ -219,17 +279,27 @@ class FrameIndex:
     starts: np.ndarray
     lengths: np.ndarray
     seq: int = 0
+    listed: tuple[list[int], list[int], list[int]] | None = None  # tokens, starts, lengths
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def packet(self, i: int) -> bytes:
         """The raw packet at position `i`."""
+        listed = self.listed
+        if listed is not None:
+            start = listed[1][i]
+            return self.frame[start : start + listed[2][i]]
         start = int(self.starts[i])
         return self.frame[start : start + int(self.lengths[i])]
 
-    def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray:
-        """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique)."""
+    def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray | list[int]:
+        """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique, and never
+        changed in place: the feed replaces its arrays whole)."""
+        listed = self.listed
+        if listed is not None:
+            wanted = _as_set(tokens_sorted)
+            return [i for i, token in enumerate(listed[0]) if token in wanted]
         if not len(tokens_sorted) or not len(self.tokens):
             return np.empty(0, np.int64)
         at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
@@ -237,8 +307,61 @@ class FrameIndex:
 
     def last_position(self, token: int) -> int | None:
         """Position of `token`'s last packet in this frame, or None."""
+        listed = self.listed
+        if listed is not None:
+            tokens = listed[0]
+            for i in range(len(tokens) - 1, -1, -1):
+                if tokens[i] == token:
+                    return i
+            return None
         hits = np.flatnonzero(self.tokens == token)
         return int(hits[-1]) if len(hits) else None
+
+    def same_tokens(self, other: FrameIndex) -> bool:
+        """True when `other` holds packets of the same tokens in the same order."""
+        if self.listed is not None and other.listed is not None:
+            return self.listed[0] == other.listed[0]
+        return len(self.tokens) == len(other.tokens) and bool(np.array_equal(self.tokens, other.tokens))
+
+    def deliveries(self, tokens_sorted: np.ndarray, counts: np.ndarray) -> int:
+        """The sum, over this frame's packets, of `counts[k]` where `tokens_sorted[k]` is the packet's token
+        (how many streams get each packet; tokens not listed count 0). Arrays as in `positions_of`."""
+        if not len(tokens_sorted):
+            return 0
+        if self.listed is not None:
+            per_token = _as_counts(tokens_sorted, counts)
+            return sum(per_token.get(token, 0) for token in self.listed[0])
+        at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
+        return int(counts[at][tokens_sorted[at] == self.tokens].sum())
+
+
+# The feed's sorted token arrays as a set and a dict, worked out once per array (arrays are replaced whole, never
+# changed in place; the array itself is kept beside its id so a new array at a reused id is not mistaken for it).
+_SETS: dict[int, tuple[np.ndarray, frozenset[int]]] = {}
+_COUNTS: dict[int, tuple[np.ndarray, np.ndarray, dict[int, int]]] = {}
+_REMEMBERED = 16
+
+
+def _as_set(tokens_sorted: np.ndarray) -> frozenset[int]:
+    hit = _SETS.get(id(tokens_sorted))
+    if hit is not None and hit[0] is tokens_sorted:
+        return hit[1]
+    wanted = frozenset(tokens_sorted.tolist())
+    if len(_SETS) >= _REMEMBERED:
+        _SETS.clear()
+    _SETS[id(tokens_sorted)] = (tokens_sorted, wanted)
+    return wanted
+
+
+def _as_counts(tokens_sorted: np.ndarray, counts: np.ndarray) -> dict[int, int]:
+    hit = _COUNTS.get(id(tokens_sorted))
+    if hit is not None and hit[0] is tokens_sorted and hit[1] is counts:
+        return hit[2]
+    per_token = dict(zip(tokens_sorted.tolist(), counts.tolist(), strict=True))
+    if len(_COUNTS) >= _REMEMBERED:
+        _COUNTS.clear()
+    _COUNTS[id(tokens_sorted)] = (tokens_sorted, counts, per_token)
+    return per_token
 
 
 def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
@@ -255,8 +378,10 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
     n = len(frame)
     if n < 2:
         return _empty_index(frame, seq)
-    buf = np.frombuffer(frame, np.uint8)
     (count,) = _U16.unpack_from(frame, 0)
+    if count <= _SMALL_FRAME:
+        return _index_small(frame, count, seq)
+    buf = np.frombuffer(frame, np.uint8)
     starts: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
     pos, done, runs = 2, 0, 0
@@ -283,6 +408,29 @@ def index_frame(frame: bytes, seq: int = 0) -> FrameIndex:
         return _empty_index(frame, seq)
     at = np.concatenate(starts)
     return FrameIndex(frame, _tokens_at(buf, at), at, np.concatenate(lengths), seq)
+
+
+def _index_small(frame: bytes, count: int, seq: int) -> FrameIndex:
+    """`index_frame` of a frame of a few packets, walked in Python: a handful of numpy calls cost more than
+    the walk itself there (a replay's frames carry a session's few instruments: issue 24's throughput)."""
+    tokens: list[int] = []
+    starts: list[int] = []
+    lengths: list[int] = []
+    u16, u32, known = _U16.unpack_from, _U32.unpack_from, _KNOWN_LENGTHS
+    pos, n = 2, len(frame)
+    for _ in range(count):  # `_walk`, inlined
+        if pos + 2 > n:
+            break
+        length = u16(frame, pos)[0]
+        start, pos = pos + 2, pos + 2 + length
+        if pos > n:
+            break
+        if length in known:  # every known length holds the 4-byte token
+            tokens.append(u32(frame, start)[0])
+            starts.append(start)
+            lengths.append(length)
+    columns = (np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64))
+    return FrameIndex(frame, *columns, seq, (tokens, starts, lengths))
 
 
 def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> int:
@@ -342,7 +490,7 @@ class LatestPackets:
     def _keep_older(self, gone: FrameIndex) -> None:
         """Copies out the packets of a leaving frame that no kept frame carries (under the lock)."""
         newest = self._frames[-1]
-        if len(gone.tokens) == len(newest.tokens) and np.array_equal(gone.tokens, newest.tokens):
+        if gone.same_tokens(newest):
             return
         newer = np.concatenate([f.tokens for f in self._frames])
         for i in np.flatnonzero(~np.isin(gone.tokens, newer)):

@@ -1,5 +1,6 @@
 """`kitedesk backtest WORKSPACE.toml --days 2026-01-05..2026-01-09 --sweep stop_loss=3,5,7 --sweep itm_offset=50,100,150
-(--sim | --recordings DIR) [--workers N] [--from HH:MM --to HH:MM] [--out DIR]`: parameter sweeps over days.
+(--sim | --recordings DIR) [--workers N | --cluster tcp://HOST:PORT] [--from HH:MM --to HH:MM] [--out DIR]`:
+parameter sweeps over days, in processes on this machine or on an existing Dask cluster.
 
 Writes `results.csv` (one row per combination: round trips, win rate, gross, charges and net P&L, max drawdown,
 Sharpe of daily P&L), `equity.csv` (every combination's equity curve) and `equity.png` (the curves, the best in
@@ -54,8 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--recordings", metavar="DIR", help="a folder of recordings (<day>.kdrec, as kitedesk record writes)"
     )
     p.add_argument("--seed", type=int, default=1, help="the simulator's seed with --sim (default 1)")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per core)"
+    )
+    where.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT",
+        help="run the jobs on this Dask scheduler instead (needs pip install 'kitedesk[cluster]' here and on the "
+        "workers; --recordings must be at the same path on the workers)",
     )
     p.add_argument("--from", dest="start", metavar="HH:MM", help="market time each day starts at")
     p.add_argument("--to", dest="end", metavar="HH:MM", help="market time each day ends at")
@@ -90,7 +98,9 @@ def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr
         print("\r" + eta_line(done, total, seconds), end="", file=err, flush=True)
 
     try:
-        rows, complete = run_sweep(args.workspace, combos, args.days, source, max(1, args.workers), progress)
+        rows, complete = run_sweep(
+            args.workspace, combos, args.days, source, max(1, args.workers), progress, cluster=args.cluster
+        )
     except (BacktestError, ReplayError, WorkspaceError) as exc:
         problems = getattr(exc, "problems", None) or [str(exc)]
         print("\nkitedesk backtest: " + "\n  ".join(problems), file=err)

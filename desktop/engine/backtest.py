@@ -15,6 +15,7 @@ import math
 import os
 import statistics
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -37,9 +38,10 @@ from desktop.engine.replay import (
 )
 from desktop.engine.report import summarise
 from desktop.engine.strategy.registry import available_strategies
-from desktop.engine.workspace import Workspace, load_workspace
+from desktop.engine.workspace import Workspace, load_workspace, parse_workspace
 
 TRADING_DAYS_A_YEAR = 252
+CLUSTER_CONNECT_TIMEOUT = 10.0  # seconds to reach a Dask scheduler before saying it cannot be reached
 
 
 class BacktestError(ValueError):
@@ -222,6 +224,14 @@ def run_job(
     return source.replay(apply_settings(workspace, settings), day, stop if stop is not None else _worker_stop)
 
 
+def run_cluster_job(workspace_text: str, settings: dict[str, str], day: date, source: DaySource) -> str:
+    """`run_job` on a Dask worker, which may not see this machine's files: the workspace comes as its text."""
+    workspace = parse_workspace(
+        tomllib.loads(workspace_text), known_strategies=available_strategies(), live_needs_confirmation=False
+    )
+    return source.replay(apply_settings(workspace, settings), day)
+
+
 @dataclass(slots=True)
 class ComboResult:
     """One combination's row: its settings and totals over the days."""
@@ -296,6 +306,8 @@ def run_sweep(
     on_row: RowDone | None = None,
     processes: bool | None = None,
     nice: int = 0,
+    cluster: str | None = None,
+    connect_timeout: float = CLUSTER_CONNECT_TIMEOUT,
 ) -> tuple[list[ComboResult], bool]:
     """Runs every (combination, day); returns the rows of the combinations whose every day finished (in the order
     of `combos`) and whether all did (False after Ctrl+C or once `stop` is set). A failed job raises BacktestError
@@ -303,7 +315,14 @@ def run_sweep(
 
     `processes`: in a pool of `workers` processes (default: when `workers` > 1), else inline. `stop`: looked at
     between frames, so a job in progress ends within milliseconds and no new one starts; the rows finished are
-    kept. `nice`: added to the worker processes' niceness (the window's sweep must not slow a live session)."""
+    kept. `nice`: added to the worker processes' niceness (the window's sweep must not slow a live session).
+    `cluster`: the jobs go to the Dask cluster at that address instead (a workspace file only: its text is sent to
+    the workers, which may not see this machine's files); a cluster that cannot be used raises BacktestError."""
+    workspace_text = None
+    if cluster is not None:
+        if not isinstance(workspace, str):
+            raise BacktestError("a sweep on a cluster needs a workspace file")
+        workspace_text = Path(workspace).read_text(encoding="utf-8")
     if isinstance(workspace, str):
         workspace = load_workspace(
             workspace, known_strategies=available_strategies(), live_needs_confirmation=False
@@ -325,7 +344,9 @@ def run_sweep(
             on_row(i, combine(combos[i], done[i]))
 
     complete = True
-    if not (workers > 1 if processes is None else processes):
+    if workspace_text is not None and cluster is not None:
+        complete = _run_on_cluster(cluster, connect_timeout, workspace_text, combos, jobs, source, record)
+    elif not (workers > 1 if processes is None else processes):
         try:
             for i, day in jobs:
                 if stop is not None and stop.is_set():
@@ -401,6 +422,77 @@ def _run_in_pool(
                 continue
             record(i, day, future.result())
     return complete and len(collected) == len(futures)
+
+
+def _run_on_cluster(
+    address: str,
+    connect_timeout: float,
+    workspace_text: str,
+    combos: list[dict[str, str]],
+    jobs: list[tuple[int, date]],
+    source: DaySource,
+    record: Callable[[int, date, str], None],
+) -> bool:
+    """The jobs on the Dask cluster at `address`, each result to `record`; False after Ctrl+C."""
+    try:
+        import distributed
+    except ImportError:
+        raise BacktestError(
+            "--cluster needs dask.distributed, which is not installed: pip install 'kitedesk[cluster]' "
+            "(or pip install distributed) on this machine and on the cluster's workers"
+        ) from None
+    try:
+        client = distributed.Client(address, timeout=connect_timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise BacktestError(
+            f"cannot reach the Dask cluster at {address} (within {connect_timeout:g} s): {exc}. "
+            "Check the scheduler's address and port, and that it is running"
+        ) from None
+    futures: dict[Any, tuple[int, date]] = {}
+    try:
+        try:
+            client.register_plugin(_qt_on_main_thread(distributed), name="kitedesk-qt-application")
+        except ImportError as exc:
+            raise BacktestError(_NOT_ON_WORKERS.format(exc=exc)) from None
+        for i, day in jobs:
+            future = client.submit(run_cluster_job, workspace_text, combos[i], day, source, pure=False)
+            futures[future] = (i, day)
+        for future in distributed.as_completed(list(futures), loop=client.loop):
+            i, day = futures[future]
+            try:
+                trades = future.result()
+            except (ReplayError, BacktestError, ParamsError) as exc:
+                raise BacktestError(f"{_label(combos[i])} on {day}: {exc}") from None
+            except ImportError as exc:
+                raise BacktestError(_NOT_ON_WORKERS.format(exc=exc)) from None
+            record(i, day, trades)
+        return True
+    except KeyboardInterrupt:
+        return False
+    finally:
+        client.cancel(list(futures))
+        client.close()
+
+
+_NOT_ON_WORKERS = (
+    "the cluster's workers cannot run KiteDesk's jobs ({exc}): install this KiteDesk, with the [cluster] extra, "
+    "on every worker"
+)
+
+
+def _qt_on_main_thread(distributed: Any) -> Any:
+    """A worker plugin that makes the worker process's QCoreApplication on its main thread, where the worker's
+    own loop calls `setup`. A replay's agents are QThreads and a replay makes the application when there is
+    none, but a Dask task runs on a thread of the worker's pool: an application made there took the worker
+    process down (SIGSEGV) when the worker closed."""
+
+    class QtApplication(distributed.WorkerPlugin):  # type: ignore[misc, name-defined]
+        def setup(self, worker: Any) -> None:
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.instance() or QCoreApplication([])
+
+    return QtApplication()
 
 
 def _label(settings: dict[str, str]) -> str:

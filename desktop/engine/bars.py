@@ -81,6 +81,7 @@ class BarBuilder:
         self.foreign_ticks = 0
         self._closed_until: datetime | None = None  # every minute before this is closed
         self._start: datetime | None = None
+        self._ends = datetime.min  # the open bar's end (start + one minute), when there is one
         self._open = self._high = self._low = self._close = Decimal(0)
         self._last_time: datetime | None = None
         self._volume_at_start: int | None = None
@@ -129,10 +130,30 @@ class BarBuilder:
         if self.instrument_token is not None and tick.instrument_token != self.instrument_token:
             self.foreign_ticks += 1
             return None
-        if tick.exchange_timestamp is None:
+        t = tick.exchange_timestamp
+        if t is None:
             self.untimed_ticks += 1
             return None
-        t = to_market_time(tick.exchange_timestamp)
+        if t.tzinfo is not None:
+            t = to_market_time(t)
+        start = self._start
+        if start is not None and start <= t < self._ends:
+            # The open bar's minute (most ticks): what the general path below does for it, without working
+            # out the minute (a replay's throughput, issue 24).
+            price = tick.last_price
+            if price > self._high:
+                self._high = price
+            if price < self._low:
+                self._low = price
+            if self._last_time is None or t >= self._last_time:
+                self._close = price
+                self._last_time = t
+            if tick.volume:
+                if self._volume_at_start is None:
+                    self._volume_at_start = tick.volume
+                if tick.volume > self._volume_now:
+                    self._volume_now = tick.volume
+            return None
         minute = minute_of(t)
         if self._closed_until is not None and minute < self._closed_until:
             self.late_ticks += 1
@@ -149,6 +170,7 @@ class BarBuilder:
                 self._volume_now = 0  # Kite's cumulative volume restarts each day
                 self._volume_at_start = None
             self._start = minute
+            self._ends = minute + ONE_MINUTE
             self._open = self._high = self._low = self._close = price
             self._last_time = t
             self._volume_at_start = self._volume_now if self._volume_now else None

@@ -46,7 +46,7 @@ from desktop.broker.recording import (
     read_frames,
 )
 from desktop.broker.stream import AccountFeed
-from desktop.broker.ticks import ist_from_epoch
+from desktop.broker.ticks import ist_cached
 from desktop.domain import Mode, Order, SessionKey
 from desktop.engine.agent import StopAgent
 from desktop.engine.lockstep import Lockstep
@@ -97,17 +97,20 @@ def frame_time(frame: Frame) -> datetime | None:
         return None
     (count,) = _U16.unpack_from(data, 0)
     pos, n, latest = 2, len(data), 0
+    u16, u32, stamp_at = _U16.unpack_from, _U32.unpack_from, _STAMP_AT.get
     for _ in range(count):
         if pos + 2 > n:
             break
-        (length,) = _U16.unpack_from(data, pos)
+        length = u16(data, pos)[0]
         start, pos = pos + 2, pos + 2 + length
         if pos > n:
             break
-        at = _STAMP_AT.get(length)
+        at = stamp_at(length)
         if at is not None:
-            latest = max(latest, _U32.unpack_from(data, start + at)[0])
-    return ist_from_epoch(latest) if latest else None
+            stamp = u32(data, start + at)[0]
+            if stamp > latest:
+                latest = stamp
+    return ist_cached(latest) if latest else None
 
 
 # What a session's start asks Kite, answered from the recording ---------------------------------------------

@@ -222,9 +222,35 @@ def test_a_frame_of_many_short_runs_is_walked_to_the_end() -> None:
 def test_positions_of_finds_the_wanted_tokens_in_frame_order() -> None:
     packets = [struct.pack(">II", token, 1) for token in (5, 9, 7, 9, 11)]
     index = index_frame(pack_frame(packets))
-    assert index.positions_of(np.array([7, 9], np.uint32)).tolist() == [1, 2, 3]
-    assert index.positions_of(np.array([], np.uint32)).tolist() == []
+    assert list(index.positions_of(np.array([7, 9], np.uint32))) == [1, 2, 3]
+    assert list(index.positions_of(np.array([], np.uint32))) == []
     assert index.last_position(9) == 3 and index.last_position(4) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.integers(min_value=1, max_value=12), max_size=32),
+    st.lists(st.integers(min_value=1, max_value=12), unique=True),
+    st.integers(min_value=0, max_value=12),
+)
+def test_a_small_frames_python_lists_answer_as_its_numpy_columns_do(frame_tokens, wanted, probe) -> None:
+    """Frames of a few packets carry their columns as lists too (`listed`, speed); every question asked of the
+    index gets the same answer from the lists as from the numpy arrays."""
+    small = index_frame(pack_frame([struct.pack(">II", t, i) for i, t in enumerate(frame_tokens)]), 3)
+    assert small.listed is not None
+    plain = FrameIndex(small.frame, small.tokens, small.starts, small.lengths, small.seq)  # numpy only
+    tokens = np.array(sorted(wanted), np.uint32)
+    counts = np.array([t * 10 + 1 for t in sorted(wanted)], np.int64)
+    assert list(small.positions_of(tokens)) == plain.positions_of(tokens).tolist()
+    assert small.deliveries(tokens, counts) == plain.deliveries(tokens, counts)
+    assert small.last_position(probe) == plain.last_position(probe)
+    assert [small.packet(i) for i in range(len(small))] == [plain.packet(i) for i in range(len(plain))]
+    other = index_frame(pack_frame([struct.pack(">II", t, 0) for t in frame_tokens[::-1]]))
+    assert small.same_tokens(other) == plain.same_tokens(other) == (frame_tokens == frame_tokens[::-1])
+    # the remembered set and counts belong to the array they were made from, not to a later array at its id
+    assert list(small.positions_of(np.array([probe], np.uint32))) == [
+        i for i, t in enumerate(frame_tokens) if t == probe
+    ]
 
 
 def frame_of(seq: int, prices: dict[int, int]) -> FrameIndex:
@@ -281,3 +307,56 @@ def test_wake_after_runs_at_once_without_a_collector_and_later_with_one() -> Non
     assert woken == ["now"] and len(wakes) == 1
     wakes[0]()
     assert woken == ["now", "later"]
+
+
+def test_a_parsed_tick_is_an_ordinary_frozen_quote_tick_equal_to_one_built_the_usual_way() -> None:
+    """The parser builds ticks through a mutable twin and a class assignment (speed): what comes out must be
+    indistinguishable from `QuoteTick(...)`: same type, equal, same hash, frozen; its `to_tick` likewise."""
+    import dataclasses
+
+    from desktop.domain import Tick
+
+    stamp = 1_767_585_600  # 2026-01-05 09:30 IST
+    head = struct.pack(">16I", 12_345_678, 10_050, 75, 10_010, 1_500, 300, 200, 9_900, 10_100, 9_800, 9_950,
+                       stamp - 2, 42, 50, 40, stamp)  # fmt: skip
+    tick = parse_packet(head + bytes(120))
+    assert tick is not None and type(tick) is QuoteTick
+    usual = QuoteTick(12_345_678, "full", True, Decimal("100.5"), 75, Decimal("100.1"), 1_500, 300, 200,
+                      Decimal("99"), Decimal("101"), Decimal("98"), Decimal("99.5"),
+                      datetime(2026, 1, 5, 9, 29, 58), 42, 50, 40, datetime(2026, 1, 5, 9, 30), bytes(120))  # fmt: skip
+    assert tick == usual and hash(tick) == hash(usual) and repr(tick) == repr(usual)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tick.last_price = Decimal(1)  # type: ignore[misc]
+    small = Tick(12_345_678, Decimal("100.5"), datetime(2026, 1, 5, 9, 30), 1_500, 42)
+    assert type(tick.to_tick()) is Tick and tick.to_tick() == small and hash(tick.to_tick()) == hash(small)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tick.to_tick().oi = 1  # type: ignore[misc]
+    index = parse_packet(struct.pack(">8I", 256_265, 2_500_000, 2_510_000, 2_490_000, 2_495_000, 2_480_000, 0,
+                                     stamp))  # fmt: skip
+    assert index == QuoteTick(256_265, "full", False, Decimal(25_000), high=Decimal(25_100), low=Decimal(24_900),
+                              open=Decimal(24_950), close=Decimal(24_800),
+                              exchange_timestamp=datetime(2026, 1, 5, 9, 30))  # fmt: skip
+
+
+def test_remembered_prices_are_the_exact_division_in_every_segment() -> None:
+    """Prices are remembered per segment's divisor (a CDS price of 1e7 units is not an NSE price of 100)."""
+    nse, cds = 256_265, (1 << 8) | 3  # the low byte is the segment
+    for raw in (1, 10_050, 74_501_250, 0):
+        assert parse_packet(struct.pack(">II", nse, raw)).last_price == Decimal(raw) / 100  # type: ignore[union-attr]
+        assert parse_packet(struct.pack(">II", cds, raw)).last_price == Decimal(raw) / 10_000_000  # type: ignore[union-attr]
+        assert parse_packet(struct.pack(">II", nse, raw)).last_price == Decimal(raw) / 100  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("count", [1, 31, 32, 33, 64])
+def test_small_and_large_frames_are_indexed_alike_around_the_python_walks_limit(count: int) -> None:
+    """Frames of up to 32 packets are walked in Python, longer ones with numpy: both find what the walk finds,
+    whole and truncated, with packets of a length the protocol does not define left out."""
+    packets = [struct.pack(">II", 1000 + i, i) + bytes(24 if i % 3 == 0 else 176 if i % 3 == 1 else 0)
+               for i in range(count)]  # fmt: skip
+    packets.insert(count // 2, b"\x00" * 7)  # an undefined length
+    frame = struct.pack(">H", count + 1) + pack_frame(packets)[2:]
+    for cut in (0, 1, 40):
+        part = frame[: len(frame) - cut]
+        assert indexed(part) == reference_index(part)
+        index = index_frame(part)
+        assert index.tokens.dtype == np.uint32 and index.starts.dtype == index.lengths.dtype == np.int64

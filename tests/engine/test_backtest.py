@@ -220,3 +220,75 @@ def test_sweep_values_are_checked_as_the_form_words_them() -> None:
         "Stop loss % must be a percent between 0 and 100 (exclusive) of the entry premium, not 'abc'"
     ]  # once, though two combinations have it
     assert sweep_problems(params, combinations([("stop_loss", ["3", "5"])])) == []
+
+
+def test_a_sweep_on_a_dask_cluster_gives_the_rows_of_the_process_pool(
+    workspace: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--cluster tcp://HOST:PORT`: the same jobs on a dask.distributed cluster (here a LocalCluster of two
+    worker processes on this machine), the same table, curves and picture as the process pool; and the workers
+    end cleanly (a Qt application made on a task's thread hung or crashed them at close)."""
+    distributed = pytest.importorskip("distributed")  # the [test] extra installs it: CI runs this test
+    common = [
+        str(workspace),
+        "--sim",
+        "--days",
+        "2026-01-05",
+        "--sweep",
+        "stop_loss=3,7",
+        "--to",
+        "10:15",
+    ]
+    pool, on_cluster = tmp_path / "pool", tmp_path / "cluster"
+    assert (
+        backtest([*common, "--workers", "2", "--out", str(pool)], out=io.StringIO(), err=io.StringIO()) == 0
+    )
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster:
+        out = io.StringIO()
+        args = [*common, "--cluster", cluster.scheduler_address, "--out", str(on_cluster)]
+        assert backtest(args, out=out, err=io.StringIO()) == 0
+        with distributed.Client(cluster, set_as_default=False) as client:
+            ran = client.run(lambda dask_worker: dask_worker.state.executed_count)
+    assert sum(ran.values()) == 2 and "2 combination(s)" in out.getvalue()  # 2 combinations x 1 day, there
+    ended_badly = [
+        r.getMessage()
+        for r in caplog.records
+        if "killed" in r.getMessage() or "still alive" in r.getMessage()
+    ]
+    assert not ended_badly, ended_badly
+    for name in ("results.csv", "equity.csv", "equity.png"):
+        assert (on_cluster / name).read_bytes() == (pool / name).read_bytes(), name
+    rows = _rows(on_cluster)
+    assert [r["stop_loss"] for r in rows] == ["3", "7"] and all(int(r["round_trips"]) > 0 for r in rows)
+
+
+def test_a_cluster_that_cannot_be_reached_is_said_and_nothing_is_written(
+    workspace: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("distributed")
+    import socket
+
+    from desktop.engine.backtest import BacktestError, DaySource, run_sweep
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(BacktestError, match=f"cannot reach the Dask cluster at tcp://127.0.0.1:{port}"):
+        run_sweep(str(workspace), [{}], [date(2026, 1, 5)], DaySource(None, 1), 1,
+                  cluster=f"tcp://127.0.0.1:{port}", connect_timeout=1)  # fmt: skip
+
+
+def test_without_dask_installed_the_cluster_option_says_what_to_install(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # `import distributed` raises ImportError
+    err = io.StringIO()
+    args = [str(workspace), "--sim", "--days", "2026-01-05", "--cluster", "tcp://127.0.0.1:8786",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    assert backtest(args, out=io.StringIO(), err=err) == 2
+    assert "pip install 'kitedesk[cluster]'" in err.getvalue()
+    assert not (tmp_path / "o").exists()

@@ -14,6 +14,7 @@ PLAIN = [
     "desktop.engine.risk",
     "desktop.engine.workspace",
     "desktop.engine.logs",
+    "desktop.engine.bar_backtest",
 ]
 
 

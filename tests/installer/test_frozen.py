@@ -186,3 +186,16 @@ def test_frozen_console_verbs(frozen_app: Path, tmp_path: Path) -> None:
     finally:
         sim.send_signal(signal.SIGINT)
         assert sim.wait(15) == 0
+
+
+def test_the_frozen_app_carries_no_optional_extra(frozen_app: Path) -> None:
+    """dask.distributed (`kitedesk backtest --cluster`, imported lazily) and the benches' peers are installed in the
+    test and bench environments the app is built from: the spec's excludes keep them out of the app."""
+    import ast
+
+    toc = ROOT / "build" / "installer" / "build_installer" / "PYZ-00.toc"
+    _, modules = ast.literal_eval(toc.read_text(encoding="utf-8"))
+    names = {entry[0] for entry in modules}
+    assert "desktop.cli.main" in names  # the list read is the app's
+    carried = sorted(n for n in names if n.split(".")[0] in ("distributed", "dask", "backtrader", "vnpy"))
+    assert not carried, f"the frozen app carries optional packages: {carried[:10]}"
