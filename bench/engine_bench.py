@@ -299,7 +299,7 @@ def main() -> int:
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
         for a in agents:  # the probes count from here on, as the peer's do
-            a.run_on_thread(lambda trader: setattr(trader, "observer", LatencyProbe()))
+            a.run_on_thread(lambda trader: setattr(trader.entries, "observer", LatencyProbe()))
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -326,7 +326,7 @@ def main() -> int:
         probe = extra[len(extra) // 2] if extra else None
         quote = sessions[0].quote(probe) if probe is not None else None
         processed = sum(a.ticks_processed for a in agents) - agent0
-        observers = [a.trader.observer for a in agents]
+        observers = [a.trader.entries.observer for a in agents]
         probes = [x for o in observers if isinstance(o, LatencyProbe) for x in o.decided]
         latencies = [total * 1000 for total, _, _ in probes]
         inbox = [picked * 1000 for _, picked, _ in probes]
