@@ -6,8 +6,8 @@ agent waking `PUBLISH_EVERY` to publish cost thirty threads woken twenty times a
 segments (600 wake-ups a second, each a turn at the interpreter lock the feed's thread was waiting for: issue 18).
 So one thread does it for all of them: every `PUBLISH_EVERY` it publishes each agent whose trader changed since
 its last snapshot, taking the agent's `lane` only if it is free (a busy agent is working, and publishes when
-done), and lets the interpreter lock go between agents so a frame arriving meanwhile waits for one snapshot at
-most. An agent's own thread still publishes after the work it was woken for. The same round wakes an agent
+done), and lets the interpreter lock go every few agents so a frame arriving meanwhile waits for a few snapshots
+at most. An agent's own thread still publishes after the work it was woken for. The same round wakes an agent
 that has ticks queued without a wake (an index tick inside the forming minute), as its own timed wait did.
 
 Threads: `add` and `remove` from the agents' threads; the publishing thread is started by the first `add` and
@@ -24,6 +24,10 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 PUBLISH_EVERY = 0.05  # seconds: a segment's snapshot is at most this old (the window pulls them at 15 Hz)
+# Snapshots built between two turns given to a thread waiting for the interpreter lock: a snapshot takes about
+# 10 us, so a frame arriving meanwhile waits about 0.1 ms at most (not a whole round: 30 agents), and the thread
+# does not yield 600 times a second (each a system call, often a context switch).
+YIELD_EVERY = 8
 
 
 class Publishing(Protocol):
@@ -66,8 +70,10 @@ class Publisher:
                 self._cond.wait(self.every)
                 agents = self._agents
             self.rounds += 1
-            for agent in agents:
-                agent.tend()
-                time.sleep(
-                    0
-                )  # the interpreter lock goes to a thread waiting for it (the feed's) between agents
+            for n, agent in enumerate(agents, 1):
+                try:
+                    agent.tend()
+                except Exception:  # never expected (`tend` fails its segment): the others are still published
+                    log.exception("publishing a segment's snapshot failed")
+                if n % YIELD_EVERY == 0:
+                    time.sleep(0)  # the interpreter lock goes to a thread waiting for it (the feed's)
