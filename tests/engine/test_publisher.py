@@ -71,7 +71,9 @@ def test_decided_ticks_reach_the_snapshot_without_waking_the_agent(make, qapp) -
             dispatcher.hand(agent, _index(trader, second), time.perf_counter())
             time.sleep(0.06)
         assert agent.ticks_decided == 10 and agent.ticks_here == 0, "every tick decided on the dispatcher"
-        assert _wait(lambda: agent.view.snapshot.last_tick_time == T0 + timedelta(seconds=10), 4 * PUBLISH_EVERY)
+        assert _wait(
+            lambda: agent.view.snapshot.last_tick_time == T0 + timedelta(seconds=10), 4 * PUBLISH_EVERY
+        )
         assert agent.view.snapshot.forming_bar is not None and agent.view.snapshot.state is AgentState.RUNNING
         elapsed = time.monotonic() - started
         assert publisher.rounds - rounds >= 5, "the publisher kept publishing meanwhile"
@@ -85,7 +87,9 @@ def test_decided_ticks_reach_the_snapshot_without_waking_the_agent(make, qapp) -
 def test_ticks_queued_without_a_wake_are_handled_within_a_publishing_round(make, qapp) -> None:
     trader, _gateway, _store = make(Mode.PAPER)
     publisher = Publisher()
-    agent = SegmentAgent(trader, lambda t: None, lambda a: None, publisher)  # not dispatched: it runs its ticks
+    agent = SegmentAgent(
+        trader, lambda t: None, lambda a: None, publisher
+    )  # not dispatched: it runs its ticks
     agent.start()
     try:
         assert _wait(lambda: agent.state is AgentState.RUNNING)
@@ -96,7 +100,9 @@ def test_ticks_queued_without_a_wake_are_handled_within_a_publishing_round(make,
         started = time.monotonic()
         assert _wait(lambda: agent.ticks_here == 2, 1.0)
         assert time.monotonic() - started < IDLE_WAIT / 2, "handled within a round, not at the idle timeout"
-        assert _wait(lambda: agent.view.snapshot.last_tick_time == T0 + timedelta(seconds=2), 4 * PUBLISH_EVERY)
+        assert _wait(
+            lambda: agent.view.snapshot.last_tick_time == T0 + timedelta(seconds=2), 4 * PUBLISH_EVERY
+        )
     finally:
         _stop(publisher, agent)
 
@@ -115,7 +121,9 @@ def test_a_snapshot_that_cannot_be_built_fails_only_its_segment(make, qapp) -> N
             raise ValueError("no snapshot")
 
         trader.snapshot = broken  # type: ignore[method-assign]
-        dispatcher.hand(agent, _index(trader, 1), time.perf_counter())  # decided here: the publisher publishes
+        dispatcher.hand(
+            agent, _index(trader, 1), time.perf_counter()
+        )  # decided here: the publisher publishes
         assert _wait(lambda: agent.state is AgentState.FAILED)
         assert agent.failure == "segment failed: ValueError: no snapshot"
         assert agent.view.snapshot.state is AgentState.FAILED
