@@ -5,13 +5,15 @@ isInterruptionRequested()") over an inbox of two queues: commands, order updates
 market data after, so an exit never waits behind ticks. Its start (instruments, warm-up, recovery) is
 network work done on this thread, never the GUI's. An exception in the strategy (or anywhere in the
 segment's logic) marks only this agent FAILED, with the traceback in its log file. Snapshots are
-published at most 20 times a second as one immutable object the GUI reads without a lock.
+published at most 20 times a second as one immutable object the GUI reads without a lock: by this thread after
+the work it was woken for, and by the process's one `Publisher` (engine/publisher.py) for what changed while it
+slept (the dispatcher's decisions), so it is not woken only to publish.
 
 Waking. A tick that can lead to an order wakes the agent at once: the first index tick of a new minute
 (it closes a bar: the strategy decides), any tick of another instrument (the held option: stops and
 targets), a tick without an exchange time. An index tick inside the forming minute only updates that
 bar and the clock, so it is queued without waking the thread: it is handled with the next wake or at the
-latest PUBLISH_EVERY later. Thirty agents woken on every frame fought for the GIL and each other's
+latest PUBLISH_EVERY later (the publisher wakes it; with no publisher, its own wait times out). Thirty agents woken on every frame fought for the GIL and each other's
 wake-ups (issue 5's tick-to-intent p99); now they wake when there is something to decide.
 
 The account's dispatcher (engine/dispatch.py). Once started, a running agent lends its trader's decisions to its
@@ -40,11 +42,13 @@ from PySide6.QtCore import QThread
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
 from desktop.engine.decisions import Decision
 from desktop.engine.lockstep import Lockstep
+from desktop.engine.publisher import PUBLISH_EVERY, Publisher
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
 from desktop.engine.workspace import OnStop
 
-PUBLISH_EVERY = 0.05  # seconds: at most 20 snapshots a second
+# With a publisher, an idle agent's wait still times out this often (seconds): a safety net, nothing depends on it.
+IDLE_WAIT = 1.0
 SQUARE_OFF_WAIT = 2.5  # seconds a stopping PAPER agent waits for its exit to fill
 # LIVE: a square-off's exit may be refused or rest unfilled in a thin option: the agent stays until the position
 # is flat, or protected again by a stop-loss order at the broker (the exit's patience, then the rest protected).
@@ -128,13 +132,17 @@ class SegmentAgent(QThread):
         trader: SegmentTrader,
         startup: Callable[[SegmentTrader], None],
         on_state: Callable[[SegmentAgent], None],
+        publisher: Publisher | None = None,
     ) -> None:
+        """`publisher`: publishes this agent's snapshots while its thread sleeps (None: it wakes to publish)."""
         super().__init__()
         self.trader = trader
         self.segment: Segment = trader.segment
         self.setObjectName(f"kitedesk-agent-{trader.ctx.key.session_id[:8]}-{trader.segment.value}")
         self._startup = startup
         self._on_state = on_state
+        self._publisher = publisher
+        self._last_publish = 0.0  # time.monotonic() of the last snapshot published
         self._cond = threading.Condition()
         self._urgent: deque[_Urgent] = deque()
         # Each batch with when its frame arrived and when it was handed to this agent (latency probes).
@@ -322,19 +330,41 @@ class SegmentAgent(QThread):
         except Exception as e:
             self._fail(e, "start failed")
             return
+        if self._publisher is not None:
+            self._publisher.add(self)
         try:
             if self._on_stop is None and not self.isInterruptionRequested():
                 self._set_state(AgentState.RUNNING)
-            last_publish = 0.0
             while self._step():
-                now = time.monotonic()
-                if self.trader.changed and now - last_publish >= PUBLISH_EVERY:
+                if self.trader.changed and time.monotonic() - self._last_publish >= PUBLISH_EVERY:
                     self._publish()
-                    last_publish = now
             self._publish()
             self._set_state(AgentState.STOPPED)
         except Exception as e:
             self._fail(e, "segment failed")
+        finally:
+            if self._publisher is not None:
+                self._publisher.remove(self)
+
+    def tend(self) -> None:
+        """The publisher's turn (its thread): wakes this thread for ticks queued without a wake, else publishes a
+        snapshot of what changed meanwhile (the dispatcher's decisions), if the lane is free. A snapshot that cannot
+        be built fails the segment, on its own thread, as it would have there."""
+        with self._cond:
+            queued = bool(self._ticks)
+            if queued:
+                self._cond.notify()  # it handles them and publishes after
+        if queued or not self.trader.changed or time.monotonic() - self._last_publish < PUBLISH_EVERY:
+            return
+        if not self.lane.acquire(blocking=False):
+            return  # the trader is busy (its thread, or the dispatcher): published by whoever is done next
+        try:
+            if self.state is AgentState.RUNNING:
+                self._publish()
+        except Exception as e:
+            self.fail_decision(f"segment failed: {type(e).__name__}: {e}", traceback.format_exc())
+        finally:
+            self.lane.release()
 
     def _step(self) -> bool:
         """Handles everything urgent, then one batch of ticks; False when the agent should end. Under a replay's
@@ -365,7 +395,10 @@ class SegmentAgent(QThread):
     def _step_inbox(self, wait: bool) -> bool:
         with self._cond:
             if wait and not self._urgent and not self._ticks:
-                self._cond.wait(PUBLISH_EVERY)
+                # A publisher publishes for it and wakes it for ticks queued without a wake; a stopping agent
+                # checks its deadline.
+                idle = self._publisher is not None and self._on_stop is None
+                self._cond.wait(IDLE_WAIT if idle else PUBLISH_EVERY)
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
@@ -452,6 +485,7 @@ class SegmentAgent(QThread):
             self.lane
         ):  # the dispatcher may be deciding on this trader: its state is read whole, between decisions
             t.changed = False
+            self._last_publish = time.monotonic()
             h = getattr(t, "holding", None)
             held = (
                 (Position(t.ctx.key, t.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price, h.last_price,

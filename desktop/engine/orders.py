@@ -501,7 +501,7 @@ class Orders:
         h = trader.holding
         if tracked.role is OrderRole.ENTRY:
             if tracked.filled:
-                trader.entry_filled(tracked, rupees(tracked.value / tracked.filled), t)
+                trader.entries.filled(tracked, rupees(tracked.value / tracked.filled), t)
                 return
             trader.log.warning("entry order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
             trader.ctx.risk.on_entry_failed(trader.segment)

@@ -1,5 +1,5 @@
-"""Latency probes of a segment's entries (bench/engine_bench.py): an observer injected into a trader
-(`SegmentTrader.observer`), told when an entry is decided and when its order is sent. The trader measures
+"""Latency probes of a segment's entries (bench/engine_bench.py): an observer injected into a trader's entry path
+(`Entries.observer`, entries.py), told when an entry is decided and when its order is sent. The trader measures
 nothing itself; with no observer (the app) it only skips two calls."""
 
 from __future__ import annotations

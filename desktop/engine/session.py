@@ -53,6 +53,7 @@ from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
 from desktop.engine.manual import ManualOutcome
 from desktop.engine.params import params_to_dict
+from desktop.engine.publisher import Publisher
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
@@ -97,6 +98,8 @@ class SessionServices:
     account_positions: Callable[[str], list[Position]] = lambda user_id: []
     # Each account's dispatcher (engine/dispatch.py): its feed's thread decides for every segment of its sessions.
     dispatchers: Dispatchers = field(default_factory=Dispatchers)
+    # Publishes every running agent's snapshot (engine/publisher.py): no agent is woken only to publish.
+    publisher: Publisher = field(default_factory=Publisher)
 
 
 class SessionEngine(QObject):
@@ -246,7 +249,7 @@ class SessionEngine(QObject):
             log = self._logs.for_segment(segment)
             log.logger.addHandler(LogLineHandler(segment.value, self._emit_log_line))
             trader = SegmentTrader(ctx, segment, create_strategy(params.strategy, params, segment), log)
-            agent = SegmentAgent(trader, self._startup, self._agent_state_changed)
+            agent = SegmentAgent(trader, self._startup, self._agent_state_changed, s.publisher)
             agent.dispatched = True
             self._agents[segment] = agent
             self._routes[segment.spec.index_token] = agent

@@ -12,9 +12,13 @@ import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from desktop.domain import Bar, Fill, Mode, Order, Position, Segment, SessionKey
 from desktop.engine.funds import Funds
+
+if TYPE_CHECKING:
+    from desktop.engine.trader import SegmentTrader
 
 
 class AgentState(enum.StrEnum):
@@ -141,3 +145,22 @@ class ProfileInfo:
 def note_of_day(note: tuple[date, str] | None, now: datetime | None) -> str:
     """Risk's last refusal while it is about today (a new day lifts the trade cap and the daily loss limit)."""
     return note[1] if note is not None and now is not None and note[0] == now.date() else ""
+
+
+def segment_snapshot(t: SegmentTrader, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
+    """The segment of trader `t` as the GUI draws it (immutable; bars shared until one closes). On the thread
+    that runs the trader (its agent's)."""
+    s, h, chart = t.strategy.snapshot(), t.holding, t.chart
+    pos, protection = s.position, t.protection.status()
+    return SegmentSnapshot(
+        segment=t.segment, state=state, failure=failure, last_tick_time=t.market_time,
+        bars=chart.bars, bars_version=chart.version, forming_bar=chart.forming, fast_ema=chart.fast_ema,
+        slow_ema=chart.slow_ema, signal=s.signal, markers=tuple(chart.markers),
+        option_symbol=h.tradingsymbol if h else None, quantity=h.quantity if h else 0,
+        entry_price=h.entry_price if h else None, stop_price=pos.stop if pos else None,
+        target_price=pos.target if pos else None, option_price=h.last_price if h else None,
+        realised_pnl=t.realised, unrealised_pnl=t.unrealised,
+        trades_today=t.ctx.risk.trades_today(t.segment, t.market_time),
+        note="; ".join(n for n in (protection, t.note) if n),
+        risk_note=note_of_day(t.entries.risk_note, t.market_time), protection=protection,
+    )  # fmt: skip

@@ -1,12 +1,13 @@
 """`SegmentTrader`: one segment of one session, in plain Python (no Qt), run by one thread at a time.
 
 It orchestrates index ticks → 1-minute bars (exchange time) → strategy → risk → entries and exits; its helpers,
-on the same thread, do the rest: `Orders` (orders.py) the order lifecycle, write-ahead journal and fills;
+on the same thread, do the rest: `Entries` (entries.py) an entry from the strategy's signal through risk to its
+order and its fill; `Orders` (orders.py) the order lifecycle, write-ahead journal and fills;
 `Protection` (protection.py) the stop-loss order placed at the broker (LIVE) or the paper gateway (PAPER) as
 soon as an entry fills; `OutsideClose` (outside.py) a position closed in Kite web; `HoldingKeeper`
 (holding.py) what is held and its P&L. One thread at a time, so no locks of its own: its agent's thread, or its
 account's dispatcher (engine/dispatch.py) running `decide` (no I/O) on the feed's thread while it holds the agent's
-`lane` lock; `snapshot()` returns immutable objects.
+`lane` lock; `snapshot()` returns immutable objects (built in snapshots.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
@@ -25,15 +26,15 @@ from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderType,
 from desktop.engine.chart import IndexChart
 from desktop.engine.context import Holding, TraderContext
 from desktop.engine.decisions import Decision, ReadyEntry
+from desktop.engine.entries import Entries
 from desktop.engine.holding import HoldingKeeper
 from desktop.engine.logs import AgentLog
 from desktop.engine.orders import ORDER_PATIENCE, Orders, TrackedOrder, sent_note
 from desktop.engine.outside import OutsideClose
-from desktop.engine.params import effective_itm_offset, itm_offset_note, order_quantity
-from desktop.engine.probes import EntryObserver
+from desktop.engine.params import effective_itm_offset, itm_offset_note
 from desktop.engine.protection import Protection
 from desktop.engine.slices import SlicingGateway
-from desktop.engine.snapshots import AgentState, SegmentSnapshot, note_of_day
+from desktop.engine.snapshots import AgentState, SegmentSnapshot, segment_snapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
 
 _ONE_MINUTE = timedelta(minutes=1)
@@ -69,10 +70,9 @@ class SegmentTrader:
         self.index_price: Decimal | None = None
         self.halted_entries = False  # stop/kill: no new entries from this segment
         self.closing: Closing | None = None  # kill or square-off: whatever is held or fills later is sold
-        self.risk_note: tuple[date, str] | None = None  # (market day, why) of the last entry risk refused
         # Latency probes (bench): when the batch was posted, handed to the agent and taken by it (`probes.py`).
         self.batch_posted = self.batch_handed = self.batch_picked = 0.0
-        self.observer: EntryObserver | None = None
+        self.entries = Entries(self)
         self.orders = Orders(self)
         self.keeper = HoldingKeeper(self)
         self.protection = Protection(self)
@@ -215,7 +215,7 @@ class SegmentTrader:
         steps = self.tick_steps(ticks)
         for actions in steps:
             if len(actions) == 1 and isinstance(actions[0], EnterPosition):
-                ready = self.ready_entry(actions[0], on_dispatcher=True)
+                ready = self.entries.ready(actions[0], on_dispatcher=True)
                 if ready is None:
                     continue  # refused here (said, the strategy told): nothing for the agent
                 return Decision([ready], steps)
@@ -228,9 +228,9 @@ class SegmentTrader:
         """Runs strategy actions: entries through risk, exits always, stop moves to the broker."""
         for action in actions:
             if isinstance(action, EnterPosition):
-                self._enter(action)
+                self.entries.enter(action)
             elif isinstance(action, ReadyEntry):
-                self.send_entry(action)
+                self.entries.send(action)
             elif isinstance(action, ExitPosition):
                 self.exit(action.reason)
             elif isinstance(action, MoveStop):
@@ -243,103 +243,6 @@ class SegmentTrader:
         return OrderIntent(
             self.ctx.key, self.segment, self.mode, exchange, symbol, side, qty, reason=reason, role=role, **kw
         )
-
-    def _enter(self, action: EnterPosition) -> None:
-        ready = self.ready_entry(action)
-        if ready is not None:
-            self.send_entry(ready)
-
-    def ready_entry(self, action: EnterPosition, on_dispatcher: bool = False) -> ReadyEntry | None:
-        """The entry up to its risk check: the option, the quantity, the intent; None when refused (said, and the
-        strategy told). `on_dispatcher`: a check that would ask the broker for a price is left to the agent."""
-        now = self.market_time
-        assert now is not None and self.book is not None
-        if self.halted_entries or self.holding is not None or self.orders.open_entry() is not None:
-            self.strategy.on_entry_rejected("an entry or position is already on its way")
-            return None
-        if not self.orders.journal_back(now):
-            self.strategy.on_entry_rejected("the journal cannot be written")
-            return None
-        if self.index_price is None:
-            self.strategy.on_entry_rejected("no index price yet")
-            return None
-        try:
-            contract = self.book.resolve_itm_option(
-                self.segment, self.index_price, action.right, self.offset, now.date()
-            )
-            qty = order_quantity(self.ctx.params.lots, contract.lot_size)
-        except (BrokerError, ValueError) as e:
-            self.log.warning("entry skipped: %s", e)
-            self.strategy.on_entry_rejected(str(e))
-            return None
-        intent = self.intent(
-            contract.exchange, contract.tradingsymbol, Side.BUY, qty, "entry", OrderRole.ENTRY
-        )
-        ready = ReadyEntry(action, contract, intent, checked=False)
-        if on_dispatcher and self.ctx.risk.asks_price(intent):
-            return ready  # the margin check asks Kite for the option's price: on the agent's thread
-        return ready if self._risk_check(ready) else None
-
-    def _risk_check(self, ready: ReadyEntry) -> bool:
-        now = self.market_time
-        assert now is not None
-        decision = self.ctx.risk.check(ready.intent, now)
-        if not decision:
-            # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
-            # left the trader guessing why nothing traded).
-            self.log.info("entry refused by risk: %s", decision.reason)
-            self.risk_note = (now.date(), decision.reason)
-            self.strategy.on_entry_rejected(decision.reason)
-            return False
-        self.risk_note = None
-        ready.checked = True
-        if self.observer is not None:
-            self.observer.entry_decided(self.batch_posted, self.batch_handed, self.batch_picked)
-        return True
-
-    def send_entry(self, ready: ReadyEntry) -> None:
-        """Sends an entry made ready by `ready_entry` (here or on the dispatcher): the segment's own order state
-        is checked again first, as the dispatcher may have decided on a view a tick old; a second entry is never
-        sent because of that."""
-        now = self.market_time
-        assert now is not None
-        if self.holding is not None or self.orders.open_entry() is not None:
-            # Risk counted it (the dispatcher's check) only if it saw the segment free: an entry of ours is on its
-            # way or held, and risk's count of it must stay.
-            self.log.warning(
-                "an entry decided on a view a tick old is not sent: an entry or position is on its way"
-            )
-            self.strategy.on_entry_rejected("an entry or position is already on its way")
-            return
-        if self.halted_entries:
-            if ready.checked:
-                self.ctx.risk.on_entry_failed(self.segment)
-            self.strategy.on_entry_rejected("an entry or position is already on its way")
-            return
-        if not ready.checked and not self._risk_check(ready):
-            return
-        action, contract, intent, qty = ready.action, ready.contract, ready.intent, ready.intent.quantity
-        self.keeper.contract = contract
-        # The order goes out first (its intent journaled durably before): the note, the log line and the option's
-        # subscription come after, holding up neither it nor the other agents deciding on the same tick.
-        sent = self.orders.send(intent, commit=ready.commit)
-        if sent and self.observer is not None:
-            self.observer.entry_sent(self.batch_posted)
-        self.journal(
-            "entry_sent",
-            {"intent_id": intent.intent_id, "symbol": contract.tradingsymbol, "qty": qty, "lot_size": contract.lot_size,
-             "spot": str(self.index_price), "strike": str(contract.strike), "right": action.right.value,
-             "itm_offset": self.offset, "reason": action.reason, "placed": bool(sent)},
-        )  # fmt: skip
-        self.log.info("Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d): %s", action.reason, qty,
-                      contract.tradingsymbol, self.index_price, contract.strike, self.offset, sent_note(sent))  # fmt: skip
-        if not sent:
-            self.ctx.risk.on_entry_failed(self.segment)
-            self.strategy.on_entry_rejected("the entry order failed")
-            return
-        self.ctx.watch_option(contract.instrument_token, self.segment)
-        if self.index_price is not None:
-            self.chart.mark(now, self.index_price, "entry", f"BUY {contract.tradingsymbol}")
 
     def exit(self, reason: str, limit: Decimal | None = None, at_once: bool = False) -> bool:
         """Sells the held option now (at `limit`, else at market), the resting SL order cancelled first; False
@@ -372,7 +275,9 @@ class SegmentTrader:
             return False
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason
-        sent = self.orders.send(intent, recorded=True)  # the order first, then the log line (see _enter)
+        sent = self.orders.send(
+            intent, recorded=True
+        )  # the order first, then the log line (see Entries.send)
         self.log.info("Exit (%s): SELL %d %s at %s %s: %s", reason, quantity, h.tradingsymbol,
                       "a limit of" if limit else "about", limit or h.last_price, sent_note(sent))  # fmt: skip
         if not sent:
@@ -386,21 +291,6 @@ class SegmentTrader:
         """An exit failed or ended unsold: a kill's or square-off's is asked again after `ORDER_PATIENCE`."""
         if self.closing is not None:
             self.closing = replace(self.closing, again_at=now + ORDER_PATIENCE)
-
-    def entry_filled(self, tracked: TrackedOrder, price: Decimal, t: datetime) -> None:
-        """The entry settled with fills: the position, its stop at once (LIVE at Kite, PAPER at the paper gateway:
-        one protection path), and sold at once when a kill or square-off came first."""
-        i = tracked.intent
-        self.keeper.open(i.exchange, i.tradingsymbol, tracked.filled, price, t, tracked.value)
-        self.keeper.save(t)
-        stop = self.strategy.position.stop if self.strategy.position else None
-        self.log.info("Entry filled: %d %s at %s, stop %s", tracked.filled, i.tradingsymbol, price, stop)
-        self.journal("entry_filled", {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price),
-                                      "stop": str(stop)})  # fmt: skip
-        self.protection.place(stop)
-        if self.closing is not None:
-            self.log.warning("the entry filled after its cancel (%s): selling it", self.closing.reason)
-            self.exit(self.closing.reason)
 
     # -- order updates and commands ---------------------------------------------------------------------------
 
@@ -455,7 +345,7 @@ class SegmentTrader:
         live = self.mode is Mode.LIVE and not self.orders_in_flight()
         return live and stop is not None and stop.resting and bool(stop.order_id)
 
-    # -- store and snapshot ---------------------------------------------------------------------------
+    # -- store ---------------------------------------------------------------------------
 
     def journal(self, kind: str, payload: dict[str, Any]) -> None:
         """A note in the session's journal, queued for the store writer (market time)."""
@@ -480,18 +370,5 @@ class SegmentTrader:
         return self.keeper.unrealised
 
     def snapshot(self, state: AgentState, failure: str | None = None) -> SegmentSnapshot:
-        """The segment as the GUI draws it (immutable; bars shared until one closes)."""
-        s, h, chart = self.strategy.snapshot(), self.holding, self.chart
-        pos = s.position
-        return SegmentSnapshot(
-            segment=self.segment, state=state, failure=failure, last_tick_time=self.market_time,
-            bars=chart.bars, bars_version=chart.version, forming_bar=chart.forming, fast_ema=chart.fast_ema,
-            slow_ema=chart.slow_ema, signal=s.signal, markers=tuple(chart.markers),
-            option_symbol=h.tradingsymbol if h else None, quantity=h.quantity if h else 0,
-            entry_price=h.entry_price if h else None, stop_price=pos.stop if pos else None,
-            target_price=pos.target if pos else None, option_price=h.last_price if h else None,
-            realised_pnl=self.realised, unrealised_pnl=self.unrealised,
-            trades_today=self.ctx.risk.trades_today(self.segment, self.market_time),
-            note="; ".join(n for n in (self.protection.status(), self.note) if n),
-            risk_note=note_of_day(self.risk_note, self.market_time), protection=self.protection.status(),
-        )  # fmt: skip
+        """The segment as the GUI draws it (`snapshots.segment_snapshot`: immutable; bars shared until one closes)."""
+        return segment_snapshot(self, state, failure)

@@ -73,7 +73,7 @@ def test_the_dispatcher_decides_on_its_thread_and_the_agent_sends_the_entry(make
     sent_on: list[int] = []
     place = gateway.place
     gateway.place = lambda intent: (sent_on.append(threading.get_ident()), place(intent))[1]  # type: ignore[method-assign]
-    trader.observer = probe = LatencyProbe()
+    trader.entries.observer = probe = LatencyProbe()
     agent = _agent(trader)
     dispatcher = AccountDispatcher("UK9394")
     try:
@@ -99,7 +99,7 @@ def test_the_dispatcher_decides_on_its_thread_and_the_agent_sends_the_entry(make
 def test_a_second_entry_decided_on_a_view_a_tick_old_is_never_sent(make, qapp) -> None:
     trader, gateway, _store = make(Mode.PAPER)
     trader.market_time = T0
-    first = trader.ready_entry(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
+    first = trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
     assert first is not None and first.checked
     # The same decision made again on a view that did not show the first entry yet (the dispatcher's view may be a
     # tick old): a second intent, checked, handed to the agent after the first.
@@ -282,10 +282,10 @@ def test_a_frame_commit_commits_every_waiting_intent_at_once_and_an_intent_added
 
 def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
-    ready = trader.ready_entry(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
+    ready = trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
     assert isinstance(ready, ReadyEntry) and trader.ctx.risk.open_positions == 1
     trader.cancel_open_entries("kill")  # a kill came between the decision and its turn on the agent
-    trader.send_entry(ready)
+    trader.entries.send(ready)
     assert gateway.placed == [] and trader.ctx.risk.open_positions == 0
 
 

@@ -28,7 +28,10 @@ def test_a_plug_in_exit_with_any_reason_text_is_an_exit(make) -> None:
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "signal")])
     assert len(gateway.placed) == 3, "the exit counted toward the order rate like every other order"
-    assert trader.risk_note is not None and trader.risk_note[1] == "max orders per minute (4) reached"
+    assert (
+        trader.entries.risk_note is not None
+        and trader.entries.risk_note[1] == "max orders per minute (4) reached"
+    )
 
 
 def test_the_trader_gives_each_order_its_role_and_the_journal_gives_it_back(make) -> None:

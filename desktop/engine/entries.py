@@ -1,0 +1,148 @@
+"""A segment's entries: the strategy's `EnterPosition` made into an order of the right option, through risk.
+
+`ready` resolves the in-the-money option, the quantity and the intent and asks risk (on the account's dispatcher
+a check that would ask the broker for a price is left to the agent); `send` checks the segment's own order
+state again (the dispatcher may have decided on a view a tick old), journals the intent durably and sends the
+order; `filled` opens the position and has its stop placed at once. What risk refused last is kept for the
+panel (`risk_note`), and the bench's latency probes are told of each entry (`observer`, probes.py).
+Runs as its trader's helper on whichever thread runs the trader (trader.py): `ready` also on the dispatcher.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from desktop.broker.errors import BrokerError
+from desktop.domain import OrderRole, Side
+from desktop.engine.decisions import ReadyEntry
+from desktop.engine.orders import TrackedOrder, sent_note
+from desktop.engine.params import order_quantity
+from desktop.engine.probes import EntryObserver
+
+if TYPE_CHECKING:
+    from desktop.engine.strategy.base import EnterPosition
+    from desktop.engine.trader import SegmentTrader
+
+
+class Entries:
+    """The entry path of one segment (its trader's helper, same thread)."""
+
+    def __init__(self, trader: SegmentTrader) -> None:
+        self.t = trader
+        self.risk_note: tuple[date, str] | None = None  # (market day, why) of the last entry risk refused
+        self.observer: EntryObserver | None = None  # latency probes (bench); None in the app
+
+    def enter(self, action: EnterPosition) -> None:
+        """An entry decided and sent on this thread (the agent handling its ticks itself)."""
+        ready = self.ready(action)
+        if ready is not None:
+            self.send(ready)
+
+    def ready(self, action: EnterPosition, on_dispatcher: bool = False) -> ReadyEntry | None:
+        """The entry up to its risk check: the option, the quantity, the intent; None when refused (said, and the
+        strategy told). `on_dispatcher`: a check that would ask the broker for a price is left to the agent."""
+        t = self.t
+        now = t.market_time
+        assert now is not None and t.book is not None
+        if t.halted_entries or t.holding is not None or t.orders.open_entry() is not None:
+            t.strategy.on_entry_rejected("an entry or position is already on its way")
+            return None
+        if not t.orders.journal_back(now):
+            t.strategy.on_entry_rejected("the journal cannot be written")
+            return None
+        if t.index_price is None:
+            t.strategy.on_entry_rejected("no index price yet")
+            return None
+        try:
+            contract = t.book.resolve_itm_option(t.segment, t.index_price, action.right, t.offset, now.date())
+            qty = order_quantity(t.ctx.params.lots, contract.lot_size)
+        except (BrokerError, ValueError) as e:
+            t.log.warning("entry skipped: %s", e)
+            t.strategy.on_entry_rejected(str(e))
+            return None
+        intent = t.intent(contract.exchange, contract.tradingsymbol, Side.BUY, qty, "entry", OrderRole.ENTRY)
+        ready = ReadyEntry(action, contract, intent, checked=False)
+        if on_dispatcher and t.ctx.risk.asks_price(intent):
+            return ready  # the margin check asks Kite for the option's price: on the agent's thread
+        return ready if self.risk_check(ready) else None
+
+    def risk_check(self, ready: ReadyEntry) -> bool:
+        """Risk's check of the entry (it counts the order when passed); a refusal is said once and noted."""
+        t = self.t
+        now = t.market_time
+        assert now is not None
+        decision = t.ctx.risk.check(ready.intent, now)
+        if not decision:
+            # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
+            # left the trader guessing why nothing traded).
+            t.log.info("entry refused by risk: %s", decision.reason)
+            self.risk_note = (now.date(), decision.reason)
+            t.strategy.on_entry_rejected(decision.reason)
+            return False
+        self.risk_note = None
+        ready.checked = True
+        if self.observer is not None:
+            self.observer.entry_decided(t.batch_posted, t.batch_handed, t.batch_picked)
+        return True
+
+    def send(self, ready: ReadyEntry) -> None:
+        """Sends an entry made ready by `ready` (here or on the dispatcher): the segment's own order state is
+        checked again first, as the dispatcher may have decided on a view a tick old; a second entry is never
+        sent because of that."""
+        t = self.t
+        now = t.market_time
+        assert now is not None
+        if t.holding is not None or t.orders.open_entry() is not None:
+            # Risk counted it (the dispatcher's check) only if it saw the segment free: an entry of ours is on its
+            # way or held, and risk's count of it must stay.
+            t.log.warning(
+                "an entry decided on a view a tick old is not sent: an entry or position is on its way"
+            )
+            t.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if t.halted_entries:
+            if ready.checked:
+                t.ctx.risk.on_entry_failed(t.segment)
+            t.strategy.on_entry_rejected("an entry or position is already on its way")
+            return
+        if not ready.checked and not self.risk_check(ready):
+            return
+        action, contract, intent, qty = ready.action, ready.contract, ready.intent, ready.intent.quantity
+        t.keeper.contract = contract
+        # The order goes out first (its intent journaled durably before): the note, the log line and the option's
+        # subscription come after, holding up neither it nor the other agents deciding on the same tick.
+        sent = t.orders.send(intent, commit=ready.commit)
+        if sent and self.observer is not None:
+            self.observer.entry_sent(t.batch_posted)
+        t.journal(
+            "entry_sent",
+            {"intent_id": intent.intent_id, "symbol": contract.tradingsymbol, "qty": qty, "lot_size": contract.lot_size,
+             "spot": str(t.index_price), "strike": str(contract.strike), "right": action.right.value,
+             "itm_offset": t.offset, "reason": action.reason, "placed": bool(sent)},
+        )  # fmt: skip
+        t.log.info("Entry signal (%s): BUY %d %s (spot %s, strike %s, ITM offset %d): %s", action.reason, qty,
+                   contract.tradingsymbol, t.index_price, contract.strike, t.offset, sent_note(sent))  # fmt: skip
+        if not sent:
+            t.ctx.risk.on_entry_failed(t.segment)
+            t.strategy.on_entry_rejected("the entry order failed")
+            return
+        t.ctx.watch_option(contract.instrument_token, t.segment)
+        if t.index_price is not None:
+            t.chart.mark(now, t.index_price, "entry", f"BUY {contract.tradingsymbol}")
+
+    def filled(self, tracked: TrackedOrder, price: Decimal, at: datetime) -> None:
+        """The entry settled with fills: the position, its stop at once (LIVE at Kite, PAPER at the paper gateway:
+        one protection path), and sold at once when a kill or square-off came first."""
+        t, i = self.t, tracked.intent
+        t.keeper.open(i.exchange, i.tradingsymbol, tracked.filled, price, at, tracked.value)
+        t.keeper.save(at)
+        stop = t.strategy.position.stop if t.strategy.position else None
+        t.log.info("Entry filled: %d %s at %s, stop %s", tracked.filled, i.tradingsymbol, price, stop)
+        t.journal("entry_filled", {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price),
+                                   "stop": str(stop)})  # fmt: skip
+        t.protection.place(stop)
+        if t.closing is not None:
+            t.log.warning("the entry filled after its cancel (%s): selling it", t.closing.reason)
+            t.exit(t.closing.reason)
