@@ -14,6 +14,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from desktop.broker.errors import InputRejected
 from desktop.domain import Fill, OptionRight, Order, OrderRole, OrderStatus, OrderType, Side, Tick, rupees
 from desktop.engine.strategy.base import EnterPosition, ExitPosition
 from desktop.engine.trader import SegmentTrader
@@ -46,6 +47,15 @@ class Broker:
         self.seen_cancels = 0
         self.fills = 0
         self.delivered: list[Fill] = []
+        cancel = gateway.cancel
+
+        def cancel_unless_ended(order_id: str) -> Order:
+            b = self.orders.get(order_id)
+            if b is not None and b.ended:  # Kite refuses to cancel an order that has completed or ended
+                raise InputRejected(f"Order cannot be cancelled as it is {b.order.status.value.lower()}")
+            return cancel(order_id)
+
+        gateway.cancel = cancel_unless_ended  # type: ignore[method-assign]
 
     def sync(self) -> None:
         """Takes in the orders the trader placed and the cancels it asked for since the last look."""
