@@ -254,7 +254,8 @@ class SegmentTrader:
         if self.protection.left_to_stop(h, reason, at_once):
             return True
         if self.orders.journal_down(now):
-            return False  # the journal failed a moment ago: the stop keeps protecting; asked again later
+            self.exit_failed(now)  # a kill's or square-off's exit is asked again (the strategy's asks again)
+            return False  # the journal failed a moment ago: the stop keeps protecting
         quantity = self.outside.sellable(h, now, stop_first=True)
         if quantity is None:
             return False
@@ -272,6 +273,7 @@ class SegmentTrader:
             return False
         if h.stop_order is not None and h.stop_order.resting and not self.protection.cancel(h):
             self.strategy.on_exit_rejected("the stop-loss order could not be cancelled")
+            self.exit_failed(now)  # selling, its fills close the position; a transient refusal: asked again
             return False
         self.ctx.risk.check(intent, now)  # exits are never refused; this counts the order
         h.exit_reason = reason

@@ -303,6 +303,53 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
     assert [i.reason for i in gateway.placed][-1] == "kill" and gateway.cancelled[-1] == "O4"
 
 
+@pytest.mark.parametrize("kept_first", [True, False])
+def test_a_kill_that_comes_while_the_journal_fails_is_asked_again_once_it_writes(make, kept_first) -> None:
+    # The kill's exit found the journal down (an intent failed to be journalled a moment before): it returned
+    # without a sale and without asking again, so the position stayed held. Before the trader was split, a kill's
+    # earlier failed exit left its retry armed through a stop that keeps positions (`kept_first`), which sold it
+    # later; the split dropped that retry. Either way the kill must sell once the journal writes again.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    if kept_first:
+        trader.cancel_open_entries(then_exit="kill")
+        trader.exit("kill")  # O3, rejected: the rest protected again (O4), the kill asked again at +30 s
+        trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: busy"))
+        trader.cancel_open_entries(then_exit=None)  # then a stop that keeps positions
+    record = store.intents.record
+
+    def disk_full(*a: object, **k: object) -> None:
+        raise StoreWriteError("database or disk is full")
+
+    store.intents.record = disk_full  # type: ignore[method-assign]
+    index_tick(trader, 1)
+    trader.act([ExitPosition("signal_exit")])  # not journalled: exits wait 5 s, the stop keeps protecting
+    store.intents.record = record  # type: ignore[method-assign]
+    index_tick(trader, 2)
+    trader.cancel_open_entries(then_exit="kill")
+    assert trader.exit("kill") is False  # the journal failed a moment ago: nothing sent now
+    reasons = [i.reason for i in gateway.placed]
+    index_tick(trader, 40)
+    assert [i.reason for i in gateway.placed] == [*reasons, "kill"]
+    stop = "O4" if kept_first else "O2"
+    assert gateway.cancelled[-1] == stop and gateway.placed[-1].quantity == 195
+
+
+def test_a_kill_whose_stop_cannot_be_cancelled_yet_is_asked_again_after_its_patience(make) -> None:
+    # Kite refused to cancel the stop ("being processed"): the kill sent nothing and never asked again, so a stop
+    # that was not in fact selling (a transient refusal) left the position held after the kill.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    gateway.refuse_cancel = True
+    trader.cancel_open_entries(then_exit="kill")
+    assert trader.exit("kill") is False and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    gateway.refuse_cancel = False
+    index_tick(trader, 29)
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    index_tick(trader, 30)
+    assert [i.reason for i in gateway.placed][-1] == "kill" and gateway.cancelled == ["O2"]
+
+
 def test_a_new_market_day_starts_the_days_pnl_and_its_loss_limit_again(make) -> None:
     trader, gateway, _ = make(Mode.PAPER, max_daily_loss=5000)
     enter(trader, gateway, "200")
