@@ -12,7 +12,9 @@ the sessions fetched, so a replay's indicators start where the live run's did).
 A `.kdrec` file is the magic line `KDREC1\\n`, then blocks: `KDRB`, the compressed length (u32), the CRC-32 of
 the compressed bytes (u32), then zlib data holding records `<f8 receive time><u1 kind><u4 length><bytes>`
 (little-endian; kind 0 binary, 1 text). Why zlib and not zstd: it is in the standard library (no new
-dependency) and a block a second is far below what either needs; frames of one feed compress about 4:1.
+dependency) and a block a second is far below what either needs. Level 1 (`LEVEL`): on a busy feed's recorded
+frames it compresses 1.76:1 against level 6's 1.92:1, for a fifth of the CPU (0.62 s against 3.28 s for 51 MB),
+and the recorder runs beside the engine all day.
 
 Crash safety: the feed's thread only appends a frame to a list (no disk, no compression on the thread that
 decodes ticks); the recorder's own thread compresses and appends one block at least every second
@@ -46,6 +48,7 @@ MAGIC = b"KDREC1\n"
 BLOCK_MAGIC = b"KDRB"
 _BLOCK = struct.Struct("<4sII")
 _RECORD = struct.Struct("<dBI")
+LEVEL = 1  # zlib level of a block: see the module docstring
 KIND_BINARY = 0
 KIND_TEXT = 1
 SUFFIX = ".kdrec"
@@ -198,7 +201,7 @@ class DayFile:
     def append(self, frames: Iterable[Frame]) -> int:
         """Writes one compressed block of `frames`; returns its size on disk."""
         raw = b"".join(_RECORD.pack(f.received, f.kind, len(f.data)) + f.data for f in frames)
-        body = zlib.compress(raw, 6)
+        body = zlib.compress(raw, LEVEL)
         block = _BLOCK.pack(BLOCK_MAGIC, len(body), zlib.crc32(body)) + body
         os.write(self._fd, block)  # one write: a crash tears at most this block
         return len(block)
