@@ -1,7 +1,9 @@
 """What one segment holds and what it made: the holding opened by an entry's fills (or adopted on recovery), sold
 fill by fill by exits and the stop, its day's realised P&L (what the daily loss limit counts) and its rows in the
-store. A sale's fill that comes after its position was let go (gone from the broker: desktop/engine/outside.py)
-is still counted against it. Runs on the segment agent's thread only, as its trader's helper.
+store. A sale's fill is booked against the holding its order sells (`TrackedOrder.sells`: by the fill's order id,
+slices included), never against another held in the same option: one that comes after its position was let go
+(gone from the broker: desktop/engine/outside.py) is still counted in the day's P&L, against that position.
+Runs on the segment agent's thread only, as its trader's helper.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ class HoldingKeeper:
         return self.holding
 
     def sold(self, tracked: TrackedOrder, fill: Fill) -> None:
-        """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left."""
+        """A fill of an exit or of the stop: realised P&L and a smaller position, flat when none is left. Only a sale
+        of this holding reduces it: a late fill of the stop of a position let go, with the next entry holding the
+        same option, must not sell the new position here while the broker still holds it (nor cancel its stop)."""
         tr, h = self.t, self.holding
-        if h is None or h.tradingsymbol != fill.tradingsymbol:
+        if h is None or tracked.sells is not h:
             self.late_sale(tracked, fill)
             return
         pnl = h.sell(fill.quantity, fill.price)
@@ -78,9 +82,10 @@ class HoldingKeeper:
 
     def late_sale(self, tracked: TrackedOrder, fill: Fill) -> None:
         """A fill of our own sale (the stop, an exit) after its position was let go (the broker's positions showed
-        it gone before this fill came): it is what sold it, so its P&L is counted, whatever the order of events."""
-        tr, gone = self.t, self.let_go
-        if gone is None or gone.tradingsymbol != fill.tradingsymbol or gone.quantity <= 0:
+        it gone before this fill came): it is what sold it, so its P&L is counted against that position, whatever
+        the order of events, and never against a newer one held in the same option."""
+        tr, gone = self.t, tracked.sells
+        if gone is None or gone.quantity <= 0:
             tr.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
                            tracked.order_id)  # fmt: skip
             return
@@ -92,7 +97,11 @@ class HoldingKeeper:
                        tracked.role, tracked.order_id, fill.quantity, fill.tradingsymbol, fill.price, pnl)  # fmt: skip
         tr.journal("late_fill_counted", {"order_id": tracked.order_id, "symbol": fill.tradingsymbol,
                                          "qty": fill.quantity, "price": str(fill.price), "pnl": str(pnl)})  # fmt: skip
-        self.save_flat(gone.exchange, gone.tradingsymbol)
+        h = self.holding
+        if h is not None and (h.exchange, h.tradingsymbol) == (gone.exchange, gone.tradingsymbol):
+            self.save(fill.timestamp)  # one row per option: it is the position held now's, never flattened
+        else:
+            self.save_flat(gone.exchange, gone.tradingsymbol)
         tr.ctx.risk.update_pnl(tr.segment, self.realised, self.unrealised, fill.timestamp)
 
     def gone(self, h: Holding, now: datetime) -> None:

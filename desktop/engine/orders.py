@@ -36,6 +36,7 @@ from desktop.domain import Fill, Order, OrderIntent, OrderRole, OrderStatus, rup
 from desktop.store.errors import StoreError, StoreWriteError
 
 if TYPE_CHECKING:
+    from desktop.engine.context import Holding
     from desktop.engine.trader import SegmentTrader
 
 # An entry or exit still working this long after it was sent (a thin option, a market order held at its
@@ -94,6 +95,9 @@ class TrackedOrder:
     broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
     why: str = ""  # the broker's reason when it ended
     pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
+    # A sale (the stop, an exit): the holding it sells, set when it is sent or adopted. Its fills are booked
+    # against that holding only, never against a later one in the same option (`HoldingKeeper.sold`).
+    sells: Holding | None = None
     # A protective stop (desktop/engine/protection.py): its levels, Kite's count of modifications, and when it
     # was seen triggered (market time) with its chase.
     trigger: Decimal | None = None
@@ -272,6 +276,8 @@ class Orders:
             return None
         role = intent.role
         tracked = TrackedOrder(intent)
+        if role is not OrderRole.ENTRY:
+            tracked.sells = t.holding  # a sale is sent for the position held now (an exit, its stop)
         try:
             order = t.ctx.gateway.place(intent)
         except AmbiguousOrderFailure as e:
@@ -298,7 +304,10 @@ class Orders:
         return tracked
 
     def track(self, tracked: TrackedOrder, also: list[str] | None = None) -> None:
-        """`tracked` known by its id (and by the ids in `also`: the slices of a sliced order)."""
+        """`tracked` known by its id (and by the ids in `also`: the slices of a sliced order). A sale adopted on
+        recovery (a resting stop) sells the position held now."""
+        if tracked.sells is None and tracked.role is not OrderRole.ENTRY:
+            tracked.sells = self.t.holding
         self.tracked[tracked.order_id] = tracked
         for order_id in also or ():
             self.tracked[order_id] = tracked
@@ -480,6 +489,10 @@ class Orders:
         t.changed = True
         tracked = self.tracked.get(fill.order_id)
         if tracked is None:
+            # Never a fill of our own unconfirmed order (reply lost, no id yet) arriving before its first update:
+            # LIVE reads an order's fills only when an update of it has come (`report_fills`, called by this
+            # thread once `on_order` bound it), and PAPER (the replay too) never loses a reply: its `place`
+            # returns the order's id, and an order's update is emitted before its fill.
             t.log.warning("fill %s of an order this run did not place (%s)", fill.fill_id, fill.order_id)
             return
         tracked.fill(fill.quantity, fill.price)
@@ -506,8 +519,8 @@ class Orders:
             trader.log.warning("entry order %s %s: %s", tracked.order_id, tracked.status.value, tracked.why)
             trader.ctx.risk.on_entry_failed(trader.segment)
             trader.strategy.on_entry_rejected(tracked.why)
-        elif h is None or h.tradingsymbol != tracked.intent.tradingsymbol:
-            return  # the sale closed the position (`HoldingKeeper.sold`)
+        elif h is None or tracked.sells is not h:
+            return  # the sale closed its position (`HoldingKeeper.sold`), or it was let go: none of the one held
         elif tracked.role is OrderRole.EXIT:
             if tracked.filled:
                 trader.log.warning(
