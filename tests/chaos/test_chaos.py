@@ -91,6 +91,56 @@ def test_a_position_under_its_stop_until_the_stop_sold_it_is_covered() -> None:
     assert broker_realised(trades) == Decimal("-390.00")
 
 
+def test_a_working_exit_covers_the_position_until_it_sells_it() -> None:
+    # The engine cancels the stop and sends the exit; the exit works for 16 s before it fills: covered.
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:00", "09:40:00"),
+        _order("3", "SELL", 130, "LIMIT", "COMPLETE", "09:40:00", "09:40:16", 130),
+    ]
+    trades = [
+        _trade("t1", "1", "BUY", 130, "100", "09:30:00"),
+        _trade("t2", "3", "SELL", 130, "104", "09:40:16"),
+    ]
+    assert cover_timeline(orders, trades, {}, NOW) == []
+
+
+def test_an_exit_cancelled_or_refused_with_the_position_still_held_leaves_it_uncovered() -> None:
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:00", "09:40:00"),
+        _order("3", "SELL", 130, "LIMIT", "CANCELLED", "09:40:00", "09:41:00", 65),  # half sold, rest cancelled
+        _order("4", "SELL", 65, "MARKET", "REJECTED", "09:41:00", "09:41:00"),  # refused: never covered
+    ]
+    trades = [
+        _trade("t1", "1", "BUY", 130, "100", "09:30:00"),
+        _trade("t2", "3", "SELL", 65, "104", "09:40:30"),
+    ]
+    gaps = cover_timeline(orders, trades, {}, NOW)
+    assert [(g.start.strftime("%H:%M:%S"), g.seconds, g.held, g.covered, g.cause) for g in gaps] == [
+        ("09:41:00", 1140.0, 65, 0, "stop_ended"),
+    ]
+
+
+def test_an_exit_beside_a_resting_stop_is_seen_over_covering() -> None:
+    # Both could sell: a short position if they did.
+    orders = [
+        _order("1", "BUY", 65, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 65),
+        _order("2", "SELL", 65, "SL-M", "TRIGGER PENDING", "09:30:00", "09:30:00"),
+        _order("3", "SELL", 65, "LIMIT", "OPEN", "09:50:00", "09:50:00"),
+    ]
+    (gap,) = cover_timeline(orders, [_trade("t1", "1", "BUY", 65, "100", "09:30:00")], {}, NOW)
+    assert (gap.held, gap.covered, gap.seconds) == (65, 130, 600.0)
+
+
+def test_the_cover_tolerance_is_five_market_seconds_or_three_real_seconds_at_the_run_speed() -> None:
+    from tests.chaos.harness import cover_tolerance
+
+    assert cover_tolerance(1.0) == 5.0
+    assert cover_tolerance(30.0) == 90.0  # 3 real seconds at 30x
+    assert cover_tolerance(12.3) == pytest.approx(36.9)
+
+
 def test_a_stop_with_nothing_behind_it_is_seen_over_covering() -> None:
     orders = [_order("2", "SELL", 65, "SL-M", "TRIGGER PENDING", "09:30:00", "09:30:00")]
     (gap,) = cover_timeline(orders, [], {}, NOW)
