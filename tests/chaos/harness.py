@@ -72,7 +72,8 @@ SETTLE_S = 4.0  # real seconds the final recovery runs after all its sessions ar
 FAULT_GRACE_S = 30.0  # market seconds after a fault ends (or a one-shot fault hits) before nakedness counts
 PAISA = Decimal("0.01")
 STOP_TYPES = ("SL", "SL-M")
-EXIT_TYPES = ("LIMIT", "MARKET")  # a sell of the tag that is not a stop: an exit (Kite lists protected MARKET as LIMIT)
+# A sell of a tag that is not a stop is an exit (Kite lists a MARKET order sent with protection as a LIMIT).
+EXIT_TYPES = ("LIMIT", "MARKET")
 RESTING = ("TRIGGER PENDING", "OPEN", "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING",
            "MODIFY PENDING", "MODIFY VALIDATION PENDING", "CANCEL PENDING")  # fmt: skip
 STORAGE_FAULTS = ("db_lock", "disk_full")
@@ -815,7 +816,8 @@ class ChaosRun:
             self._final_stop()
         time.sleep(FINAL_GAP_S)
         assert self.sim is not None
-        requests.post(f"{self.sim.url}/_sim/clock", json={"speed": FINAL_SPEED}, timeout=10).raise_for_status()
+        clock = requests.post(f"{self.sim.url}/_sim/clock", json={"speed": FINAL_SPEED}, timeout=10)
+        clock.raise_for_status()
         began = time.monotonic()
         self._start_run()
         up = self._wait_running(90.0)

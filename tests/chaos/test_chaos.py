@@ -109,7 +109,7 @@ def test_an_exit_cancelled_or_refused_with_the_position_still_held_leaves_it_unc
     orders = [
         _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
         _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:00", "09:40:00"),
-        _order("3", "SELL", 130, "LIMIT", "CANCELLED", "09:40:00", "09:41:00", 65),  # half sold, rest cancelled
+        _order("3", "SELL", 130, "LIMIT", "CANCELLED", "09:40:00", "09:41:00", 65),  # half, then cancelled
         _order("4", "SELL", 65, "MARKET", "REJECTED", "09:41:00", "09:41:00"),  # refused: never covered
     ]
     trades = [
