@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     report = run_chaos(config)
     print(report.summary())
     if report.rss_mb:
-        first, last = report.rss_mb[0][1], report.rss_mb[-1][1]
         peak = max(mb for _, mb in report.rss_mb)
+        pid, first, last, span = max(report.rss_per_process, key=lambda r: r[3])
         print(
-            f"RSS of the run process over the run: first {first:.0f} MB, last {last:.0f} MB, peak {peak:.0f} MB"
+            f"memory growth: the longest-lived run process (pid {pid}) {first:.0f} → {last:.0f} MB "
+            f"({last - first:+.0f} MB in {span:.0f} s after its start-up); peak RSS of any run process {peak:.0f} MB"
         )
     print(f"work folder: {report.work_dir}")
     extra = (f" --faults {args.faults}" if args.faults else "") + (

@@ -68,7 +68,7 @@ COVER_GRACE_S = 5.0  # market seconds a position may be uncovered (entry filled,
 COVER_GRACE_REAL_S = 3.0  # ...or real seconds, whichever is longer (cover_tolerance): a loaded 2-core machine
 FINAL_GAP_S = 2.0  # real seconds the market runs with no process before the final recovery
 FINAL_SPEED = 0.01  # the market clock's speed during the final recovery: nothing trades (one step per 100 s)
-SETTLE_S = 4.0  # real seconds the final recovery runs after all its sessions are up, before it is stopped
+SETTLE_S = 2.0  # real seconds the final recovery runs after all its sessions are up, before it is stopped
 FAULT_GRACE_S = 30.0  # market seconds after a fault ends (or a one-shot fault hits) before nakedness counts
 PAISA = Decimal("0.01")
 STOP_TYPES = ("SL", "SL-M")
@@ -223,7 +223,8 @@ class ChaosReport:
     duplicates: int = 0
     pnl_mismatches: int = 0
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (wall seconds since start, MB)
-    rss_per_process: list[tuple[int, float, float]] = field(default_factory=list)  # pid, first, last MB
+    # pid, MB after its start-up (6th sample), last MB, seconds between the two (one sample per step)
+    rss_per_process: list[tuple[int, float, float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)  # every mismatch longer than the grace, excused or not
     pnl: list[str] = field(default_factory=list)
@@ -263,8 +264,10 @@ class ChaosReport:
             f"duplicates: {self.duplicates}; P&L mismatches: {self.pnl_mismatches}",
         ]
         if self.rss_per_process:
-            growth = ", ".join(f"pid {p}: {a:.0f}→{b:.0f} MB" for p, a, b in self.rss_per_process)
-            lines.append(f"memory (RSS of each run process, first→last sample): {growth}")
+            growth = ", ".join(
+                f"pid {p}: {a:.0f}→{b:.0f} MB in {s:.0f} s" for p, a, b, s in self.rss_per_process
+            )
+            lines.append(f"memory (RSS of each run process, after its start-up→last sample): {growth}")
         lines += [f"  cover {u}" for u in self.uncovered]
         lines += [f"  P&L {p}" for p in self.pnl]
         lines += [f"  note: {n}" for n in self.notes]
@@ -842,7 +845,9 @@ class ChaosRun:
         self.report.market_span = f"{self.market_start:%H:%M:%S}→{now:%H:%M:%S}"
         for r in self.runs:
             if r.rss:
-                self.report.rss_per_process.append((r.pid, r.rss[min(len(r.rss) - 1, 5)], r.rss[-1]))
+                first = min(len(r.rss) - 1, 5)
+                span = (len(r.rss) - 1 - first) * self.cfg.step_s
+                self.report.rss_per_process.append((r.pid, r.rss[first], r.rss[-1], span))
 
     def _final_stop(self) -> None:
         """Ctrl-C to the run process: it must end with 0 (or one clear line after a full disk)."""
