@@ -264,10 +264,13 @@ class ChaosReport:
             f"duplicates: {self.duplicates}; P&L mismatches: {self.pnl_mismatches}",
         ]
         if self.rss_per_process:
-            growth = ", ".join(
-                f"pid {p}: {a:.0f}→{b:.0f} MB in {s:.0f} s" for p, a, b, s in self.rss_per_process
+            # The longest-lived few (a soak restarts the run process a hundred times).
+            longest = sorted(self.rss_per_process, key=lambda r: -r[3])[:4]
+            growth = ", ".join(f"pid {p}: {a:.0f}→{b:.0f} MB in {s:.0f} s" for p, a, b, s in longest)
+            lines.append(
+                f"memory (RSS after start-up→last sample, the {len(longest)} longest-lived of "
+                f"{len(self.rss_per_process)} run processes): {growth}"
             )
-            lines.append(f"memory (RSS of each run process, after its start-up→last sample): {growth}")
         lines += [f"  cover {u}" for u in self.uncovered]
         lines += [f"  P&L {p}" for p in self.pnl]
         lines += [f"  note: {n}" for n in self.notes]
