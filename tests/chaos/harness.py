@@ -820,6 +820,7 @@ class ChaosRun:
         if self.run is not None:
             self._wait_running(30.0)
             self._final_stop()
+        self._end_second_processes()
         time.sleep(FINAL_GAP_S)
         assert self.sim is not None
         clock = requests.post(f"{self.sim.url}/_sim/clock", json={"speed": FINAL_SPEED}, timeout=10)
@@ -1119,6 +1120,7 @@ class ChaosRun:
             rec.process_from = self._now()
         if self.run is not None:
             self._stop_run(self._kill_on_restart)
+        self._end_second_processes()
         self._restart_at = None
         self._start_run()
         self.report.restarts += 1
@@ -1131,6 +1133,14 @@ class ChaosRun:
         if rec is not None:
             rec.end = self._now()
             self._pending_restart_fault = None
+
+    def _end_second_processes(self) -> None:
+        """A second `kitedesk run` injected while the run process runs ends before the run process is started
+        again: left alive, it would take the home's lock in the gap (the product's one-process-per-home lock
+        working as it should) and the restarted run would be refused, read as a run that failed."""
+        for item in [e for e in self._timed_ends if e[2].startswith("kill:")]:
+            self._timed_ends.remove(item)
+            self._end_fault(item)
 
     def _end_timed_faults(self) -> None:
         now = time.monotonic()
