@@ -280,9 +280,13 @@ class SessionEngine(QObject):
         self._emit_state()
         for agent in agents:  # no lock held: a kill meanwhile returns at once (the session is stopping)
             _wait_for_stop(agent)
-        # A segment that failed (at its start, or later) may have left a position or fills unrecovered: its
-        # session did not stop cleanly, and the next tab of its label takes it over (`Engine.open_session`).
-        kept = any(a.trader.holding is not None or a.state is AgentState.FAILED for a in agents)
+        # A segment that failed (at its start, or later) may have left a position or fills unrecovered, and one
+        # may owe a fill the store refused or a sale of a position let go: its session did not stop cleanly, and
+        # the next tab of its label takes it over (`Engine.open_session`), whose recovery counts them.
+        kept = any(
+            a.trader.holding is not None or a.state is AgentState.FAILED or a.trader.owes_recovery()
+            for a in agents
+        )
         with self._control:
             close_parts = self._detach()
         close_parts()  # the stream's thread is joined: never under the lock its events take

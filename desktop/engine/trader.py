@@ -915,6 +915,12 @@ class SegmentTrader:
             except BrokerError as e:
                 self.log.warning("entry order %s not cancelled: %s", tracked.order_id, e)
 
+    def owes_recovery(self) -> bool:
+        """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
+        locked) still waiting to be recorded, or a position let go (the broker showed it gone) whose own sale's
+        fill has not come. Its session must then be taken over on the next start, whose recovery counts them."""
+        return bool(self._unsaved_fills) or (self.let_go is not None and self.let_go.quantity > 0)
+
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self._open_entry() is None

@@ -5,9 +5,13 @@ never counted in any session's P&L)."""
 
 from __future__ import annotations
 
-from desktop.domain import Segment
+from datetime import datetime
+from decimal import Decimal
+
+from desktop.domain import Fill, Mode, Segment, Side
 from desktop.engine import Engine, OnStop
 from desktop.engine.snapshots import AgentState
+from desktop.store import StoreWriteError
 from tests.e2e.conftest import start_session, wait_until
 
 
@@ -35,3 +39,29 @@ def test_a_session_that_stopped_cleanly_and_flat_is_not_taken_over(demo_engine: 
     wait_until(qapp, lambda: session.snapshot().segments[0].state is AgentState.RUNNING, 30, "running")
     demo_engine.close_session(session.key, OnStop.KEEP)
     assert not demo_engine.label_resumes("UK9394", "Computer 3")
+
+
+def test_a_session_stopped_with_a_fill_the_store_refused_is_taken_over_by_the_next_tab(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    """A fill that came while the disk was full waits in the segment to be recorded; if the session stops before
+    the store writes again, the next start must count it: the session is taken over, not recorded as stopped."""
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=20,
+                            itm_offset=100, mode="LIVE")  # fmt: skip
+    wait_until(qapp, lambda: session.snapshot().segments[0].state is AgentState.RUNNING, 30, "running")
+    agent = session.agent(Segment.NIFTY)
+    refused: list[str] = []
+
+    def full_disk(fill: Fill) -> None:
+        refused.append(fill.fill_id)
+        raise StoreWriteError("the fill was not saved: the disk is full")
+
+    def a_fill_while_the_disk_is_full(trader) -> None:
+        monkeypatch.setattr(trader.ctx.store.fills, "record", full_disk)
+        trader.on_fill(Fill("T1", "O1", session.key, Mode.LIVE, "NFO", "NIFTY2611326000CE", Side.SELL, 65,
+                            Decimal("100"), datetime(2026, 1, 8, 9, 30)))  # fmt: skip
+
+    agent.run_on_thread(a_fill_while_the_disk_is_full)
+    wait_until(qapp, lambda: "T1" in refused, 10, "the fill refused by the store")
+    demo_engine.close_session(session.key, OnStop.KEEP)
+    assert demo_engine.label_resumes("UK9394", "Computer 3")
