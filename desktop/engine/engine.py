@@ -38,7 +38,8 @@ if TYPE_CHECKING:  # desktop.sync brings alembic and psycopg: imported when the 
     from desktop.engine.sync_facade import SyncAccountStatus, SyncFacade, SyncSettings
 
 PROFILES_FILE = "profiles.toml"
-# States of a recorded session that a new tab of the same account and label takes over (crash, kept position).
+# States of a recorded session that a new tab of the same account and label takes over (crash, kept position, a
+# segment that failed).
 _RESUMABLE = ("running", "stopped_keep")
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
-from desktop.broker.errors import LoginNeeded
+from desktop.broker.errors import BrokerUnavailable, LoginNeeded
 from desktop.broker.gateway import LiveGateway, OrderGateway, broker_net_positions
 from desktop.broker.hub import BrokerHub
 from desktop.broker.paper import PaperGateway
@@ -298,7 +298,13 @@ class SessionEngine(QObject):
         self._emit_state()
         for agent in agents:  # no lock held: a kill meanwhile returns at once (the session is stopping)
             _wait_for_stop(agent)
-        kept = any(a.trader.holding is not None for a in agents)
+        # A segment that failed (at its start, or later) may have left a position or fills unrecovered, and one
+        # may owe a fill the store refused or a sale of a position let go: its session did not stop cleanly, and
+        # the next tab of its label takes it over (`Engine.open_session`), whose recovery counts them.
+        kept = any(
+            a.trader.holding is not None or a.state is AgentState.FAILED or a.trader.owes_recovery()
+            for a in agents
+        )
         with self._control:
             close_parts = self._detach()
         close_parts()  # the stream's thread is joined: never under the lock its events take
@@ -501,9 +507,31 @@ class SessionEngine(QObject):
         trader.market_time = now
         if trader.mode is Mode.LIVE:
             assert isinstance(gateway, LiveGateway)
-            recover_live(trader, gateway, broker_net_positions(kite.positions()), now)
+            recover_live(trader, gateway, self._broker_positions(kite, trader), now)
         else:
             recover_paper(trader, now)
+
+    @staticmethod
+    def _broker_positions(kite: KiteSession, trader: SegmentTrader) -> dict[str, int]:
+        """The account's net positions for a LIVE recovery, asked for again (with a growing pause) while Kite
+        cannot be reached or keeps sending replies that do not hold what its API says: a read changes nothing at
+        the broker, and a segment that failed here would leave its position and the fills since the last run
+        unrecovered for the rest of the run (a stop that filled meanwhile never counted). Ends on a stop."""
+        pause = 0.5
+        while True:
+            try:
+                return broker_net_positions(kite.positions())
+            except BrokerUnavailable as e:
+                if QThread.currentThread().isInterruptionRequested():
+                    raise
+                trader.log.warning(
+                    "the account's positions could not be read before %s starts (%s): asking again in %.0f s",
+                    trader.segment.value, e.detail or e.trader_message, pause,
+                )  # fmt: skip
+                until = time.monotonic() + pause
+                while time.monotonic() < until and not QThread.currentThread().isInterruptionRequested():
+                    time.sleep(0.1)
+                pause = min(pause * 2, 8.0)
 
     # -- routing (stream / caller threads) ----------------------------------------------------------
 

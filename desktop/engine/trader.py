@@ -330,6 +330,13 @@ class SegmentTrader:
         """Cancels a working entry or exit by hand (`Orders.cancel_by_hand`; never the stop); raises BrokerError."""
         return self.orders.cancel_by_hand(order_id)
 
+    def owes_recovery(self) -> bool:
+        """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
+        locked) still waiting to be recorded, or a position let go (the broker showed it gone) whose own sale's
+        fill has not come. Its session must then be taken over on the next start, whose recovery counts them."""
+        gone = self.keeper.let_go
+        return bool(self.orders.unsaved_fills) or (gone is not None and gone.quantity > 0)
+
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""
         return self.holding is None and self.orders.open_entry() is None

@@ -8,13 +8,22 @@ the real `kiteconnect` client, as an outside observer of the account would.
 
 What is checked (each check can fail; none is skipped silently):
 (a) protection: every LIVE position at the broker (per session tag and option, rebuilt from the broker's trades)
-    is covered by that tag's resting SL/SL-M sell orders whose pending quantity sums to exactly the held
-    quantity; a mismatch lasting more than `COVER_GRACE_S` market seconds outside fault windows is counted in
-    naked-seconds (and over-covered-seconds: a stop with nothing behind it would sell short).
+    is covered by that tag's working sell orders, whose pending quantity sums to exactly the held quantity. Cover
+    is a resting SL/SL-M sell (the stop), or a working exit: a LIMIT/MARKET sell of the tag open at the broker
+    (the engine cancels the stop and sends the exit; until the exit fills, it is what sells the position). A
+    mismatch lasting longer than the cover tolerance outside fault windows is counted in naked-seconds (and
+    over-covered-seconds: a stop with nothing behind it would sell short). The tolerance is
+    max(COVER_GRACE_S market seconds, COVER_GRACE_REAL_S real seconds at the run's speed): the engine's reply
+    to a fill (journal the stop's intent, then place it) takes real time, which at 30x market speed on a loaded
+    machine is many market seconds; the summary prints it.
 (b) exactly once: every broker order of a session's tag is one of its journalled intents, no intent is at the
     broker twice, and no (option, side, type) has more broker orders than journalled intents.
 (c) P&L: each session's realised P&L in its store equals the P&L recomputed from the broker's trades of its tag
-    (LIVE), or from its own durable fills (PAPER), to the paisa (at the end, once everything is written).
+    (LIVE), or from its own durable fills (PAPER), to the paisa. Checked at the end, after a final recovery: the
+    last run is stopped (Ctrl-C), the market goes on with no process for a moment (a kept position's stop may
+    fill then, as after any kill), the market clock is then slowed to a crawl (nothing more trades) and
+    `kitedesk run` is started once more: its recovery must count every fill since the last process exited;
+    after a settle period it is stopped and the books are compared.
 (d) isolation and secrets: repository queries by broker_id return only that account's rows, every LIVE order
     the store holds for an account is in that account's book and not in the other's, and no API secret or
     access token is in any file of the home (or the run's output).
@@ -55,10 +64,16 @@ from desktop.broker.sim.process import SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 DAY = datetime(2026, 1, 8)  # a Thursday: NIFTY's weekly expiry is ahead, SENSEX's is today
-COVER_GRACE_S = 5.0  # market seconds a position may be uncovered (entry filled, stop on its way)
+COVER_GRACE_S = 5.0  # market seconds a position may be uncovered (entry filled, stop on its way)...
+COVER_GRACE_REAL_S = 3.0  # ...or real seconds, whichever is longer (cover_tolerance): a loaded 2-core machine
+FINAL_GAP_S = 2.0  # real seconds the market runs with no process before the final recovery
+FINAL_SPEED = 0.01  # the market clock's speed during the final recovery: nothing trades (one step per 100 s)
+SETTLE_S = 2.0  # real seconds the final recovery runs after all its sessions are up, before it is stopped
 FAULT_GRACE_S = 30.0  # market seconds after a fault ends (or a one-shot fault hits) before nakedness counts
 PAISA = Decimal("0.01")
 STOP_TYPES = ("SL", "SL-M")
+# A sell of a tag that is not a stop is an exit (Kite lists a MARKET order sent with protection as a LIMIT).
+EXIT_TYPES = ("LIMIT", "MARKET")
 RESTING = ("TRIGGER PENDING", "OPEN", "PUT ORDER REQ RECEIVED", "VALIDATION PENDING", "OPEN PENDING",
            "MODIFY PENDING", "MODIFY VALIDATION PENDING", "CANCEL PENDING")  # fmt: skip
 STORAGE_FAULTS = ("db_lock", "disk_full")
@@ -67,6 +82,12 @@ HARNESS_FAULTS = ("kill9", "restart", "db_lock", "disk_full", "second_process")
 SECRETS = {a.user_id: a.api_secret for a in DEMO_ACCOUNTS}
 _SEGMENT_RE = re.compile(r"^([A-Z]+?)\d")
 _STATUS_RE = re.compile(r"^\[(\d\d:\d\d:\d\d)\] (\w+) '([^']*)' (LIVE|PAPER) (\w+) \|")
+
+
+def cover_tolerance(speed: float) -> float:
+    """Market seconds a position may differ from its cover before it counts: COVER_GRACE_S market seconds, or
+    COVER_GRACE_REAL_S real seconds at `speed` when that is longer (at 30x, 5 market seconds are 0.17 real s)."""
+    return max(COVER_GRACE_S, COVER_GRACE_REAL_S * speed)
 
 
 def rupees(d: Decimal) -> Decimal:
@@ -202,13 +223,17 @@ class ChaosReport:
     duplicates: int = 0
     pnl_mismatches: int = 0
     rss_mb: list[tuple[float, float]] = field(default_factory=list)  # (wall seconds since start, MB)
-    rss_per_process: list[tuple[int, float, float]] = field(default_factory=list)  # pid, first, last MB
+    # pid, MB after its start-up (6th sample), last MB, seconds between the two (one sample per step)
+    rss_per_process: list[tuple[int, float, float, float]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     uncovered: list[str] = field(default_factory=list)  # every mismatch longer than the grace, excused or not
     pnl: list[str] = field(default_factory=list)
     broker_orders: int = 0
     broker_trades: int = 0
     market_span: str = ""
+    cover_tolerance_s: float = COVER_GRACE_S  # market seconds (cover_tolerance of the run's speed)
+    speed: float = 0.0
+    final_recovery: str = ""  # what the final recovery restart did
     work_dir: str = ""
     full_disk: bool = False
 
@@ -230,14 +255,22 @@ class ChaosReport:
             f"seed {self.seed}: market {self.market_span}, {self.broker_orders} broker orders, "
             f"{self.broker_trades} broker trades",
             f"faults injected: {sum(self.fault_counts().values())} {self.fault_counts()}",
-            f"restarts: {self.restarts} (kill -9: {self.kills})",
+            f"restarts: {self.restarts} (kill -9: {self.kills}); then the final recovery: {self.final_recovery}",
+            f"cover: a LIVE position counts as covered by its resting stop (SL/SL-M) or a working exit (a LIMIT/MARKET "
+            f"sell of its tag open at the broker); a mismatch counts when longer than {self.cover_tolerance_s:g} "
+            f"market-s = max({COVER_GRACE_S:g} market-s, {COVER_GRACE_REAL_S:g} real-s at speed {self.speed:g})",
             f"naked-seconds (outside fault windows): {self.naked_seconds:.0f}; over-covered-seconds: "
             f"{self.over_covered_seconds:.0f}; naked-seconds inside fault windows: {self.naked_seconds_in_faults:.0f}",
             f"duplicates: {self.duplicates}; P&L mismatches: {self.pnl_mismatches}",
         ]
         if self.rss_per_process:
-            growth = ", ".join(f"pid {p}: {a:.0f}→{b:.0f} MB" for p, a, b in self.rss_per_process)
-            lines.append(f"memory (RSS of each run process, first→last sample): {growth}")
+            # The longest-lived few (a soak restarts the run process a hundred times).
+            longest = sorted(self.rss_per_process, key=lambda r: -r[3])[:4]
+            growth = ", ".join(f"pid {p}: {a:.0f}→{b:.0f} MB in {s:.0f} s" for p, a, b, s in longest)
+            lines.append(
+                f"memory (RSS after start-up→last sample, the {len(longest)} longest-lived of "
+                f"{len(self.rss_per_process)} run processes): {growth}"
+            )
         lines += [f"  cover {u}" for u in self.uncovered]
         lines += [f"  P&L {p}" for p in self.pnl]
         lines += [f"  note: {n}" for n in self.notes]
@@ -558,13 +591,20 @@ class CoverInterval:
         return (self.end - self.start).total_seconds()
 
 
+def covers(order: dict[str, Any]) -> bool:
+    """A sell that covers a held position while it works at the broker: a stop (SL/SL-M) resting, or an exit
+    (LIMIT/MARKET) open. The engine only ever buys options, so every sell of a tag is one of the two."""
+    return order["transaction_type"] == "SELL" and order["order_type"] in (*STOP_TYPES, *EXIT_TYPES)
+
+
 def cover_timeline(
     orders: list[dict[str, Any]],
     trades: list[dict[str, Any]],
     histories: dict[str, list[dict[str, Any]]],
     now: datetime,
 ) -> list[CoverInterval]:
-    """Intervals (market time) where a tag's position in an option differs from its resting stops' quantity."""
+    """Intervals (market time) where a tag's position in an option differs from the quantity its working sells
+    cover: resting stops and working exits (`covers`)."""
     by_id = {str(o["order_id"]): o for o in orders}
     events: dict[tuple[str, str], list[tuple[datetime, int, int]]] = defaultdict(list)  # (t, d_held, d_cover)
     for t in trades:
@@ -576,11 +616,11 @@ def cover_timeline(
         sign = 1 if t["transaction_type"] == "BUY" else -1
         key = (str(o["tag"]), str(t["tradingsymbol"]))
         events[key].append((when, sign * qty, 0))
-        if o["order_type"] in STOP_TYPES and o["transaction_type"] == "SELL":
-            events[key].append((when, 0, -qty))  # what a stop sells no longer covers
+        if covers(o):
+            events[key].append((when, 0, -qty))  # what a stop or an exit sells no longer covers
     for o in orders:
         tag = str(o.get("tag") or "")
-        if not tag.startswith("KD") or o["order_type"] not in STOP_TYPES or o["transaction_type"] != "SELL":
+        if not tag.startswith("KD") or not covers(o):
             continue
         if o["status"] == "REJECTED":  # refused at placement: it never covered anything
             continue
@@ -657,7 +697,9 @@ class ChaosRun:
     def __init__(self, config: ChaosConfig) -> None:
         self.cfg = config
         self.rng = random.Random(config.seed)
-        self.report = ChaosReport(seed=config.seed)
+        self.report = ChaosReport(
+            seed=config.seed, cover_tolerance_s=cover_tolerance(config.speed), speed=config.speed
+        )
         base = config.work_dir or Path(tempfile.mkdtemp(prefix=f"kitedesk-chaos-{config.seed}-"))
         self.dir = Path(base)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -769,17 +811,32 @@ class ChaosRun:
             self._restart_if_due()
 
     def _finish(self) -> None:
-        """Stops the run (Ctrl-C), waits for the books to settle, and checks everything once more."""
+        """Stops the run (Ctrl-C) and lets the market go on with no process for FINAL_GAP_S (a kept position's stop
+        may fill then, as after any kill); then the final recovery: the market clock slowed to a crawl (nothing
+        trades from then on), `kitedesk run` started once more, which must count every fill since the last process
+        exited, a settle period, Ctrl-C; then the books are checked once more. Without it a stop that filled
+        after the last process stopped reads as a P&L mismatch, though the next start would count it."""
         self.final_phase = True
         if self.run is not None:
             self._wait_running(30.0)
-            code = self.run.interrupt(120.0)
-            if code != 0 and not self._clear_storage_exit(code, self.run.stderr_text()):
-                err = self.run.stderr_text().strip().splitlines()
-                self.report.add(Violation(
-                    "run", f"`kitedesk run` ended with {code} on Ctrl-C: {err[-1] if err else '(no message)'}",
-                ))  # fmt: skip
-        time.sleep(1.0)
+            self._final_stop()
+        self._end_second_processes()
+        time.sleep(FINAL_GAP_S)
+        assert self.sim is not None
+        clock = requests.post(f"{self.sim.url}/_sim/clock", json={"speed": FINAL_SPEED}, timeout=10)
+        clock.raise_for_status()
+        began = time.monotonic()
+        self._start_run()
+        up = self._wait_running(90.0)
+        settled = self._settle(60.0)
+        self.check_step()
+        self._final_stop()
+        self.report.final_recovery = (
+            f"restarted at market speed {FINAL_SPEED:g}, "
+            + ("all sessions running" if up else "NOT all sessions running after 90 s")
+            + f", {'every LIVE trade in its store' if settled else 'LIVE trades still missing from the store'}"
+            + f" after {time.monotonic() - began:.0f} s, then stopped"
+        )
         self.check_step(final=True)
         books = {u: {"orders": o, "trades": t} for u, (o, t) in self.last_books.items()}
         (self.dir / "broker_books.json").write_text(
@@ -792,7 +849,53 @@ class ChaosRun:
         self.report.market_span = f"{self.market_start:%H:%M:%S}→{now:%H:%M:%S}"
         for r in self.runs:
             if r.rss:
-                self.report.rss_per_process.append((r.pid, r.rss[min(len(r.rss) - 1, 5)], r.rss[-1]))
+                first = min(len(r.rss) - 1, 5)
+                span = (len(r.rss) - 1 - first) * self.cfg.step_s
+                self.report.rss_per_process.append((r.pid, r.rss[first], r.rss[-1], span))
+
+    def _final_stop(self) -> None:
+        """Ctrl-C to the run process: it must end with 0 (or one clear line after a full disk)."""
+        assert self.run is not None
+        code = self.run.interrupt(120.0)
+        if code != 0 and not self._clear_storage_exit(code, self.run.stderr_text()):
+            err = self.run.stderr_text().strip().splitlines()
+            self.report.add(Violation(
+                "run", f"`kitedesk run` ended with {code} on Ctrl-C: {err[-1] if err else '(no message)'}",
+            ))  # fmt: skip
+        self.log(f"run process {self.run.pid} stopped")
+        self.run = None
+
+    def _missing_live_fills(self) -> int:
+        """Broker trades of a LIVE session's tag not yet in that session's fills (recovery has not counted)."""
+        store = StoreReader(self.home / "kitedesk.db")
+        sessions = store.sessions()
+        missing = 0
+        for user, view in self.views.items():
+            orders, trades = view.books()
+            _, trades_by_tag = _broker_by_tag(orders, trades)
+            for s in sessions:
+                if s.broker_id != user or s.mode != "LIVE":
+                    continue
+                have = {
+                    r["fill_id"]
+                    for r in store.rows(
+                        "SELECT fill_id FROM fills WHERE broker_id=? AND session_id=?", user, s.session_id
+                    )
+                }
+                missing += len({str(t["trade_id"]) for t in trades_by_tag.get(s.tag, [])} - have)
+        return missing
+
+    def _settle(self, timeout: float) -> bool:
+        """At least SETTLE_S real seconds, then until every LIVE trade at the broker is in its session's fills (or
+        `timeout`): the final recovery has counted what filled while no process ran. False if it had not."""
+        time.sleep(SETTLE_S)
+        end = time.monotonic() + timeout
+        while True:
+            if self._missing_live_fills() == 0:
+                return True
+            if time.monotonic() >= end or self.run is None or not self.run.alive():
+                return False
+            time.sleep(0.5)
 
     def _cleanup(self) -> None:
         self._lock_stop.set()
@@ -1017,6 +1120,7 @@ class ChaosRun:
             rec.process_from = self._now()
         if self.run is not None:
             self._stop_run(self._kill_on_restart)
+        self._end_second_processes()
         self._restart_at = None
         self._start_run()
         self.report.restarts += 1
@@ -1029,6 +1133,14 @@ class ChaosRun:
         if rec is not None:
             rec.end = self._now()
             self._pending_restart_fault = None
+
+    def _end_second_processes(self) -> None:
+        """A second `kitedesk run` injected while the run process runs ends before the run process is started
+        again: left alive, it would take the home's lock in the gap (the product's one-process-per-home lock
+        working as it should) and the restarted run would be refused, read as a run that failed."""
+        for item in [e for e in self._timed_ends if e[2].startswith("kill:")]:
+            self._timed_ends.remove(item)
+            self._end_fault(item)
 
     def _end_timed_faults(self) -> None:
         now = time.monotonic()
@@ -1122,6 +1234,7 @@ class ChaosRun:
         now = self._now()
         naked = over = in_faults = 0.0
         uncovered: list[str] = []
+        tolerance = self.report.cover_tolerance_s
         for user, view in self.views.items():
             orders, trades = view.books()
             self.last_books[user] = (orders, trades)
@@ -1136,7 +1249,7 @@ class ChaosRun:
             # away from a position the store cannot then sell (issue 16, defect 3).
             windows_stop_ended = self._fault_windows(user, orders, storage=False)
             for iv in cover_timeline(orders, trades, hist, now):
-                if iv.seconds <= COVER_GRACE_S:
+                if iv.seconds <= tolerance:
                     continue
                 excused = _overlap(
                     iv.start, iv.end, windows_stop_ended if iv.cause == "stop_ended" else windows
@@ -1151,7 +1264,7 @@ class ChaosRun:
                     in_faults += excused
                 else:
                     over += max(0.0, outside)
-                if outside > COVER_GRACE_S:
+                if outside > tolerance:
                     what = "uncovered" if iv.held > iv.covered else "over-covered (a stop would sell short)"
                     if iv.cause == "stop_ended":
                         what += " after its stop ended with nothing sold"

@@ -1,16 +1,19 @@
 """The chaos test (issue 16): `kitedesk run` with LIVE and PAPER sessions of two accounts on the simulator, under a
 seeded schedule of every fault the simulator has, kill -9 and restarts, a second process on the same home, a locked
 database and a full disk; the money-safety invariants are checked against the simulator's books after every step
-and at the end (tests/chaos/harness.py says which and how).
+and at the end, after a final recovery restart (tests/chaos/harness.py says which and how).
 
-Re-run after a merge (about a minute per seed; root adds the full-disk fault, the home on a small tmpfs):
+The seeded runs are in the default suite (marked `chaos_run`: `pytest -m chaos_run tests/chaos` runs only them):
+three seeds of 30 s each, about 45 s a seed with the set-up and the final recovery, under 150 s in all (measured
+with --durations on the shared 2-core machine under load). Longer ones, and one seed by hand:
 
-X
-    .venv/bin/python bench/chaos.py --seconds 45 --seed 11 --speed 30 --start 09:20 --fault-gap 3 --verbose  # one
+    .venv/bin/python bench/chaos.py --seconds 30 --seed 11 --speed 30 --start 09:20 --fault-gap 3 --verbose
     .venv/bin/python bench/chaos.py --seconds 1800 --seed 1             # the 30-minute soak
 
 A failure prints the run's summary: every invariant broken with its market time, the faults injected and the work
-folder (home copy, each run's output, the broker's books as JSON) to look into.
+folder (home copy, each run's output, the broker's books as JSON) to look into. The seed fixes the market and the
+order of the faults; when each fault lands depends on the machine's pace, so a failure is reproduced by running
+the seed again (a few times if need be) and reading the work folder.
 """
 
 from __future__ import annotations
@@ -24,20 +27,23 @@ from tests.chaos.harness import ChaosConfig, broker_realised, cover_timeline, ru
 
 # (seed, market start): the morning, midday, and the last entries before 14:45 with the 15:15 square-off.
 CI_SEEDS = [(11, "09:20"), (12, "11:40"), (13, "14:25")]
+CI_SECONDS = 30.0  # wall seconds of fault injection per seed (then the final recovery, about 12 s)
 
 
 @pytest.mark.slow
 @pytest.mark.chaos_run
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(("seed", "start"), CI_SEEDS, ids=[f"seed{s}" for s, _ in CI_SEEDS])
 def test_money_stays_safe_under_chaos(seed: int, start: str) -> None:
-    report = run_chaos(ChaosConfig(seed=seed, seconds=45.0, speed=30.0, start=start, mean_fault_gap_s=3.0))
+    report = run_chaos(
+        ChaosConfig(seed=seed, seconds=CI_SECONDS, speed=30.0, start=start, mean_fault_gap_s=3.0)
+    )
     summary = report.summary() + f"\nwork folder: {report.work_dir}"
     print(summary)
     assert report.faults, "no fault was injected: the run proves nothing"
     assert report.broker_orders > 0, "no order reached the broker: the run proves nothing\n" + summary
     assert not report.violations, (
-        f"invariants broken (reproduce: .venv/bin/python bench/chaos.py --seconds 45 --seed {seed} "
+        f"invariants broken (reproduce: .venv/bin/python bench/chaos.py --seconds {CI_SECONDS:g} --seed {seed} "
         f"--speed 30 --start {start} --fault-gap 3):\n{summary}"
     )
 
@@ -89,6 +95,56 @@ def test_a_position_under_its_stop_until_the_stop_sold_it_is_covered() -> None:
     ]
     assert cover_timeline(orders, trades, {}, NOW) == []
     assert broker_realised(trades) == Decimal("-390.00")
+
+
+def test_a_working_exit_covers_the_position_until_it_sells_it() -> None:
+    # The engine cancels the stop and sends the exit; the exit works for 16 s before it fills: covered.
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:00", "09:40:00"),
+        _order("3", "SELL", 130, "LIMIT", "COMPLETE", "09:40:00", "09:40:16", 130),
+    ]
+    trades = [
+        _trade("t1", "1", "BUY", 130, "100", "09:30:00"),
+        _trade("t2", "3", "SELL", 130, "104", "09:40:16"),
+    ]
+    assert cover_timeline(orders, trades, {}, NOW) == []
+
+
+def test_an_exit_cancelled_or_refused_with_the_position_still_held_leaves_it_uncovered() -> None:
+    orders = [
+        _order("1", "BUY", 130, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 130),
+        _order("2", "SELL", 130, "SL-M", "CANCELLED", "09:30:00", "09:40:00"),
+        _order("3", "SELL", 130, "LIMIT", "CANCELLED", "09:40:00", "09:41:00", 65),  # half, then cancelled
+        _order("4", "SELL", 65, "MARKET", "REJECTED", "09:41:00", "09:41:00"),  # refused: never covered
+    ]
+    trades = [
+        _trade("t1", "1", "BUY", 130, "100", "09:30:00"),
+        _trade("t2", "3", "SELL", 65, "104", "09:40:30"),
+    ]
+    gaps = cover_timeline(orders, trades, {}, NOW)
+    assert [(g.start.strftime("%H:%M:%S"), g.seconds, g.held, g.covered, g.cause) for g in gaps] == [
+        ("09:41:00", 1140.0, 65, 0, "stop_ended"),
+    ]
+
+
+def test_an_exit_beside_a_resting_stop_is_seen_over_covering() -> None:
+    # Both could sell: a short position if they did.
+    orders = [
+        _order("1", "BUY", 65, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 65),
+        _order("2", "SELL", 65, "SL-M", "TRIGGER PENDING", "09:30:00", "09:30:00"),
+        _order("3", "SELL", 65, "LIMIT", "OPEN", "09:50:00", "09:50:00"),
+    ]
+    (gap,) = cover_timeline(orders, [_trade("t1", "1", "BUY", 65, "100", "09:30:00")], {}, NOW)
+    assert (gap.held, gap.covered, gap.seconds) == (65, 130, 600.0)
+
+
+def test_the_cover_tolerance_is_five_market_seconds_or_three_real_seconds_at_the_run_speed() -> None:
+    from tests.chaos.harness import cover_tolerance
+
+    assert cover_tolerance(1.0) == 5.0
+    assert cover_tolerance(30.0) == 90.0  # 3 real seconds at 30x
+    assert cover_tolerance(12.3) == pytest.approx(36.9)
 
 
 def test_a_stop_with_nothing_behind_it_is_seen_over_covering() -> None:

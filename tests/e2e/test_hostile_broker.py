@@ -61,3 +61,30 @@ def test_a_malformed_positions_reply_at_a_live_start_fails_no_segment(demo_engin
     snap = session.snapshot()
     assert [s.state for s in snap.segments] == [AgentState.RUNNING, AgentState.RUNNING], snap.message
     assert snap.malformed_replies == 1
+
+
+def test_positions_replies_malformed_again_and_again_at_a_live_start_fail_no_segment(
+    demo_engine: Engine, qapp
+) -> None:
+    """Three malformed positions replies in a row (the broker layer's retries all spent) at a LIVE start: the
+    segment asks again later, as after a network failure, instead of failing for the rest of the run (a chaos
+    soak saw a failed segment leave a stop's fill uncounted: issue 16)."""
+    sim, book = sim_book(demo_engine)
+    option = next(i for i in sim.state.market.instruments if i.name == "NIFTY" and i.instrument_type == "CE")
+
+    async def buy_in_kite_web():
+        form = {"exchange": option.exchange, "tradingsymbol": option.tradingsymbol, "transaction_type": "BUY",
+                "quantity": str(option.lot_size), "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
+        return book.place(form, "regular", sim.state.clock.now())
+
+    assert sim.call(buy_in_kite_web).status == "COMPLETE"
+    sim.inject_fault(
+        {"kind": "malform_next_reply", "api_key": "UK9394", "path": "/portfolio/positions", "times": 4}
+    )
+    session = demo_engine.open_session("UK9394", "Computer 3")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=20, itm_offset=100, mode="LIVE"))
+    started = lambda: all(s.state is not AgentState.STARTING for s in session.snapshot().segments)  # noqa: E731
+    wait_until(qapp, started, 60, "the LIVE segment started")
+    snap = session.snapshot()
+    assert [s.state for s in snap.segments] == [AgentState.RUNNING], snap.message
+    assert snap.malformed_replies == 4
