@@ -15,8 +15,10 @@ read as if they happened hours away from the trades around them.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -156,6 +158,38 @@ def session_folder_name(key: SessionKey, label: str) -> str:
     return f"{_UNSAFE.sub('-', key.broker_id)}_{slug}_{key.session_id[:12]}"
 
 
+class SessionLogFile(logging.FileHandler):
+    """A session's log file that says a failed write (a full disk, an I/O error) once, in one line on stderr,
+    instead of logging's traceback for every line; once a line is written again it says so, once. The lines
+    meanwhile are lost: the trading records are in the database, which reports its own failures."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, encoding="utf-8")
+        self._failing = False
+        self._failed_now = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._failed_now = False
+        super().emit(record)  # a failure calls handleError, under this handler's lock
+        if self._failing and not self._failed_now:
+            self._failing = False
+            sys.stderr.write(f"kitedesk: the log {self.baseFilename} is written again\n")
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        self._failed_now = True
+        if self._failing:
+            return
+        self._failing = True
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            why = "the disk is full"
+        else:
+            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        sys.stderr.write(
+            f"kitedesk: cannot write the log {self.baseFilename} ({why}): its lines are lost until it can\n"
+        )
+
+
 class SessionLogs:
     """The log files of one session: one logger per segment, its own folder, its own handlers."""
 
@@ -208,7 +242,7 @@ class SessionLogs:
         make_private_folder(path.parent)
         create_private_file(path)
         narrow_to_owner(path)
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = SessionLogFile(path)
         handler.setFormatter(MarketTimeFormatter(self.redactor))
         logger.addHandler(handler)
         return AgentLog(logger, path, self.clock)

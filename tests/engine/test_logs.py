@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 
@@ -100,3 +101,34 @@ def test_secrets_are_redacted_in_messages_arguments_and_tracebacks(tmp_path):
     assert "tok_ABCDEF987654" not in text and "apisecret123456" not in text
     # message, argument, and the traceback's source line and exception text
     assert text.count("***") == 4 and "Traceback" in text
+
+
+def test_a_log_file_that_cannot_be_written_says_so_once_in_words_and_again_when_it_can(tmp_path, capsys):
+    logs = SessionLogs(tmp_path, SessionKey("UK9394", "a" * 32), "Computer 1", Mode.PAPER)
+    log = logs.for_segment(Segment.NIFTY)
+    (handler,) = log.logger.handlers
+    real = handler.stream
+
+    class FullDisk:
+        def write(self, _text: str) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def flush(self) -> None:
+            pass
+
+    handler.stream = FullDisk()
+    for n in range(3):
+        log.info("line %d", n, at=at(9, 30))
+    handler.stream = real
+    log.info("back", at=at(9, 31))
+    logs.close()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, (
+        err
+    )  # one line for the failure, however many lines were lost; one when it writes again
+    assert (
+        "cannot write the log" in err[0] and "the disk is full" in err[0] and "Traceback" not in "".join(err)
+    )
+    assert "written again" in err[1]
+    text = read(log.path)
+    assert "back" in text and "line 0" not in text
