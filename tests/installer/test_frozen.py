@@ -153,7 +153,7 @@ def test_frozen_demo_trades_and_ends_cleanly_on_sigterm(frozen_app: Path, tmp_pa
 
 
 def test_frozen_console_verbs(frozen_app: Path, tmp_path: Path) -> None:
-    """`kitedesk sim`, `run`, `login`, `profiles` of the frozen console binary."""
+    """`kitedesk sim`, `run`, `login`, `profiles` of the frozen console binary, and every other command's help."""
     home = tmp_path / "home"
     env = _frozen_env(home)
     cli = str(frozen_app / "kitedesk")
@@ -169,6 +169,10 @@ def test_frozen_console_verbs(frozen_app: Path, tmp_path: Path) -> None:
     assert listed.returncode == 0 and "AB1234" in listed.stdout, listed.stdout + listed.stderr
     login_help = run("login", "--help")
     assert login_help.returncode == 0 and "profile" in login_help.stdout
+    # Every command loads by name from the command table: each one must be in the frozen app.
+    for verb in ("export", "record", "replay", "backtest", "sync", "completion"):
+        helped = run(verb, "--help")
+        assert helped.returncode == 0 and "usage:" in helped.stdout, verb + helped.stdout + helped.stderr
 
     # A workspace's sessions without a window, on the embedded simulator, for a few seconds.
     workspace = frozen_app / "_internal" / "desktop" / "resources" / "demo_workspace.toml"
