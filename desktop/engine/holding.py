@@ -57,10 +57,7 @@ class HoldingKeeper:
         if h is None or tracked.sells is not h:
             self.late_sale(tracked, fill)
             return
-        pnl = h.sell(fill.quantity, fill.price)
-        self.roll_day(fill.timestamp)
-        self.realised += pnl
-        tracked.pnl += pnl
+        self._book(h, tracked, fill)
         if h.quantity > 0:
             self.save(fill.timestamp)
             tr.ctx.risk.update_pnl(tr.segment, self.realised, self.unrealised, fill.timestamp)
@@ -89,10 +86,7 @@ class HoldingKeeper:
             tr.log.warning("a sale of %d %s with no position held (order %s)", fill.quantity, fill.tradingsymbol,
                            tracked.order_id)  # fmt: skip
             return
-        pnl = gone.sell(fill.quantity, fill.price)
-        self.roll_day(fill.timestamp)
-        self.realised += pnl
-        tracked.pnl += pnl
+        pnl = self._book(gone, tracked, fill)
         tr.log.warning("%s order %s sold %d %s at %s after the position was let go: P&L %s counted",
                        tracked.role, tracked.order_id, fill.quantity, fill.tradingsymbol, fill.price, pnl)  # fmt: skip
         tr.journal("late_fill_counted", {"order_id": tracked.order_id, "symbol": fill.tradingsymbol,
@@ -103,6 +97,14 @@ class HoldingKeeper:
         else:
             self.save_flat(gone.exchange, gone.tradingsymbol)
         tr.ctx.risk.update_pnl(tr.segment, self.realised, self.unrealised, fill.timestamp)
+
+    def _book(self, held: Holding, tracked: TrackedOrder, fill: Fill) -> Decimal:
+        """`fill` sells part of `held`: its P&L, counted in the day's realised P&L and in its order's."""
+        pnl = held.sell(fill.quantity, fill.price)
+        self.roll_day(fill.timestamp)
+        self.realised += pnl
+        tracked.pnl += pnl
+        return pnl
 
     def gone(self, h: Holding, now: datetime) -> None:
         """The position is no longer at the broker: flat here, with nothing sold (its P&L is not counted); a fill

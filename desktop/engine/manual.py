@@ -16,9 +16,7 @@ message a trader reads, and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from desktop.broker.errors import BrokerError
@@ -68,7 +66,7 @@ def exit_now(trader: SegmentTrader, symbol: str, by: str) -> ManualOutcome:
     trader.orders.last_refusal = ""  # an older refusal must not be read as this exit's
     sent = trader.exit(MANUAL_EXIT)
     protection = trader.protection.status()
-    _journal(trader, "manual_exit", {"by": by, "symbol": h.tradingsymbol, "qty": quantity,
+    trader.journal("manual_exit", {"by": by, "symbol": h.tradingsymbol, "qty": quantity,
                                      "last_price": str(last), "sent": sent})  # fmt: skip
     if not sent:
         why = trader.orders.last_refusal or "see the segment's log"
@@ -84,10 +82,10 @@ def cancel_order(trader: SegmentTrader, order_id: str, by: str) -> ManualOutcome
     try:
         tracked = trader.cancel_order(order_id)
     except BrokerError as e:
-        _journal(trader, "manual_cancel", {"by": by, "order_id": order_id, "done": False, "why": str(e)})
+        trader.journal("manual_cancel", {"by": by, "order_id": order_id, "done": False, "why": str(e)})
         raise ManualRefused(f"order {order_id} not cancelled: {e}") from None
     i = tracked.intent
-    _journal(trader, "manual_cancel", {"by": by, "order_id": tracked.order_id, "symbol": i.tradingsymbol,
+    trader.journal("manual_cancel", {"by": by, "order_id": tracked.order_id, "symbol": i.tradingsymbol,
                                        "role": i.role.value, "qty": i.quantity, "done": True})  # fmt: skip
     trader.log.warning("manual cancel (%s) of %s order %s: %s %d %s", by, i.role.value, tracked.order_id,
                        i.side.value, i.quantity, i.tradingsymbol)  # fmt: skip
@@ -105,11 +103,11 @@ def move_stop(trader: SegmentTrader, symbol: str, level: Decimal | str, by: str)
     try:
         note = trader.move_stop(new)
     except BrokerError as e:
-        _journal(trader, "manual_stop_move", {"by": by, "symbol": h.tradingsymbol, "from": str(before),
+        trader.journal("manual_stop_move", {"by": by, "symbol": h.tradingsymbol, "from": str(before),
                                               "to": str(new), "done": False, "why": str(e)})  # fmt: skip
         raise ManualRefused(f"stop not moved (still {before or 'none'}): {e}") from None
     placed = h.stop_order
-    _journal(trader, "manual_stop_move", {"by": by, "symbol": h.tradingsymbol, "from": str(before), "to": str(new),
+    trader.journal("manual_stop_move", {"by": by, "symbol": h.tradingsymbol, "from": str(before), "to": str(new),
                                           "limit": str(placed.limit if placed else None), "done": True,
                                           "note": note})  # fmt: skip
     trader.log.warning("manual stop move (%s) of %s: %s → %s%s", by, h.tradingsymbol, before, new,
@@ -122,14 +120,6 @@ def _held(trader: SegmentTrader, symbol: str) -> Any:
     if h is None or h.tradingsymbol != symbol:
         raise ManualRefused(f"{symbol} is not held by this session's {trader.segment.value} now")
     return h
-
-
-def _journal(trader: SegmentTrader, kind: str, payload: dict[str, Any]) -> None:
-    """A note queued for the store writer, as the strategy's own notes (trader._journal)."""
-    ctx = trader.ctx
-    when = trader.market_time or datetime.now()
-    ctx.write_later(partial(ctx.store.journal.append, ctx.key, segment=trader.segment, kind=kind, payload=payload,
-                            market_time=when))  # fmt: skip
 
 
 def _near_tick(level: Decimal) -> Decimal:
