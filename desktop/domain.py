@@ -53,6 +53,11 @@ def format_rupees(value: Decimal | None) -> str:
     return f"{sign}₹{group_indian(abs(value))}"
 
 
+def format_amount(value: Decimal) -> str:
+    """An amount held or allowed (funds, a limit) in the one money format, without the "+" a gain gets: ₹5,000.00."""
+    return format_rupees(value).removeprefix("+")
+
+
 def group_indian(value: Decimal) -> str:
     """An amount in paise with Indian digit grouping, as Kite shows money: 12,34,567.50 (thousands, then lakhs and
     crores in pairs of digits); a negative zero shows as 0.00."""

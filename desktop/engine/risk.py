@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from desktop.domain import OrderIntent, Segment, Side, StrategyParams, format_rupees, rupees
+from desktop.domain import OrderIntent, Segment, Side, StrategyParams, format_amount, format_rupees, rupees
 
 _WINDOW = timedelta(minutes=1)
 
@@ -380,5 +380,4 @@ class RiskManager:
 
 
 def _amount(value: Decimal) -> str:
-    """An amount (a limit, funds) in the one money format, without the "+" a gain gets: ₹5,000.00."""
-    return format_rupees(rupees(value)).removeprefix("+")
+    return format_amount(rupees(value))

@@ -3,11 +3,9 @@ fetched them (desktop.engine.funds; every minute and after each fill, never on t
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from PySide6.QtWidgets import QLabel
 
-from desktop.domain import format_rupees
+from desktop.domain import format_amount
 from desktop.engine import Funds
 
 PAPER_TEXT = "Funds: paper"
@@ -23,7 +21,7 @@ def funds_text(funds: Funds | None) -> tuple[str, str]:
         return "", ""
     if funds.paper:
         return PAPER_TEXT, PAPER_TIP
-    text = f"Funds {_amount(funds.available)} available · {_amount(funds.used)} used"
+    text = f"Funds {format_amount(funds.available)} available · {format_amount(funds.used)} used"
     when = f" at {funds.fetched_at:%H:%M:%S}" if funds.fetched_at is not None else ""
     tip = f"Kite equity margins{when}; refreshed every minute and after each fill"
     if funds.error:
@@ -31,11 +29,6 @@ def funds_text(funds: Funds | None) -> tuple[str, str]:
         text = f"{text} (not refreshed)" if funds.fetched_at is not None else "Funds: not known"
         tip = f"The last funds refresh failed: {funds.error}. {tip}"
     return text, tip
-
-
-def _amount(value: Decimal) -> str:
-    """An amount the account holds: no "+" before it (it is not a gain), the real minus sign when in debit."""
-    return format_rupees(value).removeprefix("+")
 
 
 class FundsLabel(QLabel):

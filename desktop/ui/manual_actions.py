@@ -230,7 +230,8 @@ class ManualActions(QObject):
             text = str(exc) if isinstance(exc, ManualRefused) else f"{type(exc).__name__}: {exc}"
             tab._show_error(text or "no answer from the segment (see its log)")
 
-        tab._jobs.submit(
+        # A thread of its own: waiting up to WAIT_S for a slow broker must not hold one of the pool's few threads.
+        tab._jobs.submit_detached(
             partial(await_outcome, future), lambda outcome: tab.message.setText(outcome.text), failed
         )
 
