@@ -76,8 +76,9 @@ def _api_secret(engine: Engine, user_id: str, from_stdin: bool) -> str | None:
     return secret.strip()
 
 
-def login(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+def login(argv: Sequence[str], out: TextIO | None = None) -> int:
     """The `kitedesk login` command."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
     args = login_parser().parse_args(list(argv))
     engine = _engine("kitedesk login", args.home)
     if engine is None:
@@ -173,8 +174,9 @@ def profiles_parser() -> argparse.ArgumentParser:
     return p
 
 
-def profiles(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+def profiles(argv: Sequence[str], out: TextIO | None = None) -> int:
     """The `kitedesk profiles [add USER_ID --api-key KEY ...]` command."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
     args = profiles_parser().parse_args(list(argv))
     engine = _engine("kitedesk profiles", getattr(args, "home_add", None) or args.home)
     if engine is None:

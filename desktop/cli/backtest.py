@@ -85,8 +85,10 @@ def _sweep(text: str) -> tuple[str, list[str]]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def main(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def main(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
     """The `kitedesk backtest` command; returns its exit status."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
+    err = sys.stderr if err is None else err
     args = build_parser().parse_args(list(argv))
     if not args.days:
         print("kitedesk backtest: no weekday in --days", file=err)

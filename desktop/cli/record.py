@@ -101,8 +101,9 @@ def option_tokens(book: InstrumentBook, segment: Segment, spot: Decimal, strikes
     return sorted(set(tokens))
 
 
-def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     """The `kitedesk record` command; returns its exit status."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
     from desktop.store import resolve_home
 
     args = build_parser().parse_args(list(argv))

@@ -60,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+def main(argv: Sequence[str], out: TextIO | None = None) -> int:
     """The `kitedesk replay` command; returns its exit status."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
     args = build_parser().parse_args(list(argv))
     try:
         result = _replay(args, out)

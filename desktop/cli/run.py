@@ -94,8 +94,9 @@ def status_line(snap: SessionSnapshot) -> str:
     return line + (f" | {snap.message}" if snap.message else "")
 
 
-def run(argv: Sequence[str], out: TextIO = sys.stdout) -> int:
+def run(argv: Sequence[str], out: TextIO | None = None) -> int:
     """The `kitedesk run` command; returns the exit status (1 when anything failed, said in one line each)."""
+    out = sys.stdout if out is None else out  # the stream of this call, not of the import
     from PySide6.QtCore import QCoreApplication
 
     from desktop.store import resolve_home
