@@ -17,7 +17,8 @@ frames it compresses 1.76:1 against level 6's 1.92:1, for a fifth of the CPU (0.
 and the recorder runs beside the engine all day.
 
 Crash safety: the feed's thread only appends a frame to a list (no disk, no compression on the thread that
-decodes ticks); the recorder's own thread compresses and appends one block at least every second
+decodes ticks, and never a wait for the disk: the list's lock is held for list operations only, the file has a
+lock of its own); the recorder's own thread compresses and appends one block at least every second
 (`FLUSH_EVERY`), so a crash of the process loses at most the last second (written blocks are in the OS's
 page cache; a power cut may lose what the OS had not written yet). A torn last block (a crash in the middle
 of a write) is skipped by the reader and cut off by the next writer of that file before it appends.
@@ -228,7 +229,10 @@ class FeedRecorder:
         instruments: InstrumentSource | None = None,
         retention_days: int = DEFAULT_RETENTION_DAYS,
         wall: Callable[[], float] = time.time,
+        after: FeedRecorder | None = None,
     ) -> None:
+        """`after`: the account's previous recorder, being closed: this one touches no file before it ended (both
+        would write the same day's file)."""
         if retention_days < 1:
             raise ValueError("keep recordings for at least 1 day")
         self.folder = Path(folder)
@@ -236,7 +240,12 @@ class FeedRecorder:
         self._instruments = instruments
         self.retention_days = retention_days
         self._wall = wall
+        # Two locks, so that the feed's thread never waits for the disk: `_lock` guards the pending frames and
+        # `_closed` (held for list operations only), `_io` the day file, the sidecars and the counters (held while
+        # compressing and writing). `_io` is taken first whenever both are held.
         self._lock = threading.Condition()
+        self._io = threading.Lock()
+        self._after = after
         self._pending: list[Frame] = []
         self._pending_bytes = 0
         self._day: date | None = None
@@ -271,7 +280,7 @@ class FeedRecorder:
     def keep_candles(self, day: date, token: int, candles: list[Any]) -> None:
         """Keeps the warm-up candles a session fetched for `token` beside `day`'s recording (merged)."""
         path = self.folder / f"{day.isoformat()}{CANDLES_SUFFIX}"
-        with self._lock:
+        with self._io:
             private_folder(self.folder)
             kept = json.loads(path.read_text()) if path.exists() else {}
             rows = {str(c[0]): c for c in kept.get(str(token), [])}
@@ -281,58 +290,88 @@ class FeedRecorder:
 
     def flush(self) -> None:
         """Writes what is pending now (tests; the thread does it every second by itself)."""
-        with self._lock:
-            self._write_pending()
+        self._write_pending()
 
-    def close(self) -> None:
-        """Writes what is pending and ends the recorder's thread."""
+    def close(self, wait: bool = True) -> None:
+        """Ends the recorder: its thread writes what is pending, closes the file and ends. `wait`: until it has
+        (at most 10 s); False returns at once (the window's thread, which must never wait for a disk)."""
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
             self._lock.notify()
-        self._thread.join(timeout=10)
-        with self._lock:
+        if not wait:
+            return
+        self.join(timeout=10)
+        if not self._thread.is_alive():
+            self._finish()  # the thread's own end did it, unless it died: then it is done here
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits up to `timeout` s for the recorder's thread to end (after `close`); True once it has."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # The recorder's thread --------------------------------------------------------------------------------
+    def _run(self) -> None:
+        with self._io:
+            self._previous_ended()
+            self._prune_quietly()
+        while True:
+            with self._lock:
+                if self._closed:
+                    break
+                self._lock.wait(FLUSH_EVERY)
+            # The disk is written with `_lock` released: the feed's thread appends frames meanwhile.
+            try:
+                self._write_pending()
+            except OSError as exc:  # a full disk must not end the feed: said once, and tried again
+                if not self._failing:
+                    log.error(
+                        "recording %s: cannot write to the disk (%s); tried again every second",
+                        self.folder.name,
+                        exc,
+                    )
+                self._failing = True
+            else:
+                if self._failing:
+                    log.warning("recording %s: writing again", self.folder.name)
+                self._failing = False
+        self._finish()
+
+    def _finish(self) -> None:
+        """The last frames written and the file closed (a full disk loses them: said in the log)."""
+        try:
             self._write_pending()
+        except OSError as exc:
+            log.error("recording %s: its last frames are not written (%s)", self.folder.name, exc)
+        with self._io:
             if self._file is not None:
                 self._file.close()
                 self._file = None
 
-    # The recorder's thread --------------------------------------------------------------------------------
-    def _run(self) -> None:
-        with self._lock:
-            self._prune_quietly()
-            while not self._closed:
-                self._lock.wait(FLUSH_EVERY)
-                try:
-                    self._write_pending()
-                except OSError as exc:  # a full disk must not end the feed: said once, and tried again
-                    if not self._failing:
-                        log.error(
-                            "recording %s: cannot write to the disk (%s); tried again every second",
-                            self.folder.name,
-                            exc,
-                        )
-                    self._failing = True
-                else:
-                    if self._failing:
-                        log.warning("recording %s: writing again", self.folder.name)
-                    self._failing = False
+    def _previous_ended(self) -> None:
+        """Waits for the account's previous recorder (`after`) to end: one writer of a day's file at a time."""
+        if self._after is not None:
+            self._after.join()
+            self._after = None
 
     def _write_pending(self) -> None:
-        day = self._clock().date()
-        if not self._pending:
-            return
-        if day != self._day or self._file is None:
-            if self._file is not None:
-                self._file.close()
-            self._day, self._file = day, DayFile(day_file(self.folder, day))
-            self._prune_quietly()
-        if day not in self._dump_written:
-            self._export_dump(day)
-        frames, self._pending, self._pending_bytes = self._pending, [], 0
-        self.bytes_written += self._file.append(frames)
-        self.frames_recorded += len(frames)
+        with self._io:
+            self._previous_ended()
+            with self._lock:
+                if not self._pending:
+                    return
+            day = self._clock().date()
+            if day != self._day or self._file is None:
+                if self._file is not None:
+                    self._file.close()
+                    self._file = None
+                self._day, self._file = day, DayFile(day_file(self.folder, day))
+                self._prune_quietly()
+            if day not in self._dump_written:
+                self._export_dump(day)
+            with self._lock:  # taken at the last moment: what came meanwhile goes into this block too
+                frames, self._pending, self._pending_bytes = self._pending, [], 0
+            self.bytes_written += self._file.append(frames)
+            self.frames_recorded += len(frames)
 
     def _export_dump(self, day: date) -> None:
         path = self.folder / f"{day.isoformat()}{INSTRUMENTS_SUFFIX}"

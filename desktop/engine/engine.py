@@ -110,6 +110,7 @@ class Engine:
         self._market: DemoMarket | None = None
         self._demo_profiles: dict[str, Profile] = {}
         self._recorders: dict[str, FeedRecorder] = {}
+        self._closing: list[FeedRecorder] = []  # recorders switched off, writing their last block
         self.writer = StoreWriter()
         self._services = SessionServices(
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
@@ -155,19 +156,26 @@ class Engine:
         if enabled and current is not None and current.retention_days == retention_days:
             return  # already recorded so
         recorder = None
+        folder = recordings_dir(self._home) / user_id
         if enabled:
+            # The one it replaces (or one switched off a moment ago, still writing): its last frames go first.
+            previous = current or next((r for r in reversed(self._closing) if r.folder == folder), None)
             recorder = FeedRecorder(
-                recordings_dir(self._home) / user_id,
+                folder,
                 clock=self.market_time,
                 instruments=lambda day: self.store.instruments.load(broker_id=user_id, day=day),
                 retention_days=retention_days,
+                after=previous,
             )
             self._recorders[user_id] = recorder
         else:
             self._recorders.pop(user_id, None)
         old = self.hub.set_recorder(user_id, recorder)
         if old is not None:
-            old.close()
+            # Not waited for: this is the window's thread, and the recorder's own thread writes its last block
+            # (a slow or full disk must not freeze the window). `close` waits for every one.
+            old.close(wait=False)
+            self._closing = [r for r in self._closing if not r.join(0)] + [old]
 
     def recording(self, user_id: str) -> bool:
         """True while the account's feed is being recorded."""
@@ -431,6 +439,9 @@ class Engine:
             self.hub.close()
             for user_id in list(self._recorders):
                 self.set_recording(user_id, False)
+            for recorder in self._closing:
+                recorder.close()  # waits for its last block (the recorder says in the log if it cannot)
+            self._closing.clear()
             self.writer.close()
             self.store.close()
             if self._market is not None:

@@ -32,6 +32,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
+from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import Fill, Order, OrderIntent, OrderRole, OrderStatus, rupees
 from desktop.store.errors import StoreError, StoreWriteError
 
@@ -313,7 +314,8 @@ class Orders:
             self.tracked[order_id] = tracked
 
     def cancel(self, tracked: TrackedOrder) -> bool:
-        """Asks the broker to cancel the rest of `tracked`; False when it refused (or it has no id yet)."""
+        """Asks the broker to cancel the rest of `tracked`; False when it refused (or it has no id yet). Counted in
+        the order rate (Kite counts a cancel as an order request)."""
         t = self.t
         if not tracked.order_id or tracked.state not in _AT_BROKER:
             return False
@@ -326,6 +328,28 @@ class Orders:
         if t.market_time is not None:
             t.ctx.risk.record_order(t.market_time)
         return True
+
+    def modify(
+        self,
+        tracked: TrackedOrder,
+        *,
+        quantity: int | None = None,
+        price: Decimal | None = None,
+        trigger_price: Decimal | None = None,
+    ) -> None:
+        """Modifies `tracked` at the broker; raises BrokerError when it is not working there, has had Kite's
+        `MAX_MODIFICATIONS` (the broker would refuse the next: not sent), or the broker refused. Counted against
+        the cap and in the order rate."""
+        t = self.t
+        if not tracked.order_id or tracked.state not in (_S.WORKING, _S.PART_FILLED):
+            raise BrokerError(f"{tracked.role} order {tracked.order_id or '(unconfirmed)'} is not working at the "
+                              f"broker ({tracked.state.value})")  # fmt: skip
+        if tracked.modifications >= MAX_MODIFICATIONS:
+            raise BrokerError(f"order {tracked.order_id} has had Kite's {MAX_MODIFICATIONS} modifications")
+        t.ctx.gateway.modify(tracked.order_id, quantity=quantity, price=price, trigger_price=trigger_price)
+        tracked.modifications += 1  # Kite counts every modification of an order
+        if t.market_time is not None:
+            t.ctx.risk.record_order(t.market_time)
 
     def cancel_by_hand(self, order_id: str) -> TrackedOrder:
         """Cancels one of our working entries or exits (a manual action); its CANCELLED update then settles it as

@@ -129,7 +129,7 @@ class OutsideClose:
         )  # fmt: skip
         h.keep_only(net)
         t.keeper.save(now)
-        t.protection.resize(h, net, now)
+        t.protection.resize(h, net)
 
     def account_share(self, h: Holding, net: int) -> int:
         """What of the account's `net` at the broker this session may count as its own. Sessions of one account

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from desktop.broker import exchange_rules as rules
 from desktop.broker.errors import BrokerError
+from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import PAISA, TICK_SIZE, Order, OrderRole, OrderStatus, OrderType, Side
 from desktop.engine.orders import OrderState, TrackedOrder, sent_note
 
@@ -40,7 +41,6 @@ EXIT_SLACK = Decimal("0.05")  # a marketable exit limit: this share below the la
 CHASE_AFTER = timedelta(seconds=3)  # a triggered stop unfilled this long (market time) is chased
 CHASE_EVERY = timedelta(seconds=2)  # between two chase steps
 CHASE_STEPS = 3  # limit lowered this many times at most, then the stop is cancelled and the position sold
-MAX_MODIFICATIONS = 25  # Kite's limit per order
 RETRY_FIRST = timedelta(seconds=2)  # a rejected stop is placed again after this, doubling up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
 MOVE_RETRY = timedelta(seconds=5)  # a trail the broker refused is sent again this much later
@@ -320,44 +320,28 @@ class Protection:
         if level >= h.last_price:
             raise BrokerError(f"the stop {level} is not below the last price {h.last_price}")
         limit = stop_limit(h.exchange, level)
-        self._modify(stop, trigger_price=level, price=limit)
+        self.t.orders.modify(stop, trigger_price=level, price=limit)
         stop.trigger, stop.limit = level, limit
 
-    def _modify(self, stop: TrackedOrder, *, trigger_price: Decimal, price: Decimal) -> None:
-        if stop.modifications >= MAX_MODIFICATIONS:
-            raise BrokerError(f"order {stop.order_id} has had Kite's {MAX_MODIFICATIONS} modifications")
-        self.t.ctx.gateway.modify(stop.order_id, trigger_price=trigger_price, price=price)
-        stop.modifications += 1
-        if self.t.market_time is not None:
-            self.t.ctx.risk.record_order(self.t.market_time)
-
     def cancel(self, h: Holding) -> bool:
+        """Cancels the position's stop (`Orders.cancel`); False when it is unconfirmed or the broker refused:
+        already triggered or filled, its fill closes the position (never sell twice). Fills it got before the
+        cancel still count (`Orders.on_fill`)."""
         t, stop = self.t, h.stop_order
         assert stop is not None
         if not stop.order_id:
             t.log.warning("the stop-loss order is unconfirmed: it cannot be cancelled before Kite shows it")
             return False
-        try:
-            t.ctx.gateway.cancel(stop.order_id)
-        except BrokerError as e:
-            # Already triggered or filled: its fill closes the position; never sell twice.
-            t.log.warning("stop-loss order %s not cancelled: %s", stop.order_id, e)
-            return False
-        stop.cancelling()  # fills it got before the cancel still count (`Orders.on_fill`)
-        if t.market_time is not None:
-            t.ctx.risk.record_order(t.market_time)
-        return True
+        return t.orders.cancel(stop)
 
-    def resize(self, h: Holding, quantity: int, now: datetime) -> None:
+    def resize(self, h: Holding, quantity: int) -> None:
         """Less is held than the stop sells (part sold outside KiteDesk): the stop resized to `quantity`, or
-        replaced when the broker refuses."""
+        replaced when it cannot be (the broker refuses, or it has had Kite's modifications)."""
         t, stop = self.t, h.stop_order
         if stop is None or not stop.resting or not stop.order_id:
             return
         try:
-            t.ctx.gateway.modify(stop.order_id, quantity=quantity)
-            stop.modifications += 1  # Kite counts every modification of an order (25 at most)
-            t.ctx.risk.record_order(now)
+            t.orders.modify(stop, quantity=quantity)
         except BrokerError as e:
             t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
             if self.cancel(h):
@@ -443,7 +427,7 @@ class Protection:
             # triggered) comes down with the limit, two ticks above it.
             trigger = min(stop.trigger, limit + 2 * TICK_SIZE)
             try:
-                self._modify(stop, trigger_price=trigger, price=limit)
+                t.orders.modify(stop, trigger_price=trigger, price=limit)
             except BrokerError as e:
                 t.log.warning("triggered stop-loss order %s not chased (%s)", stop.order_id, e)
                 stop.chases = CHASE_STEPS

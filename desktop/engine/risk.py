@@ -245,6 +245,12 @@ class RiskManager:
         with self._lock:
             self._record(now)
 
+    def orders_last_minute(self, now: datetime) -> int:
+        """The order requests (placements, modifications, cancels) counted in the minute up to `now`."""
+        with self._lock:
+            self._prune(now)
+            return len(self._orders)
+
     def _entry_refusal(self, segment: Segment, now: datetime) -> str:
         if self._halt_reason is not None:
             return f"session halted ({self._halt_reason}): only exits are allowed"

@@ -311,11 +311,8 @@ class SegmentTrader:
         again = self.closing.again_at if self.closing is not None else None
         self.closing = None if then_exit is None else Closing(then_exit, again)
         tracked = self.orders.open_entry()
-        if tracked is not None and tracked.order_id:
-            try:
-                self.ctx.gateway.cancel(tracked.order_id)
-            except BrokerError as e:
-                self.log.warning("entry order %s not cancelled: %s", tracked.order_id, e)
+        if tracked is not None:
+            self.orders.cancel(tracked)  # counted in the order rate; its CANCELLED update settles it
 
     def move_stop(self, level: Decimal) -> str:
         """The stop moved to `level` by hand (`Protection.move_by_hand`; raises BrokerError when it cannot), and the

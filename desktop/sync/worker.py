@@ -105,11 +105,8 @@ class SyncWorker:
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """Asks the thread to stop after the batch in hand, and waits for it; a batch that has not finished
-        within STOP_GRACE_S (a hung server) is cut off by `abort` and sent again by the next sync."""
-        self.request_stop()
-        if not self.join(min(timeout, STOP_GRACE_S)):
-            self.abort()
-            self.join(max(0.0, timeout - STOP_GRACE_S))
+        within STOP_GRACE_S (a hung server) is cut off by `abort` and sent again by the next sync (`stop_all`)."""
+        stop_all([self], timeout)
 
     def request_stop(self) -> None:
         """Asks the thread to stop after the batch in hand, without waiting (see `stop`)."""
@@ -238,11 +235,11 @@ class SyncWorker:
 
 def stop_all(workers: list[SyncWorker], timeout: float = STOP_TIMEOUT_S) -> None:
     """Stops `workers` all at once, each after the batch in hand, cut off after STOP_GRACE_S: the whole stop
-    takes at most `timeout` s however many accounts sync."""
+    takes at most `timeout` s however many accounts sync (a `timeout` shorter than the grace cuts them off sooner)."""
     deadline = time.monotonic() + timeout
     for w in workers:
         w.request_stop()
-    grace = time.monotonic() + STOP_GRACE_S
+    grace = min(deadline, time.monotonic() + STOP_GRACE_S)
     for w in workers:
         if not w.join(max(0.0, grace - time.monotonic())):
             w.abort()

@@ -87,7 +87,8 @@ class SettingsDialog(QDialog):
         recording: dict[str, bool] | None = None,
         disk_used: dict[str, int] | None = None,
     ) -> None:
-        """`recording`: each account and whether its market data is recorded now; `disk_used`: bytes per account."""
+        """`recording`: each account and whether its market data is recorded now; `disk_used`: bytes per account
+        (None: measured on a worker, shown by `show_disk_used` when it comes)."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
@@ -138,10 +139,10 @@ class SettingsDialog(QDialog):
 
         record_group = QGroupBox("Record market data (for kitedesk replay and backtests)")
         record_lay = QFormLayout(record_group)
-        used = disk_used or {}
+        self._recordings_dir = data_folder / "recordings"
         self.record_boxes: dict[str, QCheckBox] = {}
         for account, on in (recording or {}).items():
-            box = QCheckBox(f"{account} (recordings: {format_bytes(used.get(account, 0))})")
+            box = QCheckBox()
             box.setChecked(on)
             self.record_boxes[account] = box
             record_lay.addRow(box)
@@ -150,9 +151,9 @@ class SettingsDialog(QDialog):
         self.retention_box.setSuffix(" days")
         self.retention_box.setValue(retention_days(settings))
         record_lay.addRow("Keep recordings for", self.retention_box)
-        record_lay.addRow(
-            QLabel(f"Total: {format_bytes(sum(used.values()))} in {data_folder / 'recordings'}")
-        )
+        self.total_used = QLabel()
+        record_lay.addRow(self.total_used)
+        self.show_disk_used(disk_used)
         lay.addWidget(record_group)
 
         self.buttons = QDialogButtonBox(
@@ -165,6 +166,15 @@ class SettingsDialog(QDialog):
         )
         lay.addWidget(self.buttons)
         self.resize(560, 640)
+
+    def show_disk_used(self, used: dict[str, int] | None, note: str = "measuring…") -> None:
+        """The bytes of recordings per account (None: `note` instead, while they are measured or when they could
+        not be)."""
+        for account, box in self.record_boxes.items():
+            size = note if used is None else format_bytes(used.get(account, 0))
+            box.setText(f"{account} (recordings: {size})")
+        total = note if used is None else format_bytes(sum(used.values()))
+        self.total_used.setText(f"Total: {total} in {self._recordings_dir}")
 
     def recording(self) -> dict[str, bool]:
         """Each account and whether to record its market data."""
@@ -194,14 +204,20 @@ class SettingsDialog(QDialog):
 
 
 def open_settings(window: Any) -> SettingsDialog:
-    """File → Settings… of the main window `window`: on OK its theme is set and the chosen recording applied."""
+    """File → Settings… of the main window `window`: on OK its theme is set and the chosen recording applied. The
+    recordings' disk use is measured on the window's job pool (a walk of every account's folder: never on the
+    window's thread) and shown when it comes."""
     engine = window.engine
     accounts = [p.user_id for p in engine.profiles()]
     dialog = SettingsDialog(
         window.settings, window.theme.name, Path(engine.home()), window.strategies, window,
         recording={a: engine.recording(a) for a in accounts},
-        disk_used=engine.recordings_disk_usage(),
     )  # fmt: skip
+    window.jobs.submit(
+        engine.recordings_disk_usage,
+        dialog.show_disk_used,
+        lambda e: dialog.show_disk_used(None, "not readable"),
+    )
     dialog.accepted.connect(lambda: window.set_theme(dialog.theme_name()))
     dialog.accepted.connect(lambda: window.apply_recording(dialog.recording()))
     dialog.setModal(True)

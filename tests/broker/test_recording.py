@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -185,3 +187,143 @@ def test_recordings_are_readable_by_their_owner_only_whatever_the_umask(tmp_path
         assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
     files = list((home / "recordings" / "UK9394").iterdir())
     assert len(files) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in files)
+
+
+def _blocking_append(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """The first DayFile.append held up (a slow or full disk) until `release` is set; `writing` says it started."""
+    writing, release = threading.Event(), threading.Event()
+    append = DayFile.append
+
+    def slow_append(self: DayFile, frames: Any) -> int:
+        if not writing.is_set():
+            writing.set()
+            assert release.wait(10), "the test never released the disk"
+        return append(self, frames)
+
+    monkeypatch.setattr(DayFile, "append", slow_append)
+    return writing, release
+
+
+def _returns_within(seconds: float, fn: Any) -> bool:
+    """True when `fn()` returned within `seconds` (run on a thread of its own, so a blocked call is seen)."""
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (fn(), done.set()), name="kitedesk-test-caller")
+    t.start()
+    returned = done.wait(seconds)
+    if not returned:
+        t.join(15)  # unblocked once the test releases the disk
+    return returned
+
+
+def test_the_feeds_thread_never_waits_for_the_recorders_disk_write(tmp_path: Path, monkeypatch) -> None:
+    import desktop.broker.recording as recording
+
+    monkeypatch.setattr(recording, "FLUSH_EVERY", 0.05)
+    writing, release = _blocking_append(monkeypatch)
+    rec = FeedRecorder(tmp_path / "UK9394", clock=_clock)
+    try:
+        rec.frame(b"first")
+        assert writing.wait(5)  # the recorder's thread is inside a disk write, held up
+        arrived = _returns_within(1.0, lambda: rec.frame(b"second"))
+        text_arrived = _returns_within(1.0, lambda: rec.text('{"type":"order"}'))
+        release.set()
+    finally:
+        release.set()
+        rec.close()
+    assert arrived and text_arrived, "frame() waited behind the disk write: the feed's thread stalled"
+    assert [f.data for f in read_frames(day_file(tmp_path / "UK9394", DAY))] == [
+        b"first", b"second", b'{"type":"order"}',
+    ]  # fmt: skip
+
+
+def test_keeping_candles_never_holds_up_the_feeds_thread(tmp_path: Path, monkeypatch) -> None:
+    import desktop.broker.recording as recording
+
+    entered, release = threading.Event(), threading.Event()
+    write_atomic = recording._write_atomic
+
+    def slow_write(path: Path, data: bytes) -> None:
+        entered.set()
+        assert release.wait(10)
+        write_atomic(path, data)
+
+    monkeypatch.setattr(recording, "_write_atomic", slow_write)
+    rec = FeedRecorder(tmp_path / "UK9394", clock=_clock)
+    keeper = threading.Thread(
+        target=rec.keep_candles, args=(DAY, 256265, [["2026-01-05 09:15:00", 1, 1, 1, 1, 0]]),
+        name="kitedesk-test-candles",
+    )  # fmt: skip
+    keeper.start()
+    try:
+        assert entered.wait(5)
+        arrived = _returns_within(1.0, lambda: rec.frame(b"tick"))
+    finally:
+        release.set()
+        keeper.join(10)
+        rec.close()
+    assert arrived, "frame() waited behind the candles' write"
+    assert [f.data for f in read_frames(day_file(tmp_path / "UK9394", DAY))] == [b"tick"]
+
+
+def test_close_without_waiting_returns_at_once_and_the_next_recorder_writes_after_the_last_block(
+    tmp_path: Path, monkeypatch
+) -> None:
+    writing, release = _blocking_append(monkeypatch)
+    folder = tmp_path / "UK9394"
+    path = day_file(folder, DAY)
+    old = FeedRecorder(folder, clock=_clock)
+    new: FeedRecorder | None = None
+    threads: list[threading.Thread] = []
+    try:
+        old.frame(b"old")
+        threads.append(threading.Thread(target=old.flush, name="kitedesk-test-flush-old"))
+        threads[-1].start()
+        assert writing.wait(5)  # its write is held up by the disk
+        assert _returns_within(1.0, lambda: old.close(wait=False)), "close(wait=False) waited for the disk"
+        new = FeedRecorder(folder, clock=_clock, after=old)
+        new.frame(b"new")
+        threads.append(threading.Thread(target=new.flush, name="kitedesk-test-flush-new"))
+        threads[-1].start()
+        time.sleep(0.3)
+        assert list(read_frames(path)) == [], (
+            "the next recorder wrote before the last block of the one it replaced"
+        )
+        release.set()
+        for t in threads:
+            t.join(10)
+        assert old.join(5)
+    finally:
+        release.set()
+        old.close()
+        if new is not None:
+            new.close()
+    assert [f.data for f in read_frames(path)] == [b"old", b"new"]
+
+
+def test_switching_an_accounts_recording_off_or_on_never_waits_for_its_disk(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Engine.set_recording runs on the window's thread (File → Settings…): the recorder it replaces writes its
+    last block on its own thread, and the engine's close waits for it."""
+    from desktop.broker.profiles import MemorySecretStore
+    from desktop.engine.engine import Engine
+
+    writing, release = _blocking_append(monkeypatch)
+    engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), clock=_clock)
+    try:
+        engine.set_recording("UK9394", True)
+        rec = engine.hub.recorder("UK9394")
+        assert rec is not None
+        rec.frame(b"before")
+        assert writing.wait(5)  # the recorder's thread writes that frame, held up by the disk
+        rec.frame(b"during")
+        assert _returns_within(1.0, lambda: engine.set_recording("UK9394", False)), "off waited for the disk"
+        assert _returns_within(1.0, lambda: engine.set_recording("UK9394", True, 7)), "on waited for the disk"
+        again = engine.hub.recorder("UK9394")
+        assert again is not None and again is not rec
+        again.frame(b"after")
+    finally:
+        release.set()
+        engine.close()
+    folder = tmp_path / "home" / "recordings" / "UK9394"
+    assert [f.data for f in read_frames(day_file(folder, DAY))] == [b"before", b"during", b"after"]

@@ -13,8 +13,10 @@ from desktop.broker.profiles import MemorySecretStore
 from desktop.cli.demo import start_demo
 from desktop.engine import Engine, SessionEngine, parse_params
 
-# A Thursday: NIFTY's weekly expiry (Tuesday) is ahead, SENSEX's (Thursday) is today.
-START = datetime(2026, 1, 8, 9, 20)
+# A Thursday: NIFTY's weekly expiry (Tuesday) is ahead, SENSEX's (Thursday) is today. 09:26: the demo market's
+# (seed 3) first NIFTY signal with the FAST EMAs comes at 09:30, so a test waits 2 s for its first entry at 120x,
+# not 5 s from 09:20 (its sessions are up within a market minute); one missed only makes it wait for the next.
+START = datetime(2026, 1, 8, 9, 26)
 FAST = {"fast_ema": 2, "slow_ema": 5}  # crosses every few minutes: trades within seconds at high speed
 FEED = {"silence_timeout": 3.0, "backoff_initial": 0.1, "backoff_max": 0.5}
 
@@ -52,7 +54,7 @@ def start_session(engine: Engine, user: str, label: str, **raw: Any) -> SessionE
 
 @pytest.fixture
 def demo_engine(tmp_path, qapp) -> Iterator[Engine]:
-    """An Engine on the embedded simulator at 120x from 09:20, demo accounts logged in."""
+    """An Engine on the embedded simulator at 120x from START, demo accounts logged in."""
     engine = Engine(tmp_path / "home", secrets=MemorySecretStore(), feed_options=FEED)
     try:
         start_demo(engine, speed=120.0, seed=3, start=START)

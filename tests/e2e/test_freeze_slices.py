@@ -111,11 +111,10 @@ def test_kill_9_with_a_sliced_live_position_recovers_stops_covering_exactly_the_
 ) -> None:
     import signal
 
-    from tests.e2e.conftest import START
-    from tests.e2e.test_recovery import _poll, _run
+    from tests.e2e.test_recovery import BEFORE_THE_SIGNAL, _poll, _run
     from tests.simkit import login, start_sim
 
-    sim = start_sim(speed=60.0, start=START, seed=5)
+    sim = start_sim(speed=60.0, start=BEFORE_THE_SIGNAL, seed=5)
     ws = tmp_path / "ws.toml"
     ws.write_text(SLICED_WORKSPACE, encoding="utf-8")
     home = tmp_path / "home"

@@ -14,7 +14,10 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from desktop.domain import Mode, OptionRight, OrderRole, Segment, Side, Tick
+from desktop.engine import agent as agent_module
 from desktop.engine.agent import Decided, RunOnAgent, SegmentAgent, StopAgent
 from desktop.engine.decisions import Decision, FrameCommit, ReadyEntry
 from desktop.engine.dispatch import AccountDispatcher
@@ -26,6 +29,14 @@ from desktop.engine.workspace import OnStop
 from tests.engine.traders import T0
 
 NEXT_BAR = T0 + timedelta(minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def _short_stop_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The agents stop (`_stop`, after each test's checks) with their entries still working at the recording
+    gateway, which fills nothing: a stop that keeps positions waits `SQUARE_OFF_WAIT` (2.5 s) for such an entry to
+    settle. None of these tests is about that wait (tests/engine/test_agent.py is): 0.1 s here."""
+    monkeypatch.setattr(agent_module, "SQUARE_OFF_WAIT", 0.1)
 
 
 def _entering(trader: SegmentTrader, before: Callable[[], None] = lambda: None) -> None:

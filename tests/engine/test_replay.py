@@ -49,7 +49,7 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory, qapp) -> tuple[Path, Path
     workspace = root / "ws.toml"
     workspace.write_text(WORKSPACE)
     home = root / "home"
-    code = kitedesk(["run", str(workspace), "--demo", "--speed", "60", "--start", "09:20", "--for", "30",
+    code = kitedesk(["run", str(workspace), "--demo", "--speed", "120", "--start", "09:20", "--for", "15",
                      "--every", "30", "--home", str(home)])  # fmt: skip
     assert code == 0
     live = root / "live.csv"

@@ -21,6 +21,7 @@ from desktop.domain import (
     Side,
     Tick,
 )
+from desktop.engine.orders import OrderState
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition, ExitPosition, MoveStop
 from desktop.engine.trader import SegmentTrader
@@ -427,6 +428,50 @@ def test_a_live_position_partly_sold_outside_keeps_the_rest_with_its_stop_resize
     assert gateway.resized == [("O2", 65)] and gateway.cancelled == []
     trader.holding.last_price = Decimal("210")
     assert trader.unrealised == Decimal("650.00")  # the 65 left, at their cost of 200 each
+
+
+def test_a_stop_at_kites_modification_cap_is_replaced_not_resized(make) -> None:
+    # Kite refuses a 26th modification of an order: a stop trailed all day is cancelled and placed again for what
+    # is held, with no modification sent that the broker would refuse.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    assert trader.holding is not None and trader.holding.stop_order is not None
+    trader.holding.stop_order.modifications = 25
+    gateway.net = 65
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    assert trader.holding is not None and trader.holding.quantity == 65
+    assert gateway.resized == [], "a 26th modification was sent"
+    assert gateway.cancelled == ["O2"]
+    assert [(i.reason, i.order_type, i.quantity) for i in gateway.placed][-1] == (
+        "protective_stop", OrderType.SL, 65,
+    )  # fmt: skip
+    assert trader.holding.stop_order is not None and trader.holding.stop_order.order_id == "O3"
+
+
+def test_a_resized_stop_counts_against_the_cap_and_in_the_order_rate(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    assert trader.holding is not None and trader.holding.stop_order is not None
+    stop = trader.holding.stop_order
+    gateway.net = 65
+    broker_check(trader, 1)
+    counted = trader.ctx.risk.orders_last_minute(trader.market_time)
+    broker_check(trader, 31)
+    assert gateway.resized == [("O2", 65)] and stop.modifications == 1
+    assert trader.ctx.risk.orders_last_minute(trader.market_time) == counted + 1
+
+
+def test_a_kill_cancels_the_entry_on_its_way_through_the_order_lifecycle_and_counts_the_cancel(make) -> None:
+    # Kite counts a cancel as an order request (its per-second and per-minute limits).
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    counted = trader.ctx.risk.orders_last_minute(T0)
+    trader.cancel_open_entries(then_exit="kill")
+    assert gateway.cancelled == ["O1"]
+    assert trader.ctx.risk.orders_last_minute(T0) == counted + 1, "the cancel was not counted"
+    assert trader.orders.tracked["O1"].state is OrderState.CANCELLING
 
 
 def test_a_passing_dip_in_the_brokers_positions_changes_nothing(make) -> None:

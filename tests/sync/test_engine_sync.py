@@ -4,6 +4,7 @@ the stall is a socket that never replies."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -42,10 +43,14 @@ class BlackHole:
             self.accepted.set()
 
     def close(self) -> None:
+        # A close alone does not wake an accept() blocked on another thread (Linux): the shutdown does, at once.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for s in self._held:
             s.close()
         self._thread.join(5)
+        assert not self._thread.is_alive(), "the black hole's thread did not end"
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -248,6 +249,32 @@ def test_square_off_at_quit_shows_what_is_still_held_until_it_is_closed(qtbot, t
     qtbot.waitUntil(lambda: window.closed, timeout=5000)
 
 
+def test_the_settings_measure_the_recordings_disk_use_off_the_windows_thread(qtbot, tmp_path):
+    # A home with years of recordings on a slow disk: the walk takes its time, the window never waits for it.
+    window = _window(qtbot, tmp_path)
+    release, walked_on = threading.Event(), []
+    usage = window.engine.recordings_disk_usage
+
+    def slow_usage() -> dict[str, int]:
+        walked_on.append(threading.current_thread())
+        release.wait(5)
+        return usage()
+
+    window.engine.recordings_disk_usage = slow_usage  # type: ignore[method-assign]
+    started = time.monotonic()
+    dialog = window.show_settings()
+    qtbot.addWidget(dialog)
+    opened_in = time.monotonic() - started
+    assert "measuring" in dialog.record_boxes["UK9394"].text()
+    release.set()
+    qtbot.waitUntil(lambda: "3.0 MB" in dialog.record_boxes["UK9394"].text(), timeout=3000)
+    assert opened_in < 2.0, f"the window waited {opened_in:.1f} s for the disk walk"
+    assert walked_on and walked_on[0] is not threading.main_thread()
+    assert "0 B" in dialog.record_boxes["UK1234"].text() and "Total: 3.0 MB" in dialog.total_used.text()
+    dialog.reject()
+    _close(qtbot, window)
+
+
 def test_settings_choose_which_accounts_are_recorded_for_how_long_and_show_the_disk_used(qtbot, tmp_path):
     window = _window(qtbot, tmp_path)
     engine = window.engine
@@ -256,7 +283,8 @@ def test_settings_choose_which_accounts_are_recorded_for_how_long_and_show_the_d
     qtbot.addWidget(dialog)
     assert set(dialog.record_boxes) == {"UK9394", "UK1234"}
     assert not any(box.isChecked() for box in dialog.record_boxes.values())
-    assert "3.0 MB" in dialog.record_boxes["UK9394"].text()
+    qtbot.waitUntil(lambda: "3.0 MB" in dialog.record_boxes["UK9394"].text(), timeout=3000)
+    assert "Total: 3.0 MB" in dialog.total_used.text()
     dialog.record_boxes["UK1234"].setChecked(True)
     dialog.retention_box.setValue(7)
     dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
