@@ -280,6 +280,32 @@ def test_a_frame_commit_commits_every_waiting_intent_at_once_and_an_intent_added
     assert intents[2].intent_id in saved and commit.transactions == 2
 
 
+def test_a_started_frame_commit_is_led_elsewhere_and_its_agents_woken_only_once_it_is_on_disk(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    intents = [
+        trader.intent("NFO", f"NIFTY2611325{n}00CE", Side.BUY, 65, "entry", OrderRole.ENTRY) for n in range(2)
+    ]
+    leads: list[Callable[[], object]] = []
+    woken: list[str] = []
+    commit = FrameCommit(store, leads.append)
+    durable = [commit.add(i, T0) for i in intents]
+    commit.wake_after(lambda: woken.append("agent"))
+
+    def saved() -> set[str]:
+        rows = store.intents.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+        return {i.intent_id for i in rows}
+
+    commit.start()  # the frame is decided (the feed's thread): queued, nothing waited for
+    assert len(leads) == 1 and woken == [] and not saved() & {i.intent_id for i in intents}
+    leads[0]()  # the store writer's turn: it commits the frame's intents, then wakes the agents
+    assert {i.intent_id for i in intents} <= saved() and woken == ["agent"]
+    for make_durable in durable:
+        make_durable()  # each agent finds its intent on disk
+    assert commit.transactions == 1
+    commit.wake_after(lambda: woken.append("late"))  # registered after: woken at once
+    assert woken == ["agent", "late"]
+
+
 def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(make) -> None:
     trader, gateway, _ = make(Mode.PAPER)
     ready = trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
