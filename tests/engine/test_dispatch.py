@@ -14,6 +14,8 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from desktop.domain import Mode, OptionRight, OrderRole, Segment, Side, Tick
 from desktop.engine.agent import Decided, RunOnAgent, SegmentAgent, StopAgent
 from desktop.engine.decisions import Decision, FrameCommit, ReadyEntry
@@ -23,6 +25,7 @@ from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import Action, EnterPosition
 from desktop.engine.trader import SegmentTrader
 from desktop.engine.workspace import OnStop
+from desktop.store import StoreWriteError
 from tests.engine.traders import T0
 
 NEXT_BAR = T0 + timedelta(minutes=1)
@@ -304,6 +307,22 @@ def test_a_started_frame_commit_is_led_elsewhere_and_its_agents_woken_only_once_
     assert commit.transactions == 1
     commit.wake_after(lambda: woken.append("late"))  # registered after: woken at once
     assert woken == ["agent", "late"]
+
+
+def test_a_frame_commit_the_store_refuses_wakes_its_agents_with_the_stores_error(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    intent = trader.intent("NFO", "NIFTY2611325000CE", Side.BUY, 65, "entry", OrderRole.ENTRY)
+    leads: list[Callable[[], object]] = []
+    woken: list[str] = []
+    commit = FrameCommit(store, leads.append)
+    durable = commit.add(intent, T0)
+    commit.wake_after(lambda: woken.append("agent"))
+    store._db._failure = StoreWriteError("the disk is full (a test)")  # the store refuses writes for a while
+    store._db._retry_at = time.monotonic() + 60
+    commit.start()
+    assert leads == [] and woken == ["agent"], "nothing queued: the agent is woken at once, to be refused"
+    with pytest.raises(StoreWriteError, match="the disk is full"):
+        durable()  # its order is not sent
 
 
 def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(make) -> None:
