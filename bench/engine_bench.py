@@ -21,6 +21,11 @@ the paper gateway's acceptance.
 `--no-orders` decides entries (and measures them) but sends none: the floor under tick-to-intent with no order
 traffic, journal writes or fills in the process (issue 5: that floor alone is above 2 ms at 10 × 3).
 
+`--live` runs the sessions in LIVE mode against the simulator: entries go out with kiteconnect's place_order over
+HTTP, after risk's margin check (which asks the simulator for the option's price under the account's REST rate
+limits: with EMAs 1/2 deciding on every bar, that limiter, not the engine, paces LIVE entries). Without it the
+orders go to the paper gateway, which is the default figure.
+
 `--peer vnpy` first runs the same load through vn.py 4.5's `EventEngine` (one thread draining a queue, 30
 handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `bench/vnpy_peer.py`) for the same
 number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
@@ -220,6 +225,12 @@ def main() -> int:
         help="entries are decided (and measured) but never sent: the floor under tick-to-intent with no order "
         "traffic, journal writes or fills in the process",
     )
+    ap.add_argument(
+        "--live",
+        action="store_true",
+        help="sessions in LIVE mode: each entry is sent to the simulator with kiteconnect's place_order over HTTP "
+        "(tick-to-order-sent then includes the REST round trip), not accepted by the paper gateway",
+    )
     ap.add_argument("--first-account", type=int, default=0, help="sessions use the accounts from this one on")
     ap.add_argument("--sim-url", help="use this running simulator (it must know the accounts used)")
     ap.add_argument(
@@ -281,7 +292,9 @@ def main() -> int:
         rss0 = rss_mb()
         for i in range(args.sessions):
             session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
-            session.start(parse_params(params))
+            session.start(
+                parse_params({**params, "mode": "LIVE"} if args.live else params, confirm_live=args.live)
+            )
             if args.no_orders:
                 # Measurement only: the entry is refused as if the broker had (the strategy is freed). Posted
                 # before the agents start: commands go before the first tick, so no entry is ever sent (one
@@ -374,7 +387,8 @@ def main() -> int:
             sent = [x * 1000 for o in observers if isinstance(o, LatencyProbe) for x in o.sent]
             if sent and not args.no_orders:
                 print(
-                    f"tick-to-order-sent (intent committed to disk, then accepted by the paper gateway) over "
+                    f"tick-to-order-sent (intent committed to disk, then accepted by "
+                    f"{'the simulator over HTTP' if args.live else 'the paper gateway'}) over "
                     f"{len(sent)} entries: p50 {statistics.median(sent):.3f} ms, p99 {pct(sent, 0.99):.3f} ms"
                 )
         else:

@@ -16,8 +16,10 @@ it is free; a busy agent gets the ticks in its own queue, in order).
   not hold every other segment of the account up. The log and the segment's panel say so. A call during which the
   garbage collector ran is not held against its segment (a full collection of this process can take longer than
   the budget by itself); the segment's next slow call is.
-- The entry intents decided on one frame share one durable commit (`FrameCommit`), made by the first agent about
-  to send one of them, still before its order; the agents are woken once the whole frame is decided.
+- The entry intents decided on one frame share one durable commit (`FrameCommit`): once the whole frame is decided
+  it is queued ahead of the background writer's notes and the store writer asked to lead it, then the agents are
+  woken; each waits for its intent on disk before its order (or, with no frame end to start it, the first agent
+  about to send one commits them all).
 - The log lines of a decision are queued (`AgentLog.held`) and written by the agent's thread.
 
 Threads: `hand` runs on the account feed's thread only (a replay's driver thread); sessions of one account share
@@ -100,20 +102,34 @@ class AccountDispatcher:
             agent.run_alone(why)
         if decision is None:
             return
+        wake = wake_after
         for action in decision.actions:
             if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
-                commit = self._commit_of(trader.ctx.store, frame)
+                commit = self._commit_of(trader.ctx.store, frame, wake_after, trader.ctx.write_later)
                 action.commit = commit.add(action.intent, trader.market_time)
-        agent.post_decision(decision, wake_after)
+                if wake_after is not None and frame is not None:
+                    wake = commit.wake_after  # woken once its intent is on disk, to send it
+        agent.post_decision(decision, wake)
 
-    def _commit_of(self, store: Store, frame: object | None) -> FrameCommit:
-        """The group commit of the frame being handed out, for `store` (a new one each frame)."""
+    def _commit_of(
+        self,
+        store: Store,
+        frame: object | None,
+        wake_after: WakeAfter | None,
+        lead: Callable[[Callable[[], object]], None],
+    ) -> FrameCommit:
+        """The group commit of the frame being handed out, for `store` (a new one each frame). With the frame's
+        wake-ups collected, it is started (queued, the store writer asked to lead it) once the frame is decided,
+        before any agent is woken: the intents go to disk while the agents wake (`lead`: the store writer's
+        `submit`)."""
         if frame is None or frame is not self._frame:
             self._commits = {}
             self._frame = frame
         commit = self._commits.get(id(store))
         if commit is None:
-            commit = self._commits[id(store)] = FrameCommit(store)
+            commit = self._commits[id(store)] = FrameCommit(store, lead)
+            if frame is not None and wake_after is not None:
+                wake_after(commit.start)
         return commit
 
 

@@ -111,7 +111,7 @@ class Engine:
         self._demo_profiles: dict[str, Profile] = {}
         self._recorders: dict[str, FeedRecorder] = {}
         self._closing: list[FeedRecorder] = []  # recorders switched off, writing their last block
-        self.writer = StoreWriter()
+        self.writer = StoreWriter(self.store.deferred)
         self._services = SessionServices(
             self.store, self.hub, self.secrets, self.kill_switch, self._home, self.market_time, self.writer,
             self._live_positions,

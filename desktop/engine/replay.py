@@ -287,7 +287,7 @@ class Replay:
             home = Path(tmp)
             store = Store.open(home)
             clock = ReplayClock(first_time)
-            writer = StoreWriter()
+            writer = StoreWriter(store.deferred)
             hub = ReplayHub(
                 MemorySecretStore(),
                 instruments=InstrumentCache(store.instruments),

@@ -5,6 +5,7 @@ Open it with `Store.open(resolve_home(cli_home))`. Every read of trading data na
 how threads, durability and write failures are handled.
 """
 
+from desktop.store.database import Deferred
 from desktop.store.errors import (
     AccountRequiredError,
     StoreCorruptError,
@@ -17,6 +18,7 @@ from desktop.store.records import JournalEntry, OutboxEntry, ProfileRecord, Sess
 from desktop.store.store import Store
 
 __all__ = [
+    "Deferred",
     "DB_FILENAME",
     "AccountRequiredError",
     "JournalEntry",

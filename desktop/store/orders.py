@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -55,6 +55,22 @@ class IntentRepository:
         """Commits several intents (each with the market time it was decided) in ONE durable transaction: all of
         them or none (the intents an account's dispatcher decided on one frame: one fsync, not one each). Per
         intent, False if it was already saved."""
+        if not intents:
+            return []
+        return self._db.run(self._writing(intents), durable=True, what="order intent")
+
+    def queue_all(
+        self, intents: Sequence[tuple[OrderIntent, datetime]], then: Callable[[], None] | None = None
+    ) -> Callable[[], list[bool]]:
+        """`record_all` in two halves: the transaction queued now, ahead of the background writer's writes, for
+        whichever thread leads the next group commit (`Store.commit_waiting`); the result waits until it is on
+        disk and returns (or raises) what `record_all` would. Nothing is durable before the result returned.
+        `then` runs on the committing thread once it is done (committed or failed): quick, never raising."""
+        queued = self._db.enqueue(self._writing(intents), durable=True, what="order intent", then=then)
+        return lambda: self._db.wait(queued)
+
+    def _writing(self, intents: Sequence[tuple[OrderIntent, datetime]]) -> Callable[[Writes], list[bool]]:
+        """The group commit's work saving `intents` (values converted now, on the caller's thread)."""
         rows = [self._values(intent, at) for intent, at in intents]
 
         def work(writes: Writes) -> list[bool]:
@@ -69,9 +85,7 @@ class IntentRepository:
                 saved.append(bool(added))
             return saved
 
-        if not rows:
-            return []
-        return self._db.run(work, durable=True, what="order intent")
+        return work
 
     def _values(self, intent: OrderIntent, at: datetime) -> tuple[SessionKey, str, dict[str, Any]]:
         key = require_key(intent.key)

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import select
 from sqlalchemy.dialects.sqlite import insert
 
-from desktop.store.database import Database, PragmaValue
+from desktop.store.database import Database, Deferred, PragmaValue
 from desktop.store.errors import StoreError, StoreWriteError
 from desktop.store.fills import FillRepository, PositionRepository
 from desktop.store.home import DB_FILENAME, create_private_file, make_private_folder, narrow_to_owner
@@ -108,6 +109,17 @@ class Store:
     def device_id(self) -> str:
         """This computer's id, written on every record it creates (for the sync)."""
         return self._db.device_id
+
+    def commit_waiting(self) -> None:
+        """Commits the writes queued for a waiting caller (intents queued by `intents.queue_all`) on this thread,
+        if no other thread does first (the engine's background writer, asked by an account's dispatcher)."""
+        self._db.lead()
+
+    def deferred(self) -> AbstractContextManager[Sequence[Deferred]]:
+        """Writes made on this thread inside are queued behind every write a caller waits for (an intent, a
+        fill) and committed together on leaving; each yielded write's `error` says whether it was saved. For the
+        engine's background writer only (`Database.deferred`)."""
+        return self._db.deferred()
 
     @property
     def write_failure(self) -> StoreWriteError | None:

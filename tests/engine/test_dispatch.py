@@ -26,6 +26,7 @@ from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import Action, EnterPosition
 from desktop.engine.trader import SegmentTrader
 from desktop.engine.workspace import OnStop
+from desktop.store import StoreWriteError
 from tests.engine.traders import T0
 
 NEXT_BAR = T0 + timedelta(minutes=1)
@@ -289,6 +290,48 @@ def test_a_frame_commit_commits_every_waiting_intent_at_once_and_an_intent_added
         for i in store.intents.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     }
     assert intents[2].intent_id in saved and commit.transactions == 2
+
+
+def test_a_started_frame_commit_is_led_elsewhere_and_its_agents_woken_only_once_it_is_on_disk(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    intents = [
+        trader.intent("NFO", f"NIFTY2611325{n}00CE", Side.BUY, 65, "entry", OrderRole.ENTRY) for n in range(2)
+    ]
+    leads: list[Callable[[], object]] = []
+    woken: list[str] = []
+    commit = FrameCommit(store, leads.append)
+    durable = [commit.add(i, T0) for i in intents]
+    commit.wake_after(lambda: woken.append("agent"))
+
+    def saved() -> set[str]:
+        rows = store.intents.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+        return {i.intent_id for i in rows}
+
+    commit.start()  # the frame is decided (the feed's thread): queued, nothing waited for
+    assert len(leads) == 1 and woken == [] and not saved() & {i.intent_id for i in intents}
+    leads[0]()  # the store writer's turn: it commits the frame's intents, then wakes the agents
+    assert {i.intent_id for i in intents} <= saved() and woken == ["agent"]
+    for make_durable in durable:
+        make_durable()  # each agent finds its intent on disk
+    assert commit.transactions == 1
+    commit.wake_after(lambda: woken.append("late"))  # registered after: woken at once
+    assert woken == ["agent", "late"]
+
+
+def test_a_frame_commit_the_store_refuses_wakes_its_agents_with_the_stores_error(make) -> None:
+    trader, _, store = make(Mode.PAPER)
+    intent = trader.intent("NFO", "NIFTY2611325000CE", Side.BUY, 65, "entry", OrderRole.ENTRY)
+    leads: list[Callable[[], object]] = []
+    woken: list[str] = []
+    commit = FrameCommit(store, leads.append)
+    durable = commit.add(intent, T0)
+    commit.wake_after(lambda: woken.append("agent"))
+    store._db._failure = StoreWriteError("the disk is full (a test)")  # the store refuses writes for a while
+    store._db._retry_at = time.monotonic() + 60
+    commit.start()
+    assert leads == [] and woken == ["agent"], "nothing queued: the agent is woken at once, to be refused"
+    with pytest.raises(StoreWriteError, match="the disk is full"):
+        durable()  # its order is not sent
 
 
 def test_a_ready_entry_of_a_halted_segment_is_not_sent_and_frees_its_risk_count(make) -> None:

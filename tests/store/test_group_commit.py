@@ -187,3 +187,45 @@ def test_a_write_alone_that_fails_after_writing_rows_leaves_none_of_them_and_the
     assert [
         i.intent_id for i in store.intents.for_session(broker_id="AB1234", session_id=key.session_id)
     ] == [after.intent_id]
+
+
+def _notes(store, key) -> int:  # type: ignore[no-untyped-def]
+    return len(store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id))
+
+
+def test_an_intent_goes_to_disk_before_the_background_writers_notes_queued_earlier(store) -> None:
+    key = new_session(store, "UK9394")
+    intent = make_intent(key)
+    with store.deferred() as writes:
+        for n in range(5):  # the background writer's notes, queued without waiting
+            store.journal.append(key, segment=None, kind="note", payload={"n": n}, market_time=DAY)
+        assert len(writes) == 5 and _notes(store, key) == 0
+        # An agent about to send an order: its intent is committed now, in a batch of its own, the notes left queued.
+        sender = threading.Thread(target=store.intents.record, args=(intent,), kwargs={"at": DAY})
+        sender.start()
+        sender.join(10)
+        saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        assert [i.intent_id for i in saved] == [intent.intent_id]
+        assert _notes(store, key) == 0, "the notes queued before it did not go first"
+    assert _notes(store, key) == 5 and all(w.error is None for w in writes)  # committed on leaving, in order
+    seqs = [
+        e.payload["n"] for e in store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    ]
+    assert seqs == [0, 1, 2, 3, 4]
+
+
+def test_deferred_notes_share_group_commits_and_each_says_its_own_failure(store) -> None:
+    key = new_session(store, "UK9394")
+    batches = store._db.batches
+    with store.deferred() as writes:
+        for n in range(20):
+            store.journal.append(key, segment=None, kind="note", payload={"n": n}, market_time=DAY)
+        store.intents.record_all(
+            [(make_intent(key, mode=Mode.LIVE), DAY)]
+        )  # a live intent in a paper session
+    assert store._db.batches - batches == 2, (
+        "20 notes and one refused write in two group commits (16 a batch)"
+    )
+    assert [w.error is None for w in writes] == [True] * 20 + [False]
+    assert "cannot belong to a PAPER session" in str(writes[-1].error)  # that write only: the notes are saved
+    assert _notes(store, key) == 20
