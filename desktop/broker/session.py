@@ -212,12 +212,18 @@ class KiteSession:
         raise AssertionError("unreachable")
 
     def _call_once(self, kind: CallKind, method: str, *args: Any, **kwargs: Any) -> Any:
+        return self._send(kind, self._limit_wait, method, args, kwargs)
+
+    def _send(
+        self, kind: CallKind, limit_wait: float, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """One request once its rate slot is free (waiting at most `limit_wait` s for it, else RateLimited)."""
         if self._closed:
             raise BrokerError("this session is closed")
         token = self.account.access_token
         if token is None:
             raise LoginNeeded()
-        self._limiter.acquire(kind, timeout=self._limit_wait)
+        self._limiter.acquire(kind, timeout=limit_wait)
         try:
             return getattr(self.kite, method)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one of our errors
@@ -300,9 +306,11 @@ class KiteSession:
         return self.read(CallKind.QUOTE, replies.quotes, "ltp", *instruments)
 
     def ltp_once(self, *instruments: str) -> dict[str, Any]:
-        """GET /quote/ltp asked once: no retry after a 429 or a malformed reply (`ltp` retries with pauses). For a
-        look-up that must not hold its caller up (risk's margin check of an entry): it fails instead."""
-        return replies.quotes(self._call_once(CallKind.QUOTE, "ltp", *instruments))
+        """GET /quote/ltp asked once: no wait for the account's quote rate (one a second), no retry after a 429 or
+        a malformed reply (`ltp` waits and retries). For a look-up that must not hold its caller up (risk's
+        margin check of an entry, whose market order would otherwise wait up to seconds behind other
+        segments' look-ups): it fails instead, with RateLimited when no quote may be sent now."""
+        return replies.quotes(self._send(CallKind.QUOTE, 0.0, "ltp", instruments, {}))
 
     def quote(self, *instruments: str) -> dict[str, Any]:
         """GET /quote."""

@@ -148,3 +148,22 @@ def test_ltp_once_asks_once_where_ltp_backs_off_and_asks_again_after_a_429(hub, 
     fault(sim, kind="fail_next_request", api_key="UK9394", error_type="NetworkException", status=429)
     assert session.ltp(key)[key]["last_price"] > 0  # `ltp` waits and asks again
     session.close()
+
+
+def test_ltp_once_never_waits_for_the_accounts_quote_rate(hub, sim) -> None:
+    """Kite allows one quote a second per account. Three segments' entries on one bar used to queue for it (the
+    third waited 2 s before its market order went); the margin check's price is not worth that wait: with no
+    quote slot free now, ltp_once fails at once and the broker's own margin check decides."""
+    import time
+
+    from desktop.broker.errors import RateLimited
+
+    session = hub.open_session(login(hub, sim, "UK9394"))
+    key = "NSE:NIFTY 50"
+    time.sleep(1.05)  # nothing else of this account asked for a quote in the last second
+    assert session.ltp_once(key)[key]["last_price"] > 0
+    started = time.monotonic()
+    with pytest.raises(RateLimited):
+        session.ltp_once(key)  # the second within the second
+    assert time.monotonic() - started < 0.3  # refused at once, not after the ~1 s wait for the slot
+    session.close()
