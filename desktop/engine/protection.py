@@ -276,6 +276,14 @@ class Protection:
         try:
             self.move(stop, level)
         except BrokerError as e:
+            if stop.modifications >= MAX_MODIFICATIONS and level < h.last_price:
+                # Kite takes no more modifications of it: a retry would be refused for ever, the stop left at
+                # its old level. Replaced at the new one instead.
+                t.log.warning(
+                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
+                )
+                self.replace(h, level)
+                return
             # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
             # KiteDesk leaves the position protected at the level it had reached.
             t.log.warning(
@@ -301,7 +309,21 @@ class Protection:
                 raise BrokerError(f"the stop-loss order {stop.order_id} has triggered and is being chased")
             if not stop.order_id:
                 raise BrokerError("the stop-loss order is not confirmed by Kite yet")
-            self.move(stop, level)  # raises BrokerError when refused, before anything changed
+            try:
+                self.move(stop, level)  # raises BrokerError when refused, before anything changed
+            except BrokerError as e:
+                if stop.modifications < MAX_MODIFICATIONS or level >= h.last_price:
+                    raise
+                t.log.warning(
+                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
+                )
+                if not self.replace(h, level):
+                    raise
+                placed = h.stop_order
+                if placed is None or placed is stop or not placed.resting:
+                    raise BrokerError(
+                        t.orders.last_refusal or "the stop-loss order was not placed again"
+                    ) from e
             self.state.move_retry = None  # a refused trail waiting to be sent again must not undo it
             return
         if level >= h.last_price:  # `place` would sell at once: not what a stop move asks for
@@ -333,6 +355,21 @@ class Protection:
             t.log.warning("the stop-loss order is unconfirmed: it cannot be cancelled before Kite shows it")
             return False
         return t.orders.cancel(stop)
+
+    def replace(self, h: Holding, level: Decimal) -> bool:
+        """The resting stop cancelled and a new one placed at `level` for what the broker still holds (Kite takes no
+        more modifications of it). False when the broker refused the cancel: the old stop still rests (or is
+        selling: its fills close the position), and nothing is placed, so two stops never sell one position."""
+        t = self.t
+        if not self.cancel(h):
+            return False
+        if t.market_time is None:
+            return True
+        quantity = t.outside.sellable(h, t.market_time)  # the old stop may have sold before its cancel
+        if quantity is not None and t.holding is h:
+            self.place(level, quantity)
+        t.journal("stop_replaced", {"symbol": h.tradingsymbol, "trigger": str(level)})
+        return True
 
     def resize(self, h: Holding, quantity: int) -> None:
         """Less is held than the stop sells (part sold outside KiteDesk): the stop resized to `quantity`, or
