@@ -355,6 +355,8 @@ class Orders:
                 tracked.modifications = MAX_MODIFICATIONS
             raise
         tracked.modifications += 1  # Kite counts every modification of an order
+        if quantity is not None:  # what it sells now: its fills settle it against this
+            tracked.intent = replace(tracked.intent, quantity=quantity)
         if t.market_time is not None:
             t.ctx.risk.record_order(t.market_time)
 

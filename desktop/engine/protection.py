@@ -94,6 +94,7 @@ class StopState:
     retry_at: datetime | None = None
     retry_pause: timedelta = RETRY_FIRST
     move_retry: tuple[datetime, Decimal] | None = None  # (when, level) of a trail the broker refused
+    cover_at: datetime | None = None  # a stop selling more than held is resized again no sooner than this
 
 
 class Protection:
@@ -372,17 +373,43 @@ class Protection:
         return True
 
     def resize(self, h: Holding, quantity: int) -> None:
-        """Less is held than the stop sells (part sold outside KiteDesk): the stop resized to `quantity`, or
-        replaced when it cannot be (the broker refuses, or it has had Kite's modifications)."""
+        """Less is held than the stop sells (part sold outside KiteDesk, or a late fill of a stop it replaced): the
+        stop resized to `quantity`, or replaced when it cannot be (the broker refuses, or it has had Kite's
+        modifications). A refused cancel is tried again on a later tick (`cover`): a stop that sells more than
+        is held sells the rest short."""
         t, stop = self.t, h.stop_order
         if stop is None or not stop.resting or not stop.order_id:
             return
         try:
+            if quantity <= 0:
+                raise BrokerError(f"{h.quantity} held is less than one lot")
             t.orders.modify(stop, quantity=quantity)
         except BrokerError as e:
             t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
             if self.cancel(h):
                 self.protect_rest()
+            elif t.market_time is not None:
+                self.state.cover_at = t.market_time + MOVE_RETRY
+
+    def cover(self, h: Holding, now: datetime) -> None:
+        """The resting stop sells no more than is held: one that does (a resize or cancel the broker refused, a
+        fill of a stop it replaced that came after it) is resized, at most every `MOVE_RETRY`. Not a triggered or
+        part-filled stop: its fills are on their way and the chase handles it."""
+        stop = h.stop_order
+        if (
+            stop is None
+            or not stop.resting
+            or not stop.order_id
+            or stop.triggered_at is not None
+            or stop.filled
+            or stop.intent.quantity <= h.quantity
+            or (self.state.cover_at is not None and now < self.state.cover_at)
+        ):
+            return
+        self.state.cover_at = now + MOVE_RETRY
+        self.t.log.error("the stop-loss order %s sells %d of the %d %s held: resizing it", stop.order_id,
+                         stop.intent.quantity, h.quantity, h.tradingsymbol)  # fmt: skip
+        self.resize(h, self._whole_lots(h, h.quantity))
 
     def protect_rest(self) -> None:
         """The position is still held after an exit failed or sold only part: a stop-loss order for what the
@@ -446,6 +473,9 @@ class Protection:
             return
         if self.state.move_retry is not None and now >= self.state.move_retry[0]:
             self.trail(self.state.move_retry[1], retry=True)
+        self.cover(h, now)
+        if self.t.holding is not h:
+            return
         if self.state.retry_at is not None and now >= self.state.retry_at:
             self.state.retry_at = None
             if h.stop_order is None or not h.stop_order.resting:

@@ -11,9 +11,10 @@ import pytest
 
 from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import OrderType, Tick
+from desktop.engine.orders import OrderState
 from desktop.engine.strategy.base import MoveStop
 from desktop.engine.trader import SegmentTrader
-from tests.engine.traders import T0, enter
+from tests.engine.traders import T0, enter, fill
 
 
 def option_tick(trader: SegmentTrader, price: str, seconds: float) -> None:
@@ -91,3 +92,67 @@ def test_a_stop_moved_by_hand_at_the_cap_is_replaced_and_one_above_the_price_sel
     assert stops_at_broker(gateway) == [("O2", Decimal("186.00"), 195)] and len(gateway.placed) == 2
     trader.move_stop(Decimal("214.00"))
     assert gateway.modified == [] and stops_at_broker(gateway) == [("O3", Decimal("214.00"), 195)]
+
+
+def test_a_resize_whose_cancel_the_broker_refused_for_a_moment_is_tried_again(make) -> None:
+    # Part sold outside; the stop at the cap cannot be resized, and Kite refuses its cancel for a moment ("being
+    # processed"): the stop still sells 195 of the 65 held, 130 short when it triggers. It must be tried again.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    gateway.net = 65
+    gateway.refuse_cancel = True
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    assert trader.holding is not None and trader.holding.quantity == 65
+    gateway.refuse_cancel = False
+    broker_check(trader, 61)
+    broker_check(trader, 91)
+    option_tick(trader, "201", 100)
+    assert stops_at_broker(gateway) == [("O3", Decimal("186.00"), 65)], "a stop sells more than is held"
+
+
+def test_the_old_stops_late_fill_after_its_replacement_leaves_no_stop_selling_more_than_held(make) -> None:
+    # The old stop sold a lot before Kite took its cancel; that fill is read after the replacement rests. The
+    # replacement must not sell more than is still held.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    gateway.net = 130
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    assert stops_at_broker(gateway) == [("O3", Decimal("186.00"), 130)]
+    assert trader.orders.tracked["O2"].state is OrderState.CANCELLING
+    fill(trader, "O2", 65, "186", fill_id="F2", at=T0 + timedelta(seconds=32))
+    gateway.net = 65
+    assert trader.holding is not None and trader.holding.quantity == 65
+    broker_check(trader, 61)
+    broker_check(trader, 91)
+    option_tick(trader, "201", 100)
+    held = trader.holding.quantity
+    assert all(qty <= held for _, _, qty in stops_at_broker(gateway)), stops_at_broker(gateway)
+
+
+def test_the_old_stops_full_late_fill_cancels_its_replacement(make) -> None:
+    # The old stop sold everything though Kite took its cancel: the replacement would sell a position not held.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    gateway.net = 130
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    fill(trader, "O2", 130, "186", fill_id="F2", at=T0 + timedelta(seconds=32))
+    assert trader.holding is None
+    assert stops_at_broker(gateway) == [], "the replacement still rests with nothing held"
+
+
+def test_our_order_rate_limit_full_of_cancels_never_refuses_a_stop(make) -> None:
+    trader, gateway, _ = make(max_orders_per_minute=5)
+    enter(trader, gateway, "200")
+    for _ in range(10):
+        trader.ctx.risk.record_order(T0)  # cancels and modifications of the minute
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    gateway.net = 130
+    broker_check(trader, 1)
+    broker_check(trader, 31)
+    assert stops_at_broker(gateway) == [("O3", Decimal("186.00"), 130)]
