@@ -156,3 +156,40 @@ def test_our_order_rate_limit_full_of_cancels_never_refuses_a_stop(make) -> None
     broker_check(trader, 1)
     broker_check(trader, 31)
     assert stops_at_broker(gateway) == [("O3", Decimal("186.00"), 130)]
+
+
+def test_an_entry_that_part_fills_while_a_kill_cancels_it_is_held_protected_and_sold(make) -> None:
+    from dataclasses import replace
+
+    from desktop.domain import OptionRight, OrderStatus
+    from desktop.engine.strategy.base import EnterPosition
+
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    trader.cancel_open_entries(then_exit="kill")
+    assert trader.orders.tracked["O1"].state is OrderState.CANCELLING
+    fill(trader, "O1", 65, "200")  # it sold 65 before the cancel reached the exchange
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.CANCELLED, filled_quantity=65))
+    assert trader.realised == 0 and trader.orders.tracked["O1"].done
+    sells = [(i.reason, i.order_type, i.quantity) for i in gateway.placed[1:]]
+    assert sells[0] == ("protective_stop", OrderType.SL, 65), "the fill was not protected"
+    assert sells[-1][0] == "kill" and sells[-1][2] == 65, "the kill did not sell what filled"
+
+
+def test_an_entry_whose_cancel_is_refused_because_it_filled_is_held_and_sold(make) -> None:
+    from dataclasses import replace
+
+    from desktop.domain import OptionRight, OrderStatus
+    from desktop.engine.strategy.base import EnterPosition
+
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    gateway.refuse_cancel = True
+    trader.cancel_open_entries(then_exit="kill")
+    assert trader.orders.tracked["O1"].state is OrderState.WORKING
+    gateway.refuse_cancel = False
+    trader.on_order(replace(gateway.orders()[0], status=OrderStatus.COMPLETE, filled_quantity=195))
+    fill(trader, "O1", 195, "200")
+    assert [(i.reason, i.quantity) for i in gateway.placed[1:]][-1] == ("kill", 195)
