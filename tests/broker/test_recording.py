@@ -327,3 +327,51 @@ def test_switching_an_accounts_recording_off_or_on_never_waits_for_its_disk(
         engine.close()
     folder = tmp_path / "home" / "recordings" / "UK9394"
     assert [f.data for f in read_frames(day_file(folder, DAY))] == [b"before", b"during", b"after"]
+
+
+def test_a_feed_switched_through_recorders_while_frames_flow_keeps_every_frame_once_in_order(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Recording switched on and off (a retention change, a toggle) while the feed's thread records, the first
+    # recorder's last block held up by a slow disk: every frame lands once, in the order it came, in one file.
+    writing, release = _blocking_append(monkeypatch)
+    folder = tmp_path / "UK9394"
+    swap = threading.Lock()  # the hub swaps the feed's recorder under its lock; the feed reads it under it
+    current: list[FeedRecorder] = [FeedRecorder(folder, clock=_clock)]
+    made = list(current)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def feed() -> None:
+        n = 0
+        while not stop.is_set() or n < 50:
+            with swap:
+                current[0].frame(n.to_bytes(4, "little"))
+                sent.append(n)
+            n += 1
+            if n % 7 == 0:
+                time.sleep(0.001)
+
+    feeder = threading.Thread(target=feed, name="kitedesk-test-feed")
+    feeder.start()
+    try:
+        assert writing.wait(5)  # the first recorder's block is on its way to a slow disk
+        for _ in range(3):
+            with swap:
+                old = current[0]
+                current[0] = FeedRecorder(folder, clock=_clock, after=old)
+                made.append(current[0])
+            assert _returns_within(1.0, lambda old=old: old.close(wait=False))  # type: ignore[misc]
+            time.sleep(0.05)
+        release.set()
+        time.sleep(0.2)
+    finally:
+        release.set()
+        stop.set()
+        feeder.join(10)
+        for rec in made:
+            rec.close()
+    got = [int.from_bytes(f.data, "little") for f in read_frames(day_file(folder, DAY))]
+    assert got == sent, f"{len(got)} frames read of {len(sent)} sent"
+    assert sum(r.frames_recorded for r in made) == len(sent)
+
