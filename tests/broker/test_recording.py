@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -375,3 +376,37 @@ def test_a_feed_switched_through_recorders_while_frames_flow_keeps_every_frame_o
     assert got == sent, f"{len(got)} frames read of {len(sent)} sent"
     assert sum(r.frames_recorded for r in made) == len(sent)
 
+
+def test_a_block_the_full_disk_cut_short_does_not_hide_the_blocks_written_after_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A disk full in the middle of a block: the OS writes part of it and says how much (a short write). The
+    # frames written once the disk has room again must still be readable, not lost behind a torn block.
+    import desktop.broker.recording as recording
+
+    real_write = os.write
+    blocks = {"seen": 0}
+
+    def full_disk_write(fd: int, data: bytes) -> int:
+        if data.startswith(b"KDRB"):
+            blocks["seen"] += 1
+            if blocks["seen"] == 2:  # the second block: the disk fills in its middle
+                return real_write(fd, data[: len(data) // 2])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recording.os, "write", full_disk_write)
+    folder = tmp_path / "UK9394"
+    rec = FeedRecorder(folder, clock=_clock)
+    try:
+        rec.frame(b"before")
+        rec.flush()
+        rec.frame(b"cut short")
+        with contextlib.suppress(OSError):  # said so: the disk is full
+            rec.flush()
+        rec.frame(b"after")
+        rec.flush()
+    finally:
+        rec.close()
+    got = [f.data for f in read_frames(day_file(folder, DAY))]
+    assert got[0] == b"before" and got[-1] == b"after", got
+    assert rec.bytes_written == day_file(folder, DAY).stat().st_size - len(b"KDREC1\n")
