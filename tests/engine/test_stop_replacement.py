@@ -31,6 +31,15 @@ def broker_check(trader: SegmentTrader, seconds: int) -> None:
     trader.on_ticks([Tick(trader.segment.spec.index_token, price, T0 + timedelta(seconds=seconds))])
 
 
+def trail(trader: SegmentTrader, level: str) -> None:
+    """The strategy's trail: its own stop raised to `level`, then its MoveStop (as `ExitRules.on_price` does)."""
+    from dataclasses import replace
+
+    exits = trader.strategy.exits
+    exits.state = replace(exits.state, stop=Decimal(level))
+    trader.act([MoveStop(Decimal(level))])
+
+
 def stops_at_broker(gateway) -> list[tuple[str, Decimal | None, int]]:
     """The SL orders placed and never cancelled: (id, trigger, quantity as last resized)."""
     resized = dict(gateway.resized)
@@ -193,3 +202,53 @@ def test_an_entry_whose_cancel_is_refused_because_it_filled_is_held_and_sold(mak
     trader.on_order(replace(gateway.orders()[0], status=OrderStatus.COMPLETE, filled_quantity=195))
     fill(trader, "O1", 195, "200")
     assert [(i.reason, i.quantity) for i in gateway.placed[1:]][-1] == ("kill", 195)
+
+
+def test_a_replacement_stop_the_broker_refuses_shows_unprotected_and_is_placed_again_at_the_new_level(
+    make,
+) -> None:
+    from desktop.broker.errors import InputRejected
+
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    place = gateway.place
+    refusals = [InputRejected("RMS: margin exceeds")]
+
+    def refusing(intent):
+        if refusals:
+            raise refusals.pop()
+        return place(intent)
+
+    gateway.place = refusing  # type: ignore[method-assign]
+    option_tick(trader, "230", 1)
+    trail(trader, "214.00")
+    assert stops_at_broker(gateway) == [] and trader.protection.status().startswith("UNPROTECTED")
+    option_tick(trader, "230", 4)  # the retry's pause (2 s) is over
+    assert stops_at_broker(gateway) == [("O3", Decimal("214.00"), 195)] and trader.protection.status() == ""
+
+
+def test_a_replacements_cancel_whose_reply_was_lost_is_followed_by_a_stop_when_kite_says_it_is_cancelled(
+    make,
+) -> None:
+    from dataclasses import replace
+
+    from desktop.broker.errors import AmbiguousOrderFailure
+    from desktop.domain import OrderStatus
+
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    cancel = gateway.cancel
+
+    def lost_reply(order_id):
+        cancel(order_id)  # Kite cancelled it; its answer never came back
+        raise AmbiguousOrderFailure("Kite did not answer the cancel.", "ReadTimeout")
+
+    gateway.cancel = lost_reply  # type: ignore[method-assign]
+    option_tick(trader, "230", 1)
+    trail(trader, "214.00")
+    assert stops_at_broker(gateway) == []  # naked for a moment: nothing placed while the old one may rest
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED))
+    assert stops_at_broker(gateway) == [("O3", Decimal("214.00"), 195)]
+
