@@ -383,7 +383,8 @@ class Protection:
         try:
             if quantity <= 0:
                 raise BrokerError(f"{h.quantity} held is less than one lot")
-            t.orders.modify(stop, quantity=quantity)
+            # Kite's modify takes the order's new total: what it sold already, and what is held.
+            t.orders.modify(stop, quantity=stop.filled + quantity)
         except BrokerError as e:
             t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
             if self.cancel(h):

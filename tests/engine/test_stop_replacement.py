@@ -252,3 +252,14 @@ def test_a_replacements_cancel_whose_reply_was_lost_is_followed_by_a_stop_when_k
     trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED))
     assert stops_at_broker(gateway) == [("O3", Decimal("214.00"), 195)]
 
+
+def test_a_part_filled_stop_is_resized_to_its_fills_plus_what_is_held(make) -> None:
+    # Kite's modify takes the order's new total quantity: a stop that sold 65 and must sell the 65 held is 130.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    fill(trader, "O2", 65, "186", fill_id="F2", at=T0 + timedelta(seconds=1))
+    assert trader.holding.quantity == 130
+    gateway.net = 65
+    broker_check(trader, 2)
+    broker_check(trader, 32)
+    assert trader.holding.quantity == 65 and gateway.resized == [("O2", 130)]
