@@ -283,7 +283,10 @@ class Protection:
                 t.log.warning(
                     "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
                 )
-                self.replace(h, level)
+                if not self.replace(h, level) and t.market_time is not None:
+                    # Its cancel refused: the stop is selling (its fills close the position) or Kite was busy
+                    # with it. Asked again a little later, as a refused trail.
+                    self.state.move_retry = (t.market_time + MOVE_RETRY, level)
                 return
             # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
             # KiteDesk leaves the position protected at the level it had reached.

@@ -263,3 +263,17 @@ def test_a_part_filled_stop_is_resized_to_its_fills_plus_what_is_held(make) -> N
     broker_check(trader, 2)
     broker_check(trader, 32)
     assert trader.holding.quantity == 65 and gateway.resized == [("O2", 130)]
+
+
+def test_a_trail_at_the_cap_whose_cancel_kite_refused_for_a_moment_is_tried_again(make) -> None:
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    trader.holding.stop_order.modifications = MAX_MODIFICATIONS
+    gateway.refuse_cancel = True  # "being processed": the old stop still rests at 186
+    option_tick(trader, "230", 1)
+    trail(trader, "214.00")
+    assert stops_at_broker(gateway) == [("O2", Decimal("186.00"), 195)]
+    gateway.refuse_cancel = False
+    trader.strategy.on_option_price = lambda price, t: []  # type: ignore[method-assign]  # no new trail
+    option_tick(trader, "230", 7)  # the trail's retry (5 s)
+    assert stops_at_broker(gateway) == [("O3", Decimal("214.00"), 195)]
