@@ -27,6 +27,7 @@ of a write) is skipped by the reader and cut off by the next writer of that file
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import logging
@@ -198,13 +199,23 @@ class DayFile:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if fresh:
             os.write(self._fd, MAGIC)
+        self._end = os.fstat(self._fd).st_size  # where the last whole block ends
 
     def append(self, frames: Iterable[Frame]) -> int:
-        """Writes one compressed block of `frames`; returns its size on disk."""
+        """Writes one compressed block of `frames`; returns its size on disk. A block the disk took only part of
+        (full: a short write) is cut off again and OSError raised: the blocks after it must follow a whole one, or
+        the reader, which stops at a torn block, would never see them."""
         raw = b"".join(_RECORD.pack(f.received, f.kind, len(f.data)) + f.data for f in frames)
         body = zlib.compress(raw, LEVEL)
         block = _BLOCK.pack(BLOCK_MAGIC, len(body), zlib.crc32(body)) + body
-        os.write(self._fd, block)  # one write: a crash tears at most this block
+        try:
+            written = os.write(self._fd, block)  # one write: a crash tears at most this block
+            if written != len(block):
+                raise OSError(errno.ENOSPC, f"the disk took {written} of a block's {len(block)} bytes")
+        except OSError:
+            os.ftruncate(self._fd, self._end)
+            raise
+        self._end += len(block)
         return len(block)
 
     def close(self) -> None:

@@ -346,8 +346,17 @@ class Orders:
                               f"broker ({tracked.state.value})")  # fmt: skip
         if tracked.modifications >= MAX_MODIFICATIONS:
             raise BrokerError(f"order {tracked.order_id} has had Kite's {MAX_MODIFICATIONS} modifications")
-        t.ctx.gateway.modify(tracked.order_id, quantity=quantity, price=price, trigger_price=trigger_price)
+        try:
+            t.ctx.gateway.modify(
+                tracked.order_id, quantity=quantity, price=price, trigger_price=trigger_price
+            )
+        except BrokerError as e:
+            if at_modification_cap(e):  # an order adopted on recovery: its count here started at 0
+                tracked.modifications = MAX_MODIFICATIONS
+            raise
         tracked.modifications += 1  # Kite counts every modification of an order
+        if quantity is not None:  # what it sells now: its fills settle it against this
+            tracked.intent = replace(tracked.intent, quantity=quantity)
         if t.market_time is not None:
             t.ctx.risk.record_order(t.market_time)
 
@@ -585,6 +594,12 @@ class Orders:
     def sent_this_run(self) -> set[str]:
         """The ids of the orders this run sent (not adopted)."""
         return {oid for oid, tracked in self.tracked.items() if tracked.sent_at is not None}
+
+
+def at_modification_cap(error: BrokerError) -> bool:
+    """The broker refused a modification because the order has had Kite's `MAX_MODIFICATIONS`."""
+    words = str(error).lower()
+    return "modification" in words and ("exceeded" in words or "maximum" in words)
 
 
 def sent_note(sent: TrackedOrder | None) -> str:

@@ -94,6 +94,7 @@ class StopState:
     retry_at: datetime | None = None
     retry_pause: timedelta = RETRY_FIRST
     move_retry: tuple[datetime, Decimal] | None = None  # (when, level) of a trail the broker refused
+    cover_at: datetime | None = None  # a stop selling more than held is resized again no sooner than this
 
 
 class Protection:
@@ -276,6 +277,17 @@ class Protection:
         try:
             self.move(stop, level)
         except BrokerError as e:
+            if stop.modifications >= MAX_MODIFICATIONS and level < h.last_price:
+                # Kite takes no more modifications of it: a retry would be refused for ever, the stop left at
+                # its old level. Replaced at the new one instead.
+                t.log.warning(
+                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
+                )
+                if not self.replace(h, level) and t.market_time is not None:
+                    # Its cancel refused: the stop is selling (its fills close the position) or Kite was busy
+                    # with it. Asked again a little later, as a refused trail.
+                    self.state.move_retry = (t.market_time + MOVE_RETRY, level)
+                return
             # The stop at the broker stays lower than the strategy's: asked again a little later, so a dead
             # KiteDesk leaves the position protected at the level it had reached.
             t.log.warning(
@@ -301,7 +313,21 @@ class Protection:
                 raise BrokerError(f"the stop-loss order {stop.order_id} has triggered and is being chased")
             if not stop.order_id:
                 raise BrokerError("the stop-loss order is not confirmed by Kite yet")
-            self.move(stop, level)  # raises BrokerError when refused, before anything changed
+            try:
+                self.move(stop, level)  # raises BrokerError when refused, before anything changed
+            except BrokerError as e:
+                if stop.modifications < MAX_MODIFICATIONS or level >= h.last_price:
+                    raise
+                t.log.warning(
+                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
+                )
+                if not self.replace(h, level):
+                    raise
+                placed = h.stop_order
+                if placed is None or placed is stop or not placed.resting:
+                    raise BrokerError(
+                        t.orders.last_refusal or "the stop-loss order was not placed again"
+                    ) from e
             self.state.move_retry = None  # a refused trail waiting to be sent again must not undo it
             return
         if level >= h.last_price:  # `place` would sell at once: not what a stop move asks for
@@ -334,18 +360,60 @@ class Protection:
             return False
         return t.orders.cancel(stop)
 
+    def replace(self, h: Holding, level: Decimal) -> bool:
+        """The resting stop cancelled and a new one placed at `level` for what the broker still holds (Kite takes no
+        more modifications of it). False when the broker refused the cancel: the old stop still rests (or is
+        selling: its fills close the position), and nothing is placed, so two stops never sell one position."""
+        t = self.t
+        if not self.cancel(h):
+            return False
+        if t.market_time is None:
+            return True
+        quantity = t.outside.sellable(h, t.market_time)  # the old stop may have sold before its cancel
+        if quantity is not None and t.holding is h:
+            self.place(level, quantity)
+        t.journal("stop_replaced", {"symbol": h.tradingsymbol, "trigger": str(level)})
+        return True
+
     def resize(self, h: Holding, quantity: int) -> None:
-        """Less is held than the stop sells (part sold outside KiteDesk): the stop resized to `quantity`, or
-        replaced when it cannot be (the broker refuses, or it has had Kite's modifications)."""
+        """Less is held than the stop sells (part sold outside KiteDesk, or a late fill of a stop it replaced): the
+        stop resized to `quantity`, or replaced when it cannot be (the broker refuses, or it has had Kite's
+        modifications). A refused cancel is tried again on a later tick (`cover`): a stop that sells more than
+        is held sells the rest short."""
         t, stop = self.t, h.stop_order
         if stop is None or not stop.resting or not stop.order_id:
             return
         try:
-            t.orders.modify(stop, quantity=quantity)
+            if quantity <= 0:
+                raise BrokerError(f"{h.quantity} held is less than one lot")
+            # Kite's modify takes the order's new total: what it sold already, and what is held.
+            t.orders.modify(stop, quantity=stop.filled + quantity)
         except BrokerError as e:
             t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
             if self.cancel(h):
                 self.protect_rest()
+            elif t.market_time is not None:
+                self.state.cover_at = t.market_time + MOVE_RETRY
+
+    def cover(self, h: Holding, now: datetime) -> None:
+        """The resting stop sells no more than is held: one that does (a resize or cancel the broker refused, a
+        fill of a stop it replaced that came after it) is resized, at most every `MOVE_RETRY`. Not a triggered or
+        part-filled stop: its fills are on their way and the chase handles it."""
+        stop = h.stop_order
+        if (
+            stop is None
+            or not stop.resting
+            or not stop.order_id
+            or stop.triggered_at is not None
+            or stop.filled
+            or stop.intent.quantity <= h.quantity
+            or (self.state.cover_at is not None and now < self.state.cover_at)
+        ):
+            return
+        self.state.cover_at = now + MOVE_RETRY
+        self.t.log.error("the stop-loss order %s sells %d of the %d %s held: resizing it", stop.order_id,
+                         stop.intent.quantity, h.quantity, h.tradingsymbol)  # fmt: skip
+        self.resize(h, self._whole_lots(h, h.quantity))
 
     def protect_rest(self) -> None:
         """The position is still held after an exit failed or sold only part: a stop-loss order for what the
@@ -409,6 +477,9 @@ class Protection:
             return
         if self.state.move_retry is not None and now >= self.state.move_retry[0]:
             self.trail(self.state.move_retry[1], retry=True)
+        self.cover(h, now)
+        if self.t.holding is not h:
+            return
         if self.state.retry_at is not None and now >= self.state.retry_at:
             self.state.retry_at = None
             if h.stop_order is None or not h.stop_order.resting:

@@ -237,3 +237,52 @@ def test_autoslice_splits_at_the_freeze_answers_like_kite_and_waits_out_a_429(hu
     )  # fmt: skip
     assert set(raw) == {"order_id", "children"} and [set(c) for c in raw["children"]] == [{"order_id"}] * 2
     session.close()
+
+
+def test_kites_refusal_of_a_26th_modification_reaches_the_engine_as_the_cap(hub, sim) -> None:
+    # After a restart the engine counts an adopted stop's modifications from 0: it knows the stop is at Kite's cap
+    # only from the broker's refusal, through the real client and our error mapping (desktop/engine/orders.py).
+    from desktop.broker.errors import BrokerError
+    from desktop.broker.exchange_rules import MAX_MODIFICATIONS
+    from desktop.engine.orders import at_modification_cap
+    from desktop.engine.protection import stop_limit
+
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    stream = hub.open_stream(session)
+    gateway = LiveGateway(session, stream)
+    seen = Events()
+    gateway.add_listener(seen.on_order, seen.on_fill)
+    try:
+        contract = option(hub, session)
+        entry = gateway.place(intent(session, contract))
+        assert wait_until(lambda: seen.final(entry.order_id) is not None)
+        ltp = Decimal(
+            str(session.ltp(f"NFO:{contract.tradingsymbol}")[f"NFO:{contract.tradingsymbol}"]["last_price"])
+        )
+        trigger = to_tick(ltp * Decimal("0.7"))
+        stop = gateway.place(
+            OrderIntent(
+                session.key,
+                Segment.NIFTY,
+                Mode.LIVE,
+                contract.exchange,
+                contract.tradingsymbol,
+                Side.SELL,
+                contract.lot_size,
+                reason="protective_stop",
+                order_type=OrderType.SL,
+                trigger_price=trigger,
+                price=stop_limit(contract.exchange, trigger),
+            )  # fmt: skip
+        )
+        for n in range(MAX_MODIFICATIONS):
+            level = trigger - Decimal("0.05") * (n % 2)
+            gateway.modify(stop.order_id, trigger_price=level, price=stop_limit(contract.exchange, level))
+        with pytest.raises(BrokerError) as refused:
+            gateway.modify(stop.order_id, trigger_price=trigger, price=stop_limit(contract.exchange, trigger))
+        assert at_modification_cap(refused.value), str(refused.value)
+        assert not at_modification_cap(BrokerError("Order cannot be modified as it is being processed"))
+    finally:
+        stream.close()
+        session.close()

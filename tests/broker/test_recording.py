@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -327,3 +328,85 @@ def test_switching_an_accounts_recording_off_or_on_never_waits_for_its_disk(
         engine.close()
     folder = tmp_path / "home" / "recordings" / "UK9394"
     assert [f.data for f in read_frames(day_file(folder, DAY))] == [b"before", b"during", b"after"]
+
+
+def test_a_feed_switched_through_recorders_while_frames_flow_keeps_every_frame_once_in_order(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Recording switched on and off (a retention change, a toggle) while the feed's thread records, the first
+    # recorder's last block held up by a slow disk: every frame lands once, in the order it came, in one file.
+    writing, release = _blocking_append(monkeypatch)
+    folder = tmp_path / "UK9394"
+    swap = threading.Lock()  # the hub swaps the feed's recorder under its lock; the feed reads it under it
+    current: list[FeedRecorder] = [FeedRecorder(folder, clock=_clock)]
+    made = list(current)
+    stop = threading.Event()
+    sent: list[int] = []
+
+    def feed() -> None:
+        n = 0
+        while not stop.is_set() or n < 50:
+            with swap:
+                current[0].frame(n.to_bytes(4, "little"))
+                sent.append(n)
+            n += 1
+            if n % 7 == 0:
+                time.sleep(0.001)
+
+    feeder = threading.Thread(target=feed, name="kitedesk-test-feed")
+    feeder.start()
+    try:
+        assert writing.wait(5)  # the first recorder's block is on its way to a slow disk
+        for _ in range(3):
+            with swap:
+                old = current[0]
+                current[0] = FeedRecorder(folder, clock=_clock, after=old)
+                made.append(current[0])
+            assert _returns_within(1.0, lambda old=old: old.close(wait=False))  # type: ignore[misc]
+            time.sleep(0.05)
+        release.set()
+        time.sleep(0.2)
+    finally:
+        release.set()
+        stop.set()
+        feeder.join(10)
+        for rec in made:
+            rec.close()
+    got = [int.from_bytes(f.data, "little") for f in read_frames(day_file(folder, DAY))]
+    assert got == sent, f"{len(got)} frames read of {len(sent)} sent"
+    assert sum(r.frames_recorded for r in made) == len(sent)
+
+
+def test_a_block_the_full_disk_cut_short_does_not_hide_the_blocks_written_after_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A disk full in the middle of a block: the OS writes part of it and says how much (a short write). The
+    # frames written once the disk has room again must still be readable, not lost behind a torn block.
+    import desktop.broker.recording as recording
+
+    real_write = os.write
+    blocks = {"seen": 0}
+
+    def full_disk_write(fd: int, data: bytes) -> int:
+        if data.startswith(b"KDRB"):
+            blocks["seen"] += 1
+            if blocks["seen"] == 2:  # the second block: the disk fills in its middle
+                return real_write(fd, data[: len(data) // 2])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recording.os, "write", full_disk_write)
+    folder = tmp_path / "UK9394"
+    rec = FeedRecorder(folder, clock=_clock)
+    try:
+        rec.frame(b"before")
+        rec.flush()
+        rec.frame(b"cut short")
+        with contextlib.suppress(OSError):  # said so: the disk is full
+            rec.flush()
+        rec.frame(b"after")
+        rec.flush()
+    finally:
+        rec.close()
+    got = [f.data for f in read_frames(day_file(folder, DAY))]
+    assert got[0] == b"before" and got[-1] == b"after", got
+    assert rec.bytes_written == day_file(folder, DAY).stat().st_size - len(b"KDREC1\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.engine import Engine
 from desktop.engine.protection import floor_tick, stop_limit
 from tests.e2e.conftest import params, sim_book, wait_until
@@ -103,4 +104,46 @@ def test_a_manual_cancel_of_a_working_live_entry(demo_engine: Engine, qapp, monk
     )
     [note] = _journal(session, "manual_cancel")
     assert (note["order_id"], note["role"], note["by"]) == (entry.order_id, "entry", "window")
+    session.stop("square_off")
+
+
+def test_a_stop_at_kites_modification_cap_is_replaced_at_the_level_moved_to(
+    demo_engine: Engine, qapp
+) -> None:
+    # The broker's stop has had Kite's 25 modifications (an earlier run trailed it; this one counts from 0): the
+    # simulator refuses the next, and the stop is replaced (cancelled, then placed at the level) rather than left.
+    sim, book = sim_book(demo_engine)
+    session = demo_engine.open_session("UK9394", "Capped")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=7, itm_offset=150, mode="LIVE"))
+    tag = session.key.order_tag
+
+    def ours(status: str):
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
+        ]
+
+    wait_until(qapp, lambda: ours("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
+    agent = session.agent(session.params.segments[0])  # type: ignore[union-attr]
+    assert agent is not None
+    agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))  # no new entries
+    sim.state.clock.set_speed(1.0)
+    old = ours("TRIGGER PENDING")[0]
+    old.modifications = MAX_MODIFICATIONS
+    symbol = old.instrument.tradingsymbol
+    wait_until(
+        qapp, lambda: session.snapshot().segments[0].option_price is not None, 10, "the option's price"
+    )
+    ltp = session.snapshot().segments[0].option_price
+    assert ltp is not None
+    level = floor_tick((old.trigger_price + ltp) / 2)
+    assert old.trigger_price < level < ltp
+
+    outcome = session.move_stop(symbol, str(level)).result(timeout=20)
+    assert f"moved to {level}" in outcome.text, outcome.text
+    assert old.status == "CANCELLED" and old.filled_quantity == 0
+    resting = ours("TRIGGER PENDING")
+    assert [(o.trigger_price, o.price, o.quantity) for o in resting] == [
+        (level, stop_limit("NFO", level), old.quantity)
+    ], "one stop, at the level, for what is held"
+    wait_until(qapp, lambda: session.snapshot().segments[0].protection == "", 5, "the position protected")
     session.stop("square_off")
