@@ -208,11 +208,17 @@ _TickBuilder = _fast_frozen(Tick)
 
 def parse_packet(packet: bytes) -> QuoteTick | None:
     """One packet as a QuoteTick, or None for a length the protocol does not define."""
-    n = len(packet)
+    return parse_packet_at(packet, 0, len(packet))
+
+
+def parse_packet_at(frame: bytes, start: int, n: int) -> QuoteTick | None:
+    """The packet of length `n` at `start` of `frame` as a QuoteTick, or None for a length the protocol does not
+    define: `parse_packet` without copying the packet out of its frame first (the feed decodes a frame's packets
+    where they lie, `FrameIndex.spans`)."""
     head = _HEAD.get(n)
     if head is None:
         return None
-    u = head.unpack_from(packet, 0)
+    u = head.unpack_from(frame, start)
     token = u[0]
     rupees = _RUPEES.get(token & 0xFF, _RUPEES_DEFAULT)
     tradable = (token & 0xFF) != SEG_INDICES
@@ -251,7 +257,7 @@ def parse_packet(packet: bytes) -> QuoteTick | None:
             u[13] if full else 0,
             u[14] if full else 0,
             ist_cached(u[15]) if full else None,
-            packet[64:184] if full else b"",
+            frame[start + 64 : start + 184] if full else b"",
         )
     tick.__class__ = QuoteTick  # frozen from here on (see `_fast_frozen`)
     return tick  # type: ignore[no-any-return]
@@ -293,6 +299,14 @@ class FrameIndex:
         start = int(self.starts[i])
         return self.frame[start : start + int(self.lengths[i])]
 
+    def spans(self, positions: Iterable[int]) -> list[tuple[int, int]]:
+        """(start, length) in `frame` of the packets at `positions` (`parse_packet_at` decodes them in place)."""
+        listed = self.listed
+        if listed is not None:
+            starts, lengths = listed[1], listed[2]
+            return [(starts[i], lengths[i]) for i in positions]
+        return [(int(self.starts[i]), int(self.lengths[i])) for i in positions]
+
     def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray | list[int]:
         """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique, and never
         changed in place: the feed replaces its arrays whole)."""
@@ -329,8 +343,8 @@ class FrameIndex:
         if not len(tokens_sorted):
             return 0
         if self.listed is not None:
-            per_token = _as_counts(tokens_sorted, counts)
-            return sum(per_token.get(token, 0) for token in self.listed[0])
+            get = _as_counts(tokens_sorted, counts).get
+            return sum([get(token, 0) for token in self.listed[0]])
         at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
         return int(counts[at][tokens_sorted[at] == self.tokens].sum())
 
