@@ -234,7 +234,9 @@ class MarketStream:
     def _offer_ticks(self, ticks: TickBatch) -> None:
         with self._lock:
             delivered, last = self.delivered, self._last
-            mine = TickBatch(ticks.received, [t for t in ticks if t.instrument_token in delivered], ticks.wakes)
+            mine = TickBatch(
+                ticks.received, [t for t in ticks if t.instrument_token in delivered], ticks.wakes
+            )
             if not mine or self._closed:
                 return
             for t in mine:

@@ -36,7 +36,8 @@ from desktop.engine.workspace import Workspace
 WARM_UP_DAYS = 4  # calendar days of candles before the day (the warm-up reaches into the previous weekday)
 
 
-CACHE_BYTES = 768 << 20  # memory for packets kept per process (a sweep's whole day is about 100 MB), counted as below
+# Memory for packets kept per process, counted as below (a whole day of a sweep's sessions takes about 100 MB).
+CACHE_BYTES = 768 << 20
 STALE_S = 600.0  # a day no replay asked for in this long is dropped (a Dask worker outlives its sweeps)
 _PACKET_COST = 41  # bytes a kept packet costs beyond its length (the bytes object's header, its list slot)
 

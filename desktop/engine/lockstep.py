@@ -78,7 +78,9 @@ class Lockstep:
         here is exact (an agent only ever takes its turn back to None), and a replay calls this for every agent on
         every frame."""
         if self._free or self._turn is not None:
-            raise RuntimeError("handle_here needs every agent parked: the lockstep is released or a turn runs")
+            raise RuntimeError(
+                "handle_here needs every agent parked: the lockstep is released or a turn runs"
+            )
         return agent.handle_inbox_here()
 
     def release(self) -> None:

@@ -213,7 +213,8 @@ class RecordedKite:
 class ReplayFeed(AccountFeed):
     """An account feed that never connects: the replay driver hands it each recorded frame."""
 
-    subscriptions_changed = 0  # counts `resync`s: a generated day asks what is subscribed again only after one
+    # `resync`s counted: a generated day asks what is subscribed again only after one.
+    subscriptions_changed = 0
 
     def resync(self) -> None:
         """As the feed's (its streams' subscriptions changed), counted."""

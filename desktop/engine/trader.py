@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
@@ -36,7 +36,6 @@ from desktop.engine.protection import Protection
 from desktop.engine.slices import SlicingGateway
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, segment_snapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
-
 
 
 @dataclass(frozen=True, slots=True)
