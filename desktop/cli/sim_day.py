@@ -109,6 +109,11 @@ class _DayCache:
 _CACHE = _DayCache(CACHE_BYTES)
 
 
+def forget_days() -> None:
+    """Drops the days this process keeps (a bench timing a sweep from scratch, tests)."""
+    _CACHE.clear()
+
+
 def _make_day(seed: int, day: date, keep: bool = True) -> _Day:
     try:
         market = Market(seed, day)
