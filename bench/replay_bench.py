@@ -304,8 +304,8 @@ def main() -> int:
         "--sweep-to",
         default="15:30",
         metavar="HH:MM",
-        help="the sweep's days end at this market time (default 15:30, whole days: about 4 minutes with the pool "
-        "and 7 in one process on 2 quiet cores; 10:15 for the one-hour windows)",
+        help="the sweep's days end at this market time (default 15:30, whole days: 7-9 minutes each way, pool "
+        "and one process, about 6 and 8 CPU minutes, on a shared 2-core machine; 10:15 for one-hour windows)",
     )
     p.add_argument(
         "--only", choices=("throughput", "bars", "sweep"), help="one figure only (default: all three)"
