@@ -1,14 +1,19 @@
 """Replay and backtest figures (issue 24 §4), printed side by side.
 
-    .venv/bin/python bench/replay_bench.py                 # a full simulator day; a 27 x 5 sweep, pool and serial
+    .venv/bin/python bench/replay_bench.py                 # a full simulator day; a 27 x 5 sweep of whole days
     .venv/bin/python bench/replay_bench.py --quick         # 09:15-11:15 and a 4 x 2 sweep (a shared machine)
+    .venv/bin/python bench/replay_bench.py --only sweep --repeat 3   # one figure, measured three times
+    .venv/bin/python bench/replay_bench.py --only sweep --sweep-to 10:15   # the sweep on 09:15-10:15 windows
 
 1. Replay throughput: one session trading NIFTY, BANKNIFTY and SENSEX (orders included) over a simulator day whose
    frames are made first (the simulator's cost is not counted), then replayed from memory: ticks/s on one core.
 2. The EMA 9/21 cross on the same minute bars (simulator days' NIFTY, written out as an OHLC CSV), market orders
    and the same stop rule, run by KiteDesk's strategy over bars (desktop/engine/bar_backtest.py) and by backtrader:
    bars/s of each, the ratio, and the two lists of trades side by side (they must agree).
-3. A sweep: wall time with one process and with the pool (one process per core), and the speed-up.
+3. A sweep: wall time with one process and with the pool (one process per core), and the speed-up. Each process
+   makes a simulator day once and its later jobs of that day replay the packets it made (desktop/cli/sim_day.py):
+   the model costs about 30 us a packet, three quarters of a whole-day job when every job made its day again
+   (a 27 x 5 whole-day sweep took about 20 minutes in one process). Each timing starts with no day made.
 
 backtrader is the bench's peer, never an app dependency: `pip install -e '.[bench]'` or
 `pip install backtrader==1.9.78.123`; without it the comparison says so and the rest runs.
@@ -30,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from desktop.broker.sim.market import Market  # noqa: E402
-from desktop.cli.sim_day import sim_day  # noqa: E402
+from desktop.cli.sim_day import forget_days, sim_day  # noqa: E402
 from desktop.domain import MARKET_CLOSE, MARKET_OPEN, Segment, StrategyParams  # noqa: E402
 from desktop.engine.backtest import DaySource, combinations, parse_days, results_csv, run_sweep  # noqa: E402
 from desktop.engine.bar_backtest import BarTrade, read_ohlc_csv, run_bars, write_ohlc_csv  # noqa: E402
@@ -54,7 +59,7 @@ mode = "PAPER"
 """
 
 
-def throughput(workspace_path: str, day: str, start: str, end: str) -> None:
+def throughput(workspace_path: str, day: str, start: str, end: str, repeat: int = 1) -> None:
     workspace = load_workspace(workspace_path, known_strategies=available_strategies())
     d = date.fromisoformat(day)
     frames_source, data = sim_day(d, workspace, 1)
@@ -71,16 +76,26 @@ def throughput(workspace_path: str, day: str, start: str, end: str) -> None:
 
     t_start, t_end = market_times(d, start, end)
     first = Replay(workspace, Keep(), data, ReplayOptions(t_start, t_end)).run()
-    cpu = time.process_time()
-    second = Replay(workspace, kept, data, ReplayOptions(t_start, t_end)).run()
-    cpu = time.process_time() - cpu
-    assert second.trades_csv == first.trades_csv, "a replay from memory must trade as the first run did"
-    print(
-        f"replay throughput: {second.ticks:,} ticks in {second.frames:,} frames, {len(second.orders)} orders, "
-        f"{second.seconds:.2f} s -> {second.ticks / second.seconds:,.0f} ticks/s "
-        f"({second.frames / second.seconds:,.0f} frames/s; {cpu:.2f} CPU s -> {second.ticks / cpu:,.0f} ticks per "
-        "CPU second) on one session x 3 segments (target 100,000 ticks/s)"
-    )
+    walls, cpus = [], []
+    for _ in range(repeat):
+        load = os.getloadavg()[0]
+        cpu = time.process_time()
+        second = Replay(workspace, kept, data, ReplayOptions(t_start, t_end)).run()
+        cpu = time.process_time() - cpu
+        assert second.trades_csv == first.trades_csv, "a replay from memory must trade as the first run did"
+        walls.append(second.ticks / second.seconds)
+        cpus.append(second.ticks / cpu)
+        print(
+            f"replay throughput: {second.ticks:,} ticks in {second.frames:,} frames, {len(second.orders)} orders, "
+            f"{second.seconds:.2f} s -> {second.ticks / second.seconds:,.0f} ticks/s "
+            f"({second.frames / second.seconds:,.0f} frames/s; {cpu:.2f} CPU s -> {second.ticks / cpu:,.0f} ticks "
+            f"per CPU second; load average {load:.1f} before) on one session x 3 segments (target 100,000 ticks/s)"
+        )
+    if repeat > 1:
+        print(
+            f"replay throughput over {repeat} runs: {min(walls):,.0f}-{max(walls):,.0f} ticks/s, "
+            f"{min(cpus):,.0f}-{max(cpus):,.0f} ticks per CPU second"
+        )
 
 
 # The EMA cross on bars, KiteDesk against backtrader ---------------------------------------------------------
@@ -232,7 +247,7 @@ def _same_trade(a: BarTrade, b: BarTrade) -> bool:
     )  # fmt: skip
 
 
-def sweep(workspace_path: str, combos: int, days: str, start: str, end: str) -> None:
+def sweep(workspace_path: str, combos: int, days: str, start: str, end: str, repeat: int = 1) -> None:
     values = {
         27: [("stop_loss", ["3", "5", "7"]), ("itm_offset", ["100", "200", "300"]), ("lots", ["1", "2", "3"])]
     }
@@ -244,21 +259,34 @@ def sweep(workspace_path: str, combos: int, days: str, start: str, end: str) -> 
 
     def timed(n: int) -> tuple[str, float, float, float]:
         """The table, wall seconds, CPU seconds (this process and its children) and the load average before."""
+        forget_days()  # from scratch: no day made by an earlier step of this process (one process runs inline)
         load = os.getloadavg()[0]
         t0, c0 = time.perf_counter(), _cpu()
         rows, _ = run_sweep(workspace_path, combos_, day_list, source, n)
+        forget_days()
         return results_csv(rows), time.perf_counter() - t0, _cpu() - c0, load
 
-    pooled, pool_s, pool_cpu, pool_load = timed(workers)
-    serial, serial_s, serial_cpu, serial_load = timed(1)
     jobs = len(combos_) * len(day_list)
-    print(
-        f"sweep {len(combos_)} combinations x {len(day_list)} days ({start}-{end} each, {jobs} replays of a "
-        f"simulator day, the simulator's frames made in each job): one process {serial_s:.1f} s "
-        f"({serial_s / jobs:.2f} s a job; {serial_cpu:.0f} CPU s; load average {serial_load:.1f} before), "
-        f"{workers} processes {pool_s:.1f} s ({pool_cpu:.0f} CPU s; load average {pool_load:.1f} before), "
-        f"speed-up {serial_s / pool_s:.2f}x on {os.cpu_count()} cores; same table: {pooled == serial}"
-    )
+    pools, serials, speedups = [], [], []
+    for _ in range(repeat):
+        pooled, pool_s, pool_cpu, pool_load = timed(workers)
+        serial, serial_s, serial_cpu, serial_load = timed(1)
+        pools.append(pool_s)
+        serials.append(serial_s)
+        speedups.append(serial_s / pool_s)
+        print(
+            f"sweep {len(combos_)} combinations x {len(day_list)} days ({start}-{end} each, {jobs} replays of a "
+            f"simulator day, each day made once per process): one process {serial_s:.1f} s "
+            f"({serial_s / jobs:.2f} s a job; {serial_cpu:.0f} CPU s; load average {serial_load:.1f} before), "
+            f"{workers} processes {pool_s:.1f} s ({pool_cpu:.0f} CPU s; load average {pool_load:.1f} before), "
+            f"speed-up {serial_s / pool_s:.2f}x on {os.cpu_count()} cores; same table: {pooled == serial}",
+            flush=True,
+        )
+    if repeat > 1:
+        print(
+            f"sweep over {repeat} runs: one process {min(serials):.1f}-{max(serials):.1f} s, {workers} processes "
+            f"{min(pools):.1f}-{max(pools):.1f} s, speed-up {min(speedups):.2f}-{max(speedups):.2f}x"
+        )
 
 
 def _cpu() -> float:
@@ -276,22 +304,31 @@ def main() -> int:
         "--sweep-to",
         default="15:30",
         metavar="HH:MM",
-        help="the sweep's days end at this market time (default 15:30, a whole day; each job makes its simulator "
-        "day's frames too, about three quarters of a job's time)",
+        help="the sweep's days end at this market time (default 15:30, whole days: 7-9 minutes each way, pool "
+        "and one process, about 6 and 8 CPU minutes, on a shared 2-core machine; 10:15 for one-hour windows)",
+    )
+    p.add_argument(
+        "--only", choices=("throughput", "bars", "sweep"), help="one figure only (default: all three)"
+    )
+    p.add_argument(
+        "--repeat", type=int, default=1, help="measure the throughput and the sweep this many times"
     )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws.toml"
         ws.write_text(WORKSPACE)
         end = "11:15" if args.quick else "15:30"
-        throughput(str(ws), "2026-01-05", "09:15", end)
-        compare_with_backtrader(
-            parse_days("2026-01-05..2026-01-06" if args.quick else "2026-01-05..2026-01-09"), 3
-        )
-        if args.quick:
-            sweep(str(ws), 4, "2026-01-05..2026-01-06", "09:15", "10:15")
-        else:
-            sweep(str(ws), 27, "2026-01-05..2026-01-09", "09:15", args.sweep_to)
+        if args.only in (None, "throughput"):
+            throughput(str(ws), "2026-01-05", "09:15", end, args.repeat)
+        if args.only in (None, "bars"):
+            compare_with_backtrader(
+                parse_days("2026-01-05..2026-01-06" if args.quick else "2026-01-05..2026-01-09"), 3
+            )
+        if args.only in (None, "sweep"):
+            if args.quick:
+                sweep(str(ws), 4, "2026-01-05..2026-01-06", "09:15", "10:15", args.repeat)
+            else:
+                sweep(str(ws), 27, "2026-01-05..2026-01-09", "09:15", args.sweep_to, args.repeat)
     return 0
 
 

@@ -49,6 +49,7 @@ from desktop.broker.ticks import (
     TickBatch,
     index_frame,
     parse_packet,
+    parse_packet_at,
     parse_text,
 )
 from desktop.domain import SessionKey
@@ -232,13 +233,14 @@ class MarketStream:
     # Feed side (called on the feed's thread) --------------------------------------------------
     def _offer_ticks(self, ticks: TickBatch) -> None:
         with self._lock:
+            delivered, last = self.delivered, self._last
             mine = TickBatch(
-                ticks.received, (t for t in ticks if t.instrument_token in self.delivered), ticks.wakes
+                ticks.received, [t for t in ticks if t.instrument_token in delivered], ticks.wakes
             )
             if not mine or self._closed:
                 return
             for t in mine:
-                self._last[t.instrument_token] = t
+                last[t.instrument_token] = t
             direct = self._direct_listeners
             queued = bool(self._tick_listeners)
             if queued:
@@ -536,8 +538,8 @@ class AccountFeed:
             wakes: list[Callable[[], None]] = []
             batch = TickBatch(received, wakes=wakes)
             now = self._times.market_time()
-            for i in eager:
-                tick = parse_packet(index.packet(int(i)))
+            for start, length in index.spans(eager):
+                tick = parse_packet_at(frame, start, length)
                 if tick is None:
                     continue
                 if self._times.accept(tick, now):

@@ -107,12 +107,10 @@ class QuoteTick:
 
     def to_tick(self) -> Tick:
         """The engine's small tick type."""
+        # Positionally, in Tick's field order (instrument_token, last_price, exchange_timestamp, volume, oi):
+        # keywords cost more than the rest of the call.
         tick: Any = _TickBuilder(
-            instrument_token=self.instrument_token,
-            last_price=self.last_price,
-            exchange_timestamp=self.exchange_timestamp,
-            volume=self.volume_traded,
-            oi=self.oi,
+            self.instrument_token, self.last_price, self.exchange_timestamp, self.volume_traded, self.oi
         )
         tick.__class__ = Tick  # frozen from here on (see `_fast_frozen`)
         return tick  # type: ignore[no-any-return]
@@ -204,21 +202,36 @@ def ist_cached(seconds: int) -> datetime:
 
 _QuoteTickBuilder = _fast_frozen(QuoteTick)
 _TickBuilder = _fast_frozen(Tick)
+_TICK_FIELDS = ("instrument_token", "last_price", "exchange_timestamp", "volume", "oi")
+if tuple(f.name for f in dataclasses.fields(Tick)) != _TICK_FIELDS:
+    raise TypeError("Tick's fields changed: QuoteTick.to_tick passes them by position")
 
 
 def parse_packet(packet: bytes) -> QuoteTick | None:
     """One packet as a QuoteTick, or None for a length the protocol does not define."""
-    n = len(packet)
+    return parse_packet_at(packet, 0, len(packet))
+
+
+def parse_packet_at(frame: bytes, start: int, n: int) -> QuoteTick | None:
+    """The packet of length `n` at `start` of `frame` as a QuoteTick, or None for a length the protocol does not
+    define: `parse_packet` without copying the packet out of its frame first (the feed decodes a frame's packets
+    where they lie, `FrameIndex.spans`)."""
     head = _HEAD.get(n)
     if head is None:
         return None
-    u = head.unpack_from(packet, 0)
+    u = head.unpack_from(frame, start)
     token = u[0]
     rupees = _RUPEES.get(token & 0xFF, _RUPEES_DEFAULT)
     tradable = (token & 0xFF) != SEG_INDICES
     tick: Any
     # Every field positionally (keywords cost about a microsecond more a tick); the defaults as QuoteTick has them.
-    if n == 8:
+    if n == 184:  # full mode, what a session trades on: first
+        tick = _QuoteTickBuilder(
+            token, MODE_FULL, tradable, rupees[u[1]], u[2], rupees[u[3]], u[4], u[5], u[6], rupees[u[7]],
+            rupees[u[8]], rupees[u[9]], rupees[u[10]], ist_cached(u[11]), u[12], u[13], u[14], ist_cached(u[15]),
+            frame[start + 64 : start + 184],
+        )  # fmt: skip
+    elif n == 8:
         tick = _QuoteTickBuilder(
             token, MODE_LTP, tradable, rupees[u[1]], 0, _ZERO, 0, 0, 0, _ZERO, _ZERO, _ZERO, _ZERO, None, 0, 0, 0,
             None, b"",
@@ -230,29 +243,11 @@ def parse_packet(packet: bytes) -> QuoteTick | None:
             rupees[u[4]], rupees[u[2]], rupees[u[3]], rupees[u[5]], None, 0, 0, 0,
             ist_cached(u[7]) if n == 32 else None, b"",
         )  # fmt: skip
-    else:
-        full = n == 184
+    else:  # 44: quote mode
         tick = _QuoteTickBuilder(
-            token,
-            MODE_FULL if full else MODE_QUOTE,
-            tradable,
-            rupees[u[1]],
-            u[2],
-            rupees[u[3]],
-            u[4],
-            u[5],
-            u[6],
-            rupees[u[7]],
-            rupees[u[8]],
-            rupees[u[9]],
-            rupees[u[10]],
-            ist_cached(u[11]) if full else None,
-            u[12] if full else 0,
-            u[13] if full else 0,
-            u[14] if full else 0,
-            ist_cached(u[15]) if full else None,
-            packet[64:184] if full else b"",
-        )
+            token, MODE_QUOTE, tradable, rupees[u[1]], u[2], rupees[u[3]], u[4], u[5], u[6], rupees[u[7]],
+            rupees[u[8]], rupees[u[9]], rupees[u[10]], None, 0, 0, 0, None, b"",
+        )  # fmt: skip
     tick.__class__ = QuoteTick  # frozen from here on (see `_fast_frozen`)
     return tick  # type: ignore[no-any-return]
 
@@ -263,26 +258,61 @@ _MAX_RUNS = 32  # runs looked for with numpy before the rest of the frame is wal
 _SMALL_FRAME = 32  # packets: a frame of at most this many is walked in Python (`_index_small`)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
 class FrameIndex:
     """Where a frame's tick packets are, without decoding them: token, start and length of each, in frame
     order (numpy arrays), and `seq`, the frame's number on its feed. Packets of a length the protocol does
-    not define are left out, as `parse_frame` leaves them out.
+    not define are left out, as `parse_frame` leaves them out. Never changed once made.
 
-    A frame of a few packets (`_index_small`) also carries the three columns as Python lists (`listed`): a
-    handful of numpy calls per frame cost more than the work itself there (a replay's frames hold a session's
-    few instruments), so the methods below answer from the lists when they have them.
+    A frame of a few packets (`_index_small`) carries the three columns as Python lists (`listed`) and makes
+    the numpy arrays only if one is asked for (most such frames never are): a handful of numpy calls per frame
+    cost more than the work itself there (a replay's frames hold a session's few instruments), so the methods
+    below answer from the lists when they have them.
     """
 
-    frame: bytes
-    tokens: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    seq: int = 0
-    listed: tuple[list[int], list[int], list[int]] | None = None  # tokens, starts, lengths
+    __slots__ = ("frame", "seq", "listed", "_tokens", "_starts", "_lengths")
+
+    def __init__(
+        self,
+        frame: bytes,
+        tokens: np.ndarray | None,
+        starts: np.ndarray | None,
+        lengths: np.ndarray | None,
+        seq: int = 0,
+        listed: tuple[list[int], list[int], list[int]] | None = None,  # tokens, starts, lengths
+    ) -> None:
+        """The arrays may be None only with `listed`: they are made from it when first asked for."""
+        if listed is None and (tokens is None or starts is None or lengths is None):
+            raise ValueError("a frame index needs its numpy columns or its lists")
+        self.frame, self.seq, self.listed = frame, seq, listed
+        self._tokens, self._starts, self._lengths = tokens, starts, lengths
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """The packets' instrument tokens (uint32)."""
+        if self._tokens is None:
+            assert self.listed is not None
+            self._tokens = np.array(self.listed[0], np.uint32)
+        return self._tokens
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Where each packet starts in `frame` (int64)."""
+        if self._starts is None:
+            assert self.listed is not None
+            self._starts = np.array(self.listed[1], np.int64)
+        return self._starts
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Each packet's length (int64)."""
+        if self._lengths is None:
+            assert self.listed is not None
+            self._lengths = np.array(self.listed[2], np.int64)
+        return self._lengths
 
     def __len__(self) -> int:
-        return len(self.tokens)
+        listed = self.listed
+        return len(listed[0]) if listed is not None else len(self.tokens)
 
     def packet(self, i: int) -> bytes:
         """The raw packet at position `i`."""
@@ -292,6 +322,14 @@ class FrameIndex:
             return self.frame[start : start + listed[2][i]]
         start = int(self.starts[i])
         return self.frame[start : start + int(self.lengths[i])]
+
+    def spans(self, positions: Iterable[int]) -> list[tuple[int, int]]:
+        """(start, length) in `frame` of the packets at `positions` (`parse_packet_at` decodes them in place)."""
+        listed = self.listed
+        if listed is not None:
+            starts, lengths = listed[1], listed[2]
+            return [(starts[i], lengths[i]) for i in positions]
+        return [(int(self.starts[i]), int(self.lengths[i])) for i in positions]
 
     def positions_of(self, tokens_sorted: np.ndarray) -> np.ndarray | list[int]:
         """Positions (frame order) of the packets whose token is in `tokens_sorted` (sorted, unique, and never
@@ -329,8 +367,8 @@ class FrameIndex:
         if not len(tokens_sorted):
             return 0
         if self.listed is not None:
-            per_token = _as_counts(tokens_sorted, counts)
-            return sum(per_token.get(token, 0) for token in self.listed[0])
+            get = _as_counts(tokens_sorted, counts).get
+            return sum([get(token, 0) for token in self.listed[0]])
         at = np.minimum(np.searchsorted(tokens_sorted, self.tokens), len(tokens_sorted) - 1)
         return int(counts[at][tokens_sorted[at] == self.tokens].sum())
 
@@ -429,8 +467,7 @@ def _index_small(frame: bytes, count: int, seq: int) -> FrameIndex:
             tokens.append(u32(frame, start)[0])
             starts.append(start)
             lengths.append(length)
-    columns = (np.array(tokens, np.uint32), np.array(starts, np.int64), np.array(lengths, np.int64))
-    return FrameIndex(frame, *columns, seq, (tokens, starts, lengths))
+    return FrameIndex(frame, None, None, None, seq, (tokens, starts, lengths))
 
 
 def _run_length(buf: np.ndarray, pos: int, step: int, length: int, fit: int) -> int:

@@ -384,7 +384,12 @@ class SegmentAgent(QThread):
 
     def handle_inbox_here(self) -> bool:
         """Handles the whole inbox on the caller's thread; False once the agent should end. Only for a replay's
-        lockstep, while this agent's own thread waits for a turn it is not given (engine/lockstep.py)."""
+        lockstep, while this agent's own thread waits for a turn it is not given (engine/lockstep.py).
+
+        An empty inbox (most frames) is seen without taking `_cond`: a post racing this look lands before or after
+        it with the lock as well, and is handled on the next turn either way."""
+        if not self._urgent and not self._ticks:
+            return True
         while True:
             with self._cond:
                 if not self._urgent and not self._ticks:

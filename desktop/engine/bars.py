@@ -95,6 +95,12 @@ class BarBuilder:
         return Bar(self._start, self._open, self._high, self._low, self._close, self._bar_volume())
 
     @property
+    def current_ends(self) -> datetime | None:
+        """When the bar still being built closes (its start plus a minute), None before the first tick: `current`'s
+        end without building the bar (asked after every batch of ticks)."""
+        return self._ends if self._start is not None else None
+
+    @property
     def last_tick_time(self) -> datetime | None:
         """Exchange time of the latest tick accepted."""
         return self._last_time

@@ -72,12 +72,15 @@ class Lockstep:
 
     def handle_here(self, agent: Inbox) -> bool:
         """Handles `agent`'s whole inbox on the driver's own thread (no thread switch: the fast path of a replay);
-        the agent's thread must be parked in `await_turn` (it is, after one `run`). False once the agent ends."""
-        with self._cond:
-            if self._free or self._turn is not None:
-                raise RuntimeError(
-                    "handle_here needs every agent parked: the lockstep is released or a turn runs"
-                )
+        the agent's thread must be parked in `await_turn` (it is, after one `run`). False once the agent ends.
+
+        Read without the lock: only the driver's thread (this one) sets `_free` and gives a turn, so what it reads
+        here is exact (an agent only ever takes its turn back to None), and a replay calls this for every agent on
+        every frame."""
+        if self._free or self._turn is not None:
+            raise RuntimeError(
+                "handle_here needs every agent parked: the lockstep is released or a turn runs"
+            )
         return agent.handle_inbox_here()
 
     def release(self) -> None:

@@ -213,6 +213,14 @@ class RecordedKite:
 class ReplayFeed(AccountFeed):
     """An account feed that never connects: the replay driver hands it each recorded frame."""
 
+    # `resync`s counted: a generated day asks what is subscribed again only after one.
+    subscriptions_changed = 0
+
+    def resync(self) -> None:
+        """As the feed's (its streams' subscriptions changed), counted."""
+        self.subscriptions_changed += 1
+        super().resync()
+
     async def _run(self) -> None:
         self._connected = True
         while not self._closing:
@@ -310,21 +318,24 @@ class Replay:
                 shared = [f for p, f in by_profile.items() if p not in self.recorded_accounts]
                 bind = getattr(self._frames, "bind", None)
                 if bind is not None:  # a generated day (sim_day.py) sends what the sessions subscribed
-                    bind(lambda: {t: m for f in feeds for t, m in f._desired_modes().items()})
-                pace = _Pace(self.options.speed, first_time)
+                    bind(_Subscribed(feeds))
+                pace = _Pace(self.options.speed, first_time).wait if self.options.speed else None
                 agents = [a for _, s in sessions for a in _agents(s)]
+                turn = gate.handle_here
                 for frame, t in _chain([(first_frame, first_time)], frames):
                     if t is not None:
                         clock.advance(t)
-                        pace.wait(clock.now())
-                    for feed in own.get(getattr(frame, "account", ""), []) + shared:
+                        if pace is not None:
+                            pace(clock.now())
+                    targets = own.get(getattr(frame, "account", ""), []) + shared if own else shared
+                    for feed in targets:
                         if frame.kind == KIND_BINARY:
                             feed._on_frame(frame.data, time.perf_counter())
                         else:
                             feed._on_text(frame.text)
                     count += 1
                     for agent in agents:
-                        gate.handle_here(agent)
+                        turn(agent)
                 ticks = sum(s.ticks_routed for _, s in sessions)
                 self._stop_all(sessions, gate)
                 writer.flush()
@@ -416,6 +427,24 @@ class Replay:
             held = [p for p in session.snapshot().positions if p.quantity]
             for p in held:
                 self.notes.append(f"{entry.label!r} ended holding {p.quantity} {p.tradingsymbol} (kept)")
+
+
+class _Subscribed:
+    """What the replay's feeds subscribe (token -> mode), as a generated day asks every second: worked out again
+    only after a feed's subscriptions changed (`ReplayFeed.resync`; under the lockstep nothing subscribes while
+    the day makes its next frame)."""
+
+    def __init__(self, feeds: list[AccountFeed]) -> None:
+        self._feeds = feeds
+        self._seen: tuple[int, ...] | None = None
+        self._modes: dict[int, str] = {}
+
+    def __call__(self) -> dict[int, str]:
+        seen = tuple(getattr(f, "subscriptions_changed", -1) for f in self._feeds)
+        if seen != self._seen or -1 in seen:
+            self._modes = {t: m for f in self._feeds for t, m in f._desired_modes().items()}
+            self._seen = seen
+        return dict(self._modes)
 
 
 def _agents(session: SessionEngine) -> list[Any]:

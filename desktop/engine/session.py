@@ -548,7 +548,11 @@ class SessionEngine(QObject):
         for q in ticks:
             agent = routes.get(q.instrument_token)
             if agent is not None:
-                batches.setdefault(id(agent), [agent]).append(q.to_tick())
+                batch = batches.get(id(agent))
+                if batch is None:
+                    batches[id(agent)] = [agent, q.to_tick()]
+                else:
+                    batch.append(q.to_tick())
         dispatcher = self._dispatcher
         for batch in batches.values():  # with when the frame arrived: the latency clock starts there
             if dispatcher is None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any, cast
@@ -36,8 +36,6 @@ from desktop.engine.protection import Protection
 from desktop.engine.slices import SlicingGateway
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, segment_snapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
-
-_ONE_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +59,7 @@ class SegmentTrader:
         )  # fmt: skip
         self.ctx = replace(ctx, gateway=cast(Any, self.slices))
         self.segment, self.strategy, self.log = segment, strategy, log
+        self._index_token = segment.spec.index_token  # read for every batch of ticks
         self.mode: Mode = ctx.params.mode
         self.book: InstrumentBook | None = None
         self.chart = IndexChart(segment.spec.index_token, ctx.params.fast_ema, ctx.params.slow_ema)
@@ -147,7 +146,7 @@ class SegmentTrader:
         before the next step (`on_ticks` runs them at once; the dispatcher hands them to the agent with the rest
         of this generator). No I/O here: log lines of the dispatcher's steps are queued (`AgentLog.held`)."""
         self.changed = True
-        index_token = self.segment.spec.index_token
+        index_token = self._index_token
         for tick in ticks:
             t = tick.exchange_timestamp
             if t is not None and (self.market_time is None or t > self.market_time):
@@ -367,8 +366,7 @@ class SegmentTrader:
     @property
     def bar_ends(self) -> datetime | None:
         """When the forming index bar closes (exchange time), or None before the first tick."""
-        forming = self.chart.forming
-        return forming.start + _ONE_MINUTE if forming is not None else None
+        return self.chart.builder.current_ends
 
     @property
     def unrealised(self) -> Decimal:
