@@ -56,7 +56,9 @@ def test_an_entry_kite_showed_only_after_it_was_given_up_is_adopted_protected_an
     sim, book = sim_book(demo_engine)
     # The entry's reply is lost and Kite's book lags it by 10 market minutes: the lookup by tag finds nothing,
     # the engine gives it up after its patience (30 s), and only then does the order show, and fill.
-    sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 600})
+    sim.inject_fault(
+        {"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 600}
+    )
     session = demo_engine.open_session("UK9394", "Computer 3")
     lines: list[str] = []
     session.sig_log_line.connect(lambda line: lines.append(line.text))

@@ -201,8 +201,12 @@ async def order_place(request: web.Request) -> web.Response:
     lag = acc.next_order_lag if acc.lose_next_order_reply else None
     if lag is not None:  # Kite's book lags the order: it appears (and is worked) `lag` market seconds later
         acc.next_order_lag, acc.lose_next_order_reply = None, None
-        acc.lagging_orders.append((state.clock.now() + timedelta(seconds=lag), form, request.match_info["variety"]))
-        raise SimKiteError(503, "NetworkException", "Gateway timed out. The order may or may not have been placed.")
+        acc.lagging_orders.append(
+            (state.clock.now() + timedelta(seconds=lag), form, request.match_info["variety"])
+        )
+        raise SimKiteError(
+            503, "NetworkException", "Gateway timed out. The order may or may not have been placed."
+        )
     if form.get("autoslice") == "true":  # kiteconnect's place_autoslice_order
         sliced = acc.book.place_autoslice(form, request.match_info["variety"], state.clock.now())
         order_id = None
