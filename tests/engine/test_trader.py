@@ -791,3 +791,18 @@ def test_an_entry_given_up_shown_while_another_position_is_held_is_cancelled_and
         "is at Kite after all while this segment holds or buys another position"
         in trader.log.path.read_text()
     )
+
+
+def test_a_stop_given_up_and_shown_later_is_cancelled_as_the_position_has_its_new_one(make) -> None:
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    gateway.ambiguous_next = True  # the stop's reply is lost
+    fill(trader, "O1", 195, "200")
+    index_tick(trader, 31)  # given up: a new stop O3 placed for the position
+    h = trader.holding
+    assert h is not None and h.stop_order is not None and h.stop_order.order_id == "O3"
+    stray = next(o for o in gateway.orders() if o.order_id == "O2")
+    trader.on_order(replace(stray, status=OrderStatus.TRIGGER_PENDING))
+    assert gateway.cancelled == ["O2"], "two stops would sell the position twice"
+    assert h.stop_order.order_id == "O3" and trader.holding is h
