@@ -142,7 +142,10 @@ class Entries:
         t.log.info("Entry filled: %d %s at %s, stop %s", tracked.filled, i.tradingsymbol, price, stop)
         t.journal("entry_filled", {"symbol": i.tradingsymbol, "qty": tracked.filled, "price": str(price),
                                    "stop": str(stop)})  # fmt: skip
-        t.protection.place(stop)
+        t.protection.place(stop)  # protected first, whatever follows
         if t.closing is not None:
             t.log.warning("the entry filled after its cancel (%s): selling it", t.closing.reason)
             t.exit(t.closing.reason)
+        elif tracked.sell_when_filled:  # an entry found at Kite after it was given up, no longer wanted
+            t.log.warning("the late entry filled (%s): selling it", tracked.sell_when_filled)
+            t.exit("late_entry")

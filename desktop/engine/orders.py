@@ -1,7 +1,7 @@
 """The order lifecycle of one segment: every order its trader sends (or adopts), as an explicit state machine.
 
     NEW ──place──▶ WORKING ──fill──▶ PART_FILLED
-    NEW ──unconfirmed──▶ UNCONFIRMED ──bind──▶ WORKING;   UNCONFIRMED ──give_up──▶ GIVEN_UP
+    NEW ──unconfirmed──▶ UNCONFIRMED ──bind──▶ WORKING;   UNCONFIRMED ──give_up──▶ GIVEN_UP ──found──▶ WORKING
     WORKING | PART_FILLED ──cancelling──▶ CANCELLING
     WORKING | PART_FILLED | CANCELLING ──end──▶ ENDED
     WORKING | PART_FILLED | CANCELLING | ENDED ──settle──▶ SETTLED
@@ -9,7 +9,8 @@
 
 An order is sent only once its intent is journalled durably (write-ahead: `send`); the broker's answer makes
 it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
-it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP). CANCELLING: this run's cancel was accepted
+it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP; Kite's book may lag it longer still: an update
+showing it later makes it ours again, `found`, never a position nobody tracks). CANCELLING: this run's cancel was accepted
 (a stop cancelled to exit: its fills before the cancel still count). ENDED: the broker says it ended
 (COMPLETE, CANCELLED, REJECTED) and its fills are still on their way. SETTLED: all of it is known (filled in
 full, or ended with all its fills in) and acted on, once. A transition the machine does not have raises
@@ -73,6 +74,7 @@ _FROM: dict[str, tuple[OrderState, ...]] = {
     "end": _AT_BROKER,
     "settle": (*_AT_BROKER, _S.ENDED),
     "give_up": (_S.UNCONFIRMED,),
+    "found": (_S.GIVEN_UP,),
 }
 
 
@@ -107,6 +109,9 @@ class TrackedOrder:
     triggered_at: datetime | None = None
     chase_at: datetime | None = None
     chases: int = 0
+    # An entry found after it was given up when the session no longer takes entries (a kill, the trade cap):
+    # why what it bought is sold once it is protected (`Entries.filled`); "" otherwise.
+    sell_when_filled: str = ""
 
     # -- transitions ---------------------------------------------------------------------------------
 
@@ -156,6 +161,12 @@ class TrackedOrder:
     def give_up(self, why: str) -> None:
         self._go("give_up", _S.GIVEN_UP)
         self.why = why
+
+    def found(self, order_id: str, at: datetime | None) -> None:
+        """An order update showed the order given up under `order_id`: at the broker after all (its patience
+        starts again at `at`)."""
+        self._go("found", _S.WORKING)
+        self.order_id, self.sent_at, self.cancel_asked_at, self.why = order_id, at, None, ""
 
     # -- what the state says ---------------------------------------------------------------------------
 
@@ -213,6 +224,8 @@ class Orders:
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
         self.outage: JournalOutage | None = None
+        # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
+        self.given_up: list[TrackedOrder] = []
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
 
     # -- sending -----------------------------------------------------------------------------------
@@ -418,6 +431,7 @@ class Orders:
             tracked.role, ORDER_PATIENCE.total_seconds(),
         )  # fmt: skip
         tracked.give_up("never confirmed by Kite")
+        self.given_up.append(tracked)
         self._outcome(tracked, t.market_time or datetime.now())
         h = t.holding
         if tracked.role is OrderRole.STOP and h is not None and h.stop_order is tracked:
@@ -462,6 +476,67 @@ class Orders:
                 return tracked
         return None
 
+    def found(self, order: Order) -> TrackedOrder | None:
+        """The order given up (`give_up`) this update is about (same instrument, side and quantity: it carries
+        the session's tag), at the broker after all; None if none. It is the session's own, whatever the order of
+        events: an entry is ours again (its fills open the position, counted as the day's trade, under its stop at
+        once), and one the session no longer wants (a kill, the trade cap, or another position held meanwhile)
+        has its rest cancelled, and what it bought is still protected first, then sold. A stop or exit given up
+        and shown later is cancelled (it was sent again since: two would sell twice); fills it had still count
+        against the position it sells."""
+        t = self.t
+        tracked = next(
+            (
+                o
+                for o in self.given_up
+                if (order.tradingsymbol, order.side, order.quantity)
+                == (o.intent.tradingsymbol, o.intent.side, o.intent.quantity)
+            ),
+            None,
+        )
+        if tracked is None:
+            return None
+        self.given_up.remove(tracked)
+        role = tracked.role
+        if role is OrderRole.ENTRY and (t.holding is not None or self.open_entry() is not None):
+            # One position a segment: this order cannot be tracked beside it (see `Entries.filled`'s note).
+            t.log.error(
+                "entry order %s, given up as not placed, is at Kite after all while this segment holds or buys "
+                "another position: cancelling it; anything it bought is NOT tracked or protected by KiteDesk: "
+                "check the positions in Kite now",
+                order.order_id,
+            )  # fmt: skip
+            t.journal("order_found_late", {"intent_id": tracked.intent.intent_id, "order_id": order.order_id,
+                                           "role": role, "adopted": False})  # fmt: skip
+            if not order.status.is_final:
+                try:
+                    t.ctx.gateway.cancel(order.order_id)
+                except BrokerError as e:
+                    t.log.error("entry order %s not cancelled: %s", order.order_id, e)
+            return None
+        tracked.found(order.order_id, t.market_time)
+        self.tracked[order.order_id] = tracked
+        t.journal("order_found_late", {"intent_id": tracked.intent.intent_id, "order_id": order.order_id,
+                                       "role": role, "adopted": True})  # fmt: skip
+        t.log.error(
+            "%s order %s, given up as not placed, is at Kite after all (%s): it is this session's own, tracked "
+            "again",
+            role, order.order_id, order.status.value,
+        )  # fmt: skip
+        if role is not OrderRole.ENTRY:
+            if not order.status.is_final:
+                self.cancel(tracked)
+            return tracked
+        self.working.append(tracked)  # its patience starts again: the rest of a slow fill is cancelled
+        refusal = "" if t.closing is not None else t.ctx.risk.late_entry_refusal(t.segment, t.market_time)
+        if t.halted_entries or refusal:
+            tracked.sell_when_filled = refusal or "the session takes no new entries"
+            t.log.warning("the late entry order %s is not wanted (%s): its rest cancelled, anything it bought "
+                          "protected and sold", order.order_id, tracked.sell_when_filled)  # fmt: skip
+            if not order.status.is_final:
+                self.cancel(tracked)
+        return tracked
+
     # -- updates and fills ---------------------------------------------------------------------------------
     #
     # An order is settled when the broker says it ended (COMPLETE, CANCELLED, REJECTED) and its fills have come
@@ -471,7 +546,12 @@ class Orders:
     def on_order(self, order: Order) -> None:
         """An order update of ours: stored, then acted on (a rejected entry frees the strategy)."""
         t = self.t
-        tracked = self.tracked.get(order.order_id) or self.claim_slice(order) or self.bind(order)
+        tracked = (
+            self.tracked.get(order.order_id)
+            or self.claim_slice(order)
+            or self.bind(order)
+            or self.found(order)
+        )
         if tracked is not None and not order.intent_id:
             order = replace(order, intent_id=tracked.intent.intent_id)
         t.ctx.write_later(partial(t.ctx.store.orders.record, order))

@@ -27,7 +27,8 @@ from typing import Any
 
 from desktop.broker.errors import BrokerError
 from desktop.broker.gateway import LiveGateway
-from desktop.domain import Fill, Mode, Order, OrderStatus, OrderType, Side, rupees
+from desktop.domain import Fill, Mode, Order, OrderRole, OrderStatus, OrderType, Side, rupees
+from desktop.engine.orders import TrackedOrder
 from desktop.engine.slices import adopt_stop_slices
 from desktop.engine.trader import SegmentTrader
 
@@ -124,6 +125,47 @@ def recover_live(
             _cancel(trader, gateway, o, "stop-loss order with no position held")
     _store_flat(trader, net)
     _tell_risk(trader, now, fills, orders)
+    _watch_lost_entries(trader, orders, now)
+
+
+def _watch_lost_entries(trader: SegmentTrader, orders: list[Order], now: datetime) -> None:
+    """Entries of today an earlier run sent whose reply was lost, that no order of the broker's book shows: Kite's
+    book may show them yet, after this restart. Watched for as given up (`Orders.found`), so that one showing
+    later is this session's own, tracked and protected, not "an order this run did not place"."""
+    key, store, day = trader.ctx.key, trader.ctx.store, now.date()
+    notes = [
+        e for e in store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
+        if e.segment is trader.segment and e.market_time.date() == day
+    ]  # fmt: skip
+    lost = [
+        str(e.payload.get("intent_id") or "") for e in notes
+        if e.kind == "order_unconfirmed" and e.payload.get("role") == OrderRole.ENTRY
+    ]  # fmt: skip
+    if not lost:
+        return
+    bound = {
+        o.intent_id for o in store.orders.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    }
+    bound |= {str(e.payload.get("intent_id") or "") for e in notes if e.kind == "order_found_late"}
+    intents = {
+        i.intent_id: i for i in store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    }
+    for intent_id in lost:
+        intent = intents.get(intent_id)
+        if intent is None or intent_id in bound:
+            continue
+        shape = (intent.tradingsymbol, intent.side, intent.quantity)
+        if any((o.tradingsymbol, o.side, o.quantity) == shape for o in orders):
+            continue  # in the broker's book: counted above by the session's tag
+        tracked = TrackedOrder(intent)
+        tracked.unconfirmed(now)
+        tracked.give_up("never confirmed by Kite (an earlier run)")
+        trader.orders.given_up.append(tracked)
+        trader.log.warning(
+            "the entry order to buy %d %s an earlier run sent was never confirmed by Kite and is not in its order "
+            "book: watched for, should Kite show it yet",
+            intent.quantity, intent.tradingsymbol,
+        )  # fmt: skip
 
 
 def _store_flat(trader: SegmentTrader, traded: Iterable[tuple[str, str]]) -> None:

@@ -251,6 +251,21 @@ class RiskManager:
             self._prune(now)
             return len(self._orders)
 
+    def late_entry_refusal(self, segment: Segment, now: datetime | None) -> str:
+        """Why an entry of `segment` that reached the broker after it was taken as not placed (its reply lost) is no
+        longer wanted: the session halted, the daily loss limit reached, or the trade cap reached without it; ""
+        when it may stand. Nothing is recorded: it was sent long ago (its order was counted then)."""
+        with self._lock:
+            if now is not None:
+                self._roll_day(now)
+            if self._halt_reason is not None:
+                return f"session halted ({self._halt_reason})"
+            if self._loss_breached:
+                return "max daily loss reached"
+            if self._trades.get(segment, 0) >= self.max_trades_per_day:
+                return f"trade cap {self.max_trades_per_day} reached"
+            return ""
+
     def _entry_refusal(self, segment: Segment, now: datetime) -> str:
         if self._halt_reason is not None:
             return f"session halted ({self._halt_reason}): only exits are allowed"

@@ -10,7 +10,18 @@ from decimal import Decimal
 import pytest
 
 from desktop.broker.errors import InputRejected
-from desktop.domain import Fill, Mode, OptionRight, Order, OrderStatus, OrderType, Position, Side, Tick
+from desktop.domain import (
+    Fill,
+    Mode,
+    OptionRight,
+    Order,
+    OrderRole,
+    OrderStatus,
+    OrderType,
+    Position,
+    Side,
+    Tick,
+)
 from desktop.engine.recovery import recover_live, recover_paper
 from desktop.engine.snapshots import AgentState
 from desktop.engine.strategy.base import EnterPosition
@@ -283,3 +294,37 @@ def test_a_paper_restart_protects_the_position_it_rebuilds_with_a_stop_at_the_pa
     assert [(i.order_type, i.quantity, i.trigger_price) for i in gateway.placed] == [
         (OrderType.SL, 195, Decimal("186.00"))
     ]
+
+
+def test_an_entry_an_earlier_run_gave_up_is_watched_for_and_adopted_when_kite_shows_it_after_the_restart(
+    make,
+) -> None:
+    trader, gateway, store = make()
+    key = trader.ctx.key
+    # The earlier run journalled the entry, lost its reply and gave it up; Kite's book did not show it before the
+    # restart, and shows it after.
+    intent = trader.intent("NFO", SYMBOL, Side.BUY, 195, "entry", OrderRole.ENTRY)
+    store.intents.record(intent, at=T0)
+    note = {"intent_id": intent.intent_id, "reason": "lost", "role": OrderRole.ENTRY}
+    store.journal.append(key, segment=trader.segment, kind="order_unconfirmed", payload=note, market_time=T0)
+    recover_live(trader, Book([]), {}, T0 + timedelta(minutes=2))
+    assert trader.holding is None and gateway.placed == []
+    late = order(trader, "B9", Side.BUY, 195, OrderType.LIMIT, OrderStatus.COMPLETE, 195, "200", minute=3)
+    trader.on_order(late)
+    trader.on_fill(Fill("F9", "B9", key, Mode.LIVE, "NFO", SYMBOL, Side.BUY, 195, Decimal("200"), T0))
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL, 195)], "its stop at once"
+    assert trader.ctx.risk.trades_today(trader.segment) == 1
+
+
+def test_an_entry_an_earlier_run_gave_up_that_kite_shows_at_the_restart_is_adopted_by_tag_once(make) -> None:
+    trader, gateway, store = make()
+    key = trader.ctx.key
+    intent = trader.intent("NFO", SYMBOL, Side.BUY, 195, "entry", OrderRole.ENTRY)
+    store.intents.record(intent, at=T0)
+    note = {"intent_id": intent.intent_id, "reason": "lost", "role": OrderRole.ENTRY}
+    store.journal.append(key, segment=trader.segment, kind="order_unconfirmed", payload=note, market_time=T0)
+    recover_live(trader, Book([bought(trader)]), {SYMBOL: 195}, T0 + timedelta(minutes=2))
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL, 195)]
+    assert trader.orders.given_up == [], "in the book: adopted by the session's tag, not watched for again"

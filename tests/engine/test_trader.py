@@ -721,3 +721,88 @@ def test_a_kill_that_came_while_the_journal_failed_is_not_lifted_when_it_writes_
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     assert trader.ctx.risk.halt_reason == "kill switch" and gateway.placed == []
+
+
+def lost_entry_given_up(trader: SegmentTrader, gateway) -> Order:
+    """An entry whose reply was lost, given up after its patience: the order Kite's book will show later."""
+    gateway.ambiguous_next = True
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    index_tick(trader, 31)
+    assert trader.flat() and trader.ctx.risk.open_positions == 0 and trader.orders.open_entry() is None
+    return gateway.orders()[0]
+
+
+def test_an_entry_given_up_and_shown_later_is_ours_its_fill_the_days_trade_under_its_stop(make) -> None:
+    trader, gateway, _ = make()
+    lost = lost_entry_given_up(trader, gateway)
+    trader.on_order(replace(lost, status=OrderStatus.OPEN))
+    assert trader.orders.open_entry() is not None and not trader.flat(), "an entry on its way again"
+    trader.on_order(replace(lost, status=OrderStatus.COMPLETE, filled_quantity=195))
+    fill(trader, "O1", 195, "200")
+    assert trader.holding is not None and trader.holding.quantity == 195
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    assert trader.ctx.risk.trades_today(trader.segment) == 1 and trader.strategy.position is not None
+    assert "an order this run did not place" not in trader.log.path.read_text()
+
+
+def test_an_entry_given_up_and_shown_later_after_a_kill_is_protected_then_sold(make) -> None:
+    trader, gateway, _ = make()
+    lost = lost_entry_given_up(trader, gateway)
+    trader.cancel_open_entries(
+        then_exit="kill"
+    )  # the kill switch: nothing of ours on its way, as far as known
+    trader.on_order(replace(lost, status=OrderStatus.COMPLETE, filled_quantity=195))
+    fill(trader, "O1", 195, "200")
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "kill"], "protected, then sold"
+    assert gateway.cancelled == ["O2"], "the stop cancelled before the sale"
+    fill(trader, "O3", 195, "201", "F2")
+    assert trader.holding is None and trader.realised == Decimal("195.00")
+
+
+def test_an_entry_given_up_and_shown_later_past_the_trade_cap_is_protected_then_sold(make) -> None:
+    trader, gateway, _ = make(max_trades_per_day=1)
+    lost = lost_entry_given_up(trader, gateway)
+    trader.strategy.pending_entry = OptionRight.CE  # the next signal's entry O2 (stop O3), sold (O4): the
+    trader.act([EnterPosition(OptionRight.CE, "test")])  # day's one trade
+    fill(trader, "O2", 195, "200")
+    trader.act([ExitPosition("target")])
+    fill(trader, "O4", 195, "210", "F3")
+    assert trader.holding is None and trader.ctx.risk.trades_today(trader.segment) == 1
+    trader.on_order(replace(lost, status=OrderStatus.OPEN))
+    assert gateway.cancelled[-1] == "O1", "not wanted any more: its rest cancelled at once"
+    trader.on_order(replace(lost, status=OrderStatus.CANCELLED, filled_quantity=65))
+    fill(trader, "O1", 65, "200", "F4")
+    assert [i.reason for i in gateway.placed][-2:] == ["protective_stop", "late_entry"], (
+        "protected, then sold"
+    )
+    assert gateway.placed[-2].quantity == gateway.placed[-1].quantity == 65
+
+
+def test_an_entry_given_up_shown_while_another_position_is_held_is_cancelled_and_said(make) -> None:
+    trader, gateway, _ = make()
+    lost = lost_entry_given_up(trader, gateway)
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    fill(trader, "O2", 195, "200")
+    trader.on_order(replace(lost, status=OrderStatus.OPEN))
+    assert gateway.cancelled == ["O1"] and trader.holding is not None and trader.holding.quantity == 195
+    assert (
+        "is at Kite after all while this segment holds or buys another position"
+        in trader.log.path.read_text()
+    )
+
+
+def test_a_stop_given_up_and_shown_later_is_cancelled_as_the_position_has_its_new_one(make) -> None:
+    trader, gateway, _ = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    gateway.ambiguous_next = True  # the stop's reply is lost
+    fill(trader, "O1", 195, "200")
+    index_tick(trader, 31)  # given up: a new stop O3 placed for the position
+    h = trader.holding
+    assert h is not None and h.stop_order is not None and h.stop_order.order_id == "O3"
+    stray = next(o for o in gateway.orders() if o.order_id == "O2")
+    trader.on_order(replace(stray, status=OrderStatus.TRIGGER_PENDING))
+    assert gateway.cancelled == ["O2"], "two stops would sell the position twice"
+    assert h.stop_order.order_id == "O3" and trader.holding is h

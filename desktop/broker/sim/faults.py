@@ -8,8 +8,10 @@ Kinds (JSON body of POST /_sim/faults, or `Simulator.inject_fault` from Python):
 - reject_next_order {api_key}: the next order is accepted, then REJECTED by "RMS".
 - fill_part_of_next_order {api_key, quantity}: the next order fills only `quantity` (a thin book); the rest
   stays OPEN until it is cancelled.
-- lose_next_order_reply {api_key, how: "drop" | "503"}: the next order is placed, but its HTTP reply is
-  lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
+- lose_next_order_reply {api_key, how: "drop" | "503", appear_after?}: the next order is placed, but its HTTP
+  reply is lost: the connection drops (default) or a 503 NetworkException comes back instead of the order id.
+  `appear_after` (market seconds): Kite's order book lags the order that long (it is neither listed, worked nor
+  sent as an update until then), so a lookup by tag right after the lost reply does not find it.
 - fail_next_request {api_key, error_type, message?, status?}: the account's next REST call fails with that
   Kite error (status defaults to the one Kite uses for the type), to test every exception class.
 - malform_next_reply {api_key, path, field?, value?, times?}: the account's next `times` (default 1)
@@ -117,6 +119,15 @@ async def apply_fault(state: SimState, streamer: TickStreamer, body: Any) -> dic
             raise input_error('lose_next_order_reply: "how" is "drop" or "503".')
         acc.lose_next_order_reply = how
         result["how"] = how
+        if "appear_after" in body:
+            try:
+                lag = float(body["appear_after"])
+            except (TypeError, ValueError):
+                lag = -1.0
+            if lag <= 0:
+                raise input_error('lose_next_order_reply: "appear_after" is a number of seconds > 0.')
+            acc.next_order_lag = lag
+            result["appear_after"] = lag
     elif kind == "fail_next_request":
         error_type = str(body.get("error_type", ""))
         if error_type not in ERROR_STATUS:

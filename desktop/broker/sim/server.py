@@ -7,7 +7,7 @@ Success is `{"status":"success","data":...}` as application/json; errors use Kit
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -198,6 +198,15 @@ async def order_place(request: web.Request) -> web.Response:
     state = _state(request)
     acc = _auth(request, "orders")
     form = await _form(request)
+    lag = acc.next_order_lag if acc.lose_next_order_reply else None
+    if lag is not None:  # Kite's book lags the order: it appears (and is worked) `lag` market seconds later
+        acc.next_order_lag, acc.lose_next_order_reply = None, None
+        acc.lagging_orders.append(
+            (state.clock.now() + timedelta(seconds=lag), form, request.match_info["variety"])
+        )
+        raise SimKiteError(
+            503, "NetworkException", "Gateway timed out. The order may or may not have been placed."
+        )
     if form.get("autoslice") == "true":  # kiteconnect's place_autoslice_order
         sliced = acc.book.place_autoslice(form, request.match_info["variety"], state.clock.now())
         order_id = None

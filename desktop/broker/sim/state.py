@@ -118,6 +118,9 @@ class AccountState:
     limits: dict[str, list[SlidingWindow]] = field(default_factory=_kite_limits)
     rate_limited_until: float = 0.0
     lose_next_order_reply: str | None = None  # "503" or "drop"
+    next_order_lag: float | None = None  # market seconds the lost-reply order stays out of the book
+    # Orders placed whose reply was lost, not in the book yet: (market time they appear, form, variety).
+    lagging_orders: list[tuple[datetime, dict[str, str], str]] = field(default_factory=list)
     fail_next_request: SimKiteError | None = None
     malformed_replies: dict[str, tuple[str, Any, int]] = field(
         default_factory=dict

@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from desktop.broker.sim.book import SimOrder
+from desktop.broker.sim.book import SimKiteError, SimOrder
 from desktop.broker.sim.state import AccountState, SimState
 from desktop.broker.sim.ticks import HEARTBEAT, encode_frame, restamp_packet
 
@@ -198,6 +198,19 @@ class TickStreamer:
             conn.stalled_until = until
         return len(acc.sockets)
 
+    @staticmethod
+    def _place_lagging(acc: AccountState, now: datetime) -> None:
+        """Orders whose lost reply Kite's book lagged (faults.py, `appear_after`) reach the book once due."""
+        due = [o for o in acc.lagging_orders if o[0] <= now]
+        if not due:
+            return
+        acc.lagging_orders = [o for o in acc.lagging_orders if o[0] > now]
+        for _, form, variety in due:
+            try:
+                acc.book.place(form, variety, now)
+            except SimKiteError as e:  # refused now (market closed): as Kite would reject it
+                log.warning("a lagging order was not placed: %s", e)
+
     # ------------------------------------------------------------------ order updates
     def _order_updated(self, api_key: str, order: SimOrder) -> None:
         acc = self._state.accounts[api_key]
@@ -232,6 +245,7 @@ class TickStreamer:
         if self._last_step is None or second > self._last_step:
             self._last_step = second
             for acc in state.accounts.values():
+                self._place_lagging(acc, second)
                 acc.book.work_all(second)
         market_open = state.clock.is_open(second)
         packets: dict[tuple[int, str], bytes] = {}
