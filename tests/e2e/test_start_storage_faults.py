@@ -15,6 +15,7 @@ from datetime import date
 from desktop.broker.recording import CANDLES_SUFFIX, recordings_dir
 from desktop.engine import Engine
 from desktop.engine.snapshots import AgentState
+from desktop.store import StoreWriteError
 from tests.e2e.conftest import START, start_session, wait_until
 
 
@@ -40,3 +41,31 @@ def test_a_live_start_goes_on_when_the_recording_cannot_keep_its_warm_up_candles
     snap = session.snapshot()
     assert _states(session) == [AgentState.RUNNING] * 2, [s.failure for s in snap.segments]
     assert not (folder / f"{date(2026, 1, 8).isoformat()}{CANDLES_SUFFIX}").exists()
+
+
+def test_a_live_start_waits_for_the_store_to_write_its_session_record_again(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    sessions = demo_engine.store.sessions
+    record = sessions.record_session
+    refused: list[str] = []
+
+    def full_disk_twice(*args, **kwargs):
+        if len(refused) < 2:
+            refused.append("refused")
+            raise StoreWriteError("the session was not saved: the disk is full")
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(sessions, "record_session", full_disk_twice)
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=20,
+                            itm_offset=100, mode="LIVE")  # fmt: skip
+    wait_until(
+        qapp,
+        lambda: _states(session) == [AgentState.RUNNING] or AgentState.FAILED in _states(session),
+        30,
+        "the segment started (or failed)",
+    )
+    assert _states(session) == [AgentState.RUNNING], [s.failure for s in session.snapshot().segments]
+    assert len(refused) == 2
+    stored = demo_engine.store.sessions.get(broker_id="UK9394", session_id=session.key.session_id)
+    assert stored is not None and stored.state == "running"
