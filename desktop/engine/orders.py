@@ -32,7 +32,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
-from desktop.domain import Fill, Order, OrderIntent, OrderRole, OrderStatus, rupees
+from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderStatus, rupees
 from desktop.store.errors import StoreError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -553,6 +553,18 @@ class Orders:
         for o in orders:
             self.order_rows.setdefault(o.order_id, o)
         self.t.changed = True
+
+    def fills_owed(self) -> list[str]:
+        """LIVE: the orders of ours whose last report shows more filled than the fills that reached this segment
+        (recorded, or waiting to be): Kite's trade list lagged the update, or could not be read (an expired login, a
+        dropped connection). Their fills are owed: a session that stops owing one is taken over by its next start,
+        whose recovery reads them (a chaos soak saw a stop's trade read by no start, never in the session's fills)."""
+        if self.t.mode is not Mode.LIVE:
+            return []
+        have: dict[str, int] = {}
+        for f in (*self.fill_rows, *self.unsaved_fills):
+            have[f.order_id] = have.get(f.order_id, 0) + f.quantity
+        return [oid for oid, o in self.order_rows.items() if o.filled_quantity > have.get(oid, 0)]
 
     def know_fills(self, fill_ids: set[str]) -> None:
         """Fills recorded by earlier runs: never acted on again."""

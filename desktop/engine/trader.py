@@ -332,10 +332,15 @@ class SegmentTrader:
 
     def owes_recovery(self) -> bool:
         """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
-        locked) still waiting to be recorded, or a position let go (the broker showed it gone) whose own sale's
-        fill has not come. Its session must then be taken over on the next start, whose recovery counts them."""
+        locked) still waiting to be recorded, a fill the broker shows of one of our orders that never came (LIVE:
+        its trade list could not be read), or a position let go (the broker showed it gone) whose own sale's fill
+        has not come. Its session must then be taken over on the next start, whose recovery counts them."""
         gone = self.keeper.let_go
-        return bool(self.orders.unsaved_fills) or (gone is not None and gone.quantity > 0)
+        return (
+            bool(self.orders.unsaved_fills)
+            or (gone is not None and gone.quantity > 0)
+            or bool(self.orders.fills_owed())
+        )
 
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""
