@@ -23,6 +23,7 @@ cancelled) and what a settled order means for the position. Runs on the segment 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -45,6 +46,11 @@ if TYPE_CHECKING:
 ORDER_PATIENCE = timedelta(seconds=30)
 # An intent that could not be journalled: the journal is tried again this much later.
 JOURNAL_RETRY = timedelta(seconds=5)
+# LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
+# for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
+# expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
+FILLS_ASK_EVERY = 5.0
+FILLS_ASK_MAX = 60.0
 
 
 class OrderState(Enum):
@@ -213,6 +219,11 @@ class Orders:
         self.fill_rows: list[Fill] = []
         self.outage: JournalOutage | None = None
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
+        # An update showed fills (LIVE): some may not come by themselves (`ask_owed_fills`), next asked at this
+        # time.monotonic().
+        self.fills_maybe_owed = False
+        self.next_fills_ask = 0.0
+        self._fills_ask_pause = FILLS_ASK_EVERY
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -446,6 +457,8 @@ class Orders:
         t.changed = True
         if order.filled_quantity:  # its fills, read on this thread (LIVE: a REST call; none when all came)
             t.ctx.gateway.report_fills(order.order_id)
+            if t.mode is Mode.LIVE and not self.fills_maybe_owed:
+                self.fills_maybe_owed, self.next_fills_ask = True, time.monotonic() + FILLS_ASK_EVERY
         if tracked is None or tracked.final:
             return
         order = t.slices.fold(order)  # a slice's update as its whole order's
@@ -565,6 +578,23 @@ class Orders:
         for f in (*self.fill_rows, *self.unsaved_fills):
             have[f.order_id] = have.get(f.order_id, 0) + f.quantity
         return [oid for oid, o in self.order_rows.items() if o.filled_quantity > have.get(oid, 0)]
+
+    def fills_ask_due(self) -> bool:
+        """Fills may be owed and it is time to look (cheap: the dispatcher asks it on every tick)."""
+        return self.fills_maybe_owed and time.monotonic() >= self.next_fills_ask
+
+    def ask_owed_fills(self) -> None:
+        """LIVE: the fills owed (`fills_owed`) asked for again, with a growing pause while any are: an order that
+        ended while no process ran is not followed by any update, so a read of its trades that failed at the start
+        (an expired login, a dropped connection) is otherwise never made again in this run."""
+        if not self.fills_ask_due():
+            return
+        owed = self.fills_owed()
+        self.fills_maybe_owed = bool(owed)
+        self.next_fills_ask = time.monotonic() + self._fills_ask_pause
+        self._fills_ask_pause = min(self._fills_ask_pause * 2, FILLS_ASK_MAX) if owed else FILLS_ASK_EVERY
+        for order_id in owed:
+            self.t.ctx.gateway.report_fills(order_id)
 
     def know_fills(self, fill_ids: set[str]) -> None:
         """Fills recorded by earlier runs: never acted on again."""

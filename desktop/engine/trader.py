@@ -171,8 +171,11 @@ class SegmentTrader:
 
     def after_ticks(self) -> None:
         """What follows a batch of ticks (the agent's thread: it may call the broker): overdue orders cancelled,
-        the stop retried or chased, the broker's positions checked, a failed kill's exit asked again."""
+        the stop retried or chased, the broker's positions checked, a failed kill's exit asked again, fills owed
+        asked for again."""
         now = self.market_time
+        if self.orders.fills_maybe_owed:
+            self.orders.ask_owed_fills()
         if now is not None:
             if self.orders.working:
                 self.orders.cancel_overdue(now)
@@ -190,8 +193,8 @@ class SegmentTrader:
 
     def chores_due(self) -> bool:
         """True when the agent's own thread has work on this segment around its ticks (the store, the broker):
-        unsaved fills, orders working, a journal to try again, a stop to retry or chase, the broker's positions
-        to read, an exit to ask again. Errs on the side of True: the agent then handles the ticks itself."""
+        unsaved fills, fills owed to ask for again, orders working, a journal to try again, a stop to retry or chase,
+        the broker's positions to read, an exit to ask again. Errs on the side of True: the agent then handles the ticks itself."""
         h = self.holding
         stop = h.stop_order if h is not None else None
         state = self.protection.state
@@ -199,6 +202,7 @@ class SegmentTrader:
         return bool(
             self.orders.unsaved_fills
             or self.orders.working
+            or self.orders.fills_ask_due()
             or self.orders.outage is not None
             or (closing is not None and closing.again_at is not None)
             or state.move_retry is not None

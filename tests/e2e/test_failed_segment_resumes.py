@@ -142,3 +142,55 @@ def test_a_session_stopped_before_it_could_read_a_stops_fill_is_taken_over_and_t
     wait_until(qapp, lambda: trade_ids <= stored_fills(), 30, "the stop's fill recorded by the next start")
     demo_engine.close_session(third.key, OnStop.SQUARE_OFF)  # whatever it traded since is sold
     assert not demo_engine.label_resumes("UK9394", "Computer 3"), "nothing owed any more: a clean stop"
+
+
+def test_a_fill_the_recovery_could_not_read_is_asked_for_again_while_the_session_runs(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    """The same stop's trade, unreadable during the start's recovery: once Kite answers again (the login renewed, the
+    connection back), the running session asks for it again and records it, with no restart."""
+    sim, book = sim_book(demo_engine)
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
+                            itm_offset=150, mode="LIVE")  # fmt: skip
+    tag = session.key.order_tag
+
+    def stops(status: str):
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
+        ]
+
+    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
+    session.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    demo_engine.close_session(session.key, OnStop.KEEP)
+    stop = stops("TRIGGER PENDING")[0]
+    market, now = sim.state.market, sim.state.clock.now()
+    target = (stop.trigger_price + stop.price) / 2
+    last = market.last_price(stop.instrument.instrument_token, now)
+    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
+                      "percent": float((target / last - 1) * 100)})  # fmt: skip
+    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
+    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
+
+    def stored_fills() -> set[str]:
+        rows = demo_engine.store.fills.for_session(broker_id="UK9394", session_id=session.key.session_id)
+        return {f.fill_id for f in rows}
+
+    asked: list[str] = []
+
+    def unreachable(self, order_id: str):
+        asked.append(order_id)
+        raise BrokerUnavailable("Kite could not be reached")
+
+    monkeypatch.setattr(KiteSession, "order_trades", unreachable)
+    again = demo_engine.open_session("UK9394", "Computer 3")
+    again.start(session.params)
+    again.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    wait_until(qapp, lambda: stop.order_id in asked, 30, "the recovery asked for the stop's trades")
+    assert not trade_ids & stored_fills()
+    monkeypatch.undo()  # Kite answers again
+    wait_until(qapp, lambda: trade_ids <= stored_fills(), 30, "the stop's fill asked for again and recorded")
+    demo_engine.close_session(again.key, OnStop.SQUARE_OFF)
