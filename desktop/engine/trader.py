@@ -258,8 +258,13 @@ class SegmentTrader:
         if self.protection.left_to_stop(h, reason, at_once):
             return True
         if self.orders.journal_down(now):
-            self.exit_failed(now)  # a kill's or square-off's exit is asked again (the strategy's asks again)
-            return False  # the journal failed a moment ago: the stop keeps protecting
+            # The journal failed a moment ago: nothing is sent. The strategy may ask again (its exit is no longer
+            # pending), a kill's or square-off's exit is asked again, and a position whose stop no longer rests gets
+            # one (or is sold) again once the journal writes (a resting stop keeps protecting meanwhile).
+            self.strategy.on_exit_rejected("the journal cannot be written")
+            self.protection.retry_later("the journal cannot be written: the sale was not sent")
+            self.exit_failed(now)
+            return False
         quantity = self.outside.sellable(h, now, stop_first=True)
         if quantity is None:
             return False
