@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from desktop.domain import Fill, OptionRight, OrderRole, Position, rupees
 from desktop.engine.context import Holding
+from desktop.engine.writer import LatestRow
 
 if TYPE_CHECKING:
     from desktop.broker.instruments import OptionContract
@@ -135,12 +136,20 @@ class HoldingKeeper:
         assert h is not None
         row = Position(tr.ctx.key, tr.mode, h.exchange, h.tradingsymbol, h.quantity, h.entry_price,
                        h.last_price, self.realised)  # fmt: skip
-        tr.ctx.write_later(partial(tr.ctx.store.positions.upsert, row))
+        self._write(row)
 
     def save_flat(self, exchange: str, tradingsymbol: str) -> None:
         tr = self.t
         row = Position(tr.ctx.key, tr.mode, exchange, tradingsymbol, 0, Decimal(0), Decimal(0), self.realised)
-        tr.ctx.write_later(partial(tr.ctx.store.positions.upsert, row))
+        self._write(row)
+
+    def _write(self, row: Position) -> None:
+        """The option's row, with the day's realised P&L (what the store says the session made), queued for the
+        store writer: refused by the store (a full disk), it is written once the store writes again, unless a later
+        row of the option comes first (`LatestRow`)."""
+        tr = self.t
+        key = ("position", row.key.broker_id, row.key.session_id, row.exchange, row.tradingsymbol)
+        tr.ctx.write_later(LatestRow(key, partial(tr.ctx.store.positions.upsert, row)))
 
     @property
     def unrealised(self) -> Decimal:

@@ -24,6 +24,7 @@ cancelled) and what a settled order means for the position. Runs on the segment 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.exchange_rules import MAX_MODIFICATIONS
-from desktop.domain import Fill, Order, OrderIntent, OrderRole, OrderStatus, rupees
+from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderStatus, rupees
 from desktop.store.errors import StoreError, StoreWriteError
 
 if TYPE_CHECKING:
@@ -47,6 +48,11 @@ if TYPE_CHECKING:
 ORDER_PATIENCE = timedelta(seconds=30)
 # An intent that could not be journalled: the journal is tried again this much later.
 JOURNAL_RETRY = timedelta(seconds=5)
+# LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
+# for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
+# expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
+FILLS_ASK_EVERY = 5.0
+FILLS_ASK_MAX = 60.0
 
 
 class OrderState(Enum):
@@ -227,6 +233,11 @@ class Orders:
         # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
         self.given_up: list[TrackedOrder] = []
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
+        # An update showed fills (LIVE): some may not come by themselves (`ask_owed_fills`), next asked at this
+        # time.monotonic().
+        self.fills_maybe_owed = False
+        self.next_fills_ask = 0.0
+        self._fills_ask_pause = FILLS_ASK_EVERY
 
     # -- sending -----------------------------------------------------------------------------------
 
@@ -559,6 +570,8 @@ class Orders:
         t.changed = True
         if order.filled_quantity:  # its fills, read on this thread (LIVE: a REST call; none when all came)
             t.ctx.gateway.report_fills(order.order_id)
+            if t.mode is Mode.LIVE and not self.fills_maybe_owed:
+                self.fills_maybe_owed, self.next_fills_ask = True, time.monotonic() + FILLS_ASK_EVERY
         if tracked is None or tracked.final:
             return
         order = t.slices.fold(order)  # a slice's update as its whole order's
@@ -666,6 +679,35 @@ class Orders:
         for o in orders:
             self.order_rows.setdefault(o.order_id, o)
         self.t.changed = True
+
+    def fills_owed(self) -> list[str]:
+        """LIVE: the orders of ours whose last report shows more filled than the fills that reached this segment
+        (recorded, or waiting to be): Kite's trade list lagged the update, or could not be read (an expired login, a
+        dropped connection). Their fills are owed: a session that stops owing one is taken over by its next start,
+        whose recovery reads them (a chaos soak saw a stop's trade read by no start, never in the session's fills)."""
+        if self.t.mode is not Mode.LIVE:
+            return []
+        have: dict[str, int] = {}
+        for f in (*self.fill_rows, *self.unsaved_fills):
+            have[f.order_id] = have.get(f.order_id, 0) + f.quantity
+        return [oid for oid, o in self.order_rows.items() if o.filled_quantity > have.get(oid, 0)]
+
+    def fills_ask_due(self) -> bool:
+        """Fills may be owed and it is time to look (cheap: the dispatcher asks it on every tick)."""
+        return self.fills_maybe_owed and time.monotonic() >= self.next_fills_ask
+
+    def ask_owed_fills(self) -> None:
+        """LIVE: the fills owed (`fills_owed`) asked for again, with a growing pause while any are: an order that
+        ended while no process ran is not followed by any update, so a read of its trades that failed at the start
+        (an expired login, a dropped connection) is otherwise never made again in this run."""
+        if not self.fills_ask_due():
+            return
+        owed = self.fills_owed()
+        self.fills_maybe_owed = bool(owed)
+        self.next_fills_ask = time.monotonic() + self._fills_ask_pause
+        self._fills_ask_pause = min(self._fills_ask_pause * 2, FILLS_ASK_MAX) if owed else FILLS_ASK_EVERY
+        for order_id in owed:
+            self.t.ctx.gateway.report_fills(order_id)
 
     def know_fills(self, fill_ids: set[str]) -> None:
         """Fills recorded by earlier runs: never acted on again."""

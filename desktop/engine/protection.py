@@ -128,6 +128,10 @@ class Protection:
             t.log.error("%d %s held is not a whole number of lots of %d: the stop-loss order covers %d, %d left "
                         "unprotected", qty, h.tradingsymbol, self._lot(h), sellable, qty - sellable)  # fmt: skip
         if level >= h.last_price:
+            if self._exiting:  # the sale this stop would be is the one that just failed: tried again shortly
+                self.retry_later(f"the stop {level} is at or above the last price {h.last_price} and the sale was "
+                                 "not sent")  # fmt: skip
+                return
             self.exit_now(f"the stop {level} is at or above the last price {h.last_price}")
             return
         limit = stop_limit(h.exchange, level)
@@ -243,6 +247,20 @@ class Protection:
             )
         finally:
             self._exiting = False
+
+    def retry_later(self, why: str) -> None:
+        """A sale could not be sent (the journal cannot be written, or it was refused) while no stop rests at the
+        broker (cancelled to sell, ended by the exchange): the position is UNPROTECTED, and a stop is placed (or the
+        position sold, when the price is below the stop) again shortly (`on_tick`). Said once, not on every try: a
+        chaos run saw such a position left naked for 37 market minutes, with nothing asking again."""
+        h = self.t.holding
+        if (
+            h is None
+            or (h.stop_order is not None and h.stop_order.resting)
+            or self.state.retry_at is not None
+        ):
+            return
+        self._unprotected(why, retry=True)
 
     def _unprotected(self, why: str, retry: bool) -> None:
         t = self.t

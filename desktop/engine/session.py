@@ -62,7 +62,7 @@ from desktop.engine.strategy.registry import create_strategy
 from desktop.engine.trader import SegmentTrader, TraderContext
 from desktop.engine.workspace import OnStop
 from desktop.engine.writer import StoreWriter
-from desktop.store import Store
+from desktop.store import Store, StoreWriteError
 
 if TYPE_CHECKING:  # the feed and its decoder (aiohttp, numpy) are imported when the first stream opens
     from desktop.broker.stream import MarketStream
@@ -258,7 +258,8 @@ class SessionEngine(QObject):
     def _prepare(self) -> None:
         """The slow part of a start, done once by the first agent to start (its thread, never the GUI's): the
         session's record made durable (every order intent refers to it) and the API secret read from the keyring
-        so the logs never show it. Raises in every agent when it failed: each is marked FAILED, saying why."""
+        so the logs never show it. Raises in every agent when it failed: each is marked FAILED, saying why; a store
+        that refused the write (a full disk, a locked database) is tried again by each start (`_wait_for_store`)."""
         with self._prepare_lock:
             if isinstance(self._prepared, BaseException):
                 raise SessionError(f"the session could not start: {self._prepared}")
@@ -272,6 +273,8 @@ class SessionEngine(QObject):
                     state="running", started_at=s.market_time(),
                 )  # fmt: skip
                 logs.add_secret(s.secrets.api_secret(self.user_id))
+            except StoreWriteError:
+                raise  # a full disk, a database locked by another program: each agent's start tries again
             except Exception as e:
                 self._prepared = e
                 raise
@@ -489,7 +492,7 @@ class SessionEngine(QObject):
     # -- agent startup (agent's thread) -------------------------------------------------------------------
 
     def _startup(self, trader: SegmentTrader) -> None:
-        self._prepare()
+        self._wait_for_store(trader)
         kite, gateway = self._kite, self._gateway
         assert kite is not None and gateway is not None
         while True:
@@ -511,6 +514,27 @@ class SessionEngine(QObject):
         else:
             recover_paper(trader, now)
 
+    def _wait_for_store(self, trader: SegmentTrader) -> None:
+        """The session's record made durable (`_prepare`), asked again (with a growing pause) while the store
+        refuses to write (a full disk, the database locked by another program): a segment that failed here would
+        leave a LIVE position it would have taken over managed by nobody for the rest of the run (a chaos soak saw
+        a kept position's stop cancelled by the exchange meanwhile, and the position naked for minutes). Ends on
+        a stop."""
+        pause = 0.5
+        while True:
+            try:
+                self._prepare()
+                return
+            except StoreWriteError as e:
+                if QThread.currentThread().isInterruptionRequested():
+                    raise
+                trader.log.warning(
+                    "the session's record could not be saved before %s starts (%s): trying again in %.0f s",
+                    trader.segment.value, e, pause,
+                )  # fmt: skip
+                _pause(pause)
+                pause = min(pause * 2, 8.0)
+
     @staticmethod
     def _broker_positions(kite: KiteSession, trader: SegmentTrader) -> dict[str, int]:
         """The account's net positions for a LIVE recovery, asked for again (with a growing pause) while Kite
@@ -528,9 +552,7 @@ class SessionEngine(QObject):
                     "the account's positions could not be read before %s starts (%s): asking again in %.0f s",
                     trader.segment.value, e.detail or e.trader_message, pause,
                 )  # fmt: skip
-                until = time.monotonic() + pause
-                while time.monotonic() < until and not QThread.currentThread().isInterruptionRequested():
-                    time.sleep(0.1)
+                _pause(pause)
                 pause = min(pause * 2, 8.0)
 
     # -- routing (stream / caller threads) ----------------------------------------------------------
@@ -716,6 +738,13 @@ def _last_price(kite: KiteSession, intent: OrderIntent) -> Decimal | None:
     except Exception:
         return None
     return None if quote is None else Decimal(str(quote["last_price"]))
+
+
+def _pause(seconds: float) -> None:
+    """Sleeps `seconds` on an agent's thread during its start, ending early when the agent is told to stop."""
+    until = time.monotonic() + seconds
+    while time.monotonic() < until and not QThread.currentThread().isInterruptionRequested():
+        time.sleep(0.1)
 
 
 def _wait_for_stop(agent: SegmentAgent) -> None:

@@ -62,7 +62,12 @@ def load_segment(trader: SegmentTrader, hub: BrokerHub, kite: KiteSession, now: 
     candles = fetch_candles(kite, trader.segment.spec.index_token, warm_up_start(now, bars), now)
     recorder = hub.recorder(kite.broker_id)
     if recorder is not None:  # a replay of the day warms up from the same candles (broker/recording.py)
-        recorder.keep_candles(now.date(), trader.segment.spec.index_token, candles)
+        try:
+            recorder.keep_candles(now.date(), trader.segment.spec.index_token, candles)
+        except OSError as e:
+            # A convenience for a later replay, never a reason not to trade: a start that failed here (a full
+            # disk) left a LIVE position it would have taken over managed by nobody for the rest of the run.
+            trader.log.warning("the warm-up candles are not kept for a replay of the day: %s", e, at=now)
     trader.load(book, candles, now)
 
 

@@ -170,8 +170,11 @@ class SegmentTrader:
 
     def after_ticks(self) -> None:
         """What follows a batch of ticks (the agent's thread: it may call the broker): overdue orders cancelled,
-        the stop retried or chased, the broker's positions checked, a failed kill's exit asked again."""
+        the stop retried or chased, the broker's positions checked, a failed kill's exit asked again, fills owed
+        asked for again."""
         now = self.market_time
+        if self.orders.fills_maybe_owed:
+            self.orders.ask_owed_fills()
         if now is not None:
             if self.orders.working:
                 self.orders.cancel_overdue(now)
@@ -189,8 +192,8 @@ class SegmentTrader:
 
     def chores_due(self) -> bool:
         """True when the agent's own thread has work on this segment around its ticks (the store, the broker):
-        unsaved fills, orders working, a journal to try again, a stop to retry or chase, the broker's positions
-        to read, an exit to ask again. Errs on the side of True: the agent then handles the ticks itself."""
+        unsaved fills, fills owed to ask for again, orders working, a journal to try again, a stop to retry or chase,
+        the broker's positions to read, an exit to ask again. Errs on the side of True: the agent then handles the ticks itself."""
         h = self.holding
         stop = h.stop_order if h is not None else None
         state = self.protection.state
@@ -198,6 +201,7 @@ class SegmentTrader:
         return bool(
             self.orders.unsaved_fills
             or self.orders.working
+            or self.orders.fills_ask_due()
             or self.orders.outage is not None
             or (closing is not None and closing.again_at is not None)
             or state.move_retry is not None
@@ -253,8 +257,13 @@ class SegmentTrader:
         if self.protection.left_to_stop(h, reason, at_once):
             return True
         if self.orders.journal_down(now):
-            self.exit_failed(now)  # a kill's or square-off's exit is asked again (the strategy's asks again)
-            return False  # the journal failed a moment ago: the stop keeps protecting
+            # The journal failed a moment ago: nothing is sent. The strategy may ask again (its exit is no longer
+            # pending), a kill's or square-off's exit is asked again, and a position whose stop no longer rests gets
+            # one (or is sold) again once the journal writes (a resting stop keeps protecting meanwhile).
+            self.strategy.on_exit_rejected("the journal cannot be written")
+            self.protection.retry_later("the journal cannot be written: the sale was not sent")
+            self.exit_failed(now)
+            return False
         quantity = self.outside.sellable(h, now, stop_first=True)
         if quantity is None:
             return False
@@ -328,10 +337,15 @@ class SegmentTrader:
 
     def owes_recovery(self) -> bool:
         """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
-        locked) still waiting to be recorded, or a position let go (the broker showed it gone) whose own sale's
-        fill has not come. Its session must then be taken over on the next start, whose recovery counts them."""
+        locked) still waiting to be recorded, a fill the broker shows of one of our orders that never came (LIVE:
+        its trade list could not be read), or a position let go (the broker showed it gone) whose own sale's fill
+        has not come. Its session must then be taken over on the next start, whose recovery counts them."""
         gone = self.keeper.let_go
-        return bool(self.orders.unsaved_fills) or (gone is not None and gone.quantity > 0)
+        return (
+            bool(self.orders.unsaved_fills)
+            or (gone is not None and gone.quantity > 0)
+            or bool(self.orders.fills_owed())
+        )
 
     def flat(self) -> bool:
         """True when no position is held and no order of ours is still working."""

@@ -12,6 +12,12 @@ inside the store's `deferred` block: their writes are queued behind any write a 
 before its order, a fill) and committed together, one fsync per group commit rather than one per note. Run one
 note at a time, the writer held the database's write lock for an fsync per note, and an intent about to be sent
 waited behind it (issue 18: 4-11 ms at 10 sessions × 3 segments).
+
+A write the store refuses (a full disk, the database locked by another program) is lost, except the latest state
+of a row (`LatestRow`: a position row, which holds the segment's day's realised P&L in the store): it is held and
+tried again every `RETRY_EVERY` until the store writes again, unless a later write of the same row replaces it
+first (a chaos run saw a position sold while the disk was full: its flat row, with the sale's P&L, was never
+written, and the session's P&L in the store stayed the one before the sale). Given up after `HOLD_FOR`.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Hashable, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 
 from desktop.store import Deferred, StoreWriteError
 
@@ -29,6 +37,21 @@ log = logging.getLogger(__name__)
 Job = Callable[[], object]
 Batching = Callable[[], AbstractContextManager[Sequence[Deferred]]]
 DRAIN = 64  # jobs taken from the queue at once (committed in group commits of the store's batch size)
+RETRY_EVERY = 1.0  # seconds between two tries of the rows the store refused
+HOLD_FOR = 600.0  # seconds a refused row is tried again before it is given up (logged)
+Held = dict[Hashable, tuple["LatestRow", float]]  # rows the store refused: key -> (write, first refused)
+
+
+@dataclass(frozen=True, slots=True)
+class LatestRow:
+    """A write of a row's whole latest state (an upsert) under `key`: refused by the store, it is tried again
+    until written, or until a later write of the same `key` supersedes it."""
+
+    key: Hashable
+    write: Job
+
+    def __call__(self) -> object:
+        return self.write()
 
 
 class StoreWriter:
@@ -74,8 +97,15 @@ class StoreWriter:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        held: Held = {}
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=RETRY_EVERY if held else None)
+            except queue.Empty:
+                self._retry(held)
+                continue
+            if held:
+                self._retry(held)
             jobs: list[Job] = []
             after: threading.Event | None = None
             end = first is None
@@ -98,13 +128,18 @@ class StoreWriter:
                         break
                     jobs.append(more)
             if jobs:
-                self._write(jobs)
+                self._write(jobs, held)
             if after is not None:
                 after.set()
             if end:
+                self._retry(held)
+                if held:
+                    log.warning(
+                        "%d row(s) the store refused were not saved before KiteDesk stopped", len(held)
+                    )
                 return
 
-    def _write(self, jobs: list[Job]) -> None:
+    def _write(self, jobs: list[Job], held: Held) -> None:
         """Runs `jobs` in order; their writes committed together when batching; each failure said as `_ran` says."""
         outcomes: list[BaseException | None] = []
         spans: list[tuple[int, int]] = []  # each job's writes in the deferred list
@@ -118,24 +153,54 @@ class StoreWriter:
                 except Exception as e:
                     outcomes.append(e)
                 spans.append((start, len(writes)))
-        for (start, stop), error in zip(spans, outcomes, strict=True):
+        for job, (start, stop), error in zip(jobs, spans, outcomes, strict=True):
             if error is None:
                 error = next((w.error for w in writes[start:stop] if w.error is not None), None)
-            self._ran(error)
+            self._ran(job, error, held)
 
-    def _ran(self, error: BaseException | None) -> None:
-        """One job's outcome: a failure logged (once while the store refuses every write), a resume said once."""
-        if error is not None:
-            self.failures += 1
-            if isinstance(error, StoreWriteError) and self._store_failed:
-                # The store refuses every write after a failure (disk full, I/O error) until it can write
-                # again: the cause was said once, the rest are its echo (counted in `failures`).
-                self._lost += 1
-                return
-            if isinstance(error, StoreWriteError):
-                self._store_failed, self._lost = True, 1
+    def _ran(self, job: Job, error: BaseException | None, held: Held) -> None:
+        """One job's outcome: a refused `LatestRow` held to be tried again, a failure logged (once while the store
+        refuses every write), a resume said once."""
+        key = job.key if isinstance(job, LatestRow) else None
+        if error is None:
+            held.pop(key, None)  # a later state of the row is written: the refused one is stale
+            self._resumed()
+            return
+        self.failures += 1
+        if not isinstance(error, StoreWriteError):
             log.warning("a background store write failed: %s", error)
             return
+        if isinstance(job, LatestRow):
+            since = held[key][1] if key in held else time.monotonic()
+            held[key] = (job, since)  # tried again (`_retry`); a later write of the row replaces it
+        else:
+            self._lost += 1
+        if not self._store_failed:
+            # The store refuses every write after a failure (disk full, I/O error) until it can write again: the
+            # cause is said once, the rest are its echo (counted in `failures`).
+            self._store_failed = True
+            log.warning("a background store write failed: %s", error)
+
+    def _retry(self, held: Held) -> None:
+        """The refused rows tried again, oldest first, until the store refuses one (the rest wait)."""
+        for key, (job, since) in list(held.items()):
+            try:
+                job()
+            except StoreWriteError:
+                if time.monotonic() - since > HOLD_FOR:
+                    del held[key]
+                    self._lost += 1
+                    log.warning("a row the store refused for %.0f s is given up", HOLD_FOR)
+                return
+            except Exception as e:
+                del held[key]
+                log.warning("a background store write failed: %s", e)
+                continue
+            del held[key]
+            self._resumed()
+
+    def _resumed(self) -> None:
         if self._store_failed:
             self._store_failed = False
             log.warning("background store writes resumed (%d were not saved meanwhile)", self._lost)
+            self._lost = 0

@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from desktop.broker.errors import BrokerUnavailable
+from desktop.broker.session import KiteSession
 from desktop.domain import Fill, Mode, Segment, Side
 from desktop.engine import Engine, OnStop
 from desktop.engine.snapshots import AgentState
 from desktop.store import StoreWriteError
-from tests.e2e.conftest import start_session, wait_until
+from tests.e2e.conftest import sim_book, start_session, wait_until
 
 
 def test_a_session_whose_segment_failed_is_taken_over_by_the_next_tab_of_its_label(
@@ -65,3 +67,130 @@ def test_a_session_stopped_with_a_fill_the_store_refused_is_taken_over_by_the_ne
     wait_until(qapp, lambda: "T1" in refused, 10, "the fill refused by the store")
     demo_engine.close_session(session.key, OnStop.KEEP)
     assert demo_engine.label_resumes("UK9394", "Computer 3")
+
+
+def test_a_session_stopped_before_it_could_read_a_stops_fill_is_taken_over_and_the_next_start_records_it(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    """The 20-minute chaos soak (seed 2): a kept position's stop filled at the broker while `kitedesk run` was
+    restarting; the start's recovery counted its P&L from the broker's orders, but Kite's trade list could not be
+    read (the login had expired), and the session then stopped flat and "cleanly": no later start ever read that
+    trade, so it never reached the session's fills (its trades table, the export). A fill the broker shows and the
+    store lacks is owed: the session is taken over by the next tab of its label, whose start records it."""
+    sim, book = sim_book(demo_engine)
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
+                            itm_offset=150, mode="LIVE")  # fmt: skip
+    tag = session.key.order_tag
+
+    def stops(status: str):
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
+        ]
+
+    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
+    session.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    demo_engine.close_session(session.key, OnStop.KEEP)
+    stop = stops("TRIGGER PENDING")[0]
+
+    # No process runs: the premium falls through the stop's trigger, not its limit, and the stop fills.
+    market, now = sim.state.market, sim.state.clock.now()
+    last = market.last_price(stop.instrument.instrument_token, now)
+    target = (stop.trigger_price + stop.price) / 2
+    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
+                      "percent": float((target / last - 1) * 100)})  # fmt: skip
+    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
+    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
+    assert trade_ids
+
+    def stored_fills() -> set[str]:
+        rows = demo_engine.store.fills.for_session(broker_id="UK9394", session_id=session.key.session_id)
+        return {f.fill_id for f in rows}
+
+    # The next start recovers the session (flat, the stop's P&L counted from the broker's orders), but Kite's trade
+    # list cannot be read during it (what an expired login, a dropped connection or a 429 storm does).
+    def unreachable(self, order_id: str):
+        raise BrokerUnavailable("Kite could not be reached")
+
+    monkeypatch.setattr(KiteSession, "order_trades", unreachable)
+    again = demo_engine.open_session("UK9394", "Computer 3")
+    assert again.key == session.key
+    again.start(session.params)
+    again.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    buys = {o.order_id for o in book.orders.values() if o.tag == tag and o.transaction_type == "BUY"}
+    wait_until(
+        qapp,
+        lambda: any(o.order_id == stop.order_id and o.status.is_final for o in again.snapshot().orders),
+        30,
+        "the recovered session shows the stop's end",
+    )
+    assert again.snapshot().segments[0].option_symbol is None, "flat: the stop sold the position"
+    demo_engine.close_session(again.key, OnStop.KEEP)
+    assert buys == {
+        o.order_id for o in book.orders.values() if o.tag == tag and o.transaction_type == "BUY"
+    }, "no new entry: it stopped flat"
+    assert not trade_ids & stored_fills(), "the stop's fill could not be read"
+    assert demo_engine.label_resumes("UK9394", "Computer 3"), "a fill the store lacks is owed: taken over"
+
+    monkeypatch.undo()
+    third = demo_engine.open_session("UK9394", "Computer 3")
+    assert third.key == session.key
+    third.start(session.params)
+    wait_until(qapp, lambda: trade_ids <= stored_fills(), 30, "the stop's fill recorded by the next start")
+    demo_engine.close_session(third.key, OnStop.SQUARE_OFF)  # whatever it traded since is sold
+    assert not demo_engine.label_resumes("UK9394", "Computer 3"), "nothing owed any more: a clean stop"
+
+
+def test_a_fill_the_recovery_could_not_read_is_asked_for_again_while_the_session_runs(
+    demo_engine: Engine, qapp, monkeypatch
+) -> None:
+    """The same stop's trade, unreadable during the start's recovery: once Kite answers again (the login renewed, the
+    connection back), the running session asks for it again and records it, with no restart."""
+    sim, book = sim_book(demo_engine)
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
+                            itm_offset=150, mode="LIVE")  # fmt: skip
+    tag = session.key.order_tag
+
+    def stops(status: str):
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
+        ]
+
+    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
+    session.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    demo_engine.close_session(session.key, OnStop.KEEP)
+    stop = stops("TRIGGER PENDING")[0]
+    market, now = sim.state.market, sim.state.clock.now()
+    target = (stop.trigger_price + stop.price) / 2
+    last = market.last_price(stop.instrument.instrument_token, now)
+    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
+                      "percent": float((target / last - 1) * 100)})  # fmt: skip
+    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
+    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
+
+    def stored_fills() -> set[str]:
+        rows = demo_engine.store.fills.for_session(broker_id="UK9394", session_id=session.key.session_id)
+        return {f.fill_id for f in rows}
+
+    asked: list[str] = []
+
+    def unreachable(self, order_id: str):
+        asked.append(order_id)
+        raise BrokerUnavailable("Kite could not be reached")
+
+    monkeypatch.setattr(KiteSession, "order_trades", unreachable)
+    again = demo_engine.open_session("UK9394", "Computer 3")
+    again.start(session.params)
+    again.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    wait_until(qapp, lambda: stop.order_id in asked, 30, "the recovery asked for the stop's trades")
+    assert not trade_ids & stored_fills()
+    monkeypatch.undo()  # Kite answers again
+    wait_until(qapp, lambda: trade_ids <= stored_fills(), 30, "the stop's fill asked for again and recorded")
+    demo_engine.close_session(again.key, OnStop.SQUARE_OFF)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
-from desktop.engine.writer import StoreWriter
+from desktop.engine.writer import RETRY_EVERY, LatestRow, StoreWriter
 from desktop.store import StoreWriteError
 
 
@@ -61,3 +62,91 @@ def test_the_writers_queued_notes_share_group_commits(tmp_path) -> None:
         assert store._db.batches - batches == 2, "20 notes in two group commits (16 a batch), not 20"
         notes = store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)
         assert [e.payload["n"] for e in notes] == list(range(20)) and writer.failures == 0
+
+
+def test_a_row_the_store_refused_is_written_once_it_writes_again_in_its_latest_state() -> None:
+    """Seed 41 of the chaos run: a position sold while the disk was full; its flat row (with the sale's P&L) was
+    refused and never written, so the store kept the session's P&L from before the sale (₹75.00 off the broker's).
+    A refused row's latest state is written once the store writes again, with no later write to carry it."""
+    full = [True]
+    rows: dict[str, int] = {}
+    notes: list[str] = []
+
+    def upsert(key: str, value: int):
+        def write() -> None:
+            if full[0]:
+                raise StoreWriteError("the disk is full; KiteDesk stopped recording")
+            rows[key] = value
+
+        return LatestRow(("position", key), write)
+
+    def note() -> None:
+        if full[0]:
+            raise StoreWriteError("the disk is full; KiteDesk stopped recording")
+        notes.append("note")
+
+    writer = StoreWriter()
+    try:
+        for job in (upsert("NIFTY", 1), upsert("BANKNIFTY", 1), note, upsert("BANKNIFTY", 2)):
+            writer.submit(job)
+        assert writer.flush()
+        assert rows == {} and notes == []
+        full[0] = False  # the disk has room again; nothing more is submitted
+        deadline = time.monotonic() + 5 * RETRY_EVERY
+        while rows != {"NIFTY": 1, "BANKNIFTY": 2} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rows == {"NIFTY": 1, "BANKNIFTY": 2}, "each row in its latest state, the earlier one replaced"
+        assert notes == [], "a refused note is not written late (the journal's order)"
+        writer.submit(upsert("NIFTY", 3))
+        assert writer.flush() and rows["NIFTY"] == 3
+    finally:
+        writer.close()
+
+
+def test_a_row_the_store_refused_in_a_group_commit_is_written_once_the_store_writes_again(
+    tmp_path, monkeypatch
+) -> None:
+    """The same rule through the real store's group commits (`Store.deferred`): there a refusal is known only once
+    the batch is committed, not from the job itself, and the row must still be held and written later."""
+    import sqlite3
+    from functools import partial
+
+    import desktop.store.database as database
+    from desktop.store import DB_FILENAME, Store
+    from tests.store.conftest import DAY, new_session
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 0.3)
+    with Store.open(tmp_path) as store:
+        key = new_session(store, "AB1234")
+    conn = sqlite3.connect(tmp_path / DB_FILENAME)
+    limit = conn.execute("PRAGMA page_count").fetchone()[0] + 8
+    conn.close()
+    with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
+        try:
+            for _ in range(1000):
+                store.journal.append(
+                    key, segment=None, kind="pad", payload={"pad": "p" * 1500}, market_time=DAY
+                )
+        except StoreWriteError:
+            pass
+        assert store.write_failure is not None, "the disk never filled"
+        writer = StoreWriter(store.deferred)
+        try:
+            writer.submit(LatestRow(("session", key), partial(store.sessions.set_state, key, "stopped")))
+            assert writer.flush()
+            record = store.sessions.get(broker_id=key.broker_id, session_id=key.session_id)
+            assert record is not None and record.state != "stopped"
+            other = sqlite3.connect(tmp_path / DB_FILENAME)  # room again, as when the disk is cleaned up
+            with other:
+                other.execute("DELETE FROM journal WHERE kind = 'pad'")
+                other.execute("DELETE FROM outbox WHERE table_name = 'journal'")
+            other.close()
+            deadline = time.monotonic() + 5 * RETRY_EVERY
+            while time.monotonic() < deadline:
+                record = store.sessions.get(broker_id=key.broker_id, session_id=key.session_id)
+                if record is not None and record.state == "stopped":
+                    break
+                time.sleep(0.05)
+            assert record is not None and record.state == "stopped", "the refused row was never written"
+        finally:
+            writer.close()
