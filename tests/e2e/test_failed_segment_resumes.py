@@ -77,32 +77,8 @@ def test_a_session_stopped_before_it_could_read_a_stops_fill_is_taken_over_and_t
     read (the login had expired), and the session then stopped flat and "cleanly": no later start ever read that
     trade, so it never reached the session's fills (its trades table, the export). A fill the broker shows and the
     store lacks is owed: the session is taken over by the next tab of its label, whose start records it."""
-    sim, book = sim_book(demo_engine)
-    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
-                            itm_offset=150, mode="LIVE")  # fmt: skip
+    sim, book, session, stop, trade_ids = _a_kept_positions_stop_filled_with_no_process(demo_engine, qapp)
     tag = session.key.order_tag
-
-    def stops(status: str):
-        return [
-            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
-        ]
-
-    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
-    session.agent(Segment.NIFTY).run_on_thread(
-        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
-    )
-    demo_engine.close_session(session.key, OnStop.KEEP)
-    stop = stops("TRIGGER PENDING")[0]
-
-    # No process runs: the premium falls through the stop's trigger, not its limit, and the stop fills.
-    market, now = sim.state.market, sim.state.clock.now()
-    last = market.last_price(stop.instrument.instrument_token, now)
-    target = (stop.trigger_price + stop.price) / 2
-    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
-                      "percent": float((target / last - 1) * 100)})  # fmt: skip
-    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
-    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
-    assert trade_ids
 
     def stored_fills() -> set[str]:
         rows = demo_engine.store.fills.for_session(broker_id="UK9394", session_id=session.key.session_id)
@@ -149,29 +125,7 @@ def test_a_fill_the_recovery_could_not_read_is_asked_for_again_while_the_session
 ) -> None:
     """The same stop's trade, unreadable during the start's recovery: once Kite answers again (the login renewed, the
     connection back), the running session asks for it again and records it, with no restart."""
-    sim, book = sim_book(demo_engine)
-    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
-                            itm_offset=150, mode="LIVE")  # fmt: skip
-    tag = session.key.order_tag
-
-    def stops(status: str):
-        return [
-            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
-        ]
-
-    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
-    session.agent(Segment.NIFTY).run_on_thread(
-        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
-    )
-    demo_engine.close_session(session.key, OnStop.KEEP)
-    stop = stops("TRIGGER PENDING")[0]
-    market, now = sim.state.market, sim.state.clock.now()
-    target = (stop.trigger_price + stop.price) / 2
-    last = market.last_price(stop.instrument.instrument_token, now)
-    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
-                      "percent": float((target / last - 1) * 100)})  # fmt: skip
-    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
-    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
+    sim, book, session, stop, trade_ids = _a_kept_positions_stop_filled_with_no_process(demo_engine, qapp)
 
     def stored_fills() -> set[str]:
         rows = demo_engine.store.fills.for_session(broker_id="UK9394", session_id=session.key.session_id)
@@ -194,3 +148,36 @@ def test_a_fill_the_recovery_could_not_read_is_asked_for_again_while_the_session
     monkeypatch.undo()  # Kite answers again
     wait_until(qapp, lambda: trade_ids <= stored_fills(), 30, "the stop's fill asked for again and recorded")
     demo_engine.close_session(again.key, OnStop.SQUARE_OFF)
+
+
+def _a_kept_positions_stop_filled_with_no_process(demo_engine: Engine, qapp):
+    """A LIVE NIFTY position kept under its SL order when its session stopped; then, with no process running, the
+    premium falls between the stop's trigger and its limit and the stop fills at the broker. Returns the simulator,
+    its book, the stopped session, the stop and the stop's trade ids."""
+    sim, book = sim_book(demo_engine)
+    session = start_session(demo_engine, "UK9394", "Computer 3", segments=["NIFTY"], lots=1, stop_loss=7,
+                            itm_offset=150, mode="LIVE")  # fmt: skip
+    tag = session.key.order_tag
+
+    def stops(status: str):
+        return [
+            o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == status
+        ]
+
+    wait_until(qapp, lambda: stops("TRIGGER PENDING"), 60, "a LIVE position under its SL order")
+    session.agent(Segment.NIFTY).run_on_thread(
+        lambda trader: setattr(trader.strategy, "on_bar", lambda bar: [])
+    )
+    demo_engine.close_session(session.key, OnStop.KEEP)
+    stop = stops("TRIGGER PENDING")[0]
+
+    # No process runs: the premium falls through the stop's trigger, not its limit, and the stop fills.
+    market, now = sim.state.market, sim.state.clock.now()
+    last = market.last_price(stop.instrument.instrument_token, now)
+    target = (stop.trigger_price + stop.price) / 2
+    sim.inject_fault({"kind": "gap_premium", "tradingsymbol": stop.instrument.tradingsymbol,
+                      "percent": float((target / last - 1) * 100)})  # fmt: skip
+    wait_until(qapp, lambda: stop.status == "COMPLETE", 10, "the stop filled at the broker")
+    trade_ids = {str(t["trade_id"]) for t in book.trades if t["order_id"] == stop.order_id}
+    assert trade_ids
+    return sim, book, session, stop, trade_ids
