@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -43,6 +44,39 @@ def sim_book(engine: Engine, user: str = "UK9394") -> tuple[Any, Any]:
     sim = engine.simulator
     assert sim is not None
     return sim, sim.state.accounts[user].book
+
+
+def tagged_orders(book, tag: str) -> list[Any]:
+    """The simulator book's orders of one session (by its order tag)."""
+    return [o for o in book.orders.values() if o.tag == tag]
+
+
+def resting_stops(book, tag: str) -> list[Any]:
+    """The session's stop-loss orders resting at the broker."""
+    return [
+        o
+        for o in tagged_orders(book, tag)
+        if o.order_type == "SL" and o.status in ("TRIGGER PENDING", "OPEN")
+    ]
+
+
+def held_at_broker(book, symbol: str) -> int:
+    """The account's net quantity of `symbol` at the broker."""
+    legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
+    return sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
+
+
+def brokers_pnl(book, tag: str, symbol: str) -> Decimal:
+    """The session's realised P&L in `symbol` recomputed from the broker's trades of its orders, to the paisa."""
+    ours = {o.order_id for o in tagged_orders(book, tag)}
+    return sum(
+        (
+            Decimal(str(t["average_price"])) * t["quantity"] * (1 if t["transaction_type"] == "SELL" else -1)
+            for t in book.trades
+            if t["order_id"] in ours and t["tradingsymbol"] == symbol
+        ),
+        Decimal(0),
+    ).quantize(Decimal("0.01"))
 
 
 def start_session(engine: Engine, user: str, label: str, **raw: Any) -> SessionEngine:

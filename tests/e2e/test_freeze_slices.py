@@ -11,32 +11,15 @@ import pytest
 
 from desktop.broker import exchange_rules as rules
 from desktop.engine import Engine
-from tests.e2e.conftest import params, sim_book, wait_until
-
-
-def _ours(book, tag: str):
-    return [o for o in book.orders.values() if o.tag == tag]
-
-
-def _held(book, symbol: str) -> int:
-    legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
-    return sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
-
-
-def _resting_stops(book, tag: str):
-    return [o for o in _ours(book, tag) if o.order_type == "SL" and o.status in ("TRIGGER PENDING", "OPEN")]
-
-
-def _brokers_pnl(book, tag: str, symbol: str) -> Decimal:
-    ours = {o.order_id for o in _ours(book, tag)}
-    return sum(
-        (
-            Decimal(str(t["average_price"])) * t["quantity"] * (1 if t["transaction_type"] == "SELL" else -1)
-            for t in book.trades
-            if t["order_id"] in ours and t["tradingsymbol"] == symbol
-        ),
-        Decimal(0),
-    ).quantize(Decimal("0.01"))
+from tests.e2e.conftest import (
+    brokers_pnl,
+    held_at_broker,
+    params,
+    resting_stops,
+    sim_book,
+    tagged_orders,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize(("index", "lots", "freeze"), [("NIFTY", 60, 1800), ("BANKNIFTY", 25, 600)])
@@ -51,7 +34,7 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
     segment = session.params.segments[0]  # type: ignore[union-attr]
 
     def entries():
-        return [o for o in _ours(book, tag) if o.transaction_type == "BUY"]
+        return [o for o in tagged_orders(book, tag) if o.transaction_type == "BUY"]
 
     wait_until(
         qapp, lambda: entries() and all(o.status == "COMPLETE" for o in entries()), 90, "a sliced entry"
@@ -66,11 +49,13 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
     agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
 
     def covered() -> bool:
-        stops = _resting_stops(book, tag)
-        return sum(o.quantity - o.filled_quantity for o in stops) == _held(book, symbol) == lots * lot
+        stops = resting_stops(book, tag)
+        return (
+            sum(o.quantity - o.filled_quantity for o in stops) == held_at_broker(book, symbol) == lots * lot
+        )
 
     wait_until(qapp, covered, 30, "stops covering exactly the held quantity")
-    stops = _resting_stops(book, tag)
+    stops = resting_stops(book, tag)
     assert len(stops) > 1 and all(o.quantity <= cap for o in stops), (
         "one stop per slice, each within the freeze"
     )
@@ -79,9 +64,9 @@ def test_an_entry_above_the_freeze_is_sliced_protected_exactly_and_exited_with_t
     )
 
     agent.run_on_thread(lambda trader: trader.exit("manual"))
-    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
-    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
-    broker = _brokers_pnl(book, tag, symbol)
+    wait_until(qapp, lambda: held_at_broker(book, symbol) == 0, 60, "the whole position sold")
+    wait_until(qapp, lambda: not resting_stops(book, tag), 20, "no stop left resting")
+    broker = brokers_pnl(book, tag, symbol)
     wait_until(
         qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
     )
@@ -203,7 +188,7 @@ def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_
     segment = session.params.segments[0]  # type: ignore[union-attr]
 
     def entries():
-        return [o for o in _ours(book, tag) if o.transaction_type == "BUY"]
+        return [o for o in tagged_orders(book, tag) if o.transaction_type == "BUY"]
 
     wait_until(
         qapp, lambda: len(entries()) >= 3 and all(o.is_final for o in entries()), 90, "the sliced entry"
@@ -213,25 +198,25 @@ def test_a_sliced_entry_meeting_a_fault_holds_what_the_broker_holds_under_stops_
     agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
     symbol = entries()[0].instrument.tradingsymbol
     assert len(entries()) == 3, "one entry, sent once: nothing placed twice after the lost reply"
-    assert _held(book, symbol) == held
+    assert held_at_broker(book, symbol) == held
     if fault["kind"] == "lose_next_order_reply":
         assert "autoslice reply lost; found orders" in caplog.text, "Kite's autoslice, its reply found by tag"
 
     def covered() -> bool:
-        stops = _resting_stops(book, tag)
+        stops = resting_stops(book, tag)
         return sum(o.quantity - o.filled_quantity for o in stops) == held
 
     wait_until(qapp, covered, 60, f"stops covering exactly the {held} held")
-    assert all(o.quantity <= 1755 for o in _resting_stops(book, tag))
+    assert all(o.quantity <= 1755 for o in resting_stops(book, tag))
     wait_until(
         qapp, lambda: session.snapshot().segments[0].quantity == held, 10, "the session holds the same"
     )
     assert session.snapshot().segments[0].trades_today == 1, "a sliced entry is one trade"
 
     agent.run_on_thread(lambda trader: trader.exit("manual"))
-    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the whole position sold")
-    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
-    broker = _brokers_pnl(book, tag, symbol)
+    wait_until(qapp, lambda: held_at_broker(book, symbol) == 0, 60, "the whole position sold")
+    wait_until(qapp, lambda: not resting_stops(book, tag), 20, "no stop left resting")
+    broker = brokers_pnl(book, tag, symbol)
     wait_until(
         qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
     )
@@ -249,11 +234,11 @@ def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_togethe
     assert agent is not None
 
     def stops_cover(quantity: int) -> bool:
-        return sum(o.quantity - o.filled_quantity for o in _resting_stops(book, tag)) == quantity
+        return sum(o.quantity - o.filled_quantity for o in resting_stops(book, tag)) == quantity
 
     wait_until(qapp, lambda: stops_cover(3900), 90, "a sliced position under its sliced stops")
     agent.run_on_thread(lambda trader: setattr(trader.strategy, "on_bar", lambda bar: []))
-    symbol = _resting_stops(book, tag)[0].instrument.tradingsymbol
+    symbol = resting_stops(book, tag)[0].instrument.tradingsymbol
     form = {"exchange": "NFO", "tradingsymbol": symbol, "transaction_type": "SELL", "quantity": "1300",
             "product": "MIS", "order_type": "MARKET", "market_protection": "-1"}  # fmt: skip
 
@@ -270,9 +255,9 @@ def test_a_sliced_position_partly_sold_in_kite_web_has_its_stops_resized_togethe
         wait_until(qapp, lambda: agent.backlog == 0, 5, "checked")
         time.sleep(0.3)
     wait_until(qapp, lambda: stops_cover(2600), 10, "the stops resized together to the 2,600 left")
-    assert sorted(o.quantity for o in _resting_stops(book, tag)) == [845, 1755], "each within the freeze"
+    assert sorted(o.quantity for o in resting_stops(book, tag)) == [845, 1755], "each within the freeze"
     wait_until(qapp, lambda: session.snapshot().segments[0].quantity == 2600, 5, "the session holds 2,600")
     agent.run_on_thread(lambda trader: trader.exit("manual"))
-    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the rest sold")
-    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
+    wait_until(qapp, lambda: held_at_broker(book, symbol) == 0, 60, "the rest sold")
+    wait_until(qapp, lambda: not resting_stops(book, tag), 20, "no stop left resting")
     session.stop("square_off")

@@ -4,36 +4,17 @@ shows, counted as the day's trade, protected by its stop-loss order at once and 
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from desktop.engine import Engine
 from desktop.engine.strategy.base import EnterPosition
-from tests.e2e.conftest import params, sim_book, wait_until
-
-
-def _ours(book, tag: str):
-    return [o for o in book.orders.values() if o.tag == tag]
-
-
-def _resting_stops(book, tag: str):
-    return [o for o in _ours(book, tag) if o.order_type == "SL" and o.status in ("TRIGGER PENDING", "OPEN")]
-
-
-def _held(book, symbol: str) -> int:
-    legs = [leg for leg in book.legs.values() if leg.instrument.tradingsymbol == symbol]
-    return sum(leg.buy_quantity - leg.sell_quantity for leg in legs)
-
-
-def _brokers_pnl(book, tag: str, symbol: str) -> Decimal:
-    ours = {o.order_id for o in _ours(book, tag)}
-    return sum(
-        (
-            Decimal(str(t["average_price"])) * t["quantity"] * (1 if t["transaction_type"] == "SELL" else -1)
-            for t in book.trades
-            if t["order_id"] in ours and t["tradingsymbol"] == symbol
-        ),
-        Decimal(0),
-    ).quantize(Decimal("0.01"))
+from tests.e2e.conftest import (
+    brokers_pnl,
+    held_at_broker,
+    params,
+    resting_stops,
+    sim_book,
+    tagged_orders,
+    wait_until,
+)
 
 
 def one_signal_only(trader) -> None:
@@ -73,7 +54,7 @@ def test_an_entry_kite_showed_only_after_it_was_given_up_is_adopted_protected_an
     agent.run_on_thread(one_signal_only)
 
     def entries():
-        return [o for o in _ours(book, tag) if o.transaction_type == "BUY"]
+        return [o for o in tagged_orders(book, tag) if o.transaction_type == "BUY"]
 
     in_book_at_give_up: list[int] = []
 
@@ -89,9 +70,9 @@ def test_an_entry_kite_showed_only_after_it_was_given_up_is_adopted_protected_an
     entry = entries()[0]
     symbol, held = entry.instrument.tradingsymbol, entry.filled_quantity
 
-    wait_until(qapp, lambda: sum(o.quantity for o in _resting_stops(book, tag)) == held, 20,
+    wait_until(qapp, lambda: sum(o.quantity for o in resting_stops(book, tag)) == held, 20,
                f"a stop-loss order protecting the {held} bought")  # fmt: skip
-    stop = _resting_stops(book, tag)[0]
+    stop = resting_stops(book, tag)[0]
     assert stop.instrument.tradingsymbol == symbol and stop.transaction_type == "SELL"
     assert stop.trigger_price < entry.average_price, "the strategy's stop below the entry price"
     wait_until(qapp, lambda: session.snapshot().segments[0].quantity == held, 10, "the session holds it")
@@ -100,9 +81,9 @@ def test_an_entry_kite_showed_only_after_it_was_given_up_is_adopted_protected_an
     assert len(entries()) == 1, "never a second entry while the first was on its way"
 
     agent.run_on_thread(lambda trader: trader.exit("manual"))
-    wait_until(qapp, lambda: _held(book, symbol) == 0, 60, "the position sold")
-    wait_until(qapp, lambda: not _resting_stops(book, tag), 20, "no stop left resting")
-    broker = _brokers_pnl(book, tag, symbol)
+    wait_until(qapp, lambda: held_at_broker(book, symbol) == 0, 60, "the position sold")
+    wait_until(qapp, lambda: not resting_stops(book, tag), 20, "no stop left resting")
+    broker = brokers_pnl(book, tag, symbol)
     wait_until(
         qapp, lambda: session.snapshot().realised_pnl == broker, 20, f"the session's P&L = broker's {broker}"
     )
