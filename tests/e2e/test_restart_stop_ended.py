@@ -74,8 +74,10 @@ def test_a_restart_reads_no_trades_it_recorded_and_sells_at_once_when_the_exchan
         resumed.start(params(**RAW))
         wait_until(
             qapp,
-            lambda: resumed.state is SessionState.RUNNING
-            and [s.state for s in resumed.snapshot().segments] == [AgentState.RUNNING],
+            lambda: (
+                resumed.state is SessionState.RUNNING
+                and [s.state for s in resumed.snapshot().segments] == [AgentState.RUNNING]
+            ),
             30,
             "the restarted segment running",
         )
