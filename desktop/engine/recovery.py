@@ -74,6 +74,7 @@ def recover_live(
     store = trader.ctx.store
     fills = store.fills.for_session(broker_id=key.broker_id, session_id=key.session_id)
     trader.orders.know_fills({f.fill_id for f in fills})
+    gateway.know_fills(fills)  # the trades of an order whose fills were recorded are not read again
     _show_earlier(trader, fills, now)
     orders = [o for o in gateway.reconcile() if _mine(trader, o.exchange, o.tradingsymbol)]
     if _cancel_left_working(trader, gateway, orders):  # what filled meanwhile must be counted: read again

@@ -286,3 +286,44 @@ def test_kites_refusal_of_a_26th_modification_reaches_the_engine_as_the_cap(hub,
     finally:
         stream.close()
         session.close()
+
+
+def test_a_restarted_gateway_reads_the_trades_only_of_orders_whose_fills_were_not_recorded(hub, sim) -> None:
+    # A restart's recovery tells the gateway the fills its store holds (issue 16, chaos seed 43): re-reading the trades
+    # of every order of the day, one REST call each on the segment's thread, kept a stop the exchange ended waiting.
+    profile = login(hub, sim, "UK9394")
+    session = hub.open_session(profile)
+    before = LiveGateway(session)
+    seen = Events()
+    before.add_listener(seen.on_order, seen.on_fill)
+    contract = option(hub, session)
+    bought = before.place(intent(session, contract))
+    sold = before.place(intent(session, contract, Side.SELL))
+    for order in (bought, sold):
+        assert wait_until(lambda o=order: any(x.order_id == o.order_id for x in before.reconcile()
+                                               if x.status.is_final))  # fmt: skip
+        before.report_fills(order.order_id)
+    # The sale filled while no process ran: only the purchase's fills were recorded.
+    recorded = [f for f in seen.fills if f.order_id == bought.order_id]
+    assert sum(f.quantity for f in recorded) == contract.lot_size
+
+    reads: list[str] = []
+    order_trades = session.order_trades
+
+    def counted(order_id: str):
+        reads.append(order_id)
+        return order_trades(order_id)
+
+    session.order_trades = counted  # type: ignore[method-assign]  # counts the reads, the sim answers them
+    after = LiveGateway(session)
+    again = Events()
+    after.add_listener(again.on_order, again.on_fill)
+    after.know_fills(recorded)
+    after.know_fills(recorded)  # each segment's recovery tells it: counted once
+    assert {o.order_id for o in after.reconcile()} == {bought.order_id, sold.order_id}
+    after.report_fills(bought.order_id)
+    after.report_fills(sold.order_id)
+    assert reads == [sold.order_id]
+    assert [f.order_id for f in again.fills] == [sold.order_id] * len(again.fills)
+    assert sum(f.quantity for f in again.fills) == contract.lot_size
+    session.close()

@@ -42,6 +42,9 @@ class Book:
     def reconcile(self) -> list[Order]:
         return [o for o in self._orders if o.order_id not in self.cancelled]
 
+    def know_fills(self, fills: object) -> None:
+        """The recorded fills a restart tells the gateway of (not read again): nothing to read here."""
+
     def cancel(self, order_id: str) -> Order:
         self.cancelled.append(order_id)
         return next(o for o in self._orders if o.order_id == order_id)
