@@ -295,13 +295,9 @@ class Protection:
         try:
             self.move(stop, level)
         except BrokerError as e:
-            if stop.modifications >= MAX_MODIFICATIONS and level < h.last_price:
-                # Kite takes no more modifications of it: a retry would be refused for ever, the stop left at
-                # its old level. Replaced at the new one instead.
-                t.log.warning(
-                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
-                )
-                if not self.replace(h, level) and t.market_time is not None:
+            replaced = self._replace_at_cap(h, stop, level, e)
+            if replaced is not None:
+                if not replaced and t.market_time is not None:
                     # Its cancel refused: the stop is selling (its fills close the position) or Kite was busy
                     # with it. Asked again a little later, as a refused trail.
                     self.state.move_retry = (t.market_time + MOVE_RETRY, level)
@@ -334,12 +330,7 @@ class Protection:
             try:
                 self.move(stop, level)  # raises BrokerError when refused, before anything changed
             except BrokerError as e:
-                if stop.modifications < MAX_MODIFICATIONS or level >= h.last_price:
-                    raise
-                t.log.warning(
-                    "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, e, level
-                )
-                if not self.replace(h, level):
+                if not self._replace_at_cap(h, stop, level, e):
                     raise
                 placed = h.stop_order
                 if placed is None or placed is stop or not placed.resting:
@@ -355,6 +346,19 @@ class Protection:
         placed = h.stop_order
         if placed is None or placed is stop or not placed.resting:
             raise BrokerError(t.orders.last_refusal or "the stop-loss order was not placed")
+
+    def _replace_at_cap(
+        self, h: Holding, stop: TrackedOrder, level: Decimal, error: BrokerError
+    ) -> bool | None:
+        """A move of `stop` to `level` that `error` refused because Kite takes no more modifications of it (a retry
+        would be refused for ever, the stop left at its old level): replaced at `level` instead (`replace`'s
+        answer). None when the refusal is not the cap's (or `level` is not below the price): it stands."""
+        if stop.modifications < MAX_MODIFICATIONS or level >= h.last_price:
+            return None
+        self.t.log.warning(
+            "stop-loss order %s not modified (%s): replacing it at %s", stop.order_id, error, level
+        )
+        return self.replace(h, level)
 
     def move(self, stop: TrackedOrder, level: Decimal) -> None:
         """Trails the resting stop to `level`, limit with trigger; raises BrokerError when refused."""
