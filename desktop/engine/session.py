@@ -29,7 +29,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal
 
@@ -71,6 +71,8 @@ if TYPE_CHECKING:  # the feed and its decoder (aiohttp, numpy) are imported when
 MODE_FULL = "full"  # Kite's full tick mode (desktop.broker.ticks.MODE_FULL, whose module brings numpy)
 
 _UNDERLYING = re.compile(r"^([A-Z]+?)\d")
+T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
 # How long a stop waits for an agent before interrupting it: one squaring off ends by itself within its own wait
 # (agent.py: 2.5 s PAPER, 45 s LIVE); one that has not taken the stop yet (still loading, or waiting for a login)
 # is interrupted after the short wait.
@@ -520,20 +522,14 @@ class SessionEngine(QObject):
         leave a LIVE position it would have taken over managed by nobody for the rest of the run (a chaos soak saw
         a kept position's stop cancelled by the exchange meanwhile, and the position naked for minutes). Ends on
         a stop."""
-        pause = 0.5
-        while True:
-            try:
-                self._prepare()
-                return
-            except StoreWriteError as e:
-                if QThread.currentThread().isInterruptionRequested():
-                    raise
-                trader.log.warning(
-                    "the session's record could not be saved before %s starts (%s): trying again in %.0f s",
-                    trader.segment.value, e, pause,
-                )  # fmt: skip
-                _pause(pause)
-                pause = min(pause * 2, 8.0)
+        _until_done(
+            self._prepare,
+            StoreWriteError,
+            lambda e, pause: trader.log.warning(
+                "the session's record could not be saved before %s starts (%s): trying again in %.0f s",
+                trader.segment.value, e, pause,
+            ),
+        )  # fmt: skip
 
     @staticmethod
     def _broker_positions(kite: KiteSession, trader: SegmentTrader) -> dict[str, int]:
@@ -541,19 +537,14 @@ class SessionEngine(QObject):
         cannot be reached or keeps sending replies that do not hold what its API says: a read changes nothing at
         the broker, and a segment that failed here would leave its position and the fills since the last run
         unrecovered for the rest of the run (a stop that filled meanwhile never counted). Ends on a stop."""
-        pause = 0.5
-        while True:
-            try:
-                return broker_net_positions(kite.positions())
-            except BrokerUnavailable as e:
-                if QThread.currentThread().isInterruptionRequested():
-                    raise
-                trader.log.warning(
-                    "the account's positions could not be read before %s starts (%s): asking again in %.0f s",
-                    trader.segment.value, e.detail or e.trader_message, pause,
-                )  # fmt: skip
-                _pause(pause)
-                pause = min(pause * 2, 8.0)
+        return _until_done(
+            lambda: broker_net_positions(kite.positions()),
+            BrokerUnavailable,
+            lambda e, pause: trader.log.warning(
+                "the account's positions could not be read before %s starts (%s): asking again in %.0f s",
+                trader.segment.value, e.detail or e.trader_message, pause,
+            ),
+        )  # fmt: skip
 
     # -- routing (stream / caller threads) ----------------------------------------------------------
 
@@ -738,6 +729,21 @@ def _last_price(kite: KiteSession, intent: OrderIntent) -> Decimal | None:
     except Exception:
         return None
     return None if quote is None else Decimal(str(quote["last_price"]))
+
+
+def _until_done(call: Callable[[], T], errors: type[E], say: Callable[[E, float], None]) -> T:
+    """`call`'s answer, asked again on an agent's thread during its start while it raises `errors` (each said
+    with the pause before the next try: 0.5 s doubling to 8 s); the error raised once the agent is told to stop."""
+    pause = 0.5
+    while True:
+        try:
+            return call()
+        except errors as e:
+            if QThread.currentThread().isInterruptionRequested():
+                raise
+            say(e, pause)
+            _pause(pause)
+            pause = min(pause * 2, 8.0)
 
 
 def _pause(seconds: float) -> None:
