@@ -3,6 +3,7 @@ turning a failure into the one line a trader reads instead of a traceback (issue
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
@@ -12,13 +13,23 @@ from desktop.engine.engine import Engine
 from desktop.store import StoreError, StoreWriteError
 
 
+# The OS errors a trader meets on a home, in words that say what to do about them (the OS's own words follow).
+_PLAIN_OS_ERRORS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "a file of the home reached its size limit",
+    errno.EDQUOT: "the disk quota is used up",
+    errno.EROFS: "the disk is read-only",
+}
+
+
 def trader_message(exc: BaseException) -> str:
     """The plain words of `exc`: our errors carry them; an OS error says what it could not do, and where."""
     if isinstance(exc, BrokerError):
         return exc.trader_message
     if isinstance(exc, OSError) and exc.strerror:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return f"{exc.strerror}{where}"
+        said = exc.strerror if exc.filename is None else f"{exc.strerror}: {exc.filename}"
+        plain = _PLAIN_OS_ERRORS.get(exc.errno or 0)
+        return f"{plain} ({said})" if plain else said
     return str(exc) or type(exc).__name__
 
 
