@@ -12,7 +12,6 @@ from desktop.broker.profiles import SecretStore
 from desktop.engine.engine import Engine
 from desktop.store import StoreError, StoreWriteError
 
-
 # The OS errors a trader meets on a home, in words that say what to do about them (the OS's own words follow).
 _PLAIN_OS_ERRORS = {
     errno.ENOSPC: "the disk is full",
