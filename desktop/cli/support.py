@@ -10,7 +10,7 @@ from pathlib import Path
 from desktop.broker.errors import BrokerError
 from desktop.broker.profiles import SecretStore
 from desktop.engine.engine import Engine
-from desktop.store import StoreError, StoreWriteError
+from desktop.store import StoreError, StoreFullError, StoreWriteError
 
 # The OS errors a trader meets on a home, in words that say what to do about them (the OS's own words follow).
 _PLAIN_OS_ERRORS = {
@@ -19,6 +19,7 @@ _PLAIN_OS_ERRORS = {
     errno.EDQUOT: "the disk quota is used up",
     errno.EROFS: "the disk is read-only",
 }
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 def trader_message(exc: BaseException) -> str:
@@ -48,8 +49,9 @@ def open_engine(command: str, home: Path, secrets: SecretStore | None = None) ->
 class Problems:
     """The failures of one command, printed once each at its end.
 
-    A full disk makes every write fail the same way while it lasts (the store pauses on its first write failure):
-    that cause is said once, not once per session that then fails to record its stop.
+    A full disk makes every write fail the same way while it lasts (the store pauses on its first write failure,
+    a log file or a recording cannot be flushed): that cause is said once, not once per session that then fails to
+    stop (a chaos run's Ctrl-C printed it four times).
     """
 
     def __init__(self, command: str, engine: Engine) -> None:
@@ -57,11 +59,15 @@ class Problems:
         self._engine = engine
         self._lines: list[str] = []
         self._storage_failed = False
+        self._disk_full: OSError | None = None
 
     def add(self, exc: BaseException, what: str = "") -> None:
         """Records a failure; `what` names what failed (e.g. "stopping AB1234 'Morning'")."""
         if isinstance(exc, StoreWriteError) and self._engine.store.write_failure is not None:
             self._storage_failed = True
+            return
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            self._disk_full = self._disk_full or exc
             return
         line = f"{what} failed: {trader_message(exc)}" if what else trader_message(exc)
         if line not in self._lines:
@@ -71,6 +77,10 @@ class Problems:
         """What to print, cause of a storage failure first."""
         lines = list(self._lines)
         failure = self._engine.store.write_failure
+        said_full = False
         if self._storage_failed and failure is not None:
             lines.insert(0, str(failure))
+            said_full = isinstance(failure, StoreFullError)
+        if self._disk_full is not None and not said_full:
+            lines.insert(0, trader_message(self._disk_full))
         return [f"{self._command}: {line}" for line in lines]

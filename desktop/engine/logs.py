@@ -175,12 +175,22 @@ class SessionLogFile(logging.FileHandler):
             self._failing = False
             sys.stderr.write(f"kitedesk: the log {self.baseFilename} is written again\n")
 
+    def close(self) -> None:
+        """Closes the file; lines it could not flush (a full disk) are lost and said so, as for `emit`: the session's
+        stop goes on (a chaos run's Ctrl-C on a full disk ended `kitedesk run` with a failed stop)."""
+        try:
+            super().close()  # the file is closed even when its last flush fails
+        except OSError as e:
+            self._say_lost(e)
+
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
         self._failed_now = True
+        self._say_lost(sys.exc_info()[1])
+
+    def _say_lost(self, exc: BaseException | None) -> None:
         if self._failing:
             return
         self._failing = True
-        exc = sys.exc_info()[1]
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             why = "the disk is full"
         else:

@@ -10,6 +10,7 @@ from desktop.store.errors import (
     AccountRequiredError,
     StoreCorruptError,
     StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreWriteError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "Store",
     "StoreCorruptError",
     "StoreError",
+    "StoreFullError",
     "StoreLockedError",
     "StoreWriteError",
     "TradeRow",

@@ -66,6 +66,7 @@ from desktop.store.errors import (
     SQLITE_IOERR,
     StoreCorruptError,
     StoreError,
+    StoreFullError,
     StoreLockedError,
     StoreWriteError,
     sqlite_code,
@@ -547,7 +548,7 @@ class Database:
         else:
             reason = f"SQLite said: {sqlite_reason(exc)}"
         if code in _RESUMABLE:
-            failure = StoreWriteError(
+            failure = (StoreFullError if code == SQLITE_FULL else StoreWriteError)(
                 f"{reason}; the {what} was not saved and KiteDesk cannot record to {self.path}: no new entries "
                 "until it can (it tries again every second). Free some space."
             )

@@ -36,6 +36,10 @@ class StoreWriteError(StoreError):
     """A record was not saved (disk full, I/O error, ...): nothing of it was written."""
 
 
+class StoreFullError(StoreWriteError):
+    """The disk is full (or the database reached its size limit): the store retries, and says so once."""
+
+
 class StoreLockedError(StoreWriteError):
     """Another program kept the database locked longer than the retries allowed."""
 

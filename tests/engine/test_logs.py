@@ -132,3 +132,33 @@ def test_a_log_file_that_cannot_be_written_says_so_once_in_words_and_again_when_
     assert "written again" in err[1]
     text = read(log.path)
     assert "back" in text and "line 0" not in text
+
+
+def test_closing_a_log_on_a_full_disk_loses_its_last_lines_without_failing_the_stop(tmp_path, capsys):
+    # A chaos run's Ctrl-C on a full disk ended `kitedesk run` with "stopping ... failed: the disk is full": the
+    # log file's last buffered lines could not be flushed when the session stopped, and that OSError ended the stop.
+    logs = SessionLogs(tmp_path, SessionKey("UK9394", "a" * 32), "Computer 1", Mode.PAPER)
+    log = logs.for_segment(Segment.NIFTY)
+    (handler,) = log.logger.handlers
+    log.info("written", at=at(9, 30))
+    real = handler.stream
+
+    class FullOnClose:
+        closed = False
+
+        def write(self, text: str) -> None:
+            real.write(text)
+
+        def flush(self) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self) -> None:
+            self.closed = True
+            real.close()
+
+    stream = FullOnClose()
+    handler.stream = stream
+    logs.close()  # no OSError out of the session's stop
+    assert stream.closed
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "cannot write the log" in err[0] and "the disk is full" in err[0], err
