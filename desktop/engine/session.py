@@ -497,24 +497,39 @@ class SessionEngine(QObject):
         self._wait_for_store(trader)
         kite, gateway = self._kite, self._gateway
         assert kite is not None and gateway is not None
-        while True:
+        hub = self.services.hub
+        if trader.mode is Mode.LIVE:
+            assert isinstance(gateway, LiveGateway)
+            # A restart protects a position it takes over first: the day's instruments, the recovery (its stop
+            # checked or placed), then the warm-up candles, which the account's segments fetch at Kite's three
+            # historical requests a second (seconds at a restart, a position unwatched meanwhile).
             now = self.services.market_time()
+            trader.book = self._logged_in(trader, kite, lambda: hub.instrument_book(kite, now.date()))
+            trader.market_time = now
+            recover_live(trader, gateway, self._broker_positions(kite, trader), now)
+        now = self._logged_in(trader, kite, lambda: self._loaded(trader, kite))
+        trader.market_time = max(now, trader.market_time or now)
+        if trader.mode is not Mode.LIVE:
+            recover_paper(trader, now)
+
+    def _loaded(self, trader: SegmentTrader, kite: KiteSession) -> datetime:
+        """The day's instruments and the warm-up candles loaded up to now; returns that now."""
+        now = self.services.market_time()
+        load_segment(trader, self.services.hub, kite, now)
+        return now
+
+    @staticmethod
+    def _logged_in(trader: SegmentTrader, kite: KiteSession, call: Callable[[], T]) -> T:
+        """`call()`, made again once the account is logged in again if it logged out under us. Ends on a stop."""
+        while True:
             try:
-                load_segment(trader, self.services.hub, kite, now)
-                break
+                return call()
             except LoginNeeded:
-                # The account logged out under us: wait for the new login (or a stop), then load again.
                 trader.log.warning("Kite login needed before %s can start", trader.segment.value)
                 while kite.login_needed and not QThread.currentThread().isInterruptionRequested():
                     time.sleep(0.2)
                 if QThread.currentThread().isInterruptionRequested():
                     raise
-        trader.market_time = now
-        if trader.mode is Mode.LIVE:
-            assert isinstance(gateway, LiveGateway)
-            recover_live(trader, gateway, self._broker_positions(kite, trader), now)
-        else:
-            recover_paper(trader, now)
 
     def _wait_for_store(self, trader: SegmentTrader) -> None:
         """The session's record made durable (`_prepare`), asked again (with a growing pause) while the store

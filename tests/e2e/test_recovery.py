@@ -104,7 +104,19 @@ def test_kill_9_with_open_live_position_keeps_broker_stop_and_next_run_adopts_it
         _poll(
             adopted, 40, "the second run adopting the position and its stop", second, tmp_path / "second.out"
         )
-        stamped = [line[:10] for line in logs[0].read_text(encoding="utf-8").splitlines() if line[:2] == "20"]
+        _poll(
+            lambda: logs[0].read_text(encoding="utf-8").count("NIFTY LIVE started:") == 2,
+            40, "the second run's warm-up", second, tmp_path / "second.out",
+        )  # fmt: skip
+        lines = logs[0].read_text(encoding="utf-8").splitlines()
+        started = [i for i, line in enumerate(lines) if "NIFTY LIVE started:" in line]
+        recovered = [i for i, line in enumerate(lines) if "recovered an open position" in line]
+        assert len(started) == 2 and len(recovered) == 1, (started, recovered)
+        assert started[0] < recovered[0] < started[1], (
+            "a restart takes the position over before it fetches the warm-up candles: "
+            "protected first, at Kite's three historical requests a second"
+        )
+        stamped = [line[:10] for line in lines if line[:2] == "20"]
         assert set(stamped) == {f"{START:%Y-%m-%d}"}, (
             "one clock per log: recovery's lines too carry market time"
         )
