@@ -2,7 +2,7 @@
 
 A `QThread` running its own loop (CONVENTIONS.md: "a QThread with a loop that checks
 isInterruptionRequested()") over an inbox of two queues: commands, order updates and fills first,
-market data after, so an exit never waits behind ticks. Its start (instruments, warm-up, recovery) is
+market data after, so an exit never waits behind ticks. Its start (instruments, recovery, warm-up) is
 network work done on this thread, never the GUI's. An exception in the strategy (or anywhere in the
 segment's logic) marks only this agent FAILED, with the traceback in its log file. Snapshots are
 published at most 20 times a second as one immutable object the GUI reads without a lock: by this thread after
