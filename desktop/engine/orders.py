@@ -7,7 +7,9 @@
     WORKING | PART_FILLED | CANCELLING | ENDED ──settle──▶ SETTLED
     (fills are taken in every state from WORKING on, a late one of a settled order too)
 
-An order is sent only once its intent is journalled durably (write-ahead: `send`); the broker's answer makes
+An order is sent only once its intent is journalled durably (write-ahead: `send`), save a protective one (a stop, a
+sale of a position no stop protects) while the journal cannot be written: sent at once, its intent held and
+journalled once the store writes again (`record_intent`); the broker's answer makes
 it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
 it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP; Kite's book may lag it longer still: an update
 showing it later makes it ours again, `found`, never a position nobody tracks). CANCELLING: this run's cancel was accepted
@@ -46,8 +48,10 @@ if TYPE_CHECKING:
 # protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
 # is asked for again. Market orders normally fill within a second.
 ORDER_PATIENCE = timedelta(seconds=30)
-# An intent that could not be journalled: the journal is tried again this much later.
+# An intent that could not be journalled: the journal is tried again this much later, the pause doubling up to
+# JOURNAL_RETRY_MAX while it fails (each try may hold the agent ~20 s on a database another program locked).
 JOURNAL_RETRY = timedelta(seconds=5)
+JOURNAL_RETRY_MAX = timedelta(seconds=40)
 # LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
 # for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
 # expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
@@ -230,6 +234,11 @@ class Orders:
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
         self.outage: JournalOutage | None = None
+        # Protective orders sent while the journal could not be written: (intent, market time), journalled in this
+        # order once it writes again (`journal_back`).
+        self.held: list[tuple[OrderIntent, datetime]] = []
+        self._held_said = False  # the outage's "sent anyway" said
+        self._journal_pause = JOURNAL_RETRY
         # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
         self.given_up: list[TrackedOrder] = []
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
@@ -241,63 +250,117 @@ class Orders:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def record_intent(self, intent: OrderIntent, commit: Callable[[], None] | None = None) -> bool:
+    def record_intent(
+        self, intent: OrderIntent, commit: Callable[[], None] | None = None, protective: bool = False
+    ) -> bool:
         """The intent made durable (`commit`: with the other intents of its frame, engine/decisions.py); False when
         the store cannot write it: then the session takes no new entries (nothing may be sent that the journal does
-        not hold) and exits are asked again a little later."""
+        not hold) and a sale whose position a resting stop protects is asked again a little later.
+
+        `protective`: a stop-loss order, or the sale of a position no resting stop protects. It is True (sent)
+        even when the journal cannot be written: its intent is held in memory (`held`) and journalled, in order,
+        as soon as the store writes again (`journal_back`). A journal that cannot be written must never leave a
+        position naked (issue 16: a full disk, then a locked database, kept a position with no stop for 37 market
+        minutes); the broker's book, read by the session's tag, is what a restart adopts it from. While any
+        intent is held, later ones queue behind it: the journal keeps the order they were sent in."""
         t = self.t
-        assert t.market_time is not None
+        now = t.market_time
+        assert now is not None
+        outage = self.outage
+        if outage is not None and (protective or not self.journal_back(now)):
+            # The journal is known to be down: a protective order is not kept waiting for it (a locked database
+            # holds every write ~20 s); it is held, and journalled after those held before it (`journal_back`, on
+            # the next ticks). Anything else is sent only once the journal writes again.
+            return self._refused(intent, outage.halt, protective)
         try:
             if commit is not None:
                 commit()
             else:
-                t.ctx.store.intents.record(intent, at=t.market_time)
+                t.ctx.store.intents.record(intent, at=now)
         except StoreError as e:
             halt = f"the journal cannot be written ({e})"
-            self.outage = JournalOutage(halt, t.market_time + JOURNAL_RETRY)
+            self.outage = JournalOutage(halt, now + JOURNAL_RETRY)
+            self._journal_pause = JOURNAL_RETRY
             t.ctx.risk.kill(halt)
-            t.log.error(
-                "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
-                "session takes no new entries until the journal can be written",
-                intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
-            )  # fmt: skip
-            return False
+            return self._refused(intent, halt, protective)
         if self.outage is not None:
             self.outage = replace(self.outage, retry_at=None)
         return True
+
+    def _refused(self, intent: OrderIntent, halt: str, protective: bool) -> bool:
+        """An intent the journal did not take (`halt` says why): held and sent when `protective`, else not sent."""
+        t = self.t
+        assert t.market_time is not None
+        if protective:
+            self.held.append((intent, t.market_time))
+            if not self._held_said:  # once an outage, not on every stop or sale it holds
+                self._held_said = True
+                t.log.error(
+                    "%s: the %s order to %s %d %s is sent anyway to protect the position; it and any other order "
+                    "sent meanwhile are journalled once the store writes again; this session takes no new "
+                    "entries until then",
+                    halt, intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol,
+                )  # fmt: skip
+            else:
+                t.log.warning("the %s order to %s %d %s is sent before it is journalled (%s)", intent.reason,
+                              intent.side.value, intent.quantity, intent.tradingsymbol, halt)  # fmt: skip
+            return True
+        t.log.error(
+            "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
+            "session takes no new entries until the journal can be written",
+            intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, halt,
+        )  # fmt: skip
+        return False
 
     def journal_down(self, now: datetime) -> bool:
         """An intent failed to be journalled a moment ago (exits wait: the stop keeps protecting)."""
         return self.outage is not None and self.outage.retry_at is not None and now < self.outage.retry_at
 
     def journal_back(self, now: datetime) -> bool:
-        """True when no intent failed, or once the journal writes again (a note written now, tried every
-        JOURNAL_RETRY), and the session's halt this segment set is lifted. A disk full for a few seconds must not
-        end the day; while it lasts, no entry (nothing may be sent that the journal does not hold)."""
+        """True when no intent failed, or once the journal writes again (the intents held meanwhile first, in the
+        order they were sent, then a note; tried after JOURNAL_RETRY, the pause doubling up to JOURNAL_RETRY_MAX
+        while it fails: each try may wait ~20 s on a locked database), and the session's halt this segment set is
+        lifted. A disk full for a few seconds must not end the day; while it lasts, no entry (nothing may be sent
+        that the journal does not hold)."""
         t, outage = self.t, self.outage
         if outage is None:
             return True
         if self.journal_down(now):
             return False
         try:
+            if self.held:
+                t.ctx.store.intents.record_all(self.held)
+                t.log.warning(
+                    "the journal is written again: the %d order%s sent while it could not be are journalled now",
+                    len(self.held), "" if len(self.held) == 1 else "s",
+                )  # fmt: skip
+                self.held = []
             t.ctx.store.journal.append(
                 t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=now
             )
         except StoreError:
-            self.outage = replace(outage, retry_at=now + JOURNAL_RETRY)
+            self.outage = replace(outage, retry_at=now + self._journal_pause)
+            self._journal_pause = min(self._journal_pause * 2, JOURNAL_RETRY_MAX)
             return False
         self.outage = None
+        self._held_said = False
+        self._journal_pause = JOURNAL_RETRY
         if t.ctx.risk.lift(outage.halt):
             t.log.warning("the journal is written again: the session takes new entries again")
         return True
 
     def send(
-        self, intent: OrderIntent, recorded: bool = False, commit: Callable[[], None] | None = None
+        self,
+        intent: OrderIntent,
+        recorded: bool = False,
+        commit: Callable[[], None] | None = None,
+        protective: bool = False,
     ) -> TrackedOrder | None:
-        """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
+        """Journal first (durable), then send; None when the gateway refused it or the journal failed (a
+        `protective` order is sent then too, its intent held: `record_intent`)."""
         t = self.t
         assert t.market_time is not None
-        if not recorded and not self.record_intent(intent, commit):
+        if not recorded and not self.record_intent(intent, commit, protective):
             return None
         role = intent.role
         tracked = TrackedOrder(intent)

@@ -305,11 +305,13 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
 
 
 @pytest.mark.parametrize("kept_first", [True, False])
-def test_a_kill_that_comes_while_the_journal_fails_is_asked_again_once_it_writes(make, kept_first) -> None:
+def test_a_kill_that_comes_while_the_journal_fails_is_sent_at_once_and_journalled_once_it_writes(
+    make, kept_first
+) -> None:
     # The kill's exit found the journal down (an intent failed to be journalled a moment before): it returned
     # without a sale and without asking again, so the position stayed held. Before the trader was split, a kill's
     # earlier failed exit left its retry armed through a stop that keeps positions (`kept_first`), which sold it
-    # later; the split dropped that retry. Either way the kill must sell once the journal writes again.
+    # later; the split dropped that retry. Either way the kill must sell: at once (a protective sale).
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     if kept_first:
@@ -328,12 +330,21 @@ def test_a_kill_that_comes_while_the_journal_fails_is_asked_again_once_it_writes
     store.intents.record = record  # type: ignore[method-assign]
     index_tick(trader, 2)
     trader.cancel_open_entries(then_exit="kill")
-    assert trader.exit("kill") is False  # the journal failed a moment ago: nothing sent now
     reasons = [i.reason for i in gateway.placed]
+    # The journal failed a moment ago: a kill's sale is sent all the same (issue 16: never naked, never held
+    # because the journal cannot be written), its intent journalled once it writes.
+    assert trader.exit("kill") is True
+    assert [i.reason for i in gateway.placed] == [
+        *reasons,
+        "kill",
+    ] and gateway.unjournalled == gateway.placed[-1:]
     index_tick(trader, 40)
-    assert [i.reason for i in gateway.placed] == [*reasons, "kill"]
+    assert [i.reason for i in gateway.placed] == [*reasons, "kill"], "sent once"
     stop = "O4" if kept_first else "O2"
-    assert gateway.cancelled[-1] == stop and gateway.placed[-1].quantity == 195
+    assert stop in gateway.cancelled and gateway.placed[-1].quantity == 195  # the stop cancelled for the sale
+    key = trader.ctx.key
+    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert gateway.placed[-1].intent_id in {i.intent_id for i in saved} and trader.orders.held == []
 
 
 def test_a_kill_whose_stop_cannot_be_cancelled_yet_is_asked_again_after_its_patience(make) -> None:
