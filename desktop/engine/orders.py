@@ -26,6 +26,7 @@ cancelled) and what a settled order means for the position. Runs on the segment 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderStatus, rupees
-from desktop.store.errors import StoreError, StoreWriteError
+from desktop.store.errors import StoreError, StoreLockedError, StoreWriteError
 
 if TYPE_CHECKING:
     from desktop.engine.context import Holding
@@ -52,6 +53,10 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # JOURNAL_RETRY_MAX while it fails (each try may hold the agent ~20 s on a database another program locked).
 JOURNAL_RETRY = timedelta(seconds=5)
 JOURNAL_RETRY_MAX = timedelta(seconds=40)
+# A protective order's intent, and the intents held meanwhile, are written on a thread of their own: the agent waits
+# this many real seconds for the write, then goes on without it (a locked database holds a write ~20 s: the stop is
+# sent, the position is not left naked that long, and the agent keeps answering its orders and ticks).
+JOURNAL_WAIT = 0.5
 # LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
 # for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
 # expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
@@ -220,6 +225,18 @@ class JournalOutage:
     retry_at: datetime | None
 
 
+@dataclass(slots=True)
+class JournalWrite:
+    """A journal write on a thread of its own (`Orders._write_aside`): `intents`, then a note at `note_at` (a
+    flush of the held intents, `journal_back`) or none (a protective order's own intent, `record_intent`)."""
+
+    intents: list[tuple[OrderIntent, datetime]]
+    note_at: datetime | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+
 class Orders:
     """The tracked orders of one segment (its trader's helper, same thread)."""
 
@@ -239,6 +256,7 @@ class Orders:
         self.held: list[tuple[OrderIntent, datetime]] = []
         self._held_said = False  # the outage's "sent anyway" said
         self._journal_pause = JOURNAL_RETRY
+        self._writing: JournalWrite | None = None  # a journal write still running on its own thread
         # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
         self.given_up: list[TrackedOrder] = []
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
@@ -260,20 +278,23 @@ class Orders:
         `protective`: a stop-loss order, or the sale of a position no resting stop protects. It is True (sent)
         even when the journal cannot be written: its intent is held in memory (`held`) and journalled, in order,
         as soon as the store writes again (`journal_back`). A journal that cannot be written must never leave a
-        position naked (issue 16: a full disk, then a locked database, kept a position with no stop for 37 market
-        minutes); the broker's book, read by the session's tag, is what a restart adopts it from. While any
-        intent is held, later ones queue behind it: the journal keeps the order they were sent in."""
+        position naked (issue 16, chaos seed 51: a full disk, then a locked database, kept a position with no stop
+        for 37 market minutes); the broker's book, read by the session's tag, is what a restart adopts it from.
+        Its write waits JOURNAL_WAIT at most (a locked database holds it ~20 s). While any intent is held, later
+        ones queue behind it: the journal keeps the order they were sent in."""
         t = self.t
         now = t.market_time
         assert now is not None
         outage = self.outage
         if outage is not None and (protective or not self.journal_back(now)):
-            # The journal is known to be down: a protective order is not kept waiting for it (a locked database
-            # holds every write ~20 s); it is held, and journalled after those held before it (`journal_back`, on
-            # the next ticks). Anything else is sent only once the journal writes again.
+            # The journal is known to be down: a protective order is not kept waiting for it; it is held, and
+            # journalled after those held before it (`journal_back`, on the next ticks). Anything else is sent only
+            # once the journal writes again.
             return self._refused(intent, outage.halt, protective)
         try:
-            if commit is not None:
+            if protective and commit is None:
+                self._record_aside(intent, now)
+            elif commit is not None:
                 commit()
             else:
                 t.ctx.store.intents.record(intent, at=now)
@@ -285,6 +306,56 @@ class Orders:
             return self._refused(intent, halt, protective)
         if self.outage is not None:
             self.outage = replace(self.outage, retry_at=None)
+        return True
+
+    def _record_aside(self, intent: OrderIntent, now: datetime) -> None:
+        """A protective intent journalled on a thread of its own, waited for JOURNAL_WAIT at most; raises StoreError
+        when it failed or is still waiting (the store busy or locked: it may still land; `journal_back` waits for
+        it before it writes again, and journals the intent again, which is harmless: an intent is saved once)."""
+        write = self._write_aside([(intent, now)], None)
+        if not self._finished(write, JOURNAL_WAIT):
+            self._writing = write
+            raise StoreLockedError(
+                f"the order intent was not saved within {JOURNAL_WAIT:g} s: the database is busy or locked"
+            )
+        if write.error is not None:
+            raise write.error
+
+    def _write_aside(
+        self, intents: list[tuple[OrderIntent, datetime]], note_at: datetime | None
+    ) -> JournalWrite:
+        """Starts `intents` (then a note, when `note_at`) on a thread of its own: a locked database holds a write
+        ~20 s, which the agent's thread must not wait (`JOURNAL_WAIT`)."""
+        t = self.t
+        write = JournalWrite(list(intents), note_at)
+
+        def run() -> None:
+            try:
+                if write.intents:
+                    t.ctx.store.intents.record_all(write.intents)
+                if note_at is not None:
+                    t.ctx.store.journal.append(
+                        t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=note_at
+                    )
+            except BaseException as e:  # noqa: BLE001 - handed to the agent's thread (`_finished`'s caller)
+                write.error = e
+            finally:
+                write.done.set()
+
+        write.thread = threading.Thread(target=run, name=f"kitedesk-journal-{t.segment.value}", daemon=True)
+        write.thread.start()
+        return write
+
+    @staticmethod
+    def _finished(write: JournalWrite, wait: float) -> bool:
+        """True once `write` ended (its `error` says how), waiting `wait` real seconds at most; a failure other
+        than the store's is raised (a bug, never papered over)."""
+        if not write.done.wait(wait):
+            return False
+        assert write.thread is not None
+        write.thread.join()
+        if write.error is not None and not isinstance(write.error, StoreError):
+            raise write.error
         return True
 
     def _refused(self, intent: OrderIntent, halt: str, protective: bool) -> bool:
@@ -318,29 +389,43 @@ class Orders:
 
     def journal_back(self, now: datetime) -> bool:
         """True when no intent failed, or once the journal writes again (the intents held meanwhile first, in the
-        order they were sent, then a note; tried after JOURNAL_RETRY, the pause doubling up to JOURNAL_RETRY_MAX
-        while it fails: each try may wait ~20 s on a locked database), and the session's halt this segment set is
+        order they were sent, then a note, on a thread of their own: `JOURNAL_WAIT`; tried after JOURNAL_RETRY,
+        the pause doubling up to JOURNAL_RETRY_MAX while it fails), and the session's halt this segment set is
         lifted. A disk full for a few seconds must not end the day; while it lasts, no entry (nothing may be sent
         that the journal does not hold)."""
-        t, outage = self.t, self.outage
-        if outage is None:
+        if self.outage is None:
             return True
+        write = self._writing
+        if write is not None:  # a write still running from an earlier call: its end first, never two at once
+            if not self._finished(write, 0):
+                return False
+            self._writing = None
+            if write.note_at is not None:
+                return self._flushed(write, now)
         if self.journal_down(now):
             return False
-        try:
-            if self.held:
-                t.ctx.store.intents.record_all(self.held)
-                t.log.warning(
-                    "the journal is written again: the %d order%s sent while it could not be are journalled now",
-                    len(self.held), "" if len(self.held) == 1 else "s",
-                )  # fmt: skip
-                self.held = []
-            t.ctx.store.journal.append(
-                t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=now
-            )
-        except StoreError:
+        write = self._write_aside(self.held, now)
+        if not self._finished(write, JOURNAL_WAIT):
+            self._writing = write
+            return False
+        return self._flushed(write, now)
+
+    def _flushed(self, write: JournalWrite, now: datetime) -> bool:
+        """The end of a flush of the held intents (`journal_back`): the outage over when it wrote all of them."""
+        t, outage = self.t, self.outage
+        assert outage is not None
+        if write.error is not None:
             self.outage = replace(outage, retry_at=now + self._journal_pause)
             self._journal_pause = min(self._journal_pause * 2, JOURNAL_RETRY_MAX)
+            return False
+        if write.intents:
+            del self.held[: len(write.intents)]
+            t.log.warning(
+                "the journal is written again: the %d order%s sent while it could not be are journalled now",
+                len(write.intents), "" if len(write.intents) == 1 else "s",
+            )  # fmt: skip
+        if self.held:  # more were sent while it wrote: journalled next
+            self.outage = replace(outage, retry_at=None)
             return False
         self.outage = None
         self._held_said = False

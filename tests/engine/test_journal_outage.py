@@ -7,6 +7,8 @@ once, its intent held and journalled, in order, once the store writes again; ent
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
@@ -172,3 +174,44 @@ def test_the_orders_sent_while_the_journal_failed_are_journalled_in_order_once_i
     key = trader.ctx.key
     kinds = [n.kind for n in store.journal.for_session(broker_id=key.broker_id, session_id=key.session_id)]
     assert "journal_writable" in kinds
+
+
+def test_a_locked_database_holds_the_stop_back_half_a_second_not_the_lock_s_twenty(make) -> None:
+    # The chaos harness's db_lock: another program holds the database, and a write waits ~20 s (the busy timeout and
+    # its retries) before it fails. Seed 51's first stop-loss order after the exchange ended the stop waited that long
+    # at 74x: 25 market minutes naked before the write-ahead rule even refused it.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    record_all = store.intents.record_all
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record_all(*a, **k)
+
+    store.intents.record_all = locked  # type: ignore[method-assign]
+    try:
+        began = time.monotonic()
+        trader.on_order(
+            replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+        )
+        waited = time.monotonic() - began
+        assert len(gateway.placed) == 3 and gateway.placed[-1].order_type is OrderType.SL
+        assert waited < 2, f"the stop waited {waited:.1f} s for a locked database"
+        assert gateway.unjournalled == gateway.placed[-1:] and trader.ctx.risk.halted
+        option_tick(
+            trader, "199", 2
+        )  # its write still waits: nothing more is written meanwhile, nothing sent
+        assert len(gateway.placed) == 3
+    finally:
+        unlocked.set()
+        del store.intents.record_all
+    second = 3
+    deadline = time.monotonic() + 10
+    while trader.orders.held and time.monotonic() < deadline:  # its write lands once unlocked (real time)
+        option_tick(trader, "199", second)
+        second += 1
+        time.sleep(0.05)
+    assert journalled(store, trader) == [i.intent_id for i in gateway.placed], "each intent journalled once"
+    assert trader.orders.held == [] and not trader.ctx.risk.halted
