@@ -817,3 +817,29 @@ def test_a_stop_given_up_and_shown_later_is_cancelled_as_the_position_has_its_ne
     trader.on_order(replace(stray, status=OrderStatus.TRIGGER_PENDING))
     assert gateway.cancelled == ["O2"], "two stops would sell the position twice"
     assert h.stop_order.order_id == "O3" and trader.holding is h
+
+
+def test_positions_that_cannot_be_read_are_said_once_until_they_are_read_again(make) -> None:
+    # Chaos seed 51: under an expired login every try of a sale said "positions not read before selling ... selling
+    # the 130 held" twice (the exit's read, then the stop's), every few seconds, for half an hour: 97 lines.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    place = gateway.place
+
+    def login_expired(intent):
+        if intent.side is Side.SELL:
+            raise BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+        return place(intent)
+
+    gateway.place = login_expired  # type: ignore[method-assign]
+    gateway.net = BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+    for _ in range(3):
+        assert trader.exit("square_off") is False
+    said = trader.log.path.read_text(encoding="utf-8").count("positions not read before selling")
+    assert said == 1
+    gateway.net = None  # read again: a later failure is said again
+    trader.exit("square_off")
+    gateway.net = BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+    trader.exit("square_off")
+    text = trader.log.path.read_text(encoding="utf-8")
+    assert text.count("positions not read before selling") == 2 and "positions are read again" in text
