@@ -49,7 +49,7 @@ class Entries:
         if t.halted_entries or t.holding is not None or t.orders.open_entry() is not None:
             t.strategy.on_entry_rejected("an entry or position is already on its way")
             return None
-        if not t.orders.journal_back(now):
+        if not t.orders.journal_back(now, wait=not on_dispatcher):  # the dispatcher never waits for the store
             t.strategy.on_entry_rejected("the journal cannot be written")
             return None
         if t.index_price is None:

@@ -387,12 +387,13 @@ class Orders:
         """An intent failed to be journalled a moment ago (exits wait: the stop keeps protecting)."""
         return self.outage is not None and self.outage.retry_at is not None and now < self.outage.retry_at
 
-    def journal_back(self, now: datetime) -> bool:
+    def journal_back(self, now: datetime, wait: bool = True) -> bool:
         """True when no intent failed, or once the journal writes again (the intents held meanwhile first, in the
         order they were sent, then a note, on a thread of their own: `JOURNAL_WAIT`; tried after JOURNAL_RETRY,
         the pause doubling up to JOURNAL_RETRY_MAX while it fails), and the session's halt this segment set is
         lifted. A disk full for a few seconds must not end the day; while it lasts, no entry (nothing may be sent
-        that the journal does not hold)."""
+        that the journal does not hold). `wait` False: the write is started, not waited for (the account's
+        dispatcher: the answer comes on a later call)."""
         if self.outage is None:
             return True
         write = self._writing
@@ -405,7 +406,7 @@ class Orders:
         if self.journal_down(now):
             return False
         write = self._write_aside(self.held, now)
-        if not self._finished(write, JOURNAL_WAIT):
+        if not self._finished(write, JOURNAL_WAIT if wait else 0):
             self._writing = write
             return False
         return self._flushed(write, now)

@@ -215,3 +215,37 @@ def test_a_locked_database_holds_the_stop_back_half_a_second_not_the_lock_s_twen
         time.sleep(0.05)
     assert journalled(store, trader) == [i.intent_id for i in gateway.placed], "each intent journalled once"
     assert trader.orders.held == [] and not trader.ctx.risk.halted
+
+
+def test_the_account_s_dispatcher_never_waits_for_a_locked_journal(make) -> None:
+    # An entry decided on the dispatcher (the feed's thread, every segment of the account behind it) while the
+    # journal is down starts the journal's write and is refused at once: the answer comes on a later call.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    disk_full(store)
+    trader.on_order(
+        replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+    )
+    fill(trader, "O3", 195, "186", "F2")  # the new stop sold it: flat, the journal still down
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        raise StoreWriteError("the order intent was not saved: the database is locked")
+
+    store.intents.record_all = locked  # type: ignore[method-assign]
+    try:
+        trader.market_time = T0 + timedelta(seconds=10)  # the journal is due to be tried again: on this call
+        trader.strategy.pending_entry = OptionRight.CE
+        began = time.monotonic()
+        assert trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True) is None
+        assert time.monotonic() - began < 0.3, "the dispatcher waited for the store"
+    finally:
+        unlocked.set()
+    deadline = time.monotonic() + 10
+    while trader.orders._writing is not None and time.monotonic() < deadline:  # its write ends (refused)
+        index_tick(trader, 11)
+        time.sleep(0.05)
+    assert trader.orders._writing is None, "the write the dispatcher started ended (refused)"
+    assert trader.orders.outage is not None and all(i.side is Side.SELL for i in gateway.placed[1:])
