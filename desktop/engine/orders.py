@@ -53,10 +53,10 @@ ORDER_PATIENCE = timedelta(seconds=30)
 # JOURNAL_RETRY_MAX while it fails (each try may hold the agent ~20 s on a database another program locked).
 JOURNAL_RETRY = timedelta(seconds=5)
 JOURNAL_RETRY_MAX = timedelta(seconds=40)
-# A protective order's intent, and the intents held meanwhile, are written on a thread of their own: the agent waits
+# A sale's intent, and the intents held meanwhile, are written on a thread of their own: the agent waits
 # this many real seconds for the write, then goes on without it (a locked database holds a write ~20 s: the stop is
 # sent, the position is not left naked that long, and the agent keeps answering its orders and ticks).
-JOURNAL_WAIT = 0.5
+JOURNAL_WAIT = 1.0
 # LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
 # for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
 # expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
@@ -292,7 +292,10 @@ class Orders:
             # once the journal writes again.
             return self._refused(intent, outage.halt, protective)
         try:
-            if protective and commit is None:
+            if intent.role is not OrderRole.ENTRY and commit is None:
+                # A sale (a stop, an exit): its position is held, so the agent must not wait ~20 s on a locked
+                # database (seed 51 again: a signal exit's write held the agent while the exchange cancelled the
+                # stop). An entry waits as before: nothing is held while it is decided.
                 self._record_aside(intent, now)
             elif commit is not None:
                 commit()
@@ -309,9 +312,10 @@ class Orders:
         return True
 
     def _record_aside(self, intent: OrderIntent, now: datetime) -> None:
-        """A protective intent journalled on a thread of its own, waited for JOURNAL_WAIT at most; raises StoreError
+        """A sale's intent journalled on a thread of its own, waited for JOURNAL_WAIT at most; raises StoreError
         when it failed or is still waiting (the store busy or locked: it may still land; `journal_back` waits for
-        it before it writes again, and journals the intent again, which is harmless: an intent is saved once)."""
+        it before it writes again. A protective one is then held and journalled again, which is harmless: an
+        intent is saved once; any other is not sent, and one that lands later is an intent never sent)."""
         write = self._write_aside([(intent, now)], None)
         if not self._finished(write, JOURNAL_WAIT):
             self._writing = write

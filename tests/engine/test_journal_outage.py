@@ -126,7 +126,6 @@ def test_entries_and_a_signal_exit_under_a_resting_stop_wait_for_the_journal(mak
     )
     assert gateway.placed[-1].order_type is OrderType.SL and gateway.unjournalled, "protected at once"
     placed = len(gateway.placed)
-    trader.strategy.pending_exit = True  # as after the strategy's own ExitPosition
     trader.act([ExitPosition("signal_exit")])  # the new stop rests: it protects; the signal's sale waits
     assert len(gateway.placed) == placed
     fill(trader, "O3", 195, "186", "F2")  # the stop sold it
@@ -176,7 +175,7 @@ def test_the_orders_sent_while_the_journal_failed_are_journalled_in_order_once_i
     assert "journal_writable" in kinds
 
 
-def test_a_locked_database_holds_the_stop_back_half_a_second_not_the_lock_s_twenty(make) -> None:
+def test_a_locked_database_holds_the_stop_back_a_second_at_most_not_the_lock_s_twenty(make) -> None:
     # The chaos harness's db_lock: another program holds the database, and a write waits ~20 s (the busy timeout and
     # its retries) before it fails. Seed 51's first stop-loss order after the exchange ended the stop waited that long
     # at 74x: 25 market minutes naked before the write-ahead rule even refused it.
@@ -249,3 +248,42 @@ def test_the_account_s_dispatcher_never_waits_for_a_locked_journal(make) -> None
         time.sleep(0.05)
     assert trader.orders._writing is None, "the write the dispatcher started ended (refused)"
     assert trader.orders.outage is not None and all(i.side is Side.SELL for i in gateway.placed[1:])
+
+
+def test_a_signal_exit_waiting_on_a_locked_journal_does_not_keep_the_agent_from_protecting_the_position(make):
+    # Chaos seed 51 (second run): a signal exit's intent waited ~20 s on a locked database (25 market minutes at 74x)
+    # while the exchange cancelled the triggered stop; the sale that followed came only after that wait.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    record_all = store.intents.record_all
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record_all(*a, **k)
+
+    store.intents.record_all = locked  # type: ignore[method-assign]
+    try:
+        began = time.monotonic()
+        trader.act(
+            [ExitPosition("signal_exit")]
+        )  # under the resting stop: waits for the journal, a second at most
+        assert time.monotonic() - began < 2 and len(gateway.placed) == 2, "not sent, not waited for 20 s"
+        assert gateway.cancelled == [], "the stop still protects"
+        trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message=LPP))
+        [sale] = sales(gateway)
+        assert (sale.order_type, sale.reason) == (OrderType.MARKET, "stop_loss") and gateway.unjournalled == [
+            sale
+        ]
+        assert time.monotonic() - began < 3
+    finally:
+        unlocked.set()
+        del store.intents.record_all
+    second = 2
+    deadline = time.monotonic() + 10
+    while trader.orders.held and time.monotonic() < deadline:
+        option_tick(trader, "150", second)
+        second += 1
+        time.sleep(0.05)
+    assert sale.intent_id in journalled(store, trader) and trader.orders.outage is None

@@ -319,15 +319,15 @@ def test_a_kill_that_comes_while_the_journal_fails_is_sent_at_once_and_journalle
         trader.exit("kill")  # O3, rejected: the rest protected again (O4), the kill asked again at +30 s
         trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: busy"))
         trader.cancel_open_entries(then_exit=None)  # then a stop that keeps positions
-    record = store.intents.record
+    record = store.intents.record_all
 
     def disk_full(*a: object, **k: object) -> None:
         raise StoreWriteError("database or disk is full")
 
-    store.intents.record = disk_full  # type: ignore[method-assign]
+    store.intents.record_all = disk_full  # type: ignore[method-assign]
     index_tick(trader, 1)
     trader.act([ExitPosition("signal_exit")])  # not journalled: exits wait 5 s, the stop keeps protecting
-    store.intents.record = record  # type: ignore[method-assign]
+    store.intents.record_all = record  # type: ignore[method-assign]
     index_tick(trader, 2)
     trader.cancel_open_entries(then_exit="kill")
     reasons = [i.reason for i in gateway.placed]
@@ -632,17 +632,17 @@ def test_an_exit_that_cannot_be_journalled_keeps_the_stop_and_halts_entries(make
     # locked) and sent nothing: the position was left with no stop until a restart.
     trader, gateway, store = make()
     enter(trader, gateway, "200")
-    record = store.intents.record
+    record = store.intents.record_all
 
     def disk_full(*a: object, **k: object) -> None:
         raise StoreWriteError("database or disk is full")
 
-    store.intents.record = disk_full  # type: ignore[method-assign]
+    store.intents.record_all = disk_full  # type: ignore[method-assign]
     trader.act([ExitPosition("signal_exit")])
     assert gateway.cancelled == [] and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
     assert trader.holding is not None and trader.protected_at_broker()
     assert trader.ctx.risk.halted and "journal cannot be written" in (trader.ctx.risk.halt_reason or "")
-    store.intents.record = record  # type: ignore[method-assign]
+    store.intents.record_all = record  # type: ignore[method-assign]
     index_tick(trader, 6)  # the store writes again: the exit goes (cancel first, then the sale)
     trader.act([ExitPosition("signal_exit")])
     assert gateway.cancelled == ["O2"] and gateway.placed[-1].reason == "signal_exit"
