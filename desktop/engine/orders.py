@@ -57,6 +57,9 @@ JOURNAL_RETRY_MAX = timedelta(seconds=40)
 # this many real seconds for the write, then goes on without it (a locked database holds a write ~20 s: the stop is
 # sent, the position is not left naked that long, and the agent keeps answering its orders and ticks).
 JOURNAL_WAIT = 1.0
+FINAL_JOURNAL_WAIT = (
+    5.0  # a stopping segment waits this long for its held intents' write (`Orders.last_flush`)
+)
 # LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
 # for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
 # expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
@@ -391,13 +394,13 @@ class Orders:
         """An intent failed to be journalled a moment ago (exits wait: the stop keeps protecting)."""
         return self.outage is not None and self.outage.retry_at is not None and now < self.outage.retry_at
 
-    def journal_back(self, now: datetime, wait: bool = True) -> bool:
+    def journal_back(self, now: datetime, wait: float = JOURNAL_WAIT) -> bool:
         """True when no intent failed, or once the journal writes again (the intents held meanwhile first, in the
         order they were sent, then a note, on a thread of their own: `JOURNAL_WAIT`; tried after JOURNAL_RETRY,
         the pause doubling up to JOURNAL_RETRY_MAX while it fails), and the session's halt this segment set is
         lifted. A disk full for a few seconds must not end the day; while it lasts, no entry (nothing may be sent
-        that the journal does not hold). `wait` False: the write is started, not waited for (the account's
-        dispatcher: the answer comes on a later call)."""
+        that the journal does not hold). `wait`: real seconds its write is waited for (0 on the account's
+        dispatcher: the write is started, its answer comes on a later call)."""
         if self.outage is None:
             return True
         write = self._writing
@@ -410,10 +413,27 @@ class Orders:
         if self.journal_down(now):
             return False
         write = self._write_aside(self.held, now)
-        if not self._finished(write, JOURNAL_WAIT if wait else 0):
+        if not self._finished(write, wait):
             self._writing = write
             return False
         return self._flushed(write, now)
+
+    def last_flush(self, wait: float = FINAL_JOURNAL_WAIT) -> None:
+        """The segment is stopping: the intents still held are journalled if the store writes now (waited `wait` real
+        seconds at most), else said: they are at Kite, and the next start adopts them by the session's tag."""
+        t, now = self.t, self.t.market_time
+        if self.outage is None or now is None:
+            return
+        if self._writing is not None:
+            self._finished(self._writing, wait)
+        self.outage = replace(self.outage, retry_at=None)  # tried now, whatever the pause
+        if not self.journal_back(now, wait) and self.held:
+            t.log.error(
+                "%d order%s sent while the journal could not be written %s not journalled: %s at Kite under this "
+                "session's tag, and the next start adopts %s from there",
+                len(self.held), "" if len(self.held) == 1 else "s", "is" if len(self.held) == 1 else "are",
+                "it is" if len(self.held) == 1 else "they are", "it" if len(self.held) == 1 else "them",
+            )  # fmt: skip
 
     def _flushed(self, write: JournalWrite, now: datetime) -> bool:
         """The end of a flush of the held intents (`journal_back`): the outage over when it wrote all of them."""

@@ -361,6 +361,11 @@ class SegmentTrader:
         """Cancels a working entry or exit by hand (`Orders.cancel_by_hand`; never the stop); raises BrokerError."""
         return self.orders.cancel_by_hand(order_id)
 
+    def stopping(self) -> None:
+        """The segment's agent is ending: the orders sent while the journal could not be written are journalled if
+        the store writes now (`Orders.last_flush`), else said (the next start adopts them by the session's tag)."""
+        self.orders.last_flush()
+
     def owes_recovery(self) -> bool:
         """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
         locked) still waiting to be recorded, a fill the broker shows of one of our orders that never came (LIVE:

@@ -287,3 +287,21 @@ def test_a_signal_exit_waiting_on_a_locked_journal_does_not_keep_the_agent_from_
         second += 1
         time.sleep(0.05)
     assert sale.intent_id in journalled(store, trader) and trader.orders.outage is None
+
+
+def test_a_stopping_segment_journals_what_it_holds_if_the_store_writes_and_says_so_if_not(make) -> None:
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    disk_full(store)
+    trader.on_order(
+        replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+    )
+    assert trader.orders.held and trader.owes_recovery(), "the next start must take the session over"
+    trader.orders.last_flush(wait=1.0)  # still refused: said, plainly
+    assert (
+        "1 order sent while the journal could not be written is not journalled" in trader.log.path.read_text()
+    )
+    disk_freed(store)
+    trader.orders.last_flush(wait=1.0)  # the store writes again as it stops: journalled, whatever the pause
+    assert trader.orders.held == [] and gateway.placed[-1].intent_id in journalled(store, trader)
