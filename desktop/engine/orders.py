@@ -593,6 +593,8 @@ class Orders:
                 self.give_up(tracked)
                 continue
             if tracked.final:
+                if any(f.order_id == tracked.order_id for f in self.unsaved_fills):
+                    continue  # its fills came and wait for the store (`save_fills`): not asked for again
                 t.log.warning(
                     "%s order %s ended %s with %d filled, but %d fills came: asking for them again",
                     tracked.role, tracked.order_id, tracked.status.value, tracked.broker_filled, tracked.filled,

@@ -305,3 +305,28 @@ def test_a_stopping_segment_journals_what_it_holds_if_the_store_writes_and_says_
     disk_freed(store)
     trader.orders.last_flush(wait=1.0)  # the store writes again as it stops: journalled, whatever the pause
     assert trader.orders.held == [] and gateway.placed[-1].intent_id in journalled(store, trader)
+
+
+def test_fills_that_came_and_wait_for_the_store_are_not_asked_for_again_every_patience(make) -> None:
+    # Chaos seed 51: "exit order ... ended COMPLETE with 65 filled, but 0 fills came: asking for them again" every 30 s
+    # for half an hour, while the fill had come and only waited for a full disk.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    trader.act([ExitPosition("signal_exit")])
+    sale = gateway.orders()[-1]
+    trader.on_order(replace(sale, status=OrderStatus.COMPLETE, filled_quantity=195))
+
+    def full(*a: object, **k: object) -> bool:
+        raise StoreWriteError("the fill was not saved: the disk is full")
+
+    store.fills.record = full  # type: ignore[method-assign]
+    fill(trader, sale.order_id, 195, "199", "F2")
+    asked: list[str] = []
+    gateway.report_fills = asked.append  # type: ignore[method-assign]
+    for second in range(2, 100):
+        option_tick(trader, "199", second)
+    assert asked == [] and "asking for them again" not in trader.log.path.read_text(encoding="utf-8")
+    del store.fills.record
+    option_tick(trader, "199", 100)
+    assert trader.holding is None and trader.realised == Decimal("-195.00")
