@@ -4,7 +4,7 @@ stop-loss order (the old one cancelled outside KiteDesk), or a sale (the exchang
 gap), sent before its intent is journalled. The process is then killed before the journal writes again: the next
 start finds the order by the session's tag at the broker, adopts the stop (no second one) or counts the sale's fill
 (no second sale). `kitedesk run` against the simulator, the real kiteconnect client, the real SQLite file locked by
-this test as the chaos harness locks it. About 100 s (three runs, two waits of ~20 s for the lock to be given up)."""
+this test as the chaos harness locks it. About 11 s (three runs; the protective orders do not wait for the lock)."""
 
 from __future__ import annotations
 
