@@ -338,6 +338,7 @@ class SegmentAgent(QThread):
             while self._step():
                 if self.trader.changed and time.monotonic() - self._last_publish >= PUBLISH_EVERY:
                     self._publish()
+            self.trader.stopping()  # orders sent while the journal could not be written: journalled now, if it can
             self._publish()
             self._set_state(AgentState.STOPPED)
         except Exception as e:

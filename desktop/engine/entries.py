@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from desktop.broker.errors import BrokerError
 from desktop.domain import OrderRole, Side
 from desktop.engine.decisions import ReadyEntry
-from desktop.engine.orders import TrackedOrder, sent_note
+from desktop.engine.orders import JOURNAL_WAIT, TrackedOrder, sent_note
 from desktop.engine.params import order_quantity
 from desktop.engine.probes import EntryObserver
 
@@ -49,7 +49,8 @@ class Entries:
         if t.halted_entries or t.holding is not None or t.orders.open_entry() is not None:
             t.strategy.on_entry_rejected("an entry or position is already on its way")
             return None
-        if not t.orders.journal_back(now):
+        # The account's dispatcher never waits for the store (the feed's thread: every segment behind it).
+        if not t.orders.journal_back(now, wait=0.0 if on_dispatcher else JOURNAL_WAIT):
             t.strategy.on_entry_rejected("the journal cannot be written")
             return None
         if t.index_price is None:

@@ -7,7 +7,9 @@
     WORKING | PART_FILLED | CANCELLING | ENDED ──settle──▶ SETTLED
     (fills are taken in every state from WORKING on, a late one of a settled order too)
 
-An order is sent only once its intent is journalled durably (write-ahead: `send`); the broker's answer makes
+An order is sent only once its intent is journalled durably (write-ahead: `send`), save a protective one (a stop, a
+sale of a position no stop protects) while the journal cannot be written: sent at once, its intent held and
+journalled once the store writes again (`record_intent`); the broker's answer makes
 it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
 it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP; Kite's book may lag it longer still: an update
 showing it later makes it ours again, `found`, never a position nobody tracks). CANCELLING: this run's cancel was accepted
@@ -24,6 +26,7 @@ cancelled) and what a settled order means for the position. Runs on the segment 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -36,7 +39,7 @@ from typing import TYPE_CHECKING
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderStatus, rupees
-from desktop.store.errors import StoreError, StoreWriteError
+from desktop.store.errors import StoreError, StoreLockedError, StoreWriteError
 
 if TYPE_CHECKING:
     from desktop.engine.context import Holding
@@ -46,8 +49,17 @@ if TYPE_CHECKING:
 # protection price) has the rest cancelled: a part-filled entry becomes the position, with its stop; an exit
 # is asked for again. Market orders normally fill within a second.
 ORDER_PATIENCE = timedelta(seconds=30)
-# An intent that could not be journalled: the journal is tried again this much later.
+# An intent that could not be journalled: the journal is tried again this much later, the pause doubling up to
+# JOURNAL_RETRY_MAX while it fails (each try may hold the agent ~20 s on a database another program locked).
 JOURNAL_RETRY = timedelta(seconds=5)
+JOURNAL_RETRY_MAX = timedelta(seconds=40)
+# A sale's intent, and the intents held meanwhile, are written on a thread of their own: the agent waits
+# this many real seconds for the write, then goes on without it (a locked database holds a write ~20 s: the stop is
+# sent, the position is not left naked that long, and the agent keeps answering its orders and ticks).
+JOURNAL_WAIT = 1.0
+FINAL_JOURNAL_WAIT = (
+    5.0  # a stopping segment waits this long for its held intents' write (`Orders.last_flush`)
+)
 # LIVE: fills an order update showed that have not come (Kite's trade list lagged, or could not be read) are asked
 # for again after this many real seconds, the pause doubling up to FILLS_ASK_MAX while any are owed (a login
 # expired for an hour is not asked every few seconds): `Orders.ask_owed_fills`.
@@ -216,6 +228,18 @@ class JournalOutage:
     retry_at: datetime | None
 
 
+@dataclass(slots=True)
+class JournalWrite:
+    """A journal write on a thread of its own (`Orders._write_aside`): `intents`, then a note at `note_at` (a
+    flush of the held intents, `journal_back`) or none (a protective order's own intent, `record_intent`)."""
+
+    intents: list[tuple[OrderIntent, datetime]]
+    note_at: datetime | None
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+
 class Orders:
     """The tracked orders of one segment (its trader's helper, same thread)."""
 
@@ -230,6 +254,12 @@ class Orders:
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
         self.outage: JournalOutage | None = None
+        # Protective orders sent while the journal could not be written: (intent, market time), journalled in this
+        # order once it writes again (`journal_back`).
+        self.held: list[tuple[OrderIntent, datetime]] = []
+        self._held_said = False  # the outage's "sent anyway" said
+        self._journal_pause = JOURNAL_RETRY
+        self._writing: JournalWrite | None = None  # a journal write still running on its own thread
         # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
         self.given_up: list[TrackedOrder] = []
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
@@ -241,63 +271,206 @@ class Orders:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def record_intent(self, intent: OrderIntent, commit: Callable[[], None] | None = None) -> bool:
+    def record_intent(
+        self, intent: OrderIntent, commit: Callable[[], None] | None = None, protective: bool = False
+    ) -> bool:
         """The intent made durable (`commit`: with the other intents of its frame, engine/decisions.py); False when
         the store cannot write it: then the session takes no new entries (nothing may be sent that the journal does
-        not hold) and exits are asked again a little later."""
+        not hold) and a sale whose position a resting stop protects is asked again a little later.
+
+        `protective`: a stop-loss order, or the sale of a position no resting stop protects. It is True (sent)
+        even when the journal cannot be written: its intent is held in memory (`held`) and journalled, in order,
+        as soon as the store writes again (`journal_back`). A journal that cannot be written must never leave a
+        position naked (issue 16, chaos seed 51: a full disk, then a locked database, kept a position with no stop
+        for 37 market minutes); the broker's book, read by the session's tag, is what a restart adopts it from.
+        Its write waits JOURNAL_WAIT at most (a locked database holds it ~20 s). While any intent is held, later
+        ones queue behind it: the journal keeps the order they were sent in."""
         t = self.t
-        assert t.market_time is not None
+        now = t.market_time
+        assert now is not None
+        outage = self.outage
+        if outage is not None and (protective or not self.journal_back(now)):
+            # The journal is known to be down: a protective order is not kept waiting for it; it is held, and
+            # journalled after those held before it (`journal_back`, on the next ticks). Anything else is sent only
+            # once the journal writes again.
+            return self._refused(intent, outage.halt, protective)
         try:
-            if commit is not None:
+            if intent.role is not OrderRole.ENTRY and commit is None:
+                # A sale (a stop, an exit): its position is held, so the agent must not wait ~20 s on a locked
+                # database (seed 51 again: a signal exit's write held the agent while the exchange cancelled the
+                # stop). An entry waits as before: nothing is held while it is decided.
+                self._record_aside(intent, now)
+            elif commit is not None:
                 commit()
             else:
-                t.ctx.store.intents.record(intent, at=t.market_time)
+                t.ctx.store.intents.record(intent, at=now)
         except StoreError as e:
             halt = f"the journal cannot be written ({e})"
-            self.outage = JournalOutage(halt, t.market_time + JOURNAL_RETRY)
+            self.outage = JournalOutage(halt, now + JOURNAL_RETRY)
+            self._journal_pause = JOURNAL_RETRY
             t.ctx.risk.kill(halt)
-            t.log.error(
-                "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
-                "session takes no new entries until the journal can be written",
-                intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, e,
-            )  # fmt: skip
-            return False
+            return self._refused(intent, halt, protective)
         if self.outage is not None:
             self.outage = replace(self.outage, retry_at=None)
         return True
+
+    def _record_aside(self, intent: OrderIntent, now: datetime) -> None:
+        """A sale's intent journalled on a thread of its own, waited for JOURNAL_WAIT at most; raises StoreError
+        when it failed or is still waiting (the store busy or locked: it may still land; `journal_back` waits for
+        it before it writes again. A protective one is then held and journalled again, which is harmless: an
+        intent is saved once; any other is not sent, and one that lands later is an intent never sent)."""
+        write = self._write_aside([(intent, now)], None)
+        if not self._finished(write, JOURNAL_WAIT):
+            self._writing = write
+            raise StoreLockedError(
+                f"the order intent was not saved within {JOURNAL_WAIT:g} s: the database is busy or locked"
+            )
+        if write.error is not None:
+            raise write.error
+
+    def _write_aside(
+        self, intents: list[tuple[OrderIntent, datetime]], note_at: datetime | None
+    ) -> JournalWrite:
+        """Starts `intents` (then a note, when `note_at`) on a thread of its own: a locked database holds a write
+        ~20 s, which the agent's thread must not wait (`JOURNAL_WAIT`)."""
+        t = self.t
+        write = JournalWrite(list(intents), note_at)
+
+        def run() -> None:
+            try:
+                if write.intents:
+                    t.ctx.store.intents.record_all(write.intents)
+                if note_at is not None:
+                    t.ctx.store.journal.append(
+                        t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=note_at
+                    )
+            except BaseException as e:  # noqa: BLE001 - handed to the agent's thread (`_finished`'s caller)
+                write.error = e
+            finally:
+                write.done.set()
+
+        write.thread = threading.Thread(target=run, name=f"kitedesk-journal-{t.segment.value}", daemon=True)
+        write.thread.start()
+        return write
+
+    @staticmethod
+    def _finished(write: JournalWrite, wait: float) -> bool:
+        """True once `write` ended (its `error` says how), waiting `wait` real seconds at most; a failure other
+        than the store's is raised (a bug, never papered over)."""
+        if not write.done.wait(wait):
+            return False
+        assert write.thread is not None
+        write.thread.join()
+        if write.error is not None and not isinstance(write.error, StoreError):
+            raise write.error
+        return True
+
+    def _refused(self, intent: OrderIntent, halt: str, protective: bool) -> bool:
+        """An intent the journal did not take (`halt` says why): held and sent when `protective`, else not sent."""
+        t = self.t
+        assert t.market_time is not None
+        if protective:
+            self.held.append((intent, t.market_time))
+            if not self._held_said:  # once an outage, not on every stop or sale it holds
+                self._held_said = True
+                t.log.error(
+                    "%s: the %s order to %s %d %s is sent anyway to protect the position; it and any other order "
+                    "sent meanwhile are journalled once the store writes again; this session takes no new "
+                    "entries until then",
+                    halt, intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol,
+                )  # fmt: skip
+            else:
+                t.log.warning("the %s order to %s %d %s is sent before it is journalled (%s)", intent.reason,
+                              intent.side.value, intent.quantity, intent.tradingsymbol, halt)  # fmt: skip
+            return True
+        t.log.error(
+            "the %s order to %s %d %s cannot be journalled (%s): not sent; any stop-loss order is kept; this "
+            "session takes no new entries until the journal can be written",
+            intent.reason, intent.side.value, intent.quantity, intent.tradingsymbol, halt,
+        )  # fmt: skip
+        return False
 
     def journal_down(self, now: datetime) -> bool:
         """An intent failed to be journalled a moment ago (exits wait: the stop keeps protecting)."""
         return self.outage is not None and self.outage.retry_at is not None and now < self.outage.retry_at
 
-    def journal_back(self, now: datetime) -> bool:
-        """True when no intent failed, or once the journal writes again (a note written now, tried every
-        JOURNAL_RETRY), and the session's halt this segment set is lifted. A disk full for a few seconds must not
-        end the day; while it lasts, no entry (nothing may be sent that the journal does not hold)."""
-        t, outage = self.t, self.outage
-        if outage is None:
+    def journal_back(self, now: datetime, wait: float = JOURNAL_WAIT) -> bool:
+        """True when no intent failed, or once the journal writes again (the intents held meanwhile first, in the
+        order they were sent, then a note, on a thread of their own: `JOURNAL_WAIT`; tried after JOURNAL_RETRY,
+        the pause doubling up to JOURNAL_RETRY_MAX while it fails), and the session's halt this segment set is
+        lifted. A disk full for a few seconds must not end the day; while it lasts, no entry (nothing may be sent
+        that the journal does not hold). `wait`: real seconds its write is waited for (0 on the account's
+        dispatcher: the write is started, its answer comes on a later call)."""
+        if self.outage is None:
             return True
+        write = self._writing
+        if write is not None:  # a write still running from an earlier call: its end first, never two at once
+            if not self._finished(write, 0):
+                return False
+            self._writing = None
+            if write.note_at is not None:
+                return self._flushed(write, now)
         if self.journal_down(now):
             return False
-        try:
-            t.ctx.store.journal.append(
-                t.ctx.key, segment=t.segment, kind="journal_writable", payload={}, market_time=now
-            )
-        except StoreError:
-            self.outage = replace(outage, retry_at=now + JOURNAL_RETRY)
+        write = self._write_aside(self.held, now)
+        if not self._finished(write, wait):
+            self._writing = write
+            return False
+        return self._flushed(write, now)
+
+    def last_flush(self, wait: float = FINAL_JOURNAL_WAIT) -> None:
+        """The segment is stopping: the intents still held are journalled if the store writes now (waited `wait` real
+        seconds at most), else said: they are at Kite, and the next start adopts them by the session's tag."""
+        t, now = self.t, self.t.market_time
+        if self.outage is None or now is None:
+            return
+        if self._writing is not None:
+            self._finished(self._writing, wait)
+        self.outage = replace(self.outage, retry_at=None)  # tried now, whatever the pause
+        if not self.journal_back(now, wait) and self.held:
+            t.log.error(
+                "%d order%s sent while the journal could not be written %s not journalled: %s at Kite under this "
+                "session's tag, and the next start adopts %s from there",
+                len(self.held), "" if len(self.held) == 1 else "s", "is" if len(self.held) == 1 else "are",
+                "it is" if len(self.held) == 1 else "they are", "it" if len(self.held) == 1 else "them",
+            )  # fmt: skip
+
+    def _flushed(self, write: JournalWrite, now: datetime) -> bool:
+        """The end of a flush of the held intents (`journal_back`): the outage over when it wrote all of them."""
+        t, outage = self.t, self.outage
+        assert outage is not None
+        if write.error is not None:
+            self.outage = replace(outage, retry_at=now + self._journal_pause)
+            self._journal_pause = min(self._journal_pause * 2, JOURNAL_RETRY_MAX)
+            return False
+        if write.intents:
+            del self.held[: len(write.intents)]
+            t.log.warning(
+                "the journal is written again: the %d order%s sent while it could not be are journalled now",
+                len(write.intents), "" if len(write.intents) == 1 else "s",
+            )  # fmt: skip
+        if self.held:  # more were sent while it wrote: journalled next
+            self.outage = replace(outage, retry_at=None)
             return False
         self.outage = None
+        self._held_said = False
+        self._journal_pause = JOURNAL_RETRY
         if t.ctx.risk.lift(outage.halt):
             t.log.warning("the journal is written again: the session takes new entries again")
         return True
 
     def send(
-        self, intent: OrderIntent, recorded: bool = False, commit: Callable[[], None] | None = None
+        self,
+        intent: OrderIntent,
+        recorded: bool = False,
+        commit: Callable[[], None] | None = None,
+        protective: bool = False,
     ) -> TrackedOrder | None:
-        """Journal first (durable), then send; None when the gateway refused it or the journal failed."""
+        """Journal first (durable), then send; None when the gateway refused it or the journal failed (a
+        `protective` order is sent then too, its intent held: `record_intent`)."""
         t = self.t
         assert t.market_time is not None
-        if not recorded and not self.record_intent(intent, commit):
+        if not recorded and not self.record_intent(intent, commit, protective):
             return None
         role = intent.role
         tracked = TrackedOrder(intent)
@@ -420,6 +593,8 @@ class Orders:
                 self.give_up(tracked)
                 continue
             if tracked.final:
+                if any(f.order_id == tracked.order_id for f in self.unsaved_fills):
+                    continue  # its fills came and wait for the store (`save_fills`): not asked for again
                 t.log.warning(
                     "%s order %s ended %s with %d filled, but %d fills came: asking for them again",
                     tracked.role, tracked.order_id, tracked.status.value, tracked.broker_filled, tracked.filled,

@@ -33,6 +33,7 @@ class OutsideClose:
         self.t = trader
         self.next_check = 0.0  # time.monotonic() of the next check that the broker still holds it
         self._short_seen: tuple[str, int, int] | None = None  # (symbol, held, at broker) seen once
+        self._unread_said = False  # "positions not read before selling" said, not again until they are read
 
     def due(self) -> bool:
         """A check is due (LIVE, holding, no exit of ours on its way); the next one is then a while away."""
@@ -54,9 +55,16 @@ class OutsideClose:
         try:
             net = t.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
         except BrokerError as e:
-            t.log.warning("positions not read before selling %s (%s): selling the %d held", h.tradingsymbol, e,
-                          h.quantity)  # fmt: skip
+            # Said once until the positions are read again: an expired login made every try of a sale say it twice,
+            # every few seconds, for half an hour (chaos seed 51).
+            if not self._unread_said:
+                self._unread_said = True
+                t.log.warning("positions not read before selling %s (%s): selling the %d held (not said again "
+                              "until they are read)", h.tradingsymbol, e, h.quantity)  # fmt: skip
             return h.quantity
+        if self._unread_said:
+            self._unread_said = False
+            t.log.info("the account's positions are read again")
         if net is None or net >= h.quantity:
             return h.quantity
         stop = h.stop_order

@@ -141,7 +141,7 @@ class Protection:
         )  # fmt: skip
         t.ctx.risk.check(intent, t.market_time)
         earlier, t.orders.last_refusal = t.orders.last_refusal, ""
-        tracked = t.orders.send(intent)
+        tracked = t.orders.send(intent, protective=True)  # sent even when the journal cannot be written
         refusal = t.orders.last_refusal.lower()
         if tracked is not None:
             # Still the broker's last refusal (an exit's, that this stop now protects).

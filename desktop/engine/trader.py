@@ -37,6 +37,10 @@ from desktop.engine.slices import SlicingGateway
 from desktop.engine.snapshots import AgentState, SegmentSnapshot, segment_snapshot
 from desktop.engine.strategy.base import Action, EnterPosition, ExitPosition, MoveStop, Strategy
 
+# Exits of a position whose stop has been (or is being) crossed, or that must not stay open past the day's end:
+# sent even when the journal cannot be written (`SegmentTrader.protective_exit`).
+PROTECTIVE_EXITS = frozenset({"stop_loss", "trailing_stop", "square_off"})
+
 
 @dataclass(frozen=True, slots=True)
 class Closing:
@@ -176,6 +180,10 @@ class SegmentTrader:
         if self.orders.fills_maybe_owed:
             self.orders.ask_owed_fills()
         if now is not None:
+            if self.orders.outage is not None:
+                self.orders.journal_back(
+                    now
+                )  # intents held journalled, the halt lifted, once the store writes
             if self.orders.working:
                 self.orders.cancel_overdue(now)
             self.protection.on_tick(now)
@@ -256,7 +264,8 @@ class SegmentTrader:
             return False
         if self.protection.left_to_stop(h, reason, at_once):
             return True
-        if self.orders.journal_down(now):
+        protective = self.protective_exit(h, reason, at_once)
+        if not protective and self.orders.journal_down(now):
             # The journal failed a moment ago: nothing is sent. The strategy may ask again (its exit is no longer
             # pending), a kill's or square-off's exit is asked again, and a position whose stop no longer rests gets
             # one (or is sold) again once the journal writes (a resting stop keeps protecting meanwhile).
@@ -273,8 +282,9 @@ class SegmentTrader:
         kind = {} if limit is None else {"order_type": OrderType.LIMIT, "price": limit}
         intent = self.intent(h.exchange, h.tradingsymbol, Side.SELL, quantity, reason, OrderRole.EXIT, **kind)
         # The intent is durable BEFORE the stop is cancelled: an exit that could not be journalled must not leave
-        # the position with no stop and no exit (a full disk, a database locked for seconds).
-        if not self.orders.record_intent(intent):
+        # the position with no stop and no exit (a full disk, a database locked for seconds). A protective one is
+        # sent anyway, its intent held until the journal writes again (`Orders.record_intent`).
+        if not self.orders.record_intent(intent, protective=protective):
             self.strategy.on_exit_rejected("the journal cannot be written")
             self.protection.protect_rest()  # a stop `sellable` cancelled (the broker showed less) is placed again
             self.exit_failed(now)
@@ -296,6 +306,22 @@ class SegmentTrader:
             self.exit_failed(now)
             return False
         return True
+
+    def protective_exit(self, h: Holding, reason: str, at_once: bool) -> bool:
+        """A sale that protects the position, sent even when the journal cannot be written (its intent held): the
+        protection's own (a stop that cannot be placed, one ended or chased), a stop-loss or square-off exit, a
+        kill's, or any sale while no confirmed stop rests untriggered at the broker. Not a signal's or target's
+        exit under a resting stop: that stop keeps protecting until the journal writes again."""
+        stop = h.stop_order
+        return (
+            at_once
+            or self.closing is not None
+            or reason in PROTECTIVE_EXITS
+            or stop is None
+            or not stop.resting
+            or not stop.order_id
+            or stop.triggered_at is not None
+        )
 
     def exit_failed(self, now: datetime) -> None:
         """An exit failed or ended unsold: a kill's or square-off's is asked again after `ORDER_PATIENCE`."""
@@ -335,14 +361,21 @@ class SegmentTrader:
         """Cancels a working entry or exit by hand (`Orders.cancel_by_hand`; never the stop); raises BrokerError."""
         return self.orders.cancel_by_hand(order_id)
 
+    def stopping(self) -> None:
+        """The segment's agent is ending: the orders sent while the journal could not be written are journalled if
+        the store writes now (`Orders.last_flush`), else said (the next start adopts them by the session's tag)."""
+        self.orders.last_flush()
+
     def owes_recovery(self) -> bool:
         """Something this segment knows of is not counted durably: a fill the store refused (disk full, database
         locked) still waiting to be recorded, a fill the broker shows of one of our orders that never came (LIVE:
-        its trade list could not be read), or a position let go (the broker showed it gone) whose own sale's fill
-        has not come. Its session must then be taken over on the next start, whose recovery counts them."""
+        its trade list could not be read), a position let go (the broker showed it gone) whose own sale's fill has
+        not come, or an order sent while the journal could not be written and not journalled yet. Its session must
+        then be taken over on the next start, whose recovery counts them (from the broker's orders of its tag)."""
         gone = self.keeper.let_go
         return (
             bool(self.orders.unsaved_fills)
+            or bool(self.orders.held)
             or (gone is not None and gone.quantity > 0)
             or bool(self.orders.fills_owed())
         )

@@ -57,6 +57,9 @@ class RecordingTrader:
     def cancel_open_entries(self, then_exit: str | None = None) -> None:
         self.calls.append("cancel_entries")
 
+    def stopping(self) -> None:
+        self.calls.append("stopping")
+
     def flat(self) -> bool:
         return True
 
@@ -147,7 +150,7 @@ def test_stop_cancels_pending_entries_and_ends_the_thread(tmp_path: Path, qapp) 
     agent.post_command(StopAgent(OnStop.SQUARE_OFF))
     assert agent.wait(5000)
     logs.close()
-    assert trader.calls == ["cancel_entries"] and agent.state is AgentState.STOPPED
+    assert trader.calls == ["cancel_entries", "stopping"] and agent.state is AgentState.STOPPED
 
 
 def test_only_a_tick_that_may_lead_to_an_order_wakes_the_agent(tmp_path: Path, qapp) -> None:

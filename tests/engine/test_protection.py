@@ -231,10 +231,12 @@ def test_a_stop_kite_refuses_because_the_premium_already_fell_through_it_sells_a
     assert (sell.side, sell.quantity, sell.reason) == (Side.SELL, 195, "stop_loss")
 
 
-def test_a_chased_stop_cancelled_to_sell_while_the_journal_fails_is_sold_once_the_journal_writes_again(make):
+def test_a_chased_stop_cancelled_to_sell_while_the_journal_fails_is_sold_at_once_and_journalled_later(make):
     # Chaos seed 41: a triggered stop was chased, then cancelled to sell at a limit while the disk was full; the
     # sale's intent could not be journalled, so nothing was sent, and nothing ever asked again (the strategy's exit
     # stayed "pending", the protection had no retry): 65 held with no stop for 37 market minutes, until a restart.
+    # Seed 51 then showed that waiting for the journal is itself the gap: the sale is sent at once, its intent held
+    # and journalled once the store writes again (tests/engine/test_journal_outage.py).
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     option_tick(trader, "185", 1)  # through the stop (186): left to the broker's stop
@@ -242,20 +244,26 @@ def test_a_chased_stop_cancelled_to_sell_while_the_journal_fails_is_sold_once_th
     for second in (2, 4, 6, 8):
         option_tick(trader, "160", second)  # gapped through its limit: chased three times
     assert len(gateway.modified) == 3
-    record = store.intents.record
 
     def disk_full(*a: object, **k: object) -> None:
         raise StoreWriteError("database or disk is full")
 
-    store.intents.record = disk_full  # type: ignore[method-assign]
-    option_tick(trader, "160", 10)  # still unfilled: cancelled to sell, but the sale cannot be journalled
-    assert gateway.cancelled == ["O2"] and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
+    store.intents.record_all = disk_full  # type: ignore[method-assign]
+    option_tick(trader, "160", 10)  # still unfilled: cancelled and sold at once, its intent held
+    assert gateway.cancelled == ["O2"]
+    assert [i.reason for i in gateway.placed] == ["entry", "protective_stop", "stop_loss"]
+    assert gateway.unjournalled == gateway.placed[-1:]
     trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED))
-    assert trader.snapshot(AgentState.RUNNING).protection.startswith("UNPROTECTED")
-    option_tick(trader, "160", 12)  # the journal failed a moment ago: nothing yet
-    store.intents.record = record  # type: ignore[method-assign]
-    for second in range(13, 90):
+    for second in range(11, 20):
+        option_tick(trader, "160", second)
+    del store.intents.record_all  # the disk writes again
+    for second in range(20, 29):
         option_tick(trader, "160", second)
     sales = [i for i in gateway.placed if i.side is Side.SELL and i.reason != "protective_stop"]
-    assert len(sales) == 1 and sales[0].quantity == 195, "sold once the journal writes again, once"
+    assert len(sales) == 1 and sales[0].quantity == 195, "sold once"
+    key = trader.ctx.key
+    saved = {
+        i.intent_id for i in store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    }
+    assert sales[0].intent_id in saved and trader.orders.held == [], "journalled once the disk writes again"
     assert trader.orders.open_exit() is not None, "the sale works at the broker: the position is covered"

@@ -305,11 +305,13 @@ def test_a_kill_whose_exit_is_rejected_asks_again_after_its_patience(make) -> No
 
 
 @pytest.mark.parametrize("kept_first", [True, False])
-def test_a_kill_that_comes_while_the_journal_fails_is_asked_again_once_it_writes(make, kept_first) -> None:
+def test_a_kill_that_comes_while_the_journal_fails_is_sent_at_once_and_journalled_once_it_writes(
+    make, kept_first
+) -> None:
     # The kill's exit found the journal down (an intent failed to be journalled a moment before): it returned
     # without a sale and without asking again, so the position stayed held. Before the trader was split, a kill's
     # earlier failed exit left its retry armed through a stop that keeps positions (`kept_first`), which sold it
-    # later; the split dropped that retry. Either way the kill must sell once the journal writes again.
+    # later; the split dropped that retry. Either way the kill must sell: at once (a protective sale).
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     if kept_first:
@@ -317,23 +319,32 @@ def test_a_kill_that_comes_while_the_journal_fails_is_asked_again_once_it_writes
         trader.exit("kill")  # O3, rejected: the rest protected again (O4), the kill asked again at +30 s
         trader.on_order(replace(gateway.orders()[2], status=OrderStatus.REJECTED, status_message="RMS: busy"))
         trader.cancel_open_entries(then_exit=None)  # then a stop that keeps positions
-    record = store.intents.record
+    record = store.intents.record_all
 
     def disk_full(*a: object, **k: object) -> None:
         raise StoreWriteError("database or disk is full")
 
-    store.intents.record = disk_full  # type: ignore[method-assign]
+    store.intents.record_all = disk_full  # type: ignore[method-assign]
     index_tick(trader, 1)
     trader.act([ExitPosition("signal_exit")])  # not journalled: exits wait 5 s, the stop keeps protecting
-    store.intents.record = record  # type: ignore[method-assign]
+    store.intents.record_all = record  # type: ignore[method-assign]
     index_tick(trader, 2)
     trader.cancel_open_entries(then_exit="kill")
-    assert trader.exit("kill") is False  # the journal failed a moment ago: nothing sent now
     reasons = [i.reason for i in gateway.placed]
+    # The journal failed a moment ago: a kill's sale is sent all the same (issue 16: never naked, never held
+    # because the journal cannot be written), its intent journalled once it writes.
+    assert trader.exit("kill") is True
+    assert [i.reason for i in gateway.placed] == [
+        *reasons,
+        "kill",
+    ] and gateway.unjournalled == gateway.placed[-1:]
     index_tick(trader, 40)
-    assert [i.reason for i in gateway.placed] == [*reasons, "kill"]
+    assert [i.reason for i in gateway.placed] == [*reasons, "kill"], "sent once"
     stop = "O4" if kept_first else "O2"
-    assert gateway.cancelled[-1] == stop and gateway.placed[-1].quantity == 195
+    assert stop in gateway.cancelled and gateway.placed[-1].quantity == 195  # the stop cancelled for the sale
+    key = trader.ctx.key
+    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert gateway.placed[-1].intent_id in {i.intent_id for i in saved} and trader.orders.held == []
 
 
 def test_a_kill_whose_stop_cannot_be_cancelled_yet_is_asked_again_after_its_patience(make) -> None:
@@ -621,17 +632,17 @@ def test_an_exit_that_cannot_be_journalled_keeps_the_stop_and_halts_entries(make
     # locked) and sent nothing: the position was left with no stop until a restart.
     trader, gateway, store = make()
     enter(trader, gateway, "200")
-    record = store.intents.record
+    record = store.intents.record_all
 
     def disk_full(*a: object, **k: object) -> None:
         raise StoreWriteError("database or disk is full")
 
-    store.intents.record = disk_full  # type: ignore[method-assign]
+    store.intents.record_all = disk_full  # type: ignore[method-assign]
     trader.act([ExitPosition("signal_exit")])
     assert gateway.cancelled == [] and [i.reason for i in gateway.placed] == ["entry", "protective_stop"]
     assert trader.holding is not None and trader.protected_at_broker()
     assert trader.ctx.risk.halted and "journal cannot be written" in (trader.ctx.risk.halt_reason or "")
-    store.intents.record = record  # type: ignore[method-assign]
+    store.intents.record_all = record  # type: ignore[method-assign]
     index_tick(trader, 6)  # the store writes again: the exit goes (cancel first, then the sale)
     trader.act([ExitPosition("signal_exit")])
     assert gateway.cancelled == ["O2"] and gateway.placed[-1].reason == "signal_exit"
@@ -806,3 +817,29 @@ def test_a_stop_given_up_and_shown_later_is_cancelled_as_the_position_has_its_ne
     trader.on_order(replace(stray, status=OrderStatus.TRIGGER_PENDING))
     assert gateway.cancelled == ["O2"], "two stops would sell the position twice"
     assert h.stop_order.order_id == "O3" and trader.holding is h
+
+
+def test_positions_that_cannot_be_read_are_said_once_until_they_are_read_again(make) -> None:
+    # Chaos seed 51: under an expired login every try of a sale said "positions not read before selling ... selling
+    # the 130 held" twice (the exit's read, then the stop's), every few seconds, for half an hour: 97 lines.
+    trader, gateway, _ = make()
+    enter(trader, gateway, "200")
+    place = gateway.place
+
+    def login_expired(intent):
+        if intent.side is Side.SELL:
+            raise BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+        return place(intent)
+
+    gateway.place = login_expired  # type: ignore[method-assign]
+    gateway.net = BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+    for _ in range(3):
+        assert trader.exit("square_off") is False
+    said = trader.log.path.read_text(encoding="utf-8").count("positions not read before selling")
+    assert said == 1
+    gateway.net = None  # read again: a later failure is said again
+    trader.exit("square_off")
+    gateway.net = BrokerUnavailable("Your Kite login for this account has expired: log in again.")
+    trader.exit("square_off")
+    text = trader.log.path.read_text(encoding="utf-8")
+    assert text.count("positions not read before selling") == 2 and "positions are read again" in text

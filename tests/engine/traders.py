@@ -4,6 +4,7 @@ manager and store, with a recording gateway in place of the broker."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -20,6 +21,7 @@ from desktop.domain import (
     OptionRight,
     Order,
     OrderIntent,
+    OrderRole,
     OrderStatus,
     Segment,
     SessionKey,
@@ -52,12 +54,21 @@ class RecordingGateway(OrderGateway):
         # What the broker's positions show (None: not asked, as paper).
         self.net: int | Exception | None = None
         self.ambiguous_next = False  # the next order reaches Kite but its reply is lost
+        # The intents the trader holds to journal later (set by `make`), and the orders sent before their intent
+        # was journalled (the journal could not be written).
+        self.held: Callable[[], list[OrderIntent]] = list
+        self.unjournalled: list[OrderIntent] = []
         self._ids = itertools.count(1)
         self._orders: dict[str, Order] = {}
 
     def place(self, intent: OrderIntent) -> Order:
         saved = self.store.intents.for_session(broker_id=self.key.broker_id, session_id=self.key.session_id)
-        assert intent.intent_id in {i.intent_id for i in saved}, "sent before it was journaled"
+        if intent.intent_id not in {i.intent_id for i in saved}:
+            # Only a protective order (a stop, a sale) may go before its intent is journalled, and only held by
+            # the trader to be journalled once the store writes again (`Orders.record_intent`).
+            assert intent.role is not OrderRole.ENTRY, "an entry sent before it was journaled"
+            assert intent in self.held(), "sent before it was journaled, and not held to be journalled"
+            self.unjournalled.append(intent)
         self.placed.append(intent)
         order = Order(f"O{next(self._ids)}", self.key, self.mode, intent.exchange, intent.tradingsymbol, intent.side,
                       intent.quantity, intent.order_type, OrderStatus.OPEN, price=intent.price, trigger_price=intent.trigger_price,
@@ -150,6 +161,7 @@ def make(tmp_path: Path):
         trader = SegmentTrader(
             ctx, segment, ItmMomentumStrategy(params, segment), session_logs.for_segment(segment)
         )
+        gateway.held = lambda: [intent for intent, _ in trader.orders.held]
         trader.load(_book(), [], None)
         trader.market_time = T0
         trader.index_price = Decimal("25012.40") if segment is Segment.NIFTY else Decimal("60040")
