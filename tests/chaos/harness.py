@@ -560,6 +560,17 @@ def max_held(trades: list[dict[str, Any]]) -> dict[str, int]:
     return dict(most)
 
 
+def least_held(trades: list[dict[str, Any]]) -> dict[str, int]:
+    """The least held of each option at any moment, from one tag's trades: below 0, it sold more than it held."""
+    held: dict[str, int] = defaultdict(int)
+    least: dict[str, int] = defaultdict(int)
+    for t in sorted(trades, key=lambda t: (str(t["fill_timestamp"]), str(t["trade_id"]))):
+        symbol = str(t["tradingsymbol"])
+        held[symbol] += int(t["quantity"]) * (1 if t["transaction_type"] == "BUY" else -1)
+        least[symbol] = min(least[symbol], held[symbol])
+    return dict(least)
+
+
 def fills_realised(fills: list[sqlite3.Row]) -> Decimal:
     rows = [
         {
@@ -1288,6 +1299,10 @@ class ChaosRun:
                           histories: dict[str, list[dict[str, Any]]] | None = None) -> None:  # fmt: skip
         orders_by_tag, trades_by_tag = _broker_by_tag(orders, trades)
         dups = 0
+        now = self._now()
+        grace = timedelta(seconds=max(FAULT_GRACE_S, 3.0 * self.cfg.speed))
+        storage = [(f.start, (f.end or now) + grace) for f in self.report.faults if f.kind in STORAGE_FAULTS]
+        placed_at = {str(o["order_id"]): _ts(o["order_timestamp"]) or now for o in orders}
         for s in sessions:
             if s.broker_id != user or s.mode != "LIVE":
                 continue
@@ -1326,12 +1341,30 @@ class ChaosRun:
                 )
             for shape, ids in broker_shapes.items():
                 if len(ids) > shapes.get(shape, 0):
-                    extra = len(ids) - shapes.get(shape, 0)
+                    # A sale (a stop, or the sale of a position no stop protects) is sent unjournalled while the
+                    # store cannot write (issue 16 defect 3: never naked for want of a journal), and journalled once
+                    # it writes: one a kill -9 caught first stays unjournalled. It is excused here when placed in a
+                    # storage fault's window; a second sale of one position is still caught, as a short below and as
+                    # an over-covered position in (a).
+                    unjournalled = sum(
+                        1 for oid in ids
+                        if shape[1] == "SELL" and any(w0 <= placed_at[oid] <= w1 for w0, w1 in storage)
+                    )  # fmt: skip
+                    extra = max(0, len(ids) - shapes.get(shape, 0) - unjournalled)
+                    if not extra:
+                        continue
                     dups += extra
                     self.report.add(Violation(
                         "b", f"{user} '{s.label}' ({s.tag}): {len(ids)} broker orders {shape[1]} {shape[2]} "
                         f"{shape[0]} ({shape[3]}) but {shapes.get(shape, 0)} such intents journalled "
                         f"(orders {', '.join(ids)})", key=f"b {s.session_id} {shape}",
+                    ))  # fmt: skip
+            for symbol, least in least_held(trades_by_tag.get(s.tag, [])).items():
+                if least < 0:
+                    dups += 1
+                    self.report.add(Violation(
+                        "b", f"{user} '{s.label}' ({s.tag}) sold {-least} {symbol} more than it held: a sale sent "
+                        "twice", key=f"b short {s.session_id} {symbol}",
                     ))  # fmt: skip
             # One entry per segment at a time: holding more than one entry's quantity is an entry sent twice
             # (e.g. two processes driving one session), whatever the journal says.

@@ -277,3 +277,54 @@ def test_market_faults_go_to_an_option_a_session_holds_else_the_one_traded_last(
     bought["exchange"] = "NFO"
     run.last_books = {"UK9394": ([*closed, held], [*trades, bought])}
     assert run._market_fault_target() == ("NFO", "BANKNIFTY26JAN59700PE")
+
+
+def test_a_sale_sent_unjournalled_while_the_store_could_not_write_is_no_duplicate_but_a_sale_twice_is(
+    tmp_path,
+) -> None:
+    from tests.chaos.harness import ChaosRun, FaultRecord, StoreSession
+
+    run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
+    run._now = lambda: NOW  # type: ignore[method-assign]
+    symbol = "NIFTY2611325900CE"
+
+    class Store:  # the session's journal: the entry and its first stop
+        def rows(self, sql: str, *args: object) -> list[dict[str, object]]:
+            if "order_intents" in sql:
+                return [
+                    {"intent_id": "i1", "tradingsymbol": symbol, "side": "BUY", "quantity": 65, "order_type": "MARKET"},
+                    {"intent_id": "i2", "tradingsymbol": symbol, "side": "SELL", "quantity": 65, "order_type": "SL"},
+                ]  # fmt: skip
+            return [{"order_id": "1", "intent_id": "i1"}, {"order_id": "2", "intent_id": "i2"}]
+
+    sessions = [StoreSession("UK9394", "abc", "x", "LIVE", "running")]
+    orders = [
+        _order("1", "BUY", 65, "MARKET", "COMPLETE", "09:30:00", "09:30:00", 65),
+        _order("2", "SELL", 65, "SL", "CANCELLED", "09:30:01", "09:40:00"),  # the exchange ended the stop
+        _order(
+            "3", "SELL", 65, "SL", "TRIGGER PENDING", "09:41:00", "09:41:00"
+        ),  # its replacement, no intent yet
+    ]
+    trades = [_trade("t1", "1", "BUY", 65, "100", "09:30:00")]
+    run._check_duplicates("UK9394", orders, trades, Store(), sessions)  # type: ignore[arg-type]
+    assert run.report.duplicates == 1  # no storage fault: a stop with no intent is one sent twice
+
+    run.report.violations.clear()
+    run.report.faults.append(
+        FaultRecord("db_lock", None, datetime(2026, 1, 8, 9, 40, 30), datetime(2026, 1, 8, 9, 45))
+    )
+    run._check_duplicates("UK9394", orders, trades, Store(), sessions)  # type: ignore[arg-type]
+    assert run.report.duplicates == 0 and run.report.violations == []  # sent unjournalled to protect: allowed
+
+    # Two sales of the one position, both in the window: excused as unjournalled, caught as a short.
+    orders += [_order("4", "SELL", 65, "LIMIT", "COMPLETE", "09:42:00", "09:42:00", 65),
+               _order("5", "SELL", 65, "LIMIT", "COMPLETE", "09:42:01", "09:42:01", 65)]  # fmt: skip
+    trades += [
+        _trade("t4", "4", "SELL", 65, "90", "09:42:00"),
+        _trade("t5", "5", "SELL", 65, "90", "09:42:01"),
+    ]
+    run._check_duplicates("UK9394", orders, trades, Store(), sessions)  # type: ignore[arg-type]
+    assert run.report.duplicates == 1
+    assert ["sold 65 NIFTY2611325900CE more than it held" in v.detail for v in run.report.violations] == [
+        True
+    ]
