@@ -118,6 +118,11 @@ class OrderGateway(ABC):
         outside KiteDesk (Kite web, the mobile app). None where the gateway cannot tell (paper)."""
         return None
 
+    def reconcile(self) -> list[Order]:
+        """Reads this session's orders from the broker's book again and reports any change missed on the stream;
+        a paper gateway's book is its own: nothing can have been missed."""
+        return self.orders()
+
 
 def broker_net_positions(rows: dict[str, Any]) -> dict[str, int]:
     """Net quantity per tradingsymbol from Kite's positions payload (the account's, all sessions)."""

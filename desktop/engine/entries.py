@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from desktop.broker.errors import BrokerError
 from desktop.domain import OrderRole, Side
 from desktop.engine.decisions import ReadyEntry
-from desktop.engine.orders import JOURNAL_WAIT, TrackedOrder, sent_note
+from desktop.engine.orders import JOURNAL_WAIT, ORDER_PATIENCE, TrackedOrder, sent_note
 from desktop.engine.params import order_quantity
 from desktop.engine.probes import EntryObserver
 
@@ -48,6 +48,13 @@ class Entries:
         assert now is not None and t.book is not None
         if t.halted_entries or t.holding is not None or t.orders.open_entry() is not None:
             t.strategy.on_entry_rejected("an entry or position is already on its way")
+            return None
+        if t.orders.lost_entry_until is not None and (on_dispatcher or t.orders.lost_entry_waits(now)):
+            # (the dispatcher never reads Kite's book: the agent does, on its next ticks: `after_ticks`)
+            t.log.info("entry skipped: the entry given up at %s may still be at Kite (Kite's order book is read "
+                       "again at %s)", (t.orders.lost_entry_until - ORDER_PATIENCE).strftime("%H:%M:%S"),
+                       t.orders.lost_entry_until.strftime("%H:%M:%S"))  # fmt: skip
+            t.strategy.on_entry_rejected("an entry given up may still be at Kite")
             return None
         # The account's dispatcher never waits for the store (the feed's thread: every segment behind it).
         if not t.orders.journal_back(now, wait=0.0 if on_dispatcher else JOURNAL_WAIT):

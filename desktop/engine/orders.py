@@ -262,6 +262,8 @@ class Orders:
         self._writing: JournalWrite | None = None  # a journal write still running on its own thread
         # Orders given up (their reply lost, no update within ORDER_PATIENCE): Kite's book may show them later.
         self.given_up: list[TrackedOrder] = []
+        # An entry was given up: no new entry until Kite's book is read again at this market time (`give_up`).
+        self.lost_entry_until: datetime | None = None
         self.last_refusal = ""  # the broker's words when it last refused an order (`send`)
         # An update showed fills (LIVE): some may not come by themselves (`ask_owed_fills`), next asked at this
         # time.monotonic().
@@ -619,9 +621,35 @@ class Orders:
         tracked.give_up("never confirmed by Kite")
         self.given_up.append(tracked)
         self._outcome(tracked, t.market_time or datetime.now())
+        if tracked.role is OrderRole.ENTRY and t.market_time is not None:
+            # Kite shows a given-up entry later only while this segment holds nothing else (one position a
+            # segment: see `found`): no new entry until its book was read again one patience from now.
+            self.lost_entry_until = t.market_time + ORDER_PATIENCE
+            self.read_book("an entry given up")
         h = t.holding
         if tracked.role is OrderRole.STOP and h is not None and h.stop_order is tracked:
             t.protection.protect_rest()
+
+    def read_book(self, why: str) -> None:
+        """Kite's order book of the session read again: an order of ours whose updates were lost is reported now
+        (as an update: `on_order`, then `found`). A failed read is said; the stream still brings later updates."""
+        t = self.t
+        try:
+            t.ctx.gateway.reconcile()
+        except BrokerError as e:
+            t.log.warning("Kite's order book not read after %s: %s", why, e)
+
+    def lost_entry_waits(self, now: datetime) -> bool:
+        """An entry given up a moment ago may still show at Kite: True while no new entry may go. Once its patience
+        has passed, the book is read again and entries go on (a later update still makes it ours: `found`)."""
+        until = self.lost_entry_until
+        if until is None:
+            return False
+        if now < until:
+            return True
+        self.lost_entry_until = None
+        self.read_book("the wait for an entry given up")
+        return False
 
     def open_entry(self) -> TrackedOrder | None:
         return next((o for o in self.working if o.role is OrderRole.ENTRY and not o.done), None)

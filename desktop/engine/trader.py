@@ -186,6 +186,8 @@ class SegmentTrader:
                 )  # intents held journalled, the halt lifted, once the store writes
             if self.orders.working:
                 self.orders.cancel_overdue(now)
+            if self.orders.lost_entry_until is not None:  # once its patience passed: the book read again
+                self.orders.lost_entry_waits(now)
             self.protection.on_tick(now)
             if self.outside.due():
                 self.outside.check(now)

@@ -774,6 +774,7 @@ def test_an_entry_given_up_and_shown_later_after_a_kill_is_protected_then_sold(m
 def test_an_entry_given_up_and_shown_later_past_the_trade_cap_is_protected_then_sold(make) -> None:
     trader, gateway, _ = make(max_trades_per_day=1)
     lost = lost_entry_given_up(trader, gateway)
+    index_tick(trader, 61)  # Kite's book read again one patience later: entries go on
     trader.strategy.pending_entry = OptionRight.CE  # the next signal's entry O2 (stop O3), sold (O4): the
     trader.act([EnterPosition(OptionRight.CE, "test")])  # day's one trade
     fill(trader, "O2", 195, "200")
@@ -793,6 +794,7 @@ def test_an_entry_given_up_and_shown_later_past_the_trade_cap_is_protected_then_
 def test_an_entry_given_up_shown_while_another_position_is_held_is_cancelled_and_said(make) -> None:
     trader, gateway, _ = make()
     lost = lost_entry_given_up(trader, gateway)
+    index_tick(trader, 61)  # Kite's book, read at the give-up and again now, does not show it yet
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     fill(trader, "O2", 195, "200")
@@ -843,3 +845,29 @@ def test_positions_that_cannot_be_read_are_said_once_until_they_are_read_again(m
     trader.exit("square_off")
     text = trader.log.path.read_text(encoding="utf-8")
     assert text.count("positions not read before selling") == 2 and "positions are read again" in text
+
+
+def test_after_an_entry_is_given_up_kites_book_is_read_and_no_new_entry_goes_until_it_was_read_again(
+    make,
+) -> None:
+    # A given-up entry Kite shows while the segment already bought another position cannot be tracked beside it (one
+    # position a segment): if it filled, it stays unprotected. So the book is asked at once, and the segment takes no
+    # new entry until the book was read again one patience later.
+    trader, gateway, _ = make()
+    lost_entry_given_up(trader, gateway)  # given up at T0 + 31 s
+    assert gateway.book_reads == 1, (
+        "Kite's order book read at once: an order whose updates were lost shows there"
+    )
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert [i.reason for i in gateway.placed] == ["entry"], (
+        "no second entry while the lost one may still show"
+    )
+    assert "may still be at Kite" in trader.log.path.read_text()
+    index_tick(trader, 60)
+    assert gateway.book_reads == 1
+    index_tick(trader, 61)  # one patience after the give-up: read again, nothing of it there
+    assert gateway.book_reads == 2
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    assert [i.reason for i in gateway.placed] == ["entry", "entry"]

@@ -106,6 +106,12 @@ class RecordingGateway(OrderGateway):
     def orders(self) -> list[Order]:
         return list(self._orders.values())
 
+    book_reads = 0  # Kite's order book read again (`reconcile`)
+
+    def reconcile(self) -> list[Order]:
+        self.book_reads += 1
+        return self.orders()
+
     def account_net_quantity(self, exchange: str, tradingsymbol: str) -> int | None:
         if isinstance(self.net, Exception):
             raise self.net
