@@ -12,7 +12,8 @@ sale of a position no stop protects) while the journal cannot be written: sent a
 journalled once the store writes again (`record_intent`); the broker's answer makes
 it WORKING under its id, or UNCONFIRMED when the answer was lost (Kite may have it: its first order update makes
 it ours, `bind`; none within `ORDER_PATIENCE` and it is GIVEN_UP; Kite's book may lag it longer still: an update
-showing it later makes it ours again, `found`, never a position nobody tracks). CANCELLING: this run's cancel was accepted
+showing it later makes it ours again, `found`, never a position nobody tracks; Kite's book is read at a given-up
+entry and again one patience later, and the segment takes no new entry meanwhile: `lost_entry_waits`). CANCELLING: this run's cancel was accepted
 (a stop cancelled to exit: its fills before the cancel still count). ENDED: the broker says it ended
 (COMPLETE, CANCELLED, REJECTED) and its fills are still on their way. SETTLED: all of it is known (filled in
 full, or ended with all its fills in) and acted on, once. A transition the machine does not have raises
