@@ -43,6 +43,9 @@ CHASE_EVERY = timedelta(seconds=2)  # between two chase steps
 CHASE_STEPS = 3  # limit lowered this many times at most, then the stop is cancelled and the position sold
 RETRY_FIRST = timedelta(seconds=2)  # a rejected stop is placed again after this, doubling up to RETRY_MAX
 RETRY_MAX = timedelta(seconds=60)
+CANCEL_RETRY_MAX = timedelta(
+    seconds=30
+)  # a chased stop's refused cancel is asked again, the pause doubling to this
 MOVE_RETRY = timedelta(seconds=5)  # a trail the broker refused is sent again this much later
 CHASING = "stop triggered, chasing"
 UNPROTECTED = "UNPROTECTED"
@@ -95,6 +98,8 @@ class StopState:
     retry_pause: timedelta = RETRY_FIRST
     move_retry: tuple[datetime, Decimal] | None = None  # (when, level) of a trail the broker refused
     cover_at: datetime | None = None  # a stop selling more than held is resized again no sooner than this
+    # (order id, pause): a chased stop whose cancel Kite refused, and the pause before it is asked again.
+    chase_cancel_pause: tuple[str, timedelta] | None = None
 
 
 class Protection:
@@ -532,12 +537,22 @@ class Protection:
                                            "last_price": str(h.last_price), "step": stop.chases})  # fmt: skip
             stop.chase_at = now + CHASE_EVERY
             return
-        stop.chase_at = now + CHASE_EVERY
-        t.log.warning("stop-loss order %s still unfilled after %d chases: cancelling it and selling at a limit",
-                      stop.order_id, stop.chases)  # fmt: skip
-        t.journal("stop_chase_exit", {"order_id": stop.order_id, "last_price": str(h.last_price)})
+        refused = self.state.chase_cancel_pause
+        pause = refused[1] if refused is not None and refused[0] == stop.order_id else None
+        if (
+            pause is None
+        ):  # the chase's end: said and journalled once, however many times Kite refuses the cancel
+            pause = CHASE_EVERY
+            t.log.warning("stop-loss order %s still unfilled after %d chases: cancelling it and selling at a limit",
+                          stop.order_id, stop.chases)  # fmt: skip
+            t.journal("stop_chase_exit", {"order_id": stop.order_id, "last_price": str(h.last_price)})
         if self.cancel(h):
+            self.state.chase_cancel_pause = None
             self.exit_now(f"the stop-loss order {stop.order_id} did not fill")
+            return
+        # Refused (an expired login, the order being processed): asked again with a growing pause, not every 2 s.
+        stop.chase_at = now + pause
+        self.state.chase_cancel_pause = (stop.order_id, min(pause * 2, CANCEL_RETRY_MAX))
 
     def status(self) -> str:
         """The stop's state for the panel: "" (protected, or nothing held), chasing, or UNPROTECTED: why."""

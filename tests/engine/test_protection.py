@@ -267,3 +267,32 @@ def test_a_chased_stop_cancelled_to_sell_while_the_journal_fails_is_sold_at_once
     }
     assert sales[0].intent_id in saved and trader.orders.held == [], "journalled once the disk writes again"
     assert trader.orders.open_exit() is not None, "the sale works at the broker: the position is covered"
+
+
+def test_a_chased_stop_kite_will_not_cancel_is_asked_again_with_a_growing_pause(make) -> None:
+    # A chase run's expired login refused every cancel: "not cancelled" was logged (and the chase's end journalled)
+    # every 2 market seconds for as long as it lasted. Asked again at 2, 4, 8, 16, then every 30 s; said the same.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "185", 1)
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.OPEN))  # triggered at the broker
+    for second in (2, 4, 6, 8):
+        option_tick(trader, "160", second)
+    assert len(gateway.modified) == 3
+    gateway.refuse_cancel = True
+    for second in range(10, 131):  # two market minutes, a tick a second
+        option_tick(trader, "160", second)
+    log = trader.log.path.read_text()
+    tries = log.count("not cancelled")
+    assert 5 <= tries <= 8, tries  # at 10, 12, 16, 24, 40, 70, 100, 130 s (not 61 times)
+    kinds = [
+        n.kind for n in store.journal.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    ]
+    assert kinds.count("stop_chase_exit") == 1, "the chase's end is journalled once, not on every try"
+    gateway.refuse_cancel = False
+    option_tick(trader, "160", 160)  # Kite takes the cancel: the position is sold
+    assert (
+        gateway.cancelled == ["O2"]
+        and gateway.placed[-1].quantity == 195
+        and gateway.placed[-1].side is Side.SELL
+    )
