@@ -728,6 +728,9 @@ class Orders:
                     t.ctx.gateway.cancel(order.order_id)
                 except BrokerError as e:
                     t.log.error("entry order %s not cancelled: %s", order.order_id, e)
+                else:
+                    if t.market_time is not None:  # Kite counts a cancel as an order request
+                        t.ctx.risk.record_order(t.market_time)
             return None
         tracked.found(order.order_id, t.market_time)
         self.tracked[order.order_id] = tracked

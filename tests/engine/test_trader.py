@@ -798,8 +798,13 @@ def test_an_entry_given_up_shown_while_another_position_is_held_is_cancelled_and
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     fill(trader, "O2", 195, "200")
+    assert trader.market_time is not None
+    counted = trader.ctx.risk.orders_last_minute(trader.market_time)
     trader.on_order(replace(lost, status=OrderStatus.OPEN))
     assert gateway.cancelled == ["O1"] and trader.holding is not None and trader.holding.quantity == 195
+    assert trader.ctx.risk.orders_last_minute(trader.market_time) == counted + 1, (
+        "its cancel is an order request"
+    )
     assert (
         "is at Kite after all while this segment holds or buys another position"
         in trader.log.path.read_text()
