@@ -54,6 +54,12 @@ class InputRejected(BrokerError):
     default_message = "Kite refused the request's parameters."
 
 
+class ModificationCapReached(InputRejected):
+    """Kite refused a modification: the order has had its 25 (cancel it and place a new one)."""
+
+    default_message = "Kite allows no more modifications of this order."
+
+
 class OrderRejected(BrokerError):
     """Kite refused the order: it definitely does not exist at the broker."""
 
@@ -167,6 +173,9 @@ def _translate_kite(
     if isinstance(exc, kite_exceptions.PermissionException):
         return NotPermitted(f"Kite does not allow this for this account: {said}.", detail, code)
     if isinstance(exc, kite_exceptions.InputException):
+        words = said.lower()  # Kite's own words are all that tells its modification cap from other refusals
+        if "modification" in words and ("exceeded" in words or "maximum" in words):
+            return ModificationCapReached(f"Kite refused the request: {said}.", detail, code)
         return InputRejected(f"Kite refused the request: {said}.", detail, code)
     if isinstance(exc, kite_exceptions.NetworkException):
         if code == 429:

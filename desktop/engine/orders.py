@@ -37,7 +37,7 @@ from enum import Enum
 from functools import partial
 from typing import TYPE_CHECKING
 
-from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, ModificationCapReached
 from desktop.broker.exchange_rules import MAX_MODIFICATIONS
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderStatus, rupees
 from desktop.store.errors import StoreError, StoreLockedError, StoreWriteError
@@ -545,13 +545,17 @@ class Orders:
             raise BrokerError(f"{tracked.role} order {tracked.order_id or '(unconfirmed)'} is not working at the "
                               f"broker ({tracked.state.value})")  # fmt: skip
         if tracked.modifications >= MAX_MODIFICATIONS:
-            raise BrokerError(f"order {tracked.order_id} has had Kite's {MAX_MODIFICATIONS} modifications")
+            raise ModificationCapReached(
+                f"order {tracked.order_id} has had Kite's {MAX_MODIFICATIONS} modifications"
+            )
         try:
             t.ctx.gateway.modify(
                 tracked.order_id, quantity=quantity, price=price, trigger_price=trigger_price
             )
         except BrokerError as e:
-            if at_modification_cap(e):  # an order adopted on recovery: its count here started at 0
+            if isinstance(
+                e, ModificationCapReached
+            ):  # an order adopted on recovery: its count here started at 0
                 tracked.modifications = MAX_MODIFICATIONS
             raise
         tracked.modifications += 1  # Kite counts every modification of an order
@@ -923,12 +927,6 @@ class Orders:
     def sent_this_run(self) -> set[str]:
         """The ids of the orders this run sent (not adopted)."""
         return {oid for oid, tracked in self.tracked.items() if tracked.sent_at is not None}
-
-
-def at_modification_cap(error: BrokerError) -> bool:
-    """The broker refused a modification because the order has had Kite's `MAX_MODIFICATIONS`."""
-    words = str(error).lower()
-    return "modification" in words and ("exceeded" in words or "maximum" in words)
 
 
 def sent_note(sent: TrackedOrder | None) -> str:

@@ -69,7 +69,7 @@ def test_a_trail_at_kites_modification_cap_replaces_the_stop_at_the_new_level(ma
 
 def test_a_stop_the_broker_says_is_at_the_cap_after_a_restart_is_replaced(make) -> None:
     # An adopted stop's count starts at 0 here; Kite's own refusal of the 26th says it is at the cap.
-    from desktop.broker.errors import InputRejected
+    from desktop.broker.errors import ModificationCapReached
 
     trader, gateway, _ = make()
     enter(trader, gateway, "200")
@@ -77,7 +77,7 @@ def test_a_stop_the_broker_says_is_at_the_cap_after_a_restart_is_replaced(make) 
 
     def at_cap(order_id, **kw):
         if order_id == "O2":
-            raise InputRejected(
+            raise ModificationCapReached(
                 f"Maximum allowed order modifications exceeded: Kite allows {MAX_MODIFICATIONS} per order."
             )
         return modify(order_id, **kw)
