@@ -308,7 +308,9 @@ class Orders:
             halt = f"the journal cannot be written ({e})"
             self.outage = JournalOutage(halt, now + JOURNAL_RETRY)
             self._journal_pause = JOURNAL_RETRY
-            t.ctx.risk.kill(halt)
+            # Never over a trader's kill switch (or the loss of another segment's journal): its reason stays, so
+            # this outage's end (`_flushed`: `lift`) does not end it too.
+            t.ctx.risk.halt(halt)
             return self._refused(intent, halt, protective)
         if self.outage is not None:
             self.outage = replace(self.outage, retry_at=None)
