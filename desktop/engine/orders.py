@@ -20,7 +20,7 @@ full, or ended with all its fills in) and acted on, once. A transition the machi
 
 `Orders` owns the tracked orders of one segment: the durable intent before a send, binding broker orders to
 intents (a lost reply, a slice of a sliced order), updates and fills (durable in the store before anything
-acts on them), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
+acts on them, save an entry's the store refused: its position is protected at once), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
 cancelled) and what a settled order means for the position. Runs on the segment agent's thread only.
 """
 
@@ -250,6 +250,9 @@ class Orders:
         self.seen_fills: set[str] = set()
         # Fills the store refused (disk full, database locked): recorded again, in order, on the next ticks.
         self.unsaved_fills: list[Fill] = []
+        # Of those, the entries' fills already acted on (their position opened and protected): recorded, never acted on
+        # again (`save_fills`).
+        self._acted_unsaved: set[str] = set()
         self._unsaved_said = ""  # the fill whose wait was last logged
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
@@ -771,7 +774,9 @@ class Orders:
     def save_fills(self) -> None:
         """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
         refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
-        never dropped, so its P&L is counted once the store writes again."""
+        never dropped, so its P&L is counted once the store writes again. An entry's fill is acted on at once
+        all the same (`_act_on_entry_fills`): the options it bought are at the broker and must not wait for the
+        store with no stop-loss order (issue 16: never naked while the journal cannot be written)."""
         while self.unsaved_fills:
             fill = self.unsaved_fills[0]
             try:
@@ -781,8 +786,27 @@ class Orders:
                     self._unsaved_said = fill.fill_id
                     self.t.log.error("fill %s of order %s not recorded yet (%s): tried again on the next ticks",
                                      fill.fill_id, fill.order_id, e)  # fmt: skip
+                self._act_on_entry_fills()
                 return
             del self.unsaved_fills[0]
+            if fill.fill_id in self._acted_unsaved:
+                self._acted_unsaved.discard(fill.fill_id)  # acted on when it came: recorded now, nothing more
+                continue
+            self._on_recorded_fill(fill)
+
+    def _act_on_entry_fills(self) -> None:
+        """The entries' fills at the head of those waiting for the store, acted on now (in order, each once): the
+        position opened and its stop placed (sent even while the journal cannot be written). A sale's fill, and
+        any behind it, waits to be recorded: its sale did its work, and nothing more is sent while it waits."""
+        for fill in self.unsaved_fills:
+            if fill.fill_id in self._acted_unsaved:
+                continue
+            tracked = self.tracked.get(fill.order_id)
+            if tracked is None or tracked.role is not OrderRole.ENTRY:
+                return
+            self._acted_unsaved.add(fill.fill_id)
+            self.t.log.warning("fill %s of entry order %s acted on before it is recorded: the position is "
+                               "protected now", fill.fill_id, fill.order_id)  # fmt: skip
             self._on_recorded_fill(fill)
 
     def _on_recorded_fill(self, fill: Fill) -> None:
@@ -865,7 +889,9 @@ class Orders:
         if self.t.mode is not Mode.LIVE:
             return []
         have: dict[str, int] = {}
-        for f in (*self.fill_rows, *self.unsaved_fills):
+        # An entry's fill acted on before it was recorded is in `fill_rows` already: counted once.
+        waiting = [f for f in self.unsaved_fills if f.fill_id not in self._acted_unsaved]
+        for f in (*self.fill_rows, *waiting):
             have[f.order_id] = have.get(f.order_id, 0) + f.quantity
         return [oid for oid, o in self.order_rows.items() if o.filled_quantity > have.get(oid, 0)]
 

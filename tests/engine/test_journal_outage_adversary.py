@@ -1,5 +1,6 @@
 """The protective orders sent while the journal cannot be written (issue 16, defect 3), probed as a bad disk, a
-locked database and a trader would: a kill switch pressed before the outage, ... (adversary's findings)."""
+locked database and a trader would: a kill switch pressed before the outage, a protective sale that sells part, an
+entry that fills while the store cannot write."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from desktop.domain import OrderStatus, OrderType, Side, Tick
+from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
+from desktop.engine.strategy.base import EnterPosition
 from desktop.engine.trader import SegmentTrader
+from desktop.store.errors import StoreWriteError
 from tests.engine.test_journal_outage import disk_freed, disk_full, journalled
 from tests.engine.traders import T0, RecordingGateway, enter, fill
 
@@ -52,3 +55,75 @@ def test_a_kill_switch_pressed_before_the_journal_failed_stays_on_once_the_journ
     assert sale.intent_id in journalled(store, trader) and trader.orders.outage is None
     assert trader.ctx.risk.halted, "the trader's kill switch was lifted by the journal's recovery"
     assert trader.ctx.risk.halt_reason == "kill switch"
+
+
+LPP = "Cancelled by the exchange: the triggered stop-loss order's limit is outside the limit price protection"
+
+
+def test_a_protective_sale_that_sells_part_during_an_outage_leaves_the_rest_under_one_stop_journalled_in_order(
+    make,
+) -> None:
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")  # 195 held, stop O2
+    option_tick(trader, "199", 1)
+    before = journalled(store, trader)
+    disk_full(store)
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message=LPP))
+    [sale] = sales(gateway)  # O3: sold at once, unjournalled
+    fill(trader, "O3", 65, "180", "F2")
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, filled_quantity=65,
+                            status_message="Cancelled by the exchange"))  # fmt: skip
+    assert trader.holding is not None and trader.holding.quantity == 130
+    for second in range(2, 20):
+        option_tick(trader, "190", second)  # the rest protected again, still unjournalled
+    stops = [i for i in gateway.placed[2:] if i.order_type is OrderType.SL]
+    more_sales = sales(gateway)[1:]
+    assert (len(stops), len(more_sales)) in ((1, 0), (0, 1)), f"{stops} {more_sales}"
+    sold_or_stopped = (stops or more_sales)[0]
+    assert sold_or_stopped.quantity == 130, "nothing sold short, nothing left naked"
+    disk_freed(store)
+    for second in range(20, 80):
+        option_tick(trader, "190", second)
+    assert journalled(store, trader) == before + [i.intent_id for i in gateway.unjournalled]
+    assert [i.intent_id for i in gateway.unjournalled] == [i.intent_id for i in gateway.placed[2:]]
+    assert trader.orders.held == [] and trader.orders.outage is None
+    h = trader.holding
+    assert h is not None and h.quantity == 130 and h.stop_order is not None and h.stop_order.resting
+    assert trader.realised == Decimal("-1300.00")
+
+
+def test_an_entry_that_fills_while_the_store_cannot_write_is_protected_at_once(make) -> None:
+    # The entry's intent was journalled; then the disk filled (or another program locked the database) before its
+    # fill came. The fill waited for the store ("durable first"), and with it the position and its stop: the options
+    # bought were at the broker with no stop-loss order for as long as the store could not write (chaos seed 51's
+    # 37 market minutes). A sale's fill may wait (the sale did its work); an entry's may not: its stop goes out now,
+    # and the fill is recorded (once) when the store writes again.
+    trader, gateway, store = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    [entry] = gateway.placed
+
+    def full(*a: object, **k: object) -> bool:
+        raise StoreWriteError("the fill was not saved: the disk is full")
+
+    store.fills.record = full  # type: ignore[method-assign]
+    disk_full(store)
+    fill(trader, "O1", 195, "200", "F1")
+    index_tick(trader, 1)
+    h = trader.holding
+    assert h is not None and h.quantity == 195, "the position the broker holds is managed"
+    assert h.stop_order is not None and h.stop_order.resting, "the options bought have a stop-loss order"
+    assert [(i.order_type, i.quantity) for i in gateway.placed[1:]] == [(OrderType.SL, 195)]
+    assert trader.owes_recovery(), "a fill not durable yet: the next start takes the session over"
+    fill(trader, "O1", 195, "200", "F1")  # reported again meanwhile: still one fill
+    del store.fills.record
+    disk_freed(store)
+    for second in range(2, 60):
+        index_tick(trader, second)
+    fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert [f.fill_id for f in fills] == ["F1"], "recorded once"
+    assert trader.holding is not None and trader.holding.quantity == 195, "acted on once"
+    assert [i.intent_id for i in gateway.placed] == journalled(store, trader)
+    assert len(gateway.placed) == 2 and trader.orders.unsaved_fills == []
+    fill(trader, "O2", 195, "186", "F2")
+    assert trader.holding is None and trader.realised == Decimal("-2730.00")
