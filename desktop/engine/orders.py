@@ -20,7 +20,7 @@ full, or ended with all its fills in) and acted on, once. A transition the machi
 
 `Orders` owns the tracked orders of one segment: the durable intent before a send, binding broker orders to
 intents (a lost reply, a slice of a sliced order), updates and fills (durable in the store before anything
-acts on them, save an entry's the store refused: its position is protected at once), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
+acts on them, save an entry's: its position is protected before its fill's write), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
 cancelled) and what a settled order means for the position. Runs on the segment agent's thread only.
 """
 
@@ -769,14 +769,16 @@ class Orders:
         if fill.fill_id in self.seen_fills or any(f.fill_id == fill.fill_id for f in self.unsaved_fills):
             return
         self.unsaved_fills.append(fill)
+        self._act_on_entry_fills()  # before the store's write: a locked database holds it ~20 s
         self.save_fills()
 
     def save_fills(self) -> None:
         """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
         refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
         never dropped, so its P&L is counted once the store writes again. An entry's fill is acted on at once
-        all the same (`_act_on_entry_fills`): the options it bought are at the broker and must not wait for the
-        store with no stop-loss order (issue 16: never naked while the journal cannot be written)."""
+        all the same, before its write (`_act_on_entry_fills`): the options it bought are at the broker and must
+        not wait for the store with no stop-loss order (issue 16: never naked while the journal cannot be written;
+        a locked database holds a write ~20 s, a full disk for as long as it lasts)."""
         while self.unsaved_fills:
             fill = self.unsaved_fills[0]
             try:
@@ -786,7 +788,6 @@ class Orders:
                     self._unsaved_said = fill.fill_id
                     self.t.log.error("fill %s of order %s not recorded yet (%s): tried again on the next ticks",
                                      fill.fill_id, fill.order_id, e)  # fmt: skip
-                self._act_on_entry_fills()
                 return
             del self.unsaved_fills[0]
             if fill.fill_id in self._acted_unsaved:
@@ -795,9 +796,11 @@ class Orders:
             self._on_recorded_fill(fill)
 
     def _act_on_entry_fills(self) -> None:
-        """The entries' fills at the head of those waiting for the store, acted on now (in order, each once): the
-        position opened and its stop placed (sent even while the journal cannot be written). A sale's fill, and
-        any behind it, waits to be recorded: its sale did its work, and nothing more is sent while it waits."""
+        """The entries' fills at the head of those waiting for the store, acted on now (in order, each once), before
+        they are recorded: the position opened and its stop placed (sent even while the journal cannot be written).
+        The broker holds what they bought whatever the store does, and a LIVE restart adopts it from the broker's
+        orders of the session's tag. A sale's fill, and any behind it, waits to be recorded: its sale did its work,
+        and nothing more is sent while it waits."""
         for fill in self.unsaved_fills:
             if fill.fill_id in self._acted_unsaved:
                 continue
@@ -805,8 +808,6 @@ class Orders:
             if tracked is None or tracked.role is not OrderRole.ENTRY:
                 return
             self._acted_unsaved.add(fill.fill_id)
-            self.t.log.warning("fill %s of entry order %s acted on before it is recorded: the position is "
-                               "protected now", fill.fill_id, fill.order_id)  # fmt: skip
             self._on_recorded_fill(fill)
 
     def _on_recorded_fill(self, fill: Fill) -> None:

@@ -4,6 +4,8 @@ entry that fills while the store cannot write."""
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
@@ -127,3 +129,43 @@ def test_an_entry_that_fills_while_the_store_cannot_write_is_protected_at_once(m
     assert len(gateway.placed) == 2 and trader.orders.unsaved_fills == []
     fill(trader, "O2", 195, "186", "F2")
     assert trader.holding is None and trader.realised == Decimal("-2730.00")
+
+
+def test_an_entry_that_fills_while_another_program_locks_the_database_is_protected_within_a_second(make) -> None:
+    # A locked database holds a write ~20 s before it fails (the chaos harness's db_lock): the entry's fill, recorded
+    # on the agent's thread before anything acted on it, kept the options bought with no stop that long (25 market
+    # minutes at the chaos run's 74x).
+    trader, gateway, store = make()
+    trader.strategy.pending_entry = OptionRight.CE
+    trader.act([EnterPosition(OptionRight.CE, "test")])
+    record = store.fills.record
+    unlocked = threading.Event()
+    placed_at: list[float] = []
+
+    def locked(*a: object, **k: object) -> bool:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record(*a, **k)
+
+    place = gateway.place
+
+    def timed(intent):  # type: ignore[no-untyped-def]
+        placed_at.append(time.monotonic())
+        return place(intent)
+
+    gateway.place = timed  # type: ignore[method-assign]
+    store.fills.record = locked  # type: ignore[method-assign]
+    began = time.monotonic()
+    timer = threading.Timer(3.0, unlocked.set)  # the lock lets go 3 s later (the test's 20 s)
+    timer.start()
+    try:
+        fill(trader, "O1", 195, "200", "F1")
+    finally:
+        timer.join()
+        del store.fills.record
+    assert placed_at and gateway.placed[-1].order_type is OrderType.SL, "the options bought are protected"
+    assert placed_at[0] - began < 2, f"the stop waited {placed_at[0] - began:.1f} s for the locked database"
+    for second in range(1, 30):
+        index_tick(trader, second)
+    fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert [f.fill_id for f in fills] == ["F1"] and trader.orders.unsaved_fills == []
+    assert trader.holding is not None and trader.holding.quantity == 195 and len(gateway.placed) == 2
