@@ -169,3 +169,35 @@ def test_an_entry_that_fills_while_another_program_locks_the_database_is_protect
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1"] and trader.orders.unsaved_fills == []
     assert trader.holding is not None and trader.holding.quantity == 195 and len(gateway.placed) == 2
+
+
+def test_the_day_s_square_off_goes_out_while_the_store_cannot_write_and_its_fill_counts_once_it_can(make) -> None:
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+
+    def full(*a: object, **k: object) -> bool:
+        raise StoreWriteError("the fill was not saved: the disk is full")
+
+    disk_full(store)
+    store.fills.record = full  # type: ignore[method-assign]
+    late = (T0.replace(hour=15, minute=16) - T0).total_seconds()
+    option_tick(trader, "210", late)  # past the square-off time: sold, though the journal cannot be written
+    [sale] = sales(gateway)
+    assert sale.reason == "square_off" and gateway.unjournalled == [sale]
+    assert gateway.cancelled == ["O2"], "the stop cancelled as the sale goes"
+    trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED))
+    fill(trader, "O3", 195, "210", "F2")
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.COMPLETE, filled_quantity=195))
+    for second in range(1, 20):
+        option_tick(trader, "210", late + second)
+    assert len(gateway.placed) == 3, "nothing sold twice while the fill waits for the store"
+    del store.fills.record
+    disk_freed(store)
+    for second in range(20, 80):
+        option_tick(trader, "210", late + second)
+    assert trader.holding is None and trader.realised == Decimal("1950.00")
+    assert journalled(store, trader) == [i.intent_id for i in gateway.placed]
+    fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert [f.fill_id for f in fills] == ["F1", "F2"]
+    assert not trader.ctx.risk.halted and trader.orders.outage is None and len(gateway.placed) == 3
