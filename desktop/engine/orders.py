@@ -795,6 +795,17 @@ class Orders:
                 continue
             self._on_recorded_fill(fill)
 
+    def unrecorded_sales(self, h: Holding) -> int:
+        """What our own sales of `h` (its stop, an exit) sold in fills that wait for the store: not off the position
+        here yet, though the broker's positions show them gone (`OutsideClose.check` must not take them for a sale
+        outside KiteDesk)."""
+        sold = 0
+        for f in self.unsaved_fills:
+            tracked = self.tracked.get(f.order_id)
+            if tracked is not None and tracked.role is not OrderRole.ENTRY and tracked.sells is h:
+                sold += f.quantity
+        return sold
+
     def _act_on_entry_fills(self) -> None:
         """The entries' fills at the head of those waiting for the store, acted on now (in order, each once), before
         they are recorded: the position opened and its stop placed (sent even while the journal cannot be written).

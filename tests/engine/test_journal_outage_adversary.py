@@ -131,7 +131,9 @@ def test_an_entry_that_fills_while_the_store_cannot_write_is_protected_at_once(m
     assert trader.holding is None and trader.realised == Decimal("-2730.00")
 
 
-def test_an_entry_that_fills_while_another_program_locks_the_database_is_protected_within_a_second(make) -> None:
+def test_an_entry_that_fills_while_another_program_locks_the_database_is_protected_within_a_second(
+    make,
+) -> None:
     # A locked database holds a write ~20 s before it fails (the chaos harness's db_lock): the entry's fill, recorded
     # on the agent's thread before anything acted on it, kept the options bought with no stop that long (25 market
     # minutes at the chaos run's 74x).
@@ -171,7 +173,9 @@ def test_an_entry_that_fills_while_another_program_locks_the_database_is_protect
     assert trader.holding is not None and trader.holding.quantity == 195 and len(gateway.placed) == 2
 
 
-def test_the_day_s_square_off_goes_out_while_the_store_cannot_write_and_its_fill_counts_once_it_can(make) -> None:
+def test_the_day_s_square_off_goes_out_while_the_store_cannot_write_and_its_fill_counts_once_it_can(
+    make,
+) -> None:
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     option_tick(trader, "199", 1)
@@ -201,3 +205,35 @@ def test_the_day_s_square_off_goes_out_while_the_store_cannot_write_and_its_fill
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1", "F2"]
     assert not trader.ctx.risk.halted and trader.orders.outage is None and len(gateway.placed) == 3
+
+
+def test_a_stop_s_fill_that_waits_for_the_store_is_not_taken_for_a_sale_outside_kitedesk(make) -> None:
+    # The stop sold 65 of 195 while the disk was full: its fill waits for the store, so the position still says 195.
+    # The broker's positions (read every 30 s) show 130 twice: taken for "sold outside KiteDesk", the position was
+    # cut to 130 and the stop resized to a total of 130; then the fill was recorded and sold 65 more of it here. The
+    # broker held 130 with a stop for 65: 65 options naked and forgotten for the day.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+
+    def full(*a: object, **k: object) -> bool:
+        raise StoreWriteError("the fill was not saved: the disk is full")
+
+    store.fills.record = full  # type: ignore[method-assign]
+    fill(trader, "O2", 65, "186", "F2")  # the stop sold part (a thin book): waits for the store
+    gateway.net = 130  # what the broker's positions show
+    for second in range(2, 6):
+        trader.outside.next_check = 0.0  # the positions read again (every 30 s in real time)
+        option_tick(trader, "187", second)
+    del store.fills.record
+    for second in range(6, 10):
+        trader.outside.next_check = 0.0
+        option_tick(trader, "187", second)
+    h = trader.holding
+    assert h is not None and h.quantity == 130, "what the broker holds"
+    stop = h.stop_order
+    assert stop is not None and stop.resting
+    resized = dict(gateway.resized)
+    left = resized.get(stop.order_id, stop.intent.quantity) - stop.filled
+    assert left == 130, f"the stop sells {left} of the 130 held"
+    assert trader.realised == Decimal("-910.00")
