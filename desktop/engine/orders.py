@@ -240,6 +240,16 @@ class JournalWrite:
     thread: threading.Thread | None = None
 
 
+@dataclass(slots=True)
+class FillWrite:
+    """A fill's write on a thread of its own (`Orders._record_fill`): a locked database holds it ~20 s."""
+
+    fill: Fill
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+
 class Orders:
     """The tracked orders of one segment (its trader's helper, same thread)."""
 
@@ -253,6 +263,9 @@ class Orders:
         # Of those, the entries' fills already acted on (their position opened and protected): recorded, never acted on
         # again (`save_fills`).
         self._acted_unsaved: set[str] = set()
+        self._fill_write: FillWrite | None = (
+            None  # the first unsaved fill's write, still running on its own thread
+        )
         self._unsaved_said = ""  # the fill whose wait was last logged
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
@@ -427,6 +440,9 @@ class Orders:
         """The segment is stopping: the intents still held are journalled if the store writes now (waited `wait` real
         seconds at most), else said: they are at Kite, and the next start adopts them by the session's tag."""
         t, now = self.t, self.t.market_time
+        if self._fill_write is not None:  # a fill's write still running: its end, then the fills behind it
+            self._fill_write.done.wait(wait)
+            self.save_fills()
         if self.outage is None or now is None:
             return
         if self._writing is not None:
@@ -773,8 +789,9 @@ class Orders:
         self.save_fills()
 
     def save_fills(self) -> None:
-        """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
-        refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
+        """Records the fills not durable yet, in the order they came (each write on a thread of its own, waited a
+        second at most: `_record_fill`), each acted on once recorded. One the store refuses (disk full, database
+        locked) waits, with those behind it, and is recorded on the next ticks:
         never dropped, so its P&L is counted once the store writes again. An entry's fill is acted on at once
         all the same, before its write (`_act_on_entry_fills`): the options it bought are at the broker and must
         not wait for the store with no stop-loss order (issue 16: never naked while the journal cannot be written;
@@ -782,7 +799,7 @@ class Orders:
         while self.unsaved_fills:
             fill = self.unsaved_fills[0]
             try:
-                self.t.ctx.store.fills.record(fill)
+                self._record_fill(fill)
             except StoreWriteError as e:
                 if self._unsaved_said != fill.fill_id:  # once per fill, not once per tick
                     self._unsaved_said = fill.fill_id
@@ -794,6 +811,42 @@ class Orders:
                 self._acted_unsaved.discard(fill.fill_id)  # acted on when it came: recorded now, nothing more
                 continue
             self._on_recorded_fill(fill)
+
+    def _record_fill(self, fill: Fill, wait: float = JOURNAL_WAIT) -> None:
+        """`fill` made durable on a thread of its own, waited `wait` real seconds at most (none when its write is
+        already running: its end is looked at on the next ticks); raises StoreWriteError when it failed or still
+        waits. A locked database holds a write ~20 s, which the agent must not wait: its orders' updates, a kill,
+        the exchange's cancel of the stop are handled meanwhile. A write that lands late is harmless: a fill is
+        saved once."""
+        write = self._fill_write
+        if write is None or write.fill is not fill:
+            write = FillWrite(fill)
+            store = self.t.ctx.store
+
+            def run() -> None:
+                try:
+                    store.fills.record(fill)
+                except BaseException as e:  # noqa: BLE001 - handed to the agent's thread, below
+                    write.error = e
+                finally:
+                    write.done.set()
+
+            write.thread = threading.Thread(
+                target=run, name=f"kitedesk-fill-{self.t.segment.value}", daemon=True
+            )
+            write.thread.start()
+        elif not write.done.is_set():
+            wait = 0.0
+        if not write.done.wait(wait):
+            self._fill_write = write
+            raise StoreLockedError(
+                f"the fill was not saved within {JOURNAL_WAIT:g} s: the database is busy or locked"
+            )
+        self._fill_write = None
+        assert write.thread is not None
+        write.thread.join()
+        if write.error is not None:
+            raise write.error
 
     def unrecorded_sales(self, h: Holding) -> int:
         """What our own sales of `h` (its stop, an exit) sold in fills that wait for the store: not off the position

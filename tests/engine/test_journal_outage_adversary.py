@@ -11,7 +11,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
-from desktop.engine.strategy.base import EnterPosition
+from desktop.engine.strategy.base import EnterPosition, ExitPosition
 from desktop.engine.trader import SegmentTrader
 from desktop.store.errors import StoreWriteError
 from tests.engine.test_journal_outage import disk_freed, disk_full, journalled
@@ -166,8 +166,12 @@ def test_an_entry_that_fills_while_another_program_locks_the_database_is_protect
         del store.fills.record
     assert placed_at and gateway.placed[-1].order_type is OrderType.SL, "the options bought are protected"
     assert placed_at[0] - began < 2, f"the stop waited {placed_at[0] - began:.1f} s for the locked database"
-    for second in range(1, 30):
+    deadline, second = time.monotonic() + 10, 1
+    # its write lands once unlocked (real time)
+    while trader.orders.unsaved_fills and time.monotonic() < deadline:
         index_tick(trader, second)
+        second += 1
+        time.sleep(0.05)
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1"] and trader.orders.unsaved_fills == []
     assert trader.holding is not None and trader.holding.quantity == 195 and len(gateway.placed) == 2
@@ -237,3 +241,45 @@ def test_a_stop_s_fill_that_waits_for_the_store_is_not_taken_for_a_sale_outside_
     left = resized.get(stop.order_id, stop.intent.quantity) - stop.filled
     assert left == 130, f"the stop sells {left} of the 130 held"
     assert trader.realised == Decimal("-910.00")
+
+
+def test_a_fill_written_while_another_program_locks_the_database_holds_the_agent_a_second_at_most(
+    make,
+) -> None:
+    # The e2e Ctrl-C run under a lock: the square-off's fill was recorded on the agent's thread, which waited the lock's
+    # ~20 s ("exit order ... still open after 30 s" once it woke): no order update, kill switch, cancel of the stop by
+    # the exchange or tick was handled meanwhile. Like an intent's, a fill's write is waited for a second at most;
+    # the fill is recorded (once) and acted on when it lands.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    trader.act([ExitPosition("signal_exit")])
+    [sale] = sales(gateway)
+    record = store.fills.record
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> bool:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record(*a, **k)
+
+    store.fills.record = locked  # type: ignore[method-assign]
+    timer = threading.Timer(4.0, unlocked.set)
+    timer.start()
+    try:
+        began = time.monotonic()
+        fill(trader, "O3", 195, "199", "F2")
+        waited = time.monotonic() - began
+        assert waited < 2, f"the agent waited {waited:.1f} s for the locked database"
+        assert trader.orders.unsaved_fills, "not recorded yet: nothing acted on it"
+    finally:
+        timer.join()
+        deadline = time.monotonic() + 10
+        second = 2
+        while trader.orders.unsaved_fills and time.monotonic() < deadline:
+            option_tick(trader, "199", second)
+            second += 1
+            time.sleep(0.05)
+        del store.fills.record
+    fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
+    assert [f.fill_id for f in fills] == ["F1", "F2"]
+    assert trader.holding is None and trader.realised == Decimal("-195.00")
