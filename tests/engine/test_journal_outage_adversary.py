@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
+from desktop.domain import OptionRight, OrderRole, OrderStatus, OrderType, Side, Tick
 from desktop.engine.strategy.base import EnterPosition, ExitPosition
 from desktop.engine.trader import SegmentTrader
 from desktop.store.errors import StoreWriteError
@@ -283,3 +283,65 @@ def test_a_fill_written_while_another_program_locks_the_database_holds_the_agent
     fills = store.fills.for_session(broker_id="UK9394", session_id=trader.ctx.key.session_id)
     assert [f.fill_id for f in fills] == ["F1", "F2"]
     assert trader.holding is None and trader.realised == Decimal("-195.00")
+
+
+def test_back_to_back_outages_with_a_trigger_a_chase_and_a_part_sale_leave_nothing_naked_or_sold_twice(make):
+    # Locked (each write waits), then full (each write refused), then locked again: the stop the exchange cancelled is
+    # placed again, triggers, is chased, cancelled and the position sold at a limit; that sale sells part and ends;
+    # the rest is protected again. Every order goes out at once, is journalled once in the order it was sent, and
+    # together the sales never sell more than was bought.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")  # 195 held, stop O2 at 186
+    option_tick(trader, "199", 1)
+    before = journalled(store, trader)
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        raise StoreWriteError("the order intent was not saved: the database stayed locked")
+
+    store.intents.record_all = locked  # type: ignore[method-assign]
+    try:
+        trader.on_order(
+            replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+        )
+        assert gateway.placed[-1].order_type is OrderType.SL, "a new stop at once (O3)"
+        disk_full(store)
+    finally:
+        unlocked.set()
+    option_tick(trader, "190", 2)
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.OPEN))  # O3 triggered, unfilled
+    for second in range(3, 20):
+        option_tick(trader, "185", second)  # chased, then cancelled and sold at a limit
+    assert "O3" in gateway.cancelled and sales(gateway), "the unfilled stop cancelled and the position sold"
+    trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED))
+    sale = gateway.orders()[-1]
+    assert sale.side is Side.SELL and sale.order_type is not OrderType.SL
+    fill(trader, sale.order_id, 65, "184", "F2")
+    trader.on_order(replace(sale, status=OrderStatus.CANCELLED, filled_quantity=65))
+    unlocked.clear()
+    store.intents.record_all = locked  # type: ignore[method-assign]
+    try:
+        for second in range(20, 30):
+            option_tick(trader, "186.5", second)  # the rest protected again (or sold) while locked
+    finally:
+        unlocked.set()
+        del store.intents.record_all
+    deadline = time.monotonic() + 10
+    second = 30
+    while (trader.orders.held or trader.orders.outage) and time.monotonic() < deadline:
+        option_tick(trader, "186.5", second)
+        second += 1
+        time.sleep(0.05)
+    h = trader.holding
+    assert h is not None and h.quantity == 130
+    stop = h.stop_order
+    sent_after = [i.intent_id for i in gateway.placed[2:]]
+    assert journalled(store, trader) == before + sent_after, "each journalled once, in the order sent"
+    working_sales = [o for o in trader.orders.tracked.values() if o.role is not OrderRole.ENTRY and o.resting]
+    covering = sum(o.intent.quantity - o.filled for o in {id(o): o for o in working_sales}.values())
+    assert stop is not None and stop.resting or trader.orders.open_exit() is not None, (
+        "the 130 left are protected"
+    )
+    assert covering <= 130, f"resting sales sell {covering} of the 130 held: short"
+    assert trader.orders.outage is None and not trader.ctx.risk.halted
