@@ -345,3 +345,47 @@ def test_back_to_back_outages_with_a_trigger_a_chase_and_a_part_sale_leave_nothi
     )
     assert covering <= 130, f"resting sales sell {covering} of the 130 held: short"
     assert trader.orders.outage is None and not trader.ctx.risk.halted
+
+
+def test_a_long_lock_never_piles_up_journal_or_fill_threads(make) -> None:
+    # Every tick of a long lock tries the journal and the fills again: at most one write of each runs at a time for
+    # the segment, and none is left running once the lock lets go.
+    trader, gateway, store = make()
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    record_all, record = store.intents.record_all, store.fills.record
+    unlocked = threading.Event()
+
+    def locked_intents(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record_all(*a, **k)
+
+    def locked_fill(*a: object, **k: object) -> bool:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        return record(*a, **k)
+
+    def writers() -> tuple[int, int]:
+        names = [th.name for th in threading.enumerate()]
+        return (names.count("kitedesk-journal-NIFTY"), names.count("kitedesk-fill-NIFTY"))
+
+    store.intents.record_all = locked_intents  # type: ignore[method-assign]
+    store.fills.record = locked_fill  # type: ignore[method-assign]
+    most = (0, 0)
+    try:
+        trader.on_order(replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message=LPP))
+        fill(trader, "O3", 65, "190", "F2")  # the sale sells part: its fill waits too
+        for second in range(2, 400):
+            option_tick(trader, "190", second)
+            now = writers()
+            most = (max(most[0], now[0]), max(most[1], now[1]))
+    finally:
+        unlocked.set()
+        del store.intents.record_all, store.fills.record
+    assert most[0] <= 1 and most[1] <= 1, f"journal and fill threads at once: {most}"
+    deadline, second = time.monotonic() + 10, 400
+    while (trader.orders.held or trader.orders.unsaved_fills) and time.monotonic() < deadline:
+        option_tick(trader, "190", second)
+        second += 1
+        time.sleep(0.05)
+    assert writers() == (0, 0) and trader.orders.held == [] and trader.orders.unsaved_fills == []
+    assert journalled(store, trader) == [i.intent_id for i in gateway.placed]
