@@ -10,7 +10,9 @@ from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 
-from desktop.domain import OptionRight, OrderRole, OrderStatus, OrderType, Side, Tick
+import pytest
+
+from desktop.domain import Mode, OptionRight, OrderRole, OrderStatus, OrderType, Side, Tick
 from desktop.engine.strategy.base import EnterPosition, ExitPosition
 from desktop.engine.trader import SegmentTrader
 from desktop.store.errors import StoreWriteError
@@ -94,13 +96,14 @@ def test_a_protective_sale_that_sells_part_during_an_outage_leaves_the_rest_unde
     assert trader.realised == Decimal("-1300.00")
 
 
-def test_an_entry_that_fills_while_the_store_cannot_write_is_protected_at_once(make) -> None:
+@pytest.mark.parametrize("mode", [Mode.LIVE, Mode.PAPER])
+def test_an_entry_that_fills_while_the_store_cannot_write_is_protected_at_once(make, mode: Mode) -> None:
     # The entry's intent was journalled; then the disk filled (or another program locked the database) before its
     # fill came. The fill waited for the store ("durable first"), and with it the position and its stop: the options
     # bought were at the broker with no stop-loss order for as long as the store could not write (chaos seed 51's
     # 37 market minutes). A sale's fill may wait (the sale did its work); an entry's may not: its stop goes out now,
-    # and the fill is recorded (once) when the store writes again.
-    trader, gateway, store = make()
+    # and the fill is recorded (once) when the store writes again. A PAPER session takes the same path.
+    trader, gateway, store = make(mode)
     trader.strategy.pending_entry = OptionRight.CE
     trader.act([EnterPosition(OptionRight.CE, "test")])
     [entry] = gateway.placed
