@@ -20,8 +20,10 @@ full, or ended with all its fills in) and acted on, once. A transition the machi
 
 `Orders` owns the tracked orders of one segment: the durable intent before a send, binding broker orders to
 intents (a lost reply, a slice of a sliced order), updates and fills (durable in the store before anything
-acts on them, save an entry's: its position is protected before its fill's write), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
-cancelled) and what a settled order means for the position. Runs on the segment agent's thread only.
+acts on them, save an entry's: its position is protected before its fill's write), patience (an entry or exit
+still working `ORDER_PATIENCE` after it was sent has its rest cancelled) and what a settled order means for the
+position. Runs on the segment agent's thread only (a store write it must not wait ~20 s for runs on a thread of
+its own, waited a second at most: `JournalWrite`, `FillWrite`).
 """
 
 from __future__ import annotations
@@ -263,9 +265,8 @@ class Orders:
         # Of those, the entries' fills already acted on (their position opened and protected): recorded, never acted on
         # again (`save_fills`).
         self._acted_unsaved: set[str] = set()
-        self._fill_write: FillWrite | None = (
-            None  # the first unsaved fill's write, still running on its own thread
-        )
+        # The first unsaved fill's write, still running on its own thread (`_record_fill`).
+        self._fill_write: FillWrite | None = None
         self._unsaved_said = ""  # the fill whose wait was last logged
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
@@ -791,8 +792,8 @@ class Orders:
     def save_fills(self) -> None:
         """Records the fills not durable yet, in the order they came (each write on a thread of its own, waited a
         second at most: `_record_fill`), each acted on once recorded. One the store refuses (disk full, database
-        locked) waits, with those behind it, and is recorded on the next ticks:
-        never dropped, so its P&L is counted once the store writes again. An entry's fill is acted on at once
+        locked) waits, with those behind it, and is recorded on the next ticks: never dropped, so its P&L is
+        counted once the store writes again. An entry's fill is acted on at once
         all the same, before its write (`_act_on_entry_fills`): the options it bought are at the broker and must
         not wait for the store with no stop-loss order (issue 16: never naked while the journal cannot be written;
         a locked database holds a write ~20 s, a full disk for as long as it lasts)."""
