@@ -21,8 +21,10 @@ full, or ended with all its fills in) and acted on, once. A transition the machi
 
 `Orders` owns the tracked orders of one segment: the durable intent before a send, binding broker orders to
 intents (a lost reply, a slice of a sliced order), updates and fills (durable in the store before anything
-acts on them), patience (an entry or exit still working `ORDER_PATIENCE` after it was sent has its rest
-cancelled) and what a settled order means for the position. Runs on the segment agent's thread only.
+acts on them, save an entry's: its position is protected before its fill's write), patience (an entry or exit
+still working `ORDER_PATIENCE` after it was sent has its rest cancelled) and what a settled order means for the
+position. Runs on the segment agent's thread only (a store write it must not wait ~20 s for runs on a thread of
+its own, waited a second at most: `JournalWrite`, `FillWrite`).
 """
 
 from __future__ import annotations
@@ -241,6 +243,16 @@ class JournalWrite:
     thread: threading.Thread | None = None
 
 
+@dataclass(slots=True)
+class FillWrite:
+    """A fill's write on a thread of its own (`Orders._record_fill`): a locked database holds it ~20 s."""
+
+    fill: Fill
+    done: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    thread: threading.Thread | None = None
+
+
 class Orders:
     """The tracked orders of one segment (its trader's helper, same thread)."""
 
@@ -251,6 +263,11 @@ class Orders:
         self.seen_fills: set[str] = set()
         # Fills the store refused (disk full, database locked): recorded again, in order, on the next ticks.
         self.unsaved_fills: list[Fill] = []
+        # Of those, the entries' fills already acted on (their position opened and protected): recorded, never acted on
+        # again (`save_fills`).
+        self._acted_unsaved: set[str] = set()
+        # The first unsaved fill's write, still running on its own thread (`_record_fill`).
+        self._fill_write: FillWrite | None = None
         self._unsaved_said = ""  # the fill whose wait was last logged
         self.order_rows: dict[str, Order] = {}  # latest report of each of our orders, for the GUI
         self.fill_rows: list[Fill] = []
@@ -311,7 +328,9 @@ class Orders:
             halt = f"the journal cannot be written ({e})"
             self.outage = JournalOutage(halt, now + JOURNAL_RETRY)
             self._journal_pause = JOURNAL_RETRY
-            t.ctx.risk.kill(halt)
+            # Never over a trader's kill switch (or the loss of another segment's journal): its reason stays, so
+            # this outage's end (`_flushed`: `lift`) does not end it too.
+            t.ctx.risk.halt(halt)
             return self._refused(intent, halt, protective)
         if self.outage is not None:
             self.outage = replace(self.outage, retry_at=None)
@@ -425,6 +444,9 @@ class Orders:
         """The segment is stopping: the intents still held are journalled if the store writes now (waited `wait` real
         seconds at most), else said: they are at Kite, and the next start adopts them by the session's tag."""
         t, now = self.t, self.t.market_time
+        if self._fill_write is not None:  # a fill's write still running: its end, then the fills behind it
+            self._fill_write.done.wait(wait)
+            self.save_fills()
         if self.outage is None or now is None:
             return
         if self._writing is not None:
@@ -800,16 +822,21 @@ class Orders:
         if fill.fill_id in self.seen_fills or any(f.fill_id == fill.fill_id for f in self.unsaved_fills):
             return
         self.unsaved_fills.append(fill)
+        self._act_on_entry_fills()  # before the store's write: a locked database holds it ~20 s
         self.save_fills()
 
     def save_fills(self) -> None:
-        """Records the fills not durable yet, in the order they came, each acted on once recorded. One the store
-        refuses (disk full, database locked) waits, with those behind it, and is recorded on the next ticks:
-        never dropped, so its P&L is counted once the store writes again."""
+        """Records the fills not durable yet, in the order they came (each write on a thread of its own, waited a
+        second at most: `_record_fill`), each acted on once recorded. One the store refuses (disk full, database
+        locked) waits, with those behind it, and is recorded on the next ticks: never dropped, so its P&L is
+        counted once the store writes again. An entry's fill is acted on at once
+        all the same, before its write (`_act_on_entry_fills`): the options it bought are at the broker and must
+        not wait for the store with no stop-loss order (issue 16: never naked while the journal cannot be written;
+        a locked database holds a write ~20 s, a full disk for as long as it lasts)."""
         while self.unsaved_fills:
             fill = self.unsaved_fills[0]
             try:
-                self.t.ctx.store.fills.record(fill)
+                self._record_fill(fill)
             except StoreWriteError as e:
                 if self._unsaved_said != fill.fill_id:  # once per fill, not once per tick
                     self._unsaved_said = fill.fill_id
@@ -817,6 +844,71 @@ class Orders:
                                      fill.fill_id, fill.order_id, e)  # fmt: skip
                 return
             del self.unsaved_fills[0]
+            if fill.fill_id in self._acted_unsaved:
+                self._acted_unsaved.discard(fill.fill_id)  # acted on when it came: recorded now, nothing more
+                continue
+            self._on_recorded_fill(fill)
+
+    def _record_fill(self, fill: Fill, wait: float = JOURNAL_WAIT) -> None:
+        """`fill` made durable on a thread of its own, waited `wait` real seconds at most (none when its write is
+        already running: its end is looked at on the next ticks); raises StoreWriteError when it failed or still
+        waits. A locked database holds a write ~20 s, which the agent must not wait: its orders' updates, a kill,
+        the exchange's cancel of the stop are handled meanwhile. A write that lands late is harmless: a fill is
+        saved once."""
+        write = self._fill_write
+        if write is None or write.fill is not fill:
+            write = FillWrite(fill)
+            store = self.t.ctx.store
+
+            def run() -> None:
+                try:
+                    store.fills.record(fill)
+                except BaseException as e:  # noqa: BLE001 - handed to the agent's thread, below
+                    write.error = e
+                finally:
+                    write.done.set()
+
+            write.thread = threading.Thread(
+                target=run, name=f"kitedesk-fill-{self.t.segment.value}", daemon=True
+            )
+            write.thread.start()
+        elif not write.done.is_set():
+            wait = 0.0
+        if not write.done.wait(wait):
+            self._fill_write = write
+            raise StoreLockedError(
+                f"the fill was not saved within {JOURNAL_WAIT:g} s: the database is busy or locked"
+            )
+        self._fill_write = None
+        assert write.thread is not None
+        write.thread.join()
+        if write.error is not None:
+            raise write.error
+
+    def unrecorded_sales(self, h: Holding) -> int:
+        """What our own sales of `h` (its stop, an exit) sold in fills that wait for the store: not off the position
+        here yet, though the broker's positions show them gone (`OutsideClose.check` must not take them for a sale
+        outside KiteDesk)."""
+        sold = 0
+        for f in self.unsaved_fills:
+            tracked = self.tracked.get(f.order_id)
+            if tracked is not None and tracked.role is not OrderRole.ENTRY and tracked.sells is h:
+                sold += f.quantity
+        return sold
+
+    def _act_on_entry_fills(self) -> None:
+        """The entries' fills at the head of those waiting for the store, acted on now (in order, each once), before
+        they are recorded: the position opened and its stop placed (sent even while the journal cannot be written).
+        The broker holds what they bought whatever the store does, and a LIVE restart adopts it from the broker's
+        orders of the session's tag. A sale's fill, and any behind it, waits to be recorded: its sale did its work,
+        and nothing more is sent while it waits."""
+        for fill in self.unsaved_fills:
+            if fill.fill_id in self._acted_unsaved:
+                continue
+            tracked = self.tracked.get(fill.order_id)
+            if tracked is None or tracked.role is not OrderRole.ENTRY:
+                return
+            self._acted_unsaved.add(fill.fill_id)
             self._on_recorded_fill(fill)
 
     def _on_recorded_fill(self, fill: Fill) -> None:
@@ -899,7 +991,9 @@ class Orders:
         if self.t.mode is not Mode.LIVE:
             return []
         have: dict[str, int] = {}
-        for f in (*self.fill_rows, *self.unsaved_fills):
+        # An entry's fill acted on before it was recorded is in `fill_rows` already: counted once.
+        waiting = [f for f in self.unsaved_fills if f.fill_id not in self._acted_unsaved]
+        for f in (*self.fill_rows, *waiting):
             have[f.order_id] = have.get(f.order_id, 0) + f.quantity
         return [oid for oid, o in self.order_rows.items() if o.filled_quantity > have.get(oid, 0)]
 

@@ -102,6 +102,12 @@ class OutsideClose:
         `BROKER_CHECK_EVERY` apart) see less than held, so a stop's fills on their way are not taken for it."""
         t, h = self.t, self.t.holding
         assert h is not None
+        if t.orders.unrecorded_sales(h):
+            # Our own stop or exit sold some and its fills wait for the store (a full disk, a locked database): the
+            # broker shows them gone, and taken for a sale outside KiteDesk the position would be cut here and then
+            # again by those fills once recorded, the rest left at the broker unprotected. Checked once they are.
+            self._short_seen = None
+            return
         try:
             net = t.ctx.gateway.account_net_quantity(h.exchange, h.tradingsymbol)
         except BrokerError as e:

@@ -145,6 +145,16 @@ class RiskManager:
         with self._lock:
             self._halt_reason = reason
 
+    def halt(self, reason: str) -> bool:
+        """Halts the session for `reason`, one the engine sets and lifts itself when it ends (`lift`: the journal
+        failing), unless it is halted already: a trader's kill switch (or an earlier halt) keeps its reason, so
+        the engine's `lift` never ends it. True if halted now for `reason`."""
+        with self._lock:
+            if self._halt_reason is not None:
+                return False
+            self._halt_reason = reason
+            return True
+
     def resume(self) -> None:
         """Lifts the halt (the trader's explicit choice)."""
         with self._lock:
