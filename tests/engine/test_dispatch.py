@@ -412,3 +412,66 @@ def test_a_process_killed_between_the_frames_commit_and_the_send_leaves_the_inte
         store.close()
     # What a restart reconciles: the intent is on disk, with the session's tag to look it up by at the broker.
     assert [(i.intent_id, i.tag) for i in unfilled] == [(intent_id, key.order_tag)]
+
+
+def test_no_automatic_collection_starts_while_any_accounts_frame_is_being_handed_out(make) -> None:
+    import gc
+
+    assert gc.isenabled()
+    first, _, store = make(Mode.PAPER)
+    second, _, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, store=store, itm_offset=100)
+    seen: list[bool] = []
+    for trader in (first, second):
+        _entering(trader, before=lambda: seen.append(gc.isenabled()))
+    agents = []
+    for trader in (first, second):
+        agent = SegmentAgent(
+            trader, lambda t: None, lambda a: None
+        )  # its thread not started: the test steps it
+        agent.state, agent._self_run, agent.dispatched = AgentState.RUNNING, False, True
+        agents.append(agent)
+    one, other = AccountDispatcher("UK9394"), AccountDispatcher("UK1234")  # two accounts' feeds
+    try:
+        for dispatcher, agent in ((one, agents[0]), (other, agents[1])):
+            dispatcher.hand(agent, _index(agent.trader, 5), time.perf_counter())
+        assert gc.isenabled(), "a tick handed without its frame's wake-ups holds nothing"
+        frame_one: list[Callable[[], None]] = []
+        frame_other: list[Callable[[], None]] = []
+        one.hand(agents[0], _index(first, 60), time.perf_counter(), frame_one.append, frame_one)
+        other.hand(
+            agents[1], _index(second, 60, "60040"), time.perf_counter(), frame_other.append, frame_other
+        )
+        assert seen == [False, False], "both decisions ran with the collector held off"
+        for wake in frame_one:
+            wake()
+        assert not gc.isenabled(), "the other account's frame is still being handed out"
+        for wake in frame_other:
+            wake()
+        assert gc.isenabled(), "on again once the last frame is handed out"
+    finally:
+        gc.enable()
+
+
+def test_quiet_frames_leave_a_collector_switched_off_elsewhere_off_and_drop_a_hold_never_released() -> None:
+    import gc
+
+    from desktop.engine.dispatch import QuietFrames
+
+    quiet = QuietFrames()
+    try:
+        gc.disable()  # someone else's choice
+        quiet.hold()
+        quiet.release()
+        assert not gc.isenabled(), "not switched on by frames that did not switch it off"
+        gc.enable()
+        quiet.hold()  # a frame whose release never comes (its feed's thread failed in between)
+        assert not gc.isenabled()
+        quiet._since -= QuietFrames.STALE_S + 0.1
+        quiet.hold()
+        assert quiet.stale == 1 and not gc.isenabled(), "the stale hold dropped, the new frame held"
+        quiet.release()
+        assert gc.isenabled(), "collections on again once the frame that is still running ends"
+        quiet.release()  # the lost frame's release, late: changes nothing
+        assert gc.isenabled()
+    finally:
+        gc.enable()
