@@ -143,6 +143,7 @@ class GcTrace:
 
     def __init__(self) -> None:
         self.events: list[tuple[float, float, int]] = []
+        self.others: list[tuple[float, float, str]] = []  # other spans of work (start, end, what)
         self._start: tuple[float, int] | None = None
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -189,6 +190,7 @@ def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
     for latency, at, name in samples[:count]:
         end = at + latency
         overlap = [f"gen{g} {(e - s) * 1000:.2f} ms" for s, e, g in gcs.events if s < end and e > at]
+        overlap += [f"{what} {(e - s) * 1000:.2f} ms" for s, e, what in gcs.others if s < end and e > at]
         print(f"  {latency * 1000:7.3f} ms  at {at:.4f}  {name:20} {', '.join(overlap) or '-'}")
 
 
@@ -440,6 +442,19 @@ def main() -> int:
                 return run
 
             SegmentAgent._publish = timed(SegmentAgent._publish)  # type: ignore[method-assign]
+            from desktop.broker.recording import FeedRecorder
+
+            def spans(write: Any) -> Any:
+                def run(self: Any) -> None:
+                    t = time.perf_counter()
+                    try:
+                        write(self)
+                    finally:
+                        gcs.others.append((t, time.perf_counter(), "recorder"))
+
+                return run
+
+            FeedRecorder._write_pending = spans(FeedRecorder._write_pending)  # type: ignore[method-assign]
             import gc
             import threading
 

@@ -55,6 +55,26 @@ def test_frames_come_back_in_order_with_their_kind_and_time(tmp_path: Path) -> N
     assert (report.blocks, report.torn) == (2, False)
 
 
+def test_a_block_compressed_frame_by_frame_is_the_zlib_data_of_its_records_compressed_whole(
+    tmp_path: Path,
+) -> None:
+    import struct
+    import zlib
+
+    from desktop.broker.recording import LEVEL, MAGIC
+
+    frames = [Frame(1.5 + n, KIND_BINARY, os.urandom(300) + bytes(n * 700)) for n in range(8)]
+    f = DayFile(day_file(tmp_path, DAY))
+    size = f.append(frames)
+    f.close()
+    data = day_file(tmp_path, DAY).read_bytes()
+    records = b"".join(struct.pack("<dBI", fr.received, fr.kind, len(fr.data)) + fr.data for fr in frames)
+    body = zlib.compress(records, LEVEL)
+    assert data[len(MAGIC) :] == b"KDRB" + struct.pack("<II", len(body), zlib.crc32(body)) + body
+    assert size == len(data) - len(MAGIC)
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
 def test_a_torn_last_block_is_skipped_by_the_reader_and_cut_off_by_the_next_writer(tmp_path: Path) -> None:
     path = day_file(tmp_path, DAY)
     f = DayFile(path)
