@@ -543,6 +543,12 @@ def main() -> int:
         if args.trace_slow:
             print_slowest(observers, gcs, args.trace_slow)
             print_thread_cpu(threads0, elapsed, agent_names)
+            import gc
+
+            frozen = gc.get_freeze_count()
+            gc.unfreeze()
+            print(f"objects frozen out of the collector: {frozen:,}; a full collection now finds {gc.collect():,} "
+                  f"unreachable (what the freezes kept, with what the run left since)")  # fmt: skip
             if publishes:
                 print(f"snapshots published: {len(publishes) / elapsed:.0f}/s, "
                       f"{statistics.mean(publishes) * 1e6:.1f} µs of CPU each (mean)")  # fmt: skip

@@ -59,6 +59,8 @@ CANDLES_SUFFIX = ".candles.json"
 RECORDINGS_DIRNAME = "recordings"
 FLUSH_EVERY = 1.0  # seconds: the most a crash loses
 BLOCK_BYTES = 256 * 1024  # a busier feed writes a block sooner
+# Bytes compressed between two calls of the recorder's `pause` (about 0.2 ms of one core at level 1).
+PIECE = 64 * 1024
 DEFAULT_RETENTION_DAYS = 30
 # Kite's instruments CSV columns (what `KiteConnect.instruments()` parses and `parse_instruments_csv` reads).
 INSTRUMENT_COLUMNS = (
@@ -181,8 +183,10 @@ def _valid_end(path: Path) -> int:
 class DayFile:
     """One day's `.kdrec` opened for appending (a torn tail from a crash cut off first); not thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, pause: Callable[[], object] | None = None) -> None:
+        """`pause`: called between two pieces of a block being compressed (see `FeedRecorder`)."""
         self.path = Path(path)
+        self.pause = pause
         private_folder(self.path.parent)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if not fresh:
@@ -204,7 +208,9 @@ class DayFile:
     def append(self, frames: Iterable[Frame]) -> int:
         """Writes one compressed block of `frames`; returns its size on disk. A block the disk took only part of
         (full: a short write) is cut off again and OSError raised: the blocks after it must follow a whole one, or
-        the reader, which stops at a torn block, would never see them."""
+        the reader, which stops at a torn block, would never see them. Its `pause` is called before each piece of at
+        most `PIECE` bytes is compressed."""
+        pause = self.pause
         # Compressed frame by frame into one stream (the same zlib data as the block compressed whole): the frames
         # are not first copied into one buffer, and no single call holds the interpreter lock for long. Compressed
         # whole, a second of a busy feed (about 4 MB) held it for up to 3 ms at a time, and every account feed's
@@ -213,7 +219,11 @@ class DayFile:
         parts = []
         for f in frames:
             parts.append(deflate.compress(_RECORD.pack(f.received, f.kind, len(f.data))))
-            parts.append(deflate.compress(f.data))
+            data = memoryview(f.data)
+            for start in range(0, len(data), PIECE):
+                if pause is not None:
+                    pause()
+                parts.append(deflate.compress(data[start : start + PIECE]))
         parts.append(deflate.flush())
         body = b"".join(parts)
         block = _BLOCK.pack(BLOCK_MAGIC, len(body), zlib.crc32(body)) + body
@@ -250,9 +260,14 @@ class FeedRecorder:
         retention_days: int = DEFAULT_RETENTION_DAYS,
         wall: Callable[[], float] = time.time,
         after: FeedRecorder | None = None,
+        pause: Callable[[], object] | None = None,
     ) -> None:
         """`after`: the account's previous recorder, being closed: this one touches no file before it ended (both
-        would write the same day's file)."""
+        would write the same day's file). `pause`: called on the recorder's thread between two pieces of a block
+        it compresses, to wait (briefly) for a moment when it holds nothing more urgent up: the engine's waits
+        while an account feed's thread is deciding a frame. On one busy core, a recorder compressing a second of
+        frames took the CPU from the feeds' threads whenever it took back the interpreter lock between two
+        pieces, and the frame being decided waited for its time slice (7-20 ms: issue 18's p99)."""
         if retention_days < 1:
             raise ValueError("keep recordings for at least 1 day")
         self.folder = Path(folder)
@@ -266,6 +281,7 @@ class FeedRecorder:
         self._lock = threading.Condition()
         self._io = threading.Lock()
         self._after = after
+        self._pause = pause
         self._pending: list[Frame] = []
         self._pending_bytes = 0
         self._day: date | None = None
@@ -384,7 +400,7 @@ class FeedRecorder:
                 if self._file is not None:
                     self._file.close()
                     self._file = None
-                self._day, self._file = day, DayFile(day_file(self.folder, day))
+                self._day, self._file = day, DayFile(day_file(self.folder, day), self._pause)
                 self._prune_quietly()
             if day not in self._dump_written:
                 self._export_dump(day)

@@ -22,6 +22,7 @@ from desktop.broker.profiles import MemorySecretStore as MemorySecretStore  # re
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.recording import DEFAULT_RETENTION_DAYS, FeedRecorder, disk_usage, recordings_dir
 from desktop.domain import Mode, Position, SessionKey
+from desktop.engine.dispatch import QUIET
 from desktop.engine.market import DemoMarket
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
@@ -166,6 +167,7 @@ class Engine:
                 instruments=lambda day: self.store.instruments.load(broker_id=user_id, day=day),
                 retention_days=retention_days,
                 after=previous,
+                pause=QUIET.wait_quiet,  # it compresses while no account feed is deciding a frame
             )
             self._recorders[user_id] = recorder
         else:

@@ -75,6 +75,18 @@ def test_a_block_compressed_frame_by_frame_is_the_zlib_data_of_its_records_compr
     assert list(read_frames(day_file(tmp_path, DAY))) == frames
 
 
+def test_a_block_is_compressed_in_pieces_with_the_recorders_pause_before_each(tmp_path: Path) -> None:
+    from desktop.broker.recording import PIECE
+
+    paused: list[int] = []
+    frames = [Frame(1.0, KIND_BINARY, bytes(PIECE * 2 + 1)), Frame(2.0, KIND_TEXT, b"{}")]
+    f = DayFile(day_file(tmp_path, DAY), pause=lambda: paused.append(1))
+    f.append(frames)
+    f.close()
+    assert len(paused) == 3 + 1, "three pieces of the big frame, one of the small one"
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
 def test_a_torn_last_block_is_skipped_by_the_reader_and_cut_off_by_the_next_writer(tmp_path: Path) -> None:
     path = day_file(tmp_path, DAY)
     f = DayFile(path)

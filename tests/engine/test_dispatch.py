@@ -475,3 +475,26 @@ def test_quiet_frames_leave_a_collector_switched_off_elsewhere_off_and_drop_a_ho
         assert gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_background_work_waits_for_the_frames_being_handed_out_but_never_long() -> None:
+    from desktop.engine.dispatch import QuietFrames
+
+    quiet = QuietFrames()
+    try:
+        assert quiet.wait_quiet(0.0), "no frame: at once"
+        quiet.hold()
+        started = time.monotonic()
+        assert not quiet.wait_quiet(0.05), "a frame being handed out: waited for, up to the timeout"
+        assert time.monotonic() - started >= 0.04
+        threading.Timer(0.05, quiet.release).start()
+        assert quiet.wait_quiet(5.0), "the frame handed out: goes on"
+        quiet.hold()  # never released
+        quiet._since -= QuietFrames.STALE_S + 0.1
+        started = time.monotonic()
+        quiet.wait_quiet(5.0)
+        assert time.monotonic() - started < 1.0, "a stale hold is not waited for"
+    finally:
+        import gc
+
+        gc.enable()
