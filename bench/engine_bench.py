@@ -192,6 +192,12 @@ def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
         overlap = [f"gen{g} {(e - s) * 1000:.2f} ms" for s, e, g in gcs.events if s < end and e > at]
         overlap += [f"{what} {(e - s) * 1000:.2f} ms" for s, e, what in gcs.others if s < end and e > at]
         print(f"  {latency * 1000:7.3f} ms  at {at:.4f}  {name:20} {', '.join(overlap) or '-'}")
+    if samples:
+        latency, at, _ = samples[0]
+        print("  what ran around the slowest (start and end relative to its frame's arrival, ms):")
+        for s, e, what in sorted(gcs.others):
+            if s < at + latency + 0.002 and e > at - 0.005:
+                print(f"    {(s - at) * 1000:8.2f} {(e - at) * 1000:8.2f}  {what}")
 
 
 def thread_cpu() -> dict[int, float]:
@@ -430,6 +436,7 @@ def main() -> int:
             a.run_on_thread(probe_of)
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
+        cpu_costs: dict[str, list[float]] = {}
         if args.trace_slow:
             from desktop.engine.agent import SegmentAgent
 
@@ -455,6 +462,74 @@ def main() -> int:
                 return run
 
             FeedRecorder._write_pending = spans(FeedRecorder._write_pending)  # type: ignore[method-assign]
+            from desktop.broker.stream import AccountFeed
+            from desktop.engine.writer import StoreWriter
+            from desktop.store.database import Database
+
+            def span_of(cls: Any, name: str, what: str) -> None:
+                fn = getattr(cls, name)
+
+                def run(self: Any, *a: Any, **kw: Any) -> Any:
+                    t, c = time.perf_counter(), time.thread_time()
+                    try:
+                        return fn(self, *a, **kw)
+                    finally:
+                        end = time.perf_counter()
+                        if end - t > 0.0005:
+                            cpu = (time.thread_time() - c) * 1000
+                            gcs.others.append((t, end, f"{what}[cpu {cpu:.1f}]"))
+
+                setattr(cls, name, run)
+
+            from desktop.engine.dispatch import AccountDispatcher
+            from desktop.engine.entries import Entries
+            from desktop.engine.trader import SegmentTrader
+
+            def cpu_of(cls: Any, name: str) -> None:
+                fn = getattr(cls, name)
+                costs = cpu_costs.setdefault(f"{cls.__name__}.{name}", [])
+
+                def run(self: Any, *a: Any, **kw: Any) -> Any:
+                    c = time.thread_time()
+                    try:
+                        return fn(self, *a, **kw)
+                    finally:
+                        costs.append(time.thread_time() - c)
+
+                setattr(cls, name, run)
+
+            cpu_of(Entries, "ready")
+            cpu_of(SegmentTrader, "decide")
+            cpu_of(AccountFeed, "_on_frame")
+            import desktop.broker.stream as stream_module
+            from desktop.broker.stream import MarketStream
+            from desktop.broker.ticks import FrameIndex, LatestPackets
+
+            for fname in ("index_frame", "parse_packet_at"):
+                orig = getattr(stream_module, fname)
+                costs_fn = cpu_costs.setdefault(fname, [])
+
+                def run_fn(*a: Any, _orig: Any = orig, _costs: Any = costs_fn) -> Any:
+                    c = time.thread_time()
+                    try:
+                        return _orig(*a)
+                    finally:
+                        _costs.append(time.thread_time() - c)
+
+                setattr(stream_module, fname, run_fn)
+            cpu_of(LatestPackets, "add")
+            cpu_of(FrameIndex, "deliveries")
+            cpu_of(FrameIndex, "positions_of")
+            cpu_of(MarketStream, "_offer_ticks")
+            from desktop.engine.session import SessionEngine
+
+            cpu_of(SessionEngine, "_route_ticks")
+            cpu_of(AccountDispatcher, "hand")
+            span_of(AccountFeed, "_on_frame", "feed")
+            span_of(SegmentAgent, "_handle", "agent")
+            span_of(SegmentAgent, "tend", "publish")
+            span_of(StoreWriter, "_write", "writer")
+            span_of(Database, "_commit_batch", "commit")
             import gc
             import threading
 
@@ -549,6 +624,10 @@ def main() -> int:
             gc.unfreeze()
             print(f"objects frozen out of the collector: {frozen:,}; a full collection now finds {gc.collect():,} "
                   f"unreachable (what the freezes kept, with what the run left since)")  # fmt: skip
+            for what, costs in cpu_costs.items():
+                if costs:
+                    print(f"{what}: {len(costs) / elapsed:.0f}/s, CPU µs mean {statistics.mean(costs) * 1e6:.0f}, "
+                          f"p99 {pct(costs, 0.99) * 1e6:.0f}, max {max(costs) * 1e6:.0f}")  # fmt: skip
             if publishes:
                 print(f"snapshots published: {len(publishes) / elapsed:.0f}/s, "
                       f"{statistics.mean(publishes) * 1e6:.1f} µs of CPU each (mean)")  # fmt: skip

@@ -22,10 +22,12 @@ it is free; a busy agent gets the ticks in its own queue, in order).
   about to send one commits them all).
 - The log lines of a decision are queued (`AgentLog.held`) and written by the agent's thread.
 - Full collections stay short: what a session's start made is frozen out of them once it runs
-  (`freeze_long_lived`). No automatic garbage collection starts while any account's frame is being handed out (`QUIET`): a collection
-  started by an allocation on the feed's thread, or on any other, held every decision still to come on that frame
-  (and on the other accounts' frames of the same moment) for as long as it ran, 1-14 ms for a young generation at
-  10 sessions x 3 segments (issue 18's p99); it starts with the first allocation after the frame instead.
+  (`freeze_long_lived`). No automatic collection starts while an account's feed hands out a frame
+  (`desktop.broker.frames.FRAMES`, held by the feed), and a frame's side effects (its intents' group commit, the
+  agents' wake-ups) wait until no account's frame is being handed out (`QUIET.deferring`): the accounts' feeds carry
+  the same market, so their frames arrive together, and the store writer's commit and the woken agents took the
+  interpreter lock from the feeds still deciding theirs (a frame decided 11-14 ms late while two commits of 1 ms
+  of CPU each ran; a young collection held one 1-14 ms).
 
 Threads: `hand` runs on the account feed's thread only (a replay's driver thread); sessions of one account share
 its dispatcher through `Dispatchers`, which any thread may ask.
@@ -40,6 +42,7 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from desktop.broker.frames import FRAMES as QUIET
 from desktop.domain import Tick
 from desktop.engine.decisions import FrameCommit, ReadyEntry
 
@@ -47,7 +50,6 @@ if TYPE_CHECKING:
     from desktop.engine.agent import SegmentAgent
     from desktop.store import Store
 
-WAIT_QUIET_S = 0.02  # the longest background work waits for the frames being handed out before it goes on
 BUDGET_S = 0.005  # CPU seconds one decision may take on the dispatcher before its segment gets its own thread
 
 WakeAfter = Callable[[Callable[[], None]], None]
@@ -61,7 +63,6 @@ class AccountDispatcher:
         self.budget_s = budget_s
         self._commits: dict[int, FrameCommit] = {}  # the frame's group commit, per store
         self._frame: object | None = None  # the frame being handed out (its wake-up list)
-        self._quiet_frame: object | None = None  # the last frame `QUIET` was held for
         self.decisions = 0  # decide calls run here (bench, tests)
         self.cpu_s = 0.0  # their CPU time
         self.moved: list[str] = []  # segments sent to their own thread, and why (tests, bench)
@@ -76,10 +77,10 @@ class AccountDispatcher:
     ) -> None:
         """One segment's ticks of the frame arriving now: decided here, or queued for its agent (feed thread).
         `frame` is the same object for every part of one frame (its `TickBatch.wakes`), None for a frame alone."""
-        if frame is not None and wake_after is not None and frame is not self._quiet_frame:
-            self._quiet_frame = frame
-            QUIET.hold()
-            wake_after(QUIET.release)  # once every session of the account has its part of the frame
+        if frame is not None and wake_after is not None:
+            wake_after = QUIET.deferring(
+                wake_after
+            )  # after every account's frame of the moment is handed out
         if not agent.lend(ticks, received, wake_after):
             return
         trader = agent.trader
@@ -162,70 +163,6 @@ class _CollectionCount:
 
 _GC = _CollectionCount()
 gc.callbacks.append(_GC)
-
-
-class QuietFrames:
-    """Holds off the automatic garbage collection of the process while at least one frame is being handed out
-    (`hold` when an account's dispatcher gets a frame's first ticks, `release` once the feed has handed out the
-    whole frame), so no collection runs in the middle of a frame's decisions; any thread.
-
-    A collection is only delayed, never skipped: the allocations counted meanwhile start it at the first
-    allocation after the last frame is released. A frame never released (its feed's thread failed between the
-    two) cannot leave collections off for good: a hold finding the collector held for longer than `STALE_S`
-    starts afresh. Collections switched off by someone else (`gc.disable()`) stay off.
-
-    Background work that can wait asks `wait_quiet` between two small pieces of it: the feed recorders'
-    compression (broker/recording.py, given it by the engine), which on a busy core took the frames' CPU."""
-
-    STALE_S = 1.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Condition()
-        self._open = 0  # frames being handed out
-        self._held = False  # this object switched the collector off (and turns it on again)
-        self._since = 0.0  # time.monotonic() when the first of the frames being handed out came
-        self.stale = 0  # holds dropped for being too old (tests)
-
-    def hold(self) -> None:
-        with self._lock:
-            if self._open and time.monotonic() - self._since > self.STALE_S:
-                self.stale += 1
-                self._open = 0
-                if self._held:
-                    self._held = False
-                    gc.enable()
-            self._open += 1
-            if self._open == 1:
-                self._since = time.monotonic()
-                if gc.isenabled():
-                    gc.disable()
-                    self._held = True
-
-    def release(self) -> None:
-        with self._lock:
-            if self._open:
-                self._open -= 1
-            if not self._open:
-                if self._held:
-                    self._held = False
-                    gc.enable()
-                self._lock.notify_all()
-
-    def wait_quiet(self, timeout: float = WAIT_QUIET_S) -> bool:
-        """Waits until no frame is being handed out, at most `timeout` seconds (background work that may wait: the
-        feed recorders' compression); True when none is. A hold older than `STALE_S` is not waited for."""
-        with self._lock:
-            if not self._open:
-                return True
-            return (
-                self._lock.wait_for(
-                    lambda: not self._open or time.monotonic() - self._since > self.STALE_S, timeout
-                )
-                and not self._open
-            )
-
-
-QUIET = QuietFrames()
 
 
 def freeze_long_lived() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.broker.errors import InputRejected, LoginFailed
+from desktop.broker.frames import FRAMES
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
@@ -22,7 +23,6 @@ from desktop.broker.profiles import MemorySecretStore as MemorySecretStore  # re
 from desktop.broker.profiles import Profile, ProfileBook, SecretStore, now_ist
 from desktop.broker.recording import DEFAULT_RETENTION_DAYS, FeedRecorder, disk_usage, recordings_dir
 from desktop.domain import Mode, Position, SessionKey
-from desktop.engine.dispatch import QUIET
 from desktop.engine.market import DemoMarket
 from desktop.engine.registry import EngineRegistry
 from desktop.engine.risk import GlobalKillSwitch
@@ -167,7 +167,7 @@ class Engine:
                 instruments=lambda day: self.store.instruments.load(broker_id=user_id, day=day),
                 retention_days=retention_days,
                 after=previous,
-                pause=QUIET.wait_quiet,  # it compresses while no account feed is deciding a frame
+                pause=FRAMES.wait_quiet,  # it compresses while no account feed is deciding a frame
             )
             self._recorders[user_id] = recorder
         else:
