@@ -114,13 +114,4 @@ def _run_all(work: list[Callable[[], None]]) -> None:
             log.exception("work after a frame failed")
 
 
-def _run_all(work: list[Callable[[], None]]) -> None:
-    """Runs each; one that raises is logged and the others still run (the wake-ups of other agents)."""
-    for w in work:
-        try:
-            w()
-        except Exception:
-            log.exception("work after a frame failed")
-
-
 FRAMES = QuietFrames()  # the process's: every account feed holds it while it hands out a frame
