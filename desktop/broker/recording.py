@@ -63,6 +63,9 @@ FLUSH_EVERY = 1.0  # seconds: the most a crash loses
 BLOCK_BYTES = 256 * 1024  # a busier feed writes a block sooner
 # Bytes compressed between two calls of the recorder's `pause` (about 0.2 ms of one core at level 1).
 PIECE = 64 * 1024
+# Seconds a block's compression may spend in its pauses and pieces before it goes on without pausing: with frames
+# handed out all the time, pausing before every piece would leave the recorder behind its feed for good.
+PAUSE_BUDGET = 0.25
 DEFAULT_RETENTION_DAYS = 30
 # Kite's instruments CSV columns (what `KiteConnect.instruments()` parses and `parse_instruments_csv` reads).
 INSTRUMENT_COLUMNS = (
@@ -213,6 +216,7 @@ class DayFile:
         the reader, which stops at a torn block, would never see them. Its `pause` is called before each piece of at
         most `PIECE` bytes is compressed."""
         pause = self.pause
+        paused_until = time.monotonic() + PAUSE_BUDGET  # past it, no more pauses in this block
         # Compressed frame by frame into one stream (the same zlib data as the block compressed whole): the frames
         # are not first copied into one buffer, and no single call holds the interpreter lock for long. Compressed
         # whole, a second of a busy feed (about 4 MB) held it for up to 3 ms at a time, and every account feed's
@@ -225,6 +229,8 @@ class DayFile:
             for start in range(0, len(data), PIECE):
                 if pause is not None:
                     pause()
+                    if time.monotonic() > paused_until:
+                        pause = None  # a busy process must not leave the recorder behind its feed
                 parts.append(deflate.compress(data[start : start + PIECE]))
         parts.append(deflate.flush())
         body = b"".join(parts)

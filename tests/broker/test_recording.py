@@ -87,6 +87,24 @@ def test_a_block_is_compressed_in_pieces_with_the_recorders_pause_before_each(tm
     assert list(read_frames(day_file(tmp_path, DAY))) == frames
 
 
+def test_a_block_stops_pausing_once_its_pauses_took_the_budget(tmp_path: Path, monkeypatch) -> None:
+    import desktop.broker.recording as recording
+
+    monkeypatch.setattr(recording, "PAUSE_BUDGET", 0.05)
+    paused: list[int] = []
+
+    def busy() -> None:  # frames handed out all the time: each pause waits its whole timeout
+        paused.append(1)
+        time.sleep(0.02)
+
+    frames = [Frame(1.0, KIND_BINARY, bytes(recording.PIECE * 20))]
+    f = DayFile(day_file(tmp_path, DAY), pause=busy)
+    f.append(frames)
+    f.close()
+    assert 2 <= len(paused) <= 4, f"paused {len(paused)} times for 20 pieces: the rest went on at once"
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
 def test_a_torn_last_block_is_skipped_by_the_reader_and_cut_off_by_the_next_writer(tmp_path: Path) -> None:
     path = day_file(tmp_path, DAY)
     f = DayFile(path)
