@@ -138,6 +138,100 @@ def runqueue_wait_s() -> float:
     return total / 1e9
 
 
+class GcTrace:
+    """Garbage collections while the bench measures (`--trace-slow`): (start, end, generation), perf_counter."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, float, int]] = []
+        self.others: list[tuple[float, float, str]] = []  # other spans of work (start, end, what)
+        self._start: tuple[float, int] | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        now = time.perf_counter()
+        if phase == "start":
+            self._start = (now, info["generation"])
+        elif self._start is not None:
+            self.events.append((self._start[0], now, self._start[1]))
+            self._start = None
+
+
+class TracingProbe(LatencyProbe):
+    """A `LatencyProbe` that also keeps when each entry's frame arrived and which segment decided (`--trace-slow`)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.at: list[float] = []
+
+    def entry_decided(self, posted: float, handed: float, picked: float) -> None:
+        super().entry_decided(posted, handed, picked)
+        self.at.append(posted)
+
+
+def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
+    """The `count` slowest entries, each with the collections that ran between its frame's arrival and its intent."""
+    samples = [
+        (d[0], at, o.name)
+        for o in observers
+        if isinstance(o, TracingProbe)
+        for d, at in zip(o.decided, o.at, strict=True)
+    ]
+    samples.sort(reverse=True)
+    by_gen = {g: [e - s for s, e, gg in gcs.events if gg == g] for g in (0, 1, 2)}
+    print(
+        "garbage collections while measured: "
+        + ", ".join(
+            f"gen {g}: {len(xs)} (max {max(xs) * 1000:.2f} ms, total {sum(xs) * 1000:.1f} ms)"
+            for g, xs in by_gen.items()
+            if xs
+        )
+    )
+    print(f"slowest {count} entries (latency, frame arrival, segment; collections overlapping):")
+    for latency, at, name in samples[:count]:
+        end = at + latency
+        overlap = [f"gen{g} {(e - s) * 1000:.2f} ms" for s, e, g in gcs.events if s < end and e > at]
+        overlap += [f"{what} {(e - s) * 1000:.2f} ms" for s, e, what in gcs.others if s < end and e > at]
+        print(f"  {latency * 1000:7.3f} ms  at {at:.4f}  {name:20} {', '.join(overlap) or '-'}")
+    if samples:
+        latency, at, _ = samples[0]
+        print("  what ran around the slowest (start and end relative to its frame's arrival, ms):")
+        for s, e, what in sorted(gcs.others):
+            if s < at + latency + 0.002 and e > at - 0.005:
+                print(f"    {(s - at) * 1000:8.2f} {(e - at) * 1000:8.2f}  {what}")
+
+
+def thread_cpu() -> dict[int, float]:
+    """Seconds on a CPU of each of our threads (Linux schedstat), by native thread id."""
+    out = {}
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that just ended
+            out[int(task.name)] = int((task / "schedstat").read_text().split()[0]) / 1e9
+    return out
+
+
+def print_thread_cpu(before: dict[int, float], elapsed: float, names: dict[int, str] | None = None) -> None:
+    """CPU % of a core per kind of thread since `before` (`--trace-slow`)."""
+    import threading
+
+    after = thread_cpu()
+    names = {
+        **{t.native_id: t.name for t in threading.enumerate() if t.native_id is not None},
+        **(names or {}),
+    }
+    kinds: dict[str, float] = {}
+    for tid, cpu in after.items():
+        name = re.sub(r"-[0-9a-f]{8}(-\w+)?$|-UK\d+$|-\d+$", "", names.get(tid, "?"))
+        kinds[name] = kinds.get(name, 0.0) + cpu - before.get(tid, 0.0)
+    print(
+        "CPU % of a core by thread: "
+        + ", ".join(
+            f"{k} {v / elapsed * 100:.1f}"
+            for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])
+            if v / elapsed > 0.0005
+        )
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -231,6 +325,17 @@ def main() -> int:
         help="sessions in LIVE mode: each entry is sent to the simulator with kiteconnect's place_order over HTTP "
         "(tick-to-order-sent then includes the REST round trip), not accepted by the paper gateway",
     )
+    ap.add_argument(
+        "--trace-slow",
+        type=int,
+        default=0,
+        help="print this many slowest entries with the garbage collections that overlapped them",
+    )
+    ap.add_argument(
+        "--no-record",
+        action="store_true",
+        help="the demo accounts' feeds are not recorded (they are by default, as in the demo)",
+    )
     ap.add_argument("--first-account", type=int, default=0, help="sessions use the accounts from this one on")
     ap.add_argument("--sim-url", help="use this running simulator (it must know the accounts used)")
     ap.add_argument(
@@ -272,10 +377,16 @@ def main() -> int:
     sim, url = (None, args.sim_url) if args.sim_url else start_sim(args.speed, sim_cpus, known)
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)  # again: the engine only ever lowers it to its own
+    print(f"GIL switch interval {sys.getswitchinterval() * 1000:g} ms")
     sessions: list[SessionEngine] = []
     try:
         extra = option_tokens(url, args.instruments)
         start_demo(engine, sim_url=url)
+        if args.no_record:
+            for account in DEMO_ACCOUNTS:
+                engine.set_recording(account.user_id, False)
         for user, secret in [u for u in users if u[0] not in {a.user_id for a in DEMO_ACCOUNTS}]:
             profile = Profile(user, user, user, api_root=url, login_url_root=url, ws_root=ws_url_of(url))
             engine.profile_book.save(profile)
@@ -317,8 +428,114 @@ def main() -> int:
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
+        gcs = GcTrace()
         for a in agents:  # the probes count from here on, as the peer's do
-            a.run_on_thread(lambda trader: setattr(trader.entries, "observer", LatencyProbe()))
+            probe_of = (lambda name: lambda trader: setattr(trader.entries, "observer", TracingProbe(name)))(
+                f"{a.trader.ctx.key.session_id[:8]}/{a.segment.value}"
+            )
+            a.run_on_thread(probe_of)
+        agent_names: dict[int, str] = {}
+        publishes: list[float] = []
+        cpu_costs: dict[str, list[float]] = {}
+        if args.trace_slow:
+            from desktop.engine.agent import SegmentAgent
+
+            def timed(publish: Any) -> Any:
+                def run(self: Any) -> None:
+                    t = time.thread_time()
+                    publish(self)
+                    publishes.append(time.thread_time() - t)
+
+                return run
+
+            SegmentAgent._publish = timed(SegmentAgent._publish)  # type: ignore[method-assign]
+            from desktop.broker.recording import FeedRecorder
+
+            def spans(write: Any) -> Any:
+                def run(self: Any) -> None:
+                    t = time.perf_counter()
+                    try:
+                        write(self)
+                    finally:
+                        gcs.others.append((t, time.perf_counter(), "recorder"))
+
+                return run
+
+            FeedRecorder._write_pending = spans(FeedRecorder._write_pending)  # type: ignore[method-assign]
+            from desktop.broker.stream import AccountFeed
+            from desktop.engine.writer import StoreWriter
+            from desktop.store.database import Database
+
+            def span_of(cls: Any, name: str, what: str) -> None:
+                fn = getattr(cls, name)
+
+                def run(self: Any, *a: Any, **kw: Any) -> Any:
+                    t, c = time.perf_counter(), time.thread_time()
+                    try:
+                        return fn(self, *a, **kw)
+                    finally:
+                        end = time.perf_counter()
+                        if end - t > 0.0005:
+                            cpu = (time.thread_time() - c) * 1000
+                            gcs.others.append((t, end, f"{what}[cpu {cpu:.1f}]"))
+
+                setattr(cls, name, run)
+
+            from desktop.engine.dispatch import AccountDispatcher
+            from desktop.engine.entries import Entries
+            from desktop.engine.trader import SegmentTrader
+
+            def cpu_of(cls: Any, name: str) -> None:
+                fn = getattr(cls, name)
+                costs = cpu_costs.setdefault(f"{cls.__name__}.{name}", [])
+
+                def run(self: Any, *a: Any, **kw: Any) -> Any:
+                    c = time.thread_time()
+                    try:
+                        return fn(self, *a, **kw)
+                    finally:
+                        costs.append(time.thread_time() - c)
+
+                setattr(cls, name, run)
+
+            cpu_of(Entries, "ready")
+            cpu_of(SegmentTrader, "decide")
+            cpu_of(AccountFeed, "_on_frame")
+            import desktop.broker.stream as stream_module
+            from desktop.broker.stream import MarketStream
+            from desktop.broker.ticks import FrameIndex, LatestPackets
+
+            for fname in ("index_frame", "parse_packet_at"):
+                orig = getattr(stream_module, fname)
+                costs_fn = cpu_costs.setdefault(fname, [])
+
+                def run_fn(*a: Any, _orig: Any = orig, _costs: Any = costs_fn) -> Any:
+                    c = time.thread_time()
+                    try:
+                        return _orig(*a)
+                    finally:
+                        _costs.append(time.thread_time() - c)
+
+                setattr(stream_module, fname, run_fn)
+            cpu_of(LatestPackets, "add")
+            cpu_of(FrameIndex, "deliveries")
+            cpu_of(FrameIndex, "positions_of")
+            cpu_of(MarketStream, "_offer_ticks")
+            from desktop.engine.session import SessionEngine
+
+            cpu_of(SessionEngine, "_route_ticks")
+            cpu_of(AccountDispatcher, "hand")
+            span_of(AccountFeed, "_on_frame", "feed")
+            span_of(SegmentAgent, "_handle", "agent")
+            span_of(SegmentAgent, "tend", "publish")
+            span_of(StoreWriter, "_write", "writer")
+            span_of(Database, "_commit_batch", "commit")
+            import gc
+            import threading
+
+            gc.callbacks.append(gcs)
+            for a in agents:
+                a.run_on_thread(lambda trader: agent_names.__setitem__(threading.get_native_id(), "agent"))
         rss1 = rss_mb()
         feeds = [f for f in (engine.hub.feed(user) for user, _ in users) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -326,6 +543,7 @@ def main() -> int:
         routed0 = sum(s.ticks_routed for s in sessions)
         agent0 = sum(a.ticks_processed for a in agents)
         cpu0 = time.process_time()
+        threads0 = thread_cpu()
         wait0 = runqueue_wait_s()
         load0 = os.getloadavg()[0]
         t0 = time.monotonic()
@@ -397,6 +615,22 @@ def main() -> int:
               f"{(rss1 - rss0) / args.sessions:.1f} MB per session")  # fmt: skip
         if failed:
             print("FAILED agents:", ", ".join(failed))
+        if args.trace_slow:
+            print_slowest(observers, gcs, args.trace_slow)
+            print_thread_cpu(threads0, elapsed, agent_names)
+            import gc
+
+            frozen = gc.get_freeze_count()
+            gc.unfreeze()
+            print(f"objects frozen out of the collector: {frozen:,}; a full collection now finds {gc.collect():,} "
+                  f"unreachable (what the freezes kept, with what the run left since)")  # fmt: skip
+            for what, costs in cpu_costs.items():
+                if costs:
+                    print(f"{what}: {len(costs) / elapsed:.0f}/s, CPU µs mean {statistics.mean(costs) * 1e6:.0f}, "
+                          f"p99 {pct(costs, 0.99) * 1e6:.0f}, max {max(costs) * 1e6:.0f}")  # fmt: skip
+            if publishes:
+                print(f"snapshots published: {len(publishes) / elapsed:.0f}/s, "
+                      f"{statistics.mean(publishes) * 1e6:.1f} µs of CPU each (mean)")  # fmt: skip
         if peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)

@@ -30,6 +30,7 @@ import aiohttp
 import numpy as np
 
 from desktop.broker.errors import LoginNeeded, scrub, translate
+from desktop.broker.frames import FRAMES
 from desktop.broker.session import (
     EVENT_STREAM_CONNECTED,
     EVENT_STREAM_DISCONNECTED,
@@ -527,6 +528,15 @@ class AccountFeed:
                 stream._offer_event(EVENT_STREAM_DISCONNECTED, "market data connection lost: reconnecting")
 
     def _on_frame(self, frame: bytes, received: float) -> None:
+        # Held while the frame is handed out: no garbage collection starts, and what waits for the frames of the
+        # moment (broker/frames.py) runs after.
+        FRAMES.hold()
+        try:
+            self._hand_out(frame, received)
+        finally:
+            FRAMES.release()
+
+    def _hand_out(self, frame: bytes, received: float) -> None:
         # Find the packets without decoding; decode and hand on the delivered tokens first; then keep
         # every packet as its token's latest.
         self._frames += 1

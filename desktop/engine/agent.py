@@ -7,7 +7,10 @@ network work done on this thread, never the GUI's. An exception in the strategy 
 segment's logic) marks only this agent FAILED, with the traceback in its log file. Snapshots are
 published at most 20 times a second as one immutable object the GUI reads without a lock: by this thread after
 the work it was woken for, and by the process's one `Publisher` (engine/publisher.py) for what changed while it
-slept (the dispatcher's decisions), so it is not woken only to publish.
+slept (the dispatcher's decisions), so it is not woken only to publish. The publisher follows the readers: the
+snapshot of a segment nobody read for `READ_RECENTLY`, flat and with no order working, is published once every
+`UNREAD_EVERY` only (with no window, 600 snapshots a second at 10 sessions x 3 segments cost more CPU than any
+account's feed: issue 18); a read makes it follow its trader within `PUBLISH_EVERY` again from the next round.
 
 Waking. A tick that can lead to an order wakes the agent at once: the first index tick of a new minute
 (it closes a bar: the strategy decides), any tick of another instrument (the held option: stops and
@@ -49,6 +52,10 @@ from desktop.engine.workspace import OnStop
 
 # With a publisher, an idle agent's wait still times out this often (seconds): a safety net, nothing depends on it.
 IDLE_WAIT = 1.0
+# The publisher keeps a snapshot within PUBLISH_EVERY of its trader while it was read in the last READ_RECENTLY
+# seconds, or its segment holds a position (or published one) or has an order working; else every UNREAD_EVERY.
+READ_RECENTLY = 1.0
+UNREAD_EVERY = 1.0
 SQUARE_OFF_WAIT = 2.5  # seconds a stopping PAPER agent waits for its exit to fill
 # LIVE: a square-off's exit may be refused or rest unfilled in a thin option: the agent stays until the position
 # is flat, or protected again by a stop-loss order at the broker (the exit's patience, then the rest protected).
@@ -149,7 +156,8 @@ class SegmentAgent(QThread):
         self._ticks: deque[tuple[list[Tick], float, float]] = deque()
         self.state = AgentState.STARTING
         self.failure: str | None = None
-        self.view = AgentView(trader.snapshot(AgentState.STARTING))
+        self._view = AgentView(trader.snapshot(AgentState.STARTING))
+        self._read_at = 0.0  # time.monotonic() of the last read of `view`
         self._on_stop: OnStop | None = None  # set by a StopAgent: the agent is stopping
         self._stop_deadline = 0.0
         self.ticks_here = 0  # ticks this thread handled itself
@@ -167,6 +175,25 @@ class SegmentAgent(QThread):
         # (a stale value costs one needless wake, never a missed one: it only moves forward).
         self._bar_ends: datetime | None = None
         self.lockstep: Lockstep | None = None  # set by a replay only: the inbox is handled on its turns
+
+    @property
+    def view(self) -> AgentView:
+        """What it last published (any thread, immutable). Reading it keeps the publisher publishing it within
+        `PUBLISH_EVERY` of its trader for the next `READ_RECENTLY` seconds."""
+        self._read_at = time.monotonic()
+        return self._view
+
+    def _watched(self, now: float) -> bool:
+        """Its snapshot must follow its trader closely: read lately, or a position or order of its own that a
+        reader must see (a position published is also one that may have gone). Read without the lane: a stale
+        answer costs one snapshot more, or one published a round later."""
+        t = self.trader
+        return (
+            now - self._read_at < READ_RECENTLY
+            or t.holding is not None
+            or bool(self._view.positions)
+            or bool(t.orders.working)
+        )
 
     # -- inbox (any thread) --------------------------------------------------------------------
 
@@ -349,14 +376,21 @@ class SegmentAgent(QThread):
 
     def tend(self) -> None:
         """The publisher's turn (its thread): wakes this thread for ticks queued without a wake, else publishes a
-        snapshot of what changed meanwhile (the dispatcher's decisions), if the lane is free. A snapshot that cannot
-        be built fails the segment, on its own thread, as it would have there."""
-        with self._cond:
-            queued = bool(self._ticks)
-            if queued:
+        snapshot of what changed meanwhile (the dispatcher's decisions), if the lane is free (less often while
+        nobody reads it: `_watched`). A snapshot that cannot be built fails the segment, on its own thread, as it
+        would have there. The queue is looked at without `_cond` first (thirty agents twenty times a second): ticks
+        queued just after the look are seen next round, as they would be when queued just after this round."""
+        if self._ticks:
+            with self._cond:
                 self._cond.notify()  # it handles them and publishes after
-        if queued or not self.trader.changed or time.monotonic() - self._last_publish < PUBLISH_EVERY:
             return
+        if not self.trader.changed:
+            return
+        now = time.monotonic()
+        if now - self._last_publish < PUBLISH_EVERY:
+            return
+        if now - self._last_publish < UNREAD_EVERY and not self._watched(now):
+            return  # nobody reads it, nothing a reader must see: published once every UNREAD_EVERY
         if not self.lane.acquire(blocking=False):
             return  # the trader is busy (its thread, or the dispatcher): published by whoever is done next
         try:
@@ -504,7 +538,7 @@ class SegmentAgent(QThread):
                 snapshot = replace(
                     snapshot, note="; ".join(n for n in (snapshot.note, f"own thread: {self.alone}") if n)
                 )
-            self.view = AgentView(snapshot, tuple(t.order_rows.values()), tuple(t.fill_rows), held)
+            self._view = AgentView(snapshot, tuple(t.order_rows.values()), tuple(t.fill_rows), held)
 
     def _fail(self, exc: BaseException, what: str) -> None:
         if isinstance(exc, _Failed):  # raised on the dispatcher: its own words and traceback
@@ -519,7 +553,7 @@ class SegmentAgent(QThread):
         try:
             self._publish()
         except Exception:
-            self.view = AgentView(SegmentSnapshot(self.segment, AgentState.FAILED, self.failure))
+            self._view = AgentView(SegmentSnapshot(self.segment, AgentState.FAILED, self.failure))
         self._on_state(self)
 
     def _set_state(self, state: AgentState) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from desktop.broker.errors import InputRejected, LoginFailed
+from desktop.broker.frames import FRAMES
 from desktop.broker.hub import BrokerHub
 from desktop.broker.instruments import InstrumentCache
 from desktop.broker.login import LoopbackListener, login_url, parse_request_token, request_token_by_redirect
@@ -166,6 +167,7 @@ class Engine:
                 instruments=lambda day: self.store.instruments.load(broker_id=user_id, day=day),
                 retention_days=retention_days,
                 after=previous,
+                pause=FRAMES.wait_quiet,  # it compresses while no account feed is deciding a frame
             )
             self._recorders[user_id] = recorder
         else:

@@ -48,7 +48,7 @@ from desktop.broker.session import (
 from desktop.domain import Fill, Mode, Order, OrderIntent, Position, Segment, SessionKey, StrategyParams
 from desktop.engine import manual
 from desktop.engine.agent import LIVE_SQUARE_OFF_WAIT, Kill, SegmentAgent, StopAgent
-from desktop.engine.dispatch import AccountDispatcher, Dispatchers
+from desktop.engine.dispatch import AccountDispatcher, Dispatchers, freeze_long_lived
 from desktop.engine.funds import PAPER_FUNDS, Funds, FundsWatcher
 from desktop.engine.logs import SessionLogs
 from desktop.engine.manual import ManualOutcome
@@ -140,6 +140,7 @@ class SessionEngine(QObject):
             None  # PAPER: its fills are matched on the feed's thread (`_route_ticks`)
         )
         self._dispatcher: AccountDispatcher | None = None
+        self._frozen = False  # its start-up's objects frozen out of the collector's generations (once)
         self._risk: RiskManager | None = None
         # LIVE: the account's funds, fetched on the watcher's own thread (funds.py); kept readable after a stop.
         self._funds: FundsWatcher | None = None
@@ -239,6 +240,7 @@ class SessionEngine(QObject):
                 listen=False,  # its prices come from the feed's thread with the decisions (`_route_ticks`)
             )
         self._dispatcher = s.dispatchers.for_account(self.user_id)
+        self._frozen = False
         self._gateway.add_listener(on_order=self._route_order, on_fill=self._route_fill)
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
@@ -657,6 +659,13 @@ class SessionEngine(QObject):
     def _agent_state_changed(self, agent: SegmentAgent) -> None:
         if agent.state is AgentState.FAILED and agent.failure:
             self._message = f"{agent.segment.value} failed: {agent.failure}"
+        if (
+            agent.state is AgentState.RUNNING
+            and not self._frozen
+            and all(a.state is not AgentState.STARTING for a in list(self._agents.values()))
+        ):
+            self._frozen = True
+            freeze_long_lived()  # its start-up's objects out of the full collections (engine/dispatch.py)
         self._refresh_state()
 
     def _emit_log_line(self, line: LogLine) -> None:

@@ -55,6 +55,56 @@ def test_frames_come_back_in_order_with_their_kind_and_time(tmp_path: Path) -> N
     assert (report.blocks, report.torn) == (2, False)
 
 
+def test_a_block_compressed_frame_by_frame_is_the_zlib_data_of_its_records_compressed_whole(
+    tmp_path: Path,
+) -> None:
+    import struct
+    import zlib
+
+    from desktop.broker.recording import LEVEL, MAGIC
+
+    frames = [Frame(1.5 + n, KIND_BINARY, os.urandom(300) + bytes(n * 700)) for n in range(8)]
+    f = DayFile(day_file(tmp_path, DAY))
+    size = f.append(frames)
+    f.close()
+    data = day_file(tmp_path, DAY).read_bytes()
+    records = b"".join(struct.pack("<dBI", fr.received, fr.kind, len(fr.data)) + fr.data for fr in frames)
+    body = zlib.compress(records, LEVEL)
+    assert data[len(MAGIC) :] == b"KDRB" + struct.pack("<II", len(body), zlib.crc32(body)) + body
+    assert size == len(data) - len(MAGIC)
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
+def test_a_block_is_compressed_in_pieces_with_the_recorders_pause_before_each(tmp_path: Path) -> None:
+    from desktop.broker.recording import PIECE
+
+    paused: list[int] = []
+    frames = [Frame(1.0, KIND_BINARY, bytes(PIECE * 2 + 1)), Frame(2.0, KIND_TEXT, b"{}")]
+    f = DayFile(day_file(tmp_path, DAY), pause=lambda: paused.append(1))
+    f.append(frames)
+    f.close()
+    assert len(paused) == 3 + 1, "three pieces of the big frame, one of the small one"
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
+def test_a_block_stops_pausing_once_its_pauses_took_the_budget(tmp_path: Path, monkeypatch) -> None:
+    import desktop.broker.recording as recording
+
+    monkeypatch.setattr(recording, "PAUSE_BUDGET", 0.05)
+    paused: list[int] = []
+
+    def busy() -> None:  # frames handed out all the time: each pause waits its whole timeout
+        paused.append(1)
+        time.sleep(0.02)
+
+    frames = [Frame(1.0, KIND_BINARY, bytes(recording.PIECE * 20))]
+    f = DayFile(day_file(tmp_path, DAY), pause=busy)
+    f.append(frames)
+    f.close()
+    assert 2 <= len(paused) <= 4, f"paused {len(paused)} times for 20 pieces: the rest went on at once"
+    assert list(read_frames(day_file(tmp_path, DAY))) == frames
+
+
 def test_a_torn_last_block_is_skipped_by_the_reader_and_cut_off_by_the_next_writer(tmp_path: Path) -> None:
     path = day_file(tmp_path, DAY)
     f = DayFile(path)

@@ -129,3 +129,36 @@ def test_a_snapshot_that_cannot_be_built_fails_only_its_segment(make, qapp) -> N
         assert agent.view.snapshot.state is AgentState.FAILED
     finally:
         _stop(publisher, agent)
+
+
+def test_an_unread_flat_segment_is_published_once_every_unread_every_and_a_read_or_working_one_each_round(
+    make,
+) -> None:
+    from desktop.engine.agent import UNREAD_EVERY
+
+    trader, _gateway, _store = make(Mode.PAPER)
+    agent = SegmentAgent(trader, lambda t: None, lambda a: None, Publisher())  # its thread not started
+    agent.state = AgentState.RUNNING
+
+    def changed_a_round_ago(seconds: float = 2 * PUBLISH_EVERY) -> object:
+        trader.changed = True
+        agent._last_publish = time.monotonic() - seconds
+        return agent._view
+
+    before = changed_a_round_ago()
+    agent.tend()
+    assert agent._view is before, "nobody read it, flat, nothing working: not published this round"
+    assert agent.view is before  # a read
+    agent.tend()
+    assert agent._view is not before, "read lately: published within a round again"
+    agent._read_at = 0.0  # its reader went away
+    before = changed_a_round_ago(UNREAD_EVERY + 0.01)
+    agent.tend()
+    assert agent._view is not before, "unread, still published once every UNREAD_EVERY"
+    before = changed_a_round_ago()
+    trader.orders.working.append(object())  # type: ignore[arg-type]  # an order of its own working
+    try:
+        agent.tend()
+    finally:
+        trader.orders.working.clear()
+    assert agent._view is not before, "an order working: every round, read or not"

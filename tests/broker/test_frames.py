@@ -1,0 +1,107 @@
+"""`FRAMES` (broker/frames.py): while an account feed hands out a frame, no garbage collection starts, the work
+waiting for the frames of the moment waits, and background work pauses (briefly)."""
+
+from __future__ import annotations
+
+import gc
+import struct
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import desktop.broker.stream as stream_module
+from desktop.broker.frames import FRAMES, QuietFrames
+from desktop.broker.ticks import TickBatch, pack_frame
+from desktop.domain import SessionKey
+from tests.broker.test_stream_routing import NoLink
+
+
+@pytest.fixture(autouse=True)
+def _collector_on() -> Iterator[None]:
+    yield
+    gc.enable()
+
+
+def test_no_collection_starts_and_after_work_waits_while_a_feed_hands_out_a_frame() -> None:
+    feed = stream_module.AccountFeed(NoLink())  # type: ignore[arg-type]
+    stream = feed.open_stream(SessionKey("UK9394", "aaaa"))
+    token = 11 * 256 + 2
+    seen: list[tuple[bool, int]] = []
+    ran: list[str] = []
+
+    def listener(batch: TickBatch) -> None:  # a session's decisions, on the feed's thread
+        seen.append((gc.isenabled(), len(ran)))
+        batch.wake_after(lambda: FRAMES.after(lambda: ran.append("woken")))
+
+    stream.add_tick_listener(listener, on_feed_thread=True)
+    stream.subscribe([token])
+    try:
+        assert gc.isenabled()
+        feed._on_frame(pack_frame([struct.pack(">II", token, 10000)]), time.perf_counter())
+        assert seen == [(False, 0)], "the decisions ran with the collector held off"
+        assert ran == ["woken"] and gc.isenabled(), "the frame handed out: the work ran, collections on again"
+        FRAMES.hold()  # another account's frame of the same moment, still being handed out
+        try:
+            feed._on_frame(pack_frame([struct.pack(">II", token, 10100)]), time.perf_counter())
+            assert ran == ["woken"] and not gc.isenabled(), "waits for the other account's frame"
+        finally:
+            FRAMES.release()
+        assert ran == ["woken", "woken"] and gc.isenabled()
+    finally:
+        stream.close()
+
+
+def test_a_collector_switched_off_elsewhere_stays_off_and_a_hold_never_released_is_forgotten() -> None:
+    quiet = QuietFrames()
+    gc.disable()  # someone else's choice
+    quiet.hold()
+    quiet.release()
+    assert not gc.isenabled(), "not switched on by frames that did not switch it off"
+    gc.enable()
+    ran: list[int] = []
+    quiet.hold()  # a frame whose release never comes (its feed's thread failed in between)
+    quiet.after(lambda: ran.append(1))
+    assert not gc.isenabled() and ran == []
+    quiet._since -= QuietFrames.STALE_S + 0.1
+    quiet.hold()
+    assert quiet.stale == 1 and ran == [1], "the stale hold forgotten, its waiting work run"
+    assert not gc.isenabled(), "the new frame holds it"
+    quiet.release()
+    assert gc.isenabled()
+    quiet.release()  # the lost frame's release, late: changes nothing
+    assert gc.isenabled()
+
+
+def test_work_that_raises_after_a_frame_is_logged_and_the_rest_still_runs(caplog) -> None:
+    quiet = QuietFrames()
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a broken wake-up")
+
+    quiet.hold()
+    for work in (broken, lambda: ran.append("the other agent")):
+        quiet.after(work)
+    quiet.release()
+    assert ran == ["the other agent"]
+    assert "work after a frame failed" in caplog.text
+
+
+def test_background_work_waits_for_the_frames_being_handed_out_but_never_long() -> None:
+    quiet = QuietFrames()
+    assert quiet.wait_quiet(0.0), "no frame: at once"
+    quiet.hold()
+    started = time.monotonic()
+    assert not quiet.wait_quiet(0.05), "a frame being handed out: waited for, up to the timeout"
+    assert time.monotonic() - started >= 0.04
+    releaser = threading.Timer(0.05, quiet.release)
+    releaser.start()
+    assert quiet.wait_quiet(5.0), "the frame handed out: goes on"
+    releaser.join()
+    quiet.hold()  # never released
+    quiet._since -= QuietFrames.STALE_S + 0.1
+    started = time.monotonic()
+    quiet.wait_quiet(5.0)
+    assert time.monotonic() - started < 1.0, "a stale hold is not waited for"
