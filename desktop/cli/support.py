@@ -10,7 +10,7 @@ from pathlib import Path
 from desktop.broker.errors import BrokerError
 from desktop.broker.profiles import SecretStore
 from desktop.engine.engine import Engine
-from desktop.store import StoreError, StoreFullError, StoreWriteError
+from desktop.store import StoreError, StoreFullError, StoreLockedError, StoreWriteError
 
 # The OS errors a trader meets on a home, in words that say what to do about them (the OS's own words follow).
 _PLAIN_OS_ERRORS = {
@@ -50,8 +50,8 @@ class Problems:
     """The failures of one command, printed once each at its end.
 
     A full disk makes every write fail the same way while it lasts (the store pauses on its first write failure,
-    a log file or a recording cannot be flushed): that cause is said once, not once per session that then fails to
-    stop (a chaos run's Ctrl-C printed it four times).
+    a log file or a recording cannot be flushed), and so does a database another program keeps locked: that cause is
+    said once, not once per session that then fails to stop (a chaos run's Ctrl-C printed a full disk four times).
     """
 
     def __init__(self, command: str, engine: Engine) -> None:
@@ -60,11 +60,15 @@ class Problems:
         self._lines: list[str] = []
         self._storage_failed = False
         self._disk_full: OSError | None = None
+        self._locked: StoreLockedError | None = None
 
     def add(self, exc: BaseException, what: str = "") -> None:
         """Records a failure; `what` names what failed (e.g. "stopping AB1234 'Morning'")."""
         if isinstance(exc, StoreWriteError) and self._engine.store.write_failure is not None:
             self._storage_failed = True
+            return
+        if isinstance(exc, StoreLockedError):  # every write met the same lock: said once, whatever it held up
+            self._locked = self._locked or exc
             return
         if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
             self._disk_full = self._disk_full or exc
@@ -83,4 +87,6 @@ class Problems:
             said_full = isinstance(failure, StoreFullError)
         if self._disk_full is not None and not said_full:
             lines.insert(0, trader_message(self._disk_full))
+        if self._locked is not None:
+            lines.insert(0, str(self._locked))
         return [f"{self._command}: {line}" for line in lines]

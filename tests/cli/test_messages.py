@@ -71,3 +71,15 @@ def test_another_storage_failure_and_a_full_disk_are_both_said() -> None:
         f"kitedesk run: {locked}",
         "kitedesk run: stopping UK9394 'x' failed: odd",
     ]
+
+
+def test_a_database_locked_through_every_stop_is_said_once() -> None:
+    # Ctrl-C while another program kept the database locked printed the lock once bare, then once per session.
+    locked = StoreLockedError(
+        "the database /h/kitedesk.db stayed locked by another program for about 20.0 s; ..."
+    )
+    problems = Problems("kitedesk run", _Engine())  # type: ignore[arg-type]
+    problems.add(locked)
+    problems.add(locked, "stopping UK9394 'Computer 1'")
+    problems.add(StoreLockedError(str(locked)), "stopping UK1234 'Computer 2'")
+    assert problems.lines() == [f"kitedesk run: {locked}"]
