@@ -65,6 +65,7 @@ class StoreWriter:
         self.failures = 0
         self._store_failed = False
         self._lost = 0  # background writes the store refused since it failed
+        self._refusal = ""  # the store's words when it last refused a write
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="kitedesk-store-writer")
@@ -133,10 +134,9 @@ class StoreWriter:
                 after.set()
             if end:
                 self._retry(held)
-                if held:
-                    log.warning(
-                        "%d row(s) the store refused were not saved before KiteDesk stopped", len(held)
-                    )
+                if held:  # with the store's own words (a full disk, a lock): the one cause a trader reads
+                    log.warning("%d row(s) the store refused were not saved before KiteDesk stopped (%s)",
+                                len(held), self._refusal)  # fmt: skip
                 return
 
     def _write(self, jobs: list[Job], held: Held) -> None:
@@ -170,6 +170,7 @@ class StoreWriter:
         if not isinstance(error, StoreWriteError):
             log.warning("a background store write failed: %s", error)
             return
+        self._refusal = str(error)
         if isinstance(job, LatestRow):
             since = held[key][1] if key in held else time.monotonic()
             held[key] = (job, since)  # tried again (`_retry`); a later write of the row replaces it
@@ -186,7 +187,8 @@ class StoreWriter:
         for key, (job, since) in list(held.items()):
             try:
                 job()
-            except StoreWriteError:
+            except StoreWriteError as e:
+                self._refusal = str(e)
                 if time.monotonic() - since > HOLD_FOR:
                     del held[key]
                     self._lost += 1

@@ -150,3 +150,22 @@ def test_a_row_the_store_refused_in_a_group_commit_is_written_once_the_store_wri
             assert record is not None and record.state == "stopped", "the refused row was never written"
         finally:
             writer.close()
+
+
+def test_rows_still_refused_when_the_writer_closes_are_said_with_the_stores_words(caplog) -> None:
+    # `kitedesk run`'s Ctrl-C on a full disk printed "1 row(s) the store refused were not saved before KiteDesk
+    # stopped": the one line of the terminal that did not say why (the full disk).
+    def upsert() -> None:
+        raise StoreWriteError(
+            "the disk is full (or the database reached its size limit); ... Free some space."
+        )
+
+    writer = StoreWriter()
+    with caplog.at_level(logging.WARNING, logger="desktop.engine.writer"):
+        writer.submit(LatestRow(("position", "NIFTY"), upsert))
+        writer.close()
+    last = caplog.records[-1].getMessage()
+    assert (
+        last.startswith("1 row(s) the store refused were not saved before KiteDesk stopped")
+        and "disk is full" in last
+    )
