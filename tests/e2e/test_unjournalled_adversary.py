@@ -14,31 +14,21 @@ from typing import Any
 import pytest
 
 from desktop.store import Store
-from tests.e2e.test_recovery import _poll, _run
-from tests.e2e.test_unjournalled_protection import BEFORE_THE_SIGNAL, WORKSPACE, DatabaseLock, _log, _query
-from tests.simkit import start_sim
+from tests.e2e.test_recovery import _poll
+from tests.e2e.test_unjournalled_protection import DatabaseLock, SimRuns, _log, _query
 
 
 @pytest.mark.slow
 def test_a_restart_while_the_database_is_still_locked_never_places_a_second_stop(tmp_path: Path) -> None:
-    sim = start_sim(speed=60.0, start=BEFORE_THE_SIGNAL, seed=5)
-    ws = tmp_path / "ws.toml"
-    ws.write_text(WORKSPACE, encoding="utf-8")
-    home = tmp_path / "home"
-    book = sim.state.accounts["UK9394"].book
-    procs: list[Any] = []
-
-    def run(name: str) -> Any:
-        proc = _run(ws, sim.url, home, tmp_path / f"{name}.out")
-        procs.append(proc)
-        return proc
+    runs = SimRuns(tmp_path)
+    sim, home, book, run = runs.sim, runs.home, runs.book, runs.run
 
     def stops(tag: str) -> list[Any]:
         return [
             o for o in book.orders.values() if o.tag == tag and o.order_type == "SL" and o.status == "TRIGGER PENDING"
         ]  # fmt: skip
 
-    try:
+    with runs:  # the processes killed, the simulator stopped, however the test ends
         first = run("first")
 
         def protected() -> Any:
@@ -88,12 +78,6 @@ def test_a_restart_while_the_database_is_still_locked_never_places_a_second_stop
             "sold short"
         )
         assert len(stops(tag)) <= 1
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        sim.stop()
 
 
 @pytest.mark.slow
@@ -102,19 +86,10 @@ def test_ctrl_c_squares_off_while_the_database_is_locked_and_the_next_start_coun
 ) -> None:
     # on_stop = "square_off": Ctrl-C while another program holds the database locked. The sale goes out (its intent
     # held), the stop is cancelled, and the run ends; the next start counts the sale's fill, sends nothing more.
-    sim = start_sim(speed=60.0, start=BEFORE_THE_SIGNAL, seed=5)
-    ws = tmp_path / "ws.toml"
-    ws.write_text(WORKSPACE, encoding="utf-8")
-    home = tmp_path / "home"
-    book = sim.state.accounts["UK9394"].book
-    procs: list[Any] = []
+    runs = SimRuns(tmp_path)
+    home, book, run = runs.home, runs.book, runs.run
 
-    def run(name: str) -> Any:
-        proc = _run(ws, sim.url, home, tmp_path / f"{name}.out")
-        procs.append(proc)
-        return proc
-
-    try:
+    with runs:  # the processes killed, the simulator stopped, however the test ends
         first = run("first")
 
         def protected() -> Any:
@@ -163,9 +138,3 @@ def test_ctrl_c_squares_off_while_the_database_is_locked_and_the_next_start_coun
         for f in fills:
             counted[f.order_id] = counted.get(f.order_id, 0) + f.quantity
         assert counted == {o.order_id: o.filled_quantity for o in mine() if o.filled_quantity}
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        sim.stop()

@@ -59,6 +59,36 @@ class DatabaseLock:
         self._thread.join(15)
 
 
+class SimRuns:
+    """`kitedesk run` processes of `WORKSPACE` on one simulator (seed 5, from five minutes before its first NIFTY
+    signal) and one home; leaving the `with` block kills those still running and stops the simulator."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.sim = start_sim(speed=60.0, start=BEFORE_THE_SIGNAL, seed=5)
+        self.out = tmp_path
+        self.ws = tmp_path / "ws.toml"
+        self.ws.write_text(WORKSPACE, encoding="utf-8")
+        self.home = tmp_path / "home"
+        self.book = self.sim.state.accounts["UK9394"].book
+        self.procs: list[Any] = []
+
+    def run(self, name: str) -> Any:
+        """A `kitedesk run` of the workspace on the home, its output in `<name>.out`."""
+        proc = _run(self.ws, self.sim.url, self.home, self.out / f"{name}.out")
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> SimRuns:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        self.sim.stop()
+
+
 def _query(home: Path, sql: str, *args: object) -> list[tuple[Any, ...]]:
     """Rows of the home's database, read as another program would."""
     conn = sqlite3.connect(f"file:{home / 'kitedesk.db'}?mode=ro", uri=True, timeout=10)
@@ -82,17 +112,8 @@ def _pnl(trades: list[tuple[str, int, Decimal]]) -> Decimal:
 def test_orders_sent_while_the_journal_is_locked_are_adopted_after_kill_9_never_sent_twice(
     tmp_path: Path,
 ) -> None:
-    sim = start_sim(speed=60.0, start=BEFORE_THE_SIGNAL, seed=5)
-    ws = tmp_path / "ws.toml"
-    ws.write_text(WORKSPACE, encoding="utf-8")
-    home = tmp_path / "home"
-    book = sim.state.accounts["UK9394"].book
-    procs: list[Any] = []
-
-    def run(name: str) -> Any:
-        proc = _run(ws, sim.url, home, tmp_path / f"{name}.out")
-        procs.append(proc)
-        return proc
+    runs = SimRuns(tmp_path)
+    sim, home, book, run = runs.sim, runs.home, runs.book, runs.run
 
     def tagged(tag: str) -> list[Any]:
         return [o for o in book.orders.values() if o.tag == tag]
@@ -106,7 +127,7 @@ def test_orders_sent_while_the_journal_is_locked_are_adopted_after_kill_9_never_
 
         sim.call(go)
 
-    try:
+    with runs:  # the processes killed, the simulator stopped, however the test ends
         # -- 1: the stop cancelled outside KiteDesk while the database is locked: a new one at once, unjournalled
         first = run("first")
 
@@ -197,9 +218,3 @@ def test_orders_sent_while_the_journal_is_locked_are_adopted_after_kill_9_never_
         assert _pnl([(f.side.value, f.quantity, f.price) for f in fills]) == _pnl(
             [(o.transaction_type, o.filled_quantity, o.average_price) for o in mine if o.filled_quantity]
         )
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        sim.stop()
