@@ -338,7 +338,13 @@ class FeedRecorder:
         path = self.folder / f"{day.isoformat()}{CANDLES_SUFFIX}"
         with self._io:
             private_folder(self.folder)
-            kept = json.loads(path.read_text()) if path.exists() else {}
+            try:
+                kept = json.loads(path.read_text()) if path.exists() else {}
+            except (
+                ValueError
+            ):  # torn by an older version on a full disk: rebuilt from what the sessions fetch now
+                log.warning("the warm-up candles kept in %s could not be read: written again", path)
+                kept = {}
             rows = {str(c[0]): c for c in kept.get(str(token), [])}
             rows.update({str(c[0]): [_jsonable(v) for v in c] for c in candles})
             kept[str(token)] = [rows[k] for k in sorted(rows)]
@@ -464,12 +470,21 @@ def _jsonable(value: Any) -> Any:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """`data` in place of `path`, all of it or nothing. A full disk may take part of a write and say nothing (a short
+    write): what is left is written until the disk refuses, and a refused file never replaces the good one (a chaos
+    soak saw a torn candles file fail every later start)."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # an account's data: its owner's only
     try:
-        os.write(fd, data)
-    finally:
+        left = memoryview(data)
+        while left:
+            left = left[os.write(fd, left) :]
+    except BaseException:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.close(fd)
     os.replace(tmp, path)
 
 

@@ -64,9 +64,9 @@ def load_segment(trader: SegmentTrader, hub: BrokerHub, kite: KiteSession, now: 
     if recorder is not None:  # a replay of the day warms up from the same candles (broker/recording.py)
         try:
             recorder.keep_candles(now.date(), trader.segment.spec.index_token, candles)
-        except OSError as e:
+        except (OSError, ValueError) as e:
             # A convenience for a later replay, never a reason not to trade: a start that failed here (a full
-            # disk) left a LIVE position it would have taken over managed by nobody for the rest of the run.
+            # disk, a file of it torn) left a LIVE position it would have taken over managed by nobody.
             trader.log.warning("the warm-up candles are not kept for a replay of the day: %s", e, at=now)
     trader.load(book, candles, now)
 

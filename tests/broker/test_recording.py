@@ -460,3 +460,41 @@ def test_a_block_the_full_disk_cut_short_does_not_hide_the_blocks_written_after_
     got = [f.data for f in read_frames(day_file(folder, DAY))]
     assert got[0] == b"before" and got[-1] == b"after", got
     assert rec.bytes_written == day_file(folder, DAY).stat().st_size - len(b"KDREC1\n")
+
+
+def test_a_file_the_full_disk_took_only_part_of_is_never_put_in_place(tmp_path: Path, monkeypatch) -> None:
+    # Chaos soak seed 8: on a full tmpfs `os.write` wrote part of the warm-up candles and returned (a short write, no
+    # error); the torn file replaced the good one, and every later start failed reading it (JSONDecodeError).
+    import errno
+
+    from desktop.broker import recording
+
+    path = tmp_path / "2026-01-05.candles.json"
+    path.write_bytes(b'{"256265": []}')
+    real_write = os.write
+    taken: list[int] = []
+
+    def full_disk(fd: int, data: Any) -> int:
+        if taken:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        taken.append(real_write(fd, bytes(data)[:10]))  # the disk took 10 bytes of it
+        return taken[-1]
+
+    monkeypatch.setattr(recording.os, "write", full_disk)
+    with pytest.raises(OSError):
+        recording._write_atomic(path, b'{"256265": [["2026-01-05 09:15:00", 1, 2, 0.5, 1.5, 0]]}')
+    monkeypatch.undo()
+    assert path.read_bytes() == b'{"256265": []}', "the good file stays"
+    assert [p.name for p in tmp_path.iterdir()] == [path.name], "no torn temporary file left behind"
+
+
+def test_a_torn_candles_file_of_an_earlier_run_is_replaced_not_a_failed_start(tmp_path: Path) -> None:
+    rec = FeedRecorder(tmp_path / "UK9394", clock=_clock)
+    try:
+        (tmp_path / "UK9394").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "UK9394" / "2026-01-05.candles.json").write_text('{"256265": [["2026-01-05 09:1')
+        rec.keep_candles(DAY, 256265, [["2026-01-05 09:16:00", 1.5, 2.5, 1.0, 2.0, 0]])
+    finally:
+        rec.close()
+    candles = read_candles(day_file(tmp_path / "UK9394", DAY))
+    assert [c[0] for c in candles[256265]] == ["2026-01-05 09:16:00"]
