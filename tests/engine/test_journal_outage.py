@@ -13,6 +13,7 @@ from contextlib import closing
 from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from desktop.domain import OptionRight, OrderStatus, OrderType, Side, Tick
 from desktop.engine.snapshots import AgentState
@@ -63,6 +64,22 @@ def journalled(store: Store, trader: SegmentTrader) -> list[str]:
 
 def sales(gateway: RecordingGateway) -> list:
     return [i for i in gateway.placed if i.side is Side.SELL and i.order_type is not OrderType.SL]
+
+
+def lock_intents(store: Any, refuse: bool = False) -> threading.Event:
+    """Intent writes wait, as on a database another program locks, until the returned event is set; then they write
+    (or, `refuse`, fail as the lock's timeout would)."""
+    record_all = store.intents.record_all
+    unlocked = threading.Event()
+
+    def locked(*a: object, **k: object) -> list[bool]:
+        assert unlocked.wait(10), "the test never unlocked the database"
+        if refuse:
+            raise StoreWriteError("the order intent was not saved: the database is locked")
+        return record_all(*a, **k)
+
+    store.intents.record_all = locked
+    return unlocked
 
 
 def test_a_stop_the_exchange_cancelled_is_placed_again_at_once_while_the_journal_cannot_be_written(
@@ -182,14 +199,7 @@ def test_a_locked_database_holds_the_stop_back_a_second_at_most_not_the_lock_s_t
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     option_tick(trader, "199", 1)
-    record_all = store.intents.record_all
-    unlocked = threading.Event()
-
-    def locked(*a: object, **k: object) -> list[bool]:
-        assert unlocked.wait(10), "the test never unlocked the database"
-        return record_all(*a, **k)
-
-    store.intents.record_all = locked  # type: ignore[method-assign]
+    unlocked = lock_intents(store)
     try:
         began = time.monotonic()
         trader.on_order(
@@ -227,13 +237,7 @@ def test_the_account_s_dispatcher_never_waits_for_a_locked_journal(make) -> None
         replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
     )
     fill(trader, "O3", 195, "186", "F2")  # the new stop sold it: flat, the journal still down
-    unlocked = threading.Event()
-
-    def locked(*a: object, **k: object) -> list[bool]:
-        assert unlocked.wait(10), "the test never unlocked the database"
-        raise StoreWriteError("the order intent was not saved: the database is locked")
-
-    store.intents.record_all = locked  # type: ignore[method-assign]
+    unlocked = lock_intents(store, refuse=True)
     try:
         trader.market_time = T0 + timedelta(seconds=10)  # the journal is due to be tried again: on this call
         trader.strategy.pending_entry = OptionRight.CE
@@ -256,14 +260,7 @@ def test_a_signal_exit_waiting_on_a_locked_journal_does_not_keep_the_agent_from_
     trader, gateway, store = make()
     enter(trader, gateway, "200")
     option_tick(trader, "199", 1)
-    record_all = store.intents.record_all
-    unlocked = threading.Event()
-
-    def locked(*a: object, **k: object) -> list[bool]:
-        assert unlocked.wait(10), "the test never unlocked the database"
-        return record_all(*a, **k)
-
-    store.intents.record_all = locked  # type: ignore[method-assign]
+    unlocked = lock_intents(store)
     try:
         began = time.monotonic()
         trader.act(
