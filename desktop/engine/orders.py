@@ -117,6 +117,10 @@ class TrackedOrder:
     sent_at: datetime | None = None  # market time it was placed (None: adopted from an earlier run)
     cancel_asked_at: datetime | None = None  # market time this run last asked the broker to cancel it
     broker_filled: int = 0  # what the broker says filled when it ended: settled once the fills add up to it
+    # What the broker says it had filled before this run adopted it (a stop part-filled while KiteDesk was down):
+    # those fills are counted already, so neither its fills here nor its left quantity include them, but Kite's
+    # figures (its filled_quantity, the total a modify takes) do.
+    filled_before: int = 0
     why: str = ""  # the broker's reason when it ended
     pnl: Decimal = Decimal(0)  # realised by this order's fills (sales)
     # A sale (the stop, an exit): the holding it sells, set when it is sent or adopted. Its fills are booked
@@ -813,8 +817,10 @@ class Orders:
             t.protection.on_update(tracked, order.status)
         if order.status.is_final:
             complete = order.status is OrderStatus.COMPLETE
-            tracked.end(order.status, tracked.intent.quantity if complete else order.filled_quantity,
-                        order.status_message or order.status.value.lower())  # fmt: skip
+            filled = (
+                tracked.intent.quantity if complete else max(order.filled_quantity - tracked.filled_before, 0)
+            )
+            tracked.end(order.status, filled, order.status_message or order.status.value.lower())
             self._settle(tracked, order.timestamp or t.market_time)
 
     def on_fill(self, fill: Fill) -> None:

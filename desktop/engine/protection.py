@@ -183,7 +183,7 @@ class Protection:
         assert h is not None
         left = order.quantity - order.filled_quantity  # what it still sells: its earlier fills are counted
         intent = t.intent(h.exchange, h.tradingsymbol, Side.SELL, left, "protective_stop", OrderRole.STOP)
-        tracked = TrackedOrder(intent, status=order.status)
+        tracked = TrackedOrder(intent, status=order.status, filled_before=order.filled_quantity)
         tracked.place(order.order_id, None)  # adopted, not sent by this run
         tracked.trigger, tracked.limit = order.trigger_price, order.price
         t.orders.track(tracked)
@@ -413,8 +413,9 @@ class Protection:
         try:
             if quantity <= 0:
                 raise BrokerError(f"{h.quantity} held is less than one lot")
-            # Kite's modify takes the order's new total: what it sold already, and what is held.
-            t.orders.modify(stop, quantity=stop.filled + quantity)
+            # Kite's modify takes the order's new total: what it sold already (before a restart adopted it too),
+            # and what is held.
+            t.orders.modify(stop, quantity=stop.filled_before + stop.filled + quantity)
         except BrokerError as e:
             t.log.warning("stop-loss order %s not resized (%s): replacing it", stop.order_id, e)
             if self.cancel(h):

@@ -220,7 +220,7 @@ def _resize(trader: SegmentTrader, gateway: LiveGateway, stop: Order, quantity: 
         return None
     trader.log.warning("stop-loss order %s resized from %d to %d to sell the %d held", stop.order_id,
                        stop.quantity, total, quantity)  # fmt: skip
-    return replace(stop, quantity=quantity, filled_quantity=0)
+    return replace(stop, quantity=total)  # still `filled_quantity` sold before: it sells `quantity` more
 
 
 def _is_stop(o: Order) -> bool:

@@ -331,3 +331,39 @@ def test_an_entry_an_earlier_run_gave_up_that_kite_shows_at_the_restart_is_adopt
     assert trader.holding is not None and trader.holding.quantity == 195
     assert [(i.order_type, i.quantity) for i in gateway.placed] == [(OrderType.SL, 195)]
     assert trader.orders.given_up == [], "in the book: adopted by the session's tag, not watched for again"
+
+
+def _adopt_part_sold_stop(make):
+    """A LIVE restart finds its stop S1 (195) triggered and part filled (65) while KiteDesk was down: 130 held."""
+    trader, gateway, store = make()
+    sl = replace(stop(trader, OrderStatus.OPEN, filled=65, price="167.40"), trigger_price=Decimal("186"))
+    gateway._orders["S1"] = sl
+    recover_live(trader, Book([bought(trader), sl]), {SYMBOL: 130}, T0)
+    h = trader.holding
+    assert h is not None and h.quantity == 130 and h.stop_order is not None
+    assert h.stop_order.order_id == "S1" and h.stop_order.intent.quantity == 130
+    return trader, gateway, h
+
+
+def test_an_adopted_part_filled_stop_resized_later_is_sent_its_earlier_fills_in_its_total(make) -> None:
+    trader, gateway, h = _adopt_part_sold_stop(make)
+    trader.protection.resize(h, 65)  # 65 more sold in Kite web: 65 held
+    # Kite's modify takes the order's total: the 65 it sold before the restart and the 65 it still sells. A total
+    # of 65 would end the order with nothing left to sell: the 65 held naked.
+    assert gateway.resized == [("S1", 130)]
+
+
+def test_an_adopted_part_filled_stop_the_exchange_cancels_settles_on_its_own_fills_not_its_earlier_ones(
+    make,
+) -> None:
+    trader, gateway, h = _adopt_part_sold_stop(make)
+    stop_order = h.stop_order
+    assert stop_order is not None
+    # Cancelled with nothing more sold (Kite's filled_quantity still counts the 65 of before the restart).
+    trader.on_order(replace(gateway._orders["S1"], status=OrderStatus.CANCELLED, filled_quantity=65))
+    assert stop_order.done, "the fills of before the restart are counted already: nothing more to wait for"
+    # A triggered stop the exchange cancelled: the 130 held are sold now (before the fix: "waiting for its fills"
+    # of 65 that had come before the restart, and the 130 held with no stop).
+    assert [(i.role, i.order_type, i.quantity) for i in gateway.placed] == [
+        (OrderRole.EXIT, OrderType.MARKET, 130)
+    ]
