@@ -839,6 +839,11 @@ class ChaosRun:
         began = time.monotonic()
         self._start_run()
         up = self._wait_running(90.0)
+        if not up:  # no fault is active any more: a segment that fails to start here manages nothing
+            self.report.add(Violation(
+                "recovery", "the final restart (no fault active) had not all sessions running after 90 s",
+                str(self._now()),
+            ))  # fmt: skip
         settled = self._settle(60.0)
         self.check_step()
         self._final_stop()
