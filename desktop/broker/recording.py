@@ -207,7 +207,16 @@ class DayFile:
                     os.truncate(self.path, end)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         if fresh:
-            os.write(self._fd, MAGIC)
+            try:  # all of the header or none: a torn one would make the whole day's file unreadable
+                written = os.write(self._fd, MAGIC)
+                if written != len(MAGIC):
+                    raise OSError(
+                        errno.ENOSPC, f"the disk took {written} of a recording's {len(MAGIC)}-byte header"
+                    )
+            except OSError:
+                os.ftruncate(self._fd, 0)
+                os.close(self._fd)
+                raise
         self._end = os.fstat(self._fd).st_size  # where the last whole block ends
 
     def append(self, frames: Iterable[Frame]) -> int:

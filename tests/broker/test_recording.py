@@ -498,3 +498,37 @@ def test_a_torn_candles_file_of_an_earlier_run_is_replaced_not_a_failed_start(tm
         rec.close()
     candles = read_candles(day_file(tmp_path / "UK9394", DAY))
     assert [c[0] for c in candles[256265]] == ["2026-01-05 09:16:00"]
+
+
+def test_a_day_files_header_the_full_disk_took_only_part_of_is_written_again_not_left_torn(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # A new day's file begins with a 7-byte header. On a full disk the OS may take part of it and return (a short
+    # write): a torn header left in place made the whole day's file unreadable ("not a KiteDesk recording"), its
+    # blocks appended after it lost to a replay.
+    import desktop.broker.recording as recording
+
+    real_write = os.write
+    headers = {"seen": 0}
+
+    def full_disk_write(fd: int, data: bytes) -> int:
+        if data == b"KDREC1\n":
+            headers["seen"] += 1
+            if headers["seen"] == 1:
+                return real_write(fd, data[:3])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recording.os, "write", full_disk_write)
+    folder = tmp_path / "UK9394"
+    rec = FeedRecorder(folder, clock=_clock)
+    try:
+        rec.frame(b"lost with the full disk")
+        with pytest.raises(OSError):  # said so: the disk is full
+            rec.flush()
+        rec.frame(b"after")
+        rec.flush()
+    finally:
+        rec.close()
+    got = [f.data for f in read_frames(day_file(folder, DAY))]
+    assert got[-1] == b"after", got
+    assert not list(folder.glob("*.broken-*")), "the day's file was set aside as unreadable"
