@@ -80,6 +80,9 @@ T_co = TypeVar("T_co", covariant=True)
 MAX_BATCH = 16  # writes per group-commit transaction
 # After a disk-full or I/O failure: writes are refused this long, then the disk is tried again.
 RETRY_AFTER_S = 1.0
+LOCKED_TRY_S = (
+    0.2  # how long a write waits for a lock another program is known to keep (see `begin_immediate`)
+)
 _RESUMABLE = (SQLITE_FULL, SQLITE_IOERR)  # failures that may pass (space freed); a damaged file does not
 
 log = logging.getLogger(__name__)
@@ -231,6 +234,8 @@ class Database:
         self.batches = 0  # group-commit transactions run (bench and tests)
         self._failure: StoreWriteError | None = None
         self._retry_at: float | None = None  # monotonic: when a paused store tries the disk again
+        self._locked_since: float | None = None  # monotonic: a write waited out another program's lock (see
+        # `begin_immediate`); None once a write took the lock
         self.resumes = 0  # times recording resumed after a failure (tests, bench)
         self._closed = False
         self._batch_conn: Any = None  # the pooled connection group commits run on (under the write lock)
@@ -489,22 +494,43 @@ class Database:
         self, execute: Callable[[str], object], reset: Callable[[], object] = lambda: None
     ) -> None:
         """Takes SQLite's write lock now (`execute` runs SQL on the writing connection), retrying while
-        another process holds it; `reset` runs after each refusal."""
-        for attempt in range(self._lock_retries + 1):
-            try:
-                execute("BEGIN IMMEDIATE")
-                return
-            except (sqlite3.Error, DBAPIError) as exc:
-                if sqlite_code(exc) not in BUSY_CODES:
-                    raise
-                reset()
-                if attempt == self._lock_retries:
-                    waited = (self._lock_retries + 1) * self._busy_timeout_s
+        another process holds it; `reset` runs after each refusal.
+
+        Once one write waited out the whole busy timeout and its retries, the lock is known (`_locked_since`): the
+        next writes try once for `LOCKED_TRY_S` only, until one goes through. Each write waiting it out again
+        (20 s) stalled every caller in turn: Ctrl-C, with thirty segments saving their last notes, took minutes."""
+        locked_since = self._locked_since
+        retries = 0 if locked_since is not None else self._lock_retries
+        if locked_since is not None:
+            execute(f"PRAGMA busy_timeout={int(LOCKED_TRY_S * 1000)}")
+        try:
+            for attempt in range(retries + 1):
+                try:
+                    execute("BEGIN IMMEDIATE")
+                    self._locked_since = None
+                    return
+                except (sqlite3.Error, DBAPIError) as exc:
+                    if sqlite_code(exc) not in BUSY_CODES:
+                        raise
+                    reset()
+                    if attempt < retries:
+                        time.sleep(min(0.05 * 2**attempt, 0.5))
+                        continue
+                    if locked_since is None:
+                        self._locked_since = time.monotonic()
+                        waited = (self._lock_retries + 1) * self._busy_timeout_s
+                    else:
+                        waited = (
+                            time.monotonic() - locked_since + (self._lock_retries + 1) * self._busy_timeout_s
+                        )
                     raise StoreLockedError(
                         f"the database {self.path} stayed locked by another program for about "
                         f"{waited:.1f} s; nothing was written. Close the other program and try again."
                     ) from exc
-                time.sleep(min(0.05 * 2**attempt, 0.5))
+        finally:
+            if locked_since is not None:
+                with suppress(Exception):  # a connection the refusal left unusable is dropped by its caller
+                    execute(f"PRAGMA busy_timeout={int(self._busy_timeout_s * 1000)}")
 
     def add_to_outbox(self, conn: Connection, *, broker_id: str, table_name: str, record_id: str) -> None:
         """Queues one changed record for the sync, in the caller's transaction."""
