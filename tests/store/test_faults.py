@@ -93,7 +93,9 @@ def test_lock_released_during_the_retries_lets_the_write_through(tmp_path, other
         assert store.fills.for_session(broker_id="AB1234", session_id=key.session_id) == [fill]
 
 
-def test_once_a_write_waited_out_a_lock_the_next_ones_fail_fast_until_the_lock_is_gone(tmp_path, other_program):
+def test_once_a_write_waited_out_a_lock_the_next_ones_fail_fast_until_the_lock_is_gone(
+    tmp_path, other_program
+):
     # A database another program keeps locked: each write waited the whole busy timeout and its retries (20 s by
     # default), one after another. Ctrl-C with 30 segments saving their last notes took over 200 s.
     with Store.open(tmp_path, busy_timeout_s=1.0, lock_retries=1) as store:
@@ -110,7 +112,9 @@ def test_once_a_write_waited_out_a_lock_the_next_ones_fail_fast_until_the_lock_i
                 with pytest.raises(StoreLockedError, match="locked"):
                     store.journal.append(key, segment=Segment.NIFTY, kind="note", payload={}, market_time=DAY)
                 waits.append(time.monotonic() - began)
-            assert max(waits) < 1.0, f"the lock is known: each later write is refused within a short try {waits}"
+            assert max(waits) < 1.0, (
+                f"the lock is known: each later write is refused within a short try {waits}"
+            )
         finally:
             other_program.execute("ROLLBACK")
         fill = make_fill(key)
