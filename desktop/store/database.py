@@ -80,9 +80,8 @@ T_co = TypeVar("T_co", covariant=True)
 MAX_BATCH = 16  # writes per group-commit transaction
 # After a disk-full or I/O failure: writes are refused this long, then the disk is tried again.
 RETRY_AFTER_S = 1.0
-LOCKED_TRY_S = (
-    0.2  # how long a write waits for a lock another program is known to keep (see `begin_immediate`)
-)
+# How long a write waits for a lock another program is known to keep (see `begin_immediate`).
+LOCKED_TRY_S = 0.02
 _RESUMABLE = (SQLITE_FULL, SQLITE_IOERR)  # failures that may pass (space freed); a damaged file does not
 
 log = logging.getLogger(__name__)
@@ -497,8 +496,9 @@ class Database:
         another process holds it; `reset` runs after each refusal.
 
         Once one write waited out the whole busy timeout and its retries, the lock is known (`_locked_since`): the
-        next writes try once for `LOCKED_TRY_S` only, until one goes through. Each write waiting it out again
-        (20 s) stalled every caller in turn: Ctrl-C, with thirty segments saving their last notes, took minutes."""
+        next writes try once for `LOCKED_TRY_S` only, until one goes through (the lock gone, the first write after
+        takes it). Each write waiting it out again (20 s) stalled every caller in turn: Ctrl-C, with thirty
+        segments saving their last notes, took 286 s; the store writer's batches waiting 0.2 s each, 36 s."""
         locked_since = self._locked_since
         retries = 0 if locked_since is not None else self._lock_retries
         if locked_since is not None:
