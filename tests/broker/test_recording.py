@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -427,24 +428,30 @@ def test_a_feed_switched_through_recorders_while_frames_flow_keeps_every_frame_o
     assert sum(r.frames_recorded for r in made) == len(sent)
 
 
+def _short_write(monkeypatch: pytest.MonkeyPatch, picks: Callable[[bytes], bool], nth: int) -> None:
+    """The `nth` of the recorder's writes that `picks` takes only half its bytes and returns (a disk filling in its
+    middle: a short write, no error)."""
+    import desktop.broker.recording as recording
+
+    real_write = os.write
+    seen = {"picked": 0}
+
+    def full_disk_write(fd: int, data: bytes) -> int:
+        if picks(data):
+            seen["picked"] += 1
+            if seen["picked"] == nth:
+                return real_write(fd, data[: len(data) // 2])
+        return real_write(fd, data)
+
+    monkeypatch.setattr(recording.os, "write", full_disk_write)
+
+
 def test_a_block_the_full_disk_cut_short_does_not_hide_the_blocks_written_after_it(
     tmp_path: Path, monkeypatch
 ) -> None:
     # A disk full in the middle of a block: the OS writes part of it and says how much (a short write). The
     # frames written once the disk has room again must still be readable, not lost behind a torn block.
-    import desktop.broker.recording as recording
-
-    real_write = os.write
-    blocks = {"seen": 0}
-
-    def full_disk_write(fd: int, data: bytes) -> int:
-        if data.startswith(b"KDRB"):
-            blocks["seen"] += 1
-            if blocks["seen"] == 2:  # the second block: the disk fills in its middle
-                return real_write(fd, data[: len(data) // 2])
-        return real_write(fd, data)
-
-    monkeypatch.setattr(recording.os, "write", full_disk_write)
+    _short_write(monkeypatch, lambda data: data.startswith(b"KDRB"), 2)  # the second block
     folder = tmp_path / "UK9394"
     rec = FeedRecorder(folder, clock=_clock)
     try:
@@ -506,19 +513,7 @@ def test_a_day_files_header_the_full_disk_took_only_part_of_is_written_again_not
     # A new day's file begins with a 7-byte header. On a full disk the OS may take part of it and return (a short
     # write): a torn header left in place made the whole day's file unreadable ("not a KiteDesk recording"), its
     # blocks appended after it lost to a replay.
-    import desktop.broker.recording as recording
-
-    real_write = os.write
-    headers = {"seen": 0}
-
-    def full_disk_write(fd: int, data: bytes) -> int:
-        if data == b"KDREC1\n":
-            headers["seen"] += 1
-            if headers["seen"] == 1:
-                return real_write(fd, data[:3])
-        return real_write(fd, data)
-
-    monkeypatch.setattr(recording.os, "write", full_disk_write)
+    _short_write(monkeypatch, lambda data: data == b"KDREC1\n", 1)
     folder = tmp_path / "UK9394"
     rec = FeedRecorder(folder, clock=_clock)
     try:
