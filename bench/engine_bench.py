@@ -168,6 +168,114 @@ class TracingProbe(LatencyProbe):
         self.at.append(posted)
 
 
+class OrderTrace:
+    """Where tick-to-order-sent goes (`--trace-orders`): stamps (`time.perf_counter()`) of each entry along its path,
+    by intent id, from wrappers the bench puts around the engine's methods (the app measures nothing itself)."""
+
+    STAGES = (
+        ("frame", "decided", "frame arrived → decided (feed thread: decode, route, bars, strategy, risk)"),
+        ("decided", "queued", "decided → its frame's group commit queued (the other segments, accounts' frames)"),
+        ("queued", "committed", "queued → committed (the store writer's wake-up, its turn, the fsync)"),
+        ("committed", "woken", "committed → the agent runs the decision (wake-up, GIL)"),
+        ("woken", "recorded", "agent → the intent known durable (record_intent)"),
+        ("recorded", "placing", "durable → the gateway called (Entries/Orders' own work)"),
+        ("placing", "placed", "the gateway's place (paper: book; LIVE: limiter, HTTP round trip)"),
+        ("frame", "placed", "tick-to-order-sent"),
+    )
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, dict[str, float]] = {}
+        self.exits: list[float] = []  # exits: record_intent's wall time each (agent thread)
+        self.installed = False
+
+    def stamp(self, intent_id: str, stage: str, at: float | None = None) -> None:
+        if self.installed:
+            self.stamps.setdefault(intent_id, {}).setdefault(stage, time.perf_counter() if at is None else at)
+
+    def install(self) -> None:
+        """Wraps the methods on the entry's path (class level: every session)."""
+        from desktop.broker.gateway import LiveGateway
+        from desktop.broker.paper import PaperGateway
+        from desktop.domain import OrderRole
+        from desktop.engine.agent import Decided, SegmentAgent
+        from desktop.engine.decisions import FrameCommit, ReadyEntry
+        from desktop.engine.entries import Entries
+        from desktop.engine.orders import Orders
+
+        trace = self
+        risk_check = Entries.risk_check
+
+        def checked(self: Any, ready: Any) -> bool:
+            ok = risk_check(self, ready)
+            if ok:
+                trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
+                trace.stamp(ready.intent.intent_id, "decided")
+            return ok
+
+        Entries.risk_check = checked  # type: ignore[method-assign]
+        start, done = FrameCommit.start, FrameCommit._done
+
+        def started(self: Any) -> None:
+            self._traced = [i.intent_id for i, _ in self._waiting]
+            for intent_id in self._traced:
+                trace.stamp(intent_id, "queued")
+            start(self)
+
+        def finished(self: Any) -> None:
+            for intent_id in getattr(self, "_traced", ()):
+                trace.stamp(intent_id, "committed")
+            done(self)
+
+        FrameCommit.start, FrameCommit._done = started, finished  # type: ignore[method-assign]
+        handle = SegmentAgent._handle
+
+        def handled(self: Any, item: Any) -> None:
+            if isinstance(item, Decided):
+                for action in item.decision.actions:
+                    if isinstance(action, ReadyEntry):
+                        trace.stamp(action.intent.intent_id, "woken")
+            handle(self, item)
+
+        SegmentAgent._handle = handled  # type: ignore[method-assign]
+        record = Orders.record_intent
+
+        def recorded(self: Any, intent: Any, *a: Any, **kw: Any) -> bool:
+            t = time.perf_counter()
+            ok = record(self, intent, *a, **kw)
+            if intent.role is OrderRole.ENTRY:
+                trace.stamp(intent.intent_id, "recorded")
+            elif trace.installed:
+                trace.exits.append(time.perf_counter() - t)
+            return ok
+
+        Orders.record_intent = recorded  # type: ignore[method-assign]
+        for cls in (PaperGateway, LiveGateway):
+            place = cls.place
+
+            def placed(self: Any, intent: Any, _place: Any = place) -> Any:
+                trace.stamp(intent.intent_id, "placing")
+                order = _place(self, intent)
+                trace.stamp(intent.intent_id, "placed")
+                return order
+
+            cls.place = placed  # type: ignore[method-assign]
+        self.installed = True
+
+    def print(self) -> None:
+        rows = list(self.stamps.values())
+        print(f"where tick-to-order-sent goes ({sum('placed' in r for r in rows)} entries sent; "
+              "ms between stamps, p50 / p90 / p99 / max):")  # fmt: skip
+        for a, b, what in self.STAGES:
+            xs = [(r[b] - r[a]) * 1000 for r in rows if a in r and b in r]
+            if xs:
+                print(f"  {statistics.median(xs):7.3f} {pct(xs, 0.9):7.3f} {pct(xs, 0.99):7.3f} {max(xs):8.3f}"
+                      f"  n={len(xs):<4} {what}")  # fmt: skip
+        if self.exits:
+            xs = [x * 1000 for x in self.exits]
+            print(f"  exits' record_intent on the agent: {len(xs)}, p50 {statistics.median(xs):.3f} ms, "
+                  f"p99 {pct(xs, 0.99):.3f} ms")  # fmt: skip
+
+
 def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
     """The `count` slowest entries, each with the collections that ran between its frame's arrival and its intent."""
     samples = [
@@ -332,6 +440,12 @@ def main() -> int:
         help="print this many slowest entries with the garbage collections that overlapped them",
     )
     ap.add_argument(
+        "--trace-orders",
+        action="store_true",
+        help="stamp each entry along its path (decided, commit queued, committed, agent woken, durable, gateway "
+        "called, accepted) and print where tick-to-order-sent goes",
+    )
+    ap.add_argument(
         "--no-record",
         action="store_true",
         help="the demo accounts' feeds are not recorded (they are by default, as in the demo)",
@@ -434,6 +548,9 @@ def main() -> int:
                 f"{a.trader.ctx.key.session_id[:8]}/{a.segment.value}"
             )
             a.run_on_thread(probe_of)
+        order_trace = OrderTrace()
+        if args.trace_orders:
+            order_trace.install()
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
         cpu_costs: dict[str, list[float]] = {}
@@ -631,6 +748,9 @@ def main() -> int:
             if publishes:
                 print(f"snapshots published: {len(publishes) / elapsed:.0f}/s, "
                       f"{statistics.mean(publishes) * 1e6:.1f} µs of CPU each (mean)")  # fmt: skip
+        if args.trace_orders:
+            order_trace.installed = False
+            order_trace.print()
         if peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)
