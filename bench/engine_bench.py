@@ -174,8 +174,9 @@ class OrderTrace:
 
     STAGES = (
         ("frame", "decided", "frame arrived → decided (feed thread: decode, route, bars, strategy, risk)"),
-        ("decided", "queued", "decided → its frame's group commit queued (the other segments, accounts' frames)"),
-        ("queued", "committed", "queued → committed (the store writer's wake-up, its turn, the fsync)"),
+        ("decided", "queued", "decided → its frame's group commit queued (other segments, other frames)"),
+        ("queued", "writing", "queued → its transaction begins (the committer's wake-up and turn)"),
+        ("writing", "committed", "the transaction: its rows, COMMIT, fsync"),
         ("committed", "woken", "committed → the agent runs the decision (wake-up, GIL)"),
         ("woken", "recorded", "agent → the intent known durable (record_intent)"),
         ("recorded", "placing", "durable → the gateway called (Entries/Orders' own work)"),
@@ -186,6 +187,7 @@ class OrderTrace:
     def __init__(self) -> None:
         self.stamps: dict[str, dict[str, float]] = {}
         self.exits: list[float] = []  # exits: record_intent's wall time each (agent thread)
+        self.batches: list[tuple[float, float, int, bool]] = []  # group commits: wall, CPU, writes, durable
         self.installed = False
 
     def stamp(self, intent_id: str, stage: str, at: float | None = None) -> None:
@@ -213,6 +215,33 @@ class OrderTrace:
             return ok
 
         Entries.risk_check = checked  # type: ignore[method-assign]
+        from desktop.store.orders import IntentRepository
+
+        writing = IntentRepository._writing
+
+        def writes(self: Any, intents: Any) -> Any:
+            work = writing(self, intents)
+
+            def run(w: Any) -> Any:
+                for intent, _ in intents:
+                    trace.stamp(intent.intent_id, "writing")
+                return work(w)
+
+            return run
+
+        IntentRepository._writing = writes  # type: ignore[method-assign]
+        from desktop.store.database import Database
+
+        commit_batch = Database._commit_batch
+
+        def batch(self: Any, jobs: Any) -> None:
+            t, c = time.perf_counter(), time.thread_time()
+            commit_batch(self, jobs)
+            if trace.installed:
+                durable = any(j.durable for j in jobs)
+                trace.batches.append((time.perf_counter() - t, time.thread_time() - c, len(jobs), durable))
+
+        Database._commit_batch = batch  # type: ignore[method-assign]
         start, done = FrameCommit.start, FrameCommit._done
 
         def started(self: Any) -> None:
@@ -270,6 +299,13 @@ class OrderTrace:
             if xs:
                 print(f"  {statistics.median(xs):7.3f} {pct(xs, 0.9):7.3f} {pct(xs, 0.99):7.3f} {max(xs):8.3f}"
                       f"  n={len(xs):<4} {what}")  # fmt: skip
+        for durable in (True, False):
+            xs = [b for b in self.batches if b[3] is durable]
+            if xs:
+                wall, cpu = [b[0] * 1000 for b in xs], [b[1] * 1000 for b in xs]
+                print(f"  group commits ({'durable' if durable else 'background'}): {len(xs)}, "
+                      f"{statistics.mean([b[2] for b in xs]):.1f} writes each; wall p50 {statistics.median(wall):.3f} "
+                      f"p99 {pct(wall, 0.99):.3f} ms, CPU p50 {statistics.median(cpu):.3f} p99 {pct(cpu, 0.99):.3f} ms")  # fmt: skip
         if self.exits:
             xs = [x * 1000 for x in self.exits]
             print(f"  exits' record_intent on the agent: {len(xs)}, p50 {statistics.median(xs):.3f} ms, "

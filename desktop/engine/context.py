@@ -84,6 +84,9 @@ class TraderContext:
     watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
     # Writes that need not block trading (orders, positions, journal notes): by default done at once.
     write_later: Callable[[Callable[[], object]], None] = field(default=lambda job: job())
+    # Group commits that agents wait for (a frame's intents: engine/decisions.py's FrameCommit), run by a thread with
+    # nothing else to do (the store writer's leader); None: the first agent waiting for one commits it.
+    commit_soon: Callable[[Callable[[], object]], None] | None = None
     # LIVE: what the account's other sessions hold of (exchange, tradingsymbol) as (session id, quantity), from
     # their published snapshots: the broker's positions are the account's, not one session's.
     others_holding: Callable[[str, str], list[tuple[str, int]]] = field(default=lambda exchange, symbol: [])

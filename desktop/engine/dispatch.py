@@ -117,7 +117,7 @@ class AccountDispatcher:
         wake = wake_after
         for action in decision.actions:
             if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
-                commit = self._commit_of(trader.ctx.store, frame, wake_after, trader.ctx.write_later)
+                commit = self._commit_of(trader.ctx.store, frame, wake_after, trader.ctx.commit_soon)
                 action.commit = commit.add(action.intent, trader.market_time)
                 if wake_after is not None and frame is not None:
                     wake = commit.wake_after  # woken once its intent is on disk, to send it
@@ -128,12 +128,12 @@ class AccountDispatcher:
         store: Store,
         frame: object | None,
         wake_after: WakeAfter | None,
-        lead: Callable[[Callable[[], object]], None],
+        lead: Callable[[Callable[[], object]], None] | None,
     ) -> FrameCommit:
         """The group commit of the frame being handed out, for `store` (a new one each frame). With the frame's
         wake-ups collected, it is started (queued, the store writer asked to lead it) once the frame is decided,
         before any agent is woken: the intents go to disk while the agents wake (`lead`: the store writer's
-        `submit`)."""
+        `lead`, a thread of its own that is never busy with the background notes)."""
         if frame is None or frame is not self._frame:
             self._commits = {}
             self._frame = frame

@@ -245,7 +245,7 @@ class SessionEngine(QObject):
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
             self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit,
-            self._others_holding,
+            s.writer.lead, self._others_holding,
         )  # fmt: skip
         self._agents = {}
         self._routes = {}

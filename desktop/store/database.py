@@ -41,6 +41,7 @@ refused, a fill is recorded again by the engine). A damaged database file stays 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -90,6 +91,10 @@ class RefusedValue(Exception):
 
 
 _DIALECT = sqlite_dialect(paramstyle="named")
+_PARAM = re.compile(r":(\w+)")
+ROWS_PER_INSERT = (
+    64  # rows of one multi-row INSERT (`Writes.execute_rows`): 64 x ~20 columns, far below SQLite's cap
+)
 
 
 class Prepared:
@@ -116,6 +121,37 @@ class Prepared:
             return sql, {k: (converters[k](v) if k in converters else v) for k, v in values.items()}
         except (TypeError, ValueError) as exc:
             raise RefusedValue(str(exc)) from exc
+
+    def bind_rows(self, rows: Sequence[Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+        """An INSERT of several rows (the same columns each) as ONE statement: `INSERT ... VALUES (row 0), (row 1),
+        ...`, each row's values converted as `bind` converts them. One statement is one step of SQLite's, so the
+        interpreter lock is let go once for all the rows, not once per row (see `Writes.execute_rows`)."""
+        names = tuple(rows[0])
+        key = (*names, f"#rows{len(rows)}")
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            sql, converters = self._compiled.get(names) or self._compile(names)
+            self._compiled[names] = (sql, converters)
+            head, sep, tail = sql.partition(" VALUES (")
+            template, close, rest = tail.partition(")")
+            if not sep or not close or not head.startswith("INSERT"):
+                raise ValueError(f"not a single-row INSERT: {sql}")
+            tuples = ", ".join(
+                "(" + _PARAM.sub(lambda m, n=n: f":{m.group(1)}__{n}", template) + ")"
+                for n in range(len(rows))
+            )
+            compiled = self._compiled[key] = (f"{head} VALUES {tuples}{rest}", converters)
+        sql, converters = compiled
+        params: dict[str, Any] = {}
+        try:
+            for n, values in enumerate(rows):
+                if tuple(values) != names:
+                    raise ValueError("the rows of one INSERT must have the same columns, in the same order")
+                for k, v in values.items():
+                    params[f"{k}__{n}"] = converters[k](v) if k in converters else v
+        except (TypeError, ValueError) as exc:
+            raise RefusedValue(str(exc)) from exc
+        return sql, params
 
     def _compile(self, names: tuple[str, ...]) -> tuple[str, dict[str, Callable[[Any], Any]]]:
         compiled = cast(SQLCompiler, self._stmt.compile(dialect=_DIALECT, column_keys=list(names)))
@@ -145,9 +181,34 @@ class Writes:
         sql, params = stmt.bind(values)
         return self._cursor.execute(sql, params)
 
+    def execute_rows(self, stmt: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Runs the INSERT `stmt` for all `rows` (the same columns each) in as few statements as it takes
+        (`ROWS_PER_INSERT` rows each); returns the rows added. A group commit's rows go in one step of SQLite's:
+        the driver lets go of the interpreter lock around each step, and under load taking it back waited for
+        another thread's turn each time (issue 18: a frame's transaction of 15 intents, a statement each and
+        their outbox rows, took 5-17 ms of wall time for well under 1 ms of work)."""
+        added = 0
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            sql, params = stmt.bind_rows(rows[start : start + ROWS_PER_INSERT])
+            added += self._cursor.execute(sql, params).rowcount
+        return added
+
+    def present(self, table: Table, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` (primary keys of `table`) are saved already: one query."""
+        if not ids:
+            return set()
+        marks = ", ".join("?" * len(ids))
+        rows = self._cursor.execute(f"SELECT id FROM {table.name} WHERE id IN ({marks})", tuple(ids))
+        return {row[0] for row in rows}
+
     def add_to_outbox(self, *, broker_id: str, table_name: str, record_id: str) -> None:
         """Queues one changed record for the sync, in this transaction."""
         self.execute(_OUTBOX_PREPARED, outbox_row(broker_id, table_name, record_id))
+
+    def add_all_to_outbox(self, changed: Sequence[tuple[str, str, str]]) -> None:
+        """Queues changed records (broker id, table name, record id each), in order, for the sync: one statement."""
+        if changed:
+            self.execute_rows(_OUTBOX_PREPARED, [outbox_row(b, t, r) for b, t, r in changed])
 
 
 class Queued(Protocol[T_co]):
