@@ -188,6 +188,8 @@ class OrderTrace:
         self.stamps: dict[str, dict[str, float]] = {}
         self.exits: list[float] = []  # exits: record_intent's wall time each (agent thread)
         self.batches: list[tuple[float, float, int, bool]] = []  # group commits: wall, CPU, writes, durable
+        self.kinds: dict[str, int] = {}  # the writes committed with order intents, by kind
+        self.cpu: dict[str, list[float]] = {}  # CPU of the agents' work, by what they were handed
         self.installed = False
 
     def stamp(self, intent_id: str, stage: str, at: float | None = None) -> None:
@@ -234,12 +236,17 @@ class OrderTrace:
 
         commit_batch = Database._commit_batch
 
-        def batch(self: Any, jobs: Any) -> None:
+        def batch(self: Any, jobs: Any, *a: Any, **kw: Any) -> Any:
             t, c = time.perf_counter(), time.thread_time()
-            commit_batch(self, jobs)
+            left = commit_batch(self, jobs, *a, **kw)
+            jobs = jobs[: len(jobs) - len(left or ())]
+            if trace.installed and any(j.what == "order intent" for j in jobs):
+                for j in jobs:
+                    trace.kinds[j.what] = trace.kinds.get(j.what, 0) + 1
             if trace.installed:
                 durable = any(j.durable for j in jobs)
                 trace.batches.append((time.perf_counter() - t, time.thread_time() - c, len(jobs), durable))
+            return left
 
         Database._commit_batch = batch  # type: ignore[method-assign]
         start, done = FrameCommit.start, FrameCommit._done
@@ -259,11 +266,18 @@ class OrderTrace:
         handle = SegmentAgent._handle
 
         def handled(self: Any, item: Any) -> None:
+            kind = type(item).__name__
             if isinstance(item, Decided):
                 for action in item.decision.actions:
                     if isinstance(action, ReadyEntry):
                         trace.stamp(action.intent.intent_id, "woken")
-            handle(self, item)
+                kind = "+".join(type(a).__name__ for a in item.decision.actions) or "after ticks"
+            c = time.thread_time()
+            try:
+                handle(self, item)
+            finally:
+                if trace.installed:
+                    trace.cpu.setdefault(kind, []).append(time.thread_time() - c)
 
         SegmentAgent._handle = handled  # type: ignore[method-assign]
         record = Orders.record_intent
@@ -306,6 +320,14 @@ class OrderTrace:
                 print(f"  group commits ({'durable' if durable else 'background'}): {len(xs)}, "
                       f"{statistics.mean([b[2] for b in xs]):.1f} writes each; wall p50 {statistics.median(wall):.3f} "
                       f"p99 {pct(wall, 0.99):.3f} ms, CPU p50 {statistics.median(cpu):.3f} p99 {pct(cpu, 0.99):.3f} ms")  # fmt: skip
+        for kind, xs in sorted(self.cpu.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  agents' CPU on {kind}: {len(xs)}, mean {statistics.mean(xs) * 1000:.3f} ms, "
+                  f"p99 {pct(xs, 0.99) * 1000:.3f} ms, {sum(xs) / len(xs) * 1000 * 30:.1f} ms per 30 of them")  # fmt: skip
+        if self.kinds:
+            print(
+                "  writes in the group commits that held an intent: "
+                + ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items(), key=lambda kv: -kv[1]))
+            )
         if self.exits:
             xs = [x * 1000 for x in self.exits]
             print(f"  exits' record_intent on the agent: {len(xs)}, p50 {statistics.median(xs):.3f} ms, "
