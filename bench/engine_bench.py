@@ -209,8 +209,8 @@ class OrderTrace:
         trace = self
         risk_check = Entries.risk_check
 
-        def checked(self: Any, ready: Any) -> bool:
-            ok = risk_check(self, ready)
+        def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
+            ok = risk_check(self, ready, *a, **kw)
             if ok:
                 trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
                 trace.stamp(ready.intent.intent_id, "decided")
@@ -296,6 +296,8 @@ class OrderTrace:
             place = cls.place
 
             def placed(self: Any, intent: Any, _place: Any = place) -> Any:
+                if intent.role is not OrderRole.ENTRY:
+                    return _place(self, intent)
                 trace.stamp(intent.intent_id, "placing")
                 order = _place(self, intent)
                 trace.stamp(intent.intent_id, "placed")

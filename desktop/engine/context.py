@@ -90,3 +90,5 @@ class TraderContext:
     # LIVE: what the account's other sessions hold of (exchange, tradingsymbol) as (session id, quantity), from
     # their published snapshots: the broker's positions are the account's, not one session's.
     others_holding: Callable[[str, str], list[tuple[str, int]]] = field(default=lambda exchange, symbol: [])
+    # LIVE: options whose price the feed keeps (not delivered) for risk's margin check of an entry (entries.py)
+    watch_prices: Callable[[list[int]], None] = field(default=lambda tokens: None)

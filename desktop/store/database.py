@@ -136,10 +136,7 @@ class Prepared:
             template, close, rest = tail.partition(")")
             if not sep or not close or not head.startswith("INSERT"):
                 raise ValueError(f"not a single-row INSERT: {sql}")
-            tuples = ", ".join(
-                "(" + _PARAM.sub(lambda m, n=n: f":{m.group(1)}__{n}", template) + ")"
-                for n in range(len(rows))
-            )
+            tuples = ", ".join("(" + _PARAM.sub(rf":\1__{n}", template) + ")" for n in range(len(rows)))
             compiled = self._compiled[key] = (f"{head} VALUES {tuples}{rest}", converters)
         sql, converters = compiled
         params: dict[str, Any] = {}
@@ -461,7 +458,9 @@ class Database:
             with self._batch_transaction(durable=any(j.durable for j in jobs), what=jobs[0].what) as cursor:
                 writes = Writes(cursor, self._session_modes)
                 for n, job in enumerate(jobs):
-                    if yields and n and self._pending:  # read without the lock: a write queued just after waits
+                    if (
+                        yields and n and self._pending
+                    ):  # read without the lock: a write queued just after waits
                         ran = jobs[:n]  # for one more job at most
                         break
                     job.error = failed  # a write that failed at the disk stops the ones after it
