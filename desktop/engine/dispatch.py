@@ -77,6 +77,7 @@ class AccountDispatcher:
     ) -> None:
         """One segment's ticks of the frame arriving now: decided here, or queued for its agent (feed thread).
         `frame` is the same object for every part of one frame (its `TickBatch.wakes`), None for a frame alone."""
+        frame_end = wake_after  # this account's frame handed out: its intents' group commit starts then
         if frame is not None and wake_after is not None:
             wake_after = QUIET.deferring(
                 wake_after
@@ -117,7 +118,7 @@ class AccountDispatcher:
         wake = wake_after
         for action in decision.actions:
             if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
-                commit = self._commit_of(trader.ctx.store, frame, wake_after, trader.ctx.commit_soon)
+                commit = self._commit_of(trader.ctx.store, frame, frame_end, trader.ctx.commit_soon)
                 action.commit = commit.add(action.intent, trader.market_time)
                 if wake_after is not None and frame is not None:
                     wake = commit.wake_after  # woken once its intent is on disk, to send it
