@@ -48,7 +48,9 @@ def test_a_sales_intent_is_committed_by_the_leader_before_its_order_and_no_threa
         trader.act([ExitPosition("signal_exit")])  # the stop cancelled, the sale sent
         sells = [i for i in gateway.placed if i.role is not OrderRole.ENTRY]
         assert [i.order_type for i in sells] == [OrderType.SL, OrderType.MARKET]
-        assert gateway.unjournalled == [], "every sale's intent was on disk before its order (RecordingGateway)"
+        assert gateway.unjournalled == [], (
+            "every sale's intent was on disk before its order (RecordingGateway)"
+        )
         # The entry's own write on this thread; the stop's and the sale's by the store writer's threads (the leader,
         # or the writer when it leads a group commit first: the waited-for writes always go first).
         assert ran[0] == "MainThread" and len(ran) == 3, ran
@@ -60,7 +62,9 @@ def test_a_sales_intent_is_committed_by_the_leader_before_its_order_and_no_threa
     assert journalled(store, trader) == [i.intent_id for i in gateway.placed]
 
 
-def test_a_held_up_group_commit_holds_a_stop_back_a_second_at_most_and_its_intent_is_journalled_after(make) -> None:
+def test_a_held_up_group_commit_holds_a_stop_back_a_second_at_most_and_its_intent_is_journalled_after(
+    make,
+) -> None:
     # Another write holds the store (as a database another program locks holds it ~20 s): the new stop's intent cannot
     # be committed, so the stop goes after a second at most, its intent held; once the store writes, it is journalled.
     trader, gateway, store = make()

@@ -12,11 +12,11 @@ from desktop.engine.decisions import ReadyEntry
 from desktop.engine.strategy.base import EnterPosition
 from tests.engine.traders import T0
 
-ASKED: list[str] = []
+asked: list[str] = []  # the symbols whose quote was asked
 
 
 def _quote(intent: OrderIntent) -> Decimal | None:
-    ASKED.append(intent.tradingsymbol)  # a REST call in the app
+    asked.append(intent.tradingsymbol)  # a REST call in the app
     return Decimal("300")
 
 
@@ -26,10 +26,10 @@ def test_a_fresh_streamed_price_checks_the_margin_without_asking_kite_and_a_miss
     streamed: dict[str, Decimal] = {}
     risk.set_price_source(_quote, lambda intent, now: streamed.get(intent.tradingsymbol))
     risk.set_funds(Decimal("30000"))  # 195 units (3 lots of 65): up to ₹153.84 a unit
-    ASKED.clear()
+    asked.clear()
     ready = trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
     assert isinstance(ready, ReadyEntry) and not ready.checked, "no streamed price: left to the agent's quote"
-    assert ASKED == []
+    assert asked == []
     symbol = ready.intent.tradingsymbol
     streamed[symbol] = Decimal("150")
     assert not risk.asks_price(ready.intent, T0)
@@ -38,16 +38,20 @@ def test_a_fresh_streamed_price_checks_the_margin_without_asking_kite_and_a_miss
     streamed[symbol] = Decimal("160")
     refused = risk.check(ready.intent, T0, ask=False)
     assert not refused and "not enough funds" in refused.reason, "₹31,200: refused on the streamed price"
-    assert ASKED == [], "the streamed price was enough: Kite never asked"
+    assert asked == [], "the streamed price was enough: Kite never asked"
     del streamed[symbol]
     assert risk.asks_price(ready.intent, T0)
     assert not risk.check(ready.intent, T0), "no streamed price: Kite's quote (₹300) decides"
-    assert ASKED == [symbol]
-    assert risk.check(ready.intent, T0, ask=False), "the dispatcher never asks: unchecked margin, the broker's RMS"
-    assert ASKED == [symbol]
+    assert asked == [symbol]
+    assert risk.check(ready.intent, T0, ask=False), (
+        "the dispatcher never asks: unchecked margin, the broker's RMS"
+    )
+    assert asked == [symbol]
 
 
-def test_the_options_an_entry_would_buy_are_watched_ahead_and_again_when_the_index_crosses_a_strike(make) -> None:
+def test_the_options_an_entry_would_buy_are_watched_ahead_and_again_when_the_index_crosses_a_strike(
+    make,
+) -> None:
     trader, _, _ = make(Mode.LIVE)
     watched: list[list[int]] = []
     trader.ctx.watch_prices = watched.append
