@@ -26,6 +26,18 @@ HTTP, after risk's margin check (which asks the simulator for the option's price
 limits: with EMAs 1/2 deciding on every bar, that limiter, not the engine, paces LIVE entries). Without it the
 orders go to the paper gateway, which is the default figure.
 
+`--trace-orders` stamps each entry along its path (decided, its frame's group commit queued, its transaction begun,
+committed, the agent running the decision, the intent known durable, the gateway called, accepted) and prints the
+time between each two stamps (p50 / p90 / p99 / max), the CPU the agents spent on each kind of work they were handed,
+the group commits (wall and CPU) and the exits' intent writes: where tick-to-order-sent goes.
+
+LIVE at 10 × 3 meets Kite's per-account limits (10 orders/s, 1 quote/s) when 4 accounts carry 30 segments that all
+trade on every bar (EMAs 1/2 at speed 60: a bar a second): one account per session keeps each account under its
+limits (3 segments: about 6 order requests a second), and fewer watched instruments keep the simulator's one core
+(about 125 µs a full-mode packet, sent on every account's connection) from being the bottleneck:
+
+    python bench/engine_bench.py --live --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
+
 `--peer vnpy` first runs the same load through vn.py 4.5's `EventEngine` (one thread draining a queue, 30
 handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `bench/vnpy_peer.py`) for the same
 number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
