@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from desktop.broker.frames import FRAMES as QUIET
@@ -48,6 +49,7 @@ from desktop.engine.decisions import FrameCommit, ReadyEntry
 
 if TYPE_CHECKING:
     from desktop.engine.agent import SegmentAgent
+    from desktop.engine.context import TraderContext
     from desktop.store import Store
 
 BUDGET_S = 0.005  # CPU seconds one decision may take on the dispatcher before its segment gets its own thread
@@ -118,8 +120,9 @@ class AccountDispatcher:
         wake = wake_after
         for action in decision.actions:
             if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
-                commit = self._commit_of(trader.ctx.store, frame, frame_end, trader.ctx.commit_soon)
+                commit = self._commit_of(trader.ctx.store, frame, frame_end, trader.ctx)
                 action.commit = commit.add(action.intent, trader.market_time)
+                action.sent = partial(commit.sent, action.intent.intent_id)
                 if wake_after is not None and frame is not None:
                     wake = commit.wake_after  # woken once its intent is on disk, to send it
         agent.post_decision(decision, wake)
@@ -129,7 +132,7 @@ class AccountDispatcher:
         store: Store,
         frame: object | None,
         wake_after: WakeAfter | None,
-        lead: Callable[[Callable[[], object]], None] | None,
+        ctx: TraderContext,
     ) -> FrameCommit:
         """The group commit of the frame being handed out, for `store` (a new one each frame). With the frame's
         wake-ups collected, it is started (queued, the store writer asked to lead it) once the frame is decided,
@@ -140,7 +143,7 @@ class AccountDispatcher:
             self._frame = frame
         commit = self._commits.get(id(store))
         if commit is None:
-            commit = self._commits[id(store)] = FrameCommit(store, lead)
+            commit = self._commits[id(store)] = FrameCommit(store, ctx.commit_soon, ctx.sending)
             if frame is not None and wake_after is not None:
                 wake_after(commit.start)
         return commit

@@ -129,6 +129,13 @@ class Entries:
         """Sends an entry made ready by `ready` (here or on the dispatcher): the segment's own order state is
         checked again first, as the dispatcher may have decided on a view a tick old; a second entry is never
         sent because of that."""
+        try:
+            self._send(ready)
+        finally:
+            if ready.sent is not None:  # its frame's other work (the background notes) may go now
+                ready.sent()
+
+    def _send(self, ready: ReadyEntry) -> None:
         t = self.t
         now = t.market_time
         assert now is not None
@@ -152,6 +159,9 @@ class Entries:
         # The order goes out first (its intent journaled durably before): the note, the log line and the option's
         # subscription come after, holding up neither it nor the other agents deciding on the same tick.
         sent = t.orders.send(intent, commit=ready.commit)
+        if ready.sent is not None:
+            ready.sent()  # sent: its frame's other work may go now
+            ready.sent = None
         if sent and self.observer is not None:
             self.observer.entry_sent(t.batch_posted)
         t.journal(

@@ -251,7 +251,7 @@ class SessionEngine(QObject):
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
             self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit,
-            s.writer.lead, self._others_holding, self._watch_prices,
+            s.writer.lead, s.writer.sends, self._others_holding, self._watch_prices,
         )  # fmt: skip
         self._agents = {}
         self._routes = {}

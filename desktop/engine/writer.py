@@ -43,6 +43,52 @@ HOLD_FOR = 600.0  # seconds a refused row is tried again before it is given up (
 Held = dict[Hashable, tuple["LatestRow", float]]  # rows the store refused: key -> (write, first refused)
 
 
+SEND_WAIT = 0.01  # seconds the background writer lets a frame's entries go first (`SendGate`), at most
+SEND_STALE = (
+    0.1  # seconds after which entries still not sent are no longer waited for (an agent failed or stopped)
+)
+
+
+class SendGate:
+    """The entries of a frame whose intents are committed and whose orders are on their way (any thread). The
+    background writer lets them go first: the notes, order rows and positions it writes are worth ~30 ms of CPU at
+    the close of a minute at 10 sessions x 3 segments, and written meanwhile they took the interpreter from the
+    agents about to send (issue 18). It waits `SEND_WAIT` at most, and not at all once the oldest entry waited for
+    is older than `SEND_STALE` (an entry whose agent failed or stopped is never said sent)."""
+
+    def __init__(self) -> None:
+        self._cv = threading.Condition()
+        self._open = 0
+        self._since = 0.0
+
+    def opened(self, count: int) -> None:
+        """`count` entries are on their way (their group commit started)."""
+        with self._cv:
+            if not self._open:
+                self._since = time.monotonic()
+            self._open += count
+
+    def closed(self) -> None:
+        """One of them was sent (or dropped)."""
+        with self._cv:
+            self._open = max(0, self._open - 1)
+            if not self._open:
+                self._cv.notify_all()
+
+    def wait(self, timeout: float = SEND_WAIT) -> None:
+        """Returns once no entry is on its way, `timeout` seconds at most (the background writer)."""
+        with self._cv:
+            if not self._open:
+                return
+            deadline = time.monotonic() + timeout
+            while self._open and time.monotonic() - self._since < SEND_STALE:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cv.wait(left)
+            self._open = 0 if self._open and time.monotonic() - self._since >= SEND_STALE else self._open
+
+
 @dataclass(frozen=True, slots=True)
 class LatestRow:
     """A write of a row's whole latest state (an upsert) under `key`: refused by the store, it is tried again
@@ -62,6 +108,7 @@ class StoreWriter:
         """`batching`: the store's `deferred` (the jobs' writes queued behind waited-for ones and committed
         together); None runs each job alone."""
         self._batching = batching
+        self.sends = SendGate()  # a frame's entries on their way: the notes wait for them (`SendGate`)
         self._queue: queue.Queue[Job | threading.Event | None] = queue.Queue()
         self.failures = 0
         self._store_failed = False
@@ -141,6 +188,7 @@ class StoreWriter:
                 continue
             if held:
                 self._retry(held)
+            self.sends.wait()  # a frame's entries on their way go first
             jobs: list[Job] = []
             after: threading.Event | None = None
             end = first is None
