@@ -193,6 +193,13 @@ class OrderTrace:
         ("woken", "recorded", "agent → the intent known durable (record_intent)"),
         ("recorded", "placing", "durable → the gateway called (Entries/Orders' own work)"),
         ("placing", "placed", "the gateway's place (paper: book; LIVE: limiter, HTTP round trip)"),
+        (
+            "placing",
+            "http",
+            "LIVE: the gateway called → its HTTP request written (limiter, kiteconnect, requests)",
+        ),
+        ("http", "placed", "LIVE: then until the reply is read (the simulator, the round trip)"),
+        ("frame", "http", "LIVE: tick-to-HTTP-request-written"),
         ("frame", "placed", "tick-to-order-sent"),
     )
 
@@ -304,6 +311,19 @@ class OrderTrace:
             return ok
 
         Orders.record_intent = recorded  # type: ignore[method-assign]
+        import http.client
+        import threading
+
+        placing = threading.local()  # the entry whose place call runs on this thread
+        send = http.client.HTTPConnection.send
+
+        def sending(self: Any, data: Any) -> Any:
+            intent_id = getattr(placing, "intent_id", None)
+            if intent_id is not None:
+                trace.stamp(intent_id, "http")  # the first write of its request (headers and body)
+            return send(self, data)
+
+        http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
         for cls in (PaperGateway, LiveGateway):
             place = cls.place
 
@@ -311,7 +331,11 @@ class OrderTrace:
                 if intent.role is not OrderRole.ENTRY:
                     return _place(self, intent)
                 trace.stamp(intent.intent_id, "placing")
-                order = _place(self, intent)
+                placing.intent_id = intent.intent_id
+                try:
+                    order = _place(self, intent)
+                finally:
+                    placing.intent_id = None
                 trace.stamp(intent.intent_id, "placed")
                 return order
 
