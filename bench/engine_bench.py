@@ -26,6 +26,18 @@ HTTP, after risk's margin check (which asks the simulator for the option's price
 limits: with EMAs 1/2 deciding on every bar, that limiter, not the engine, paces LIVE entries). Without it the
 orders go to the paper gateway, which is the default figure.
 
+`--trace-orders` stamps each entry along its path (decided, its frame's group commit queued, its transaction begun,
+committed, the agent running the decision, the intent known durable, the gateway called, accepted) and prints the
+time between each two stamps (p50 / p90 / p99 / max), the CPU the agents spent on each kind of work they were handed,
+the group commits (wall and CPU) and the exits' intent writes: where tick-to-order-sent goes.
+
+LIVE at 10 × 3 meets Kite's per-account limits (10 orders/s, 1 quote/s) when 4 accounts carry 30 segments that all
+trade on every bar (EMAs 1/2 at speed 60: a bar a second): one account per session keeps each account under its
+limits (3 segments: about 6 order requests a second), and fewer watched instruments keep the simulator's one core
+(about 125 µs a full-mode packet, sent on every account's connection) from being the bottleneck:
+
+    python bench/engine_bench.py --live --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
+
 `--peer vnpy` first runs the same load through vn.py 4.5's `EventEngine` (one thread draining a queue, 30
 handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `bench/vnpy_peer.py`) for the same
 number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
@@ -166,6 +178,198 @@ class TracingProbe(LatencyProbe):
     def entry_decided(self, posted: float, handed: float, picked: float) -> None:
         super().entry_decided(posted, handed, picked)
         self.at.append(posted)
+
+
+class OrderTrace:
+    """Where tick-to-order-sent goes (`--trace-orders`): stamps (`time.perf_counter()`) of each entry along its path,
+    by intent id, from wrappers the bench puts around the engine's methods (the app measures nothing itself)."""
+
+    STAGES = (
+        ("frame", "decided", "frame arrived → decided (feed thread: decode, route, bars, strategy, risk)"),
+        ("decided", "queued", "decided → its frame's group commit queued (other segments, other frames)"),
+        ("queued", "writing", "queued → its transaction begins (the committer's wake-up and turn)"),
+        ("writing", "committed", "the transaction: its rows, COMMIT, fsync"),
+        ("committed", "woken", "committed → the agent runs the decision (wake-up, GIL)"),
+        ("woken", "recorded", "agent → the intent known durable (record_intent)"),
+        ("recorded", "placing", "durable → the gateway called (Entries/Orders' own work)"),
+        ("placing", "placed", "the gateway's place (paper: book; LIVE: limiter, HTTP round trip)"),
+        (
+            "placing",
+            "http",
+            "LIVE: the gateway called → its HTTP request written (limiter, kiteconnect, requests)",
+        ),
+        ("http", "placed", "LIVE: then until the reply is read (the simulator, the round trip)"),
+        ("frame", "http", "LIVE: tick-to-HTTP-request-written"),
+        ("frame", "placed", "tick-to-order-sent"),
+    )
+
+    def __init__(self) -> None:
+        self.stamps: dict[str, dict[str, float]] = {}
+        self.exits: list[float] = []  # exits: record_intent's wall time each (agent thread)
+        self.batches: list[tuple[float, float, int, bool]] = []  # group commits: wall, CPU, writes, durable
+        self.kinds: dict[str, int] = {}  # the writes committed with order intents, by kind
+        self.cpu: dict[str, list[float]] = {}  # CPU of the agents' work, by what they were handed
+        self.installed = False
+
+    def stamp(self, intent_id: str, stage: str, at: float | None = None) -> None:
+        if self.installed:
+            self.stamps.setdefault(intent_id, {}).setdefault(stage, time.perf_counter() if at is None else at)
+
+    def install(self) -> None:
+        """Wraps the methods on the entry's path (class level: every session)."""
+        from desktop.broker.gateway import LiveGateway
+        from desktop.broker.paper import PaperGateway
+        from desktop.domain import OrderRole
+        from desktop.engine.agent import Decided, SegmentAgent
+        from desktop.engine.decisions import FrameCommit, ReadyEntry
+        from desktop.engine.entries import Entries
+        from desktop.engine.orders import Orders
+
+        trace = self
+        risk_check = Entries.risk_check
+
+        def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
+            ok = risk_check(self, ready, *a, **kw)
+            if ok:
+                trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
+                trace.stamp(ready.intent.intent_id, "decided")
+            return ok
+
+        Entries.risk_check = checked  # type: ignore[method-assign]
+        from desktop.store.orders import IntentRepository
+
+        writing = IntentRepository._writing
+
+        def writes(self: Any, intents: Any) -> Any:
+            work = writing(self, intents)
+
+            def run(w: Any) -> Any:
+                for intent, _ in intents:
+                    trace.stamp(intent.intent_id, "writing")
+                return work(w)
+
+            return run
+
+        IntentRepository._writing = writes  # type: ignore[method-assign]
+        from desktop.store.database import Database
+
+        commit_batch = Database._commit_batch
+
+        def batch(self: Any, jobs: Any, *a: Any, **kw: Any) -> Any:
+            t, c = time.perf_counter(), time.thread_time()
+            left = commit_batch(self, jobs, *a, **kw)
+            jobs = jobs[: len(jobs) - len(left or ())]
+            if trace.installed and any(j.what == "order intent" for j in jobs):
+                for j in jobs:
+                    trace.kinds[j.what] = trace.kinds.get(j.what, 0) + 1
+            if trace.installed:
+                durable = any(j.durable for j in jobs)
+                trace.batches.append((time.perf_counter() - t, time.thread_time() - c, len(jobs), durable))
+            return left
+
+        Database._commit_batch = batch  # type: ignore[method-assign]
+        start, done = FrameCommit.start, FrameCommit._done
+
+        def started(self: Any) -> None:
+            self._traced = [i.intent_id for i, _ in self._waiting]
+            for intent_id in self._traced:
+                trace.stamp(intent_id, "queued")
+            start(self)
+
+        def finished(self: Any) -> None:
+            for intent_id in getattr(self, "_traced", ()):
+                trace.stamp(intent_id, "committed")
+            done(self)
+
+        FrameCommit.start, FrameCommit._done = started, finished  # type: ignore[method-assign]
+        handle = SegmentAgent._handle
+
+        def handled(self: Any, item: Any) -> None:
+            kind = type(item).__name__
+            if isinstance(item, Decided):
+                for action in item.decision.actions:
+                    if isinstance(action, ReadyEntry):
+                        trace.stamp(action.intent.intent_id, "woken")
+                kind = "+".join(type(a).__name__ for a in item.decision.actions) or "after ticks"
+            c = time.thread_time()
+            try:
+                handle(self, item)
+            finally:
+                if trace.installed:
+                    trace.cpu.setdefault(kind, []).append(time.thread_time() - c)
+
+        SegmentAgent._handle = handled  # type: ignore[method-assign]
+        record = Orders.record_intent
+
+        def recorded(self: Any, intent: Any, *a: Any, **kw: Any) -> bool:
+            t = time.perf_counter()
+            ok = record(self, intent, *a, **kw)
+            if intent.role is OrderRole.ENTRY:
+                trace.stamp(intent.intent_id, "recorded")
+            elif trace.installed:
+                trace.exits.append(time.perf_counter() - t)
+            return ok
+
+        Orders.record_intent = recorded  # type: ignore[method-assign]
+        import http.client
+        import threading
+
+        placing = threading.local()  # the entry whose place call runs on this thread
+        send = http.client.HTTPConnection.send
+
+        def sending(self: Any, data: Any) -> Any:
+            intent_id = getattr(placing, "intent_id", None)
+            if intent_id is not None:
+                trace.stamp(intent_id, "http")  # the first write of its request (headers and body)
+            return send(self, data)
+
+        http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+        for cls in (PaperGateway, LiveGateway):
+            place = cls.place
+
+            def placed(self: Any, intent: Any, _place: Any = place) -> Any:
+                if intent.role is not OrderRole.ENTRY:
+                    return _place(self, intent)
+                trace.stamp(intent.intent_id, "placing")
+                placing.intent_id = intent.intent_id
+                try:
+                    order = _place(self, intent)
+                finally:
+                    placing.intent_id = None
+                trace.stamp(intent.intent_id, "placed")
+                return order
+
+            cls.place = placed  # type: ignore[method-assign]
+        self.installed = True
+
+    def print(self) -> None:
+        rows = list(self.stamps.values())
+        print(f"where tick-to-order-sent goes ({sum('placed' in r for r in rows)} entries sent; "
+              "ms between stamps, p50 / p90 / p99 / max):")  # fmt: skip
+        for a, b, what in self.STAGES:
+            xs = [(r[b] - r[a]) * 1000 for r in rows if a in r and b in r]
+            if xs:
+                print(f"  {statistics.median(xs):7.3f} {pct(xs, 0.9):7.3f} {pct(xs, 0.99):7.3f} {max(xs):8.3f}"
+                      f"  n={len(xs):<4} {what}")  # fmt: skip
+        for durable in (True, False):
+            xs = [b for b in self.batches if b[3] is durable]
+            if xs:
+                wall, cpu = [b[0] * 1000 for b in xs], [b[1] * 1000 for b in xs]
+                print(f"  group commits ({'durable' if durable else 'background'}): {len(xs)}, "
+                      f"{statistics.mean([b[2] for b in xs]):.1f} writes each; wall p50 {statistics.median(wall):.3f} "
+                      f"p99 {pct(wall, 0.99):.3f} ms, CPU p50 {statistics.median(cpu):.3f} p99 {pct(cpu, 0.99):.3f} ms")  # fmt: skip
+        for kind, xs in sorted(self.cpu.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  agents' CPU on {kind}: {len(xs)}, mean {statistics.mean(xs) * 1000:.3f} ms, "
+                  f"p99 {pct(xs, 0.99) * 1000:.3f} ms, {sum(xs) / len(xs) * 1000 * 30:.1f} ms per 30 of them")  # fmt: skip
+        if self.kinds:
+            print(
+                "  writes in the group commits that held an intent: "
+                + ", ".join(f"{k} {n}" for k, n in sorted(self.kinds.items(), key=lambda kv: -kv[1]))
+            )
+        if self.exits:
+            xs = [x * 1000 for x in self.exits]
+            print(f"  exits' record_intent on the agent: {len(xs)}, p50 {statistics.median(xs):.3f} ms, "
+                  f"p99 {pct(xs, 0.99):.3f} ms")  # fmt: skip
 
 
 def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
@@ -332,6 +536,12 @@ def main() -> int:
         help="print this many slowest entries with the garbage collections that overlapped them",
     )
     ap.add_argument(
+        "--trace-orders",
+        action="store_true",
+        help="stamp each entry along its path (decided, commit queued, committed, agent woken, durable, gateway "
+        "called, accepted) and print where tick-to-order-sent goes",
+    )
+    ap.add_argument(
         "--no-record",
         action="store_true",
         help="the demo accounts' feeds are not recorded (they are by default, as in the demo)",
@@ -434,6 +644,9 @@ def main() -> int:
                 f"{a.trader.ctx.key.session_id[:8]}/{a.segment.value}"
             )
             a.run_on_thread(probe_of)
+        order_trace = OrderTrace()
+        if args.trace_orders:
+            order_trace.install()
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
         cpu_costs: dict[str, list[float]] = {}
@@ -631,6 +844,9 @@ def main() -> int:
             if publishes:
                 print(f"snapshots published: {len(publishes) / elapsed:.0f}/s, "
                       f"{statistics.mean(publishes) * 1e6:.1f} µs of CPU each (mean)")  # fmt: skip
+        if args.trace_orders:
+            order_trace.installed = False
+            order_trace.print()
         if peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)

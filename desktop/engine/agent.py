@@ -443,10 +443,22 @@ class SegmentAgent(QThread):
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
         with self.lane:
-            if self.held_lines:
-                self.trader.log.write_held(self.held_lines)  # the dispatcher's lines, before this thread's
-            for item in urgent:
-                self._handle(item)
+            log = self.trader.log
+            # A decision's orders go out before any log line is written: its lines (and the dispatcher's before
+            # them, in order) are queued while it runs and written after it. A file write lets the interpreter lock
+            # go, and under load taking it back waited behind the other agents sending theirs (issue 18).
+            decided = any(isinstance(item, Decided) for item in urgent)
+            if self.held_lines and not decided:
+                log.write_held(self.held_lines)  # the dispatcher's lines, before this thread's
+            if decided:
+                log.held = self.held_lines
+            try:
+                for item in urgent:
+                    self._handle(item)
+            finally:
+                log.held = None  # lines still queued after a failure are written by `_fail`
+            if decided and self.held_lines:
+                log.write_held(self.held_lines)
             if batch is not None:
                 ticks, self.trader.batch_posted, self.trader.batch_handed = batch
                 self.trader.batch_picked = time.perf_counter()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from desktop.broker.gateway import OrderGateway
 from desktop.domain import (
@@ -18,6 +19,9 @@ from desktop.domain import (
 from desktop.engine.orders import TrackedOrder
 from desktop.engine.risk import RiskManager
 from desktop.store import Store
+
+if TYPE_CHECKING:
+    from desktop.engine.writer import SendGate
 
 
 @dataclass(slots=True)
@@ -84,6 +88,13 @@ class TraderContext:
     watch_option: Callable[[int, Segment], None]  # route (and subscribe) an option's ticks to us
     # Writes that need not block trading (orders, positions, journal notes): by default done at once.
     write_later: Callable[[Callable[[], object]], None] = field(default=lambda job: job())
+    # Group commits that agents wait for (a frame's intents: engine/decisions.py's FrameCommit), run by a thread with
+    # nothing else to do (the store writer's leader); None: the first agent waiting for one commits it.
+    commit_soon: Callable[[Callable[[], object]], None] | None = None
+    # Told how many entries of a frame are on their way and when each is sent (the store writer's `SendGate`).
+    sending: SendGate | None = None
     # LIVE: what the account's other sessions hold of (exchange, tradingsymbol) as (session id, quantity), from
     # their published snapshots: the broker's positions are the account's, not one session's.
     others_holding: Callable[[str, str], list[tuple[str, int]]] = field(default=lambda exchange, symbol: [])
+    # LIVE: options whose price the feed keeps (not delivered) for risk's margin check of an entry (entries.py)
+    watch_prices: Callable[[list[int]], None] = field(default=lambda tokens: None)

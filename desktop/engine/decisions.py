@@ -26,6 +26,7 @@ from desktop.domain import OrderIntent
 if TYPE_CHECKING:
     from desktop.broker.instruments import OptionContract
     from desktop.engine.strategy.base import Action, EnterPosition
+    from desktop.engine.writer import SendGate
     from desktop.store import Store
 
 
@@ -41,6 +42,7 @@ class ReadyEntry:
     intent: OrderIntent
     checked: bool
     commit: Callable[[], None] | None = None
+    sent: Callable[[], None] | None = None  # its agent tells its frame's commit it was sent (or not): once
 
 
 @dataclass(slots=True)
@@ -57,11 +59,19 @@ class FrameCommit:
     decided (`start`, the dispatcher) or committed by the first agent that needs one of them. Any thread; the
     commit runs on the store writer's thread or an agent's, never the dispatcher's."""
 
-    def __init__(self, store: Store, lead: Callable[[Callable[[], object]], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        lead: Callable[[Callable[[], object]], None] | None = None,
+        sending: SendGate | None = None,
+    ) -> None:
         """`lead`: how to ask a thread with nothing more urgent to do to commit a started frame (the store writer's
-        `submit`); None: the first agent waiting for it commits it."""
+        `lead`); None: the first agent waiting for it commits it. `sending`: told how many of the frame's entries
+        are on their way once it starts, and of each one sent (`sent`), so the background notes let them go first."""
         self._store = store
         self._lead = lead
+        self._sending = sending
+        self._on_way: set[str] = set()  # intents of the started group not said sent yet (`sent`)
         self._lock = threading.Lock()
         self._waiting: list[tuple[OrderIntent, datetime]] = []
         self._started: dict[str, Callable[[], list[bool]]] = {}  # intent id -> waits for its started group
@@ -95,6 +105,9 @@ class FrameCommit:
                 self.transactions += 1
                 for waiting, _ in group:
                     self._started[waiting.intent_id] = wait
+                if self._sending is not None and self._lead is not None:
+                    self._on_way = {waiting.intent_id for waiting, _ in group}
+                    self._sending.opened(len(self._on_way))
         if wait is None or self._lead is None:
             self._done()  # nothing to wait for here: the agents commit (or are refused) themselves
             return
@@ -103,6 +116,15 @@ class FrameCommit:
         except BaseException:
             self._done()  # the agents commit it themselves
             raise
+
+    def sent(self, intent_id: str) -> None:
+        """`intent_id`'s agent sent its order (or dropped it): said once (any thread)."""
+        with self._lock:
+            if intent_id not in self._on_way:
+                return
+            self._on_way.discard(intent_id)
+        if self._sending is not None:
+            self._sending.closed()
 
     def wake_after(self, wake: Callable[[], None]) -> None:
         """Runs `wake` (an agent's, to send its entry) once the started group is on disk (or failed), on the thread

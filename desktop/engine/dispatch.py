@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from desktop.broker.frames import FRAMES as QUIET
@@ -48,6 +49,7 @@ from desktop.engine.decisions import FrameCommit, ReadyEntry
 
 if TYPE_CHECKING:
     from desktop.engine.agent import SegmentAgent
+    from desktop.engine.context import TraderContext
     from desktop.store import Store
 
 BUDGET_S = 0.005  # CPU seconds one decision may take on the dispatcher before its segment gets its own thread
@@ -77,6 +79,7 @@ class AccountDispatcher:
     ) -> None:
         """One segment's ticks of the frame arriving now: decided here, or queued for its agent (feed thread).
         `frame` is the same object for every part of one frame (its `TickBatch.wakes`), None for a frame alone."""
+        frame_end = wake_after  # this account's frame handed out: its intents' group commit starts then
         if frame is not None and wake_after is not None:
             wake_after = QUIET.deferring(
                 wake_after
@@ -117,8 +120,9 @@ class AccountDispatcher:
         wake = wake_after
         for action in decision.actions:
             if isinstance(action, ReadyEntry) and action.checked and trader.market_time is not None:
-                commit = self._commit_of(trader.ctx.store, frame, wake_after, trader.ctx.write_later)
+                commit = self._commit_of(trader.ctx.store, frame, frame_end, trader.ctx)
                 action.commit = commit.add(action.intent, trader.market_time)
+                action.sent = partial(commit.sent, action.intent.intent_id)
                 if wake_after is not None and frame is not None:
                     wake = commit.wake_after  # woken once its intent is on disk, to send it
         agent.post_decision(decision, wake)
@@ -128,18 +132,18 @@ class AccountDispatcher:
         store: Store,
         frame: object | None,
         wake_after: WakeAfter | None,
-        lead: Callable[[Callable[[], object]], None],
+        ctx: TraderContext,
     ) -> FrameCommit:
         """The group commit of the frame being handed out, for `store` (a new one each frame). With the frame's
         wake-ups collected, it is started (queued, the store writer asked to lead it) once the frame is decided,
         before any agent is woken: the intents go to disk while the agents wake (`lead`: the store writer's
-        `submit`)."""
+        `lead`, a thread of its own that is never busy with the background notes)."""
         if frame is None or frame is not self._frame:
             self._commits = {}
             self._frame = frame
         commit = self._commits.get(id(store))
         if commit is None:
-            commit = self._commits[id(store)] = FrameCommit(store, lead)
+            commit = self._commits[id(store)] = FrameCommit(store, ctx.commit_soon, ctx.sending)
             if frame is not None and wake_after is not None:
                 wake_after(commit.start)
         return commit

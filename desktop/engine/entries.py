@@ -11,11 +11,11 @@ Runs as its trader's helper on whichever thread runs the trader (trader.py): `re
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
 
 from desktop.broker.errors import BrokerError
-from desktop.domain import OrderRole, Side
+from desktop.domain import Mode, OptionRight, OrderRole, Side
 from desktop.engine.decisions import ReadyEntry
 from desktop.engine.orders import JOURNAL_WAIT, ORDER_PATIENCE, TrackedOrder, sent_note
 from desktop.engine.params import order_quantity
@@ -33,12 +33,41 @@ class Entries:
         self.t = trader
         self.risk_note: tuple[date, str] | None = None  # (market day, why) of the last entry risk refused
         self.observer: EntryObserver | None = None  # latency probes (bench); None in the app
+        # The index prices for which the options an entry would buy are watched already (`watch_candidates`).
+        self._watched_band: tuple[Decimal, Decimal] | None = None
 
     def enter(self, action: EnterPosition) -> None:
         """An entry decided and sent on this thread (the agent handling its ticks itself)."""
         ready = self.ready(action)
         if ready is not None:
             self.send(ready)
+
+    def watch_candidates(self) -> None:
+        """LIVE, while risk checks margins: the options an entry would buy at the index price now (the call and the
+        put at the ITM offset) are watched by the session's feed, so the margin check reads their price as streamed
+        (`RiskManager.set_price_source`) and an entry is checked on the dispatcher, not after a REST quote under
+        Kite's one quote a second per account (issue 18: 30 segments on 4 accounts deciding on one tick waited
+        seconds for it). Cheap when the index stays within the strike already watched (every batch calls it)."""
+        t = self.t
+        price, band = t.index_price, self._watched_band
+        if band is not None and price is not None and band[0] <= price < band[1]:
+            return
+        if t.mode is not Mode.LIVE or price is None or t.book is None or t.market_time is None:
+            return
+        if not t.ctx.risk.checks_margin:
+            return
+        step = Decimal(t.segment.spec.strike_step)
+        atm = (price / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+        self._watched_band = (atm - step / 2, atm + step / 2)
+        tokens = []
+        for right in (OptionRight.CE, OptionRight.PE):
+            try:
+                contract = t.book.resolve_itm_option(t.segment, price, right, t.offset, t.market_time.date())
+            except (BrokerError, ValueError):
+                continue  # said when an entry asks for it
+            tokens.append(contract.instrument_token)
+        if tokens:
+            t.ctx.watch_prices(tokens)
 
     def ready(self, action: EnterPosition, on_dispatcher: bool = False) -> ReadyEntry | None:
         """The entry up to its risk check: the option, the quantity, the intent; None when refused (said, and the
@@ -72,16 +101,17 @@ class Entries:
             return None
         intent = t.intent(contract.exchange, contract.tradingsymbol, Side.BUY, qty, "entry", OrderRole.ENTRY)
         ready = ReadyEntry(action, contract, intent, checked=False)
-        if on_dispatcher and t.ctx.risk.asks_price(intent):
+        if on_dispatcher and t.ctx.risk.asks_price(intent, now):
             return ready  # the margin check asks Kite for the option's price: on the agent's thread
-        return ready if self.risk_check(ready) else None
+        return ready if self.risk_check(ready, ask=not on_dispatcher) else None
 
-    def risk_check(self, ready: ReadyEntry) -> bool:
-        """Risk's check of the entry (it counts the order when passed); a refusal is said once and noted."""
+    def risk_check(self, ready: ReadyEntry, ask: bool = True) -> bool:
+        """Risk's check of the entry (it counts the order when passed); a refusal is said once and noted. `ask`
+        False: never a network call (the dispatcher)."""
         t = self.t
         now = t.market_time
         assert now is not None
-        decision = t.ctx.risk.check(ready.intent, now)
+        decision = t.ctx.risk.check(ready.intent, now, ask)
         if not decision:
             # One line a refusal, and the panel's note until an entry passes again (a limit hit in silence
             # left the trader guessing why nothing traded).
@@ -99,6 +129,13 @@ class Entries:
         """Sends an entry made ready by `ready` (here or on the dispatcher): the segment's own order state is
         checked again first, as the dispatcher may have decided on a view a tick old; a second entry is never
         sent because of that."""
+        try:
+            self._send(ready)
+        finally:
+            if ready.sent is not None:  # its frame's other work (the background notes) may go now
+                ready.sent()
+
+    def _send(self, ready: ReadyEntry) -> None:
         t = self.t
         now = t.market_time
         assert now is not None
@@ -122,6 +159,9 @@ class Entries:
         # The order goes out first (its intent journaled durably before): the note, the log line and the option's
         # subscription come after, holding up neither it nor the other agents deciding on the same tick.
         sent = t.orders.send(intent, commit=ready.commit)
+        if ready.sent is not None:
+            ready.sent()  # sent: its frame's other work may go now
+            ready.sent = None
         if sent and self.observer is not None:
             self.observer.entry_sent(t.batch_posted)
         t.journal(

@@ -127,6 +127,8 @@ class RiskManager:
         self._available: Decimal | None = None  # the account's available funds; None: not known (or PAPER)
         self._reserved: dict[Segment, Decimal] = {}  # premium of entries allowed since the last funds refresh
         self._price_of: Callable[[OrderIntent], Decimal | None] = lambda intent: None
+        # The option's price as streamed, if fresh at a market time (no I/O): see `set_price_source`.
+        self._streamed: Callable[[OrderIntent, datetime], Decimal | None] = lambda intent, now: None
 
     # -- kill switch -------------------------------------------------------------------------------
 
@@ -189,27 +191,53 @@ class RiskManager:
             self._available = available
             self._reserved.clear()
 
-    def set_price_source(self, price_of: Callable[[OrderIntent], Decimal | None]) -> None:
-        """Where a market entry's premium comes from (the option's last price); None from it: no margin check."""
+    def set_price_source(
+        self,
+        price_of: Callable[[OrderIntent], Decimal | None],
+        streamed: Callable[[OrderIntent, datetime], Decimal | None] | None = None,
+    ) -> None:
+        """Where a market entry's premium comes from (the option's last price); None from it: no margin check.
+        `streamed(intent, now)`: the price the session's feed holds for the option, when it is fresh at market time
+        `now` (never a network call); asked first, so `price_of` (the broker's quote, a REST call under Kite's one
+        quote a second per account) is asked only when the feed has no fresh price."""
         self._price_of = price_of
+        if streamed is not None:
+            self._streamed = streamed
 
-    def check(self, intent: OrderIntent, now: datetime) -> RiskDecision:
-        """Checks (and on success records) one order at market time `now`."""
+    def check(self, intent: OrderIntent, now: datetime, ask: bool = True) -> RiskDecision:
+        """Checks (and on success records) one order at market time `now`. `ask` False: the broker is never asked
+        for a price (the account's dispatcher, after `asks_price` said no: funds that became known in between are
+        checked from the next entry on)."""
         if is_exit(intent):
             return self.check_exit(now)
-        return self.check_entry(intent.segment, now, self._cost(intent))
+        return self.check_entry(intent.segment, now, self._cost(intent, now, ask))
 
-    def asks_price(self, intent: OrderIntent) -> bool:
-        """True when checking `intent` would ask the broker for the option's price (a market buy while the account's
-        funds are known): a network call, so the account's dispatcher leaves that check to the segment's agent."""
-        return intent.side is Side.BUY and intent.price is None and self._available is not None
+    def asks_price(self, intent: OrderIntent, now: datetime) -> bool:
+        """True when checking `intent` at market time `now` would ask the broker for the option's price (a market
+        buy while the account's funds are known and the feed holds no fresh price of it): a network call, so the
+        account's dispatcher leaves that check to the segment's agent."""
+        return (
+            intent.side is Side.BUY
+            and intent.price is None
+            and self._available is not None
+            and self._streamed(intent, now) is None
+        )
 
-    def _cost(self, intent: OrderIntent) -> Decimal | None:
+    @property
+    def checks_margin(self) -> bool:
+        """True while the account's funds are known: a market buy's check wants its option's price."""
+        return self._available is not None
+
+    def _cost(self, intent: OrderIntent, now: datetime, ask: bool = True) -> Decimal | None:
         """What a buy needs from the available funds: premium × quantity; None when not known or not asked (a
         sell's margin is the broker's SPAN, which risk does not model: the broker's RMS decides it)."""
         if intent.side is not Side.BUY or self._available is None:
             return None
-        price = intent.price if intent.price is not None else self._price_of(intent)
+        price = intent.price
+        if price is None:
+            price = self._streamed(intent, now)
+        if price is None and ask:
+            price = self._price_of(intent)
         return None if price is None else price * intent.quantity
 
     def check_exit(self, now: datetime) -> RiskDecision:

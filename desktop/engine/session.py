@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -77,6 +77,12 @@ E = TypeVar("E", bound=Exception)
 # (agent.py: 2.5 s PAPER, 45 s LIVE); one that has not taken the stop yet (still loading, or waiting for a login)
 # is interrupted after the short wait.
 STOP_WAIT_S = 4.0
+# How old (exchange time, against the market time of the entry's tick) the feed's price of an option may be for
+# risk's margin check to use it rather than ask Kite's quote: the check is a guard on the funds an entry needs
+# (premium x quantity), the broker's own margin check has the last word, and a premium a few seconds old differs
+# from the REST quote by less than the reserve a trader keeps; an older one (an option whose packets stopped) is
+# not trusted.
+PRICE_FRESH = timedelta(seconds=3)
 SQUARING_OFF_WAIT_S = LIVE_SQUARE_OFF_WAIT + 5
 
 
@@ -226,7 +232,7 @@ class SessionEngine(QObject):
         self._funds = None
         if params.mode is Mode.LIVE:
             self._gateway = LiveGateway(self._kite, self._stream)
-            self._risk.set_price_source(partial(_last_price, self._kite))
+            self._risk.set_price_source(partial(_last_price, self._kite), self._streamed_price)
             self._funds = FundsWatcher(
                 partial(self._kite.margins, "equity"), self._on_funds, name=f"funds-{self.key.session_id}"
             )
@@ -245,7 +251,7 @@ class SessionEngine(QObject):
         self._stream.add_tick_listener(self._route_ticks, on_feed_thread=True)
         ctx = TraderContext(
             self.key, self.label, params, s.store, self._gateway, self._risk, self._watch, s.writer.submit,
-            self._others_holding,
+            s.writer.lead, s.writer.sends, self._others_holding, self._watch_prices,
         )  # fmt: skip
         self._agents = {}
         self._routes = {}
@@ -624,6 +630,30 @@ class SessionEngine(QObject):
         self._routes = routes  # replaced whole: the stream thread reads it without a lock
         if self._stream is not None:
             self._stream.subscribe([token], MODE_FULL)
+
+    def _watch_prices(self, tokens: list[int]) -> None:
+        """Options an entry may buy soon: the feed keeps their latest price (full mode: it carries the exchange's
+        time), read by risk's margin check instead of a quote over REST (`_streamed_price`). Never unwatched during
+        the run: a watched token costs the feed a packet's bytes, the strikes the index visits in a day are a few
+        dozen a segment, and Kite takes 3000 instruments a connection."""
+        if self._stream is not None:
+            self._stream.watch(tokens, MODE_FULL)
+
+    def _streamed_price(self, intent: OrderIntent, now: datetime) -> Decimal | None:
+        """The option's last price as the feed holds it, when fresh: its packet stamped by the exchange within
+        `PRICE_FRESH` of market time `now` (the feed's clock, as every decision's); None otherwise (not watched, no
+        packet yet, a packet without the exchange's time, or an older one), and risk asks Kite's quote instead.
+        The same last traded price Kite's `/quote/ltp` answers, read without a REST call under its one quote a
+        second per account (any thread; no I/O)."""
+        stream = self._stream
+        token = self._token_of(intent.exchange, intent.tradingsymbol)
+        if stream is None or token is None:
+            return None
+        tick = stream.last_tick(token)
+        stamped = tick.exchange_timestamp if tick is not None else None
+        if tick is None or stamped is None or abs(now - stamped) > PRICE_FRESH or tick.last_price <= 0:
+            return None
+        return tick.last_price
 
     def _token_of(self, exchange: str, symbol: str) -> int | None:
         agent = self._agent_for_symbol(symbol)

@@ -143,6 +143,7 @@ class SegmentTrader:
             self.orders.save_fills()
         for actions in self.tick_steps(ticks):
             self.act(actions)
+        self.entries.watch_candidates()
         self.after_ticks()
 
     def tick_steps(self, ticks: Sequence[Tick]) -> Iterator[list[Action]]:
@@ -226,6 +227,7 @@ class SegmentTrader:
         entry's option, intent and risk check. Stops at the first tick that leads to actions and hands them, with
         the rest of the batch, to the agent (`Decision`); None when the agent has nothing to do."""
         steps = self.tick_steps(ticks)
+        self.entries.watch_candidates()  # before the steps' entries: their price read as streamed
         for actions in steps:
             if len(actions) == 1 and isinstance(actions[0], EnterPosition):
                 ready = self.entries.ready(actions[0], on_dispatcher=True)

@@ -22,6 +22,7 @@ from desktop.domain import (
     Side,
 )
 from desktop.store.database import Database, Prepared, Writes, upsert_statement, utc_now
+from desktop.store.errors import StoreError
 from desktop.store.ids import derived_id
 from desktop.store.records import require_broker_id, require_key, require_session_id
 from desktop.store.schema import order_intents, orders
@@ -74,15 +75,23 @@ class IntentRepository:
         rows = [self._values(intent, at) for intent, at in intents]
 
         def work(writes: Writes) -> list[bool]:
-            saved = []
-            for (intent, _at), (key, record_id, values) in zip(intents, rows, strict=True):
+            # Three statements for the whole group (which are saved already, the new rows, their outbox rows),
+            # not two per intent: see `Writes.execute_rows`. The transaction holds the write lock, so nothing
+            # saves one of them between the look and the insert.
+            for (intent, _at), (key, _, _) in zip(intents, rows, strict=True):
                 check_mode(writes, key, intent.mode, "order intent")
-                added = writes.execute(_INTENT_INSERT, values).rowcount
-                if added:
-                    writes.add_to_outbox(
-                        broker_id=key.broker_id, table_name="order_intents", record_id=record_id
-                    )
-                saved.append(bool(added))
+            present = writes.present(order_intents, [record_id for _, record_id, _ in rows])
+            saved, new, changed = [], [], []
+            for key, record_id, values in rows:
+                fresh = record_id not in present
+                saved.append(fresh)
+                if fresh:
+                    present.add(record_id)  # the same intent twice in one group: saved once
+                    new.append(values)
+                    changed.append((key.broker_id, "order_intents", record_id))
+            if new and writes.execute_rows(_INTENT_INSERT, new) != len(new):
+                raise StoreError("the order intents were not all saved")
+            writes.add_all_to_outbox(changed)
             return saved
 
         return work

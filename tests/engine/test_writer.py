@@ -169,3 +169,53 @@ def test_rows_still_refused_when_the_writer_closes_are_said_with_the_stores_word
         last.startswith("1 row(s) the store refused were not saved before KiteDesk stopped")
         and "disk is full" in last
     )
+
+
+def test_the_background_notes_let_a_frames_entries_go_first_for_a_moment_at_most() -> None:
+    writer = StoreWriter()
+    ran = threading.Event()
+    try:
+        writer.sends.opened(2)  # a frame's two entries committed, their orders on their way
+        writer.submit(ran.set)
+        assert not ran.wait(0.003), "a note went while the frame's entries were still on their way"
+        writer.sends.closed()
+        writer.sends.closed()  # both sent
+        assert ran.wait(1)
+        ran.clear()
+        writer.sends.opened(1)  # an entry never said sent (its agent failed): the notes wait a moment only
+        writer.submit(ran.set)
+        assert ran.wait(1)
+    finally:
+        writer.close()
+
+
+def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once(tmp_path) -> None:
+    from desktop.engine.decisions import FrameCommit
+    from desktop.store import Store
+    from tests.store.conftest import DAY, make_intent, new_session
+
+    class Gate:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        def opened(self, count: int) -> None:
+            self.calls.append(f"opened {count}")
+
+        def closed(self) -> None:
+            self.calls.append("closed")
+
+    with Store.open(tmp_path / "home") as store:
+        key = new_session(store, "UK9394")
+        intents = [make_intent(key) for _ in range(2)]
+        gate, leads = Gate(), []  # type: ignore[var-annotated]
+        commit = FrameCommit(store, leads.append, gate)  # type: ignore[arg-type]
+        for i in intents:
+            commit.add(i, DAY)
+        commit.start()
+        assert gate.calls == ["opened 2"]
+        leads[0]()
+        commit.sent(intents[0].intent_id)
+        commit.sent(intents[0].intent_id)  # said again (the agent's finally): once only
+        commit.sent("never-added")
+        commit.sent(intents[1].intent_id)
+        assert gate.calls == ["opened 2", "closed", "closed"]

@@ -229,3 +229,68 @@ def test_deferred_notes_share_group_commits_and_each_says_its_own_failure(store)
     assert [w.error is None for w in writes] == [True] * 20 + [False]
     assert "cannot belong to a PAPER session" in str(writes[-1].error)  # that write only: the notes are saved
     assert _notes(store, key) == 20
+
+
+def _statements(store):  # type: ignore[no-untyped-def]
+    """The SQL the group commits' connection runs from now on (its trace), as a list that fills up."""
+    store.intents.record_all([(make_intent(new_session(store, "UK1234")), DAY)])  # the connection is made
+    seen: list[str] = []
+    store._db._batch_conn.driver_connection.set_trace_callback(seen.append)
+    return seen
+
+
+def test_a_frames_intents_go_to_disk_in_three_statements_and_each_says_whether_it_was_new(store) -> None:
+    key = new_session(store, "UK9394")
+    intents = [make_intent(key) for _ in range(12)]
+    assert store.intents.record_all([(intents[3], DAY)]) == [True]
+    seen = _statements(store)
+    assert store.intents.record_all([(i, DAY) for i in intents]) == [n != 3 for n in range(12)]
+    work = [s for s in seen if not s.startswith(("BEGIN", "SAVEPOINT", "COMMIT", "PRAGMA"))]
+    # One look for the ones saved already, one INSERT of the new rows, one of their outbox rows: not two per intent
+    # (each statement lets the interpreter lock go, and under load taking it back waited behind other threads).
+    assert len(work) == 3, work
+    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert sorted(i.intent_id for i in saved) == sorted(i.intent_id for i in intents)
+    pending = store.outbox.pending(broker_id="UK9394", limit=1000)
+    queued = [e.record_id for e in pending if e.table_name == "order_intents"]
+    assert len(queued) == 12 and len(set(queued)) == 12, "each intent once in the sync's outbox"
+
+
+def test_an_intent_twice_in_one_group_is_saved_once(store) -> None:
+    key = new_session(store, "UK9394")
+    intent = make_intent(key)
+    assert store.intents.record_all([(intent, DAY), (intent, DAY)]) == [True, False]
+    assert len(store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)) == 1
+
+
+def test_a_group_with_a_refused_intent_saves_none_of_it(store) -> None:
+    key = new_session(store, "UK9394")
+    good, bad = make_intent(key), make_intent(key, mode=Mode.LIVE)  # a live intent in a paper session
+    with pytest.raises(StoreError, match="cannot belong to a PAPER session"):
+        store.intents.record_all([(good, DAY), (bad, DAY)])
+    assert store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id) == []
+
+
+def test_a_batch_of_background_notes_gives_way_to_an_intent_queued_while_it_runs(store) -> None:
+    key = new_session(store, "UK9394")
+    order: list[str] = []
+    intent = make_intent(key)
+    queued: list[object] = []
+
+    def note(n: int):  # type: ignore[no-untyped-def]
+        def work(writes: Writes) -> None:
+            order.append(f"note {n}")
+            if n == 1:  # an agent queues its intent while the writer runs the notes' batch
+                queued.append(store.intents.queue_all([(intent, DAY)], then=lambda: order.append("intent")))
+
+        return work
+
+    with store.deferred() as writes:
+        for n in range(6):
+            store._db.run(note(n), durable=True, what="note")
+    assert all(w.error is None for w in writes)
+    # The batch stopped after the note that was running, committed it, and the intent went next, in a batch of its
+    # own; the notes left over followed, in their order.
+    assert order == ["note 0", "note 1", "intent", "note 2", "note 3", "note 4", "note 5"]
+    saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
+    assert [i.intent_id for i in saved] == [intent.intent_id]

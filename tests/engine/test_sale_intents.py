@@ -1,0 +1,104 @@
+"""A sale's intent (an exit, a stop) joins the next group commit, run by the store writer's leader thread, instead of
+a thread and a transaction of its own (issue 18); the write-ahead rule and the journal-outage rules stay: it is on
+disk before its order, a sale waits a second at most for a store that is held up, and a protective order is sent
+then anyway, its intent held and journalled once the store writes again."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import replace
+
+from desktop.domain import OrderRole, OrderStatus, OrderType
+from desktop.engine.strategy.base import ExitPosition
+from desktop.engine.writer import StoreWriter
+from tests.engine.test_journal_outage import journalled, option_tick
+from tests.engine.traders import enter
+
+
+def _with_leader(trader, store):  # type: ignore[no-untyped-def]
+    """The trader's sales' intents go to the store writer's leader and its notes to the writer, as in the app
+    (`TraderContext.commit_soon`, `write_later`); returns the writer and the names of the threads that ran an intent
+    group's write."""
+    writer = StoreWriter(store.deferred)
+    trader.ctx.commit_soon, trader.ctx.write_later = writer.lead, writer.submit
+    ran: list[str] = []
+    writing = store.intents._writing
+
+    def traced(intents):  # type: ignore[no-untyped-def]
+        work = writing(intents)
+
+        def run(writes):  # type: ignore[no-untyped-def]
+            ran.append(threading.current_thread().name)
+            return work(writes)
+
+        return run
+
+    store.intents._writing = traced
+    return writer, ran
+
+
+def test_a_sales_intent_is_committed_by_the_leader_before_its_order_and_no_thread_is_started(make) -> None:
+    trader, gateway, store = make()
+    writer, ran = _with_leader(trader, store)
+    started = threading.active_count()
+    try:
+        enter(trader, gateway, "200")  # the entry (its own write), then its stop: a sale's intent
+        option_tick(trader, "205", 1)
+        trader.act([ExitPosition("signal_exit")])  # the stop cancelled, the sale sent
+        sells = [i for i in gateway.placed if i.role is not OrderRole.ENTRY]
+        assert [i.order_type for i in sells] == [OrderType.SL, OrderType.MARKET]
+        assert gateway.unjournalled == [], (
+            "every sale's intent was on disk before its order (RecordingGateway)"
+        )
+        # The entry's own write on this thread; the stop's and the sale's by the store writer's threads (the leader,
+        # or the writer when it leads a group commit first: the waited-for writes always go first).
+        assert ran[0] == "MainThread" and len(ran) == 3, ran
+        assert set(ran[1:]) <= {"kitedesk-store-leader", "kitedesk-store-writer"}, ran
+        names = [t.name for t in threading.enumerate()]
+        assert "kitedesk-journal-NIFTY" not in names and threading.active_count() == started
+    finally:
+        writer.close()
+    assert journalled(store, trader) == [i.intent_id for i in gateway.placed]
+
+
+def test_a_held_up_group_commit_holds_a_stop_back_a_second_at_most_and_its_intent_is_journalled_after(
+    make,
+) -> None:
+    # Another write holds the store (as a database another program locks holds it ~20 s): the new stop's intent cannot
+    # be committed, so the stop goes after a second at most, its intent held; once the store writes, it is journalled.
+    trader, gateway, store = make()
+    writer, _ = _with_leader(trader, store)
+    enter(trader, gateway, "200")
+    option_tick(trader, "199", 1)
+    gate, inside = threading.Event(), threading.Event()
+
+    def held(_writes: object) -> None:
+        inside.set()
+        assert gate.wait(10)
+
+    holder = threading.Thread(target=store._db.run, args=(held,), kwargs={"durable": True, "what": "held"})
+    holder.start()
+    try:
+        assert inside.wait(5)
+        began = time.monotonic()
+        trader.on_order(
+            replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+        )
+        waited = time.monotonic() - began
+        assert len(gateway.placed) == 3 and gateway.placed[-1].order_type is OrderType.SL
+        assert 0.9 < waited < 2, f"the stop waited {waited:.2f} s for a held-up store"
+        assert gateway.unjournalled == gateway.placed[-1:] and trader.ctx.risk.halted
+        trader.act([ExitPosition("signal_exit")])  # under the stop just placed: it waits for the journal
+        assert len(gateway.placed) == 3
+    finally:
+        gate.set()
+        holder.join(10)
+    second, deadline = 2, time.monotonic() + 10
+    while trader.orders.held and time.monotonic() < deadline:  # its write lands once the store lets go
+        option_tick(trader, "199", second)
+        second += 1
+        time.sleep(0.05)
+    writer.close()
+    assert journalled(store, trader) == [i.intent_id for i in gateway.placed], "each intent journalled once"
+    assert trader.orders.held == [] and not trader.ctx.risk.halted

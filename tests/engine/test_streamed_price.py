@@ -1,0 +1,82 @@
+"""LIVE margin check from the option's price as the feed streams it (issue 18): no REST quote per entry (Kite takes
+one quote a second per account) when the feed holds a fresh price, so the entry is checked on the dispatcher; the
+quote is asked only when it does not, and never on the dispatcher."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from desktop.domain import Mode, OptionRight, OrderIntent
+from desktop.engine.decisions import ReadyEntry
+from desktop.engine.strategy.base import EnterPosition
+from tests.engine.traders import T0
+
+asked: list[str] = []  # the symbols whose quote was asked
+
+
+def _quote(intent: OrderIntent) -> Decimal | None:
+    asked.append(intent.tradingsymbol)  # a REST call in the app
+    return Decimal("300")
+
+
+def test_a_fresh_streamed_price_checks_the_margin_without_asking_kite_and_a_missing_one_asks(make) -> None:
+    trader, _, _ = make(Mode.LIVE)
+    risk = trader.ctx.risk
+    streamed: dict[str, Decimal] = {}
+    risk.set_price_source(_quote, lambda intent, now: streamed.get(intent.tradingsymbol))
+    risk.set_funds(Decimal("30000"))  # 195 units (3 lots of 65): up to ₹153.84 a unit
+    asked.clear()
+    ready = trader.entries.ready(EnterPosition(OptionRight.CE, "test"), on_dispatcher=True)
+    assert isinstance(ready, ReadyEntry) and not ready.checked, "no streamed price: left to the agent's quote"
+    assert asked == []
+    symbol = ready.intent.tradingsymbol
+    streamed[symbol] = Decimal("150")
+    assert not risk.asks_price(ready.intent, T0)
+    assert risk.check(ready.intent, T0, ask=False), "₹29,250 of ₹30,000: allowed, on the streamed price"
+    risk.on_entry_failed(trader.segment)
+    streamed[symbol] = Decimal("160")
+    refused = risk.check(ready.intent, T0, ask=False)
+    assert not refused and "not enough funds" in refused.reason, "₹31,200: refused on the streamed price"
+    assert asked == [], "the streamed price was enough: Kite never asked"
+    del streamed[symbol]
+    assert risk.asks_price(ready.intent, T0)
+    assert not risk.check(ready.intent, T0), "no streamed price: Kite's quote (₹300) decides"
+    assert asked == [symbol]
+    assert risk.check(ready.intent, T0, ask=False), (
+        "the dispatcher never asks: unchecked margin, the broker's RMS"
+    )
+    assert asked == [symbol]
+
+
+def test_the_options_an_entry_would_buy_are_watched_ahead_and_again_when_the_index_crosses_a_strike(
+    make,
+) -> None:
+    trader, _, _ = make(Mode.LIVE)
+    watched: list[list[int]] = []
+    trader.ctx.watch_prices = watched.append
+    trader.entries.watch_candidates()
+    assert watched == [], "funds unknown: no margin check, nothing to watch"
+    trader.ctx.risk.set_funds(Decimal("100000"))
+    trader.entries.watch_candidates()
+    assert len(watched) == 1 and len(watched[0]) == 2  # the call and the put at the ITM offset
+    book, at = trader.book, trader.market_time
+    assert book is not None and isinstance(at, datetime)
+    ce = book.resolve_itm_option(trader.segment, trader.index_price, OptionRight.CE, trader.offset, at.date())
+    pe = book.resolve_itm_option(trader.segment, trader.index_price, OptionRight.PE, trader.offset, at.date())
+    assert watched[0] == [ce.instrument_token, pe.instrument_token]
+    trader.index_price = Decimal("25020")  # the same strike (25012.40 and 25020 both round to 25000)
+    trader.entries.watch_candidates()
+    assert len(watched) == 1
+    trader.index_price = Decimal("25080")  # the next strike: the next options
+    trader.entries.watch_candidates()
+    assert len(watched) == 2 and watched[1] != watched[0]
+
+
+def test_a_paper_segment_watches_nothing_for_the_margin_check(make) -> None:
+    trader, _, _ = make(Mode.PAPER)
+    watched: list[list[int]] = []
+    trader.ctx.watch_prices = watched.append
+    trader.ctx.risk.set_funds(Decimal("100000"))
+    trader.entries.watch_candidates()
+    assert watched == []
