@@ -11,7 +11,9 @@ from typing import Any
 
 
 def new_kite(*args: Any, **kwargs: Any) -> Any:
-    """`KiteConnect(*args, **kwargs)`."""
+    """`KiteConnect(*args, **kwargs)`, its order calls sent through an `OrderLane` (order_lane.py)."""
     from kiteconnect import KiteConnect
 
-    return KiteConnect(*args, **kwargs)
+    from desktop.broker.order_lane import with_order_lane
+
+    return with_order_lane(KiteConnect(*args, **kwargs))

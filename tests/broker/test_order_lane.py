@@ -1,0 +1,211 @@
+"""`OrderLane`: kiteconnect's order calls over kept-alive `http.client` connections (issue 18), the rest through requests.
+
+Against the simulator with the real kiteconnect client over real sockets: the same orders, the same refusals as
+through requests; and against a bare local socket server: a connection the server closed while idle, a connection
+refused, a reply that never comes, each told as `desktop.broker.errors.translate` reads requests' failures.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import requests
+from kiteconnect import KiteConnect
+from kiteconnect import exceptions as kex
+
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerUnavailable, translate
+from desktop.broker.exchange_rules import SL_M_REFUSED
+from desktop.broker.kite_client import new_kite
+from desktop.broker.order_lane import OrderLane
+from tests.broker.sim.test_sim_exchange_rules import option, ticks
+from tests.simkit import login, start_sim
+
+
+@pytest.fixture
+def sim():
+    s = start_sim()
+    yield s
+    s.stop()
+
+
+def laned(kite: KiteConnect) -> KiteConnect:
+    kite.reqsession = OrderLane(kite.reqsession)
+    return kite
+
+
+def order_params(inst: dict, **kw) -> dict:
+    params = dict(
+        variety="regular", exchange=inst["exchange"], tradingsymbol=inst["tradingsymbol"], transaction_type="BUY",
+        quantity=inst["lot_size"], product="MIS", order_type="MARKET", market_protection=-1, tag="KDlane",
+    )  # fmt: skip
+    return {**params, **kw}
+
+
+def test_the_app_makes_its_kite_clients_with_the_order_lane() -> None:
+    kite = new_kite("UK9394", root="http://127.0.0.1:9")
+    assert isinstance(kite.reqsession, OrderLane)
+
+
+def test_orders_placed_modified_and_cancelled_through_the_lane_are_what_requests_would_send(sim) -> None:
+    plain, kite = login(sim, "UK9394"), laned(login(sim, "UK9394"))
+    lane = kite.reqsession
+    inst = option(plain, offset=3)
+    price = Decimal(
+        str(plain.ltp(f"NFO:{inst['tradingsymbol']}")[f"NFO:{inst['tradingsymbol']}"]["last_price"])
+    )
+    low = str(ticks(price * Decimal("0.7")))
+    by_requests = plain.place_order(**order_params(inst, order_type="LIMIT", price=low))
+    by_lane = kite.place_order(**order_params(inst, order_type="LIMIT", price=low))
+    assert lane.sent == 1 and lane.opened == 1
+    rows = {o["order_id"]: o for o in plain.orders()}
+    fields = (
+        "tradingsymbol",
+        "transaction_type",
+        "quantity",
+        "product",
+        "order_type",
+        "price",
+        "tag",
+        "status",
+    )
+    assert [rows[by_lane][f] for f in fields] == [rows[by_requests][f] for f in fields]
+    lower = str(ticks(price * Decimal("0.65")))
+    kite.modify_order("regular", by_lane, price=lower, quantity=inst["lot_size"] * 2)
+    kite.cancel_order("regular", by_lane)
+    row = {o["order_id"]: o for o in plain.orders()}[by_lane]
+    assert (row["price"], row["quantity"], row["status"]) == (float(lower), inst["lot_size"] * 2, "CANCELLED")
+    assert lane.sent == 3 and lane.opened == 1, "one kept-alive connection for the three calls"
+    kite.orders()  # not an order call: through requests
+    assert lane.sent == 3
+
+
+def test_a_refusal_through_the_lane_is_kiteconnects_same_exception_with_the_same_words(sim) -> None:
+    plain, kite = login(sim, "UK9394"), laned(login(sim, "UK9394"))
+    inst = option(plain)
+    sl_m = order_params(inst, transaction_type="SELL", order_type="SL-M", trigger_price=1)
+    with pytest.raises(kex.InputException) as by_requests:
+        plain.place_order(**sl_m)
+    with pytest.raises(kex.InputException) as by_lane:
+        kite.place_order(**sl_m)
+    assert str(by_lane.value) == str(by_requests.value) and SL_M_REFUSED[:30] in str(by_lane.value)
+    assert by_lane.value.code == by_requests.value.code
+    kite.set_access_token("expired")
+    with pytest.raises(kex.TokenException):
+        kite.place_order(**order_params(inst))
+
+
+def test_each_thread_sends_on_its_own_connection(sim) -> None:
+    kite = laned(login(sim, "UK9394"))
+    inst = option(kite, offset=4)
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            for _ in range(3):
+                kite.place_order(**order_params(inst))
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == [] and kite.reqsession.sent == 12 and kite.reqsession.opened == 4
+    assert len([o for o in kite.orders() if o["tag"] == "KDlane"]) == 12
+    kite.reqsession.close()
+
+
+class OneShotServer:
+    """A local HTTP server that answers each request with Kite's success JSON, then (`close_after`) closes the
+    connection without saying so, or (`silent`) never answers."""
+
+    def __init__(self, close_after: bool = False, silent: bool = False) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.close_after, self.silent = close_after, silent
+        self.requests = 0
+        self._conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self._conns.append(conn)
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.requests += data.count(
+                    b" HTTP/1.1\r\n"
+                )  # request lines (one send each, headers and body)
+                if self.silent:
+                    continue
+                body = b'{"status": "success", "data": {"order_id": "1"}}'
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\n\r\n" + body)  # fmt: skip
+                if self.close_after:
+                    return
+
+    def stop(self) -> None:
+        self.sock.close()
+        for conn in self._conns:
+            conn.close()
+
+
+@pytest.fixture
+def server_of() -> Iterator:
+    made: list[OneShotServer] = []
+
+    def make(**kw) -> OneShotServer:
+        made.append(OneShotServer(**kw))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.stop()
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again_before_the_order_is_sent(
+    server_of,
+) -> None:
+    server = server_of(close_after=True)
+    kite = laned(KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=5))
+    assert kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "1"
+    threading.Event().wait(0.2)  # the server has closed its side meanwhile
+    # Sent on the closed connection, the order's fate would be unknown (a reset after writing it).
+    assert kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "1"
+    assert kite.reqsession.opened == 2 and server.requests == 2
+    kite.reqsession.close()
+
+
+def test_a_refused_connection_is_unavailable_and_a_reply_that_never_comes_is_ambiguous(server_of) -> None:
+    free = socket.create_server(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()  # nobody listens there now
+    kite = laned(KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{port}", timeout=2))
+    with pytest.raises(requests.ConnectionError) as refused:
+        kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+    assert isinstance(translate(refused.value), BrokerUnavailable), "nothing was sent: not ambiguous"
+    server = server_of(silent=True)
+    kite = laned(KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=0.5))
+    with pytest.raises(requests.ReadTimeout) as silent:
+        kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+    assert isinstance(translate(silent.value), AmbiguousOrderFailure), "sent, no reply: its effect is unknown"
+    assert server.requests == 1
+    kite.reqsession.close()
