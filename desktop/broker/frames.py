@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 WAIT_QUIET_S = 0.02  # the longest background work waits for the frames being handed out before it goes on
+_YIELD = getattr(os, "sched_yield", lambda: None)
 
 
 class QuietFrames:
@@ -74,6 +76,16 @@ class QuietFrames:
                     gc.enable()
                 now, self._after = self._after, []
                 self._lock.notify_all()
+        if not now:
+            return
+        # The work waits for the frames of the moment: another account's feed may have its frame already and be
+        # waiting for the interpreter lock to take it. It gets the CPU first (`os.sched_yield`, the lock let go);
+        # if it took its frame meanwhile, the work runs once that one is handed out, still before its own.
+        _YIELD()
+        with self._lock:
+            if self._open and time.monotonic() - self._since <= self.STALE_S:
+                self._after[:0] = now
+                return
         _run_all(now)
 
     def after(self, work: Callable[[], None]) -> None:
@@ -90,6 +102,16 @@ class QuietFrames:
     ) -> Callable[[Callable[[], None]], None]:
         """A frame's `wake_after` whose wake-ups also wait for the other accounts' frames being handed out (`after`)."""
         return lambda wake: wake_after(lambda: self.after(wake))
+
+    def after_deciding(self, timeout: float = WAIT_QUIET_S) -> bool:
+        """A feed has handed its frame out (released it) and has work left on it that no decision waits for (its
+        watch list): first the other accounts' feeds decide theirs. The accounts' frames of one moment arrive
+        together; a feed that went straight on with its own rest held the interpreter lock from the feeds still
+        waiting to decide (issue 18). So the CPU is offered to them (`os.sched_yield`, the interpreter lock let go:
+        a feed thread waiting for it takes it now), then this waits (`wait_quiet`, at most `timeout`) until no
+        frame is being handed out. Alone (one account, a replay) it costs a system call. True when quiet."""
+        _YIELD()
+        return self.wait_quiet(timeout)
 
     def wait_quiet(self, timeout: float = WAIT_QUIET_S) -> bool:
         """Waits until no frame is being handed out, at most `timeout` seconds (background work that may wait: the

@@ -541,6 +541,7 @@ class AccountFeed:
             self._hand_out(frame, received)
         finally:
             FRAMES.release()
+        FRAMES.after_deciding()  # the other accounts' frames of the moment are decided before this one is kept
         self._keep(frame, self._frames)
 
     def _hand_out(self, frame: bytes, received: float) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import desktop.broker.frames as frames_module
 import desktop.broker.stream as stream_module
 from desktop.broker.frames import FRAMES, QuietFrames
 from desktop.broker.ticks import TickBatch, pack_frame
@@ -105,3 +106,47 @@ def test_background_work_waits_for_the_frames_being_handed_out_but_never_long() 
     started = time.monotonic()
     quiet.wait_quiet(5.0)
     assert time.monotonic() - started < 1.0, "a stale hold is not waited for"
+
+
+def test_work_after_a_frame_waits_for_a_frame_another_feed_took_while_the_cpu_was_offered(
+    monkeypatch,
+) -> None:
+    """The last frame of the moment released, the CPU is offered first (`os.sched_yield`) to a feed waiting to take
+    its frame; one that took it meanwhile hands its frame out before the work (the frame's commit, the agents'
+    wake-ups) runs: side effects never compete with a frame of the same moment still being decided."""
+    quiet = QuietFrames()
+    ran: list[str] = []
+    taken: list[int] = []
+
+    def another_feed_takes_its_frame() -> None:
+        if not taken:
+            taken.append(1)
+            quiet.hold()
+
+    monkeypatch.setattr(frames_module, "_YIELD", another_feed_takes_its_frame)
+    quiet.hold()
+    quiet.after(lambda: ran.append("commit"))
+    quiet.release()
+    assert taken == [1] and ran == [], "offered first; the other feed took its frame: the work waits for it"
+    quiet.after(lambda: ran.append("its own"))
+    quiet.release()
+    assert ran == ["commit", "its own"], "once the other frame is handed out: in order"
+    quiet.hold()
+    quiet.release()  # no work waiting: nothing offered
+    assert taken == [1]
+
+
+def test_a_feed_keeps_its_frame_once_the_other_feeds_have_handed_theirs_out(monkeypatch) -> None:
+    """`after_deciding`: the CPU is offered, then the feed waits (at most the timeout) for the frames being handed
+    out by other feeds before it goes on with what no decision waits for (its watch list)."""
+    quiet = QuietFrames()
+    offered: list[int] = []
+    monkeypatch.setattr(frames_module, "_YIELD", lambda: offered.append(1))
+    assert quiet.after_deciding(0.0) and offered == [1], "alone: at once"
+    quiet.hold()  # another feed's frame
+    releaser = threading.Timer(0.05, quiet.release)
+    started = time.monotonic()
+    releaser.start()
+    assert quiet.after_deciding(5.0)
+    assert 0.04 <= time.monotonic() - started < 2.0, "waited for the other frame, not for the timeout"
+    releaser.join()
