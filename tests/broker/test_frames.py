@@ -150,3 +150,31 @@ def test_a_feed_keeps_its_frame_once_the_other_feeds_have_handed_theirs_out(monk
     assert quiet.after_deciding(5.0)
     assert 0.04 <= time.monotonic() - started < 2.0, "waited for the other frame, not for the timeout"
     releaser.join()
+
+
+def test_frames_are_decided_one_at_a_time_and_a_stuck_one_is_not_waited_for_long(monkeypatch) -> None:
+    """A feed taking its frame while another feed's is being handed out waits for it (the first frame's decisions
+    are not shared out with the second's), counted as being handed out meanwhile; never longer than `TURN_WAIT_S`."""
+    quiet = QuietFrames()
+    steps: list[str] = []
+    monkeypatch.setattr(frames_module, "TURN_WAIT_S", 2.0)  # a loaded machine must not make B give up waiting
+    quiet.hold()  # feed A's frame
+    second = threading.Thread(target=lambda: (quiet.hold(), steps.append("B decides"), quiet.release()))
+    second.start()
+    deadline = time.monotonic() + 5
+    while quiet._open < 2 and not steps and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.005)  # B would decide now, were it not waiting
+    steps.append("A decided")
+    assert quiet._open == 2, "B's frame counts as being handed out while it waits"
+    quiet.release()
+    second.join(5)
+    assert steps == ["A decided", "B decides"]
+    monkeypatch.setattr(frames_module, "TURN_WAIT_S", 0.05)
+    quiet.hold()  # a frame whose feed never goes on
+    started = time.monotonic()
+    other = threading.Thread(target=lambda: (quiet.hold(), quiet.release()))
+    other.start()
+    other.join(5)
+    assert time.monotonic() - started < frames_module.TURN_WAIT_S + 0.5, "waited at most TURN_WAIT_S"
+    quiet.release()
