@@ -58,6 +58,7 @@ class QuietFrames:
         )  # held by the feed deciding its frame (re-entrant: a replay's tests nest)
         self._turn_since = 0.0  # time.monotonic() when the feed deciding now took its turn
         self._mine = threading.local()  # `turns`: for each hold of this thread, whether it took the turn
+        self._holders: dict[int, float] = {}  # thread ident -> time.monotonic() of a recent hold (to 0.1 s)
 
     def hold(self) -> None:
         late: list[Callable[[], None]] = []
@@ -70,6 +71,11 @@ class QuietFrames:
                     self._held = False
                     gc.enable()
             self._open += 1
+            me, now = threading.get_ident(), time.monotonic()
+            if self._holders.get(me, 0.0) < now - 0.1:  # the feeds handing out frames lately (`_others`)
+                if len(self._holders) > 64:
+                    self._holders = {t: at for t, at in self._holders.items() if at >= now - self.STALE_S}
+                self._holders[me] = now
             if self._open == 1:
                 self._since = time.monotonic()
                 if gc.isenabled():
@@ -103,12 +109,21 @@ class QuietFrames:
         # The work waits for the frames of the moment: another account's feed may have its frame already and be
         # waiting for the interpreter lock to take it. It gets the CPU first (`os.sched_yield`, the lock let go);
         # if it took its frame meanwhile, the work runs once that one is handed out, still before its own.
+        if not self._others():
+            _run_all(now)
+            return
         _YIELD()
         with self._lock:
             if self._open and time.monotonic() - self._since <= self.STALE_S:
                 self._after[:0] = now
                 return
         _run_all(now)
+
+    def _others(self) -> bool:
+        """True when another thread handed out a frame in the last `STALE_S`: another account's feed may be about
+        to take its frame, so the CPU is worth offering. Alone (one account, a replay's driver) nobody is."""
+        me, since = threading.get_ident(), time.monotonic() - self.STALE_S
+        return any(at >= since for t, at in list(self._holders.items()) if t != me)
 
     def after(self, work: Callable[[], None]) -> None:
         """Runs `work` once no frame is being handed out: now if none is, else on the thread that hands out the last
@@ -131,7 +146,10 @@ class QuietFrames:
         together; a feed that went straight on with its own rest held the interpreter lock from the feeds still
         waiting to decide (issue 18). So the CPU is offered to them (`os.sched_yield`, the interpreter lock let go:
         a feed thread waiting for it takes it now), then this waits (`wait_quiet`, at most `timeout`) until no
-        frame is being handed out. Alone (one account, a replay) it costs a system call. True when quiet."""
+        frame is being handed out. Alone (no other thread handed out a frame lately: one account, a replay's
+        driver) it returns at once. True when quiet."""
+        if not self._others():
+            return self.wait_quiet(0.0)
         _YIELD()
         return self.wait_quiet(timeout)
 

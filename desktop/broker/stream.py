@@ -45,11 +45,13 @@ from desktop.broker.ticks import (
     MODE_LTP,
     MODE_QUOTE,
     MODES,
+    FrameIndex,
     LatestPackets,
     QuoteTick,
     TickBatch,
     find_packets,
     index_frame,
+    index_if_small,
     parse_packet,
     parse_packet_at,
     parse_text,
@@ -536,17 +538,20 @@ class AccountFeed:
         # (the watch list, read on demand), still on this thread and before the next frame. A reader of the watch
         # list meanwhile gets the previous frame's value: never one older than before.
         self._frames += 1
+        small = index_if_small(
+            frame, self._frames
+        )  # a few packets: indexed once, the same walk as finding them
         FRAMES.hold()
         try:
-            self._hand_out(frame, received)
+            self._hand_out(frame, received, small)
         finally:
             FRAMES.release()
         FRAMES.after_deciding()  # the other accounts' frames of the moment are decided before this one is kept
-        self._keep(frame, self._frames)
+        self._keep(small if small is not None else index_frame(frame, self._frames))
 
-    def _hand_out(self, frame: bytes, received: float) -> None:
+    def _hand_out(self, frame: bytes, received: float, small: FrameIndex | None) -> None:
         """Decodes the frame's delivered packets (`find_packets`) and hands them to every stream."""
-        spans = find_packets(frame, self._eager)
+        spans = find_packets(frame, self._eager) if small is None else small.spans_of(self._eager)
         if not spans:
             return
         wakes: list[Callable[[], None]] = []
@@ -565,9 +570,8 @@ class AccountFeed:
         for wake in wakes:  # every stream has its part: now wake whoever asked
             wake()
 
-    def _keep(self, frame: bytes, seq: int) -> None:
+    def _keep(self, index: FrameIndex) -> None:
         """Every packet of the frame kept as its token's latest (`latest_packet`), after its decisions."""
-        index = index_frame(frame, seq)
         if not len(index):
             return
         self._latest.add(index)

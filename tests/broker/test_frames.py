@@ -108,6 +108,13 @@ def test_background_work_waits_for_the_frames_being_handed_out_but_never_long() 
     assert time.monotonic() - started < 1.0, "a stale hold is not waited for"
 
 
+def another_feed_hands_out_a_frame(quiet: QuietFrames) -> None:
+    """Another account's feed (another thread) hands out a frame: from now on the CPU is worth offering."""
+    other = threading.Thread(target=lambda: (quiet.hold(), quiet.release()))
+    other.start()
+    other.join(5)
+
+
 def test_work_after_a_frame_waits_for_a_frame_another_feed_took_while_the_cpu_was_offered(
     monkeypatch,
 ) -> None:
@@ -124,6 +131,12 @@ def test_work_after_a_frame_waits_for_a_frame_another_feed_took_while_the_cpu_wa
             quiet.hold()
 
     monkeypatch.setattr(frames_module, "_YIELD", another_feed_takes_its_frame)
+    quiet.hold()  # alone so far (one account, a replay): nothing is offered, the work runs at once
+    quiet.after(lambda: ran.append("alone"))
+    quiet.release()
+    assert taken == [] and ran == ["alone"]
+    ran.clear()
+    another_feed_hands_out_a_frame(quiet)
     quiet.hold()
     quiet.after(lambda: ran.append("commit"))
     quiet.release()
@@ -142,14 +155,26 @@ def test_a_feed_keeps_its_frame_once_the_other_feeds_have_handed_theirs_out(monk
     quiet = QuietFrames()
     offered: list[int] = []
     monkeypatch.setattr(frames_module, "_YIELD", lambda: offered.append(1))
-    assert quiet.after_deciding(0.0) and offered == [1], "alone: at once"
-    quiet.hold()  # another feed's frame
-    releaser = threading.Timer(0.05, quiet.release)
+    assert quiet.after_deciding(5.0) and offered == [], (
+        "alone (one account, a replay): at once, nothing offered"
+    )
+    taken, release = threading.Event(), threading.Event()
+
+    def other_feed() -> None:  # another account's feed, handing out a frame
+        quiet.hold()
+        taken.set()
+        release.wait(5)
+        time.sleep(0.05)
+        quiet.release()
+
+    other = threading.Thread(target=other_feed)
+    other.start()
+    assert taken.wait(5)
     started = time.monotonic()
-    releaser.start()
-    assert quiet.after_deciding(5.0)
+    release.set()
+    assert quiet.after_deciding(5.0) and offered == [1]
     assert 0.04 <= time.monotonic() - started < 2.0, "waited for the other frame, not for the timeout"
-    releaser.join()
+    other.join(5)
 
 
 def test_frames_are_decided_one_at_a_time_and_a_stuck_one_is_not_waited_for_long(monkeypatch) -> None:

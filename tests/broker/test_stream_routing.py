@@ -68,13 +68,15 @@ def test_two_sessions_subscribing_at_once_both_get_their_ticks(monkeypatch) -> N
 
 def test_a_frames_delivered_ticks_are_handed_out_before_its_watch_list_is_kept(monkeypatch) -> None:
     """Decide first (issue 18): the feed hands a frame's delivered ticks to the streams before it indexes the frame
-    for the watch list; a watched instrument read meanwhile gives the previous frame's value (never an older one),
-    and the frame's own value once the feed is done with it."""
+    for the watch list and keeps its packets; a watched instrument read meanwhile gives the previous frame's value
+    (never an older one), and the frame's own value once the feed is done with it. A frame of a few packets is
+    indexed first (the same walk as finding them) but kept after its decisions all the same."""
     feed = stream_module.AccountFeed(NoLink())  # type: ignore[arg-type]
     stream = feed.open_stream(SessionKey("UK9394", "aaaa"))
     index_token, watched = 256265, 0x4F000002
+    others = [0x50000002 + 256 * i for i in range(40)]  # a watch list: the frame is too big to walk twice
     stream.subscribe([index_token], "full")
-    stream.watch([watched], "full")
+    stream.watch([watched, *others], "full")
     steps: list[str] = []
     read: list = []
 
@@ -83,23 +85,31 @@ def test_a_frames_delivered_ticks_are_handed_out_before_its_watch_list_is_kept(m
         read.append(stream.last_tick(watched))
 
     stream.add_tick_listener(decide, on_feed_thread=True)
-    real_index = stream_module.index_frame
+    real_index, real_add = stream_module.index_frame, feed._latest.add
 
     def index_frame(*args):
         steps.append("indexed")
         return real_index(*args)
 
+    def add(index) -> None:
+        steps.append("kept")
+        real_add(index)
+
     monkeypatch.setattr(stream_module, "index_frame", index_frame)
+    monkeypatch.setattr(feed._latest, "add", add)
     try:
-        for rupees in (5, 6):
+        for rupees, watch_list in ((5, others), (6, others), (7, [])):
             packets = [
                 struct.pack(">II", index_token, 100 * (20_000 + rupees)),
                 struct.pack(">II", watched, 100 * rupees),
             ]
+            packets += [struct.pack(">II", token, 100 * rupees) for token in watch_list]
             feed._on_frame(pack_frame(packets), time.perf_counter())
-        assert steps == ["decided", "indexed", "decided", "indexed"]
-        assert read[0] is None and read[1].last_price == 5  # during frame 2's decisions: frame 1's value
+        assert steps == ["decided", "indexed", "kept"] * 2 + ["decided", "kept"]
+        assert read[0] is None and read[1].last_price == 5 and read[2].last_price == 6, (
+            "the previous frame's value"
+        )
         last = stream.last_tick(watched)
-        assert last is not None and last.last_price == 6
+        assert last is not None and last.last_price == 7
     finally:
         stream.close()

@@ -400,6 +400,7 @@ def test_find_packets_finds_exactly_what_the_index_finds_for_the_wanted_tokens(
         frame = frame[: max(0, len(frame) - cut)]
     wanted = set(rnd.sample(tokens, min(picks, len(tokens))))
     assert find_packets(frame, frozenset(wanted)) == found_by_index(frame, wanted)
+    assert index_frame(frame).spans_of(frozenset(wanted)) == found_by_index(frame, wanted)  # lists or numpy
 
 
 def test_find_packets_in_a_frame_of_mixed_modes_steps_over_a_corrupt_length() -> None:
