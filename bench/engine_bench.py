@@ -55,7 +55,8 @@ Several processes on one simulator (what one process per account would do with t
 
 The 1000 extra instruments are a watch list (`SessionEngine.watch_instruments`): every packet is found in
 the frame and kept as the instrument's latest value (readable with `SessionEngine.quote`), decoded only
-when read. The figures count ticks off the wire and the same counted once per session subscribed.
+when read. The feed does that after the frame's decisions (decide first: `find_packets` finds only the
+delivered packets before them), so it is not in the tick-to-intent figures, KiteDesk's or the peer's; its CPU is. The figures count ticks off the wire and the same counted once per session subscribed.
 """
 
 from __future__ import annotations

@@ -9,10 +9,12 @@ need TA-Lib's C library; `vnpy.event` imports only the standard library, so noth
 
 What the peer runs, per account (the same accounts, feeds and subscriptions as KiteDesk's sessions: the
 segments' indices in full mode, delivered, plus the extra instruments watched): KiteDesk's own `AccountFeed`
-receives and indexes each frame and decodes the index packets on its thread (so the wire side is
-identical), and a listener on that thread puts one vn.py `Event` per index tick into one `EventEngine`, as a
-vn.py gateway's `on_tick` does (event type `eTick.<token>`). The engine's one thread drains the queue and
-calls the handlers registered for that type: one per session × segment, each running KiteDesk's own
+receives each frame and decodes the index packets on its thread (so the wire side is identical), and a
+listener on that thread puts one vn.py `Event` per index tick into one `EventEngine`, as a vn.py gateway's
+`on_tick` does (event type `eTick.<account>.<token>`: each session's segments get their own account's ticks, as
+KiteDesk's do; until issue 18's second round every handler got every account's copy of each tick, four times
+the handler calls at four accounts). The engine's one thread drains the queue and calls the handlers registered
+for that type: one per session × segment, each running KiteDesk's own
 `IndexChart` (the `BarBuilder` and the two `EMA`s the agent keeps) and `ItmMomentumStrategy` on the tick.
 An `EnterPosition` is the decision: its latency is `time.perf_counter()` minus the moment the frame arrived
 at the feed (the same clock start as KiteDesk's tick-to-intent), then the entry is refused as
@@ -24,6 +26,7 @@ given a lighter decision.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,22 +97,28 @@ def run_vnpy_peer(
     event_engine = EventEngine(interval=1)
     probe: list[float] = []
     handlers: list[SegmentHandler] = []
-    for _session in range(sessions):
+    used = users[: min(len(users), sessions)]  # session i is on account i % len(users), as in engine_bench
+    for session in range(sessions):
+        account = used[session % len(used)]
         for segment in params.segments:
             h = SegmentHandler(params, segment, probe)
             handlers.append(h)
-            event_engine.register(f"eTick.{segment.spec.index_token}", h)
-    used = users[: min(len(users), sessions)]  # session i is on account i % len(users), as in engine_bench
+            # A session's segment gets its own account's ticks, as a KiteDesk session does (one event type per
+            # account and instrument: a handler fed every account's copy of each tick did 4x the work at 4 accounts).
+            event_engine.register(f"eTick.{account}.{segment.spec.index_token}", h)
     index_tokens = sorted({s.spec.index_token for s in params.segments})
     wanted = set(index_tokens)
     put = event_engine.put
 
-    def on_ticks(batch: TickBatch) -> None:  # the feed's thread: a vn.py gateway's on_tick
-        received = batch.received
-        for q in batch:
-            token = q.instrument_token
-            if token in wanted:
-                put(Event(f"eTick.{token}", (q.to_tick(), received)))
+    def listener(account: str) -> Callable[[TickBatch], None]:
+        def on_ticks(batch: TickBatch) -> None:  # the feed's thread: a vn.py gateway's on_tick
+            received = batch.received
+            for q in batch:
+                token = q.instrument_token
+                if token in wanted:
+                    put(Event(f"eTick.{account}.{token}", (q.to_tick(), received)))
+
+        return on_ticks
 
     kite_sessions, streams = [], []
     event_engine.start()
@@ -117,7 +126,7 @@ def run_vnpy_peer(
         for user in used:
             ks = engine.hub.open_session(engine._profile(user))  # noqa: SLF001 - demo accounts too
             stream = engine.hub.open_stream(ks)
-            stream.add_tick_listener(on_ticks, on_feed_thread=True)
+            stream.add_tick_listener(listener(user), on_feed_thread=True)
             stream.subscribe(index_tokens, "full")
             if extra:
                 stream.watch(extra, mode)

@@ -45,10 +45,13 @@ from desktop.broker.ticks import (
     MODE_LTP,
     MODE_QUOTE,
     MODES,
+    FrameIndex,
     LatestPackets,
     QuoteTick,
     TickBatch,
+    find_packets,
     index_frame,
+    index_if_small,
     parse_packet,
     parse_packet_at,
     parse_text,
@@ -326,7 +329,7 @@ class AccountFeed:
         # each replaced whole: the feed reads them without a lock).
         self._latest = LatestPackets()
         self._frames = 0
-        self._eager = np.empty(0, np.uint32)
+        self._eager: frozenset[int] = frozenset()
         self._fanout: tuple[np.ndarray, np.ndarray] = (np.empty(0, np.uint32), np.empty(0, np.int64))
         self.packets_received = 0  # tick packets off the wire (bench and diagnostics)
         self.ticks_to_streams = 0  # the same counted once per stream subscribed to them
@@ -528,38 +531,49 @@ class AccountFeed:
                 stream._offer_event(EVENT_STREAM_DISCONNECTED, "market data connection lost: reconnecting")
 
     def _on_frame(self, frame: bytes, received: float) -> None:
-        # Held while the frame is handed out: no garbage collection starts, and what waits for the frames of the
-        # moment (broker/frames.py) runs after.
+        # Decide first, then keep the rest (issue 18): the packets some stream wants delivered (the indices the
+        # segments decide on, their held options) are found without indexing the frame, decoded and handed out
+        # while the process's FRAMES is held (no garbage collection starts; what waits for the frames of the
+        # moment, broker/frames.py, runs after); only then is every packet found and kept as its token's latest
+        # (the watch list, read on demand), still on this thread and before the next frame. A reader of the watch
+        # list meanwhile gets the previous frame's value: never one older than before.
+        self._frames += 1
+        small = index_if_small(
+            frame, self._frames
+        )  # a few packets: indexed once, the same walk as finding them
         FRAMES.hold()
         try:
-            self._hand_out(frame, received)
+            self._hand_out(frame, received, small)
         finally:
             FRAMES.release()
+        FRAMES.after_deciding()  # the other accounts' frames of the moment are decided before this one is kept
+        self._keep(small if small is not None else index_frame(frame, self._frames))
 
-    def _hand_out(self, frame: bytes, received: float) -> None:
-        # Find the packets without decoding; decode and hand on the delivered tokens first; then keep
-        # every packet as its token's latest.
-        self._frames += 1
-        index = index_frame(frame, self._frames)
+    def _hand_out(self, frame: bytes, received: float, small: FrameIndex | None) -> None:
+        """Decodes the frame's delivered packets (`find_packets`) and hands them to every stream."""
+        spans = find_packets(frame, self._eager) if small is None else small.spans_of(self._eager)
+        if not spans:
+            return
+        wakes: list[Callable[[], None]] = []
+        batch = TickBatch(received, wakes=wakes)
+        now = self._times.market_time()
+        for start, length in spans:
+            tick = parse_packet_at(frame, start, length)
+            if tick is None:
+                continue
+            if self._times.accept(tick, now):
+                batch.append(tick)
+            else:
+                self._count_bad_time(tick.instrument_token, self._times.take_note())
+        for stream in self._stream_list():
+            stream._offer_ticks(batch)
+        for wake in wakes:  # every stream has its part: now wake whoever asked
+            wake()
+
+    def _keep(self, index: FrameIndex) -> None:
+        """Every packet of the frame kept as its token's latest (`latest_packet`), after its decisions."""
         if not len(index):
             return
-        eager = index.positions_of(self._eager)
-        if len(eager):
-            wakes: list[Callable[[], None]] = []
-            batch = TickBatch(received, wakes=wakes)
-            now = self._times.market_time()
-            for start, length in index.spans(eager):
-                tick = parse_packet_at(frame, start, length)
-                if tick is None:
-                    continue
-                if self._times.accept(tick, now):
-                    batch.append(tick)
-                else:
-                    self._count_bad_time(tick.instrument_token, self._times.take_note())
-            for stream in self._stream_list():
-                stream._offer_ticks(batch)
-            for wake in wakes:  # every stream has its part: now wake whoever asked
-                wake()
         self._latest.add(index)
         self.packets_received += len(index)
         fan, counts = self._fanout
@@ -586,7 +600,7 @@ class AccountFeed:
                 with stream._lock:
                     eager |= stream.delivered
             # Replaced whole: the feed reads it without a lock.
-            self._eager = np.array(sorted(eager), np.uint32)
+            self._eager = frozenset(eager)
 
     def _stream_list(self) -> list[MarketStream]:
         with self._lock:

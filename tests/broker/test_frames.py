@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import desktop.broker.frames as frames_module
 import desktop.broker.stream as stream_module
 from desktop.broker.frames import FRAMES, QuietFrames
 from desktop.broker.ticks import TickBatch, pack_frame
@@ -105,3 +106,100 @@ def test_background_work_waits_for_the_frames_being_handed_out_but_never_long() 
     started = time.monotonic()
     quiet.wait_quiet(5.0)
     assert time.monotonic() - started < 1.0, "a stale hold is not waited for"
+
+
+def another_feed_hands_out_a_frame(quiet: QuietFrames) -> None:
+    """Another account's feed (another thread) hands out a frame: from now on the CPU is worth offering."""
+    other = threading.Thread(target=lambda: (quiet.hold(), quiet.release()))
+    other.start()
+    other.join(5)
+
+
+def test_work_after_a_frame_waits_for_a_frame_another_feed_took_while_the_cpu_was_offered(
+    monkeypatch,
+) -> None:
+    """The last frame of the moment released, the CPU is offered first (`os.sched_yield`) to a feed waiting to take
+    its frame; one that took it meanwhile hands its frame out before the work (the frame's commit, the agents'
+    wake-ups) runs: side effects never compete with a frame of the same moment still being decided."""
+    quiet = QuietFrames()
+    ran: list[str] = []
+    taken: list[int] = []
+
+    def another_feed_takes_its_frame() -> None:
+        if not taken:
+            taken.append(1)
+            quiet.hold()
+
+    monkeypatch.setattr(frames_module, "_YIELD", another_feed_takes_its_frame)
+    quiet.hold()  # alone so far (one account, a replay): nothing is offered, the work runs at once
+    quiet.after(lambda: ran.append("alone"))
+    quiet.release()
+    assert taken == [] and ran == ["alone"]
+    ran.clear()
+    another_feed_hands_out_a_frame(quiet)
+    quiet.hold()
+    quiet.after(lambda: ran.append("commit"))
+    quiet.release()
+    assert taken == [1] and ran == [], "offered first; the other feed took its frame: the work waits for it"
+    quiet.after(lambda: ran.append("its own"))
+    quiet.release()
+    assert ran == ["commit", "its own"], "once the other frame is handed out: in order"
+    quiet.hold()
+    quiet.release()  # no work waiting: nothing offered
+    assert taken == [1]
+
+
+def test_a_feed_keeps_its_frame_once_the_other_feeds_have_handed_theirs_out(monkeypatch) -> None:
+    """`after_deciding`: the CPU is offered, then the feed waits (at most the timeout) for the frames being handed
+    out by other feeds before it goes on with what no decision waits for (its watch list)."""
+    quiet = QuietFrames()
+    offered: list[int] = []
+    monkeypatch.setattr(frames_module, "_YIELD", lambda: offered.append(1))
+    assert quiet.after_deciding(5.0) and offered == [], (
+        "alone (one account, a replay): at once, nothing offered"
+    )
+    taken, release = threading.Event(), threading.Event()
+
+    def other_feed() -> None:  # another account's feed, handing out a frame
+        quiet.hold()
+        taken.set()
+        release.wait(5)
+        time.sleep(0.05)
+        quiet.release()
+
+    other = threading.Thread(target=other_feed)
+    other.start()
+    assert taken.wait(5)
+    started = time.monotonic()
+    release.set()
+    assert quiet.after_deciding(5.0) and offered == [1]
+    assert 0.04 <= time.monotonic() - started < 2.0, "waited for the other frame, not for the timeout"
+    other.join(5)
+
+
+def test_frames_are_decided_one_at_a_time_and_a_stuck_one_is_not_waited_for_long(monkeypatch) -> None:
+    """A feed taking its frame while another feed's is being handed out waits for it (the first frame's decisions
+    are not shared out with the second's), counted as being handed out meanwhile; never longer than `TURN_WAIT_S`."""
+    quiet = QuietFrames()
+    steps: list[str] = []
+    monkeypatch.setattr(frames_module, "TURN_WAIT_S", 2.0)  # a loaded machine must not make B give up waiting
+    quiet.hold()  # feed A's frame
+    second = threading.Thread(target=lambda: (quiet.hold(), steps.append("B decides"), quiet.release()))
+    second.start()
+    deadline = time.monotonic() + 5
+    while quiet._open < 2 and not steps and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.005)  # B would decide now, were it not waiting
+    steps.append("A decided")
+    assert quiet._open == 2, "B's frame counts as being handed out while it waits"
+    quiet.release()
+    second.join(5)
+    assert steps == ["A decided", "B decides"]
+    monkeypatch.setattr(frames_module, "TURN_WAIT_S", 0.05)
+    quiet.hold()  # a frame whose feed never goes on
+    started = time.monotonic()
+    other = threading.Thread(target=lambda: (quiet.hold(), quiet.release()))
+    other.start()
+    other.join(5)
+    assert time.monotonic() - started < frames_module.TURN_WAIT_S + 0.5, "waited at most TURN_WAIT_S"
+    quiet.release()

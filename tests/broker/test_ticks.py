@@ -21,6 +21,7 @@ from desktop.broker.ticks import (
     LatestPackets,
     QuoteTick,
     TickBatch,
+    find_packets,
     index_frame,
     pack_frame,
     parse_frame,
@@ -360,3 +361,64 @@ def test_small_and_large_frames_are_indexed_alike_around_the_python_walks_limit(
         assert indexed(part) == reference_index(part)
         index = index_frame(part)
         assert index.tokens.dtype == np.uint32 and index.starts.dtype == index.lengths.dtype == np.int64
+
+
+def found_by_index(frame: bytes, wanted: set[int]) -> list[tuple[int, int]]:
+    """What `find_packets` must find: the packets `index_frame` finds for the wanted tokens, in frame order."""
+    index = index_frame(frame)
+    return index.spans(index.positions_of(np.array(sorted(wanted), np.uint32)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    runs,
+    st.randoms(use_true_random=False),
+    st.integers(min_value=0, max_value=400),
+    st.booleans(),
+    st.integers(min_value=0, max_value=6),
+)
+def test_find_packets_finds_exactly_what_the_index_finds_for_the_wanted_tokens(
+    plan, rnd, cut, short_count, picks
+):
+    """Runs of mixed modes and undefined lengths, a count smaller than the packets, a truncated frame: the packets
+    found without indexing are the index's, and a wanted token's bytes inside another packet are never taken for
+    a packet (each packet here also carries some wanted token in its data)."""
+    tokens = [rnd.choice([256265, 260105, 265, 0x4F2A1E03, 0x4F2B1E03, 0x0000E903]) for _ in range(8)]
+    packets = []
+    for length, count in plan:
+        for _ in range(count):
+            body = bytearray(rnd.randbytes(length))
+            if length >= 4:
+                body[:4] = rnd.choice(tokens).to_bytes(4, "big")
+            if length >= 12:  # a wanted token where a price would be: not a packet of that token
+                body[8:12] = rnd.choice(tokens).to_bytes(4, "big")
+            packets.append(bytes(body))
+    frame = pack_frame(packets)
+    if short_count and packets:
+        frame = struct.pack(">H", len(packets) // 2) + frame[2:]
+    if cut:
+        frame = frame[: max(0, len(frame) - cut)]
+    wanted = set(rnd.sample(tokens, min(picks, len(tokens))))
+    assert find_packets(frame, frozenset(wanted)) == found_by_index(frame, wanted)
+    assert index_frame(frame).spans_of(frozenset(wanted)) == found_by_index(frame, wanted)  # lists or numpy
+
+
+def test_find_packets_in_a_frame_of_mixed_modes_steps_over_a_corrupt_length() -> None:
+    """Index packets (32 bytes) among full option packets (184), an LTP packet, a packet of a length the protocol
+    does not define (skipped as the walk skips it), then more packets: each wanted packet is found, in order."""
+    index_packet = struct.pack(">8I", 256265, 2_500_000, 0, 0, 0, 0, 0, 1_767_844_800)
+    options = [struct.pack(">I", 0x4F000003 + i * 256) + bytes(180) for i in range(100)]
+    odd = struct.pack(">I", 256265) + bytes(36)  # 40 bytes: not a packet of the protocol
+    ltp = struct.pack(">II", 265, 77_000)
+    frame = pack_frame([*options[:40], index_packet, odd, *options[40:], ltp, index_packet])
+    got = find_packets(frame, frozenset({256265, 265, 0x4F000003 + 70 * 256}))
+    assert [(length, int.from_bytes(frame[s : s + 4], "big")) for s, length in got] == [
+        (32, 256265), (184, 0x4F000003 + 70 * 256), (8, 265), (32, 256265)
+    ]  # fmt: skip
+    assert got == found_by_index(frame, {256265, 265, 0x4F000003 + 70 * 256})
+    assert find_packets(frame, frozenset()) == [] and find_packets(b"\x00", frozenset({265})) == []
+    many_runs = pack_frame(
+        [index_packet if i % 2 else options[i % 100] for i in range(300)]
+    )  # walked at the end
+    assert find_packets(many_runs, frozenset({256265})) == found_by_index(many_runs, {256265})
+    assert len(find_packets(many_runs, frozenset({256265}))) == 150
