@@ -12,8 +12,9 @@ So kiteconnect stays the client: its routes, its parameters, its reply parsing a
 `OrderLane` only takes the place of its `reqsession` and answers `request(...)` itself for the order endpoints
 (`POST`, `PUT` and `DELETE` under `/orders/`), handing every other call (login, instruments, quotes, history,
 margins, the order book) to the requests session it replaced. What it keeps of requests' behaviour:
-- the body and query string are encoded by requests' own encoder (`RequestEncodingMixin._encode_params`): the
-  bytes Kite receives are the bytes requests would send;
+- the body and query string are encoded by requests' own encoder (`RequestEncodingMixin._encode_params`): Kite
+  receives the parameters requests would send, byte for byte (the headers differ only in what requests adds on its
+  own: no compressed replies are asked for);
 - failures are raised as requests' exceptions, as `desktop.broker.errors.translate` reads them: a connection
   that could not be opened (refused, no route, a name that does not resolve) is a `ConnectionError` around
   urllib3's `NewConnectionError` (nothing was sent: safe to retry); a connect that timed out is `ConnectTimeout`; a
