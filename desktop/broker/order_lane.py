@@ -10,8 +10,9 @@ each and were written p50 1.8 ms, p99 6.1 ms after the burst began.
 
 So kiteconnect stays the client: its routes, its parameters, its reply parsing and its exceptions are unchanged.
 `OrderLane` only takes the place of its `reqsession` and answers `request(...)` itself for the order endpoints
-(`POST`, `PUT` and `DELETE` under `/orders/`), handing every other call (login, instruments, quotes, history,
-margins, the order book) to the requests session it replaced. What it keeps of requests' behaviour:
+(`POST`, `PUT` and `DELETE` under `/orders/`) and the reads of orders and trades (`GET /orders...`, `/trades`: an
+order update with fills is followed by a read of its trades, the most frequent call of a busy minute), handing every
+other call (login, instruments, quotes, history, margins, positions) to the requests session it replaced. What it keeps of requests' behaviour:
 - the body and query string are encoded by requests' own encoder (`RequestEncodingMixin._encode_params`): Kite
   receives the parameters requests would send, byte for byte (the headers differ only in what requests adds on its
   own: no compressed replies are asked for);
@@ -42,6 +43,15 @@ from urllib.parse import urlsplit
 
 ORDER_METHODS = frozenset({"POST", "PUT", "DELETE"})
 ORDER_PATH = "/orders/"
+READ_PATHS = ("/orders", "/trades")  # the order book, an order's history and trades, the day's trades (GET)
+
+
+def _laned(method: str, path: str) -> bool:
+    """True for the calls the lane sends itself: placing, modifying and cancelling an order, and reading orders and
+    their trades (an order update with fills is followed by its trades, on the agent's thread: issue 18)."""
+    if method in ORDER_METHODS:
+        return path.startswith(ORDER_PATH)
+    return method == "GET" and any(path == p or path.startswith(p + "/") for p in READ_PATHS)
 
 
 class LaneResponse:
@@ -72,8 +82,7 @@ class OrderLane:
         """requests' `Session.request`, for the arguments kiteconnect passes."""
         parts = urlsplit(url)
         if (
-            method not in ORDER_METHODS
-            or not parts.path.startswith(ORDER_PATH)
+            not _laned(method, parts.path)
             or parts.scheme not in ("http", "https")
             or kwargs.get("proxies")
             or kwargs.get("verify") is False

@@ -79,8 +79,11 @@ def test_orders_placed_modified_and_cancelled_through_the_lane_are_what_requests
     row = {o["order_id"]: o for o in plain.orders()}[by_lane]
     assert (row["price"], row["quantity"], row["status"]) == (float(lower), inst["lot_size"] * 2, "CANCELLED")
     assert lane.sent == 3 and lane.opened == 1, "one kept-alive connection for the three calls"
-    kite.orders()  # not an order call: through requests
-    assert lane.sent == 3
+    assert [o["order_id"] for o in kite.orders()] == [o["order_id"] for o in plain.orders()]
+    assert kite.order_history(by_lane)[-1]["status"] == "CANCELLED" and kite.order_trades(by_lane) == []
+    assert lane.sent == 6 and lane.opened == 1, "the reads of orders and trades too"
+    kite.margins("equity")  # not an order call: through requests
+    assert lane.sent == 6
 
 
 def test_a_refusal_through_the_lane_is_kiteconnects_same_exception_with_the_same_words(sim) -> None:
