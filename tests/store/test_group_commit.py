@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
@@ -294,3 +295,44 @@ def test_a_batch_of_background_notes_gives_way_to_an_intent_queued_while_it_runs
     assert order == ["note 0", "note 1", "intent", "note 2", "note 3", "note 4", "note 5"]
     saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
     assert [i.intent_id for i in saved] == [intent.intent_id]
+
+
+def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
+    """SQLite builds before 3.32 (and any built with the old default) take 999 `?` per statement. A multi-row INSERT
+    of 64 intents of 18 columns is 1,152: "too many SQL variables", which the store took for a disk failure and
+    stopped recording for good. The rows per statement follow the connection's own limit."""
+    from sqlalchemy import event
+
+    def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(store._db.engine, "connect", old_sqlite)
+    store._db.engine.dispose()
+    store._db._drop_batch_conn()
+    key = new_session(store, "AB1234")
+    intents = [(make_intent(key), DAY) for _ in range(64)]
+    assert store.intents.record_all(intents) == [True] * 64
+    assert store.write_failure is None
+    with store._db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM order_intents").scalar_one() == 64
+
+
+def test_a_flush_of_a_thousand_held_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
+    """The intents held through a long outage are journalled in one group (`Orders.journal_back`): the look for
+    those already saved asks for every id, 1,000 of them past a 999 limit."""
+    from sqlalchemy import event
+
+    def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(store._db.engine, "connect", old_sqlite)
+    store._db.engine.dispose()
+    store._db._drop_batch_conn()
+    key = new_session(store, "AB1234")
+    first = make_intent(key)
+    assert store.intents.record_all([(first, DAY)]) == [True]
+    intents = [(first, DAY)] + [(make_intent(key), DAY) for _ in range(999)]
+    assert store.intents.record_all(intents) == [False] + [True] * 999
+    assert store.write_failure is None
+    with store._db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM order_intents").scalar_one() == 1000
