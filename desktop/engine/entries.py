@@ -35,6 +35,8 @@ class Entries:
         self.observer: EntryObserver | None = None  # latency probes (bench); None in the app
         # The index prices for which the options an entry would buy are watched already (`watch_candidates`).
         self._watched_band: tuple[Decimal, Decimal] | None = None
+        # Every (strike, day) whose options were watched: watched for the run, never asked again (`watch_candidates`).
+        self._watched_strikes: set[tuple[Decimal, date]] = set()
 
     def enter(self, action: EnterPosition) -> None:
         """An entry decided and sent on this thread (the agent handling its ticks itself)."""
@@ -59,6 +61,10 @@ class Entries:
         step = Decimal(t.segment.spec.strike_step)
         atm = (price / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
         self._watched_band = (atm - step / 2, atm + step / 2)
+        seen = (atm, t.market_time.date())
+        if seen in self._watched_strikes:
+            return  # back to a strike watched already (an index swinging across a half-strike): no resync
+        self._watched_strikes.add(seen)
         tokens = []
         for right in (OptionRight.CE, OptionRight.PE):
             try:

@@ -80,3 +80,17 @@ def test_a_paper_segment_watches_nothing_for_the_margin_check(make) -> None:
     trader.ctx.risk.set_funds(Decimal("100000"))
     trader.entries.watch_candidates()
     assert watched == []
+
+
+def test_an_index_swinging_across_a_strikes_edge_watches_each_strike_once(make) -> None:
+    # Each watch is a resync of the account's feed (every stream's subscriptions read under their locks, a task on the
+    # feed's loop) on the dispatcher's thread. An index jittering around the half-strike between two bands crossed
+    # it on nearly every tick: a resync a tick, per segment, for options watched already.
+    trader, _, _ = make(Mode.LIVE)
+    watched: list[list[int]] = []
+    trader.ctx.watch_prices = watched.append
+    trader.ctx.risk.set_funds(Decimal("100000"))
+    for n in range(20):
+        trader.index_price = Decimal("25024.95") if n % 2 else Decimal("25025.05")  # 25000 / 25050 bands
+        trader.entries.watch_candidates()
+    assert len(watched) == 2 and watched[0] != watched[1], watched
