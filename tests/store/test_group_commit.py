@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import insert
@@ -336,3 +338,56 @@ def test_a_flush_of_a_thousand_held_intents_is_saved_where_sqlite_takes_999_vari
     assert store.write_failure is None
     with store._db.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM order_intents").scalar_one() == 1000
+
+
+def test_a_full_disk_under_a_group_commit_tells_the_frames_entries_and_a_sale_queued_beside_them(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frame's entry intents and a sale's intent of the same moment share one transaction on the store writer's
+    # leader (engine/orders.py `_queue_aside`). SQLite answers SQLITE_FULL for real (max_page_count) part-way: each
+    # caller is woken and told the disk is full, none of the intents is saved (so no entry is sent), and once there
+    # is room again the same intents are saved, once each.
+    import desktop.store.database as database
+    from desktop.domain import OrderRole, Side
+    from desktop.engine.writer import StoreWriter
+    from desktop.store import DB_FILENAME, Store, StoreFullError, StoreWriteError
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 0.2)
+    with Store.open(tmp_path) as store:
+        key = new_session(store, "AB1234", mode=Mode.LIVE)
+    with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+        limit = int(conn.execute("PRAGMA page_count").fetchone()[0]) + 8
+    with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            for _ in range(1000):  # the disk fills up with the session's notes
+                store.journal.append(
+                    key, segment=None, kind="pad", payload={"p": "p" * 1500}, market_time=DAY
+                )
+        time.sleep(0.25)  # paused: the next write tries the disk again
+        writer = StoreWriter(store.deferred)
+        try:
+            entries = [(make_intent(key, mode=Mode.LIVE), DAY) for _ in range(60)]  # more than the room left
+            sale = replace(make_intent(key, mode=Mode.LIVE, side=Side.SELL), role=OrderRole.STOP)
+            told: list[str] = []
+            frame = store.intents.queue_all(entries, then=lambda: told.append("entries"))
+            sold = store.intents.queue_all([(sale, DAY)], then=lambda: told.append("sale"))
+            writer.lead(store.commit_waiting)
+            deadline = time.monotonic() + 5
+            while len(told) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert told == ["entries", "sale"], "each caller woken once its intent's write ended"
+            with pytest.raises(StoreFullError):
+                frame()
+            with pytest.raises(StoreFullError):
+                sold()
+            with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+                assert conn.execute("SELECT count(*) FROM order_intents").fetchone()[0] == 0
+                conn.execute("DELETE FROM journal WHERE kind = 'pad'")  # room again
+                conn.execute("DELETE FROM outbox WHERE table_name = 'journal'")
+                conn.commit()
+            time.sleep(0.25)
+            assert store.intents.record_all([*entries, (sale, DAY), entries[0]]) == [True] * 61 + [False]
+        finally:
+            writer.close()
+    with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+        assert conn.execute("SELECT count(*) FROM order_intents").fetchone()[0] == 61
