@@ -219,3 +219,46 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         commit.sent("never-added")
         commit.sent(intents[1].intent_id)
         assert gate.calls == ["opened 2", "closed", "closed"]
+
+
+def test_closing_the_writer_while_its_leader_waits_on_a_held_store_commits_the_queued_intent_first(
+    tmp_path,
+) -> None:
+    # Ctrl-C while a frame's group commit is queued on the leader and another write holds the store: the close waits
+    # for the commit (its waiters are told, never left hanging), ends both threads, and a commit asked after the
+    # close runs on the caller's thread at once.
+    from desktop.store import Store
+    from tests.store.conftest import DAY, make_intent, new_session
+
+    with Store.open(tmp_path / "home") as store:
+        key = new_session(store, "UK9394")
+        gate, inside = threading.Event(), threading.Event()
+
+        def held(_writes: object) -> None:
+            inside.set()
+            assert gate.wait(10)
+
+        holder = threading.Thread(
+            target=store._db.run, args=(held,), kwargs={"durable": True, "what": "held"}
+        )
+        holder.start()
+        assert inside.wait(5)
+        writer = StoreWriter(store.deferred)
+        told = threading.Event()
+        first = make_intent(key)
+        result = store.intents.queue_all([(first, DAY)], then=told.set)
+        writer.lead(store.commit_waiting)
+        closer = threading.Thread(target=writer.close)
+        closer.start()
+        time.sleep(0.2)
+        assert closer.is_alive() and not told.is_set(), "the close waits for the led commit"
+        gate.set()
+        closer.join(10)
+        holder.join(10)
+        assert not closer.is_alive() and told.is_set() and result() == [True]
+        names = {t.name for t in threading.enumerate()}
+        assert not names & {"kitedesk-store-leader", "kitedesk-store-writer"}, names
+        later = make_intent(key)
+        after = store.intents.queue_all([(later, DAY)])
+        writer.lead(store.commit_waiting)  # closed: on this thread, now
+        assert after() == [True]
