@@ -94,3 +94,23 @@ def test_an_index_swinging_across_a_strikes_edge_watches_each_strike_once(make) 
         trader.index_price = Decimal("25024.95") if n % 2 else Decimal("25025.05")  # 25000 / 25050 bands
         trader.entries.watch_candidates()
     assert len(watched) == 2 and watched[0] != watched[1], watched
+
+
+def test_the_options_watched_for_the_margin_check_stay_few_whatever_the_index_does(make) -> None:
+    # Watched options are never unwatched, and Kite takes 3000 instruments a connection for every session of the
+    # account (a watch list, the options held): past it, an option bought later would get no ticks. An index that
+    # runs across many strikes (a wild day, days on end in one run) stops adding candidates at a bound; their
+    # margin check asks Kite's quote instead, said once.
+    from desktop.engine.entries import MAX_WATCHED_CANDIDATES
+
+    trader, _, _ = make(Mode.LIVE)
+    watched: list[int] = []
+    trader.ctx.watch_prices = watched.extend
+    trader.ctx.risk.set_funds(Decimal("100000"))
+    for strike in range(20300, 26800, 50):  # 130 strikes of the test's book
+        trader.index_price = Decimal(strike)
+        trader.entries.watch_candidates()
+    assert 0 < len(watched) <= MAX_WATCHED_CANDIDATES == 64, len(watched)
+    assert len(set(watched)) == len(watched)
+    text = trader.log.path.read_text(encoding="utf-8")
+    assert text.count("no more options are watched for the margin check") == 1
