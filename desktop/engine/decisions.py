@@ -72,6 +72,7 @@ class FrameCommit:
         self._lead = lead
         self._sending = sending
         self._on_way: set[str] = set()  # intents of the started group not said sent yet (`sent`)
+        self._opened = 0  # what `sending.opened` returned for them
         self._lock = threading.Lock()
         self._waiting: list[tuple[OrderIntent, datetime]] = []
         self._started: dict[str, Callable[[], list[bool]]] = {}  # intent id -> waits for its started group
@@ -107,7 +108,7 @@ class FrameCommit:
                     self._started[waiting.intent_id] = wait
                 if self._sending is not None and self._lead is not None:
                     self._on_way = {waiting.intent_id for waiting, _ in group}
-                    self._sending.opened(len(self._on_way))
+                    self._opened = self._sending.opened(len(self._on_way))
         if wait is None or self._lead is None:
             self._done()  # nothing to wait for here: the agents commit (or are refused) themselves
             return
@@ -124,7 +125,7 @@ class FrameCommit:
                 return
             self._on_way.discard(intent_id)
         if self._sending is not None:
-            self._sending.closed()
+            self._sending.closed(self._opened)
 
     def wake_after(self, wake: Callable[[], None]) -> None:
         """Runs `wake` (an agent's, to send its entry) once the started group is on disk (or failed), on the thread

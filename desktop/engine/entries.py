@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from desktop.engine.trader import SegmentTrader
 
 
+# Options one segment watches for risk's margin check (`watch_candidates`), at most: 32 strikes' call and put. They stay
+# watched for the run, and Kite takes 3000 instruments a connection for every session of the account (their watch
+# lists, the options they hold: an option bought past the cap would get no ticks). A day's index visits a few dozen
+# strikes at most; past the bound an entry's margin check asks Kite's quote, as before the options were watched.
+MAX_WATCHED_CANDIDATES = 64
+
+
 class Entries:
     """The entry path of one segment (its trader's helper, same thread)."""
 
@@ -35,6 +42,10 @@ class Entries:
         self.observer: EntryObserver | None = None  # latency probes (bench); None in the app
         # The index prices for which the options an entry would buy are watched already (`watch_candidates`).
         self._watched_band: tuple[Decimal, Decimal] | None = None
+        # Every (strike, day) whose options were watched: watched for the run, never asked again (`watch_candidates`).
+        self._watched_strikes: set[tuple[Decimal, date]] = set()
+        self._watched_tokens: set[int] = set()  # their options, MAX_WATCHED_CANDIDATES at most
+        self._watched_full = False  # the bound reached (said once)
 
     def enter(self, action: EnterPosition) -> None:
         """An entry decided and sent on this thread (the agent handling its ticks itself)."""
@@ -59,14 +70,29 @@ class Entries:
         step = Decimal(t.segment.spec.strike_step)
         atm = (price / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
         self._watched_band = (atm - step / 2, atm + step / 2)
+        seen = (atm, t.market_time.date())
+        if seen in self._watched_strikes:
+            return  # back to a strike watched already (an index swinging across a half-strike): no resync
+        self._watched_strikes.add(seen)
         tokens = []
         for right in (OptionRight.CE, OptionRight.PE):
             try:
                 contract = t.book.resolve_itm_option(t.segment, price, right, t.offset, t.market_time.date())
             except (BrokerError, ValueError):
                 continue  # said when an entry asks for it
-            tokens.append(contract.instrument_token)
+            if contract.instrument_token not in self._watched_tokens:
+                tokens.append(contract.instrument_token)
+        if len(self._watched_tokens) + len(tokens) > MAX_WATCHED_CANDIDATES:
+            if tokens and not self._watched_full:
+                self._watched_full = True
+                t.log.warning(
+                    "no more options are watched for the margin check: this segment watches %d already (Kite "
+                    "takes 3000 instruments a connection); an entry's margin is checked with Kite's quote instead",
+                    len(self._watched_tokens),
+                )
+            return
         if tokens:
+            self._watched_tokens.update(tokens)
             t.ctx.watch_prices(tokens)
 
     def ready(self, action: EnterPosition, on_dispatcher: bool = False) -> ReadyEntry | None:

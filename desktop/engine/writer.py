@@ -60,17 +60,23 @@ class SendGate:
         self._cv = threading.Condition()
         self._open = 0
         self._since = 0.0
+        # Counted since the gate last gave up on stale entries (`wait`): a word from before is not for the entries
+        # counted now (a LIVE entry is said sent once Kite answered, often past SEND_STALE).
+        self._round = 0
 
-    def opened(self, count: int) -> None:
-        """`count` entries are on their way (their group commit started)."""
+    def opened(self, count: int) -> int:
+        """`count` entries are on their way (their group commit started); returns what `closed` is told of them."""
         with self._cv:
             if not self._open:
                 self._since = time.monotonic()
             self._open += count
+            return self._round
 
-    def closed(self) -> None:
-        """One of them was sent (or dropped)."""
+    def closed(self, opened: int | None = None) -> None:
+        """One of them was sent (or dropped); `opened`: what `opened` returned for it (None: the entries now)."""
         with self._cv:
+            if opened is not None and opened != self._round:
+                return  # given up on already
             self._open = max(0, self._open - 1)
             if not self._open:
                 self._cv.notify_all()
@@ -86,7 +92,9 @@ class SendGate:
                 if left <= 0:
                     return
                 self._cv.wait(left)
-            self._open = 0 if self._open and time.monotonic() - self._since >= SEND_STALE else self._open
+            if self._open and time.monotonic() - self._since >= SEND_STALE:
+                self._open = 0
+                self._round += 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,31 @@ def test_the_funds_are_fetched_again_after_a_fill_not_a_minute_later(demo_engine
     after = session.snapshot().funds
     assert after is not None and after.available < before.available
     session.stop("square_off")
+
+
+def test_a_live_entrys_margin_is_checked_from_the_streamed_price_without_asking_kites_quote(
+    poor_engine: Engine, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 18: the candidate ITM options are watched ahead, so the margin check reads the option's price as the
+    # simulator streams it (exchange-stamped within PRICE_FRESH of the entry's tick), not Kite's /quote/ltp under
+    # one quote a second per account. The quote stays the fallback: counted here, never replaced.
+    import desktop.engine.session as session_module
+
+    asked: list[str] = []
+    quote = session_module._last_price
+
+    def counted(kite, intent):  # type: ignore[no-untyped-def]
+        asked.append(intent.tradingsymbol)
+        return quote(kite, intent)
+
+    monkeypatch.setattr(session_module, "_last_price", counted)
+    session = poor_engine.open_session("UK9394", "Poor")
+    session.start(params(segments=["NIFTY"], lots=1, stop_loss=5, itm_offset=100, mode="LIVE"))
+
+    def refused() -> bool:
+        seg = session.snapshot().segment(Segment.NIFTY)
+        return seg is not None and seg.risk_note.startswith("not enough funds")
+
+    wait_until(qapp, refused, 90, "an entry refused for funds")
+    assert asked == [], f"Kite's quote was asked for {asked}: the streamed price was not used"
+    session.stop("square_off")

@@ -13,7 +13,7 @@ from desktop.domain import OrderRole, OrderStatus, OrderType
 from desktop.engine.strategy.base import ExitPosition
 from desktop.engine.writer import StoreWriter
 from tests.engine.test_journal_outage import journalled, option_tick
-from tests.engine.traders import enter
+from tests.engine.traders import T0, enter
 
 
 def _with_leader(trader, store):  # type: ignore[no-untyped-def]
@@ -103,3 +103,69 @@ def test_a_held_up_group_commit_holds_a_stop_back_a_second_at_most_and_its_inten
     writer.close()
     assert journalled(store, trader) == [i.intent_id for i in gateway.placed], "each intent journalled once"
     assert trader.orders.held == [] and not trader.ctx.risk.halted
+
+
+def test_a_real_full_disk_under_the_leader_sends_the_stop_and_the_sale_at_once_and_journals_them_after(
+    make, tmp_path, monkeypatch
+) -> None:
+    # The journal-outage tests refuse `record_all`, which a sale's intent on the leader never calls (`queue_all`):
+    # here SQLite itself answered SQLITE_FULL (max_page_count) and the store, paused, refuses the leader's queue.
+    import sqlite3
+    from contextlib import closing
+
+    import desktop.store.database as database
+    from desktop.store import DB_FILENAME, Store, StoreWriteError
+    from tests.engine.test_journal_outage import LPP
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 2.0)
+    home = tmp_path / "full"
+    Store.open(home).close()
+    with closing(sqlite3.connect(home / DB_FILENAME)) as conn:
+        limit = int(conn.execute("PRAGMA page_count").fetchone()[0]) + 16
+    store = Store.open(home, extra_pragmas={"max_page_count": limit})
+    try:
+        trader, gateway, _ = make(store=store)
+        writer, _ = _with_leader(trader, store)
+        closing_writer = writer
+        enter(trader, gateway, "200")
+        option_tick(trader, "199", 1)
+        before = journalled(store, trader)
+        assert before == [i.intent_id for i in gateway.placed]
+        key = trader.ctx.key
+        try:
+            for _ in range(1000):  # the disk fills up: the store refuses writes for a while (RETRY_AFTER_S)
+                store.journal.append(key, segment=None, kind="pad", payload={"p": "p" * 1500}, market_time=T0)
+        except StoreWriteError:
+            pass
+        began = time.monotonic()
+        trader.on_order(
+            replace(gateway.orders()[1], status=OrderStatus.CANCELLED, status_message="Cancelled by exchange")
+        )
+        trader.on_order(replace(gateway.orders()[2], status=OrderStatus.CANCELLED, status_message=LPP))
+        assert time.monotonic() - began < 1.5
+        sent = gateway.placed[2:]
+        assert [(i.order_type, i.reason) for i in sent] == [
+            (OrderType.SL, "protective_stop"),
+            (OrderType.MARKET, "stop_loss"),
+        ], "both protective orders sent at once"
+        held = gateway.unjournalled
+        assert held == sent, "refused by the paused store at once: held, in order"
+        assert trader.ctx.risk.halted
+        with closing(sqlite3.connect(home / DB_FILENAME)) as conn:  # room again
+            conn.execute("DELETE FROM journal WHERE kind = 'pad'")
+            conn.execute("DELETE FROM outbox WHERE table_name = 'journal'")
+            conn.commit()
+        second, deadline = 2, time.monotonic() + 15
+        while (trader.orders.held or trader.orders.outage) and time.monotonic() < deadline:
+            option_tick(trader, "90", second)
+            second += 1
+            time.sleep(0.02)
+        writer.close()
+        assert journalled(store, trader) == before + [i.intent_id for i in sent], (
+            "journalled once, in send order"
+        )
+        assert not trader.ctx.risk.halted and len(gateway.placed) == 4
+    finally:
+        if "closing_writer" in locals():
+            closing_writer.close()
+        store.close()

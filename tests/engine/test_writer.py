@@ -198,11 +198,12 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         def __init__(self) -> None:
             self.calls: list[str] = []
 
-        def opened(self, count: int) -> None:
+        def opened(self, count: int) -> int:
             self.calls.append(f"opened {count}")
+            return 7
 
-        def closed(self) -> None:
-            self.calls.append("closed")
+        def closed(self, opened: int | None = None) -> None:
+            self.calls.append(f"closed {opened}")
 
     with Store.open(tmp_path / "home") as store:
         key = new_session(store, "UK9394")
@@ -218,4 +219,65 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         commit.sent(intents[0].intent_id)  # said again (the agent's finally): once only
         commit.sent("never-added")
         commit.sent(intents[1].intent_id)
-        assert gate.calls == ["opened 2", "closed", "closed"]
+        assert gate.calls == ["opened 2", "closed 7", "closed 7"]
+
+
+def test_closing_the_writer_while_its_leader_waits_on_a_held_store_commits_the_queued_intent_first(
+    tmp_path,
+) -> None:
+    # Ctrl-C while a frame's group commit is queued on the leader and another write holds the store: the close waits
+    # for the commit (its waiters are told, never left hanging), ends both threads, and a commit asked after the
+    # close runs on the caller's thread at once.
+    from desktop.store import Store
+    from tests.store.conftest import DAY, make_intent, new_session
+
+    with Store.open(tmp_path / "home") as store:
+        key = new_session(store, "UK9394")
+        gate, inside = threading.Event(), threading.Event()
+
+        def held(_writes: object) -> None:
+            inside.set()
+            assert gate.wait(10)
+
+        holder = threading.Thread(
+            target=store._db.run, args=(held,), kwargs={"durable": True, "what": "held"}
+        )
+        holder.start()
+        assert inside.wait(5)
+        writer = StoreWriter(store.deferred)
+        told = threading.Event()
+        first = make_intent(key)
+        result = store.intents.queue_all([(first, DAY)], then=told.set)
+        writer.lead(store.commit_waiting)
+        closer = threading.Thread(target=writer.close)
+        closer.start()
+        time.sleep(0.2)
+        assert closer.is_alive() and not told.is_set(), "the close waits for the led commit"
+        gate.set()
+        closer.join(10)
+        holder.join(10)
+        assert not closer.is_alive() and told.is_set() and result() == [True]
+        names = {t.name for t in threading.enumerate()}
+        assert not names & {"kitedesk-store-leader", "kitedesk-store-writer"}, names
+        later = make_intent(key)
+        after = store.intents.queue_all([(later, DAY)])
+        writer.lead(store.commit_waiting)  # closed: on this thread, now
+        assert after() == [True]
+
+
+def test_an_entry_said_sent_after_the_gate_gave_up_on_it_does_not_let_the_notes_past_a_later_frames_entry() -> (
+    None
+):
+    # A LIVE entry is said sent once Kite answered its order (often more than SEND_STALE later): the gate had given up
+    # on it and started counting the next frame's entries, and its late word was taken for one of them.
+    from desktop.engine.writer import SEND_STALE, SEND_WAIT, SendGate
+
+    gate = SendGate()
+    first = gate.opened(1)  # frame 1's entry, Kite slow to answer
+    time.sleep(SEND_STALE + 0.02)
+    gate.wait()  # stale: the notes no longer wait for it
+    gate.opened(1)  # frame 2's entry on its way
+    gate.closed(first)  # frame 1's entry answered at last
+    began = time.monotonic()
+    gate.wait()
+    assert time.monotonic() - began >= SEND_WAIT * 0.8, "the notes waited for frame 2's entry"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
+from contextlib import closing
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import insert
@@ -294,3 +297,97 @@ def test_a_batch_of_background_notes_gives_way_to_an_intent_queued_while_it_runs
     assert order == ["note 0", "note 1", "intent", "note 2", "note 3", "note 4", "note 5"]
     saved = store.intents.for_session(broker_id=key.broker_id, session_id=key.session_id)
     assert [i.intent_id for i in saved] == [intent.intent_id]
+
+
+def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
+    """SQLite builds before 3.32 (and any built with the old default) take 999 `?` per statement. A multi-row INSERT
+    of 64 intents of 18 columns is 1,152: "too many SQL variables", which the store took for a disk failure and
+    stopped recording for good. The rows per statement follow the connection's own limit."""
+    from sqlalchemy import event
+
+    def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(store._db.engine, "connect", old_sqlite)
+    store._db.engine.dispose()
+    store._db._drop_batch_conn()
+    key = new_session(store, "AB1234")
+    intents = [(make_intent(key), DAY) for _ in range(64)]
+    assert store.intents.record_all(intents) == [True] * 64
+    assert store.write_failure is None
+    with store._db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM order_intents").scalar_one() == 64
+
+
+def test_a_flush_of_a_thousand_held_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
+    """The intents held through a long outage are journalled in one group (`Orders.journal_back`): the look for
+    those already saved asks for every id, 1,000 of them past a 999 limit."""
+    from sqlalchemy import event
+
+    def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+
+    event.listen(store._db.engine, "connect", old_sqlite)
+    store._db.engine.dispose()
+    store._db._drop_batch_conn()
+    key = new_session(store, "AB1234")
+    first = make_intent(key)
+    assert store.intents.record_all([(first, DAY)]) == [True]
+    intents = [(first, DAY)] + [(make_intent(key), DAY) for _ in range(999)]
+    assert store.intents.record_all(intents) == [False] + [True] * 999
+    assert store.write_failure is None
+    with store._db.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM order_intents").scalar_one() == 1000
+
+
+def test_a_full_disk_under_a_group_commit_tells_the_frames_entries_and_a_sale_queued_beside_them(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A frame's entry intents and a sale's intent of the same moment share one transaction on the store writer's
+    # leader (engine/orders.py `_queue_aside`). SQLite answers SQLITE_FULL for real (max_page_count) part-way: each
+    # caller is woken and told the disk is full, none of the intents is saved (so no entry is sent), and once there
+    # is room again the same intents are saved, once each.
+    import desktop.store.database as database
+    from desktop.domain import OrderRole, Side
+    from desktop.engine.writer import StoreWriter
+    from desktop.store import DB_FILENAME, Store, StoreFullError, StoreWriteError
+
+    monkeypatch.setattr(database, "RETRY_AFTER_S", 0.2)
+    with Store.open(tmp_path) as store:
+        key = new_session(store, "AB1234", mode=Mode.LIVE)
+    with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+        limit = int(conn.execute("PRAGMA page_count").fetchone()[0]) + 8
+    with Store.open(tmp_path, extra_pragmas={"max_page_count": limit}) as store:
+        with pytest.raises(StoreWriteError, match="disk is full"):
+            for _ in range(1000):  # the disk fills up with the session's notes
+                store.journal.append(
+                    key, segment=None, kind="pad", payload={"p": "p" * 1500}, market_time=DAY
+                )
+        time.sleep(0.25)  # paused: the next write tries the disk again
+        writer = StoreWriter(store.deferred)
+        try:
+            entries = [(make_intent(key, mode=Mode.LIVE), DAY) for _ in range(60)]  # more than the room left
+            sale = replace(make_intent(key, mode=Mode.LIVE, side=Side.SELL), role=OrderRole.STOP)
+            told: list[str] = []
+            frame = store.intents.queue_all(entries, then=lambda: told.append("entries"))
+            sold = store.intents.queue_all([(sale, DAY)], then=lambda: told.append("sale"))
+            writer.lead(store.commit_waiting)
+            deadline = time.monotonic() + 5
+            while len(told) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert told == ["entries", "sale"], "each caller woken once its intent's write ended"
+            with pytest.raises(StoreFullError):
+                frame()
+            with pytest.raises(StoreFullError):
+                sold()
+            with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+                assert conn.execute("SELECT count(*) FROM order_intents").fetchone()[0] == 0
+                conn.execute("DELETE FROM journal WHERE kind = 'pad'")  # room again
+                conn.execute("DELETE FROM outbox WHERE table_name = 'journal'")
+                conn.commit()
+            time.sleep(0.25)
+            assert store.intents.record_all([*entries, (sale, DAY), entries[0]]) == [True] * 61 + [False]
+        finally:
+            writer.close()
+    with closing(sqlite3.connect(tmp_path / DB_FILENAME)) as conn:
+        assert conn.execute("SELECT count(*) FROM order_intents").fetchone()[0] == 61
