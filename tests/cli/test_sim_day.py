@@ -73,7 +73,9 @@ def test_a_kept_day_gives_every_replay_the_frames_a_fresh_day_gives_whatever_eac
         return {first[0]: "full"} if 60 <= s < 200 else {first[1]: "quote"} if s >= 200 else {}
 
     def other(s: int) -> dict[int, str]:  # another combination: other strikes and modes, the same seconds
-        return {second[0]: "full", first[0]: "full"} if 30 <= s < 150 else {second[1]: "ltp", first[1]: "full"}
+        return (
+            {second[0]: "full", first[0]: "full"} if 30 <= s < 150 else {second[1]: "ltp", first[1]: "full"}
+        )
 
     for wanted in (one, other, one, other):  # made, partly made, then all kept
         assert _kept(wanted) == _fresh(wanted)
