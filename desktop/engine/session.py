@@ -153,6 +153,9 @@ class SessionEngine(QObject):
         self._logs: SessionLogs | None = None
         self._unsubscribe_kill: Callable[[], None] | None = None
         self._state = SessionState.IDLE
+        # A stop found a position kept or a segment owing its recovery: remembered, so a stop tried again after its
+        # record was refused (a locked database) still records it kept, its segments detached by then (`stop`).
+        self._kept = False
         # Its start may take over a position (an earlier run's, or this one's kept at a stop): until its agents
         # have started, whether it holds one is not known yet.
         self._may_recover = resumed
@@ -187,6 +190,7 @@ class SessionEngine(QObject):
                 self._set_state(self._computed_state())  # LOGIN_NEEDED if the feed was refused meanwhile
                 self._recovering = self._may_recover
                 self._may_recover = True  # the next start of this session recovers what this run leaves
+                self._kept = False  # this run's stop says anew what it keeps
                 for agent in self._agents.values():
                     agent.start()
                 if self._funds is not None:
@@ -314,7 +318,7 @@ class SessionEngine(QObject):
         # A segment that failed (at its start, or later) may have left a position or fills unrecovered, and one
         # may owe a fill the store refused or a sale of a position let go: its session did not stop cleanly, and
         # the next tab of its label takes it over (`Engine.open_session`), whose recovery counts them.
-        kept = any(
+        kept = self._kept = self._kept or any(
             a.trader.holding is not None or a.state is AgentState.FAILED or a.trader.owes_recovery()
             for a in agents
         )
