@@ -1118,14 +1118,21 @@ class ChaosRun:
         self.run = None
 
     def _clear_storage_exit(self, code: int | None, stderr: str) -> bool:
-        """Issue 16 §10: Ctrl-C after a full disk may end `kitedesk run` with exit 1 and one clear line (no
-        traceback) saying the storage failed. Noted, not a violation; any other failing exit is one."""
-        if code != 1 or not any(f.kind == "disk_full" for f in self.report.faults) or "Traceback" in stderr:
+        """Issue 16 §10: Ctrl-C after a full disk, or while another program keeps the database locked, may end
+        `kitedesk run` with exit 1 and one clear line (no traceback) saying so: what it could not save is said, and
+        the next start takes the session over. Noted, not a violation; any other failing exit is one."""
+        if code != 1 or "Traceback" in stderr:
             return False
         said = [line for line in stderr.strip().splitlines() if line.startswith("kitedesk run:")]
-        if len(said) != 1 or not any(w in said[0] for w in ("disk", "record")):
+        if len(said) != 1:
             return False
-        self.report.notes.append(f"`kitedesk run` ended with 1 on Ctrl-C after the full disk: {said[0]}")
+        kinds = {f.kind for f in self.report.faults}
+        full = "disk_full" in kinds and any(w in said[0] for w in ("disk", "record"))
+        locked = "db_lock" in kinds and "locked by another program" in said[0]
+        if not (full or locked):
+            return False
+        why = "the full disk" if full else "a database lock"
+        self.report.notes.append(f"`kitedesk run` ended with 1 on Ctrl-C after {why}: {said[0]}")
         return True
 
     def _restart_if_due(self) -> None:

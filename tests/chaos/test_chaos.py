@@ -241,7 +241,7 @@ def test_broker_orders_are_matched_to_intents_by_option_side_quantity_and_stop_o
     assert broker_order_shape(entry) != order_shape("NIFTY2611325900CE", "BUY", 130, "MARKET")
 
 
-def test_exit_1_with_one_clear_line_is_accepted_only_after_a_full_disk(tmp_path) -> None:
+def test_exit_1_with_one_clear_line_is_accepted_only_after_a_full_disk_or_a_lock(tmp_path) -> None:
     from tests.chaos.harness import ChaosRun, FaultRecord
 
     run = ChaosRun(ChaosConfig(seed=0, work_dir=tmp_path))
@@ -254,6 +254,13 @@ def test_exit_1_with_one_clear_line_is_accepted_only_after_a_full_disk(tmp_path)
     assert not run._clear_storage_exit(1, "Traceback (most recent call last):\n" + line)
     assert not run._clear_storage_exit(2, line)
     assert not run._clear_storage_exit(1, "kitedesk run: stopping UK9394 'x' failed: Kite is not reachable")
+    locked = (
+        "kitedesk run: the database /h/kitedesk.db stayed locked by another program for about 20.0 s; ..."
+    )
+    assert not run._clear_storage_exit(1, locked)  # no lock was injected
+    run.report.faults.append(FaultRecord("db_lock", None, NOW))
+    assert run._clear_storage_exit(1, locked)
+    assert not run._clear_storage_exit(1, locked + "\n" + line), "two lines: not one clear line"
 
 
 def test_market_faults_go_to_an_option_a_session_holds_else_the_one_traded_last(tmp_path) -> None:
