@@ -399,7 +399,8 @@ def _run_in_pool(
             ready, pending = wait(
                 pending, timeout=0.1 if stop is not None else None, return_when=FIRST_COMPLETED
             )
-            for future in ready:
+            for future in sorted(ready, key=futures.__getitem__):  # in submission order: a set has none, and
+                # of two that failed together the first combination's error is the one said (it was either)
                 collected.add(future)
                 i, day = futures[future]
                 try:
