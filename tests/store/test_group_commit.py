@@ -299,10 +299,9 @@ def test_a_batch_of_background_notes_gives_way_to_an_intent_queued_while_it_runs
     assert [i.intent_id for i in saved] == [intent.intent_id]
 
 
-def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
-    """SQLite builds before 3.32 (and any built with the old default) take 999 `?` per statement. A multi-row INSERT
-    of 64 intents of 18 columns is 1,152: "too many SQL variables", which the store took for a disk failure and
-    stopped recording for good. The rows per statement follow the connection's own limit."""
+def _as_old_sqlite(store) -> None:  # type: ignore[no-untyped-def]
+    """The store's connections (new ones: the pooled and the batch's dropped) take 999 `?` per statement, as SQLite
+    builds before 3.32 do."""
     from sqlalchemy import event
 
     def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
@@ -311,6 +310,13 @@ def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables
     event.listen(store._db.engine, "connect", old_sqlite)
     store._db.engine.dispose()
     store._db._drop_batch_conn()
+
+
+def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
+    """SQLite builds before 3.32 (and any built with the old default) take 999 `?` per statement. A multi-row INSERT
+    of 64 intents of 18 columns is 1,152: "too many SQL variables", which the store took for a disk failure and
+    stopped recording for good. The rows per statement follow the connection's own limit."""
+    _as_old_sqlite(store)
     key = new_session(store, "AB1234")
     intents = [(make_intent(key), DAY) for _ in range(64)]
     assert store.intents.record_all(intents) == [True] * 64
@@ -322,14 +328,7 @@ def test_a_frame_of_sixty_four_intents_is_saved_where_sqlite_takes_999_variables
 def test_a_flush_of_a_thousand_held_intents_is_saved_where_sqlite_takes_999_variables(store) -> None:
     """The intents held through a long outage are journalled in one group (`Orders.journal_back`): the look for
     those already saved asks for every id, 1,000 of them past a 999 limit."""
-    from sqlalchemy import event
-
-    def old_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-        dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
-
-    event.listen(store._db.engine, "connect", old_sqlite)
-    store._db.engine.dispose()
-    store._db._drop_batch_conn()
+    _as_old_sqlite(store)
     key = new_session(store, "AB1234")
     first = make_intent(key)
     assert store.intents.record_all([(first, DAY)]) == [True]
