@@ -153,9 +153,7 @@ class OrderLane:
             conn.sock.settimeout(timeout)
             return conn, False
         if conn is not None:
-            conn.close()
-            with self._lock:
-                self._all.discard(conn)
+            self._drop(parts)
         host, port = parts.hostname or "", parts.port
         if parts.scheme == "https":
             conn = http.client.HTTPSConnection(

@@ -601,13 +601,14 @@ class Database:
                     if attempt < retries:
                         time.sleep(min(0.05 * 2**attempt, 0.5))
                         continue
-                    if locked_since is None:
+                    if self._locked_since is None:
                         self._locked_since = time.monotonic()
-                        waited = (self._lock_retries + 1) * self._busy_timeout_s
-                    else:
-                        waited = (
-                            time.monotonic() - locked_since + (self._lock_retries + 1) * self._busy_timeout_s
-                        )
+                    # The first wait (the busy timeout and its retries), and how long the lock has been known since.
+                    waited = (
+                        (self._lock_retries + 1) * self._busy_timeout_s
+                        + time.monotonic()
+                        - self._locked_since
+                    )
                     raise StoreLockedError(
                         f"the database {self.path} stayed locked by another program for about "
                         f"{waited:.1f} s; nothing was written. Close the other program and try again."
