@@ -40,12 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from PySide6.QtCore import QThread
-
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
 from desktop.engine.decisions import Decision
 from desktop.engine.lockstep import Lockstep
 from desktop.engine.publisher import PUBLISH_EVERY, Publisher
+from desktop.engine.qt import QThread
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
 from desktop.engine.trader import SegmentTrader
 from desktop.engine.workspace import OnStop

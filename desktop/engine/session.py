@@ -31,8 +31,6 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from PySide6.QtCore import QObject, QThread, Signal
-
 from desktop.broker.errors import BrokerUnavailable, LoginNeeded
 from desktop.broker.gateway import LiveGateway, OrderGateway, broker_net_positions
 from desktop.broker.hub import BrokerHub
@@ -54,6 +52,7 @@ from desktop.engine.logs import SessionLogs
 from desktop.engine.manual import ManualOutcome
 from desktop.engine.params import params_to_dict
 from desktop.engine.publisher import Publisher
+from desktop.engine.qt import QObject, QThread, Signal
 from desktop.engine.recovery import LOSS_LIMIT_REACHED, recover_live, recover_paper
 from desktop.engine.risk import GlobalKillSwitch, RiskManager
 from desktop.engine.snapshots import AgentState, LogLine, SessionSnapshot, SessionState
