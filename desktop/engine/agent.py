@@ -43,11 +43,12 @@ from datetime import datetime
 from PySide6.QtCore import QThread
 
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
-from desktop.engine.decisions import Decision
+from desktop.engine.decisions import Decision, ReadyEntry
 from desktop.engine.lockstep import Lockstep
 from desktop.engine.publisher import PUBLISH_EVERY, Publisher
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.engine.trader import SegmentTrader
+from desktop.engine.strategy.base import ExitPosition
+from desktop.engine.trader import PROTECTIVE_EXITS, SegmentTrader
 from desktop.engine.workspace import OnStop
 
 # With a publisher, an idle agent's wait still times out this often (seconds): a safety net, nothing depends on it.
@@ -100,6 +101,13 @@ class DecisionFailed:
 
     failure: str
     details: str
+
+
+def _goes_first(action: object) -> bool:
+    """An action that never waits behind a burst's entries: an entry (one of them), a protective exit."""
+    return isinstance(action, ReadyEntry) or (
+        isinstance(action, ExitPosition) and action.reason in PROTECTIVE_EXITS
+    )
 
 
 class _Failed(Exception):
@@ -337,6 +345,10 @@ class SegmentAgent(QThread):
         with self._cond:
             self._urgent.append(item)
             self._cond.notify()
+        if isinstance(item, Kill | StopAgent):
+            gate = self.trader.ctx.sending
+            if gate is not None and gate.sending:
+                gate.poke()  # this thread may be letting a burst's entries go first: a command never waits
 
     @property
     def squaring_off(self) -> bool:
@@ -442,6 +454,7 @@ class SegmentAgent(QThread):
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
+        self._let_entries_go(urgent, batch is not None)
         with self.lane:
             log = self.trader.log
             # A decision's orders go out before any log line is written: its lines (and the dispatcher's before
@@ -495,6 +508,29 @@ class SegmentAgent(QThread):
                 self.trader.log.warning("stopping before the exit filled: check the position")
                 return False
         return True
+
+    def _let_entries_go(self, urgent: list[_Urgent], ticks: bool) -> None:
+        """Entries first (`SendGate`, engine/writer.py): while a burst's entries are on their way (their intents
+        being committed, their requests not yet written), this thread's own work of the moment waits for them,
+        bounded (`SEND_WAIT` per burst): order updates, fills' bookkeeping (an entry's fill placing its stop
+        included: its naked window grows by that bound at most), ticks, after-ticks chores, stop moves and exits
+        that do not protect. Never waits: a kill or stop command (one arriving during the wait ends it), a decision
+        with an entry of its own to send (it is one of them) or a protective exit (`PROTECTIVE_EXITS`), a function
+        run on this thread (manual actions), a failure to say, and a replay's lockstep (one thread runs every
+        agent's inbox in turn: the entry waited for may be behind this one)."""
+        gate = self.trader.ctx.sending
+        if gate is None or not gate.sending or self.lockstep is not None or not (urgent or ticks):
+            return
+        for item in urgent:
+            if isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed):
+                return
+            if isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions):
+                return
+        gate.wait(until=self._commanded)
+
+    def _commanded(self) -> bool:
+        """A kill or stop command is waiting (read without `_cond`: a deque's truth is atomic)."""
+        return any(isinstance(item, Kill | StopAgent) for item in tuple(self._urgent))
 
     def _handle(self, item: _Urgent) -> None:
         t = self.trader

@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from desktop.broker.errors import BrokerError
 from desktop.broker.instruments import InstrumentBook
+from desktop.broker.order_lane import when_written
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderType, Segment, Side, Tick
 from desktop.engine.chart import IndexChart
 from desktop.engine.context import Holding, TraderContext
@@ -245,7 +246,13 @@ class SegmentTrader:
             if isinstance(action, EnterPosition):
                 self.entries.enter(action)
             elif isinstance(action, ReadyEntry):
-                self.entries.send(action)
+                # Said sent (its frame's other work may go: `SendGate`) once its HTTP request is written, not once
+                # Kite answered it; at the latest when `send` returns (paper, refused, failed).
+                when_written(action.sent)
+                try:
+                    self.entries.send(action)
+                finally:
+                    when_written(None)
             elif isinstance(action, ExitPosition):
                 self.exit(action.reason)
             elif isinstance(action, MoveStop):
