@@ -205,6 +205,9 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         def closed(self, opened: int | None = None) -> None:
             self.calls.append(f"closed {opened}")
 
+        def take_turns(self, wakes: list[object]) -> None:
+            self.calls.append(f"turns {len(wakes)}")
+
     with Store.open(tmp_path / "home") as store:
         key = new_session(store, "UK9394")
         intents = [make_intent(key) for _ in range(2)]
@@ -219,7 +222,7 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         commit.sent(intents[0].intent_id)  # said again (the agent's finally): once only
         commit.sent("never-added")
         commit.sent(intents[1].intent_id)
-        assert gate.calls == ["opened 2", "closed 7", "closed 7"]
+        assert gate.calls == ["opened 2", "turns 0", "closed 7", "closed 7"]
 
 
 def test_closing_the_writer_while_its_leader_waits_on_a_held_store_commits_the_queued_intent_first(
