@@ -454,7 +454,7 @@ class SegmentAgent(QThread):
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
-        self._let_entries_go(urgent, batch is not None)
+        self._let_entries_go(urgent)
         with self.lane:
             log = self.trader.log
             # A decision's orders go out before any log line is written: its lines (and the dispatcher's before
@@ -509,17 +509,18 @@ class SegmentAgent(QThread):
                 return False
         return True
 
-    def _let_entries_go(self, urgent: list[_Urgent], ticks: bool) -> None:
+    def _let_entries_go(self, urgent: list[_Urgent]) -> None:
         """Entries first (`SendGate`, engine/writer.py): while a burst's entries are on their way (their intents
         being committed, their requests not yet written), this thread's own work of the moment waits for them,
         bounded (`SEND_WAIT` per burst): order updates, fills' bookkeeping (an entry's fill placing its stop
-        included: its naked window grows by that bound at most), ticks, after-ticks chores, stop moves and exits
-        that do not protect. Never waits: a kill or stop command (one arriving during the wait ends it), a decision
-        with an entry of its own to send (it is one of them) or a protective exit (`PROTECTIVE_EXITS`), a function
-        run on this thread (manual actions), a failure to say, and a replay's lockstep (one thread runs every
-        agent's inbox in turn: the entry waited for may be behind this one)."""
+        included: its naked window grows by that bound at most), after-ticks chores, stop moves and exits that do
+        not protect. Never waits: a kill or stop command (one arriving during the wait ends it), a decision with an
+        entry of its own to send (it is one of them) or a protective exit (`PROTECTIVE_EXITS`), a function run on
+        this thread (manual actions), a failure to say, ticks (an agent deciding its own ticks may decide an entry,
+        a stop or a target on them), and a replay's lockstep (one thread runs every agent's inbox in turn: the entry
+        waited for may be behind this one)."""
         gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
-        if gate is None or not gate.sending or self.lockstep is not None or not (urgent or ticks):
+        if gate is None or not gate.sending or self.lockstep is not None or not urgent:
             return
         for item in urgent:
             if isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed):

@@ -167,16 +167,16 @@ class SendGate:
         with self._cv:
             self._cv.notify_all()
 
-    def wait(self, timeout: float = SEND_WAIT, until: Callable[[], bool] | None = None) -> bool:
-        """Returns once no entry is on its way: `timeout` seconds at most, and never past `SEND_WAIT` after the
-        burst began (see the class docstring); at once when `until()` is True (checked again on `poke`). True
-        when it waited at all."""
+    def wait(self, timeout: float | None = None, until: Callable[[], bool] | None = None) -> bool:
+        """Returns once no entry is on its way: `timeout` seconds at most (None: `SEND_WAIT`), and never past
+        `SEND_WAIT` after the burst began (see the class docstring); at once when `until()` is True (checked again
+        on `poke`). True when it waited at all."""
         with self._cv:
             if not self._open:
                 return False
             self.held += 1
             now = time.monotonic()
-            deadline = min(now + timeout, self._since + SEND_WAIT)
+            deadline = min(now + (SEND_WAIT if timeout is None else timeout), self._since + SEND_WAIT)
             while self._open and now - self._since < SEND_STALE and not (until is not None and until()):
                 left = deadline - now
                 if left <= 0:

@@ -284,3 +284,69 @@ def test_an_entry_said_sent_after_the_gate_gave_up_on_it_does_not_let_the_notes_
     began = time.monotonic()
     gate.wait()
     assert time.monotonic() - began >= SEND_WAIT * 0.8, "the notes waited for frame 2's entry"
+
+
+def test_the_send_gate_holds_a_bursts_work_until_its_entries_are_written_and_never_past_send_wait_of_the_burst() -> (
+    None
+):
+    from desktop.engine.writer import SEND_WAIT, SendGate
+
+    gate = SendGate()
+    assert not gate.sending and gate.wait() is False  # no burst: nothing waits
+    gate.opened(2)
+    released = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(timeout=5.0), released.set()))
+    waiter.start()
+    gate.closed()
+    assert not released.wait(0.002), "went on with one of the two entries still on its way"
+    gate.closed()  # both written
+    assert released.wait(1)
+    waiter.join()
+    gate.opened(1)  # an entry that is never said written: the burst's work waits SEND_WAIT in all, not per wait
+    began = time.monotonic()
+    assert gate.wait(timeout=5.0) is True
+    first = time.monotonic() - began
+    began = time.monotonic()
+    gate.wait(timeout=5.0)
+    assert first < SEND_WAIT * 5 and time.monotonic() - began < SEND_WAIT / 2, "a second wait of the same burst"
+
+
+def test_a_wait_at_the_send_gate_ends_when_its_until_says_so_on_a_poke() -> None:
+    from desktop.engine.writer import SendGate
+
+    gate = SendGate()
+    gate.opened(1)
+    commanded = threading.Event()
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(timeout=5.0, until=commanded.is_set), done.set()))
+    waiter.start()
+    assert not done.wait(0.002)
+    commanded.set()
+    gate.poke()  # a kill came for the waiting agent
+    assert done.wait(1)
+    waiter.join()
+
+
+def test_a_bursts_agents_take_their_send_turns_one_after_another_and_a_stuck_turn_passes_on() -> None:
+    from desktop.engine.writer import TURN_WAIT
+
+    writer = StoreWriter()
+    woken: list[str] = []
+    third = threading.Event()
+    try:
+        gate = writer.sends
+        gate.opened(3)
+        gate.take_turns([lambda: woken.append("a"), lambda: woken.append("b")])
+        gate.take_turns([lambda: (woken.append("c"), third.set())])  # another account's frame, queued behind
+        assert woken == ["a"], "only the first agent is woken to send"
+        gate.closed()  # a's request written: b's turn
+        assert woken == ["a", "b"]
+        # b never says its request written (busy, failed, stopped): c is woken TURN_WAIT later by the leader
+        began = time.monotonic()
+        assert third.wait(1) and woken == ["a", "b", "c"]
+        assert time.monotonic() - began >= TURN_WAIT * 0.8
+        gate.take_turns([lambda: woken.append("d"), lambda: woken.append("e")])
+        gate.take_turns([lambda: woken.append("f")])
+    finally:
+        writer.close()  # the turns still queued are all given: no agent is left unwoken
+    assert woken == ["a", "b", "c", "d", "e", "f"]
