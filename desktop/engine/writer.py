@@ -43,7 +43,8 @@ HOLD_FOR = 600.0  # seconds a refused row is tried again before it is given up (
 Held = dict[Hashable, tuple["LatestRow", float]]  # rows the store refused: key -> (write, first refused)
 
 
-SEND_WAIT = 0.01  # seconds a burst's entries go first (`SendGate`): what waits for them waits this long at most
+# Seconds a burst's entries go first (`SendGate`): what waits for them waits this long at most.
+SEND_WAIT = 0.01
 SEND_STALE = (
     0.1  # seconds after which entries still not sent are no longer waited for (an agent failed or stopped)
 )
@@ -78,7 +79,7 @@ class SendGate:
         self._cv = threading.Condition()
         self._open = 0
         self._since = 0.0
-        self._turns: deque[Callable[[], None]] = deque()  # agents waiting for their send turn (their wake-ups)
+        self._turns: deque[Callable[[], None]] = deque()  # agents waiting for a send turn (wake-ups)
         self._turn_since: float | None = None  # time.monotonic() the current turn was given (None: no turn)
         self.watch: Callable[[], None] | None = None  # told when turns are queued (the watcher: `turn_left`)
         # Counted since the gate last gave up on stale entries (`wait`): a word from before is not for the entries
