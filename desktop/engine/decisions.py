@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING
 
 from desktop.domain import OrderIntent
 
-TURNS = True  # a burst's agents send one after another (`SendGate.take_turns`), not all woken at once
-
 if TYPE_CHECKING:
     from desktop.broker.instruments import OptionContract
     from desktop.engine.strategy.base import Action, EnterPosition
@@ -140,15 +138,10 @@ class FrameCommit:
         wake()
 
     def _done(self) -> None:
-        """The started group is done: the agents waiting to send are woken, one after another in decision order
-        with a send gate (`SendGate.take_turns`: each once the request before it is written), else all now (never
-        raises)."""
+        """The started group is done: the agents waiting to send are woken (never raises)."""
         with self._wake_lock:
             self._settled = True
             wakes, self._wakes = self._wakes, []
-        if self._sending is not None and self._lead is not None and TURNS:
-            self._sending.take_turns(wakes)
-            return
         for wake in wakes:
             wake()
 

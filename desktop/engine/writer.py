@@ -50,9 +50,6 @@ SEND_STALE = (
 )
 
 
-TURN_WAIT = 0.003  # seconds one agent's send turn lasts at most before the next is woken anyway (`SendGate.take_turns`)
-
-
 class SendGate:
     """The entries of a frame whose intents are being committed and whose orders are on their way (any thread).
     The rest of the burst's work lets them go first (issue 18): the background writer's notes, order rows and
@@ -67,21 +64,12 @@ class SendGate:
     Bounded. Everything that waits for a burst's entries waits until `SEND_WAIT` after the burst's first entry was
     opened at most (a burst: from the gate closed to the gate closed again; the bound is per burst, not per wait), and
     not at all once the oldest entry waited for is older than `SEND_STALE` (an entry whose agent failed or stopped is
-    never said sent: the gate forgets it).
-
-    Turns (`take_turns`). The agents woken to send a burst's entries (their intents on disk) are woken one after
-    another, in decision order, each as soon as the request before it was written: thirty woken by one commit
-    time-sliced the interpreter lock (0.5 ms a slice) and all wrote late; one after another, the first is written
-    at once and the mean far earlier. A turn lasts `TURN_WAIT` at most (an agent busy with something else first,
-    failed or stopped): then the next is woken anyway (`expire_turns`, the store writer's leader thread watching)."""
+    never said sent: the gate forgets it)."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
         self._open = 0
         self._since = 0.0
-        self._turns: deque[Callable[[], None]] = deque()  # agents waiting for a send turn (wake-ups)
-        self._turn_since: float | None = None  # time.monotonic() the current turn was given (None: no turn)
-        self.watch: Callable[[], None] | None = None  # told when turns are queued (the watcher: `turn_left`)
         # Counted since the gate last gave up on stale entries (`wait`): a word from before is not for the entries
         # counted now (a LIVE entry said sent late, past SEND_STALE).
         self._round = 0
@@ -97,66 +85,13 @@ class SendGate:
 
     def closed(self, opened: int | None = None) -> None:
         """One of them was sent (its request written) or dropped; `opened`: what `opened` returned for it (None:
-        the entries now). The next agent waiting for its send turn is woken."""
+        the entries now)."""
         with self._cv:
-            wake = self._pass_turn()
-            if opened is None or opened == self._round:  # else given up on already
-                self._open = max(0, self._open - 1)
-                if not self._open:
-                    self._cv.notify_all()
-        if wake is not None:
-            wake()
-
-    def take_turns(self, wakes: list[Callable[[], None]]) -> None:
-        """`wakes` (agents' wake-ups, each to send one entry) run one at a time, in order, behind any queued before:
-        the first now if no turn is under way, each next once an entry is said sent (`closed`) or the turn
-        before it lasted `TURN_WAIT` (see the class docstring). Any thread; never raises for a wake-up."""
-        if not wakes:
-            return
-        with self._cv:
-            self._turns.extend(wakes)
-            now = time.monotonic()
-            free = self._turn_since is None or now - self._turn_since >= TURN_WAIT
-            wake = self._pass_turn() if free else None
-            watch = self.watch
-        if wake is not None:
-            wake()
-        if watch is not None:
-            watch()
-
-    def _pass_turn(self) -> Callable[[], None] | None:
-        """The next turn's wake-up (to run with the lock released), or None (no turn under way then); `_cv` held."""
-        if not self._turns:
-            self._turn_since = None
-            return None
-        self._turn_since = time.monotonic()
-        return self._turns.popleft()
-
-    def turn_left(self) -> float | None:
-        """Seconds until the turn under way expires (0: now), None when no agent waits for a turn (the watcher)."""
-        since = self._turn_since
-        if not self._turns or since is None:
-            return None
-        return max(0.0, since + TURN_WAIT - time.monotonic())
-
-    def expire_turns(self, every: bool = False) -> None:
-        """The turn under way has lasted `TURN_WAIT`: the next agent is woken (the watcher's thread); `every`: all
-        of them now, in order (closing)."""
-        while True:
-            with self._cv:
-                since = self._turn_since
-                if not self._turns or since is None:
-                    return
-                if not every and time.monotonic() - since < TURN_WAIT:
-                    return
-                wake = self._pass_turn()
-            if wake is not None:
-                try:
-                    wake()
-                except Exception:
-                    log.exception("an agent's wake-up failed")
-            if not every:
-                return
+            if opened is not None and opened != self._round:
+                return  # given up on already
+            self._open = max(0, self._open - 1)
+            if not self._open:
+                self._cv.notify_all()
 
     @property
     def sending(self) -> bool:
@@ -223,7 +158,6 @@ class StoreWriter:
         # writer's, they waited behind the notes it had taken already (issue 18: up to 13 ms at 10 x 3).
         self._leads: deque[Job] = deque()
         self._lead_cv = threading.Condition()
-        self.sends.watch = self._watch_turns
         self._leader = threading.Thread(target=self._run_leads, name="kitedesk-store-leader")
         self._leader.start()
 
@@ -246,27 +180,14 @@ class StoreWriter:
                 return
         job()
 
-    def _watch_turns(self) -> None:
-        with self._lead_cv:
-            self._lead_cv.notify()
-
     def _run_leads(self) -> None:
-        """The leader: runs the group commits callers wait for, and watches the send turns (`SendGate.take_turns`):
-        a turn that lasted `TURN_WAIT` wakes the next agent."""
         while True:
             with self._lead_cv:
                 while not self._leads and not self._closed:
-                    left = self.sends.turn_left()
-                    if left == 0.0:
-                        break
-                    self._lead_cv.wait(left)
-                closing = self._closed and not self._leads
-                job = self._leads.popleft() if self._leads else None
-            self.sends.expire_turns(every=closing)
-            if closing:
-                return
-            if job is None:
-                continue
+                    self._lead_cv.wait()
+                if not self._leads:
+                    return
+                job = self._leads.popleft()
             try:
                 job()
             except Exception as e:  # the waiters see the write's own error; this is a bug's, said

@@ -205,9 +205,6 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         def closed(self, opened: int | None = None) -> None:
             self.calls.append(f"closed {opened}")
 
-        def take_turns(self, wakes: list[object]) -> None:
-            self.calls.append(f"turns {len(wakes)}")
-
     with Store.open(tmp_path / "home") as store:
         key = new_session(store, "UK9394")
         intents = [make_intent(key) for _ in range(2)]
@@ -222,7 +219,7 @@ def test_a_started_frame_commit_says_its_entries_on_their_way_and_each_sent_once
         commit.sent(intents[0].intent_id)  # said again (the agent's finally): once only
         commit.sent("never-added")
         commit.sent(intents[1].intent_id)
-        assert gate.calls == ["opened 2", "turns 0", "closed 7", "closed 7"]
+        assert gate.calls == ["opened 2", "closed 7", "closed 7"]
 
 
 def test_closing_the_writer_while_its_leader_waits_on_a_held_store_commits_the_queued_intent_first(
@@ -326,28 +323,3 @@ def test_a_wait_at_the_send_gate_ends_when_its_until_says_so_on_a_poke() -> None
     gate.poke()  # a kill came for the waiting agent
     assert done.wait(1)
     waiter.join()
-
-
-def test_a_bursts_agents_take_their_send_turns_one_after_another_and_a_stuck_turn_passes_on() -> None:
-    from desktop.engine.writer import TURN_WAIT
-
-    writer = StoreWriter()
-    woken: list[str] = []
-    third = threading.Event()
-    try:
-        gate = writer.sends
-        gate.opened(3)
-        gate.take_turns([lambda: woken.append("a"), lambda: woken.append("b")])
-        gate.take_turns([lambda: (woken.append("c"), third.set())])  # another account's frame, queued behind
-        assert woken == ["a"], "only the first agent is woken to send"
-        gate.closed()  # a's request written: b's turn
-        assert woken == ["a", "b"]
-        # b never says its request written (busy, failed, stopped): c is woken TURN_WAIT later by the leader
-        began = time.monotonic()
-        assert third.wait(1) and woken == ["a", "b", "c"]
-        assert time.monotonic() - began >= TURN_WAIT * 0.8
-        gate.take_turns([lambda: woken.append("d"), lambda: woken.append("e")])
-        gate.take_turns([lambda: woken.append("f")])
-    finally:
-        writer.close()  # the turns still queued are all given: no agent is left unwoken
-    assert woken == ["a", "b", "c", "d", "e", "f"]
