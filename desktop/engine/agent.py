@@ -183,6 +183,7 @@ class SegmentAgent(QThread):
         # (a stale value costs one needless wake, never a missed one: it only moves forward).
         self._bar_ends: datetime | None = None
         self.lockstep: Lockstep | None = None  # set by a replay only: the inbox is handled on its turns
+        self._holding = False  # this thread waits for a burst's entries (`_let_entries_go`)
 
     @property
     def view(self) -> AgentView:
@@ -271,6 +272,8 @@ class SegmentAgent(QThread):
                 self._cond.notify()
         if wake_after is not None:
             wake_after(self._wake)
+        if any(_goes_first(a) for a in decision.actions):
+            self._poke()  # its own entry, or a protective exit, never waits behind the burst's entries
 
     def fail_decision(self, failure: str, details: str) -> None:
         """The segment's decision code raised on the dispatcher: this agent fails (its thread says so)."""
@@ -346,9 +349,7 @@ class SegmentAgent(QThread):
             self._urgent.append(item)
             self._cond.notify()
         if isinstance(item, Kill | StopAgent):
-            gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
-            if gate is not None and gate.sending:
-                gate.poke()  # this thread may be letting a burst's entries go first: a command never waits
+            self._poke()  # a command never waits
 
     @property
     def squaring_off(self) -> bool:
@@ -527,11 +528,28 @@ class SegmentAgent(QThread):
                 return
             if isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions):
                 return
-        gate.wait(until=self._commanded)
+        self._holding = True
+        try:
+            gate.wait(until=self._goes_ahead)
+        finally:
+            self._holding = False
 
-    def _commanded(self) -> bool:
-        """A kill or stop command is waiting (read without `_cond`: a deque's truth is atomic)."""
-        return any(isinstance(item, Kill | StopAgent) for item in tuple(self._urgent))
+    def _goes_ahead(self) -> bool:
+        """Something that must not wait came meanwhile: a kill or stop command, a decision with an entry of this
+        segment's own (one of those waited for) or a protective exit. Read without `_cond` (a copy of a deque is
+        atomic); `poke`d by whoever posts one."""
+        return any(
+            isinstance(item, Kill | StopAgent)
+            or (isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions))
+            for item in tuple(self._urgent)
+        )
+
+    def _poke(self) -> None:
+        """This thread is letting a burst's entries go first (`_let_entries_go`): it looks again at what came. Read
+        without a lock: a hold that begins just after this look sees the item in `_goes_ahead` first."""
+        gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
+        if self._holding and gate is not None:
+            gate.poke()
 
     def _handle(self, item: _Urgent) -> None:
         t = self.trader

@@ -54,8 +54,9 @@ class SendGate:
     """The entries of a frame whose intents are being committed and whose orders are on their way (any thread).
     The rest of the burst's work lets them go first (issue 18): the background writer's notes, order rows and
     positions (~30 ms of CPU at the close of a minute at 10 sessions x 3 segments), and the agents' own work of the
-    moment (`hold`: order updates, fills' bookkeeping, exits that do not protect, ticks and after-ticks chores):
-    run meanwhile, it took the interpreter lock from the agents about to send and from the intents' transaction.
+    moment (`SegmentAgent._let_entries_go`: order updates, fills' bookkeeping, exits that do not protect, stop moves,
+    after-ticks chores): run meanwhile, it took the interpreter lock from the agents about to send and from the
+    intents' transaction.
 
     An entry is on its way from its frame's group commit's start (`opened`) until its order's HTTP request is
     written (or its send failed or was refused: `closed`), not until Kite answered: a LIVE reply takes a round

@@ -427,7 +427,7 @@ def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never
     monkeypatch.setattr(writer_module, "SEND_WAIT", 5.0)
     monkeypatch.setattr(writer_module, "SEND_STALE", 10.0)
     first, gateway, store = make(Mode.PAPER)
-    second, _, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, store=store, itm_offset=100)
+    second, second_gateway, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, store=store, itm_offset=100)
     writer = StoreWriter(store.deferred)
     for trader in (first, second):
         trader.ctx = replace(trader.ctx, sending=writer.sends, commit_soon=writer.lead)
@@ -466,14 +466,24 @@ def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never
         assert _wait(lambda: "fill" in events)
         assert events == ["entry sending", "entry sent", "fill"]
         assert _wait(lambda: not writer.sends.sending)
-        # Another burst whose entry is never said sent: a fill waits; a kill arriving meanwhile ends the wait.
+        # Another burst whose entry is never said sent: a fill waits; an entry of the waiting segment's own decided
+        # meanwhile ends the wait (it is one of the entries to go first), and so does a kill.
         writer.sends.opened(1)
+        _entering(second)
+        dispatcher.hand(agents[1], _index(second, 5, "60040"), time.perf_counter())
         agents[1].post_fill(fill(2))
         time.sleep(0.2)
         assert events.count("fill") == 1, "the second fill waited for the burst's entry"
         began = time.monotonic()
+        dispatcher.hand(agents[1], _index(second, 60, "60040"), time.perf_counter())  # its own entry
+        assert _wait(lambda: len(second_gateway.placed) == 1 and events.count("fill") == 2, timeout=2.0)
+        assert time.monotonic() - began < 2.0 < writer_module.SEND_WAIT, "its own entry was held"
+        agents[1].post_fill(fill(3))
+        time.sleep(0.2)
+        assert events.count("fill") == 2, "the third fill waited for the burst's entry"
+        began = time.monotonic()
         agents[1].post_command(Kill("test"))
-        assert _wait(lambda: "kill" in events and events.count("fill") == 2, timeout=2.0)
+        assert _wait(lambda: "kill" in events and events.count("fill") == 3, timeout=2.0)
         assert time.monotonic() - began < 2.0 < writer_module.SEND_WAIT, "a kill is never held"
     finally:
         go.set()
