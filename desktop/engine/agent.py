@@ -238,6 +238,8 @@ class SegmentAgent(QThread):
         wake = wake or self._decides(ticks)
         self._self_run = True  # queued ticks go before any the dispatcher could decide: this thread's now
         self._ticks.append((ticks, posted, handed))
+        if wake and self._holding:
+            self._poke()  # ticks that may decide never wait behind a burst's entries
         if wake and wake_after is None:
             self._cond.notify()
         elif wake and wake_after is not None:
@@ -528,7 +530,11 @@ class SegmentAgent(QThread):
                 return
             if isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions):
                 return
-        self._holding = True
+        with self._cond:
+            # Its ticks stay with this thread meanwhile (the dispatcher must not decide on a view without the
+            # updates held here): queued, they end the wait if they may decide something (`_goes_ahead`).
+            self._self_run = True
+            self._holding = True
         try:
             gate.wait(until=self._goes_ahead)
         finally:
@@ -536,13 +542,13 @@ class SegmentAgent(QThread):
 
     def _goes_ahead(self) -> bool:
         """Something that must not wait came meanwhile: a kill or stop command, a decision with an entry of this
-        segment's own (one of those waited for) or a protective exit. Read without `_cond` (a copy of a deque is
-        atomic); `poke`d by whoever posts one."""
+        segment's own (one of those waited for) or a protective exit, ticks that may decide (an entry, a stop, a
+        target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
         return any(
             isinstance(item, Kill | StopAgent)
             or (isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions))
             for item in tuple(self._urgent)
-        )
+        ) or any(self._decides(ticks) for ticks, _, _ in tuple(self._ticks))
 
     def _poke(self) -> None:
         """This thread is letting a burst's entries go first (`_let_entries_go`): it looks again at what came. Read

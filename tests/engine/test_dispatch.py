@@ -466,16 +466,20 @@ def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never
         assert _wait(lambda: "fill" in events)
         assert events == ["entry sending", "entry sent", "fill"]
         assert _wait(lambda: not writer.sends.sending)
-        # Another burst whose entry is never said sent: a fill waits; an entry of the waiting segment's own decided
-        # meanwhile ends the wait (it is one of the entries to go first), and so does a kill.
+        # Another burst whose entry is never said sent: a fill waits (its segment's ticks stay with its thread
+        # meanwhile); ticks that may decide, arriving meanwhile, end the wait (here: its own entry), and so does a kill.
         writer.sends.opened(1)
         _entering(second)
         dispatcher.hand(agents[1], _index(second, 5, "60040"), time.perf_counter())
         agents[1].post_fill(fill(2))
         time.sleep(0.2)
+        decided = agents[1].ticks_decided
+        dispatcher.hand(agents[1], _index(second, 30, "60040"), time.perf_counter())  # inside the minute
+        time.sleep(0.05)
+        assert agents[1].ticks_decided == decided, "decided on a view without the fill held by its agent"
         assert events.count("fill") == 1, "the second fill waited for the burst's entry"
         began = time.monotonic()
-        dispatcher.hand(agents[1], _index(second, 60, "60040"), time.perf_counter())  # its own entry
+        dispatcher.hand(agents[1], _index(second, 60, "60040"), time.perf_counter())  # closes a bar: an entry
         assert _wait(lambda: len(second_gateway.placed) == 1 and events.count("fill") == 2, timeout=2.0)
         assert time.monotonic() - began < 2.0 < writer_module.SEND_WAIT, "its own entry was held"
         agents[1].post_fill(fill(3))
