@@ -517,11 +517,11 @@ class SegmentAgent(QThread):
         being committed, their requests not yet written), this thread's own work of the moment waits for them,
         bounded (`SEND_WAIT` per burst): order updates, fills' bookkeeping (an entry's fill placing its stop
         included: its naked window grows by that bound at most), after-ticks chores, stop moves and exits that do
-        not protect. Never waits: a kill or stop command (one arriving during the wait ends it), a decision with an
-        entry of its own to send (it is one of them) or a protective exit (`PROTECTIVE_EXITS`), a function run on
-        this thread (manual actions), a failure to say, ticks (an agent deciding its own ticks may decide an entry,
-        a stop or a target on them), and a replay's lockstep (one thread runs every agent's inbox in turn: the entry
-        waited for may be behind this one)."""
+        not protect. Never waits: a kill or stop command, a decision with an entry of its own to send (it is one of
+        them) or a protective exit (`PROTECTIVE_EXITS`), ticks that may decide (an entry, a stop, a target): one
+        arriving during the wait ends it (`_goes_ahead`); nor a function run on this thread (manual actions), a
+        failure to say, or a replay's lockstep (one thread runs every agent's inbox in turn: the entry waited for
+        may be behind this one). Its ticks stay with this thread meanwhile."""
         gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
         if gate is None or not gate.sending or self.lockstep is not None or not urgent:
             return
