@@ -74,7 +74,6 @@ class SendGate:
         # Counted since the gate last gave up on stale entries (`wait`): a word from before is not for the entries
         # counted now (a LIVE entry said sent late, past SEND_STALE).
         self._round = 0
-        self.held = 0  # waits that found entries on their way (tests, bench)
 
     def opened(self, count: int) -> int:
         """`count` entries are on their way (their group commit started); returns what `closed` is told of them."""
@@ -111,7 +110,6 @@ class SendGate:
         with self._cv:
             if not self._open:
                 return False
-            self.held += 1
             now = time.monotonic()
             deadline = min(now + (SEND_WAIT if timeout is None else timeout), self._since + SEND_WAIT)
             while self._open and now - self._since < SEND_STALE and not (until is not None and until()):
