@@ -34,16 +34,40 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import select
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
+
+log = logging.getLogger(__name__)
 
 ORDER_METHODS = frozenset({"POST", "PUT", "DELETE"})
 ORDER_PATH = "/orders/"
 READ_PATHS = ("/orders", "/trades")  # the order book, an order's history and trades, the day's trades (GET)
+
+
+_written = threading.local()  # `when_written`: this thread's callback for its next order request written
+
+
+def when_written(callback: Callable[[], None] | None) -> None:
+    """`callback` runs on this thread once its next order request (`POST /orders/...`) is written, before its reply
+    is read (the engine's `SendGate`: a burst's other work waits for an entry's request, not for Kite's answer);
+    None forgets it. Run once; an exception it raises is not the request's (logged)."""
+    _written.callback = callback
+
+
+def _said_written() -> None:
+    callback = getattr(_written, "callback", None)
+    if callback is not None:
+        _written.callback = None
+        try:
+            callback()
+        except Exception:
+            log.exception("the request-written callback failed")
 
 
 def _laned(method: str, path: str) -> bool:
@@ -130,6 +154,8 @@ class OrderLane:
         try:
             conn.request(method, path, body=body, headers=headers)
             self.sent += 1
+            if method == "POST":
+                _said_written()
             reply = conn.getresponse()
             content = reply.read()
         except TimeoutError as e:  # sent (or partly): its effect at Kite is unknown

@@ -41,12 +41,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from desktop.domain import Fill, Mode, Order, Position, Segment, Tick
-from desktop.engine.decisions import Decision
+from desktop.engine.decisions import Decision, ReadyEntry
 from desktop.engine.lockstep import Lockstep
 from desktop.engine.publisher import PUBLISH_EVERY, Publisher
 from desktop.engine.qt import QThread
 from desktop.engine.snapshots import AgentState, SegmentSnapshot
-from desktop.engine.trader import SegmentTrader
+from desktop.engine.strategy.base import ExitPosition
+from desktop.engine.trader import PROTECTIVE_EXITS, SegmentTrader
 from desktop.engine.workspace import OnStop
 
 # With a publisher, an idle agent's wait still times out this often (seconds): a safety net, nothing depends on it.
@@ -99,6 +100,13 @@ class DecisionFailed:
 
     failure: str
     details: str
+
+
+def _goes_first(action: object) -> bool:
+    """An action that never waits behind a burst's entries: an entry (one of them), a protective exit."""
+    return isinstance(action, ReadyEntry) or (
+        isinstance(action, ExitPosition) and action.reason in PROTECTIVE_EXITS
+    )
 
 
 class _Failed(Exception):
@@ -174,6 +182,7 @@ class SegmentAgent(QThread):
         # (a stale value costs one needless wake, never a missed one: it only moves forward).
         self._bar_ends: datetime | None = None
         self.lockstep: Lockstep | None = None  # set by a replay only: the inbox is handled on its turns
+        self._holding = False  # this thread waits for a burst's entries (`_let_entries_go`)
 
     @property
     def view(self) -> AgentView:
@@ -228,6 +237,8 @@ class SegmentAgent(QThread):
         wake = wake or self._decides(ticks)
         self._self_run = True  # queued ticks go before any the dispatcher could decide: this thread's now
         self._ticks.append((ticks, posted, handed))
+        if wake and self._holding:
+            self._poke()  # ticks that may decide never wait behind a burst's entries
         if wake and wake_after is None:
             self._cond.notify()
         elif wake and wake_after is not None:
@@ -262,6 +273,8 @@ class SegmentAgent(QThread):
                 self._cond.notify()
         if wake_after is not None:
             wake_after(self._wake)
+        if any(_goes_first(a) for a in decision.actions):
+            self._poke()  # its own entry, or a protective exit, never waits behind the burst's entries
 
     def fail_decision(self, failure: str, details: str) -> None:
         """The segment's decision code raised on the dispatcher: this agent fails (its thread says so)."""
@@ -336,6 +349,8 @@ class SegmentAgent(QThread):
         with self._cond:
             self._urgent.append(item)
             self._cond.notify()
+        if isinstance(item, Kill | StopAgent):
+            self._poke()  # a command never waits
 
     @property
     def squaring_off(self) -> bool:
@@ -441,6 +456,7 @@ class SegmentAgent(QThread):
             urgent = list(self._urgent)
             self._urgent.clear()
             batch = self._ticks.popleft() if self._ticks and not urgent else None
+        self._let_entries_go(urgent)
         with self.lane:
             log = self.trader.log
             # A decision's orders go out before any log line is written: its lines (and the dispatcher's before
@@ -494,6 +510,51 @@ class SegmentAgent(QThread):
                 self.trader.log.warning("stopping before the exit filled: check the position")
                 return False
         return True
+
+    def _let_entries_go(self, urgent: list[_Urgent]) -> None:
+        """Entries first (`SendGate`, engine/writer.py): while a burst's entries are on their way (their intents
+        being committed, their requests not yet written), this thread's own work of the moment waits for them,
+        bounded (`SEND_WAIT` per burst): order updates, fills' bookkeeping (an entry's fill placing its stop
+        included: its naked window grows by that bound at most), after-ticks chores, stop moves and exits that do
+        not protect. Never waits: a kill or stop command, a decision with an entry of its own to send (it is one of
+        them) or a protective exit (`PROTECTIVE_EXITS`), ticks that may decide (an entry, a stop, a target): one
+        arriving during the wait ends it (`_goes_ahead`); nor a function run on this thread (manual actions), a
+        failure to say, or a replay's lockstep (one thread runs every agent's inbox in turn: the entry waited for
+        may be behind this one). Its ticks stay with this thread meanwhile."""
+        gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
+        if gate is None or not gate.sending or self.lockstep is not None or not urgent:
+            return
+        for item in urgent:
+            if isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed):
+                return
+            if isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions):
+                return
+        with self._cond:
+            # Its ticks stay with this thread meanwhile (the dispatcher must not decide on a view without the
+            # updates held here): queued, they end the wait if they may decide something (`_goes_ahead`).
+            self._self_run = True
+            self._holding = True
+        try:
+            gate.wait(until=self._goes_ahead)
+        finally:
+            self._holding = False
+
+    def _goes_ahead(self) -> bool:
+        """Something that must not wait came meanwhile: a kill or stop command, a decision with an entry of this
+        segment's own (one of those waited for) or a protective exit, ticks that may decide (an entry, a stop, a
+        target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
+        return any(
+            isinstance(item, Kill | StopAgent)
+            or (isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions))
+            for item in tuple(self._urgent)
+        ) or any(self._decides(ticks) for ticks, _, _ in tuple(self._ticks))
+
+    def _poke(self) -> None:
+        """This thread is letting a burst's entries go first (`_let_entries_go`): it looks again at what came. Read
+        without a lock: a hold that begins just after this look sees the item in `_goes_ahead` first."""
+        gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
+        if self._holding and gate is not None:
+            gate.poke()
 
     def _handle(self, item: _Urgent) -> None:
         t = self.trader

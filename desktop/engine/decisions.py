@@ -67,7 +67,8 @@ class FrameCommit:
     ) -> None:
         """`lead`: how to ask a thread with nothing more urgent to do to commit a started frame (the store writer's
         `lead`); None: the first agent waiting for it commits it. `sending`: told how many of the frame's entries
-        are on their way once it starts, and of each one sent (`sent`), so the background notes let them go first."""
+        are on their way once it starts, and of each one sent (`sent`: its request written), so the rest of the
+        burst (the background notes, the agents' own work) lets them go first."""
         self._store = store
         self._lead = lead
         self._sending = sending

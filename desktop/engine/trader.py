@@ -13,7 +13,7 @@ account's dispatcher (engine/dispatch.py) running `decide` (no I/O) on the feed'
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -22,6 +22,7 @@ from typing import Any, cast
 
 from desktop.broker.errors import BrokerError
 from desktop.broker.instruments import InstrumentBook
+from desktop.broker.order_lane import when_written
 from desktop.domain import Fill, Mode, Order, OrderIntent, OrderRole, OrderType, Segment, Side, Tick
 from desktop.engine.chart import IndexChart
 from desktop.engine.context import Holding, TraderContext
@@ -49,6 +50,20 @@ class Closing:
 
     reason: str
     again_at: datetime | None = None
+
+
+class _Once:
+    """Runs `fn` the first time it is called only (an entry said sent at its request's write, then on return)."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn: Callable[[], None] | None = fn
+
+    def __call__(self) -> None:
+        fn, self.fn = self.fn, None
+        if fn is not None:
+            fn()
 
 
 class SegmentTrader:
@@ -242,14 +257,33 @@ class SegmentTrader:
     def act(self, actions: Sequence[Action | ReadyEntry]) -> None:
         """Runs strategy actions: entries through risk, exits always, stop moves to the broker."""
         for action in actions:
-            if isinstance(action, EnterPosition):
-                self.entries.enter(action)
-            elif isinstance(action, ReadyEntry):
-                self.entries.send(action)
+            if isinstance(action, EnterPosition | ReadyEntry):
+                self._enter(action)
             elif isinstance(action, ExitPosition):
                 self.exit(action.reason)
             elif isinstance(action, MoveStop):
                 self.protection.trail(action.new_stop)
+
+    def _enter(self, action: EnterPosition | ReadyEntry) -> None:
+        """An entry decided here (`EnterPosition`) or on the dispatcher (`ReadyEntry`) goes out. It is on its way
+        (the other agents' work of the moment lets it go first: `SendGate`) until its HTTP request is written, not
+        until Kite answered it; at the latest until `send` returns (paper, refused, failed). One of its frame's
+        group commit is counted there already (`ReadyEntry.sent`); any other (decided here, or checked here: its
+        intent committed alone) is counted now."""
+        sent = action.sent if isinstance(action, ReadyEntry) else None
+        gate = self.ctx.sending
+        if sent is None and gate is not None:
+            sent = _Once(partial(gate.closed, gate.opened(1)))
+        when_written(sent)
+        try:
+            if isinstance(action, ReadyEntry):
+                self.entries.send(action)
+            else:
+                self.entries.enter(action)
+        finally:
+            when_written(None)
+            if sent is not None:
+                sent()
 
     def intent(
         self, exchange: str, symbol: str, side: Side, qty: int, reason: str, role: OrderRole, **kw: Any

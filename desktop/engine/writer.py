@@ -43,25 +43,36 @@ HOLD_FOR = 600.0  # seconds a refused row is tried again before it is given up (
 Held = dict[Hashable, tuple["LatestRow", float]]  # rows the store refused: key -> (write, first refused)
 
 
-SEND_WAIT = 0.01  # seconds the background writer lets a frame's entries go first (`SendGate`), at most
+# Seconds a burst's entries go first (`SendGate`): what waits for them waits this long at most.
+SEND_WAIT = 0.01
 SEND_STALE = (
     0.1  # seconds after which entries still not sent are no longer waited for (an agent failed or stopped)
 )
 
 
 class SendGate:
-    """The entries of a frame whose intents are committed and whose orders are on their way (any thread). The
-    background writer lets them go first: the notes, order rows and positions it writes are worth ~30 ms of CPU at
-    the close of a minute at 10 sessions x 3 segments, and written meanwhile they took the interpreter from the
-    agents about to send (issue 18). It waits `SEND_WAIT` at most, and not at all once the oldest entry waited for
-    is older than `SEND_STALE` (an entry whose agent failed or stopped is never said sent)."""
+    """The entries of a frame whose intents are being committed and whose orders are on their way (any thread).
+    The rest of the burst's work lets them go first (issue 18): the background writer's notes, order rows and
+    positions (~30 ms of CPU at the close of a minute at 10 sessions x 3 segments), and the agents' own work of the
+    moment (`SegmentAgent._let_entries_go`: order updates, fills' bookkeeping, exits that do not protect, stop moves,
+    after-ticks chores): run meanwhile, it took the interpreter lock from the agents about to send and from the
+    intents' transaction.
+
+    An entry is on its way from its frame's group commit's start (`opened`) until its order's HTTP request is
+    written (or its send failed or was refused: `closed`), not until Kite answered: a LIVE reply takes a round
+    trip of ~4-5 ms, and holding everything for it would leave the core idle.
+
+    Bounded. Everything that waits for a burst's entries waits until `SEND_WAIT` after the burst's first entry was
+    opened at most (a burst: from the gate closed to the gate closed again; the bound is per burst, not per wait), and
+    not at all once the oldest entry waited for is older than `SEND_STALE` (an entry whose agent failed or stopped is
+    never said sent: the gate forgets it)."""
 
     def __init__(self) -> None:
         self._cv = threading.Condition()
         self._open = 0
         self._since = 0.0
         # Counted since the gate last gave up on stale entries (`wait`): a word from before is not for the entries
-        # counted now (a LIVE entry is said sent once Kite answered, often past SEND_STALE).
+        # counted now (a LIVE entry said sent late, past SEND_STALE).
         self._round = 0
 
     def opened(self, count: int) -> int:
@@ -73,7 +84,8 @@ class SendGate:
             return self._round
 
     def closed(self, opened: int | None = None) -> None:
-        """One of them was sent (or dropped); `opened`: what `opened` returned for it (None: the entries now)."""
+        """One of them was sent (its request written) or dropped; `opened`: what `opened` returned for it (None:
+        the entries now)."""
         with self._cv:
             if opened is not None and opened != self._round:
                 return  # given up on already
@@ -81,20 +93,35 @@ class SendGate:
             if not self._open:
                 self._cv.notify_all()
 
-    def wait(self, timeout: float = SEND_WAIT) -> None:
-        """Returns once no entry is on its way, `timeout` seconds at most (the background writer)."""
+    @property
+    def sending(self) -> bool:
+        """Entries are on their way now (read without the lock: a stale answer costs one look at `wait`)."""
+        return self._open > 0
+
+    def poke(self) -> None:
+        """Wakes whatever waits here to look at its own `until` again (an agent's kill or stop command came)."""
+        with self._cv:
+            self._cv.notify_all()
+
+    def wait(self, timeout: float | None = None, until: Callable[[], bool] | None = None) -> bool:
+        """Returns once no entry is on its way: `timeout` seconds at most (None: `SEND_WAIT`), and never past
+        `SEND_WAIT` after the burst began (see the class docstring); at once when `until()` is True (checked again
+        on `poke`). True when it waited at all."""
         with self._cv:
             if not self._open:
-                return
-            deadline = time.monotonic() + timeout
-            while self._open and time.monotonic() - self._since < SEND_STALE:
-                left = deadline - time.monotonic()
+                return False
+            now = time.monotonic()
+            deadline = min(now + (SEND_WAIT if timeout is None else timeout), self._since + SEND_WAIT)
+            while self._open and now - self._since < SEND_STALE and not (until is not None and until()):
+                left = deadline - now
                 if left <= 0:
-                    return
+                    break
                 self._cv.wait(left)
-            if self._open and time.monotonic() - self._since >= SEND_STALE:
+                now = time.monotonic()
+            if self._open and now - self._since >= SEND_STALE:
                 self._open = 0
                 self._round += 1
+            return True
 
 
 @dataclass(frozen=True, slots=True)

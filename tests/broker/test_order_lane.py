@@ -212,3 +212,27 @@ def test_a_refused_connection_is_unavailable_and_a_reply_that_never_comes_is_amb
     assert isinstance(translate(silent.value), AmbiguousOrderFailure), "sent, no reply: its effect is unknown"
     assert server.requests == 1
     kite.reqsession.close()
+
+
+def test_a_callback_given_for_the_next_order_request_runs_once_it_is_written_before_its_reply(
+    server_of,
+) -> None:
+    # The engine's entries-first gate (engine/writer.py `SendGate`) lets the rest of a burst go once an entry's
+    # request is written, not once Kite answered it: a silent server shows the callback ran with no reply read.
+    from desktop.broker.order_lane import when_written
+
+    server = server_of(silent=True)
+    kite = laned(KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=0.5))
+    said: list[str] = []
+    when_written(lambda: said.append("written"))
+    with pytest.raises(requests.ReadTimeout):
+        kite.orders()  # a read through the lane (GET): not an order request, the callback waits
+    assert said == []
+    with pytest.raises(requests.ReadTimeout):
+        kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+    assert len(said) == 1, "said once its request was written, with no reply ever read"
+    with pytest.raises(requests.ReadTimeout):
+        kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+    assert len(said) == 1, "once only"
+    when_written(None)
+    kite.reqsession.close()

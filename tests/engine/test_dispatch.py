@@ -412,3 +412,85 @@ def test_a_process_killed_between_the_frames_commit_and_the_send_leaves_the_inte
         store.close()
     # What a restart reconciles: the intent is on disk, with the session's tag to look it up by at the broker.
     assert [(i.intent_id, i.tag) for i in unfilled] == [(intent_id, key.order_tag)]
+
+
+def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never_held(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Entries first (engine/writer.py `SendGate`): while a frame's entry is on its way, another agent's fill waits
+    # (bounded: SEND_WAIT per burst, made long here so the order is seen, not raced); a kill ends the wait at once.
+    from desktop.domain import Fill
+    from desktop.engine import writer as writer_module
+    from desktop.engine.agent import Kill
+    from desktop.engine.writer import StoreWriter
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", 5.0)
+    monkeypatch.setattr(writer_module, "SEND_STALE", 10.0)
+    first, gateway, store = make(Mode.PAPER)
+    second, second_gateway, _ = make(Mode.PAPER, segment=Segment.BANKNIFTY, store=store, itm_offset=100)
+    writer = StoreWriter(store.deferred)
+    for trader in (first, second):
+        trader.ctx = replace(trader.ctx, sending=writer.sends, commit_soon=writer.lead)
+    events: list[str] = []
+    go = threading.Event()
+    place = gateway.place
+
+    def slow_place(intent):  # the entry's request on its way until `go`
+        events.append("entry sending")
+        go.wait(5)
+        events.append("entry sent")
+        return place(intent)
+
+    gateway.place = slow_place  # type: ignore[method-assign]
+    second.on_fill = lambda fill: events.append("fill")  # type: ignore[method-assign]
+    second.cancel_open_entries = lambda then_exit=None: events.append("kill")  # type: ignore[method-assign]
+    _entering(first)
+    agents = [_agent(first), _agent(second)]
+    dispatcher = AccountDispatcher("UK9394")
+
+    def fill(n: int) -> Fill:
+        return Fill(f"f{n}", f"o{n}", second.ctx.key, Mode.PAPER, "NFO", "BANKNIFTY26JAN60000CE", Side.BUY, 15,
+                    Decimal("100"), T0)  # fmt: skip
+
+    try:
+        dispatcher.hand(agents[0], _index(first, 5), time.perf_counter())
+        wakes: list[Callable[[], None]] = []
+        dispatcher.hand(agents[0], _index(first, 60), time.perf_counter(), wakes.append, wakes)  # an entry
+        for wake in wakes:
+            wake()  # the frame handed out: its intent committed, its agent woken to send
+        assert _wait(lambda: "entry sending" in events) and writer.sends.sending
+        agents[1].post_fill(fill(1))
+        time.sleep(0.2)
+        assert events == ["entry sending"], "the fill's bookkeeping went while the entry was on its way"
+        go.set()
+        assert _wait(lambda: "fill" in events)
+        assert events == ["entry sending", "entry sent", "fill"]
+        assert _wait(lambda: not writer.sends.sending)
+        # Another burst whose entry is never said sent: a fill waits (its segment's ticks stay with its thread
+        # meanwhile); ticks that may decide, arriving meanwhile, end the wait (here: its own entry), and so does a kill.
+        writer.sends.opened(1)
+        _entering(second)
+        dispatcher.hand(agents[1], _index(second, 5, "60040"), time.perf_counter())
+        agents[1].post_fill(fill(2))
+        time.sleep(0.2)
+        decided = agents[1].ticks_decided
+        dispatcher.hand(agents[1], _index(second, 30, "60040"), time.perf_counter())  # inside the minute
+        time.sleep(0.05)
+        assert agents[1].ticks_decided == decided, "decided on a view without the fill held by its agent"
+        assert events.count("fill") == 1, "the second fill waited for the burst's entry"
+        began = time.monotonic()
+        dispatcher.hand(agents[1], _index(second, 60, "60040"), time.perf_counter())  # closes a bar: an entry
+        assert _wait(lambda: len(second_gateway.placed) == 1 and events.count("fill") == 2, timeout=2.0)
+        assert time.monotonic() - began < 2.0 < writer_module.SEND_WAIT, "its own entry was held"
+        agents[1].post_fill(fill(3))
+        time.sleep(0.2)
+        assert events.count("fill") == 2, "the third fill waited for the burst's entry"
+        began = time.monotonic()
+        agents[1].post_command(Kill("test"))
+        assert _wait(lambda: "kill" in events and events.count("fill") == 3, timeout=2.0)
+        assert time.monotonic() - began < 2.0 < writer_module.SEND_WAIT, "a kill is never held"
+    finally:
+        go.set()
+        writer.sends.closed()
+        _stop(*agents)
+        writer.close()

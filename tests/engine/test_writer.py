@@ -281,3 +281,50 @@ def test_an_entry_said_sent_after_the_gate_gave_up_on_it_does_not_let_the_notes_
     began = time.monotonic()
     gate.wait()
     assert time.monotonic() - began >= SEND_WAIT * 0.8, "the notes waited for frame 2's entry"
+
+
+def test_the_send_gate_holds_a_bursts_work_until_its_entries_are_written_and_never_past_send_wait_of_the_burst(
+    monkeypatch,
+) -> None:
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", 5.0)  # long enough to see the order under any load
+    gate = SendGate()
+    assert not gate.sending and gate.wait() is False  # no burst: nothing waits
+    gate.opened(2)
+    released = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(), released.set()))
+    waiter.start()
+    gate.closed()
+    assert not released.wait(0.05), "went on with one of the two entries still on its way"
+    gate.closed()  # both written
+    assert released.wait(1)
+    waiter.join()
+    monkeypatch.setattr(writer_module, "SEND_WAIT", 0.1)
+    gate.opened(1)  # an entry never said written: the burst's work waits SEND_WAIT in all, not per wait
+    began = time.monotonic()
+    assert gate.wait(timeout=5.0) is True
+    first = time.monotonic() - began
+    began = time.monotonic()
+    gate.wait(timeout=5.0)
+    second = time.monotonic() - began
+    assert 0.08 <= first < 1.0 and second < 0.05, "a second wait of the same burst"
+
+
+def test_a_wait_at_the_send_gate_ends_when_its_until_says_so_on_a_poke(monkeypatch) -> None:
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", 5.0)
+    gate = SendGate()
+    gate.opened(1)
+    commanded = threading.Event()
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(timeout=5.0, until=commanded.is_set), done.set()))
+    waiter.start()
+    assert not done.wait(0.05)
+    commanded.set()
+    gate.poke()  # a kill came for the waiting agent
+    assert done.wait(1)
+    waiter.join()
