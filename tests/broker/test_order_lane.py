@@ -14,13 +14,16 @@ from decimal import Decimal
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
+from requests.models import RequestEncodingMixin
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerUnavailable, translate
 from desktop.broker.exchange_rules import SL_M_REFUSED
 from desktop.broker.kite_client import new_kite
-from desktop.broker.order_lane import OrderLane
+from desktop.broker.order_lane import OrderLane, form_encode
 from tests.broker.sim.test_sim_exchange_rules import option, ticks
 from tests.simkit import login, start_sim
 
@@ -103,7 +106,8 @@ def test_a_refusal_through_the_lane_is_kiteconnects_same_exception_with_the_same
 
 def test_each_thread_sends_on_its_own_connection(sim) -> None:
     kite = laned(login(sim, "UK9394"))
-    inst = option(kite, offset=4)
+    inst = option(kite, offset=4)  # its quote is read through the lane, on this thread
+    sent, opened = kite.reqsession.sent, kite.reqsession.opened
     errors: list[BaseException] = []
 
     def send() -> None:
@@ -118,7 +122,7 @@ def test_each_thread_sends_on_its_own_connection(sim) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert errors == [] and kite.reqsession.sent == 12 and kite.reqsession.opened == 4
+    assert errors == [] and kite.reqsession.sent - sent == 12 and kite.reqsession.opened - opened == 4
     assert len([o for o in kite.orders() if o["tag"] == "KDlane"]) == 12
     kite.reqsession.close()
 
@@ -212,3 +216,35 @@ def test_a_refused_connection_is_unavailable_and_a_reply_that_never_comes_is_amb
     assert isinstance(translate(silent.value), AmbiguousOrderFailure), "sent, no reply: its effect is unknown"
     assert server.requests == 1
     kite.reqsession.close()
+
+
+def test_positions_and_quotes_are_read_through_the_lane_as_requests_reads_them(sim) -> None:
+    plain, kite = login(sim, "UK9394"), laned(login(sim, "UK9394"))
+    lane = kite.reqsession
+    inst = option(plain, offset=2)
+    plain.place_order(**order_params(inst))  # a position to read
+    symbols = [f"NFO:{inst['tradingsymbol']}", "NSE:NIFTY 50"]  # a space: quoted as requests quotes it
+    assert kite.positions() == plain.positions()
+    assert kite.ltp(*symbols).keys() == plain.ltp(*symbols).keys() == set(symbols)
+    assert lane.sent == 2
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_SCALAR = st.one_of(st.none(), _TEXT, st.integers(), st.floats(allow_nan=False), st.decimals(allow_nan=False))
+_VALUE = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=3), st.booleans(), st.binary(max_size=4))
+
+
+@given(st.dictionaries(_TEXT, _VALUE, max_size=8))
+def test_the_lanes_form_encoding_is_requests_own_byte_for_byte(data: dict) -> None:
+    assert form_encode(data) == RequestEncodingMixin._encode_params(data)
+
+
+def test_a_place_orders_parameters_are_encoded_as_requests_encodes_them() -> None:
+    params = dict(
+        variety="regular", exchange="NFO", tradingsymbol="NIFTY26JAN23500CE", transaction_type="BUY", quantity=75,
+        product="MIS", order_type="SL", price="123.45", trigger_price=Decimal("120.5"), validity=None,
+        tag="KDa1b2", market_protection=-1,
+    )  # fmt: skip
+    assert form_encode(params) == RequestEncodingMixin._encode_params(params)
+    assert "validity" not in form_encode(params) and "trigger_price=120.5" in form_encode(params)
+    assert form_encode({"i": ["NFO:X Y", "NSE:NIFTY 50"]}) == "i=NFO%3AX+Y&i=NSE%3ANIFTY+50"
