@@ -248,3 +248,141 @@ def test_a_place_orders_parameters_are_encoded_as_requests_encodes_them() -> Non
     assert form_encode(params) == RequestEncodingMixin._encode_params(params)
     assert "validity" not in form_encode(params) and "trigger_price=120.5" in form_encode(params)
     assert form_encode({"i": ["NFO:X Y", "NSE:NIFTY 50"]}) == "i=NFO%3AX+Y&i=NSE%3ANIFTY+50"
+
+
+class RawServer:
+    """A local server that keeps each request's bytes and answers each with `reply` (bytes, written as they are),
+    closing the connection after it when `close` is set."""
+
+    def __init__(self, reply: bytes, close: bool = False) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.reply, self.close = reply, close
+        self.received: list[bytes] = []
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.05)  # a closed listening socket does not wake `accept`: `stop` is looked at
+        while not self._stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    self.received.append(data)
+                    conn.sendall(self.reply)
+                    if self.close:
+                        break
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._thread.join(5)
+        self.sock.close()
+
+
+_OK = b'{"status": "success", "data": {"order_id": "7"}}'
+
+
+@pytest.mark.parametrize(
+    ("reply", "close"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"10\r\n"
+            + _OK[:16]
+            + b"\r\n"
+            + f"{len(_OK) - 16:x}".encode()
+            + b";ext=1\r\n"
+            + _OK[16:]
+            + b"\r\n0\r\n\r\n",
+            False,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(_OK)).encode()
+            + b"\r\n\r\n"
+            + _OK,
+            False,
+        ),
+        (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + _OK, True),  # no length: to the close
+    ],
+    ids=["chunked", "interim 100 first", "no length, read to the close"],
+)
+def test_a_reply_in_chunks_after_an_interim_reply_or_to_the_close_is_read_whole(
+    reply: bytes, close: bool
+) -> None:
+    server = RawServer(reply, close=close)
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        assert (
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "7"
+        )
+        assert (
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "7"
+        )
+        assert kite.reqsession.opened == (2 if close else 1), "a connection the reply ends is not used again"
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_the_request_is_written_in_one_send_with_what_kite_needs_and_requests_body() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(_OK)).encode()
+    server = RawServer(reply + b"\r\n\r\n" + _OK)
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="tok", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        params = order_params({"exchange": "NFO", "tradingsymbol": "X Y&Z", "lot_size": 65})
+        assert kite.place_order(**params) == "7"
+        assert len(server.received) == 1, "line, headers and body in one send"
+        head, _, body = server.received[0].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "POST /orders/regular HTTP/1.1"
+        assert f"Host: 127.0.0.1:{server.port}" in lines and "Authorization: token UK9394:tok" in lines
+        assert (
+            "Content-Type: application/x-www-form-urlencoded" in lines
+            and f"Content-Length: {len(body)}" in lines
+        )
+        asked: dict = {}
+
+        class Asked:  # what kiteconnect hands requests, for the body requests would write
+            def request(self, method: str, url: str, **kw: object) -> None:
+                asked.update(kw)
+                raise RuntimeError("not sent")
+
+        plain = KiteConnect("UK9394", access_token="tok", root=f"http://127.0.0.1:{server.port}")
+        plain.reqsession = Asked()
+        with pytest.raises(RuntimeError):
+            plain.place_order(**params)
+        assert body.decode() == RequestEncodingMixin._encode_params(asked["data"])
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_a_header_or_path_that_would_split_the_request_is_refused_before_anything_is_written() -> None:
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        kite = laned(KiteConnect("UK9394", access_token="t\r\nX: 1", root=f"http://127.0.0.1:{server.port}"))
+        with pytest.raises(ValueError):
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+        kite.set_access_token("t")
+        with pytest.raises(requests.ConnectionError):
+            kite.cancel_order("regular", "1 HTTP/1.1\r\nX: 1")
+        threading.Event().wait(0.1)
+        assert server.received == []
+        kite.reqsession.close()
+    finally:
+        server.stop()
