@@ -32,7 +32,8 @@ def kite_time(text: str) -> datetime:
     m = _KITE_TIME.fullmatch(text) if type(text) is str else None
     if m is not None:
         try:
-            return datetime(*map(int, m.groups()))
+            year, month, day, hour, minute, second = map(int, m.groups())
+            return datetime(year, month, day, hour, minute, second)
         except ValueError:  # e.g. month 13: dateutil's words, not ours
             pass
     import dateutil.parser  # kiteconnect's own dependency
@@ -44,7 +45,8 @@ def kite_time(text: str) -> datetime:
 def format_response(data: list[Any] | dict[str, Any]) -> Any:
     """What `KiteConnect._format_response(data)` returns for a list or a dict (and does: the items are changed in
     place)."""
-    for item in data if type(data) is list else [data]:
+    items: list[Any] = data if isinstance(data, list) else [data]
+    for item in items:
         for field in TIMESTAMP_FIELDS:
             value = item.get(field)
             if value and len(value) == 19:
