@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kiteconnect import KiteConnect
 
+from desktop.broker.gateway import _ts as order_time
 from desktop.broker.kite_client import TIMESTAMP_FIELDS, kite_class, kite_time, new_kite
 from desktop.broker.order_lane import OrderLane
 from tests.broker.sim.test_sim_exchange_rules import option
@@ -66,3 +67,21 @@ def test_orders_and_trades_read_by_the_apps_client_are_what_kiteconnect_reads() 
         kite.reqsession.close()
     finally:
         sim.stop()
+
+
+def _strptime_ts(value: str) -> datetime | None:  # what the gateway read an order's time with before
+    try:
+        return datetime.strptime(value[:19], "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return None
+
+
+@given(
+    st.one_of(
+        st.datetimes(min_value=datetime(1000, 1, 1)).map(lambda d: str(d.replace(microsecond=0))),
+        st.text(alphabet="0123456789-: T", min_size=19, max_size=22),
+        st.from_regex(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.{0,6}", fullmatch=True),
+    )
+)
+def test_an_order_updates_time_is_read_as_strptime_reads_it(text: str) -> None:
+    assert order_time(text) == _strptime_ts(text)
