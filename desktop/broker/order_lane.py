@@ -111,7 +111,7 @@ class LaneConnection:
         shown = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed, as http.client writes it
         self.host_header = shown if self.port == default else f"{shown}:{self.port}"
         self.sock: socket.socket | None = None
-        self._file: Any = None
+        self._file: Any = None  # the reply being read (a buffered reader of its own, as http.client's)
 
     def connect(self) -> None:
         """Opens the connection (TCP, then TLS with the system's verified default context for https)."""
@@ -123,7 +123,7 @@ class LaneConnection:
         except BaseException:
             sock.close()
             raise
-        self.sock, self._file = sock, sock.makefile("rb")
+        self.sock = sock
 
     def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> None:
         """Writes the request in one send. A header or a path that could split the request (a line break, a
@@ -150,7 +150,18 @@ class LaneConnection:
         self.sock.sendall(head + body if body else head)
 
     def reply(self, method: str) -> LaneResponse:
-        """Reads the reply to the request just sent (interim 1xx replies skipped)."""
+        """Reads the reply to the request just sent (interim 1xx replies skipped). Its reader is its own and is let
+        go after it, as http.client's: bytes a server sent beyond the reply are never read as the next one's (and
+        bytes still arriving make the connection readable while idle: opened again before the next request)."""
+        assert self.sock is not None
+        self._file = self.sock.makefile("rb")
+        try:
+            return self._read(method)
+        finally:
+            file, self._file = self._file, None
+            file.close()
+
+    def _read(self, method: str) -> LaneResponse:
         while True:
             status, version = self._status_line()
             headers = self._headers()
@@ -168,7 +179,9 @@ class LaneConnection:
             try:
                 size = int(length)
             except ValueError:
-                raise http.client.HTTPException(f"a reply's length is not a number: {length!r}") from None
+                size = -1
+            if size < 0:
+                raise http.client.HTTPException(f"a reply's length is not a length: {length!r}")
             content = self._exactly(size)
         else:  # no length: the body runs to the connection's end
             content, will_close = self._file.read(), True
@@ -216,7 +229,9 @@ class LaneConnection:
             try:
                 size = int(line.split(b";", 1)[0], 16)
             except ValueError:
-                raise http.client.IncompleteRead(b"".join(parts)) from None
+                size = -1
+            if size < 0:
+                raise http.client.IncompleteRead(b"".join(parts))
             if size == 0:
                 break
             parts.append(self._exactly(size))
@@ -227,16 +242,15 @@ class LaneConnection:
 
     def close(self) -> None:
         """Closes the connection (idempotent)."""
-        file, sock, self._file, self.sock = self._file, self.sock, None, None
-        if file is not None:
-            file.close()
+        sock, self.sock = self.sock, None
         if sock is not None:
             sock.close()
 
 
 class OrderLane:
-    """Stands in for `KiteConnect.reqsession`: order calls over kept-alive `http.client` connections, the rest
-    through `fallback` (the requests session it replaced). See the module docstring."""
+    """Stands in for `KiteConnect.reqsession`: order calls and a busy minute's reads over kept-alive connections of
+    its own (`LaneConnection`), the rest through `fallback` (the requests session it replaced). See the module
+    docstring."""
 
     def __init__(self, fallback: Any) -> None:
         self.fallback = fallback

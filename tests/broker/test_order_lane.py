@@ -386,3 +386,40 @@ def test_a_header_or_path_that_would_split_the_request_is_refused_before_anythin
         kite.reqsession.close()
     finally:
         server.stop()
+
+
+def _reply(order_id: str, length: int | None = None) -> bytes:
+    body = b'{"status": "success", "data": {"order_id": "' + order_id.encode() + b'"}}'
+    size = len(body) if length is None else length
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(size).encode()
+        + (b"\r\n\r\n" + body)
+    )
+
+
+def test_bytes_a_server_sent_beyond_its_reply_are_never_read_as_the_next_reply() -> None:
+    server = RawServer(_reply("7") + _reply("9"))  # a second, unasked reply in the same send
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        params = order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})
+        assert [kite.place_order(**params) for _ in range(3)] == ["7", "7", "7"]
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_a_reply_whose_length_is_no_length_is_an_order_of_unknown_fate() -> None:
+    server = RawServer(_reply("7", length=-5))
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=2)
+        )
+        with pytest.raises(requests.ConnectionError) as bad:
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+        assert isinstance(translate(bad.value), AmbiguousOrderFailure), "sent: its effect at Kite is unknown"
+        kite.reqsession.close()
+    finally:
+        server.stop()
