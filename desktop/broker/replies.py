@@ -11,6 +11,7 @@ Values are checked the way their readers convert them: whole numbers as `int`, m
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from decimal import Decimal, InvalidOperation
@@ -43,6 +44,11 @@ def whole(value: Any, where: str = "value") -> int:
 
 
 def _money(value: Any, where: str, required: bool = False) -> None:
+    kind = type(value)
+    if kind is int or (
+        kind is float and math.isfinite(value)
+    ):  # as Kite sends prices: read without a Decimal
+        return
     if (value is None or value == "") and not required:
         return
     if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -102,10 +108,18 @@ def positions(data: Any) -> dict[str, Any]:
 
 
 def _position_row(row: dict[str, Any], where: str) -> None:
-    _text(row.get("tradingsymbol"), f"{where}.tradingsymbol")
-    whole(row.get("quantity"), f"{where}.quantity")
+    # Every exit reads the account's positions (every session's rows) on its agent's thread: a row as Kite sends it
+    # (a symbol, an int, finite floats) passes without its checks' words being written (issue 18); any other value
+    # is checked, and said, as before.
+    symbol, quantity = row.get("tradingsymbol"), row.get("quantity")
+    if type(symbol) is not str or not symbol:
+        _text(symbol, f"{where}.tradingsymbol")
+    if type(quantity) is not int:
+        whole(quantity, f"{where}.quantity")
     for name in ("average_price", "last_price", "pnl"):
-        _money(row.get(name), f"{where}.{name}")
+        value = row.get(name)
+        if not (type(value) is float and math.isfinite(value)) and type(value) is not int:
+            _money(value, f"{where}.{name}")
 
 
 def order_row(row: Any, where: str = "order") -> dict[str, Any]:

@@ -24,7 +24,7 @@ intents (a lost reply, a slice of a sliced order), updates and fills (durable in
 acts on them, save an entry's: its position is protected before its fill's write), patience (an entry or exit
 still working `ORDER_PATIENCE` after it was sent has its rest cancelled) and what a settled order means for the
 position. Runs on the segment agent's thread only (a store write it must not wait ~20 s for runs on a thread of
-its own, waited a second at most: `JournalWrite`, `FillWrite`).
+its own or joins the next group commit, waited a second at most: `JournalWrite`, `FillWrite`).
 """
 
 from __future__ import annotations
@@ -252,12 +252,16 @@ class JournalWrite:
 
 @dataclass(slots=True)
 class FillWrite:
-    """A fill's write on a thread of its own (`Orders._record_fill`): a locked database holds it ~20 s."""
+    """A fill's write (`Orders._record_fill`) in the next group commit (`outcome`), or on a thread of its own when
+    no store writer leads group commits (tests): a locked database holds it ~20 s."""
 
     fill: Fill
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     thread: threading.Thread | None = None
+    # Queued for the next group commit: returns once it is committed, or raises the store's error; asked once
+    # `done` is set, when it returns at once.
+    outcome: Callable[[], object] | None = None
 
 
 class Orders:
@@ -888,13 +892,21 @@ class Orders:
             self._on_recorded_fill(fill)
 
     def _record_fill(self, fill: Fill, wait: float = JOURNAL_WAIT) -> None:
-        """`fill` made durable on a thread of its own, waited `wait` real seconds at most (none when its write is
-        already running: its end is looked at on the next ticks); raises StoreWriteError when it failed or still
-        waits. A locked database holds a write ~20 s, which the agent must not wait: its orders' updates, a kill,
-        the exchange's cancel of the stop are handled meanwhile. A write that lands late is harmless: a fill is
-        saved once."""
+        """`fill` made durable, waited `wait` real seconds at most (none when its write is already running: its end
+        is looked at on the next ticks); raises StoreWriteError when it failed or still waits. A locked database
+        holds a write ~20 s, which the agent must not wait: its orders' updates, a kill, the exchange's cancel of
+        the stop are handled meanwhile. A write that lands late is harmless: a fill is saved once.
+        With the store writer's leader (`TraderContext.commit_soon`) the write joins the next group commit, beside
+        the entries' and sales' intents of the moment (issue 18: a thread started and a transaction of its own
+        per fill, ~30 of them at a minute's close); else it runs on a thread of its own."""
         write = self._fill_write
-        if write is None or write.fill is not fill:
+        lead = self.t.ctx.commit_soon
+        if (write is None or write.fill is not fill) and lead is not None:
+            store = self.t.ctx.store
+            write = FillWrite(fill)
+            write.outcome = store.fills.queue(fill, then=write.done.set)
+            lead(store.commit_waiting)
+        elif write is None or write.fill is not fill:
             write = FillWrite(fill)
             store = self.t.ctx.store
 
@@ -918,6 +930,9 @@ class Orders:
                 f"the fill was not saved within {JOURNAL_WAIT:g} s: the database is busy or locked"
             )
         self._fill_write = None
+        if write.outcome is not None:  # committed (or failed): returns at once, or raises the store's error
+            write.outcome()
+            return
         assert write.thread is not None
         write.thread.join()
         if write.error is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -34,6 +35,18 @@ class FillRepository:
 
     def record(self, fill: Fill) -> bool:
         """Commits the fill durably (synchronous=FULL) before the engine acts on it; False if already saved."""
+        return self._db.run(self._writing(fill), durable=True, what="fill")
+
+    def queue(self, fill: Fill, then: Callable[[], None] | None = None) -> Callable[[], bool]:
+        """`record` in two halves, as `IntentRepository.queue_all`: the write queued now, ahead of the background
+        writer's writes, for whichever thread leads the next group commit (`Store.commit_waiting`); the result
+        waits until it is on disk and returns (or raises) what `record` would. Nothing is durable before the result
+        returned. `then` runs on the committing thread once it is done (committed or failed): quick, never raising."""
+        queued = self._db.enqueue(self._writing(fill), durable=True, what="fill", then=then)
+        return lambda: self._db.wait(queued)
+
+    def _writing(self, fill: Fill) -> Callable[[Writes], bool]:
+        """The transaction's work saving `fill` (checked and converted now, on the caller's thread)."""
         key = require_key(fill.key)
         _check_fill(fill)
         record_id = derived_id("fill", key.broker_id, key.session_id, fill.fill_id)
@@ -62,7 +75,7 @@ class FillRepository:
                 writes.add_to_outbox(broker_id=key.broker_id, table_name="fills", record_id=record_id)
             return bool(added)
 
-        return self._db.run(work, durable=True, what="fill")
+        return work
 
     def for_session(self, *, broker_id: str, session_id: str) -> list[Fill]:
         """Every fill of one session, oldest first."""

@@ -14,13 +14,16 @@ from decimal import Decimal
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from kiteconnect import KiteConnect
 from kiteconnect import exceptions as kex
+from requests.models import RequestEncodingMixin
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerUnavailable, translate
 from desktop.broker.exchange_rules import SL_M_REFUSED
 from desktop.broker.kite_client import new_kite
-from desktop.broker.order_lane import OrderLane
+from desktop.broker.order_lane import OrderLane, form_encode
 from tests.broker.sim.test_sim_exchange_rules import option, ticks
 from tests.simkit import login, start_sim
 
@@ -103,7 +106,8 @@ def test_a_refusal_through_the_lane_is_kiteconnects_same_exception_with_the_same
 
 def test_each_thread_sends_on_its_own_connection(sim) -> None:
     kite = laned(login(sim, "UK9394"))
-    inst = option(kite, offset=4)
+    inst = option(kite, offset=4)  # its quote is read through the lane, on this thread
+    sent, opened = kite.reqsession.sent, kite.reqsession.opened
     errors: list[BaseException] = []
 
     def send() -> None:
@@ -118,7 +122,7 @@ def test_each_thread_sends_on_its_own_connection(sim) -> None:
         t.start()
     for t in threads:
         t.join(30)
-    assert errors == [] and kite.reqsession.sent == 12 and kite.reqsession.opened == 4
+    assert errors == [] and kite.reqsession.sent - sent == 12 and kite.reqsession.opened - opened == 4
     assert len([o for o in kite.orders() if o["tag"] == "KDlane"]) == 12
     kite.reqsession.close()
 
@@ -236,3 +240,210 @@ def test_a_callback_given_for_the_next_order_request_runs_once_it_is_written_bef
     assert len(said) == 1, "once only"
     when_written(None)
     kite.reqsession.close()
+
+
+def test_positions_and_quotes_are_read_through_the_lane_as_requests_reads_them(sim) -> None:
+    plain, kite = login(sim, "UK9394"), laned(login(sim, "UK9394"))
+    lane = kite.reqsession
+    inst = option(plain, offset=2)
+    plain.place_order(**order_params(inst))  # a position to read
+    symbols = [f"NFO:{inst['tradingsymbol']}", "NSE:NIFTY 50"]  # a space: quoted as requests quotes it
+    assert kite.positions() == plain.positions()
+    assert kite.ltp(*symbols).keys() == plain.ltp(*symbols).keys() == set(symbols)
+    assert lane.sent == 2
+
+
+_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
+_SCALAR = st.one_of(st.none(), _TEXT, st.integers(), st.floats(allow_nan=False), st.decimals(allow_nan=False))
+_VALUE = st.one_of(_SCALAR, st.lists(_SCALAR, max_size=3), st.booleans(), st.binary(max_size=4))
+
+
+@given(st.dictionaries(_TEXT, _VALUE, max_size=8))
+def test_the_lanes_form_encoding_is_requests_own_byte_for_byte(data: dict) -> None:
+    assert form_encode(data) == RequestEncodingMixin._encode_params(data)
+
+
+def test_a_place_orders_parameters_are_encoded_as_requests_encodes_them() -> None:
+    params = dict(
+        variety="regular", exchange="NFO", tradingsymbol="NIFTY26JAN23500CE", transaction_type="BUY", quantity=75,
+        product="MIS", order_type="SL", price="123.45", trigger_price=Decimal("120.5"), validity=None,
+        tag="KDa1b2", market_protection=-1,
+    )  # fmt: skip
+    assert form_encode(params) == RequestEncodingMixin._encode_params(params)
+    assert "validity" not in form_encode(params) and "trigger_price=120.5" in form_encode(params)
+    assert form_encode({"i": ["NFO:X Y", "NSE:NIFTY 50"]}) == "i=NFO%3AX+Y&i=NSE%3ANIFTY+50"
+
+
+class RawServer:
+    """A local server that keeps each request's bytes and answers each with `reply` (bytes, written as they are),
+    closing the connection after it when `close` is set."""
+
+    def __init__(self, reply: bytes, close: bool = False) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.reply, self.close = reply, close
+        self.received: list[bytes] = []
+        self._stopped = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.05)  # a closed listening socket does not wake `accept`: `stop` is looked at
+        while not self._stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        break
+                    self.received.append(data)
+                    conn.sendall(self.reply)
+                    if self.close:
+                        break
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._thread.join(5)
+        self.sock.close()
+
+
+_OK = b'{"status": "success", "data": {"order_id": "7"}}'
+
+
+@pytest.mark.parametrize(
+    ("reply", "close"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"10\r\n"
+            + _OK[:16]
+            + b"\r\n"
+            + f"{len(_OK) - 16:x}".encode()
+            + b";ext=1\r\n"
+            + _OK[16:]
+            + b"\r\n0\r\n\r\n",
+            False,
+        ),
+        (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+            + str(len(_OK)).encode()
+            + b"\r\n\r\n"
+            + _OK,
+            False,
+        ),
+        (b"HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n" + _OK, True),  # no length: to the close
+    ],
+    ids=["chunked", "interim 100 first", "no length, read to the close"],
+)
+def test_a_reply_in_chunks_after_an_interim_reply_or_to_the_close_is_read_whole(
+    reply: bytes, close: bool
+) -> None:
+    server = RawServer(reply, close=close)
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        assert (
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "7"
+        )
+        assert (
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})) == "7"
+        )
+        assert kite.reqsession.opened == (2 if close else 1), "a connection the reply ends is not used again"
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_the_request_is_written_in_one_send_with_what_kite_needs_and_requests_body() -> None:
+    reply = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " + str(len(_OK)).encode()
+    server = RawServer(reply + b"\r\n\r\n" + _OK)
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="tok", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        params = order_params({"exchange": "NFO", "tradingsymbol": "X Y&Z", "lot_size": 65})
+        assert kite.place_order(**params) == "7"
+        assert len(server.received) == 1, "line, headers and body in one send"
+        head, _, body = server.received[0].partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0] == "POST /orders/regular HTTP/1.1"
+        assert f"Host: 127.0.0.1:{server.port}" in lines and "Authorization: token UK9394:tok" in lines
+        assert (
+            "Content-Type: application/x-www-form-urlencoded" in lines
+            and f"Content-Length: {len(body)}" in lines
+        )
+        asked: dict = {}
+
+        class Asked:  # what kiteconnect hands requests, for the body requests would write
+            def request(self, method: str, url: str, **kw: object) -> None:
+                asked.update(kw)
+                raise RuntimeError("not sent")
+
+        plain = KiteConnect("UK9394", access_token="tok", root=f"http://127.0.0.1:{server.port}")
+        plain.reqsession = Asked()
+        with pytest.raises(RuntimeError):
+            plain.place_order(**params)
+        assert body.decode() == RequestEncodingMixin._encode_params(asked["data"])
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_a_header_or_path_that_would_split_the_request_is_refused_before_anything_is_written() -> None:
+    server = RawServer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    try:
+        kite = laned(KiteConnect("UK9394", access_token="t\r\nX: 1", root=f"http://127.0.0.1:{server.port}"))
+        with pytest.raises(ValueError):
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+        kite.set_access_token("t")
+        with pytest.raises(requests.ConnectionError):
+            kite.cancel_order("regular", "1 HTTP/1.1\r\nX: 1")
+        threading.Event().wait(0.1)
+        assert server.received == []
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def _reply(order_id: str, length: int | None = None) -> bytes:
+    body = b'{"status": "success", "data": {"order_id": "' + order_id.encode() + b'"}}'
+    size = len(body) if length is None else length
+    return (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(size).encode()
+        + (b"\r\n\r\n" + body)
+    )
+
+
+def test_bytes_a_server_sent_beyond_its_reply_are_never_read_as_the_next_reply() -> None:
+    server = RawServer(_reply("7") + _reply("9"))  # a second, unasked reply in the same send
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=5)
+        )
+        params = order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65})
+        assert [kite.place_order(**params) for _ in range(3)] == ["7", "7", "7"]
+        kite.reqsession.close()
+    finally:
+        server.stop()
+
+
+def test_a_reply_whose_length_is_no_length_is_an_order_of_unknown_fate() -> None:
+    server = RawServer(_reply("7", length=-5))
+    try:
+        kite = laned(
+            KiteConnect("UK9394", access_token="t", root=f"http://127.0.0.1:{server.port}", timeout=2)
+        )
+        with pytest.raises(requests.ConnectionError) as bad:
+            kite.place_order(**order_params({"exchange": "NFO", "tradingsymbol": "X", "lot_size": 65}))
+        assert isinstance(translate(bad.value), AmbiguousOrderFailure), "sent: its effect at Kite is unknown"
+        kite.reqsession.close()
+    finally:
+        server.stop()
