@@ -8,7 +8,9 @@ cannot be written safely is refused before anything is written, as "unavailable"
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from decimal import Decimal
 
 import pytest
 import requests
@@ -173,3 +175,57 @@ def test_an_order_param_not_in_ascii_is_sent_as_requests_sends_it(serve) -> None
     assert b"tradingsymbol=%C3%89T%C3%89%26X%3D1" in body and b"tag=%E2%82%B9tag+%C3%A9" in body
     assert body.isascii()
     kite.reqsession.close()
+
+
+def test_orders_placed_modified_and_cancelled_from_many_threads_each_get_their_own_replies() -> None:
+    """Through kiteconnect against the simulator: six threads place, read, modify and cancel orders at once, each on
+    its thread's kept-alive connection; every reply's order id is the order the call was about (its tag, its
+    quantity), never another call's."""
+    from tests.broker.sim.test_sim_exchange_rules import ltp, option, ticks
+    from tests.simkit import login, start_sim
+
+    sim = start_sim()
+    try:
+        plain = login(sim, "UK9394")
+        kite = login(sim, "UK9394")
+        kite.reqsession = OrderLane(kite.reqsession)
+        inst = option(plain, offset=5)
+        low = ticks(ltp(plain, inst) * Decimal("0.7"))  # open: below the market, inside its price band
+        lot = inst["lot_size"]
+        start = threading.Barrier(6)
+        done: dict[str, tuple[str, int]] = {}  # order id -> (tag, quantity after its modification)
+        errors: list[BaseException] = []
+
+        def trade(t: int) -> None:
+            try:
+                start.wait(10)
+                for i in range(6):
+                    tag, lots = f"KDt{t}n{i}", 1 + (t * 6 + i) % 5
+                    order_id = kite.place_order(
+                        variety="regular", exchange=inst["exchange"], tradingsymbol=inst["tradingsymbol"],
+                        transaction_type="BUY", quantity=lot, product="MIS", order_type="LIMIT", price=str(low),
+                        tag=tag,
+                    )  # fmt: skip
+                    assert kite.order_history(order_id)[-1]["tag"] == tag, "the reply's id is this order's"
+                    kite.orders() if i % 2 else kite.positions()  # replies of other sizes between
+                    assert kite.modify_order("regular", order_id, quantity=lot * lots) == order_id
+                    assert kite.cancel_order("regular", order_id) == order_id
+                    done[order_id] = (tag, lot * lots)
+            except BaseException as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=trade, args=(t,), name=f"kitedesk-lane-{t}") for t in range(6)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(60)
+        assert errors == []
+        assert len(done) == 36
+        book = {o["order_id"]: o for o in plain.orders()}
+        for order_id, (tag, quantity) in done.items():
+            row = book[order_id]
+            assert (row["tag"], row["quantity"], row["status"]) == (tag, quantity, "CANCELLED")
+        assert kite.reqsession.opened == 6, "one kept-alive connection a thread"
+        kite.reqsession.close()
+    finally:
+        sim.stop()
