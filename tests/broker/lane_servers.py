@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -43,10 +44,17 @@ def read_request(conn: socket.socket, pending: bytearray) -> bytes | None:
 
 class ScriptServer:
     """Answers request `r` of connection `c` (both from 0) with `script(c, r)`; keeps every request's bytes in
-    `requests[c]`. `pieces`: replies are written in random-sized pieces with sub-millisecond pauses."""
+    `requests[c]`. `pieces`: replies are written in random-sized pieces with sub-millisecond pauses. `tls`: each
+    connection is TLS with that context."""
 
-    def __init__(self, script: Callable[[int, int], Answer], pieces: bool = False, seed: int = 0) -> None:
-        self.script, self.pieces = script, pieces
+    def __init__(
+        self,
+        script: Callable[[int, int], Answer],
+        pieces: bool = False,
+        seed: int = 0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.script, self.pieces, self.tls = script, pieces, tls
         self.random = random.Random(seed)
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(
@@ -68,6 +76,13 @@ class ScriptServer:
                 continue
             except OSError:
                 return
+            if self.tls is not None:
+                try:
+                    conn.settimeout(5)
+                    conn = self.tls.wrap_socket(conn, server_side=True)
+                except (OSError, ssl.SSLError):
+                    conn.close()
+                    continue
             self.requests.append([])
             self._conns.append(conn)
             t = threading.Thread(
@@ -131,3 +146,55 @@ def kite_ok(order_id: str) -> bytes:
     return (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     )
+
+
+def tls_pair(folder: str) -> tuple[ssl.SSLContext, str]:
+    """A server's TLS context for 127.0.0.1 and the file of the authority that signed its certificate (for
+    SSL_CERT_FILE: the client's verified default context then trusts it, as it trusts Kite's)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "lane test authority")])
+    ca = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+        .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                          encipher_only=False, decipher_only=False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    import ipaddress
+
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )  # fmt: skip
+    ca_file, cert_file, key_file = f"{folder}/ca.pem", f"{folder}/cert.pem", f"{folder}/key.pem"
+    with open(ca_file, "wb") as f:
+        f.write(ca.public_bytes(serialization.Encoding.PEM))
+    with open(cert_file, "wb") as f:
+        f.write(leaf.public_bytes(serialization.Encoding.PEM))
+    with open(key_file, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))  # fmt: skip
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    return server, ca_file

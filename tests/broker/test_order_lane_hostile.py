@@ -18,7 +18,7 @@ from kiteconnect import KiteConnect
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerUnavailable, translate
 from desktop.broker.order_lane import OrderLane
-from tests.broker.lane_servers import CLOSE, RESET, SILENT, Answer, ScriptServer, kite_ok
+from tests.broker.lane_servers import CLOSE, RESET, SILENT, Answer, ScriptServer, kite_ok, tls_pair
 
 _BODY = b'{"status": "success", "data": {"order_id": "1"}}'
 _JSON = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -229,3 +229,25 @@ def test_orders_placed_modified_and_cancelled_from_many_threads_each_get_their_o
         kite.reqsession.close()
     finally:
         sim.stop()
+
+
+@pytest.mark.parametrize(
+    "first", [kite_ok("1"), kite_ok("1") + kite_ok("1")], ids=["one reply", "a reply twice"]
+)
+def test_over_tls_a_kept_alive_connection_is_used_again_and_one_holding_unasked_bytes_is_not(
+    tmp_path, monkeypatch, first
+) -> None:
+    """Kite is https: the look for bytes left over must see those TLS has decrypted and not yet handed on, and must
+    not take TLS's "nothing to read yet" for a broken connection (every order would open a new one)."""
+    context, authority = tls_pair(str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_FILE", authority)  # the client's verified default context trusts this one
+    server = ScriptServer(lambda c, r: first if (c, r) == (0, 0) else kite_ok(f"{c}{r}"), tls=context)
+    try:
+        kite = KiteConnect("UK9394", access_token="t", root=f"https://127.0.0.1:{server.port}", timeout=2)
+        kite.reqsession = OrderLane(kite.reqsession)
+        again = first == kite_ok("1")  # the connection is in step: used again
+        assert [_order(kite) for _ in range(3)] == (["1", "01", "02"] if again else ["1", "10", "11"])
+        assert kite.reqsession.opened == (1 if again else 2)
+        kite.reqsession.close()
+    finally:
+        server.stop()
