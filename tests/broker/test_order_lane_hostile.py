@@ -65,6 +65,7 @@ _CUT_OR_HOSTILE = {
     "a length of a terabyte": _JSON + b"Content-Length: 1000000000000\r\n\r\n" + _BODY,
     "an invalid chunk size": _JSON + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + _BODY + b"\r\n0\r\n\r\n",
     "a negative chunk size": _JSON + b"Transfer-Encoding: chunked\r\n\r\n-5\r\n" + _BODY + b"\r\n0\r\n\r\n",
+    "a huge chunk size": _JSON + b"Transfer-Encoding: chunked\r\n\r\nfffffffffffffffffffff\r\n" + _BODY,
     "a chunk size with 0x": _JSON + b"Transfer-Encoding: chunked\r\n\r\n0x30\r\n" + _BODY + b"\r\n0\r\n\r\n",
     "a chunk not ended by CRLF": _JSON + b"Transfer-Encoding: chunked\r\n\r\n30\r\n" + _BODY + b"XY0\r\n\r\n",
     "chunks cut by the close": (_JSON + b"Transfer-Encoding: chunked\r\n\r\n30\r\n" + _BODY[:20], CLOSE),
@@ -251,3 +252,17 @@ def test_over_tls_a_kept_alive_connection_is_used_again_and_one_holding_unasked_
         kite.reqsession.close()
     finally:
         server.stop()
+
+
+def test_a_reply_of_megabytes_is_read_whole_and_the_next_one_after_it(serve) -> None:
+    """A day's order book can run to megabytes: a body longer than the lane's read piece (1 MiB) arrives whole."""
+    rows = ",".join(f'{{"order_id": "{i:015d}", "tag": "KD{i}", "status": "COMPLETE"}}' for i in range(60000))
+    body = f'{{"status": "success", "data": [{rows}]}}'.encode()
+    assert len(body) > 3 * 2**20
+    reply = _JSON + b"Content-Length: %d\r\n\r\n" % len(body) + body
+    server = serve(reply)
+    kite = _kite(server.port)
+    orders = kite.orders()
+    assert len(orders) == 60000 and orders[-1]["order_id"] == "000000000059999"
+    assert _order(kite) == "01" and kite.reqsession.opened == 1
+    kite.reqsession.close()
