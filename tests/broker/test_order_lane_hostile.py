@@ -266,3 +266,23 @@ def test_a_reply_of_megabytes_is_read_whole_and_the_next_one_after_it(serve) -> 
     assert len(orders) == 60000 and orders[-1]["order_id"] == "000000000059999"
     assert _order(kite) == "01" and kite.reqsession.opened == 1
     kite.reqsession.close()
+
+
+def test_over_tls_a_certificate_nobody_vouches_for_is_refused_before_the_order_is_sent(
+    tmp_path, monkeypatch
+) -> None:
+    context, authority = tls_pair(str(tmp_path))
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "nobody.pem"))  # this test's authority is not trusted
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path))
+    server = ScriptServer(lambda c, r: kite_ok("1"), tls=context)
+    try:
+        kite = KiteConnect("UK9394", access_token="t", root=f"https://127.0.0.1:{server.port}", timeout=2)
+        kite.reqsession = OrderLane(kite.reqsession)
+        with pytest.raises(requests.ConnectionError) as raised:
+            _order(kite)
+        refused = translate(raised.value)
+        assert isinstance(refused, BrokerUnavailable) and not isinstance(refused, AmbiguousOrderFailure)
+        assert server.requests == [] and kite.reqsession.sent == 0
+        kite.reqsession.close()
+    finally:
+        server.stop()
