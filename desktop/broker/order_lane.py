@@ -31,6 +31,11 @@ of requests' behaviour:
   `ConnectionError`: its effect at Kite is unknown, and the gateway looks for the order before doing anything else;
 - a kept-alive connection the server closed while idle is seen before it is used (its socket readable with
   nothing asked, as urllib3 checks) and opened again, so an idle close never turns an order ambiguous;
+- a reply is never read from a connection that holds bytes nobody asked for (past the last reply's end, in the
+  reader's buffer or on the socket: http.client's reply had a buffer of its own, thrown away with it): the next
+  order's call would read the previous call's bytes as its reply. Anything that cannot be read whole (a length or a
+  chunk size that is not one, a chunk not ended by CRLF, a reply cut short) drops the connection, and a request
+  that cannot be written safely is refused as requests refuses it (`InvalidURL`, `InvalidHeader`: nothing sent);
 - TLS with the system's verified default context for `https` (Kite's API), plain TCP for the simulator;
 - what http.client refuses is refused before anything is written (a line break or a control character in a
   header or the path: a request split in two could send an order nobody asked for).
@@ -67,7 +72,12 @@ _MAX_LINE = 65536  # http.client's limits on a reply's line and its headers
 _MAX_HEADERS = 100
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # a header's name (RFC 9110)
 _BAD_VALUE = re.compile(r"[\r\n\x00]")  # a header's value must not break the request's lines
-_BAD_PATH = re.compile(r"[\x00-\x20\x7f]")  # as http.client: no space or control character in the path
+# As http.client: no space or control character in the path; and nothing outside ASCII (requests would quote it).
+_BAD_PATH = re.compile(r"[^\x21-\x7e]")
+_DIGITS = re.compile(r"[0-9]+")  # a Content-Length (RFC 9110 8.6): no sign, no underscore, no second value
+_HEX = re.compile(rb"[0-9A-Fa-f]+")  # a chunk's size (RFC 9112 7.1): no sign, no 0x
+# A longer body is read piece by piece: a huge length is cut short by the close, never allocated at once.
+_PIECE = 1 << 20
 # What `urllib.parse.quote_plus` leaves as it is: a value made only of these is sent unchanged.
 _PLAIN = re.compile(r"[A-Za-z0-9_.~-]*")
 
@@ -135,7 +145,7 @@ class LaneConnection:
         shown = f"[{host}]" if ":" in host else host  # an IPv6 address is bracketed, as http.client writes it
         self.host_header = shown if self.port == default else f"{shown}:{self.port}"
         self.sock: socket.socket | None = None
-        self._file: Any = None  # the reply being read (a buffered reader of its own, as http.client's)
+        self._file: Any = None
 
     def connect(self) -> None:
         """Opens the connection (TCP, then TLS with the system's verified default context for https)."""
@@ -147,13 +157,14 @@ class LaneConnection:
         except BaseException:
             sock.close()
             raise
-        self.sock = sock
+        self.sock, self._file = sock, sock.makefile("rb")
 
     def send(self, method: str, path: str, headers: dict[str, str], body: bytes | None) -> None:
         """Writes the request in one send. A header or a path that could split the request (a line break, a
         control character) is refused before anything is written, as http.client refuses it."""
+        rex, _ = _requests_errors()  # requests' own refusals: `translate` reads them as nothing sent
         if _BAD_PATH.search(path):
-            raise http.client.InvalidURL(f"a URL can't contain control characters: {path!r}")
+            raise rex.InvalidURL(f"a URL can't contain control characters or non-ASCII text: {path!r}")
         lines = [
             f"{method} {path} HTTP/1.1",
             f"Host: {self.host_header}",
@@ -162,30 +173,22 @@ class LaneConnection:
         ]
         for name, value in headers.items():
             if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
-                raise ValueError(f"invalid header {name!r}: {value!r}")
+                raise rex.InvalidHeader(f"invalid header {name!r}")  # its value may hold the access token
             lines.append(f"{name}: {value}")
         if body is not None:
             lines.append("Content-Type: application/x-www-form-urlencoded")
             lines.append(f"Content-Length: {len(body)}")
         elif method in _BODY_METHODS:
             lines.append("Content-Length: 0")  # as http.client: a POST or PUT says its body is empty
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise rex.InvalidHeader("a header that is not latin-1 text") from None
         assert self.sock is not None
         self.sock.sendall(head + body if body else head)
 
     def reply(self, method: str) -> LaneResponse:
-        """Reads the reply to the request just sent (interim 1xx replies skipped). Its reader is its own and is let
-        go after it, as http.client's: bytes a server sent beyond the reply are never read as the next one's (and
-        bytes still arriving make the connection readable while idle: opened again before the next request)."""
-        assert self.sock is not None
-        self._file = self.sock.makefile("rb")
-        try:
-            return self._read(method)
-        finally:
-            file, self._file = self._file, None
-            file.close()
-
-    def _read(self, method: str) -> LaneResponse:
+        """Reads the reply to the request just sent (interim 1xx replies skipped)."""
         while True:
             status, version = self._status_line()
             headers = self._headers()
@@ -195,18 +198,16 @@ class LaneConnection:
         length = headers.get("content-length")
         connection = (headers.get("connection") or "").lower()
         will_close = "close" in connection or (version == "HTTP/1.0" and "keep-alive" not in connection)
+        if chunked and length is not None:
+            will_close = True  # the chunks decide, and the connection is not trusted again (RFC 9112 6.3)
         if method == "HEAD" or status in (204, 304):
             content = b""
         elif chunked:
             content = self._chunks()
         elif length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                size = -1
-            if size < 0:
-                raise http.client.HTTPException(f"a reply's length is not a length: {length!r}")
-            content = self._exactly(size)
+            if not _DIGITS.fullmatch(length):
+                raise http.client.HTTPException(f"a reply's length is not a number: {length!r}")
+            content = self._exactly(int(length))
         else:  # no length: the body runs to the connection's end
             content, will_close = self._file.read(), True
         return LaneResponse(status, headers, content, will_close)
@@ -223,7 +224,12 @@ class LaneConnection:
             raise http.client.RemoteDisconnected("the server closed the connection without a reply")
         version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
         code = rest[:3]
-        if not version.startswith("HTTP/") or not code.isdigit() or len(code) != 3:
+        if (
+            not version.startswith("HTTP/1.")
+            or not _DIGITS.fullmatch(code)
+            or code < "100"
+            or rest[3:4] not in ("", " ")
+        ):
             raise http.client.BadStatusLine(line.decode("latin-1"))
         return int(code), version
 
@@ -241,32 +247,63 @@ class LaneConnection:
         raise http.client.HTTPException(f"a reply with more than {_MAX_HEADERS} headers")
 
     def _exactly(self, size: int) -> bytes:
+        if size > _PIECE:
+            return self._pieces(size)
         data: bytes = self._file.read(size)
         if len(data) < size:
             raise http.client.IncompleteRead(data, size - len(data))
         return data
 
+    def _pieces(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        left = size
+        while left:
+            part = self._file.read(min(left, _PIECE))
+            if not part:
+                raise http.client.IncompleteRead(b"".join(parts), left)
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
+
     def _chunks(self) -> bytes:
         parts: list[bytes] = []
         while True:
             line = self._line()
-            try:
-                size = int(line.split(b";", 1)[0], 16)
-            except ValueError:
-                size = -1
-            if size < 0:
+            digits = line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(digits):
                 raise http.client.IncompleteRead(b"".join(parts))
+            size = int(digits, 16)
             if size == 0:
                 break
             parts.append(self._exactly(size))
-            self._exactly(2)  # the chunk's CRLF
+            if self._exactly(2) != b"\r\n":  # the chunk's end: anything else, the sizes do not frame the data
+                raise http.client.IncompleteRead(b"".join(parts))
         while self._line() not in (b"\r\n", b"\n", b""):  # trailers
             pass
         return b"".join(parts)
 
+    def unread(self) -> bool:
+        """True when bytes are waiting with no request outstanding: in the reader's buffer (read with the last reply,
+        past its end: a stray CRLF, a reply sent twice) or on the socket (or the server closed it). The connection
+        must not be used again: the next reply read would begin with them, the previous call's bytes."""
+        sock = self.sock
+        if sock is None or _dropped(sock):
+            return True
+        sock.settimeout(0)  # a look at the buffer that never waits (a read of the socket when it is empty)
+        try:
+            return bool(self._file.peek(1))
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return False
+        except OSError:
+            return True
+        finally:
+            sock.settimeout(self.timeout)
+
     def close(self) -> None:
         """Closes the connection (idempotent)."""
-        sock, self.sock = self.sock, None
+        file, sock, self._file, self.sock = self._file, self.sock, None, None
+        if file is not None:
+            file.close()
         if sock is not None:
             sock.close()
 
@@ -331,28 +368,32 @@ class OrderLane:
             if method == "POST":
                 _said_written()
             reply = conn.reply(method)
+        except rex.RequestException:  # refused before anything was written: the connection is still in step
+            raise  # (requests' exceptions are OSErrors: this comes first)
         except TimeoutError as e:  # sent (or partly): its effect at Kite is unknown
             self._drop(parts)
             raise rex.ReadTimeout(f"{method} {parts.path}: no reply in {timeout} s") from e
         except (OSError, http.client.HTTPException) as e:  # a reset or a closed connection mid-request
             self._drop(parts)
             raise rex.ConnectionError(f"{method} {parts.path}: {type(e).__name__}: {e}") from e
+        except BaseException:  # anything else: the stream's place is unknown, the connection never used again
+            self._drop(parts)
+            raise
         if reply.will_close:
             self._drop(parts)
         return reply
 
     def _connection(self, parts: Any, timeout: float | None) -> tuple[LaneConnection, bool]:
         """This thread's connection to the host of `parts`, and whether it must be opened first (new, or the server
-        closed it while it was idle)."""
+        closed it while it was idle, or bytes are waiting that no request asked for)."""
         conns: dict[str, LaneConnection] = self._local.__dict__.setdefault("conns", {})
         key = f"{parts.scheme}://{parts.netloc}"
         conn = conns.get(key)
-        if conn is not None and conn.sock is not None and not _dropped(conn.sock):
-            conn.timeout = timeout
-            conn.sock.settimeout(timeout)
-            return conn, False
         if conn is not None:
-            self._drop(parts)
+            conn.timeout = timeout
+            if not conn.unread():  # also sets the socket's timeout
+                return conn, False
+            self._drop(parts)  # closed while idle, or bytes nobody asked for: a fresh connection
         conn = LaneConnection(parts.scheme, parts.hostname or "", parts.port, timeout)
         conns[key] = conn
         with self._lock:
