@@ -58,8 +58,16 @@ def test_a_session_stopped_with_a_fill_the_store_refused_is_taken_over_by_the_ne
         refused.append(fill.fill_id)
         raise StoreWriteError("the fill was not saved: the disk is full")
 
+    def queued_on_a_full_disk(fill: Fill, then=None):
+        """A fill's write in the next group commit (the engine's path with a store writer), which fails."""
+        refused.append(fill.fill_id)
+        if then is not None:
+            then()
+        return lambda: full_disk(fill)
+
     def a_fill_while_the_disk_is_full(trader) -> None:
         monkeypatch.setattr(trader.ctx.store.fills, "record", full_disk)
+        monkeypatch.setattr(trader.ctx.store.fills, "queue", queued_on_a_full_disk)
         trader.on_fill(Fill("T1", "O1", session.key, Mode.LIVE, "NFO", "NIFTY2611326000CE", Side.SELL, 65,
                             Decimal("100"), datetime(2026, 1, 8, 9, 30)))  # fmt: skip
 

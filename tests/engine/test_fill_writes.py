@@ -10,9 +10,10 @@ import time
 from dataclasses import replace
 from decimal import Decimal
 
-from desktop.domain import OrderStatus
-from desktop.engine.strategy.base import ExitPosition
+from desktop.domain import OptionRight, OrderStatus, OrderType
+from desktop.engine.strategy.base import EnterPosition, ExitPosition
 from desktop.engine.writer import StoreWriter
+from desktop.store.errors import StoreWriteError
 from tests.engine.test_journal_outage import option_tick
 from tests.engine.traders import enter, fill
 
@@ -122,3 +123,48 @@ def test_a_held_up_group_commit_holds_a_sales_fill_a_second_at_most_and_it_is_re
     writer.close()
     assert trader.holding is None and trader.realised == Decimal("-195.00"), "counted once, once on disk"
     assert _saved(store, trader) == ["F1", "F2"]
+
+
+def test_an_entrys_fill_whose_group_commit_fails_is_protected_at_once_and_recorded_once_the_disk_writes(
+    make,
+) -> None:
+    # The adversary tests of a full disk (test_journal_outage_adversary.py) make `fills.record` refuse: the path
+    # with no store writer. With one, the app's path, the fill's write goes in the leader's group commit: the same
+    # rule must hold when that transaction fails (its stop out now, the fill recorded once when the disk writes).
+    trader, gateway, store = make()
+    writer, _ = _with_leader(trader, store)
+    writing = store.fills._writing
+    full = [True]
+
+    def on_a_full_disk(f):  # type: ignore[no-untyped-def]
+        work = writing(f)
+
+        def run(writes):  # type: ignore[no-untyped-def]
+            if full[0]:
+                raise StoreWriteError("the fill was not saved: the disk is full")
+            return work(writes)
+
+        return run
+
+    store.fills._writing = on_a_full_disk
+    try:
+        trader.strategy.pending_entry = OptionRight.CE
+        trader.act([EnterPosition(OptionRight.CE, "test")])
+        fill(trader, "O1", 195, "200", "F1")
+        option_tick(trader, "200", 1)
+        h = trader.holding
+        assert h is not None and h.quantity == 195, "the position the broker holds is managed"
+        assert h.stop_order is not None and h.stop_order.resting, "the options bought have a stop-loss order"
+        assert [(i.order_type, i.quantity) for i in gateway.placed[1:]] == [(OrderType.SL, 195)]
+        assert trader.owes_recovery() and _saved(store, trader) == []
+        full[0] = False
+        second, deadline = 2, time.monotonic() + 10
+        while trader.orders.unsaved_fills and time.monotonic() < deadline:
+            option_tick(trader, "200", second)
+            second += 1
+            time.sleep(0.02)
+        assert _saved(store, trader) == ["F1"], "recorded once, once the disk writes"
+        assert trader.holding is not None and trader.holding.quantity == 195, "acted on once"
+        assert len(gateway.placed) == 2
+    finally:
+        writer.close()
