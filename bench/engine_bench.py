@@ -373,6 +373,63 @@ class OrderTrace:
                   f"p99 {pct(xs, 0.99):.3f} ms")  # fmt: skip
 
 
+def install_sent_stamps(trace: OrderTrace) -> None:
+    """`--peer vnpy --live` without `--trace-orders`: only the stamps the side-by-side needs of KiteDesk's entries (the
+    frame's arrival, the gateway called, its HTTP request first written, its reply read), so as few wrappers as
+    possible sit on KiteDesk's path. The same stamps as `OrderTrace.install`'s, read by `sent_figures`."""
+    import http.client
+    import threading
+
+    from desktop.broker.gateway import LiveGateway
+    from desktop.domain import OrderRole
+    from desktop.engine.entries import Entries
+
+    risk_check = Entries.risk_check
+
+    def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
+        ok = risk_check(self, ready, *a, **kw)
+        if ok:
+            trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
+        return ok
+
+    Entries.risk_check = checked  # type: ignore[method-assign]
+    placing = threading.local()
+    send = http.client.HTTPConnection.send
+
+    def sending(self: Any, data: Any) -> Any:
+        intent_id = getattr(placing, "intent_id", None)
+        if intent_id is not None:
+            trace.stamp(intent_id, "http")
+        return send(self, data)
+
+    http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+    place = LiveGateway.place
+
+    def placed(self: Any, intent: Any) -> Any:
+        if intent.role is not OrderRole.ENTRY:
+            return place(self, intent)
+        trace.stamp(intent.intent_id, "placing")
+        placing.intent_id = intent.intent_id
+        try:
+            order = place(self, intent)
+        finally:
+            placing.intent_id = None
+        trace.stamp(intent.intent_id, "placed")
+        return order
+
+    LiveGateway.place = placed  # type: ignore[method-assign]
+    trace.installed = True
+
+
+def sent_figures(trace: OrderTrace) -> tuple[list[float], list[float]]:
+    """KiteDesk's entries: ms from the frame's arrival to the first write of the HTTP request, and to the reply read."""
+    rows = [r for r in trace.stamps.values() if "frame" in r and "placed" in r]
+    return (
+        [(r["http"] - r["frame"]) * 1000 for r in rows if "http" in r],
+        [(r["placed"] - r["frame"]) * 1000 for r in rows],
+    )
+
+
 def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
     """The `count` slowest entries, each with the collections that ran between its frame's arrival and its intent."""
     samples = [
@@ -486,6 +543,59 @@ def print_side_by_side(
         print("FAILED peer handlers:", ", ".join(peer.handler_failures))
 
 
+def print_live_side_by_side(
+    latencies: list[float],
+    sent: tuple[list[float], list[float]],
+    cpu_pct: float,
+    wire_per_s: float,
+    peers: list[Any],
+    args: argparse.Namespace,
+) -> None:
+    """LIVE (`--peer vnpy --live`): KiteDesk's tick-to-order-sent beside the peer's, for each peer transport, with
+    KiteDesk / peer ratios. Entries (BUY orders) only, ms from the frame's arrival at the account's feed."""
+
+    def fig(xs: list[float], q: float) -> float:
+        if not xs:
+            return float("nan")
+        return statistics.median(xs) if q == 0.5 else pct(xs, q)
+
+    names = [f"peer {p.orders.transport}" for p in peers]
+    cols = ["KiteDesk", *names]
+    print()
+    print(f"side by side, LIVE: {args.sessions} sessions × {args.segments} segments on {args.accounts} accounts, "
+          f"{args.seconds:g} s each; entries only, ms from the frame's arrival (peer: vn.py EventEngine, "
+          f"{peers[0].orders.workers} sending threads per account)")  # fmt: skip
+    print(f"{'':32}" + "".join(f"{c:>16}" for c in cols) + "".join(f"{'KD/' + n[5:]:>12}" for n in names))
+    print(
+        f"{'ticks off the wire per s':32}{wire_per_s:>16,.0f}"
+        + "".join(f"{p.wire_per_s:>16,.0f}" for p in peers)
+    )
+    print(
+        f"{'entries sent (replies read)':32}{len(sent[1]):>16}"
+        + "".join(f"{len(p.orders.to_reply_ms):>16}" for p in peers)
+    )
+    print(f"{'CPU % of a core':32}{cpu_pct:>16.1f}" + "".join(f"{p.cpu_pct:>16.1f}" for p in peers))
+    rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
+    rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
+    rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
+    for what, mine, theirs in rows:
+        for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
+            a = fig(mine, q) if q < 1.0 else max(mine, default=float("nan"))
+            bs = [fig(t, q) if q < 1.0 else max(t, default=float("nan")) for t in theirs]
+            ratios = "".join(f"{a / b:>12.2f}" if b > 0 else f"{'n/a':>12}" for b in bs)
+            print(f"{what + ' ' + label:32}{a:>16.3f}" + "".join(f"{b:>16.3f}" for b in bs) + ratios)
+    for p in peers:
+        o = p.orders
+        print(f"  peer {o.transport}: {o.orders_sent} orders sent in all (entries and exits), entries filled "
+              f"{o.entries_filled}, exits filled {o.exits_filled}; made flat at the end: {o.flattened} "
+              f"orders, {o.still_open} positions left; refused {len(o.refused)}"
+              f"{': ' + '; '.join(o.refused[:3]) if o.refused else ''}")  # fmt: skip
+        if p.handler_failures:
+            print(f"  FAILED peer {o.transport} handlers:", ", ".join(p.handler_failures))
+    print("  (KiteDesk: risk's margin check, the intent's durable group commit, its own rate limiter, a stop-loss "
+          "order after each fill; the peer: none of those but the rate limiter; see bench/vnpy_peer.py)")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=10)
@@ -494,6 +604,20 @@ def main() -> int:
         "--peer",
         choices=["vnpy"],
         help="also run the same load through vn.py's EventEngine and print both with ratios (bench extra)",
+    )
+    ap.add_argument(
+        "--peer-orders",
+        choices=["requests", "lane", "both"],
+        default="both",
+        help="with --peer vnpy --live: the peer's transport for its LIVE orders: stock kiteconnect (requests), "
+        "kiteconnect over KiteDesk's OrderLane, or both (two peer runs, before KiteDesk's)",
+    )
+    ap.add_argument(
+        "--peer-workers",
+        type=int,
+        default=3,
+        help="with --peer vnpy --live: threads per account sending the peer's orders (vn.py RestClient's pool; "
+        "1 is what vnpy_rest's RestClient drains its queue with today)",
     )
     ap.add_argument("--instruments", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -603,14 +727,24 @@ def main() -> int:
             engine.profile_book.save(profile)
             engine.secrets.set_api_secret(user, secret)
             engine.hub.login(profile, request_token_by_redirect(profile))
-        peer = None
+        peers = []
         if args.peer == "vnpy":
-            from vnpy_peer import run_vnpy_peer
+            from vnpy_peer import TRANSPORTS, run_vnpy_peer
 
-            peer = run_vnpy_peer(
-                engine, [u for u, _ in users], params, args.sessions, extra, args.mode, args.seconds
+            # LIVE with orders: the peer sends its entries too, with each transport asked for (one run each).
+            live_peer = args.live and not args.no_orders
+            transports = (
+                ([*TRANSPORTS] if args.peer_orders == "both" else [args.peer_orders]) if live_peer else [None]
             )
-            app.processEvents()
+            for transport in transports:
+                peers.append(
+                    run_vnpy_peer(
+                        engine, [u for u, _ in users], params, args.sessions, extra, args.mode, args.seconds,
+                        orders=transport, workers=args.peer_workers,
+                    )
+                )  # fmt: skip
+                app.processEvents()
+        peer = peers[0] if peers else None
         rss0 = rss_mb()
         for i in range(args.sessions):
             session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
@@ -648,6 +782,8 @@ def main() -> int:
         order_trace = OrderTrace()
         if args.trace_orders:
             order_trace.install()
+        elif peer is not None and peer.orders is not None:
+            install_sent_stamps(order_trace)
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
         cpu_costs: dict[str, list[float]] = {}
@@ -848,7 +984,11 @@ def main() -> int:
         if args.trace_orders:
             order_trace.installed = False
             order_trace.print()
-        if peer is not None:
+        if peer is not None and peer.orders is not None:
+            order_trace.installed = False
+            live = sent_figures(order_trace)
+            print_live_side_by_side(latencies, live, cpu / elapsed * 100, wire / elapsed, peers, args)
+        elif peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)
         return 0
