@@ -423,9 +423,9 @@ def install_sent_stamps(trace: OrderTrace) -> None:
 
 def sent_figures(trace: OrderTrace) -> tuple[list[float], list[float]]:
     """KiteDesk's entries: ms from the frame's arrival to the first write of the HTTP request, and to the reply read."""
-    rows = [r for r in trace.stamps.values() if "frame" in r and "placed" in r]
+    rows = [r for r in trace.stamps.values() if "frame" in r and "placed" in r and "http" in r]
     return (
-        [(r["http"] - r["frame"]) * 1000 for r in rows if "http" in r],
+        [(r["http"] - r["frame"]) * 1000 for r in rows],
         [(r["placed"] - r["frame"]) * 1000 for r in rows],
     )
 
@@ -578,6 +578,14 @@ def print_live_side_by_side(
     rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
     rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
     rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
+
+    # The part after the request is written is the simulator's (its one core also streams every feed) and the
+    # loopback round trip: the same server for both, and a floor under tick-to-order-sent that no client lowers.
+    def reply(http: list[float], replied: list[float]) -> list[float]:
+        return [b - a for a, b in zip(http, replied, strict=True)]
+
+    peer_replies = [reply(p.orders.to_http_ms, p.orders.to_reply_ms) for p in peers]
+    rows.append(("  HTTP written → reply read", reply(*sent), peer_replies))
     for what, mine, theirs in rows:
         for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
             a = fig(mine, q) if q < 1.0 else max(mine, default=float("nan"))

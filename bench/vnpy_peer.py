@@ -206,11 +206,11 @@ class PeerGateway:
             finally:
                 _placing.writes = None
             done = time.perf_counter()
-            with self.figures.lock:
+            with self.figures.lock:  # (the two lists pair up by index)
                 self.figures.orders_sent += 1
-            if received is not None and writes and not self.closing:
-                self.figures.to_http_ms.append((writes[0] - received) * 1000)
-                self.figures.to_reply_ms.append((done - received) * 1000)
+                if received is not None and writes and not self.closing:
+                    self.figures.to_http_ms.append((writes[0] - received) * 1000)
+                    self.figures.to_reply_ms.append((done - received) * 1000)
             self.put(Event(EVENT_REPLY, (handler, side, str(order_id), None)))
         except Exception as e:  # noqa: BLE001 - a refusal is the strategy's to hear, as in vn.py's on_error
             self.figures.refused.append(f"{side} {symbol}: {type(e).__name__}: {e}")
