@@ -627,6 +627,12 @@ def main() -> int:
         help="with --peer vnpy --live: threads per account sending the peer's orders (vn.py RestClient's pool; "
         "1 is what vnpy_rest's RestClient drains its queue with today)",
     )
+    ap.add_argument(
+        "--peer-last",
+        action="store_true",
+        help="run the peer after KiteDesk (its sessions stopped first), not before: alternate the order between "
+        "runs on a machine whose load changes",
+    )
     ap.add_argument("--instruments", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=60.0)
@@ -735,8 +741,9 @@ def main() -> int:
             engine.profile_book.save(profile)
             engine.secrets.set_api_secret(user, secret)
             engine.hub.login(profile, request_token_by_redirect(profile))
-        peers = []
-        if args.peer == "vnpy":
+        peers: list[Any] = []
+
+        def run_peers() -> None:
             from vnpy_peer import TRANSPORTS, run_vnpy_peer
 
             # LIVE with orders: the peer sends its entries too, with each transport asked for (one run each).
@@ -752,6 +759,9 @@ def main() -> int:
                     )
                 )  # fmt: skip
                 app.processEvents()
+
+        if args.peer == "vnpy" and not args.peer_last:
+            run_peers()
         peer = peers[0] if peers else None
         rss0 = rss_mb()
         for i in range(args.sessions):
@@ -790,7 +800,7 @@ def main() -> int:
         order_trace = OrderTrace()
         if args.trace_orders:
             order_trace.install()
-        elif peer is not None and peer.orders is not None:
+        elif args.peer == "vnpy" and args.live and not args.no_orders:
             install_sent_stamps(order_trace)
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
@@ -992,6 +1002,19 @@ def main() -> int:
         if args.trace_orders:
             order_trace.installed = False
             order_trace.print()
+        if args.peer_last and args.peer == "vnpy":
+            # KiteDesk's sessions stop first (squared off, side by side as `Engine.close` does): the peer then
+            # trades flat accounts with nothing of KiteDesk's running beside it.
+            from concurrent.futures import ThreadPoolExecutor
+
+            from desktop.engine import OnStop
+
+            order_trace.installed = False
+            with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+                list(pool.map(lambda s: engine.close_session(s.key, OnStop.SQUARE_OFF), sessions))
+            app.processEvents()
+            run_peers()
+            peer = peers[0] if peers else None
         if peer is not None and peer.orders is not None:
             order_trace.installed = False
             live = sent_figures(order_trace)
