@@ -43,9 +43,27 @@ handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `benc
 number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
 KiteDesk / peer ratios. vn.py lives in the bench's environment only: `pip install --no-deps vnpy==4.5.0`
 (its own requirements pin another PySide6 and need TA-Lib's C library; `vnpy.event` needs only the
-standard library). Decisions only (`--no-orders`) is the comparable figure: the peer sends no orders.
+standard library). Decisions only (`--no-orders`) is the comparable decision figure: the peer sends no orders then.
 
     python bench/engine_bench.py --peer vnpy --no-orders --sessions 10 --segments 3 --seconds 20
+
+`--peer vnpy --live` (issue 18's LIVE target, tick-to-order-sent p50 3 ms, p99 10 ms at 10 × 3): the peer SENDS its
+entries too, as LIVE orders to the same simulator, each account with its own Kite client, as a vn.py-based Kite
+gateway would (bench/vnpy_peer.py says exactly what it does and does not do): a MARKET BUY of the ITM option KiteDesk's
+entry would buy (KiteDesk's own instrument book and strike logic), placed with kiteconnect's `place_order` from the
+account gateway's own thread pool (`--peer-workers`, 3 by default) under Kite's per-account limits (KiteDesk's
+limiter: 10 orders/s), the held option sold at market on the next signal, fills and order updates taken from the
+WebSocket. It runs once per transport (`--peer-orders`, both by default): stock kiteconnect (requests), then kiteconnect
+over KiteDesk's `OrderLane` (the transport held equal), each for `--seconds`; then KiteDesk (`--peer-last`: KiteDesk
+first, its sessions squared off, then the peer; alternate the two orders between runs, the machine's load changes).
+It prints, for entries only, from the frame's arrival at the account's feed: tick-to-decision, tick-to-HTTP-request-
+written (the first write of the request on the socket), tick-to-order-sent (its reply read) and the part between the
+two (the simulator's: the same server for both), p50 / p90 / p99 / max, for KiteDesk and each peer, with KiteDesk /
+peer ratios. The peer has no durable intent write (vn.py has none; KiteDesk commits each frame's intents before it
+sends), no margin check and no stop-loss order after its fills.
+
+    python bench/engine_bench.py --peer vnpy --live --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
+    python bench/engine_bench.py --peer vnpy --live --accounts 1 --instruments 200 --sessions 1 --segments 3 --seconds 20
 
 Several processes on one simulator (what one process per account would do with the same load):
 
