@@ -56,6 +56,9 @@ limiter: 10 orders/s), the held option sold at market on the next signal, fills 
 WebSocket. It runs once per transport (`--peer-orders`, both by default): stock kiteconnect (requests), then kiteconnect
 over KiteDesk's `OrderLane` (the transport held equal), each for `--seconds`; then KiteDesk (`--peer-last`: KiteDesk
 first, its sessions squared off, then the peer; alternate the two orders between runs, the machine's load changes).
+Each of the three runs trades accounts of its own (the simulator is started with three times `--accounts`; the peer's
+are recorded where KiteDesk's are): the simulator's work per order grows with the account's order book, so a run on
+accounts another run traded first would be slowed by the other's orders. With `--sim-url` all share the accounts.
 It prints, for entries only, from the frame's arrival at the account's feed: tick-to-decision, tick-to-HTTP-request-
 written (the first write of the request on the socket), tick-to-order-sent (its reply read) and the part between the
 two (the simulator's: the same server for both), p50 / p90 / p99 / max, for KiteDesk and each peer, with KiteDesk /
@@ -732,8 +735,21 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
     users = accounts(args.first_account + args.accounts)[args.first_account :]
+    # LIVE with orders: the peer sends its entries too, with each transport asked for (one run each), each run on
+    # accounts of its own (the ones after KiteDesk's): every run starts on empty order books at the simulator, whose
+    # work per order grows with the account's book (a run after another would be slowed by the other's orders).
+    live_peer = args.peer == "vnpy" and args.live and not args.no_orders
+    transports: list[str | None] = [None]
+    if live_peer:
+        transports = ["requests", "lane"] if args.peer_orders == "both" else [args.peer_orders]
+    fresh = live_peer and not args.sim_url
+    span = args.first_account + args.accounts * (1 + len(transports) if fresh else 1)
+    peer_users = [
+        accounts(span)[args.first_account + args.accounts * (k + 1) :][: args.accounts] if fresh else users
+        for k in range(len(transports))
+    ]
     # `start_demo` logs in every demo account, so the simulator knows them all, also when fewer are used.
-    known = accounts(max(args.first_account + args.accounts, len(DEMO_ACCOUNTS)))
+    known = accounts(max(span, len(DEMO_ACCOUNTS)))
     if args.serve_sim:
         sim, url = start_sim(args.speed, sim_cpus, known)
         print(f"simulator for {len(known)} accounts at {url} (Ctrl-C ends it)", flush=True)
@@ -754,25 +770,29 @@ def main() -> int:
         if args.no_record:
             for account in DEMO_ACCOUNTS:
                 engine.set_recording(account.user_id, False)
-        for user, secret in [u for u in users if u[0] not in {a.user_id for a in DEMO_ACCOUNTS}]:
+        demo_ids = {a.user_id for a in DEMO_ACCOUNTS}
+        for user, secret in [
+            u for u in {*users, *(u for us in peer_users for u in us)} if u[0] not in demo_ids
+        ]:
             profile = Profile(user, user, user, api_root=url, login_url_root=url, ws_root=ws_url_of(url))
             engine.profile_book.save(profile)
             engine.secrets.set_api_secret(user, secret)
             engine.hub.login(profile, request_token_by_redirect(profile))
+        for own in peer_users if fresh else ():
+            # The peer's accounts are recorded where KiteDesk's are (the demo ones, unless --no-record): the same
+            # feed work on both sides.
+            for (mine, _), (theirs, _) in zip(users, own, strict=True):
+                if mine in demo_ids and not args.no_record:
+                    engine.set_recording(theirs, True)
         peers: list[Any] = []
 
         def run_peers() -> None:
-            from vnpy_peer import TRANSPORTS, run_vnpy_peer
+            from vnpy_peer import run_vnpy_peer
 
-            # LIVE with orders: the peer sends its entries too, with each transport asked for (one run each).
-            live_peer = args.live and not args.no_orders
-            transports = (
-                ([*TRANSPORTS] if args.peer_orders == "both" else [args.peer_orders]) if live_peer else [None]
-            )
-            for transport in transports:
+            for transport, own in zip(transports, peer_users, strict=True):
                 peers.append(
                     run_vnpy_peer(
-                        engine, [u for u, _ in users], params, args.sessions, extra, args.mode, args.seconds,
+                        engine, [u for u, _ in own], params, args.sessions, extra, args.mode, args.seconds,
                         orders=transport, workers=args.peer_workers,
                     )
                 )  # fmt: skip

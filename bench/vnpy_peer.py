@@ -51,6 +51,8 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
 - Measured for each entry (BUY), from the frame's arrival at the feed: to the first write of its HTTP request (a
   wrapper of `http.client.HTTPConnection.send`, which urllib3 and `OrderLane` both write through, on the pool's
   thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
+- Accounts: `engine_bench.py` gives each peer run accounts of its own, of the same number as KiteDesk's, so every run
+  starts on empty order books at the simulator.
 - At the end no new entry is taken, the pools finish, and every account is made flat again (its open peer orders
   cancelled, every long MIS position sold), so KiteDesk's run that follows starts on flat accounts.
 """
