@@ -829,9 +829,9 @@ def main() -> int:
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
-        if args.peer_last:
-            # The process's first sessions (no peer ran before them): their start-up (feeds, the day's instruments,
-            # warm-up) is done before the window opens, as a peer run before them would have done it for them.
+        if args.peer_last or fresh:
+            # The first sessions on their accounts (no peer ran on them before): their start-up (the feeds, the day's
+            # instruments, warm-up) is done before the window opens, as the peer's is before its own.
             settled = time.monotonic() + 15
             while time.monotonic() < settled and sum(q for q, _ in (s.stream_stats() for s in sessions)) > 0:
                 app.processEvents()
