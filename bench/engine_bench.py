@@ -571,6 +571,7 @@ def print_live_side_by_side(
     wire_per_s: float,
     peers: list[Any],
     args: argparse.Namespace,
+    waited: tuple[float, float, float] = (float("nan"), float("nan"), float("nan")),
 ) -> None:
     """LIVE (`--peer vnpy --live`): KiteDesk's tick-to-order-sent beside the peer's, for each peer transport, with
     KiteDesk / peer ratios. Entries (BUY orders) only, ms from the frame's arrival at the account's feed."""
@@ -596,6 +597,13 @@ def print_live_side_by_side(
         + "".join(f"{len(p.orders.to_reply_ms):>16}" for p in peers)
     )
     print(f"{'CPU % of a core':32}{cpu_pct:>16.1f}" + "".join(f"{p.cpu_pct:>16.1f}" for p in peers))
+    # The machine is shared: how long the process's threads waited for a CPU, and the load, in each window.
+    print(
+        f"{'threads waited for a CPU ms/s':32}{waited[0]:>16.0f}"
+        + "".join(f"{p.waited_ms_per_s:>16.0f}" for p in peers)
+    )
+    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>16}"
+          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>16}" for p in peers))  # fmt: skip
     rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
     rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
     rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
@@ -1064,7 +1072,10 @@ def main() -> int:
         if peer is not None and peer.orders is not None:
             order_trace.installed = False
             live = sent_figures(order_trace)
-            print_live_side_by_side(latencies, live, cpu / elapsed * 100, wire / elapsed, peers, args)
+            print_live_side_by_side(
+                latencies, live, cpu / elapsed * 100, wire / elapsed, peers, args,
+                (waited / elapsed * 1000, load0, load1),
+            )  # fmt: skip
         elif peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from desktop.broker.ratelimit import AccountLimiter, CallKind
@@ -115,6 +117,10 @@ class PeerFigures:
     wire_per_s: float  # ticks received off the wire by the process, per second (as KiteDesk's figure)
     handler_failures: list[str] = field(default_factory=list)
     orders: PeerOrderFigures | None = None  # LIVE orders sent (None: decisions only)
+    waited_ms_per_s: float = (
+        0.0  # the process's threads runnable but waiting for a CPU (Linux schedstat), per second
+    )
+    load: tuple[float, float] = (0.0, 0.0)  # the machine's load average at the window's start and end
 
 
 class SegmentHandler:
@@ -473,6 +479,7 @@ def run_vnpy_peer(
         wire0 = sum(f.packets_received for f in feeds)
         queue = event_engine._queue  # noqa: SLF001 - the backlog is the queue's length
         cpu0 = time.process_time()
+        wait0, load0 = _runqueue_wait_s(), os.getloadavg()[0]
         t0 = time.monotonic()
         backlog: list[int] = []
         while time.monotonic() - t0 < seconds:
@@ -480,6 +487,7 @@ def run_vnpy_peer(
             backlog.append(queue.qsize())
         elapsed = time.monotonic() - t0
         cpu = time.process_time() - cpu0
+        waited, load1 = _runqueue_wait_s() - wait0, os.getloadavg()[0]
         latencies = [x * 1000 for x in probe]
         ticks = sum(h.ticks for h in handlers) - ticks0
         wire = sum(f.packets_received for f in feeds) - wire0
@@ -513,7 +521,18 @@ def run_vnpy_peer(
         wire_per_s=wire / elapsed,
         handler_failures=[f"{h.segment.value}: {h.failure}" for h in handlers if h.failure],
         orders=figures,
+        waited_ms_per_s=waited / elapsed * 1000,
+        load=(load0, load1),
     )
+
+
+def _runqueue_wait_s() -> float:
+    """Seconds this process's threads have spent runnable but waiting for a CPU (Linux schedstat), summed."""
+    total = 0
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError, IndexError, ValueError):  # a thread that just ended
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def _kite(transport: str, profile: Any, access_token: str | None) -> Any:
