@@ -43,9 +43,30 @@ handlers at 10 × 3 running KiteDesk's own bar, EMA and strategy code: see `benc
 number of seconds on the same accounts and subscriptions, then KiteDesk, and prints both side by side with
 KiteDesk / peer ratios. vn.py lives in the bench's environment only: `pip install --no-deps vnpy==4.5.0`
 (its own requirements pin another PySide6 and need TA-Lib's C library; `vnpy.event` needs only the
-standard library). Decisions only (`--no-orders`) is the comparable figure: the peer sends no orders.
+standard library). Decisions only (`--no-orders`) is the comparable decision figure: the peer sends no orders then.
 
     python bench/engine_bench.py --peer vnpy --no-orders --sessions 10 --segments 3 --seconds 20
+
+`--peer vnpy --live` (issue 18's LIVE target, tick-to-order-sent p50 3 ms, p99 10 ms at 10 × 3): the peer SENDS its
+entries too, as LIVE orders to the same simulator, each account with its own Kite client, as a vn.py-based Kite
+gateway would (bench/vnpy_peer.py says exactly what it does and does not do): a MARKET BUY of the ITM option KiteDesk's
+entry would buy (KiteDesk's own instrument book and strike logic), placed with kiteconnect's `place_order` from the
+account gateway's own thread pool (`--peer-workers`, 3 by default) under Kite's per-account limits (KiteDesk's
+limiter: 10 orders/s), the held option sold at market on the next signal, fills and order updates taken from the
+WebSocket. It runs once per transport (`--peer-orders`, both by default): stock kiteconnect (requests), then kiteconnect
+over KiteDesk's `OrderLane` (the transport held equal), each for `--seconds`; then KiteDesk (`--peer-last`: KiteDesk
+first, its sessions squared off, then the peer; alternate the two orders between runs, the machine's load changes).
+Each of the three runs trades accounts of its own (the simulator is started with three times `--accounts`; the peer's
+are recorded where KiteDesk's are): the simulator's work per order grows with the account's order book, so a run on
+accounts another run traded first would be slowed by the other's orders. With `--sim-url` all share the accounts.
+It prints, for entries only, from the frame's arrival at the account's feed: tick-to-decision, tick-to-HTTP-request-
+written (the first write of the request on the socket), tick-to-order-sent (its reply read) and the part between the
+two (the simulator's: the same server for both), p50 / p90 / p99 / max, for KiteDesk and each peer, with KiteDesk /
+peer ratios. The peer has no durable intent write (vn.py has none; KiteDesk commits each frame's intents before it
+sends), no margin check and no stop-loss order after its fills.
+
+    python bench/engine_bench.py --peer vnpy --live --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
+    python bench/engine_bench.py --peer vnpy --live --accounts 1 --instruments 200 --sessions 1 --segments 3 --seconds 20
 
 Several processes on one simulator (what one process per account would do with the same load):
 
@@ -373,6 +394,63 @@ class OrderTrace:
                   f"p99 {pct(xs, 0.99):.3f} ms")  # fmt: skip
 
 
+def install_sent_stamps(trace: OrderTrace) -> None:
+    """`--peer vnpy --live` without `--trace-orders`: only the stamps the side-by-side needs of KiteDesk's entries (the
+    frame's arrival, the gateway called, its HTTP request first written, its reply read), so as few wrappers as
+    possible sit on KiteDesk's path. The same stamps as `OrderTrace.install`'s, read by `sent_figures`."""
+    import http.client
+    import threading
+
+    from desktop.broker.gateway import LiveGateway
+    from desktop.domain import OrderRole
+    from desktop.engine.entries import Entries
+
+    risk_check = Entries.risk_check
+
+    def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
+        ok = risk_check(self, ready, *a, **kw)
+        if ok:
+            trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
+        return ok
+
+    Entries.risk_check = checked  # type: ignore[method-assign]
+    placing = threading.local()
+    send = http.client.HTTPConnection.send
+
+    def sending(self: Any, data: Any) -> Any:
+        intent_id = getattr(placing, "intent_id", None)
+        if intent_id is not None:
+            trace.stamp(intent_id, "http")
+        return send(self, data)
+
+    http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+    place = LiveGateway.place
+
+    def placed(self: Any, intent: Any) -> Any:
+        if intent.role is not OrderRole.ENTRY:
+            return place(self, intent)
+        trace.stamp(intent.intent_id, "placing")
+        placing.intent_id = intent.intent_id
+        try:
+            order = place(self, intent)
+        finally:
+            placing.intent_id = None
+        trace.stamp(intent.intent_id, "placed")
+        return order
+
+    LiveGateway.place = placed  # type: ignore[method-assign]
+    trace.installed = True
+
+
+def sent_figures(trace: OrderTrace) -> tuple[list[float], list[float]]:
+    """KiteDesk's entries: ms from the frame's arrival to the first write of the HTTP request, and to the reply read."""
+    rows = [r for r in trace.stamps.values() if "frame" in r and "placed" in r and "http" in r]
+    return (
+        [(r["http"] - r["frame"]) * 1000 for r in rows],
+        [(r["placed"] - r["frame"]) * 1000 for r in rows],
+    )
+
+
 def print_slowest(observers: list[Any], gcs: GcTrace, count: int) -> None:
     """The `count` slowest entries, each with the collections that ran between its frame's arrival and its intent."""
     samples = [
@@ -486,6 +564,75 @@ def print_side_by_side(
         print("FAILED peer handlers:", ", ".join(peer.handler_failures))
 
 
+def print_live_side_by_side(
+    latencies: list[float],
+    sent: tuple[list[float], list[float]],
+    cpu_pct: float,
+    wire_per_s: float,
+    peers: list[Any],
+    args: argparse.Namespace,
+    waited: tuple[float, float, float] = (float("nan"), float("nan"), float("nan")),
+) -> None:
+    """LIVE (`--peer vnpy --live`): KiteDesk's tick-to-order-sent beside the peer's, for each peer transport, with
+    KiteDesk / peer ratios. Entries (BUY orders) only, ms from the frame's arrival at the account's feed."""
+
+    def fig(xs: list[float], q: float) -> float:
+        if not xs:
+            return float("nan")
+        return statistics.median(xs) if q == 0.5 else pct(xs, q)
+
+    names = [f"peer {p.orders.transport}" for p in peers]
+    cols = ["KiteDesk", *names]
+    print()
+    print(f"side by side, LIVE: {args.sessions} sessions × {args.segments} segments on {args.accounts} accounts, "
+          f"{args.seconds:g} s each; entries only, ms from the frame's arrival (peer: vn.py EventEngine, "
+          f"{peers[0].orders.workers} sending threads per account)")  # fmt: skip
+    print(f"{'':32}" + "".join(f"{c:>16}" for c in cols) + "".join(f"{'KD/' + n[5:]:>12}" for n in names))
+    print(
+        f"{'ticks off the wire per s':32}{wire_per_s:>16,.0f}"
+        + "".join(f"{p.wire_per_s:>16,.0f}" for p in peers)
+    )
+    print(
+        f"{'entries sent (replies read)':32}{len(sent[1]):>16}"
+        + "".join(f"{len(p.orders.to_reply_ms):>16}" for p in peers)
+    )
+    print(f"{'CPU % of a core':32}{cpu_pct:>16.1f}" + "".join(f"{p.cpu_pct:>16.1f}" for p in peers))
+    # The machine is shared: how long the process's threads waited for a CPU, and the load, in each window.
+    print(
+        f"{'threads waited for a CPU ms/s':32}{waited[0]:>16.0f}"
+        + "".join(f"{p.waited_ms_per_s:>16.0f}" for p in peers)
+    )
+    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>16}"
+          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>16}" for p in peers))  # fmt: skip
+    rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
+    rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
+    rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
+
+    # The part after the request is written is the simulator's (its one core also streams every feed) and the
+    # loopback round trip: the same server for both, and a floor under tick-to-order-sent that no client lowers.
+    def reply(http: list[float], replied: list[float]) -> list[float]:
+        return [b - a for a, b in zip(http, replied, strict=True)]
+
+    peer_replies = [reply(p.orders.to_http_ms, p.orders.to_reply_ms) for p in peers]
+    rows.append(("  HTTP written → reply read", reply(*sent), peer_replies))
+    for what, mine, theirs in rows:
+        for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
+            a = fig(mine, q) if q < 1.0 else max(mine, default=float("nan"))
+            bs = [fig(t, q) if q < 1.0 else max(t, default=float("nan")) for t in theirs]
+            ratios = "".join(f"{a / b:>12.2f}" if b > 0 else f"{'n/a':>12}" for b in bs)
+            print(f"{what + ' ' + label:32}{a:>16.3f}" + "".join(f"{b:>16.3f}" for b in bs) + ratios)
+    for p in peers:
+        o = p.orders
+        print(f"  peer {o.transport}: {o.orders_sent} orders sent in all (entries and exits), entries filled "
+              f"{o.entries_filled}, exits filled {o.exits_filled}; made flat at the end: {o.flattened} "
+              f"orders, {o.still_open} positions left; refused {len(o.refused)}"
+              f"{': ' + '; '.join(o.refused[:3]) if o.refused else ''}")  # fmt: skip
+        if p.handler_failures:
+            print(f"  FAILED peer {o.transport} handlers:", ", ".join(p.handler_failures))
+    print("  (KiteDesk: risk's margin check, the intent's durable group commit, its own rate limiter, a stop-loss "
+          "order after each fill; the peer: none of those but the rate limiter; see bench/vnpy_peer.py)")  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=10)
@@ -494,6 +641,26 @@ def main() -> int:
         "--peer",
         choices=["vnpy"],
         help="also run the same load through vn.py's EventEngine and print both with ratios (bench extra)",
+    )
+    ap.add_argument(
+        "--peer-orders",
+        choices=["requests", "lane", "both"],
+        default="both",
+        help="with --peer vnpy --live: the peer's transport for its LIVE orders: stock kiteconnect (requests), "
+        "kiteconnect over KiteDesk's OrderLane, or both (two peer runs, before KiteDesk's)",
+    )
+    ap.add_argument(
+        "--peer-workers",
+        type=int,
+        default=3,
+        help="with --peer vnpy --live: threads per account sending the peer's orders (vn.py RestClient's pool; "
+        "1 is what vnpy_rest's RestClient drains its queue with today)",
+    )
+    ap.add_argument(
+        "--peer-last",
+        action="store_true",
+        help="run the peer after KiteDesk (its sessions stopped first), not before: alternate the order between "
+        "runs on a machine whose load changes",
     )
     ap.add_argument("--instruments", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=30.0)
@@ -576,8 +743,21 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     app = QCoreApplication([])
     users = accounts(args.first_account + args.accounts)[args.first_account :]
+    # LIVE with orders: the peer sends its entries too, with each transport asked for (one run each), each run on
+    # accounts of its own (the ones after KiteDesk's): every run starts on empty order books at the simulator, whose
+    # work per order grows with the account's book (a run after another would be slowed by the other's orders).
+    live_peer = args.peer == "vnpy" and args.live and not args.no_orders
+    transports: list[str | None] = [None]
+    if live_peer:
+        transports = ["requests", "lane"] if args.peer_orders == "both" else [args.peer_orders]
+    fresh = live_peer and not args.sim_url
+    span = args.first_account + args.accounts * (1 + len(transports) if fresh else 1)
+    peer_users = [
+        accounts(span)[args.first_account + args.accounts * (k + 1) :][: args.accounts] if fresh else users
+        for k in range(len(transports))
+    ]
     # `start_demo` logs in every demo account, so the simulator knows them all, also when fewer are used.
-    known = accounts(max(args.first_account + args.accounts, len(DEMO_ACCOUNTS)))
+    known = accounts(max(span, len(DEMO_ACCOUNTS)))
     if args.serve_sim:
         sim, url = start_sim(args.speed, sim_cpus, known)
         print(f"simulator for {len(known)} accounts at {url} (Ctrl-C ends it)", flush=True)
@@ -598,19 +778,37 @@ def main() -> int:
         if args.no_record:
             for account in DEMO_ACCOUNTS:
                 engine.set_recording(account.user_id, False)
-        for user, secret in [u for u in users if u[0] not in {a.user_id for a in DEMO_ACCOUNTS}]:
+        demo_ids = {a.user_id for a in DEMO_ACCOUNTS}
+        for user, secret in [
+            u for u in {*users, *(u for us in peer_users for u in us)} if u[0] not in demo_ids
+        ]:
             profile = Profile(user, user, user, api_root=url, login_url_root=url, ws_root=ws_url_of(url))
             engine.profile_book.save(profile)
             engine.secrets.set_api_secret(user, secret)
             engine.hub.login(profile, request_token_by_redirect(profile))
-        peer = None
-        if args.peer == "vnpy":
+        for own in peer_users if fresh else ():
+            # The peer's accounts are recorded where KiteDesk's are (the demo ones, unless --no-record): the same
+            # feed work on both sides.
+            for (mine, _), (theirs, _) in zip(users, own, strict=True):
+                if mine in demo_ids and not args.no_record:
+                    engine.set_recording(theirs, True)
+        peers: list[Any] = []
+
+        def run_peers() -> None:
             from vnpy_peer import run_vnpy_peer
 
-            peer = run_vnpy_peer(
-                engine, [u for u, _ in users], params, args.sessions, extra, args.mode, args.seconds
-            )
-            app.processEvents()
+            for transport, own in zip(transports, peer_users, strict=True):
+                peers.append(
+                    run_vnpy_peer(
+                        engine, [u for u, _ in own], params, args.sessions, extra, args.mode, args.seconds,
+                        orders=transport, workers=args.peer_workers,
+                    )
+                )  # fmt: skip
+                app.processEvents()
+
+        if args.peer == "vnpy" and not args.peer_last:
+            run_peers()
+        peer = peers[0] if peers else None
         rss0 = rss_mb()
         for i in range(args.sessions):
             session = engine.open_session(users[i % len(users)][0], f"Bench {i}")
@@ -639,6 +837,14 @@ def main() -> int:
               f"{sum(s.state is SessionState.RUNNING for s in sessions)}/{len(sessions)}")  # fmt: skip
         agents = [a for s in sessions for a in (s.agent(seg) for seg in s.params.segments) if a is not None]  # type: ignore[union-attr]
         time.sleep(3)  # subscriptions settle
+        if args.peer_last or fresh:
+            # The first sessions on their accounts (no peer ran on them before): their start-up (the feeds, the day's
+            # instruments, warm-up) is done before the window opens, as the peer's is before its own.
+            settled = time.monotonic() + 15
+            while time.monotonic() < settled and sum(q for q, _ in (s.stream_stats() for s in sessions)) > 0:
+                app.processEvents()
+                time.sleep(0.5)
+            time.sleep(3)
         gcs = GcTrace()
         for a in agents:  # the probes count from here on, as the peer's do
             probe_of = (lambda name: lambda trader: setattr(trader.entries, "observer", TracingProbe(name)))(
@@ -648,6 +854,8 @@ def main() -> int:
         order_trace = OrderTrace()
         if args.trace_orders:
             order_trace.install()
+        elif args.peer == "vnpy" and args.live and not args.no_orders:
+            install_sent_stamps(order_trace)
         agent_names: dict[int, str] = {}
         publishes: list[float] = []
         cpu_costs: dict[str, list[float]] = {}
@@ -848,7 +1056,27 @@ def main() -> int:
         if args.trace_orders:
             order_trace.installed = False
             order_trace.print()
-        if peer is not None:
+        if args.peer_last and args.peer == "vnpy":
+            # KiteDesk's sessions stop first (squared off, side by side as `Engine.close` does): the peer then
+            # trades flat accounts with nothing of KiteDesk's running beside it.
+            from concurrent.futures import ThreadPoolExecutor
+
+            from desktop.engine import OnStop
+
+            order_trace.installed = False
+            with ThreadPoolExecutor(max_workers=len(sessions)) as pool:
+                list(pool.map(lambda s: engine.close_session(s.key, OnStop.SQUARE_OFF), sessions))
+            app.processEvents()
+            run_peers()
+            peer = peers[0] if peers else None
+        if peer is not None and peer.orders is not None:
+            order_trace.installed = False
+            live = sent_figures(order_trace)
+            print_live_side_by_side(
+                latencies, live, cpu / elapsed * 100, wire / elapsed, peers, args,
+                (waited / elapsed * 1000, load0, load1),
+            )  # fmt: skip
+        elif peer is not None:
             backlog = (samples[-1][0], max(q for q, _ in samples))
             print_side_by_side(latencies, cpu / elapsed * 100, backlog, wire / elapsed, peer, args)
         return 0
