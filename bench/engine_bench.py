@@ -102,6 +102,7 @@ from kiteconnect import KiteConnect  # noqa: E402
 from PySide6.QtCore import QCoreApplication  # noqa: E402
 
 from desktop.broker.login import request_token_by_redirect  # noqa: E402
+from desktop.broker.order_lane import LaneConnection  # noqa: E402
 from desktop.broker.profiles import (
     MemorySecretStore,  # noqa: E402
     Profile,  # noqa: E402
@@ -346,6 +347,16 @@ class OrderTrace:
             return send(self, data)
 
         http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+        lane_send = LaneConnection.send
+
+        def lane_sending(self: Any, *a: Any, **kw: Any) -> Any:
+            sent = lane_send(self, *a, **kw)  # the request written whole, in one send
+            intent_id = getattr(placing, "intent_id", None)
+            if intent_id is not None:
+                trace.stamp(intent_id, "http")
+            return sent
+
+        LaneConnection.send = lane_sending  # type: ignore[method-assign]
         for cls in (PaperGateway, LiveGateway):
             place = cls.place
 
@@ -424,6 +435,16 @@ def install_sent_stamps(trace: OrderTrace) -> None:
         return send(self, data)
 
     http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+    lane_send = LaneConnection.send
+
+    def lane_sending(self: Any, *a: Any, **kw: Any) -> Any:
+        sent = lane_send(self, *a, **kw)  # the request written whole, in one send
+        intent_id = getattr(placing, "intent_id", None)
+        if intent_id is not None:
+            trace.stamp(intent_id, "http")
+        return sent
+
+    LaneConnection.send = lane_sending  # type: ignore[method-assign]
     place = LiveGateway.place
 
     def placed(self: Any, intent: Any) -> Any:

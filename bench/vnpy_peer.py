@@ -32,8 +32,8 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   threads per account, as vn.py's `RestClient` runs its requests on a `ThreadPool` of its own; `workers=1` is what
   vnpy_rest's `RestClient` does today: it applies its one `_run` loop to the pool, so one thread drains the queue).
   Each account has its own Kite client: stock `KiteConnect` (its `requests` session shared by the pool's threads)
-  with `orders="requests"`, or KiteDesk's `new_kite` (kiteconnect over `OrderLane`'s kept-alive `http.client`
-  connections, one per thread) with `orders="lane"`: the transport held equal to KiteDesk's. Kite's per-account
+  with `orders="requests"`, or KiteDesk's `new_kite` (kiteconnect over `OrderLane`'s kept-alive connections,
+  one per thread) with `orders="lane"`: the transport held equal to KiteDesk's. Kite's per-account
   limits are respected with KiteDesk's own `AccountLimiter` (10 orders/s, 400/min; the simulator runs without its own).
 - No durable write of the intent before the order: a vn.py gateway has none (KiteDesk pays one group commit).
   No margin check, no protective stop-loss order after the fill (KiteDesk places one at Kite for every entry), no
@@ -49,8 +49,8 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   simulator's fills and updates keep coming on its feeds as on KiteDesk's, and the next entry (the reversal) follows.
   Option ticks are not subscribed: the strategy's stop and target on the option's price are not run (KiteDesk's are).
 - Measured for each entry (BUY), from the frame's arrival at the feed: to the first write of its HTTP request (a
-  wrapper of `http.client.HTTPConnection.send`, which urllib3 and `OrderLane` both write through, on the pool's
-  thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
+  wrapper of `http.client.HTTPConnection.send`, which urllib3 writes through, and one of `OrderLane`'s
+  `LaneConnection.send`, which writes a request whole, on the pool's thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
 - Accounts: `engine_bench.py` gives each peer run accounts of its own, of the same number as KiteDesk's, so every run
   starts on empty order books at the simulator.
 - At the end no new entry is taken, the pools finish, and every account is made flat again (its open peer orders
@@ -72,6 +72,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from desktop.broker.order_lane import LaneConnection
 from desktop.broker.ratelimit import AccountLimiter, CallKind
 from desktop.broker.ticks import TickBatch
 from desktop.domain import OptionRight, Segment
@@ -163,9 +164,20 @@ def _install_write_stamp() -> Callable[[], None]:
         return send(self, data)
 
     http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
+    lane_send = LaneConnection.send
+
+    def lane_sending(self: Any, *a: Any, **kw: Any) -> Any:
+        sent = lane_send(self, *a, **kw)  # the lane writes a request whole, in one send
+        writes = getattr(_placing, "writes", None)
+        if writes is not None and not writes:
+            writes.append(time.perf_counter())
+        return sent
+
+    LaneConnection.send = lane_sending  # type: ignore[method-assign]
 
     def undo() -> None:
         http.client.HTTPConnection.send = send  # type: ignore[method-assign]
+        LaneConnection.send = lane_send  # type: ignore[method-assign]
 
     return undo
 
