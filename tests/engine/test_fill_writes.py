@@ -12,31 +12,9 @@ from decimal import Decimal
 
 from desktop.domain import OptionRight, OrderStatus, OrderType
 from desktop.engine.strategy.base import EnterPosition, ExitPosition
-from desktop.engine.writer import StoreWriter
 from desktop.store.errors import StoreWriteError
 from tests.engine.test_journal_outage import option_tick
-from tests.engine.traders import enter, fill
-
-
-def _with_leader(trader, store):  # type: ignore[no-untyped-def]
-    """The trader's waited-for writes go to the store writer's leader, as in the app; returns the writer and the
-    names of the threads that wrote a fill."""
-    writer = StoreWriter(store.deferred)
-    trader.ctx.commit_soon, trader.ctx.write_later = writer.lead, writer.submit
-    ran: list[str] = []
-    writing = store.fills._writing
-
-    def traced(f):  # type: ignore[no-untyped-def]
-        work = writing(f)
-
-        def run(writes):  # type: ignore[no-untyped-def]
-            ran.append(threading.current_thread().name)
-            return work(writes)
-
-        return run
-
-    store.fills._writing = traced
-    return writer, ran
+from tests.engine.traders import enter, fill, with_leader
 
 
 def _saved(store, trader) -> list[str]:  # type: ignore[no-untyped-def]
@@ -48,7 +26,7 @@ def test_fills_are_committed_by_the_leader_before_a_sale_counts_and_no_thread_is
     make, monkeypatch
 ) -> None:
     trader, gateway, store = make()
-    writer, ran = _with_leader(trader, store)
+    writer, ran = with_leader(trader, store, store.fills)
     started: list[str] = []
     start = threading.Thread.start
 
@@ -89,7 +67,7 @@ def test_a_held_up_group_commit_holds_a_sales_fill_a_second_at_most_and_it_is_re
     make,
 ) -> None:
     trader, gateway, store = make()
-    writer, _ = _with_leader(trader, store)
+    writer, _ = with_leader(trader, store, store.fills)
     enter(trader, gateway, "200")
     option_tick(trader, "199", 1)
     trader.act([ExitPosition("signal_exit")])
@@ -132,7 +110,7 @@ def test_an_entrys_fill_whose_group_commit_fails_is_protected_at_once_and_record
     # with no store writer. With one, the app's path, the fill's write goes in the leader's group commit: the same
     # rule must hold when that transaction fails (its stop out now, the fill recorded once when the disk writes).
     trader, gateway, store = make()
-    writer, _ = _with_leader(trader, store)
+    writer, _ = with_leader(trader, store, store.fills)
     writing = store.fills._writing
     full = [True]
 

@@ -11,36 +11,13 @@ from dataclasses import replace
 
 from desktop.domain import OrderRole, OrderStatus, OrderType
 from desktop.engine.strategy.base import ExitPosition
-from desktop.engine.writer import StoreWriter
 from tests.engine.test_journal_outage import journalled, option_tick
-from tests.engine.traders import T0, enter
-
-
-def _with_leader(trader, store):  # type: ignore[no-untyped-def]
-    """The trader's sales' intents go to the store writer's leader and its notes to the writer, as in the app
-    (`TraderContext.commit_soon`, `write_later`); returns the writer and the names of the threads that ran an intent
-    group's write."""
-    writer = StoreWriter(store.deferred)
-    trader.ctx.commit_soon, trader.ctx.write_later = writer.lead, writer.submit
-    ran: list[str] = []
-    writing = store.intents._writing
-
-    def traced(intents):  # type: ignore[no-untyped-def]
-        work = writing(intents)
-
-        def run(writes):  # type: ignore[no-untyped-def]
-            ran.append(threading.current_thread().name)
-            return work(writes)
-
-        return run
-
-    store.intents._writing = traced
-    return writer, ran
+from tests.engine.traders import T0, enter, with_leader
 
 
 def test_a_sales_intent_is_committed_by_the_leader_before_its_order_and_no_thread_is_started(make) -> None:
     trader, gateway, store = make()
-    writer, ran = _with_leader(trader, store)
+    writer, ran = with_leader(trader, store, store.intents)
     before = set(threading.enumerate())
     try:
         enter(trader, gateway, "200")  # the entry (its own write), then its stop: a sale's intent
@@ -69,7 +46,7 @@ def test_a_held_up_group_commit_holds_a_stop_back_a_second_at_most_and_its_inten
     # Another write holds the store (as a database another program locks holds it ~20 s): the new stop's intent cannot
     # be committed, so the stop goes after a second at most, its intent held; once the store writes, it is journalled.
     trader, gateway, store = make()
-    writer, _ = _with_leader(trader, store)
+    writer, _ = with_leader(trader, store, store.intents)
     enter(trader, gateway, "200")
     option_tick(trader, "199", 1)
     gate, inside = threading.Event(), threading.Event()
@@ -125,7 +102,7 @@ def test_a_real_full_disk_under_the_leader_sends_the_stop_and_the_sale_at_once_a
     store = Store.open(home, extra_pragmas={"max_page_count": limit})
     try:
         trader, gateway, _ = make(store=store)
-        writer, _ = _with_leader(trader, store)
+        writer, _ = with_leader(trader, store, store.intents)
         closing_writer = writer
         enter(trader, gateway, "200")
         option_tick(trader, "199", 1)

@@ -4,6 +4,7 @@ manager and store, with a recording gateway in place of the broker."""
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from desktop.engine.risk import RiskManager
 from desktop.engine.strategy.base import EnterPosition
 from desktop.engine.strategy.itm_momentum import ItmMomentumStrategy
 from desktop.engine.trader import SegmentTrader, TraderContext
+from desktop.engine.writer import StoreWriter
 from desktop.store import Store
 
 T0 = datetime(2026, 1, 8, 10, 0)
@@ -196,3 +198,25 @@ def enter(trader: SegmentTrader, gateway: RecordingGateway, price: str = "200") 
     entry = gateway.placed[-1]
     fill(trader, "O1", entry.quantity, price)
     return entry
+
+
+def with_leader(trader: SegmentTrader, store: Store, repository: object) -> tuple[StoreWriter, list[str]]:
+    """The trader's waited-for writes go to the store writer's leader and its notes to the writer, as in the app
+    (`TraderContext.commit_soon`, `write_later`); returns the writer and the names of the threads that ran a write
+    of `repository` (`store.intents` or `store.fills`: its `_writing` traced)."""
+    writer = StoreWriter(store.deferred)
+    trader.ctx.commit_soon, trader.ctx.write_later = writer.lead, writer.submit
+    ran: list[str] = []
+    writing = repository._writing  # type: ignore[attr-defined]
+
+    def traced(what: object) -> Callable[[object], object]:
+        work = writing(what)
+
+        def run(writes: object) -> object:
+            ran.append(threading.current_thread().name)
+            return work(writes)
+
+        return run
+
+    repository._writing = traced  # type: ignore[attr-defined]
+    return writer, ran
