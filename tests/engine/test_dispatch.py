@@ -494,3 +494,82 @@ def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never
         writer.sends.closed()
         _stop(*agents)
         writer.close()
+
+
+def _held_agent(make, monkeypatch: pytest.MonkeyPatch, wait: float):
+    """A dispatched agent whose segment shares a `SendGate` (SEND_WAIT = `wait`, never stale here) and records when
+    each fill's bookkeeping ran; returns (agent, trader, gate, handled: fill id -> time.monotonic())."""
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", wait)
+    monkeypatch.setattr(writer_module, "SEND_STALE", 60.0)
+    trader, _, _ = make(Mode.PAPER)
+    gate = SendGate()
+    trader.ctx = replace(trader.ctx, sending=gate)
+    handled: dict[str, float] = {}
+    trader.on_fill = lambda fill: handled.setdefault(fill.fill_id, time.monotonic())  # type: ignore[method-assign]
+    return _agent(trader), trader, gate, handled
+
+
+def _fill_of(trader: SegmentTrader, n: int):
+    from desktop.domain import Fill
+
+    return Fill(f"f{n}", f"o{n}", trader.ctx.key, Mode.PAPER, "NFO", "NIFTY26JAN25000CE", Side.BUY, 75,
+                Decimal("100"), T0)  # fmt: skip
+
+
+def test_a_fill_that_came_while_its_agent_was_held_is_not_held_again_by_the_next_burst(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An entry's fill places its stop: it may wait SEND_WAIT at most for other agents' entries (the position's naked
+    # window grows by that bound). A fill that came while its agent was held for one burst was left in the inbox,
+    # and held again, a whole SEND_WAIT more, by a burst that began just after (back-to-back frames, or another
+    # account's frame): measured here with real hold times (SEND_WAIT made long so the figures are not raced).
+    wait = 0.5
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    first = gate.opened(1)  # burst A: an entry on its way that is not written within SEND_WAIT (a slow machine)
+    on_fill = trader.on_fill
+
+    def next_burst(fill) -> None:  # as the first fill is handled, burst B's entries start
+        if fill.fill_id == "f1":
+            gate.closed(first)
+            gate.opened(1)
+        on_fill(fill)
+
+    trader.on_fill = next_burst  # type: ignore[method-assign]
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        time.sleep(wait / 2)
+        posted = time.monotonic()
+        agent.post_fill(_fill_of(trader, 2))  # while its agent is held for burst A
+        assert _wait(lambda: "f2" in handled, timeout=5 * wait)
+        held = handled["f2"] - posted
+        assert held < wait, f"a fill waited {held:.3f} s for the bursts' entries (SEND_WAIT {wait} s)"
+        assert handled["f1"] <= handled["f2"], "fills handled out of order"
+    finally:
+        gate.closed()
+        _stop(agent)
+
+
+def test_a_manual_action_posted_while_its_agent_is_held_runs_at_once(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A function run on the agent's thread (a trader's manual exit or stop move: `Session._manual`) never waits
+    # behind a burst's entries; posted while its agent was already held (for a fill), it waited out the hold.
+    wait = 2.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    gate.opened(1)
+    ran = threading.Event()
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: agent._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        agent.run_on_thread(lambda t: ran.set())
+        assert ran.wait(5)
+        took = time.monotonic() - began
+        assert took < 0.5 < wait, f"a manual action waited {took:.3f} s behind the burst's entries"
+        assert "f1" in handled and handled["f1"] <= time.monotonic()
+    finally:
+        gate.closed()
+        _stop(agent)
