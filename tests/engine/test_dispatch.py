@@ -528,7 +528,8 @@ def test_a_fill_that_came_while_its_agent_was_held_is_not_held_again_by_the_next
     # account's frame): measured here with real hold times (SEND_WAIT made long so the figures are not raced).
     wait = 0.5
     agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
-    first = gate.opened(1)  # burst A: an entry on its way that is not written within SEND_WAIT (a slow machine)
+    # Burst A: an entry on its way whose request is not written within SEND_WAIT (a slow machine).
+    first = gate.opened(1)
     on_fill = trader.on_fill
 
     def next_burst(fill) -> None:  # as the first fill is handled, burst B's entries start
