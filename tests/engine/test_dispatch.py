@@ -574,3 +574,79 @@ def test_a_manual_action_posted_while_its_agent_is_held_runs_at_once(
     finally:
         gate.closed()
         _stop(agent)
+
+
+def test_a_kill_posted_as_its_agent_begins_a_hold_is_not_held(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race `_poke` names: the kill comes after the agent took its inbox (a fill) and before it says it is holding,
+    # so nobody pokes the gate. The hold must still see the kill (`_goes_ahead`) and end at once.
+    from desktop.engine.agent import Kill
+    from desktop.engine.writer import SendGate
+
+    wait = 2.0
+    agent, trader, _, handled = _held_agent(make, monkeypatch, wait)
+    killed: list[float] = []
+    trader.cancel_open_entries = lambda then_exit=None: killed.append(time.monotonic())  # type: ignore[method-assign]
+
+    class Racing(SendGate):
+        posted = 0.0
+
+        @property
+        def sending(self) -> bool:  # read by the agent just before it holds
+            if not self.posted and threading.current_thread() is not threading.main_thread():
+                Racing.posted = time.monotonic()
+                agent.post_command(Kill("race"))
+            return super().sending
+
+    gate = Racing()
+    trader.ctx = replace(trader.ctx, sending=gate)
+    gate.opened(1)
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: killed, timeout=5.0)
+        assert killed[0] - Racing.posted < 0.5 < wait, "the kill waited behind the burst's entries"
+        assert handled["f1"] <= killed[0], "the held fill came first in the inbox: handled first"
+    finally:
+        gate.closed()
+        _stop(agent)
+
+
+def test_many_agents_held_at_once_are_all_let_go_when_the_bursts_entries_are_written(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight agents hold their order updates and fills for one burst; the burst's last entry written (`closed`) lets
+    # every one of them go at once, each fill handled once and in its agent's order; none waits past SEND_WAIT.
+    wait = 1.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    agents, traders, handles = [agent], [trader], [handled]
+    for _ in range(7):
+        other, _, _ = make(Mode.PAPER)  # (segments of other sessions)
+        other.ctx = replace(other.ctx, sending=gate)
+        mine: dict[str, float] = {}
+        other.on_fill = lambda fill, mine=mine: mine.setdefault(fill.fill_id, time.monotonic())  # type: ignore[method-assign]
+        traders.append(other)
+        handles.append(mine)
+        agents.append(_agent(other))
+    first = gate.opened(2)
+    try:
+        for a, t in zip(agents, traders, strict=True):
+            a.post_fill(_fill_of(t, 1))
+            a.post_fill(_fill_of(t, 2))
+        assert _wait(lambda: all(a._holding for a in agents), timeout=wait / 2), "not all held"
+        time.sleep(0.1)
+        assert not any(handles), "a fill's bookkeeping went while the burst's entries were on their way"
+        gate.closed(first)
+        assert all(a._holding for a in agents), "one entry of two written: still held"
+        let_go = time.monotonic()
+        gate.closed(first)
+        assert _wait(lambda: all(len(h) == 2 for h in handles), timeout=wait)
+        for h in handles:
+            assert h["f1"] <= h["f2"] and h["f2"] - let_go < 0.5 < wait
+        assert not gate.sending
+        gate.closed(first)  # said once too often: the count stays at zero, the next burst counts from it
+        gate.opened(1)
+        assert gate.sending
+    finally:
+        gate.closed()
+        _stop(*agents)
