@@ -650,3 +650,39 @@ def test_many_agents_held_at_once_are_all_let_go_when_the_bursts_entries_are_wri
     finally:
         gate.closed()
         _stop(*agents)
+
+
+def test_a_stop_or_an_interrupted_thread_ends_a_hold_within_send_wait_and_nothing_waits_forever(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst whose entry is never said sent (its agent failed mid-send): a held agent told to stop stops at once,
+    # not after SEND_WAIT; and the gate's bound holds for a thread only asked to end (the process closing).
+    wait = 2.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    gate.opened(1)
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: agent._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        agent.post_command(StopAgent(OnStop.KEEP))
+        assert agent.wait(int(wait * 1000 / 2)), "a stop waited behind the burst's entries"
+        assert time.monotonic() - began < 0.5 < wait and "f1" in handled
+    finally:
+        gate.closed()
+        _stop(agent)
+    other, _, _ = make(Mode.PAPER)
+    other.ctx = replace(other.ctx, sending=gate)
+    seen: list[str] = []
+    other.on_fill = lambda fill: seen.append(fill.fill_id)  # type: ignore[method-assign]
+    held = _agent(other)
+    gate.opened(1)
+    try:
+        held.post_fill(_fill_of(other, 2))
+        assert _wait(lambda: held._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        held.requestInterruption()
+        assert held.wait(int(wait * 1000 * 2)), "an interrupted agent never ended"
+        assert time.monotonic() - began <= wait + 0.5 and seen == ["f2"], "the fill held was lost"
+    finally:
+        gate.closed()
+        _stop(held)
