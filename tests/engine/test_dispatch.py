@@ -657,7 +657,7 @@ def test_a_stop_or_an_interrupted_thread_ends_a_hold_within_send_wait_and_nothin
 ) -> None:
     # A burst whose entry is never said sent (its agent failed mid-send): a held agent told to stop stops at once,
     # not after SEND_WAIT; and the gate's bound holds for a thread only asked to end (the process closing).
-    wait = 2.0
+    wait = 1.0
     agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
     gate.opened(1)
     try:
