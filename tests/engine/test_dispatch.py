@@ -6,6 +6,7 @@ place of the broker; the test's own thread plays the account feed's thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -686,3 +687,51 @@ def test_a_stop_or_an_interrupted_thread_ends_a_hold_within_send_wait_and_nothin
     finally:
         gate.closed()
         _stop(held)
+
+
+def test_an_entry_said_sent_at_its_write_and_again_on_return_or_failure_is_counted_off_once(
+    make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `_enter` says an entry sent when the order lane writes its request (`when_written`) and again when `send`
+    # returns or raises (`_Once`): another burst's entry counted at the gate must not be counted off by the second
+    # word, and no callback may stay set on the thread for its next POST (an exit, a stop).
+    from desktop.broker import order_lane
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(
+        writer_module, "SEND_STALE", 60.0
+    )  # (the traders are made meanwhile: never given up on)
+    gate = SendGate()
+    gate.opened(1)  # another agent's entry, on its way
+    for outcome in (
+        "written, then the reply",
+        "written, then the connection reset",
+        "refused before written",
+    ):
+        trader, gateway, _ = make(Mode.PAPER)
+        trader.ctx = replace(trader.ctx, sending=gate)
+        trader.market_time = T0
+        place = gateway.place
+        tried: list[str] = []
+
+        def lane_place(intent, outcome=outcome, place=place, tried=tried):
+            tried.append(outcome)
+            assert gate._open == 2, "the entry was not counted as on its way"
+            if outcome.startswith("written"):
+                order_lane._said_written()  # what `OrderLane` does once the POST is written, before the reply
+                assert gate._open == 1, "the entry written was not counted off at its write"
+            if outcome != "written, then the reply":
+                raise ConnectionError(outcome)
+            return place(intent)
+
+        gateway.place = lane_place  # type: ignore[method-assign]
+        with contextlib.suppress(ConnectionError):
+            trader.act([EnterPosition(OptionRight.CE, "test")])
+        assert tried == [outcome], "the entry never reached the broker"
+        assert gate._open == 1, f"{outcome}: an entry's two words counted off another burst's entry"
+        assert getattr(order_lane._written, "callback", None) is None, (
+            "a callback left for the thread's next POST"
+        )
+    gate.closed()
+    assert not gate.sending
