@@ -283,6 +283,7 @@ class SegmentAgent(QThread):
             self._self_run = True
             self._urgent.append(DecisionFailed(failure, details))
             self._cond.notify()
+        self._poke()  # a failure to say never waits behind a burst's entries
 
     def run_alone(self, why: str) -> None:
         """From now on this thread decides its segment's ticks itself (a decision took more than the dispatcher's
@@ -349,8 +350,8 @@ class SegmentAgent(QThread):
         with self._cond:
             self._urgent.append(item)
             self._cond.notify()
-        if isinstance(item, Kill | StopAgent):
-            self._poke()  # a command never waits
+        if isinstance(item, Kill | StopAgent | RunOnAgent):
+            self._poke()  # a command (or a manual action) never waits
 
     @property
     def squaring_off(self) -> bool:
@@ -538,13 +539,18 @@ class SegmentAgent(QThread):
             gate.wait(until=self._goes_ahead)
         finally:
             self._holding = False
+        with self._cond:
+            # What came meanwhile waited with them: handled now, after them, in order. Left in the inbox, it was held
+            # again by a burst that began just after this one (a fill, its stop's naked window, twice the bound).
+            urgent.extend(self._urgent)
+            self._urgent.clear()
 
     def _goes_ahead(self) -> bool:
-        """Something that must not wait came meanwhile: a kill or stop command, a decision with an entry of this
-        segment's own (one of those waited for) or a protective exit, ticks that may decide (an entry, a stop, a
-        target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
+        """Something that must not wait came meanwhile: a kill or stop command, a function to run on this thread (a
+        manual action), a failure to say, a decision with an entry of this segment's own (one of those waited for)
+        or a protective exit, ticks that may decide (an entry, a stop, a target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
         return any(
-            isinstance(item, Kill | StopAgent)
+            isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed)
             or (isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions))
             for item in tuple(self._urgent)
         ) or any(self._decides(ticks) for ticks, _, _ in tuple(self._ticks))

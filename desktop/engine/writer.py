@@ -78,8 +78,14 @@ class SendGate:
     def opened(self, count: int) -> int:
         """`count` entries are on their way (their group commit started); returns what `closed` is told of them."""
         with self._cv:
+            now = time.monotonic()
+            if self._open and now - self._since >= SEND_STALE:
+                # Still counted, never said sent (an agent failed mid-send) and nobody waited since: given up on now,
+                # not at the first wait of this burst, which would forget this burst's entries with them.
+                self._open = 0
+                self._round += 1
             if not self._open:
-                self._since = time.monotonic()
+                self._since = now
             self._open += count
             return self._round
 

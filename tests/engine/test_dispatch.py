@@ -6,6 +6,7 @@ place of the broker; the test's own thread plays the account feed's thread.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -494,3 +495,243 @@ def test_a_bursts_entry_goes_before_a_held_fills_bookkeeping_and_a_kill_is_never
         writer.sends.closed()
         _stop(*agents)
         writer.close()
+
+
+def _held_agent(make, monkeypatch: pytest.MonkeyPatch, wait: float):
+    """A dispatched agent whose segment shares a `SendGate` (SEND_WAIT = `wait`, never stale here) and records when
+    each fill's bookkeeping ran; returns (agent, trader, gate, handled: fill id -> time.monotonic())."""
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", wait)
+    monkeypatch.setattr(writer_module, "SEND_STALE", 60.0)
+    trader, _, _ = make(Mode.PAPER)
+    gate = SendGate()
+    trader.ctx = replace(trader.ctx, sending=gate)
+    handled: dict[str, float] = {}
+    trader.on_fill = lambda fill: handled.setdefault(fill.fill_id, time.monotonic())  # type: ignore[method-assign]
+    return _agent(trader), trader, gate, handled
+
+
+def _fill_of(trader: SegmentTrader, n: int):
+    from desktop.domain import Fill
+
+    return Fill(f"f{n}", f"o{n}", trader.ctx.key, Mode.PAPER, "NFO", "NIFTY26JAN25000CE", Side.BUY, 75,
+                Decimal("100"), T0)  # fmt: skip
+
+
+def test_a_fill_that_came_while_its_agent_was_held_is_not_held_again_by_the_next_burst(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An entry's fill places its stop: it may wait SEND_WAIT at most for other agents' entries (the position's naked
+    # window grows by that bound). A fill that came while its agent was held for one burst was left in the inbox,
+    # and held again, a whole SEND_WAIT more, by a burst that began just after (back-to-back frames, or another
+    # account's frame): measured here with real hold times (SEND_WAIT made long so the figures are not raced).
+    wait = 0.5
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    # Burst A: an entry on its way whose request is not written within SEND_WAIT (a slow machine).
+    first = gate.opened(1)
+    on_fill = trader.on_fill
+
+    def next_burst(fill) -> None:  # as the first fill is handled, burst B's entries start
+        if fill.fill_id == "f1":
+            gate.closed(first)
+            gate.opened(1)
+        on_fill(fill)
+
+    trader.on_fill = next_burst  # type: ignore[method-assign]
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        time.sleep(wait / 2)
+        posted = time.monotonic()
+        agent.post_fill(_fill_of(trader, 2))  # while its agent is held for burst A
+        assert _wait(lambda: "f2" in handled, timeout=5 * wait)
+        held = handled["f2"] - posted
+        assert held < wait, f"a fill waited {held:.3f} s for the bursts' entries (SEND_WAIT {wait} s)"
+        assert handled["f1"] <= handled["f2"], "fills handled out of order"
+    finally:
+        gate.closed()
+        _stop(agent)
+
+
+def test_a_manual_action_posted_while_its_agent_is_held_runs_at_once(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A function run on the agent's thread (a trader's manual exit or stop move: `Session._manual`) never waits
+    # behind a burst's entries; posted while its agent was already held (for a fill), it waited out the hold.
+    wait = 2.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    gate.opened(1)
+    ran = threading.Event()
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: agent._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        agent.run_on_thread(lambda t: ran.set())
+        assert ran.wait(5)
+        took = time.monotonic() - began
+        assert took < 0.5 < wait, f"a manual action waited {took:.3f} s behind the burst's entries"
+        assert "f1" in handled and handled["f1"] <= time.monotonic()
+    finally:
+        gate.closed()
+        _stop(agent)
+
+
+def test_a_kill_posted_as_its_agent_begins_a_hold_is_not_held(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race `_poke` names: the kill comes after the agent took its inbox (a fill) and before it says it is holding,
+    # so nobody pokes the gate. The hold must still see the kill (`_goes_ahead`) and end at once.
+    from desktop.engine.agent import Kill
+    from desktop.engine.writer import SendGate
+
+    wait = 2.0
+    agent, trader, _, handled = _held_agent(make, monkeypatch, wait)
+    killed: list[float] = []
+    trader.cancel_open_entries = lambda then_exit=None: killed.append(time.monotonic())  # type: ignore[method-assign]
+
+    class Racing(SendGate):
+        posted = 0.0
+
+        @property
+        def sending(self) -> bool:  # read by the agent just before it holds
+            if not self.posted and threading.current_thread() is not threading.main_thread():
+                Racing.posted = time.monotonic()
+                agent.post_command(Kill("race"))
+            return super().sending
+
+    gate = Racing()
+    trader.ctx = replace(trader.ctx, sending=gate)
+    gate.opened(1)
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: killed, timeout=5.0)
+        assert killed[0] - Racing.posted < 0.5 < wait, "the kill waited behind the burst's entries"
+        assert handled["f1"] <= killed[0], "the held fill came first in the inbox: handled first"
+    finally:
+        gate.closed()
+        _stop(agent)
+
+
+def test_many_agents_held_at_once_are_all_let_go_when_the_bursts_entries_are_written(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Eight agents hold their order updates and fills for one burst; the burst's last entry written (`closed`) lets
+    # every one of them go at once, each fill handled once and in its agent's order; none waits past SEND_WAIT.
+    wait = 1.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    agents, traders, handles = [agent], [trader], [handled]
+    for _ in range(7):
+        other, _, _ = make(Mode.PAPER)  # (segments of other sessions)
+        other.ctx = replace(other.ctx, sending=gate)
+        mine: dict[str, float] = {}
+        other.on_fill = lambda fill, mine=mine: mine.setdefault(fill.fill_id, time.monotonic())  # type: ignore[method-assign]
+        traders.append(other)
+        handles.append(mine)
+        agents.append(_agent(other))
+    first = gate.opened(2)
+    try:
+        for a, t in zip(agents, traders, strict=True):
+            a.post_fill(_fill_of(t, 1))
+            a.post_fill(_fill_of(t, 2))
+        assert _wait(lambda: all(a._holding for a in agents), timeout=wait / 2), "not all held"
+        time.sleep(0.1)
+        assert not any(handles), "a fill's bookkeeping went while the burst's entries were on their way"
+        gate.closed(first)
+        assert all(a._holding for a in agents), "one entry of two written: still held"
+        let_go = time.monotonic()
+        gate.closed(first)
+        assert _wait(lambda: all(len(h) == 2 for h in handles), timeout=wait)
+        for h in handles:
+            assert h["f1"] <= h["f2"] and h["f2"] - let_go < 0.5 < wait
+        assert not gate.sending
+        gate.closed(first)  # said once too often: the count stays at zero, the next burst counts from it
+        gate.opened(1)
+        assert gate.sending
+    finally:
+        gate.closed()
+        _stop(*agents)
+
+
+def test_a_stop_or_an_interrupted_thread_ends_a_hold_within_send_wait_and_nothing_waits_forever(
+    make, qapp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A burst whose entry is never said sent (its agent failed mid-send): a held agent told to stop stops at once,
+    # not after SEND_WAIT; and the gate's bound holds for a thread only asked to end (the process closing).
+    wait = 1.0
+    agent, trader, gate, handled = _held_agent(make, monkeypatch, wait)
+    gate.opened(1)
+    try:
+        agent.post_fill(_fill_of(trader, 1))
+        assert _wait(lambda: agent._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        agent.post_command(StopAgent(OnStop.KEEP))
+        assert agent.wait(int(wait * 1000 / 2)), "a stop waited behind the burst's entries"
+        assert time.monotonic() - began < 0.5 < wait and "f1" in handled
+    finally:
+        gate.closed()
+        _stop(agent)
+    other, _, _ = make(Mode.PAPER)
+    other.ctx = replace(other.ctx, sending=gate)
+    seen: list[str] = []
+    other.on_fill = lambda fill: seen.append(fill.fill_id)  # type: ignore[method-assign]
+    held = _agent(other)
+    gate.opened(1)
+    try:
+        held.post_fill(_fill_of(other, 2))
+        assert _wait(lambda: held._holding, timeout=1.0), "the fill was not held"
+        began = time.monotonic()
+        held.requestInterruption()
+        assert held.wait(int(wait * 1000 * 2)), "an interrupted agent never ended"
+        assert time.monotonic() - began <= wait + 0.5 and seen == ["f2"], "the fill held was lost"
+    finally:
+        gate.closed()
+        _stop(held)
+
+
+def test_an_entry_said_sent_at_its_write_and_again_on_return_or_failure_is_counted_off_once(
+    make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `_enter` says an entry sent when the order lane writes its request (`when_written`) and again when `send`
+    # returns or raises (`_Once`): another burst's entry counted at the gate must not be counted off by the second
+    # word, and no callback may stay set on the thread for its next POST (an exit, a stop).
+    from desktop.broker import order_lane
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(
+        writer_module, "SEND_STALE", 60.0
+    )  # (the traders are made meanwhile: never given up on)
+    gate = SendGate()
+    gate.opened(1)  # another agent's entry, on its way
+    for outcome in (
+        "written, then the reply",
+        "written, then the connection reset",
+        "refused before written",
+    ):
+        trader, gateway, _ = make(Mode.PAPER)
+        trader.ctx = replace(trader.ctx, sending=gate)
+        trader.market_time = T0
+        place = gateway.place
+        tried: list[str] = []
+
+        def lane_place(intent, outcome=outcome, place=place, tried=tried):
+            tried.append(outcome)
+            assert gate._open == 2, "the entry was not counted as on its way"
+            if outcome.startswith("written"):
+                order_lane._said_written()  # what `OrderLane` does once the POST is written, before the reply
+                assert gate._open == 1, "the entry written was not counted off at its write"
+            if outcome != "written, then the reply":
+                raise ConnectionError(outcome)
+            return place(intent)
+
+        gateway.place = lane_place  # type: ignore[method-assign]
+        with contextlib.suppress(ConnectionError):
+            trader.act([EnterPosition(OptionRight.CE, "test")])
+        assert tried == [outcome], "the entry never reached the broker"
+        assert gate._open == 1, f"{outcome}: an entry's two words counted off another burst's entry"
+        assert getattr(order_lane._written, "callback", None) is None, (
+            "a callback left for the thread's next POST"
+        )
+    gate.closed()
+    assert not gate.sending

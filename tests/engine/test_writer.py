@@ -328,3 +328,26 @@ def test_a_wait_at_the_send_gate_ends_when_its_until_says_so_on_a_poke(monkeypat
     gate.poke()  # a kill came for the waiting agent
     assert done.wait(1)
     waiter.join()
+
+
+def test_a_burst_after_an_entry_never_said_sent_still_goes_first(monkeypatch) -> None:
+    # An entry whose agent failed mid-send is never said sent; nobody waited at the gate meanwhile (a quiet market),
+    # so it was not given up on yet. The next burst's entries were counted beside it, under its old start: the first
+    # wait found them stale, forgot them all, and the burst's work no longer let its entries go first.
+    from desktop.engine import writer as writer_module
+    from desktop.engine.writer import SendGate
+
+    monkeypatch.setattr(writer_module, "SEND_WAIT", 1.0)
+    monkeypatch.setattr(writer_module, "SEND_STALE", 1.1)
+    gate = SendGate()
+    gate.opened(1)  # its agent failed: never said sent
+    time.sleep(1.2)  # past SEND_STALE, nobody waited
+    burst = gate.opened(1)
+    released = threading.Event()
+    waiter = threading.Thread(target=lambda: (gate.wait(), released.set()))
+    waiter.start()
+    assert not released.wait(0.3), "the next burst's work went before its entry"
+    gate.closed(burst)
+    assert released.wait(1), "the burst's entry written: its work goes"
+    waiter.join()
+    assert not gate.sending
