@@ -35,8 +35,8 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   with `orders="requests"`, or KiteDesk's `new_kite` (kiteconnect over `OrderLane`'s kept-alive connections,
   one per thread) with `orders="lane"`: the transport held equal to KiteDesk's. Kite's per-account
   limits are respected with KiteDesk's own `AccountLimiter` (10 orders/s, 400/min; the simulator runs without its own).
-- No durable write of the intent before the order: a vn.py gateway has none (KiteDesk pays one group commit).
-  No margin check, no protective stop-loss order after the fill (KiteDesk places one at Kite for every entry), no
+- No durable write of the intent before the order: a vn.py gateway has none (KiteDesk pays one group commit per
+  frame), unless `durable=True` (`engine_bench.py --peer-durable`, below). No margin check, no protective stop-loss order after the fill (KiteDesk places one at Kite for every entry), no
   journal: the peer's path is the lighter one.
 - Order updates: processed from the WebSocket, as a vn.py gateway turns Kite's postbacks into `eOrder` events and
   a strategy learns its fills from them (and as KiteDesk's sessions do): the peer's stream gets the updates carrying
@@ -53,6 +53,18 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   `LaneConnection.send`, which writes a request whole, on the pool's thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
 - Accounts: `engine_bench.py` gives each peer run accounts of its own, of the same number as KiteDesk's, so every run
   starts on empty order books at the simulator.
+- Durable intents (`durable=True`, printed as "peer lane+durable"): the plain-SQLite floor under KiteDesk's group
+  commit. The peer then writes the intent of every order it decides (entries and the exits that sell them: KiteDesk
+  commits both before sending) durably before the order is handed to its pool: a handler's `send` only adds the
+  order to its account's pending list; the feed's listener puts one more event after each frame's ticks
+  (`ePeerFrame.<account>`), and its handler, on the event engine's thread, commits that frame's pending intents of
+  that account in ONE transaction (`BEGIN IMMEDIATE`, one `executemany` INSERT, `COMMIT`) on a plain `sqlite3`
+  connection (WAL, `synchronous=FULL`: on disk when COMMIT returns; one file in the run's temp home, a table with
+  an order intent's columns: id, account, exchange, symbol, side, qty, tag, market time, wall time), and only then
+  queues the frame's orders. A failed commit sends none of them (each is refused to its strategy). No order id or
+  status is written after the reply, no outbox, no journal: only the write-ahead intent. The frame's other
+  accounts' events and the commit share the engine's one thread, as KiteDesk's dispatcher does not (its commit
+  runs on a segment's worker): the floor is the commit's cost on the path, not a better thread layout.
 - At the end no new entry is taken, the pools finish, and every account is made flat again (its open peer orders
   cancelled, every long MIS position sold), so KiteDesk's run that follows starts on flat accounts.
 """
@@ -62,8 +74,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +99,7 @@ INSTALL = "pip install --no-deps vnpy==4.5.0"
 TRANSPORTS = ("requests", "lane")  # stock kiteconnect (requests), kiteconnect over KiteDesk's OrderLane
 EVENT_REPLY = "ePeerReply"  # a place_order's reply (or failure), from a gateway's pool thread
 EVENT_ORDER = "ePeerOrder"  # an order update from the WebSocket (the peer stream's delivery thread)
+EVENT_FRAME = "ePeerFrame"  # durable: after a frame's ticks of an account (`ePeerFrame.<account>`)
 
 
 @dataclass
@@ -103,6 +118,15 @@ class PeerOrderFigures:
     flattened: int = 0  # positions sold (and open orders cancelled) at the end
     still_open: int = 0  # long positions left after the end's sales (should be 0)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the pool threads' counts
+    durable: bool = False  # each frame's intents committed (one transaction per account) before its orders go
+    commit_ms: list[float] = field(default_factory=list)  # durable: wall time of each frame's commit
+    commit_cpu_ms: list[float] = field(default_factory=list)  # durable: the engine thread's CPU in it
+    intents_committed: int = 0  # durable: intents written in the window (entries and exits)
+
+    @property
+    def name(self) -> str:
+        """The column's name: "peer lane", "peer lane+durable"."""
+        return f"peer {self.transport}{'+durable' if self.durable else ''}"
 
 
 @dataclass
@@ -182,15 +206,52 @@ def _install_write_stamp() -> Callable[[], None]:
     return undo
 
 
+class DurableIntents:
+    """The durable peer's write-ahead record: one plain `sqlite3` connection (WAL, synchronous=FULL) used only on the
+    event engine's thread; `commit` writes a group of intents in one transaction and returns once it is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        # Opened on the bench's thread, then used only on the engine's (closed after it stopped).
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS order_intents (id TEXT PRIMARY KEY, account TEXT NOT NULL, exchange TEXT "
+            "NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty INTEGER NOT NULL, tag TEXT NOT NULL, "
+            "market_time TEXT, created_at REAL NOT NULL)"
+        )
+
+    def commit(self, rows: list[tuple[Any, ...]]) -> None:
+        """All of `rows` durable, or none (raised)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("INSERT INTO order_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM order_intents").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class PeerGateway:
     """One account's Kite gateway as vn.py would write it: `send` (on the engine's thread) only queues the order on
     the gateway's own thread pool, whose threads call kiteconnect's `place_order` under the account's rate limit and
-    put the reply (or failure) back into the event engine (`EVENT_REPLY`)."""
+    put the reply (or failure) back into the event engine (`EVENT_REPLY`). With `durable` (the durable peer), `send`
+    only adds the order to the frame's pending list; `end_frame` (the engine's thread, after the frame's ticks of this
+    account) commits their intents in one transaction, then queues them."""
 
     def __init__(
         self, account: str, kite: Any, tag: str, limiter: AccountLimiter, workers: int, put: Callable[[Any], None],
-        figures: PeerOrderFigures,
+        figures: PeerOrderFigures, durable: DurableIntents | None = None,
     ) -> None:  # fmt: skip
+        self.durable = durable
+        self.pending: list[tuple[Any, ...]] = []  # durable: this frame's orders (as `send`'s arguments)
         self.account = account
         self.kite = kite
         self.tag = tag
@@ -204,9 +265,44 @@ class PeerGateway:
         self, handler: Any, side: str, exchange: str, symbol: str, qty: int, received: float | None
     ) -> None:
         """Queues a MARKET order; `received` (the frame's arrival) for an entry, None for an exit. Once the run's
-        pool is shut (its end) nothing more is sent: the end's `flatten` sells what is held."""
+        pool is shut (its end) nothing more is sent: the end's `flatten` sells what is held. Durable: the order
+        waits for its frame's commit (`end_frame`)."""
+        if self.durable is not None:
+            self.pending.append((handler, side, exchange, symbol, qty, received))
+            return
         with contextlib.suppress(RuntimeError):  # shut down
             self.pool.submit(self._place, handler, side, exchange, symbol, qty, received)
+
+    def end_frame(self, event: Any) -> None:
+        """Durable: the frame's intents of this account committed in one transaction, then its orders queued (the
+        engine's thread: the next event waits for the disk, as a plain SQLite loop does)."""
+        if not self.pending or self.durable is None:
+            return
+        orders, self.pending = self.pending, []
+        now = time.time()
+        rows = [
+            (uuid.uuid4().hex, self.account, exchange, symbol, side, qty, self.tag,
+             handler.now.isoformat() if handler.now is not None else None, now)
+            for handler, side, exchange, symbol, qty, _ in orders
+        ]  # fmt: skip
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            self.durable.commit(rows)
+        except Exception as e:  # noqa: BLE001 - no order without its intent on disk
+            error = f"the intent was not saved: {type(e).__name__}: {e}"
+            for handler, side, _, symbol, _, _ in orders:
+                self.figures.refused.append(f"{side} {symbol}: {error}")
+                handler.replied(side, error)
+            return
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        if not self.closing:
+            with self.figures.lock:
+                self.figures.commit_ms.append(wall * 1000)
+                self.figures.commit_cpu_ms.append(cpu * 1000)
+                self.figures.intents_committed += len(rows)
+        with contextlib.suppress(RuntimeError):  # shut down
+            for handler, side, exchange, symbol, qty, received in orders:
+                self.pool.submit(self._place, handler, side, exchange, symbol, qty, received)
 
     def _place(
         self, handler: Any, side: str, exchange: str, symbol: str, qty: int, received: float | None
@@ -395,14 +491,18 @@ def run_vnpy_peer(
     settle: float = 3.0,
     orders: str | None = None,
     workers: int = 3,
+    durable: Path | None = None,
 ) -> PeerFigures:
     """Runs the peer for `seconds` on the accounts `users` (logged in on `engine.hub`) and returns its figures.
     `orders`: None decides only (each entry refused, as `--no-orders`); "requests" or "lane" sends each entry to the
-    simulator as a LIVE order with that transport, `workers` threads per account (see the module docstring)."""
+    simulator as a LIVE order with that transport, `workers` threads per account (see the module docstring).
+    `durable` (with `orders`): the SQLite file the peer commits each frame's intents to before sending them."""
     from vnpy.event import Event, EventEngine  # the bench's extra only
 
     if orders is not None and orders not in TRANSPORTS:
         raise ValueError(f"orders must be one of {TRANSPORTS}, not {orders!r}")
+    if durable is not None and orders is None:
+        raise ValueError("a durable peer sends orders: give `orders`")
     params = parse_params(raw_params)
     event_engine = EventEngine(interval=1)
     probe: list[float] = []
@@ -411,17 +511,24 @@ def run_vnpy_peer(
     index_tokens = sorted({s.spec.index_token for s in params.segments})
     wanted = set(index_tokens)
     put = event_engine.put
-    figures = PeerOrderFigures(orders, workers) if orders is not None else None
+    figures = PeerOrderFigures(orders, workers, durable=durable is not None) if orders is not None else None
+    intents = DurableIntents(durable) if durable is not None else None
     router = OrderRouter()
     gateways: dict[str, PeerGateway] = {}
 
     def listener(account: str) -> Callable[[TickBatch], None]:
+        frame_end = f"{EVENT_FRAME}.{account}"
+
         def on_ticks(batch: TickBatch) -> None:  # the feed's thread: a vn.py gateway's on_tick
             received = batch.received
+            put_any = False
             for q in batch:
                 token = q.instrument_token
                 if token in wanted:
                     put(Event(f"eTick.{account}.{token}", (q.to_tick(), received)))
+                    put_any = True
+            if put_any and intents is not None:  # durable: the frame's intents are committed after its ticks
+                put(Event(frame_end, received))
 
         return on_ticks
 
@@ -463,8 +570,10 @@ def run_vnpy_peer(
                 stream.add_order_listener(on_order)
                 gateways[user] = PeerGateway(
                     user, _kite(figures.transport, profile, engine.hub.account(profile).access_token),
-                    ks.key.order_tag, AccountLimiter(user), workers, put, figures,
+                    ks.key.order_tag, AccountLimiter(user), workers, put, figures, intents,
                 )  # fmt: skip
+                if intents is not None:
+                    event_engine.register(f"{EVENT_FRAME}.{user}", gateways[user].end_frame)
         time.sleep(settle)  # connected, subscriptions settled
         if figures is not None:
             # The day's instruments of each account (KiteDesk's book, cached: its sessions reuse it), for the day of
@@ -486,6 +595,9 @@ def run_vnpy_peer(
                 figures.to_reply_ms.clear()
                 figures.orders_sent = figures.entries_filled = figures.exits_filled = 0
                 figures.refused.clear()
+                figures.commit_ms.clear()
+                figures.commit_cpu_ms.clear()
+                figures.intents_committed = 0
         ticks0 = sum(h.ticks for h in handlers)
         feeds = [f for f in (engine.hub.feed(user) for user in used) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -521,6 +633,8 @@ def run_vnpy_peer(
         for ks in kite_sessions:
             ks.close()
         event_engine.stop()
+        if intents is not None:
+            intents.close()
         if undo_stamp is not None:
             undo_stamp()
     return PeerFigures(
