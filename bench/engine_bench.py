@@ -613,30 +613,31 @@ def print_live_side_by_side(
 
     names = [p.orders.name for p in peers]
     cols = ["KiteDesk", *names]
+    cw = max(16, *(len(c) + 2 for c in cols))  # the figures' columns
     width = max(12, *(len(n) - 5 + 4 for n in names))  # the ratio columns: "KD/lane+durable"
     print()
     print(f"side by side, LIVE: {args.sessions} sessions × {args.segments} segments on {args.accounts} accounts, "
           f"{args.seconds:g} s each; entries only, ms from the frame's arrival (peer: vn.py EventEngine, "
           f"{peers[0].orders.workers} sending threads per account)")  # fmt: skip
     print(
-        f"{'':32}" + "".join(f"{c:>16}" for c in cols) + "".join(f"{'KD/' + n[5:]:>{width}}" for n in names)
+        f"{'':32}" + "".join(f"{c:>{cw}}" for c in cols) + "".join(f"{'KD/' + n[5:]:>{width}}" for n in names)
     )
     print(
-        f"{'ticks off the wire per s':32}{wire_per_s:>16,.0f}"
-        + "".join(f"{p.wire_per_s:>16,.0f}" for p in peers)
+        f"{'ticks off the wire per s':32}{wire_per_s:>{cw},.0f}"
+        + "".join(f"{p.wire_per_s:>{cw},.0f}" for p in peers)
     )
     print(
-        f"{'entries sent (replies read)':32}{len(sent[1]):>16}"
-        + "".join(f"{len(p.orders.to_reply_ms):>16}" for p in peers)
+        f"{'entries sent (replies read)':32}{len(sent[1]):>{cw}}"
+        + "".join(f"{len(p.orders.to_reply_ms):>{cw}}" for p in peers)
     )
-    print(f"{'CPU % of a core':32}{cpu_pct:>16.1f}" + "".join(f"{p.cpu_pct:>16.1f}" for p in peers))
+    print(f"{'CPU % of a core':32}{cpu_pct:>{cw}.1f}" + "".join(f"{p.cpu_pct:>{cw}.1f}" for p in peers))
     # The machine is shared: how long the process's threads waited for a CPU, and the load, in each window.
     print(
-        f"{'threads waited for a CPU ms/s':32}{waited[0]:>16.0f}"
-        + "".join(f"{p.waited_ms_per_s:>16.0f}" for p in peers)
+        f"{'threads waited for a CPU ms/s':32}{waited[0]:>{cw}.0f}"
+        + "".join(f"{p.waited_ms_per_s:>{cw}.0f}" for p in peers)
     )
-    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>16}"
-          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>16}" for p in peers))  # fmt: skip
+    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>{cw}}"
+          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>{cw}}" for p in peers))  # fmt: skip
     rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
     rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
     rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
@@ -653,7 +654,7 @@ def print_live_side_by_side(
             a = fig(mine, q) if q < 1.0 else max(mine, default=float("nan"))
             bs = [fig(t, q) if q < 1.0 else max(t, default=float("nan")) for t in theirs]
             ratios = "".join(f"{a / b:>{width}.2f}" if b > 0 else f"{'n/a':>{width}}" for b in bs)
-            print(f"{what + ' ' + label:32}{a:>16.3f}" + "".join(f"{b:>16.3f}" for b in bs) + ratios)
+            print(f"{what + ' ' + label:32}{a:>{cw}.3f}" + "".join(f"{b:>{cw}.3f}" for b in bs) + ratios)
     for p in peers:
         o = p.orders
         if o.durable:
