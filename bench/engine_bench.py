@@ -73,7 +73,10 @@ its own, "peer lane+durable", on accounts of its own): the durable peer commits 
 (entries and exits) of an account in one SQLite transaction (a plain `sqlite3` connection, WAL, synchronous=FULL, on a
 file in the run's temp home), on the event engine's thread, before any of them is handed to its pool: the plain
 SQLite loop's floor under tick-to-order-sent with the intent durable first, as KiteDesk's is (bench/vnpy_peer.py).
-It also prints the durable peer's commits (wall and CPU per commit, intents per commit).
+It also prints the durable peer's commits (wall and CPU per commit, intents per commit). `--peer-durable-all` adds
+one more durable run ("peer lane+durable-all"): one transaction for the intents of all accounts decided on one burst
+of frames (the frame-end event is put back at the queue's end once, so the other accounts' ticks already queued are
+decided first), not one per account each blocking the engine's thread for its fsync.
 
     python bench/engine_bench.py --peer vnpy --live --peer-orders lane --peer-durable --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
 
@@ -698,6 +701,12 @@ def main() -> int:
         "frame's intents committed in one SQLite transaction (WAL, synchronous=FULL) before its orders are queued",
     )
     ap.add_argument(
+        "--peer-durable-all",
+        action="store_true",
+        help="with --peer vnpy --live: each transport's peer also runs durable with ONE commit for all accounts' "
+        "intents of a burst (its own column, '+durable-all'), the group commit across accounts",
+    )
+    ap.add_argument(
         "--peer-workers",
         type=int,
         default=3,
@@ -796,15 +805,17 @@ def main() -> int:
     # work per order grows with the account's book (a run after another would be slowed by the other's orders).
     live_peer = args.peer == "vnpy" and args.live and not args.no_orders
     transports: list[str | None] = [None]
-    durables = [False]  # per peer run (durable: the intents committed before the orders)
+    durables: list[str | None] = [
+        None
+    ]  # per peer run: the durable scope (the intents committed before the orders)
     if live_peer:
         transports = ["requests", "lane"] if args.peer_orders == "both" else [args.peer_orders]
-        if args.peer_durable:
-            transports = [t for t in transports for _ in (0, 1)]
-            durables = [False, True] * (len(transports) // 2)
-        else:
-            durables = [False] * len(transports)
-    elif args.peer_durable:
+        kinds: list[str | None] = [None]
+        kinds += ["account"] if args.peer_durable else []
+        kinds += ["all"] if args.peer_durable_all else []
+        durables = [k for _ in transports for k in kinds]
+        transports = [t for t in transports for _ in kinds]
+    elif args.peer_durable or args.peer_durable_all:
         print("--peer-durable needs --peer vnpy --live (with orders)", file=sys.stderr)
         return 2
     fresh = live_peer and not args.sim_url
@@ -860,6 +871,7 @@ def main() -> int:
                         engine, [u for u, _ in own], params, args.sessions, extra, args.mode, args.seconds,
                         orders=transport, workers=args.peer_workers,
                         durable=home / f"peer-intents-{k}.sqlite" if durable else None,
+                        durable_scope=durable or "account",
                     )
                 )  # fmt: skip
                 app.processEvents()

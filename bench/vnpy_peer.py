@@ -53,7 +53,7 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   `LaneConnection.send`, which writes a request whole, on the pool's thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
 - Accounts: `engine_bench.py` gives each peer run accounts of its own, of the same number as KiteDesk's, so every run
   starts on empty order books at the simulator.
-- Durable intents (`durable=True`, printed as "peer lane+durable"): the plain-SQLite floor under KiteDesk's group
+- Durable intents (`durable=<file>`, printed as "peer lane+durable"): the plain-SQLite floor under KiteDesk's group
   commit. The peer then writes the intent of every order it decides (entries and the exits that sell them: KiteDesk
   commits both before sending) durably before the order is handed to its pool: a handler's `send` only adds the
   order to its account's pending list; the feed's listener puts one more event after each frame's ticks
@@ -65,6 +65,9 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   status is written after the reply, no outbox, no journal: only the write-ahead intent. The frame's other
   accounts' events and the commit share the engine's one thread, as KiteDesk's dispatcher does not (its commit
   runs on a segment's worker): the floor is the commit's cost on the path, not a better thread layout.
+  `durable_scope="all"` ("peer lane+durable-all"): one transaction for every account's intents decided before it
+  (the frame-end event goes back to the queue's end once, so the other accounts' ticks of the same second, already
+  queued, are decided first): one fsync per burst, not one per account each holding the engine's thread.
 - At the end no new entry is taken, the pools finish, and every account is made flat again (its open peer orders
   cancelled, every long MIS position sold), so KiteDesk's run that follows starts on flat accounts.
 """
@@ -99,6 +102,7 @@ INSTALL = "pip install --no-deps vnpy==4.5.0"
 TRANSPORTS = ("requests", "lane")  # stock kiteconnect (requests), kiteconnect over KiteDesk's OrderLane
 EVENT_REPLY = "ePeerReply"  # a place_order's reply (or failure), from a gateway's pool thread
 EVENT_ORDER = "ePeerOrder"  # an order update from the WebSocket (the peer stream's delivery thread)
+DURABLE_NAMES = {"account": "+durable", "all": "+durable-all"}  # the durable peers' columns
 EVENT_FRAME = "ePeerFrame"  # durable: after a frame's ticks of an account (`ePeerFrame.<account>`)
 
 
@@ -118,7 +122,9 @@ class PeerOrderFigures:
     flattened: int = 0  # positions sold (and open orders cancelled) at the end
     still_open: int = 0  # long positions left after the end's sales (should be 0)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the pool threads' counts
-    durable: bool = False  # each frame's intents committed (one transaction per account) before its orders go
+    durable: str | None = (
+        None  # "account" / "all": the intents committed (see `run_vnpy_peer`) before the orders
+    )
     commit_ms: list[float] = field(default_factory=list)  # durable: wall time of each frame's commit
     commit_cpu_ms: list[float] = field(default_factory=list)  # durable: the engine thread's CPU in it
     intents_committed: int = 0  # durable: intents written in the window (entries and exits)
@@ -126,7 +132,7 @@ class PeerOrderFigures:
     @property
     def name(self) -> str:
         """The column's name: "peer lane", "peer lane+durable"."""
-        return f"peer {self.transport}{'+durable' if self.durable else ''}"
+        return f"peer {self.transport}{'' if self.durable is None else DURABLE_NAMES[self.durable]}"
 
 
 @dataclass
@@ -276,33 +282,7 @@ class PeerGateway:
     def end_frame(self, event: Any) -> None:
         """Durable: the frame's intents of this account committed in one transaction, then its orders queued (the
         engine's thread: the next event waits for the disk, as a plain SQLite loop does)."""
-        if not self.pending or self.durable is None:
-            return
-        orders, self.pending = self.pending, []
-        now = time.time()
-        rows = [
-            (uuid.uuid4().hex, self.account, exchange, symbol, side, qty, self.tag,
-             handler.now.isoformat() if handler.now is not None else None, now)
-            for handler, side, exchange, symbol, qty, _ in orders
-        ]  # fmt: skip
-        t0, c0 = time.perf_counter(), time.thread_time()
-        try:
-            self.durable.commit(rows)
-        except Exception as e:  # noqa: BLE001 - no order without its intent on disk
-            error = f"the intent was not saved: {type(e).__name__}: {e}"
-            for handler, side, _, symbol, _, _ in orders:
-                self.figures.refused.append(f"{side} {symbol}: {error}")
-                handler.replied(side, error)
-            return
-        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
-        if not self.closing:
-            with self.figures.lock:
-                self.figures.commit_ms.append(wall * 1000)
-                self.figures.commit_cpu_ms.append(cpu * 1000)
-                self.figures.intents_committed += len(rows)
-        with contextlib.suppress(RuntimeError):  # shut down
-            for handler, side, exchange, symbol, qty, received in orders:
-                self.pool.submit(self._place, handler, side, exchange, symbol, qty, received)
+        commit_then_send([self])
 
     def _place(
         self, handler: Any, side: str, exchange: str, symbol: str, qty: int, received: float | None
@@ -358,6 +338,41 @@ class PeerGateway:
             time.sleep(1.0)
         held = [p for p in self.kite.positions()["net"] if p["product"] == "MIS" and int(p["quantity"]) > 0]
         return done, len(held)
+
+
+def commit_then_send(gateways: list[PeerGateway]) -> None:
+    """Durable: the pending orders of `gateways` (all sharing one `DurableIntents`) have their intents committed in
+    ONE transaction, then each is queued on its gateway's pool; none is sent if the commit failed."""
+    orders = [(g, o) for g in gateways for o in g.pending]
+    for g in gateways:
+        g.pending = []
+    if not orders or gateways[0].durable is None:
+        return
+    figures = gateways[0].figures
+    now = time.time()
+    rows = [
+        (uuid.uuid4().hex, g.account, exchange, symbol, side, qty, g.tag,
+         handler.now.isoformat() if handler.now is not None else None, now)
+        for g, (handler, side, exchange, symbol, qty, _) in orders
+    ]  # fmt: skip
+    t0, c0 = time.perf_counter(), time.thread_time()
+    try:
+        gateways[0].durable.commit(rows)
+    except Exception as e:  # noqa: BLE001 - no order without its intent on disk
+        error = f"the intent was not saved: {type(e).__name__}: {e}"
+        for _, (handler, side, _, symbol, _, _) in orders:
+            figures.refused.append(f"{side} {symbol}: {error}")
+            handler.replied(side, error)
+        return
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    if not gateways[0].closing:
+        with figures.lock:
+            figures.commit_ms.append(wall * 1000)
+            figures.commit_cpu_ms.append(cpu * 1000)
+            figures.intents_committed += len(rows)
+    for g, (handler, side, exchange, symbol, qty, received) in orders:
+        with contextlib.suppress(RuntimeError):  # shut down
+            g.pool.submit(g._place, handler, side, exchange, symbol, qty, received)  # noqa: SLF001
 
 
 class LiveSegmentHandler(SegmentHandler):
@@ -492,11 +507,15 @@ def run_vnpy_peer(
     orders: str | None = None,
     workers: int = 3,
     durable: Path | None = None,
+    durable_scope: str = "account",
 ) -> PeerFigures:
     """Runs the peer for `seconds` on the accounts `users` (logged in on `engine.hub`) and returns its figures.
     `orders`: None decides only (each entry refused, as `--no-orders`); "requests" or "lane" sends each entry to the
     simulator as a LIVE order with that transport, `workers` threads per account (see the module docstring).
-    `durable` (with `orders`): the SQLite file the peer commits each frame's intents to before sending them."""
+    `durable` (with `orders`): the SQLite file the peer commits each frame's intents to before sending them, in one
+    transaction per frame and account (`durable_scope="account"`), or (`"all"`) in one transaction for every account's
+    intents decided before it: an account's frame-end event is put back once at the queue's end, so the events already
+    queued (the other accounts' ticks of the same second) are decided first, then one commit takes them all."""
     from vnpy.event import Event, EventEngine  # the bench's extra only
 
     if orders is not None and orders not in TRANSPORTS:
@@ -511,7 +530,13 @@ def run_vnpy_peer(
     index_tokens = sorted({s.spec.index_token for s in params.segments})
     wanted = set(index_tokens)
     put = event_engine.put
-    figures = PeerOrderFigures(orders, workers, durable=durable is not None) if orders is not None else None
+    if durable_scope not in DURABLE_NAMES:
+        raise ValueError(f"durable_scope must be one of {tuple(DURABLE_NAMES)}, not {durable_scope!r}")
+    figures = (
+        PeerOrderFigures(orders, workers, durable=durable_scope if durable is not None else None)
+        if orders is not None
+        else None
+    )
     intents = DurableIntents(durable) if durable is not None else None
     router = OrderRouter()
     gateways: dict[str, PeerGateway] = {}
@@ -531,6 +556,12 @@ def run_vnpy_peer(
                 put(Event(frame_end, received))
 
         return on_ticks
+
+    def end_burst(event: Any) -> None:  # durable_scope "all": the engine's thread
+        if event.data is not None:  # first seen: back of the queue, after what is queued now
+            put(Event(event.type, None))
+            return
+        commit_then_send(list(gateways.values()))
 
     def on_order(update: dict[str, Any]) -> None:  # the stream's delivery thread: a gateway's on_order
         put(Event(EVENT_ORDER, update))
@@ -573,7 +604,8 @@ def run_vnpy_peer(
                     ks.key.order_tag, AccountLimiter(user), workers, put, figures, intents,
                 )  # fmt: skip
                 if intents is not None:
-                    event_engine.register(f"{EVENT_FRAME}.{user}", gateways[user].end_frame)
+                    end = gateways[user].end_frame if durable_scope == "account" else end_burst
+                    event_engine.register(f"{EVENT_FRAME}.{user}", end)
         time.sleep(settle)  # connected, subscriptions settled
         if figures is not None:
             # The day's instruments of each account (KiteDesk's book, cached: its sessions reuse it), for the day of
