@@ -68,6 +68,18 @@ sends), no margin check and no stop-loss order after its fills.
     python bench/engine_bench.py --peer vnpy --live --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
     python bench/engine_bench.py --peer vnpy --live --accounts 1 --instruments 200 --sessions 1 --segments 3 --seconds 20
 
+`--peer-durable` (with `--peer vnpy --live`): each transport's peer runs twice, as above and then durable (a column of
+its own, "peer lane+durable", on accounts of its own): the durable peer commits the intents of each frame's orders
+(entries and exits) of an account in one SQLite transaction (a plain `sqlite3` connection, WAL, synchronous=FULL, on a
+file in the run's temp home), on the event engine's thread, before any of them is handed to its pool: the plain
+SQLite loop's floor under tick-to-order-sent with the intent durable first, as KiteDesk's is (bench/vnpy_peer.py).
+It also prints the durable peer's commits (wall and CPU per commit, intents per commit). `--peer-durable-all` adds
+one more durable run ("peer lane+durable-all"): one transaction for the intents of all accounts decided on one burst
+of frames (the frame-end event is put back at the queue's end once, so the other accounts' ticks already queued are
+decided first), not one per account each blocking the engine's thread for its fsync.
+
+    python bench/engine_bench.py --peer vnpy --live --peer-orders lane --peer-durable --accounts 10 --instruments 200 --sessions 10 --segments 3 --seconds 20
+
 Several processes on one simulator (what one process per account would do with the same load):
 
     python bench/engine_bench.py --serve-sim --accounts 4          # prints the simulator's URL, runs until Ctrl-C
@@ -602,29 +614,33 @@ def print_live_side_by_side(
             return float("nan")
         return statistics.median(xs) if q == 0.5 else pct(xs, q)
 
-    names = [f"peer {p.orders.transport}" for p in peers]
+    names = [p.orders.name for p in peers]
     cols = ["KiteDesk", *names]
+    cw = max(16, *(len(c) + 2 for c in cols))  # the figures' columns
+    width = max(12, *(len(n) - 5 + 4 for n in names))  # the ratio columns: "KD/lane+durable"
     print()
     print(f"side by side, LIVE: {args.sessions} sessions × {args.segments} segments on {args.accounts} accounts, "
           f"{args.seconds:g} s each; entries only, ms from the frame's arrival (peer: vn.py EventEngine, "
           f"{peers[0].orders.workers} sending threads per account)")  # fmt: skip
-    print(f"{'':32}" + "".join(f"{c:>16}" for c in cols) + "".join(f"{'KD/' + n[5:]:>12}" for n in names))
     print(
-        f"{'ticks off the wire per s':32}{wire_per_s:>16,.0f}"
-        + "".join(f"{p.wire_per_s:>16,.0f}" for p in peers)
+        f"{'':32}" + "".join(f"{c:>{cw}}" for c in cols) + "".join(f"{'KD/' + n[5:]:>{width}}" for n in names)
     )
     print(
-        f"{'entries sent (replies read)':32}{len(sent[1]):>16}"
-        + "".join(f"{len(p.orders.to_reply_ms):>16}" for p in peers)
+        f"{'ticks off the wire per s':32}{wire_per_s:>{cw},.0f}"
+        + "".join(f"{p.wire_per_s:>{cw},.0f}" for p in peers)
     )
-    print(f"{'CPU % of a core':32}{cpu_pct:>16.1f}" + "".join(f"{p.cpu_pct:>16.1f}" for p in peers))
+    print(
+        f"{'entries sent (replies read)':32}{len(sent[1]):>{cw}}"
+        + "".join(f"{len(p.orders.to_reply_ms):>{cw}}" for p in peers)
+    )
+    print(f"{'CPU % of a core':32}{cpu_pct:>{cw}.1f}" + "".join(f"{p.cpu_pct:>{cw}.1f}" for p in peers))
     # The machine is shared: how long the process's threads waited for a CPU, and the load, in each window.
     print(
-        f"{'threads waited for a CPU ms/s':32}{waited[0]:>16.0f}"
-        + "".join(f"{p.waited_ms_per_s:>16.0f}" for p in peers)
+        f"{'threads waited for a CPU ms/s':32}{waited[0]:>{cw}.0f}"
+        + "".join(f"{p.waited_ms_per_s:>{cw}.0f}" for p in peers)
     )
-    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>16}"
-          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>16}" for p in peers))  # fmt: skip
+    print(f"{'machine load start → end':32}{f'{waited[1]:.1f} → {waited[2]:.1f}':>{cw}}"
+          + "".join(f"{f'{p.load[0]:.1f} → {p.load[1]:.1f}':>{cw}}" for p in peers))  # fmt: skip
     rows = [("tick-to-decision", latencies, [p.latencies_ms for p in peers])]
     rows.append(("tick-to-HTTP-request-written", sent[0], [p.orders.to_http_ms for p in peers]))
     rows.append(("tick-to-order-sent (reply read)", sent[1], [p.orders.to_reply_ms for p in peers]))
@@ -640,18 +656,26 @@ def print_live_side_by_side(
         for label, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("max", 1.0)):
             a = fig(mine, q) if q < 1.0 else max(mine, default=float("nan"))
             bs = [fig(t, q) if q < 1.0 else max(t, default=float("nan")) for t in theirs]
-            ratios = "".join(f"{a / b:>12.2f}" if b > 0 else f"{'n/a':>12}" for b in bs)
-            print(f"{what + ' ' + label:32}{a:>16.3f}" + "".join(f"{b:>16.3f}" for b in bs) + ratios)
+            ratios = "".join(f"{a / b:>{width}.2f}" if b > 0 else f"{'n/a':>{width}}" for b in bs)
+            print(f"{what + ' ' + label:32}{a:>{cw}.3f}" + "".join(f"{b:>{cw}.3f}" for b in bs) + ratios)
     for p in peers:
         o = p.orders
-        print(f"  peer {o.transport}: {o.orders_sent} orders sent in all (entries and exits), entries filled "
+        if o.durable:
+            n = len(o.commit_ms)
+            per = o.intents_committed / n if n else float("nan")
+            print(f"  {o.name}: {n} frame commits in the window ({o.intents_committed} intents, {per:.2f} a commit), "
+                  f"wall ms p50 {fig(o.commit_ms, 0.5):.3f} / p99 {fig(o.commit_ms, 0.99):.3f} / max "
+                  f"{max(o.commit_ms, default=float('nan')):.3f}, CPU ms p50 {fig(o.commit_cpu_ms, 0.5):.3f} / "
+                  f"p99 {fig(o.commit_cpu_ms, 0.99):.3f}")  # fmt: skip
+        print(f"  {o.name}: {o.orders_sent} orders sent in all (entries and exits), entries filled "
               f"{o.entries_filled}, exits filled {o.exits_filled}; made flat at the end: {o.flattened} "
               f"orders, {o.still_open} positions left; refused {len(o.refused)}"
               f"{': ' + '; '.join(o.refused[:3]) if o.refused else ''}")  # fmt: skip
         if p.handler_failures:
-            print(f"  FAILED peer {o.transport} handlers:", ", ".join(p.handler_failures))
+            print(f"  FAILED {o.name} handlers:", ", ".join(p.handler_failures))
     print("  (KiteDesk: risk's margin check, the intent's durable group commit, its own rate limiter, a stop-loss "
-          "order after each fill; the peer: none of those but the rate limiter; see bench/vnpy_peer.py)")  # fmt: skip
+          "order after each fill; the peer: none of those but the rate limiter, +durable: the intents' commit per "
+          "frame too; see bench/vnpy_peer.py)")  # fmt: skip
 
 
 def main() -> int:
@@ -669,6 +693,18 @@ def main() -> int:
         default="both",
         help="with --peer vnpy --live: the peer's transport for its LIVE orders: stock kiteconnect (requests), "
         "kiteconnect over KiteDesk's OrderLane, or both (two peer runs, before KiteDesk's)",
+    )
+    ap.add_argument(
+        "--peer-durable",
+        action="store_true",
+        help="with --peer vnpy --live: each transport's peer also runs durable (its own column, '+durable'): each "
+        "frame's intents committed in one SQLite transaction (WAL, synchronous=FULL) before its orders are queued",
+    )
+    ap.add_argument(
+        "--peer-durable-all",
+        action="store_true",
+        help="with --peer vnpy --live: each transport's peer also runs durable with ONE commit for all accounts' "
+        "intents of a burst (its own column, '+durable-all'), the group commit across accounts",
     )
     ap.add_argument(
         "--peer-workers",
@@ -769,8 +805,19 @@ def main() -> int:
     # work per order grows with the account's book (a run after another would be slowed by the other's orders).
     live_peer = args.peer == "vnpy" and args.live and not args.no_orders
     transports: list[str | None] = [None]
+    durables: list[str | None] = [
+        None
+    ]  # per peer run: the durable scope (the intents committed before the orders)
     if live_peer:
         transports = ["requests", "lane"] if args.peer_orders == "both" else [args.peer_orders]
+        kinds: list[str | None] = [None]
+        kinds += ["account"] if args.peer_durable else []
+        kinds += ["all"] if args.peer_durable_all else []
+        durables = [k for _ in transports for k in kinds]
+        transports = [t for t in transports for _ in kinds]
+    elif args.peer_durable or args.peer_durable_all:
+        print("--peer-durable needs --peer vnpy --live (with orders)", file=sys.stderr)
+        return 2
     fresh = live_peer and not args.sim_url
     span = args.first_account + args.accounts * (1 + len(transports) if fresh else 1)
     peer_users = [
@@ -818,11 +865,13 @@ def main() -> int:
         def run_peers() -> None:
             from vnpy_peer import run_vnpy_peer
 
-            for transport, own in zip(transports, peer_users, strict=True):
+            for k, (transport, durable, own) in enumerate(zip(transports, durables, peer_users, strict=True)):
                 peers.append(
                     run_vnpy_peer(
                         engine, [u for u, _ in own], params, args.sessions, extra, args.mode, args.seconds,
                         orders=transport, workers=args.peer_workers,
+                        durable=home / f"peer-intents-{k}.sqlite" if durable else None,
+                        durable_scope=durable or "account",
                     )
                 )  # fmt: skip
                 app.processEvents()

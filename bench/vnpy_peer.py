@@ -35,8 +35,8 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   with `orders="requests"`, or KiteDesk's `new_kite` (kiteconnect over `OrderLane`'s kept-alive connections,
   one per thread) with `orders="lane"`: the transport held equal to KiteDesk's. Kite's per-account
   limits are respected with KiteDesk's own `AccountLimiter` (10 orders/s, 400/min; the simulator runs without its own).
-- No durable write of the intent before the order: a vn.py gateway has none (KiteDesk pays one group commit).
-  No margin check, no protective stop-loss order after the fill (KiteDesk places one at Kite for every entry), no
+- No durable write of the intent before the order: a vn.py gateway has none (KiteDesk pays one group commit per
+  frame), unless `durable=True` (`engine_bench.py --peer-durable`, below). No margin check, no protective stop-loss order after the fill (KiteDesk places one at Kite for every entry), no
   journal: the peer's path is the lighter one.
 - Order updates: processed from the WebSocket, as a vn.py gateway turns Kite's postbacks into `eOrder` events and
   a strategy learns its fills from them (and as KiteDesk's sessions do): the peer's stream gets the updates carrying
@@ -53,6 +53,21 @@ also SENDS each entry to the same simulator, as a vn.py-based Kite gateway would
   `LaneConnection.send`, which writes a request whole, on the pool's thread) and to its reply read (`place_order` returned). The decision latency is kept as in decisions only.
 - Accounts: `engine_bench.py` gives each peer run accounts of its own, of the same number as KiteDesk's, so every run
   starts on empty order books at the simulator.
+- Durable intents (`durable=<file>`, printed as "peer lane+durable"): the plain-SQLite floor under KiteDesk's group
+  commit. The peer then writes the intent of every order it decides (entries and the exits that sell them: KiteDesk
+  commits both before sending) durably before the order is handed to its pool: a handler's `send` only adds the
+  order to its account's pending list; the feed's listener puts one more event after each frame's ticks
+  (`ePeerFrame.<account>`), and its handler, on the event engine's thread, commits that frame's pending intents of
+  that account in ONE transaction (`BEGIN IMMEDIATE`, one `executemany` INSERT, `COMMIT`) on a plain `sqlite3`
+  connection (WAL, `synchronous=FULL`: on disk when COMMIT returns; one file in the run's temp home, a table with
+  an order intent's columns: id, account, exchange, symbol, side, qty, tag, market time, wall time), and only then
+  queues the frame's orders. A failed commit sends none of them (each is refused to its strategy). No order id or
+  status is written after the reply, no outbox, no journal: only the write-ahead intent. The frame's other
+  accounts' events and the commit share the engine's one thread, as KiteDesk's dispatcher does not (its commit
+  runs on a segment's worker): the floor is the commit's cost on the path, not a better thread layout.
+  `durable_scope="all"` ("peer lane+durable-all"): one transaction for every account's intents decided before it
+  (the frame-end event goes back to the queue's end once, so the other accounts' ticks of the same second, already
+  queued, are decided first): one fsync per burst, not one per account each holding the engine's thread.
 - At the end no new entry is taken, the pools finish, and every account is made flat again (its open peer orders
   cancelled, every long MIS position sold), so KiteDesk's run that follows starts on flat accounts.
 """
@@ -62,8 +77,10 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
+import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,6 +102,8 @@ INSTALL = "pip install --no-deps vnpy==4.5.0"
 TRANSPORTS = ("requests", "lane")  # stock kiteconnect (requests), kiteconnect over KiteDesk's OrderLane
 EVENT_REPLY = "ePeerReply"  # a place_order's reply (or failure), from a gateway's pool thread
 EVENT_ORDER = "ePeerOrder"  # an order update from the WebSocket (the peer stream's delivery thread)
+DURABLE_NAMES = {"account": "+durable", "all": "+durable-all"}  # the durable peers' columns
+EVENT_FRAME = "ePeerFrame"  # durable: after a frame's ticks of an account (`ePeerFrame.<account>`)
 
 
 @dataclass
@@ -103,6 +122,17 @@ class PeerOrderFigures:
     flattened: int = 0  # positions sold (and open orders cancelled) at the end
     still_open: int = 0  # long positions left after the end's sales (should be 0)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # the pool threads' counts
+    durable: str | None = (
+        None  # "account" / "all": the intents committed (see `run_vnpy_peer`) before the orders
+    )
+    commit_ms: list[float] = field(default_factory=list)  # durable: wall time of each frame's commit
+    commit_cpu_ms: list[float] = field(default_factory=list)  # durable: the engine thread's CPU in it
+    intents_committed: int = 0  # durable: intents written in the window (entries and exits)
+
+    @property
+    def name(self) -> str:
+        """The column's name: "peer lane", "peer lane+durable"."""
+        return f"peer {self.transport}{'' if self.durable is None else DURABLE_NAMES[self.durable]}"
 
 
 @dataclass
@@ -182,15 +212,52 @@ def _install_write_stamp() -> Callable[[], None]:
     return undo
 
 
+class DurableIntents:
+    """The durable peer's write-ahead record: one plain `sqlite3` connection (WAL, synchronous=FULL) used only on the
+    event engine's thread; `commit` writes a group of intents in one transaction and returns once it is on disk."""
+
+    def __init__(self, path: Path) -> None:
+        # Opened on the bench's thread, then used only on the engine's (closed after it stopped).
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS order_intents (id TEXT PRIMARY KEY, account TEXT NOT NULL, exchange TEXT "
+            "NOT NULL, symbol TEXT NOT NULL, side TEXT NOT NULL, qty INTEGER NOT NULL, tag TEXT NOT NULL, "
+            "market_time TEXT, created_at REAL NOT NULL)"
+        )
+
+    def commit(self, rows: list[tuple[Any, ...]]) -> None:
+        """All of `rows` durable, or none (raised)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("INSERT INTO order_intents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM order_intents").fetchone()[0])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class PeerGateway:
     """One account's Kite gateway as vn.py would write it: `send` (on the engine's thread) only queues the order on
     the gateway's own thread pool, whose threads call kiteconnect's `place_order` under the account's rate limit and
-    put the reply (or failure) back into the event engine (`EVENT_REPLY`)."""
+    put the reply (or failure) back into the event engine (`EVENT_REPLY`). With `durable` (the durable peer), `send`
+    only adds the order to the frame's pending list; `end_frame` (the engine's thread, after the frame's ticks of this
+    account) commits their intents in one transaction, then queues them."""
 
     def __init__(
         self, account: str, kite: Any, tag: str, limiter: AccountLimiter, workers: int, put: Callable[[Any], None],
-        figures: PeerOrderFigures,
+        figures: PeerOrderFigures, durable: DurableIntents | None = None,
     ) -> None:  # fmt: skip
+        self.durable = durable
+        self.pending: list[tuple[Any, ...]] = []  # durable: this frame's orders (as `send`'s arguments)
         self.account = account
         self.kite = kite
         self.tag = tag
@@ -204,9 +271,18 @@ class PeerGateway:
         self, handler: Any, side: str, exchange: str, symbol: str, qty: int, received: float | None
     ) -> None:
         """Queues a MARKET order; `received` (the frame's arrival) for an entry, None for an exit. Once the run's
-        pool is shut (its end) nothing more is sent: the end's `flatten` sells what is held."""
+        pool is shut (its end) nothing more is sent: the end's `flatten` sells what is held. Durable: the order
+        waits for its frame's commit (`end_frame`)."""
+        if self.durable is not None:
+            self.pending.append((handler, side, exchange, symbol, qty, received))
+            return
         with contextlib.suppress(RuntimeError):  # shut down
             self.pool.submit(self._place, handler, side, exchange, symbol, qty, received)
+
+    def end_frame(self, event: Any) -> None:
+        """Durable: the frame's intents of this account committed in one transaction, then its orders queued (the
+        engine's thread: the next event waits for the disk, as a plain SQLite loop does)."""
+        commit_then_send([self])
 
     def _place(
         self, handler: Any, side: str, exchange: str, symbol: str, qty: int, received: float | None
@@ -262,6 +338,41 @@ class PeerGateway:
             time.sleep(1.0)
         held = [p for p in self.kite.positions()["net"] if p["product"] == "MIS" and int(p["quantity"]) > 0]
         return done, len(held)
+
+
+def commit_then_send(gateways: list[PeerGateway]) -> None:
+    """Durable: the pending orders of `gateways` (all sharing one `DurableIntents`) have their intents committed in
+    ONE transaction, then each is queued on its gateway's pool; none is sent if the commit failed."""
+    orders = [(g, o) for g in gateways for o in g.pending]
+    for g in gateways:
+        g.pending = []
+    if not orders or gateways[0].durable is None:
+        return
+    figures = gateways[0].figures
+    now = time.time()
+    rows = [
+        (uuid.uuid4().hex, g.account, exchange, symbol, side, qty, g.tag,
+         handler.now.isoformat() if handler.now is not None else None, now)
+        for g, (handler, side, exchange, symbol, qty, _) in orders
+    ]  # fmt: skip
+    t0, c0 = time.perf_counter(), time.thread_time()
+    try:
+        gateways[0].durable.commit(rows)
+    except Exception as e:  # noqa: BLE001 - no order without its intent on disk
+        error = f"the intent was not saved: {type(e).__name__}: {e}"
+        for _, (handler, side, _, symbol, _, _) in orders:
+            figures.refused.append(f"{side} {symbol}: {error}")
+            handler.replied(side, error)
+        return
+    wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+    if not gateways[0].closing:
+        with figures.lock:
+            figures.commit_ms.append(wall * 1000)
+            figures.commit_cpu_ms.append(cpu * 1000)
+            figures.intents_committed += len(rows)
+    for g, (handler, side, exchange, symbol, qty, received) in orders:
+        with contextlib.suppress(RuntimeError):  # shut down
+            g.pool.submit(g._place, handler, side, exchange, symbol, qty, received)  # noqa: SLF001
 
 
 class LiveSegmentHandler(SegmentHandler):
@@ -395,14 +506,22 @@ def run_vnpy_peer(
     settle: float = 3.0,
     orders: str | None = None,
     workers: int = 3,
+    durable: Path | None = None,
+    durable_scope: str = "account",
 ) -> PeerFigures:
     """Runs the peer for `seconds` on the accounts `users` (logged in on `engine.hub`) and returns its figures.
     `orders`: None decides only (each entry refused, as `--no-orders`); "requests" or "lane" sends each entry to the
-    simulator as a LIVE order with that transport, `workers` threads per account (see the module docstring)."""
+    simulator as a LIVE order with that transport, `workers` threads per account (see the module docstring).
+    `durable` (with `orders`): the SQLite file the peer commits each frame's intents to before sending them, in one
+    transaction per frame and account (`durable_scope="account"`), or (`"all"`) in one transaction for every account's
+    intents decided before it: an account's frame-end event is put back once at the queue's end, so the events already
+    queued (the other accounts' ticks of the same second) are decided first, then one commit takes them all."""
     from vnpy.event import Event, EventEngine  # the bench's extra only
 
     if orders is not None and orders not in TRANSPORTS:
         raise ValueError(f"orders must be one of {TRANSPORTS}, not {orders!r}")
+    if durable is not None and orders is None:
+        raise ValueError("a durable peer sends orders: give `orders`")
     params = parse_params(raw_params)
     event_engine = EventEngine(interval=1)
     probe: list[float] = []
@@ -411,19 +530,38 @@ def run_vnpy_peer(
     index_tokens = sorted({s.spec.index_token for s in params.segments})
     wanted = set(index_tokens)
     put = event_engine.put
-    figures = PeerOrderFigures(orders, workers) if orders is not None else None
+    if durable_scope not in DURABLE_NAMES:
+        raise ValueError(f"durable_scope must be one of {tuple(DURABLE_NAMES)}, not {durable_scope!r}")
+    figures = (
+        PeerOrderFigures(orders, workers, durable=durable_scope if durable is not None else None)
+        if orders is not None
+        else None
+    )
+    intents = DurableIntents(durable) if durable is not None else None
     router = OrderRouter()
     gateways: dict[str, PeerGateway] = {}
 
     def listener(account: str) -> Callable[[TickBatch], None]:
+        frame_end = f"{EVENT_FRAME}.{account}"
+
         def on_ticks(batch: TickBatch) -> None:  # the feed's thread: a vn.py gateway's on_tick
             received = batch.received
+            put_any = False
             for q in batch:
                 token = q.instrument_token
                 if token in wanted:
                     put(Event(f"eTick.{account}.{token}", (q.to_tick(), received)))
+                    put_any = True
+            if put_any and intents is not None:  # durable: the frame's intents are committed after its ticks
+                put(Event(frame_end, received))
 
         return on_ticks
+
+    def end_burst(event: Any) -> None:  # durable_scope "all": the engine's thread
+        if event.data is not None:  # first seen: back of the queue, after what is queued now
+            put(Event(event.type, None))
+            return
+        commit_then_send(list(gateways.values()))
 
     def on_order(update: dict[str, Any]) -> None:  # the stream's delivery thread: a gateway's on_order
         put(Event(EVENT_ORDER, update))
@@ -463,8 +601,11 @@ def run_vnpy_peer(
                 stream.add_order_listener(on_order)
                 gateways[user] = PeerGateway(
                     user, _kite(figures.transport, profile, engine.hub.account(profile).access_token),
-                    ks.key.order_tag, AccountLimiter(user), workers, put, figures,
+                    ks.key.order_tag, AccountLimiter(user), workers, put, figures, intents,
                 )  # fmt: skip
+                if intents is not None:
+                    end = gateways[user].end_frame if durable_scope == "account" else end_burst
+                    event_engine.register(f"{EVENT_FRAME}.{user}", end)
         time.sleep(settle)  # connected, subscriptions settled
         if figures is not None:
             # The day's instruments of each account (KiteDesk's book, cached: its sessions reuse it), for the day of
@@ -486,6 +627,9 @@ def run_vnpy_peer(
                 figures.to_reply_ms.clear()
                 figures.orders_sent = figures.entries_filled = figures.exits_filled = 0
                 figures.refused.clear()
+                figures.commit_ms.clear()
+                figures.commit_cpu_ms.clear()
+                figures.intents_committed = 0
         ticks0 = sum(h.ticks for h in handlers)
         feeds = [f for f in (engine.hub.feed(user) for user in used) if f is not None]
         wire0 = sum(f.packets_received for f in feeds)
@@ -521,6 +665,8 @@ def run_vnpy_peer(
         for ks in kite_sessions:
             ks.close()
         event_engine.stop()
+        if intents is not None:
+            intents.close()
         if undo_stamp is not None:
             undo_stamp()
     return PeerFigures(
