@@ -121,6 +121,14 @@ class _Failed(Exception):
 _Urgent = AgentCommand | Order | Fill | Decided | DecisionFailed
 
 
+def _never_waits(item: _Urgent) -> bool:
+    """An inbox item that never waits behind a burst's entries (`SegmentAgent._let_entries_go`): a command (kill, stop,
+    a manual action), a failure to say, a decision with an entry of its own to send or a protective exit."""
+    return isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed) or (
+        isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class AgentView:
     """What an agent last published: its snapshot and its orders and fills (immutable)."""
@@ -522,14 +530,11 @@ class SegmentAgent(QThread):
         arriving during the wait ends it (`_goes_ahead`); nor a function run on this thread (manual actions), a
         failure to say, or a replay's lockstep (one thread runs every agent's inbox in turn: the entry waited for
         may be behind this one). Its ticks stay with this thread meanwhile."""
-        gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
+        gate = self.trader.ctx.sending
         if gate is None or not gate.sending or self.lockstep is not None or not urgent:
             return
-        for item in urgent:
-            if isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed):
-                return
-            if isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions):
-                return
+        if any(_never_waits(item) for item in urgent):
+            return
         with self._cond:
             # Its ticks stay with this thread meanwhile (the dispatcher must not decide on a view without the
             # updates held here): queued, they end the wait if they may decide something (`_goes_ahead`).
@@ -549,16 +554,14 @@ class SegmentAgent(QThread):
         """Something that must not wait came meanwhile: a kill or stop command, a function to run on this thread (a
         manual action), a failure to say, a decision with an entry of this segment's own (one of those waited for)
         or a protective exit, ticks that may decide (an entry, a stop, a target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
-        return any(
-            isinstance(item, Kill | StopAgent | RunOnAgent | DecisionFailed)
-            or (isinstance(item, Decided) and any(_goes_first(a) for a in item.decision.actions))
-            for item in tuple(self._urgent)
-        ) or any(self._decides(ticks) for ticks, _, _ in tuple(self._ticks))
+        return any(_never_waits(item) for item in tuple(self._urgent)) or any(
+            self._decides(ticks) for ticks, _, _ in tuple(self._ticks)
+        )
 
     def _poke(self) -> None:
         """This thread is letting a burst's entries go first (`_let_entries_go`): it looks again at what came. Read
         without a lock: a hold that begins just after this look sees the item in `_goes_ahead` first."""
-        gate = getattr(self.trader.ctx, "sending", None)  # (a test's bare context has none)
+        gate = self.trader.ctx.sending
         if self._holding and gate is not None:
             gate.poke()
 

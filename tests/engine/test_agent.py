@@ -22,6 +22,7 @@ KEY = SessionKey.new("UK9394")
 @dataclass
 class _Ctx:
     key: SessionKey = KEY
+    sending: None = None  # no `SendGate`: nothing waits for a burst's entries
 
 
 @dataclass
