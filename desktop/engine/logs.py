@@ -58,15 +58,6 @@ class Redactor:
         return text
 
 
-def market_stamp(t: datetime) -> str:
-    """`t.strftime(TIME_FORMAT)`, written without `strftime`: with PySide6 loaded, every `strftime` call imports the
-    `time` module through PySide's import hook, ~20 us each; a log line was stamped twice (its file, the panel's
-    line), ~40 us of the agent's CPU per line at a minute's close (issue 18)."""
-    if t.year >= 1000:  # strftime writes a year before 1000 without leading zeros
-        return f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    return t.strftime(TIME_FORMAT)
-
-
 class MarketTimeFormatter(logging.Formatter):
     """The seed's line format, timed by the record's market time, with secrets redacted.
 
@@ -80,9 +71,7 @@ class MarketTimeFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging API
         market_time = getattr(record, "market_time", None)
         if isinstance(market_time, datetime):
-            if datefmt is None or datefmt == TIME_FORMAT:
-                return market_stamp(market_time)
-            return market_time.strftime(datefmt)
+            return market_time.strftime(datefmt or TIME_FORMAT)
         return super().formatTime(record, datefmt)  # no market time yet: wall time
 
     def format(self, record: logging.LogRecord) -> str:

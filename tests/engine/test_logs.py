@@ -5,13 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import re
-from datetime import datetime
-
-from hypothesis import given
-from hypothesis import strategies as st
 
 from desktop.domain import Mode, Segment, SessionKey
-from desktop.engine.logs import TIME_FORMAT, SessionLogs, market_stamp
+from desktop.engine.logs import SessionLogs
 
 from .builders import at
 
@@ -166,8 +162,3 @@ def test_closing_a_log_on_a_full_disk_loses_its_last_lines_without_failing_the_s
     assert stream.closed
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "cannot write the log" in err[0] and "the disk is full" in err[0], err
-
-
-@given(st.datetimes(min_value=datetime(1, 1, 1)))
-def test_a_lines_market_time_is_stamped_as_strftime_stamps_it(when: datetime) -> None:
-    assert market_stamp(when) == when.strftime(TIME_FORMAT)
