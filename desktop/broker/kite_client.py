@@ -24,18 +24,29 @@ TIMESTAMP_FIELDS = (
     "order_timestamp", "exchange_timestamp", "created", "last_instalment", "fill_timestamp", "timestamp",
     "last_trade_time",
 )  # fmt: skip
-_KITE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)", re.ASCII)
+_KITE_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d)", re.ASCII)
+
+
+def kite_clock(text: str) -> datetime | None:
+    """Kite's own `YYYY-MM-DD HH:MM:SS` at the start of `text`, read without strptime or dateutil (~6 and ~23 us a
+    call; an order update's times and a fill's trades at a minute's close: issue 18); None for any other text. An
+    impossible date (a month 13) raises ValueError, as `datetime` does."""
+    m = _KITE_TIME.match(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = map(int, m.groups())
+    return datetime(year, month, day, hour, minute, second)
 
 
 def kite_time(text: str) -> datetime:
     """`dateutil.parser.parse(text)` for a 19-character timestamp, without dateutil for Kite's own format."""
-    m = _KITE_TIME.fullmatch(text) if type(text) is str else None
-    if m is not None:
+    if type(text) is str:
         try:
-            year, month, day, hour, minute, second = map(int, m.groups())
-            return datetime(year, month, day, hour, minute, second)
+            read = kite_clock(text)
         except ValueError:  # e.g. month 13: dateutil's words, not ours
-            pass
+            read = None
+        if read is not None:
+            return read
     import dateutil.parser  # kiteconnect's own dependency
 
     parsed: datetime = dateutil.parser.parse(text)
