@@ -346,29 +346,7 @@ class OrderTrace:
             return ok
 
         Orders.record_intent = recorded  # type: ignore[method-assign]
-        import http.client
-        import threading
-
-        placing = threading.local()  # the entry whose place call runs on this thread
-        send = http.client.HTTPConnection.send
-
-        def sending(self: Any, data: Any) -> Any:
-            intent_id = getattr(placing, "intent_id", None)
-            if intent_id is not None:
-                trace.stamp(intent_id, "http")  # the first write of its request (headers and body)
-            return send(self, data)
-
-        http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
-        lane_send = LaneConnection.send
-
-        def lane_sending(self: Any, *a: Any, **kw: Any) -> Any:
-            sent = lane_send(self, *a, **kw)  # the request written whole, in one send
-            intent_id = getattr(placing, "intent_id", None)
-            if intent_id is not None:
-                trace.stamp(intent_id, "http")
-            return sent
-
-        LaneConnection.send = lane_sending  # type: ignore[method-assign]
+        placing = stamp_request_writes(trace)
         for cls in (PaperGateway, LiveGateway):
             place = cls.place
 
@@ -417,33 +395,20 @@ class OrderTrace:
                   f"p99 {pct(xs, 0.99):.3f} ms")  # fmt: skip
 
 
-def install_sent_stamps(trace: OrderTrace) -> None:
-    """`--peer vnpy --live` without `--trace-orders`: only the stamps the side-by-side needs of KiteDesk's entries (the
-    frame's arrival, the gateway called, its HTTP request first written, its reply read), so as few wrappers as
-    possible sit on KiteDesk's path. The same stamps as `OrderTrace.install`'s, read by `sent_figures`."""
+def stamp_request_writes(trace: OrderTrace) -> Any:
+    """Stamps "http" for the entry whose place call runs on a thread (the returned thread-local's `intent_id`, set by
+    the caller's wrapper of `place`) once its HTTP request is written: at the first `http.client` send (requests),
+    or when the order lane's `LaneConnection.send` has written it whole."""
     import http.client
     import threading
 
-    from desktop.broker.gateway import LiveGateway
-    from desktop.domain import OrderRole
-    from desktop.engine.entries import Entries
-
-    risk_check = Entries.risk_check
-
-    def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
-        ok = risk_check(self, ready, *a, **kw)
-        if ok:
-            trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
-        return ok
-
-    Entries.risk_check = checked  # type: ignore[method-assign]
     placing = threading.local()
     send = http.client.HTTPConnection.send
 
     def sending(self: Any, data: Any) -> Any:
         intent_id = getattr(placing, "intent_id", None)
         if intent_id is not None:
-            trace.stamp(intent_id, "http")
+            trace.stamp(intent_id, "http")  # the first write of its request (headers and body)
         return send(self, data)
 
     http.client.HTTPConnection.send = sending  # type: ignore[method-assign]
@@ -457,6 +422,27 @@ def install_sent_stamps(trace: OrderTrace) -> None:
         return sent
 
     LaneConnection.send = lane_sending  # type: ignore[method-assign]
+    return placing
+
+
+def install_sent_stamps(trace: OrderTrace) -> None:
+    """`--peer vnpy --live` without `--trace-orders`: only the stamps the side-by-side needs of KiteDesk's entries (the
+    frame's arrival, the gateway called, its HTTP request first written, its reply read), so as few wrappers as
+    possible sit on KiteDesk's path. The same stamps as `OrderTrace.install`'s, read by `sent_figures`."""
+    from desktop.broker.gateway import LiveGateway
+    from desktop.domain import OrderRole
+    from desktop.engine.entries import Entries
+
+    risk_check = Entries.risk_check
+
+    def checked(self: Any, ready: Any, *a: Any, **kw: Any) -> bool:
+        ok = risk_check(self, ready, *a, **kw)
+        if ok:
+            trace.stamp(ready.intent.intent_id, "frame", self.t.batch_posted)
+        return ok
+
+    Entries.risk_check = checked  # type: ignore[method-assign]
+    placing = stamp_request_writes(trace)
     place = LiveGateway.place
 
     def placed(self: Any, intent: Any) -> Any:
