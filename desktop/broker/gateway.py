@@ -13,7 +13,8 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -211,7 +212,9 @@ class LiveGateway(OrderGateway):
         self._lookup_attempts = lookup_attempts
         self._lookup_pause = lookup_pause
         self._variety = variety
-        self._place_lock = threading.Lock()  # one placement at a time: lookups must not adopt twice
+        # One placement of an instrument and side at a time (`_placing`); others go at once, beside it.
+        self._place_cv = threading.Condition()
+        self._placing_now: set[tuple[str, str]] = set()  # (tradingsymbol, side) of the placements in flight
         self._state_lock = threading.Lock()
         self._orders: dict[str, Order] = {}
         self._intents: dict[str, str] = {}  # order_id -> intent_id
@@ -265,12 +268,46 @@ class LiveGateway(OrderGateway):
     def place(self, intent: OrderIntent) -> Order:
         """Places `intent` exactly once, or raises; an ambiguous failure is resolved by tag lookup."""
         params = self._params(intent)
-        with self._place_lock:
-            self._ensure_known()
+        with self._placing(intent):
             order_id = self._place_once(intent, params)
-            assert self._known_ids is not None
-            self._known_ids.add(order_id)
+            self._know(order_id)
         return self._placed(intent, order_id)
+
+    @contextmanager
+    def _placing(self, intent: OrderIntent) -> Iterator[None]:
+        """Holds the placement of `intent`'s instrument and side. A reply lost is resolved by looking up an order of
+        our tag, the same tradingsymbol and side, that we did not know (`_find_placed`): a placement of the same
+        shape in flight beside it could be taken for it, so those wait for each other; any other placement cannot,
+        so it goes at once. One lock for the session's placements made the segments of a session send one after the
+        other at a minute's close, each waiting for the one before's whole round trip (issue 18: 7-14 ms at p90 from
+        the gateway called to the request written at 10 sessions x 3 segments).
+
+        The orders known before (`_ensure_known`: at the first placement, and again after one left unconfirmed) are
+        read with no placement in flight: one in flight could reach the book before its reply, be read as known,
+        and its own lookup would not find it."""
+        shape = (intent.tradingsymbol, intent.side.value)
+        with self._place_cv:
+            while shape in self._placing_now or (self._placing_now and self._known_ids_stale):
+                self._place_cv.wait()
+            if self._known_ids_stale:
+                self._ensure_known()  # a REST read; the next placements wait for it (rare: see the docstring)
+            self._placing_now.add(shape)
+        try:
+            yield
+        finally:
+            with self._place_cv:
+                self._placing_now.discard(shape)
+                self._place_cv.notify_all()
+
+    @property
+    def _known_ids_stale(self) -> bool:
+        return self._known_ids is None or self._unconfirmed
+
+    def _know(self, *order_ids: str) -> None:
+        """Our placements' ids: a later lookup never takes them for another's."""
+        with self._place_cv:
+            assert self._known_ids is not None
+            self._known_ids.update(order_ids)
 
     def _placed(self, intent: OrderIntent, order_id: str) -> Order:
         with self._state_lock:
@@ -299,9 +336,7 @@ class LiveGateway(OrderGateway):
         (order_id, "") or ("", why Kite refused it). A lost reply is resolved by looking our tag up in the order
         book: the children found are returned; none found raises AmbiguousOrderFailure (never sent again)."""
         params = self._params(intent)
-        with self._place_lock:
-            self._ensure_known()
-            assert self._known_ids is not None
+        with self._placing(intent):
             try:
                 children = self._autoslice_once(params)
             except AmbiguousOrderFailure as exc:
@@ -317,7 +352,7 @@ class LiveGateway(OrderGateway):
                     ) from None
                 log.warning("%s: autoslice reply lost; found orders %s by tag", self.key.broker_id, found)
                 children = [(order_id, "") for order_id in found]
-            self._known_ids.update(order_id for order_id, _ in children if order_id)
+            self._know(*(order_id for order_id, _ in children if order_id))
         for order_id, _ in children:
             if order_id:
                 self._placed(intent, order_id)
