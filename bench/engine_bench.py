@@ -98,6 +98,7 @@ import argparse
 import contextlib
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -1141,6 +1142,7 @@ def main() -> int:
         if sim is not None:
             sim.terminate()
             sim.wait(10)
+        shutil.rmtree(home, ignore_errors=True)  # its feed recordings: ~0.5 GB a 10 x 3 run
 
 
 if __name__ == "__main__":

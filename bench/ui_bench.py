@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import collections
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -324,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {kind[:58]:<58} n={len(values):>5}  p99={_pct(values, 0.99):6.1f}  max={max(values):6.1f} ms"
             )
+    shutil.rmtree(home, ignore_errors=True)  # the run's home (its feed recordings)
     return 0
 
 
