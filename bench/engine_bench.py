@@ -146,14 +146,20 @@ def accounts(count: int) -> list[tuple[str, str]]:
 
 
 def start_sim(
-    speed: float, cpus: set[int] | None, users: list[tuple[str, str]]
+    speed: float, cpus: set[int] | None, users: list[tuple[str, str]], order_reply_delay: float = 0.0
 ) -> tuple[subprocess.Popen[str], str]:
+    """`order_reply_delay` (ms): order calls answered that late (a network round trip to Kite); the simulator is
+    then this checkout's, whatever PYTHONPATH says (an A/B run against an older build uses the same simulator)."""
     args = [sys.executable, "-m", "desktop.broker.sim", "--port", "0", "--speed", str(speed)]
     args += ["--start", "2026-01-08T09:20", "--no-rate-limits", "--exit-with-parent"]
+    env = None
+    if order_reply_delay:
+        args += ["--order-reply-delay", str(order_reply_delay)]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     for user, secret in users:
         args += ["--account", f"{user}:{secret}:{user}"]
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, preexec_fn=pin, env=env)
     assert proc.stdout is not None
     for line in proc.stdout:
         m = re.search(r"REST\s+(http://\S+)/", line)
@@ -710,6 +716,14 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--speed", type=float, default=60.0)
     ap.add_argument(
+        "--order-reply-delay",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="the simulator answers order calls this many ms late: the network's round trip to Kite, which a local "
+        "simulator lacks (a session's segments placing at once wait for each other's replies only if that costs)",
+    )
+    ap.add_argument(
         "--accounts",
         type=int,
         default=4,
@@ -814,13 +828,17 @@ def main() -> int:
     # `start_demo` logs in every demo account, so the simulator knows them all, also when fewer are used.
     known = accounts(max(span, len(DEMO_ACCOUNTS)))
     if args.serve_sim:
-        sim, url = start_sim(args.speed, sim_cpus, known)
+        sim, url = start_sim(args.speed, sim_cpus, known, args.order_reply_delay)
         print(f"simulator for {len(known)} accounts at {url} (Ctrl-C ends it)", flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             sim.wait()
         sim.terminate()
         return 0
-    sim, url = (None, args.sim_url) if args.sim_url else start_sim(args.speed, sim_cpus, known)
+    sim, url = (
+        (None, args.sim_url)
+        if args.sim_url
+        else start_sim(args.speed, sim_cpus, known, args.order_reply_delay)
+    )
     home = Path(tempfile.mkdtemp(prefix="kitedesk-bench-"))
     engine = Engine(home, secrets=MemorySecretStore())
     if args.switch_interval:

@@ -97,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rate-limits", action="store_true", help="do not enforce Kite's per-account rate limits"
     )
     p.add_argument(
+        "--order-reply-delay",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="answer order calls (place, modify, cancel) this many milliseconds late: a network round trip "
+        "to Kite (benches)",
+    )
+    p.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="stop when the process that started this one ends (the window's demo uses it)",
@@ -159,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         redirect_url=args.redirect_url,
         funds=args.funds,
         rate_limits=not args.no_rate_limits,
+        order_reply_delay=max(0.0, args.order_reply_delay) / 1000,
         host=args.host,
         port=args.port,
     )

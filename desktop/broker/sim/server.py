@@ -6,6 +6,7 @@ Success is `{"status":"success","data":...}` as application/json; errors use Kit
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -59,6 +60,17 @@ async def kite_errors(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     except Exception as exc:  # a simulator bug must still look like Kite to the client
         return kite_error(SimKiteError(500, "GeneralException", f"Simulator error: {type(exc).__name__}"))
+
+
+@web.middleware
+async def late_order_replies(request: web.Request, handler: Any) -> web.StreamResponse:
+    """`SimConfig.order_reply_delay`: an order call's reply (place, modify, cancel) sent that much later, without
+    holding up any other request (a network's round trip to Kite, which a local simulator lacks)."""
+    resp = await handler(request)
+    delay = _state(request).config.order_reply_delay
+    if delay > 0 and request.method in ("POST", "PUT", "DELETE") and request.path.startswith("/orders/"):
+        await asyncio.sleep(delay)
+    return resp
 
 
 @web.middleware
@@ -375,7 +387,7 @@ async def sim_clock(request: web.Request) -> web.Response:
 
 def build_app(state: SimState) -> web.Application:
     """The aiohttp application serving one simulator's state."""
-    app = web.Application(middlewares=[kite_errors, malformed_replies])
+    app = web.Application(middlewares=[kite_errors, malformed_replies, late_order_replies])
     app[STATE_KEY] = state
     app[STREAMER_KEY] = TickStreamer(state)
     r = app.router

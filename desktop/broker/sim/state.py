@@ -74,6 +74,9 @@ class SimConfig:
     port: int = 0  # 0: a free port
     # Freeze quantities (units per order) that differ from exchange_rules.FREEZE_LIMITS, by underlying.
     freeze_overrides: Mapping[str, int] | None = None
+    # Seconds an order call (place, modify, cancel) is answered late: the network's round trip to Kite, which a
+    # local simulator has none of (benches; the order is in the book meanwhile, as at Kite).
+    order_reply_delay: float = 0.0
 
 
 class SlidingWindow:

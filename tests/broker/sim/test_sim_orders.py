@@ -260,3 +260,26 @@ def test_orders_after_the_close_are_refused_and_resting_ones_stay_unfilled(sim, 
     assert err.value.code == 400
     assert [o["order_id"] for o in kite.orders()] == [resting]
     assert kite.order_history(resting)[-1]["status"] == "OPEN"
+
+
+def test_an_order_reply_delay_holds_only_the_order_calls_reply_not_the_order_or_other_calls():
+    # Benches model the network's round trip to Kite with it (bench/engine_bench.py --order-reply-delay).
+    import threading
+    import time
+
+    sim = start_sim(order_reply_delay=1.0)
+    try:
+        kite, reader = login(sim, "UK9394"), login(sim, "UK9394")
+        inst = atm_option(kite)
+        began = time.monotonic()
+        placed: list[str] = []
+        placing = threading.Thread(target=lambda: placed.append(place(kite, inst)))
+        placing.start()
+        time.sleep(0.2)
+        book = reader.orders()  # answered at once, the order in it already
+        assert time.monotonic() - began < 1.0 and placed == []
+        assert [o["tradingsymbol"] for o in book] == [inst["tradingsymbol"]]
+        placing.join(5)
+        assert time.monotonic() - began >= 1.0 and placed == [book[0]["order_id"]]
+    finally:
+        sim.stop()
