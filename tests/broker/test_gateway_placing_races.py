@@ -1,0 +1,89 @@
+"""LiveGateway's placements side by side under hostile timing (issue 18's `_placing`): the book of known orders is
+never read while a placement is in flight, even when another placement is left unconfirmed at the very moment a
+third one is let in; a lost reply then still finds its own order."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from desktop.broker.gateway import LiveGateway
+from desktop.domain import Segment, Side
+from tests.broker.test_gateway_placing import WAIT, HeldSession, entry, placing
+
+NIFTY = "NIFTY2611325000CE"
+BANKNIFTY = "BANKNIFTY2611359000CE"
+SENSEX = "SENSEX2611380000CE"
+
+
+def paused_after_first_stale_check(gateway: LiveGateway, symbol: str, until: threading.Event,
+                                   paused: threading.Event) -> Any:  # fmt: skip
+    """A trace function for the thread placing `symbol`: once no placement of its shape is in flight, it pauses that
+    thread just after it first asked whether the book of known orders is stale (holding `_placing`'s condition),
+    until `until` is set. Only the thread's timing changes: nothing of the gateway is replaced."""
+    shape = (symbol, Side.BUY.value)
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "return" and not paused.is_set() and shape not in gateway._placing_now:
+            paused.set()
+            until.wait(WAIT)
+        return local
+
+    def tracer(frame: FrameType, event: str, arg: object) -> Any:
+        if event == "call" and frame.f_code.co_name == "_known_ids_stale":
+            return local
+        return None
+
+    return tracer
+
+
+def test_a_placement_left_unconfirmed_while_another_is_let_in_does_not_make_it_read_the_book_with_one_in_flight(
+) -> None:  # fmt: skip
+    session = HeldSession()
+    gateway = LiveGateway(session, None, lookup_attempts=1, lookup_pause=0.0)  # type: ignore[arg-type]
+    for symbol in (NIFTY, BANKNIFTY, SENSEX):
+        session.hold(symbol)
+    out: dict[str, object] = {}
+    first = placing(gateway, entry(session, NIFTY), out)  # reads the book (empty), then is held: ORD1
+    assert session.arrived[NIFTY].wait(WAIT)
+    sensex = placing(gateway, entry(session, SENSEX, Segment.SENSEX), out)  # ORD2 in the book, its reply held
+    assert session.arrived[SENSEX].wait(WAIT)
+    banknifty = placing(gateway, entry(session, BANKNIFTY, Segment.BANKNIFTY), out)  # ORD3, reply held
+    assert session.arrived[BANKNIFTY].wait(WAIT)
+    session.lost.update({BANKNIFTY, SENSEX})
+    session.hidden.add(BANKNIFTY)  # the lagging book does not show it: it is left unconfirmed
+
+    # A second NIFTY order waits for the first; it is let in as the BANKNIFTY one is left unconfirmed.
+    release, paused = threading.Event(), threading.Event()
+    second_out: dict[str, object] = {}
+
+    def second_nifty() -> None:
+        sys.settrace(paused_after_first_stale_check(gateway, NIFTY, release, paused))
+        try:
+            second_out["id"] = gateway.place(entry(session, NIFTY)).order_id
+        except Exception as e:
+            second_out["id"] = e
+        finally:
+            sys.settrace(None)
+
+    second = threading.Thread(target=second_nifty)
+    second.start()
+    time.sleep(0.1)  # it waits on the first NIFTY order
+    session.answer[NIFTY].set()
+    first.join(WAIT)
+    assert paused.wait(WAIT)  # let in: it found the book of known orders fresh, with two placements in flight
+    session.answer[BANKNIFTY].set()  # reply lost, not in the book: unconfirmed (it then waits for `_placing`)
+    deadline = time.monotonic() + WAIT
+    while not gateway._unconfirmed and time.monotonic() < deadline:
+        time.sleep(0.005)
+    release.set()
+    second.join(WAIT)
+    session.answer[SENSEX].set()  # its reply is lost too: its order ORD2 stands in the book, ours, not known
+    sensex.join(WAIT)
+    banknifty.join(WAIT)
+    assert out[NIFTY] == "ORD1" and second_out["id"] == "ORD4"
+    assert out[SENSEX] == "ORD2"  # a book read with it in flight would have made it "known": not found, unconfirmed
+    assert session.events.count("book read") == 3  # the first placement's, BANKNIFTY's and SENSEX's lookups
