@@ -287,9 +287,14 @@ class LiveGateway(OrderGateway):
         and its own lookup would not find it."""
         shape = (intent.tradingsymbol, intent.side.value)
         with self._place_cv:
-            while shape in self._placing_now or (self._placing_now and self._known_ids_stale):
+            while True:
+                # Asked once a turn: a placement in flight may be left unconfirmed (`_unconfirmed`, set without
+                # this condition) at any moment, and asking again below would read the book with it in flight.
+                stale = self._known_ids_stale
+                if shape not in self._placing_now and not (self._placing_now and stale):
+                    break
                 self._place_cv.wait()
-            if self._known_ids_stale:
+            if stale:  # then none is in flight
                 self._ensure_known()  # a REST read; the next placements wait for it (rare: see the docstring)
             self._placing_now.add(shape)
         try:
