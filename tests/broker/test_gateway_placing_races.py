@@ -10,6 +10,9 @@ import time
 from types import FrameType
 from typing import Any
 
+import pytest
+
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
 from desktop.broker.gateway import LiveGateway
 from desktop.domain import Segment, Side
 from tests.broker.test_gateway_placing import WAIT, HeldSession, entry, placing
@@ -87,3 +90,36 @@ def test_a_placement_left_unconfirmed_while_another_is_let_in_does_not_make_it_r
     assert out[NIFTY] == "ORD1" and second_out["id"] == "ORD4"
     assert out[SENSEX] == "ORD2"  # a book read with it in flight would have made it "known": not found, unconfirmed
     assert session.events.count("book read") == 3  # the first placement's, BANKNIFTY's and SENSEX's lookups
+
+
+class UnreadableBookSession(HeldSession):
+    """A HeldSession whose order book cannot be read the next `failing` times (Kite's 5xx, a timeout), and does not
+    show the orders sent after the first `shown` (Kite's book lags)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failing = 0
+        self.shown: int | None = None
+
+    def orders(self) -> list[dict]:
+        if self.failing:
+            self.failing -= 1
+            raise BrokerError("Kite's order book could not be read", "NetworkException")
+        return super().orders()[: self.shown]
+
+
+def test_an_order_whose_lost_reply_could_not_be_looked_up_is_never_taken_for_a_later_ones() -> None:
+    session = UnreadableBookSession()
+    gateway = LiveGateway(session, None, lookup_attempts=1, lookup_pause=0.0)  # type: ignore[arg-type]
+    assert gateway.place(entry(session, NIFTY)).order_id == "ORD1"
+    session.lost.add(NIFTY)
+    session.failing = 1  # its reply lost and the book unreadable: ORD2 may be at Kite (it is)
+    with pytest.raises(AmbiguousOrderFailure, match="cannot be read"):
+        gateway.place(entry(session, NIFTY))
+    session.shown = 2  # the book shows ORD2 now, but lags the next order (ORD3)
+    try:
+        found = gateway.place(entry(session, NIFTY)).order_id  # its reply lost too
+    except AmbiguousOrderFailure:
+        found = None  # unconfirmed: right, its order is not in the book yet
+    assert found != "ORD2", "a lost reply took the earlier unconfirmed order for its own"
+    assert len(session.book) == 3  # and nothing was sent twice
