@@ -78,17 +78,19 @@ def test_a_placement_left_unconfirmed_while_another_is_let_in_does_not_make_it_r
     session.answer[NIFTY].set()
     first.join(WAIT)
     assert paused.wait(WAIT)  # let in: it found the book of known orders fresh, with two placements in flight
-    session.answer[BANKNIFTY].set()  # reply lost, not in the book: unconfirmed (it then waits for `_placing`)
+    session.answer[BANKNIFTY].set()  # reply lost, not in the book: it is left unconfirmed meanwhile
     deadline = time.monotonic() + WAIT
-    while not gateway._unconfirmed and time.monotonic() < deadline:
+    while session.events.count("book read") < 2 and time.monotonic() < deadline:  # its lookup
         time.sleep(0.005)
+    time.sleep(0.05)
     release.set()
     second.join(WAIT)
     session.answer[SENSEX].set()  # its reply is lost too: its order ORD2 stands in the book, ours, not known
     sensex.join(WAIT)
     banknifty.join(WAIT)
     assert out[NIFTY] == "ORD1" and second_out["id"] == "ORD4"
-    assert out[SENSEX] == "ORD2"  # a book read with it in flight would have made it "known": not found, unconfirmed
+    # A book read with it in flight would have made its order "known": its lookup would not find it (unconfirmed).
+    assert out[SENSEX] == "ORD2"
     assert session.events.count("book read") == 3  # the first placement's, BANKNIFTY's and SENSEX's lookups
 
 

@@ -41,11 +41,15 @@ def test_orders_of_different_instruments_sent_at_once_one_reply_lost_each_ends_w
     def place(contract, side: Side) -> None:
         start.wait()
         try:
-            out[(contract.tradingsymbol, side.value)] = gateway.place(intent(session, contract, side)).order_id
+            out[(contract.tradingsymbol, side.value)] = gateway.place(
+                intent(session, contract, side)
+            ).order_id
         except Exception as e:  # reported by the assertions below
             out[(contract.tradingsymbol, side.value)] = e
 
-    threads = [threading.Thread(target=place, args=(c, side)) for c in options for side in (Side.BUY, Side.SELL)]
+    threads = [
+        threading.Thread(target=place, args=(c, side)) for c in options for side in (Side.BUY, Side.SELL)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -57,27 +61,36 @@ def test_orders_of_different_instruments_sent_at_once_one_reply_lost_each_ends_w
     assert all(isinstance(order_id, str) for order_id in placed), out
     assert len(set(placed)) == len(threads)  # no two placements ended with one order
     for (symbol, side), order_id in out.items():
-        assert (at_broker[order_id].instrument.tradingsymbol, at_broker[order_id].transaction_type) == (symbol, side)
+        assert (at_broker[order_id].instrument.tradingsymbol, at_broker[order_id].transaction_type) == (
+            symbol,
+            side,
+        )
     session.close()
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a lagging book's unconfirmed order is adopted by a later "
-                   "placement of its shape whose reply is lost (older than issue 18's change)")  # fmt: skip
-def test_an_unconfirmed_order_that_reaches_the_book_late_is_not_adopted_by_a_later_lost_reply(hub, sim) -> None:
+def test_an_unconfirmed_order_that_reaches_the_book_late_is_not_adopted_by_a_later_lost_reply(
+    hub, sim
+) -> None:
     session = hub.open_session(login(hub, sim, "UK9394"))
     stream = hub.open_stream(session)  # the simulator's market clock brings lagging orders to the book
     gateway = LiveGateway(session, stream, lookup_attempts=2, lookup_pause=0.05)
     try:
         contract = contracts(hub, session, 1)[0]
-        sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 3})
+        sim.inject_fault(
+            {"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 3}
+        )
         with pytest.raises(AmbiguousOrderFailure):
             gateway.place(intent(session, contract))  # A: unconfirmed, Kite's book lags it
         between = gateway.place(intent(session, contract))  # reads the book again first: A not there yet
         assert wait_until(lambda: len(sim_orders(sim, "UK9394")) == 2)  # A reaches the book
         first = next(o.order_id for o in sim_orders(sim, "UK9394") if o.order_id != between.order_id)
-        sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 3})
+        sim.inject_fault(
+            {"kind": "lose_next_order_reply", "api_key": "UK9394", "how": "503", "appear_after": 3}
+        )
         try:
-            adopted = gateway.place(intent(session, contract)).order_id  # C: its reply lost, the book lags it too
+            adopted = gateway.place(
+                intent(session, contract)
+            ).order_id  # C: its reply lost, the book lags it too
         except AmbiguousOrderFailure:
             adopted = None  # unconfirmed: right, its order is not in the book yet
         assert adopted != first, "C's placement took A's order for its own"
