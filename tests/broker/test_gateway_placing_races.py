@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from desktop.broker.errors import AmbiguousOrderFailure, BrokerError
+from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, RateLimited
 from desktop.broker.gateway import LiveGateway
 from desktop.domain import Segment, Side
 from tests.broker.test_gateway_placing import WAIT, HeldSession, entry, placing
@@ -125,3 +125,84 @@ def test_an_order_whose_lost_reply_could_not_be_looked_up_is_never_taken_for_a_l
         found = None  # unconfirmed: right, its order is not in the book yet
     assert found != "ORD2", "a lost reply took the earlier unconfirmed order for its own"
     assert len(session.book) == 3  # and nothing was sent twice
+
+
+class ThrottledSession(UnreadableBookSession):
+    """Answers the next `throttled` orders of a symbol with Kite's 429 (nothing placed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.throttled: dict[str, int] = {}
+
+    def place_order(self, **p) -> str:
+        symbol = p["tradingsymbol"]
+        if self.throttled.get(symbol):
+            self.throttled[symbol] -= 1
+            with self._lock:
+                self.events.append(f"429 {symbol}")
+            raise RateLimited(detail="429")
+        return super().place_order(**p)
+
+
+def test_an_order_waiting_out_a_429_holds_back_only_its_own_instrument_and_side() -> None:
+    session = ThrottledSession()
+    gateway = LiveGateway(session, None, backoff_initial=1.0)  # type: ignore[arg-type]
+    session.throttled[NIFTY] = 1
+    out: dict[str, object] = {}
+    first = placing(gateway, entry(session, NIFTY), out)
+    deadline = time.monotonic() + WAIT
+    while "429 NIFTY2611325000CE" not in session.events and time.monotonic() < deadline:
+        time.sleep(0.005)
+    after: dict[str, object] = {}
+    second = placing(gateway, entry(session, NIFTY), after)  # the same shape: waits for the first
+    assert gateway.place(entry(session, SENSEX, Segment.SENSEX)).order_id == "ORD1"  # meanwhile, at once
+    first.join(WAIT)
+    second.join(WAIT)
+    assert out[NIFTY] == "ORD2" and after[NIFTY] == "ORD3"
+    assert [e for e in session.events if e.startswith("sent")] == [
+        f"sent {SENSEX}",
+        f"sent {NIFTY}",
+        f"sent {NIFTY}",
+    ]
+
+
+def test_a_book_that_cannot_be_read_before_the_first_order_refuses_it_and_holds_nothing_back() -> None:
+    session = ThrottledSession()
+    gateway = LiveGateway(session, None)  # type: ignore[arg-type]
+    session.failing = 1
+    with pytest.raises(BrokerError, match="could not be read"):
+        gateway.place(entry(session, NIFTY))
+    assert not any(e.startswith("sent") for e in session.events)  # not sent: its lookup could not be trusted
+    out: dict[str, object] = {}
+    threads = [placing(gateway, entry(session, symbol), out) for symbol in (NIFTY, BANKNIFTY, SENSEX)]
+    for t in threads:
+        t.join(WAIT)
+    assert sorted(map(str, out.values())) == ["ORD1", "ORD2", "ORD3"]
+
+
+class Interrupted(BaseException):
+    """Not an Exception: what a thread may meet that no `except Exception` takes."""
+
+
+class InterruptedSession(UnreadableBookSession):
+    def __init__(self) -> None:
+        super().__init__()
+        self.interrupt = False
+
+    def place_order(self, **p) -> str:
+        if self.interrupt:
+            self.interrupt = False
+            raise Interrupted
+        return super().place_order(**p)
+
+
+def test_a_placement_ended_by_a_base_exception_holds_back_no_later_one_of_its_shape() -> None:
+    session = InterruptedSession()
+    gateway = LiveGateway(session, None)  # type: ignore[arg-type]
+    session.interrupt = True
+    with pytest.raises(Interrupted):
+        gateway.place(entry(session, NIFTY))
+    out: dict[str, object] = {}
+    later = placing(gateway, entry(session, NIFTY), out)
+    later.join(WAIT)
+    assert not later.is_alive() and out[NIFTY] == "ORD1"

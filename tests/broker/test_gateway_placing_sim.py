@@ -97,3 +97,42 @@ def test_an_unconfirmed_order_that_reaches_the_book_late_is_not_adopted_by_a_lat
     finally:
         stream.close()
         session.close()
+
+
+@pytest.mark.parametrize("how", ["drop", "503"])
+def test_two_sessions_of_one_account_placing_the_same_option_at_once_each_find_their_own_lost_order(
+    hub, sim, how: str
+) -> None:
+    profile = login(hub, sim, "UK9394")
+    sessions = [hub.open_session(profile), hub.open_session(profile)]  # two tabs: two tags, one order book
+    gateways = [LiveGateway(s, None, lookup_pause=0.05) for s in sessions]
+    contract = contracts(hub, sessions[0], 1)[0]
+    for gateway, session in zip(gateways, sessions, strict=True):
+        gateway.place(intent(session, contract))  # each has an older order of the same shape
+    start = threading.Barrier(4)
+    out: dict[int, list[object]] = {0: [], 1: []}
+
+    def place(n: int) -> None:
+        start.wait()
+        try:
+            out[n].append(gateways[n].place(intent(sessions[n], contract)).order_id)
+        except Exception as e:  # reported by the assertions below
+            out[n].append(e)
+
+    sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": how})
+    threads = [threading.Thread(target=place, args=(n,)) for n in (0, 1, 0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sim.state.accounts["UK9394"].lose_next_order_reply is None  # one reply really was lost
+    at_broker = {o.order_id: o for o in sim_orders(sim, "UK9394")}
+    assert len(at_broker) == 2 + 4
+    for n, session in enumerate(sessions):
+        assert all(isinstance(order_id, str) for order_id in out[n]), out
+        assert len(set(out[n])) == 2
+        assert all(
+            at_broker[order_id].tag == session.key.order_tag for order_id in out[n]
+        )  # never the other's
+    for session in sessions:
+        session.close()
