@@ -7,6 +7,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 from types import FrameType
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from desktop.broker.errors import AmbiguousOrderFailure, BrokerError, RateLimited
 from desktop.broker.gateway import LiveGateway
-from desktop.domain import Segment, Side
+from desktop.domain import Mode, OrderIntent, OrderType, Segment, Side
 from tests.broker.test_gateway_placing import WAIT, HeldSession, entry, placing
 
 NIFTY = "NIFTY2611325000CE"
@@ -206,3 +207,40 @@ def test_a_placement_ended_by_a_base_exception_holds_back_no_later_one_of_its_sh
     later = placing(gateway, entry(session, NIFTY), out)
     later.join(WAIT)
     assert not later.is_alive() and out[NIFTY] == "ORD1"
+
+
+class SlicingSession(UnreadableBookSession):
+    """Answers autoslice requests as Kite: one child order per `freeze` units; the reply of the next is lost."""
+
+    freeze = 1800
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_slices = False
+
+    def place_autoslice_order(self, **p) -> list[tuple[str, str]]:
+        children = []
+        left = p["quantity"]
+        while left > 0:
+            children.append(self.place_order(**(p | {"quantity": min(left, self.freeze)})))
+            left -= self.freeze
+        if self.lose_slices:
+            self.lose_slices = False
+            raise AmbiguousOrderFailure("reply lost", "ReadTimeout")
+        return [(order_id, "") for order_id in children]
+
+
+def test_a_lost_autoslice_reply_found_in_part_leaves_no_late_child_for_a_later_lost_reply_to_adopt() -> None:
+    session = SlicingSession()
+    gateway = LiveGateway(session, None, lookup_attempts=1, lookup_pause=0.0)  # type: ignore[arg-type]
+    big = OrderIntent(session.key, Segment.NIFTY, Mode.LIVE, "NFO", NIFTY, Side.BUY, 3600, OrderType.MARKET)
+    session.lose_slices = True
+    session.shown = 1  # Kite's lagging book shows the first child only (ORD1); ORD2 comes later
+    assert gateway.place_autoslice(big) == [("ORD1", "")]
+    session.shown = 2  # the second child is in the book now; the next order (ORD3) lags
+    session.lost.add(NIFTY)
+    try:
+        found = gateway.place(replace(big, quantity=1800)).order_id  # its reply lost too
+    except AmbiguousOrderFailure:
+        found = None  # unconfirmed: right, its order is not in the book yet
+    assert found != "ORD2", "a lost reply took the sliced order's late child for its own"
