@@ -312,7 +312,8 @@ class LiveGateway(OrderGateway):
         return self._known_ids is None or self._unconfirmed
 
     def _left_unconfirmed(self, intent: OrderIntent) -> None:
-        """A placement of `intent` ended without its order id: its order may be at Kite, or reach its book later."""
+        """A placement of `intent` ended without its order id (or, sliced, perhaps without some of its children's):
+        its orders may be at Kite, or reach its book later."""
         with self._place_cv:
             self._unconfirmed = True
             self._doubtful.add((intent.tradingsymbol, intent.side.value))
@@ -366,6 +367,8 @@ class LiveGateway(OrderGateway):
                     ) from None
                 log.warning("%s: autoslice reply lost; found orders %s by tag", self.key.broker_id, found)
                 children = [(order_id, "") for order_id in found]
+                # Kite's book may not show every child yet: one shown later must not be adopted as another's.
+                self._left_unconfirmed(intent)
             self._know(*(order_id for order_id, _ in children if order_id))
         for order_id, _ in children:
             if order_id:
