@@ -223,6 +223,9 @@ class LiveGateway(OrderGateway):
         # Orders of this tag that existed before: an ambiguous placement must not adopt one of them.
         self._known_ids: set[str] | None = None
         self._unconfirmed = False  # a placement ended unconfirmed: the book is read again before the next one
+        # (tradingsymbol, side) of the placements ever left unconfirmed: their orders may reach Kite's book any time
+        # later (after it was read again), and a lost reply of the same shape must not take one for its own.
+        self._doubtful: set[tuple[str, str]] = set()
         if stream is not None:
             stream.add_order_listener(self._on_update)
             stream.add_event_listener(self._on_stream_event)
@@ -287,9 +290,14 @@ class LiveGateway(OrderGateway):
         and its own lookup would not find it."""
         shape = (intent.tradingsymbol, intent.side.value)
         with self._place_cv:
-            while shape in self._placing_now or (self._placing_now and self._known_ids_stale):
+            while True:
+                # Asked once a turn: a placement in flight may be left unconfirmed (`_unconfirmed`, set without
+                # this condition) at any moment, and asking again below would read the book with it in flight.
+                stale = self._known_ids_stale
+                if shape not in self._placing_now and not (self._placing_now and stale):
+                    break
                 self._place_cv.wait()
-            if self._known_ids_stale:
+            if stale:  # then none is in flight
                 self._ensure_known()  # a REST read; the next placements wait for it (rare: see the docstring)
             self._placing_now.add(shape)
         try:
@@ -302,6 +310,13 @@ class LiveGateway(OrderGateway):
     @property
     def _known_ids_stale(self) -> bool:
         return self._known_ids is None or self._unconfirmed
+
+    def _left_unconfirmed(self, intent: OrderIntent) -> None:
+        """A placement of `intent` ended without its order id (or, sliced, perhaps without some of its children's):
+        its orders may be at Kite, or reach its book later."""
+        with self._place_cv:
+            self._unconfirmed = True
+            self._doubtful.add((intent.tradingsymbol, intent.side.value))
 
     def _know(self, *order_ids: str) -> None:
         """Our placements' ids: a later lookup never takes them for another's."""
@@ -344,7 +359,7 @@ class LiveGateway(OrderGateway):
                 if not found:
                     log.error("%s: autoslice reply lost and no such orders in the book (%s); not sending it again",
                               self.key.broker_id, exc.detail)  # fmt: skip
-                    self._unconfirmed = True
+                    self._left_unconfirmed(intent)
                     raise AmbiguousOrderFailure(
                         "Kite did not confirm the sliced order and it is not in the order book yet. KiteDesk will "
                         "not send it again: check the order book in Kite before doing anything.",
@@ -352,6 +367,8 @@ class LiveGateway(OrderGateway):
                     ) from None
                 log.warning("%s: autoslice reply lost; found orders %s by tag", self.key.broker_id, found)
                 children = [(order_id, "") for order_id in found]
+                # Kite's book may not show every child yet: one shown later must not be adopted as another's.
+                self._left_unconfirmed(intent)
             self._know(*(order_id for order_id, _ in children if order_id))
         for order_id, _ in children:
             if order_id:
@@ -396,7 +413,7 @@ class LiveGateway(OrderGateway):
                     self.key.broker_id,
                     exc.detail,
                 )
-                self._unconfirmed = True
+                self._left_unconfirmed(intent)
                 raise AmbiguousOrderFailure(
                     "Kite did not confirm the order and it is not in the order book yet. KiteDesk will not "
                     "send it again: check the order book in Kite before doing anything.",
@@ -407,12 +424,25 @@ class LiveGateway(OrderGateway):
     def _find_placed(self, intent: OrderIntent, any_quantity: bool = False) -> Any:
         """The id of an order of our tag matching `intent` that we did not know before, or None. `any_quantity`:
         the ids of all such orders of its instrument and side whatever their quantity (an autoslice's children),
-        or an empty list."""
+        or an empty list. Raises AmbiguousOrderFailure when the book cannot be read, or when an earlier placement of
+        the same instrument and side was left unconfirmed: its order, not this one's, could be the one found."""
         assert self._known_ids is not None
+        if (intent.tradingsymbol, intent.side.value) in self._doubtful:
+            log.error("%s: order reply lost; an earlier %s %s order was left unconfirmed, so an order of ours found in "
+                      "the book could be that one: not looked up", self.key.broker_id, intent.side.value,
+                      intent.tradingsymbol)  # fmt: skip
+            self._left_unconfirmed(intent)
+            raise AmbiguousOrderFailure(
+                "Kite did not confirm the order, and an earlier order of the same instrument and side was not "
+                "confirmed either: KiteDesk cannot tell them apart in the order book and will not send it again. "
+                "Check the order book in Kite before doing anything.",
+                "reply lost",
+            )
         for lookup in range(self._lookup_attempts):
             try:
                 rows = self._tagged_orders()
             except BrokerError as exc:
+                self._left_unconfirmed(intent)
                 raise AmbiguousOrderFailure(
                     "Kite did not confirm the order and the order book cannot be read: check Kite before "
                     "placing it again.",
