@@ -74,13 +74,19 @@ def placing(gateway: LiveGateway, intent: OrderIntent, out: dict[str, object]) -
     return thread
 
 
-def test_orders_of_different_instruments_are_sent_without_waiting_for_each_others_reply() -> None:
+def nifty_in_flight() -> tuple[HeldSession, LiveGateway, threading.Thread, dict[str, object]]:
+    """A gateway with a NIFTY order sent and its reply held back (its outcome lands in the dict)."""
     session = HeldSession()
     gateway = LiveGateway(session, None)  # type: ignore[arg-type]
     session.hold("NIFTY2611325000CE")
     out: dict[str, object] = {}
     first = placing(gateway, entry(session, "NIFTY2611325000CE"), out)
     assert session.arrived["NIFTY2611325000CE"].wait(WAIT)
+    return session, gateway, first, out
+
+
+def test_orders_of_different_instruments_are_sent_without_waiting_for_each_others_reply() -> None:
+    session, gateway, first, out = nifty_in_flight()
     # The NIFTY order's reply has not come; the BANKNIFTY segment's order goes out and is answered meanwhile.
     assert gateway.place(entry(session, "BANKNIFTY2611359000CE", Segment.BANKNIFTY)).order_id == "ORD2"
     assert "answered NIFTY2611325000CE" not in session.events
@@ -90,15 +96,12 @@ def test_orders_of_different_instruments_are_sent_without_waiting_for_each_other
 
 
 def test_two_orders_of_the_same_instrument_and_side_go_one_after_the_other() -> None:
-    session = HeldSession()
-    gateway = LiveGateway(session, None)  # type: ignore[arg-type]
-    session.hold("NIFTY2611325000CE")
-    out: dict[str, object] = {}
-    first = placing(gateway, entry(session, "NIFTY2611325000CE"), out)
-    assert session.arrived["NIFTY2611325000CE"].wait(WAIT)
+    session, gateway, first, out = nifty_in_flight()
     second = placing(gateway, entry(session, "NIFTY2611325000CE"), {})
     second.join(0.2)
-    assert second.is_alive()  # waits for the first's reply: a lost one must not be matched with the second's order
+    assert (
+        second.is_alive()
+    )  # waits for the first's reply: a lost one must not be matched with the second's order
     assert session.events.count("sent NIFTY2611325000CE") == 1
     session.answer["NIFTY2611325000CE"].set()
     first.join(WAIT)
@@ -144,5 +147,5 @@ def test_after_an_unconfirmed_order_the_book_is_read_again_only_once_nothing_is_
     in_flight.join(WAIT)
     later.join(WAIT)
     assert out == {"BANKNIFTY2611359000CE": "ORD1", "SENSEX2611380000CE": "ORD3"}
-    after = session.events[session.events.index("answered BANKNIFTY2611359000CE"):]
+    after = session.events[session.events.index("answered BANKNIFTY2611359000CE") :]
     assert after[:3] == ["answered BANKNIFTY2611359000CE", "book read", "sent SENSEX2611380000CE"]

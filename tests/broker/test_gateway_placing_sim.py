@@ -26,6 +26,17 @@ def contracts(hub, session, n: int) -> list:
     return found[:n]
 
 
+def all_placed(sim, threads: list[threading.Thread]) -> dict:
+    """Runs the placing `threads` at once; the simulator's orders of UK9394 by id once they are done (one reply of
+    theirs was lost on the way)."""
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sim.state.accounts["UK9394"].lose_next_order_reply is None  # one reply really was lost
+    return {o.order_id: o for o in sim_orders(sim, "UK9394")}
+
+
 @pytest.mark.parametrize("how", ["drop", "503"])
 def test_orders_of_different_instruments_sent_at_once_one_reply_lost_each_ends_with_its_own_order(
     hub, sim, how: str
@@ -50,12 +61,7 @@ def test_orders_of_different_instruments_sent_at_once_one_reply_lost_each_ends_w
     threads = [
         threading.Thread(target=place, args=(c, side)) for c in options for side in (Side.BUY, Side.SELL)
     ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sim.state.accounts["UK9394"].lose_next_order_reply is None  # one reply really was lost
-    at_broker = {o.order_id: o for o in sim_orders(sim, "UK9394")}
+    at_broker = all_placed(sim, threads)
     assert len(at_broker) == 1 + len(threads)  # each sent once
     placed = list(out.values())
     assert all(isinstance(order_id, str) for order_id in placed), out
@@ -121,12 +127,7 @@ def test_two_sessions_of_one_account_placing_the_same_option_at_once_each_find_t
 
     sim.inject_fault({"kind": "lose_next_order_reply", "api_key": "UK9394", "how": how})
     threads = [threading.Thread(target=place, args=(n,)) for n in (0, 1, 0, 1)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert sim.state.accounts["UK9394"].lose_next_order_reply is None  # one reply really was lost
-    at_broker = {o.order_id: o for o in sim_orders(sim, "UK9394")}
+    at_broker = all_placed(sim, threads)
     assert len(at_broker) == 2 + 4
     for n, session in enumerate(sessions):
         assert all(isinstance(order_id, str) for order_id in out[n]), out
