@@ -14,6 +14,15 @@ from desktop.broker.sim import SimConfig, Simulator
 DEMO_SECRETS = {"UK9394": "secret_A", "UK1234": "secret_B"}
 # A Thursday, so NIFTY's weekly (Tuesday) and SENSEX's (Thursday) expiries are both ahead or today.
 TEST_START = datetime(2026, 1, 8, 9, 30)
+# The demo's market day in tests that count what its sessions trade: the simulator's prices follow its seed AND its
+# trading day, so a demo started at "09:20" of today traded on some days and not on others (2026-12-08: no trade in
+# the first 15 minutes, a fault test's writes piled up otherwise). A weekday on which they all trade as the tests say.
+DEMO_DAY = "2026-12-07"
+
+
+def demo_start(hh_mm: str) -> str:
+    """`--start` for the demo at `hh_mm` of `DEMO_DAY` (never today's market)."""
+    return f"{DEMO_DAY}T{hh_mm}"
 
 
 def start_sim(**overrides) -> Simulator:

@@ -20,6 +20,7 @@ from desktop.broker.sim.start import parse_market_start
 from desktop.cli import main as app
 from desktop.cli.main import SUBCOMMANDS, Command, window_parser
 from tests.cli.conftest import demo_run_args, kitedesk_cmd, kitedesk_env, run_kitedesk
+from tests.simkit import demo_start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +152,10 @@ def test_sim_starts_at_an_hh_mm_start() -> None:
 
 @pytest.mark.slow
 def test_run_trades_from_a_full_date_start(tmp_path: Path) -> None:
-    args = [a if a != "09:20" else "2026-01-08T10:00" for a in demo_run_args(tmp_path / "home", "--for", "2")]
+    args = [
+        a if a != demo_start("09:20") else "2026-01-08T10:00"
+        for a in demo_run_args(tmp_path / "home", "--for", "2")
+    ]
     done = run_kitedesk(*args, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     assert re.search(r"^\[10:0\d:\d\d\] UK9394 'Computer 1' PAPER", done.stdout, re.M), done.stdout[-2000:]

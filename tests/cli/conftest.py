@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop.resources import resource_path
+from tests.simkit import demo_start
 
 DEMO_WORKSPACE = str(resource_path("demo_workspace.toml"))
 # Printed by the keyring library's check on a machine without a keyring, before any command runs.
@@ -53,7 +54,7 @@ def demo_run_args(home: Path, *extra: str) -> Sequence[str]:
         "--speed",
         "120",
         "--start",
-        "09:20",
+        demo_start("09:20"),
         "--home",
         str(home),
         *extra,

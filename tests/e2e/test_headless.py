@@ -20,7 +20,7 @@ from desktop.resources import resource_path
 from desktop.store import DB_FILENAME, Store
 from desktop.store.export import _ExpiryLookup, weekly_expiry
 from tests.broker.conftest import MemoryKeyring
-from tests.simkit import start_sim
+from tests.simkit import demo_start, start_sim
 
 
 @pytest.fixture
@@ -43,7 +43,18 @@ def _env() -> dict[str, str]:
 def test_run_demo_workspace_prints_status_per_session_and_stops_cleanly(tmp_path: Path) -> None:
     home = tmp_path / "home"
     cmd = [sys.executable, "-m", "desktop.cli", "run", str(resource_path("demo_workspace.toml")), "--demo"]
-    cmd += ["--speed", "120", "--start", "09:20", "--for", "6", "--every", "1", "--home", str(home)]
+    cmd += [
+        "--speed",
+        "120",
+        "--start",
+        demo_start("09:20"),
+        "--for",
+        "6",
+        "--every",
+        "1",
+        "--home",
+        str(home),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=90, env=_env())
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
@@ -133,7 +144,7 @@ def test_a_run_that_fails_part_way_stops_the_started_sessions_as_the_workspace_s
         "--speed",
         "120",
         "--start",
-        "09:20",
+        demo_start("09:20"),
         "--for",
         "5",
         "--home",

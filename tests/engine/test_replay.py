@@ -13,6 +13,7 @@ import pytest
 from desktop.cli.main import main as kitedesk
 from desktop.cli.replay import main as replay
 from desktop.engine.replay import ReplayError, market_times
+from tests.simkit import demo_start
 
 WORKSPACE = """version = 1
 
@@ -49,7 +50,7 @@ def demo_day(tmp_path_factory: pytest.TempPathFactory, qapp) -> tuple[Path, Path
     workspace = root / "ws.toml"
     workspace.write_text(WORKSPACE)
     home = root / "home"
-    code = kitedesk(["run", str(workspace), "--demo", "--speed", "120", "--start", "09:20", "--for", "15",
+    code = kitedesk(["run", str(workspace), "--demo", "--speed", "120", "--start", demo_start("09:20"), "--for", "15",
                      "--every", "30", "--home", str(home)])  # fmt: skip
     assert code == 0
     live = root / "live.csv"
