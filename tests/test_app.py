@@ -77,6 +77,27 @@ def test_the_programs_help_shows_the_windows_options_and_the_commands() -> None:
         assert re.search(rf"^  {name}\s+{re.escape(cmd.summary)}$", done.stdout, re.M), name
 
 
+def test_the_windows_demo_start_is_checked_before_anything_opens(tmp_path) -> None:
+    home = tmp_path / "home"
+    alone = run_kitedesk("--start", "09:20", "--home", str(home), timeout=60)
+    assert alone.returncode == 2 and "use it with --demo" in alone.stderr
+    bad = run_kitedesk("--demo", "--start", "25:61", "--home", str(home), timeout=60)
+    assert bad.returncode == 2 and "argument --start" in bad.stderr
+    assert not home.exists()  # refused before any folder was made
+
+
+def test_the_windows_demo_starts_its_market_where_asked(monkeypatch) -> None:
+    from datetime import datetime
+
+    from desktop.cli import demo
+
+    started: list[datetime] = []
+    monkeypatch.setattr(demo, "start_demo", lambda engine, **kw: started.append(kw["start"]))
+    demo.window_demo(60.0, 1, datetime(2026, 12, 7, 9, 19))(None)  # type: ignore[arg-type]
+    demo.window_demo(60.0, 1)(None)  # type: ignore[arg-type]
+    assert started == [datetime(2026, 12, 7, 9, 19), demo.demo_start_time()]
+
+
 def test_version() -> None:
     done = run_kitedesk("--version", timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == f"kitedesk {version('kitedesk')}"

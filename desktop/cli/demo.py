@@ -172,11 +172,13 @@ def start_demo(
         raise
 
 
-def window_demo(speed: float, seed: int) -> Callable[[Engine], None]:
+def window_demo(speed: float, seed: int, start: datetime | None = None) -> Callable[[Engine], None]:
     """What the window runs on a worker to start its demo: the simulator in a process of its own (in the
-    window's, its Python held the GIL the window needs), from one minute before the entry window opens."""
+    window's, its Python held the GIL the window needs), from `start` (None: one minute before the entry window
+    opens, today)."""
 
     def attach(engine: Engine) -> None:
-        start_demo(engine, speed=speed, seed=seed, start=demo_start_time(), separate_process=True)
+        begin = start if start is not None else demo_start_time()
+        start_demo(engine, speed=speed, seed=seed, start=begin, separate_process=True)
 
     return attach

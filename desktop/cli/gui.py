@@ -54,6 +54,12 @@ def window_parser(commands_help: str = "") -> argparse.ArgumentParser:
         help="demo market speed, simulated seconds per second (default %(default)g)",
     )
     p.add_argument("--seed", type=int, default=1, help="demo market seed: the same seed, the same prices")
+    p.add_argument(
+        "--start",
+        metavar="HH:MM|YYYY-MM-DDTHH:MM",
+        help="demo market start: a time of today (or the last weekday) or a day and time (default 09:19, a "
+        "minute before the entry window opens); the demo's prices follow its seed and its day",
+    )
     p.add_argument("--theme", choices=("dark", "light"), help="colour theme (default: the last one used)")
     p.add_argument(
         "--home",
@@ -69,6 +75,16 @@ def window(argv: Sequence[str], commands_help: str = "") -> int:
     args = parser.parse_args(list(argv))  # first: `--help` and a bad option load neither Qt nor the simulator
     if args.fresh and not args.demo:
         parser.error("--fresh resets the demo's folder: use it with --demo")
+    if args.start is not None and not args.demo:
+        parser.error("--start sets the demo market's start: use it with --demo")
+    start = None
+    if args.start is not None:
+        from desktop.broker.sim.start import parse_market_start  # the simulator's: only when asked for
+
+        try:
+            start = parse_market_start(args.start)
+        except ValueError as e:
+            parser.error(f"argument --start: {e}")
     from desktop.broker.profiles import MemorySecretStore
     from desktop.cli.demo import demo_home, window_demo, wipe_demo_home
     from desktop.cli.support import trader_message
@@ -92,7 +108,7 @@ def window(argv: Sequence[str], commands_help: str = "") -> int:
 
     from desktop.ui.launch import run_gui
 
-    demo = window_demo(args.speed, args.seed) if args.demo else None
+    demo = window_demo(args.speed, args.seed, start) if args.demo else None
     return run_gui(open_engine, theme=args.theme, demo=demo, speed=args.speed, sim_days=_sim_days)
 
 

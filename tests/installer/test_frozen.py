@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.simkit import demo_start
+
 pytestmark = [pytest.mark.installer, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,7 +97,8 @@ def test_frozen_demo_trades_and_ends_cleanly_on_sigterm(frozen_app: Path, tmp_pa
     home = data / "demo"  # the demo's own folder under the data folder, kept after it ends
     out = (tmp_path / "demo.log").open("w+")
     app = subprocess.Popen(
-        [str(frozen_app / "KiteDesk"), "--demo", "--home", str(data)],
+        # The demo's prices follow its day: a pinned day on which its sessions trade within DEMO_SECONDS.
+        [str(frozen_app / "KiteDesk"), "--demo", "--start", demo_start("09:19"), "--home", str(data)],
         env=_frozen_env(data),
         cwd=tmp_path,
         stdout=out,
