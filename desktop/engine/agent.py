@@ -553,7 +553,8 @@ class SegmentAgent(QThread):
     def _goes_ahead(self) -> bool:
         """Something that must not wait came meanwhile: a kill or stop command, a function to run on this thread (a
         manual action), a failure to say, a decision with an entry of this segment's own (one of those waited for)
-        or a protective exit, ticks that may decide (an entry, a stop, a target). Read without `_cond` (a copy of a deque is atomic); `poke`d by whoever posts one."""
+        or a protective exit, ticks that may decide (an entry, a stop, a target). Read without `_cond` (a copy of a
+        deque is atomic); `poke`d by whoever posts one."""
         return any(_never_waits(item) for item in tuple(self._urgent)) or any(
             self._decides(ticks) for ticks, _, _ in tuple(self._ticks)
         )

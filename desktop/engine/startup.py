@@ -13,6 +13,7 @@ from desktop.broker.hub import BrokerHub
 from desktop.broker.ratelimit import CallKind
 from desktop.broker.session import KiteSession
 from desktop.domain import MARKET_CLOSE, MARKET_OPEN
+from desktop.engine.logs import TIME_FORMAT
 from desktop.engine.snapshots import LogLine
 from desktop.engine.trader import SegmentTrader
 
@@ -83,7 +84,7 @@ class LogLineHandler(logging.Handler):
         try:
             # The logger's redaction filter already blanked secrets out of the message.
             when = getattr(record, "market_time", None)
-            stamp = when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+            stamp = when.strftime(TIME_FORMAT) if when else ""
             text = f"{stamp} - {record.name} - {record.levelname} - {record.getMessage()}"
             self.sink(LogLine(self.segment, record.levelname, text, when))
         except Exception:  # a GUI-side problem must never break trading
